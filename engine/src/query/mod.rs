@@ -1,0 +1,1 @@
+//! The query language on BSON documents: filters, update operators, projection, sort, aggregation.

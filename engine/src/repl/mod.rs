@@ -1,0 +1,1 @@
+//! The replica set: member state, configuration, terms and optimes.
