@@ -11,4 +11,5 @@
 //!   repl/     replica-set state: member state, config, terms, optimes
 //! ```
 pub mod query;
+pub mod repl;
 pub mod wire;
