@@ -154,6 +154,9 @@ fn read_all_frames(bytes: &[u8], max_message_size: usize) -> usize {
 }
 
 proptest! {
+    // The robustness properties are cheap, so they get more cases than the default 256.
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
     #[test]
     fn arbitrary_bytes_never_panic_the_decoder(op in prop_oneof![Just(2013), Just(2004), any::<i32>()],
                                                body in vec(any::<u8>(), 0..256)) {
@@ -189,7 +192,9 @@ proptest! {
         }
         decode_like_a_connection(&bytes);
     }
+}
 
+proptest! {
     #[test]
     fn read_frame_never_panics_or_hangs(bytes in vec(any::<u8>(), 0..512), small in any::<bool>()) {
         let max = if small { 64 } else { super::MAX_MESSAGE_SIZE };

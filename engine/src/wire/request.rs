@@ -41,3 +41,43 @@ pub fn decode_request(header: &Header, body: &[u8]) -> Result<Request, WireError
         other => Err(WireError::UnsupportedOpCode(other)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bson::doc;
+
+    use super::*;
+    use crate::wire::test_support::split;
+
+    #[test]
+    fn an_op_query_is_dispatched_to_the_legacy_decoder() {
+        let query = OpQuery {
+            flags: 0,
+            full_collection_name: "admin.$cmd".into(),
+            number_to_skip: 0,
+            number_to_return: 1,
+            query: doc! { "isMaster": 1 },
+            return_fields: None,
+            read_preference: Some(doc! { "mode": "secondaryPreferred" }),
+        };
+        let bytes = query.encode(4).unwrap_or_default();
+        let (header, body) = split(&bytes);
+        assert_eq!(header.op_code, op_code::OP_QUERY);
+        assert_eq!(
+            decode_request(&header, body).ok(),
+            Some(Request::Query(Box::new(query)))
+        );
+    }
+
+    #[test]
+    fn a_negative_message_length_is_a_mismatch_not_a_panic() {
+        let header = Header {
+            message_length: -20,
+            request_id: 1,
+            response_to: 0,
+            op_code: op_code::OP_MSG,
+        };
+        let err = decode_request(&header, &[]).err();
+        assert!(matches!(err, Some(WireError::BodyLengthMismatch { .. })), "{err:?}");
+    }
+}
