@@ -45,6 +45,9 @@ pub enum Event {
     StepUpCompleted { term: i64, noop: OpTime },
     /// `replSetStepUp` from the old primary: stand now, skipping the dry run.
     StepUpRequested { from: i32 },
+    /// The shell rolled our oplog back to `common_point` (our history had diverged from the sync source's):
+    /// applied and durable optimes move back to it.
+    RolledBack { common_point: OpTime },
     /// The shell moved the member into a non-elected state (STARTUP2, RECOVERING, ROLLBACK) or back to
     /// SECONDARY after initial sync or rollback.
     FollowerStateChanged { state: MemberState },

@@ -194,6 +194,7 @@ impl ReplMachine {
             Event::StepUpCompleted { term, noop } => self.on_step_up_completed(term, noop),
             Event::StepUpRequested { from } => self.on_step_up_requested(from),
             Event::FollowerStateChanged { state } => self.on_follower_state_changed(state),
+            Event::RolledBack { common_point } => self.on_rolled_back(common_point),
         }
         self.settle();
         std::mem::take(&mut self.outbox)
@@ -313,6 +314,14 @@ impl ReplMachine {
             self.durable_wall_ms = wall_ms;
             self.send_position_upstream();
         }
+    }
+
+    fn on_rolled_back(&mut self, common_point: OpTime) {
+        if self.state.is_primary() || common_point >= self.applied {
+            return;
+        }
+        self.applied = common_point;
+        self.durable = self.durable.min(common_point);
     }
 
     fn on_follower_state_changed(&mut self, state: MemberState) {
