@@ -1,0 +1,95 @@
+//! The machine's interface: `Event`s in, `Action`s out. Everything that happens to a member is an event;
+//! everything the member wants done is an action the shell carries out **in order**.
+
+use super::messages::{
+    HeartbeatRequest, HeartbeatResponse, MemberPosition, PersistedElectionState, VoteRequest, VoteResponse,
+};
+use crate::repl::config::ReplSetConfig;
+use crate::repl::error::ReplError;
+use crate::repl::optime::OpTime;
+use crate::repl::state::MemberState;
+
+/// Something that happened to this member. Time comes with every call to `ReplMachine::handle`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Time passed: run timers (heartbeats, election timeout, takeovers, step-down checks).
+    Tick,
+    /// A `replSetHeartbeat` arrived from member `from`.
+    HeartbeatRequest { from: i32, request: HeartbeatRequest },
+    /// Our heartbeat to `from` was answered after `rtt_ms`.
+    HeartbeatResponse {
+        from: i32,
+        response: Box<HeartbeatResponse>,
+        rtt_ms: i64,
+    },
+    /// Our heartbeat to `to` failed or timed out.
+    HeartbeatFailed { to: i32, message: String },
+    /// A `replSetRequestVotes` arrived from member `from`.
+    VoteRequest { from: i32, request: VoteRequest },
+    /// A vote reply arrived from member `from`.
+    VoteResponse { from: i32, response: VoteResponse },
+    /// A `replSetUpdatePosition` arrived (from a member syncing from us).
+    UpdatePosition { from: i32, positions: Vec<MemberPosition> },
+    /// Our oplog applier advanced `lastApplied`.
+    LocalApplied { optime: OpTime, wall_ms: i64 },
+    /// Our journal made `optime` durable.
+    LocalDurable { optime: OpTime, wall_ms: i64 },
+    /// The oplog fetcher got metadata from our sync source: its term, its commit point, the primary it knows.
+    SyncSourceMetadata {
+        from: i32,
+        term: i64,
+        commit_point: OpTime,
+        primary_id: Option<i32>,
+    },
+    /// The shell finished `Action::CompleteStepUp`: the buffer is drained and the new-primary no-op written.
+    StepUpCompleted { term: i64, noop: OpTime },
+    /// `replSetStepUp` from the old primary: stand now, skipping the dry run.
+    StepUpRequested { from: i32 },
+    /// The shell rolled our oplog back to `common_point` (our history had diverged from the sync source's):
+    /// applied and durable optimes move back to it.
+    RolledBack { common_point: OpTime },
+    /// The shell moved the member into a non-elected state (STARTUP2, RECOVERING, ROLLBACK) or back to
+    /// SECONDARY after initial sync or rollback.
+    FollowerStateChanged { state: MemberState },
+}
+
+/// Something the shell must do. Actions are ordered: a `PersistElectionState` must be durable before any action
+/// that follows it is carried out (no vote or vote request may leave before the vote is on disk).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Durably store term and last vote (`local.replset.election`) before the actions after this one.
+    PersistElectionState(PersistedElectionState),
+    /// Send a `replSetHeartbeat` to member `to`.
+    SendHeartbeat { to: i32, request: HeartbeatRequest },
+    /// Answer member `to`'s heartbeat.
+    ReplyHeartbeat { to: i32, response: Box<HeartbeatResponse> },
+    /// Send a vote request (dry run or real) to member `to`.
+    SendVoteRequest { to: i32, request: VoteRequest },
+    /// Answer member `to`'s vote request.
+    ReplyVote { to: i32, response: VoteResponse },
+    /// Send `replSetUpdatePosition` to our sync source `to`.
+    SendUpdatePosition { to: i32, positions: Vec<MemberPosition> },
+    /// Send `replSetStepUp` to member `to` (hand-over after a step-down).
+    SendStepUp { to: i32 },
+    /// The member's state changed. On leaving PRIMARY the shell interrupts operations (11602) and stops
+    /// accepting writes; on becoming PRIMARY it keeps fetching (catch-up) until `CompleteStepUp`.
+    TransitionTo { state: MemberState },
+    /// Catch-up is over: stop fetching, drain the apply buffer, write the new-primary no-op in `term`, then
+    /// report `Event::StepUpCompleted`.
+    CompleteStepUp { term: i64 },
+    /// Writes are now accepted (`isWritablePrimary: true`) in `term`.
+    AcceptWrites { term: i64 },
+    /// The majority commit point moved forward.
+    CommitPointAdvanced { optime: OpTime },
+    /// `topologyVersion.counter` changed; wake awaitable `hello` waiters.
+    TopologyChanged { counter: i64 },
+    /// Start (or stop, with `None`) fetching from this sync source.
+    SyncSourceChanged { member_id: Option<i32> },
+    /// A newer config arrived through heartbeats: persist it to `local.system.replset`.
+    InstallConfig(Box<ReplSetConfig>),
+    /// A pending `replSetStepDown` finished.
+    StepDownFinished {
+        request_id: u64,
+        result: Result<(), ReplError>,
+    },
+}

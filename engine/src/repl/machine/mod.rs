@@ -1,0 +1,465 @@
+//! `ReplMachine`: one member's replica-set decision logic as a pure state machine.
+//!
+//! ```text
+//!                 now_ms + Event                     Vec<Action>
+//!   shell ───────────────────────────▶ ReplMachine ──────────────────▶ shell
+//!   (sockets,     Tick, HeartbeatRequest/Response,    PersistElectionState, SendHeartbeat, ReplyVote,
+//!    timers,      VoteRequest/Response, UpdatePosition, SendVoteRequest, TransitionTo, CompleteStepUp,
+//!    storage)     LocalApplied/Durable, ...            CommitPointAdvanced, SyncSourceChanged, ...
+//!                 + commands: step_down, freeze,
+//!                   sync_from, reconfig, status
+//! ```
+//!
+//! No I/O, no clock, no threads: time arrives with every call, randomness comes from a seeded generator
+//! the machine owns, so a run is reproducible from (seed, inputs). Submodules, one rule family each:
+//! `heartbeat` (health, config propagation), `election` (timer, dry run, candidacy, takeover), `voting`
+//! (the voter's rules), `leader` (catch-up, commit point, losing the majority), `stepdown` (`replSetStepDown`,
+//! `replSetFreeze`, hand-over), `sync_source`, `status` (the `replSetGetStatus` snapshot).
+
+mod election;
+mod heartbeat;
+mod io;
+mod leader;
+mod members;
+mod messages;
+mod status;
+mod stepdown;
+mod sync_source;
+mod voting;
+
+#[cfg(test)]
+mod sim_tests;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use io::{Action, Event};
+pub use members::MemberView;
+pub use messages::{
+    HeartbeatRequest, HeartbeatResponse, LastVote, MemberPosition, PersistedElectionState, VoteRequest, VoteResponse,
+};
+pub use status::{MemberStatus, ReplStatus};
+
+use super::config::ReplSetConfig;
+use super::error::ReplError;
+use super::optime::OpTime;
+use super::rng::SplitMix64;
+use super::state::MemberState;
+
+/// How this member starts: its identity, what it persisted, and its oplog position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineStart {
+    /// The installed config.
+    pub config: ReplSetConfig,
+    /// This member's `host` as written in the config.
+    pub self_host: String,
+    /// Term and last vote read back from storage.
+    pub persisted: PersistedElectionState,
+    /// Last applied optime in the oplog.
+    pub applied: OpTime,
+    /// Last durable optime.
+    pub durable: OpTime,
+    /// The commit point last persisted (never goes backwards across restarts).
+    pub commit_point: OpTime,
+    /// Seed for election jitter.
+    pub seed: u64,
+}
+
+/// An election this member is running.
+#[derive(Debug, Clone, PartialEq)]
+struct Candidacy {
+    dry_run: bool,
+    term: i64,
+    votes: BTreeSet<i32>,
+    started_ms: i64,
+}
+
+/// Where a newly elected primary is in its step-up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LeaderPhase {
+    /// Fetching until our applied optime reaches `target` (or the deadline passes).
+    CatchingUp { target: OpTime, deadline_ms: Option<i64> },
+    /// Waiting for the shell to drain and write the new-primary no-op.
+    Draining,
+    /// Accepting writes.
+    Writable,
+}
+
+/// A conditional `replSetStepDown` waiting for a secondary to catch up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PendingStepDown {
+    request_id: u64,
+    deadline_ms: i64,
+    freeze_ms: i64,
+    force: bool,
+}
+
+/// One replica-set member's decision logic. See the module docs.
+#[derive(Debug, Clone)]
+pub struct ReplMachine {
+    config: ReplSetConfig,
+    self_host: String,
+    self_id: Option<i32>,
+    state: MemberState,
+    term: i64,
+    last_vote: Option<LastVote>,
+    applied: OpTime,
+    applied_wall_ms: i64,
+    durable: OpTime,
+    durable_wall_ms: i64,
+    commit_point: OpTime,
+    members: BTreeMap<i32, MemberView>,
+    primary_id: Option<i32>,
+    candidacy: Option<Candidacy>,
+    leader_phase: Option<LeaderPhase>,
+    election: Option<(i64, OpTime)>,
+    election_deadline_ms: i64,
+    takeover_deadline_ms: Option<i64>,
+    frozen_until_ms: i64,
+    pending_step_down: Option<PendingStepDown>,
+    sync_source: Option<i32>,
+    requested_sync_source: Option<i32>,
+    next_keepalive_ms: i64,
+    topology_version: i64,
+    started_ms: i64,
+    now_ms: i64,
+    rng: SplitMix64,
+    outbox: Vec<Action>,
+}
+
+impl ReplMachine {
+    /// A member starting at `now_ms`. Data-bearing members start as SECONDARY, arbiters as ARBITER, and a
+    /// host missing from the config as REMOVED. A lone voter stands for election on the first tick.
+    pub fn new(start: MachineStart, now_ms: i64) -> Self {
+        let mut machine = Self {
+            config: start.config,
+            self_host: start.self_host,
+            self_id: None,
+            state: MemberState::Startup,
+            term: start.persisted.term,
+            last_vote: start.persisted.last_vote,
+            applied: start.applied,
+            applied_wall_ms: 0,
+            durable: start.durable,
+            durable_wall_ms: 0,
+            commit_point: start.commit_point.min(start.applied),
+            members: BTreeMap::new(),
+            primary_id: None,
+            candidacy: None,
+            leader_phase: None,
+            election: None,
+            election_deadline_ms: now_ms,
+            takeover_deadline_ms: None,
+            frozen_until_ms: 0,
+            pending_step_down: None,
+            sync_source: None,
+            requested_sync_source: None,
+            next_keepalive_ms: now_ms,
+            topology_version: 0,
+            started_ms: now_ms,
+            now_ms,
+            rng: SplitMix64::new(start.seed),
+            outbox: Vec::new(),
+        };
+        machine.adopt_config_members();
+        machine.state = machine.resting_state();
+        machine.reset_election_timer();
+        if machine.is_lone_voter() {
+            machine.election_deadline_ms = now_ms;
+        }
+        machine
+    }
+
+    /// Feeds one event at `now_ms` (time never goes backwards: an older `now_ms` is treated as the latest
+    /// seen) and returns the actions to carry out, in order.
+    pub fn handle(&mut self, now_ms: i64, event: Event) -> Vec<Action> {
+        self.now_ms = self.now_ms.max(now_ms);
+        match event {
+            Event::Tick => self.on_tick(),
+            Event::HeartbeatRequest { from, request } => self.on_heartbeat_request(from, &request),
+            Event::HeartbeatResponse { from, response, rtt_ms } => self.on_heartbeat_response(from, *response, rtt_ms),
+            Event::HeartbeatFailed { to, message } => self.on_heartbeat_failed(to, message),
+            Event::VoteRequest { from, request } => self.on_vote_request(from, &request),
+            Event::VoteResponse { from, response } => self.on_vote_response(from, &response),
+            Event::UpdatePosition { from, positions } => self.on_update_position(from, &positions),
+            Event::LocalApplied { optime, wall_ms } => self.on_local_applied(optime, wall_ms),
+            Event::LocalDurable { optime, wall_ms } => self.on_local_durable(optime, wall_ms),
+            Event::SyncSourceMetadata {
+                from,
+                term,
+                commit_point,
+                primary_id,
+            } => self.on_sync_source_metadata(from, term, commit_point, primary_id),
+            Event::StepUpCompleted { term, noop } => self.on_step_up_completed(term, noop),
+            Event::StepUpRequested { from } => self.on_step_up_requested(from),
+            Event::FollowerStateChanged { state } => self.on_follower_state_changed(state),
+            Event::RolledBack { common_point } => self.on_rolled_back(common_point),
+        }
+        self.settle();
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Installs `new_config` from `replSetReconfig` (primary only unless `force`).
+    pub fn reconfig(
+        &mut self,
+        now_ms: i64,
+        mut new_config: ReplSetConfig,
+        force: bool,
+    ) -> Result<Vec<Action>, ReplError> {
+        self.now_ms = self.now_ms.max(now_ms);
+        if !force && !self.state.is_primary() {
+            return Err(ReplError::not_writable_primary(
+                "replSetReconfig must run on the primary unless force",
+            ));
+        }
+        new_config.validate_reconfig_from(&self.config, force)?;
+        if !force {
+            new_config.term = self.term;
+        }
+        self.install_config(new_config);
+        self.settle();
+        Ok(std::mem::take(&mut self.outbox))
+    }
+
+    /// The current term.
+    pub fn term(&self) -> i64 {
+        self.term
+    }
+
+    /// The current member state.
+    pub fn state(&self) -> MemberState {
+        self.state
+    }
+
+    /// The installed config.
+    pub fn config(&self) -> &ReplSetConfig {
+        &self.config
+    }
+
+    /// This member's `_id`, or `None` when it is not in the config.
+    pub fn self_id(&self) -> Option<i32> {
+        self.self_id
+    }
+
+    /// The member this one believes is primary.
+    pub fn primary_id(&self) -> Option<i32> {
+        self.primary_id
+    }
+
+    /// Whether writes are accepted here (`isWritablePrimary`).
+    pub fn is_writable_primary(&self) -> bool {
+        self.state.is_primary() && self.leader_phase == Some(LeaderPhase::Writable)
+    }
+
+    /// The majority commit point.
+    pub fn commit_point(&self) -> OpTime {
+        self.commit_point
+    }
+
+    /// Last applied optime.
+    pub fn applied(&self) -> OpTime {
+        self.applied
+    }
+
+    /// The current sync source.
+    pub fn sync_source(&self) -> Option<i32> {
+        self.sync_source
+    }
+
+    /// `topologyVersion.counter`.
+    pub fn topology_version(&self) -> i64 {
+        self.topology_version
+    }
+
+    /// What must be persisted about elections right now.
+    pub fn persisted_election_state(&self) -> PersistedElectionState {
+        PersistedElectionState {
+            term: self.term,
+            last_vote: self.last_vote,
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.expire_members();
+        self.send_due_heartbeats();
+        self.check_candidacy_timeout();
+        self.check_election_timer();
+        self.check_priority_takeover();
+        self.check_majority_contact();
+        self.check_catch_up_deadline();
+        self.check_step_down_deadline();
+        self.send_keepalive_position();
+    }
+
+    /// Rules re-checked after every event.
+    fn settle(&mut self) {
+        self.check_catch_up();
+        self.advance_commit_point_as_primary();
+        self.check_pending_step_down();
+        self.reevaluate_sync_source();
+    }
+
+    fn on_local_applied(&mut self, optime: OpTime, wall_ms: i64) {
+        if optime > self.applied {
+            self.applied = optime;
+            self.applied_wall_ms = wall_ms;
+            self.send_position_upstream();
+        }
+    }
+
+    fn on_local_durable(&mut self, optime: OpTime, wall_ms: i64) {
+        if optime > self.durable {
+            self.durable = optime;
+            self.durable_wall_ms = wall_ms;
+            self.send_position_upstream();
+        }
+    }
+
+    fn on_rolled_back(&mut self, common_point: OpTime) {
+        if self.state.is_primary() || common_point >= self.applied {
+            return;
+        }
+        self.applied = common_point;
+        self.durable = self.durable.min(common_point);
+    }
+
+    fn on_follower_state_changed(&mut self, state: MemberState) {
+        let allowed = matches!(
+            state,
+            MemberState::Secondary | MemberState::Recovering | MemberState::Startup2 | MemberState::Rollback
+        );
+        if allowed && !self.state.is_primary() && self.self_id.is_some() && !self.is_arbiter() {
+            self.set_state(state);
+        }
+    }
+
+    /// Adopts a higher term seen in any message: persist it, abandon any candidacy, and step down if primary.
+    fn observe_term(&mut self, term: i64) {
+        if term <= self.term {
+            return;
+        }
+        self.term = term;
+        self.candidacy = None;
+        self.persist_election_state();
+        if self.state.is_primary() {
+            self.step_down_now("a higher term was seen");
+        }
+        if self.primary_id == self.self_id {
+            self.primary_id = None;
+        }
+    }
+
+    fn persist_election_state(&mut self) {
+        let state = self.persisted_election_state();
+        self.outbox.push(Action::PersistElectionState(state));
+    }
+
+    fn set_state(&mut self, state: MemberState) {
+        if self.state != state {
+            self.state = state;
+            self.outbox.push(Action::TransitionTo { state });
+            self.bump_topology();
+        }
+    }
+
+    fn set_primary(&mut self, primary_id: Option<i32>) {
+        if self.primary_id != primary_id {
+            self.primary_id = primary_id;
+            self.bump_topology();
+        }
+    }
+
+    fn bump_topology(&mut self) {
+        self.topology_version += 1;
+        self.outbox.push(Action::TopologyChanged {
+            counter: self.topology_version,
+        });
+    }
+
+    fn reset_election_timer(&mut self) {
+        let timeout = self.config.settings.election_timeout_millis;
+        self.election_deadline_ms = self.now_ms + timeout + self.rng.below(timeout * 15 / 100 + 1);
+    }
+
+    /// The state a member rests in when it is not primary.
+    fn resting_state(&self) -> MemberState {
+        match self.self_member() {
+            None => MemberState::Removed,
+            Some(member) if member.arbiter_only => MemberState::Arbiter,
+            Some(_) => MemberState::Secondary,
+        }
+    }
+
+    fn self_member(&self) -> Option<&super::config::MemberConfig> {
+        self.self_id.and_then(|id| self.config.find_member_by_id(id))
+    }
+
+    fn is_arbiter(&self) -> bool {
+        self.self_member().is_some_and(|member| member.arbiter_only)
+    }
+
+    fn self_priority(&self) -> f64 {
+        self.self_member().map_or(0.0, |member| member.priority)
+    }
+
+    fn is_lone_voter(&self) -> bool {
+        self.config.voting_member_count() == 1 && self.self_member().is_some_and(|member| member.is_electable())
+    }
+
+    fn is_frozen(&self) -> bool {
+        self.now_ms < self.frozen_until_ms
+    }
+
+    /// Whether this member may stand for election now.
+    fn can_stand(&self) -> bool {
+        self.state == MemberState::Secondary
+            && !self.is_frozen()
+            && self.candidacy.is_none()
+            && self.self_member().is_some_and(|member| member.is_electable())
+    }
+
+    fn election_timeout_ms(&self) -> i64 {
+        self.config.settings.election_timeout_millis
+    }
+
+    /// Rebuilds the member views after a config change, keeping what we knew about surviving members.
+    fn adopt_config_members(&mut self) {
+        self.self_id = self.config.find_member_by_host(&self.self_host).map(|member| member.id);
+        let mut members = BTreeMap::new();
+        for member in &self.config.members {
+            if Some(member.id) == self.self_id {
+                continue;
+            }
+            let view = self
+                .members
+                .remove(&member.id)
+                .unwrap_or_else(|| MemberView::new(member.id, self.now_ms));
+            members.insert(member.id, view);
+        }
+        self.members = members;
+    }
+
+    /// Switches to `config`: rebuild views, move to REMOVED (or back) as membership demands, tell the shell.
+    fn install_config(&mut self, config: ReplSetConfig) {
+        self.config = config;
+        self.adopt_config_members();
+        self.outbox.push(Action::InstallConfig(Box::new(self.config.clone())));
+        self.bump_topology();
+        if self.self_id.is_none() {
+            self.candidacy = None;
+            self.leader_phase = None;
+            self.set_primary(None);
+            self.set_state(MemberState::Removed);
+        } else if self.state == MemberState::Removed || self.state == MemberState::Startup {
+            let resting = self.resting_state();
+            self.set_state(resting);
+        }
+        if self
+            .primary_id
+            .is_some_and(|id| !self.members.contains_key(&id) && Some(id) != self.self_id)
+        {
+            self.set_primary(None);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Choosing where to fetch the oplog from: a requested `replSetSyncFrom` target first; the primary when
+//! chaining is off; otherwise the lowest-ping healthy data-bearing member that is ahead of us and no more than
+//! `maxSyncSourceLagSecs` behind the primary. A source is kept while it stays usable.
+
+use super::io::Action;
+use super::{LeaderPhase, ReplMachine};
+use crate::repl::error::ReplError;
+use crate::repl::state::MemberState;
+
+/// A member more than this far behind the primary is not a sync source (`maxSyncSourceLagSecs`).
+pub const MAX_SYNC_SOURCE_LAG_SECS: u32 = 30;
+
+impl ReplMachine {
+    /// `replSetSyncFrom {host}`: prefer `host` as sync source. Returns the previous sync source's host.
+    pub fn sync_from(&mut self, now_ms: i64, host: &str) -> Result<(Vec<Action>, Option<String>), ReplError> {
+        self.now_ms = self.now_ms.max(now_ms);
+        if self.state.is_primary() {
+            return Err(ReplError::not_secondary("primaries don't sync"));
+        }
+        let member = self
+            .config
+            .find_member_by_host(host)
+            .ok_or_else(|| ReplError::node_not_found(format!("could not find member \"{host}\" in the replica set")))?;
+        if Some(member.id) == self.self_id {
+            return Err(ReplError::new(2, "BadValue", "I cannot sync from myself"));
+        }
+        if member.arbiter_only {
+            return Err(ReplError::new(
+                2,
+                "BadValue",
+                format!("cannot sync from \"{host}\" because it is an arbiter"),
+            ));
+        }
+        let previous = self
+            .sync_source
+            .and_then(|id| self.config.find_member_by_id(id))
+            .map(|m| m.host.clone());
+        self.requested_sync_source = Some(member.id);
+        if self.sync_source != Some(member.id) && self.is_usable_source(member.id, false) {
+            self.change_sync_source(Some(member.id));
+        }
+        Ok((std::mem::take(&mut self.outbox), previous))
+    }
+
+    /// Keeps the current source while usable, otherwise picks a new one (or none).
+    pub(super) fn reevaluate_sync_source(&mut self) {
+        if !self.needs_sync_source() {
+            self.change_sync_source(None);
+            return;
+        }
+        if let Some(requested) = self.requested_sync_source
+            && self.is_usable_source(requested, false)
+        {
+            self.change_sync_source(Some(requested));
+            return;
+        }
+        if let Some(current) = self.sync_source
+            && self.is_usable_source(current, true)
+        {
+            return;
+        }
+        let choice = self.choose_sync_source();
+        self.change_sync_source(choice);
+    }
+
+    fn needs_sync_source(&self) -> bool {
+        match self.state {
+            MemberState::Secondary | MemberState::Recovering | MemberState::Startup2 | MemberState::Rollback => true,
+            MemberState::Primary => matches!(self.leader_phase, Some(LeaderPhase::CatchingUp { .. })),
+            _ => false,
+        }
+    }
+
+    fn choose_sync_source(&self) -> Option<i32> {
+        if !self.config.settings.chaining_allowed {
+            return self.primary_id.filter(|id| self.is_usable_source(*id, false));
+        }
+        self.members
+            .values()
+            .filter(|view| self.is_usable_source(view.id, false) && view.applied > self.applied)
+            .min_by_key(|view| (view.ping_ms.unwrap_or(i64::MAX), view.id))
+            .map(|view| view.id)
+    }
+
+    /// Healthy, data-bearing, PRIMARY or SECONDARY, not too far behind the primary, and (when `keeping`)
+    /// not behind us; with chaining off only the primary qualifies.
+    fn is_usable_source(&self, id: i32, keeping: bool) -> bool {
+        let Some(view) = self.members.get(&id) else {
+            return false;
+        };
+        let data_bearing = self
+            .config
+            .find_member_by_id(id)
+            .is_some_and(|member| member.is_data_bearing());
+        let serving = matches!(view.state, MemberState::Primary | MemberState::Secondary);
+        if !view.healthy || !data_bearing || !serving || (keeping && view.applied < self.applied) {
+            return false;
+        }
+        if !self.config.settings.chaining_allowed && self.requested_sync_source != Some(id) {
+            return self.primary_id == Some(id);
+        }
+        let primary_applied = self
+            .primary_id
+            .and_then(|primary| self.members.get(&primary))
+            .map(|p| p.applied);
+        primary_applied
+            .is_none_or(|primary| view.applied.ts.time.saturating_add(MAX_SYNC_SOURCE_LAG_SECS) >= primary.ts.time)
+    }
+
+    fn change_sync_source(&mut self, member_id: Option<i32>) {
+        if self.sync_source != member_id {
+            self.sync_source = member_id;
+            self.outbox.push(Action::SyncSourceChanged { member_id });
+        }
+    }
+}

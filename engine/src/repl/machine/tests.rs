@@ -1,0 +1,944 @@
+//! Unit tests of the machine's rules, one scenario each, driven by hand-made events (no sockets, no clock).
+
+use super::*;
+use crate::repl::config::MemberConfig;
+
+const ELECTION_TIMEOUT: i64 = 1_000;
+/// Past any jittered election deadline (timeout + 15 %).
+const AFTER_TIMEOUT: i64 = 1_200;
+
+fn host(id: i32) -> String {
+    format!("h{id}:1")
+}
+
+fn config_with(members: Vec<MemberConfig>) -> ReplSetConfig {
+    let mut config = ReplSetConfig::new("rs0", members);
+    config.term = 0;
+    config.settings.election_timeout_millis = ELECTION_TIMEOUT;
+    config.settings.heartbeat_interval_millis = 200;
+    config.settings.heartbeat_timeout_secs = 2;
+    config
+}
+
+fn config(n: i32) -> ReplSetConfig {
+    config_with((0..n).map(|id| MemberConfig::new(id, host(id))).collect())
+}
+
+fn start(config: &ReplSetConfig, id: i32, term: i64, applied: OpTime) -> ReplMachine {
+    let start = MachineStart {
+        config: config.clone(),
+        self_host: host(id),
+        persisted: PersistedElectionState { term, last_vote: None },
+        applied,
+        durable: applied,
+        commit_point: OpTime::null(),
+        seed: 7,
+    };
+    ReplMachine::new(start, 0)
+}
+
+fn op(secs: u32, term: i64) -> OpTime {
+    OpTime::new(secs, 0, term)
+}
+
+fn heartbeat_reply(machine: &ReplMachine, from: i32, state: MemberState, term: i64, applied: OpTime) -> Event {
+    let response = HeartbeatResponse {
+        set_name: "rs0".into(),
+        state,
+        term,
+        sender_id: from,
+        primary_id: (state == MemberState::Primary).then_some(from),
+        election_optime: None,
+        applied,
+        durable: applied,
+        applied_wall_ms: 0,
+        durable_wall_ms: 0,
+        sync_source_id: None,
+        config_version: machine.config().version,
+        config_term: machine.config().term,
+        config: None,
+        commit_point: OpTime::null(),
+        electable: state == MemberState::Secondary,
+    };
+    Event::HeartbeatResponse {
+        from,
+        response: Box::new(response),
+        rtt_ms: 5,
+    }
+}
+
+fn vote_request(machine: &ReplMachine, candidate: i32, term: i64, dry_run: bool, applied: OpTime) -> Event {
+    let request = VoteRequest {
+        set_name: "rs0".into(),
+        dry_run,
+        term,
+        candidate_id: candidate,
+        config_version: machine.config().version,
+        config_term: machine.config().term,
+        last_applied: applied,
+    };
+    Event::VoteRequest {
+        from: candidate,
+        request,
+    }
+}
+
+fn grant(term: i64, dry_run: bool) -> VoteResponse {
+    VoteResponse {
+        term,
+        vote_granted: true,
+        reason: String::new(),
+        dry_run,
+        request_term: term,
+    }
+}
+
+fn vote_reply(actions: &[Action]) -> VoteResponse {
+    actions
+        .iter()
+        .find_map(|action| match action {
+            Action::ReplyVote { response, .. } => Some(response.clone()),
+            _ => None,
+        })
+        .expect("a vote reply")
+}
+
+fn vote_requests(actions: &[Action]) -> Vec<(i32, VoteRequest)> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::SendVoteRequest { to, request } => Some((*to, request.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn has(actions: &[Action], wanted: &Action) -> bool {
+    actions.contains(wanted)
+}
+
+fn position_of(actions: &[Action], predicate: impl Fn(&Action) -> bool) -> Option<usize> {
+    actions.iter().position(predicate)
+}
+
+/// Drives member 0 of `config` through a dry run and a real election won with member 1's votes; returns it as
+/// a writable primary (the new-primary no-op at `noop`).
+fn elect(config: &ReplSetConfig, applied: OpTime, noop: OpTime) -> ReplMachine {
+    let mut machine = start(config, 0, 1, applied);
+    machine.handle(AFTER_TIMEOUT, Event::Tick);
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(1, true),
+        },
+    );
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(2, false),
+        },
+    );
+    assert!(machine.state().is_primary());
+    machine.handle(AFTER_TIMEOUT, Event::StepUpCompleted { term: 2, noop });
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::LocalDurable {
+            optime: noop,
+            wall_ms: 0,
+        },
+    );
+    assert!(machine.is_writable_primary());
+    machine
+}
+
+#[test]
+fn lone_voter_elects_itself_at_once() {
+    let mut machine = start(&config(1), 0, 0, OpTime::null());
+    let actions = machine.handle(0, Event::Tick);
+    assert!(has(
+        &actions,
+        &Action::TransitionTo {
+            state: MemberState::Primary
+        }
+    ));
+    assert!(has(&actions, &Action::CompleteStepUp { term: 1 }));
+    let persist = position_of(&actions, |a| matches!(a, Action::PersistElectionState(_)));
+    assert!(persist.is_some(), "the self-vote is persisted");
+    assert!(!machine.is_writable_primary(), "not writable before the no-op");
+    let actions = machine.handle(
+        1,
+        Event::StepUpCompleted {
+            term: 1,
+            noop: op(1, 1),
+        },
+    );
+    assert!(has(&actions, &Action::AcceptWrites { term: 1 }));
+    assert!(machine.is_writable_primary());
+    assert_eq!(machine.commit_point(), OpTime::null(), "durable no-op needed first");
+    let actions = machine.handle(
+        2,
+        Event::LocalDurable {
+            optime: op(1, 1),
+            wall_ms: 2,
+        },
+    );
+    assert!(has(&actions, &Action::CommitPointAdvanced { optime: op(1, 1) }));
+}
+
+#[test]
+fn election_timer_starts_a_dry_run_without_bumping_the_term() {
+    let mut machine = start(&config(3), 0, 4, op(1, 4));
+    assert!(vote_requests(&machine.handle(ELECTION_TIMEOUT - 1, Event::Tick)).is_empty());
+    let actions = machine.handle(AFTER_TIMEOUT, Event::Tick);
+    let requests = vote_requests(&actions);
+    assert_eq!(requests.iter().map(|(to, _)| *to).collect::<Vec<_>>(), [1, 2]);
+    assert!(
+        requests
+            .iter()
+            .all(|(_, request)| request.dry_run && request.term == 4 && request.candidate_id == 0)
+    );
+    assert_eq!(machine.term(), 4);
+    assert!(!actions.iter().any(|a| matches!(a, Action::PersistElectionState(_))));
+}
+
+#[test]
+fn dry_run_majority_starts_a_real_election_persisting_the_vote_first() {
+    let mut machine = start(&config(3), 0, 4, op(1, 4));
+    machine.handle(AFTER_TIMEOUT, Event::Tick);
+    let actions = machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 2,
+            response: grant(4, true),
+        },
+    );
+    assert_eq!(machine.term(), 5);
+    let persist = position_of(&actions, |a| {
+        *a == Action::PersistElectionState(PersistedElectionState {
+            term: 5,
+            last_vote: Some(LastVote {
+                term: 5,
+                candidate_id: 0,
+            }),
+        })
+    });
+    let first_request = position_of(&actions, |a| matches!(a, Action::SendVoteRequest { .. }));
+    assert!(persist.expect("persist") < first_request.expect("vote request"));
+    assert!(
+        vote_requests(&actions)
+            .iter()
+            .all(|(_, request)| !request.dry_run && request.term == 5)
+    );
+}
+
+#[test]
+fn a_refused_or_stale_vote_does_not_count() {
+    let mut machine = start(&config(5), 0, 1, op(1, 1));
+    machine.handle(AFTER_TIMEOUT, Event::Tick);
+    let refused = VoteResponse {
+        vote_granted: false,
+        ..grant(1, true)
+    };
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: refused,
+        },
+    );
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 2,
+            response: grant(0, true),
+        },
+    );
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 3,
+            response: grant(1, false),
+        },
+    );
+    assert_eq!(machine.term(), 1, "no majority of matching grants yet");
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 3,
+            response: grant(1, true),
+        },
+    );
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 3,
+            response: grant(1, true),
+        },
+    );
+    assert_eq!(machine.term(), 1, "a duplicated grant counts once");
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 4,
+            response: grant(1, true),
+        },
+    );
+    assert_eq!(machine.term(), 2);
+}
+
+#[test]
+fn a_higher_term_in_a_vote_reply_ends_the_candidacy() {
+    let mut machine = start(&config(3), 0, 1, op(1, 1));
+    machine.handle(AFTER_TIMEOUT, Event::Tick);
+    let newer = VoteResponse {
+        term: 9,
+        vote_granted: false,
+        reason: "x".into(),
+        dry_run: true,
+        request_term: 1,
+    };
+    let actions = machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: newer,
+        },
+    );
+    assert_eq!(machine.term(), 9);
+    assert!(has(
+        &actions,
+        &Action::PersistElectionState(PersistedElectionState {
+            term: 9,
+            last_vote: None
+        })
+    ));
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 2,
+            response: grant(1, true),
+        },
+    );
+    assert_eq!(machine.term(), 9, "the old dry run is gone");
+}
+
+#[test]
+fn winning_enters_catch_up_until_the_newest_optime_seen() {
+    let mut machine = start(&config(3), 0, 1, op(5, 1));
+    machine.handle(10, heartbeat_reply(&machine, 2, MemberState::Secondary, 1, op(8, 1)));
+    machine.handle(AFTER_TIMEOUT, Event::Tick);
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(1, true),
+        },
+    );
+    let actions = machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(2, false),
+        },
+    );
+    assert!(has(
+        &actions,
+        &Action::TransitionTo {
+            state: MemberState::Primary
+        }
+    ));
+    assert!(
+        !has(&actions, &Action::CompleteStepUp { term: 2 }),
+        "member 2 is ahead: catch up first"
+    );
+    assert_eq!(machine.sync_source(), Some(2), "a catching-up primary keeps fetching");
+    let heartbeats = actions
+        .iter()
+        .filter(|a| matches!(a, Action::SendHeartbeat { .. }))
+        .count();
+    assert_eq!(heartbeats, 2, "asks everyone for their newest optime");
+    let actions = machine.handle(
+        AFTER_TIMEOUT + 5,
+        Event::LocalApplied {
+            optime: op(8, 1),
+            wall_ms: 0,
+        },
+    );
+    assert!(has(&actions, &Action::CompleteStepUp { term: 2 }));
+    assert!(has(&actions, &Action::SyncSourceChanged { member_id: None }));
+}
+
+#[test]
+fn catch_up_ends_at_its_timeout() {
+    let mut config = config(3);
+    config.settings.catch_up_timeout_millis = 300;
+    let mut machine = start(&config, 0, 1, op(5, 1));
+    machine.handle(10, heartbeat_reply(&machine, 2, MemberState::Secondary, 1, op(8, 1)));
+    machine.handle(AFTER_TIMEOUT, Event::Tick);
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(1, true),
+        },
+    );
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(2, false),
+        },
+    );
+    assert!(!has(
+        &machine.handle(AFTER_TIMEOUT + 299, Event::Tick),
+        &Action::CompleteStepUp { term: 2 }
+    ));
+    assert!(has(
+        &machine.handle(AFTER_TIMEOUT + 300, Event::Tick),
+        &Action::CompleteStepUp { term: 2 }
+    ));
+}
+
+#[test]
+fn voter_grants_and_persists_before_replying() {
+    let mut machine = start(&config(3), 1, 3, op(5, 3));
+    let actions = machine.handle(10, vote_request(&machine, 0, 4, false, op(5, 3)));
+    let persist = position_of(&actions, |a| matches!(a, Action::PersistElectionState(_))).expect("persist");
+    let reply = position_of(&actions, |a| matches!(a, Action::ReplyVote { .. })).expect("reply");
+    assert!(persist < reply);
+    assert!(vote_reply(&actions).vote_granted);
+    assert_eq!(
+        machine.persisted_election_state().last_vote,
+        Some(LastVote {
+            term: 4,
+            candidate_id: 0
+        })
+    );
+    let again = machine.handle(11, vote_request(&machine, 0, 4, false, op(5, 3)));
+    assert!(
+        vote_reply(&again).vote_granted,
+        "a duplicated request from the same candidate"
+    );
+}
+
+#[test]
+fn voter_refusals() {
+    let mut machine = start(&config(3), 1, 3, op(5, 3));
+    let stale_term = machine.handle(10, vote_request(&machine, 0, 2, false, op(9, 3)));
+    assert!(!vote_reply(&stale_term).vote_granted);
+    let stale_data = machine.handle(10, vote_request(&machine, 0, 4, false, op(4, 3)));
+    assert!(!vote_reply(&stale_data).vote_granted);
+    assert_eq!(
+        machine.term(),
+        4,
+        "a real request's higher term is adopted even when refused"
+    );
+    machine.handle(10, vote_request(&machine, 2, 5, false, op(5, 3)));
+    let second = machine.handle(10, vote_request(&machine, 0, 5, false, op(6, 3)));
+    assert!(!vote_reply(&second).vote_granted, "already voted for 2 in term 5");
+    let dry = machine.handle(10, vote_request(&machine, 0, 5, true, op(6, 3)));
+    assert!(vote_reply(&dry).vote_granted, "dry runs ignore the vote already cast");
+    assert!(
+        !dry.iter().any(|a| matches!(a, Action::PersistElectionState(_))),
+        "dry runs persist nothing"
+    );
+    let Event::VoteRequest { from, mut request } = vote_request(&machine, 0, 6, false, op(6, 3)) else {
+        unreachable!()
+    };
+    request.config_version += 1;
+    let wrong_config = machine.handle(
+        10,
+        Event::VoteRequest {
+            from,
+            request: request.clone(),
+        },
+    );
+    assert!(!vote_reply(&wrong_config).vote_granted);
+    request.config_version -= 1;
+    request.set_name = "other".into();
+    let wrong_set = machine.handle(10, Event::VoteRequest { from, request });
+    assert!(!vote_reply(&wrong_set).vote_granted);
+}
+
+#[test]
+fn non_voters_refuse_to_vote() {
+    let mut members: Vec<_> = (0..3).map(|id| MemberConfig::new(id, host(id))).collect();
+    members.push(MemberConfig {
+        votes: 0,
+        priority: 0.0,
+        ..MemberConfig::new(3, host(3))
+    });
+    let mut machine = start(&config_with(members), 3, 1, op(1, 1));
+    let actions = machine.handle(10, vote_request(&machine, 0, 2, false, op(1, 1)));
+    assert!(!vote_reply(&actions).vote_granted);
+}
+
+#[test]
+fn arbiter_refuses_while_it_sees_a_healthy_primary_of_equal_priority() {
+    let members = vec![
+        MemberConfig::new(0, host(0)),
+        MemberConfig::new(1, host(1)),
+        MemberConfig::arbiter(2, host(2)),
+    ];
+    let config = config_with(members);
+    let mut arbiter = start(&config, 2, 1, OpTime::null());
+    assert_eq!(arbiter.state(), MemberState::Arbiter);
+    arbiter.handle(10, heartbeat_reply(&arbiter, 0, MemberState::Primary, 1, op(3, 1)));
+    let refused = arbiter.handle(20, vote_request(&arbiter, 1, 2, true, op(3, 1)));
+    assert!(!vote_reply(&refused).vote_granted);
+    arbiter.handle(3_000, Event::Tick);
+    let granted = arbiter.handle(3_000, vote_request(&arbiter, 1, 2, true, op(3, 1)));
+    assert!(vote_reply(&granted).vote_granted, "the primary went DOWN");
+    assert!(
+        vote_requests(&arbiter.handle(50_000, Event::Tick)).is_empty(),
+        "arbiters never stand"
+    );
+}
+
+#[test]
+fn priority_zero_and_non_voters_never_stand() {
+    let members = vec![
+        MemberConfig::new(0, host(0)),
+        MemberConfig {
+            priority: 0.0,
+            ..MemberConfig::new(1, host(1))
+        },
+        MemberConfig {
+            votes: 0,
+            priority: 0.0,
+            ..MemberConfig::new(2, host(2))
+        },
+    ];
+    let config = config_with(members);
+    for id in [1, 2] {
+        let mut machine = start(&config, id, 1, op(1, 1));
+        assert!(vote_requests(&machine.handle(50_000, Event::Tick)).is_empty());
+        machine.handle(50_001, Event::StepUpRequested { from: 0 });
+        assert_eq!(machine.term(), 1);
+    }
+}
+
+#[test]
+fn primary_steps_down_on_a_higher_term() {
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    let actions = primary.handle(1_300, heartbeat_reply(&primary, 1, MemberState::Secondary, 7, op(2, 2)));
+    assert_eq!(primary.term(), 7);
+    assert!(has(
+        &actions,
+        &Action::TransitionTo {
+            state: MemberState::Secondary
+        }
+    ));
+    assert!(!primary.is_writable_primary());
+    assert!(has(
+        &actions,
+        &Action::PersistElectionState(PersistedElectionState {
+            term: 7,
+            last_vote: primary.last_vote
+        })
+    ));
+}
+
+#[test]
+fn primary_steps_down_without_a_majority_and_stays_up_with_one() {
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    let mut now = AFTER_TIMEOUT;
+    for _ in 0..5 {
+        now += 400;
+        primary.handle(now, heartbeat_reply(&primary, 2, MemberState::Secondary, 2, op(2, 2)));
+        primary.handle(now, Event::Tick);
+        assert!(primary.is_writable_primary(), "member 2 keeps answering at {now}");
+    }
+    now += ELECTION_TIMEOUT;
+    let actions = primary.handle(now, Event::Tick);
+    assert!(has(
+        &actions,
+        &Action::TransitionTo {
+            state: MemberState::Secondary
+        }
+    ));
+    assert_eq!(primary.primary_id(), None);
+}
+
+#[test]
+fn silent_members_go_down_and_a_silent_primary_is_forgotten() {
+    let mut machine = start(&config(3), 1, 1, op(1, 1));
+    machine.handle(100, heartbeat_reply(&machine, 0, MemberState::Primary, 1, op(1, 1)));
+    assert_eq!(machine.primary_id(), Some(0));
+    machine.handle(2_099, Event::Tick);
+    assert_eq!(machine.status().members[0].state, MemberState::Primary);
+    machine.handle(2_100, Event::Tick);
+    let status = machine.status();
+    assert_eq!(
+        (status.members[0].state, status.members[0].healthy),
+        (MemberState::Down, false)
+    );
+    assert_eq!(status.members[2].state, MemberState::Down, "never heard from");
+    assert_eq!(machine.primary_id(), None);
+}
+
+#[test]
+fn heartbeats_go_out_on_schedule() {
+    let mut machine = start(&config(3), 0, 1, op(1, 1));
+    let count = |actions: Vec<Action>| {
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::SendHeartbeat { .. }))
+            .count()
+    };
+    assert_eq!(count(machine.handle(0, Event::Tick)), 2);
+    assert_eq!(count(machine.handle(199, Event::Tick)), 0);
+    assert_eq!(count(machine.handle(200, Event::Tick)), 2);
+}
+
+#[test]
+fn commit_point_needs_a_write_majority_in_the_current_term() {
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    assert_eq!(primary.commit_point(), OpTime::null());
+    primary.handle(
+        1_300,
+        Event::LocalApplied {
+            optime: op(3, 2),
+            wall_ms: 0,
+        },
+    );
+    primary.handle(
+        1_300,
+        Event::LocalDurable {
+            optime: op(3, 2),
+            wall_ms: 0,
+        },
+    );
+    assert_eq!(primary.commit_point(), OpTime::null(), "only the primary has it");
+    let positions = vec![MemberPosition {
+        member_id: 1,
+        config_version: 1,
+        applied: op(2, 2),
+        applied_wall_ms: 0,
+        durable: op(2, 2),
+        durable_wall_ms: 0,
+    }];
+    let actions = primary.handle(1_310, Event::UpdatePosition { from: 1, positions });
+    assert!(has(&actions, &Action::CommitPointAdvanced { optime: op(2, 2) }));
+    primary.handle(1_320, heartbeat_reply(&primary, 2, MemberState::Secondary, 2, op(3, 2)));
+    assert_eq!(primary.commit_point(), op(3, 2));
+}
+
+#[test]
+fn commit_point_ignores_older_terms_and_arbiters() {
+    let members = vec![
+        MemberConfig::new(0, host(0)),
+        MemberConfig::new(1, host(1)),
+        MemberConfig::arbiter(2, host(2)),
+    ];
+    let mut primary = elect(&config_with(members), op(1, 1), op(2, 2));
+    primary.handle(1_300, heartbeat_reply(&primary, 1, MemberState::Secondary, 2, op(1, 1)));
+    assert_eq!(primary.commit_point(), OpTime::null(), "op(1,1) is from an older term");
+    primary.handle(1_310, heartbeat_reply(&primary, 2, MemberState::Arbiter, 2, op(2, 2)));
+    assert_eq!(primary.commit_point(), OpTime::null(), "an arbiter holds no data");
+    primary.handle(1_320, heartbeat_reply(&primary, 1, MemberState::Secondary, 2, op(2, 2)));
+    assert_eq!(primary.commit_point(), op(2, 2));
+}
+
+#[test]
+fn commit_point_uses_applied_when_journaling_is_not_required() {
+    let mut config = config(3);
+    config.write_concern_majority_journal_default = false;
+    let mut primary = elect(&config, op(1, 1), op(2, 2));
+    let mut reply = heartbeat_reply(&primary, 1, MemberState::Secondary, 2, op(2, 2));
+    if let Event::HeartbeatResponse { response, .. } = &mut reply {
+        response.durable = op(1, 1);
+    }
+    primary.handle(1_300, reply);
+    assert_eq!(primary.commit_point(), op(2, 2));
+}
+
+#[test]
+fn secondary_learns_the_commit_point_only_on_its_branch() {
+    let mut machine = start(&config(3), 1, 2, op(5, 2));
+    let mut reply = heartbeat_reply(&machine, 0, MemberState::Primary, 3, op(9, 3));
+    if let Event::HeartbeatResponse { response, .. } = &mut reply {
+        response.commit_point = op(8, 3);
+    }
+    machine.handle(10, reply.clone());
+    assert_eq!(machine.commit_point(), OpTime::null(), "our last entry is from term 2");
+    machine.handle(
+        20,
+        Event::LocalApplied {
+            optime: op(7, 3),
+            wall_ms: 0,
+        },
+    );
+    machine.handle(30, reply);
+    assert_eq!(machine.commit_point(), op(7, 3), "capped at our applied optime");
+    machine.handle(
+        40,
+        Event::SyncSourceMetadata {
+            from: 0,
+            term: 3,
+            commit_point: op(6, 3),
+            primary_id: Some(0),
+        },
+    );
+    assert_eq!(machine.commit_point(), op(7, 3), "never backwards");
+}
+
+#[test]
+fn step_down_requires_a_primary_and_sane_arguments() {
+    let mut secondary = start(&config(3), 1, 1, op(1, 1));
+    assert_eq!(secondary.step_down(0, 1, 60, 10, false).map_err(|e| e.code), Err(10107));
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    assert_eq!(primary.step_down(1_300, 1, 5, 10, false).map_err(|e| e.code), Err(2));
+}
+
+#[test]
+fn step_down_waits_for_a_caught_up_secondary_then_hands_over() {
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    primary.handle(1_250, heartbeat_reply(&primary, 1, MemberState::Secondary, 2, op(1, 1)));
+    let actions = primary.step_down(1_300, 42, 60, 10, false).expect("accepted");
+    assert!(
+        actions.is_empty() && primary.is_writable_primary(),
+        "member 1 is behind"
+    );
+    let actions = primary.handle(1_400, heartbeat_reply(&primary, 1, MemberState::Secondary, 2, op(2, 2)));
+    assert!(has(
+        &actions,
+        &Action::StepDownFinished {
+            request_id: 42,
+            result: Ok(())
+        }
+    ));
+    assert!(has(&actions, &Action::SendStepUp { to: 1 }));
+    assert_eq!(primary.state(), MemberState::Secondary);
+    assert_eq!(primary.frozen_until_ms(), Some(61_400));
+    assert!(vote_requests(&primary.handle(30_000, Event::Tick)).is_empty(), "frozen");
+}
+
+#[test]
+fn step_down_times_out_with_262_or_forces() {
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    primary.step_down(1_300, 7, 60, 1, false).expect("accepted");
+    primary.handle(2_250, heartbeat_reply(&primary, 2, MemberState::Secondary, 2, op(1, 1)));
+    let actions = primary.handle(2_300, Event::Tick);
+    let finished = actions.iter().find_map(|a| match a {
+        Action::StepDownFinished { request_id: 7, result } => Some(result.clone()),
+        _ => None,
+    });
+    assert_eq!(finished.map(|r| r.map_err(|e| e.code)), Some(Err(262)));
+    assert!(primary.is_writable_primary());
+    let actions = primary.step_down(2_400, 8, 60, 0, true).expect("forced");
+    assert!(has(
+        &actions,
+        &Action::StepDownFinished {
+            request_id: 8,
+            result: Ok(())
+        }
+    ));
+    assert_eq!(primary.state(), MemberState::Secondary);
+}
+
+#[test]
+fn freeze_rules() {
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    assert_eq!(primary.freeze(1_300, 10).map_err(|e| e.code), Err(95));
+    let mut machine = start(&config(3), 1, 1, op(1, 1));
+    machine.freeze(0, 30).expect("frozen");
+    assert!(vote_requests(&machine.handle(5_000, Event::Tick)).is_empty());
+    machine.freeze(5_000, 0).expect("unfrozen");
+    assert!(!vote_requests(&machine.handle(5_001, Event::Tick)).is_empty());
+}
+
+#[test]
+fn step_up_request_skips_the_dry_run() {
+    let mut machine = start(&config(3), 1, 3, op(1, 3));
+    let actions = machine.handle(10, Event::StepUpRequested { from: 0 });
+    assert_eq!(machine.term(), 4);
+    assert!(
+        vote_requests(&actions)
+            .iter()
+            .all(|(_, request)| !request.dry_run && request.term == 4)
+    );
+}
+
+#[test]
+fn higher_priority_member_takes_over_after_a_delay() {
+    let mut members: Vec<_> = (0..3).map(|id| MemberConfig::new(id, host(id))).collect();
+    members[1].priority = 5.0;
+    let config = config_with(members);
+    let mut machine = start(&config, 1, 2, op(5, 2));
+    let mut now = 0;
+    let mut started_at = None;
+    while now < 3 * ELECTION_TIMEOUT && started_at.is_none() {
+        now += 100;
+        machine.handle(now, heartbeat_reply(&machine, 0, MemberState::Primary, 2, op(5, 2)));
+        let actions = machine.handle(now, Event::Tick);
+        if !vote_requests(&actions).is_empty() {
+            started_at = Some(now);
+        }
+    }
+    let started_at = started_at.expect("a takeover election");
+    assert!(
+        started_at >= 100 + ELECTION_TIMEOUT / 2,
+        "waited before taking over ({started_at})"
+    );
+    let mut lower = start(&config, 2, 2, op(5, 2));
+    for step in 1..40 {
+        lower.handle(
+            step * 100,
+            heartbeat_reply(&lower, 0, MemberState::Primary, 2, op(5, 2)),
+        );
+        assert!(
+            vote_requests(&lower.handle(step * 100, Event::Tick)).is_empty(),
+            "equal priority: no takeover"
+        );
+    }
+}
+
+#[test]
+fn sync_source_is_the_closest_member_ahead() {
+    let mut machine = start(&config(4), 3, 1, op(1, 1));
+    let reply = |machine: &ReplMachine, from, applied, rtt| {
+        let Event::HeartbeatResponse { response, .. } =
+            heartbeat_reply(machine, from, MemberState::Secondary, 1, applied)
+        else {
+            unreachable!()
+        };
+        Event::HeartbeatResponse {
+            from,
+            response,
+            rtt_ms: rtt,
+        }
+    };
+    machine.handle(10, reply(&machine, 0, op(1, 1), 1));
+    assert_eq!(machine.sync_source(), None, "nobody is ahead");
+    machine.handle(10, reply(&machine, 1, op(4, 1), 30));
+    machine.handle(10, reply(&machine, 2, op(3, 1), 5));
+    assert_eq!(machine.sync_source(), Some(1), "kept: still usable");
+    let (_, previous) = machine.sync_from(20, &host(2)).expect("accepted");
+    assert_eq!(previous, Some(host(1)));
+    assert_eq!(machine.sync_source(), Some(2));
+    assert_eq!(machine.sync_from(20, &host(3)).map_err(|e| e.code).err(), Some(2));
+    assert_eq!(machine.sync_from(20, "nope:1").map_err(|e| e.code).err(), Some(74));
+}
+
+#[test]
+fn without_chaining_the_primary_is_the_sync_source() {
+    let mut config = config(3);
+    config.settings.chaining_allowed = false;
+    let mut machine = start(&config, 2, 1, op(1, 1));
+    machine.handle(10, heartbeat_reply(&machine, 1, MemberState::Secondary, 1, op(9, 1)));
+    assert_eq!(machine.sync_source(), None);
+    machine.handle(20, heartbeat_reply(&machine, 0, MemberState::Primary, 1, op(3, 1)));
+    assert_eq!(machine.sync_source(), Some(0));
+}
+
+#[test]
+fn secondaries_report_positions_to_their_sync_source() {
+    let mut machine = start(&config(3), 2, 1, op(1, 1));
+    machine.handle(10, heartbeat_reply(&machine, 0, MemberState::Primary, 1, op(3, 1)));
+    let actions = machine.handle(
+        20,
+        Event::LocalApplied {
+            optime: op(2, 1),
+            wall_ms: 0,
+        },
+    );
+    let sent = actions.iter().find_map(|a| match a {
+        Action::SendUpdatePosition { to, positions } => Some((*to, positions.clone())),
+        _ => None,
+    });
+    let (to, positions) = sent.expect("an update");
+    assert_eq!(to, 0);
+    assert_eq!((positions[0].member_id, positions[0].applied), (2, op(2, 1)));
+}
+
+#[test]
+fn newer_configs_spread_through_heartbeats() {
+    let old = config(3);
+    let mut newer = config(3);
+    newer.version = 2;
+    newer.members[2].priority = 3.0;
+    let mut machine = start(&old, 1, 1, op(1, 1));
+    let Event::HeartbeatResponse { mut response, .. } = heartbeat_reply(&machine, 0, MemberState::Primary, 1, op(1, 1))
+    else {
+        unreachable!()
+    };
+    response.config = Some(newer.clone());
+    let actions = machine.handle(
+        10,
+        Event::HeartbeatResponse {
+            from: 0,
+            response,
+            rtt_ms: 1,
+        },
+    );
+    assert!(has(&actions, &Action::InstallConfig(Box::new(newer.clone()))));
+    assert_eq!(machine.config().version, 2);
+    let request = HeartbeatRequest {
+        config_version: 1,
+        ..machine.heartbeat_request()
+    };
+    let actions = machine.handle(20, Event::HeartbeatRequest { from: 2, request });
+    let shipped = actions.iter().find_map(|a| match a {
+        Action::ReplyHeartbeat { response, .. } => Some(response.config.clone()),
+        _ => None,
+    });
+    assert_eq!(shipped, Some(Some(newer)));
+}
+
+#[test]
+fn removed_from_the_config_means_removed() {
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    let mut smaller = config(3);
+    smaller.version = 2;
+    smaller.members.remove(0);
+    let actions = primary.reconfig(1_300, smaller, true).expect("forced reconfig");
+    assert!(has(
+        &actions,
+        &Action::TransitionTo {
+            state: MemberState::Removed
+        }
+    ));
+    assert_eq!(primary.self_id(), None);
+}
+
+#[test]
+fn reconfig_needs_the_primary_unless_forced() {
+    let mut secondary = start(&config(3), 1, 1, op(1, 1));
+    let mut next = config(3);
+    next.version = 2;
+    assert_eq!(
+        secondary.reconfig(10, next.clone(), false).map_err(|e| e.code).err(),
+        Some(10107)
+    );
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    primary.reconfig(1_300, next, false).expect("safe reconfig");
+    assert_eq!((primary.config().version, primary.config().term), (2, 2));
+}
+
+#[test]
+fn status_snapshot_reports_the_member_and_its_peers() {
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    primary.handle(1_300, heartbeat_reply(&primary, 1, MemberState::Secondary, 2, op(2, 2)));
+    let status = primary.status();
+    assert_eq!(
+        (status.state, status.term, status.primary_id),
+        (MemberState::Primary, 2, Some(0))
+    );
+    assert!(status.writable_primary);
+    assert_eq!(status.election, Some((AFTER_TIMEOUT, op(1, 1))));
+    assert_eq!(
+        (
+            status.majority_vote_count,
+            status.write_majority_count,
+            status.voting_members_count
+        ),
+        (2, 2, 3)
+    );
+    assert!(status.members[0].is_self);
+    assert_eq!(status.members[1].ping_ms, Some(5));
+    assert_eq!(status.members[1].last_heartbeat_ms, Some(1_300));
+    assert!(status.topology_version >= 3, "primary change, state change, writable");
+}
