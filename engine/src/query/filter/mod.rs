@@ -1,0 +1,120 @@
+//! Query filters (`find`, `update`, `delete`, `$match`): parsed once into a [`Filter`], matched many times.
+//!
+//! A filter is a tree of [`Clause`]s: logical operators over field clauses, each a path plus a [`Test`] on the
+//! values the path reaches (see `traverse`). Matching follows MongoDB: `{a: 1}` matches `{a: [1, 2]}`;
+//! `{a: [1, 2]}` matches the whole array; `{a: null}` matches a missing `a`; comparisons are type-bracketed;
+//! negations (`$ne`, `$nin`, `$not`, `$nor`) hold when no reached value matches.
+mod parse;
+mod test;
+
+use bson::{Bson, Document};
+
+use super::QueryError;
+use super::expr::{Expr, is_truthy};
+use super::path;
+use super::traverse::reach;
+pub(crate) use test::Test;
+
+/// The maximum nesting of logical operators, `$elemMatch` and `$not` (mongod's limit is 100 too).
+pub(crate) const MAX_DEPTH: usize = 100;
+
+/// A node of a parsed filter.
+#[derive(Debug, Clone)]
+pub(crate) enum Clause {
+    And(Vec<Clause>),
+    Or(Vec<Clause>),
+    Nor(Vec<Clause>),
+    Field { path: Vec<String>, test: Test },
+    Expr(Expr),
+}
+
+/// A compiled query filter.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    root: Clause,
+}
+
+impl Filter {
+    /// Parses a filter document; unknown operators and malformed arguments are errors with MongoDB's codes.
+    pub fn parse(filter: &Document) -> Result<Filter, QueryError> {
+        if super::traverse::deeper_than(filter, 2 * MAX_DEPTH) {
+            return Err(QueryError::bad_value(format!(
+                "exceeded maximum query tree depth of {MAX_DEPTH}"
+            )));
+        }
+        Ok(Filter {
+            root: parse::parse_document(filter, 0)?,
+        })
+    }
+
+    /// A filter that matches every document (`{}`).
+    pub fn match_all() -> Filter {
+        Filter {
+            root: Clause::And(Vec::new()),
+        }
+    }
+
+    /// Whether `doc` satisfies the filter.
+    pub fn matches(&self, doc: &Document) -> bool {
+        self.root.matches(doc)
+    }
+
+    /// The `_id` value when the filter pins `_id` by equality (`{_id: v}`, `{_id: {$eq: v}}`, or either inside
+    /// a top-level `$and`).
+    pub fn id_equality(&self) -> Option<&Bson> {
+        self.root.id_equality()
+    }
+
+    /// The document an upsert starts from: the filter's equality conditions on fields (including dotted paths
+    /// and those inside `$and`). Conditions that cannot be laid out together are skipped.
+    pub fn upsert_seed(&self) -> Document {
+        let mut seed = Document::new();
+        self.root.collect_equalities(&mut seed);
+        seed
+    }
+}
+
+impl Clause {
+    pub(crate) fn matches(&self, doc: &Document) -> bool {
+        match self {
+            Clause::And(clauses) => clauses.iter().all(|c| c.matches(doc)),
+            Clause::Or(clauses) => clauses.iter().any(|c| c.matches(doc)),
+            Clause::Nor(clauses) => !clauses.iter().any(|c| c.matches(doc)),
+            Clause::Field { path, test } => test.matches_reached(&reach(doc, path)),
+            // A runtime error in $expr (e.g. $divide by zero) makes the document not match.
+            Clause::Expr(expr) => expr.evaluate(doc).map(|v| is_truthy(v.as_ref())).unwrap_or(false),
+        }
+    }
+
+    fn id_equality(&self) -> Option<&Bson> {
+        match self {
+            Clause::Field { path, test } if path.len() == 1 && path[0] == "_id" => test.equality_operand(),
+            Clause::And(clauses) => clauses.iter().find_map(Clause::id_equality),
+            _ => None,
+        }
+    }
+
+    fn collect_equalities(&self, seed: &mut Document) {
+        match self {
+            Clause::Field { path: segments, test } => {
+                if let Some(value) = test.equality_operand() {
+                    let dotted = segments.join(".");
+                    if !seed_conflicts(seed, &dotted) {
+                        // A path blocked by an earlier equality (e.g. `a: 1` then `a.b: 2`) is skipped.
+                        let _ = path::set(seed, &dotted, value.clone());
+                    }
+                }
+            }
+            Clause::And(clauses) => clauses.iter().for_each(|c| c.collect_equalities(seed)),
+            _ => {}
+        }
+    }
+}
+
+/// Whether `dotted` is already set in the seed or is a prefix of a field already set.
+fn seed_conflicts(seed: &Document, dotted: &str) -> bool {
+    path::lookup(seed, dotted).is_some()
+}
+
+#[cfg(test)]
+mod tests;

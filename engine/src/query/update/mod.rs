@@ -1,0 +1,124 @@
+//! Update documents: a replacement, or update operators (`$set`, `$inc`, `$push`, ...).
+//!
+//! Operator updates are parsed into field actions sorted by path (MongoDB 5.0+ applies them in that order, so new
+//! fields appear in lexicographic order), with conflicting paths rejected (code 40). Applying works on a copy of
+//! the document and only commits when every action succeeded and `_id` is unchanged (code 66).
+mod actions;
+mod arrays;
+mod parse;
+
+use bson::{Bson, DateTime, Document};
+
+use super::QueryError;
+use super::compare::bson_equal;
+use actions::Action;
+
+/// A parsed update.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// A whole new document (keeps the existing `_id`).
+    Replacement(Document),
+    /// Update operators applied field by field.
+    Operators(OperatorUpdate),
+}
+
+/// The field actions of an operator update, in application order.
+#[derive(Debug, Clone)]
+pub struct OperatorUpdate {
+    actions: Vec<Action>,
+}
+
+impl Update {
+    /// Parses an update document. A document whose first field starts with `$` is an operator update; anything
+    /// else (including `{}`) is a replacement. Pipeline updates (arrays) are the caller's to handle.
+    pub fn parse(update: &Document) -> Result<Update, QueryError> {
+        let is_operators = update.keys().next().is_some_and(|k| k.starts_with('$'));
+        if is_operators {
+            return Ok(Update::Operators(OperatorUpdate {
+                actions: parse::parse_operators(update)?,
+            }));
+        }
+        if let Some(key) = update.keys().find(|k| k.starts_with('$')) {
+            return Err(QueryError::dollar_prefixed(format!(
+                "The dollar ($) prefixed field '{key}' in '{key}' is not allowed in the context of an update's replacement document. Consider using an aggregation pipeline with $replaceWith."
+            )));
+        }
+        Ok(Update::Replacement(update.clone()))
+    }
+
+    /// Whether this is a replacement.
+    pub fn is_replacement(&self) -> bool {
+        matches!(self, Update::Replacement(_))
+    }
+
+    /// Applies the update to `doc` in place and returns whether the document changed. On error `doc` is left
+    /// untouched. `is_upsert_insert` enables `$setOnInsert`; `now` feeds `$currentDate`.
+    pub fn apply(&self, doc: &mut Document, is_upsert_insert: bool, now: DateTime) -> Result<bool, QueryError> {
+        let updated = match self {
+            Update::Replacement(replacement) => replace(doc, replacement)?,
+            Update::Operators(update) => {
+                let mut working = doc.clone();
+                for action in &update.actions {
+                    action.apply(&mut working, is_upsert_insert, now)?;
+                }
+                check_id_unchanged(doc, &working)?;
+                working
+            }
+        };
+        check_id_valid(&updated)?;
+        let changed = updated != *doc;
+        *doc = updated;
+        Ok(changed)
+    }
+}
+
+fn replace(doc: &Document, replacement: &Document) -> Result<Document, QueryError> {
+    let id = match (doc.get("_id"), replacement.get("_id")) {
+        (Some(old), Some(new)) if !bson_equal(old, new) => {
+            return Err(QueryError::immutable_field(format!(
+                "After applying the update, the (immutable) field '_id' was found to have been altered to _id: {new}"
+            )));
+        }
+        (Some(old), _) => Some(old.clone()),
+        (None, new) => new.cloned(),
+    };
+    let mut out = Document::new();
+    if let Some(id) = id {
+        out.insert("_id", id);
+    }
+    for (key, value) in replacement {
+        if key != "_id" {
+            out.insert(key.clone(), value.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn check_id_unchanged(before: &Document, after: &Document) -> Result<(), QueryError> {
+    let Some(old) = before.get("_id") else {
+        return Ok(());
+    };
+    match after.get("_id") {
+        Some(new) if bson_equal(old, new) => Ok(()),
+        _ => Err(QueryError::immutable_field(
+            "Performing an update on the path '_id' would modify the immutable field '_id'",
+        )),
+    }
+}
+
+fn check_id_valid(doc: &Document) -> Result<(), QueryError> {
+    let kind = match doc.get("_id") {
+        Some(Bson::Array(_)) => "array",
+        Some(Bson::RegularExpression(_)) => "regex",
+        Some(Bson::Undefined) => "undefined",
+        _ => return Ok(()),
+    };
+    Err(QueryError::new(
+        53,
+        "InvalidIdField",
+        format!("The '_id' value cannot be of type {kind}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests;
