@@ -12,8 +12,14 @@ pub(crate) fn field_name() -> impl Strategy<Value = String> {
 pub(crate) fn scalar() -> impl Strategy<Value = Bson> {
     prop_oneof![
         (-3i32..4).prop_map(Bson::Int32),
-        prop_oneof![Just(i64::MIN), Just(i64::MAX), -3i64..4, Just(1i64 << 53), Just((1i64 << 53) + 1)]
-            .prop_map(Bson::Int64),
+        prop_oneof![
+            Just(i64::MIN),
+            Just(i64::MAX),
+            -3i64..4,
+            Just(1i64 << 53),
+            Just((1i64 << 53) + 1)
+        ]
+        .prop_map(Bson::Int64),
         prop_oneof![
             Just(f64::NAN),
             Just(-0.0),
@@ -35,8 +41,10 @@ pub(crate) fn scalar() -> impl Strategy<Value = Bson> {
         (-2i64..3).prop_map(|ms| Bson::DateTime(DateTime::from_millis(ms))),
         (0u32..2, 0u32..2).prop_map(|(time, increment)| Bson::Timestamp(Timestamp { time, increment })),
         (0u8..2).prop_map(|b| Bson::ObjectId(ObjectId::from_bytes([b; 12]))),
-        prop::collection::vec(0u8..2, 0..2)
-            .prop_map(|bytes| Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes })),
+        prop::collection::vec(0u8..2, 0..2).prop_map(|bytes| Bson::Binary(Binary {
+            subtype: BinarySubtype::Generic,
+            bytes
+        })),
         Just(Bson::JavaScriptCode("x".into())),
     ]
 }
@@ -64,9 +72,27 @@ pub(crate) fn dotted_path() -> impl Strategy<Value = String> {
 /// A query operator name, valid or not.
 pub(crate) fn filter_operator() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just("$eq"), Just("$ne"), Just("$gt"), Just("$gte"), Just("$lt"), Just("$lte"), Just("$in"), Just("$nin"),
-        Just("$exists"), Just("$type"), Just("$size"), Just("$all"), Just("$mod"), Just("$elemMatch"),
-        Just("$not"), Just("$regex"), Just("$options"), Just("$foo"), Just("$and"), Just("$or"), Just("$nor"),
+        Just("$eq"),
+        Just("$ne"),
+        Just("$gt"),
+        Just("$gte"),
+        Just("$lt"),
+        Just("$lte"),
+        Just("$in"),
+        Just("$nin"),
+        Just("$exists"),
+        Just("$type"),
+        Just("$size"),
+        Just("$all"),
+        Just("$mod"),
+        Just("$elemMatch"),
+        Just("$not"),
+        Just("$regex"),
+        Just("$options"),
+        Just("$foo"),
+        Just("$and"),
+        Just("$or"),
+        Just("$nor"),
         Just("$expr"),
     ]
     .prop_map(str::to_string)
@@ -89,9 +115,22 @@ pub(crate) fn filter_document() -> impl Strategy<Value = Document> {
 /// An update operator name, valid or not.
 pub(crate) fn update_operator() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just("$set"), Just("$unset"), Just("$inc"), Just("$mul"), Just("$min"), Just("$max"), Just("$push"),
-        Just("$addToSet"), Just("$pop"), Just("$pull"), Just("$pullAll"), Just("$rename"), Just("$setOnInsert"),
-        Just("$currentDate"), Just("$bit"), Just("$bogus"),
+        Just("$set"),
+        Just("$unset"),
+        Just("$inc"),
+        Just("$mul"),
+        Just("$min"),
+        Just("$max"),
+        Just("$push"),
+        Just("$addToSet"),
+        Just("$pop"),
+        Just("$pull"),
+        Just("$pullAll"),
+        Just("$rename"),
+        Just("$setOnInsert"),
+        Just("$currentDate"),
+        Just("$bit"),
+        Just("$bogus"),
     ]
     .prop_map(str::to_string)
 }

@@ -17,7 +17,10 @@ fn canonical_type_order() {
         Bson::String("a".into()),
         Bson::Document(doc! {}),
         Bson::Array(vec![]),
-        Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![] }),
+        Bson::Binary(bson::Binary {
+            subtype: bson::spec::BinarySubtype::Generic,
+            bytes: vec![],
+        }),
         Bson::ObjectId(ObjectId::from_bytes([0; 12])),
         Bson::Boolean(false),
         Bson::DateTime(DateTime::from_millis(0)),
@@ -25,7 +28,13 @@ fn canonical_type_order() {
         Bson::MaxKey,
     ];
     for pair in ascending.windows(2) {
-        assert_eq!(compare_bson(&pair[0], &pair[1]), Ordering::Less, "{} < {}", pair[0], pair[1]);
+        assert_eq!(
+            compare_bson(&pair[0], &pair[1]),
+            Ordering::Less,
+            "{} < {}",
+            pair[0],
+            pair[1]
+        );
     }
 }
 
@@ -36,7 +45,10 @@ fn numbers_compare_by_value_across_types() {
     let decimal: bson::Decimal128 = "1.0".parse().expect("decimal");
     assert!(bson_equal(&Bson::Decimal128(decimal), &Bson::Int64(1)));
     assert_eq!(compare_bson(&Bson::Double(1.5), &Bson::Int64(2)), Ordering::Less);
-    assert_eq!(compare_bson(&Bson::Double(f64::NAN), &Bson::Double(f64::NEG_INFINITY)), Ordering::Less);
+    assert_eq!(
+        compare_bson(&Bson::Double(f64::NAN), &Bson::Double(f64::NEG_INFINITY)),
+        Ordering::Less
+    );
     assert!(bson_equal(&Bson::Double(f64::NAN), &Bson::Double(f64::NAN)));
     assert!(bson_equal(&Bson::Double(0.0), &Bson::Double(-0.0)));
 }
@@ -44,7 +56,10 @@ fn numbers_compare_by_value_across_types() {
 #[test]
 fn strings_and_symbols_share_a_bracket() {
     assert!(bson_equal(&Bson::String("x".into()), &Bson::Symbol("x".into())));
-    assert_eq!(compare_bson(&Bson::String("B".into()), &Bson::String("a".into())), Ordering::Less);
+    assert_eq!(
+        compare_bson(&Bson::String("B".into()), &Bson::String("a".into())),
+        Ordering::Less
+    );
 }
 
 #[test]
@@ -61,7 +76,10 @@ fn documents_compare_field_by_field() {
     assert!(!bson_equal(&a, &reordered));
     assert_eq!(compare_bson(&Bson::Document(doc! {"a": 1}), &a), Ordering::Less);
     // A numeric field sorts before a string field, whatever the names.
-    assert_eq!(compare_bson(&Bson::Document(doc! {"z": 1}), &Bson::Document(doc! {"a": "x"})), Ordering::Less);
+    assert_eq!(
+        compare_bson(&Bson::Document(doc! {"z": 1}), &Bson::Document(doc! {"a": "x"})),
+        Ordering::Less
+    );
 }
 
 #[test]

@@ -87,7 +87,10 @@ fn negations_hold_when_no_element_matches() {
 #[test]
 fn in_supports_values_and_regexes() {
     assert!(matches(doc! {"a": {"$in": [1, 2]}}, doc! {"a": 2i64}));
-    assert!(matches(doc! {"a": {"$in": [Bson::RegularExpression(bson::Regex { pattern: "^x".try_into().expect("cstr"), options: "".try_into().expect("cstr") })]}}, doc! {"a": "xy"}));
+    assert!(matches(
+        doc! {"a": {"$in": [Bson::RegularExpression(bson::Regex { pattern: "^x".try_into().expect("cstr"), options: "".try_into().expect("cstr") })]}},
+        doc! {"a": "xy"}
+    ));
     assert!(!matches(doc! {"a": {"$in": []}}, doc! {"a": 1}));
     assert_eq!(error_code(doc! {"a": {"$in": 1}}), 2);
     assert_eq!(error_code(doc! {"a": {"$in": [{"$gt": 1}]}}), 2);
@@ -98,7 +101,10 @@ fn exists() {
     assert!(matches(doc! {"a": {"$exists": true}}, doc! {"a": null}));
     assert!(!matches(doc! {"a": {"$exists": true}}, doc! {}));
     assert!(matches(doc! {"a": {"$exists": false}}, doc! {"b": 1}));
-    assert!(matches(doc! {"a.b": {"$exists": true}}, doc! {"a": [{"c": 1}, {"b": 2}]}));
+    assert!(matches(
+        doc! {"a.b": {"$exists": true}},
+        doc! {"a": [{"c": 1}, {"b": 2}]}
+    ));
     assert!(matches(doc! {"a": {"$exists": 0}}, doc! {}));
 }
 
@@ -158,8 +164,14 @@ fn elem_match_document_and_value_forms() {
     assert!(!matches(doc! {"a": {"$elemMatch": {"b": 1, "c": 1}}}, d.clone()));
     // Without $elemMatch the conditions may hold on different elements.
     assert!(matches(doc! {"a.b": 1, "a.c": 1}, d));
-    assert!(matches(doc! {"a": {"$elemMatch": {"$gt": 1, "$lt": 3}}}, doc! {"a": [0, 2, 5]}));
-    assert!(!matches(doc! {"a": {"$elemMatch": {"$gt": 1, "$lt": 3}}}, doc! {"a": [0, 5]}));
+    assert!(matches(
+        doc! {"a": {"$elemMatch": {"$gt": 1, "$lt": 3}}},
+        doc! {"a": [0, 2, 5]}
+    ));
+    assert!(!matches(
+        doc! {"a": {"$elemMatch": {"$gt": 1, "$lt": 3}}},
+        doc! {"a": [0, 5]}
+    ));
     assert!(!matches(doc! {"a": {"$elemMatch": {"$gt": 1}}}, doc! {"a": 5}));
     assert_eq!(error_code(doc! {"a": {"$elemMatch": 1}}), 2);
 }
@@ -178,7 +190,10 @@ fn logical_operators() {
 
 #[test]
 fn regex_operator_and_literal() {
-    assert!(matches(doc! {"a": {"$regex": "^ab", "$options": "i"}}, doc! {"a": "ABC"}));
+    assert!(matches(
+        doc! {"a": {"$regex": "^ab", "$options": "i"}},
+        doc! {"a": "ABC"}
+    ));
     assert!(matches(doc! {"a": {"$regex": "b"}}, doc! {"a": ["x", "abc"]}));
     assert!(!matches(doc! {"a": {"$regex": "b"}}, doc! {"a": 1}));
     assert!(matches(doc! {"a": {"$not": {"$regex": "b"}}}, doc! {"a": "x"}));
@@ -217,8 +232,14 @@ fn id_equality_finds_point_lookups() {
 #[test]
 fn upsert_seed_collects_equalities() {
     let seed = |f: Document| Filter::parse(&f).expect("valid").upsert_seed();
-    assert_eq!(seed(doc! {"_id": 1, "a.b": 2, "c": {"$gt": 1}}), doc! {"_id": 1, "a": {"b": 2}});
-    assert_eq!(seed(doc! {"$and": [{"x": {"$eq": 3}}, {"y": "z"}]}), doc! {"x": 3, "y": "z"});
+    assert_eq!(
+        seed(doc! {"_id": 1, "a.b": 2, "c": {"$gt": 1}}),
+        doc! {"_id": 1, "a": {"b": 2}}
+    );
+    assert_eq!(
+        seed(doc! {"$and": [{"x": {"$eq": 3}}, {"y": "z"}]}),
+        doc! {"x": 3, "y": "z"}
+    );
     assert_eq!(seed(doc! {"$or": [{"x": 1}]}), doc! {});
 }
 
