@@ -113,3 +113,12 @@ proptest! {
         prop_assert_eq!(kept.len() + rest.len() + usize::from(doc.contains_key("_id")), doc.len());
     }
 }
+
+#[test]
+fn deeply_nested_specs_are_rejected() {
+    let mut spec = doc! {"z": 1};
+    for _ in 0..1000 {
+        spec = doc! {"a": spec};
+    }
+    assert_eq!(code(spec), 2);
+}
