@@ -18,6 +18,9 @@ mod numeric;
 mod regex;
 mod traverse;
 
+#[cfg(test)]
+mod test_support;
+
 pub mod compare;
 pub mod expr;
 pub mod filter;

@@ -211,4 +211,19 @@ mod tests {
         );
         assert!(SortSpec::parse(&doc! {"a": 1.0, "b": -1i64}).is_ok());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn compare_is_antisymmetric_and_transitive(
+            a in crate::query::test_support::document(),
+            b in crate::query::test_support::document(),
+            c in crate::query::test_support::document(),
+        ) {
+            let sort = spec(doc! {"a": 1, "b.c": -1});
+            proptest::prop_assert_eq!(sort.compare(&a, &b), sort.compare(&b, &a).reverse());
+            if sort.compare(&a, &b) != Ordering::Greater && sort.compare(&b, &c) != Ordering::Greater {
+                proptest::prop_assert_ne!(sort.compare(&a, &c), Ordering::Greater);
+            }
+        }
+    }
 }

@@ -1,1 +1,173 @@
-//! Tests.
+//! Tests for aggregation expressions.
+use bson::{Bson, Document, doc};
+
+use super::*;
+
+fn eval(expr: Bson, doc: Document) -> Option<Bson> {
+    Expr::parse(&expr)
+        .expect("valid expression")
+        .evaluate(&doc)
+        .expect("evaluates")
+}
+
+fn eval_code(expr: Bson, doc: Document) -> i32 {
+    match Expr::parse(&expr) {
+        Err(e) => e.code,
+        Ok(parsed) => parsed.evaluate(&doc).map(|_| 0).unwrap_or_else(|e| e.code),
+    }
+}
+
+#[test]
+fn field_paths_and_variables() {
+    let d = doc! {"a": {"b": 1}, "l": [{"x": 1}, {"y": 2}, {"x": 3}, 4]};
+    assert_eq!(eval(Bson::String("$a.b".into()), d.clone()), Some(Bson::Int32(1)));
+    assert_eq!(eval(Bson::String("$nope".into()), d.clone()), None);
+    assert_eq!(
+        eval(Bson::String("$l.x".into()), d.clone()),
+        Some(Bson::Array(vec![1.into(), 3.into()]))
+    );
+    assert_eq!(
+        eval(Bson::String("$$ROOT.a".into()), d.clone()),
+        Some(Bson::Document(doc! {"b": 1}))
+    );
+    assert_eq!(eval(Bson::String("$$REMOVE".into()), d.clone()), None);
+    assert_eq!(
+        eval(Bson::String("plain".into()), d),
+        Some(Bson::String("plain".into()))
+    );
+    assert_eq!(eval_code(Bson::String("$$nope".into()), doc! {}), 17276);
+    assert_eq!(eval_code(Bson::String("$".into()), doc! {}), 16872);
+}
+
+#[test]
+fn arithmetic() {
+    let d = doc! {"a": 2, "b": 2.5, "big": i32::MAX};
+    assert_eq!(
+        eval(Bson::Document(doc! {"$add": ["$a", "$b"]}), d.clone()),
+        Some(Bson::Double(4.5))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$add": ["$big", 1]}), d.clone()),
+        Some(Bson::Int64(i64::from(i32::MAX) + 1))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$add": ["$a", "$missing"]}), d.clone()),
+        Some(Bson::Null)
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$multiply": ["$a", 3]}), d.clone()),
+        Some(Bson::Int32(6))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$subtract": ["$a", 3]}), d.clone()),
+        Some(Bson::Int32(-1))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$divide": ["$a", 4]}), d.clone()),
+        Some(Bson::Double(0.5))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$mod": [7, 3]}), d.clone()),
+        Some(Bson::Int32(1))
+    );
+    assert_eq!(eval_code(Bson::Document(doc! {"$divide": [1, 0]}), d.clone()), 16608);
+    assert_eq!(eval_code(Bson::Document(doc! {"$add": ["x", 1]}), d), 16554);
+}
+
+#[test]
+fn comparison_and_logic() {
+    let d = doc! {"a": 1};
+    assert_eq!(
+        eval(Bson::Document(doc! {"$eq": ["$a", 1.0]}), d.clone()),
+        Some(Bson::Boolean(true))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$eq": ["$missing", null]}), d.clone()),
+        Some(Bson::Boolean(false))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$cmp": ["$a", 2]}), d.clone()),
+        Some(Bson::Int32(-1))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$and": [1, "$a", true]}), d.clone()),
+        Some(Bson::Boolean(true))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$or": [0, null]}), d.clone()),
+        Some(Bson::Boolean(false))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$not": [0]}), d.clone()),
+        Some(Bson::Boolean(true))
+    );
+    assert_eq!(
+        eval(
+            Bson::Document(doc! {"$cond": {"if": {"$gt": ["$a", 0]}, "then": "pos", "else": "neg"}}),
+            d.clone()
+        ),
+        Some(Bson::String("pos".into()))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$cond": [false, 1, 2]}), d.clone()),
+        Some(Bson::Int32(2))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$ifNull": ["$missing", "d"]}), d.clone()),
+        Some(Bson::String("d".into()))
+    );
+    assert_eq!(eval_code(Bson::Document(doc! {"$eq": [1]}), d), 16020);
+}
+
+#[test]
+fn strings_arrays_and_types() {
+    let d = doc! {"s": "Ab", "l": [1, 2, 3]};
+    assert_eq!(
+        eval(Bson::Document(doc! {"$concat": ["$s", "-", "x"]}), d.clone()),
+        Some(Bson::String("Ab-x".into()))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$toUpper": "$s"}), d.clone()),
+        Some(Bson::String("AB".into()))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$size": "$l"}), d.clone()),
+        Some(Bson::Int32(3))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$arrayElemAt": ["$l", -1]}), d.clone()),
+        Some(Bson::Int32(3))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$in": [2, "$l"]}), d.clone()),
+        Some(Bson::Boolean(true))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$type": "$nope"}), d.clone()),
+        Some(Bson::String("missing".into()))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$sum": "$l"}), d.clone()),
+        Some(Bson::Int32(6))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$max": "$l"}), d.clone()),
+        Some(Bson::Int32(3))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$avg": "$l"}), d.clone()),
+        Some(Bson::Double(2.0))
+    );
+    assert_eq!(eval_code(Bson::Document(doc! {"$size": "$s"}), d.clone()), 17124);
+    assert_eq!(eval_code(Bson::Document(doc! {"$concat": ["$s", 1]}), d), 16702);
+}
+
+#[test]
+fn objects_drop_missing_fields_and_unknown_operators_fail() {
+    assert_eq!(
+        eval(Bson::Document(doc! {"x": "$a", "y": "$nope"}), doc! {"a": 1}),
+        Some(Bson::Document(doc! {"x": 1}))
+    );
+    assert_eq!(eval_code(Bson::Document(doc! {"$bogus": 1}), doc! {}), 168);
+    assert_eq!(eval_code(Bson::Document(doc! {"$add": [1], "$sub": 1}), doc! {}), 15983);
+}

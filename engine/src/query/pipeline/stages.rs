@@ -301,6 +301,12 @@ fn unwind(doc: Document, spec: &UnwindSpec) -> Vec<Document> {
                 with_index(out, Bson::Int64(i64::try_from(i).unwrap_or(i64::MAX)))
             })
             .collect(),
+        Some(Bson::Array(_)) if spec.preserve_null_and_empty => {
+            // An empty array unwinds to a document without the field.
+            let mut out = doc;
+            path::unset(&mut out, &spec.path);
+            vec![with_index(out, Bson::Null)]
+        }
         None | Some(Bson::Null) | Some(Bson::Undefined) | Some(Bson::Array(_)) => {
             if spec.preserve_null_and_empty {
                 vec![with_index(doc, Bson::Null)]

@@ -15,7 +15,15 @@ enum Mode {
     Exclusion,
 }
 
+/// The deepest nesting a projection specification may have.
+const MAX_SPEC_DEPTH: usize = 200;
+
 pub(super) fn parse(spec: &Document, context: ProjectionContext) -> Result<Projection, QueryError> {
+    if crate::query::traverse::deeper_than(spec, MAX_SPEC_DEPTH) {
+        return Err(QueryError::bad_value(format!(
+            "projection nesting exceeds the maximum depth of {MAX_SPEC_DEPTH}"
+        )));
+    }
     let mut root = Node::default();
     let mut mode = Mode::Undecided;
     let mut include_id = true;
