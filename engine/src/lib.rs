@@ -3,13 +3,32 @@
 //! Layout, from the socket down:
 //!
 //! ```text
-//! server      accept loop, one task per connection, shutdown
-//!   wire/     framing: header, OP_MSG, OP_QUERY/OP_REPLY, limits (never panics on network bytes)
-//!   command/  one module per command family; dispatch on the body's first key
-//!   query/    filter matching, update operators, projection, sort, aggregation stages (pure)
-//!   storage/  redb: collections, indexes, the oplog, replication metadata; group commit
-//!   repl/     replica-set state: member state, config, terms, optimes
+//! server       listeners, one task per connection, shutdown
+//! connection   read frame → decode → run command → write reply
+//!   wire/      framing: header, OP_MSG, OP_QUERY/OP_REPLY, limits (never panics on network bytes)
+//!   command/   one module per command family; dispatch on the body's first key
+//!   query/     filter matching, update operators, projection, sort, aggregation stages (pure)
+//!   cursor     open cursors for getMore (buffered results or resumable scans, tailable oplog)
+//!   storage/   redb: collections, indexes, the oplog, replication metadata; group commit
+//! node         one member's shared state: storage, member role, cursors, fail points
+//! member       the replica-set role at run time (async shell around repl/)
+//!   repl/      replica-set types and decision logic (pure)
+//! options      mongod's flags and YAML config keys
+//! failpoint    named switches that make the engine misbehave on purpose
 //! ```
+pub mod command;
+pub mod connection;
+pub mod cursor;
+pub mod error;
+pub mod failpoint;
+pub mod member;
+pub mod node;
+pub mod options;
 pub mod query;
 pub mod repl;
+pub mod server;
+pub mod storage;
 pub mod wire;
+
+pub use error::{Error, Result};
+pub use options::NodeOptions;

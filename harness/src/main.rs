@@ -1,5 +1,7 @@
 //! The `faultline` binary: the command-line front of the harness, the checker and the bundled engine.
 mod check;
+mod logging;
+mod node;
 
 use clap::{Parser, Subcommand};
 
@@ -13,17 +15,43 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run one member of the bundled MongoDB-compatible database (mongod's flags and config keys).
+    Node(node::NodeArgs),
     /// Check a recorded history for consistency anomalies.
     Check(check::CheckArgs),
 }
 
+/// A bad flag, config file or argument: exit code 254, as Jepsen does.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // Help and version requests are successes; anything else is a bad argument (Jepsen's 254).
+            std::process::exit(if err.use_stderr() { 254 } else { 0 });
+        }
+    };
     let code = match &cli.command {
+        Command::Node(args) => node::run(args),
         Command::Check(args) => check::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),
+        Err(err) if err.is::<UsageError>() => {
+            eprintln!("faultline: {err:#}");
+            std::process::exit(254);
+        }
         Err(err) => {
             eprintln!("faultline: error: {err:#}");
             std::process::exit(255);

@@ -1,0 +1,146 @@
+//! Reading command arguments with MongoDB's type rules and error codes.
+
+use bson::{Bson, Document};
+
+use crate::error::{Error, Result, code};
+use crate::storage::Namespace;
+
+/// An integral number of any BSON numeric type (a double only when it has no fraction).
+pub fn as_i64(value: &Bson) -> Option<i64> {
+    match value {
+        Bson::Int32(v) => Some(i64::from(*v)),
+        Bson::Int64(v) => Some(*v),
+        Bson::Double(v) if v.fract() == 0.0 && v.is_finite() => Some(*v as i64),
+        _ => None,
+    }
+}
+
+/// Truthiness as MongoDB reads boolean options: booleans, and numbers other than 0.
+pub fn truthy(value: &Bson) -> bool {
+    match value {
+        Bson::Boolean(b) => *b,
+        Bson::Null => false,
+        other => as_i64(other).map(|n| n != 0).unwrap_or(true),
+    }
+}
+
+pub fn opt_bool(body: &Document, key: &str) -> Result<Option<bool>> {
+    match body.get(key) {
+        None | Some(Bson::Null) => Ok(None),
+        Some(Bson::Boolean(b)) => Ok(Some(*b)),
+        Some(v) if as_i64(v).is_some() => Ok(Some(truthy(v))),
+        Some(_) => Err(Error::type_mismatch(format!(
+            "BSON field '{key}' is the wrong type, expected type 'bool'"
+        ))),
+    }
+}
+
+pub fn opt_i64(body: &Document, key: &str) -> Result<Option<i64>> {
+    match body.get(key) {
+        None | Some(Bson::Null) => Ok(None),
+        Some(v) => as_i64(v)
+            .map(Some)
+            .ok_or_else(|| Error::type_mismatch(format!("BSON field '{key}' is the wrong type, expected a number"))),
+    }
+}
+
+pub fn opt_doc<'a>(body: &'a Document, key: &str) -> Result<Option<&'a Document>> {
+    match body.get(key) {
+        None | Some(Bson::Null) => Ok(None),
+        Some(Bson::Document(d)) => Ok(Some(d)),
+        Some(_) => Err(Error::type_mismatch(format!(
+            "BSON field '{key}' is the wrong type, expected type 'object'"
+        ))),
+    }
+}
+
+pub fn opt_array<'a>(body: &'a Document, key: &str) -> Result<Option<&'a Vec<Bson>>> {
+    match body.get(key) {
+        None | Some(Bson::Null) => Ok(None),
+        Some(Bson::Array(a)) => Ok(Some(a)),
+        Some(_) => Err(Error::type_mismatch(format!(
+            "BSON field '{key}' is the wrong type, expected type 'array'"
+        ))),
+    }
+}
+
+/// The database a command runs against (`$db`).
+pub fn database(body: &Document) -> Result<String> {
+    match body.get("$db") {
+        Some(Bson::String(db)) => {
+            validate_db_name(db)?;
+            Ok(db.clone())
+        }
+        Some(_) => Err(Error::type_mismatch(
+            "BSON field '$db' is the wrong type, expected type 'string'",
+        )),
+        None => Err(Error::new(
+            (40414, "Location40414"),
+            "BSON field '$db' is missing but a required field",
+        )),
+    }
+}
+
+/// The collection a command names in its first field, validated, as a namespace in `db`.
+pub fn namespace(body: &Document, db: &str) -> Result<Namespace> {
+    let (name, value) = body
+        .iter()
+        .next()
+        .ok_or_else(|| Error::failed_to_parse("empty command"))?;
+    let Bson::String(coll) = value else {
+        return Err(Error::new(
+            code::INVALID_NAMESPACE,
+            format!("{name}: collection name has invalid type {}", type_name(value)),
+        ));
+    };
+    validate_collection_name(coll)?;
+    Ok(Namespace::new(db, coll))
+}
+
+pub fn validate_db_name(db: &str) -> Result<()> {
+    if db.is_empty() || db.len() > 63 || db.contains(['/', '\\', '.', ' ', '"', '$', '\0']) {
+        return Err(Error::new(
+            code::INVALID_NAMESPACE,
+            format!("Invalid database name: '{db}'"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_collection_name(coll: &str) -> Result<()> {
+    if coll.is_empty() || coll.contains('\0') || coll.starts_with('.') || (coll.contains('$') && coll != "oplog.$main")
+    {
+        return Err(Error::new(
+            code::INVALID_NAMESPACE,
+            format!("Invalid collection name: '{coll}'"),
+        ));
+    }
+    Ok(())
+}
+
+/// MongoDB's name of a BSON value's type.
+pub fn type_name(value: &Bson) -> &'static str {
+    match value {
+        Bson::Double(_) => "double",
+        Bson::String(_) => "string",
+        Bson::Document(_) => "object",
+        Bson::Array(_) => "array",
+        Bson::Binary(_) => "binData",
+        Bson::Undefined => "undefined",
+        Bson::ObjectId(_) => "objectId",
+        Bson::Boolean(_) => "bool",
+        Bson::DateTime(_) => "date",
+        Bson::Null => "null",
+        Bson::RegularExpression(_) => "regex",
+        Bson::DbPointer(_) => "dbPointer",
+        Bson::JavaScriptCode(_) => "javascript",
+        Bson::Symbol(_) => "symbol",
+        Bson::JavaScriptCodeWithScope(_) => "javascriptWithScope",
+        Bson::Int32(_) => "int",
+        Bson::Timestamp(_) => "timestamp",
+        Bson::Int64(_) => "long",
+        Bson::Decimal128(_) => "decimal",
+        Bson::MinKey => "minKey",
+        Bson::MaxKey => "maxKey",
+    }
+}

@@ -1,0 +1,188 @@
+//! Commands: dispatch on the body's first key, one module per command family.
+//!
+//! ```text
+//! handshake  hello/isMaster, buildInfo, ping, getParameter, getLog, serverStatus, ... (no data access)
+//! catalog    listDatabases, listCollections, create, drop, dropDatabase, *Indexes, dbStats, dbHash
+//! read       find, getMore, killCursors, count, distinct, aggregate
+//! write      insert, update, delete, findAndModify (+ write concern, retryable writes)
+//! replset    replSetInitiate, replSetGetStatus, replSetGetConfig, configureFailPoint
+//! ```
+
+pub mod args;
+mod catalog;
+mod handshake;
+mod read;
+mod read_concern;
+mod replset;
+mod write;
+
+use bson::{Bson, Document};
+
+use crate::connection::ConnectionInfo;
+use crate::error::{Error, Result, code};
+use crate::node::{Counters, Node};
+
+/// One command as it arrived.
+pub struct Invocation<'a> {
+    pub body: Document,
+    /// Set by OP_QUERY's SecondaryOk flag; for OP_MSG it comes from `$readPreference`.
+    pub secondary_ok: Option<bool>,
+    pub conn: &'a ConnectionInfo,
+    /// The command came as OP_QUERY (legacy handshake): `ismaster` instead of `isWritablePrimary`.
+    pub legacy: bool,
+}
+
+/// What a command implementation gets.
+pub struct Context<'a> {
+    pub node: &'a Node,
+    pub body: &'a Document,
+    pub db: String,
+    pub name: String,
+    pub secondary_ok: bool,
+    pub conn: &'a ConnectionInfo,
+    pub legacy: bool,
+}
+
+/// Runs a command and returns its reply document (errors included, as MongoDB shapes them).
+pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
+    Counters::bump(&node.counters.commands, 1);
+    let body = &invocation.body;
+    let retryable_write = body.contains_key("txnNumber") && !body.contains_key("autocommit");
+    let result = match prepare(node, &invocation) {
+        Ok(ctx) => dispatch(&ctx).await,
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(mut reply) => {
+            if !reply.contains_key("ok") {
+                reply.insert("ok", 1.0);
+            }
+            if retryable_write {
+                label_write_concern_error(&mut reply);
+            }
+            reply
+        }
+        Err(mut err) => {
+            if retryable_write && err.is_retryable() && !err.labels.contains(&"RetryableWriteError") {
+                err.labels.push("RetryableWriteError");
+            }
+            tracing::debug!(command = body.keys().next().map(String::as_str).unwrap_or(""), error = %err, "command failed");
+            err.to_reply()
+        }
+    }
+}
+
+fn prepare<'a>(node: &'a Node, invocation: &'a Invocation<'a>) -> Result<Context<'a>> {
+    let body = &invocation.body;
+    let name = body
+        .keys()
+        .next()
+        .cloned()
+        .ok_or_else(|| Error::failed_to_parse("empty command document"))?;
+    let db = args::database(body)?;
+    if body.contains_key("startTransaction") || body.contains_key("autocommit") {
+        return Err(Error::new(
+            code::ILLEGAL_OPERATION,
+            "multi-document transactions are not supported by the Faultline engine yet",
+        ));
+    }
+    let secondary_ok = invocation
+        .secondary_ok
+        .unwrap_or_else(|| read_preference_allows_secondary(body));
+    Ok(Context {
+        node,
+        body,
+        db,
+        name,
+        secondary_ok,
+        conn: invocation.conn,
+        legacy: invocation.legacy,
+    })
+}
+
+/// A `$readPreference` other than `primary` lets a secondary serve the read.
+fn read_preference_allows_secondary(body: &Document) -> bool {
+    match body.get_document("$readPreference") {
+        Ok(pref) => pref.get_str("mode").map(|m| m != "primary").unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Retryable writes whose write concern failed with a retryable code carry the label too.
+fn label_write_concern_error(reply: &mut Document) {
+    let retryable = reply
+        .get_document("writeConcernError")
+        .ok()
+        .and_then(|e| e.get("code").and_then(Bson::as_i32))
+        .is_some_and(|c| crate::error::RETRYABLE_CODES.contains(&c));
+    if retryable {
+        reply.insert("errorLabels", vec![Bson::String("RetryableWriteError".into())]);
+    }
+}
+
+async fn dispatch(ctx: &Context<'_>) -> Result<Document> {
+    match ctx.name.as_str() {
+        "hello" | "isMaster" | "ismaster" => handshake::hello(ctx).await,
+        "ping" | "endSessions" | "refreshSessions" | "killSessions" | "killAllSessions" | "logout" | "resetError" => {
+            Ok(Document::new())
+        }
+        "buildInfo" | "buildinfo" => Ok(handshake::build_info()),
+        "getParameter" => handshake::get_parameter(ctx),
+        "getLog" => handshake::get_log(ctx),
+        "connectionStatus" => Ok(handshake::connection_status()),
+        "whatsmyuri" => Ok(handshake::whats_my_uri(ctx)),
+        "hostInfo" => Ok(handshake::host_info()),
+        "getCmdLineOpts" => Ok(handshake::cmd_line_opts(ctx)),
+        "serverStatus" => Ok(handshake::server_status(ctx)),
+        "listCommands" => Ok(handshake::list_commands()),
+        "startSession" => Ok(handshake::start_session()),
+        "getFreeMonitoringStatus" => Ok(bson::doc! {"state": "disabled"}),
+        "listDatabases" => catalog::list_databases(ctx),
+        "listCollections" => catalog::list_collections(ctx),
+        "create" => catalog::create(ctx).await,
+        "drop" => catalog::drop_collection(ctx).await,
+        "dropDatabase" => catalog::drop_database(ctx).await,
+        "createIndexes" => catalog::create_indexes(ctx).await,
+        "listIndexes" => catalog::list_indexes(ctx),
+        "dropIndexes" | "deleteIndexes" => catalog::drop_indexes(ctx).await,
+        "dbStats" => catalog::db_stats(ctx),
+        "collStats" => catalog::coll_stats(ctx),
+        "dbHash" | "dbhash" => catalog::db_hash(ctx),
+        "find" => read::find(ctx).await,
+        "getMore" => read::get_more(ctx).await,
+        "killCursors" => read::kill_cursors(ctx),
+        "count" => read::count(ctx).await,
+        "distinct" => read::distinct(ctx).await,
+        "aggregate" => read::aggregate(ctx).await,
+        "insert" => write::insert(ctx).await,
+        "update" => write::update(ctx).await,
+        "delete" => write::delete(ctx).await,
+        "findAndModify" | "findandmodify" => write::find_and_modify(ctx).await,
+        "replSetInitiate" => replset::initiate(ctx).await,
+        "replSetGetStatus" => replset::get_status(ctx),
+        "replSetGetConfig" => replset::get_config(ctx),
+        "configureFailPoint" => replset::configure_fail_point(ctx),
+        "listFailPoints" => Ok(bson::doc! {"failPoints": ctx.node.failpoints.list()}),
+        "commitTransaction" | "abortTransaction" => Err(Error::new(
+            code::NO_SUCH_TRANSACTION,
+            "multi-document transactions are not supported by the Faultline engine yet",
+        )),
+        other => Err(Error::new(
+            code::COMMAND_NOT_FOUND,
+            format!("no such command: '{other}'"),
+        )),
+    }
+}
+
+impl Context<'_> {
+    /// Fails unless this command may be run by an admin-only path (`admin` database).
+    pub fn require_admin(&self) -> Result<()> {
+        if self.db != "admin" {
+            return Err(Error::new(
+                (13, "Unauthorized"),
+                format!("{} may only be run against the admin database.", self.name),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! Read concern: which data a read may return and what it waits for.
+//!
+//! ```text
+//! local / available   the newest data on this member; may roll back
+//! majority            served speculatively: read the newest data, then wait until the point read is
+//!                     majority-committed (so what was returned can never roll back)
+//! linearizable        primary only; after reading, write a no-op and wait until it is majority-committed,
+//!                     which proves this member was still primary when it answered
+//! afterClusterTime    wait until this member has applied that timestamp before reading
+//! ```
+
+use bson::{Bson, Document, doc};
+
+use super::Context;
+use super::args;
+use crate::error::{Error, Result, code};
+use crate::member::{WriteConcern, WriteMode};
+use crate::repl::OpTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Local,
+    Available,
+    Majority,
+    Linearizable,
+    Snapshot,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadConcern {
+    pub level: Level,
+    pub after_cluster_time: Option<bson::Timestamp>,
+}
+
+impl ReadConcern {
+    pub fn parse(body: &Document) -> Result<ReadConcern> {
+        let Some(rc) = args::opt_doc(body, "readConcern")? else {
+            return Ok(ReadConcern {
+                level: Level::Local,
+                after_cluster_time: None,
+            });
+        };
+        let level = match rc.get("level") {
+            None | Some(Bson::Null) => Level::Local,
+            Some(Bson::String(s)) => match s.as_str() {
+                "local" => Level::Local,
+                "available" => Level::Available,
+                "majority" => Level::Majority,
+                "linearizable" => Level::Linearizable,
+                "snapshot" => Level::Snapshot,
+                other => return Err(Error::failed_to_parse(format!("invalid read concern level: {other}"))),
+            },
+            Some(_) => return Err(Error::type_mismatch("readConcern.level must be a string")),
+        };
+        if level == Level::Snapshot {
+            return Err(Error::new(
+                (72, "InvalidOptions"),
+                "readConcern level snapshot is only valid in multi-document transactions, which this engine does not support yet",
+            ));
+        }
+        let after_cluster_time = match rc.get("afterClusterTime") {
+            None => None,
+            Some(Bson::Timestamp(ts)) => Some(*ts),
+            Some(_) => return Err(Error::type_mismatch("afterClusterTime must be a timestamp")),
+        };
+        Ok(ReadConcern {
+            level,
+            after_cluster_time,
+        })
+    }
+}
+
+/// Checks and waits before a read: readability of this member, linearizable-on-primary, afterClusterTime.
+pub async fn before_read(ctx: &Context<'_>, rc: &ReadConcern) -> Result<()> {
+    let member = &ctx.node.member;
+    if rc.level == Level::Linearizable {
+        if !member.role().state.is_primary() {
+            return Err(Error::new(
+                code::NOT_WRITABLE_PRIMARY,
+                "cannot satisfy linearizable read concern on non-primary node",
+            ));
+        }
+    } else {
+        member.check_readable(ctx.secondary_ok)?;
+    }
+    if let Some(ts) = rc.after_cluster_time {
+        let mut positions = ctx.node.storage.watch_positions();
+        let majority = rc.level == Level::Majority;
+        positions
+            .wait_for(|p| {
+                let reached = if majority { p.last_durable } else { p.last_written };
+                reached.ts >= ts
+            })
+            .await
+            .map_err(|_| Error::new(code::SHUTDOWN_IN_PROGRESS, "shutting down"))?;
+    }
+    Ok(())
+}
+
+/// Waits after a read: majority reads until what was read is majority-committed, linearizable reads until
+/// a no-op written after the read is majority-committed.
+pub async fn after_read(ctx: &Context<'_>, rc: &ReadConcern, read_at: OpTime) -> Result<()> {
+    let member = &ctx.node.member;
+    match rc.level {
+        Level::Majority => {
+            let wc = WriteConcern {
+                w: WriteMode::Majority,
+                j: false,
+                wtimeout: None,
+            };
+            match member.wait_for_write_concern(read_at, &wc).await {
+                None => Ok(()),
+                Some(err) => Err(wc_error(err)),
+            }
+        }
+        Level::Linearizable => {
+            member.check_writable(&ctx.db)?;
+            let optime = ctx
+                .node
+                .storage
+                .write(false, |w| w.noop(doc! {"msg": "linearizable read"}))
+                .await??;
+            let wc = WriteConcern {
+                w: WriteMode::Majority,
+                j: false,
+                wtimeout: None,
+            };
+            match member.wait_for_write_concern(optime, &wc).await {
+                None => Ok(()),
+                Some(err) => Err(wc_error(err)),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn wc_error(err: Document) -> Error {
+    let code = err.get_i32("code").unwrap_or(1);
+    let message = err.get_str("errmsg").unwrap_or("write concern failed").to_string();
+    let name = match code {
+        64 => "WriteConcernTimeout",
+        91 => "ShutdownInProgress",
+        _ => "UnknownError",
+    };
+    Error::new((code, name), message)
+}

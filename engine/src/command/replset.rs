@@ -1,0 +1,49 @@
+//! Replica-set administration commands and `configureFailPoint`.
+
+use bson::{Bson, Document, doc};
+
+use super::Context;
+use crate::error::{Error, Result};
+
+pub async fn initiate(ctx: &Context<'_>) -> Result<Document> {
+    ctx.require_admin()?;
+    let config = match ctx.body.get("replSetInitiate") {
+        Some(Bson::Document(d)) if !d.is_empty() => Some(d),
+        Some(Bson::Document(_)) | Some(Bson::Null) | None => None,
+        Some(other) if super::args::as_i64(other).is_some() || matches!(other, Bson::Boolean(_)) => None,
+        Some(_) => {
+            return Err(Error::type_mismatch(
+                "replSetInitiate takes a config document or nothing",
+            ));
+        }
+    };
+    ctx.node.member.initiate(config).await?;
+    if config.is_some() {
+        return Ok(Document::new());
+    }
+    Ok(
+        doc! {"info2": "no configuration specified. Using a default configuration for the set", "me": ctx.node.options().self_host()},
+    )
+}
+
+pub fn get_status(ctx: &Context<'_>) -> Result<Document> {
+    ctx.require_admin()?;
+    ctx.node.member.status()
+}
+
+pub fn get_config(ctx: &Context<'_>) -> Result<Document> {
+    ctx.require_admin()?;
+    Ok(doc! {"config": ctx.node.member.config_document()?})
+}
+
+pub fn configure_fail_point(ctx: &Context<'_>) -> Result<Document> {
+    ctx.require_admin()?;
+    let name = ctx
+        .body
+        .get_str("configureFailPoint")
+        .map_err(|_| Error::type_mismatch("configureFailPoint takes the fail point's name"))?;
+    let previous = ctx.node.failpoints.configure(name, ctx.body)?;
+    Ok(
+        doc! {"count": 0, "mode": previous.get("mode").cloned().unwrap_or(Bson::Int32(0)), "data": previous.get_document("data").cloned().unwrap_or_default()},
+    )
+}

@@ -1,0 +1,640 @@
+//! Write commands: insert, update, delete, findAndModify.
+//!
+//! Each command runs as one job of the storage writer (so it shares a group commit with concurrent writes),
+//! then waits for its write concern. Retryable writes (`lsid` + `txnNumber`) look up each statement in the
+//! session table first and return the stored result instead of applying it twice.
+
+use bson::{Bson, Document, doc, oid::ObjectId};
+
+use super::Context;
+use super::args;
+use crate::error::{Error, Result, code};
+use crate::member::WriteConcern;
+use crate::node::Counters;
+use crate::query::filter::Filter;
+use crate::query::projection::Projection;
+use crate::query::sort::SortSpec;
+use crate::query::update::Update;
+use crate::storage::{CollectionMeta, Namespace, SessionStatement, WriteCtx};
+
+/// The maximum size of a stored document.
+const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// The session identity of a retryable write command: statement `i` gets `stmtIds[i]` or `stmtId + i`.
+#[derive(Clone)]
+struct RetryableWrite {
+    lsid: Document,
+    txn_number: i64,
+    stmt_ids: Option<Vec<i32>>,
+    first_stmt_id: i32,
+}
+
+impl RetryableWrite {
+    fn parse(body: &Document) -> Result<Option<RetryableWrite>> {
+        let Some(txn) = body.get("txnNumber") else {
+            return Ok(None);
+        };
+        let txn_number = args::as_i64(txn).ok_or_else(|| Error::type_mismatch("txnNumber must be a long"))?;
+        let lsid = args::opt_doc(body, "lsid")?
+            .ok_or_else(|| {
+                Error::new(
+                    code::ILLEGAL_OPERATION,
+                    "Transaction number requires a session ID to also be specified",
+                )
+            })?
+            .clone();
+        let stmt_ids = args::opt_array(body, "stmtIds")?
+            .map(|ids| {
+                ids.iter()
+                    .map(|v| args::as_i64(v).map(|n| n as i32))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .map(|ids| ids.ok_or_else(|| Error::type_mismatch("stmtIds must be numbers")))
+            .transpose()?;
+        let first_stmt_id = args::opt_i64(body, "stmtId")?.unwrap_or(0) as i32;
+        Ok(Some(RetryableWrite {
+            lsid,
+            txn_number,
+            stmt_ids,
+            first_stmt_id,
+        }))
+    }
+
+    fn statement(&self, index: usize) -> SessionStatement {
+        let stmt_id = match &self.stmt_ids {
+            Some(ids) => ids.get(index).copied().unwrap_or(self.first_stmt_id + index as i32),
+            None => self.first_stmt_id + index as i32,
+        };
+        SessionStatement {
+            lsid: self.lsid.clone(),
+            txn_number: self.txn_number,
+            stmt_id,
+        }
+    }
+}
+
+/// What every write command parses first.
+struct WriteCommon {
+    ns: Namespace,
+    ordered: bool,
+    wc: WriteConcern,
+    session: Option<RetryableWrite>,
+}
+
+fn common(ctx: &Context<'_>) -> Result<WriteCommon> {
+    let ns = args::namespace(ctx.body, &ctx.db)?;
+    if ns.coll.starts_with("system.") && ns.db != "local" {
+        return Err(Error::new(code::INVALID_NAMESPACE, format!("cannot write to '{ns}'")));
+    }
+    ctx.node.member.check_writable(&ns.db)?;
+    Ok(WriteCommon {
+        ordered: args::opt_bool(ctx.body, "ordered")?.unwrap_or(true),
+        wc: WriteConcern::parse(args::opt_doc(ctx.body, "writeConcern")?)?,
+        session: RetryableWrite::parse(ctx.body)?,
+        ns,
+    })
+}
+
+/// Runs a write job with the command's durability, then waits for the write concern; returns the job's
+/// output and the `writeConcernError` to attach, if any.
+async fn run_job<R: Send + 'static>(
+    ctx: &Context<'_>,
+    wc: &WriteConcern,
+    session: Option<RetryableWrite>,
+    job: impl FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
+) -> Result<(R, Option<Document>)> {
+    let skip_fsync = wc.j && ctx.node.failpoints.hit("skipJournalFsync").is_some();
+    let durable = wc.j && !skip_fsync;
+    let output = ctx
+        .node
+        .storage
+        .write(durable, move |w| {
+            // A retry of an older transaction number fails the whole command (TransactionTooOld).
+            if let Some(session) = &session {
+                w.executed_statement(&session.statement(0))?;
+            }
+            Ok::<R, crate::error::Error>(job(w))
+        })
+        .await??;
+    if skip_fsync {
+        return Ok((output, None));
+    }
+    let optime = ctx.node.storage.positions().last_written;
+    let wc_error = ctx.node.member.wait_for_write_concern(optime, wc).await;
+    Ok((output, wc_error))
+}
+
+fn finish(mut reply: Document, write_errors: Vec<Document>, wc_error: Option<Document>) -> Document {
+    if !write_errors.is_empty() {
+        reply.insert("writeErrors", write_errors);
+    }
+    if let Some(err) = wc_error {
+        reply.insert("writeConcernError", err);
+    }
+    reply
+}
+
+fn documents<'a>(body: &'a Document, field: &str) -> Result<&'a Vec<Bson>> {
+    args::opt_array(body, field)?
+        .ok_or_else(|| Error::failed_to_parse(format!("BSON field '{field}' is missing but a required field")))
+}
+
+/// Puts `_id` first, generating an ObjectId when missing; rejects array `_id`s and oversized documents.
+fn prepare_insert(doc: &Bson) -> Result<Document> {
+    let Bson::Document(doc) = doc else {
+        return Err(Error::type_mismatch("documents to insert must be objects"));
+    };
+    let mut out = Document::new();
+    match doc.get("_id") {
+        Some(Bson::Array(_)) => return Err(Error::bad_value("can't use an array for _id")),
+        Some(Bson::RegularExpression(_)) => return Err(Error::bad_value("can't use a regex for _id")),
+        Some(id) => out.insert("_id", id.clone()),
+        None => out.insert("_id", ObjectId::new()),
+    };
+    for (k, v) in doc {
+        if k != "_id" {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    let size = out.to_vec()?.len();
+    if size > MAX_DOCUMENT_BYTES {
+        return Err(Error::new(
+            (10334, "BSONObjectTooLarge"),
+            format!("object to insert too large. size in bytes: {size}, max size: {MAX_DOCUMENT_BYTES}"),
+        ));
+    }
+    Ok(out)
+}
+
+pub async fn insert(ctx: &Context<'_>) -> Result<Document> {
+    let common = common(ctx)?;
+    let raw = documents(ctx.body, "documents")?;
+    if raw.is_empty() {
+        return Err(Error::new(
+            (10, "InvalidLength"),
+            "Write batch sizes must be between 1 and 100000. Got 0 operations.",
+        ));
+    }
+    let prepared: Vec<Result<Document>> = raw.iter().map(prepare_insert).collect();
+    Counters::bump(&ctx.node.counters.inserts, prepared.len() as u64);
+    let WriteCommon {
+        ns,
+        ordered,
+        wc,
+        session,
+    } = common;
+    let ((n, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
+        let mut n = 0i32;
+        let mut errors = Vec::new();
+        let meta = match w.ensure_collection(&ns) {
+            Ok(meta) => meta,
+            Err(err) => return (0, vec![err.to_write_error(0)]),
+        };
+        for (i, doc) in prepared.into_iter().enumerate() {
+            let stmt = session.as_ref().map(|s| s.statement(i));
+            let result = doc.and_then(|doc| insert_one(w, &meta, doc, stmt.as_ref()));
+            match result {
+                Ok(()) => n += 1,
+                Err(err) => {
+                    errors.push(err.to_write_error(i));
+                    if ordered {
+                        break;
+                    }
+                }
+            }
+        }
+        (n, errors)
+    })
+    .await?;
+    Ok(finish(doc! {"n": n}, errors, wc_error))
+}
+
+fn insert_one(
+    w: &mut WriteCtx<'_>,
+    meta: &CollectionMeta,
+    doc: Document,
+    stmt: Option<&SessionStatement>,
+) -> Result<()> {
+    if let Some(stmt) = stmt
+        && w.executed_statement(stmt)?.is_some()
+    {
+        return Ok(());
+    }
+    w.insert(meta, doc, stmt)?;
+    if let Some(stmt) = stmt {
+        w.record_statement(stmt, doc! {"n": 1})?;
+    }
+    Ok(())
+}
+
+/// One parsed update statement.
+struct UpdateStatement {
+    filter: Filter,
+    update: Update,
+    upsert: bool,
+    multi: bool,
+}
+
+fn parse_update_statement(value: &Bson) -> Result<UpdateStatement> {
+    let Bson::Document(stmt) = value else {
+        return Err(Error::type_mismatch("each update must be an object"));
+    };
+    let filter = Filter::parse(args::opt_doc(stmt, "q")?.unwrap_or(&Document::new()))?;
+    let update = match stmt.get("u") {
+        Some(Bson::Document(u)) => Update::parse(u)?,
+        Some(Bson::Array(_)) => {
+            return Err(Error::new(
+                (2, "BadValue"),
+                "pipeline-style updates are not supported by the Faultline engine yet",
+            ));
+        }
+        _ => return Err(Error::failed_to_parse("BSON field 'u' is missing but a required field")),
+    };
+    let multi = args::opt_bool(stmt, "multi")?.unwrap_or(false);
+    if multi && update.is_replacement() {
+        return Err(Error::failed_to_parse(
+            "multi update is not supported for replacement-style update",
+        ));
+    }
+    Ok(UpdateStatement {
+        filter,
+        update,
+        upsert: args::opt_bool(stmt, "upsert")?.unwrap_or(false),
+        multi,
+    })
+}
+
+/// The outcome of one update statement, as stored for retries.
+#[derive(Default)]
+struct UpdateOutcome {
+    matched: i32,
+    modified: i32,
+    upserted: Option<Bson>,
+}
+
+impl UpdateOutcome {
+    fn to_document(&self) -> Document {
+        let mut doc = doc! {"n": self.matched, "nModified": self.modified};
+        if let Some(id) = &self.upserted {
+            doc.insert("upserted", id.clone());
+        }
+        doc
+    }
+
+    fn from_document(doc: &Document) -> UpdateOutcome {
+        UpdateOutcome {
+            matched: doc.get_i32("n").unwrap_or(0),
+            modified: doc.get_i32("nModified").unwrap_or(0),
+            upserted: doc.get("upserted").cloned(),
+        }
+    }
+}
+
+pub async fn update(ctx: &Context<'_>) -> Result<Document> {
+    let common = common(ctx)?;
+    let raw = documents(ctx.body, "updates")?;
+    let statements: Vec<Result<UpdateStatement>> = raw.iter().map(parse_update_statement).collect();
+    Counters::bump(&ctx.node.counters.updates, statements.len() as u64);
+    let WriteCommon {
+        ns,
+        ordered,
+        wc,
+        session,
+    } = common;
+    let ((n, modified, upserted, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
+        let (mut n, mut modified, mut upserted, mut errors) = (0i32, 0i32, Vec::new(), Vec::new());
+        for (i, stmt) in statements.into_iter().enumerate() {
+            let session_stmt = session.as_ref().map(|s| s.statement(i));
+            match stmt.and_then(|s| update_one_statement(w, &ns, &s, session_stmt.as_ref())) {
+                Ok(outcome) => {
+                    n += outcome.matched;
+                    modified += outcome.modified;
+                    if let Some(id) = outcome.upserted {
+                        upserted.push(Bson::Document(doc! {"index": i as i32, "_id": id}));
+                    }
+                }
+                Err(err) => {
+                    errors.push(err.to_write_error(i));
+                    if ordered {
+                        break;
+                    }
+                }
+            }
+        }
+        (n, modified, upserted, errors)
+    })
+    .await?;
+    let mut reply = doc! {"n": n, "nModified": modified};
+    if !upserted.is_empty() {
+        reply.insert("upserted", upserted);
+    }
+    Ok(finish(reply, errors, wc_error))
+}
+
+fn update_one_statement(
+    w: &mut WriteCtx<'_>,
+    ns: &Namespace,
+    stmt: &UpdateStatement,
+    session: Option<&SessionStatement>,
+) -> Result<UpdateOutcome> {
+    if let Some(s) = session
+        && let Some(stored) = w.executed_statement(s)?
+    {
+        return Ok(UpdateOutcome::from_document(&stored));
+    }
+    let mut outcome = UpdateOutcome::default();
+    let now = bson::DateTime::now();
+    let meta = w.collection(ns)?;
+    let targets = match &meta {
+        Some(meta) => find_targets(w, meta, &stmt.filter, None, if stmt.multi { usize::MAX } else { 1 })?,
+        None => Vec::new(),
+    };
+    if let Some(meta) = &meta {
+        for before in targets {
+            let mut after = before.clone();
+            outcome.matched += 1;
+            if stmt.update.apply(&mut after, false, now)? {
+                w.replace(meta, &before, after, session)?;
+                outcome.modified += 1;
+            }
+        }
+    }
+    if outcome.matched == 0 && stmt.upsert {
+        let doc = upsert_document(&stmt.filter, &stmt.update, now)?;
+        let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+        let meta = w.ensure_collection(ns)?;
+        w.insert(&meta, doc, session)?;
+        outcome.matched = 1;
+        outcome.upserted = Some(id);
+    }
+    if let Some(s) = session {
+        w.record_statement(s, outcome.to_document())?;
+    }
+    Ok(outcome)
+}
+
+/// Documents matching `filter` (sorted when asked), at most `limit`, read inside the write transaction.
+fn find_targets(
+    w: &mut WriteCtx<'_>,
+    meta: &CollectionMeta,
+    filter: &Filter,
+    sort: Option<&SortSpec>,
+    limit: usize,
+) -> Result<Vec<Document>> {
+    if let Some(id) = filter.id_equality() {
+        return Ok(w
+            .get_by_id(meta, id)?
+            .filter(|d| filter.matches(d))
+            .into_iter()
+            .collect());
+    }
+    match sort {
+        Some(spec) => {
+            let mut docs = w.scan(meta, |d| filter.matches(d), usize::MAX)?;
+            docs.sort_by(|a, b| spec.compare(a, b));
+            docs.truncate(limit);
+            Ok(docs)
+        }
+        None => w.scan(meta, |d| filter.matches(d), limit),
+    }
+}
+
+/// The document an upsert inserts: the filter's equalities with the update applied (or the replacement).
+fn upsert_document(filter: &Filter, update: &Update, now: bson::DateTime) -> Result<Document> {
+    let seed = filter.upsert_seed();
+    let mut doc = if update.is_replacement() {
+        let mut doc = Document::new();
+        if let Some(id) = seed.get("_id") {
+            doc.insert("_id", id.clone());
+        }
+        doc
+    } else {
+        seed
+    };
+    update.apply(&mut doc, true, now)?;
+    prepare_insert(&Bson::Document(doc))
+}
+
+pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
+    let common = common(ctx)?;
+    let raw = documents(ctx.body, "deletes")?;
+    let statements: Vec<Result<(Filter, usize)>> = raw
+        .iter()
+        .map(|value| {
+            let Bson::Document(stmt) = value else {
+                return Err(Error::type_mismatch("each delete must be an object"));
+            };
+            let filter = Filter::parse(args::opt_doc(stmt, "q")?.unwrap_or(&Document::new()))?;
+            let limit = match args::opt_i64(stmt, "limit")? {
+                Some(0) => usize::MAX,
+                Some(1) => 1,
+                Some(other) => {
+                    return Err(Error::failed_to_parse(format!(
+                        "The limit field in delete objects must be 0 or 1. Got {other}"
+                    )));
+                }
+                None => {
+                    return Err(Error::failed_to_parse(
+                        "BSON field 'limit' is missing but a required field",
+                    ));
+                }
+            };
+            Ok((filter, limit))
+        })
+        .collect();
+    Counters::bump(&ctx.node.counters.deletes, statements.len() as u64);
+    let WriteCommon {
+        ns,
+        ordered,
+        wc,
+        session,
+    } = common;
+    let ((n, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
+        let (mut n, mut errors) = (0i32, Vec::new());
+        for (i, stmt) in statements.into_iter().enumerate() {
+            let session_stmt = session.as_ref().map(|s| s.statement(i));
+            match stmt.and_then(|(filter, limit)| delete_statement(w, &ns, &filter, limit, session_stmt.as_ref())) {
+                Ok(deleted) => n += deleted,
+                Err(err) => {
+                    errors.push(err.to_write_error(i));
+                    if ordered {
+                        break;
+                    }
+                }
+            }
+        }
+        (n, errors)
+    })
+    .await?;
+    Ok(finish(doc! {"n": n}, errors, wc_error))
+}
+
+fn delete_statement(
+    w: &mut WriteCtx<'_>,
+    ns: &Namespace,
+    filter: &Filter,
+    limit: usize,
+    session: Option<&SessionStatement>,
+) -> Result<i32> {
+    if let Some(s) = session
+        && let Some(stored) = w.executed_statement(s)?
+    {
+        return Ok(stored.get_i32("n").unwrap_or(0));
+    }
+    let Some(meta) = w.collection(ns)? else { return Ok(0) };
+    let targets = find_targets(w, &meta, filter, None, limit)?;
+    for doc in &targets {
+        w.delete(&meta, doc, session)?;
+    }
+    let n = targets.len() as i32;
+    if let Some(s) = session {
+        w.record_statement(s, doc! {"n": n})?;
+    }
+    Ok(n)
+}
+
+/// findAndModify's arguments.
+struct FindAndModify {
+    filter: Filter,
+    sort: Option<SortSpec>,
+    update: Option<Update>,
+    remove: bool,
+    return_new: bool,
+    upsert: bool,
+    fields: Option<Projection>,
+}
+
+fn parse_find_and_modify(body: &Document) -> Result<FindAndModify> {
+    let filter = Filter::parse(args::opt_doc(body, "query")?.unwrap_or(&Document::new()))?;
+    let sort = match args::opt_doc(body, "sort")? {
+        Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
+        _ => None,
+    };
+    let remove = args::opt_bool(body, "remove")?.unwrap_or(false);
+    let update = match body.get("update") {
+        None | Some(Bson::Null) => None,
+        Some(Bson::Document(u)) => Some(Update::parse(u)?),
+        Some(Bson::Array(_)) => {
+            return Err(Error::bad_value(
+                "pipeline-style updates are not supported by the Faultline engine yet",
+            ));
+        }
+        Some(_) => return Err(Error::type_mismatch("findAndModify: 'update' must be an object")),
+    };
+    match (remove, update.is_some()) {
+        (true, true) => return Err(Error::failed_to_parse("Cannot specify both an update and remove=true")),
+        (false, false) => {
+            return Err(Error::failed_to_parse(
+                "Either an update or remove=true must be specified",
+            ));
+        }
+        _ => {}
+    }
+    let return_new = args::opt_bool(body, "new")?.unwrap_or(false);
+    let upsert = args::opt_bool(body, "upsert")?.unwrap_or(false);
+    if remove && (return_new || upsert) {
+        return Err(Error::failed_to_parse(
+            "Cannot specify new=true or upsert=true together with remove=true",
+        ));
+    }
+    let fields = match args::opt_doc(body, "fields")? {
+        Some(f) if !f.is_empty() => Some(Projection::parse(f)?),
+        _ => None,
+    };
+    Ok(FindAndModify {
+        filter,
+        sort,
+        update,
+        remove,
+        return_new,
+        upsert,
+        fields,
+    })
+}
+
+pub async fn find_and_modify(ctx: &Context<'_>) -> Result<Document> {
+    let common = common(ctx)?;
+    let spec = parse_find_and_modify(ctx.body)?;
+    Counters::bump(
+        if spec.remove {
+            &ctx.node.counters.deletes
+        } else {
+            &ctx.node.counters.updates
+        },
+        1,
+    );
+    let WriteCommon { ns, wc, session, .. } = common;
+    let (result, wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
+        let stmt = session.as_ref().map(|s| s.statement(0));
+        find_and_modify_job(w, &ns, &spec, stmt.as_ref())
+    })
+    .await?;
+    let mut reply = result?;
+    if let Some(err) = wc_error {
+        reply.insert("writeConcernError", err);
+    }
+    Ok(reply)
+}
+
+fn find_and_modify_job(
+    w: &mut WriteCtx<'_>,
+    ns: &Namespace,
+    spec: &FindAndModify,
+    session: Option<&SessionStatement>,
+) -> Result<Document> {
+    if let Some(s) = session
+        && let Some(stored) = w.executed_statement(s)?
+    {
+        return Ok(stored);
+    }
+    let now = bson::DateTime::now();
+    let project = |doc: Document| match &spec.fields {
+        Some(p) => p.apply(&doc),
+        None => doc,
+    };
+    let meta = w.collection(ns)?;
+    let target = match &meta {
+        Some(meta) => find_targets(w, meta, &spec.filter, spec.sort.as_ref(), 1)?
+            .into_iter()
+            .next(),
+        None => None,
+    };
+    let reply = match (target, &spec.update) {
+        (Some(before), None) => {
+            let meta = meta
+                .as_ref()
+                .ok_or_else(|| Error::internal("matched a document in a missing collection"))?;
+            w.delete(meta, &before, session)?;
+            doc! {"lastErrorObject": {"n": 1}, "value": project(before)}
+        }
+        (Some(before), Some(update)) => {
+            let meta = meta
+                .as_ref()
+                .ok_or_else(|| Error::internal("matched a document in a missing collection"))?;
+            let mut after = before.clone();
+            if update.apply(&mut after, false, now)? {
+                w.replace(meta, &before, after.clone(), session)?;
+            }
+            let value = if spec.return_new { after } else { before };
+            doc! {"lastErrorObject": {"n": 1, "updatedExisting": true}, "value": project(value)}
+        }
+        (None, Some(update)) if spec.upsert => {
+            let doc = upsert_document(&spec.filter, update, now)?;
+            let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+            let meta = w.ensure_collection(ns)?;
+            w.insert(&meta, doc.clone(), session)?;
+            let value = if spec.return_new {
+                Bson::Document(project(doc))
+            } else {
+                Bson::Null
+            };
+            doc! {"lastErrorObject": {"n": 1, "updatedExisting": false, "upserted": id}, "value": value}
+        }
+        (None, Some(_)) => doc! {"lastErrorObject": {"n": 0, "updatedExisting": false}, "value": Bson::Null},
+        (None, None) => doc! {"lastErrorObject": {"n": 0}, "value": Bson::Null},
+    };
+    if let Some(s) = session {
+        w.record_statement(s, reply.clone())?;
+    }
+    Ok(reply)
+}

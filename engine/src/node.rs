@@ -1,0 +1,59 @@
+//! One running member: its storage, replica-set role, cursors and fail points, shared by all connections.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::cursor::CursorRegistry;
+use crate::error::Result;
+use crate::failpoint::FailPoints;
+use crate::member::Member;
+use crate::options::NodeOptions;
+use crate::storage::Storage;
+
+/// Counters reported by `serverStatus`.
+#[derive(Default)]
+pub struct Counters {
+    pub connections_current: AtomicI64,
+    pub connections_total: AtomicI64,
+    pub commands: AtomicU64,
+    pub inserts: AtomicU64,
+    pub queries: AtomicU64,
+    pub updates: AtomicU64,
+    pub deletes: AtomicU64,
+    pub getmores: AtomicU64,
+}
+
+impl Counters {
+    pub fn bump(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+}
+
+/// Everything a command can reach.
+pub struct Node {
+    pub storage: Storage,
+    pub member: Member,
+    pub cursors: CursorRegistry,
+    pub failpoints: FailPoints,
+    pub counters: Counters,
+}
+
+impl Node {
+    /// Opens storage under the options' dbpath and restores the replica-set role.
+    pub async fn open(options: NodeOptions) -> Result<Arc<Node>> {
+        let storage = Storage::open(&options.dbpath)?;
+        let failpoints = FailPoints::from_parameters(&options.set_parameters)?;
+        let member = Member::start(storage.clone(), options).await?;
+        Ok(Arc::new(Node {
+            storage,
+            member,
+            cursors: CursorRegistry::default(),
+            failpoints,
+            counters: Counters::default(),
+        }))
+    }
+
+    pub fn options(&self) -> &NodeOptions {
+        self.member.options()
+    }
+}

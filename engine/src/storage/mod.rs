@@ -1,0 +1,185 @@
+//! Durable state of one member, in one `redb` database file.
+//!
+//! ```text
+//! catalog          ns → collection metadata (uuid, options, index specs)
+//! docs:<uuid>      keystring(_id) → document                 one table per collection
+//! index:<uuid>:<n> keystring(key values) → keystring(_id)    one table per secondary unique index
+//! oplog            ts as u64 (secs << 32 | inc) → oplog entry (local.oplog.rs)
+//! meta             name → document                            replication metadata (config, term, vote, ...)
+//! sessions         keystring(lsid) → executed statements      retryable-write de-duplication
+//! ```
+//!
+//! Writes go through one writer thread ([`writer`]) that groups concurrent jobs into one transaction
+//! (group commit); a write and its oplog entries always commit together. Reads take a [`Snapshot`], a
+//! consistent read transaction that never blocks the writer.
+
+pub mod catalog;
+pub mod keystring;
+mod oplog;
+mod snapshot;
+mod write_ctx;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use bson::Document;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::watch;
+
+pub use catalog::{CollectionMeta, IndexSpec, Namespace};
+pub use oplog::{OpTime, OplogEntry, ts_from_u64, ts_to_u64};
+pub use snapshot::Snapshot;
+pub use write_ctx::{SessionStatement, WriteCtx};
+use writer::Writer;
+
+use crate::error::{Error, Result};
+
+pub(crate) const CATALOG: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog");
+pub(crate) const OPLOG: TableDefinition<u64, &[u8]> = TableDefinition::new("oplog");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+
+pub(crate) fn docs_table_name(meta: &CollectionMeta) -> String {
+    format!("docs:{}", meta.uuid)
+}
+
+pub(crate) fn index_table_name(meta: &CollectionMeta, index: &str) -> String {
+    format!("index:{}:{}", meta.uuid, index)
+}
+
+/// How often buffered (non-`j`) commits are made durable, like mongod's journal commit interval.
+pub const JOURNAL_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The positions of the local oplog that callers wait on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Positions {
+    /// The newest committed (visible) oplog entry.
+    pub last_written: OpTime,
+    /// The newest oplog entry that is on disk (fsync'd).
+    pub last_durable: OpTime,
+}
+
+/// Handle to a member's storage; cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    writer: Writer,
+    positions: watch::Receiver<Positions>,
+    term: Arc<AtomicI64>,
+    path: PathBuf,
+}
+
+fn storage_error(context: &str, err: impl std::fmt::Display) -> Error {
+    Error::internal(format!("storage: {context}: {err}"))
+}
+
+impl Storage {
+    /// Opens (or creates) the database under `dbpath`. A file left by a crashed process is repaired by redb
+    /// on open: the newest checksummed commit wins.
+    pub fn open(dbpath: &Path) -> Result<Storage> {
+        std::fs::create_dir_all(dbpath).map_err(|e| storage_error(&format!("create {}", dbpath.display()), e))?;
+        let path = dbpath.join("faultline.redb");
+        let db = Database::builder()
+            .create(&path)
+            .map_err(|e| storage_error(&format!("open {}", path.display()), e))?;
+        let db = Arc::new(db);
+        init_tables(&db)?;
+        let last = last_oplog_optime(&db)?;
+        let term = Arc::new(AtomicI64::new(last.term.max(0)));
+        let positions = Positions {
+            last_written: last,
+            last_durable: last,
+        };
+        let (tx, rx) = watch::channel(positions);
+        let writer = Writer::start(db.clone(), tx, term.clone(), last)?;
+        Ok(Storage {
+            inner: Arc::new(Inner {
+                db,
+                writer,
+                positions: rx,
+                term,
+                path: dbpath.to_path_buf(),
+            }),
+        })
+    }
+
+    pub fn dbpath(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// A consistent read-only view of the current committed state.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let txn = self.inner.db.begin_read().map_err(|e| storage_error("begin read", e))?;
+        Ok(Snapshot::new(txn))
+    }
+
+    /// Runs `job` inside the writer's next group transaction and returns its output once the transaction has
+    /// committed (and, when `durable`, is fsync'd). `job` must check before it writes: an `Err` it returns is
+    /// the command's error, and anything it wrote before returning still commits.
+    pub async fn write<R, F>(&self, durable: bool, job: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
+    {
+        self.inner.writer.submit(durable, job).await
+    }
+
+    /// The term written into new oplog entries.
+    pub fn set_term(&self, term: i64) {
+        self.inner.term.store(term, Ordering::SeqCst);
+    }
+
+    pub fn term(&self) -> i64 {
+        self.inner.term.load(Ordering::SeqCst)
+    }
+
+    pub fn positions(&self) -> Positions {
+        *self.inner.positions.borrow()
+    }
+
+    /// A receiver that changes whenever the oplog advances or becomes durable.
+    pub fn watch_positions(&self) -> watch::Receiver<Positions> {
+        self.inner.positions.clone()
+    }
+
+    /// Reads a metadata document (replica-set config, vote, ...).
+    pub fn read_meta(&self, key: &str) -> Result<Option<Document>> {
+        self.snapshot()?.meta(key)
+    }
+
+    /// Makes everything committed so far durable and stops the writer.
+    pub fn shutdown(&self) {
+        self.inner.writer.shutdown();
+    }
+}
+
+fn init_tables(db: &Database) -> Result<()> {
+    let txn = db.begin_write().map_err(|e| storage_error("begin write", e))?;
+    {
+        txn.open_table(CATALOG).map_err(|e| storage_error("catalog", e))?;
+        txn.open_table(OPLOG).map_err(|e| storage_error("oplog", e))?;
+        txn.open_table(META).map_err(|e| storage_error("meta", e))?;
+        txn.open_table(SESSIONS).map_err(|e| storage_error("sessions", e))?;
+    }
+    txn.commit().map_err(|e| storage_error("commit", e))
+}
+
+fn last_oplog_optime(db: &Database) -> Result<OpTime> {
+    let txn = db.begin_read().map_err(|e| storage_error("begin read", e))?;
+    let table = txn.open_table(OPLOG).map_err(|e| storage_error("oplog", e))?;
+    let last = table.last().map_err(|e| storage_error("oplog last", e))?;
+    match last {
+        None => Ok(OpTime::null()),
+        Some((_, value)) => {
+            let entry = Document::from_reader(value.value()).map_err(|e| storage_error("oplog entry", e))?;
+            Ok(OplogEntry::optime_of(&entry).unwrap_or_else(OpTime::null))
+        }
+    }
+}

@@ -1,0 +1,619 @@
+//! What a write job can do inside the writer's group transaction.
+//!
+//! Every method that changes data also appends its oplog entry in the same transaction. Methods check
+//! before they write (duplicate keys, existing namespaces), so a method that returns an error has changed
+//! nothing. A storage failure (I/O, corruption) is recorded as fatal and rolls back the whole group.
+
+use bson::{Bson, Document, doc};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+use super::catalog::{CollectionMeta, IndexSpec, Namespace, index_from_spec};
+use super::keystring;
+use super::oplog::{NewEntry, OpTime, OplogEntry, TimestampAllocator, ts_to_u64};
+use super::{CATALOG, META, OPLOG, SESSIONS, docs_table_name, index_table_name, storage_error};
+use crate::error::{Error, Result, code};
+
+/// The retryable-write identity of one statement: written into its oplog entry and the session table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionStatement {
+    pub lsid: Document,
+    pub txn_number: i64,
+    pub stmt_id: i32,
+}
+
+impl SessionStatement {
+    fn oplog_fields(&self) -> Document {
+        doc! {"lsid": self.lsid.clone(), "txnNumber": self.txn_number, "stmtId": self.stmt_id}
+    }
+}
+
+/// The transaction a write job runs in.
+pub struct WriteCtx<'a> {
+    txn: &'a WriteTransaction,
+    clock: &'a mut TimestampAllocator,
+    term: i64,
+    fatal: Option<Error>,
+    last_optime: Option<OpTime>,
+}
+
+fn now_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+impl<'a> WriteCtx<'a> {
+    pub(super) fn new(txn: &'a WriteTransaction, clock: &'a mut TimestampAllocator, term: i64) -> WriteCtx<'a> {
+        WriteCtx {
+            txn,
+            clock,
+            term,
+            fatal: None,
+            last_optime: None,
+        }
+    }
+
+    pub(super) fn take_fatal(&mut self) -> Option<Error> {
+        self.fatal.take()
+    }
+
+    pub(super) fn last_optime(&self) -> Option<OpTime> {
+        self.last_optime
+    }
+
+    /// Records a storage failure: the whole group will roll back.
+    fn fatal(&mut self, context: &str, err: impl std::fmt::Display) -> Error {
+        let err = storage_error(context, err);
+        if self.fatal.is_none() {
+            self.fatal = Some(err.clone());
+        }
+        err
+    }
+
+    fn table(&mut self, name: &str) -> Result<redb::Table<'a, &'static [u8], &'static [u8]>> {
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(name);
+        // The definition's name only needs to live for the call; redb copies it.
+        let txn = self.txn;
+        txn.open_table(def).map_err(|e| self.fatal(name, e))
+    }
+
+    // ---- oplog -------------------------------------------------------------------------------------
+
+    /// Appends an oplog entry and returns its optime. Writes to the `local` database are not logged.
+    pub fn log(&mut self, entry: NewEntry) -> Result<OpTime> {
+        let ts = self.clock.next(now_secs());
+        let optime = OpTime { ts, term: self.term };
+        let doc = entry.into_document(optime, bson::DateTime::now());
+        let bytes = doc.to_vec().map_err(|e| self.fatal("encode oplog entry", e))?;
+        let txn = self.txn;
+        let mut oplog = txn.open_table(OPLOG).map_err(|e| self.fatal("oplog", e))?;
+        oplog
+            .insert(ts_to_u64(ts), bytes.as_slice())
+            .map_err(|e| self.fatal("oplog insert", e))?;
+        self.last_optime = Some(optime);
+        Ok(optime)
+    }
+
+    /// Writes a no-op entry (`op: "n"`) carrying `msg`.
+    pub fn noop(&mut self, msg: Document) -> Result<OpTime> {
+        self.log(NewEntry {
+            op: "n",
+            ns: String::new(),
+            ui: None,
+            o: msg,
+            o2: None,
+            session: None,
+        })
+    }
+
+    fn log_data(&mut self, meta: &CollectionMeta, entry: NewEntry) -> Result<()> {
+        if meta.ns.db != "local" {
+            self.log(NewEntry {
+                ui: Some(meta.uuid_bson()),
+                ..entry
+            })?;
+        }
+        Ok(())
+    }
+
+    fn log_command(&mut self, ns: &Namespace, ui: Option<Bson>, o: Document) -> Result<()> {
+        if ns.db != "local" {
+            self.log(NewEntry {
+                op: "c",
+                ns: format!("{}.$cmd", ns.db),
+                ui,
+                o,
+                o2: None,
+                session: None,
+            })?;
+        }
+        Ok(())
+    }
+
+    // ---- metadata ----------------------------------------------------------------------------------
+
+    pub fn put_meta(&mut self, key: &str, value: &Document) -> Result<()> {
+        let bytes = value.to_vec().map_err(|e| self.fatal("encode meta", e))?;
+        let txn = self.txn;
+        let mut table = txn.open_table(META).map_err(|e| self.fatal("meta", e))?;
+        table
+            .insert(key, bytes.as_slice())
+            .map_err(|e| self.fatal("meta insert", e))?;
+        Ok(())
+    }
+
+    pub fn get_meta(&mut self, key: &str) -> Result<Option<Document>> {
+        let txn = self.txn;
+        let table = txn.open_table(META).map_err(|e| self.fatal("meta", e))?;
+        let value = table.get(key).map_err(|e| self.fatal("meta get", e))?;
+        match value {
+            None => Ok(None),
+            Some(v) => Ok(Some(
+                Document::from_reader(v.value()).map_err(|e| self.fatal("decode meta", e))?,
+            )),
+        }
+    }
+
+    // ---- catalog -----------------------------------------------------------------------------------
+
+    pub fn collection(&mut self, ns: &Namespace) -> Result<Option<CollectionMeta>> {
+        let txn = self.txn;
+        let table = txn.open_table(CATALOG).map_err(|e| self.fatal("catalog", e))?;
+        let value = table
+            .get(ns.full().as_str())
+            .map_err(|e| self.fatal("catalog get", e))?;
+        match value {
+            None => Ok(None),
+            Some(v) => {
+                let doc = Document::from_reader(v.value()).map_err(|e| self.fatal("decode catalog", e))?;
+                CollectionMeta::from_document(&doc)
+                    .map(Some)
+                    .ok_or_else(|| self.fatal("catalog entry", ns.full()))
+            }
+        }
+    }
+
+    fn put_collection(&mut self, meta: &CollectionMeta) -> Result<()> {
+        let bytes = meta
+            .to_document()
+            .to_vec()
+            .map_err(|e| self.fatal("encode catalog", e))?;
+        let txn = self.txn;
+        let mut table = txn.open_table(CATALOG).map_err(|e| self.fatal("catalog", e))?;
+        table
+            .insert(meta.ns.full().as_str(), bytes.as_slice())
+            .map_err(|e| self.fatal("catalog insert", e))?;
+        Ok(())
+    }
+
+    /// All collections of one database (or of all databases).
+    pub fn collections(&mut self, db: Option<&str>) -> Result<Vec<CollectionMeta>> {
+        let txn = self.txn;
+        let table = txn.open_table(CATALOG).map_err(|e| self.fatal("catalog", e))?;
+        let mut out = Vec::new();
+        let iter = table.iter().map_err(|e| self.fatal("catalog scan", e))?;
+        for item in iter {
+            let (_, value) = item.map_err(|e| self.fatal("catalog scan", e))?;
+            let doc = Document::from_reader(value.value()).map_err(|e| self.fatal("decode catalog", e))?;
+            if let Some(meta) = CollectionMeta::from_document(&doc)
+                && db.is_none_or(|d| meta.ns.db == d)
+            {
+                out.push(meta);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates a collection; `NamespaceExists` (48) if it already exists.
+    pub fn create_collection(&mut self, ns: &Namespace, options: Document) -> Result<CollectionMeta> {
+        if self.collection(ns)?.is_some() {
+            return Err(Error::new(
+                code::NAMESPACE_EXISTS,
+                format!("Collection {ns} already exists."),
+            ));
+        }
+        let meta = CollectionMeta::new(ns.clone(), options.clone());
+        self.put_collection(&meta)?;
+        self.table(&docs_table_name(&meta))?;
+        let mut o = doc! {"create": &ns.coll};
+        o.extend(options);
+        self.log_command(ns, Some(meta.uuid_bson()), o)?;
+        Ok(meta)
+    }
+
+    /// The collection, created implicitly (as an insert or upsert does) when missing.
+    pub fn ensure_collection(&mut self, ns: &Namespace) -> Result<CollectionMeta> {
+        match self.collection(ns)? {
+            Some(meta) => Ok(meta),
+            None => self.create_collection(ns, Document::new()),
+        }
+    }
+
+    /// Drops a collection with its documents and indexes; false when it did not exist.
+    pub fn drop_collection(&mut self, ns: &Namespace) -> Result<bool> {
+        let Some(meta) = self.collection(ns)? else {
+            return Ok(false);
+        };
+        let txn = self.txn;
+        for index in meta.unique_indexes() {
+            let name = index_table_name(&meta, &index.name);
+            txn.delete_table(TableDefinition::<&[u8], &[u8]>::new(&name))
+                .map_err(|e| self.fatal("drop index", e))?;
+        }
+        let name = docs_table_name(&meta);
+        txn.delete_table(TableDefinition::<&[u8], &[u8]>::new(&name))
+            .map_err(|e| self.fatal("drop docs", e))?;
+        {
+            let mut catalog = txn.open_table(CATALOG).map_err(|e| self.fatal("catalog", e))?;
+            catalog
+                .remove(ns.full().as_str())
+                .map_err(|e| self.fatal("catalog remove", e))?;
+        }
+        self.log_command(ns, Some(meta.uuid_bson()), doc! {"drop": &ns.coll})?;
+        Ok(true)
+    }
+
+    /// Drops every collection of a database.
+    pub fn drop_database(&mut self, db: &str) -> Result<usize> {
+        let metas = self.collections(Some(db))?;
+        for meta in &metas {
+            self.drop_collection(&meta.ns)?;
+        }
+        self.log_command(&Namespace::new(db, "$cmd"), None, doc! {"dropDatabase": 1})?;
+        Ok(metas.len())
+    }
+
+    /// Creates an index. Returns false when an identical index already exists.
+    pub fn create_index(&mut self, ns: &Namespace, spec: &Document) -> Result<bool> {
+        let index = index_from_spec(spec)
+            .ok_or_else(|| Error::failed_to_parse("an index specification needs a 'key' document and a 'name'"))?;
+        if index.key.is_empty() {
+            return Err(Error::new(code::BAD_VALUE, "Index keys cannot be empty."));
+        }
+        let mut meta = self.ensure_collection(ns)?;
+        if let Some(existing) = meta.index(&index.name) {
+            if existing.key == index.key && existing.unique == index.unique {
+                return Ok(false);
+            }
+            return Err(Error::new(
+                code::INDEX_KEY_SPECS_CONFLICT,
+                format!(
+                    "An existing index has the same name as the requested index: {}",
+                    index.name
+                ),
+            ));
+        }
+        if let Some(existing) = meta.indexes.iter().find(|i| i.key == index.key) {
+            return Err(Error::new(
+                code::INDEX_OPTIONS_CONFLICT,
+                format!("Index already exists with a different name: {}", existing.name),
+            ));
+        }
+        if index.unique {
+            self.build_unique_index(&meta, &index)?;
+        }
+        meta.indexes.push(index.clone());
+        self.put_collection(&meta)?;
+        let mut o = doc! {"createIndexes": &ns.coll};
+        o.extend(index.spec.clone());
+        self.log_command(ns, Some(meta.uuid_bson()), o)?;
+        Ok(true)
+    }
+
+    fn build_unique_index(&mut self, meta: &CollectionMeta, index: &IndexSpec) -> Result<()> {
+        let mut entries: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
+        for doc in self.scan(meta, |_| true, usize::MAX)? {
+            let Some(key) = index_key(index, &doc) else { continue };
+            let id = keystring::encode(doc.get("_id").unwrap_or(&Bson::Null));
+            if entries.insert(key, id).is_some() {
+                return Err(duplicate_key_error(meta, index, &doc));
+            }
+        }
+        let mut table = self.table(&index_table_name(meta, &index.name))?;
+        for (key, id) in entries {
+            table
+                .insert(key.as_slice(), id.as_slice())
+                .map_err(|e| self.fatal("index insert", e))?;
+        }
+        Ok(())
+    }
+
+    /// Drops one index by name, or every index but `_id_` for `"*"`. Returns the number dropped.
+    pub fn drop_index(&mut self, ns: &Namespace, name: &str) -> Result<usize> {
+        let Some(mut meta) = self.collection(ns)? else {
+            return Err(Error::new(code::NAMESPACE_NOT_FOUND, format!("ns not found {ns}")));
+        };
+        if name == "_id_" {
+            return Err(Error::new(code::INVALID_OPTIONS, "cannot drop _id index"));
+        }
+        let doomed: Vec<IndexSpec> = meta
+            .indexes
+            .iter()
+            .filter(|i| !i.is_id_index() && (name == "*" || i.name == name))
+            .cloned()
+            .collect();
+        if doomed.is_empty() && name != "*" {
+            return Err(Error::new(
+                code::INDEX_NOT_FOUND,
+                format!("index not found with name [{name}]"),
+            ));
+        }
+        let txn = self.txn;
+        for index in &doomed {
+            if index.unique {
+                let table = index_table_name(&meta, &index.name);
+                txn.delete_table(TableDefinition::<&[u8], &[u8]>::new(&table))
+                    .map_err(|e| self.fatal("drop index", e))?;
+            }
+        }
+        meta.indexes.retain(|i| !doomed.iter().any(|d| d.name == i.name));
+        self.put_collection(&meta)?;
+        self.log_command(
+            ns,
+            Some(meta.uuid_bson()),
+            doc! {"dropIndexes": &ns.coll, "index": name},
+        )?;
+        Ok(doomed.len())
+    }
+
+    // ---- documents ---------------------------------------------------------------------------------
+
+    pub fn get_by_id(&mut self, meta: &CollectionMeta, id: &Bson) -> Result<Option<Document>> {
+        let table = self.table(&docs_table_name(meta))?;
+        let value = table
+            .get(keystring::encode(id).as_slice())
+            .map_err(|e| self.fatal("get", e))?;
+        match value {
+            None => Ok(None),
+            Some(v) => Ok(Some(
+                Document::from_reader(v.value()).map_err(|e| self.fatal("decode document", e))?,
+            )),
+        }
+    }
+
+    /// The documents for which `keep` is true, in `_id` order, at most `limit`.
+    pub fn scan(
+        &mut self,
+        meta: &CollectionMeta,
+        mut keep: impl FnMut(&Document) -> bool,
+        limit: usize,
+    ) -> Result<Vec<Document>> {
+        let table = self.table(&docs_table_name(meta))?;
+        let mut out = Vec::new();
+        let iter = table.iter().map_err(|e| self.fatal("scan", e))?;
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, value) = item.map_err(|e| self.fatal("scan", e))?;
+            let doc = Document::from_reader(value.value()).map_err(|e| self.fatal("decode document", e))?;
+            if keep(&doc) {
+                out.push(doc);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Inserts a document that already has an `_id`. DuplicateKey (11000) if `_id` or a unique index clashes.
+    pub fn insert(&mut self, meta: &CollectionMeta, doc: Document, session: Option<&SessionStatement>) -> Result<()> {
+        let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+        let id_key = keystring::encode(&id);
+        let bytes = doc.to_vec()?;
+        let mut docs = self.table(&docs_table_name(meta))?;
+        if docs.get(id_key.as_slice()).map_err(|e| self.fatal("get", e))?.is_some() {
+            return Err(duplicate_key_error(meta, &IndexSpec::id_index(), &doc));
+        }
+        let index_keys = self.check_unique(meta, None, &doc, &id_key)?;
+        docs.insert(id_key.as_slice(), bytes.as_slice())
+            .map_err(|e| self.fatal("insert", e))?;
+        drop(docs);
+        self.write_index_keys(meta, &index_keys, &id_key)?;
+        let session = session.map(SessionStatement::oplog_fields);
+        self.log_data(
+            meta,
+            NewEntry {
+                op: "i",
+                ns: meta.ns.full(),
+                ui: None,
+                o: doc,
+                o2: None,
+                session,
+            },
+        )
+    }
+
+    /// Replaces `before` by `after` (same `_id`), keeping unique indexes in step; logs a diff.
+    pub fn replace(
+        &mut self,
+        meta: &CollectionMeta,
+        before: &Document,
+        after: Document,
+        session: Option<&SessionStatement>,
+    ) -> Result<()> {
+        let id = before.get("_id").cloned().unwrap_or(Bson::Null);
+        let id_key = keystring::encode(&id);
+        let new_keys = self.check_unique(meta, Some(before), &after, &id_key)?;
+        let bytes = after.to_vec()?;
+        self.remove_index_keys(meta, before)?;
+        self.write_index_keys(meta, &new_keys, &id_key)?;
+        let mut docs = self.table(&docs_table_name(meta))?;
+        docs.insert(id_key.as_slice(), bytes.as_slice())
+            .map_err(|e| self.fatal("update", e))?;
+        drop(docs);
+        let diff = OplogEntry::update_diff(before, &after);
+        let session = session.map(SessionStatement::oplog_fields);
+        let o2 = Some(doc! {"_id": id});
+        self.log_data(
+            meta,
+            NewEntry {
+                op: "u",
+                ns: meta.ns.full(),
+                ui: None,
+                o: diff,
+                o2,
+                session,
+            },
+        )
+    }
+
+    /// Deletes a document (by its `_id`).
+    pub fn delete(&mut self, meta: &CollectionMeta, doc: &Document, session: Option<&SessionStatement>) -> Result<()> {
+        let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+        self.remove_index_keys(meta, doc)?;
+        let mut docs = self.table(&docs_table_name(meta))?;
+        docs.remove(keystring::encode(&id).as_slice())
+            .map_err(|e| self.fatal("delete", e))?;
+        drop(docs);
+        let session = session.map(SessionStatement::oplog_fields);
+        self.log_data(
+            meta,
+            NewEntry {
+                op: "d",
+                ns: meta.ns.full(),
+                ui: None,
+                o: doc! {"_id": id},
+                o2: None,
+                session,
+            },
+        )
+    }
+
+    /// Checks `doc` against every unique index (ignoring entries owned by `id_key` itself) and returns the
+    /// keys to write. `before` is the document's previous version, whose keys may be reused.
+    fn check_unique(
+        &mut self,
+        meta: &CollectionMeta,
+        _before: Option<&Document>,
+        doc: &Document,
+        id_key: &[u8],
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut keys = Vec::new();
+        for index in meta.unique_indexes() {
+            let Some(key) = index_key(index, doc) else { continue };
+            let table = self.table(&index_table_name(meta, &index.name))?;
+            let owner = table.get(key.as_slice()).map_err(|e| self.fatal("index get", e))?;
+            if let Some(owner) = owner
+                && owner.value() != id_key
+            {
+                return Err(duplicate_key_error(meta, index, doc));
+            }
+            keys.push((index.name.clone(), key));
+        }
+        Ok(keys)
+    }
+
+    fn write_index_keys(&mut self, meta: &CollectionMeta, keys: &[(String, Vec<u8>)], id_key: &[u8]) -> Result<()> {
+        for (name, key) in keys {
+            let mut table = self.table(&index_table_name(meta, name))?;
+            table
+                .insert(key.as_slice(), id_key)
+                .map_err(|e| self.fatal("index insert", e))?;
+        }
+        Ok(())
+    }
+
+    fn remove_index_keys(&mut self, meta: &CollectionMeta, doc: &Document) -> Result<()> {
+        for index in meta.unique_indexes() {
+            let Some(key) = index_key(index, doc) else { continue };
+            let mut table = self.table(&index_table_name(meta, &index.name))?;
+            table
+                .remove(key.as_slice())
+                .map_err(|e| self.fatal("index remove", e))?;
+        }
+        Ok(())
+    }
+
+    // ---- sessions (retryable writes) ---------------------------------------------------------------
+
+    /// The stored result of a statement already executed under this session and transaction number.
+    /// `TransactionTooOld` (225) when the session has moved on to a newer transaction number.
+    pub fn executed_statement(&mut self, stmt: &SessionStatement) -> Result<Option<Document>> {
+        let Some(record) = self.session_record(&stmt.lsid)? else {
+            return Ok(None);
+        };
+        let stored_txn = record.get_i64("txnNumber").unwrap_or(-1);
+        if stmt.txn_number < stored_txn {
+            return Err(Error::new(
+                code::TRANSACTION_TOO_OLD,
+                format!(
+                    "Retryable write with txnNumber {} is prohibited on session because a newer retryable write \
+                     with txnNumber {stored_txn} has already started on this session.",
+                    stmt.txn_number
+                ),
+            ));
+        }
+        if stmt.txn_number > stored_txn {
+            return Ok(None);
+        }
+        let stmts = record.get_document("stmts").ok();
+        Ok(stmts.and_then(|s| s.get_document(stmt.stmt_id.to_string()).ok().cloned()))
+    }
+
+    /// Records that a statement executed, with the result a retry must get back.
+    pub fn record_statement(&mut self, stmt: &SessionStatement, result: Document) -> Result<()> {
+        let mut record = self.session_record(&stmt.lsid)?.unwrap_or_default();
+        if record.get_i64("txnNumber").ok() != Some(stmt.txn_number) {
+            record = doc! {"txnNumber": stmt.txn_number, "stmts": {}};
+        }
+        let mut stmts = record.get_document("stmts").cloned().unwrap_or_default();
+        stmts.insert(stmt.stmt_id.to_string(), result);
+        record.insert("stmts", stmts);
+        record.insert("lastWrite", bson::DateTime::now());
+        let bytes = record.to_vec()?;
+        let key = keystring::encode(&Bson::Document(stmt.lsid.clone()));
+        let txn = self.txn;
+        let mut table = txn.open_table(SESSIONS).map_err(|e| self.fatal("sessions", e))?;
+        table
+            .insert(key.as_slice(), bytes.as_slice())
+            .map_err(|e| self.fatal("sessions insert", e))?;
+        Ok(())
+    }
+
+    fn session_record(&mut self, lsid: &Document) -> Result<Option<Document>> {
+        let key = keystring::encode(&Bson::Document(lsid.clone()));
+        let txn = self.txn;
+        let table = txn.open_table(SESSIONS).map_err(|e| self.fatal("sessions", e))?;
+        let value = table.get(key.as_slice()).map_err(|e| self.fatal("sessions get", e))?;
+        match value {
+            None => Ok(None),
+            Some(v) => Ok(Some(
+                Document::from_reader(v.value()).map_err(|e| self.fatal("decode session", e))?,
+            )),
+        }
+    }
+}
+
+/// The key of `doc` in a unique index: the values of its fields (missing = null); None when a sparse index
+/// skips the document.
+pub(crate) fn index_key(index: &IndexSpec, doc: &Document) -> Option<Vec<u8>> {
+    let values: Vec<Bson> = index
+        .fields()
+        .map(|f| crate::query::path::lookup(doc, f).cloned().unwrap_or(Bson::Null))
+        .collect();
+    if index.sparse && index.fields().all(|f| crate::query::path::lookup(doc, f).is_none()) {
+        return None;
+    }
+    Some(keystring::encode_compound(values.iter()))
+}
+
+fn duplicate_key_error(meta: &CollectionMeta, index: &IndexSpec, doc: &Document) -> Error {
+    let mut key_value = Document::new();
+    for field in index.fields() {
+        key_value.insert(
+            field,
+            crate::query::path::lookup(doc, field).cloned().unwrap_or(Bson::Null),
+        );
+    }
+    let shown: Vec<String> = key_value.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    Error::new(
+        code::DUPLICATE_KEY,
+        format!(
+            "E11000 duplicate key error collection: {} index: {} dup key: {{ {} }}",
+            meta.ns,
+            index.name,
+            shown.join(", ")
+        ),
+    )
+    .with_extra(doc! {"keyPattern": index.key.clone(), "keyValue": key_value})
+}

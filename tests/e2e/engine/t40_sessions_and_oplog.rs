@@ -1,0 +1,173 @@
+//! Retryable writes are applied once (the session table is durable), and the oplog is readable and
+//! tailable as `local.oplog.rs`.
+
+use bson::{Bson, Document, doc};
+use faultline_tests::{raw_command, read_reply, send_op_msg};
+use futures_util::TryStreamExt;
+use tokio::net::TcpStream;
+
+use crate::primary;
+
+fn session() -> Document {
+    doc! {"id": bson::Uuid::new()}
+}
+
+/// Re-sending a statement with the same lsid/txnNumber/stmtId returns the first result and changes
+/// nothing; an older txnNumber is refused (225); the de-duplication survives a crash and restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn retryable_writes_apply_once() -> anyhow::Result<()> {
+    let (mut node, client) = primary().await?;
+    let lsid = session();
+    let port = node.port;
+    let insert =
+        doc! {"insert": "r", "documents": [{"_id": 1, "n": 0}], "lsid": lsid.clone(), "txnNumber": 1i64, "$db": "s"};
+    for attempt in 0..3 {
+        let reply = raw_command(port, insert.clone()).await?;
+        assert_eq!(reply.get_i32("n")?, 1, "attempt {attempt}: {reply}");
+        assert!(
+            reply.get("writeErrors").is_none(),
+            "attempt {attempt}: a retry is not a duplicate: {reply}"
+        );
+    }
+    let inc = doc! {"update": "r", "updates": [{"q": {"_id": 1}, "u": {"$inc": {"n": 1}}}], "lsid": lsid.clone(),
+    "txnNumber": 2i64, "writeConcern": {"w": 1, "j": true}, "$db": "s"};
+    for _ in 0..3 {
+        let reply = raw_command(port, inc.clone()).await?;
+        assert_eq!((reply.get_i32("n")?, reply.get_i32("nModified")?), (1, 1), "{reply}");
+    }
+    let coll = client.database("s").collection::<Document>("r");
+    assert_eq!(coll.find_one(doc! {"_id": 1}).await?.expect("doc").get_i32("n")?, 1);
+
+    let cas = doc! {"findAndModify": "r", "query": {"_id": 1, "n": 1}, "update": {"$set": {"n": 10}}, "new": true,
+    "lsid": lsid.clone(), "txnNumber": 3i64, "writeConcern": {"w": 1, "j": true}, "$db": "s"};
+    let first = raw_command(port, cas.clone()).await?;
+    assert_eq!(first.get_document("value")?.get_i32("n")?, 10);
+
+    let stale = raw_command(port, insert.clone()).await?;
+    assert_eq!(stale.get_i32("code")?, 225, "an older txnNumber is too old: {stale}");
+
+    node.restart().await?;
+    node.wait_primary().await?;
+    let retried = raw_command(port, cas).await?;
+    assert_eq!(
+        retried.get_document("value")?.get_i32("n")?,
+        10,
+        "the retry after restart gets the stored result: {retried}"
+    );
+    let reply = raw_command(port, inc).await?;
+    assert_eq!(reply.get_i32("code")?, 225, "{reply}");
+    let client = node.client().await?;
+    let doc = client
+        .database("s")
+        .collection::<Document>("r")
+        .find_one(doc! {"_id": 1})
+        .await?
+        .expect("doc");
+    assert_eq!(doc.get_i32("n")?, 10);
+    Ok(())
+}
+
+/// Inserts, updates and deletes appear in `local.oplog.rs` in MongoDB's entry format; `$inc` is logged as
+/// the value it produced; `$natural: -1` reads newest first.
+#[tokio::test(flavor = "multi_thread")]
+async fn oplog_is_readable_in_mongodb_format() -> anyhow::Result<()> {
+    let (_node, client) = primary().await?;
+    let coll = client.database("app").collection::<Document>("things");
+    coll.insert_one(doc! {"_id": "a", "n": 1}).await?;
+    coll.update_one(doc! {"_id": "a"}, doc! {"$inc": {"n": 41}}).await?;
+    coll.delete_one(doc! {"_id": "a"}).await?;
+    let oplog = client.database("local").collection::<Document>("oplog.rs");
+    let newest: Vec<Document> = oplog
+        .find(doc! {"ns": "app.things"})
+        .sort(doc! {"$natural": -1})
+        .await?
+        .try_collect()
+        .await?;
+    let ops: Vec<&str> = newest.iter().map(|e| e.get_str("op").unwrap_or("?")).collect();
+    assert_eq!(ops, vec!["d", "u", "i"]);
+    let update = &newest[1];
+    let diff = update.get_document("o")?.get_document("diff")?;
+    assert_eq!(
+        diff.get_document("u")?.get_i32("n")?,
+        42,
+        "the update is logged as its result: {update}"
+    );
+    assert_eq!(update.get_document("o2")?.get_str("_id")?, "a");
+    for entry in &newest {
+        assert!(matches!(entry.get("ts"), Some(Bson::Timestamp(_))), "{entry}");
+        assert!(entry.get_i64("t")? >= 1);
+        assert!(matches!(entry.get("wall"), Some(Bson::DateTime(_))));
+        assert!(matches!(entry.get("ui"), Some(Bson::Binary(_))));
+    }
+    let creates = oplog.count_documents(doc! {"op": "c", "o.create": "things"}).await?;
+    assert_eq!(creates, 1, "implicit creation logs a create command");
+    let ts: Vec<u64> = newest
+        .iter()
+        .rev()
+        .map(|e| {
+            e.get_timestamp("ts")
+                .map(|t| (u64::from(t.time) << 32) | u64::from(t.increment))
+                .unwrap_or(0)
+        })
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] < w[1]), "timestamps strictly increase");
+    Ok(())
+}
+
+/// A tailable awaitData cursor on the oplog blocks in getMore until a new entry arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn tailable_oplog_cursor_waits_for_new_entries() -> anyhow::Result<()> {
+    let (node, client) = primary().await?;
+    let last = client
+        .database("local")
+        .collection::<Document>("oplog.rs")
+        .find_one(doc! {})
+        .sort(doc! {"$natural": -1})
+        .await?
+        .expect("the oplog has the initiate entries");
+    let last_ts = last.get_timestamp("ts")?;
+    let mut stream = TcpStream::connect(("127.0.0.1", node.port)).await?;
+    send_op_msg(
+        &mut stream,
+        1,
+        &doc! {"find": "oplog.rs", "filter": {"ts": {"$gt": last_ts}}, "tailable": true,
+        "awaitData": true, "$db": "local"},
+    )
+    .await?;
+    let first = read_reply(&mut stream).await?;
+    let cursor = first.get_document("cursor")?;
+    let id = cursor.get_i64("id")?;
+    assert_ne!(id, 0, "a tailable cursor stays open at the end of the oplog: {first}");
+    assert!(cursor.get_array("firstBatch")?.is_empty());
+
+    let writer = client.clone();
+    let insert = tokio::spawn(async move {
+        writer
+            .database("tail")
+            .collection::<Document>("c")
+            .insert_one(doc! {"_id": "new"})
+            .await
+    });
+    let mut seen = Vec::new();
+    for request in 2..20 {
+        send_op_msg(
+            &mut stream,
+            request,
+            &doc! {"getMore": id, "collection": "oplog.rs", "maxTimeMS": 10_000i64, "$db": "local"},
+        )
+        .await?;
+        let more = read_reply(&mut stream).await?;
+        let batch = more.get_document("cursor")?.get_array("nextBatch")?.clone();
+        seen.extend(batch.into_iter().filter_map(|b| b.as_document().cloned()));
+        if seen.iter().any(|e| e.get_str("op").ok() == Some("i")) {
+            break;
+        }
+    }
+    insert.await??;
+    let entry = seen
+        .iter()
+        .find(|e| e.get_str("op").ok() == Some("i"))
+        .expect("the insert reached the tailing cursor");
+    assert_eq!(entry.get_str("ns")?, "tail.c");
+    Ok(())
+}

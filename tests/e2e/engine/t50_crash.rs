@@ -1,0 +1,98 @@
+//! Durability: SIGKILL in the middle of a stream of `j: true` inserts loses nothing that was acknowledged
+//! and invents nothing that was never attempted.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use bson::{Document, doc};
+use futures_util::TryStreamExt;
+use mongodb::options::{CollectionOptions, WriteConcern};
+
+use crate::primary;
+
+const WRITERS: i32 = 16;
+const ROUNDS: i32 = 3;
+/// Kill once at least this many inserts of the round were acknowledged.
+const ACKED_BEFORE_KILL: usize = 300;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_loses_no_acknowledged_journaled_write() -> anyhow::Result<()> {
+    let (mut node, _) = primary().await?;
+    let mut acked_total: BTreeSet<i64> = BTreeSet::new();
+    let mut attempted_total: BTreeSet<i64> = BTreeSet::new();
+    for round in 0..ROUNDS {
+        let client = node.client().await?;
+        let options = CollectionOptions::builder()
+            .write_concern(
+                WriteConcern::builder()
+                    .journal(true)
+                    .w(mongodb::options::Acknowledgment::Nodes(1))
+                    .build(),
+            )
+            .build();
+        let coll = client
+            .database("crash")
+            .collection_with_options::<Document>("c", options);
+        let acked = Arc::new(Mutex::new(BTreeSet::new()));
+        let attempted = Arc::new(Mutex::new(BTreeSet::new()));
+        let mut writers = Vec::new();
+        for w in 0..WRITERS {
+            let (coll, acked, attempted) = (coll.clone(), acked.clone(), attempted.clone());
+            writers.push(tokio::spawn(async move {
+                for i in 0.. {
+                    let id = (i64::from(round) << 40) | (i64::from(w) << 24) | i;
+                    attempted.lock().expect("lock").insert(id);
+                    match coll.insert_one(doc! {"_id": id, "w": w}).await {
+                        Ok(_) => {
+                            acked.lock().expect("lock").insert(id);
+                        }
+                        Err(_) => return,
+                    }
+                }
+            }));
+        }
+        let counter = acked.clone();
+        faultline_tests::wait_until(
+            std::time::Duration::from_secs(60),
+            "enough acknowledged inserts",
+            || {
+                let n = counter.lock().map(|a| a.len()).unwrap_or(0);
+                async move { (n >= ACKED_BEFORE_KILL).then_some(()) }
+            },
+        )
+        .await?;
+        node.kill();
+        for writer in writers {
+            let _ = writer.await;
+        }
+        acked_total.extend(acked.lock().expect("lock").iter().copied());
+        attempted_total.extend(attempted.lock().expect("lock").iter().copied());
+        node.restart().await?;
+        node.wait_primary().await?;
+
+        let client = node.client().await?;
+        let present: BTreeSet<i64> = client
+            .database("crash")
+            .collection::<Document>("c")
+            .find(doc! {})
+            .await?
+            .try_collect::<Vec<Document>>()
+            .await?
+            .iter()
+            .map(|d| d.get_i64("_id").expect("_id is a long"))
+            .collect();
+        let lost: Vec<&i64> = acked_total.difference(&present).collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} acknowledged inserts lost, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
+        let invented: Vec<&i64> = present.difference(&attempted_total).collect();
+        assert!(
+            invented.is_empty(),
+            "round {round}: documents that were never attempted: {invented:?}"
+        );
+    }
+    Ok(())
+}
