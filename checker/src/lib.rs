@@ -15,3 +15,5 @@
 
 pub mod formats;
 pub mod history;
+pub mod linear;
+pub mod result;

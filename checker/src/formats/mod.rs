@@ -76,9 +76,10 @@ impl Format {
             Format::JepsenLog
         } else if first.starts_with("{:") && first.contains(":key") {
             Format::PorcupineKv
-        } else if first.starts_with('{') && first.contains('"') && !first.contains("{:") {
-            Format::Jsonl
-        } else if file_name.ends_with(".jsonl") || file_name.ends_with(".json") {
+        } else if (first.starts_with('{') && first.contains('"') && !first.contains("{:"))
+            || file_name.ends_with(".jsonl")
+            || file_name.ends_with(".json")
+        {
             Format::Jsonl
         } else {
             Format::Edn
