@@ -14,6 +14,10 @@
 //! - [`generate`]: deterministic history generator for tests and benchmarks.
 
 pub mod formats;
+pub mod generate;
 pub mod history;
 pub mod linear;
 pub mod result;
+pub mod session;
+pub mod set;
+pub mod stale;
