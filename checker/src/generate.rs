@@ -181,7 +181,7 @@ pub fn inject_stale_read(history: &History) -> Option<History> {
         let older_done = older.return_time?;
         let newer = acked[i + 1..]
             .iter()
-            .find(|w| same_key(&w.value, &older.value) && w.call_time > older_done);
+            .find(|w| same_key(w.value, older.value) && w.call_time > older_done);
         if newer.is_some() {
             let mut out = history.clone();
             let process = Process::Client(u64::MAX / 2);

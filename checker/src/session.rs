@@ -30,7 +30,7 @@ struct WriteInfo {
 type SessionState = (Option<(usize, String)>, Option<String>);
 
 fn key_value(o: &Operation) -> (String, String) {
-    match split_key(&o.value) {
+    match split_key(o.value) {
         Some((k, v)) => (k.to_string(), v.to_string()),
         None => (String::new(), o.value.to_string()),
     }

@@ -45,16 +45,16 @@ struct Write {
 /// A key and a value, as canonical text.
 type Slot = (String, String);
 
-fn slot_of(operation: &Operation) -> (String, &Value) {
-    match split_key(&operation.value) {
+fn slot_of<'a>(operation: &Operation<'a>) -> (String, &'a Value) {
+    match split_key(operation.value) {
         Some((k, v)) => (k.to_string(), v),
-        None => (String::new(), &operation.value),
+        None => (String::new(), operation.value),
     }
 }
 
 fn written_value(operation: &Operation) -> Option<(String, Value)> {
     let (key, value) = slot_of(operation);
-    match operation.f.as_str() {
+    match operation.f {
         "write" => Some((key, value.clone())),
         "cas" => value.as_array().and_then(|a| a.get(1)).map(|to| (key, to.clone())),
         _ => None,
@@ -159,9 +159,7 @@ pub fn check(history: &History, paired: &PairedHistory, conventions: &Convention
     let index_of = |op: usize| history.ops.get(paired.operations[op].invoke).map_or(0, |o| o.index);
     for &(id, class) in &classes {
         let o = &paired.operations[id];
-        let node = nodes
-            .entry(o.node.clone().unwrap_or_else(|| "unknown".into()))
-            .or_default();
+        let node = nodes.entry(o.node.unwrap_or("unknown").to_string()).or_default();
         node.reads += 1;
         match class {
             ReadClass::Fresh => tally[0] += 1,

@@ -23,13 +23,13 @@ pub enum Outcome {
     Info,
 }
 
-/// An invocation together with its completion.
+/// An invocation together with its completion; it borrows values from the [`History`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Operation {
+pub struct Operation<'h> {
     /// The client process.
     pub process: u64,
     /// The function.
-    pub f: String,
+    pub f: &'h str,
     /// Event index of the invocation in the history.
     pub invoke: usize,
     /// Event index of the completion, if there was one.
@@ -37,20 +37,20 @@ pub struct Operation {
     /// How it ended.
     pub outcome: Outcome,
     /// The value: the completion's value for `ok` (when not null), otherwise the invocation's.
-    pub value: Value,
+    pub value: &'h Value,
     /// Invocation time (ns).
     pub call_time: u64,
     /// Completion time (ns); `None` for `info`, which stays open to the end.
     pub return_time: Option<u64>,
     /// The member that served it, from the completion or the invocation.
-    pub node: Option<String>,
+    pub node: Option<&'h str>,
 }
 
 /// A validated history split into client operations and the untouched nemesis events.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct PairedHistory {
+pub struct PairedHistory<'h> {
     /// Client operations in invocation order.
-    pub operations: Vec<Operation>,
+    pub operations: Vec<Operation<'h>>,
     /// Event indices of non-client (nemesis) events.
     pub nemesis: Vec<usize>,
 }
@@ -74,7 +74,7 @@ pub enum PairingError {
 }
 
 /// Pairs invocations with completions and validates the history.
-pub fn pair(history: &History) -> Result<PairedHistory, PairingError> {
+pub fn pair(history: &History) -> Result<PairedHistory<'_>, PairingError> {
     let mut paired = PairedHistory::default();
     let mut open: HashMap<u64, usize> = HashMap::new();
     for (i, op) in history.ops.iter().enumerate() {
@@ -109,40 +109,40 @@ pub fn pair(history: &History) -> Result<PairedHistory, PairingError> {
     Ok(paired)
 }
 
-fn open_operation(history: &History, i: usize, process: u64) -> Operation {
+fn open_operation(history: &History, i: usize, process: u64) -> Operation<'_> {
     let op = &history.ops[i];
     Operation {
         process,
-        f: op.f.clone(),
+        f: &op.f,
         invoke: i,
         completion: None,
         outcome: Outcome::Info,
-        value: op.value.clone(),
+        value: &op.value,
         call_time: op.time,
         return_time: None,
-        node: op.node.clone(),
+        node: op.node.as_deref(),
     }
 }
 
-fn complete(history: &History, operation: &mut Operation, i: usize) -> Result<(), PairingError> {
+fn complete<'h>(history: &'h History, operation: &mut Operation<'h>, i: usize) -> Result<(), PairingError> {
     let op = &history.ops[i];
     if op.f != operation.f {
         return Err(PairingError::FunctionMismatch {
             line: history.line_of(i),
-            expected: operation.f.clone(),
+            expected: operation.f.to_string(),
             got: op.f.clone(),
         });
     }
     operation.completion = Some(i);
     if op.node.is_some() {
-        operation.node = op.node.clone();
+        operation.node = op.node.as_deref();
     }
     match op.op_type {
         OpType::Ok => {
             operation.outcome = Outcome::Ok;
             operation.return_time = Some(op.time);
             if !op.value.is_null() || operation.f == "read" || operation.f == "get" {
-                operation.value = op.value.clone();
+                operation.value = &op.value;
             }
         }
         OpType::Fail => {
@@ -173,9 +173,10 @@ mod tests {
             ev(2, OpType::Invoke, 2, "write", json!(4)),
         ];
         ops.push(Op::new(3, 3, OpType::Info, Process::nemesis(), "start", Value::Null));
-        let paired = pair(&History::from_ops(ops)).expect("valid history");
+        let history = History::from_ops(ops);
+        let paired = pair(&history).expect("valid history");
         assert_eq!(paired.operations.len(), 2);
-        assert_eq!(paired.operations[0].value, json!(3));
+        assert_eq!(paired.operations[0].value, &json!(3));
         assert_eq!(paired.operations[0].return_time, Some(1));
         assert_eq!(paired.operations[1].outcome, Outcome::Info);
         assert_eq!(paired.operations[1].return_time, None);
@@ -209,8 +210,9 @@ mod tests {
             ev(1, OpType::Info, 1, "cas", json!("timed-out")),
             ev(2, OpType::Invoke, 1, "read", Value::Null),
         ];
-        let paired = pair(&History::from_ops(ops)).expect("valid");
-        assert_eq!(paired.operations[0].value, json!([1, 2]));
+        let history = History::from_ops(ops);
+        let paired = pair(&history).expect("valid");
+        assert_eq!(paired.operations[0].value, &json!([1, 2]));
         assert_eq!(paired.operations[0].outcome, Outcome::Info);
     }
 }

@@ -57,7 +57,7 @@ impl ModelKind {
 }
 
 /// An operation of one partition: its id, the operation and its (unwrapped) value.
-pub type PartOp<'a> = (usize, &'a Operation, &'a Value);
+pub type PartOp<'a> = (usize, &'a Operation<'a>, &'a Value);
 
 /// Why an operation cannot be compiled for a model: the op id and the problem.
 pub type CompileError = (usize, String);
@@ -133,11 +133,11 @@ pub fn compile_register(
     values.id(&conventions.initial);
     let mut out = Vec::with_capacity(ops.len());
     for &(id, operation, value) in ops {
-        let supported = matches!(operation.f.as_str(), "read" | "write") || (allow_cas && operation.f == "cas");
+        let supported = matches!(operation.f, "read" | "write") || (allow_cas && operation.f == "cas");
         if !supported {
-            return Err(unsupported(kind, id, &operation.f));
+            return Err(unsupported(kind, id, operation.f));
         }
-        let op = match (operation.f.as_str(), operation.outcome) {
+        let op = match (operation.f, operation.outcome) {
             (_, Outcome::Fail) if !(conventions.failed_cas_observes && operation.f == "cas") => None,
             ("read", Outcome::Info) => None,
             ("read", _) if value.is_null() && conventions.nil_read_matches_any => None,
@@ -240,7 +240,7 @@ pub fn compile_kv(
 ) -> Result<(KvModel, Vec<SearchOp<KvOp>>), CompileError> {
     let mut out = Vec::with_capacity(ops.len());
     for &(id, operation, value) in ops {
-        let op = match (operation.f.as_str(), operation.outcome) {
+        let op = match (operation.f, operation.outcome) {
             (_, Outcome::Fail) | ("get" | "read", Outcome::Info) => continue,
             ("get" | "read", _) => KvOp::Get(as_text(value)),
             ("put" | "write", _) => KvOp::Put(as_text(value)),
@@ -301,7 +301,7 @@ pub fn compile_set(ops: &[PartOp<'_>]) -> Result<(SetModel, Vec<SearchOp<SetOp>>
     let mut values = Interner::default();
     let mut out = Vec::with_capacity(ops.len());
     for &(id, operation, value) in ops {
-        let op = match (operation.f.as_str(), operation.outcome) {
+        let op = match (operation.f, operation.outcome) {
             (_, Outcome::Fail) | ("read", Outcome::Info) => continue,
             ("add", _) => SetOp::Add(values.id(value)),
             ("read", _) => {
@@ -344,7 +344,7 @@ impl Model for MutexModel {
 pub fn compile_mutex(ops: &[PartOp<'_>]) -> Result<(MutexModel, Vec<SearchOp<MutexOp>>), CompileError> {
     let mut out = Vec::with_capacity(ops.len());
     for &(id, operation, _) in ops {
-        let acquire = match (operation.f.as_str(), operation.outcome) {
+        let acquire = match (operation.f, operation.outcome) {
             (_, Outcome::Fail) => continue,
             ("acquire" | "lock", _) => true,
             ("release" | "unlock", _) => false,

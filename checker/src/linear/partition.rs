@@ -28,13 +28,13 @@ pub fn split_key(value: &Value) -> Option<(&Value, &Value)> {
 }
 
 /// Splits operations by key; with `split == false` everything lands in one partition.
-pub fn partition(operations: &[Operation], split: bool) -> Vec<Partition<'_>> {
+pub fn partition<'a>(operations: &'a [Operation<'a>], split: bool) -> Vec<Partition<'a>> {
     let mut parts: Vec<Partition<'_>> = Vec::new();
     let mut by_key: HashMap<String, usize> = HashMap::new();
     for (id, operation) in operations.iter().enumerate() {
-        let (key, value) = match split_key(&operation.value) {
+        let (key, value) = match split_key(operation.value) {
             Some((key, inner)) if split => (Some(key), inner),
-            _ => (None, &operation.value),
+            _ => (None, operation.value),
         };
         let name = key.map_or_else(String::new, |k| format!("k{k}"));
         let slot = *by_key.entry(name).or_insert_with(|| {
