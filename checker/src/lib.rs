@@ -1,3 +1,23 @@
-//! Faultline's checker: the history model, consistency checkers and history formats.
+//! Faultline's checker: the history model, consistency checkers and history formats (DESIGN §6).
 //!
-//! Pure library: it parses bytes and decides verdicts; it never touches files, sockets or clocks.
+//! Pure library: it parses bytes handed to it and decides verdicts; it opens no files or sockets. The only
+//! clock it reads is the monotonic one behind the linearizability time budget.
+//!
+//! Layout:
+//! - [`history`]: Jepsen's op model, invoke/completion pairing and validation, format conventions.
+//! - [`formats`]: JSONL (native), EDN, Jepsen text logs, Porcupine kv logs; readers and writers.
+//! - [`result`]: the verdict type every checker returns, and composition (worst verdict wins).
+//! - [`linear`]: linearizability (Wing–Gong–Lowe search, per-key in parallel, budgets, counterexamples).
+//! - [`stale`]: stale-read classification for registers with unique written values.
+//! - [`set`]: lost writes and visibility latency for set workloads.
+//! - [`session`]: per-process session guarantees.
+//! - [`generate`]: deterministic history generator for tests and benchmarks.
+
+pub mod formats;
+pub mod generate;
+pub mod history;
+pub mod linear;
+pub mod result;
+pub mod session;
+pub mod set;
+pub mod stale;

@@ -1,13 +1,248 @@
 //! `faultline check`: the command-line front of the checker library.
+//!
+//! Reads a history (JSONL, EDN, Jepsen text log or Porcupine kv log; detected from the file unless
+//! `--format` is given), runs the chosen checkers, prints a human summary naming the first bad operation (or
+//! the JSON result with `--json`) and returns the exit code of DESIGN §2: 0 valid, 1 invalid, 2 unknown,
+//! 254 bad arguments or an unreadable history.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use faultline_checker::formats::{Format, edn_value::EdnReader};
+use faultline_checker::history::{self, Conventions, History};
+use faultline_checker::linear::{self, LinearOptions, ModelKind};
+use faultline_checker::result::{CheckResult, compose};
+use faultline_checker::{session, set, stale};
+use serde_json::Value;
+
+/// Exit code for bad arguments or unreadable input.
+const BAD_ARGUMENTS: i32 = 254;
 
 /// Flags of `faultline check`.
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
     /// The history file to check.
     pub history: std::path::PathBuf,
+    /// History format: jsonl, edn, jepsen-log or porcupine-kv (default: detected from the file).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Model: cas-register, register, kv-append, set, mutex or multi-register
+    /// (default: kv-append for Porcupine kv logs, cas-register otherwise).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Initial value of the register or of each key, as JSON or EDN (`nil`, `0`, `""`); default per format.
+    #[arg(long)]
+    pub initial: Option<String>,
+    /// Time budget for the linearizability search, e.g. `30s`, `500ms` (default: none).
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Checkers to run, comma-separated: linearizable, stale-reads, sessions, set (default: linearizable).
+    #[arg(long, value_delimiter = ',')]
+    pub checker: Vec<String>,
+    /// Worker threads for the linearizability search (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Print the result as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `faultline check` and returns the process exit code (0 valid, 1 invalid, 2 unknown).
-pub fn run(_args: &CheckArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("faultline check is not implemented yet")
+pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
+    match prepare(args) {
+        Ok(plan) => execute(args, plan),
+        Err(message) => {
+            eprintln!("faultline check: {message}");
+            Ok(BAD_ARGUMENTS)
+        }
+    }
+}
+
+struct Plan {
+    format: Format,
+    model: ModelKind,
+    conventions: Conventions,
+    timeout: Option<Duration>,
+    checkers: Vec<String>,
+    history: History,
+    read_time: Duration,
+}
+
+fn prepare(args: &CheckArgs) -> Result<Plan, String> {
+    let path = &args.history;
+    let format = match &args.format {
+        Some(name) => Format::from_name(name).ok_or_else(|| format!("unknown --format {name:?}"))?,
+        None => detect(path)?,
+    };
+    let model = match &args.model {
+        Some(name) => ModelKind::from_name(name).ok_or_else(|| format!("unknown --model {name:?}"))?,
+        None if format == Format::PorcupineKv => ModelKind::KvAppend,
+        None => ModelKind::CasRegister,
+    };
+    let mut conventions = format.conventions();
+    if let Some(text) = &args.initial {
+        conventions.initial = parse_initial(text)?;
+    }
+    let timeout = args.timeout.as_deref().map(parse_duration).transpose()?;
+    let checkers = if args.checker.is_empty() {
+        vec!["linearizable".to_string()]
+    } else {
+        args.checker.clone()
+    };
+    if let Some(bad) = checkers
+        .iter()
+        .find(|c| !matches!(c.as_str(), "linearizable" | "stale-reads" | "sessions" | "set"))
+    {
+        return Err(format!("unknown --checker {bad:?}"));
+    }
+    let started = Instant::now();
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let history = format
+        .read(BufReader::new(file))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Plan {
+        format,
+        model,
+        conventions,
+        timeout,
+        checkers,
+        history,
+        read_time: started.elapsed(),
+    })
+}
+
+fn detect(path: &Path) -> Result<Format, String> {
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut head = String::new();
+    let mut reader = BufReader::new(file.take(64 * 1024));
+    while head.trim().is_empty() {
+        head.clear();
+        if reader
+            .read_line(&mut head)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            == 0
+        {
+            break;
+        }
+    }
+    Ok(Format::detect(&path.to_string_lossy(), &head))
+}
+
+fn parse_initial(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text)
+        .or_else(|_| EdnReader::new(text, 1).read_value())
+        .map_err(|_| format!("--initial {text:?} is neither JSON nor EDN"))
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("bad --timeout {text:?} (use e.g. 30s, 500ms, 2m)");
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |i| text.split_at(i));
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+fn execute(args: &CheckArgs, plan: Plan) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let paired = match history::pair(&plan.history) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("faultline check: {}: {e}", args.history.display());
+            return Ok(BAD_ARGUMENTS);
+        }
+    };
+    let mut results = Vec::new();
+    for checker in &plan.checkers {
+        let result = match checker.as_str() {
+            "linearizable" => {
+                let mut options = LinearOptions::new(plan.model);
+                options.conventions = plan.conventions.clone();
+                options.timeout = plan.timeout;
+                options.threads = args.threads;
+                match linear::check_paired(&plan.history, &paired, &options) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("faultline check: {}: {e}", args.history.display());
+                        return Ok(BAD_ARGUMENTS);
+                    }
+                }
+            }
+            "stale-reads" => stale::check(&plan.history, &paired, &plan.conventions),
+            "sessions" => session::check(&plan.history, &paired),
+            _ => set::check(&plan.history, &paired),
+        };
+        results.push(result);
+    }
+    let result = if results.len() == 1 {
+        results.remove(0)
+    } else {
+        compose("composite", results)
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print_summary(args, &plan, &result, started.elapsed());
+    }
+    Ok(result.valid.exit_code())
+}
+
+fn print_summary(args: &CheckArgs, plan: &Plan, result: &CheckResult, check_time: Duration) {
+    println!(
+        "{}: {} events, format {:?}, model {}, initial {}",
+        args.history.display(),
+        plan.history.len(),
+        plan.format,
+        plan.model.name(),
+        plan.conventions.initial
+    );
+    let checks = if result.children.is_empty() {
+        std::slice::from_ref(result)
+    } else {
+        &result.children[..]
+    };
+    for r in checks {
+        let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  {}: {} ({})", r.checker, r.valid, counts.join(", "));
+        if let Some(first) = r.examples.first() {
+            println!(
+                "    first bad operation: {} [op indices {:?}]",
+                first.description, first.ops
+            );
+        }
+        if let Some(reason) = r.details.get("unknown-reason") {
+            println!("    undecided: {reason}");
+        }
+        if let Some(prefix) = r.details.pointer("/counterexample/prefix").and_then(Value::as_array) {
+            let shown = prefix.len().saturating_sub(5);
+            if !prefix.is_empty() {
+                println!("    end of the longest linearizable prefix ({} ops):", prefix.len());
+            }
+            for step in &prefix[shown..] {
+                println!(
+                    "      #{} process {} {} {} -> state {}",
+                    step["index"],
+                    step["process"],
+                    step["f"].as_str().unwrap_or("?"),
+                    step["value"],
+                    step["state"]
+                );
+            }
+        }
+    }
+    println!(
+        "verdict: {} (exit {}); read {:.1} ms, checked {:.1} ms",
+        result.valid,
+        result.valid.exit_code(),
+        plan.read_time.as_secs_f64() * 1e3,
+        check_time.as_secs_f64() * 1e3
+    );
 }

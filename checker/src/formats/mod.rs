@@ -1,0 +1,117 @@
+//! History formats: one adapter per format, each with its own meaning (see `shared/testdata/README.md`).
+//!
+//! | format | reader | writer | conventions |
+//! |---|---|---|---|
+//! | [`Format::Jsonl`] (native) | [`jsonl::read`] (streaming) | [`jsonl::write`] | `fail` did not happen; `null` read = no value; initial `null` |
+//! | [`Format::Edn`] (Jepsen `history.edn`, Knossos data files) | [`edn::read`] | [`edn::write`] | Knossos: `fail` dropped, `nil` read matches anything, initial `0` |
+//! | [`Format::JepsenLog`] (the etcd logs) | [`jepsen_log::read`] | — | `fail` CAS observes a mismatch; `nil` read = no value; initial `nil` |
+//! | [`Format::PorcupineKv`] | [`edn::read`] (one map per line) | — | every key starts as `""` |
+//!
+//! **Keys.** Multi-key histories wrap each value as `{"key": k, "value": v}` (JSONL) — in EDN
+//! `{:key k, :value v}`; an EDN op map with a top-level `:key` (Porcupine kv logs) is read into the same shape.
+//! Missing `index` or `time` fields default to the event's position in the file.
+
+pub mod edn;
+pub mod edn_value;
+pub mod jepsen_log;
+pub mod jsonl;
+
+use std::io::BufRead;
+
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::history::{Conventions, History};
+
+/// A history file that cannot be read.
+#[derive(Debug, Error)]
+pub enum FormatError {
+    /// The text is malformed at a line.
+    #[error("line {line}: {message}")]
+    Malformed { line: usize, message: String },
+    /// The reader failed.
+    #[error("read error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl FormatError {
+    /// A malformed-input error.
+    pub fn at(line: usize, message: impl Into<String>) -> FormatError {
+        FormatError::Malformed {
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// The supported history formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Native: one JSON op per line.
+    Jsonl,
+    /// Jepsen / Knossos EDN.
+    Edn,
+    /// Jepsen's text log (`INFO  jepsen.util - 3 :invoke :read nil`).
+    JepsenLog,
+    /// Porcupine's key-value logs (one EDN map per line).
+    PorcupineKv,
+}
+
+impl Format {
+    /// Parses a format name as used on the command line.
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name {
+            "jsonl" | "json" => Some(Format::Jsonl),
+            "edn" | "knossos-edn" => Some(Format::Edn),
+            "jepsen-log" | "log" => Some(Format::JepsenLog),
+            "porcupine-kv" | "kv" => Some(Format::PorcupineKv),
+            _ => None,
+        }
+    }
+
+    /// Guesses the format from a file name and its first non-blank line.
+    pub fn detect(file_name: &str, first_line: &str) -> Format {
+        let first = first_line.trim_start();
+        if first.contains("jepsen.util") {
+            Format::JepsenLog
+        } else if first.starts_with("{:") && first.contains(":key") {
+            Format::PorcupineKv
+        } else if (first.starts_with('{') && first.contains('"') && !first.contains("{:"))
+            || file_name.ends_with(".jsonl")
+            || file_name.ends_with(".json")
+        {
+            Format::Jsonl
+        } else {
+            Format::Edn
+        }
+    }
+
+    /// The conventions the format's histories are checked under by default.
+    pub fn conventions(self) -> Conventions {
+        match self {
+            Format::Jsonl => Conventions::default(),
+            Format::Edn => Conventions {
+                failed_cas_observes: false,
+                nil_read_matches_any: true,
+                initial: Value::from(0),
+            },
+            Format::JepsenLog => Conventions {
+                failed_cas_observes: true,
+                ..Conventions::default()
+            },
+            Format::PorcupineKv => Conventions {
+                initial: Value::from(""),
+                ..Conventions::default()
+            },
+        }
+    }
+
+    /// Reads a history in this format.
+    pub fn read(self, reader: impl BufRead) -> Result<History, FormatError> {
+        match self {
+            Format::Jsonl => jsonl::read(reader),
+            Format::Edn | Format::PorcupineKv => edn::read(reader),
+            Format::JepsenLog => jepsen_log::read(reader),
+        }
+    }
+}

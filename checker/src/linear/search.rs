@@ -1,0 +1,384 @@
+//! The Wing–Gong–Lowe linearizability search over one partition (one key).
+//!
+//! Calls and returns sit in one doubly-linked list in time order (at equal times, calls before returns, so
+//! operations that touch count as concurrent). Walking from the head, a call is tried as the next
+//! linearization point: if the model accepts it and the configuration (linearized set, state) is new to the
+//! cache, the operation is lifted out of the list and the walk restarts. Reaching a return means an operation
+//! that already returned is still unlinearized: backtrack. Crashed (`info`) operations have no return, so they
+//! may be linearized at any point after their call, or never. The walk reaching the end means every completed
+//! operation is linearized. The linearized set is a bitset with an incremental Zobrist hash; the search checks
+//! a cancellation flag, a deadline and a memory budget, and remembers the deepest stack it had to abandon as
+//! the counterexample.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// A sequential specification.
+pub trait Model {
+    /// A model state.
+    type State: Clone + Eq + Hash;
+    /// A compiled operation (input and observed output).
+    type Op;
+    /// The initial state.
+    fn init(&self) -> Self::State;
+    /// Applies `op` to `state`: the next state, or `None` if `op` cannot happen in `state`.
+    fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
+    /// The state for humans (counterexamples).
+    fn describe(&self, state: &Self::State) -> serde_json::Value;
+}
+
+/// One operation to place: its id in the caller's numbering, call and return times, and the compiled op.
+#[derive(Debug, Clone)]
+pub struct SearchOp<O> {
+    /// Caller's id (reported back in counterexamples).
+    pub id: usize,
+    /// Call time.
+    pub call: u64,
+    /// Return time; `None` for crashed operations.
+    pub ret: Option<u64>,
+    /// The compiled operation.
+    pub op: O,
+}
+
+/// Limits for one search.
+#[derive(Clone, Copy)]
+pub struct Limits<'a> {
+    /// Give up (unknown) after this instant.
+    pub deadline: Option<Instant>,
+    /// Give up (unknown) when set, e.g. because another partition already failed.
+    pub cancel: &'a AtomicBool,
+    /// Give up (unknown) when the cache would exceed this many bytes.
+    pub memory_bytes: usize,
+}
+
+/// Why a search gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUp {
+    /// The deadline passed.
+    Timeout,
+    /// The cache hit the memory budget.
+    Memory,
+    /// Cancelled from outside.
+    Cancelled,
+}
+
+/// A linearizable prefix: `(op id, state after it)` in linearization order.
+pub type Prefix<S> = Vec<(usize, S)>;
+
+/// The outcome of one search.
+#[derive(Debug, Clone)]
+pub enum Outcome<S> {
+    /// Linearizable; the witness order of op ids.
+    Linearizable(Vec<usize>),
+    /// Not linearizable: the op (caller id) that could not be placed, and the deepest prefix tried.
+    Illegal { blocked: usize, prefix: Prefix<S> },
+    /// Undecided.
+    Unknown(GiveUp),
+}
+
+/// Statistics of one search.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    /// Configurations stored in the cache.
+    pub configurations: u64,
+    /// Backtracks.
+    pub backtracks: u64,
+}
+
+const NONE: u32 = u32::MAX;
+const CHECK_EVERY: u32 = 1024;
+
+#[derive(Clone, Copy)]
+struct Node {
+    op: u32,
+    is_call: bool,
+    pair: u32,
+    prev: u32,
+    next: u32,
+}
+
+struct Configuration<S> {
+    hash: u64,
+    bits: Box<[u64]>,
+    state: S,
+}
+
+impl<S: Eq> PartialEq for Configuration<S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.state == other.state && self.bits == other.bits
+    }
+}
+impl<S: Eq> Eq for Configuration<S> {}
+impl<S> Hash for Configuration<S> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.hash);
+    }
+}
+
+/// Passes a precomputed `u64` through unchanged.
+#[derive(Default)]
+struct PassThrough(u64);
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A fast hasher for model states.
+#[derive(Default)]
+struct StateHasher(u64);
+impl Hasher for StateHasher {
+    fn finish(&self) -> u64 {
+        mix(self.0)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn state_hash<S: Hash>(state: &S) -> u64 {
+    let mut h = StateHasher::default();
+    state.hash(&mut h);
+    h.finish()
+}
+
+/// Builds the time-ordered entry list: node 0 is the head sentinel.
+fn build_list<O>(ops: &[SearchOp<O>]) -> Vec<Node> {
+    let mut events: Vec<(u64, bool, u32)> = Vec::with_capacity(ops.len() * 2);
+    for (i, op) in ops.iter().enumerate() {
+        events.push((op.call, false, i as u32));
+        if let Some(ret) = op.ret {
+            events.push((ret.max(op.call), true, i as u32));
+        }
+    }
+    events.sort_unstable();
+    let mut nodes = Vec::with_capacity(events.len() + 1);
+    nodes.push(Node {
+        op: NONE,
+        is_call: false,
+        pair: NONE,
+        prev: NONE,
+        next: NONE,
+    });
+    let mut call_node = vec![NONE; ops.len()];
+    for (pos, &(_, is_return, op)) in events.iter().enumerate() {
+        let me = (pos + 1) as u32;
+        let next = if pos + 1 < events.len() { me + 1 } else { NONE };
+        nodes.push(Node {
+            op,
+            is_call: !is_return,
+            pair: NONE,
+            prev: me - 1,
+            next,
+        });
+        if is_return {
+            let call = call_node[op as usize];
+            nodes[call as usize].pair = me;
+        } else {
+            call_node[op as usize] = me;
+        }
+    }
+    nodes[0].next = if events.is_empty() { NONE } else { 1 };
+    nodes
+}
+
+struct Search<'a, M: Model> {
+    model: &'a M,
+    ops: &'a [SearchOp<M::Op>],
+    nodes: Vec<Node>,
+    bits: Vec<u64>,
+    bits_hash: u64,
+    zobrist: Vec<u64>,
+    cache: HashSet<Configuration<M::State>, BuildHasherDefault<PassThrough>>,
+    cache_bytes: usize,
+    stack: Vec<(u32, M::State)>,
+    best: Option<(usize, Prefix<M::State>)>,
+    stats: Stats,
+}
+
+impl<'a, M: Model> Search<'a, M> {
+    fn unlink(&mut self, n: u32) {
+        let Node { prev, next, .. } = self.nodes[n as usize];
+        self.nodes[prev as usize].next = next;
+        if next != NONE {
+            self.nodes[next as usize].prev = prev;
+        }
+    }
+
+    fn relink(&mut self, n: u32) {
+        let Node { prev, next, .. } = self.nodes[n as usize];
+        self.nodes[prev as usize].next = n;
+        if next != NONE {
+            self.nodes[next as usize].prev = n;
+        }
+    }
+
+    fn lift(&mut self, call: u32) {
+        self.unlink(call);
+        let pair = self.nodes[call as usize].pair;
+        if pair != NONE {
+            self.unlink(pair);
+        }
+    }
+
+    fn unlift(&mut self, call: u32) {
+        let pair = self.nodes[call as usize].pair;
+        if pair != NONE {
+            self.relink(pair);
+        }
+        self.relink(call);
+    }
+
+    fn flip(&mut self, op: u32) {
+        self.bits[(op / 64) as usize] ^= 1 << (op % 64);
+        self.bits_hash ^= self.zobrist[op as usize];
+    }
+
+    /// Tries to add the configuration after linearizing `op`; true if it was new.
+    fn remember(&mut self, state: &M::State) -> bool {
+        let config = Configuration {
+            hash: self.bits_hash ^ state_hash(state),
+            bits: self.bits.clone().into_boxed_slice(),
+            state: state.clone(),
+        };
+        let size = self.bits.len() * 8 + std::mem::size_of::<Configuration<M::State>>() + 16;
+        if self.cache.insert(config) {
+            self.cache_bytes += size;
+            self.stats.configurations += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn record_blocked(&mut self, blocked_op: u32, current: &M::State) {
+        let depth = self.stack.len();
+        if self.best.as_ref().is_some_and(|(_, p)| p.len() >= depth) {
+            return;
+        }
+        let mut prefix = Vec::with_capacity(depth);
+        for (i, (node, _)) in self.stack.iter().enumerate() {
+            let op = self.nodes[*node as usize].op as usize;
+            let after = self.stack.get(i + 1).map_or(current, |(_, prev)| prev);
+            prefix.push((self.ops[op].id, after.clone()));
+        }
+        self.best = Some((self.ops[blocked_op as usize].id, prefix));
+    }
+
+    fn run(&mut self, limits: Limits<'_>) -> Outcome<M::State> {
+        let mut state = self.model.init();
+        let mut entry = self.nodes[0].next;
+        let mut budget = CHECK_EVERY;
+        while entry != NONE {
+            budget -= 1;
+            if budget == 0 {
+                budget = CHECK_EVERY;
+                if let Some(give_up) = self.should_stop(limits) {
+                    return Outcome::Unknown(give_up);
+                }
+            }
+            let node = self.nodes[entry as usize];
+            if node.is_call {
+                if let Some(next_state) = self.model.step(&state, &self.ops[node.op as usize].op) {
+                    self.flip(node.op);
+                    if self.remember(&next_state) {
+                        let previous = std::mem::replace(&mut state, next_state);
+                        self.stack.push((entry, previous));
+                        self.lift(entry);
+                        entry = self.nodes[0].next;
+                        continue;
+                    }
+                    self.flip(node.op);
+                }
+                entry = node.next;
+            } else {
+                self.record_blocked(node.op, &state);
+                let Some((call, previous)) = self.stack.pop() else {
+                    let (blocked, prefix) = self.best.take().unwrap_or((self.ops[node.op as usize].id, Vec::new()));
+                    return Outcome::Illegal { blocked, prefix };
+                };
+                self.stats.backtracks += 1;
+                state = previous;
+                let op = self.nodes[call as usize].op;
+                self.flip(op);
+                self.unlift(call);
+                entry = self.nodes[call as usize].next;
+            }
+        }
+        let order = self
+            .stack
+            .iter()
+            .map(|(n, _)| self.ops[self.nodes[*n as usize].op as usize].id)
+            .collect();
+        Outcome::Linearizable(order)
+    }
+
+    fn should_stop(&self, limits: Limits<'_>) -> Option<GiveUp> {
+        if limits.cancel.load(Ordering::Relaxed) {
+            Some(GiveUp::Cancelled)
+        } else if limits.deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(GiveUp::Timeout)
+        } else if self.cache_bytes > limits.memory_bytes {
+            Some(GiveUp::Memory)
+        } else {
+            None
+        }
+    }
+}
+
+/// Decides whether `ops` are linearizable with respect to `model`.
+pub fn search<M: Model>(model: &M, ops: &[SearchOp<M::Op>], limits: Limits<'_>) -> (Outcome<M::State>, Stats) {
+    if ops.len() >= NONE as usize / 2 {
+        return (Outcome::Unknown(GiveUp::Memory), Stats::default());
+    }
+    let zobrist = (0..ops.len() as u64)
+        .map(|i| mix(i.wrapping_add(0x9e37_79b9_7f4a_7c15)))
+        .collect();
+    let mut s = Search {
+        model,
+        ops,
+        nodes: build_list(ops),
+        bits: vec![0; ops.len().div_ceil(64)],
+        bits_hash: 0,
+        zobrist,
+        cache: HashSet::default(),
+        cache_bytes: 0,
+        stack: Vec::new(),
+        best: None,
+        stats: Stats::default(),
+    };
+    let outcome = s.run(limits);
+    (outcome, s.stats)
+}

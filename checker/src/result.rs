@@ -1,0 +1,202 @@
+//! The verdict every checker returns, and composition (the worst verdict wins).
+//!
+//! A [`CheckResult`] serialises to JSON for `results.json`:
+//!
+//! ```text
+//! {"checker":"linearizable","valid":false,"anomalies":["nonlinearizable"],"counts":{"operations":80},
+//!  "examples":[{"anomaly":"nonlinearizable","ops":[41],"description":"..."}],"details":{...}}
+//! ```
+//!
+//! `valid` is `true`, `false` or the string `"unknown"` (the checker could not decide, e.g. it ran out of
+//! time), as in Jepsen.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// A three-valued verdict. Ordered from best to worst: `True < Unknown < False`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Validity {
+    /// No anomaly found.
+    True,
+    /// The checker could not decide.
+    Unknown,
+    /// At least one anomaly found.
+    False,
+}
+
+impl Validity {
+    /// The worse of two verdicts.
+    pub fn worst(self, other: Validity) -> Validity {
+        self.max(other)
+    }
+
+    /// The process exit code for this verdict (DESIGN §2): 0 valid, 1 invalid, 2 unknown.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Validity::True => 0,
+            Validity::False => 1,
+            Validity::Unknown => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Validity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Validity::True => "valid",
+            Validity::False => "INVALID",
+            Validity::Unknown => "unknown",
+        })
+    }
+}
+
+impl Serialize for Validity {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Validity::True => s.serialize_bool(true),
+            Validity::False => s.serialize_bool(false),
+            Validity::Unknown => s.serialize_str("unknown"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Validity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Validity, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(true) => Ok(Validity::True),
+            Value::Bool(false) => Ok(Validity::False),
+            Value::String(s) if s == "unknown" => Ok(Validity::Unknown),
+            other => Err(serde::de::Error::custom(format!("bad validity {other}"))),
+        }
+    }
+}
+
+/// One illustrative instance of an anomaly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Example {
+    /// The anomaly's name.
+    pub anomaly: String,
+    /// History event indices involved (invocations first).
+    pub ops: Vec<u64>,
+    /// A sentence for humans.
+    pub description: String,
+}
+
+/// A checker's verdict with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Which checker produced it.
+    pub checker: String,
+    /// The verdict.
+    pub valid: Validity,
+    /// Names of the anomalies found (sorted, unique).
+    pub anomalies: Vec<String>,
+    /// Named counts (operations checked, anomalies per kind, ...).
+    pub counts: BTreeMap<String, u64>,
+    /// A few examples, each with op indices.
+    pub examples: Vec<Example>,
+    /// Checker-specific evidence (counterexamples, distributions).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub details: Value,
+    /// Results composed into this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<CheckResult>,
+}
+
+/// How many examples a checker keeps per anomaly.
+pub const MAX_EXAMPLES: usize = 8;
+
+impl CheckResult {
+    /// An empty, valid result for `checker`.
+    pub fn new(checker: &str) -> CheckResult {
+        CheckResult {
+            checker: checker.to_string(),
+            valid: Validity::True,
+            anomalies: Vec::new(),
+            counts: BTreeMap::new(),
+            examples: Vec::new(),
+            details: Value::Null,
+            children: Vec::new(),
+        }
+    }
+
+    /// Records an anomaly: marks the result invalid, counts it and keeps up to [`MAX_EXAMPLES`] examples.
+    pub fn add_anomaly(&mut self, anomaly: &str, ops: Vec<u64>, description: String) {
+        self.valid = self.valid.worst(Validity::False);
+        if let Err(at) = self.anomalies.binary_search_by(|a| a.as_str().cmp(anomaly)) {
+            self.anomalies.insert(at, anomaly.to_string());
+        }
+        let count = self.counts.entry(anomaly.to_string()).or_insert(0);
+        *count += 1;
+        let shown = self.examples.iter().filter(|e| e.anomaly == anomaly).count();
+        if shown < MAX_EXAMPLES {
+            self.examples.push(Example {
+                anomaly: anomaly.to_string(),
+                ops,
+                description,
+            });
+        }
+    }
+
+    /// Sets a named count.
+    pub fn set_count(&mut self, name: &str, value: u64) {
+        self.counts.insert(name.to_string(), value);
+    }
+}
+
+/// Composes results: the verdict is the worst child's, anomalies are the union.
+pub fn compose(checker: &str, children: Vec<CheckResult>) -> CheckResult {
+    let mut out = CheckResult::new(checker);
+    for child in &children {
+        out.valid = out.valid.worst(child.valid);
+        for a in &child.anomalies {
+            if let Err(at) = out.anomalies.binary_search(a) {
+                out.anomalies.insert(at, a.clone());
+            }
+        }
+    }
+    out.children = children;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_serialises_like_jepsen() {
+        let v = serde_json::to_string(&[Validity::True, Validity::False, Validity::Unknown]).expect("json");
+        assert_eq!(v, "[true,false,\"unknown\"]");
+        let back: Vec<Validity> = serde_json::from_str(&v).expect("parse");
+        assert_eq!(back, vec![Validity::True, Validity::False, Validity::Unknown]);
+    }
+
+    #[test]
+    fn composition_reports_the_worst_verdict() {
+        let ok = CheckResult::new("a");
+        let mut unknown = CheckResult::new("b");
+        unknown.valid = Validity::Unknown;
+        assert_eq!(
+            compose("all", vec![ok.clone(), unknown.clone()]).valid,
+            Validity::Unknown
+        );
+        let mut bad = CheckResult::new("c");
+        bad.add_anomaly("stale-read", vec![3, 4], "read 1 after 2".into());
+        let all = compose("all", vec![ok, bad, unknown]);
+        assert_eq!(all.valid, Validity::False);
+        assert_eq!(all.anomalies, vec!["stale-read".to_string()]);
+        assert_eq!(all.valid.exit_code(), 1);
+    }
+
+    #[test]
+    fn examples_are_capped_but_counted() {
+        let mut r = CheckResult::new("x");
+        for i in 0..20 {
+            r.add_anomaly("lost", vec![i], String::new());
+        }
+        assert_eq!(r.counts["lost"], 20);
+        assert_eq!(r.examples.len(), MAX_EXAMPLES);
+    }
+}

@@ -1,0 +1,78 @@
+//! Property tests: generated histories are linearizable; injected stale reads are caught by both the
+//! linearizability and the stale-read checkers; the two checkers agree on register histories.
+
+use faultline_checker::generate::{GenSpec, inject_stale_read, register_history};
+use faultline_checker::history::{Conventions, pair};
+use faultline_checker::linear::{self, LinearOptions, ModelKind};
+use faultline_checker::result::Validity;
+use faultline_checker::{session, stale};
+use proptest::prelude::*;
+use serde_json::Value;
+
+fn spec() -> impl Strategy<Value = GenSpec> {
+    (1u64..4, 1u64..7, 1u64..80, 0.0f64..0.3, 0.2f64..0.8, any::<u64>()).prop_map(
+        |(keys, processes, operations, crash_rate, read_fraction, seed)| GenSpec {
+            keys,
+            processes,
+            operations,
+            crash_rate,
+            read_fraction,
+            seed,
+        },
+    )
+}
+
+fn linearizable(h: &faultline_checker::history::History) -> Validity {
+    let mut options = LinearOptions::new(ModelKind::Register);
+    options.threads = 1;
+    linear::check(h, &options).expect("checkable").valid
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn histories_of_a_real_register_are_linearizable_and_fresh(spec in spec()) {
+        let h = register_history(&spec);
+        prop_assert_eq!(linearizable(&h), Validity::True);
+        let paired = pair(&h).expect("valid");
+        let stale = stale::check(&h, &paired, &Conventions::default());
+        prop_assert_eq!(stale.valid, Validity::True);
+        prop_assert_eq!(session::check(&h, &paired).valid, Validity::True);
+    }
+
+    #[test]
+    fn an_injected_stale_read_is_caught_by_both_checkers(spec in spec()) {
+        let h = register_history(&spec);
+        if let Some(bad) = inject_stale_read(&h) {
+            prop_assert_eq!(linearizable(&bad), Validity::False);
+            let stale = stale::check(&bad, &pair(&bad).expect("valid"), &Conventions::default());
+            prop_assert_eq!(stale.valid, Validity::False);
+            prop_assert_eq!(stale.counts["stale"], 1);
+        }
+    }
+
+    #[test]
+    fn a_stale_or_impossible_read_means_not_linearizable(spec in spec(), pick in any::<usize>(), shift in 1i64..4) {
+        // Corrupt one read's value; whenever the stale-read checker flags it, linearizability must fail.
+        let mut h = register_history(&spec);
+        let reads: Vec<usize> = h.ops.iter().enumerate()
+            .filter(|(_, o)| o.f == "read" && o.op_type == faultline_checker::history::OpType::Ok)
+            .map(|(i, _)| i).collect();
+        prop_assume!(!reads.is_empty());
+        let i = reads[pick % reads.len()];
+        let slot = match &mut h.ops[i].value {
+            Value::Object(m) => m.get_mut("value").expect("keyed value"),
+            v => v,
+        };
+        *slot = Value::from(slot.as_i64().unwrap_or(0) - shift);
+        let stale = stale::check(&h, &pair(&h).expect("valid"), &Conventions::default());
+        let lin = linearizable(&h);
+        if stale.valid == Validity::False {
+            prop_assert_eq!(lin, Validity::False);
+        }
+        if lin == Validity::True {
+            prop_assert_eq!(stale.valid, Validity::True);
+        }
+    }
+}
