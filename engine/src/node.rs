@@ -32,7 +32,7 @@ impl Counters {
 /// Everything a command can reach.
 pub struct Node {
     pub storage: Storage,
-    pub member: Member,
+    pub member: std::sync::Arc<Member>,
     pub cursors: CursorRegistry,
     pub failpoints: FailPoints,
     pub counters: Counters,
@@ -43,7 +43,8 @@ impl Node {
     pub async fn open(options: NodeOptions) -> Result<Arc<Node>> {
         let storage = Storage::open(&options.dbpath)?;
         let failpoints = FailPoints::from_parameters(&options.set_parameters)?;
-        let member = Member::start(storage.clone(), options).await?;
+        let routes = options.peer_routes.clone().into_iter().collect();
+        let member = Member::start(storage.clone(), options, routes).await?;
         Ok(Arc::new(Node {
             storage,
             member,

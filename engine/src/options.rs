@@ -23,6 +23,8 @@ pub struct NodeOptions {
     pub logpath: Option<PathBuf>,
     /// `--setParameter name=value` pairs (including `failpoint.NAME=...`).
     pub set_parameters: BTreeMap<String, String>,
+    /// The peer route table: member host (as in the replica-set config) → address to dial instead.
+    pub peer_routes: BTreeMap<String, String>,
     /// The command line as given, for `getCmdLineOpts`.
     pub argv: Vec<String>,
 }
@@ -36,6 +38,7 @@ impl Default for NodeOptions {
             repl_set: "rs0".into(),
             logpath: None,
             set_parameters: BTreeMap::new(),
+            peer_routes: BTreeMap::new(),
             argv: Vec::new(),
         }
     }

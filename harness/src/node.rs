@@ -34,6 +34,10 @@ pub struct NodeArgs {
     /// Server parameter NAME=VALUE; repeatable. `failpoint.NAME=alwaysOn` turns a fail point on.
     #[arg(long = "setParameter", value_name = "NAME=VALUE")]
     pub set_parameter: Vec<String>,
+    /// Dial member HOST (as written in the replica-set config) at ADDR instead; repeatable. This is how the
+    /// harness puts a fault proxy on every member-to-member link.
+    #[arg(long = "peer-route", value_name = "HOST=ADDR")]
+    pub peer_route: Vec<String>,
 }
 
 impl NodeArgs {
@@ -77,6 +81,13 @@ impl NodeArgs {
                 .split_once('=')
                 .ok_or_else(|| anyhow::anyhow!("--setParameter expects NAME=VALUE, got '{pair}'"))?;
             options.set_parameters.insert(name.to_string(), value.to_string());
+        }
+        for pair in &self.peer_route {
+            let (host, addr) = pair
+                .split_once('=')
+                .filter(|(h, a)| h.contains(':') && a.contains(':'))
+                .ok_or_else(|| anyhow::anyhow!("--peer-route expects HOST:PORT=ADDR:PORT, got '{pair}'"))?;
+            options.peer_routes.insert(host.to_string(), addr.to_string());
         }
         options.argv = std::env::args().collect();
         Ok(options)

@@ -219,7 +219,11 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
         ctx.node.cursors.register(cursor)
     };
     read_concern::after_read(ctx, &rc, read_at).await?;
-    Ok(doc! {"cursor": {"firstBatch": docs, "id": id, "ns": ns.full()}})
+    let mut reply = doc! {"cursor": {"firstBatch": docs, "id": id, "ns": ns.full()}};
+    if body.contains_key("$replData") {
+        reply.insert("$replData", ctx.node.member.repl_data());
+    }
+    Ok(reply)
 }
 
 /// Collects one reply batch: at most `cap` documents and about 16 MiB.
@@ -372,7 +376,11 @@ pub async fn get_more(ctx: &Context<'_>) -> Result<Document> {
         ctx.node.cursors.put_back(id, cursor);
         id
     };
-    Ok(doc! {"cursor": {"nextBatch": docs, "id": reply_id, "ns": ns.full()}})
+    let mut reply = doc! {"cursor": {"nextBatch": docs, "id": reply_id, "ns": ns.full()}};
+    if body.contains_key("$replData") {
+        reply.insert("$replData", ctx.node.member.repl_data());
+    }
+    Ok(reply)
 }
 
 pub fn kill_cursors(ctx: &Context<'_>) -> Result<Document> {

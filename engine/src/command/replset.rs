@@ -47,3 +47,48 @@ pub fn configure_fail_point(ctx: &Context<'_>) -> Result<Document> {
         doc! {"count": 0, "mode": previous.get("mode").cloned().unwrap_or(Bson::Int32(0)), "data": previous.get_document("data").cloned().unwrap_or_default()},
     )
 }
+
+pub async fn reconfig(ctx: &Context<'_>) -> Result<Document> {
+    ctx.require_admin()?;
+    let config = ctx
+        .body
+        .get_document("replSetReconfig")
+        .map_err(|_| Error::type_mismatch("replSetReconfig takes the new config document"))?;
+    let force = super::args::opt_bool(ctx.body, "force")?.unwrap_or(false);
+    ctx.node.member.reconfig(config, force).await?;
+    Ok(Document::new())
+}
+
+pub async fn step_down(ctx: &Context<'_>) -> Result<Document> {
+    ctx.require_admin()?;
+    let secs = match ctx.body.get("replSetStepDown") {
+        Some(v) => super::args::as_i64(v)
+            .or_else(|| v.as_f64().map(|f| f as i64))
+            .unwrap_or(60),
+        None => 60,
+    };
+    let catch_up = super::args::opt_i64(ctx.body, "secondaryCatchUpPeriodSecs")?.unwrap_or(10);
+    let force = super::args::opt_bool(ctx.body, "force")?.unwrap_or(false);
+    ctx.node.member.step_down(secs, catch_up, force).await?;
+    Ok(Document::new())
+}
+
+pub async fn freeze(ctx: &Context<'_>) -> Result<Document> {
+    ctx.require_admin()?;
+    let secs = ctx
+        .body
+        .get("replSetFreeze")
+        .and_then(super::args::as_i64)
+        .ok_or_else(|| Error::type_mismatch("replSetFreeze takes a number of seconds"))?;
+    ctx.node.member.freeze(secs).await?;
+    Ok(Document::new())
+}
+
+pub async fn sync_from(ctx: &Context<'_>) -> Result<Document> {
+    ctx.require_admin()?;
+    let host = ctx
+        .body
+        .get_str("replSetSyncFrom")
+        .map_err(|_| Error::type_mismatch("replSetSyncFrom takes a host:port"))?;
+    ctx.node.member.sync_from(host).await
+}

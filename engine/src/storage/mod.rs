@@ -13,6 +13,7 @@
 //! (group commit); a write and its oplog entries always commit together. Reads take a [`Snapshot`], a
 //! consistent read transaction that never blocks the writer.
 
+mod apply;
 pub mod catalog;
 pub mod keystring;
 mod oplog;

@@ -124,6 +124,13 @@ impl TimestampAllocator {
         TimestampAllocator { last }
     }
 
+    /// Never hands out a timestamp at or below `ts` (an entry applied from another member).
+    pub fn observe(&mut self, ts: Timestamp) {
+        if ts_to_u64(ts) > ts_to_u64(self.last) {
+            self.last = ts;
+        }
+    }
+
     pub fn next(&mut self, now_secs: u32) -> Timestamp {
         let next = if now_secs > self.last.time {
             Timestamp {

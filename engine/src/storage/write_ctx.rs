@@ -29,11 +29,15 @@ impl SessionStatement {
 
 /// The transaction a write job runs in.
 pub struct WriteCtx<'a> {
-    txn: &'a WriteTransaction,
-    clock: &'a mut TimestampAllocator,
+    pub(super) txn: &'a WriteTransaction,
+    pub(super) clock: &'a mut TimestampAllocator,
     term: i64,
     fatal: Option<Error>,
-    last_optime: Option<OpTime>,
+    pub(super) last_optime: Option<OpTime>,
+    /// Applying entries from another member's oplog: data changes are not logged again.
+    pub(super) replaying: bool,
+    /// Set when the oplog was truncated (rollback): the newest optime is now this, even if older.
+    pub(super) position_reset: Option<OpTime>,
 }
 
 fn now_secs() -> u32 {
@@ -51,6 +55,8 @@ impl<'a> WriteCtx<'a> {
             term,
             fatal: None,
             last_optime: None,
+            replaying: false,
+            position_reset: None,
         }
     }
 
@@ -62,8 +68,12 @@ impl<'a> WriteCtx<'a> {
         self.last_optime
     }
 
+    pub(super) fn position_reset(&self) -> Option<OpTime> {
+        self.position_reset
+    }
+
     /// Records a storage failure: the whole group will roll back.
-    fn fatal(&mut self, context: &str, err: impl std::fmt::Display) -> Error {
+    pub(super) fn fatal(&mut self, context: &str, err: impl std::fmt::Display) -> Error {
         let err = storage_error(context, err);
         if self.fatal.is_none() {
             self.fatal = Some(err.clone());
@@ -71,7 +81,7 @@ impl<'a> WriteCtx<'a> {
         err
     }
 
-    fn table(&mut self, name: &str) -> Result<redb::Table<'a, &'static [u8], &'static [u8]>> {
+    pub(super) fn table(&mut self, name: &str) -> Result<redb::Table<'a, &'static [u8], &'static [u8]>> {
         let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(name);
         // The definition's name only needs to live for the call; redb copies it.
         let txn = self.txn;
@@ -82,6 +92,9 @@ impl<'a> WriteCtx<'a> {
 
     /// Appends an oplog entry and returns its optime. Writes to the `local` database are not logged.
     pub fn log(&mut self, entry: NewEntry) -> Result<OpTime> {
+        if self.replaying {
+            return Ok(self.last_optime.unwrap_or_else(OpTime::null));
+        }
         let ts = self.clock.next(now_secs());
         let optime = OpTime { ts, term: self.term };
         let doc = entry.into_document(optime, bson::DateTime::now());
@@ -207,13 +220,26 @@ impl<'a> WriteCtx<'a> {
 
     /// Creates a collection; `NamespaceExists` (48) if it already exists.
     pub fn create_collection(&mut self, ns: &Namespace, options: Document) -> Result<CollectionMeta> {
+        self.create_collection_with_uuid(ns, options, None)
+    }
+
+    /// Creates a collection with a given UUID (a secondary replicating the primary's create).
+    pub fn create_collection_with_uuid(
+        &mut self,
+        ns: &Namespace,
+        options: Document,
+        uuid: Option<bson::Uuid>,
+    ) -> Result<CollectionMeta> {
         if self.collection(ns)?.is_some() {
             return Err(Error::new(
                 code::NAMESPACE_EXISTS,
                 format!("Collection {ns} already exists."),
             ));
         }
-        let meta = CollectionMeta::new(ns.clone(), options.clone());
+        let mut meta = CollectionMeta::new(ns.clone(), options.clone());
+        if let Some(uuid) = uuid {
+            meta.uuid = uuid;
+        }
         self.put_collection(&meta)?;
         self.table(&docs_table_name(&meta))?;
         let mut o = doc! {"create": &ns.coll};

@@ -201,6 +201,7 @@ impl WriterState {
         }
         let fatal = ctx.take_fatal();
         let last_written = ctx.last_optime();
+        let reset = ctx.position_reset();
         drop(ctx);
         let failure = match fatal {
             Some(err) => Some(err),
@@ -210,6 +211,9 @@ impl WriterState {
             self.clock = clock_before;
             return Err((answers.into_iter().map(|(r, _)| r).collect(), err));
         }
+        if let Some(optime) = reset {
+            self.last = optime;
+        }
         if let Some(optime) = last_written {
             self.last = optime;
         }
@@ -217,8 +221,8 @@ impl WriterState {
         let last = self.last;
         self.positions.send_modify(|p| {
             p.last_written = last;
-            if durable {
-                p.last_durable = last;
+            if durable || reset.is_some() {
+                p.last_durable = if durable { last } else { p.last_durable.min(last) };
             }
         });
         Ok(answers)

@@ -1,0 +1,156 @@
+//! The oplog fetcher and applier of a secondary: tail the sync source's oplog, apply batches, report.
+//!
+//! ```text
+//! find local.oplog.rs {ts >= lastApplied.ts} tailable awaitData   first entry must equal our last one:
+//!   ├─ equal      → apply the rest, then getMore (long-poll) forever
+//!   ├─ different  → our history diverged: roll back (sync.rs)
+//!   └─ none       → the source is behind us: wait and retry
+//! ```
+//! Every reply carries `$replData` (the source's term, commit point and primary), which the machine uses
+//! to learn the commit point. Entries are applied in order, one storage transaction per batch, and appended
+//! to the local oplog with their original `ts` and `t`; a member with `secondaryDelaySecs` holds each entry
+//! back until it is that old.
+
+use std::time::Duration;
+
+use bson::{Bson, Document, doc};
+
+use super::Member;
+use super::peers::PeerConnection;
+use crate::error::{Error, Result};
+use crate::repl::{Event, OpTime};
+use crate::storage::OplogEntry;
+
+const BATCH: i32 = 1000;
+const AWAIT_MS: i64 = 500;
+const RETRY: Duration = Duration::from_millis(100);
+
+/// Why a fetch round stopped.
+pub(super) enum FetchEnd {
+    /// Our newest entry is not in the source's oplog.
+    Diverged,
+    /// The source has nothing at or after our newest entry.
+    SourceBehind,
+    /// Our oplog is empty: initial sync is needed.
+    Empty,
+}
+
+impl Member {
+    /// Fetches from `host` until aborted (the sync source changed) — reconnecting on errors.
+    pub(super) async fn run_fetcher(&self, source_id: i32, host: String) {
+        loop {
+            match self.fetch_round(source_id, &host).await {
+                Ok(FetchEnd::Diverged) => {
+                    if let Err(err) = self.roll_back(&host).await {
+                        tracing::error!(error = %err, source = %host, "rollback failed");
+                    }
+                }
+                Ok(FetchEnd::SourceBehind) => tracing::debug!(source = %host, "sync source is behind us"),
+                Ok(FetchEnd::Empty) => {
+                    self.spawn_initial_sync();
+                    return;
+                }
+                Err(err) => tracing::debug!(error = %err, source = %host, "oplog fetch interrupted"),
+            }
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    async fn fetch_round(&self, source_id: i32, host: &str) -> Result<FetchEnd> {
+        let last = self.storage.positions().last_written;
+        if last.is_null() {
+            return Ok(FetchEnd::Empty);
+        }
+        let timeout = self.rpc_timeout() + Duration::from_millis(AWAIT_MS as u64);
+        let mut conn = self.peers.connect(host, timeout).await?;
+        let find = doc! {
+            "find": "oplog.rs", "filter": {"ts": {"$gte": last.ts}}, "tailable": true, "awaitData": true,
+            "batchSize": BATCH, "$readPreference": {"mode": "secondaryPreferred"}, "$replData": 1, "$db": "local",
+        };
+        let reply = conn.command(&find, timeout).await?;
+        self.learn_metadata(source_id, &reply);
+        let cursor = reply
+            .get_document("cursor")
+            .map_err(|_| Error::bad_value("find reply without cursor"))?;
+        let id = cursor.get_i64("id").unwrap_or(0);
+        let batch = entries(cursor, "firstBatch");
+        let Some(first) = batch.first() else {
+            return Ok(FetchEnd::SourceBehind);
+        };
+        if OplogEntry::optime_of(first) != Some(last) {
+            tracing::warn!(ours = ?last, theirs = ?OplogEntry::optime_of(first), source = host, "oplog diverged from the sync source");
+            return Ok(FetchEnd::Diverged);
+        }
+        self.apply_batch(batch.into_iter().skip(1).collect()).await?;
+        self.tail(source_id, &mut conn, id, timeout).await
+    }
+
+    async fn tail(&self, source_id: i32, conn: &mut PeerConnection, id: i64, timeout: Duration) -> Result<FetchEnd> {
+        let mut id = id;
+        while id != 0 {
+            let more = doc! {"getMore": id, "collection": "oplog.rs", "batchSize": BATCH, "maxTimeMS": AWAIT_MS,
+            "$replData": 1, "$db": "local"};
+            let reply = conn.command(&more, timeout).await?;
+            self.learn_metadata(source_id, &reply);
+            let cursor = reply
+                .get_document("cursor")
+                .map_err(|_| Error::bad_value("getMore reply without cursor"))?;
+            id = cursor.get_i64("id").unwrap_or(0);
+            self.apply_batch(entries(cursor, "nextBatch")).await?;
+        }
+        Err(Error::bad_value("the sync source closed the oplog cursor"))
+    }
+
+    fn learn_metadata(&self, source_id: i32, reply: &Document) {
+        let Ok(data) = reply.get_document("$replData") else {
+            return;
+        };
+        let term = data.get_i64("term").unwrap_or(-1);
+        let commit_point = data
+            .get("lastOpCommitted")
+            .and_then(|v| OpTime::from_bson(v).ok())
+            .unwrap_or_else(OpTime::null);
+        let primary_id = data.get_i32("primaryIndex").ok();
+        let actions = self.handle(Event::SyncSourceMetadata {
+            from: source_id,
+            term,
+            commit_point,
+            primary_id,
+        });
+        let me = self.arc();
+        tokio::spawn(async move { me.execute(actions).await });
+    }
+
+    /// Applies entries in order in one transaction (after holding them back for `secondaryDelaySecs`).
+    pub(super) async fn apply_batch(&self, batch: Vec<Document>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let delay_secs = self.role().self_member().map(|m| m.secondary_delay_secs).unwrap_or(0);
+        if delay_secs > 0
+            && let Some(Bson::DateTime(wall)) = batch.last().and_then(|e| e.get("wall"))
+        {
+            let due = wall.timestamp_millis() + delay_secs * 1000;
+            let wait = due - bson::DateTime::now().timestamp_millis();
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+        }
+        self.storage
+            .write(false, move |w| -> Result<()> {
+                for entry in &batch {
+                    w.apply_entry(entry)?;
+                    w.append_entry(entry)?;
+                }
+                Ok(())
+            })
+            .await?
+    }
+}
+
+fn entries(cursor: &Document, key: &str) -> Vec<Document> {
+    cursor
+        .get_array(key)
+        .map(|batch| batch.iter().filter_map(|b| b.as_document().cloned()).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,173 @@
+//! What the member says about itself: the replica-set fields of `hello` and `replSetGetStatus`.
+
+use bson::{Bson, Document, doc};
+
+use super::{Member, election_id, not_yet_initialized};
+use crate::error::Result;
+use crate::repl::{MemberState, OpTime};
+
+fn ts_date(optime: OpTime) -> bson::DateTime {
+    bson::DateTime::from_millis(i64::from(optime.ts.time) * 1000)
+}
+
+fn wall_date(ms: i64) -> bson::DateTime {
+    bson::DateTime::from_millis(ms)
+}
+
+impl Member {
+    /// The replica-set part of a `hello` reply.
+    pub fn hello_fields(&self, legacy: bool) -> Document {
+        let role = self.role();
+        let primary_flag = if legacy { "ismaster" } else { "isWritablePrimary" };
+        let mut out = Document::new();
+        let Some(config) = role.config.as_ref() else {
+            out.insert(primary_flag, false);
+            out.insert("secondary", false);
+            out.insert("isreplicaset", true);
+            out.insert("info", "Does not have a valid replica set config");
+            out.insert("topologyVersion", self.topology_version());
+            return out;
+        };
+        let visible = || config.members.iter().filter(|m| !m.hidden);
+        let hosts: Vec<Bson> = visible()
+            .filter(|m| m.priority > 0.0 && !m.arbiter_only)
+            .map(|m| Bson::String(m.host.clone()))
+            .collect();
+        let passives: Vec<Bson> = visible()
+            .filter(|m| m.priority == 0.0 && !m.arbiter_only)
+            .map(|m| Bson::String(m.host.clone()))
+            .collect();
+        let arbiters: Vec<Bson> = visible()
+            .filter(|m| m.arbiter_only)
+            .map(|m| Bson::String(m.host.clone()))
+            .collect();
+        out.insert("topologyVersion", self.topology_version());
+        out.insert("hosts", hosts);
+        if !passives.is_empty() {
+            out.insert("passives", passives);
+        }
+        if !arbiters.is_empty() {
+            out.insert("arbiters", arbiters);
+        }
+        out.insert("setName", &config.set_name);
+        out.insert("setVersion", config.version);
+        out.insert(primary_flag, role.writable);
+        out.insert("secondary", role.state == MemberState::Secondary);
+        if let Some(primary) = role.primary_host() {
+            out.insert("primary", primary);
+        }
+        if let Some(me) = role.self_member() {
+            out.insert("me", &me.host);
+            if me.priority == 0.0 && !me.arbiter_only {
+                out.insert("passive", true);
+            }
+            if me.hidden {
+                out.insert("hidden", true);
+            }
+            if me.arbiter_only {
+                out.insert("arbiterOnly", true);
+            }
+            if me.secondary_delay_secs > 0 {
+                out.insert("secondaryDelaySecs", me.secondary_delay_secs);
+            }
+            if !me.tags.is_empty() {
+                let tags: Document = me
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Bson::String(v.clone())))
+                    .collect();
+                out.insert("tags", tags);
+            }
+        }
+        if role.writable {
+            out.insert("electionId", election_id(role.term));
+        }
+        let positions = self.storage.positions();
+        let majority = self.majority_optime();
+        out.insert(
+            "lastWrite",
+            doc! {
+                "opTime": positions.last_written.to_document(),
+                "lastWriteDate": ts_date(positions.last_written),
+                "majorityOpTime": majority.to_document(),
+                "majorityWriteDate": ts_date(majority),
+            },
+        );
+        out
+    }
+
+    /// `replSetGetStatus`.
+    pub fn status(&self) -> Result<Document> {
+        let status = {
+            let slot = self
+                .machine
+                .lock()
+                .map_err(|_| crate::error::Error::internal("replication state poisoned"))?;
+            slot.as_ref().map(|m| m.status()).ok_or_else(not_yet_initialized)?
+        };
+        let role = self.role();
+        let config = role.config.clone().ok_or_else(not_yet_initialized)?;
+        let now_ms = self.now_ms();
+        let date_at = |ms: Option<i64>| {
+            ms.map(|m| bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() - (now_ms - m)))
+        };
+        let host = |id: Option<i32>| id.and_then(|id| role.host_of(id)).unwrap_or_default();
+        let election_date = self.election_date.lock().ok().and_then(|d| *d);
+        let mut members = Vec::new();
+        for m in &status.members {
+            let mut entry = doc! {
+                "_id": m.id, "name": &m.host, "health": if m.healthy { 1.0 } else { 0.0 },
+                "state": m.state.code(), "stateStr": m.state.as_str(),
+                "uptime": if m.is_self { self.uptime().as_secs() as i64 } else { 0 },
+                "optime": m.applied.to_document(), "optimeDate": ts_date(m.applied),
+                "optimeDurable": m.durable.to_document(), "optimeDurableDate": ts_date(m.durable),
+                "lastAppliedWallTime": wall_date(m.applied_wall_ms), "lastDurableWallTime": wall_date(m.durable_wall_ms),
+                "syncSourceHost": host(m.sync_source_id), "syncSourceId": m.sync_source_id.unwrap_or(-1),
+                "infoMessage": "", "configVersion": m.config_version, "configTerm": m.config_term, "self": m.is_self,
+                "lastHeartbeatMessage": &m.last_heartbeat_message,
+            };
+            if !m.is_self {
+                if let Some(d) = date_at(m.last_heartbeat_ms) {
+                    entry.insert("lastHeartbeat", d);
+                }
+                if let Some(d) = date_at(m.last_heartbeat_recv_ms) {
+                    entry.insert("lastHeartbeatRecv", d);
+                }
+                if let Some(ping) = m.ping_ms {
+                    entry.insert("pingMs", ping);
+                }
+            }
+            if m.state.is_primary() {
+                if let Some(optime) = m.election_optime {
+                    entry.insert("electionTime", optime.ts);
+                }
+                if m.is_self
+                    && let Some(date) = election_date
+                {
+                    entry.insert("electionDate", date);
+                }
+            }
+            members.push(entry);
+        }
+        let commit = status.commit_point;
+        let applied = status.applied;
+        let durable = status.durable;
+        Ok(doc! {
+            "set": &status.set_name, "date": bson::DateTime::now(), "myState": status.state.code(), "term": status.term,
+            "syncSourceHost": host(status.sync_source_id), "syncSourceId": status.sync_source_id.unwrap_or(-1),
+            "heartbeatIntervalMillis": status.heartbeat_interval_millis,
+            "majorityVoteCount": status.majority_vote_count as i32,
+            "writeMajorityCount": status.write_majority_count as i32,
+            "votingMembersCount": status.voting_members_count as i32,
+            "writableVotingMembersCount": status.writable_voting_members_count as i32,
+            "optimes": {
+                "lastCommittedOpTime": commit.to_document(), "lastCommittedWallTime": ts_date(commit),
+                "readConcernMajorityOpTime": commit.to_document(),
+                "appliedOpTime": applied.to_document(), "durableOpTime": durable.to_document(),
+                "lastAppliedWallTime": ts_date(applied), "lastDurableWallTime": ts_date(durable),
+            },
+            "members": members,
+            "configVersion": config.version,
+        })
+    }
+}

@@ -1,0 +1,445 @@
+//! Joining and re-joining: adopting a config from a heartbeat, initial sync, and rollback.
+//!
+//! Initial sync (a member with no data): STARTUP2 → wipe user data → note the source's newest oplog entry
+//! (begin) → clone every database, collection, index and document → apply the source's oplog from begin to
+//! its newest entry then (stop), appending it to ours → SECONDARY.
+//!
+//! Rollback (our oplog diverged from the sync source's, e.g. we were a primary that lost its majority):
+//! ROLLBACK → walk our oplog back to the newest entry the source also has (the common point) → save our
+//! version of every document touched after it to `<dbpath>/rollback/<db.coll>/removed.<millis>.bson` →
+//! replace each with the source's current version (or delete it) → truncate our oplog after the common point
+//! → bump the rollback id → RECOVERING until our oplog reaches the source's newest entry → SECONDARY.
+//! Entries after the common point were never majority-committed (the commit rule guarantees it).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bson::{Bson, Document, doc};
+
+use super::peers::PeerConnection;
+use super::{META_CONFIG, META_INITIAL_SYNC, META_RBID, Member, find_self};
+use crate::error::{Error, Result};
+use crate::repl::{Event, MemberState, OpTime, ReplSetConfig};
+use crate::storage::{Namespace, OplogEntry};
+
+const CLONE_BATCH: i32 = 1000;
+const READ_ANYWHERE: &str = "secondaryPreferred";
+
+impl Member {
+    /// An uninitialised member heard from a set member: fetch its config and join.
+    pub(super) fn adopt_config_from(&self, host: String) {
+        if host.is_empty() || self.installing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = self.arc();
+        tokio::spawn(async move {
+            let result = me.try_adopt_config(&host).await;
+            if let Err(err) = &result {
+                tracing::warn!(error = %err, from = %host, "could not adopt the replica-set config");
+            }
+            me.installing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    async fn try_adopt_config(&self, host: &str) -> Result<()> {
+        let reply = self
+            .peers
+            .command(
+                host,
+                "config",
+                &doc! {"replSetGetConfig": 1, "$db": "admin"},
+                self.rpc_timeout(),
+            )
+            .await?;
+        let doc = reply
+            .get_document("config")
+            .map_err(|_| Error::bad_value("replSetGetConfig reply without config"))?;
+        let config = ReplSetConfig::parse_document(doc).map_err(super::repl_error)?;
+        if config.set_name != self.options.repl_set || find_self(&config, &self.options).is_none() {
+            return Err(Error::bad_value(format!(
+                "the config from {host} does not include this member"
+            )));
+        }
+        let stored = config.to_document();
+        self.storage
+            .write(true, move |w| w.put_meta(META_CONFIG, &stored))
+            .await??;
+        self.install_machine(config)?;
+        tracing::info!(from = host, "joined the replica set");
+        if self.storage.positions().last_written.is_null() && !self.role().self_member().is_some_and(|m| m.arbiter_only)
+        {
+            self.spawn_initial_sync();
+        }
+        Ok(())
+    }
+
+    pub(super) fn spawn_initial_sync(&self) {
+        if self.role().self_member().is_some_and(|m| m.arbiter_only) {
+            return;
+        }
+        let me = self.arc();
+        tokio::spawn(async move {
+            loop {
+                match me.initial_sync().await {
+                    Ok(()) => return,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "initial sync attempt failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// The member to clone from: the primary if known, else any other data-bearing member.
+    fn initial_sync_source(&self) -> Option<String> {
+        let role = self.role();
+        if let Some(primary) = role.primary_id.filter(|p| Some(*p) != role.self_id) {
+            return role.host_of(primary);
+        }
+        let config = role.config.as_ref()?;
+        config
+            .members
+            .iter()
+            .find(|m| Some(m.id) != role.self_id && m.is_data_bearing())
+            .map(|m| m.host.clone())
+    }
+
+    async fn initial_sync(&self) -> Result<()> {
+        self.stop_fetcher().await;
+        let actions = self.handle(Event::FollowerStateChanged {
+            state: MemberState::Startup2,
+        });
+        self.execute(actions).await;
+        let host = self
+            .initial_sync_source()
+            .ok_or_else(|| Error::bad_value("no member to initial-sync from"))?;
+        tracing::info!(source = %host, "initial sync starting");
+        let timeout = self.rpc_timeout() + Duration::from_secs(5);
+        let mut conn = self.peers.connect(&host, timeout).await?;
+        self.storage
+            .write(true, |w| {
+                w.put_meta(META_INITIAL_SYNC, &doc! {"inProgress": true})?;
+                w.wipe_user_data()
+            })
+            .await??;
+        let begin = newest_entry(&mut conn, timeout)
+            .await?
+            .ok_or_else(|| Error::bad_value("the sync source has an empty oplog"))?;
+        let cloned = self.clone_databases(&mut conn, timeout).await?;
+        let stop = newest_entry(&mut conn, timeout).await?.unwrap_or_else(|| begin.clone());
+        let begin_ts = begin
+            .get_timestamp("ts")
+            .map_err(|_| Error::bad_value("oplog entry without ts"))?;
+        let stop_ts = stop
+            .get_timestamp("ts")
+            .map_err(|_| Error::bad_value("oplog entry without ts"))?;
+        let filter = doc! {"ts": {"$gte": begin_ts, "$lte": stop_ts}};
+        let mut applied = 0usize;
+        for_each_batch(&mut conn, "local", "oplog.rs", filter, timeout, |batch| {
+            applied += batch.len();
+            async move { self.apply_batch(batch).await }
+        })
+        .await?;
+        self.storage
+            .write(true, |w| w.put_meta(META_INITIAL_SYNC, &doc! {"inProgress": false}))
+            .await??;
+        tracing::info!(source = %host, documents = cloned, oplog_entries = applied, "initial sync done");
+        let actions = self.handle(Event::FollowerStateChanged {
+            state: MemberState::Secondary,
+        });
+        self.execute(actions).await;
+        Ok(())
+    }
+
+    /// Clones every non-local database; returns the number of documents copied.
+    async fn clone_databases(&self, conn: &mut PeerConnection, timeout: Duration) -> Result<usize> {
+        let listing = conn
+            .command(&doc! {"listDatabases": 1, "nameOnly": true, "$db": "admin"}, timeout)
+            .await?;
+        let mut copied = 0;
+        for db in listing.get_array("databases").map(|a| a.to_vec()).unwrap_or_default() {
+            let Some(name) = db.as_document().and_then(|d| d.get_str("name").ok()).map(String::from) else {
+                continue;
+            };
+            if name == "local" {
+                continue;
+            }
+            let collections = conn
+                .command(&doc! {"listCollections": 1, "$db": &name}, timeout)
+                .await?;
+            for entry in first_batch(&collections) {
+                let Ok(coll) = entry.get_str("name").map(String::from) else {
+                    continue;
+                };
+                copied += self.clone_collection(conn, &name, &coll, &entry, timeout).await?;
+            }
+        }
+        Ok(copied)
+    }
+
+    async fn clone_collection(
+        &self,
+        conn: &mut PeerConnection,
+        db: &str,
+        coll: &str,
+        entry: &Document,
+        timeout: Duration,
+    ) -> Result<usize> {
+        let ns = Namespace::new(db, coll);
+        let options = entry.get_document("options").cloned().unwrap_or_default();
+        let uuid = match entry.get_document("info").ok().and_then(|i| i.get("uuid")) {
+            Some(Bson::Binary(b)) => b.bytes.clone().try_into().ok().map(bson::Uuid::from_bytes),
+            _ => None,
+        };
+        let indexes = conn.command(&doc! {"listIndexes": coll, "$db": db}, timeout).await?;
+        let specs: Vec<Document> = first_batch(&indexes)
+            .into_iter()
+            .filter(|s| s.get_str("name").ok() != Some("_id_"))
+            .collect();
+        let ns_create = ns.clone();
+        self.storage
+            .write(false, move |w| -> Result<()> {
+                w.create_collection_with_uuid(&ns_create, options, uuid)?;
+                for spec in &specs {
+                    w.create_index(&ns_create, spec)?;
+                }
+                Ok(())
+            })
+            .await??;
+        let mut copied = 0usize;
+        for_each_batch(conn, db, coll, Document::new(), timeout, |batch| {
+            copied += batch.len();
+            let ns = ns.clone();
+            async move {
+                self.storage
+                    .write(false, move |w| -> Result<()> {
+                        for doc in batch {
+                            let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+                            w.restore_document(&ns, &id, Some(doc))?;
+                        }
+                        Ok(())
+                    })
+                    .await?
+            }
+        })
+        .await?;
+        Ok(copied)
+    }
+
+    /// Rolls our diverged oplog suffix back to the newest entry the sync source `host` also has.
+    pub(super) async fn roll_back(&self, host: &str) -> Result<()> {
+        let actions = self.handle(Event::FollowerStateChanged {
+            state: MemberState::Rollback,
+        });
+        self.execute(actions).await;
+        let timeout = self.rpc_timeout() + Duration::from_secs(5);
+        let mut conn = self.peers.connect(host, timeout).await?;
+        let common = self.find_common_point(&mut conn, timeout).await?;
+        let commit = self.role().commit_point;
+        if common < commit {
+            tracing::error!(?common, ?commit, "rollback would undo majority-committed writes");
+        }
+        let diverged = self.entries_after(common)?;
+        tracing::warn!(common_point = ?common, entries = diverged.len(), source = host, "rolling back");
+        let mut affected: BTreeMap<(String, Vec<u8>), (Namespace, Bson)> = BTreeMap::new();
+        for entry in &diverged {
+            if let Some((ns, id)) = touched_document(entry) {
+                affected.insert((ns.full(), crate::storage::keystring::encode(&id)), (ns, id));
+            }
+        }
+        let snapshot = self.storage.snapshot()?;
+        let mut saved: BTreeMap<String, Vec<Document>> = BTreeMap::new();
+        let mut restore = Vec::new();
+        for (ns, id) in affected.into_values() {
+            if let Some(meta) = snapshot.collection(&ns)?
+                && let Some(ours) = snapshot.get_by_id(&meta, &id)?
+            {
+                saved.entry(ns.full()).or_default().push(ours);
+            }
+            let theirs = fetch_document(&mut conn, &ns, &id, timeout).await?;
+            restore.push((ns, id, theirs));
+        }
+        drop(snapshot);
+        self.save_rollback_files(&saved)?;
+        let min_valid = newest_entry(&mut conn, timeout)
+            .await?
+            .and_then(|e| OplogEntry::optime_of(&e));
+        let rbid = self.rollback_id() + 1;
+        self.storage
+            .write(true, move |w| -> Result<()> {
+                for (ns, id, doc) in restore {
+                    w.restore_document(&ns, &id, doc)?;
+                }
+                w.truncate_oplog_after(common)?;
+                w.put_meta(META_RBID, &doc! {"rbid": rbid})
+            })
+            .await??;
+        if let Ok(mut slot) = self.min_valid.lock() {
+            *slot = min_valid;
+        }
+        let mut actions = self.handle(Event::RolledBack { common_point: common });
+        actions.extend(self.handle(Event::FollowerStateChanged {
+            state: MemberState::Recovering,
+        }));
+        self.execute(actions).await;
+        self.check_min_valid(common);
+        Ok(())
+    }
+
+    async fn find_common_point(&self, conn: &mut PeerConnection, timeout: Duration) -> Result<OpTime> {
+        let snapshot = self.storage.snapshot()?;
+        let mut ours = Vec::new();
+        snapshot.scan_oplog(None, true, |_, entry| {
+            ours.push(entry);
+            if ours.len() >= 100_000 {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })?;
+        drop(snapshot);
+        for entry in ours {
+            let Some(optime) = OplogEntry::optime_of(&entry) else {
+                continue;
+            };
+            let reply = conn
+                .command(
+                    &doc! {"find": "oplog.rs", "filter": {"ts": optime.ts}, "limit": 1, "singleBatch": true,
+                    "$readPreference": {"mode": READ_ANYWHERE}, "$db": "local"},
+                    timeout,
+                )
+                .await?;
+            if first_batch(&reply).first().and_then(OplogEntry::optime_of) == Some(optime) {
+                return Ok(optime);
+            }
+        }
+        Err(Error::bad_value(
+            "no common point with the sync source: this member needs a resync (wipe its data directory)",
+        ))
+    }
+
+    fn entries_after(&self, common: OpTime) -> Result<Vec<Document>> {
+        let snapshot = self.storage.snapshot()?;
+        let mut out = Vec::new();
+        snapshot.scan_oplog(Some(crate::storage::ts_to_u64(common.ts)), false, |_, entry| {
+            out.push(entry);
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    fn save_rollback_files(&self, saved: &BTreeMap<String, Vec<Document>>) -> Result<()> {
+        let millis = bson::DateTime::now().timestamp_millis();
+        for (ns, docs) in saved {
+            let dir = self.storage.dbpath().join("rollback").join(ns);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::internal(format!("rollback dir {}: {e}", dir.display())))?;
+            let path = dir.join(format!("removed.{millis}.bson"));
+            let mut file =
+                std::fs::File::create(&path).map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+            for doc in docs {
+                file.write_all(&doc.to_vec()?)
+                    .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+            }
+            file.sync_all()
+                .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+            tracing::warn!(path = %path.display(), documents = docs.len(), "saved rolled-back documents");
+        }
+        Ok(())
+    }
+}
+
+/// The (namespace, _id) a CRUD oplog entry touched.
+fn touched_document(entry: &Document) -> Option<(Namespace, Bson)> {
+    let ns = Namespace::parse(entry.get_str("ns").ok()?)?;
+    let id = match entry.get_str("op").ok()? {
+        "i" | "d" => entry.get_document("o").ok()?.get("_id")?.clone(),
+        "u" => entry.get_document("o2").ok()?.get("_id")?.clone(),
+        _ => return None,
+    };
+    Some((ns, id))
+}
+
+fn first_batch(reply: &Document) -> Vec<Document> {
+    reply
+        .get_document("cursor")
+        .ok()
+        .and_then(|c| c.get_array("firstBatch").ok())
+        .map(|b| b.iter().filter_map(|d| d.as_document().cloned()).collect())
+        .unwrap_or_default()
+}
+
+async fn newest_entry(conn: &mut PeerConnection, timeout: Duration) -> Result<Option<Document>> {
+    let reply = conn
+        .command(
+            &doc! {"find": "oplog.rs", "sort": {"$natural": -1}, "limit": 1, "singleBatch": true,
+            "$readPreference": {"mode": READ_ANYWHERE}, "$db": "local"},
+            timeout,
+        )
+        .await?;
+    Ok(first_batch(&reply).into_iter().next())
+}
+
+async fn fetch_document(
+    conn: &mut PeerConnection,
+    ns: &Namespace,
+    id: &Bson,
+    timeout: Duration,
+) -> Result<Option<Document>> {
+    let reply = conn
+        .command(
+            &doc! {"find": &ns.coll, "filter": {"_id": id.clone()}, "limit": 1, "singleBatch": true,
+            "$readPreference": {"mode": READ_ANYWHERE}, "$db": &ns.db},
+            timeout,
+        )
+        .await?;
+    Ok(first_batch(&reply).into_iter().next())
+}
+
+/// Runs a find over a whole collection in batches, handing each batch to `f`.
+async fn for_each_batch<F, Fut>(
+    conn: &mut PeerConnection,
+    db: &str,
+    coll: &str,
+    filter: Document,
+    timeout: Duration,
+    mut f: F,
+) -> Result<()>
+where
+    F: FnMut(Vec<Document>) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let reply = conn
+        .command(
+            &doc! {"find": coll, "filter": filter, "batchSize": CLONE_BATCH,
+            "$readPreference": {"mode": READ_ANYWHERE}, "$db": db},
+            timeout,
+        )
+        .await?;
+    let cursor = reply
+        .get_document("cursor")
+        .map_err(|_| Error::bad_value("find reply without cursor"))?;
+    let mut id = cursor.get_i64("id").unwrap_or(0);
+    f(first_batch(&reply)).await?;
+    while id != 0 {
+        let more = conn
+            .command(
+                &doc! {"getMore": id, "collection": coll, "batchSize": CLONE_BATCH, "$db": db},
+                timeout,
+            )
+            .await?;
+        let cursor = more
+            .get_document("cursor")
+            .map_err(|_| Error::bad_value("getMore reply without cursor"))?;
+        id = cursor.get_i64("id").unwrap_or(0);
+        let batch = cursor
+            .get_array("nextBatch")
+            .map(|b| b.iter().filter_map(|d| d.as_document().cloned()).collect())
+            .unwrap_or_default();
+        f(batch).await?;
+    }
+    Ok(())
+}

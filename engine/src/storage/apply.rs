@@ -1,0 +1,250 @@
+//! Applying oplog entries from another member (secondaries, initial sync) and truncating the oplog
+//! (rollback).
+//!
+//! Application is idempotent, as MongoDB's is: an insert of an existing `_id` replaces it, an update or
+//! delete of a missing document does nothing, a repeated create or drop does nothing. Applied entries are
+//! appended to the local oplog verbatim (same `ts` and `t`), in the same transaction as their effects.
+
+use bson::{Bson, Document};
+use redb::ReadableTable;
+
+use super::catalog::Namespace;
+use super::oplog::{OpTime, OplogEntry, ts_to_u64};
+use super::write_ctx::{SessionStatement, WriteCtx};
+use super::{OPLOG, docs_table_name};
+use crate::error::{Error, Result};
+
+impl WriteCtx<'_> {
+    /// Appends another member's oplog entry as it is.
+    pub fn append_entry(&mut self, entry: &Document) -> Result<OpTime> {
+        let optime = OplogEntry::optime_of(entry).ok_or_else(|| Error::bad_value("oplog entry without ts"))?;
+        let bytes = entry.to_vec()?;
+        let txn = self.txn;
+        let mut oplog = txn.open_table(OPLOG).map_err(|e| self.fatal("oplog", e))?;
+        oplog
+            .insert(ts_to_u64(optime.ts), bytes.as_slice())
+            .map_err(|e| self.fatal("oplog insert", e))?;
+        self.clock.observe(optime.ts);
+        self.last_optime = Some(optime);
+        Ok(optime)
+    }
+
+    /// Applies one entry's effect on the data (not the oplog) and returns whether it changed anything.
+    /// Errors that an idempotent replay can produce are tolerated and reported as `Ok(false)`.
+    pub fn apply_entry(&mut self, entry: &Document) -> Result<bool> {
+        let was_replaying = self.replaying;
+        self.replaying = true;
+        let result = self.apply_entry_inner(entry);
+        self.replaying = was_replaying;
+        match result {
+            Ok(changed) => Ok(changed),
+            Err(err) if self.fatal_pending() => Err(err),
+            Err(err) => {
+                tracing::warn!(error = %err, entry = %entry, "oplog entry could not be applied; skipped");
+                Ok(false)
+            }
+        }
+    }
+
+    fn fatal_pending(&mut self) -> bool {
+        let fatal = self.take_fatal();
+        let pending = fatal.is_some();
+        if let Some(err) = fatal {
+            // Put it back: the writer rolls the group back.
+            let _ = self.fatal("apply", err);
+        }
+        pending
+    }
+
+    fn apply_entry_inner(&mut self, entry: &Document) -> Result<bool> {
+        let op = entry
+            .get_str("op")
+            .map_err(|_| Error::bad_value("oplog entry without op"))?;
+        let ns_text = entry.get_str("ns").unwrap_or("");
+        let o = entry.get_document("o").cloned().unwrap_or_default();
+        let session = session_of(entry);
+        match op {
+            "n" => Ok(false),
+            "i" => {
+                let ns = namespace(ns_text)?;
+                let meta = match self.collection(&ns)? {
+                    Some(meta) => meta,
+                    None => self.create_collection_with_uuid(&ns, Document::new(), uuid_of(entry))?,
+                };
+                let id = o.get("_id").cloned().unwrap_or(Bson::Null);
+                match self.get_by_id(&meta, &id)? {
+                    Some(existing) => self.replace(&meta, &existing, o, None)?,
+                    None => self.insert(&meta, o, None)?,
+                }
+                self.record_applied(session, 1)?;
+                Ok(true)
+            }
+            "u" => {
+                let ns = namespace(ns_text)?;
+                let Some(meta) = self.collection(&ns)? else {
+                    return Ok(false);
+                };
+                let id = entry
+                    .get_document("o2")
+                    .ok()
+                    .and_then(|o2| o2.get("_id"))
+                    .cloned()
+                    .unwrap_or(Bson::Null);
+                let Some(before) = self.get_by_id(&meta, &id)? else {
+                    return Ok(false);
+                };
+                let mut after = before.clone();
+                if o.get("$v").is_some() {
+                    OplogEntry::apply_diff(&mut after, &o);
+                } else {
+                    after = o;
+                    after.insert("_id", id);
+                }
+                self.replace(&meta, &before, after, None)?;
+                self.record_applied(session, 1)?;
+                Ok(true)
+            }
+            "d" => {
+                let ns = namespace(ns_text)?;
+                let Some(meta) = self.collection(&ns)? else {
+                    return Ok(false);
+                };
+                let id = o.get("_id").cloned().unwrap_or(Bson::Null);
+                let Some(doc) = self.get_by_id(&meta, &id)? else {
+                    return Ok(false);
+                };
+                self.delete(&meta, &doc, None)?;
+                self.record_applied(session, 1)?;
+                Ok(true)
+            }
+            "c" => self.apply_command(ns_text, &o, uuid_of(entry)),
+            other => Err(Error::bad_value(format!("unknown oplog op type '{other}'"))),
+        }
+    }
+
+    fn apply_command(&mut self, ns_text: &str, o: &Document, uuid: Option<bson::Uuid>) -> Result<bool> {
+        let db = ns_text.split('.').next().unwrap_or("");
+        let (name, value) = o.iter().next().ok_or_else(|| Error::bad_value("empty command entry"))?;
+        let coll = value.as_str().unwrap_or("");
+        match name.as_str() {
+            "create" => {
+                let ns = Namespace::new(db, coll);
+                if self.collection(&ns)?.is_some() {
+                    return Ok(false);
+                }
+                let options: Document = o.iter().skip(1).map(|(k, v)| (k.clone(), v.clone())).collect();
+                self.create_collection_with_uuid(&ns, options, uuid)?;
+                Ok(true)
+            }
+            "drop" => self.drop_collection(&Namespace::new(db, coll)),
+            "dropDatabase" => Ok(self.drop_database(db)? > 0),
+            "createIndexes" => {
+                let spec: Document = o.iter().skip(1).map(|(k, v)| (k.clone(), v.clone())).collect();
+                self.create_index(&Namespace::new(db, coll), &spec)
+            }
+            "dropIndexes" => {
+                let index = o.get_str("index").unwrap_or("*");
+                Ok(self.drop_index(&Namespace::new(db, coll), index)? > 0)
+            }
+            other => Err(Error::bad_value(format!("unsupported command in oplog: {other}"))),
+        }
+    }
+
+    /// Keeps the session table in step on secondaries, so a retry after failover is not applied twice.
+    fn record_applied(&mut self, session: Option<SessionStatement>, n: i32) -> Result<()> {
+        if let Some(stmt) = session {
+            self.record_statement(&stmt, bson::doc! {"n": n, "nModified": n})?;
+        }
+        Ok(())
+    }
+
+    /// Removes every oplog entry after `common_point` and makes it the newest position (rollback).
+    pub fn truncate_oplog_after(&mut self, common_point: OpTime) -> Result<Vec<Document>> {
+        let txn = self.txn;
+        let mut oplog = txn.open_table(OPLOG).map_err(|e| self.fatal("oplog", e))?;
+        let from = ts_to_u64(common_point.ts).saturating_add(1);
+        let mut removed = Vec::new();
+        {
+            let range = oplog.range(from..).map_err(|e| self.fatal("oplog scan", e))?;
+            for item in range {
+                let (_, value) = item.map_err(|e| self.fatal("oplog scan", e))?;
+                removed.push(Document::from_reader(value.value()).map_err(|e| self.fatal("decode oplog", e))?);
+            }
+        }
+        oplog
+            .retain_in(from.., |_, _| false)
+            .map_err(|e| self.fatal("oplog truncate", e))?;
+        self.position_reset = Some(common_point);
+        self.last_optime = None;
+        Ok(removed)
+    }
+
+    /// Replaces (or with `None` deletes) a document by `_id` without logging: rollback's refetch.
+    pub fn restore_document(&mut self, ns: &Namespace, id: &Bson, doc: Option<Document>) -> Result<()> {
+        let was_replaying = self.replaying;
+        self.replaying = true;
+        let result = (|| {
+            let meta = match self.collection(ns)? {
+                Some(meta) => meta,
+                None if doc.is_some() => self.create_collection(ns, Document::new())?,
+                None => return Ok(()),
+            };
+            match (self.get_by_id(&meta, id)?, doc) {
+                (Some(existing), Some(doc)) => self.replace(&meta, &existing, doc, None),
+                (None, Some(doc)) => self.insert(&meta, doc, None),
+                (Some(existing), None) => self.delete(&meta, &existing, None),
+                (None, None) => Ok(()),
+            }
+        })();
+        self.replaying = was_replaying;
+        result
+    }
+
+    /// Removes every document of every collection but `local` (initial sync starts from nothing).
+    pub fn wipe_user_data(&mut self) -> Result<()> {
+        let was_replaying = self.replaying;
+        self.replaying = true;
+        let result = (|| {
+            for meta in self.collections(None)? {
+                if meta.ns.db != "local" {
+                    self.drop_collection(&meta.ns)?;
+                }
+            }
+            Ok(())
+        })();
+        self.replaying = was_replaying;
+        result
+    }
+
+    /// Number of documents in a collection table (initial-sync bookkeeping).
+    pub fn count_documents(&mut self, ns: &Namespace) -> Result<u64> {
+        let Some(meta) = self.collection(ns)? else { return Ok(0) };
+        let table = self.table(&docs_table_name(&meta))?;
+        use redb::ReadableTableMetadata;
+        table.len().map_err(|e| self.fatal("count", e))
+    }
+}
+
+fn namespace(ns: &str) -> Result<Namespace> {
+    Namespace::parse(ns).ok_or_else(|| Error::bad_value(format!("bad namespace in oplog entry: '{ns}'")))
+}
+
+fn uuid_of(entry: &Document) -> Option<bson::Uuid> {
+    match entry.get("ui") {
+        Some(Bson::Binary(b)) => b.bytes.clone().try_into().ok().map(bson::Uuid::from_bytes),
+        _ => None,
+    }
+}
+
+fn session_of(entry: &Document) -> Option<SessionStatement> {
+    let lsid = entry.get_document("lsid").ok()?.clone();
+    let txn_number = entry.get_i64("txnNumber").ok()?;
+    let stmt_id = entry
+        .get("stmtId")
+        .and_then(|v| v.as_i32().or_else(|| v.as_i64().map(|n| n as i32)))?;
+    Some(SessionStatement {
+        lsid,
+        txn_number,
+        stmt_id,
+    })
+}
