@@ -60,11 +60,16 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts a member on a free port and waits until it answers `hello`.
     pub async fn start(bin: &Path, extra_args: &[&str]) -> anyhow::Result<NodeProcess> {
+        NodeProcess::start_with_port(bin, free_port(), extra_args).await
+    }
+
+    /// Starts a member on a given port (other members' routes may already point at it).
+    pub async fn start_with_port(bin: &Path, port: u16, extra_args: &[&str]) -> anyhow::Result<NodeProcess> {
         let dir = tempfile::Builder::new().prefix("faultline-node-").tempdir()?;
         let mut node = NodeProcess {
             bin: bin.to_path_buf(),
             child: None,
-            port: free_port(),
+            port,
             dir,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
@@ -83,13 +88,12 @@ impl NodeProcess {
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let child = Command::new(&self.bin)
             .arg("node")
-            .arg("--port")
-            .arg(self.port.to_string())
             .arg("--dbpath")
             .arg(self.dbpath())
             .arg("--logpath")
             .arg(self.logpath())
             .args(&self.extra_args)
+            .args(self.port_flag())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -105,6 +109,15 @@ impl NodeProcess {
         .await
         .with_context(|| format!("node log:\n{}", self.log()))?;
         Ok(())
+    }
+
+    /// `--port P` unless the extra arguments already name the port.
+    fn port_flag(&self) -> Vec<String> {
+        if self.extra_args.iter().any(|a| a == "--port") {
+            Vec::new()
+        } else {
+            vec!["--port".into(), self.port.to_string()]
+        }
     }
 
     /// The member's log so far (for failure messages).

@@ -46,10 +46,8 @@ impl Member {
                     }
                 }
                 Ok(FetchEnd::SourceBehind) => tracing::debug!(source = %host, "sync source is behind us"),
-                Ok(FetchEnd::Empty) => {
-                    self.spawn_initial_sync();
-                    return;
-                }
+                // Nothing to fetch from until initial sync has given us an oplog.
+                Ok(FetchEnd::Empty) => self.spawn_initial_sync(),
                 Err(err) => tracing::debug!(error = %err, source = %host, "oplog fetch interrupted"),
             }
             tokio::time::sleep(RETRY).await;
@@ -58,7 +56,7 @@ impl Member {
 
     async fn fetch_round(&self, source_id: i32, host: &str) -> Result<FetchEnd> {
         let last = self.storage.positions().last_written;
-        if last.is_null() {
+        if last.is_null() || self.syncing.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(FetchEnd::Empty);
         }
         let timeout = self.rpc_timeout() + Duration::from_millis(AWAIT_MS as u64);
@@ -136,8 +134,9 @@ impl Member {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
         }
+        // Durable at once: the primary's majority commit point counts durable optimes.
         self.storage
-            .write(false, move |w| -> Result<()> {
+            .write(true, move |w| -> Result<()> {
                 for entry in &batch {
                     w.apply_entry(entry)?;
                     w.append_entry(entry)?;

@@ -105,6 +105,8 @@ pub struct Member {
     next_request: AtomicU64,
     fetcher: Mutex<Option<(i32, JoinHandle<()>)>>,
     installing: AtomicBool,
+    /// An initial sync is running (only one at a time).
+    syncing: AtomicBool,
     /// After a rollback: stay RECOVERING until the oplog reaches this point.
     min_valid: Mutex<Option<OpTime>>,
 }
@@ -137,6 +139,7 @@ impl Member {
             next_request: AtomicU64::new(1),
             fetcher: Mutex::new(None),
             installing: AtomicBool::new(false),
+            syncing: AtomicBool::new(false),
             min_valid: Mutex::new(None),
         });
         if let Some(config) = config {
@@ -356,6 +359,9 @@ impl Member {
     }
 
     async fn execute_one(&self, action: Action) -> Result<()> {
+        if !matches!(action, Action::SendHeartbeat { .. } | Action::ReplyHeartbeat { .. }) {
+            tracing::debug!(?action, "replication action");
+        }
         match action {
             Action::PersistElectionState(_) => self.persist_election_state().await?,
             Action::SendHeartbeat { to, request } => {
@@ -596,6 +602,11 @@ impl Member {
             }
             _ => {}
         }
+        // Journal now rather than at the next interval when durability is part of the answer.
+        let journal_majority = config.write_concern_majority_journal_default && wc.w == WriteMode::Majority;
+        if (wc.j || journal_majority) && self.storage.positions().last_durable < optime {
+            let _ = self.storage.flush().await;
+        }
         let term = role.term;
         let mut positions = self.storage.watch_positions();
         let mut roles = self.role.subscribe();
@@ -673,7 +684,14 @@ impl Member {
                 &self.options.repl_set,
                 vec![crate::repl::MemberConfig::new(0, self.options.self_host())],
             ),
-            Some(doc) => ReplSetConfig::from_document(doc).map_err(repl_error)?,
+            Some(doc) => {
+                // rs.initiate({_id, members}) as the tutorials write it: the version defaults to 1.
+                let mut doc = doc.clone();
+                if !doc.contains_key("version") {
+                    doc.insert("version", 1);
+                }
+                ReplSetConfig::from_document(&doc).map_err(repl_error)?
+            }
         };
         if config.settings.replica_set_id.is_none() {
             config.settings.replica_set_id = Some(ObjectId::new());
@@ -711,10 +729,10 @@ impl Member {
     /// The stored replica-set config as `replSetGetConfig` shows it.
     pub fn config_document(&self) -> Result<Document> {
         let role = self.role();
+        // Exactly as installed: members compare (version, term) of their configs, so a joining member must get
+        // the very config the others hold.
         let config = role.config.ok_or_else(not_yet_initialized)?;
-        let mut doc = config.to_document();
-        doc.insert("term", role.term);
-        Ok(doc)
+        Ok(config.to_document())
     }
 
     fn rollback_id(&self) -> i32 {

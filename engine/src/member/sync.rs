@@ -76,14 +76,17 @@ impl Member {
     }
 
     pub(super) fn spawn_initial_sync(&self) {
-        if self.role().self_member().is_some_and(|m| m.arbiter_only) {
+        if self.role().self_member().is_some_and(|m| m.arbiter_only) || self.syncing.swap(true, Ordering::SeqCst) {
             return;
         }
         let me = self.arc();
         tokio::spawn(async move {
             loop {
                 match me.initial_sync().await {
-                    Ok(()) => return,
+                    Ok(()) => {
+                        me.syncing.store(false, Ordering::SeqCst);
+                        return;
+                    }
                     Err(err) => {
                         tracing::warn!(error = %err, "initial sync attempt failed; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -108,7 +111,6 @@ impl Member {
     }
 
     async fn initial_sync(&self) -> Result<()> {
-        self.stop_fetcher().await;
         let actions = self.handle(Event::FollowerStateChanged {
             state: MemberState::Startup2,
         });

@@ -132,6 +132,12 @@ impl Storage {
         self.inner.writer.submit(durable, job).await
     }
 
+    /// Makes everything committed so far durable now (one fsync shared with any concurrent durable write),
+    /// instead of waiting for the next journal interval.
+    pub async fn flush(&self) -> Result<()> {
+        self.write(true, |_| ()).await
+    }
+
     /// The term written into new oplog entries.
     pub fn set_term(&self, term: i64) {
         self.inner.term.store(term, Ordering::SeqCst);

@@ -107,7 +107,11 @@ impl ReplMachine {
             && term >= self.term
         {
             self.set_primary(Some(primary));
-            self.reset_election_timer();
+            // Only the primary itself proves the primary is alive: a chained source's belief may be stale
+            // (two secondaries fetching from each other would otherwise keep each other from ever standing).
+            if from == primary {
+                self.reset_election_timer();
+            }
         }
         self.learn_commit_point(commit_point);
     }

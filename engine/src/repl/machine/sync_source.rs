@@ -93,7 +93,10 @@ impl ReplMachine {
             .find_member_by_id(id)
             .is_some_and(|member| member.is_data_bearing());
         let serving = matches!(view.state, MemberState::Primary | MemberState::Secondary);
-        if !view.healthy || !data_bearing || !serving || (keeping && view.applied < self.applied) {
+        // A source we already fetch from is kept even when its last heartbeat shows it behind us: that view
+        // is up to a heartbeat old, while our own position moves with every batch we fetch from it.
+        let _ = keeping;
+        if !view.healthy || !data_bearing || !serving {
             return false;
         }
         if !self.config.settings.chaining_allowed && self.requested_sync_source != Some(id) {

@@ -942,3 +942,29 @@ fn status_snapshot_reports_the_member_and_its_peers() {
     assert_eq!(status.members[1].last_heartbeat_ms, Some(1_300));
     assert!(status.topology_version >= 3, "primary change, state change, writable");
 }
+
+/// Regression: two secondaries fetching from each other after the primary died both still believe in the
+/// dead primary; the metadata each sends the other must not keep resetting the election timer.
+#[test]
+fn stale_primary_in_chained_metadata_does_not_block_elections() {
+    let mut machine = start(&config(3), 0, 4, op(1, 4));
+    machine.handle(0, heartbeat_reply(&machine, 1, MemberState::Primary, 4, op(1, 4)));
+    machine.handle(10, heartbeat_reply(&machine, 2, MemberState::Secondary, 4, op(2, 4)));
+    let mut now = 20;
+    let mut stood = false;
+    while now < 10 * ELECTION_TIMEOUT && !stood {
+        now += 50;
+        // Member 2 (a secondary, our sync source) keeps telling us member 1 is primary.
+        machine.handle(
+            now,
+            Event::SyncSourceMetadata {
+                from: 2,
+                term: 4,
+                commit_point: op(1, 4),
+                primary_id: Some(1),
+            },
+        );
+        stood = !vote_requests(&machine.handle(now, Event::Tick)).is_empty();
+    }
+    assert!(stood, "the member never stood for election");
+}

@@ -1,0 +1,133 @@
+//! Failover: killing the primary elects a new one, the driver's next writes succeed, nothing acknowledged
+//! with `w: "majority"` is lost, and the old primary rejoins as SECONDARY.
+
+use bson::{Document, doc};
+use futures_util::TryStreamExt;
+use mongodb::options::{Acknowledgment, WriteConcern};
+
+use crate::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_primary_elects_a_new_one_and_loses_no_majority_write() -> anyhow::Result<()> {
+    let mut nodes = start_members(3, |_| vec![]).await?;
+    let members: Vec<Document> = nodes.iter().enumerate().map(|(i, n)| member(i as i32, n)).collect();
+    let old = initiate(&nodes, config(members)).await?;
+    let refs: Vec<&faultline_tests::NodeProcess> = nodes.iter().collect();
+    let client = mongodb::Client::with_uri_str(set_uri(&refs)).await?;
+    let majority = WriteConcern::builder().w(Acknowledgment::Majority).build();
+    let coll = client.database("app").collection::<Document>("c");
+    for i in 0..100 {
+        coll.insert_one(doc! {"_id": i}).write_concern(majority.clone()).await?;
+    }
+    nodes[old].kill();
+    let new = wait_for_primary(&nodes, &[old]).await?;
+    assert_ne!(new, old);
+    // The driver follows the failover: a write eventually succeeds without a new client.
+    let coll2 = coll.clone();
+    let majority2 = majority.clone();
+    faultline_tests::wait_until(ELECTION, "a majority write after failover", || {
+        let (coll, wc) = (coll2.clone(), majority2.clone());
+        async move {
+            coll.insert_one(doc! {"_id": "after"})
+                .write_concern(wc)
+                .await
+                .ok()
+                .map(|_| ())
+        }
+    })
+    .await?;
+    for (i, node) in nodes.iter().enumerate() {
+        if i == old {
+            continue;
+        }
+        let direct = node.client().await?;
+        let present: Vec<Document> = direct
+            .database("app")
+            .collection::<Document>("c")
+            .find(doc! {"_id": {"$lt": 100}})
+            .selection_criteria(mongodb::options::SelectionCriteria::ReadPreference(
+                mongodb::options::ReadPreference::PrimaryPreferred {
+                    options: Default::default(),
+                },
+            ))
+            .await?
+            .try_collect()
+            .await?;
+        assert_eq!(present.len(), 100, "member {i} has every majority-acknowledged write");
+    }
+    nodes[old].restart().await?;
+    let rejoined = &nodes[old];
+    faultline_tests::wait_until(ELECTION, "the old primary to rejoin as SECONDARY", || async move {
+        (state_of(rejoined).await? == 2).then_some(())
+    })
+    .await?;
+    let refs: Vec<&faultline_tests::NodeProcess> = nodes.iter().collect();
+    wait_same_data(&refs, "app").await?;
+    Ok(())
+}
+
+/// Two members down out of three: the survivor steps down to SECONDARY and refuses writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn lone_survivor_steps_down() -> anyhow::Result<()> {
+    let mut nodes = start_members(3, |_| vec![]).await?;
+    let members: Vec<Document> = nodes.iter().enumerate().map(|(i, n)| member(i as i32, n)).collect();
+    let primary = initiate(&nodes, config(members)).await?;
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if i != primary {
+            node.kill();
+        }
+    }
+    let survivor = &nodes[primary];
+    faultline_tests::wait_until(ELECTION, "the survivor to step down to SECONDARY", || async move {
+        (state_of(survivor).await? == 2).then_some(())
+    })
+    .await?;
+    let reply = faultline_tests::raw_command(
+        survivor.port,
+        doc! {"insert": "c", "documents": [{"x": 1}], "$db": "app"},
+    )
+    .await?;
+    assert_eq!(reply.get_i32("code")?, 10107, "{reply}");
+    Ok(())
+}
+
+/// Two data members and an arbiter: killing the primary elects the other data member.
+#[tokio::test(flavor = "multi_thread")]
+async fn arbiter_helps_elect_the_other_data_member() -> anyhow::Result<()> {
+    let mut nodes = start_members(3, |_| vec![]).await?;
+    let mut members: Vec<Document> = nodes
+        .iter()
+        .take(2)
+        .enumerate()
+        .map(|(i, n)| member(i as i32, n))
+        .collect();
+    members.push(doc! {"_id": 2, "host": host(&nodes[2]), "arbiterOnly": true});
+    let primary = initiate(&nodes, config(members)).await?;
+    assert_ne!(primary, 2, "an arbiter is never primary");
+    let hello = faultline_tests::raw_command(nodes[2].port, doc! {"hello": 1, "$db": "admin"}).await?;
+    assert!(hello.get_bool("arbiterOnly").unwrap_or(false), "{hello}");
+    let other = 1 - primary;
+    let refs: Vec<&faultline_tests::NodeProcess> = nodes.iter().collect();
+    let client = mongodb::Client::with_uri_str(set_uri(&refs)).await?;
+    client
+        .database("app")
+        .collection::<Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .write_concern(WriteConcern::builder().w(Acknowledgment::Majority).build())
+        .await?;
+    nodes[primary].kill();
+    let new = wait_for_primary(&nodes, &[primary, 2]).await?;
+    assert_eq!(new, other);
+    // With the other data member down a majority write could never be acknowledged: probe with w:1.
+    let reply = faultline_tests::raw_command(
+        nodes[other].port,
+        doc! {"insert": "c", "documents": [{"_id": 1}], "writeConcern": {"w": 1}, "$db": "app"},
+    )
+    .await?;
+    let code = reply
+        .get_array("writeErrors")?
+        .first()
+        .and_then(|e| e.as_document()?.get_i32("code").ok());
+    assert_eq!(code, Some(11000), "the majority write survived the failover: {reply}");
+    Ok(())
+}
