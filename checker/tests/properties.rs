@@ -61,10 +61,7 @@ proptest! {
             .map(|(i, _)| i).collect();
         prop_assume!(!reads.is_empty());
         let i = reads[pick % reads.len()];
-        let slot = match &mut h.ops[i].value {
-            Value::Object(m) => m.get_mut("value").expect("keyed value"),
-            v => v,
-        };
+        let slot = &mut h.ops[i].value;
         *slot = Value::from(slot.as_i64().unwrap_or(0) - shift);
         let stale = stale::check(&h, &pair(&h).expect("valid"), &Conventions::default());
         let lin = linearizable(&h);

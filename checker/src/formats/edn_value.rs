@@ -134,7 +134,13 @@ impl<'a> EdnReader<'a> {
                 }
                 Some(b'#') if self.text.get(self.pos + 1) == Some(&b'_') => self.discard(depth)?,
                 Some(_) => items.push(self.read_at_depth(depth + 1)?),
-                None => return self.error(format!("unclosed collection, expected '{}'", close as char)),
+                None => {
+                    let message = format!(
+                        "input ends inside a collection, expected '{}' (truncated file?)",
+                        close as char
+                    );
+                    return self.error(message);
+                }
             }
         }
     }

@@ -15,6 +15,7 @@ pub mod edn;
 pub mod edn_value;
 pub mod jepsen_log;
 pub mod jsonl;
+pub mod lines;
 
 use std::io::BufRead;
 
@@ -29,6 +30,9 @@ pub enum FormatError {
     /// The text is malformed at a line.
     #[error("line {line}: {message}")]
     Malformed { line: usize, message: String },
+    /// The input holds no events at all.
+    #[error("no history events: the input is empty or blank")]
+    Empty,
     /// The reader failed.
     #[error("read error: {0}")]
     Io(#[from] std::io::Error),
@@ -77,6 +81,7 @@ impl Format {
         } else if first.starts_with("{:") && first.contains(":key") {
             Format::PorcupineKv
         } else if (first.starts_with('{') && first.contains('"') && !first.contains("{:"))
+            || first.starts_with("[{\"")
             || file_name.ends_with(".jsonl")
             || file_name.ends_with(".json")
         {
@@ -106,12 +111,17 @@ impl Format {
         }
     }
 
-    /// Reads a history in this format.
+    /// Reads a history in this format. Unlike the per-format readers, it rejects input without events: a
+    /// file to be checked that holds no history is an error, not a trivially valid history.
     pub fn read(self, reader: impl BufRead) -> Result<History, FormatError> {
-        match self {
+        let history = match self {
             Format::Jsonl => jsonl::read(reader),
             Format::Edn | Format::PorcupineKv => edn::read(reader),
             Format::JepsenLog => jepsen_log::read(reader),
+        }?;
+        if history.is_empty() {
+            return Err(FormatError::Empty);
         }
+        Ok(history)
     }
 }

@@ -201,7 +201,7 @@ fn describe_op(history: &History, operation: &Operation) -> Value {
         "line": history.line_of(operation.invoke),
         "process": operation.process,
         "f": operation.f,
-        "value": operation.value,
+        "value": operation.wire_value(),
     })
 }
 
@@ -256,7 +256,7 @@ fn summarise(
             "process {} {} {} (line {}) cannot be linearized after a {}-op linearizable prefix ending in state {}",
             op.process,
             op.f,
-            op.value,
+            op.wire_value(),
             history.line_of(op.invoke),
             prefix.len(),
             last_state
