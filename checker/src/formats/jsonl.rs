@@ -21,8 +21,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::FormatError;
+use super::jsonl_value::{self, WireValue};
 use super::lines::Lines;
-use crate::history::{History, Interner, Op, OpType, Process, split_keyed};
+use crate::history::{History, Interner, Op, OpType, Process};
 
 #[derive(Deserialize)]
 struct RawOp<'a> {
@@ -30,11 +31,12 @@ struct RawOp<'a> {
     time: Option<u64>,
     #[serde(rename = "type")]
     op_type: OpType,
+    #[serde(deserialize_with = "jsonl_value::process")]
     process: Process,
     #[serde(borrow)]
     f: Cow<'a, str>,
     #[serde(default)]
-    value: Value,
+    value: WireValue,
     #[serde(default, borrow)]
     node: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -53,7 +55,7 @@ pub fn read(reader: impl BufRead) -> Result<History, FormatError> {
         }
         let raw: RawOp = serde_json::from_str(line).map_err(|e| json_error(line_no, line, &e))?;
         let position = history.len() as u64;
-        let (key, value) = split_keyed(raw.value);
+        let WireValue { key, value } = raw.value;
         let op = Op {
             index: raw.index.unwrap_or(position),
             time: raw.time.unwrap_or(position),

@@ -15,6 +15,7 @@ pub mod edn;
 pub mod edn_value;
 pub mod jepsen_log;
 pub mod jsonl;
+pub mod jsonl_value;
 pub mod lines;
 
 use std::io::BufRead;

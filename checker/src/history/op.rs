@@ -216,6 +216,6 @@ mod tests {
 
     #[test]
     fn an_event_is_compact() {
-        assert!(std::mem::size_of::<Op>() <= 128, "{}", std::mem::size_of::<Op>());
+        assert!(std::mem::size_of::<Op>() <= 112, "{}", std::mem::size_of::<Op>());
     }
 }
