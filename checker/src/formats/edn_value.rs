@@ -240,6 +240,9 @@ impl<'a> EdnReader<'a> {
             "false" => return Ok(Value::Bool(false)),
             _ => {}
         }
+        if token == ":" {
+            return self.error("':' without a keyword name (JSON rather than EDN? try --format jsonl)");
+        }
         if let Some(keyword) = token.strip_prefix(':') {
             return Ok(Value::String(keyword.to_string()));
         }
@@ -356,6 +359,12 @@ mod tests {
         assert!(read("{:a}").is_err());
         assert!(read("\"abc").is_err());
         assert!(read(&"[".repeat(10_000)).is_err());
+        let json = read("[{\"type\": \"invoke\"}]").expect_err("JSON");
+        assert!(
+            json.message.starts_with("':' without a keyword name"),
+            "{}",
+            json.message
+        );
     }
 
     #[test]

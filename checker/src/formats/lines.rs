@@ -103,6 +103,20 @@ mod tests {
     }
 
     #[test]
+    fn holds_one_line_at_a_time() {
+        let line = format!("{}\n", "x".repeat(99));
+        let text = line.repeat(10_000);
+        let mut lines = Lines::new(std::io::BufReader::with_capacity(512, text.as_bytes()));
+        let mut count = 0;
+        while let Some((_, l)) = lines.next_line().expect("text") {
+            assert_eq!(l.len(), 99);
+            count += 1;
+        }
+        assert_eq!(count, 10_000);
+        assert!(lines.buffer.capacity() < 1024, "{}", lines.buffer.capacity());
+    }
+
+    #[test]
     fn an_endless_line_is_an_error_not_an_allocation() {
         let input = std::io::repeat(b'x').take(MAX_LINE_BYTES as u64 + 10);
         let mut lines = Lines::new(std::io::BufReader::new(input));
