@@ -2,8 +2,10 @@
 //! maps, with `;` comments) and Porcupine kv logs (one map per line with a top-level `:key`).
 //!
 //! An op map has `:process` (integer, or a keyword such as `:nemesis`), `:type`, `:f`, `:value`, and
-//! optionally `:index`, `:time`, `:node`, `:error`. A top-level `:key k` wraps the value as
-//! `{"key": k, "value": v}`, the same shape JSONL uses for multi-key workloads.
+//! optionally `:index`, `:time`, `:node`, `:error`. A top-level `:key k`, a value `{:key k, :value v}` and
+//! (Jepsen's `independent` checker) a value tuple `[k v]` all give the op key `k` and value `v`, as JSONL's
+//! `{"key": k, "value": v}` does. Tuples are detected per history ([`Tuples`]). The whole text is read
+//! at once (EDN files are Knossos-sized; JSONL is the streaming format).
 
 use std::io::{BufRead, Write};
 

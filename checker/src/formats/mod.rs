@@ -8,8 +8,14 @@
 //! | [`Format::PorcupineKv`] | [`edn::read`] (one map per line) | — | every key starts as `""` |
 //!
 //! **Keys.** Multi-key histories wrap each value as `{"key": k, "value": v}` (JSONL) — in EDN
-//! `{:key k, :value v}`; an EDN op map with a top-level `:key` (Porcupine kv logs) is read into the same shape.
-//! Missing `index` or `time` fields default to the event's position in the file.
+//! `{:key k, :value v}`, a Jepsen independent tuple `[k v]` (see [`edn::Tuples`]), or a top-level `:key` in
+//! the op map (Porcupine kv logs). All are read into [`Op::key`](crate::history::Op::key) plus the bare
+//! value, and written back as `{"key": k, "value": v}`. Missing `index` or `time` fields default to the
+//! event's position in the file.
+//!
+//! **Bad input.** Every reader rejects input that is not a history — binary data, a JSON array, a
+//! truncated last line — with a [`FormatError`] naming the line; [`Format::read`] also rejects input with no
+//! events. Line-oriented formats are read one line at a time ([`lines`]).
 
 pub mod edn;
 pub mod edn_value;
