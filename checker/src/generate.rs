@@ -4,11 +4,11 @@
 //! operation on an idle process, applies a pending operation to the register (its linearization point), or
 //! completes an applied operation — or crashes a pending one (`info`; the crashed process is replaced by a
 //! fresh process number, as in Jepsen). Histories it makes are therefore linearizable. Written values are
-//! unique per key. With more than one key, values are wrapped as `{"key": k, "value": v}`.
+//! unique per key. With more than one key, operations carry their key (written as `{"key": k, "value": v}`).
 
 use serde_json::{Value, json};
 
-use crate::history::{History, Op, OpType, Process};
+use crate::history::{History, Key, Name, Op, OpType, Process};
 
 /// A small deterministic pseudo-random generator (SplitMix64).
 #[derive(Debug, Clone)]
@@ -88,16 +88,21 @@ pub fn register_history(spec: &GenSpec) -> History {
     let mut next_process = pending.len() as u64;
     let mut ops = Vec::with_capacity(spec.operations as usize * 2);
     let mut invoked = 0;
-    let wrap = |key: u64, v: Value| {
-        if spec.keys > 1 {
-            json!({"key": key, "value": v})
-        } else {
-            v
-        }
+    let keys: Vec<Key> = (0..registers.len() as u64).map(|k| Key::new(json!(k))).collect();
+    let (read, write) = (Name::from("read"), Name::from("write"));
+    let event = |index: usize, op_type: OpType, process: u64, f: &str, key: u64, value: Value| Op {
+        index: index as u64,
+        time: index as u64 * 1000,
+        op_type,
+        process: Process::Client(process),
+        f: if f == "read" { read.clone() } else { write.clone() },
+        key: (spec.keys > 1).then(|| keys[key as usize].clone()),
+        value,
+        node: None,
+        error: None,
     };
     while invoked < spec.operations || pending.iter().any(Option::is_some) {
         let slot = rng.below(pending.len() as u64) as usize;
-        let time = ops.len() as u64 * 1000;
         match pending[slot].take() {
             None if invoked < spec.operations => {
                 let key = rng.below(registers.len() as u64);
@@ -108,15 +113,7 @@ pub fn register_history(spec: &GenSpec) -> History {
                     ("write", json!(next_value[key as usize]))
                 };
                 let process = process_ids[slot];
-                let op = Op::new(
-                    ops.len() as u64,
-                    time,
-                    OpType::Invoke,
-                    Process::Client(process),
-                    f,
-                    wrap(key, value.clone()),
-                );
-                ops.push(op);
+                ops.push(event(ops.len(), OpType::Invoke, process, f, key, value.clone()));
                 pending[slot] = Some(Pending {
                     process,
                     key,
@@ -139,28 +136,12 @@ pub fn register_history(spec: &GenSpec) -> History {
             }
             Some(p) if rng.chance(spec.crash_rate) => {
                 let value = if p.f == "read" { Value::Null } else { p.value };
-                let op = Op::new(
-                    ops.len() as u64,
-                    time,
-                    OpType::Info,
-                    Process::Client(p.process),
-                    p.f,
-                    wrap(p.key, value),
-                );
-                ops.push(op);
+                ops.push(event(ops.len(), OpType::Info, p.process, p.f, p.key, value));
                 process_ids[slot] = next_process;
                 next_process += 1;
             }
             Some(p) if p.applied => {
-                let op = Op::new(
-                    ops.len() as u64,
-                    time,
-                    OpType::Ok,
-                    Process::Client(p.process),
-                    p.f,
-                    wrap(p.key, p.value),
-                );
-                ops.push(op);
+                ops.push(event(ops.len(), OpType::Ok, p.process, p.f, p.key, p.value));
             }
             Some(p) => pending[slot] = Some(p),
         }
@@ -181,38 +162,22 @@ pub fn inject_stale_read(history: &History) -> Option<History> {
         let older_done = older.return_time?;
         let newer = acked[i + 1..]
             .iter()
-            .find(|w| same_key(w.value, older.value) && w.call_time > older_done);
+            .find(|w| w.key == older.key && w.call_time > older_done);
         if newer.is_some() {
             let mut out = history.clone();
             let process = Process::Client(u64::MAX / 2);
             let end = history.ops.last().map_or(0, |o| o.time) + 1000;
             let n = history.len() as u64;
-            let read_value = match &older.value {
-                Value::Object(m) => json!({"key": m.get("key"), "value": null}),
-                _ => Value::Null,
-            };
-            out.ops
-                .push(Op::new(n, end, OpType::Invoke, process.clone(), "read", read_value));
-            out.ops.push(Op::new(
-                n + 1,
-                end + 1000,
-                OpType::Ok,
-                process,
-                "read",
-                older.value.clone(),
-            ));
+            let mut invoke = Op::new(n, end, OpType::Invoke, process.clone(), "read", Value::Null);
+            invoke.key = older.key.cloned();
+            let mut done = Op::new(n + 1, end + 1000, OpType::Ok, process, "read", older.value.clone());
+            done.key = older.key.cloned();
+            out.ops.extend([invoke, done]);
             out.lines.extend([0, 0]);
             return Some(out);
         }
     }
     None
-}
-
-fn same_key(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => x.get("key") == y.get("key"),
-        _ => true,
-    }
 }
 
 #[cfg(test)]

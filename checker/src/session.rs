@@ -11,8 +11,7 @@
 
 use std::collections::HashMap;
 
-use crate::history::{History, Operation, Outcome, PairedHistory};
-use crate::linear::partition::split_key;
+use crate::history::{History, Key, Operation, Outcome, PairedHistory};
 use crate::result::CheckResult;
 
 #[derive(Clone)]
@@ -30,10 +29,7 @@ struct WriteInfo {
 type SessionState = (Option<(usize, String)>, Option<String>);
 
 fn key_value(o: &Operation) -> (String, String) {
-    match split_key(o.value) {
-        Some((k, v)) => (k.to_string(), v.to_string()),
-        None => (String::new(), o.value.to_string()),
-    }
+    (o.key.map_or_else(String::new, Key::to_string), o.value.to_string())
 }
 
 fn definitely_before(a: Option<&WriteInfo>, b: Option<&WriteInfo>) -> bool {

@@ -13,8 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-use crate::history::{Conventions, History, Operation, Outcome, PairedHistory};
-use crate::linear::partition::split_key;
+use crate::history::{Conventions, History, Key, Operation, Outcome, PairedHistory};
 use crate::result::{CheckResult, Validity};
 
 /// How one read was classified.
@@ -46,10 +45,7 @@ struct Write {
 type Slot = (String, String);
 
 fn slot_of<'a>(operation: &Operation<'a>) -> (String, &'a Value) {
-    match split_key(operation.value) {
-        Some((k, v)) => (k.to_string(), v),
-        None => (String::new(), operation.value),
-    }
+    (operation.key.map_or_else(String::new, Key::to_string), operation.value)
 }
 
 fn written_value(operation: &Operation) -> Option<(String, Value)> {
@@ -179,7 +175,7 @@ pub fn check(history: &History, paired: &PairedHistory, conventions: &Convention
                 let text = format!(
                     "process {} read {} (line {}) {:.3} ms and {n} acknowledged version(s) after it was overwritten",
                     o.process,
-                    o.value,
+                    o.wire_value(),
                     history.line_of(o.invoke),
                     behind_ns as f64 / 1e6
                 );
@@ -190,7 +186,7 @@ pub fn check(history: &History, paired: &PairedHistory, conventions: &Convention
                 let text = format!(
                     "process {} read {} (line {}), which was never (yet) written",
                     o.process,
-                    o.value,
+                    o.wire_value(),
                     history.line_of(o.invoke)
                 );
                 result.add_anomaly("impossible-read", vec![index_of(id)], text);

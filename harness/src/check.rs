@@ -113,21 +113,23 @@ fn prepare(args: &CheckArgs) -> Result<Plan, String> {
     })
 }
 
+/// Guesses the format from the file name and its first non-blank line (read leniently: a binary file is
+/// left for the format's reader to reject with a line number).
 fn detect(path: &Path) -> Result<Format, String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut head = String::new();
+    let mut head = Vec::new();
     let mut reader = BufReader::new(file.take(64 * 1024));
-    while head.trim().is_empty() {
+    while String::from_utf8_lossy(&head).trim().is_empty() {
         head.clear();
         if reader
-            .read_line(&mut head)
+            .read_until(b'\n', &mut head)
             .map_err(|e| format!("{}: {e}", path.display()))?
             == 0
         {
             break;
         }
     }
-    Ok(Format::detect(&path.to_string_lossy(), &head))
+    Ok(Format::detect(&path.to_string_lossy(), &String::from_utf8_lossy(&head)))
 }
 
 fn parse_initial(text: &str) -> Result<Value, String> {
@@ -245,4 +247,77 @@ fn print_summary(args: &CheckArgs, plan: &Plan, result: &CheckResult, check_time
         plan.read_time.as_secs_f64() * 1e3,
         check_time.as_secs_f64() * 1e3
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(path: &Path) -> CheckArgs {
+        CheckArgs {
+            history: path.to_path_buf(),
+            format: None,
+            model: None,
+            initial: None,
+            timeout: None,
+            checker: Vec::new(),
+            threads: 1,
+            json: true,
+        }
+    }
+
+    /// Writes `content` to `name` in a fresh directory and returns `prepare`'s error for it.
+    fn rejection(name: &str, content: &[u8]) -> String {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).expect("written");
+        assert_eq!(run(&args(&path)).expect("runs"), BAD_ARGUMENTS, "{name}");
+        match prepare(&args(&path)) {
+            Ok(_) => panic!("{name} was accepted as a history"),
+            Err(message) => message,
+        }
+    }
+
+    const OP: &str = r#"{"index":0,"time":1,"type":"invoke","process":1,"f":"read","value":null}"#;
+
+    #[test]
+    fn files_that_are_not_histories_exit_254_with_the_line_named() {
+        let binary = rejection("h.jsonl", b"\x7fELF\x02\x01\x01\x00\xff\xfe");
+        assert!(
+            binary.ends_with("line 1: byte 9 is not UTF-8 text: a binary file, not a history"),
+            "{binary}"
+        );
+        let binary = rejection("history", b"\x00\x9f\x92\x96 garbage");
+        assert!(binary.contains("line 1: byte 2 is not UTF-8 text"), "{binary}");
+        let empty = rejection("h.jsonl", b"");
+        assert!(
+            empty.ends_with("no history events: the input is empty or blank"),
+            "{empty}"
+        );
+        let blank = rejection("h.edn", b"\n  \n");
+        assert!(
+            blank.ends_with("no history events: the input is empty or blank"),
+            "{blank}"
+        );
+        let array = rejection("h.json", format!("[{OP}]\n").as_bytes());
+        assert!(
+            array.ends_with("line 1: a JSON array, not JSON Lines (expected one op object per line)"),
+            "{array}"
+        );
+        let truncated = format!("{OP}\n{OP}\n{}", &OP[..30]);
+        let truncated = rejection("h.jsonl", truncated.as_bytes());
+        assert!(
+            truncated.ends_with("line 3: the op ends early at column 30 (truncated line?)"),
+            "{truncated}"
+        );
+    }
+
+    #[test]
+    fn a_valid_history_is_checked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("h.jsonl");
+        let done = OP.replace("invoke", "ok").replace("\"index\":0", "\"index\":1");
+        std::fs::write(&path, format!("{OP}\n{done}\n")).expect("written");
+        assert_eq!(run(&args(&path)).expect("runs"), 0);
+    }
 }

@@ -134,7 +134,13 @@ impl<'a> EdnReader<'a> {
                 }
                 Some(b'#') if self.text.get(self.pos + 1) == Some(&b'_') => self.discard(depth)?,
                 Some(_) => items.push(self.read_at_depth(depth + 1)?),
-                None => return self.error(format!("unclosed collection, expected '{}'", close as char)),
+                None => {
+                    let message = format!(
+                        "input ends inside a collection, expected '{}' (truncated file?)",
+                        close as char
+                    );
+                    return self.error(message);
+                }
             }
         }
     }
@@ -233,6 +239,9 @@ impl<'a> EdnReader<'a> {
             "true" => return Ok(Value::Bool(true)),
             "false" => return Ok(Value::Bool(false)),
             _ => {}
+        }
+        if token == ":" {
+            return self.error("':' without a keyword name (JSON rather than EDN? try --format jsonl)");
         }
         if let Some(keyword) = token.strip_prefix(':') {
             return Ok(Value::String(keyword.to_string()));
@@ -350,6 +359,12 @@ mod tests {
         assert!(read("{:a}").is_err());
         assert!(read("\"abc").is_err());
         assert!(read(&"[".repeat(10_000)).is_err());
+        let json = read("[{\"type\": \"invoke\"}]").expect_err("JSON");
+        assert!(
+            json.message.starts_with("':' without a keyword name"),
+            "{}",
+            json.message
+        );
     }
 
     #[test]

@@ -8,25 +8,21 @@ use serde_json::Value;
 
 use super::FormatError;
 use super::edn_value::EdnReader;
+use super::lines::Lines;
 use crate::history::{History, Op, OpType, Process};
 
 /// Reads a Jepsen text log.
-pub fn read(mut reader: impl BufRead) -> Result<History, FormatError> {
+pub fn read(reader: impl BufRead) -> Result<History, FormatError> {
     let mut history = History::new();
-    let mut line = String::new();
-    let mut line_no = 0;
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(history);
-        }
-        line_no += 1;
+    let mut lines = Lines::new(reader);
+    while let Some((line_no, line)) = lines.next_line()? {
         if line.trim().is_empty() {
             continue;
         }
-        let op = parse_line(&line, line_no, history.len() as u64)?;
+        let op = parse_line(line, line_no, history.len() as u64)?;
         history.push(op, line_no);
     }
+    Ok(history)
 }
 
 fn parse_line(line: &str, line_no: usize, position: u64) -> Result<Op, FormatError> {
@@ -66,7 +62,7 @@ fn parse_line(line: &str, line_no: usize, position: u64) -> Result<Op, FormatErr
         value = Value::Null;
     }
     let mut op = Op::new(position, position, op_type, process, f, value);
-    op.error = error;
+    op.error = error.map(Box::new);
     Ok(op)
 }
 
@@ -83,7 +79,7 @@ mod tests {
         let h = read(text.as_bytes()).expect("valid");
         assert_eq!(h.ops[0].value, json!([2, 4]));
         assert_eq!(h.ops[1].op_type, OpType::Info);
-        assert_eq!(h.ops[1].error, Some(json!("timed-out")));
+        assert_eq!(h.ops[1].error.as_deref(), Some(&json!("timed-out")));
         assert_eq!(h.ops[1].value, Value::Null);
         assert_eq!(h.ops[2].value, Value::Null);
     }

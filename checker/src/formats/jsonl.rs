@@ -14,58 +14,82 @@
 //! each value as `{"key": k, "value": v}`. `index` and `time` may be omitted on input (they default to the
 //! line's position among events). Blank lines are skipped.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::FormatError;
-use crate::history::{History, Op, OpType, Process};
+use super::jsonl_value::{self, WireValue};
+use super::lines::Lines;
+use crate::history::{History, Interner, Op, OpType, Process};
 
 #[derive(Deserialize)]
-struct RawOp {
+struct RawOp<'a> {
     index: Option<u64>,
     time: Option<u64>,
     #[serde(rename = "type")]
     op_type: OpType,
+    #[serde(deserialize_with = "jsonl_value::process")]
     process: Process,
-    f: String,
+    #[serde(borrow)]
+    f: Cow<'a, str>,
     #[serde(default)]
-    value: Value,
-    #[serde(default)]
-    node: Option<String>,
+    value: WireValue,
+    #[serde(default, borrow)]
+    node: Option<Cow<'a, str>>,
     #[serde(default)]
     error: Option<Value>,
 }
 
-/// Reads a JSONL history line by line.
-pub fn read(mut reader: impl BufRead) -> Result<History, FormatError> {
+/// Reads a JSONL history line by line: only one line of text is held at a time, so the file's size is not
+/// a limit; the history itself is kept compact (shared names and keys, see [`Op`]).
+pub fn read(reader: impl BufRead) -> Result<History, FormatError> {
     let mut history = History::new();
-    let mut line = String::new();
-    let mut line_no = 0;
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(history);
-        }
-        line_no += 1;
+    let mut interner = Interner::default();
+    let mut lines = Lines::new(reader);
+    while let Some((line_no, line)) = lines.next_line()? {
         if line.trim().is_empty() {
             continue;
         }
-        let raw: RawOp = serde_json::from_str(&line).map_err(|e| FormatError::at(line_no, e.to_string()))?;
+        let raw: RawOp = serde_json::from_str(line).map_err(|e| json_error(line_no, line, &e))?;
         let position = history.len() as u64;
+        let WireValue { key, value } = raw.value;
         let op = Op {
             index: raw.index.unwrap_or(position),
             time: raw.time.unwrap_or(position),
             op_type: raw.op_type,
             process: raw.process,
-            f: raw.f,
-            value: raw.value,
-            node: raw.node,
-            error: raw.error,
+            f: interner.name(&raw.f),
+            key: key.map(|k| interner.key(k)),
+            value,
+            node: raw.node.map(|n| interner.name(&n)),
+            error: raw.error.map(Box::new),
         };
         history.push(op, line_no);
     }
+    Ok(history)
+}
+
+/// Explains why a line is not a JSON op, in terms of the file rather than of the JSON parser.
+fn json_error(line_no: usize, line: &str, e: &serde_json::Error) -> FormatError {
+    let text = line.trim_start();
+    let message = if text.starts_with('[') {
+        "a JSON array, not JSON Lines (expected one op object per line)".to_string()
+    } else if !text.starts_with('{') {
+        format!(
+            "not a JSON op object (starts with {:?})",
+            text.chars().next().unwrap_or(' ')
+        )
+    } else if e.classify() == serde_json::error::Category::Eof {
+        format!("the op ends early at column {} (truncated line?)", e.column())
+    } else {
+        let detail = e.to_string();
+        let detail = detail.split(" at line ").next().unwrap_or_default();
+        format!("{detail} (column {})", e.column())
+    };
+    FormatError::at(line_no, message)
 }
 
 /// Writes a history as JSONL.
@@ -99,6 +123,47 @@ mod tests {
         let again = read(out.as_slice()).expect("re-read");
         assert_eq!(again.ops, h.ops);
         assert_eq!(h.ops[1].value, json!(3));
+    }
+
+    fn message(text: &[u8]) -> String {
+        read(text).expect_err("not a history").to_string()
+    }
+
+    #[test]
+    fn files_that_are_not_histories_get_errors_naming_the_line() {
+        assert_eq!(
+            message(b"\x89PNG\r\n\x1a\n\x00\x00"),
+            "line 1: byte 1 is not UTF-8 text: a binary file, not a history"
+        );
+        assert_eq!(
+            message(b"[{\"type\":\"invoke\",\"process\":1,\"f\":\"read\"}]\n"),
+            "line 1: a JSON array, not JSON Lines (expected one op object per line)"
+        );
+        let truncated = b"{\"type\":\"invoke\",\"process\":1,\"f\":\"read\"}\n{\"type\":\"ok\",\"proc";
+        assert_eq!(
+            message(truncated),
+            "line 2: the op ends early at column 18 (truncated line?)"
+        );
+        assert_eq!(
+            message(b"\n\nhello world\n"),
+            "line 3: not a JSON op object (starts with 'h')"
+        );
+        let missing = message(b"{\"type\":\"invoke\",\"f\":\"read\"}\n");
+        assert!(missing.starts_with("line 1: missing field `process`"), "{missing}");
+        assert!(read(&b""[..]).expect("empty is no error here").is_empty());
+    }
+
+    #[test]
+    fn keyed_values_are_split_and_share_their_key() {
+        let text = "{\"type\":\"invoke\",\"process\":1,\"f\":\"write\",\"value\":{\"key\":5,\"value\":2}}\n\
+                    {\"type\":\"ok\",\"process\":1,\"f\":\"write\",\"value\":{\"key\":5,\"value\":2}}\n";
+        let h = read(text.as_bytes()).expect("valid");
+        assert_eq!(h.ops[0].value, json!(2));
+        assert_eq!(h.ops[0].key, h.ops[1].key);
+        assert_eq!(h.ops[1].key.as_ref().map(|k| k.value().clone()), Some(json!(5)));
+        let mut out = Vec::new();
+        write(&h, &mut out).expect("write");
+        assert!(String::from_utf8_lossy(&out).contains("\"value\":{\"key\":5,\"value\":2}"));
     }
 
     #[test]

@@ -8,13 +8,21 @@
 //! | [`Format::PorcupineKv`] | [`edn::read`] (one map per line) | — | every key starts as `""` |
 //!
 //! **Keys.** Multi-key histories wrap each value as `{"key": k, "value": v}` (JSONL) — in EDN
-//! `{:key k, :value v}`; an EDN op map with a top-level `:key` (Porcupine kv logs) is read into the same shape.
-//! Missing `index` or `time` fields default to the event's position in the file.
+//! `{:key k, :value v}`, a Jepsen independent tuple `[k v]` (see [`edn::Tuples`]), or a top-level `:key` in
+//! the op map (Porcupine kv logs). All are read into [`Op::key`](crate::history::Op::key) plus the bare
+//! value, and written back as `{"key": k, "value": v}`. Missing `index` or `time` fields default to the
+//! event's position in the file.
+//!
+//! **Bad input.** Every reader rejects input that is not a history — binary data, a JSON array, a
+//! truncated last line — with a [`FormatError`] naming the line; [`Format::read`] also rejects input with no
+//! events. Line-oriented formats are read one line at a time ([`lines`]).
 
 pub mod edn;
 pub mod edn_value;
 pub mod jepsen_log;
 pub mod jsonl;
+pub mod jsonl_value;
+pub mod lines;
 
 use std::io::BufRead;
 
@@ -29,6 +37,9 @@ pub enum FormatError {
     /// The text is malformed at a line.
     #[error("line {line}: {message}")]
     Malformed { line: usize, message: String },
+    /// The input holds no events at all.
+    #[error("no history events: the input is empty or blank")]
+    Empty,
     /// The reader failed.
     #[error("read error: {0}")]
     Io(#[from] std::io::Error),
@@ -77,6 +88,7 @@ impl Format {
         } else if first.starts_with("{:") && first.contains(":key") {
             Format::PorcupineKv
         } else if (first.starts_with('{') && first.contains('"') && !first.contains("{:"))
+            || first.starts_with("[{\"")
             || file_name.ends_with(".jsonl")
             || file_name.ends_with(".json")
         {
@@ -106,12 +118,17 @@ impl Format {
         }
     }
 
-    /// Reads a history in this format.
+    /// Reads a history in this format. Unlike the per-format readers, it rejects input without events: a
+    /// file to be checked that holds no history is an error, not a trivially valid history.
     pub fn read(self, reader: impl BufRead) -> Result<History, FormatError> {
-        match self {
+        let history = match self {
             Format::Jsonl => jsonl::read(reader),
             Format::Edn | Format::PorcupineKv => edn::read(reader),
             Format::JepsenLog => jepsen_log::read(reader),
+        }?;
+        if history.is_empty() {
+            return Err(FormatError::Empty);
         }
+        Ok(history)
     }
 }

@@ -4,10 +4,12 @@
 //! can point at the file. [`pairing::pair`] turns it into [`Operation`]s (an invocation plus its completion)
 //! and validates it.
 
+pub mod name;
 pub mod op;
 pub mod pairing;
 
-pub use op::{Op, OpType, Process};
+pub use name::{Interner, Key, Name};
+pub use op::{Op, OpType, Process, split_keyed};
 pub use pairing::{Operation, Outcome, PairedHistory, pair};
 
 use serde_json::Value;

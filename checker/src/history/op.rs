@@ -5,7 +5,9 @@
 //! number, or a name such as `"nemesis"` for fault-injection events, which are kept but never checked.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use super::name::{Key, Name};
 
 /// Whether an event starts an operation or reports how it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,43 +80,142 @@ impl std::fmt::Display for Process {
     }
 }
 
-/// One event of a history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One history event.
+///
+/// Multi-key workloads (Jepsen's independent keys) carry the key separately from the value: the wire form
+/// `{"key": k, "value": v}` (JSONL), `{:key k, :value v}` or a tuple `[k v]` (EDN) is read into
+/// `key: Some(k)`, `value: v`, and written back in the wire form. Names and keys are shared ([`Name`],
+/// [`Key`]), so a large history costs little more than this struct per event.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Op {
     /// Position in the history, from 0.
     pub index: u64,
     /// Nanoseconds since the start of the test (monotonic clock).
     pub time: u64,
     /// Invocation or completion kind.
-    #[serde(rename = "type")]
     pub op_type: OpType,
     /// The process that performed it.
     pub process: Process,
     /// The function: `read`, `write`, `cas`, `add`, `append`, `acquire`, ...
-    pub f: String,
-    /// The argument (invocations) or result (completions).
-    #[serde(default)]
+    pub f: Name,
+    /// The key, for multi-key workloads.
+    pub key: Option<Key>,
+    /// The argument (invocations) or result (completions), without the key.
     pub value: Value,
     /// The member that served the operation, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
+    pub node: Option<Name>,
     /// The error a failed or indeterminate operation reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
+    pub error: Option<Box<Value>>,
 }
 
 impl Op {
-    /// A new event with no node and no error.
+    /// A new event with no node and no error. A keyed value `{"key": k, "value": v}` is split into key and
+    /// value (see [`split_keyed`]).
     pub fn new(index: u64, time: u64, op_type: OpType, process: Process, f: &str, value: Value) -> Op {
+        let (key, value) = split_keyed(value);
         Op {
             index,
             time,
             op_type,
             process,
-            f: f.to_string(),
+            f: Name::from(f),
+            key: key.map(Key::new),
             value,
             node: None,
             error: None,
         }
+    }
+
+    /// The value as written in a history file: `{"key": k, "value": v}` for keyed events.
+    pub fn wire_value(&self) -> Value {
+        match &self.key {
+            Some(key) => {
+                let mut map = Map::new();
+                map.insert("key".into(), key.value().clone());
+                map.insert("value".into(), self.value.clone());
+                Value::Object(map)
+            }
+            None => self.value.clone(),
+        }
+    }
+}
+
+/// Splits a keyed value — an object with a `key` and at most a `value` besides — into `(Some(key), value)`;
+/// anything else is returned whole as `(None, value)`.
+pub fn split_keyed(value: Value) -> (Option<Value>, Value) {
+    match value {
+        Value::Object(mut map) if map.contains_key("key") && map.keys().all(|k| k == "key" || k == "value") => {
+            let key = map.remove("key");
+            (key, map.remove("value").unwrap_or(Value::Null))
+        }
+        other => (None, other),
+    }
+}
+
+/// The wire form of an event (DESIGN §6), for writers.
+#[derive(Serialize)]
+struct WireOp<'a> {
+    index: u64,
+    time: u64,
+    #[serde(rename = "type")]
+    op_type: OpType,
+    process: &'a Process,
+    f: &'a str,
+    value: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a Value>,
+}
+
+impl Serialize for Op {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WireOp {
+            index: self.index,
+            time: self.time,
+            op_type: self.op_type,
+            process: &self.process,
+            f: &self.f,
+            value: self.wire_value(),
+            node: self.node.as_deref(),
+            error: self.error.as_deref(),
+        }
+        .serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn keyed_values_are_split_and_written_back() {
+        let op = Op::new(
+            0,
+            0,
+            OpType::Invoke,
+            Process::Client(1),
+            "write",
+            json!({"key": 3, "value": 4}),
+        );
+        assert_eq!(op.key.as_ref().map(Key::value), Some(&json!(3)));
+        assert_eq!(op.value, json!(4));
+        assert_eq!(op.wire_value(), json!({"key": 3, "value": 4}));
+        let text = serde_json::to_value(&op).expect("serialisable");
+        assert_eq!(text["value"], json!({"key": 3, "value": 4}));
+    }
+
+    #[test]
+    fn maps_with_other_fields_are_not_keyed() {
+        let value = json!({"key": 1, "value": 2, "extra": 3});
+        assert_eq!(split_keyed(value.clone()), (None, value));
+        assert_eq!(split_keyed(json!({"key": "k"})), (Some(json!("k")), Value::Null));
+    }
+
+    #[test]
+    fn an_event_is_compact() {
+        assert!(std::mem::size_of::<Op>() <= 112, "{}", std::mem::size_of::<Op>());
     }
 }

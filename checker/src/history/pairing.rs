@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use thiserror::Error;
 
-use super::{History, OpType, Process};
+use super::{History, Key, OpType, Process};
 
 /// How a paired operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,13 +30,16 @@ pub struct Operation<'h> {
     pub process: u64,
     /// The function.
     pub f: &'h str,
+    /// The key, for multi-key workloads (from the invocation, else the completion).
+    pub key: Option<&'h Key>,
     /// Event index of the invocation in the history.
     pub invoke: usize,
     /// Event index of the completion, if there was one.
     pub completion: Option<usize>,
     /// How it ended.
     pub outcome: Outcome,
-    /// The value: the completion's value for `ok` (when not null), otherwise the invocation's.
+    /// The value (without the key): the completion's for `ok` (when not null, and always for reads),
+    /// otherwise the invocation's.
     pub value: &'h Value,
     /// Invocation time (ns).
     pub call_time: u64,
@@ -44,6 +47,16 @@ pub struct Operation<'h> {
     pub return_time: Option<u64>,
     /// The member that served it, from the completion or the invocation.
     pub node: Option<&'h str>,
+}
+
+impl Operation<'_> {
+    /// The value in its wire form, `{"key": k, "value": v}` for keyed operations (for diagnostics).
+    pub fn wire_value(&self) -> Value {
+        match self.key {
+            Some(key) => serde_json::json!({"key": key.value(), "value": self.value}),
+            None => self.value.clone(),
+        }
+    }
 }
 
 /// A validated history split into client operations and the untouched nemesis events.
@@ -114,6 +127,7 @@ fn open_operation(history: &History, i: usize, process: u64) -> Operation<'_> {
     Operation {
         process,
         f: &op.f,
+        key: op.key.as_ref(),
         invoke: i,
         completion: None,
         outcome: Outcome::Info,
@@ -130,12 +144,15 @@ fn complete<'h>(history: &'h History, operation: &mut Operation<'h>, i: usize) -
         return Err(PairingError::FunctionMismatch {
             line: history.line_of(i),
             expected: operation.f.to_string(),
-            got: op.f.clone(),
+            got: op.f.to_string(),
         });
     }
     operation.completion = Some(i);
     if op.node.is_some() {
         operation.node = op.node.as_deref();
+    }
+    if operation.key.is_none() {
+        operation.key = op.key.as_ref();
     }
     match op.op_type {
         OpType::Ok => {

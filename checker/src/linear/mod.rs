@@ -73,6 +73,8 @@ enum Verdict {
         prefix: Vec<(usize, Value)>,
     },
     Unknown(GiveUp),
+    /// An operation does not fit the model: its op id and the problem.
+    Unsupported(usize, String),
 }
 
 struct PartitionReport {
@@ -96,58 +98,60 @@ pub fn check_paired(
 ) -> Result<CheckResult, LinearError> {
     let split = options.model != ModelKind::MultiRegister;
     let partitions = partition::partition(&paired.operations, split);
-    let compiled = compile_all(&partitions, options).map_err(|(id, message)| LinearError::Unsupported {
-        line: history.line_of(paired.operations[id].invoke),
-        message,
-    })?;
     let deadline = options.timeout.map(|t| Instant::now() + t);
-    let reports = run_all(compiled, options, deadline);
+    let reports = run_all(jobs(&partitions, options), options, deadline);
+    let unsupported = reports.iter().filter_map(|r| match &r.verdict {
+        Verdict::Unsupported(id, message) => Some((*id, message)),
+        _ => None,
+    });
+    if let Some((id, message)) = unsupported.min_by_key(|(id, _)| *id) {
+        return Err(LinearError::Unsupported {
+            line: history.line_of(paired.operations[id].invoke),
+            message: message.clone(),
+        });
+    }
     Ok(summarise(history, paired, &partitions, reports, options))
 }
 
-/// A compiled partition, ready to search.
+/// A partition's work: compile it for the model, then search. Compiling inside the job keeps only the
+/// partitions being searched compiled at any time.
 type Job<'a> = Box<dyn FnOnce(Limits<'_>) -> (Verdict, u64, usize) + Send + 'a>;
 
-fn compile_all<'a>(
-    partitions: &'a [Partition<'a>],
-    options: &'a LinearOptions,
-) -> Result<Vec<Job<'a>>, models::CompileError> {
-    let conventions = &options.conventions;
+fn jobs<'a>(partitions: &'a [Partition<'a>], options: &'a LinearOptions) -> Vec<Job<'a>> {
     partitions
         .iter()
-        .map(|p| -> Result<Job<'a>, models::CompileError> {
-            let ops: &[PartOp<'a>] = &p.ops;
-            Ok(match options.model {
-                ModelKind::Register | ModelKind::CasRegister => {
-                    let allow_cas = options.model == ModelKind::CasRegister;
-                    job(models::compile_register(ops, conventions, allow_cas)?)
-                }
-                ModelKind::KvAppend => job(models::compile_kv(ops, conventions)?),
-                ModelKind::Set => job(models::compile_set(ops)?),
-                ModelKind::Mutex => job(models::compile_mutex(ops)?),
-                ModelKind::MultiRegister => job(models::compile_multi_register(ops, conventions)?),
-            })
-        })
+        .map(|p| -> Job<'a> { Box::new(move |limits| compile_and_search(&p.ops, options, limits)) })
         .collect()
 }
 
-fn job<'a, M>((model, ops): (M, Vec<SearchOp<M::Op>>)) -> Job<'a>
-where
-    M: Model + Send + 'a,
-    M::Op: Send + 'a,
-{
-    Box::new(move |limits| {
-        let (outcome, stats) = search::search(&model, &ops, limits);
-        let verdict = match outcome {
-            Outcome::Linearizable(_) => Verdict::Linearizable,
-            Outcome::Unknown(why) => Verdict::Unknown(why),
-            Outcome::Illegal { blocked, prefix } => Verdict::Illegal {
-                blocked,
-                prefix: prefix.into_iter().map(|(id, s)| (id, model.describe(&s))).collect(),
-            },
-        };
-        (verdict, stats.configurations, ops.len())
-    })
+fn compile_and_search(ops: &[PartOp<'_>], options: &LinearOptions, limits: Limits<'_>) -> (Verdict, u64, usize) {
+    let conventions = &options.conventions;
+    let compiled = match options.model {
+        ModelKind::Register | ModelKind::CasRegister => {
+            let allow_cas = options.model == ModelKind::CasRegister;
+            models::compile_register(ops, conventions, allow_cas).map(|c| search_compiled(c, limits))
+        }
+        ModelKind::KvAppend => models::compile_kv(ops, conventions).map(|c| search_compiled(c, limits)),
+        ModelKind::Set => models::compile_set(ops).map(|c| search_compiled(c, limits)),
+        ModelKind::Mutex => models::compile_mutex(ops).map(|c| search_compiled(c, limits)),
+        ModelKind::MultiRegister => {
+            models::compile_multi_register(ops, conventions).map(|c| search_compiled(c, limits))
+        }
+    };
+    compiled.unwrap_or_else(|(id, message)| (Verdict::Unsupported(id, message), 0, 0))
+}
+
+fn search_compiled<M: Model>((model, ops): (M, Vec<SearchOp<M::Op>>), limits: Limits<'_>) -> (Verdict, u64, usize) {
+    let (outcome, stats) = search::search(&model, &ops, limits);
+    let verdict = match outcome {
+        Outcome::Linearizable(_) => Verdict::Linearizable,
+        Outcome::Unknown(why) => Verdict::Unknown(why),
+        Outcome::Illegal { blocked, prefix } => Verdict::Illegal {
+            blocked,
+            prefix: prefix.into_iter().map(|(id, s)| (id, model.describe(&s))).collect(),
+        },
+    };
+    (verdict, stats.configurations, ops.len())
 }
 
 fn run_all(jobs: Vec<Job<'_>>, options: &LinearOptions, deadline: Option<Instant>) -> Vec<PartitionReport> {
@@ -170,7 +174,7 @@ fn run_all(jobs: Vec<Job<'_>>, options: &LinearOptions, deadline: Option<Instant
             let next = queue.lock().ok().and_then(|mut q| q.pop());
             let Some((partition, job)) = next else { break };
             let (verdict, configurations, searched_ops) = job(limits);
-            if matches!(verdict, Verdict::Illegal { .. }) {
+            if matches!(verdict, Verdict::Illegal { .. } | Verdict::Unsupported(..)) {
                 cancel.store(true, Ordering::Relaxed);
             }
             if let Ok(mut r) = reports.lock() {
@@ -201,7 +205,7 @@ fn describe_op(history: &History, operation: &Operation) -> Value {
         "line": history.line_of(operation.invoke),
         "process": operation.process,
         "f": operation.f,
-        "value": operation.value,
+        "value": operation.wire_value(),
     })
 }
 
@@ -226,7 +230,7 @@ fn summarise(
     for r in &reports {
         match &r.verdict {
             Verdict::Linearizable => {}
-            Verdict::Unknown(GiveUp::Cancelled) => {}
+            Verdict::Unknown(GiveUp::Cancelled) | Verdict::Unsupported(..) => {}
             Verdict::Unknown(why) => unknown_reason = Some(*why),
             Verdict::Illegal { blocked, prefix } => {
                 if illegal
@@ -256,7 +260,7 @@ fn summarise(
             "process {} {} {} (line {}) cannot be linearized after a {}-op linearizable prefix ending in state {}",
             op.process,
             op.f,
-            op.value,
+            op.wire_value(),
             history.line_of(op.invoke),
             prefix.len(),
             last_state

@@ -290,3 +290,27 @@ fn a_hundred_thousand_crashed_writes_on_one_key_stay_bounded() {
     assert_eq!(r.valid, Validity::True);
     assert_eq!(r.counts["searched-operations"], 4);
 }
+
+#[test]
+fn an_operation_the_model_cannot_run_is_an_error_naming_the_first_such_line() {
+    let mut h = History::new();
+    let events = [
+        (1, Invoke, "write", json!({"key": 1, "value": 1})),
+        (1, Done, "write", json!({"key": 1, "value": 1})),
+        (2, Invoke, "add", json!({"key": 2, "value": 5})),
+        (2, Done, "add", json!({"key": 2, "value": 5})),
+        (3, Invoke, "add", json!({"key": 3, "value": 5})),
+    ];
+    for (line, (p, t, f, v)) in events.into_iter().enumerate() {
+        h.push(
+            Op::new(line as u64, line as u64, t, Process::Client(p), f, v),
+            line + 10,
+        );
+    }
+    for threads in [1, 2] {
+        let mut options = LinearOptions::new(ModelKind::Register);
+        options.threads = threads;
+        let err = check(&h, &options).expect_err("add is no register op");
+        assert_eq!(err.to_string(), "line 12: model register does not support f \"add\"");
+    }
+}
