@@ -240,5 +240,54 @@ fn render_fixture_for_inspection() {
     fixture::write_run(&run).expect("fixture");
     let summary = render_run(&run).expect("rendered");
     render_index(&store).expect("index");
+    rasterise_first_timeline(&summary.report, &run.join("timeline-preview.png"));
     println!("{}", summary.report.display());
+}
+
+/// Rasterises the first inline timeline of a report (its rects, lines and texts) to PNG with plotters, so
+/// it can be looked at without a browser. Part of [`render_fixture_for_inspection`].
+fn rasterise_first_timeline(report: &Path, png: &Path) {
+    use plotters::prelude::*;
+    let html = std::fs::read_to_string(report).expect("report");
+    let (Some(start), Some(end)) = (html.find("<svg"), html.find("</svg>")) else {
+        return;
+    };
+    let doc = roxmltree::Document::parse(&html[start..end + 6]).expect("timeline is XML");
+    let svg = doc.root_element();
+    let num = |n: roxmltree::Node, a: &str| n.attribute(a).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let size = (num(svg, "width") as u32, num(svg, "height") as u32);
+    let root = BitMapBackend::new(png, size).into_drawing_area();
+    root.fill(&WHITE).expect("fill");
+    let color = |text: Option<&str>| {
+        let hex = text.and_then(|t| t.strip_prefix('#')).unwrap_or("000000");
+        let v = u32::from_str_radix(hex, 16).unwrap_or(0);
+        RGBColor((v >> 16) as u8, (v >> 8) as u8, v as u8)
+    };
+    for node in svg.descendants().filter(|n| n.is_element()) {
+        let at = |x: &str, y: &str| (num(node, x) as i32, num(node, y) as i32);
+        match node.tag_name().name() {
+            "rect" => {
+                let (x, y) = at("x", "y");
+                let corner = (x + num(node, "width") as i32, y + num(node, "height") as i32);
+                let fill = color(node.attribute("fill"));
+                root.draw(&Rectangle::new([(x, y), corner], fill.filled()))
+                    .expect("rect");
+                let stroke = color(node.attribute("stroke")).stroke_width(num(node, "stroke-width").max(1.0) as u32);
+                root.draw(&Rectangle::new([(x, y), corner], stroke)).expect("rect");
+            }
+            "line" => {
+                let style = color(node.attribute("stroke"));
+                root.draw(&PathElement::new(vec![at("x1", "y1"), at("x2", "y2")], style))
+                    .expect("line");
+            }
+            "text" => {
+                let (x, y) = at("x", "y");
+                let text = node.text().unwrap_or_default();
+                root.draw(&Text::new(text.to_string(), (x, y - 10), ("sans-serif", 13)))
+                    .expect("text");
+            }
+            _ => {}
+        }
+    }
+    root.present().expect("png");
 }

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use faultline_checker::history::{Outcome, PairedHistory};
+use faultline_checker::linear::partition::split_key;
 use faultline_checker::result::{CheckResult, Example};
 use serde_json::Value;
 
@@ -149,18 +150,19 @@ fn checker(out: &mut String, inputs: &RunInputs, paired: &PairedHistory, result:
 /// linearizable prefix, with the model state after each step.
 fn counterexample(out: &mut String, cx: &Value) {
     let op = &cx["op"];
+    let key = if cx["key"].is_null() {
+        String::new()
+    } else {
+        format!(", key {}", cx["key"])
+    };
     let _ = write!(
         out,
-        "<p><b>Cannot be linearized:</b> process {} <code>{} {}</code> (history line {}{}).</p>",
+        "<p><b>Cannot be linearized:</b> process {} <code>{} {}</code> ({}{}).</p>",
         escape(&op["process"].to_string()),
         escape(op["f"].as_str().unwrap_or("?")),
-        escape(&truncate(&op["value"].to_string(), 200)),
-        escape(&op["line"].to_string()),
-        if cx["key"].is_null() {
-            String::new()
-        } else {
-            format!(", key {}", escape(&cx["key"].to_string()))
-        }
+        escape(&truncate(&show_value(&op["value"]), 200)),
+        escape(&position(op)),
+        escape(&key)
     );
     let prefix = cx["prefix"].as_array().map_or(&[][..], Vec::as_slice);
     if prefix.is_empty() {
@@ -170,22 +172,36 @@ fn counterexample(out: &mut String, cx: &Value) {
     let shown = prefix.len().min(10);
     let _ = write!(
         out,
-        "<p>The longest linearizable prefix has {} operation(s); the last {shown}, with the register state after \
-         each:</p><table><tr><th>process</th><th>operation</th><th>line</th><th>state after</th></tr>",
+        "<p>The longest linearizable prefix has {} operation(s); the last {shown}, with the model state after \
+         each:</p><table><tr><th>process</th><th>operation</th><th>event</th><th>state after</th></tr>",
         prefix.len()
     );
     for step in &prefix[prefix.len() - shown..] {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td><code>{} {}</code></td><td class=\"num\">{}</td><td><code>{}</code></td></tr>",
+            "<tr><td>{}</td><td><code>{} {}</code></td><td>{}</td><td><code>{}</code></td></tr>",
             escape(&step["process"].to_string()),
             escape(step["f"].as_str().unwrap_or("?")),
-            escape(&truncate(&step["value"].to_string(), 80)),
-            escape(&step["line"].to_string()),
+            escape(&truncate(&show_value(&step["value"]), 80)),
+            escape(&position(step)),
             escape(&truncate(&step["state"].to_string(), 80))
         );
     }
     out.push_str("</table>");
+}
+
+/// An operation's value without its key wrapper (`{"key": k, "value": v}` → `v`).
+fn show_value(value: &Value) -> String {
+    split_key(value).map_or(value, |(_, v)| v).to_string()
+}
+
+/// Where an op described by the checker sits: its event index, and its source line when known.
+fn position(op: &Value) -> String {
+    let index = format!("event {}", op["index"]);
+    match op["line"].as_u64() {
+        Some(line) if line > 0 => format!("{index}, history line {line}"),
+        _ => index,
+    }
 }
 
 fn examples(out: &mut String, inputs: &RunInputs, paired: &PairedHistory, examples: &[Example]) {

@@ -175,9 +175,14 @@ fn axis(out: &mut String, processes: &[u64], height: f64, span: f64, start: u64)
         let frac = f64::from(k) / 4.0;
         let xpos = LEFT + frac * (WIDTH - LEFT - RIGHT);
         let ms = (start as f64 + frac * span) / 1e6;
+        let anchor = match k {
+            0 => "start",
+            4 => "end",
+            _ => "middle",
+        };
         let _ = write!(
             out,
-            "<text x=\"{xpos:.1}\" y=\"{axis_y:.1}\" text-anchor=\"middle\" fill=\"#666\">{ms:.3} ms</text>"
+            "<text x=\"{xpos:.1}\" y=\"{axis_y:.1}\" text-anchor=\"{anchor}\" fill=\"#666\">{ms:.3} ms</text>"
         );
     }
     let _ = write!(
