@@ -291,3 +291,113 @@ fn rasterise_first_timeline(report: &Path, png: &Path) {
     }
     root.present().expect("png");
 }
+
+mod properties {
+    use faultline_checker::formats::jsonl;
+    use faultline_checker::history::{History, Op, OpType, Process};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use crate::inputs::LagSample;
+    use crate::render_run;
+
+    fn op_type() -> impl Strategy<Value = OpType> {
+        prop_oneof![
+            Just(OpType::Invoke),
+            Just(OpType::Ok),
+            Just(OpType::Fail),
+            Just(OpType::Info)
+        ]
+    }
+
+    /// One client operation or nemesis event: (gap before it, duration, outcome, process, f, value).
+    type Planned = (u64, u64, OpType, u8, u8, u8);
+
+    fn planned() -> impl Strategy<Value = Planned> {
+        (
+            0u64..500_000_000,
+            0u64..2_000_000_000,
+            op_type(),
+            0u8..5,
+            0u8..6,
+            0u8..4,
+        )
+    }
+
+    /// Mostly well-formed histories: each process invokes, then completes (with any outcome), in turn;
+    /// an `invoke` outcome leaves the operation open, which makes later ones of that process malformed.
+    fn history(planned: Vec<Planned>) -> History {
+        let fs = ["read", "write", "cas", "start-partition", "stop-partition", "kill"];
+        let mut clock = [0u64; 5];
+        let mut ops = Vec::new();
+        for (gap, duration, outcome, p, f, v) in planned {
+            let process = if p == 4 {
+                Process::nemesis()
+            } else {
+                Process::Client(u64::from(p))
+            };
+            let f = if p == 4 {
+                fs[usize::from(f)]
+            } else {
+                fs[usize::from(f % 3)]
+            };
+            let value = if f == "cas" {
+                json!([v, v + 1])
+            } else {
+                json!({"key": v % 2, "value": v})
+            };
+            let start = clock[usize::from(p)] + gap;
+            ops.push(Op::new(0, start, OpType::Invoke, process.clone(), f, value.clone()));
+            if outcome != OpType::Invoke {
+                ops.push(Op::new(0, start + duration, outcome, process, f, value));
+            }
+            clock[usize::from(p)] = start + duration;
+        }
+        ops.sort_by_key(|o| o.time);
+        History::from_ops(ops)
+    }
+
+    fn lag() -> impl Strategy<Value = Vec<LagSample>> {
+        let state = prop_oneof![Just("PRIMARY"), Just("SECONDARY"), Just("DOWN"), Just("ROLLBACK")];
+        let sample = (
+            0u64..5_000_000_000,
+            0u8..3,
+            state,
+            proptest::option::of(0f64..1e7),
+            proptest::bool::ANY,
+        );
+        proptest::collection::vec(sample, 0..30).prop_map(|samples| {
+            samples
+                .into_iter()
+                .map(|(time, m, state, lag_ms, has_primary)| LagSample {
+                    time,
+                    member: format!("127.0.0.1:{}", 27017 + u32::from(m)),
+                    state: state.to_string(),
+                    lag_ms,
+                    primary: has_primary.then(|| "127.0.0.1:27017".to_string()),
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// Whatever the recorded data (unpaired events, zero latencies, lone faults, odd states), rendering a
+        /// run succeeds and writes every plot.
+        #[test]
+        fn any_recorded_data_renders(events in proptest::collection::vec(planned(), 0..60), samples in lag()) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut text = Vec::new();
+            jsonl::write(&history(events), &mut text).expect("jsonl");
+            std::fs::write(dir.path().join("history.jsonl"), text).expect("write");
+            let lines: Vec<String> = samples.iter().map(|s| serde_json::to_string(s).expect("json")).collect();
+            std::fs::write(dir.path().join("lag.jsonl"), lines.join("\n")).expect("write");
+            let summary = render_run(dir.path()).expect("renders");
+            prop_assert_eq!(summary.plots.len(), 7);
+            for plot in &summary.plots {
+                prop_assert!(plot.png.is_file() && plot.svg.is_file());
+            }
+        }
+    }
+}
