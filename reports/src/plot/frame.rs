@@ -83,6 +83,7 @@ pub fn no_data<DB: DrawingBackend>(
         .map_err(draw_err)?;
     chart
         .configure_mesh()
+        .disable_mesh()
         .x_desc(axes.0)
         .y_desc(axes.1)
         .axis_desc_style((FONT_FAMILY, AXIS_PX))
