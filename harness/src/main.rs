@@ -2,6 +2,7 @@
 mod check;
 mod logging;
 mod node;
+mod report_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,8 @@ enum Command {
     Node(node::NodeArgs),
     /// Check a recorded history for consistency anomalies.
     Check(check::CheckArgs),
+    /// Re-render a stored run's plots and report.html (or every run of a store and its index.html).
+    Report(report_cmd::ReportArgs),
 }
 
 /// A bad flag, config file or argument: exit code 254, as Jepsen does.
@@ -45,6 +48,7 @@ fn main() {
     let code = match &cli.command {
         Command::Node(args) => node::run(args),
         Command::Check(args) => check::run(args),
+        Command::Report(args) => report_cmd::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -1,0 +1,142 @@
+//! Rendering a stored run: read the inputs, derive the series, write the plots and `report.html`; and the
+//! store's `index.html` listing every run.
+
+use std::path::{Path, PathBuf};
+
+use faultline_checker::formats::Format;
+use faultline_checker::history::{PairedHistory, pair};
+use faultline_checker::result::Validity;
+
+use crate::error::ReportError;
+use crate::faults::{FaultInterval, fault_intervals};
+use crate::html;
+use crate::inputs::{RunInputs, names};
+use crate::plot::frame::TimeSpan;
+use crate::plot::lag::ReplicationLag;
+use crate::plot::latency::{LatencyQuantiles, LatencyRaw};
+use crate::plot::members::MemberStates;
+use crate::plot::staleness::{Freshness, StalenessCdf};
+use crate::plot::throughput::Throughput;
+use crate::plot::{PlotFiles, write_figure};
+use crate::series::latency::{latency_points, latency_quantiles, throughput, window_s};
+use crate::series::members::{lag_series, state_segments};
+use crate::series::staleness::{freshness_curve, read_staleness, staleness_cdf};
+
+/// What [`render_run`] wrote and found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderSummary {
+    /// The report page.
+    pub report: PathBuf,
+    /// Every plot written, in report order.
+    pub plots: Vec<PlotFiles>,
+    /// The overall verdict from `results.json`, if there was one.
+    pub verdict: Option<Validity>,
+    /// Inputs that were missing or malformed (the report says so too).
+    pub warnings: Vec<String>,
+}
+
+/// Renders the run in `dir`: `plots/*.png|svg` and `report.html`. Missing inputs are warnings, not errors.
+pub fn render_run(dir: &Path) -> Result<RenderSummary, ReportError> {
+    let mut inputs = RunInputs::load(dir)?;
+    let paired = match pair(&inputs.history) {
+        Ok(paired) => paired,
+        Err(e) => {
+            inputs.warnings.push(format!("{}: {e}", names::HISTORY));
+            PairedHistory::default()
+        }
+    };
+    let faults = fault_intervals(&inputs.history);
+    let plots = write_plots(&inputs, &paired, &faults, &dir.join(names::PLOTS))?;
+    let page = html::report::page(&inputs, &paired, &faults, &plots);
+    let report = dir.join(names::REPORT);
+    std::fs::write(&report, page).map_err(|e| ReportError::io(&report, e))?;
+    Ok(RenderSummary {
+        report,
+        plots,
+        verdict: inputs.results.as_ref().map(|r| r.valid),
+        warnings: inputs.warnings,
+    })
+}
+
+/// The run's time span: the last event of the history or the last lag sample.
+fn span_of(inputs: &RunInputs) -> TimeSpan {
+    let history_end = inputs.history.ops.iter().map(|o| o.time).max().unwrap_or(0);
+    let lag_end = inputs.lag.iter().map(|s| s.time).max().unwrap_or(0);
+    TimeSpan::from_ns(history_end.max(lag_end))
+}
+
+/// Derives every series and writes every plot into `plots_dir`.
+pub fn write_plots(
+    inputs: &RunInputs,
+    paired: &PairedHistory,
+    faults: &[FaultInterval],
+    plots_dir: &Path,
+) -> Result<Vec<PlotFiles>, ReportError> {
+    let span = span_of(inputs);
+    let points = latency_points(&inputs.history, paired);
+    let window = window_s(span.end_s.max(points.iter().map(|p| p.end_s).fold(0.0, f64::max)));
+    let quantiles = latency_quantiles(&points, window);
+    let rates = throughput(&points, window);
+    let lag = lag_series(&inputs.lag);
+    let (members, segments) = state_segments(&inputs.lag);
+    let reads = read_staleness(paired, &Format::Jsonl.conventions());
+    let cdf = staleness_cdf(&reads);
+    let fresh = freshness_curve(&reads);
+    Ok(vec![
+        write_figure(
+            &LatencyRaw {
+                points: &points,
+                faults,
+                span,
+            },
+            plots_dir,
+        )?,
+        write_figure(
+            &LatencyQuantiles {
+                series: &quantiles,
+                window_s: window,
+                faults,
+                span,
+            },
+            plots_dir,
+        )?,
+        write_figure(
+            &Throughput {
+                series: &rates,
+                window_s: window,
+                faults,
+                span,
+            },
+            plots_dir,
+        )?,
+        write_figure(
+            &ReplicationLag {
+                series: &lag,
+                faults,
+                span,
+            },
+            plots_dir,
+        )?,
+        write_figure(
+            &MemberStates {
+                members: &members,
+                segments: &segments,
+                faults,
+                span,
+            },
+            plots_dir,
+        )?,
+        write_figure(&StalenessCdf { series: &cdf }, plots_dir)?,
+        write_figure(&Freshness { series: &fresh }, plots_dir)?,
+    ])
+}
+
+/// Writes `<store>/index.html` listing every run below `store` (`<test>/<timestamp>/` directories holding a
+/// `results.json`, `history.jsonl` or `report.html`), newest first, with its verdict.
+pub fn render_index(store: &Path) -> Result<PathBuf, ReportError> {
+    let runs = html::index::find_runs(store);
+    let page = html::index::page(&runs);
+    let path = store.join("index.html");
+    std::fs::write(&path, page).map_err(|e| ReportError::io(&path, e))?;
+    Ok(path)
+}
