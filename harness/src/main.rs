@@ -1,7 +1,12 @@
 //! The `faultline` binary: the command-line front of the harness, the checker and the bundled engine.
 mod check;
+#[allow(dead_code)] // Until `faultline test` uses every control (next commits).
+mod cluster;
+mod cluster_cmd;
 mod logging;
 mod node;
+#[allow(dead_code)]
+mod proxy;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +24,8 @@ enum Command {
     Node(node::NodeArgs),
     /// Check a recorded history for consistency anomalies.
     Check(check::CheckArgs),
+    /// Start a local replica set, print its URI, and run until Ctrl-C.
+    Cluster(cluster_cmd::ClusterArgs),
 }
 
 /// A bad flag, config file or argument: exit code 254, as Jepsen does.
@@ -45,6 +52,7 @@ fn main() {
     let code = match &cli.command {
         Command::Node(args) => node::run(args),
         Command::Check(args) => check::run(args),
+        Command::Cluster(args) => cluster_cmd::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),
