@@ -1,12 +1,13 @@
 //! The `faultline` binary: the command-line front of the harness, the checker and the bundled engine.
 mod check;
-#[allow(dead_code)] // Until `faultline test` uses every control (next commits).
 mod cluster;
 mod cluster_cmd;
 mod logging;
+mod nemesis;
 mod node;
-#[allow(dead_code)]
 mod proxy;
+mod recorder;
+mod test_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Start a local replica set, print its URI, and run until Ctrl-C.
     Cluster(cluster_cmd::ClusterArgs),
+    /// Run a workload against a local cluster under faults, record the history and check it.
+    Test(Box<test_cmd::TestArgs>),
 }
 
 /// A bad flag, config file or argument: exit code 254, as Jepsen does.
@@ -53,6 +56,7 @@ fn main() {
         Command::Node(args) => node::run(args),
         Command::Check(args) => check::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
+        Command::Test(args) => test_cmd::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -8,5 +8,9 @@
 //! - [`workload`]: the workloads (`register`, `set`, `secondary-reads`, `counter`): each a generator, the
 //!   client operations and the checkers that apply.
 
+pub mod client;
 pub mod generator;
 pub mod rng;
+pub mod workload;
+
+pub use workload::{Workload, WorkloadOptions};

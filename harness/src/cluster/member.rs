@@ -89,11 +89,6 @@ impl Member {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Updates the routes used at the next start.
-    pub fn set_peer_routes(&mut self, routes: Vec<String>) {
-        self.launch.peer_routes = routes;
-    }
-
     /// Running, paused or down (reaps the child if it exited by itself).
     pub fn run_state(&mut self) -> RunState {
         let exited = match self.child.as_mut() {
@@ -209,6 +204,13 @@ impl Member {
     pub fn wipe_data(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.run_state() == RunState::Down, "{} is still running", self.name);
         remove_dir_if_present(&self.dbpath())
+    }
+
+    /// Lets the process outlive the harness: forgets it without killing it; returns its pid.
+    pub fn detach(&mut self) -> Option<u32> {
+        let child = self.child.take()?;
+        registry::unregister(child.id());
+        Some(child.id())
     }
 
     fn forget_child(&mut self) {

@@ -327,6 +327,11 @@ impl Cluster {
         join_all(stops).await;
     }
 
+    /// Lets every member outlive the harness; returns their pids.
+    pub fn detach(&mut self) -> Vec<u32> {
+        self.members.iter_mut().filter_map(Member::detach).collect()
+    }
+
     /// SIGKILLs every member at once.
     pub fn kill_all(&mut self) {
         for member in &mut self.members {

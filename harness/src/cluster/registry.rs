@@ -33,11 +33,6 @@ pub fn unregister(pid: u32) {
     }
 }
 
-/// The registered process groups.
-pub fn registered() -> Vec<i32> {
-    live().iter().copied().collect()
-}
-
 /// SIGKILLs every registered process group (SIGKILL also ends stopped processes). Safe to call repeatedly.
 pub fn kill_all() {
     let groups = std::mem::take(&mut *live());

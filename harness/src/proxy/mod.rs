@@ -77,6 +77,7 @@ impl ProxyNet {
     }
 
     /// The proxied links.
+    #[cfg(test)]
     pub fn links(&self) -> &[LinkInfo] {
         &self.links
     }
@@ -88,11 +89,6 @@ impl ProxyNet {
             .filter(|l| l.from == from)
             .map(|l| format!("127.0.0.1:{}=127.0.0.1:{}", l.target_port, l.proxy_port))
             .collect()
-    }
-
-    /// The rules in force.
-    pub fn rules(&self) -> Arc<RuleTable> {
-        self.rules.borrow().clone()
     }
 
     /// Installs `grudge` as the partition (enforced with `action`: drop or reject), keeping shaping rules.

@@ -147,11 +147,13 @@ impl Grudge {
     }
 
     /// Whether `victim` hears `from`.
+    #[cfg(test)]
     pub fn hears(&self, victim: MemberId, from: MemberId) -> bool {
         !self.0.get(&victim).is_some_and(|s| s.contains(&from))
     }
 
     /// True when nobody has a grudge.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.0.values().all(BTreeSet::is_empty)
     }
