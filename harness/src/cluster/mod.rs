@@ -261,13 +261,20 @@ impl Cluster {
             .collect()
     }
 
-    /// Waits until member `index` answers `hello`.
-    pub async fn wait_answering(&self, index: usize, timeout: Duration) -> anyhow::Result<()> {
-        let member = self.members.get(index).context("no such member")?;
+    /// Waits until member `index` answers `hello` (fails at once if its process exits).
+    pub async fn wait_answering(&mut self, index: usize, timeout: Duration) -> anyhow::Result<()> {
+        let member = self.members.get_mut(index).context("no such member")?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if wire::hello(member.port, PROBE_TIMEOUT).await.is_ok() {
                 return Ok(());
+            }
+            if member.run_state() == RunState::Down {
+                bail!(
+                    "{} exited during start-up; its log ends:\n{}",
+                    member.name,
+                    member.log_tail(20)
+                );
             }
             if tokio::time::Instant::now() >= deadline {
                 bail!(
