@@ -1,8 +1,14 @@
 //! The `faultline` binary: the command-line front of the harness, the checker and the bundled engine.
 mod check;
+mod cluster;
+mod cluster_cmd;
 mod logging;
+mod nemesis;
 mod node;
 mod report_cmd;
+mod proxy;
+mod recorder;
+mod test_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +28,10 @@ enum Command {
     Check(check::CheckArgs),
     /// Re-render a stored run's plots and report.html (or every run of a store and its index.html).
     Report(report_cmd::ReportArgs),
+    /// Start a local replica set, print its URI, and run until Ctrl-C.
+    Cluster(cluster_cmd::ClusterArgs),
+    /// Run a workload against a local cluster under faults, record the history and check it.
+    Test(Box<test_cmd::TestArgs>),
 }
 
 /// A bad flag, config file or argument: exit code 254, as Jepsen does.
@@ -49,6 +59,8 @@ fn main() {
         Command::Node(args) => node::run(args),
         Command::Check(args) => check::run(args),
         Command::Report(args) => report_cmd::run(args),
+        Command::Cluster(args) => cluster_cmd::run(args),
+        Command::Test(args) => test_cmd::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

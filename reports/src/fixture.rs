@@ -170,7 +170,7 @@ pub fn history() -> History {
             keyed(p.key, p.arg.clone())
         };
         let mut done = Op::new(0, p.end, p.outcome, Process::Client(p.process), p.f, value);
-        done.node = Some(p.node.to_string());
+        done.node = Some(p.node.into());
         events.push(invoke);
         events.push(done);
     }

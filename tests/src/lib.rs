@@ -4,6 +4,7 @@
 //! `faultline` binary package, so they can find the binary (`CARGO_BIN_EXE_faultline`) and start it as real
 //! processes. Nothing here sleeps to wait: [`wait_until`] polls a condition with a deadline and a message.
 
+pub mod cluster;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

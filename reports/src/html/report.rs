@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use faultline_checker::history::{Outcome, PairedHistory};
-use faultline_checker::linear::partition::split_key;
+use faultline_checker::history::split_keyed;
 use faultline_checker::result::{CheckResult, Example};
 use serde_json::Value;
 
@@ -192,7 +192,7 @@ fn counterexample(out: &mut String, cx: &Value) {
 
 /// An operation's value without its key wrapper (`{"key": k, "value": v}` → `v`).
 fn show_value(value: &Value) -> String {
-    split_key(value).map_or(value, |(_, v)| v).to_string()
+    split_keyed(value.clone()).1.to_string()
 }
 
 /// Where an op described by the checker sits: its event index, and its source line when known.

@@ -8,8 +8,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 
 use faultline_checker::history::{History, Operation, Outcome, PairedHistory};
-use faultline_checker::linear::partition::split_key;
-use serde_json::Value;
 
 use super::text::{escape, truncate};
 
@@ -43,8 +41,8 @@ pub fn operations_of(history: &History, paired: &PairedHistory, indices: &[u64])
     ids.into_iter().collect()
 }
 
-fn key_of(value: &Value) -> Option<String> {
-    split_key(value).map(|(k, _)| k.to_string())
+fn key_of(o: &Operation) -> Option<String> {
+    o.key.map(|k| k.value().to_string())
 }
 
 /// The operations to draw: the focused ones, their neighbours on the same key, and every operation that
@@ -54,10 +52,10 @@ fn context(paired: &PairedHistory, focus: &[usize]) -> Vec<usize> {
     let keys: BTreeSet<Option<String>> = focus
         .iter()
         .filter_map(|f| ops.get(*f))
-        .map(|o| key_of(o.value))
+        .map(key_of)
         .collect();
     let same_key: Vec<usize> = (0..ops.len())
-        .filter(|i| keys.contains(&key_of(ops[*i].value)))
+        .filter(|i| keys.contains(&key_of(&ops[*i])))
         .collect();
     let mut chosen: BTreeSet<usize> = focus.iter().copied().filter(|f| *f < ops.len()).collect();
     for f in focus {
@@ -87,7 +85,7 @@ fn overlaps(o: &Operation, start: u64, end: u64) -> bool {
 
 /// What a bar says: `write 3`, `read → 3`, `cas [1,2]`, plus the outcome when it is not `ok`.
 fn label(o: &Operation) -> String {
-    let value = split_key(o.value).map_or(o.value, |(_, v)| v);
+    let value = o.value;
     let shown = if value.is_null() {
         String::new()
     } else {
@@ -233,7 +231,7 @@ mod tests {
         let ops = vec![
             Op::new(10, 0, OpType::Invoke, Process::Client(1), "write", json!(1)),
             Op::new(11, 10, OpType::Ok, Process::Client(1), "write", json!(1)),
-            Op::new(12, 20, OpType::Invoke, Process::Client(2), "read", Value::Null),
+            Op::new(12, 20, OpType::Invoke, Process::Client(2), "read", serde_json::Value::Null),
             Op::new(13, 25, OpType::Invoke, Process::Client(3), "write", json!(2)),
             Op::new(14, 30, OpType::Ok, Process::Client(2), "read", json!(7)),
         ];

@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use faultline_checker::history::{Conventions, Outcome, PairedHistory};
-use faultline_checker::linear::partition::split_key;
 use faultline_checker::stale::{ReadClass, classify};
 
 use super::{Series, millis};
@@ -39,7 +38,7 @@ pub fn read_staleness(paired: &PairedHistory, conventions: &Conventions) -> Vec<
                 ReadClass::Stale { behind_ns, .. } => millis(behind_ns),
                 ReadClass::Impossible | ReadClass::Unclassified => return None,
             };
-            let since_write_ms = acks.get(&key_of(o.value)).and_then(|done| {
+            let since_write_ms = acks.get(&key_of(o)).and_then(|done| {
                 let before = done.partition_point(|t| *t < o.call_time);
                 before.checked_sub(1).map(|i| millis(o.call_time - done[i]))
             });
@@ -53,8 +52,8 @@ pub fn read_staleness(paired: &PairedHistory, conventions: &Conventions) -> Vec<
         .collect()
 }
 
-fn key_of(value: &serde_json::Value) -> String {
-    split_key(value).map_or_else(String::new, |(k, _)| k.to_string())
+fn key_of(o: &faultline_checker::history::Operation) -> String {
+    o.key.map_or_else(String::new, |k| k.value().to_string())
 }
 
 /// Completion times of acknowledged writes and CASes, per key, sorted.
@@ -62,7 +61,7 @@ fn acknowledged_writes(paired: &PairedHistory) -> HashMap<String, Vec<u64>> {
     let mut acks: HashMap<String, Vec<u64>> = HashMap::new();
     for o in &paired.operations {
         if let (Outcome::Ok, "write" | "cas", Some(done)) = (o.outcome, o.f, o.return_time) {
-            acks.entry(key_of(o.value)).or_default().push(done);
+            acks.entry(key_of(o)).or_default().push(done);
         }
     }
     for times in acks.values_mut() {
@@ -168,7 +167,7 @@ mod tests {
 
     fn op(p: u64, t: OpType, f: &str, v: Value, ms: u64, node: Option<&str>) -> Op {
         let mut o = Op::new(0, ms * 1_000_000, t, Process::Client(p), f, v);
-        o.node = node.map(str::to_string);
+        o.node = node.map(Into::into);
         o
     }
 

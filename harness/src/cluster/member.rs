@@ -1,0 +1,245 @@
+//! One member: a `faultline node` child process with its own data directory, log file and process group.
+//!
+//! Layout under the member's directory: `db/` (data), `node.log` (the member's log), `stderr.log` (anything
+//! the process printed outside its log, e.g. a panic). Every spawned child is in the [`super::registry`] until
+//! it has been reaped.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use super::registry;
+
+/// How long a graceful stop may take before the member is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Whether a member's process is up, and whether it is frozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    /// SIGSTOPped.
+    Paused,
+    /// No process (killed, stopped or never started).
+    Down,
+}
+
+/// How to start a member's process.
+#[derive(Debug, Clone)]
+pub struct LaunchArgs {
+    /// The `faultline` binary.
+    pub bin: PathBuf,
+    pub repl_set: String,
+    /// `--setParameter` values (NAME=VALUE).
+    pub set_parameters: Vec<String>,
+    /// `--peer-route HOST=ADDR` values (only for multi-member sets).
+    pub peer_routes: Vec<String>,
+}
+
+/// One replica-set member process.
+#[derive(Debug)]
+pub struct Member {
+    /// Position in the replica-set config (`_id`).
+    pub index: usize,
+    /// Short name used in histories and logs: `n1`, `n2`, ...
+    pub name: String,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub arbiter: bool,
+    launch: LaunchArgs,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl Member {
+    /// A member that is not started yet.
+    pub fn new(index: usize, port: u16, dir: PathBuf, arbiter: bool, launch: LaunchArgs) -> Member {
+        Member {
+            index,
+            name: format!("n{}", index + 1),
+            port,
+            dir,
+            arbiter,
+            launch,
+            child: None,
+            paused: false,
+        }
+    }
+
+    /// `127.0.0.1:port`, the host name in the replica-set config.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn dbpath(&self) -> PathBuf {
+        self.dir.join("db")
+    }
+
+    pub fn logpath(&self) -> PathBuf {
+        self.dir.join("node.log")
+    }
+
+    /// The OS process id, if running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Running, paused or down (reaps the child if it exited by itself).
+    pub fn run_state(&mut self) -> RunState {
+        let exited = match self.child.as_mut() {
+            None => return RunState::Down,
+            Some(child) => matches!(child.try_wait(), Ok(Some(_))),
+        };
+        if exited {
+            self.forget_child();
+            return RunState::Down;
+        }
+        if self.paused {
+            RunState::Paused
+        } else {
+            RunState::Running
+        }
+    }
+
+    /// Starts the process (no-op if it is already running).
+    pub fn spawn(&mut self) -> anyhow::Result<()> {
+        if self.run_state() != RunState::Down {
+            return Ok(());
+        }
+        std::fs::create_dir_all(self.dbpath()).with_context(|| format!("cannot create {}", self.dbpath().display()))?;
+        let stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("stderr.log"))
+            .with_context(|| format!("cannot open {}/stderr.log", self.dir.display()))?;
+        let mut command = Command::new(&self.launch.bin);
+        command
+            .arg("node")
+            .args(["--port", &self.port.to_string(), "--bind_ip", "127.0.0.1"])
+            .arg("--dbpath")
+            .arg(self.dbpath())
+            .arg("--logpath")
+            .arg(self.logpath())
+            .args(["--replSet", &self.launch.repl_set]);
+        for parameter in &self.launch.set_parameters {
+            command.args(["--setParameter", parameter]);
+        }
+        for route in &self.launch.peer_routes {
+            command.args(["--peer-route", route]);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(stderr))
+            .process_group(0);
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.launch.bin.display()))?;
+        registry::register(child.id());
+        self.child = Some(child);
+        self.paused = false;
+        Ok(())
+    }
+
+    /// SIGKILL and reap. Returns whether a process was running.
+    pub fn kill(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+        let _ = child.wait();
+        registry::unregister(child.id());
+        self.paused = false;
+        true
+    }
+
+    /// SIGTERM (and SIGCONT, in case it is paused), then wait up to `grace` before SIGKILL. Returns whether a
+    /// process was running.
+    pub async fn stop(&mut self, grace: Duration) -> bool {
+        let Some(pid) = self.pid() else {
+            return false;
+        };
+        let group = Pid::from_raw(pid as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        let _ = killpg(group, Signal::SIGCONT);
+        let deadline = tokio::time::Instant::now() + grace;
+        while tokio::time::Instant::now() < deadline {
+            if self.run_state() == RunState::Down {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.kill()
+    }
+
+    /// SIGSTOP the member's process group. Returns whether it was running and is now paused.
+    pub fn pause(&mut self) -> bool {
+        match (self.run_state(), self.pid()) {
+            (RunState::Running, Some(pid)) => {
+                self.paused = killpg(Pid::from_raw(pid as i32), Signal::SIGSTOP).is_ok();
+                self.paused
+            }
+            _ => false,
+        }
+    }
+
+    /// SIGCONT. Returns whether it was paused.
+    pub fn resume(&mut self) -> bool {
+        match (self.run_state(), self.pid()) {
+            (RunState::Paused, Some(pid)) => {
+                let resumed = killpg(Pid::from_raw(pid as i32), Signal::SIGCONT).is_ok();
+                self.paused = !resumed;
+                resumed
+            }
+            _ => false,
+        }
+    }
+
+    /// Deletes the data directory (the member must be down).
+    pub fn wipe_data(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.run_state() == RunState::Down, "{} is still running", self.name);
+        remove_dir_if_present(&self.dbpath())
+    }
+
+    /// Lets the process outlive the harness: forgets it without killing it; returns its pid.
+    pub fn detach(&mut self) -> Option<u32> {
+        let child = self.child.take()?;
+        registry::unregister(child.id());
+        Some(child.id())
+    }
+
+    fn forget_child(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+            registry::unregister(child.id());
+        }
+        self.paused = false;
+    }
+
+    /// The end of the member's log (for error messages).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.logpath()).unwrap_or_default();
+        let err = std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().chain(err.lines()).collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn remove_dir_if_present(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+    }
+}

@@ -1,0 +1,400 @@
+//! Cluster control: a local replica set of `faultline node` child processes (DESIGN §5).
+//!
+//! [`Cluster::start`] lays out `<dir>/nodes/<n>/`, starts the fault proxies (one per directed member link,
+//! multi-member sets only), spawns every member in its own process group, and waits until each answers
+//! `hello`; [`Cluster::initiate`] sends `replSetInitiate` with the full member list; [`Cluster::wait_primary`]
+//! and [`Cluster::wait_healthy`] poll `hello`. Faults act on single members (kill, stop, pause, resume,
+//! restart, wipe) or on the proxies ([`Cluster::net`]). Every child is killed when the cluster is dropped, by
+//! the panic hook and by [`registry::kill_all`].
+//!
+//! - [`member`]: one member process.
+//! - [`registry`]: the pids of every live child.
+//! - [`wire`]: a tiny admin client with deadlines, for health checks.
+
+pub mod member;
+pub mod registry;
+pub mod wire;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use bson::{Bson, Document, doc};
+use futures_util::future::join_all;
+pub use member::{LaunchArgs, Member, RunState};
+
+use crate::proxy::ProxyNet;
+
+/// How long a member may take to answer its first `hello`.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Deadline of one health-check command.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What cluster to build.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// The `faultline` binary that runs members.
+    pub bin: PathBuf,
+    /// Root directory; members live in `<dir>/nodes/<n>/`.
+    pub dir: PathBuf,
+    /// Data-bearing members.
+    pub nodes: usize,
+    /// Arbiters (after the data members).
+    pub arbiters: usize,
+    /// First port (members use consecutive ports); `None` picks free ports.
+    pub base_port: Option<u16>,
+    pub repl_set: String,
+    /// `--setParameter` values passed to every member.
+    pub set_parameters: Vec<String>,
+    /// `settings.heartbeatIntervalMillis` for the set (multi-member sets).
+    pub heartbeat_ms: u64,
+    /// `settings.electionTimeoutMillis` for the set (multi-member sets).
+    pub election_timeout_ms: u64,
+    /// Give this member index `secondaryDelaySecs` (it also gets priority 0 and hidden false).
+    pub delayed_member: Option<(usize, u64)>,
+    /// Route member-to-member links through fault proxies (multi-member sets only).
+    pub proxies: bool,
+}
+
+impl ClusterSpec {
+    /// Defaults for `nodes` members under `dir`, with fast failure detection.
+    pub fn new(bin: PathBuf, dir: PathBuf, nodes: usize) -> ClusterSpec {
+        ClusterSpec {
+            bin,
+            dir,
+            nodes,
+            arbiters: 0,
+            base_port: None,
+            repl_set: "rs0".into(),
+            set_parameters: Vec::new(),
+            heartbeat_ms: 200,
+            election_timeout_ms: 1000,
+            delayed_member: None,
+            proxies: true,
+        }
+    }
+
+    /// Data members plus arbiters.
+    pub fn member_count(&self) -> usize {
+        self.nodes + self.arbiters
+    }
+}
+
+/// A running local replica set.
+pub struct Cluster {
+    pub spec: ClusterSpec,
+    pub members: Vec<Member>,
+    net: Option<ProxyNet>,
+}
+
+impl Cluster {
+    /// Starts the proxies and every member and waits until each answers `hello` (not yet initiated).
+    pub async fn start(spec: ClusterSpec) -> anyhow::Result<Cluster> {
+        registry::install_panic_hook();
+        let count = spec.member_count();
+        anyhow::ensure!(count >= 1, "a cluster needs at least one member");
+        anyhow::ensure!(spec.nodes >= 1, "a cluster needs at least one data-bearing member");
+        let ports = member_ports(spec.base_port, count)?;
+        let net = if spec.proxies && count > 1 {
+            Some(
+                ProxyNet::start(&ports)
+                    .await
+                    .context("cannot start the fault proxies")?,
+            )
+        } else {
+            None
+        };
+        let mut members = Vec::with_capacity(count);
+        for (index, port) in ports.iter().enumerate() {
+            let launch = LaunchArgs {
+                bin: spec.bin.clone(),
+                repl_set: spec.repl_set.clone(),
+                set_parameters: spec.set_parameters.clone(),
+                peer_routes: net.as_ref().map(|n| n.routes_for(index)).unwrap_or_default(),
+            };
+            let dir = spec.dir.join("nodes").join(format!("n{}", index + 1));
+            members.push(Member::new(index, *port, dir, index >= spec.nodes, launch));
+        }
+        let mut cluster = Cluster { spec, members, net };
+        for member in &mut cluster.members {
+            member.spawn()?;
+        }
+        for index in 0..cluster.members.len() {
+            cluster.wait_answering(index, START_TIMEOUT).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// The fault proxies, if the set has more than one member.
+    pub fn net(&self) -> Option<&ProxyNet> {
+        self.net.as_ref()
+    }
+
+    /// The replica-set URI applications use.
+    pub fn uri(&self) -> String {
+        let hosts: Vec<String> = self.members.iter().map(Member::host).collect();
+        format!("mongodb://{}/?replicaSet={}", hosts.join(","), self.spec.repl_set)
+    }
+
+    /// The config document `replSetInitiate` gets.
+    pub fn initial_config(&self) -> Document {
+        let members: Vec<Bson> = self
+            .members
+            .iter()
+            .map(|m| {
+                let mut entry = doc! {"_id": m.index as i32, "host": m.host()};
+                if m.arbiter {
+                    entry.insert("arbiterOnly", true);
+                }
+                if let Some((_, secs)) = self.spec.delayed_member.filter(|(i, _)| *i == m.index) {
+                    entry.insert("priority", 0);
+                    entry.insert("secondaryDelaySecs", secs as i64);
+                }
+                Bson::Document(entry)
+            })
+            .collect();
+        let mut config = doc! {"_id": &self.spec.repl_set, "version": 1, "members": members};
+        if self.members.len() > 1 {
+            config.insert(
+                "settings",
+                doc! {
+                    "heartbeatIntervalMillis": self.spec.heartbeat_ms as i64,
+                    "electionTimeoutMillis": self.spec.election_timeout_ms as i64,
+                },
+            );
+        }
+        config
+    }
+
+    /// `replSetInitiate` on the first member with every member in the config.
+    pub async fn initiate(&self) -> anyhow::Result<()> {
+        let first = self.members.first().context("no members")?;
+        let config = self.initial_config();
+        wire::command_ok(first.port, doc! {"replSetInitiate": config}, Duration::from_secs(30))
+            .await
+            .with_context(|| format!("replSetInitiate on {} failed", first.name))?;
+        Ok(())
+    }
+
+    /// Whether the first member already has a replica-set config (a re-used data directory).
+    pub async fn is_initiated(&self) -> bool {
+        match self.members.first() {
+            Some(first) => wire::command_ok(first.port, doc! {"replSetGetConfig": 1}, PROBE_TIMEOUT * 4)
+                .await
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// The index of the member that says it is the writable primary, if any answers so now.
+    pub async fn primary(&self) -> Option<usize> {
+        let probes = self.members.iter().map(|m| wire::hello(m.port, PROBE_TIMEOUT));
+        let replies = join_all(probes).await;
+        replies.iter().position(|r| {
+            r.as_ref()
+                .is_ok_and(|h| h.get_bool("isWritablePrimary").unwrap_or(false))
+        })
+    }
+
+    /// Waits until some member is the writable primary.
+    pub async fn wait_primary(&self, timeout: Duration) -> anyhow::Result<usize> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(primary) = self.primary().await {
+                return Ok(primary);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("no primary after {timeout:?}; {}", self.describe_logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until there is a primary and every running data member is PRIMARY or SECONDARY.
+    pub async fn wait_healthy(&mut self, timeout: Duration) -> anyhow::Result<usize> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let states = self.member_states().await;
+            let primary = states.iter().position(|s| s == "PRIMARY");
+            let settled = states.iter().zip(&self.members).all(|(state, member)| {
+                member.arbiter || matches!(state.as_str(), "PRIMARY" | "SECONDARY" | "down" | "paused")
+            });
+            if let (Some(primary), true) = (primary, settled) {
+                return Ok(primary);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("cluster not healthy after {timeout:?}: states {states:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Each member's state as `hello` reports it (`PRIMARY`, `SECONDARY`, `ARBITER`, `OTHER`), or `down`,
+    /// `paused`, `unreachable`.
+    pub async fn member_states(&mut self) -> Vec<String> {
+        let mut states = Vec::with_capacity(self.members.len());
+        for member in &mut self.members {
+            let state = match member.run_state() {
+                RunState::Down => "down".to_string(),
+                RunState::Paused => "paused".to_string(),
+                RunState::Running => match wire::hello(member.port, PROBE_TIMEOUT).await {
+                    Ok(hello) => hello_state(&hello).to_string(),
+                    Err(_) => "unreachable".to_string(),
+                },
+            };
+            states.push(state);
+        }
+        states
+    }
+
+    /// One status line per member: name, address, pid, state.
+    pub async fn status_lines(&mut self) -> Vec<String> {
+        let states = self.member_states().await;
+        self.members
+            .iter()
+            .zip(states)
+            .map(|(m, state)| {
+                let pid = m.pid().map_or("-".to_string(), |p| p.to_string());
+                let role = if m.arbiter { " (arbiter)" } else { "" };
+                format!("{:<4} {:<16} pid {:<8} {state}{role}", m.name, m.host(), pid)
+            })
+            .collect()
+    }
+
+    /// Waits until member `index` answers `hello` (fails at once if its process exits).
+    pub async fn wait_answering(&mut self, index: usize, timeout: Duration) -> anyhow::Result<()> {
+        let member = self.members.get_mut(index).context("no such member")?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if wire::hello(member.port, PROBE_TIMEOUT).await.is_ok() {
+                return Ok(());
+            }
+            if member.run_state() == RunState::Down {
+                bail!(
+                    "{} exited during start-up; its log ends:\n{}",
+                    member.name,
+                    member.log_tail(20)
+                );
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "{} did not answer hello within {timeout:?}; its log ends:\n{}",
+                    member.name,
+                    member.log_tail(20)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Member by index, or an error.
+    pub fn member_mut(&mut self, index: usize) -> anyhow::Result<&mut Member> {
+        self.members
+            .get_mut(index)
+            .with_context(|| format!("no member {index}"))
+    }
+
+    /// Starts a member that is down and waits until it answers.
+    pub async fn restart(&mut self, index: usize) -> anyhow::Result<()> {
+        let member = self.member_mut(index)?;
+        member.resume();
+        member.spawn()?;
+        self.wait_answering(index, START_TIMEOUT).await
+    }
+
+    /// Kills a member, deletes its data and starts it empty (it must initial-sync).
+    pub async fn wipe_and_restart(&mut self, index: usize) -> anyhow::Result<()> {
+        let member = self.member_mut(index)?;
+        member.kill();
+        member.wipe_data()?;
+        self.restart(index).await
+    }
+
+    /// Resumes paused members, restarts down ones and heals the network.
+    pub async fn heal_all(&mut self) -> anyhow::Result<()> {
+        if let Some(net) = &self.net {
+            net.heal();
+        }
+        for index in 0..self.members.len() {
+            let member = &mut self.members[index];
+            match member.run_state() {
+                RunState::Paused => {
+                    member.resume();
+                }
+                RunState::Down => self.restart(index).await?,
+                RunState::Running => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Gracefully stops every member (SIGTERM, then SIGKILL after the grace period).
+    pub async fn shutdown(&mut self, grace: Duration) {
+        let stops = self.members.iter_mut().map(|m| m.stop(grace));
+        join_all(stops).await;
+    }
+
+    /// Lets every member outlive the harness; returns their pids.
+    pub fn detach(&mut self) -> Vec<u32> {
+        self.members.iter_mut().filter_map(Member::detach).collect()
+    }
+
+    /// SIGKILLs every member at once.
+    pub fn kill_all(&mut self) {
+        for member in &mut self.members {
+            member.kill();
+        }
+    }
+
+    fn describe_logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("{} log ends:\n{}", m.name, m.log_tail(8)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// PRIMARY, SECONDARY, ARBITER or OTHER from a `hello` reply.
+pub fn hello_state(hello: &Document) -> &'static str {
+    if hello.get_bool("isWritablePrimary").unwrap_or(false) {
+        "PRIMARY"
+    } else if hello.get_bool("secondary").unwrap_or(false) {
+        "SECONDARY"
+    } else if hello.get_bool("arbiterOnly").unwrap_or(false) {
+        "ARBITER"
+    } else {
+        "OTHER"
+    }
+}
+
+fn member_ports(base: Option<u16>, count: usize) -> anyhow::Result<Vec<u16>> {
+    match base {
+        Some(base) => (0..count)
+            .map(|i| {
+                u16::try_from(usize::from(base) + i)
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .with_context(|| format!("--base-port {base} leaves no room for {count} members"))
+            })
+            .collect(),
+        None => {
+            // Hold every listener until all are chosen so no port is handed out twice.
+            let listeners: Vec<std::net::TcpListener> = (0..count)
+                .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+                .collect::<Result<_, _>>()
+                .context("cannot find free ports")?;
+            listeners
+                .iter()
+                .map(|l| Ok(l.local_addr()?.port()))
+                .collect::<Result<Vec<u16>, std::io::Error>>()
+                .context("cannot find free ports")
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The nemesis (DESIGN §5): injects faults into a running cluster on a seeded schedule and records each as a
+//! nemesis operation — an `invoke` when it starts and an `info` completion carrying the members it hit and
+//! its outcome: `installed`, `skipped` (nothing to do, e.g. no primary to kill) or `indeterminate` (it failed
+//! part-way).
+//!
+//! - [`fault`]: faults, targets, planned steps.
+//! - [`partition`]: partition shapes as grudges.
+//! - [`schedule`]: the seeded plan.
+
+pub mod fault;
+pub mod partition;
+pub mod schedule;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline_checker::history::{OpType, Process};
+use faultline_workloads::rng::Rng;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+pub use fault::{Fault, PlannedStep, Step, Target};
+
+use crate::cluster::{Cluster, RunState, member::STOP_GRACE};
+use crate::proxy::{Action, Rule};
+use crate::recorder::Recorder;
+
+/// How a nemesis operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Installed,
+    Skipped,
+    Indeterminate,
+}
+
+impl Outcome {
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Installed => "installed",
+            Outcome::Skipped => "skipped",
+            Outcome::Indeterminate => "indeterminate",
+        }
+    }
+}
+
+/// What applying a step did.
+struct Effect {
+    outcome: Outcome,
+    members: Vec<usize>,
+    detail: String,
+}
+
+impl Effect {
+    fn skipped(detail: &str) -> Effect {
+        Effect {
+            outcome: Outcome::Skipped,
+            members: Vec::new(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn done(members: Vec<usize>, detail: String) -> Effect {
+        let outcome = if members.is_empty() {
+            Outcome::Skipped
+        } else {
+            Outcome::Installed
+        };
+        Effect {
+            outcome,
+            members,
+            detail,
+        }
+    }
+}
+
+/// Applies faults to a shared cluster and records them.
+pub struct Nemesis {
+    cluster: Arc<tokio::sync::Mutex<Cluster>>,
+    recorder: Arc<Recorder>,
+    rng: Rng,
+    /// Descriptions of the faults in force (for the progress line).
+    pub active: Arc<Mutex<Vec<String>>>,
+}
+
+impl Nemesis {
+    pub fn new(cluster: Arc<tokio::sync::Mutex<Cluster>>, recorder: Arc<Recorder>, seed: u64) -> Nemesis {
+        Nemesis {
+            cluster,
+            recorder,
+            rng: Rng::seed_from_u64(seed ^ 0x6661_756C_7473),
+            active: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Runs the plan until its end or until `stop` turns true.
+    pub async fn run_plan(&mut self, plan: &[PlannedStep], mut stop: watch::Receiver<bool>) {
+        let started = tokio::time::Instant::from_std(self.recorder.started());
+        for planned in plan {
+            let due = started + Duration::from_secs_f64(planned.at_secs);
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            self.apply(planned.step).await;
+        }
+    }
+
+    /// Applies one step and records it.
+    pub async fn apply(&mut self, step: Step) {
+        let (f, value) = match step {
+            Step::Start(fault, target) => (
+                fault.start_f(),
+                json!({"fault": fault.describe(), "target": target.name()}),
+            ),
+            Step::Heal(fault) => (fault.heal_f(), json!({"fault": fault.describe()})),
+        };
+        self.recorder
+            .record(OpType::Invoke, Process::nemesis(), f, value.clone(), None, None);
+        let effect = match step {
+            Step::Start(fault, target) => self.start(fault, target).await,
+            Step::Heal(fault) => self.heal(fault).await,
+        };
+        self.update_active(step, &effect);
+        self.record_completion(f, value, &effect).await;
+    }
+
+    /// Heals every fault: network, paused and down members (the final phase's first step).
+    pub async fn heal_everything(&mut self) -> anyhow::Result<()> {
+        let value = json!({"fault": "all"});
+        self.recorder
+            .record(OpType::Invoke, Process::nemesis(), "heal", value.clone(), None, None);
+        let result = self.cluster.lock().await.heal_all().await;
+        let effect = match &result {
+            Ok(()) => Effect::done(vec![], "network healed, members resumed and restarted".into()),
+            Err(e) => Effect {
+                outcome: Outcome::Indeterminate,
+                members: vec![],
+                detail: format!("{e:#}"),
+            },
+        };
+        let effect = Effect {
+            outcome: if result.is_ok() {
+                Outcome::Installed
+            } else {
+                effect.outcome
+            },
+            ..effect
+        };
+        if let Ok(mut active) = self.active.lock() {
+            active.clear();
+        }
+        self.record_completion("heal", value, &effect).await;
+        result
+    }
+
+    async fn record_completion(&self, f: &str, mut value: Value, effect: &Effect) {
+        let names: Vec<String> = {
+            let cluster = self.cluster.lock().await;
+            effect
+                .members
+                .iter()
+                .filter_map(|i| cluster.members.get(*i).map(|m| m.name.clone()))
+                .collect()
+        };
+        if let Value::Object(map) = &mut value {
+            map.insert("members".into(), json!(names));
+            map.insert("outcome".into(), json!(effect.outcome.name()));
+            if !effect.detail.is_empty() {
+                map.insert("detail".into(), json!(effect.detail));
+            }
+        }
+        let error = (effect.outcome == Outcome::Indeterminate).then(|| json!(effect.detail));
+        self.recorder
+            .record(OpType::Info, Process::nemesis(), f, value, None, error);
+    }
+
+    fn update_active(&self, step: Step, effect: &Effect) {
+        let Ok(mut active) = self.active.lock() else { return };
+        match step {
+            Step::Start(fault, _) if effect.outcome != Outcome::Skipped => active.push(fault.describe()),
+            Step::Heal(fault) => active.retain(|a| *a != fault.describe()),
+            Step::Start(..) => {}
+        }
+    }
+
+    async fn resolve(&mut self, cluster: &Cluster, target: Target) -> Vec<usize> {
+        let n = cluster.members.len();
+        let mut all: Vec<usize> = (0..n).collect();
+        match target {
+            Target::Primary => cluster.primary().await.into_iter().collect(),
+            Target::All => all,
+            Target::Named(i) => (i < n).then_some(i).into_iter().collect(),
+            Target::Minority | Target::Majority => {
+                let size = if target == Target::Minority {
+                    ((n.saturating_sub(1)) / 2).max(1)
+                } else {
+                    n / 2 + 1
+                };
+                self.rng.shuffle(&mut all);
+                all.truncate(size.min(n));
+                all.sort_unstable();
+                all
+            }
+        }
+    }
+
+    async fn start(&mut self, fault: Fault, target: Target) -> Effect {
+        let cluster_handle = self.cluster.clone();
+        let mut cluster = cluster_handle.lock().await;
+        if let Fault::Partition(kind) = fault {
+            let primary = cluster.primary().await;
+            let Some(net) = cluster.net() else {
+                return Effect::skipped("no member-to-member links to partition");
+            };
+            let grudge = partition::grudge(kind, cluster.members.len(), primary, &mut self.rng);
+            net.set_partition(&grudge, Action::Drop);
+            let cut: Vec<usize> = grudge.0.keys().copied().collect();
+            return Effect::done(cut, grudge.describe());
+        }
+        if fault == Fault::Slow {
+            let Some(net) = cluster.net() else {
+                return Effect::skipped("no member-to-member links to slow down");
+            };
+            net.set_shaping(vec![Rule::all(Action::Delay {
+                delay_ms: 50,
+                jitter_ms: 25,
+            })]);
+            return Effect::done(
+                (0..cluster.members.len()).collect(),
+                "links delayed 50 ms ± 25 ms".into(),
+            );
+        }
+        let targets = self.resolve(&cluster, target).await;
+        if targets.is_empty() {
+            return Effect::skipped(&format!("no member matches target {}", target.name()));
+        }
+        if fault == Fault::Wipe && cluster.spec.nodes < 2 {
+            return Effect::skipped("wiping the only data-bearing member would destroy the only copy");
+        }
+        let mut hit = Vec::new();
+        for index in targets {
+            let member = &mut cluster.members[index];
+            let affected = match fault {
+                Fault::Kill => member.kill(),
+                Fault::Pause => member.pause(),
+                Fault::Stop => member.stop(STOP_GRACE).await,
+                Fault::Wipe => {
+                    if let Err(e) = cluster.wipe_and_restart(index).await {
+                        return Effect {
+                            outcome: Outcome::Indeterminate,
+                            members: hit,
+                            detail: format!("{e:#}"),
+                        };
+                    }
+                    true
+                }
+                Fault::Partition(_) | Fault::Slow => false,
+            };
+            if affected {
+                hit.push(index);
+            }
+        }
+        Effect::done(hit, String::new())
+    }
+
+    async fn heal(&mut self, fault: Fault) -> Effect {
+        let cluster_handle = self.cluster.clone();
+        let mut cluster = cluster_handle.lock().await;
+        match fault {
+            Fault::Slow => match cluster.net() {
+                Some(net) => {
+                    net.set_shaping(Vec::new());
+                    Effect::done((0..cluster.members.len()).collect(), "links at full speed".into())
+                }
+                None => Effect::skipped("no member-to-member links"),
+            },
+            Fault::Partition(_) => match cluster.net() {
+                Some(net) => {
+                    net.heal();
+                    Effect::done((0..cluster.members.len()).collect(), "all links pass".into())
+                }
+                None => Effect::skipped("no member-to-member links"),
+            },
+            Fault::Pause => {
+                let resumed: Vec<usize> = (0..cluster.members.len())
+                    .filter(|i| cluster.members[*i].resume())
+                    .collect();
+                Effect::done(resumed, String::new())
+            }
+            Fault::Kill | Fault::Stop | Fault::Wipe => {
+                let mut restarted = Vec::new();
+                for index in 0..cluster.members.len() {
+                    if cluster.members[index].run_state() != RunState::Down {
+                        continue;
+                    }
+                    if let Err(e) = cluster.restart(index).await {
+                        return Effect {
+                            outcome: Outcome::Indeterminate,
+                            members: restarted,
+                            detail: format!("{e:#}"),
+                        };
+                    }
+                    restarted.push(index);
+                }
+                Effect::done(restarted, String::new())
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! `faultline test`: run a workload against a real cluster under faults, record the history, check it.
+//!
+//! Flags override the `--config` TOML file, which overrides the defaults ([`spec::TestSpec`]). The run lives
+//! in `store/<name>/<timestamp>/` ([`store`]): `test.toml` (the resolved spec with its seed), `history.jsonl`
+//! (streamed), `history.edn`, `lag.jsonl`, `results.json`, `summary.txt`, `nodes/<n>/node.log`. Exit codes
+//! (DESIGN §2): 0 valid, 1 invalid, 2 unknown (also: interrupted), 254 bad arguments, 255 harness failure.
+//!
+//! - [`spec`]: the spec and its validation. [`store`]: run directories.
+//! - [`runner`]: the lifecycle. [`worker`]: client workers. [`samplers`]: lag and progress.
+
+pub mod runner;
+pub mod samplers;
+pub mod spec;
+pub mod store;
+pub mod worker;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use crate::UsageError;
+use crate::cluster::registry;
+use spec::{TestSpec, parse_seconds};
+
+/// Flags of `faultline test` (each overrides the `--config` file).
+#[derive(clap::Args, Debug, Default)]
+pub struct TestArgs {
+    /// TOML test spec; flags override its values.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Workload: register, set, secondary-reads, counter [default: register].
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Faults, comma-separated: kill, pause, stop, wipe, partition, partition-isolate-primary,
+    /// partition-halves, partition-ring, partition-bridge, partition-one-way, all, none [default: partition,kill].
+    #[arg(long, value_delimiter = ',')]
+    pub nemesis: Option<Vec<String>>,
+    /// Target of process faults: primary, minority, majority, all, n1, n2, ... [default: per fault].
+    #[arg(long)]
+    pub nemesis_target: Option<String>,
+    /// Time between nemesis steps, e.g. 5s [default: 5s].
+    #[arg(long)]
+    pub nemesis_interval: Option<String>,
+    /// Length of the main phase, e.g. 30s, 2m [default: 30s].
+    #[arg(long)]
+    pub time_limit: Option<String>,
+    /// Concurrent client workers [default: 10].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Target operations per second, all workers together; 0 is unpaced [default: 500].
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Data-bearing members [default: 3].
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// Arbiters [default: 0].
+    #[arg(long)]
+    pub arbiters: Option<usize>,
+    /// Write concern: majority or a member count [default: majority].
+    #[arg(long)]
+    pub write_concern: Option<String>,
+    /// Read concern: local, available, majority, linearizable [default: linearizable].
+    #[arg(long)]
+    pub read_concern: Option<String>,
+    /// Read preference [default: primary; secondary for secondary-reads].
+    #[arg(long)]
+    pub read_preference: Option<String>,
+    /// Client mode: replica-set or direct [default: replica-set].
+    #[arg(long)]
+    pub client_mode: Option<String>,
+    /// Seed for every random choice [default: random, printed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// `secondaryDelaySecs` for the last data member [default: 0].
+    #[arg(long)]
+    pub secondary_delay_secs: Option<u64>,
+    /// Test name (store directory) [default: the workload].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Store root [default: store].
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Keep the cluster up after the run and print how to reach and stop it.
+    #[arg(long)]
+    pub leave_running: bool,
+}
+
+impl TestArgs {
+    /// The file's spec (or the defaults) with the flags applied, validated.
+    pub fn resolve(&self) -> Result<(TestSpec, spec::Plan), String> {
+        let mut spec = match &self.config {
+            Some(path) => TestSpec::from_file(path)?,
+            None => TestSpec::default(),
+        };
+        let seconds = |text: &Option<String>| text.as_deref().map(parse_seconds).transpose();
+        macro_rules! set {
+            ($field:ident) => {
+                if let Some(v) = &self.$field {
+                    spec.$field = v.clone();
+                }
+            };
+        }
+        set!(workload);
+        set!(nemesis);
+        set!(nemesis_target);
+        set!(concurrency);
+        set!(rate);
+        set!(nodes);
+        set!(arbiters);
+        set!(write_concern);
+        set!(read_concern);
+        set!(read_preference);
+        set!(client_mode);
+        set!(seed);
+        set!(secondary_delay_secs);
+        set!(name);
+        set!(store);
+        if let Some(v) = seconds(&self.nemesis_interval)? {
+            spec.nemesis_interval = v;
+        }
+        if let Some(v) = seconds(&self.time_limit)? {
+            spec.time_limit = v;
+        }
+        let seeded = self.seed.is_some() || self.config.as_deref().is_some_and(file_sets_seed);
+        if !seeded {
+            spec.seed = fresh_seed();
+        }
+        spec.finish()
+    }
+}
+
+fn file_sets_seed(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| table.contains_key("seed"))
+}
+
+fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    faultline_workloads::rng::Rng::seed_from_u64(nanos ^ u64::from(std::process::id())).next_u64() >> 1
+}
+
+/// Runs `faultline test`; returns the exit code.
+pub fn run(args: &TestArgs) -> anyhow::Result<i32> {
+    let (spec, plan) = args.resolve().map_err(UsageError)?;
+    let run_dir = store::create_run_dir(&spec.store, &spec.name)?;
+    std::fs::write(run_dir.join("test.toml"), spec.to_toml()).context("cannot write test.toml")?;
+    let reproduce = format!("faultline test --config {}", run_dir.join("test.toml").display());
+    println!("faultline test: {} (seed {})", spec.name, spec.seed);
+    println!("  store: {}", run_dir.display());
+    println!("  reproduce: {reproduce}");
+    crate::cluster::registry::install_panic_hook();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(async {
+        let (raise, interrupt) = watch::channel(false);
+        tokio::spawn(async move {
+            crate::cluster_cmd::interrupted().await;
+            eprintln!("\ninterrupted: stopping the run (Ctrl-C again to kill everything now)");
+            let _ = raise.send(true);
+            crate::cluster_cmd::interrupted().await;
+            registry::kill_all();
+            std::process::exit(130);
+        });
+        let outcome = runner::execute(&spec, &plan, &run_dir, args.leave_running, interrupt).await;
+        match outcome {
+            Ok(mut outcome) => {
+                let code = report(&spec, &run_dir, &reproduce, &outcome);
+                if let Some(cluster) = outcome.cluster.take() {
+                    leave_running(cluster).await;
+                }
+                Ok(code)
+            }
+            Err(e) => Err(e),
+        }
+    });
+    registry::kill_all();
+    outcome
+}
+
+/// Prints and saves the summary; returns the exit code.
+fn report(spec: &TestSpec, run_dir: &Path, reproduce: &str, outcome: &runner::RunOutcome) -> i32 {
+    let verdict = runner::verdict(outcome);
+    let (ok, fail, info) = outcome.counters;
+    let mut lines = vec![format!(
+        "{} on {} node(s), w={}, readConcern={}, readPreference={}, nemesis={}",
+        spec.workload,
+        spec.nodes,
+        spec.write_concern,
+        spec.read_concern,
+        spec.read_preference,
+        spec.nemesis.join(",")
+    )];
+    lines.push(format!(
+        "operations: ok {ok}, fail {fail}, info {info}; {} history events",
+        outcome.history_events
+    ));
+    match &outcome.result {
+        Some(result) => {
+            let checks = if result.children.is_empty() {
+                std::slice::from_ref(result)
+            } else {
+                &result.children[..]
+            };
+            for check in checks {
+                let counts: Vec<String> = check.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                lines.push(format!("  {}: {} ({})", check.checker, check.valid, counts.join(", ")));
+                if let Some(example) = check.examples.first() {
+                    lines.push(format!("    e.g. {} [ops {:?}]", example.description, example.ops));
+                }
+            }
+        }
+        None => lines.push(format!(
+            "interrupted: not checked; check the partial history with: faultline check {}",
+            run_dir.join("history.jsonl").display()
+        )),
+    }
+    lines.push(format!("verdict: {verdict} (exit {})", verdict.exit_code()));
+    lines.push(format!("seed: {}", spec.seed));
+    lines.push(format!("store: {}", run_dir.display()));
+    lines.push(format!("reproduce: {reproduce}"));
+    let text = lines.join("\n") + "\n";
+    print!("{text}");
+    let _ = std::fs::write(run_dir.join("summary.txt"), &text);
+    verdict.exit_code()
+}
+
+/// Keeps the cluster up: without proxies the members are detached and the harness exits; with proxies the
+/// harness must keep serving them, so it stays until Ctrl-C.
+async fn leave_running(mut cluster: crate::cluster::Cluster) {
+    println!("cluster left running: {}", cluster.uri());
+    for line in cluster.status_lines().await {
+        println!("  {line}");
+    }
+    if cluster.net().is_none() {
+        let pids = cluster.detach();
+        let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+        println!("stop it with: kill {}", list.join(" "));
+        return;
+    }
+    println!("the fault proxies live in this process: press Ctrl-C to stop the cluster");
+    crate::cluster_cmd::interrupted().await;
+    cluster.shutdown(std::time::Duration::from_secs(5)).await;
+}

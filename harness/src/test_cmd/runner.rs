@@ -1,0 +1,250 @@
+//! The lifecycle of one `faultline test` run (DESIGN §3):
+//!
+//! ```text
+//! cluster up → initiate → primary ─┬─ workers (generator: time limit ∘ stagger ∘ workload) ─┐
+//!                                  ├─ nemesis (seeded plan) ─────────────────────────────────┤→ heal everything
+//!                                  ├─ lag sampler → lag.jsonl                                │  → wait healthy
+//!                                  └─ progress line                                          ┘  → final reads
+//!                                                              → history.edn → checkers → results.json, summary
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use faultline_checker::formats::edn;
+use faultline_checker::result::{CheckResult, Validity};
+use faultline_workloads::WorkloadOptions;
+use faultline_workloads::client::{ClientSpec, Endpoints};
+use faultline_workloads::generator::{stagger, time_limit};
+use faultline_workloads::rng::Rng;
+use tokio::sync::watch;
+
+use super::samplers;
+use super::spec::{Plan, TestSpec};
+use super::worker::{ClientEnv, Counters, run_phase};
+use crate::cluster::{Cluster, ClusterSpec};
+use crate::nemesis::{Nemesis, schedule};
+use crate::recorder::Recorder;
+
+/// The longest the final phase may take.
+const FINAL_PHASE_LIMIT: Duration = Duration::from_secs(30);
+
+/// How a run ended.
+pub struct RunOutcome {
+    /// `None` when the run was interrupted before it could be checked.
+    pub result: Option<CheckResult>,
+    pub history_events: usize,
+    pub counters: (u64, u64, u64),
+    /// The cluster, when it is to be left running.
+    pub cluster: Option<Cluster>,
+}
+
+/// Runs the test described by `spec` in `run_dir`; `interrupt` turns true on Ctrl-C / SIGTERM.
+pub async fn execute(
+    spec: &TestSpec,
+    plan: &Plan,
+    run_dir: &Path,
+    keep_cluster: bool,
+    interrupt: watch::Receiver<bool>,
+) -> anyhow::Result<RunOutcome> {
+    let cluster = tokio::select! {
+        cluster = start_cluster(spec, run_dir) => cluster?,
+        _ = wait_true(interrupt.clone()) => anyhow::bail!("interrupted while starting the cluster"),
+    };
+    let endpoints = Endpoints {
+        repl_set: cluster.spec.repl_set.clone(),
+        members: cluster.members.iter().map(|m| (m.name.clone(), m.port)).collect(),
+    };
+    println!("cluster up: {}", cluster.uri());
+    let recorder = Arc::new(Recorder::create(&run_dir.join("history.jsonl"))?);
+    let cluster = Arc::new(tokio::sync::Mutex::new(cluster));
+    let counters = Arc::new(Counters::default());
+    let env = Arc::new(ClientEnv {
+        workload: plan.workload,
+        client: client_spec(spec, plan),
+        endpoints: endpoints.clone(),
+        concurrency: spec.concurrency,
+        recorder: recorder.clone(),
+        counters: counters.clone(),
+    });
+
+    // Background tasks stop when `stop_background` turns true; workers also stop on an interrupt.
+    let (stop_background, background) = watch::channel(false);
+    let lag_path = run_dir.join("lag.jsonl");
+    let lag_members = endpoints.members.clone();
+    let lag = tokio::spawn({
+        let stop = background.clone();
+        let started = recorder.started();
+        async move { samplers::sample_lag(lag_members, &lag_path, started, stop).await }
+    });
+    let mut nemesis = Nemesis::new(cluster.clone(), recorder.clone(), spec.seed);
+    let progress = tokio::spawn(samplers::progress(
+        counters.clone(),
+        nemesis.active.clone(),
+        recorder.started(),
+        background.clone(),
+    ));
+    let steps = schedule::plan(
+        spec.seed,
+        &plan.faults,
+        plan.target,
+        spec.nemesis_interval,
+        spec.time_limit,
+    );
+
+    let mut rng = Rng::seed_from_u64(spec.seed);
+    let mut processes: Vec<u64> = (0..spec.concurrency as u64).collect();
+    let options = WorkloadOptions {
+        keys: spec.keys,
+        ops_per_key: spec.ops_per_key,
+    };
+    let main_generator = time_limit(
+        Duration::from_secs_f64(spec.time_limit),
+        stagger(spec.rate, plan.workload.generator(options)),
+    );
+    let main = run_phase(
+        env.clone(),
+        main_generator,
+        rng.fork(1),
+        interrupt.clone(),
+        &mut processes,
+    );
+    let (stop_nemesis, nemesis_stop) = watch::channel(false);
+    let nemesis_run = async {
+        nemesis.run_plan(&steps, nemesis_stop).await;
+        nemesis
+    };
+    let ((), mut nemesis) = tokio::join!(
+        async {
+            main.await;
+            let _ = stop_nemesis.send(true);
+        },
+        nemesis_run
+    );
+
+    let interrupted = *interrupt.borrow();
+    if !interrupted {
+        final_phase(
+            spec,
+            plan,
+            &mut nemesis,
+            &cluster,
+            env.clone(),
+            &mut rng,
+            &mut processes,
+            interrupt.clone(),
+        )
+        .await?;
+    }
+    let _ = stop_background.send(true);
+    let _ = tokio::join!(lag, progress);
+
+    let (history, write_error) = recorder.snapshot();
+    if let Some(error) = write_error {
+        anyhow::bail!("could not write history.jsonl: {error}");
+    }
+    write_edn(&run_dir.join("history.edn"), &history)?;
+    let interrupted = interrupted || *interrupt.borrow();
+    let result = if interrupted {
+        None
+    } else {
+        let budget = Duration::from_secs_f64(spec.check_timeout);
+        let workload = plan.workload;
+        let checked = history.clone();
+        let result = tokio::task::spawn_blocking(move || workload.check(&checked, Some(budget)))
+            .await
+            .context("the checker crashed")?;
+        let json = serde_json::to_string_pretty(&result)?;
+        std::fs::write(run_dir.join("results.json"), json + "\n").context("cannot write results.json")?;
+        Some(result)
+    };
+    let cluster = Arc::try_unwrap(cluster).ok().map(tokio::sync::Mutex::into_inner);
+    let cluster = match cluster {
+        Some(mut cluster) if !keep_cluster || interrupted => {
+            cluster.shutdown(Duration::from_secs(3)).await;
+            None
+        }
+        other => other,
+    };
+    Ok(RunOutcome {
+        result,
+        history_events: history.len(),
+        counters: counters.read(),
+        cluster,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn final_phase(
+    spec: &TestSpec,
+    plan: &Plan,
+    nemesis: &mut Nemesis,
+    cluster: &Arc<tokio::sync::Mutex<Cluster>>,
+    env: Arc<ClientEnv>,
+    rng: &mut Rng,
+    processes: &mut [u64],
+    interrupt: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    nemesis.heal_everything().await.context("cannot heal the cluster")?;
+    let recovery = Duration::from_secs_f64(spec.recovery_timeout);
+    tokio::select! {
+        healthy = async { cluster.lock().await.wait_healthy(recovery).await } => {
+            healthy.context("the cluster did not recover after healing")?;
+        }
+        _ = wait_true(interrupt.clone()) => return Ok(()),
+    }
+    if let Some(reads) = plan.workload.final_generator() {
+        run_phase(
+            env,
+            time_limit(FINAL_PHASE_LIMIT, reads),
+            rng.fork(2),
+            interrupt,
+            processes,
+        )
+        .await;
+    }
+    Ok(())
+}
+
+async fn start_cluster(spec: &TestSpec, run_dir: &Path) -> anyhow::Result<Cluster> {
+    let bin = std::env::current_exe().context("cannot find the faultline binary")?;
+    let mut cluster_spec = ClusterSpec::new(bin, run_dir.to_path_buf(), spec.nodes);
+    cluster_spec.arbiters = spec.arbiters;
+    cluster_spec.set_parameters = spec.set_parameters.clone();
+    if spec.secondary_delay_secs > 0 && spec.nodes > 1 {
+        cluster_spec.delayed_member = Some((spec.nodes - 1, spec.secondary_delay_secs));
+    }
+    let cluster = Cluster::start(cluster_spec).await?;
+    cluster.initiate().await?;
+    cluster.wait_primary(Duration::from_secs(30)).await?;
+    Ok(cluster)
+}
+
+fn client_spec(spec: &TestSpec, plan: &Plan) -> ClientSpec {
+    ClientSpec {
+        mode: plan.client_mode,
+        write_concern: spec.write_concern.clone(),
+        read_concern: spec.read_concern.clone(),
+        read_preference: spec.read_preference.clone(),
+        op_timeout: Duration::from_secs_f64(spec.op_timeout),
+        database: "faultline".into(),
+    }
+}
+
+fn write_edn(path: &PathBuf, history: &faultline_checker::history::History) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    edn::write(history, &mut out).context("cannot write history.edn")?;
+    std::io::Write::flush(&mut out).context("cannot write history.edn")
+}
+
+async fn wait_true(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|v| *v).await;
+}
+
+/// The verdict of an outcome (unknown when the run was interrupted).
+pub fn verdict(outcome: &RunOutcome) -> Validity {
+    outcome.result.as_ref().map_or(Validity::Unknown, |r| r.valid)
+}

@@ -1,0 +1,91 @@
+//! A one-member `register` run with `w:"majority"` + `readConcern: "linearizable"` under pauses is valid,
+//! and the store holds every artefact of DESIGN §3.
+
+use faultline_tests::cluster::run_faultline_test;
+use serde_json::Value;
+
+use crate::bin;
+
+#[test]
+fn register_on_one_member_is_valid_and_fully_stored() -> anyhow::Result<()> {
+    let store = tempfile::tempdir()?;
+    let spec = store.path().join("spec.toml");
+    std::fs::write(&spec, "op_timeout = 1.0\nrecovery_timeout = 20.0\n")?;
+    let spec_path = spec.to_string_lossy().to_string();
+    let run = run_faultline_test(
+        bin(),
+        store.path(),
+        &[
+            "--config",
+            &spec_path,
+            "--nodes",
+            "1",
+            "--workload",
+            "register",
+            "--nemesis",
+            "pause",
+            "--nemesis-interval",
+            "1s",
+            "--time-limit",
+            "3s",
+            "--concurrency",
+            "4",
+            "--rate",
+            "300",
+            "--seed",
+            "11",
+        ],
+    )?;
+    assert_eq!(run.code, Some(0), "{}", run.transcript());
+    for file in [
+        "test.toml",
+        "history.jsonl",
+        "history.edn",
+        "lag.jsonl",
+        "results.json",
+        "summary.txt",
+    ] {
+        assert!(
+            run.run_dir.join(file).is_file(),
+            "{file} missing in {}",
+            run.run_dir.display()
+        );
+    }
+    assert!(run.run_dir.join("nodes/n1/node.log").is_file());
+    let results: Value = serde_json::from_str(&run.file("results.json")?)?;
+    assert_eq!(results["valid"], Value::Bool(true), "{results:#}");
+    let history = run.file("history.jsonl")?;
+    let ops = crate::events(&history);
+    assert!(
+        ops.iter().filter(|e| e["type"] == "ok").count() >= 5,
+        "too few operations:\n{}",
+        run.transcript()
+    );
+    assert!(
+        ops.iter().any(|e| e["type"] == "ok" && e["node"] == "n1"),
+        "the serving member is recorded"
+    );
+    let plan = crate::nemesis_plan(&history);
+    assert!(
+        plan.iter().any(|(f, _, _)| f == "pause"),
+        "a pause was scheduled: {plan:?}"
+    );
+    assert_eq!(
+        plan.last().map(|p| p.0.as_str()),
+        Some("heal"),
+        "the final phase heals everything"
+    );
+    assert!(run.stdout.contains("seed: 11") && run.stdout.contains("reproduce: faultline test --config"));
+    Ok(())
+}
+
+#[test]
+fn bad_arguments_exit_254() -> anyhow::Result<()> {
+    let store = tempfile::tempdir()?;
+    let output = std::process::Command::new(bin())
+        .args(["test", "--workload", "bank", "--store"])
+        .arg(store.path())
+        .output()?;
+    assert_eq!(output.status.code(), Some(254));
+    Ok(())
+}
