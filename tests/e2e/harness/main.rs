@@ -1,7 +1,7 @@
 //! End-to-end tests of `faultline test`: the real binary, real member processes, short time limits.
 //!
-//! One-member runs work today; the three-member scenarios of issue 5 wait for multi-member replication
-//! (issue 3).
+//! One-member runs, and the three-member scenarios of issue 5 (kills, pauses, partitions through the
+//! harness's fault proxies).
 
 mod t10_single_node;
 mod t20_interrupt;
