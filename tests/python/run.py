@@ -54,6 +54,7 @@ class Member:
     def __init__(self, binary):
         self.dir = tempfile.mkdtemp(prefix="faultline-pymongo-")
         self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [binary, "node", "--port", str(self.port), "--dbpath", os.path.join(self.dir, "db"),
              "--logpath", os.path.join(self.dir, "node.log")],
@@ -68,7 +69,14 @@ class Member:
         # What applications do: the replica-set URI, with discovery.
         return pymongo.MongoClient(f"mongodb://127.0.0.1:{self.port}/?replicaSet=rs0", serverSelectionTimeoutMS=20000)
 
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
     def stop(self):
+        if self.proc.poll() is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=30)
@@ -159,6 +167,41 @@ def oplog_is_readable(client):
     assert status["myState"] == 1 and status["members"][0]["stateStr"] == "PRIMARY"
 
 
+def replica_set_failover(binary):
+    """Three members from pymongo's side: majority writes, SIGKILL the primary, pymongo follows the failover,
+    nothing acknowledged with w:majority is lost."""
+    members = [Member(binary) for _ in range(3)]
+    try:
+        config = {"_id": "rs0", "members": [{"_id": i, "host": m.host} for i, m in enumerate(members)],
+                  "settings": {"electionTimeoutMillis": 1000, "heartbeatIntervalMillis": 200}}
+        members[0].direct.admin.command("replSetInitiate", config)
+        uri = "mongodb://" + ",".join(m.host for m in members) + "/?replicaSet=rs0&w=majority&wtimeoutMS=30000"
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=30000)
+        coll = client.failover.c
+        for i in range(100):
+            coll.insert_one({"_id": i})
+        primary = client.primary
+        victim = next(m for m in members if ("127.0.0.1", m.port) == primary)
+        victim.kill()
+
+        def write_after():
+            try:
+                coll.insert_one({"_id": "after"})
+                return True
+            except pymongo.errors.PyMongoError:
+                return False
+        wait_until("a majority write after the failover", write_after, timeout=30)
+        assert client.primary != primary, (client.primary, primary)
+        survivors = [m for m in members if m is not victim]
+        for m in survivors:
+            ids = {d["_id"] for d in m.direct.failover.c.with_options(
+                read_preference=pymongo.ReadPreference.PRIMARY_PREFERRED).find({"_id": {"$lt": 100}})}
+            assert ids == set(range(100)), f"{m.host} lost {set(range(100)) - ids}"
+    finally:
+        for m in members:
+            m.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bin", default="target/debug/faultline")
@@ -178,6 +221,14 @@ def main():
                 traceback.print_exc()
     finally:
         member.stop()
+    try:
+        replica_set_failover(args.bin)
+        passed += 1
+        print("pymongo test replica_set_failover ... ok")
+    except Exception:  # noqa: BLE001
+        failed += 1
+        print("pymongo test replica_set_failover ... FAILED")
+        traceback.print_exc()
     print(f"pymongo: {passed} passed, {failed} failed")
     return 1 if failed else 0
 
