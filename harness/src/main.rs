@@ -5,9 +5,9 @@ mod cluster_cmd;
 mod logging;
 mod nemesis;
 mod node;
-mod report_cmd;
 mod proxy;
 mod recorder;
+mod report_cmd;
 mod test_cmd;
 
 use clap::{Parser, Subcommand};

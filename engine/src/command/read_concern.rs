@@ -84,15 +84,15 @@ pub async fn before_read(ctx: &Context<'_>, rc: &ReadConcern) -> Result<()> {
         member.check_readable(ctx.secondary_ok)?;
     }
     if let Some(ts) = rc.after_cluster_time {
-        let mut positions = ctx.node.storage.watch_positions();
-        let majority = rc.level == Level::Majority;
-        positions
-            .wait_for(|p| {
-                let reached = if majority { p.last_durable } else { p.last_written };
-                reached.ts >= ts
-            })
-            .await
-            .map_err(|_| Error::new(code::SHUTDOWN_IN_PROGRESS, "shutting down"))?;
+        if rc.level == Level::Majority {
+            member.wait_committed(|committed| committed.ts >= ts).await?;
+        } else {
+            let mut positions = ctx.node.storage.watch_positions();
+            positions
+                .wait_for(|p| p.last_written.ts >= ts)
+                .await
+                .map_err(|_| Error::new(code::SHUTDOWN_IN_PROGRESS, "shutting down"))?;
+        }
     }
     Ok(())
 }
@@ -102,17 +102,8 @@ pub async fn before_read(ctx: &Context<'_>, rc: &ReadConcern) -> Result<()> {
 pub async fn after_read(ctx: &Context<'_>, rc: &ReadConcern, read_at: OpTime) -> Result<()> {
     let member = &ctx.node.member;
     match rc.level {
-        Level::Majority => {
-            let wc = WriteConcern {
-                w: WriteMode::Majority,
-                j: false,
-                wtimeout: None,
-            };
-            match member.wait_for_write_concern(read_at, &wc).await {
-                None => Ok(()),
-                Some(err) => Err(wc_error(err)),
-            }
-        }
+        // On any member: what was read must be majority-committed before it is returned.
+        Level::Majority => member.wait_committed(|committed| committed >= read_at).await,
         Level::Linearizable => {
             member.check_writable(&ctx.db)?;
             let optime = ctx

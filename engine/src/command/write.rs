@@ -184,29 +184,40 @@ pub async fn insert(ctx: &Context<'_>) -> Result<Document> {
         session,
     } = common;
     let ((n, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
-        let mut n = 0i32;
-        let mut errors = Vec::new();
         let meta = match w.ensure_collection(&ns) {
             Ok(meta) => meta,
             Err(err) => return (0, vec![err.to_write_error(0)]),
         };
-        for (i, doc) in prepared.into_iter().enumerate() {
+        let (done, errors) = run_statements(prepared, ordered, |i, doc| {
             let stmt = session.as_ref().map(|s| s.statement(i));
-            let result = doc.and_then(|doc| insert_one(w, &meta, doc, stmt.as_ref()));
-            match result {
-                Ok(()) => n += 1,
-                Err(err) => {
-                    errors.push(err.to_write_error(i));
-                    if ordered {
-                        break;
-                    }
-                }
-            }
-        }
-        (n, errors)
+            insert_one(w, &meta, doc, stmt.as_ref())
+        });
+        (done.len() as i32, errors)
     })
     .await?;
     Ok(finish(doc! {"n": n}, errors, wc_error))
+}
+
+/// Runs each parsed statement in order. A failed statement (or one that failed to parse) becomes a write
+/// error at its index and, in an ordered batch, stops the batch.
+fn run_statements<S, T>(
+    statements: Vec<Result<S>>,
+    ordered: bool,
+    mut run: impl FnMut(usize, S) -> Result<T>,
+) -> (Vec<T>, Vec<Document>) {
+    let (mut done, mut errors) = (Vec::new(), Vec::new());
+    for (i, statement) in statements.into_iter().enumerate() {
+        match statement.and_then(|s| run(i, s)) {
+            Ok(outcome) => done.push(outcome),
+            Err(err) => {
+                errors.push(err.to_write_error(i));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    (done, errors)
 }
 
 fn insert_one(
@@ -302,25 +313,16 @@ pub async fn update(ctx: &Context<'_>) -> Result<Document> {
         session,
     } = common;
     let ((n, modified, upserted, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
-        let (mut n, mut modified, mut upserted, mut errors) = (0i32, 0i32, Vec::new(), Vec::new());
-        for (i, stmt) in statements.into_iter().enumerate() {
+        let (outcomes, errors) = run_statements(statements, ordered, |i, stmt| {
             let session_stmt = session.as_ref().map(|s| s.statement(i));
-            match stmt.and_then(|s| update_one_statement(w, &ns, &s, session_stmt.as_ref())) {
-                Ok(outcome) => {
-                    n += outcome.matched;
-                    modified += outcome.modified;
-                    if let Some(id) = outcome.upserted {
-                        upserted.push(Bson::Document(doc! {"index": i as i32, "_id": id}));
-                    }
-                }
-                Err(err) => {
-                    errors.push(err.to_write_error(i));
-                    if ordered {
-                        break;
-                    }
-                }
-            }
-        }
+            update_one_statement(w, &ns, &stmt, session_stmt.as_ref()).map(|outcome| (i, outcome))
+        });
+        let n: i32 = outcomes.iter().map(|(_, o)| o.matched).sum();
+        let modified: i32 = outcomes.iter().map(|(_, o)| o.modified).sum();
+        let upserted: Vec<Bson> = outcomes
+            .into_iter()
+            .filter_map(|(i, o)| o.upserted.map(|id| Bson::Document(doc! {"index": i as i32, "_id": id})))
+            .collect();
         (n, modified, upserted, errors)
     })
     .await?;
@@ -450,19 +452,11 @@ pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
         session,
     } = common;
     let ((n, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
-        let (mut n, mut errors) = (0i32, Vec::new());
-        for (i, stmt) in statements.into_iter().enumerate() {
+        let (deleted, errors) = run_statements(statements, ordered, |i, (filter, limit)| {
             let session_stmt = session.as_ref().map(|s| s.statement(i));
-            match stmt.and_then(|(filter, limit)| delete_statement(w, &ns, &filter, limit, session_stmt.as_ref())) {
-                Ok(deleted) => n += deleted,
-                Err(err) => {
-                    errors.push(err.to_write_error(i));
-                    if ordered {
-                        break;
-                    }
-                }
-            }
-        }
+            delete_statement(w, &ns, &filter, limit, session_stmt.as_ref())
+        });
+        let n: i32 = deleted.iter().sum();
         (n, errors)
     })
     .await?;

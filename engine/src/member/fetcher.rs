@@ -66,7 +66,7 @@ impl Member {
             "batchSize": BATCH, "$readPreference": {"mode": "secondaryPreferred"}, "$replData": 1, "$db": "local",
         };
         let reply = conn.command(&find, timeout).await?;
-        self.learn_metadata(source_id, &reply);
+        self.learn_metadata(source_id, &reply)?;
         let cursor = reply
             .get_document("cursor")
             .map_err(|_| Error::bad_value("find reply without cursor"))?;
@@ -89,7 +89,7 @@ impl Member {
             let more = doc! {"getMore": id, "collection": "oplog.rs", "batchSize": BATCH, "maxTimeMS": AWAIT_MS,
             "$replData": 1, "$db": "local"};
             let reply = conn.command(&more, timeout).await?;
-            self.learn_metadata(source_id, &reply);
+            self.learn_metadata(source_id, &reply)?;
             let cursor = reply
                 .get_document("cursor")
                 .map_err(|_| Error::bad_value("getMore reply without cursor"))?;
@@ -99,11 +99,19 @@ impl Member {
         Err(Error::bad_value("the sync source closed the oplog cursor"))
     }
 
-    fn learn_metadata(&self, source_id: i32, reply: &Document) {
+    /// Feeds the source's `$replData` to the machine; refuses a source whose term is older than ours (a
+    /// deposed primary or a member cut off from the set: its new entries may roll back).
+    fn learn_metadata(&self, source_id: i32, reply: &Document) -> Result<()> {
         let Ok(data) = reply.get_document("$replData") else {
-            return;
+            return Ok(());
         };
         let term = data.get_i64("term").unwrap_or(-1);
+        let ours = self.role().term;
+        if term < ours {
+            return Err(Error::bad_value(format!(
+                "the sync source is in term {term}, behind ours ({ours})"
+            )));
+        }
         let commit_point = data
             .get("lastOpCommitted")
             .and_then(|v| OpTime::from_bson(v).ok())
@@ -117,6 +125,7 @@ impl Member {
         });
         let me = self.arc();
         tokio::spawn(async move { me.execute(actions).await });
+        Ok(())
     }
 
     /// Applies entries in order in one transaction (after holding them back for `secondaryDelaySecs`).

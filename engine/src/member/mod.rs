@@ -584,6 +584,26 @@ impl Member {
         }
     }
 
+    /// Waits until the majority commit point this member knows satisfies `reached` (majority reads and
+    /// `afterClusterTime` on any member). Before initiation the commit point is what is durable here.
+    pub async fn wait_committed(&self, reached: impl Fn(OpTime) -> bool) -> Result<()> {
+        if self.role().config.is_none() {
+            let _ = self.storage.flush().await;
+        }
+        let mut roles = self.role.subscribe();
+        let mut positions = self.storage.watch_positions();
+        loop {
+            if reached(self.majority_optime()) {
+                return Ok(());
+            }
+            tokio::select! {
+                changed = roles.changed() => if changed.is_err() { break },
+                changed = positions.changed() => if changed.is_err() { break },
+            }
+        }
+        Err(Error::new(code::SHUTDOWN_IN_PROGRESS, "shutting down"))
+    }
+
     /// Waits until `optime` (written while this member was primary in the current term) satisfies the
     /// write concern. Returns a `writeConcernError` document when it cannot (the write itself stays).
     pub async fn wait_for_write_concern(&self, optime: OpTime, wc: &WriteConcern) -> Option<Document> {

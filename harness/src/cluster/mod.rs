@@ -160,6 +160,8 @@ impl Cluster {
                 doc! {
                     "heartbeatIntervalMillis": self.spec.heartbeat_ms as i64,
                     "electionTimeoutMillis": self.spec.election_timeout_ms as i64,
+                    // Notice a silent member within about two election timeouts (MongoDB's default is 10 s).
+                    "heartbeatTimeoutSecs": (self.spec.election_timeout_ms as i64 * 2 / 1000).max(1),
                 },
             );
         }

@@ -229,7 +229,27 @@ fn report(spec: &TestSpec, run_dir: &Path, reproduce: &str, outcome: &runner::Ru
     let text = lines.join("\n") + "\n";
     print!("{text}");
     let _ = std::fs::write(run_dir.join("summary.txt"), &text);
+    render_report(run_dir);
     verdict.exit_code()
+}
+
+/// Draws the plots and `report.html` of the run and refreshes the store's `index.html`. A report that cannot
+/// be drawn is a warning: the verdict and the recorded files stand on their own.
+fn render_report(run_dir: &Path) {
+    match faultline_reports::render_run(run_dir) {
+        Ok(summary) => {
+            println!("report: {}", summary.report.display());
+            for warning in summary.warnings {
+                tracing::warn!("report: {warning}");
+            }
+        }
+        Err(err) => eprintln!("faultline test: warning: the report could not be drawn: {err}"),
+    }
+    if let Some(store) = run_dir.parent().and_then(Path::parent)
+        && let Err(err) = faultline_reports::render_index(store)
+    {
+        eprintln!("faultline test: warning: the store index could not be written: {err}");
+    }
 }
 
 /// Keeps the cluster up: without proxies the members are detached and the harness exits; with proxies the

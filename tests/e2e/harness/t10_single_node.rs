@@ -44,6 +44,9 @@ fn register_on_one_member_is_valid_and_fully_stored() -> anyhow::Result<()> {
         "lag.jsonl",
         "results.json",
         "summary.txt",
+        "report.html",
+        "plots/latency-raw.png",
+        "plots/replication-lag.svg",
     ] {
         assert!(
             run.run_dir.join(file).is_file(),
@@ -52,6 +55,11 @@ fn register_on_one_member_is_valid_and_fully_stored() -> anyhow::Result<()> {
         );
     }
     assert!(run.run_dir.join("nodes/n1/node.log").is_file());
+    let store = run.run_dir.parent().and_then(|p| p.parent()).expect("store root");
+    assert!(
+        store.join("index.html").is_file(),
+        "the store index is refreshed after a run"
+    );
     let results: Value = serde_json::from_str(&run.file("results.json")?)?;
     assert_eq!(results["valid"], Value::Bool(true), "{results:#}");
     let history = run.file("history.jsonl")?;

@@ -116,6 +116,17 @@ async fn partial_seed_list_and_direct_secondary_reads() -> anyhow::Result<()> {
         (reply.get_document("cursor").ok()?.get_array("firstBatch").ok()?.len() == 1).then_some(())
     })
     .await?;
+    // Majority reads are served by secondaries too, once what they read is majority-committed.
+    let majority = faultline_tests::raw_command(
+        port,
+        doc! {"find": "c", "readConcern": {"level": "majority"}, "$db": "app", "$readPreference": {"mode": "secondary"}},
+    )
+    .await?;
+    assert_eq!(
+        majority.get_document("cursor")?.get_array("firstBatch")?.len(),
+        1,
+        "{majority}"
+    );
     Ok(())
 }
 

@@ -99,6 +99,11 @@ impl ReplMachine {
         if !view.healthy || !data_bearing || !serving {
             return false;
         }
+        // A member still claiming PRIMARY while we know of another (newer) primary has been deposed: it may
+        // be cut off from the set, and its oplog holds entries that will roll back.
+        if view.state == MemberState::Primary && self.primary_id.is_some_and(|primary| primary != id) {
+            return false;
+        }
         if !self.config.settings.chaining_allowed && self.requested_sync_source != Some(id) {
             return self.primary_id == Some(id);
         }
