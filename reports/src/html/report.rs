@@ -4,8 +4,8 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use faultline_checker::history::{Outcome, PairedHistory};
 use faultline_checker::history::split_keyed;
+use faultline_checker::history::{Outcome, PairedHistory};
 use faultline_checker::result::{CheckResult, Example};
 use serde_json::Value;
 

@@ -49,14 +49,8 @@ fn key_of(o: &Operation) -> Option<String> {
 /// overlaps a focused one in time.
 fn context(paired: &PairedHistory, focus: &[usize]) -> Vec<usize> {
     let ops = &paired.operations;
-    let keys: BTreeSet<Option<String>> = focus
-        .iter()
-        .filter_map(|f| ops.get(*f))
-        .map(key_of)
-        .collect();
-    let same_key: Vec<usize> = (0..ops.len())
-        .filter(|i| keys.contains(&key_of(&ops[*i])))
-        .collect();
+    let keys: BTreeSet<Option<String>> = focus.iter().filter_map(|f| ops.get(*f)).map(key_of).collect();
+    let same_key: Vec<usize> = (0..ops.len()).filter(|i| keys.contains(&key_of(&ops[*i]))).collect();
     let mut chosen: BTreeSet<usize> = focus.iter().copied().filter(|f| *f < ops.len()).collect();
     for f in focus {
         if let Ok(at) = same_key.binary_search(f) {
@@ -231,7 +225,14 @@ mod tests {
         let ops = vec![
             Op::new(10, 0, OpType::Invoke, Process::Client(1), "write", json!(1)),
             Op::new(11, 10, OpType::Ok, Process::Client(1), "write", json!(1)),
-            Op::new(12, 20, OpType::Invoke, Process::Client(2), "read", serde_json::Value::Null),
+            Op::new(
+                12,
+                20,
+                OpType::Invoke,
+                Process::Client(2),
+                "read",
+                serde_json::Value::Null,
+            ),
             Op::new(13, 25, OpType::Invoke, Process::Client(3), "write", json!(2)),
             Op::new(14, 30, OpType::Ok, Process::Client(2), "read", json!(7)),
         ];
