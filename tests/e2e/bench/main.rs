@@ -59,7 +59,7 @@ fn replication_lag_prints_a_table_and_stores_summary_and_plots() -> anyhow::Resu
         "p99 ms",
         "p99.9 ms",
         "max ms",
-        "n1 (primary)",
+        "(primary)",
         "(secondary)",
     ] {
         assert!(stderr.contains(text), "table lacks {text:?}:\n{stderr}");

@@ -62,9 +62,11 @@ async fn primary_status(members: &[(String, u16)]) -> Option<Document> {
     None
 }
 
+/// A date field in ms since the epoch; the epoch itself means "not known yet" (a member the primary has not
+/// heard from reports a null optime).
 fn date_ms(entry: &Document, field: &str) -> Option<i64> {
     match entry.get(field) {
-        Some(Bson::DateTime(d)) => Some(d.timestamp_millis()),
+        Some(Bson::DateTime(d)) if d.timestamp_millis() > 0 => Some(d.timestamp_millis()),
         _ => None,
     }
 }
@@ -116,7 +118,8 @@ mod tests {
              "optimeDate": date(10_000), "lastAppliedWallTime": date(10_250)},
             {"name": "127.0.0.1:4002", "state": 2, "stateStr": "SECONDARY",
              "optimeDate": date(9_000), "lastAppliedWallTime": date(10_240)},
-            {"name": "127.0.0.1:4003", "state": 8, "stateStr": "(not reachable/healthy)"},
+            {"name": "127.0.0.1:4003", "state": 2, "stateStr": "SECONDARY",
+             "optimeDate": date(0), "lastAppliedWallTime": date(0)},
         ]};
         let members = vec![
             ("n1".to_string(), 4001),
@@ -130,7 +133,11 @@ mod tests {
         assert_eq!(samples[1].optime_date_lag_ms, Some(1000.0));
         assert_eq!(samples[1].wall_time_lag_ms, Some(10.0));
         assert_eq!(samples[1].primary.as_deref(), Some("n1"));
-        assert_eq!(samples[2].wall_time_lag_ms, None);
+        assert_eq!(
+            samples[2].wall_time_lag_ms, None,
+            "an unknown (epoch) position is no lag"
+        );
+        assert_eq!(samples[2].optime_date_lag_ms, None);
     }
 
     #[test]
