@@ -49,6 +49,17 @@ pub enum FailKind {
     Partition,
 }
 
+impl FailKind {
+    /// What is done to the primary, for titles.
+    pub fn verb(self) -> &'static str {
+        match self {
+            FailKind::Kill => "kill",
+            FailKind::Pause => "pause",
+            FailKind::Partition => "isolate",
+        }
+    }
+}
+
 /// Flags of `faultline bench failover`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FailoverArgs {
@@ -346,11 +357,11 @@ fn summarise(args: &FailoverArgs, trials: Vec<Trial>, dir: &std::path::Path) -> 
     let chart = LineChart {
         name: "failover",
         title: format!(
-            "Failover after {:?} of the primary (electionTimeoutMillis {})",
-            args.fault, args.election_timeout_ms
-        )
-        .to_lowercase()
-        .replacen('f', "F", 1),
+            "Failover: {} the primary (electionTimeoutMillis {}, heartbeat {} ms)",
+            args.fault.verb(),
+            args.election_timeout_ms,
+            args.heartbeat_ms
+        ),
         x_axis: "trial".into(),
         y_axis: "time since the fault (s)".into(),
         x_scale: XScale::Linear,
@@ -415,8 +426,8 @@ pub fn summary_text(s: &FailoverSummary) -> String {
         ]
     };
     format!(
-        "failover: {:?} the primary, {} nodes, electionTimeoutMillis {}, heartbeat {} ms; {}\n{}\n{}store: {}\n",
-        s.fault,
+        "failover: {} the primary, {} nodes, electionTimeoutMillis {}, heartbeat {} ms; {}\n{}\n{}store: {}\n",
+        s.fault.verb(),
         s.nodes,
         s.election_timeout_ms,
         s.heartbeat_ms,
