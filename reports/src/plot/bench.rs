@@ -173,3 +173,41 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::plot::write_figure;
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![4 => 0.0..20_000.0f64, 1 => Just(f64::NAN), 1 => Just(0.0), 1 => 0.0..1e-6f64, 1 => 1e6..1e9f64]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn any_series_renders(
+            points in proptest::collection::vec(proptest::collection::vec((prop_oneof![0.0..30.0f64, Just(0.0), 1e-9..1e-6f64], value()), 0..40), 0..8),
+            log in any::<bool>(),
+        ) {
+            let series: Vec<Series> = points
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| Series { name: format!("s{i}"), points: p })
+                .collect();
+            let chart = LineChart {
+                name: "any",
+                title: "any".into(),
+                x_axis: "x".into(),
+                y_axis: "y".into(),
+                x_scale: if log { XScale::Log } else { XScale::Linear },
+                lines: true,
+                series: &series,
+            };
+            let dir = tempfile::tempdir().expect("tempdir");
+            prop_assert!(write_figure(&chart, dir.path()).is_ok());
+        }
+    }
+}
