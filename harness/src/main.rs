@@ -1,4 +1,5 @@
 //! The `faultline` binary: the command-line front of the harness, the checker and the bundled engine.
+mod bench;
 mod check;
 mod cluster;
 mod cluster_cmd;
@@ -32,6 +33,8 @@ enum Command {
     Cluster(cluster_cmd::ClusterArgs),
     /// Run a workload against a local cluster under faults, record the history and check it.
     Test(Box<test_cmd::TestArgs>),
+    /// Benchmarks: replication lag, failover time, throughput against concurrency and write concern.
+    Bench(bench::BenchArgs),
 }
 
 /// A bad flag, config file or argument: exit code 254, as Jepsen does.
@@ -61,6 +64,7 @@ fn main() {
         Command::Report(args) => report_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Test(args) => test_cmd::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -8,6 +8,7 @@
 //! - [`style`]: colours and marker shapes.
 //! - [`latency`], [`throughput`], [`lag`], [`members`], [`staleness`]: one module per figure family.
 
+pub mod bench;
 pub mod frame;
 pub mod lag;
 pub mod latency;

@@ -1,0 +1,133 @@
+//! What every benchmark needs: a fresh initiated set, a run directory in the store, the machine's load
+//! average, and the summary files.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::UsageError;
+use crate::cluster::{Cluster, ClusterSpec};
+
+/// How long a fresh set may take to elect its first primary.
+pub const FIRST_PRIMARY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The store's default root.
+pub const DEFAULT_STORE: &str = "store";
+
+/// Settings of the set a benchmark starts.
+#[derive(Debug, Clone)]
+pub struct SetOptions {
+    pub nodes: usize,
+    /// `settings.electionTimeoutMillis`.
+    pub election_timeout_ms: u64,
+    /// `settings.heartbeatIntervalMillis`.
+    pub heartbeat_ms: u64,
+    /// Route member links through the fault proxies (needed for partitions).
+    pub proxies: bool,
+}
+
+impl SetOptions {
+    /// `nodes` members with the harness's fast failure detection, through proxies.
+    pub fn new(nodes: usize) -> SetOptions {
+        SetOptions {
+            nodes,
+            election_timeout_ms: 1000,
+            heartbeat_ms: 200,
+            proxies: true,
+        }
+    }
+}
+
+/// Starts and initiates a set under `dir` and waits for its first primary; returns it and the primary.
+pub async fn start_set(dir: &Path, options: &SetOptions) -> anyhow::Result<(Cluster, usize)> {
+    let bin = std::env::current_exe().context("cannot find the faultline binary")?;
+    let mut spec = ClusterSpec::new(bin, dir.to_path_buf(), options.nodes);
+    spec.election_timeout_ms = options.election_timeout_ms;
+    spec.heartbeat_ms = options.heartbeat_ms;
+    spec.proxies = options.proxies;
+    let mut cluster = Cluster::start(spec).await?;
+    cluster.initiate().await?;
+    let primary = cluster.wait_healthy(FIRST_PRIMARY_TIMEOUT).await?;
+    Ok((cluster, primary))
+}
+
+/// Creates `<store>/bench-<name>/<timestamp>/` (and points `<store>/latest` at it).
+pub fn run_dir(store: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    crate::test_cmd::store::create_run_dir(store, &format!("bench-{name}"))
+}
+
+/// A duration flag (`20s`, `500ms`, `2m`, `20`) as a [`Duration`], or a usage error.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let seconds = crate::test_cmd::spec::parse_seconds(text).map_err(UsageError)?;
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// The 1, 5 and 15 minute load averages from `/proc/loadavg` (None where unavailable).
+pub fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    parse_load_average(&text)
+}
+
+fn parse_load_average(text: &str) -> Option<[f64; 3]> {
+    let mut fields = text.split_whitespace().map(str::parse::<f64>);
+    Some([fields.next()?.ok()?, fields.next()?.ok()?, fields.next()?.ok()?])
+}
+
+/// `load 1.23 0.98 0.77`, or `load unknown`.
+pub fn describe_load(load: Option<[f64; 3]>) -> String {
+    match load {
+        Some([a, b, c]) => format!("load average {a:.2} {b:.2} {c:.2}"),
+        None => "load average unknown".to_string(),
+    }
+}
+
+/// Writes `summary.json` (pretty) and `summary.txt` into `dir`.
+pub fn write_summary(dir: &Path, summary: &impl Serialize, text: &str) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(summary).context("cannot encode the summary")?;
+    std::fs::write(dir.join("summary.json"), json + "\n").context("cannot write summary.json")?;
+    std::fs::write(dir.join("summary.txt"), text).context("cannot write summary.txt")?;
+    Ok(())
+}
+
+/// Prints the summary: the JSON on stdout with `--json` (the table then goes to stderr), else the table.
+pub fn print_summary(json: bool, summary: &impl Serialize, text: &str) -> anyhow::Result<()> {
+    if json {
+        eprint!("{text}");
+        println!(
+            "{}",
+            serde_json::to_string_pretty(summary).context("cannot encode the summary")?
+        );
+    } else {
+        print!("{text}");
+    }
+    Ok(())
+}
+
+/// Stops every member gracefully (so ports are free when the benchmark returns).
+pub async fn shutdown(cluster: &mut Cluster) {
+    cluster.shutdown(Duration::from_secs(3)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_average_is_parsed_from_proc_format() {
+        assert_eq!(
+            parse_load_average("1.50 0.75 0.25 2/345 6789\n"),
+            Some([1.5, 0.75, 0.25])
+        );
+        assert_eq!(parse_load_average("garbage"), None);
+        assert_eq!(describe_load(None), "load average unknown");
+    }
+
+    #[test]
+    fn durations_accept_units_and_reject_nonsense() {
+        assert_eq!(parse_duration("500ms").expect("ms"), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").expect("m"), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+    }
+}

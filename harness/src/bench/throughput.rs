@@ -1,0 +1,311 @@
+//! `faultline bench throughput`: closed-loop inserts with the official driver; ops/s and latency per
+//! (members, clients, `w`, `j`).
+//!
+//! For each member count a fresh set is started; for each combination a new driver client (replica-set URI
+//! with `w`, `journal` and `maxPoolSize` = clients) runs `clients` tasks, each inserting one small document
+//! after another for a warm-up and then for `--duration`. Only the measured window counts: ops/s is the
+//! inserts acknowledged in it divided by its length, and the latency is issue → acknowledgement
+//! (hdrhistogram, µs resolution).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bson::{Document, doc};
+use faultline_reports::plot::bench::{LineChart, XScale};
+use faultline_reports::plot::write_figure;
+use faultline_reports::series::Series;
+use serde::Serialize;
+
+use super::setup::{self, SetOptions};
+use super::stats::{Latencies, Percentiles, table};
+use crate::UsageError;
+
+/// Unmeasured time at the start of each combination (connections, caches).
+const WARM_UP: Duration = Duration::from_millis(500);
+/// The longest one insert may take before it counts as an error.
+const OP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Flags of `faultline bench throughput`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ThroughputArgs {
+    /// Set sizes (data members), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
+    pub nodes: Vec<usize>,
+    /// Concurrent clients, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
+    pub clients: Vec<usize>,
+    /// Write concerns, comma-separated: member counts or majority.
+    #[arg(long, value_delimiter = ',', default_value = "1,majority")]
+    pub write_concern: Vec<String>,
+    /// Journaled writes (`j: true`); `--j` alone is true, `--j false,true` runs both.
+    #[arg(long, value_delimiter = ',', num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    pub j: Vec<bool>,
+    /// Measured time per combination, e.g. 3s.
+    #[arg(long, default_value = "3s")]
+    pub duration: String,
+    /// Store root.
+    #[arg(long, default_value = setup::DEFAULT_STORE)]
+    pub store: PathBuf,
+    /// Print the summary as JSON on stdout (the table goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One combination's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Combination {
+    pub nodes: usize,
+    pub clients: usize,
+    pub write_concern: String,
+    pub j: bool,
+    pub ops: u64,
+    pub errors: u64,
+    pub ops_per_sec: f64,
+    pub latency: Percentiles,
+    /// 1-minute load average when the combination ended.
+    pub load_1m: Option<f64>,
+}
+
+/// `summary.json`.
+#[derive(Debug, Serialize)]
+pub struct ThroughputSummary {
+    pub benchmark: &'static str,
+    pub duration_s: f64,
+    pub results: Vec<Combination>,
+    pub load_average: Option<[f64; 3]>,
+    pub store: PathBuf,
+    pub plots: Vec<PathBuf>,
+}
+
+fn validate(args: &ThroughputArgs) -> anyhow::Result<Duration> {
+    let duration = setup::parse_duration(&args.duration)?;
+    if args.nodes.iter().chain(&args.clients).any(|n| *n == 0) || args.nodes.is_empty() || args.clients.is_empty() {
+        return Err(UsageError("--nodes and --clients need positive values".into()).into());
+    }
+    if args.clients.iter().any(|c| *c > 4096) {
+        return Err(UsageError("--clients is at most 4096".into()).into());
+    }
+    for w in &args.write_concern {
+        if w != "majority" && w.parse::<u32>().is_err() {
+            return Err(UsageError(format!("bad --write-concern {w:?}: a member count or majority")).into());
+        }
+    }
+    Ok(duration)
+}
+
+/// Runs the benchmark; returns the exit code.
+pub async fn run(args: &ThroughputArgs) -> anyhow::Result<i32> {
+    let duration = validate(args)?;
+    let dir = setup::run_dir(&args.store, "throughput")?;
+    eprintln!("faultline bench throughput: store {}", dir.display());
+    let mut results = Vec::new();
+    for &nodes in &args.nodes {
+        let set_dir = dir.join(format!("set-{nodes}"));
+        let (mut cluster, _) = setup::start_set(&set_dir, &SetOptions::new(nodes)).await?;
+        let base_uri = cluster.uri();
+        for w in &args.write_concern {
+            for &j in &args.j {
+                for &clients in &args.clients {
+                    eprint!("  {nodes} node(s), w={w}, j={j}, {clients:>4} clients ... ");
+                    let uri = format!("{base_uri}&w={w}&journal={j}&retryWrites=false&maxPoolSize={clients}");
+                    let (ops, errors, latency) = measure(&uri, clients, duration).await?;
+                    let result = Combination {
+                        nodes,
+                        clients,
+                        write_concern: w.clone(),
+                        j,
+                        ops,
+                        errors,
+                        ops_per_sec: ops as f64 / duration.as_secs_f64(),
+                        latency: latency.summary(),
+                        load_1m: setup::load_average().map(|l| l[0]),
+                    };
+                    eprintln!("{:.0} ops/s, p50 {:.2} ms", result.ops_per_sec, result.latency.p50_ms);
+                    results.push(result);
+                }
+            }
+        }
+        setup::shutdown(&mut cluster).await;
+    }
+    let plot = write_figure(&chart(&curves(&results)), &dir.join("plots")).context("cannot draw the plot")?;
+    let summary = ThroughputSummary {
+        benchmark: "throughput",
+        duration_s: duration.as_secs_f64(),
+        results,
+        load_average: setup::load_average(),
+        store: dir.clone(),
+        plots: vec![plot.png, plot.svg],
+    };
+    let text = summary_text(&summary);
+    setup::write_summary(&dir, &summary, &text)?;
+    setup::print_summary(args.json, &summary, &text)?;
+    Ok(0)
+}
+
+/// Runs `clients` closed loops through one driver client for warm-up + `duration`; returns the inserts
+/// acknowledged in the measured window, the errors in it, and their latencies.
+async fn measure(uri: &str, clients: usize, duration: Duration) -> anyhow::Result<(u64, u64, Latencies)> {
+    let client = mongodb::Client::with_uri_str(uri)
+        .await
+        .context("cannot create the driver client")?;
+    let collection = client.database("faultline_bench").collection::<Document>("throughput");
+    let _ = collection.insert_one(doc! {"warm": true}).await;
+    let origin = Instant::now();
+    let window = (origin + WARM_UP, origin + WARM_UP + duration);
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let collection = collection.clone();
+        tasks.push(tokio::spawn(closed_loop(collection, window)));
+    }
+    let (mut ops, mut errors, mut latency) = (0, 0, Latencies::new());
+    for task in tasks {
+        if let Ok((o, e, l)) = task.await {
+            ops += o;
+            errors += e;
+            latency.merge(&l);
+        }
+    }
+    client.shutdown().await;
+    Ok((ops, errors, latency))
+}
+
+async fn closed_loop(collection: mongodb::Collection<Document>, window: (Instant, Instant)) -> (u64, u64, Latencies) {
+    let (mut ops, mut errors, mut latency) = (0, 0, Latencies::new());
+    let payload = "x".repeat(64);
+    loop {
+        let issued = Instant::now();
+        if issued >= window.1 {
+            break;
+        }
+        let insert = collection.insert_one(doc! {"p": &payload});
+        let ok = matches!(tokio::time::timeout(OP_TIMEOUT, insert).await, Ok(Ok(_)));
+        let done = Instant::now();
+        if issued < window.0 || done > window.1 {
+            continue;
+        }
+        if ok {
+            ops += 1;
+            latency.record_ns(done.duration_since(issued).as_nanos() as u64);
+        } else {
+            errors += 1;
+        }
+    }
+    (ops, errors, latency)
+}
+
+/// One series per (nodes, w, j): ops/s against clients.
+fn curves(results: &[Combination]) -> Vec<Series> {
+    let mut out: Vec<Series> = Vec::new();
+    for r in results {
+        let name = format!("{} node(s), w={}, j={}", r.nodes, r.write_concern, r.j);
+        match out.iter_mut().find(|s| s.name == name) {
+            Some(series) => series.points.push((r.clients as f64, r.ops_per_sec)),
+            None => {
+                let mut series = Series::new(name);
+                series.points.push((r.clients as f64, r.ops_per_sec));
+                out.push(series);
+            }
+        }
+    }
+    for s in &mut out {
+        s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    out
+}
+
+fn chart(series: &[Series]) -> LineChart<'_> {
+    LineChart {
+        name: "throughput-vs-clients",
+        title: "Insert throughput against concurrent clients (closed loop)".into(),
+        x_axis: "concurrent clients (log scale)".into(),
+        y_axis: "acknowledged inserts per second".into(),
+        x_scale: XScale::Log,
+        lines: true,
+        series,
+    }
+}
+
+/// The table printed and saved as `summary.txt`.
+pub fn summary_text(s: &ThroughputSummary) -> String {
+    let header: Vec<String> = [
+        "nodes", "w", "j", "clients", "ops/s", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", "load",
+    ]
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
+    let rows: Vec<Vec<String>> = s
+        .results
+        .iter()
+        .map(|r| {
+            vec![
+                r.nodes.to_string(),
+                r.write_concern.clone(),
+                r.j.to_string(),
+                r.clients.to_string(),
+                format!("{:.0}", r.ops_per_sec),
+                r.errors.to_string(),
+                format!("{:.2}", r.latency.p50_ms),
+                format!("{:.2}", r.latency.p90_ms),
+                format!("{:.2}", r.latency.p99_ms),
+                format!("{:.2}", r.latency.max_ms),
+                r.load_1m.map_or("-".to_string(), |l| format!("{l:.2}")),
+            ]
+        })
+        .collect();
+    format!(
+        "throughput: closed-loop inserts, {:.1}s per combination; {}\n{}store: {}\n",
+        s.duration_s,
+        setup::describe_load(s.load_average),
+        table(&header, &rows),
+        s.store.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(nodes: usize, w: &str, clients: usize, ops_per_sec: f64) -> Combination {
+        Combination {
+            nodes,
+            clients,
+            write_concern: w.into(),
+            j: false,
+            ops: 0,
+            errors: 0,
+            ops_per_sec,
+            latency: Percentiles::default(),
+            load_1m: None,
+        }
+    }
+
+    #[test]
+    fn curves_group_by_configuration_and_sort_by_clients() {
+        let results = [
+            result(3, "1", 8, 80.0),
+            result(3, "1", 1, 10.0),
+            result(3, "majority", 1, 5.0),
+        ];
+        let series = curves(&results);
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[0].name, "3 node(s), w=1, j=false");
+        assert_eq!(series[0].points, vec![(1.0, 10.0), (8.0, 80.0)]);
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        let args = |w: &str, clients: usize| ThroughputArgs {
+            nodes: vec![1],
+            clients: vec![clients],
+            write_concern: vec![w.into()],
+            j: vec![false],
+            duration: "1s".into(),
+            store: PathBuf::from("store"),
+            json: false,
+        };
+        assert!(validate(&args("majority", 8)).is_ok());
+        assert!(validate(&args("most", 8)).is_err_and(|e| e.is::<UsageError>()));
+        assert!(validate(&args("1", 0)).is_err());
+    }
+}

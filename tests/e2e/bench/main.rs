@@ -1,0 +1,117 @@
+//! End-to-end test of `faultline bench replication-lag`: the real binary against a real three-member set,
+//! a few seconds of load, `--json`; the table, the summary's fields, the plots and the numbers' plausibility.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_faultline"))
+}
+
+/// `count`, then p50 ≤ p90 ≤ p99 ≤ p99.9 ≤ max, all finite and non-negative (and > 0 when `positive`).
+fn assert_plausible(p: &Value, what: &str, positive: bool) {
+    let number = |k: &str| p[k].as_f64().unwrap_or(f64::NAN);
+    let values: Vec<f64> = ["p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"]
+        .iter()
+        .map(|k| number(k))
+        .collect();
+    assert!(p["count"].as_u64().unwrap_or(0) > 0, "{what}: no values: {p}");
+    assert!(values.iter().all(|v| v.is_finite() && *v >= 0.0), "{what}: {p}");
+    assert!(
+        values.windows(2).all(|w| w[0] <= w[1]),
+        "{what}: percentiles out of order: {p}"
+    );
+    if positive {
+        assert!(values[0] > 0.0, "{what}: p50 is not positive: {p}");
+    }
+    assert!(
+        values[4] < 10_000.0,
+        "{what}: max over 10 s on an idle loopback set: {p}"
+    );
+}
+
+#[test]
+fn replication_lag_prints_a_table_and_stores_summary_and_plots() -> anyhow::Result<()> {
+    let store = tempfile::tempdir()?;
+    let output = Command::new(bin())
+        .args([
+            "bench",
+            "replication-lag",
+            "--duration",
+            "3s",
+            "--rate",
+            "400",
+            "--json",
+            "--store",
+        ])
+        .arg(store.path())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+
+    // The table (on stderr with --json): one row per member under the percentile header.
+    for text in [
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "(primary)",
+        "(secondary)",
+    ] {
+        assert!(stderr.contains(text), "table lacks {text:?}:\n{stderr}");
+    }
+
+    let summary: Value = serde_json::from_str(&stdout)?;
+    assert_eq!(summary["benchmark"], "replication-lag");
+    let issued = summary["writes_issued"].as_u64().unwrap_or(0);
+    assert!(issued >= 1000, "3 s at 400/s issued only {issued}: {summary}");
+    assert_eq!(summary["writes_acked"].as_u64(), Some(issued), "{summary}");
+    let members = summary["members"].as_array().cloned().unwrap_or_default();
+    assert_eq!(members.len(), 3, "{summary}");
+    let secondaries: Vec<&Value> = members.iter().filter(|m| m["initial_state"] == "SECONDARY").collect();
+    assert_eq!(secondaries.len(), 2, "{summary}");
+    for m in &secondaries {
+        assert_eq!(
+            m["writes_seen"].as_u64(),
+            Some(issued),
+            "every write reaches every secondary: {m}"
+        );
+        assert_plausible(&m["visible_after_issue"], "visible_after_issue", true);
+        assert_plausible(&m["behind_first_member"], "behind_first_member", false);
+        assert_plausible(&m["status_wall_time_lag"], "status_wall_time_lag", false);
+        // A write cannot reach a secondary before the client issued it, nor before the primary had it.
+        let after_issue = m["visible_after_issue"]["p50_ms"].as_f64().unwrap_or(0.0);
+        let behind = m["behind_first_member"]["p50_ms"].as_f64().unwrap_or(f64::MAX);
+        assert!(behind <= after_issue + 0.01, "{m}");
+    }
+    assert_plausible(&summary["ack_latency"], "ack_latency", true);
+
+    // The store: summary files, the report, and the plots.
+    let dir = PathBuf::from(summary["store"].as_str().unwrap_or_default());
+    assert!(dir.starts_with(std::fs::canonicalize(store.path())?) || dir.starts_with(store.path()));
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json"))?)?;
+    assert_eq!(stored["writes_issued"], summary["writes_issued"]);
+    for file in [
+        "summary.txt",
+        "lag.jsonl",
+        "history.jsonl",
+        "report.html",
+        "plots/replication-lag.png",
+        "plots/replication-lag.svg",
+        "plots/replication-lag-sources.png",
+        "plots/replication-lag-sources.svg",
+    ] {
+        let path = dir.join(file);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 0, "{} missing or empty", path.display());
+    }
+    let png = std::fs::read(dir.join("plots/replication-lag.png"))?;
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = std::fs::read_to_string(dir.join("plots/replication-lag-sources.svg"))?;
+    assert!(svg.contains("rs.status()"), "the comparison plot names its series");
+    Ok(())
+}
