@@ -18,6 +18,7 @@ use bson::{Bson, Document, doc};
 use super::Member;
 use super::peers::PeerConnection;
 use crate::error::{Error, Result};
+use crate::failpoint;
 use crate::repl::{Event, OpTime};
 use crate::storage::OplogEntry;
 
@@ -77,7 +78,13 @@ impl Member {
         };
         if OplogEntry::optime_of(first) != Some(last) {
             tracing::warn!(ours = ?last, theirs = ?OplogEntry::optime_of(first), source = host, "oplog diverged from the sync source");
-            return Ok(FetchEnd::Diverged);
+            if self.failpoints.hit(failpoint::SKIP_ROLLBACK).is_none() {
+                return Ok(FetchEnd::Diverged);
+            }
+            // Fail point: keep our diverged entries and carry on with the source's newer ones.
+            let newer = batch.into_iter().filter(|e| is_after(e, last)).collect();
+            self.apply_batch(newer).await?;
+            return self.tail(source_id, &mut conn, id, timeout).await;
         }
         self.apply_batch(batch.into_iter().skip(1).collect()).await?;
         self.tail(source_id, &mut conn, id, timeout).await
@@ -134,9 +141,20 @@ impl Member {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
         }
+        let reversed = batch.len() > 1 && self.failpoints.hit(failpoint::APPLY_OPLOG_OUT_OF_ORDER).is_some();
         // Durable at once: the primary's majority commit point counts durable optimes.
         self.storage
             .write(true, move |w| -> Result<()> {
+                if reversed {
+                    // Fail point: the data sees the batch backwards; the oplog keeps its order.
+                    for entry in batch.iter().rev() {
+                        w.apply_entry(entry)?;
+                    }
+                    for entry in &batch {
+                        w.append_entry(entry)?;
+                    }
+                    return Ok(());
+                }
                 for entry in &batch {
                     w.apply_entry(entry)?;
                     w.append_entry(entry)?;
@@ -145,6 +163,11 @@ impl Member {
             })
             .await?
     }
+}
+
+/// Whether `entry` comes after `last` by timestamp (the source's entries we have not seen).
+fn is_after(entry: &Document, last: OpTime) -> bool {
+    OplogEntry::optime_of(entry).is_some_and(|o| (o.ts.time, o.ts.increment) > (last.ts.time, last.ts.increment))
 }
 
 fn entries(cursor: &Document, key: &str) -> Vec<Document> {
