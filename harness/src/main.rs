@@ -2,12 +2,13 @@
 mod check;
 mod cluster;
 mod cluster_cmd;
+mod gate;
 mod logging;
 mod nemesis;
 mod node;
-mod report_cmd;
 mod proxy;
 mod recorder;
+mod report_cmd;
 mod test_cmd;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
     Cluster(cluster_cmd::ClusterArgs),
     /// Run a workload against a local cluster under faults, record the history and check it.
     Test(Box<test_cmd::TestArgs>),
+    /// Run a suite of scenarios with expected verdicts (a CI gate); JUnit XML and Markdown on request.
+    Gate(gate::GateArgs),
 }
 
 /// A bad flag, config file or argument: exit code 254, as Jepsen does.
@@ -61,6 +64,7 @@ fn main() {
         Command::Report(args) => report_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Test(args) => test_cmd::run(args),
+        Command::Gate(args) => gate::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -141,13 +141,14 @@ impl Member {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
         }
-        let reversed = batch.len() > 1 && self.failpoints.hit(failpoint::APPLY_OPLOG_OUT_OF_ORDER).is_some();
+        // Fail point: the data sees the entries in another order than the oplog.
+        let swapped =
+            (self.failpoints.hit(failpoint::APPLY_OPLOG_OUT_OF_ORDER).is_some()).then(|| self.swap_with_held(&batch));
         // Durable at once: the primary's majority commit point counts durable optimes.
         self.storage
             .write(true, move |w| -> Result<()> {
-                if reversed {
-                    // Fail point: the data sees the batch backwards; the oplog keeps its order.
-                    for entry in batch.iter().rev() {
+                if let Some(to_apply) = swapped {
+                    for entry in &to_apply {
                         w.apply_entry(entry)?;
                     }
                     for entry in &batch {
@@ -162,6 +163,25 @@ impl Member {
                 Ok(())
             })
             .await?
+    }
+}
+
+impl Member {
+    /// Fail point `applyOplogOutOfOrder`: the data sees entries swapped across batches (the oplog keeps its
+    /// order). With nothing held, the batch's last entry is held back; otherwise the held entry is applied
+    /// after the whole batch, which is newer than it.
+    fn swap_with_held(&self, batch: &[Document]) -> Vec<Document> {
+        let Ok(mut held) = self.held_entry.lock() else {
+            return batch.to_vec();
+        };
+        match held.take() {
+            Some(older) => batch.iter().cloned().chain(std::iter::once(older)).collect(),
+            None => {
+                let (last, rest) = batch.split_last().map_or((None, &[][..]), |(l, r)| (Some(l), r));
+                *held = last.cloned();
+                rest.to_vec()
+            }
+        }
     }
 }
 

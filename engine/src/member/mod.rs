@@ -112,6 +112,8 @@ pub struct Member {
     min_valid: Mutex<Option<OpTime>>,
     /// The member's fail points (shared with the commands).
     failpoints: Arc<FailPoints>,
+    /// Fail point `applyOplogOutOfOrder`: an entry held back to be applied after newer ones.
+    held_entry: Mutex<Option<Document>>,
 }
 
 fn now_wall_ms() -> i64 {
@@ -150,6 +152,7 @@ impl Member {
             syncing: AtomicBool::new(false),
             min_valid: Mutex::new(None),
             failpoints,
+            held_entry: Mutex::new(None),
         });
         if let Some(config) = config {
             member.install_machine(config)?;
