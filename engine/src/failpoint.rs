@@ -23,8 +23,8 @@ pub const DEPOSED_PRIMARY_SERVES_READS: &str = "deposedPrimaryServesReads";
 pub const ACK_MAJORITY_BEFORE_REPLICATION: &str = "ackMajorityBeforeReplication";
 /// A member whose oplog diverged from its sync source keeps its unreplicated writes and carries on.
 pub const SKIP_ROLLBACK: &str = "skipRollback";
-/// A secondary applies oplog entries out of order: every other batch's last entry is held back and applied
-/// after the next batch (the oplog itself keeps its order).
+/// A secondary applies oplog entries out of order: each batch is applied backwards, two batches late (the
+/// oplog itself keeps its order).
 pub const APPLY_OPLOG_OUT_OF_ORDER: &str = "applyOplogOutOfOrder";
 
 /// The fail points this engine knows, with what each does when on.
@@ -51,7 +51,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ),
     (
         APPLY_OPLOG_OUT_OF_ORDER,
-        "a secondary holds back every other batch's last oplog entry and applies it after the next batch",
+        "a secondary applies each oplog batch backwards and two batches late",
     ),
 ];
 

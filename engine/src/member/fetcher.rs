@@ -166,22 +166,23 @@ impl Member {
     }
 }
 
+/// Fail point `applyOplogOutOfOrder`: how many batches the data lags behind the oplog.
+const HELD_BATCHES: usize = 2;
+
 impl Member {
-    /// Fail point `applyOplogOutOfOrder`: the data sees entries swapped across batches (the oplog keeps its
-    /// order). With nothing held, the batch's last entry is held back; otherwise the held entry is applied
-    /// after the whole batch, which is newer than it.
+    /// Fail point `applyOplogOutOfOrder`: the data sees entries out of order (the oplog keeps its order).
+    /// Each batch is held back until [`HELD_BATCHES`] newer ones arrived, then applied backwards.
     fn swap_with_held(&self, batch: &[Document]) -> Vec<Document> {
-        let Ok(mut held) = self.held_entry.lock() else {
+        let Ok(mut held) = self.held_batches.lock() else {
             return batch.to_vec();
         };
-        match held.take() {
-            Some(older) => batch.iter().cloned().chain(std::iter::once(older)).collect(),
-            None => {
-                let (last, rest) = batch.split_last().map_or((None, &[][..]), |(l, r)| (Some(l), r));
-                *held = last.cloned();
-                rest.to_vec()
-            }
+        held.push_back(batch.to_vec());
+        if held.len() <= HELD_BATCHES {
+            return Vec::new();
         }
+        held.pop_front()
+            .map(|oldest| oldest.into_iter().rev().collect())
+            .unwrap_or_default()
     }
 }
 

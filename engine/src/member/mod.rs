@@ -112,8 +112,8 @@ pub struct Member {
     min_valid: Mutex<Option<OpTime>>,
     /// The member's fail points (shared with the commands).
     failpoints: Arc<FailPoints>,
-    /// Fail point `applyOplogOutOfOrder`: an entry held back to be applied after newer ones.
-    held_entry: Mutex<Option<Document>>,
+    /// Fail point `applyOplogOutOfOrder`: batches held back to be applied after newer ones.
+    held_batches: Mutex<std::collections::VecDeque<Vec<Document>>>,
 }
 
 fn now_wall_ms() -> i64 {
@@ -152,7 +152,7 @@ impl Member {
             syncing: AtomicBool::new(false),
             min_valid: Mutex::new(None),
             failpoints,
-            held_entry: Mutex::new(None),
+            held_batches: Mutex::new(std::collections::VecDeque::new()),
         });
         if let Some(config) = config {
             member.install_machine(config)?;
