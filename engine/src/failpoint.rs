@@ -11,11 +11,49 @@ use bson::{Bson, Document, doc};
 
 use crate::error::{Error, Result};
 
+/// Acknowledge journaled writes (`j:true`, or `w:"majority"` with `writeConcernMajorityJournalDefault`)
+/// without waiting for the fsync'd commit.
+pub const SKIP_JOURNAL_FSYNC: &str = "skipJournalFsync";
+/// Voters compare only the timestamps of last-applied optimes, ignoring terms (protocol version 0's flaw).
+pub const ELECT_BY_TIMESTAMP: &str = "electByTimestamp";
+/// A member that was primary keeps serving reads as if it still were (no primary check, no linearizable
+/// no-op, no majority wait).
+pub const DEPOSED_PRIMARY_SERVES_READS: &str = "deposedPrimaryServesReads";
+/// Acknowledge `w:"majority"` writes as soon as they are written locally.
+pub const ACK_MAJORITY_BEFORE_REPLICATION: &str = "ackMajorityBeforeReplication";
+/// A member whose oplog diverged from its sync source keeps its unreplicated writes and carries on.
+pub const SKIP_ROLLBACK: &str = "skipRollback";
+/// A secondary applies oplog entries out of order: each batch is applied backwards, two batches late (the
+/// oplog itself keeps its order).
+pub const APPLY_OPLOG_OUT_OF_ORDER: &str = "applyOplogOutOfOrder";
+
 /// The fail points this engine knows, with what each does when on.
-pub const KNOWN: &[(&str, &str)] = &[(
-    "skipJournalFsync",
-    "acknowledge j:true writes without waiting for the fsync'd commit",
-)];
+pub const KNOWN: &[(&str, &str)] = &[
+    (
+        SKIP_JOURNAL_FSYNC,
+        "acknowledge j:true (and journaled w:majority) writes without waiting for the fsync'd commit",
+    ),
+    (
+        ELECT_BY_TIMESTAMP,
+        "voters compare only lastApplied timestamps, ignoring terms, when granting votes",
+    ),
+    (
+        DEPOSED_PRIMARY_SERVES_READS,
+        "a member that was primary serves local, majority and linearizable reads as if it still were",
+    ),
+    (
+        ACK_MAJORITY_BEFORE_REPLICATION,
+        "acknowledge w:majority writes before a majority has them",
+    ),
+    (
+        SKIP_ROLLBACK,
+        "a member whose oplog diverged keeps its unreplicated writes and continues from the sync source",
+    ),
+    (
+        APPLY_OPLOG_OUT_OF_ORDER,
+        "a secondary applies each oplog batch backwards and two batches late",
+    ),
+];
 
 #[derive(Debug, Clone, PartialEq)]
 enum Mode {
@@ -120,6 +158,16 @@ impl FailPoints {
         }
     }
 
+    /// Whether the fail point is on now, without counting a hit (for switches read outside a code path).
+    pub fn is_on(&self, name: &str) -> bool {
+        let Ok(points) = self.points.lock() else {
+            return false;
+        };
+        points
+            .get(name)
+            .is_some_and(|s| matches!(s.mode, Mode::AlwaysOn) || matches!(s.mode, Mode::Times(n) if n > 0))
+    }
+
     /// Every known fail point with its mode and hit count (for `listFailPoints`... and getParameter).
     pub fn list(&self) -> Vec<Document> {
         let points = self.points.lock().map(|p| p.clone()).unwrap_or_default();
@@ -142,5 +190,61 @@ fn mode_code(mode: &Mode) -> i32 {
         Mode::Off => 0,
         Mode::AlwaysOn => 1,
         Mode::Times(_) => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn fail_points_are_off_unless_named() {
+        let points = FailPoints::from_parameters(&params(&[("failpoint.skipRollback", "alwaysOn")])).expect("ok");
+        assert!(points.hit(SKIP_ROLLBACK).is_some());
+        for (name, _) in KNOWN.iter().filter(|(n, _)| *n != SKIP_ROLLBACK) {
+            assert!(points.hit(name).is_none(), "{name} fired without being named");
+            assert!(!points.is_on(name));
+        }
+    }
+
+    #[test]
+    fn times_counts_down_and_hits_are_listed() {
+        let points = FailPoints::default();
+        points
+            .configure(
+                ACK_MAJORITY_BEFORE_REPLICATION,
+                &doc! {"mode": {"times": 2}, "data": {"x": 1}},
+            )
+            .expect("configure");
+        assert!(points.is_on(ACK_MAJORITY_BEFORE_REPLICATION));
+        assert_eq!(points.hit(ACK_MAJORITY_BEFORE_REPLICATION), Some(doc! {"x": 1}));
+        assert!(points.hit(ACK_MAJORITY_BEFORE_REPLICATION).is_some());
+        assert!(points.hit(ACK_MAJORITY_BEFORE_REPLICATION).is_none());
+        assert!(!points.is_on(ACK_MAJORITY_BEFORE_REPLICATION));
+        let listed = points.list();
+        assert_eq!(listed.len(), KNOWN.len());
+        let entry = listed
+            .iter()
+            .find(|d| d.get_str("name").ok() == Some(ACK_MAJORITY_BEFORE_REPLICATION))
+            .expect("listed");
+        assert_eq!(entry.get_i64("timesEntered").ok(), Some(2));
+    }
+
+    #[test]
+    fn unknown_names_and_bad_modes_are_refused() {
+        let points = FailPoints::default();
+        assert!(points.configure("noSuchPoint", &doc! {"mode": "alwaysOn"}).is_err());
+        assert!(points.configure(SKIP_ROLLBACK, &doc! {"mode": "sometimes"}).is_err());
+        assert!(FailPoints::from_parameters(&params(&[("failpoint.skipRollback", "{bad")])).is_err());
+        let json = params(&[("failpoint.electByTimestamp", r#"{"mode": {"times": 1}}"#)]);
+        assert!(
+            FailPoints::from_parameters(&json)
+                .expect("ok")
+                .is_on(ELECT_BY_TIMESTAMP)
+        );
     }
 }

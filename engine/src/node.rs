@@ -34,7 +34,7 @@ pub struct Node {
     pub storage: Storage,
     pub member: std::sync::Arc<Member>,
     pub cursors: CursorRegistry,
-    pub failpoints: FailPoints,
+    pub failpoints: Arc<FailPoints>,
     pub counters: Counters,
 }
 
@@ -42,9 +42,9 @@ impl Node {
     /// Opens storage under the options' dbpath and restores the replica-set role.
     pub async fn open(options: NodeOptions) -> Result<Arc<Node>> {
         let storage = Storage::open(&options.dbpath)?;
-        let failpoints = FailPoints::from_parameters(&options.set_parameters)?;
+        let failpoints = Arc::new(FailPoints::from_parameters(&options.set_parameters)?);
         let routes = options.peer_routes.clone().into_iter().collect();
-        let member = Member::start(storage.clone(), options, routes).await?;
+        let member = Member::start(storage.clone(), options, routes, failpoints.clone()).await?;
         Ok(Arc::new(Node {
             storage,
             member,

@@ -3,6 +3,7 @@ mod bench;
 mod check;
 mod cluster;
 mod cluster_cmd;
+mod gate;
 mod logging;
 mod nemesis;
 mod node;
@@ -35,6 +36,8 @@ enum Command {
     Test(Box<test_cmd::TestArgs>),
     /// Benchmarks: replication lag, failover time, throughput against concurrency and write concern.
     Bench(bench::BenchArgs),
+    /// Run a suite of scenarios with expected verdicts (a CI gate); JUnit XML and Markdown on request.
+    Gate(gate::GateArgs),
 }
 
 /// A bad flag, config file or argument: exit code 254, as Jepsen does.
@@ -65,6 +68,7 @@ fn main() {
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Test(args) => test_cmd::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Gate(args) => gate::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -73,7 +73,9 @@ impl ReadConcern {
 /// Checks and waits before a read: readability of this member, linearizable-on-primary, afterClusterTime.
 pub async fn before_read(ctx: &Context<'_>, rc: &ReadConcern) -> Result<()> {
     let member = &ctx.node.member;
-    if rc.level == Level::Linearizable {
+    if serves_as_deposed_primary(ctx) {
+        // Fail point: read as if still primary (no primary check).
+    } else if rc.level == Level::Linearizable {
         if !member.role().state.is_primary() {
             return Err(Error::new(
                 code::NOT_WRITABLE_PRIMARY,
@@ -101,6 +103,10 @@ pub async fn before_read(ctx: &Context<'_>, rc: &ReadConcern) -> Result<()> {
 /// a no-op written after the read is majority-committed.
 pub async fn after_read(ctx: &Context<'_>, rc: &ReadConcern, read_at: OpTime) -> Result<()> {
     let member = &ctx.node.member;
+    if serves_as_deposed_primary(ctx) {
+        // Fail point: no majority wait, no linearizable no-op.
+        return Ok(());
+    }
     match rc.level {
         // On any member: what was read must be majority-committed before it is returned.
         Level::Majority => member.wait_committed(|committed| committed >= read_at).await,
@@ -123,6 +129,19 @@ pub async fn after_read(ctx: &Context<'_>, rc: &ReadConcern, read_at: OpTime) ->
         }
         _ => Ok(()),
     }
+}
+
+/// Fail point `deposedPrimaryServesReads`: a member that was primary and no longer is answers reads as if it
+/// still were.
+fn serves_as_deposed_primary(ctx: &Context<'_>) -> bool {
+    let member = &ctx.node.member;
+    !member.role().state.is_primary()
+        && member.has_been_primary()
+        && ctx
+            .node
+            .failpoints
+            .hit(crate::failpoint::DEPOSED_PRIMARY_SERVES_READS)
+            .is_some()
 }
 
 fn wc_error(err: Document) -> Error {

@@ -9,7 +9,8 @@ use bson::{Bson, Document, doc, oid::ObjectId};
 use super::Context;
 use super::args;
 use crate::error::{Error, Result, code};
-use crate::member::WriteConcern;
+use crate::failpoint;
+use crate::member::{WriteConcern, WriteMode};
 use crate::node::Counters;
 use crate::query::filter::Filter;
 use crate::query::projection::Projection;
@@ -103,7 +104,8 @@ async fn run_job<R: Send + 'static>(
     session: Option<RetryableWrite>,
     job: impl FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
 ) -> Result<(R, Option<Document>)> {
-    let skip_fsync = wc.j && ctx.node.failpoints.hit("skipJournalFsync").is_some();
+    let journaled = wc.j || (wc.w == WriteMode::Majority && journals_majority(ctx));
+    let skip_fsync = journaled && ctx.node.failpoints.hit(failpoint::SKIP_JOURNAL_FSYNC).is_some();
     let durable = wc.j && !skip_fsync;
     let output = ctx
         .node
@@ -116,12 +118,24 @@ async fn run_job<R: Send + 'static>(
             Ok::<R, crate::error::Error>(job(w))
         })
         .await??;
-    if skip_fsync {
+    let ack_early = wc.w == WriteMode::Majority
+        && ctx
+            .node
+            .failpoints
+            .hit(failpoint::ACK_MAJORITY_BEFORE_REPLICATION)
+            .is_some();
+    if skip_fsync || ack_early {
         return Ok((output, None));
     }
     let optime = ctx.node.storage.positions().last_written;
     let wc_error = ctx.node.member.wait_for_write_concern(optime, wc).await;
     Ok((output, wc_error))
+}
+
+/// Whether `w:"majority"` implies the journal here (`writeConcernMajorityJournalDefault`).
+fn journals_majority(ctx: &Context<'_>) -> bool {
+    let role = ctx.node.member.role();
+    role.config.is_some_and(|c| c.write_concern_majority_journal_default)
 }
 
 fn finish(mut reply: Document, write_errors: Vec<Document>, wc_error: Option<Document>) -> Document {

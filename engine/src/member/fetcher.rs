@@ -18,6 +18,7 @@ use bson::{Bson, Document, doc};
 use super::Member;
 use super::peers::PeerConnection;
 use crate::error::{Error, Result};
+use crate::failpoint;
 use crate::repl::{Event, OpTime};
 use crate::storage::OplogEntry;
 
@@ -77,7 +78,13 @@ impl Member {
         };
         if OplogEntry::optime_of(first) != Some(last) {
             tracing::warn!(ours = ?last, theirs = ?OplogEntry::optime_of(first), source = host, "oplog diverged from the sync source");
-            return Ok(FetchEnd::Diverged);
+            if self.failpoints.hit(failpoint::SKIP_ROLLBACK).is_none() {
+                return Ok(FetchEnd::Diverged);
+            }
+            // Fail point: keep our diverged entries and carry on with the source's newer ones.
+            let newer = batch.into_iter().filter(|e| is_after(e, last)).collect();
+            self.apply_batch(newer).await?;
+            return self.tail(source_id, &mut conn, id, timeout).await;
         }
         self.apply_batch(batch.into_iter().skip(1).collect()).await?;
         self.tail(source_id, &mut conn, id, timeout).await
@@ -143,9 +150,21 @@ impl Member {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
         }
+        // Fail point: the data sees the entries in another order than the oplog.
+        let swapped =
+            (self.failpoints.hit(failpoint::APPLY_OPLOG_OUT_OF_ORDER).is_some()).then(|| self.swap_with_held(&batch));
         // Durable at once: the primary's majority commit point counts durable optimes.
         self.storage
             .write(true, move |w| -> Result<()> {
+                if let Some(to_apply) = swapped {
+                    for entry in &to_apply {
+                        w.apply_entry(entry)?;
+                    }
+                    for entry in &batch {
+                        w.append_entry(entry)?;
+                    }
+                    return Ok(());
+                }
                 for entry in &batch {
                     w.apply_entry(entry)?;
                     w.append_entry(entry)?;
@@ -154,6 +173,31 @@ impl Member {
             })
             .await?
     }
+}
+
+/// Fail point `applyOplogOutOfOrder`: how many batches the data lags behind the oplog.
+const HELD_BATCHES: usize = 2;
+
+impl Member {
+    /// Fail point `applyOplogOutOfOrder`: the data sees entries out of order (the oplog keeps its order).
+    /// Each batch is held back until [`HELD_BATCHES`] newer ones arrived, then applied backwards.
+    fn swap_with_held(&self, batch: &[Document]) -> Vec<Document> {
+        let Ok(mut held) = self.held_batches.lock() else {
+            return batch.to_vec();
+        };
+        held.push_back(batch.to_vec());
+        if held.len() <= HELD_BATCHES {
+            return Vec::new();
+        }
+        held.pop_front()
+            .map(|oldest| oldest.into_iter().rev().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Whether `entry` comes after `last` by timestamp (the source's entries we have not seen).
+fn is_after(entry: &Document, last: OpTime) -> bool {
+    OplogEntry::optime_of(entry).is_some_and(|o| (o.ts.time, o.ts.increment) > (last.ts.time, last.ts.increment))
 }
 
 fn entries(cursor: &Document, key: &str) -> Vec<Document> {

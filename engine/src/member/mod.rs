@@ -32,6 +32,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result, code};
+use crate::failpoint::{ELECT_BY_TIMESTAMP, FailPoints};
 use crate::options::NodeOptions;
 use crate::repl::machine::{LastVote, PersistedElectionState};
 use crate::repl::{Action, Event, MachineStart, MemberState, OpTime, ReplError, ReplMachine, ReplSetConfig};
@@ -109,6 +110,10 @@ pub struct Member {
     syncing: AtomicBool,
     /// After a rollback: stay RECOVERING until the oplog reaches this point.
     min_valid: Mutex<Option<OpTime>>,
+    /// The member's fail points (shared with the commands).
+    failpoints: Arc<FailPoints>,
+    /// Fail point `applyOplogOutOfOrder`: batches held back to be applied after newer ones.
+    held_batches: Mutex<std::collections::VecDeque<Vec<Document>>>,
 }
 
 fn now_wall_ms() -> i64 {
@@ -117,7 +122,12 @@ fn now_wall_ms() -> i64 {
 
 impl Member {
     /// Loads the stored config, term and vote; with a config, starts the replica-set machinery.
-    pub async fn start(storage: Storage, options: NodeOptions, routes: HashMap<String, String>) -> Result<Arc<Member>> {
+    pub async fn start(
+        storage: Storage,
+        options: NodeOptions,
+        routes: HashMap<String, String>,
+        failpoints: Arc<FailPoints>,
+    ) -> Result<Arc<Member>> {
         let config = match storage.read_meta(META_CONFIG)? {
             Some(doc) => Some(ReplSetConfig::parse_document(&doc).map_err(repl_error)?),
             None => None,
@@ -141,6 +151,8 @@ impl Member {
             installing: AtomicBool::new(false),
             syncing: AtomicBool::new(false),
             min_valid: Mutex::new(None),
+            failpoints,
+            held_batches: Mutex::new(std::collections::VecDeque::new()),
         });
         if let Some(config) = config {
             member.install_machine(config)?;
@@ -216,7 +228,8 @@ impl Member {
             commit_point: OpTime::null(),
             seed: u64::from(self.options.port) ^ (self.process_id.timestamp().timestamp_millis() as u64),
         };
-        let machine = ReplMachine::new(start, self.now_ms());
+        let mut machine = ReplMachine::new(start, self.now_ms());
+        machine.set_elect_by_timestamp(self.failpoints.is_on(ELECT_BY_TIMESTAMP));
         {
             let mut slot = self
                 .machine
@@ -572,6 +585,20 @@ impl Member {
             Error::new(code::NOT_PRIMARY_NO_SECONDARY_OK, "not primary and secondaryOk=false")
                 .with_extra(doc! {"topologyVersion": self.topology_version()}),
         )
+    }
+
+    /// Fail point `electByTimestamp` switched at run time: tell the machine's voter rules.
+    pub fn set_elect_by_timestamp(&self, on: bool) {
+        if let Ok(mut slot) = self.machine.lock()
+            && let Some(machine) = slot.as_mut()
+        {
+            machine.set_elect_by_timestamp(on);
+        }
+    }
+
+    /// Whether this member has been primary since it started (it may have been deposed since).
+    pub fn has_been_primary(&self) -> bool {
+        self.election_date.lock().is_ok_and(|date| date.is_some())
     }
 
     /// The newest optime known to be majority-committed.

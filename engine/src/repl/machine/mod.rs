@@ -126,6 +126,8 @@ pub struct ReplMachine {
     now_ms: i64,
     rng: SplitMix64,
     outbox: Vec<Action>,
+    /// Fail point `electByTimestamp`: voters compare only last-applied timestamps, ignoring terms.
+    elect_by_timestamp: bool,
 }
 
 impl ReplMachine {
@@ -161,6 +163,7 @@ impl ReplMachine {
             now_ms,
             rng: SplitMix64::new(start.seed),
             outbox: Vec::new(),
+            elect_by_timestamp: false,
         };
         machine.adopt_config_members();
         machine.state = machine.resting_state();
@@ -220,6 +223,12 @@ impl ReplMachine {
         self.install_config(new_config);
         self.settle();
         Ok(std::mem::take(&mut self.outbox))
+    }
+
+    /// Fail point `electByTimestamp`: when on, this member votes for any candidate whose last-applied
+    /// timestamp is not older than its own, whatever the terms (protocol version 0's flaw).
+    pub fn set_elect_by_timestamp(&mut self, on: bool) {
+        self.elect_by_timestamp = on;
     }
 
     /// The current term.

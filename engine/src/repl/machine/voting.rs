@@ -50,7 +50,15 @@ impl ReplMachine {
         if !self.self_member().is_some_and(|member| member.is_voter()) {
             return Some("I am not a voting member".to_owned());
         }
-        if request.last_applied < self.applied {
+        if self.elect_by_timestamp {
+            let ts = |o: &crate::repl::OpTime| (o.ts.time, o.ts.increment);
+            if ts(&request.last_applied) < ts(&self.applied) {
+                return Some(format!(
+                    "candidate's timestamp is older than mine: {} < {}",
+                    request.last_applied, self.applied
+                ));
+            }
+        } else if request.last_applied < self.applied {
             return Some(format!(
                 "candidate's data is staler than mine: {} < {}",
                 request.last_applied, self.applied
@@ -81,5 +89,64 @@ impl ReplMachine {
         let priority_of = |id: i32| self.config.find_member_by_id(id).map_or(0.0, |member| member.priority);
         (priority_of(primary) >= priority_of(candidate_id))
             .then(|| format!("member {primary} is a healthy primary of equal or greater priority"))
+    }
+}
+
+#[cfg(test)]
+mod fail_point_tests {
+    use super::super::{MachineStart, PersistedElectionState, ReplMachine};
+    use super::VoteRequest;
+    use crate::repl::config::{MemberConfig, ReplSetConfig};
+    use crate::repl::optime::OpTime;
+
+    fn voter(applied: OpTime) -> ReplMachine {
+        let members = (0..3).map(|id| MemberConfig::new(id, format!("h{id}:1"))).collect();
+        let mut config = ReplSetConfig::new("rs0", members);
+        config.term = 0;
+        let start = MachineStart {
+            config,
+            self_host: "h1:1".into(),
+            persisted: PersistedElectionState {
+                term: 2,
+                last_vote: None,
+            },
+            applied,
+            durable: applied,
+            commit_point: OpTime::null(),
+            seed: 1,
+        };
+        ReplMachine::new(start, 0)
+    }
+
+    /// A deposed primary from term 1 whose last write has a later timestamp than the term-2 entries we hold.
+    fn stale_term_candidate(machine: &ReplMachine) -> VoteRequest {
+        VoteRequest {
+            set_name: "rs0".into(),
+            dry_run: false,
+            term: 3,
+            candidate_id: 0,
+            config_version: machine.config().version,
+            config_term: machine.config().term,
+            last_applied: OpTime::new(200, 5, 1),
+        }
+    }
+
+    #[test]
+    fn terms_decide_freshness_unless_elect_by_timestamp_is_on() {
+        let mut machine = voter(OpTime::new(150, 1, 2));
+        let request = stale_term_candidate(&machine);
+        let refusal = machine.vote_refusal(&request);
+        assert!(
+            refusal.as_deref().is_some_and(|r| r.contains("staler")),
+            "a term-1 candidate must lose to our term-2 data: {refusal:?}"
+        );
+        machine.set_elect_by_timestamp(true);
+        assert_eq!(machine.vote_refusal(&request), None, "by timestamp, 200 > 150 wins");
+        let mut older = request.clone();
+        older.last_applied = OpTime::new(100, 1, 5);
+        assert!(
+            machine.vote_refusal(&older).is_some(),
+            "an older timestamp still loses, whatever its term"
+        );
     }
 }
