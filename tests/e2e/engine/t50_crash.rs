@@ -96,3 +96,37 @@ async fn sigkill_loses_no_acknowledged_journaled_write() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// SIGTERM is a clean shutdown: the process exits 0 and even writes acknowledged without `j: true` (which
+/// SIGKILL may lose) are on disk when the member comes back.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_shuts_down_cleanly_and_keeps_every_write() -> anyhow::Result<()> {
+    let (mut node, client) = primary().await?;
+    let options = CollectionOptions::builder()
+        .write_concern(
+            WriteConcern::builder()
+                .w(mongodb::options::Acknowledgment::Nodes(1))
+                .journal(false)
+                .build(),
+        )
+        .build();
+    let coll = client
+        .database("clean")
+        .collection_with_options::<Document>("c", options);
+    coll.insert_many((0..100).map(|i| doc! {"_id": i})).await?;
+    drop(client);
+    let status = node.terminate()?;
+    assert!(status.success(), "faultline node exited with {status} on SIGTERM");
+    node.restart().await?;
+    node.wait_primary().await?;
+    let client = node.client().await?;
+    assert_eq!(
+        client
+            .database("clean")
+            .collection::<Document>("c")
+            .count_documents(doc! {})
+            .await?,
+        100
+    );
+    Ok(())
+}
