@@ -34,6 +34,8 @@ pub enum Fault {
     Partition(PartitionKind),
     /// Every member link delayed by 50 ms ± 25 ms.
     Slow,
+    /// Remove a secondary from the replica-set config (`rs.remove`), then add it back (`rs.add`).
+    Membership,
 }
 
 /// Which members a process fault hits.
@@ -91,6 +93,7 @@ impl Fault {
             "stop" => vec![Fault::Stop],
             "wipe" => vec![Fault::Wipe],
             "slow" => vec![Fault::Slow],
+            "membership" => vec![Fault::Membership],
             "partition" => every_partition.to_vec(),
             "partition-isolate-primary" => vec![Fault::Partition(IsolatePrimary)],
             "partition-halves" => vec![Fault::Partition(RandomHalves)],
@@ -98,7 +101,14 @@ impl Fault {
             "partition-bridge" => vec![Fault::Partition(Bridge)],
             "partition-one-way" => vec![Fault::Partition(OneWay)],
             "all" => {
-                let mut all = vec![Fault::Kill, Fault::Pause, Fault::Stop, Fault::Wipe, Fault::Slow];
+                let mut all = vec![
+                    Fault::Kill,
+                    Fault::Pause,
+                    Fault::Stop,
+                    Fault::Wipe,
+                    Fault::Slow,
+                    Fault::Membership,
+                ];
                 all.extend(every_partition);
                 all
             }
@@ -115,6 +125,7 @@ impl Fault {
             Fault::Wipe => "wipe",
             Fault::Partition(_) => "start-partition",
             Fault::Slow => "start-slow",
+            Fault::Membership => "start-membership",
         }
     }
 
@@ -125,6 +136,7 @@ impl Fault {
             Fault::Pause => "resume",
             Fault::Partition(_) => "stop-partition",
             Fault::Slow => "stop-slow",
+            Fault::Membership => "stop-membership",
         }
     }
 
@@ -142,6 +154,7 @@ impl Fault {
             Fault::Kill | Fault::Pause | Fault::Stop => &[Target::Primary, Target::Minority],
             Fault::Wipe => &[Target::Minority],
             Fault::Partition(_) | Fault::Slow => &[Target::All],
+            Fault::Membership => &[Target::Minority],
         }
     }
 }

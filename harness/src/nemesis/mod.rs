@@ -80,6 +80,8 @@ pub struct Nemesis {
     rng: Rng,
     /// Descriptions of the faults in force (for the progress line).
     pub active: Arc<Mutex<Vec<String>>>,
+    /// Members taken out of the config by a membership fault, to add back on heal.
+    removed: Vec<(usize, bson::Document)>,
 }
 
 impl Nemesis {
@@ -89,6 +91,7 @@ impl Nemesis {
             recorder,
             rng: Rng::seed_from_u64(seed ^ 0x6661_756C_7473),
             active: Arc::new(Mutex::new(Vec::new())),
+            removed: Vec::new(),
         }
     }
 
@@ -233,6 +236,9 @@ impl Nemesis {
                 "links delayed 50 ms ± 25 ms".into(),
             );
         }
+        if fault == Fault::Membership {
+            return self.remove_member(&cluster, target).await;
+        }
         let targets = self.resolve(&cluster, target).await;
         if targets.is_empty() {
             return Effect::skipped(&format!("no member matches target {}", target.name()));
@@ -257,13 +263,85 @@ impl Nemesis {
                     }
                     true
                 }
-                Fault::Partition(_) | Fault::Slow => false,
+                Fault::Partition(_) | Fault::Slow | Fault::Membership => false,
             };
             if affected {
                 hit.push(index);
             }
         }
         Effect::done(hit, String::new())
+    }
+
+    /// `rs.remove()` of one secondary (never the primary: that is a different fault).
+    async fn remove_member(&mut self, cluster: &Cluster, target: Target) -> Effect {
+        let Some(primary) = cluster.primary().await else {
+            return Effect::skipped("no primary to reconfigure");
+        };
+        let candidates: Vec<usize> = self
+            .resolve(cluster, target)
+            .await
+            .into_iter()
+            .filter(|i| *i != primary)
+            .collect();
+        let Some(&victim) = candidates.first() else {
+            return Effect::skipped("no secondary to remove");
+        };
+        let host = cluster.members[victim].host();
+        let port = cluster.members[primary].port;
+        let result = reconfigure(port, |members| {
+            let before = members.len();
+            members.retain(|m| m.as_document().and_then(|d| d.get_str("host").ok()) != Some(host.as_str()));
+            before != members.len()
+        })
+        .await;
+        match result {
+            Ok(Some(removed)) => {
+                self.removed.extend(removed.into_iter().map(|doc| (victim, doc)));
+                Effect::done(vec![victim], format!("removed {host} from the replica-set config"))
+            }
+            Ok(None) => Effect::skipped("the member is not in the config"),
+            Err(e) => Effect {
+                outcome: Outcome::Indeterminate,
+                members: vec![],
+                detail: format!("{e:#}"),
+            },
+        }
+    }
+
+    /// `rs.add()` of every member a membership fault removed, with its old member document.
+    async fn add_members_back(&mut self, cluster: &Cluster) -> Effect {
+        if self.removed.is_empty() {
+            return Effect::skipped("no member was removed");
+        }
+        let Some(primary) = cluster.primary().await else {
+            return Effect {
+                outcome: Outcome::Indeterminate,
+                members: vec![],
+                detail: "no primary to reconfigure".into(),
+            };
+        };
+        let port = cluster.members[primary].port;
+        let back: Vec<(usize, bson::Document)> = std::mem::take(&mut self.removed);
+        let docs: Vec<bson::Document> = back.iter().map(|(_, d)| d.clone()).collect();
+        let result = reconfigure(port, |members| {
+            members.extend(docs.iter().cloned().map(bson::Bson::Document));
+            true
+        })
+        .await;
+        match result {
+            Ok(_) => Effect::done(
+                back.iter().map(|(i, _)| *i).collect(),
+                "added back to the replica-set config".into(),
+            ),
+            Err(e) => {
+                self.removed = back;
+                Effect {
+                    outcome: Outcome::Indeterminate,
+                    members: vec![],
+                    detail: format!("{e:#}"),
+                }
+            }
+        }
     }
 
     async fn heal(&mut self, fault: Fault) -> Effect {
@@ -284,6 +362,7 @@ impl Nemesis {
                 }
                 None => Effect::skipped("no member-to-member links"),
             },
+            Fault::Membership => self.add_members_back(&cluster).await,
             Fault::Pause => {
                 let resumed: Vec<usize> = (0..cluster.members.len())
                     .filter(|i| cluster.members[*i].resume())
@@ -309,4 +388,31 @@ impl Nemesis {
             }
         }
     }
+}
+
+/// Reads the config from the member at `port`, lets `change` edit its members (returning whether it changed
+/// anything), bumps the version and sends `replSetReconfig`. Returns the removed member documents (when the
+/// change removed members) or `None` when nothing changed.
+async fn reconfigure(
+    port: u16,
+    change: impl FnOnce(&mut Vec<bson::Bson>) -> bool,
+) -> anyhow::Result<Option<Vec<bson::Document>>> {
+    use crate::cluster::wire::command_ok;
+    let timeout = Duration::from_secs(10);
+    let reply = command_ok(port, bson::doc! {"replSetGetConfig": 1, "$db": "admin"}, timeout).await?;
+    let mut config = reply.get_document("config")?.clone();
+    let before: Vec<bson::Bson> = config.get_array("members")?.clone();
+    let mut members = before.clone();
+    if !change(&mut members) {
+        return Ok(None);
+    }
+    let removed: Vec<bson::Document> = before
+        .iter()
+        .filter(|m| !members.contains(m))
+        .filter_map(|m| m.as_document().cloned())
+        .collect();
+    config.insert("members", members);
+    config.insert("version", config.get_i32("version")? + 1);
+    command_ok(port, bson::doc! {"replSetReconfig": config, "$db": "admin"}, timeout).await?;
+    Ok(Some(removed))
 }

@@ -1,11 +1,11 @@
-//! The three-member scenarios of issue 5. They need multi-member replication (issue 3).
+//! The three-member scenarios of issue 5.
 
 use faultline_tests::cluster::run_faultline_test;
 use serde_json::Value;
 
 use crate::bin;
 
-const NEEDS_REPLICATION: &str = "needs multi-member replication (issue 3)";
+const NEEDS_REPLICATION: &str = "a three-member run";
 
 fn results(run: &faultline_tests::cluster::TestRun) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&run.file("results.json")?)?)
@@ -144,5 +144,53 @@ fn set_with_majority_writes_loses_nothing_under_kills() -> anyhow::Result<()> {
     assert_eq!(run.code, Some(0), "{}", run.transcript());
     let r = results(&run)?;
     assert_eq!(r["valid"], Value::Bool(true), "{r:#}");
+    Ok(())
+}
+
+/// Membership changes: a secondary is removed from the config and added back while `set` writes go on with
+/// `w: "majority"`; nothing acknowledged is lost and both reconfigs are recorded as installed.
+#[test]
+fn set_survives_removing_and_re_adding_a_member() -> anyhow::Result<()> {
+    let store = tempfile::tempdir()?;
+    let run = run_faultline_test(
+        bin(),
+        store.path(),
+        &[
+            "--workload",
+            "set",
+            "--nodes",
+            "3",
+            "--nemesis",
+            "membership",
+            "--nemesis-interval",
+            "2s",
+            "--time-limit",
+            "9s",
+            "--write-concern",
+            "majority",
+            "--read-concern",
+            "majority",
+            "--seed",
+            "3",
+        ],
+    )?;
+    assert_eq!(run.code, Some(0), "{}", run.transcript());
+    let history = run.file("history.jsonl")?;
+    let installed = |f: &str| {
+        history
+            .lines()
+            .filter(|l| l.contains(&format!("\"f\":\"{f}\"")) && l.contains("\"outcome\":\"installed\""))
+            .count()
+    };
+    assert!(
+        installed("start-membership") >= 1,
+        "no member was removed: {}",
+        run.transcript()
+    );
+    assert!(
+        installed("stop-membership") >= 1,
+        "no member was added back: {}",
+        run.transcript()
+    );
     Ok(())
 }
