@@ -125,6 +125,7 @@ pub async fn execute(
     );
 
     let interrupted = *interrupt.borrow();
+    let mut convergence = None;
     if !interrupted {
         final_phase(
             spec,
@@ -137,6 +138,7 @@ pub async fn execute(
             interrupt.clone(),
         )
         .await?;
+        convergence = Some(check_convergence(&cluster, &client_spec(spec, plan).database).await);
     }
     let _ = stop_background.send(true);
     let _ = tokio::join!(lag, progress);
@@ -156,6 +158,10 @@ pub async fn execute(
         let result = tokio::task::spawn_blocking(move || workload.check(&checked, Some(budget)))
             .await
             .context("the checker crashed")?;
+        let result = match convergence {
+            Some(convergence) => with_child(result, convergence),
+            None => result,
+        };
         let json = serde_json::to_string_pretty(&result)?;
         std::fs::write(run_dir.join("results.json"), json + "\n").context("cannot write results.json")?;
         Some(result)
@@ -174,6 +180,75 @@ pub async fn execute(
         counters: counters.read(),
         cluster,
     })
+}
+
+/// How long members may take to agree on their data after healing and the final reads.
+const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Convergence (DESIGN §6): after healing, every data-bearing member holds the same data. Polls `dbHash` of
+/// the workload database on each member until they agree; if they never do within the timeout, the members
+/// diverged (e.g. a member kept writes that should have rolled back).
+async fn check_convergence(cluster: &Arc<tokio::sync::Mutex<Cluster>>, database: &str) -> CheckResult {
+    let mut result = CheckResult::new("convergence");
+    let members: Vec<(String, u16)> = {
+        let cluster = cluster.lock().await;
+        cluster
+            .members
+            .iter()
+            .filter(|m| !m.arbiter)
+            .map(|m| (m.name.clone(), m.port))
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + CONVERGENCE_TIMEOUT;
+    let mut hashes: Vec<(String, String)> = Vec::new();
+    loop {
+        hashes.clear();
+        for (name, port) in &members {
+            let body = bson::doc! {"dbHash": 1, "$db": database, "$readPreference": {"mode": "secondaryPreferred"}};
+            let hash = crate::cluster::wire::command_ok(*port, body, Duration::from_secs(5))
+                .await
+                .ok()
+                .and_then(|reply| reply.get_str("md5").ok().map(String::from))
+                .unwrap_or_else(|| "unreachable".into());
+            hashes.push((name.clone(), hash));
+        }
+        let agree = hashes.windows(2).all(|w| w[0].1 == w[1].1) && hashes.iter().all(|(_, h)| h != "unreachable");
+        if agree {
+            result.set_count("members", hashes.len() as u64);
+            return result;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let shown: Vec<String> = hashes.iter().map(|(n, h)| format!("{n}={h}")).collect();
+    result.set_count("members", hashes.len() as u64);
+    result.add_anomaly(
+        "divergence",
+        Vec::new(),
+        format!(
+            "members still hold different data {CONVERGENCE_TIMEOUT:?} after healing: {}",
+            shown.join(", ")
+        ),
+    );
+    result
+}
+
+/// Adds one more checker's result to a (possibly composed) result, keeping the worst verdict.
+fn with_child(result: CheckResult, child: CheckResult) -> CheckResult {
+    let name = if result.children.is_empty() {
+        "faultline".to_string()
+    } else {
+        result.checker.clone()
+    };
+    let mut children = if result.children.is_empty() {
+        vec![result]
+    } else {
+        result.children
+    };
+    children.push(child);
+    faultline_checker::result::compose(&name, children)
 }
 
 #[allow(clippy::too_many_arguments)]
