@@ -90,6 +90,9 @@ pub fn run(args: &GateArgs) -> anyhow::Result<i32> {
         suite.name,
         if passed { "passed" } else { "FAILED" }
     );
+    // A closing line in the plain `N passed, N failed` form that CI systems read.
+    let ok = outcomes.iter().filter(|o| o.judgement.passed).count();
+    println!("gate: {ok} passed, {} failed", outcomes.len() - ok);
     if let Some(path) = &args.junit {
         write(path, &report::junit(&suite.name, &outcomes))?;
     }
