@@ -7,9 +7,12 @@
 //!   └─ none       → the source is behind us: wait and retry
 //! ```
 //! Every reply carries `$replData` (the source's term, commit point and primary), which the machine uses
-//! to learn the commit point. Entries are applied in order, one storage transaction per batch, and appended
-//! to the local oplog with their original `ts` and `t`; a member with `secondaryDelaySecs` holds each entry
-//! back until it is that old.
+//! to learn the commit point. A batch is applied in one durable storage transaction and appended to the local
+//! oplog with its original `ts` and `t`. A batch of CRUD entries is applied by document in parallel: entries
+//! are grouped by `(namespace, _id)`, each document's entries are folded onto its current version in oplog
+//! order on worker threads, and the final versions are written; batches with commands (create, drop,
+//! indexes) are applied entry by entry. A member with `secondaryDelaySecs` holds entries back until they
+//! are that old.
 
 use std::time::Duration;
 
@@ -20,7 +23,8 @@ use super::peers::PeerConnection;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::repl::{Event, OpTime};
-use crate::storage::OplogEntry;
+use crate::storage::{Namespace, OplogEntry, crud_target, fold_document, keystring};
+use std::collections::HashMap;
 
 const BATCH: i32 = 1000;
 const AWAIT_MS: i64 = 500;
@@ -153,6 +157,12 @@ impl Member {
         // Fail point: the data sees the entries in another order than the oplog.
         let swapped =
             (self.failpoints.hit(failpoint::APPLY_OPLOG_OUT_OF_ORDER).is_some()).then(|| self.swap_with_held(&batch));
+        if swapped.is_none()
+            && batch.len() >= PARALLEL_APPLY_MIN
+            && let Some(folded) = self.fold_in_parallel(&batch)?
+        {
+            return self.install_folded(batch, folded).await;
+        }
         // Durable at once: the primary's majority commit point counts durable optimes.
         self.storage
             .write(true, move |w| -> Result<()> {
@@ -198,6 +208,102 @@ impl Member {
 /// Whether `entry` comes after `last` by timestamp (the source's entries we have not seen).
 fn is_after(entry: &Document, last: OpTime) -> bool {
     OplogEntry::optime_of(entry).is_some_and(|o| (o.ts.time, o.ts.increment) > (last.ts.time, last.ts.increment))
+}
+
+/// Batches at least this long are applied by document in parallel.
+const PARALLEL_APPLY_MIN: usize = 32;
+
+/// One document's share of a batch: where it lives, the positions of its entries in the batch (oplog order),
+/// and its final state.
+type Folded = Vec<(Namespace, Bson, Vec<usize>, Option<Document>)>;
+
+impl Member {
+    /// Groups a CRUD-only batch by document and folds each document's entries (in oplog order) onto its
+    /// current version, on several threads. `None` when the batch holds commands (create, drop, indexes):
+    /// those are applied one by one.
+    fn fold_in_parallel(&self, batch: &[Document]) -> Result<Option<Folded>> {
+        let mut groups: Vec<(Namespace, Bson, Vec<usize>)> = Vec::new();
+        let mut index: HashMap<(String, Vec<u8>), usize> = HashMap::new();
+        for (i, entry) in batch.iter().enumerate() {
+            match entry.get_str("op") {
+                Ok("n") => continue,
+                Ok("i" | "u" | "d") => {}
+                _ => return Ok(None),
+            }
+            let Some((ns, id)) = crud_target(entry) else {
+                return Ok(None);
+            };
+            let key = (ns.full(), keystring::encode(&id));
+            let slot = *index.entry(key).or_insert_with(|| {
+                groups.push((ns, id, Vec::new()));
+                groups.len() - 1
+            });
+            groups[slot].2.push(i);
+        }
+        let snapshot = self.storage.snapshot()?;
+        let mut pre = Vec::with_capacity(groups.len());
+        for (ns, id, _) in &groups {
+            let current = match snapshot.collection(ns)? {
+                Some(meta) => snapshot.get_by_id(&meta, id)?,
+                None => None,
+            };
+            pre.push(current);
+        }
+        drop(snapshot);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let chunk = groups.len().div_ceil(threads).max(1);
+        let mut finals: Vec<Option<Document>> = Vec::with_capacity(groups.len());
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = groups
+                .chunks(chunk)
+                .zip(pre.chunks_mut(chunk))
+                .map(|(group, pre)| {
+                    scope.spawn(move || {
+                        group
+                            .iter()
+                            .zip(pre.iter_mut())
+                            .map(|((_, _, positions), pre)| {
+                                let entries: Vec<&Document> = positions.iter().map(|p| &batch[*p]).collect();
+                                fold_document(pre.take(), &entries)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for worker in workers {
+                finals.extend(worker.join().unwrap_or_default());
+            }
+        });
+        if finals.len() != groups.len() {
+            return Err(Error::internal("parallel oplog apply lost documents"));
+        }
+        Ok(Some(
+            groups
+                .into_iter()
+                .zip(finals)
+                .map(|((ns, id, positions), doc)| (ns, id, positions, doc))
+                .collect(),
+        ))
+    }
+
+    /// Writes the folded documents and appends the whole batch to the oplog, in one durable transaction.
+    async fn install_folded(&self, batch: Vec<Document>, folded: Folded) -> Result<()> {
+        self.storage
+            .write(true, move |w| -> Result<()> {
+                for (ns, id, positions, doc) in folded {
+                    let entries: Vec<&Document> = positions.iter().map(|p| &batch[*p]).collect();
+                    w.install_folded(&ns, &id, doc, &entries)?;
+                }
+                for entry in &batch {
+                    w.append_entry(entry)?;
+                }
+                Ok(())
+            })
+            .await?
+    }
 }
 
 fn entries(cursor: &Document, key: &str) -> Vec<Document> {

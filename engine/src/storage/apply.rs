@@ -225,6 +225,71 @@ impl WriteCtx<'_> {
     }
 }
 
+/// The final state of one document after its CRUD oplog entries (in oplog order) are applied to `pre`:
+/// `None` when it ends deleted. Pure, so documents of a batch can be folded in parallel.
+pub fn fold_document(pre: Option<Document>, entries: &[&Document]) -> Option<Document> {
+    let mut doc = pre;
+    for entry in entries {
+        let o = entry.get_document("o").cloned().unwrap_or_default();
+        match entry.get_str("op").unwrap_or("") {
+            "i" => doc = Some(o),
+            "d" => doc = None,
+            "u" => {
+                if let Some(current) = doc.as_mut() {
+                    if o.get("$v").is_some() {
+                        OplogEntry::apply_diff(current, &o);
+                    } else {
+                        let id = current.get("_id").cloned().unwrap_or(Bson::Null);
+                        *current = o;
+                        current.insert("_id", id);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    doc
+}
+
+/// The `(namespace, _id)` a CRUD entry touches; `None` for commands and no-ops.
+pub fn crud_target(entry: &Document) -> Option<(Namespace, Bson)> {
+    let ns = Namespace::parse(entry.get_str("ns").ok()?)?;
+    let id = match entry.get_str("op").ok()? {
+        "i" | "d" => entry.get_document("o").ok()?.get("_id")?.clone(),
+        "u" => entry.get_document("o2").ok()?.get("_id")?.clone(),
+        _ => return None,
+    };
+    Some((ns, id))
+}
+
+impl WriteCtx<'_> {
+    /// Installs the folded final state of a document (parallel batch apply) and records the sessions of its
+    /// entries. Creates the collection with the entries' UUID when it is missing.
+    pub fn install_folded(
+        &mut self,
+        ns: &Namespace,
+        id: &Bson,
+        doc: Option<Document>,
+        entries: &[&Document],
+    ) -> Result<()> {
+        let was_replaying = self.replaying;
+        self.replaying = true;
+        let result = (|| {
+            if doc.is_some() && self.collection(ns)?.is_none() {
+                let uuid = entries.iter().find_map(|e| uuid_of(e));
+                self.create_collection_with_uuid(ns, Document::new(), uuid)?;
+            }
+            self.restore_document(ns, id, doc)?;
+            for entry in entries {
+                self.record_applied(session_of(entry), 1)?;
+            }
+            Ok(())
+        })();
+        self.replaying = was_replaying;
+        result
+    }
+}
+
 fn namespace(ns: &str) -> Result<Namespace> {
     Namespace::parse(ns).ok_or_else(|| Error::bad_value(format!("bad namespace in oplog entry: '{ns}'")))
 }
@@ -247,4 +312,48 @@ fn session_of(entry: &Document) -> Option<SessionStatement> {
         txn_number,
         stmt_id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::doc;
+
+    use super::*;
+
+    fn entry(op: &str, o: Document, o2: Option<Document>) -> Document {
+        let mut e = doc! {"op": op, "ns": "db.c", "o": o, "ts": bson::Timestamp { time: 1, increment: 1 }, "t": 1i64};
+        if let Some(o2) = o2 {
+            e.insert("o2", o2);
+        }
+        e
+    }
+
+    #[test]
+    fn folding_follows_oplog_order_per_document() {
+        let insert = entry("i", doc! {"_id": 1, "n": 1, "gone": true}, None);
+        let update = entry(
+            "u",
+            OplogEntry::update_diff(&doc! {"_id": 1, "n": 1, "gone": true}, &doc! {"_id": 1, "n": 2}),
+            Some(doc! {"_id": 1}),
+        );
+        let replace = entry("u", doc! {"r": 1}, Some(doc! {"_id": 1}));
+        let delete = entry("d", doc! {"_id": 1}, None);
+        assert_eq!(fold_document(None, &[&insert, &update]), Some(doc! {"_id": 1, "n": 2}));
+        assert_eq!(
+            fold_document(None, &[&insert, &update, &replace]),
+            Some(doc! {"r": 1, "_id": 1})
+        );
+        assert_eq!(fold_document(None, &[&insert, &delete]), None);
+        assert_eq!(
+            fold_document(None, &[&delete, &insert]),
+            Some(doc! {"_id": 1, "n": 1, "gone": true})
+        );
+        // An update of a missing document is a no-op (idempotent apply), as in sequential apply.
+        assert_eq!(fold_document(None, &[&update]), None);
+        assert_eq!(
+            crud_target(&update).map(|(ns, id)| (ns.full(), id)),
+            Some(("db.c".to_string(), Bson::Int32(1)))
+        );
+        assert_eq!(crud_target(&entry("n", doc! {"msg": "x"}, None)), None);
+    }
 }

@@ -30,6 +30,7 @@ use bson::Document;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 
+pub use apply::{crud_target, fold_document};
 pub use catalog::{CollectionMeta, IndexSpec, Namespace};
 pub use oplog::{OpTime, OplogEntry, ts_from_u64, ts_to_u64};
 pub use snapshot::Snapshot;
