@@ -144,12 +144,14 @@ fn serves_as_deposed_primary(ctx: &Context<'_>) -> bool {
             .is_some()
 }
 
+/// A failed wait as a command error, keeping the code and its name.
 fn wc_error(err: Document) -> Error {
     let code = err.get_i32("code").unwrap_or(1);
     let message = err.get_str("errmsg").unwrap_or("write concern failed").to_string();
     let name = match code {
         64 => "WriteConcernTimeout",
         91 => "ShutdownInProgress",
+        11602 => "InterruptedDueToReplStateChange",
         _ => "UnknownError",
     };
     Error::new((code, name), message)

@@ -661,7 +661,9 @@ impl Member {
             loop {
                 let role = roles.borrow_and_update().clone();
                 if role.term != term || !role.state.is_primary() {
-                    return Some(doc! {"code": 189, "codeName": "PrimarySteppedDown",
+                    // Interrupted by a state change (MongoDB's InterruptedDueToReplStateChange): the write may
+                    // or may not survive, and drivers treat the code as a state change.
+                    return Some(doc! {"code": 11602, "codeName": "InterruptedDueToReplStateChange",
                     "errmsg": "the primary stepped down while waiting for replication"});
                 }
                 if self.write_concern_satisfied(optime, wc, &role) {
