@@ -5,6 +5,7 @@
 //! processes. Nothing here sleeps to wait: [`wait_until`] polls a condition with a deadline and a message.
 
 pub mod cluster;
+pub mod proxy;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -6,8 +6,6 @@
 //! - bad suites are usage errors (exit 254);
 //! - fail point `skipRollback` keeps a diverged member's writes ([`skip_rollback`]).
 
-#[path = "../replset/proxy.rs"]
-mod proxy;
 mod skip_rollback;
 
 use std::path::Path;

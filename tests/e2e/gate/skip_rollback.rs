@@ -3,14 +3,12 @@
 //! It keeps the writes nobody else has, applies the new primary's newer entries, and the members' data
 //! differ for good (without the fail point, replset's rollback test shows the writes removed and saved).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bson::{Document, doc};
 use faultline_tests::{NodeProcess, raw_command, wait_until};
 
 use crate::bin;
-use crate::proxy::LinkProxy;
 
 const ELECTION: Duration = Duration::from_secs(30);
 
@@ -57,30 +55,10 @@ async fn ids_on(node: &NodeProcess) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_diverged_member_keeps_its_writes_with_skip_rollback() -> anyhow::Result<()> {
-    let ports: Vec<u16> = (0..3).map(|_| faultline_tests::free_port()).collect();
-    let mut proxies: HashMap<(usize, usize), LinkProxy> = HashMap::new();
-    for from in 0..3 {
-        for (to, port) in ports.iter().enumerate() {
-            if from != to {
-                proxies.insert((from, to), LinkProxy::start(*port).await?);
-            }
-        }
-    }
-    let mut nodes = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let mut args = vec![
-            "--setParameter".to_string(),
-            "failpoint.skipRollback=alwaysOn".to_string(),
-        ];
-        for (j, target) in ports.iter().enumerate() {
-            if i != j {
-                args.push("--peer-route".into());
-                args.push(format!("127.0.0.1:{target}=127.0.0.1:{}", proxies[&(i, j)].port));
-            }
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        nodes.push(NodeProcess::start_with_port(bin(), *port, &args).await?);
-    }
+    let routed =
+        faultline_tests::proxy::start_routed(bin(), 3, &["--setParameter", "failpoint.skipRollback=alwaysOn"]).await?;
+    let nodes = &routed.nodes;
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
     let members: Vec<Document> = ports
         .iter()
         .enumerate()
@@ -90,17 +68,13 @@ async fn a_diverged_member_keeps_its_writes_with_skip_rollback() -> anyhow::Resu
     "settings": {"electionTimeoutMillis": 1000, "heartbeatIntervalMillis": 200}};
     let reply = raw_command(nodes[0].port, doc! {"replSetInitiate": config, "$db": "admin"}).await?;
     anyhow::ensure!(reply.get_f64("ok")? == 1.0, "replSetInitiate: {reply}");
-    let old = primary_among(&nodes, None).await?;
+    let old = primary_among(nodes, None).await?;
     let majority = doc! {"w": "majority", "wtimeout": 20_000};
     let base = doc! {"insert": "c", "documents": [{"_id": "base"}], "writeConcern": majority.clone(), "$db": "app"};
     let reply = raw_command(nodes[old].port, base).await?;
     assert_eq!(reply.get_i32("n")?, 1, "{reply}");
 
-    for ((from, to), proxy) in &proxies {
-        if *from == old || *to == old {
-            proxy.cut();
-        }
-    }
+    routed.isolate(old);
     let mut diverged = Vec::new();
     for i in 0..20 {
         let insert = doc! {"insert": "c", "documents": [{"_id": format!("diverged-{i}")}],
@@ -111,16 +85,14 @@ async fn a_diverged_member_keeps_its_writes_with_skip_rollback() -> anyhow::Resu
         }
     }
     assert!(!diverged.is_empty(), "the cut-off primary accepted no w:1 write");
-    let new = primary_among(&nodes, Some(old)).await?;
+    let new = primary_among(nodes, Some(old)).await?;
     let reply = raw_command(
         nodes[new].port,
         doc! {"insert": "c", "documents": [{"_id": "after"}], "writeConcern": majority, "$db": "app"},
     )
     .await?;
     assert_eq!(reply.get_i32("n")?, 1, "{reply}");
-    for proxy in proxies.values() {
-        proxy.heal();
-    }
+    routed.heal();
 
     let old_node = &nodes[old];
     let ids = wait_until(

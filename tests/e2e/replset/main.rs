@@ -1,7 +1,6 @@
 //! End-to-end tests of replica sets: several `faultline node` processes, the official Rust driver with the
 //! tutorials' seed-list URI, real SIGKILL/SIGSTOP, and TCP proxies on member-to-member links.
 
-mod proxy;
 mod t10_election_and_replication;
 mod t20_failover;
 mod t30_rollback;

@@ -2,41 +2,17 @@
 //! elect a new primary and take other writes; after healing, the old primary's unreplicated writes are rolled
 //! back, saved under `rollback/`, and it rejoins as SECONDARY with the new primary's data.
 
-use std::collections::HashMap;
-
 use bson::{Document, doc};
 use faultline_tests::{NodeProcess, raw_command, wait_until};
 
-use crate::proxy::LinkProxy;
 use crate::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn partitioned_primary_rolls_back_its_unreplicated_writes() -> anyhow::Result<()> {
-    // Members first, so their ports are known; then a proxy on every directed link; then restart each
-    // member with routes through the proxies.
-    let ports: Vec<u16> = (0..3).map(|_| faultline_tests::free_port()).collect();
-    let mut proxies: HashMap<(usize, usize), LinkProxy> = HashMap::new();
-    for from in 0..3 {
-        for (to, port) in ports.iter().enumerate() {
-            if from != to {
-                proxies.insert((from, to), LinkProxy::start(*port).await?);
-            }
-        }
-    }
-    let mut nodes = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let mut args = vec!["--port".to_string(), port.to_string()];
-        for (j, target) in ports.iter().enumerate() {
-            if i != j {
-                args.push("--peer-route".into());
-                args.push(format!("127.0.0.1:{target}=127.0.0.1:{}", proxies[&(i, j)].port));
-            }
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        nodes.push(NodeProcess::start_with_port(bin(), *port, &args).await?);
-    }
+    let routed = faultline_tests::proxy::start_routed(bin(), 3, &[]).await?;
+    let nodes = &routed.nodes;
     let members: Vec<Document> = nodes.iter().enumerate().map(|(i, n)| member(i as i32, n)).collect();
-    let old = initiate(&nodes, config(members)).await?;
+    let old = initiate(nodes, config(members)).await?;
     let majority = doc! {"w": "majority"};
     let reply = raw_command(
         nodes[old].port,
@@ -46,11 +22,7 @@ async fn partitioned_primary_rolls_back_its_unreplicated_writes() -> anyhow::Res
     assert_eq!(reply.get_i32("n")?, 1, "{reply}");
 
     // Cut the old primary off in both directions.
-    for ((from, to), proxy) in &proxies {
-        if *from == old || *to == old {
-            proxy.cut();
-        }
-    }
+    routed.isolate(old);
     // It still believes it is primary for a moment: w:1 writes are acknowledged but never replicate.
     let mut lost = Vec::new();
     for i in 0..20 {
@@ -69,7 +41,7 @@ async fn partitioned_primary_rolls_back_its_unreplicated_writes() -> anyhow::Res
         !lost.is_empty(),
         "the partitioned primary accepted no w:1 write before stepping down"
     );
-    let new = wait_for_primary(&nodes, &[old]).await?;
+    let new = wait_for_primary(nodes, &[old]).await?;
     let reply = raw_command(
         nodes[new].port,
         doc! {"insert": "c", "documents": [{"_id": "kept"}], "writeConcern": majority, "$db": "app"},
@@ -82,9 +54,7 @@ async fn partitioned_primary_rolls_back_its_unreplicated_writes() -> anyhow::Res
     })
     .await?;
 
-    for proxy in proxies.values() {
-        proxy.heal();
-    }
+    routed.heal();
     let refs: Vec<&NodeProcess> = nodes.iter().collect();
     wait_same_data(&refs, "app").await?;
     wait_until(ELECTION, "the old primary to be SECONDARY again", || async move {
