@@ -196,6 +196,11 @@ mod tests {
         assert_eq!(Fault::expand("partition").map(|f| f.len()), Some(5));
         assert_eq!(Fault::expand("none"), Some(vec![]));
         assert_eq!(Fault::expand("bogus"), None);
-        assert_eq!(Fault::expand("all").map(|f| f.len()), Some(10));
+        assert_eq!(Fault::expand("membership"), Some(vec![Fault::Membership]));
+        assert_eq!(
+            Fault::expand("all").map(|f| f.len()),
+            Some(11),
+            "every fault, membership changes included"
+        );
     }
 }
