@@ -234,22 +234,34 @@ fn run_statements<S, T>(
     (done, errors)
 }
 
+/// Runs one statement of a write at most once per session: a retry (same lsid, txnNumber and stmtId) gets
+/// the stored result back instead of running the statement again; a first run stores its result.
+fn run_once<T>(
+    w: &mut WriteCtx<'_>,
+    session: Option<&SessionStatement>,
+    stored: impl FnOnce(&Document) -> T,
+    to_store: impl FnOnce(&T) -> Document,
+    run: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
+) -> Result<T> {
+    if let Some(s) = session
+        && let Some(previous) = w.executed_statement(s)?
+    {
+        return Ok(stored(&previous));
+    }
+    let outcome = run(w)?;
+    if let Some(s) = session {
+        w.record_statement(s, to_store(&outcome))?;
+    }
+    Ok(outcome)
+}
+
 fn insert_one(
     w: &mut WriteCtx<'_>,
     meta: &CollectionMeta,
     doc: Document,
     stmt: Option<&SessionStatement>,
 ) -> Result<()> {
-    if let Some(stmt) = stmt
-        && w.executed_statement(stmt)?.is_some()
-    {
-        return Ok(());
-    }
-    w.insert(meta, doc, stmt)?;
-    if let Some(stmt) = stmt {
-        w.record_statement(stmt, doc! {"n": 1})?;
-    }
-    Ok(())
+    run_once(w, stmt, |_| (), |_| doc! {"n": 1}, |w| w.insert(meta, doc, stmt))
 }
 
 /// One parsed update statement.
@@ -353,11 +365,21 @@ fn update_one_statement(
     stmt: &UpdateStatement,
     session: Option<&SessionStatement>,
 ) -> Result<UpdateOutcome> {
-    if let Some(s) = session
-        && let Some(stored) = w.executed_statement(s)?
-    {
-        return Ok(UpdateOutcome::from_document(&stored));
-    }
+    run_once(
+        w,
+        session,
+        UpdateOutcome::from_document,
+        UpdateOutcome::to_document,
+        |w| apply_update_statement(w, ns, stmt, session),
+    )
+}
+
+fn apply_update_statement(
+    w: &mut WriteCtx<'_>,
+    ns: &Namespace,
+    stmt: &UpdateStatement,
+    session: Option<&SessionStatement>,
+) -> Result<UpdateOutcome> {
     let mut outcome = UpdateOutcome::default();
     let now = bson::DateTime::now();
     let meta = w.collection(ns)?;
@@ -382,9 +404,6 @@ fn update_one_statement(
         w.insert(&meta, doc, session)?;
         outcome.matched = 1;
         outcome.upserted = Some(id);
-    }
-    if let Some(s) = session {
-        w.record_statement(s, outcome.to_document())?;
     }
     Ok(outcome)
 }
@@ -484,21 +503,21 @@ fn delete_statement(
     limit: usize,
     session: Option<&SessionStatement>,
 ) -> Result<i32> {
-    if let Some(s) = session
-        && let Some(stored) = w.executed_statement(s)?
-    {
-        return Ok(stored.get_i32("n").unwrap_or(0));
-    }
-    let Some(meta) = w.collection(ns)? else { return Ok(0) };
-    let targets = find_targets(w, &meta, filter, None, limit)?;
-    for doc in &targets {
-        w.delete(&meta, doc, session)?;
-    }
-    let n = targets.len() as i32;
-    if let Some(s) = session {
-        w.record_statement(s, doc! {"n": n})?;
-    }
-    Ok(n)
+    let stored = |d: &Document| d.get_i32("n").unwrap_or(0);
+    run_once(
+        w,
+        session,
+        stored,
+        |n| doc! {"n": *n},
+        |w| {
+            let Some(meta) = w.collection(ns)? else { return Ok(0) };
+            let targets = find_targets(w, &meta, filter, None, limit)?;
+            for doc in &targets {
+                w.delete(&meta, doc, session)?;
+            }
+            Ok(targets.len() as i32)
+        },
+    )
 }
 
 /// findAndModify's arguments.
@@ -590,11 +609,17 @@ fn find_and_modify_job(
     spec: &FindAndModify,
     session: Option<&SessionStatement>,
 ) -> Result<Document> {
-    if let Some(s) = session
-        && let Some(stored) = w.executed_statement(s)?
-    {
-        return Ok(stored);
-    }
+    run_once(w, session, Document::clone, Document::clone, |w| {
+        apply_find_and_modify(w, ns, spec, session)
+    })
+}
+
+fn apply_find_and_modify(
+    w: &mut WriteCtx<'_>,
+    ns: &Namespace,
+    spec: &FindAndModify,
+    session: Option<&SessionStatement>,
+) -> Result<Document> {
     let now = bson::DateTime::now();
     let project = |doc: Document| match &spec.fields {
         Some(p) => p.apply(&doc),
@@ -641,8 +666,5 @@ fn find_and_modify_job(
         (None, Some(_)) => doc! {"lastErrorObject": {"n": 0, "updatedExisting": false}, "value": Bson::Null},
         (None, None) => doc! {"lastErrorObject": {"n": 0}, "value": Bson::Null},
     };
-    if let Some(s) = session {
-        w.record_statement(s, reply.clone())?;
-    }
     Ok(reply)
 }
