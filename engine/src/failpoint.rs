@@ -27,6 +27,10 @@ pub const SKIP_ROLLBACK: &str = "skipRollback";
 /// oplog itself keeps its order).
 pub const APPLY_OPLOG_OUT_OF_ORDER: &str = "applyOplogOutOfOrder";
 
+/// Not a bug but a fault: this member's wall clock runs `data.offsetMillis` ahead (negative: behind) while
+/// on. Oplog timestamps follow it; the safe configuration must tolerate it (see [`crate::clock`]).
+pub const SKEW_CLOCK: &str = "skewClock";
+
 /// The fail points this engine knows, with what each does when on.
 pub const KNOWN: &[(&str, &str)] = &[
     (
@@ -35,7 +39,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ),
     (
         ELECT_BY_TIMESTAMP,
-        "voters compare only lastApplied timestamps, ignoring terms, when granting votes",
+        "optimes compare by timestamp alone, ignoring terms, when granting votes and choosing sync sources",
     ),
     (
         DEPOSED_PRIMARY_SERVES_READS,
@@ -52,6 +56,10 @@ pub const KNOWN: &[(&str, &str)] = &[
     (
         APPLY_OPLOG_OUT_OF_ORDER,
         "a secondary applies each oplog batch backwards and two batches late",
+    ),
+    (
+        SKEW_CLOCK,
+        "the member's wall clock runs data.offsetMillis ahead (negative: behind); a fault, not a bug",
     ),
 ];
 
@@ -117,6 +125,18 @@ impl FailPoints {
             _ => return Err(Error::bad_value("fail point mode must be alwaysOn, off or {times: n}")),
         };
         let data = spec.get_document("data").cloned().unwrap_or_default();
+        if name == SKEW_CLOCK {
+            let offset = match (&mode, data.get("offsetMillis").and_then(crate::command::args::as_i64)) {
+                (Mode::Off, _) => 0,
+                (Mode::AlwaysOn, Some(offset)) => offset,
+                (Mode::AlwaysOn, None) => {
+                    return Err(Error::bad_value("skewClock needs data: {offsetMillis: <milliseconds>}"));
+                }
+                (Mode::Times(_), _) => return Err(Error::bad_value("skewClock is alwaysOn or off")),
+            };
+            crate::clock::set_offset_millis(offset);
+            tracing::warn!(offset_ms = offset, "wall clock skewed");
+        }
         let mut points = self
             .points
             .lock()

@@ -15,7 +15,9 @@
 //!   repl/      replica-set types and decision logic (pure)
 //! options      mongod's flags and YAML config keys
 //! failpoint    named switches that make the engine misbehave on purpose
+//! clock        the member's wall clock (skewable by a fail point)
 //! ```
+pub mod clock;
 pub mod command;
 pub mod connection;
 pub mod cursor;

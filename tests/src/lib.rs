@@ -42,12 +42,22 @@ where
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; the OS won't hand it out again immediately).
+/// A free TCP port on 127.0.0.1 that this process has not handed out before. The OS may give a port it
+/// just released to the next `bind(0)`, so the ports already handed out (to members and proxies of tests
+/// running in parallel) are remembered and skipped.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    static HANDED_OUT: std::sync::Mutex<Option<std::collections::HashSet<u16>>> = std::sync::Mutex::new(None);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let handed_out = handed_out.get_or_insert_with(Default::default);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(0);
+        if port != 0 && handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// One `faultline node` child process with its own data directory and log file.

@@ -1,58 +1,105 @@
 //! A minimal TCP proxy for one directed member link, with an on/off switch: cut closes live connections
-//! and refuses new ones, which is what a partition looks like to the members. [`start_routed`] starts
-//! members whose every peer link goes through such a proxy (`--peer-route`).
+//! and refuses new ones, which is what a partition looks like to the members. A cut takes effect at once:
+//! every chunk is checked against the switch before it is forwarded, so nothing read after the cut gets
+//! through, however late the connection's task runs. [`start_routed`] starts members whose every peer link
+//! goes through such a proxy (`--peer-route`).
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+/// The switch: an even generation passes, an odd one is cut. A connection lives only in the generation it
+/// was accepted in, so a cut connection stays dead after a heal.
+struct Switch {
+    generation: AtomicU64,
+    changed: watch::Sender<u64>,
+}
+
+impl Switch {
+    fn current(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn passes(&self, born: u64) -> bool {
+        born.is_multiple_of(2) && self.current() == born
+    }
+
+    fn flip_to(&self, cut: bool) {
+        let now = self.current();
+        if (now % 2 == 1) != cut {
+            let next = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            self.changed.send_replace(next);
+        }
+    }
+}
+
 pub struct LinkProxy {
     pub port: u16,
-    cut: Arc<AtomicBool>,
-    generation: watch::Sender<u64>,
+    switch: Arc<Switch>,
 }
 
 impl LinkProxy {
     pub async fn start(target_port: u16) -> anyhow::Result<LinkProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let (generation, _) = watch::channel(0u64);
-        let (flag, gen_tx) = (cut.clone(), generation.clone());
+        let port = crate::free_port();
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let (changed, _) = watch::channel(0u64);
+        let switch = Arc::new(Switch {
+            generation: AtomicU64::new(0),
+            changed,
+        });
+        let accepting = switch.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
-                if flag.load(Ordering::SeqCst) {
+                let mut cancelled = accepting.changed.subscribe();
+                let born = accepting.current();
+                if !accepting.passes(born) {
                     let _ = client.shutdown().await;
                     continue;
                 }
-                let mut cancelled = gen_tx.subscribe();
+                let switch = accepting.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", target_port)).await else {
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)).await else {
                         return;
                     };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cancelled.changed() => {}
+                        _ = pump(client_read, server_write, &switch, born) => {}
+                        _ = pump(server_read, client_write, &switch, born) => {}
+                        _ = cancelled.wait_for(|generation| *generation != born) => {}
                     }
                 });
             }
         });
-        Ok(LinkProxy { port, cut, generation })
+        Ok(LinkProxy { port, switch })
     }
 
     /// Partition: drop every live connection and refuse new ones.
     pub fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        self.generation.send_modify(|g| *g += 1);
+        self.switch.flip_to(true);
     }
 
     pub fn heal(&self) {
-        self.cut.store(false, Ordering::SeqCst);
+        self.switch.flip_to(false);
+    }
+}
+
+/// Forwards one direction chunk by chunk while the connection's generation is current.
+async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, switch: &Switch, born: u64) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if !switch.passes(born) || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 

@@ -53,7 +53,7 @@ pub async fn hello(ctx: &Context<'_>) -> Result<Document> {
         "maxBsonObjectSize": wire::MAX_BSON_OBJECT_SIZE as i32,
         "maxMessageSizeBytes": wire::MAX_MESSAGE_SIZE as i32,
         "maxWriteBatchSize": 100_000,
-        "localTime": bson::DateTime::now(),
+        "localTime": crate::clock::now(),
         "logicalSessionTimeoutMinutes": 30,
         "connectionId": ctx.conn.id,
         "minWireVersion": 0,
@@ -137,7 +137,7 @@ pub fn host_info() -> Document {
         .map(|n| n.get() as i32)
         .unwrap_or(1);
     doc! {
-        "system": {"currentTime": bson::DateTime::now(), "hostname": hostname, "cpuAddrSize": 64, "numCores": cores,
+        "system": {"currentTime": crate::clock::now(), "hostname": hostname, "cpuAddrSize": 64, "numCores": cores,
                    "cpuArch": std::env::consts::ARCH},
         "os": {"type": std::env::consts::OS},
         "extra": {},
@@ -167,7 +167,7 @@ pub fn server_status(ctx: &Context<'_>) -> Document {
         "pid": std::process::id() as i64,
         "uptime": node.member.uptime().as_secs_f64(),
         "uptimeMillis": node.member.uptime().as_millis() as i64,
-        "localTime": bson::DateTime::now(),
+        "localTime": crate::clock::now(),
         "connections": {"current": current as i32, "available": (10_000 - current) as i32,
                         "totalCreated": c.connections_total.load(Ordering::Relaxed)},
         "opcounters": {

@@ -513,7 +513,7 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         ),
     };
     drop(snapshot);
-    let output = crate::query::pipeline::run(rest, input, bson::DateTime::now())?;
+    let output = crate::query::pipeline::run(rest, input, crate::clock::now())?;
     let mut cursor = Cursor {
         ns: ns.clone(),
         source: CursorSource::Buffered(output.into()),
@@ -557,5 +557,5 @@ fn coll_stats_doc(snapshot: &Snapshot, target: &Target, ns: &Namespace) -> Resul
     if matches!(target, Target::Oplog) {
         storage.insert("maxSize", OPLOG_NOMINAL_MAX_BYTES);
     }
-    Ok(doc! {"ns": ns.full(), "host": "", "localTime": bson::DateTime::now(), "storageStats": storage})
+    Ok(doc! {"ns": ns.full(), "host": "", "localTime": crate::clock::now(), "storageStats": storage})
 }

@@ -381,7 +381,7 @@ fn apply_update_statement(
     session: Option<&SessionStatement>,
 ) -> Result<UpdateOutcome> {
     let mut outcome = UpdateOutcome::default();
-    let now = bson::DateTime::now();
+    let now = crate::clock::now();
     let meta = w.collection(ns)?;
     let targets = match &meta {
         Some(meta) => find_targets(w, meta, &stmt.filter, None, if stmt.multi { usize::MAX } else { 1 })?,
@@ -620,7 +620,7 @@ fn apply_find_and_modify(
     spec: &FindAndModify,
     session: Option<&SessionStatement>,
 ) -> Result<Document> {
-    let now = bson::DateTime::now();
+    let now = crate::clock::now();
     let project = |doc: Document| match &spec.fields {
         Some(p) => p.apply(&doc),
         None => doc,

@@ -4,10 +4,14 @@
 //! find local.oplog.rs {ts >= lastApplied.ts} tailable awaitData   first entry must equal our last one:
 //!   ├─ equal      → apply the rest, then getMore (long-poll) forever
 //!   ├─ different  → our history diverged: roll back (sync.rs)
-//!   └─ none       → the source is behind us: wait and retry
+//!   └─ none       → if the source's newest entry (`$replData.lastOpApplied`) is newer than ours in
+//!                   (term, ts) order, our newest entries were never in its history: roll back;
+//!                   otherwise the source is behind us: wait and retry
 //! ```
-//! Every reply carries `$replData` (the source's term, commit point and primary), which the machine uses
-//! to learn the commit point. A batch is applied in one durable storage transaction and appended to the local
+//! Every reply carries `$replData` (the source's term, commit point, newest entry, rollback id and primary),
+//! which the machine uses to learn the commit point. A source that rolls back while we tail it changes its
+//! rollback id: our cursor sits past its new history, so the fetch starts over (and finds out whether we
+//! diverged). A batch is applied in one durable storage transaction and appended to the local
 //! oplog with its original `ts` and `t`. A batch of CRUD entries is applied by document in parallel: entries
 //! are grouped by `(namespace, _id)`, each document's entries are folded onto its current version in oplog
 //! order on worker threads, and the final versions are written; batches with commands (create, drop,
@@ -72,13 +76,28 @@ impl Member {
         };
         let reply = conn.command(&find, timeout).await?;
         self.learn_metadata(source_id, &reply)?;
+        let rbid = source_rollback_id(&reply);
         let cursor = reply
             .get_document("cursor")
             .map_err(|_| Error::bad_value("find reply without cursor"))?;
         let id = cursor.get_i64("id").unwrap_or(0);
         let batch = entries(cursor, "firstBatch");
         let Some(first) = batch.first() else {
-            return Ok(FetchEnd::SourceBehind);
+            // Nothing at or after our newest timestamp. A source whose newest entry is from a later term has
+            // a history without our newest entries (they were written by a primary that was deposed).
+            let theirs = reply
+                .get_document("$replData")
+                .ok()
+                .and_then(|data| data.get("lastOpApplied"))
+                .and_then(|v| OpTime::from_bson(v).ok());
+            if theirs.is_none_or(|theirs| theirs <= last) {
+                return Ok(FetchEnd::SourceBehind);
+            }
+            tracing::warn!(ours = ?last, theirs = ?theirs, source = host, "oplog diverged from the sync source: it is newer but lacks our newest entry");
+            if self.failpoints.hit(failpoint::SKIP_ROLLBACK).is_none() {
+                return Ok(FetchEnd::Diverged);
+            }
+            return self.tail(source_id, &mut conn, id, rbid, timeout).await;
         };
         if OplogEntry::optime_of(first) != Some(last) {
             tracing::warn!(ours = ?last, theirs = ?OplogEntry::optime_of(first), source = host, "oplog diverged from the sync source");
@@ -88,18 +107,28 @@ impl Member {
             // Fail point: keep our diverged entries and carry on with the source's newer ones.
             let newer = batch.into_iter().filter(|e| is_after(e, last)).collect();
             self.apply_batch(newer).await?;
-            return self.tail(source_id, &mut conn, id, timeout).await;
+            return self.tail(source_id, &mut conn, id, rbid, timeout).await;
         }
         self.apply_batch(batch.into_iter().skip(1).collect()).await?;
-        self.tail(source_id, &mut conn, id, timeout).await
+        self.tail(source_id, &mut conn, id, rbid, timeout).await
     }
 
-    async fn tail(&self, source_id: i32, conn: &mut PeerConnection, id: i64, timeout: Duration) -> Result<FetchEnd> {
+    async fn tail(
+        &self,
+        source_id: i32,
+        conn: &mut PeerConnection,
+        id: i64,
+        rbid: Option<i32>,
+        timeout: Duration,
+    ) -> Result<FetchEnd> {
         let mut id = id;
         while id != 0 {
             let more = doc! {"getMore": id, "collection": "oplog.rs", "batchSize": BATCH, "maxTimeMS": AWAIT_MS,
             "$replData": 1, "$db": "local"};
             let reply = conn.command(&more, timeout).await?;
+            if source_rollback_id(&reply) != rbid {
+                return Err(Error::bad_value("the sync source rolled back; fetching again"));
+            }
             self.learn_metadata(source_id, &reply)?;
             let cursor = reply
                 .get_document("cursor")
@@ -149,7 +178,7 @@ impl Member {
             && let Some(Bson::DateTime(wall)) = batch.last().and_then(|e| e.get("wall"))
         {
             let due = wall.timestamp_millis() + delay_secs * 1000;
-            let wait = due - bson::DateTime::now().timestamp_millis();
+            let wait = due - crate::clock::now_millis();
             if wait > 0 {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
@@ -311,4 +340,9 @@ fn entries(cursor: &Document, key: &str) -> Vec<Document> {
         .get_array(key)
         .map(|batch| batch.iter().filter_map(|b| b.as_document().cloned()).collect())
         .unwrap_or_default()
+}
+
+/// The sync source's rollback id, from a reply's `$replData`.
+fn source_rollback_id(reply: &Document) -> Option<i32> {
+    reply.get_document("$replData").ok()?.get_i32("rbid").ok()
 }

@@ -108,9 +108,8 @@ impl Member {
         let role = self.role();
         let config = role.config.clone().ok_or_else(not_yet_initialized)?;
         let now_ms = self.now_ms();
-        let date_at = |ms: Option<i64>| {
-            ms.map(|m| bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() - (now_ms - m)))
-        };
+        let date_at =
+            |ms: Option<i64>| ms.map(|m| bson::DateTime::from_millis(crate::clock::now_millis() - (now_ms - m)));
         let host = |id: Option<i32>| id.and_then(|id| role.host_of(id)).unwrap_or_default();
         let election_date = self.election_date.lock().ok().and_then(|d| *d);
         let mut members = Vec::new();
@@ -153,7 +152,7 @@ impl Member {
         let applied = status.applied;
         let durable = status.durable;
         Ok(doc! {
-            "set": &status.set_name, "date": bson::DateTime::now(), "myState": status.state.code(), "term": status.term,
+            "set": &status.set_name, "date": crate::clock::now(), "myState": status.state.code(), "term": status.term,
             "syncSourceHost": host(status.sync_source_id), "syncSourceId": status.sync_source_id.unwrap_or(-1),
             "heartbeatIntervalMillis": status.heartbeat_interval_millis,
             "majorityVoteCount": status.majority_vote_count as i32,

@@ -116,10 +116,6 @@ pub struct Member {
     held_batches: Mutex<std::collections::VecDeque<Vec<Document>>>,
 }
 
-fn now_wall_ms() -> i64 {
-    bson::DateTime::now().timestamp_millis()
-}
-
 impl Member {
     /// Loads the stored config, term and vote; with a config, starts the replica-set machinery.
     pub async fn start(
@@ -156,8 +152,12 @@ impl Member {
         });
         if let Some(config) = config {
             member.install_machine(config)?;
-            let needs_sync = member.storage.read_meta(META_INITIAL_SYNC)?.is_some()
-                || member.storage.positions().last_written.is_null();
+            // An initial sync cut short (its flag still says in progress) starts over; a finished one is kept.
+            let unfinished = member
+                .storage
+                .read_meta(META_INITIAL_SYNC)?
+                .is_some_and(|flag| flag.get_bool("inProgress").unwrap_or(true));
+            let needs_sync = unfinished || member.storage.positions().last_written.is_null();
             if needs_sync {
                 member.spawn_initial_sync();
             }
@@ -281,7 +281,7 @@ impl Member {
                 applied = now.last_written;
                 actions.extend(self.handle(Event::LocalApplied {
                     optime: applied,
-                    wall_ms: now_wall_ms(),
+                    wall_ms: crate::clock::now_millis(),
                 }));
                 self.check_min_valid(applied);
             }
@@ -289,7 +289,7 @@ impl Member {
                 durable = now.last_durable;
                 actions.extend(self.handle(Event::LocalDurable {
                     optime: durable,
-                    wall_ms: now_wall_ms(),
+                    wall_ms: crate::clock::now_millis(),
                 }));
             }
             self.execute(actions).await;
@@ -408,7 +408,7 @@ impl Member {
             Action::AcceptWrites { term } => {
                 tracing::info!(term, "transition to PRIMARY complete; accepting writes");
                 if let Ok(mut date) = self.election_date.lock() {
-                    *date = Some(bson::DateTime::now());
+                    *date = Some(crate::clock::now());
                 }
                 self.bump_topology();
             }
@@ -710,10 +710,13 @@ impl Member {
         }
     }
 
-    /// The `$replData` a sync source sends with oplog batches: its term, commit point and primary.
+    /// The `$replData` a sync source sends with oplog batches: its term, commit point, newest entry, rollback
+    /// id and primary.
     pub fn repl_data(&self) -> Document {
         let role = self.role();
-        let mut data = doc! {"term": role.term, "lastOpCommitted": role.commit_point.to_document()};
+        let last = self.storage.positions().last_written;
+        let mut data = doc! {"term": role.term, "lastOpCommitted": role.commit_point.to_document(),
+        "lastOpApplied": last.to_document(), "rbid": self.rollback_id()};
         if let Some(primary) = role.primary_id {
             data.insert("primaryIndex", primary);
         }

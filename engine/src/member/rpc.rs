@@ -49,6 +49,8 @@ impl Member {
     /// `replSetRequestVotes` from a candidate.
     pub async fn on_request_votes(&self, body: &Document) -> Result<Document> {
         let request = messages::vote_request_from_bson(body)?;
+        // A candidate behind us in (term, ts) order can only get our vote through `electByTimestamp`.
+        let stale_by_term = request.last_applied < self.storage.positions().last_written;
         match self
             .handle_rpc(Event::VoteRequest {
                 from: request.candidate_id,
@@ -56,7 +58,12 @@ impl Member {
             })
             .await
         {
-            Some(Action::ReplyVote { response, .. }) => Ok(messages::vote_response_to_bson(&response)),
+            Some(Action::ReplyVote { response, .. }) => {
+                if response.vote_granted && stale_by_term {
+                    self.failpoints.hit(crate::failpoint::ELECT_BY_TIMESTAMP);
+                }
+                Ok(messages::vote_response_to_bson(&response))
+            }
             _ => Err(Error::new(
                 code::NOT_YET_INITIALIZED,
                 "cannot vote: no replica set config",

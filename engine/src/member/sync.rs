@@ -203,13 +203,7 @@ impl Member {
             .collect();
         let ns_create = ns.clone();
         self.storage
-            .write(false, move |w| -> Result<()> {
-                w.create_collection_with_uuid(&ns_create, options, uuid)?;
-                for spec in &specs {
-                    w.create_index(&ns_create, spec)?;
-                }
-                Ok(())
-            })
+            .write(false, move |w| w.clone_collection(&ns_create, options, uuid, &specs))
             .await??;
         let mut copied = 0usize;
         for_each_batch(conn, db, coll, Document::new(), timeout, |batch| {
@@ -334,7 +328,7 @@ impl Member {
     }
 
     fn save_rollback_files(&self, saved: &BTreeMap<String, Vec<Document>>) -> Result<()> {
-        let millis = bson::DateTime::now().timestamp_millis();
+        let millis = crate::clock::now_millis();
         for (ns, docs) in saved {
             let dir = self.storage.dbpath().join("rollback").join(ns);
             std::fs::create_dir_all(&dir)

@@ -32,11 +32,7 @@ impl WriteCtx<'_> {
     /// Applies one entry's effect on the data (not the oplog) and returns whether it changed anything.
     /// Errors that an idempotent replay can produce are tolerated and reported as `Ok(false)`.
     pub fn apply_entry(&mut self, entry: &Document) -> Result<bool> {
-        let was_replaying = self.replaying;
-        self.replaying = true;
-        let result = self.apply_entry_inner(entry);
-        self.replaying = was_replaying;
-        match result {
+        match self.unlogged(|w| w.apply_entry_inner(entry)) {
             Ok(changed) => Ok(changed),
             Err(err) if self.fatal_pending() => Err(err),
             Err(err) => {
@@ -181,37 +177,56 @@ impl WriteCtx<'_> {
 
     /// Replaces (or with `None` deletes) a document by `_id` without logging: rollback's refetch.
     pub fn restore_document(&mut self, ns: &Namespace, id: &Bson, doc: Option<Document>) -> Result<()> {
-        let was_replaying = self.replaying;
-        self.replaying = true;
-        let result = (|| {
-            let meta = match self.collection(ns)? {
+        self.unlogged(|w| {
+            let meta = match w.collection(ns)? {
                 Some(meta) => meta,
-                None if doc.is_some() => self.create_collection(ns, Document::new())?,
+                None if doc.is_some() => w.create_collection(ns, Document::new())?,
                 None => return Ok(()),
             };
-            match (self.get_by_id(&meta, id)?, doc) {
-                (Some(existing), Some(doc)) => self.replace(&meta, &existing, doc, None),
-                (None, Some(doc)) => self.insert(&meta, doc, None),
-                (Some(existing), None) => self.delete(&meta, &existing, None),
+            match (w.get_by_id(&meta, id)?, doc) {
+                (Some(existing), Some(doc)) => w.replace(&meta, &existing, doc, None),
+                (None, Some(doc)) => w.insert(&meta, doc, None),
+                (Some(existing), None) => w.delete(&meta, &existing, None),
                 (None, None) => Ok(()),
             }
-        })();
-        self.replaying = was_replaying;
-        result
+        })
     }
 
     /// Removes every document of every collection but `local` (initial sync starts from nothing).
     pub fn wipe_user_data(&mut self) -> Result<()> {
-        let was_replaying = self.replaying;
-        self.replaying = true;
-        let result = (|| {
-            for meta in self.collections(None)? {
+        self.unlogged(|w| {
+            for meta in w.collections(None)? {
                 if meta.ns.db != "local" {
-                    self.drop_collection(&meta.ns)?;
+                    w.drop_collection(&meta.ns)?;
                 }
             }
             Ok(())
-        })();
+        })
+    }
+
+    /// Creates a collection with its UUID and indexes as a sync source has them, without logging (initial
+    /// sync's clone: the entries are the source's, not ours).
+    pub fn clone_collection(
+        &mut self,
+        ns: &Namespace,
+        options: Document,
+        uuid: Option<bson::Uuid>,
+        indexes: &[Document],
+    ) -> Result<()> {
+        self.unlogged(|w| {
+            w.create_collection_with_uuid(ns, options, uuid)?;
+            for spec in indexes {
+                w.create_index(ns, spec)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `change` without writing oplog entries: replication applying entries, rollback, initial sync.
+    pub fn unlogged<T>(&mut self, change: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let was_replaying = self.replaying;
+        self.replaying = true;
+        let result = change(self);
         self.replaying = was_replaying;
         result
     }
@@ -272,21 +287,17 @@ impl WriteCtx<'_> {
         doc: Option<Document>,
         entries: &[&Document],
     ) -> Result<()> {
-        let was_replaying = self.replaying;
-        self.replaying = true;
-        let result = (|| {
-            if doc.is_some() && self.collection(ns)?.is_none() {
+        self.unlogged(|w| {
+            if doc.is_some() && w.collection(ns)?.is_none() {
                 let uuid = entries.iter().find_map(|e| uuid_of(e));
-                self.create_collection_with_uuid(ns, Document::new(), uuid)?;
+                w.create_collection_with_uuid(ns, Document::new(), uuid)?;
             }
-            self.restore_document(ns, id, doc)?;
+            w.restore_document(ns, id, doc)?;
             for entry in entries {
-                self.record_applied(session_of(entry), 1)?;
+                w.record_applied(session_of(entry), 1)?;
             }
             Ok(())
-        })();
-        self.replaying = was_replaying;
-        result
+        })
     }
 }
 

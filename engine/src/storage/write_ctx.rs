@@ -40,13 +40,6 @@ pub struct WriteCtx<'a> {
     pub(super) position_reset: Option<OpTime>,
 }
 
-fn now_secs() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
-}
-
 impl<'a> WriteCtx<'a> {
     pub(super) fn new(txn: &'a WriteTransaction, clock: &'a mut TimestampAllocator, term: i64) -> WriteCtx<'a> {
         WriteCtx {
@@ -95,9 +88,9 @@ impl<'a> WriteCtx<'a> {
         if self.replaying {
             return Ok(self.last_optime.unwrap_or_else(OpTime::null));
         }
-        let ts = self.clock.next(now_secs());
+        let ts = self.clock.next(crate::clock::now_secs());
         let optime = OpTime { ts, term: self.term };
-        let doc = entry.into_document(optime, bson::DateTime::now());
+        let doc = entry.into_document(optime, crate::clock::now());
         let bytes = doc.to_vec().map_err(|e| self.fatal("encode oplog entry", e))?;
         let txn = self.txn;
         let mut oplog = txn.open_table(OPLOG).map_err(|e| self.fatal("oplog", e))?;
@@ -585,7 +578,7 @@ impl<'a> WriteCtx<'a> {
         let mut stmts = record.get_document("stmts").cloned().unwrap_or_default();
         stmts.insert(stmt.stmt_id.to_string(), result);
         record.insert("stmts", stmts);
-        record.insert("lastWrite", bson::DateTime::now());
+        record.insert("lastWrite", crate::clock::now());
         let bytes = record.to_vec()?;
         let key = keystring::encode(&Bson::Document(stmt.lsid.clone()));
         let txn = self.txn;

@@ -171,3 +171,66 @@ async fn tailable_oplog_cursor_waits_for_new_entries() -> anyhow::Result<()> {
     assert_eq!(entry.get_str("ns")?, "tail.c");
     Ok(())
 }
+
+/// The newest oplog entry's `ts` and `wall`, read through the driver.
+async fn newest_entry(client: &mongodb::Client) -> anyhow::Result<(bson::Timestamp, bson::DateTime)> {
+    let oplog = client.database("local").collection::<Document>("oplog.rs");
+    let entry = oplog
+        .find_one(doc! {})
+        .sort(doc! {"$natural": -1})
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the oplog is empty"))?;
+    Ok((entry.get_timestamp("ts")?, *entry.get_datetime("wall")?))
+}
+
+/// The `skewClock` fail point runs the member's wall clock ahead: oplog timestamps and wall times follow it.
+/// Turned off, the clock is true again but timestamps never go backwards. It refuses a missing offset.
+#[tokio::test(flavor = "multi_thread")]
+async fn skew_clock_moves_oplog_timestamps_and_never_backwards() -> anyhow::Result<()> {
+    let (node, client) = primary().await?;
+    let coll = client.database("app").collection::<Document>("clock");
+    let hour_ms: i64 = 3_600_000;
+    let refused = raw_command(
+        node.port,
+        doc! {"configureFailPoint": "skewClock", "mode": "alwaysOn", "$db": "admin"},
+    )
+    .await?;
+    assert_eq!(refused.get_f64("ok")?, 0.0, "an offset is required: {refused}");
+    let reply = raw_command(
+        node.port,
+        doc! {"configureFailPoint": "skewClock", "mode": "alwaysOn", "data": {"offsetMillis": hour_ms}, "$db": "admin"},
+    )
+    .await?;
+    assert_eq!(reply.get_f64("ok")?, 1.0, "{reply}");
+
+    let before_ms = bson::DateTime::now().timestamp_millis();
+    coll.insert_one(doc! {"_id": 1}).await?;
+    let (skewed_ts, skewed_wall) = newest_entry(&client).await?;
+    let ahead_ms = skewed_wall.timestamp_millis() - before_ms;
+    assert!(
+        (hour_ms - 60_000..hour_ms + 60_000).contains(&ahead_ms),
+        "the entry's wall time is an hour ahead: {ahead_ms} ms"
+    );
+    assert!(
+        i64::from(skewed_ts.time) * 1000 >= before_ms + hour_ms - 60_000,
+        "the timestamp is an hour ahead: {skewed_ts:?}"
+    );
+
+    let reply = raw_command(
+        node.port,
+        doc! {"configureFailPoint": "skewClock", "mode": "off", "$db": "admin"},
+    )
+    .await?;
+    assert_eq!(reply.get_f64("ok")?, 1.0, "{reply}");
+    coll.insert_one(doc! {"_id": 2}).await?;
+    let (after_ts, after_wall) = newest_entry(&client).await?;
+    assert!(
+        after_wall.timestamp_millis() < before_ms + 60_000,
+        "the wall clock is true again: {after_wall}"
+    );
+    assert!(
+        (after_ts.time, after_ts.increment) > (skewed_ts.time, skewed_ts.increment),
+        "timestamps never go backwards: {after_ts:?} after {skewed_ts:?}"
+    );
+    Ok(())
+}

@@ -9,6 +9,7 @@ mod t40_membership;
 use std::path::Path;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use bson::{Bson, Document, doc};
 use faultline_tests::{NodeProcess, raw_command, wait_until};
 
@@ -117,7 +118,7 @@ pub async fn db_hash(node: &NodeProcess, db: &str) -> Option<String> {
 pub async fn wait_same_data(nodes: &[&NodeProcess], db: &str) -> anyhow::Result<String> {
     let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
     let db = db.to_string();
-    wait_until(ELECTION, "every member to hold the same data (dbHash)", || {
+    let agreed = wait_until(ELECTION, "every member to hold the same data (dbHash)", || {
         let (ports, db) = (ports.clone(), db.clone());
         async move {
             let mut hashes = Vec::new();
@@ -133,7 +134,15 @@ pub async fn wait_same_data(nodes: &[&NodeProcess], db: &str) -> anyhow::Result<
             hashes.windows(2).all(|w| w[0] == w[1]).then(|| hashes[0].clone())
         }
     })
-    .await
+    .await;
+    if agreed.is_err() {
+        let mut last = Vec::new();
+        for node in nodes {
+            last.push(format!("{}={:?}", node.port, db_hash(node, &db).await));
+        }
+        return agreed.with_context(|| format!("dbHash per member: {}", last.join(", ")));
+    }
+    agreed
 }
 
 /// The replica-set URI listing the given members, as the tutorials write it.

@@ -131,3 +131,43 @@ async fn arbiter_helps_elect_the_other_data_member() -> anyhow::Result<()> {
     assert_eq!(code, Some(11000), "the majority write survived the failover: {reply}");
     Ok(())
 }
+
+/// A secondary that joined by initial sync and is then killed resumes from its own oplog when restarted: it
+/// keeps its data and catches up on what it missed, without a second initial sync.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_secondary_resumes_without_initial_sync() -> anyhow::Result<()> {
+    let mut nodes = start_members(3, |_| vec![]).await?;
+    let members: Vec<Document> = nodes.iter().enumerate().map(|(i, n)| member(i as i32, n)).collect();
+    let primary = initiate(&nodes, config(members)).await?;
+    // A secondary that joined by initial sync (the member that ran replSetInitiate did not).
+    let secondary = (0..nodes.len())
+        .find(|i| *i != primary && nodes[*i].log().contains("initial sync done"))
+        .ok_or_else(|| anyhow::anyhow!("no secondary joined by initial sync"))?;
+    let insert = |ids: std::ops::Range<i32>| {
+        let docs: Vec<Document> = ids.map(|i| doc! {"_id": i}).collect();
+        doc! {"insert": "c", "documents": docs, "writeConcern": {"w": "majority"}, "$db": "app"}
+    };
+    let reply = faultline_tests::raw_command(nodes[primary].port, insert(0..50)).await?;
+    assert_eq!(reply.get_i32("n")?, 50, "{reply}");
+    let log = nodes[secondary].log();
+    assert_eq!(
+        log.matches("initial sync done").count(),
+        1,
+        "the secondary joined by initial sync:\n{log}"
+    );
+    let attempts_before = log.matches("initial sync starting").count();
+
+    nodes[secondary].kill();
+    let reply = faultline_tests::raw_command(nodes[primary].port, insert(50..100)).await?;
+    assert_eq!(reply.get_i32("n")?, 50, "{reply}");
+    nodes[secondary].restart().await?;
+    let refs: Vec<&faultline_tests::NodeProcess> = nodes.iter().collect();
+    wait_same_data(&refs, "app").await?;
+    assert_eq!(
+        nodes[secondary].log().matches("initial sync starting").count(),
+        attempts_before,
+        "the restarted secondary initial-synced again:\n{}",
+        nodes[secondary].log()
+    );
+    Ok(())
+}

@@ -2,45 +2,94 @@
 //! elect a new primary and take other writes; after healing, the old primary's unreplicated writes are rolled
 //! back, saved under `rollback/`, and it rejoins as SECONDARY with the new primary's data.
 
+use anyhow::Context as _;
 use bson::{Document, doc};
+use faultline_tests::proxy::RoutedMembers;
 use faultline_tests::{NodeProcess, raw_command, wait_until};
 
 use crate::*;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn partitioned_primary_rolls_back_its_unreplicated_writes() -> anyhow::Result<()> {
+/// Three members behind link proxies, initiated, with a majority-committed `base` document in `app.c`;
+/// returns them and the primary.
+async fn set_with_base() -> anyhow::Result<(RoutedMembers, usize)> {
     let routed = faultline_tests::proxy::start_routed(bin(), 3, &[]).await?;
     let nodes = &routed.nodes;
     let members: Vec<Document> = nodes.iter().enumerate().map(|(i, n)| member(i as i32, n)).collect();
-    let old = initiate(nodes, config(members)).await?;
-    let majority = doc! {"w": "majority"};
+    let primary = initiate(nodes, config(members)).await?;
     let reply = raw_command(
-        nodes[old].port,
-        doc! {"insert": "c", "documents": [{"_id": "base"}], "writeConcern": majority.clone(), "$db": "app"},
+        nodes[primary].port,
+        doc! {"insert": "c", "documents": [{"_id": "base"}], "writeConcern": {"w": "majority"}, "$db": "app"},
     )
     .await?;
     assert_eq!(reply.get_i32("n")?, 1, "{reply}");
+    Ok((routed, primary))
+}
 
-    // Cut the old primary off in both directions.
+/// Cuts the primary `old` off in both directions and sends it `w: 1` inserts `{prefix}-{i}` until one is
+/// refused: it still believes it is primary for a moment, so some are acknowledged but never replicate.
+/// Returns the acknowledged ids (at least one).
+async fn isolate_and_write(routed: &RoutedMembers, old: usize, prefix: &str) -> anyhow::Result<Vec<String>> {
     routed.isolate(old);
-    // It still believes it is primary for a moment: w:1 writes are acknowledged but never replicate.
-    let mut lost = Vec::new();
+    let mut acknowledged = Vec::new();
     for i in 0..20 {
+        let id = format!("{prefix}-{i}");
         let reply = raw_command(
-            nodes[old].port,
-            doc! {"insert": "c", "documents": [{"_id": format!("lost-{i}")}], "writeConcern": {"w": 1}, "$db": "app"},
+            routed.nodes[old].port,
+            doc! {"insert": "c", "documents": [{"_id": &id}], "writeConcern": {"w": 1}, "$db": "app"},
         )
         .await?;
-        if reply.get_i32("n").unwrap_or(0) == 1 {
-            lost.push(format!("lost-{i}"));
-        } else {
+        if reply.get_i32("n").unwrap_or(0) != 1 {
             break;
         }
+        acknowledged.push(id);
     }
-    assert!(
-        !lost.is_empty(),
+    anyhow::ensure!(
+        !acknowledged.is_empty(),
         "the partitioned primary accepted no w:1 write before stepping down"
     );
+    Ok(acknowledged)
+}
+
+/// Waits until the cut-off old primary has stepped down, then heals every link.
+async fn heal_after_step_down(routed: &RoutedMembers, old: usize) -> anyhow::Result<()> {
+    let old_node = &routed.nodes[old];
+    wait_until(ELECTION, "the old primary to step down", || async move {
+        (state_of(old_node).await? != 1).then_some(())
+    })
+    .await?;
+    routed.heal();
+    Ok(())
+}
+
+/// Waits until a member that rolled back has caught up and is SECONDARY again.
+async fn wait_secondary_again(node: &NodeProcess) -> anyhow::Result<()> {
+    wait_until(ELECTION, "the old primary to be SECONDARY again", || async move {
+        (state_of(node).await? == 2).then_some(())
+    })
+    .await
+}
+
+/// The string `_id`s in `app.c` on a member (read as a secondary).
+async fn ids_on(node: &NodeProcess) -> anyhow::Result<Vec<String>> {
+    let docs = raw_command(
+        node.port,
+        doc! {"find": "c", "$db": "app", "$readPreference": {"mode": "secondaryPreferred"}},
+    )
+    .await?;
+    Ok(docs
+        .get_document("cursor")?
+        .get_array("firstBatch")?
+        .iter()
+        .filter_map(|d| d.as_document()?.get_str("_id").ok().map(String::from))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partitioned_primary_rolls_back_its_unreplicated_writes() -> anyhow::Result<()> {
+    let (routed, old) = set_with_base().await?;
+    let nodes = &routed.nodes;
+    let majority = doc! {"w": "majority"};
+    let lost = isolate_and_write(&routed, old, "lost").await?;
     let new = wait_for_primary(nodes, &[old]).await?;
     let reply = raw_command(
         nodes[new].port,
@@ -48,31 +97,13 @@ async fn partitioned_primary_rolls_back_its_unreplicated_writes() -> anyhow::Res
     )
     .await?;
     assert_eq!(reply.get_i32("n")?, 1, "{reply}");
-    let old_node = &nodes[old];
-    wait_until(ELECTION, "the old primary to step down", || async move {
-        (state_of(old_node).await? != 1).then_some(())
-    })
-    .await?;
-
-    routed.heal();
+    heal_after_step_down(&routed, old).await?;
     let refs: Vec<&NodeProcess> = nodes.iter().collect();
     wait_same_data(&refs, "app").await?;
-    wait_until(ELECTION, "the old primary to be SECONDARY again", || async move {
-        (state_of(old_node).await? == 2).then_some(())
-    })
-    .await?;
+    let old_node = &nodes[old];
+    wait_secondary_again(old_node).await?;
 
-    let docs = raw_command(
-        nodes[old].port,
-        doc! {"find": "c", "$db": "app", "$readPreference": {"mode": "secondary"}},
-    )
-    .await?;
-    let ids: Vec<String> = docs
-        .get_document("cursor")?
-        .get_array("firstBatch")?
-        .iter()
-        .filter_map(|d| d.as_document()?.get_str("_id").ok().map(String::from))
-        .collect();
+    let ids = ids_on(&nodes[old]).await?;
     assert!(
         ids.contains(&"base".to_string()) && ids.contains(&"kept".to_string()),
         "{ids:?}"
@@ -106,5 +137,40 @@ async fn partitioned_primary_rolls_back_its_unreplicated_writes() -> anyhow::Res
     );
     let rbid = raw_command(nodes[old].port, doc! {"replSetGetRBID": 1, "$db": "admin"}).await?;
     assert!(rbid.get_i32("rbid")? > 1);
+    Ok(())
+}
+
+/// A deposed primary whose clock ran ahead wrote entries with later timestamps than anything the new primary
+/// writes afterwards. With no newer writes to reveal the divergence through a mismatched entry, it must still
+/// see that its newest entries are not in the newer-term source's history, roll them back, and agree with
+/// the others.
+#[tokio::test(flavor = "multi_thread")]
+async fn deposed_primary_with_a_fast_clock_rolls_back_without_newer_writes() -> anyhow::Result<()> {
+    let (routed, old) = set_with_base().await?;
+    let nodes = &routed.nodes;
+    let skew = doc! {"configureFailPoint": "skewClock", "mode": "alwaysOn", "data": {"offsetMillis": 60_000},
+    "$db": "admin"};
+    let reply = raw_command(nodes[old].port, skew).await?;
+    assert_eq!(reply.get_f64("ok")?, 1.0, "{reply}");
+
+    let ahead = isolate_and_write(&routed, old, "ahead").await?;
+    wait_for_primary(nodes, &[old]).await?;
+    heal_after_step_down(&routed, old).await?;
+    let refs: Vec<&NodeProcess> = nodes.iter().collect();
+    wait_same_data(&refs, "app").await.with_context(|| {
+        let logs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("--- member on port {}\n{}", n.port, n.log()))
+            .collect();
+        format!("the members' logs:\n{}", logs.join("\n"))
+    })?;
+    wait_secondary_again(&nodes[old]).await?;
+    let rbid = raw_command(nodes[old].port, doc! {"replSetGetRBID": 1, "$db": "admin"}).await?;
+    assert!(rbid.get_i32("rbid")? > 1, "the old primary rolled back: {rbid}");
+    let ids = ids_on(&nodes[old]).await?;
+    assert!(
+        ahead.iter().all(|a| !ids.contains(a)) && ids.contains(&"base".to_string()),
+        "the later-stamped writes are gone: {ids:?}"
+    );
     Ok(())
 }

@@ -51,17 +51,50 @@ async fn added_member_initial_syncs() -> anyhow::Result<()> {
     wait_same_data(&all, "big").await?;
     let indexes = raw_command(
         fourth.port,
-        doc! {"listIndexes": "c", "$db": "big", "$readPreference": {"mode": "secondary"}},
+        doc! {"listIndexes": "c", "$db": "big", "$readPreference": {"mode": "secondaryPreferred"}},
     )
     .await?;
     let names: Vec<&str> = indexes
-        .get_document("cursor")?
+        .get_document("cursor")
+        .map_err(|_| anyhow::anyhow!("listIndexes on the new member failed: {indexes}"))?
         .get_array("firstBatch")?
         .iter()
         .filter_map(|i| i.as_document()?.get_str("name").ok())
         .collect();
     assert!(names.contains(&"k_1"), "indexes are cloned too: {names:?}");
+    let source_oplog = oplog_optimes(&nodes[primary]).await?;
+    let cloned_oplog = oplog_optimes(fourth).await?;
+    let foreign: Vec<_> = cloned_oplog.iter().filter(|e| !source_oplog.contains(e)).collect();
+    assert!(
+        foreign.is_empty(),
+        "the initial sync wrote oplog entries of its own (the clone is not a write): {foreign:?}"
+    );
     Ok(())
+}
+
+/// `(ts, t, op)` of every entry in a member's oplog.
+async fn oplog_optimes(node: &faultline_tests::NodeProcess) -> anyhow::Result<Vec<(bson::Timestamp, i64, String)>> {
+    let direct = node.client().await?;
+    let oplog = direct.database("local").collection::<Document>("oplog.rs");
+    let mut cursor = oplog
+        .find(doc! {})
+        .projection(doc! {"ts": 1, "t": 1, "op": 1})
+        .selection_criteria(mongodb::options::SelectionCriteria::ReadPreference(
+            mongodb::options::ReadPreference::SecondaryPreferred {
+                options: Default::default(),
+            },
+        ))
+        .await?;
+    let mut optimes = Vec::new();
+    while cursor.advance().await? {
+        let entry = cursor.deserialize_current()?;
+        optimes.push((
+            entry.get_timestamp("ts")?,
+            entry.get_i64("t").unwrap_or(-1),
+            entry.get_str("op").unwrap_or("?").to_string(),
+        ));
+    }
+    Ok(optimes)
 }
 
 /// A member with `secondaryDelaySecs` lags by about that much: a secondary read there returns old data.

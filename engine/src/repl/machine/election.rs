@@ -190,8 +190,13 @@ impl ReplMachine {
             .values()
             .filter(|view| view.healthy)
             .map(|view| view.applied)
-            .max();
-        let target = target.unwrap_or_else(OpTime::null).max(self.applied);
+            .fold(self.applied, |newest, applied| {
+                if self.is_newer(&applied, &newest) {
+                    applied
+                } else {
+                    newest
+                }
+            });
         let timeout = self.config.settings.catch_up_timeout_millis;
         let deadline_ms = (timeout >= 0).then_some(self.now_ms + timeout);
         self.leader_phase = Some(LeaderPhase::CatchingUp { target, deadline_ms });

@@ -136,7 +136,7 @@ impl ReplMachine {
             self.learn_commit_point(response.commit_point);
         }
         if let Some(LeaderPhase::CatchingUp { target, deadline_ms }) = self.leader_phase
-            && response.applied > target
+            && self.is_newer(&response.applied, &target)
         {
             self.leader_phase = Some(LeaderPhase::CatchingUp {
                 target: response.applied,

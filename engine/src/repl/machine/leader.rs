@@ -11,7 +11,7 @@ impl ReplMachine {
     /// Ends catch-up once our applied optime reached the target.
     pub(super) fn check_catch_up(&mut self) {
         if let Some(LeaderPhase::CatchingUp { target, .. }) = self.leader_phase
-            && self.applied >= target
+            && !self.is_newer(&target, &self.applied)
         {
             self.finish_catch_up();
         }

@@ -126,7 +126,8 @@ pub struct ReplMachine {
     now_ms: i64,
     rng: SplitMix64,
     outbox: Vec<Action>,
-    /// Fail point `electByTimestamp`: voters compare only last-applied timestamps, ignoring terms.
+    /// Fail point `electByTimestamp`: optimes compare by timestamp alone, ignoring terms (see
+    /// [`ReplMachine::is_newer`]).
     elect_by_timestamp: bool,
 }
 
@@ -225,10 +226,22 @@ impl ReplMachine {
         Ok(std::mem::take(&mut self.outbox))
     }
 
-    /// Fail point `electByTimestamp`: when on, this member votes for any candidate whose last-applied
-    /// timestamp is not older than its own, whatever the terms (protocol version 0's flaw).
+    /// Fail point `electByTimestamp`: when on, this member compares optimes by timestamp alone, whatever
+    /// the terms (protocol version 0's flaw): it votes for any candidate whose last-applied timestamp is not
+    /// older than its own, and syncs from any member with a later timestamp.
     pub fn set_elect_by_timestamp(&mut self, on: bool) {
         self.elect_by_timestamp = on;
+    }
+
+    /// Whether optime `a` is newer than `b`: (term, timestamp) order, or timestamps alone under the
+    /// `electByTimestamp` fail point. Vote freshness, sync source choice and the new primary's catch-up
+    /// target use this one comparison.
+    pub(super) fn is_newer(&self, a: &OpTime, b: &OpTime) -> bool {
+        if self.elect_by_timestamp {
+            (a.ts.time, a.ts.increment) > (b.ts.time, b.ts.increment)
+        } else {
+            a > b
+        }
     }
 
     /// The current term.

@@ -77,7 +77,7 @@ impl ReplMachine {
         }
         self.members
             .values()
-            .filter(|view| self.is_usable_source(view.id, false) && view.applied > self.applied)
+            .filter(|view| self.is_usable_source(view.id, false) && self.is_newer(&view.applied, &self.applied))
             .min_by_key(|view| (view.ping_ms.unwrap_or(i64::MAX), view.id))
             .map(|view| view.id)
     }

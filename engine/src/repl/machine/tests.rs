@@ -959,3 +959,25 @@ fn a_deposed_primary_is_not_kept_as_sync_source() {
     assert_eq!(machine.primary_id(), Some(2));
     assert_ne!(machine.sync_source(), Some(1), "kept fetching from the deposed primary");
 }
+
+/// Under `electByTimestamp` a member holding newer-term entries syncs from a member whose entries are from an
+/// older term but carry later timestamps (the way majority writes were lost in protocol version 0); by
+/// terms it would not.
+#[test]
+fn elect_by_timestamp_syncs_from_later_timestamps_whatever_the_term() {
+    let old_term_later_ts = op(9, 1);
+    let mut by_term = start(&config(3), 2, 2, op(5, 2));
+    by_term.handle(
+        10,
+        heartbeat_reply(&by_term, 1, MemberState::Secondary, 2, old_term_later_ts),
+    );
+    assert_eq!(by_term.sync_source(), None, "term 2 data is newer than term 1 data");
+
+    let mut by_timestamp = start(&config(3), 2, 2, op(5, 2));
+    by_timestamp.set_elect_by_timestamp(true);
+    by_timestamp.handle(
+        10,
+        heartbeat_reply(&by_timestamp, 1, MemberState::Secondary, 2, old_term_later_ts),
+    );
+    assert_eq!(by_timestamp.sync_source(), Some(1), "a later timestamp wins");
+}

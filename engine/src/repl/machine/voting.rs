@@ -50,15 +50,7 @@ impl ReplMachine {
         if !self.self_member().is_some_and(|member| member.is_voter()) {
             return Some("I am not a voting member".to_owned());
         }
-        if self.elect_by_timestamp {
-            let ts = |o: &crate::repl::OpTime| (o.ts.time, o.ts.increment);
-            if ts(&request.last_applied) < ts(&self.applied) {
-                return Some(format!(
-                    "candidate's timestamp is older than mine: {} < {}",
-                    request.last_applied, self.applied
-                ));
-            }
-        } else if request.last_applied < self.applied {
+        if self.is_newer(&self.applied, &request.last_applied) {
             return Some(format!(
                 "candidate's data is staler than mine: {} < {}",
                 request.last_applied, self.applied
