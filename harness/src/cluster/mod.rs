@@ -190,12 +190,25 @@ impl Cluster {
 
     /// The index of the member that says it is the writable primary, if any answers so now.
     pub async fn primary(&self) -> Option<usize> {
+        self.writable_primaries().await.into_iter().next()
+    }
+
+    /// The first member other than `except` that answers as the writable primary (a deposed primary may still
+    /// claim to be one for a moment).
+    pub async fn primary_other_than(&self, except: usize) -> Option<usize> {
+        self.writable_primaries().await.into_iter().find(|i| *i != except)
+    }
+
+    async fn writable_primaries(&self) -> Vec<usize> {
         let probes = self.members.iter().map(|m| wire::hello(m.port, PROBE_TIMEOUT));
         let replies = join_all(probes).await;
-        replies.iter().position(|r| {
-            r.as_ref()
-                .is_ok_and(|h| h.get_bool("isWritablePrimary").unwrap_or(false))
-        })
+        (0..replies.len())
+            .filter(|i| {
+                replies[*i]
+                    .as_ref()
+                    .is_ok_and(|h| h.get_bool("isWritablePrimary").unwrap_or(false))
+            })
+            .collect()
     }
 
     /// Waits until some member is the writable primary.

@@ -27,10 +27,12 @@ pub enum AdminError {
     Command(String),
 }
 
-/// Runs `body` against the `admin` database of the member at `127.0.0.1:port` and returns the reply body
-/// (whether or not `ok` is 1).
+/// Runs `body` against the member at `127.0.0.1:port` and returns the reply body (whether or not `ok` is 1).
+/// The command runs in the database `body`'s `$db` names, or in `admin` when it names none.
 pub async fn command(port: u16, mut body: Document, timeout: Duration) -> Result<Document, AdminError> {
-    body.insert("$db", "admin");
+    if !body.contains_key("$db") {
+        body.insert("$db", "admin");
+    }
     tokio::time::timeout(timeout, exchange(port, &body))
         .await
         .map_err(|_| AdminError::Timeout(timeout))?

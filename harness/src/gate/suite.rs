@@ -162,6 +162,15 @@ fn resolve(defaults: &toml::Table, file: ScenarioFile) -> Result<Scenario, Strin
     {
         return Err(context(format!("unknown fail point {bad:?}")));
     }
+    if file
+        .failpoints
+        .iter()
+        .any(|f| f == faultline_engine::failpoint::SKEW_CLOCK)
+    {
+        return Err(context(
+            "skewClock needs an offset: use the `clock` or `primary-divergence` nemesis instead".into(),
+        ));
+    }
     for key in ["seed", "store", "name"] {
         if file.test.contains_key(key) {
             return Err(context(format!("`{key}` is set by the gate, not in [scenario.test]")));

@@ -36,6 +36,13 @@ pub enum Fault {
     Slow,
     /// Remove a secondary from the replica-set config (`rs.remove`), then add it back (`rs.add`).
     Membership,
+    /// Run the targets' wall clocks up to a minute ahead or behind (the `skewClock` fail point); reset on heal.
+    Clock,
+    /// Jepsen's primary-divergence sequence: isolate the primary and run its clock a minute ahead, so the
+    /// writes it still takes carry later timestamps than the new primary's; on heal, kill the new primary,
+    /// heal the network, wait for an election, restart the killed member and reset the clock. Only terms in
+    /// optimes keep the old primary's diverged oplog from winning that election.
+    PrimaryDivergence,
 }
 
 /// Which members a process fault hits.
@@ -82,7 +89,7 @@ impl Target {
 impl Fault {
     /// Expands a `--nemesis` name into faults: `kill`, `pause`, `stop`, `wipe`, `partition` (every shape),
     /// `partition-isolate-primary`, `partition-halves`, `partition-ring`, `partition-bridge`,
-    /// `partition-one-way`, `all`; `none` is no fault.
+    /// `partition-one-way`, `clock`, `primary-divergence`, `all`; `none` is no fault.
     pub fn expand(name: &str) -> Option<Vec<Fault>> {
         use PartitionKind::*;
         let every_partition = [IsolatePrimary, RandomHalves, MajoritiesRing, Bridge, OneWay].map(Fault::Partition);
@@ -94,6 +101,8 @@ impl Fault {
             "wipe" => vec![Fault::Wipe],
             "slow" => vec![Fault::Slow],
             "membership" => vec![Fault::Membership],
+            "clock" => vec![Fault::Clock],
+            "primary-divergence" => vec![Fault::PrimaryDivergence],
             "partition" => every_partition.to_vec(),
             "partition-isolate-primary" => vec![Fault::Partition(IsolatePrimary)],
             "partition-halves" => vec![Fault::Partition(RandomHalves)],
@@ -108,6 +117,8 @@ impl Fault {
                     Fault::Wipe,
                     Fault::Slow,
                     Fault::Membership,
+                    Fault::Clock,
+                    Fault::PrimaryDivergence,
                 ];
                 all.extend(every_partition);
                 all
@@ -126,6 +137,8 @@ impl Fault {
             Fault::Partition(_) => "start-partition",
             Fault::Slow => "start-slow",
             Fault::Membership => "start-membership",
+            Fault::Clock => "start-clock",
+            Fault::PrimaryDivergence => "start-divergence",
         }
     }
 
@@ -137,6 +150,8 @@ impl Fault {
             Fault::Partition(_) => "stop-partition",
             Fault::Slow => "stop-slow",
             Fault::Membership => "stop-membership",
+            Fault::Clock => "stop-clock",
+            Fault::PrimaryDivergence => "stop-divergence",
         }
     }
 
@@ -144,6 +159,8 @@ impl Fault {
     pub fn describe(self) -> String {
         match self {
             Fault::Partition(kind) => format!("partition {}", kind_name(kind)),
+            Fault::PrimaryDivergence => "primary-divergence".into(),
+            Fault::Clock => "clock".into(),
             other => other.start_f().to_string(),
         }
     }
@@ -155,6 +172,8 @@ impl Fault {
             Fault::Wipe => &[Target::Minority],
             Fault::Partition(_) | Fault::Slow => &[Target::All],
             Fault::Membership => &[Target::Minority],
+            Fault::Clock => &[Target::Primary, Target::Minority, Target::All],
+            Fault::PrimaryDivergence => &[Target::Primary],
         }
     }
 }
@@ -199,8 +218,13 @@ mod tests {
         assert_eq!(Fault::expand("membership"), Some(vec![Fault::Membership]));
         assert_eq!(
             Fault::expand("all").map(|f| f.len()),
-            Some(11),
-            "every fault, membership changes included"
+            Some(13),
+            "every fault, membership changes, clocks and divergence included"
+        );
+        assert_eq!(Fault::expand("clock"), Some(vec![Fault::Clock]));
+        assert_eq!(
+            Fault::expand("primary-divergence"),
+            Some(vec![Fault::PrimaryDivergence])
         );
     }
 }

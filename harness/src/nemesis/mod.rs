@@ -19,7 +19,7 @@ use faultline_workloads::rng::Rng;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-pub use fault::{Fault, PlannedStep, Step, Target};
+pub use fault::{Fault, PartitionKind, PlannedStep, Step, Target};
 
 use crate::cluster::{Cluster, RunState, member::STOP_GRACE};
 use crate::proxy::{Action, Rule};
@@ -82,7 +82,19 @@ pub struct Nemesis {
     pub active: Arc<Mutex<Vec<String>>>,
     /// Members taken out of the config by a membership fault, to add back on heal.
     removed: Vec<(usize, bson::Document)>,
+    /// The isolated old primary of a primary-divergence fault in force.
+    diverged: Option<usize>,
 }
+
+/// How far a primary-divergence fault runs the isolated primary's clock ahead: longer than any interval
+/// between nemesis steps, so its writes outdate everything the new primary writes meanwhile.
+const DIVERGENCE_SKEW_MS: i64 = 60_000;
+/// The largest skew of the clock fault, either way.
+const MAX_CLOCK_SKEW_MS: u64 = 60_000;
+/// How long a primary-divergence heal waits for the election after healing the network.
+const DIVERGENCE_ELECTION_WAIT: Duration = Duration::from_secs(10);
+/// The deadline of one admin command sent by the nemesis.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Nemesis {
     pub fn new(cluster: Arc<tokio::sync::Mutex<Cluster>>, recorder: Arc<Recorder>, seed: u64) -> Nemesis {
@@ -92,6 +104,7 @@ impl Nemesis {
             rng: Rng::seed_from_u64(seed ^ 0x6661_756C_7473),
             active: Arc::new(Mutex::new(Vec::new())),
             removed: Vec::new(),
+            diverged: None,
         }
     }
 
@@ -135,7 +148,15 @@ impl Nemesis {
         let value = json!({"fault": "all"});
         self.recorder
             .record(OpType::Invoke, Process::nemesis(), "heal", value.clone(), None, None);
-        let result = self.cluster.lock().await.heal_all().await;
+        let result = {
+            let mut cluster = self.cluster.lock().await;
+            let healed = cluster.heal_all().await;
+            // Clocks of members that were not restarted; a restarted member's clock starts true.
+            let all = (0..cluster.members.len()).collect();
+            reset_clocks(&mut cluster, all).await;
+            healed
+        };
+        self.diverged = None;
         let effect = match &result {
             Ok(()) => Effect::done(vec![], "network healed, members resumed and restarted".into()),
             Err(e) => Effect {
@@ -239,6 +260,9 @@ impl Nemesis {
         if fault == Fault::Membership {
             return self.remove_member(&cluster, target).await;
         }
+        if fault == Fault::PrimaryDivergence {
+            return self.start_divergence(&cluster).await;
+        }
         let targets = self.resolve(&cluster, target).await;
         if targets.is_empty() {
             return Effect::skipped(&format!("no member matches target {}", target.name()));
@@ -247,6 +271,7 @@ impl Nemesis {
             return Effect::skipped("wiping the only data-bearing member would destroy the only copy");
         }
         let mut hit = Vec::new();
+        let mut details = Vec::new();
         for index in targets {
             let member = &mut cluster.members[index];
             let affected = match fault {
@@ -263,13 +288,103 @@ impl Nemesis {
                     }
                     true
                 }
-                Fault::Partition(_) | Fault::Slow | Fault::Membership => false,
+                Fault::Clock => {
+                    let magnitude = 1_000 + self.rng.below(MAX_CLOCK_SKEW_MS - 1_000) as i64;
+                    let offset = if self.rng.below(2) == 0 { magnitude } else { -magnitude };
+                    match skew_clock(member.port, offset).await {
+                        Ok(()) => {
+                            details.push(format!("{} {:+.1} s", member.name, offset as f64 / 1000.0));
+                            true
+                        }
+                        Err(e) => {
+                            details.push(format!("{}: {e:#}", member.name));
+                            false
+                        }
+                    }
+                }
+                Fault::Partition(_) | Fault::Slow | Fault::Membership | Fault::PrimaryDivergence => false,
             };
             if affected {
                 hit.push(index);
             }
         }
-        Effect::done(hit, String::new())
+        Effect::done(hit, details.join(", "))
+    }
+
+    /// Isolates the primary and runs its clock ahead (see [`Fault::PrimaryDivergence`]).
+    async fn start_divergence(&mut self, cluster: &Cluster) -> Effect {
+        if self.diverged.is_some() {
+            return Effect::skipped("a primary-divergence is already in force");
+        }
+        let Some(primary) = cluster.primary().await else {
+            return Effect::skipped("no primary to isolate");
+        };
+        let Some(net) = cluster.net() else {
+            return Effect::skipped("no member-to-member links to partition");
+        };
+        let name = cluster.members[primary].name.clone();
+        if let Err(e) = skew_clock(cluster.members[primary].port, DIVERGENCE_SKEW_MS).await {
+            return Effect {
+                outcome: Outcome::Indeterminate,
+                members: vec![],
+                detail: format!("cannot skew {name}'s clock: {e:#}"),
+            };
+        }
+        let grudge = partition::grudge(
+            PartitionKind::IsolatePrimary,
+            cluster.members.len(),
+            Some(primary),
+            &mut self.rng,
+        );
+        net.set_partition(&grudge, Action::Drop);
+        self.diverged = Some(primary);
+        Effect::done(
+            vec![primary],
+            format!("{name} isolated with its clock {} s ahead", DIVERGENCE_SKEW_MS / 1000),
+        )
+    }
+
+    /// Kills the new primary, heals the network, waits for an election, restarts the killed member and resets
+    /// the old primary's clock.
+    async fn heal_divergence(&mut self, cluster: &mut Cluster) -> Effect {
+        let Some(old) = self.diverged.take() else {
+            return Effect::skipped("no primary-divergence in force");
+        };
+        let mut members = vec![old];
+        let mut detail = Vec::new();
+        let new = cluster.primary_other_than(old).await;
+        if let Some(new) = new {
+            cluster.members[new].kill();
+            members.push(new);
+            detail.push(format!("killed {} (the new primary)", cluster.members[new].name));
+        }
+        if let Some(net) = cluster.net() {
+            net.heal();
+        }
+        detail.push("healed the network".into());
+        match cluster.wait_primary(DIVERGENCE_ELECTION_WAIT).await {
+            Ok(primary) => detail.push(format!("{} elected", cluster.members[primary].name)),
+            Err(_) => detail.push(format!("no primary within {DIVERGENCE_ELECTION_WAIT:?}")),
+        }
+        if let Some(new) = new
+            && let Err(e) = cluster.restart(new).await
+        {
+            return Effect {
+                outcome: Outcome::Indeterminate,
+                members,
+                detail: format!(
+                    "{}; cannot restart {}: {e:#}",
+                    detail.join(", "),
+                    cluster.members[new].name
+                ),
+            };
+        }
+        if new.is_some() {
+            detail.push("restarted it".into());
+        }
+        reset_clocks(cluster, vec![old]).await;
+        detail.push(format!("reset {}'s clock", cluster.members[old].name));
+        Effect::done(members, detail.join(", "))
     }
 
     /// `rs.remove()` of one secondary (never the primary: that is a different fault).
@@ -363,6 +478,11 @@ impl Nemesis {
                 None => Effect::skipped("no member-to-member links"),
             },
             Fault::Membership => self.add_members_back(&cluster).await,
+            Fault::PrimaryDivergence => self.heal_divergence(&mut cluster).await,
+            Fault::Clock => {
+                let all: Vec<usize> = (0..cluster.members.len()).collect();
+                Effect::done(reset_clocks(&mut cluster, all).await, "clocks reset".into())
+            }
             Fault::Pause => {
                 let resumed: Vec<usize> = (0..cluster.members.len())
                     .filter(|i| cluster.members[*i].resume())
@@ -388,6 +508,36 @@ impl Nemesis {
             }
         }
     }
+}
+
+/// Runs the wall clock of the member at `port` `offset_ms` ahead (negative: behind) of the system clock.
+async fn skew_clock(port: u16, offset_ms: i64) -> anyhow::Result<()> {
+    let body = bson::doc! {"configureFailPoint": faultline_engine::failpoint::SKEW_CLOCK, "mode": "alwaysOn",
+    "data": {"offsetMillis": offset_ms}};
+    crate::cluster::wire::command_ok(port, body, ADMIN_TIMEOUT).await?;
+    Ok(())
+}
+
+/// Puts the clocks of `members` back to the system clock; returns the members that answered (a member that
+/// is down has no skew to reset: a restarted member's clock starts true).
+async fn reset_clocks(cluster: &mut Cluster, members: Vec<usize>) -> Vec<usize> {
+    let mut reset = Vec::new();
+    for index in members {
+        let Some(member) = cluster.members.get_mut(index) else {
+            continue;
+        };
+        if member.run_state() != RunState::Running {
+            continue;
+        }
+        let body = bson::doc! {"configureFailPoint": faultline_engine::failpoint::SKEW_CLOCK, "mode": "off"};
+        if crate::cluster::wire::command_ok(member.port, body, ADMIN_TIMEOUT)
+            .await
+            .is_ok()
+        {
+            reset.push(index);
+        }
+    }
+    reset
 }
 
 /// Reads the config from the member at `port`, lets `change` edit its members (returning whether it changed

@@ -33,7 +33,8 @@ pub struct TestArgs {
     #[arg(long)]
     pub workload: Option<String>,
     /// Faults, comma-separated: kill, pause, stop, wipe, partition, partition-isolate-primary,
-    /// partition-halves, partition-ring, partition-bridge, partition-one-way, membership, all, none [default: partition,kill].
+    /// partition-halves, partition-ring, partition-bridge, partition-one-way, slow, membership, clock,
+    /// primary-divergence, all, none [default: partition,kill].
     #[arg(long, value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,
     /// Target of process faults: primary, minority, majority, all, n1, n2, ... [default: per fault].

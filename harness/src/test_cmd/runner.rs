@@ -166,6 +166,8 @@ pub async fn execute(
         std::fs::write(run_dir.join("results.json"), json + "\n").context("cannot write results.json")?;
         Some(result)
     };
+    // The nemesis holds the last other handle on the cluster; without it the cluster can be left running.
+    drop(nemesis);
     let cluster = Arc::try_unwrap(cluster).ok().map(tokio::sync::Mutex::into_inner);
     let cluster = match cluster {
         Some(mut cluster) if !keep_cluster || interrupted => {

@@ -97,3 +97,57 @@ fn bad_arguments_exit_254() -> anyhow::Result<()> {
     assert_eq!(output.status.code(), Some(254));
     Ok(())
 }
+
+/// `--leave-running` on a one-member run (no fault proxies) leaves the member up after the verdict, prints
+/// its URI and how to stop it, and the member still answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn leave_running_keeps_the_member_up_after_the_run() -> anyhow::Result<()> {
+    let store = tempfile::tempdir()?;
+    let run = run_faultline_test(
+        bin(),
+        store.path(),
+        &[
+            "--nodes",
+            "1",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "1s",
+            "--concurrency",
+            "2",
+            "--seed",
+            "3",
+            "--leave-running",
+        ],
+    )?;
+    let run_dir = run.run_dir.to_string_lossy().to_string();
+    let left = faultline_tests::cluster::processes_mentioning(&run_dir);
+    let stop = || {
+        for pid in &left {
+            let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+        }
+    };
+    let port = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("cluster left running: mongodb://127.0.0.1:"))
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse::<u16>().ok());
+    let answered = match port {
+        Some(port) => faultline_tests::raw_command(port, bson::doc! {"hello": 1, "$db": "admin"})
+            .await
+            .ok(),
+        None => None,
+    };
+    stop();
+    assert_eq!(run.code, Some(0), "{}", run.transcript());
+    assert!(port.is_some(), "no URI printed:\n{}", run.transcript());
+    assert!(
+        run.stdout.contains("stop it with: kill"),
+        "no stop command:\n{}",
+        run.transcript()
+    );
+    assert!(answered.is_some(), "the member left running does not answer");
+    assert_eq!(left.len(), 1, "one member process is left: {left:?}");
+    Ok(())
+}
