@@ -242,7 +242,7 @@ impl Member {
         tracing::warn!(common_point = ?common, entries = diverged.len(), source = host, "rolling back");
         let mut affected: BTreeMap<(String, Vec<u8>), (Namespace, Bson)> = BTreeMap::new();
         for entry in &diverged {
-            if let Some((ns, id)) = touched_document(entry) {
+            if let Some((ns, id)) = crate::storage::crud_target(entry) {
                 affected.insert((ns.full(), crate::storage::keystring::encode(&id)), (ns, id));
             }
         }
@@ -346,17 +346,6 @@ impl Member {
         }
         Ok(())
     }
-}
-
-/// The (namespace, _id) a CRUD oplog entry touched.
-fn touched_document(entry: &Document) -> Option<(Namespace, Bson)> {
-    let ns = Namespace::parse(entry.get_str("ns").ok()?)?;
-    let id = match entry.get_str("op").ok()? {
-        "i" | "d" => entry.get_document("o").ok()?.get("_id")?.clone(),
-        "u" => entry.get_document("o2").ok()?.get("_id")?.clone(),
-        _ => return None,
-    };
-    Some((ns, id))
 }
 
 fn first_batch(reply: &Document) -> Vec<Document> {
