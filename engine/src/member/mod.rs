@@ -23,7 +23,7 @@ pub mod write_concern;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,8 @@ pub struct Member {
     failpoints: Arc<FailPoints>,
     /// Fail point `applyOplogOutOfOrder`: batches held back to be applied after newer ones.
     held_batches: Mutex<std::collections::VecDeque<Vec<Document>>>,
+    /// The rollback id (`replSetGetRBID`), kept in memory: every oplog batch served carries it.
+    rbid: AtomicI32,
 }
 
 impl Member {
@@ -130,6 +132,7 @@ impl Member {
         };
         let (role, _) = watch::channel(RoleSnapshot::uninitialised());
         let (topology, _) = watch::channel(0);
+        let rbid = stored_rollback_id(&storage);
         let member = Arc::new_cyclic(|me| Member {
             me: me.clone(),
             storage,
@@ -149,6 +152,7 @@ impl Member {
             min_valid: Mutex::new(None),
             failpoints,
             held_batches: Mutex::new(std::collections::VecDeque::new()),
+            rbid: AtomicI32::new(rbid),
         });
         if let Some(config) = config {
             member.install_machine(config)?;
@@ -788,13 +792,23 @@ impl Member {
     }
 
     fn rollback_id(&self) -> i32 {
-        self.storage
-            .read_meta(META_RBID)
-            .ok()
-            .flatten()
-            .and_then(|d| d.get_i32("rbid").ok())
-            .unwrap_or(1)
+        self.rbid.load(Ordering::SeqCst)
     }
+
+    /// Records a rollback's new id (after it is stored).
+    fn set_rollback_id(&self, rbid: i32) {
+        self.rbid.store(rbid, Ordering::SeqCst);
+    }
+}
+
+/// The rollback id stored by the last rollback (1 before any).
+fn stored_rollback_id(storage: &Storage) -> i32 {
+    storage
+        .read_meta(META_RBID)
+        .ok()
+        .flatten()
+        .and_then(|d| d.get_i32("rbid").ok())
+        .unwrap_or(1)
 }
 
 /// MongoDB's electionId: `7fffffff` followed by the 8-byte term.

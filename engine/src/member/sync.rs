@@ -273,6 +273,7 @@ impl Member {
                 w.put_meta(META_RBID, &doc! {"rbid": rbid})
             })
             .await??;
+        self.set_rollback_id(rbid);
         if let Ok(mut slot) = self.min_valid.lock() {
             *slot = min_valid;
         }
