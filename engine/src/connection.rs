@@ -3,9 +3,19 @@
 //! Framing errors close the connection (the byte stream can't be trusted any more); content errors get an
 //! error reply and the connection goes on. Nothing a client sends can panic the server or stall other
 //! connections.
+//!
+//! Two request shapes get more than one reply or a different reply shape:
+//!
+//! - an awaitable `hello` (with `topologyVersion` and `maxAwaitTimeMS`) sent with OP_MSG's `exhaustAllowed`
+//!   flag starts the streaming monitoring protocol: every reply carries `moreToCome`, and the server keeps
+//!   answering the same request (each time with the topology version it last sent) until the client closes
+//!   the connection or a reply is an error;
+//! - OP_QUERY on `<db>.$cmd` (old drivers, e.g. the 3.x Java driver's `isMaster`, `buildinfo` and
+//!   `getlasterror`) runs through the normal command path and is answered with an OP_REPLY.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{Bson, Document, doc};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
@@ -17,14 +27,32 @@ use crate::node::Node;
 use crate::wire::{self, Request};
 
 /// Who is on the other end, for `whatsmyuri`, `connectionStatus` and logs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConnectionInfo {
     pub id: i64,
     pub peer: SocketAddr,
+    /// The client said `helloOk: true` (or sent `hello`) in its handshake: it understands "not primary" in
+    /// error messages. Older clients are answered "not master", the text they match on.
+    pub hello_ok: AtomicBool,
+}
+
+impl ConnectionInfo {
+    pub fn new(id: i64, peer: SocketAddr) -> ConnectionInfo {
+        ConnectionInfo {
+            id,
+            peer,
+            hello_ok: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether not-primary errors should use the modern wording.
+    pub fn speaks_hello(&self) -> bool {
+        self.hello_ok.load(Ordering::Relaxed)
+    }
 }
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
-    let info = ConnectionInfo { id, peer };
+    let info = ConnectionInfo::new(id, peer);
     tracing::debug!(conn = id, %peer, "connection accepted");
     let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -47,6 +75,19 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>
         let reply = match wire::decode_request(&header, &body) {
             Ok(Request::Msg(msg)) => {
                 let more_to_come = msg.more_to_come();
+                if msg.exhaust_allowed() && is_awaitable_hello(&msg.body) {
+                    stream_hello(
+                        &node,
+                        &info,
+                        msg.body,
+                        header.request_id,
+                        &mut next_reply_id,
+                        &mut writer,
+                        &mut stop,
+                    )
+                    .await;
+                    break;
+                }
                 let invocation = Invocation {
                     body: msg.body,
                     secondary_ok: None,
@@ -83,7 +124,62 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>
     tracing::debug!(conn = id, "connection closed");
 }
 
-/// OP_QUERY is accepted only for the handshake on `*.$cmd` (what the Node driver and mongosh send first).
+/// An awaitable `hello`: it names the topology version the client has and how long to wait for a change.
+fn is_awaitable_hello(body: &Document) -> bool {
+    let is_hello = body
+        .keys()
+        .next()
+        .is_some_and(|name| matches!(name.as_str(), "hello" | "isMaster" | "ismaster"));
+    is_hello && body.contains_key("topologyVersion") && body.contains_key("maxAwaitTimeMS")
+}
+
+/// The streaming `hello` protocol: answer with `moreToCome` and keep answering, each reply a response to the
+/// previous one and each wait starting from the topology version last sent, until the client goes away, the
+/// member shuts down, or a reply is an error (which ends the stream without `moreToCome`, as mongod does).
+async fn stream_hello<W: tokio::io::AsyncWrite + Unpin>(
+    node: &Node,
+    info: &ConnectionInfo,
+    mut body: Document,
+    first_request_id: i32,
+    next_reply_id: &mut i32,
+    writer: &mut W,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let mut response_to = first_request_id;
+    loop {
+        let invocation = Invocation {
+            body: body.clone(),
+            secondary_ok: None,
+            conn: info,
+            legacy: false,
+        };
+        let reply = tokio::select! {
+            _ = crate::server::stopped(stop) => return,
+            reply = command::run(node, invocation) => reply,
+        };
+        let ok = reply
+            .get("ok")
+            .and_then(|v| v.as_f64().or_else(|| v.as_i32().map(f64::from)))
+            == Some(1.0);
+        let flags = if ok { wire::msg_flags::MORE_TO_COME } else { 0 };
+        let bytes = wire::try_encode_msg(*next_reply_id, response_to, flags, &reply)
+            .unwrap_or_else(|_| wire::encode_msg_reply(*next_reply_id, response_to, &reply));
+        if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() || !ok {
+            return;
+        }
+        response_to = *next_reply_id;
+        *next_reply_id = next_reply_id.wrapping_add(1);
+        match reply.get_document("topologyVersion") {
+            Ok(tv) => {
+                body.insert("topologyVersion", tv.clone());
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// OP_QUERY on `<db>.$cmd`: the command runs as any other and the reply is an OP_REPLY. Queries on collections
+/// (OP_QUERY finds, removed in MongoDB 5.1) are refused with 352 UnsupportedOpQueryCommand.
 async fn legacy_query(
     node: &Node,
     info: &ConnectionInfo,
@@ -92,22 +188,26 @@ async fn legacy_query(
     response_to: i32,
 ) -> Vec<u8> {
     let name = query.query.keys().next().cloned().unwrap_or_default();
-    let allowed =
-        query.full_collection_name.ends_with(".$cmd") && matches!(name.as_str(), "hello" | "isMaster" | "ismaster");
-    if !allowed {
+    if !query.is_command() || name.is_empty() {
         let err = doc! {"$err": format!("Unsupported OP_QUERY command: {name}. The client driver may require an upgrade."),
         "code": 352, "codeName": "UnsupportedOpQueryCommand", "ok": 0.0};
-        return wire::encode_op_reply(reply_id, response_to, 2, &err);
+        return wire::encode_op_reply(reply_id, response_to, wire::reply_flags::QUERY_FAILURE, &err);
     }
-    let db = query.full_collection_name.trim_end_matches(".$cmd").to_string();
     let mut body: Document = query.query.clone();
-    body.insert("$db", db);
+    body.insert("$db", query.database().to_string());
+    if let Some(pref) = &query.read_preference {
+        body.insert("$readPreference", pref.clone());
+    }
     let invocation = Invocation {
         body,
-        secondary_ok: Some(query.secondary_ok()),
+        secondary_ok: Some(query.secondary_ok() || query.read_preference.as_ref().is_some_and(allows_secondary)),
         conn: info,
         legacy: true,
     };
     let reply = command::run(node, invocation).await;
-    wire::encode_op_reply(reply_id, response_to, 8, &reply)
+    wire::encode_op_reply(reply_id, response_to, wire::reply_flags::AWAIT_CAPABLE, &reply)
+}
+
+fn allows_secondary(pref: &Document) -> bool {
+    pref.get_str("mode").is_ok_and(|mode| mode != "primary")
 }

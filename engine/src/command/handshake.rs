@@ -45,8 +45,12 @@ pub async fn hello(ctx: &Context<'_>) -> Result<Document> {
     }
     let legacy_name = ctx.name != "hello";
     let mut reply = doc! {};
-    if ctx.body.get("helloOk").is_some_and(args::truthy) {
+    let hello_ok = ctx.body.get("helloOk").is_some_and(args::truthy);
+    if hello_ok {
         reply.insert("helloOk", true);
+    }
+    if hello_ok || !legacy_name {
+        ctx.conn.hello_ok.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     reply.extend(member.hello_fields(legacy_name));
     reply.extend(doc! {
@@ -118,6 +122,12 @@ pub fn get_log(ctx: &Context<'_>) -> Result<Document> {
         Some(Bson::String(s)) => Err(Error::bad_value(format!("no RamLog named: {s}"))),
         _ => Err(Error::type_mismatch("Argument to getLog must be of type String")),
     }
+}
+
+/// `getLastError`: legacy drivers (the 3.x Java driver) send it while setting up a connection, to learn its
+/// id. Every write here is acknowledged by its own reply, so there is never a pending error to report.
+pub fn get_last_error(ctx: &Context<'_>) -> Document {
+    doc! {"connectionId": ctx.conn.id, "n": 0, "syncMillis": 0, "writtenTo": Bson::Null, "err": Bson::Null}
 }
 
 pub fn connection_status() -> Document {

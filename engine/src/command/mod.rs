@@ -14,6 +14,7 @@ mod handshake;
 mod read;
 mod read_concern;
 mod replset;
+mod rw_defaults;
 mod write;
 
 use bson::{Bson, Document};
@@ -67,6 +68,9 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
                 err.labels.push("RetryableWriteError");
             }
             tracing::debug!(command = body.keys().next().map(String::as_str).unwrap_or(""), error = %err, "command failed");
+            if !invocation.conn.speaks_hello() {
+                err.message = legacy_not_primary_message(err.code, &err.message);
+            }
             err.to_reply()
         }
     }
@@ -108,6 +112,19 @@ fn read_preference_allows_secondary(body: &Document) -> bool {
     }
 }
 
+/// The wording of not-primary errors for clients that did not say `helloOk` (mongod does the same): old
+/// drivers recognise these conditions by the text "not master", and the codes stay as they are.
+fn legacy_not_primary_message(code: i32, message: &str) -> String {
+    match code {
+        10107 => message.replacen("not primary", "not master", 1),
+        13435 => message
+            .replacen("not primary", "not master", 1)
+            .replacen("secondaryOk", "slaveOk", 1),
+        13436 => "not master or secondary; cannot currently read from this replSet member".to_string(),
+        _ => message.to_string(),
+    }
+}
+
 /// Retryable writes whose write concern failed with a retryable code carry the label too.
 fn label_write_concern_error(reply: &mut Document) {
     let retryable = reply
@@ -127,6 +144,7 @@ async fn dispatch(ctx: &Context<'_>) -> Result<Document> {
             Ok(Document::new())
         }
         "buildInfo" | "buildinfo" => Ok(handshake::build_info()),
+        "getLastError" | "getlasterror" => Ok(handshake::get_last_error(ctx)),
         "getParameter" => handshake::get_parameter(ctx),
         "getLog" => handshake::get_log(ctx),
         "connectionStatus" => Ok(handshake::connection_status()),
@@ -171,6 +189,8 @@ async fn dispatch(ctx: &Context<'_>) -> Result<Document> {
         "replSetUpdatePosition" => ctx.node.member.on_update_position(ctx.body).await,
         "replSetStepUp" => ctx.node.member.on_step_up(ctx.body).await,
         "configureFailPoint" => replset::configure_fail_point(ctx),
+        "getDefaultRWConcern" => rw_defaults::get(ctx),
+        "setDefaultRWConcern" => rw_defaults::set(ctx).await,
         "listFailPoints" => Ok(bson::doc! {"failPoints": ctx.node.failpoints.list()}),
         "commitTransaction" | "abortTransaction" => Err(Error::new(
             code::NO_SUCH_TRANSACTION,

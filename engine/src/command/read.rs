@@ -121,7 +121,7 @@ fn oplog_start(filter_doc: &Document) -> Option<u64> {
 pub async fn find(ctx: &Context<'_>) -> Result<Document> {
     let body = ctx.body;
     let ns = args::namespace(body, &ctx.db)?;
-    let rc = ReadConcern::parse(body)?;
+    let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
     let filter_doc = args::opt_doc(body, "filter")?.cloned().unwrap_or_default();
@@ -401,7 +401,7 @@ pub fn kill_cursors(ctx: &Context<'_>) -> Result<Document> {
 pub async fn count(ctx: &Context<'_>) -> Result<Document> {
     let body = ctx.body;
     let ns = args::namespace(body, &ctx.db)?;
-    let rc = ReadConcern::parse(body)?;
+    let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     let query = args::opt_doc(body, "query")?.cloned().unwrap_or_default();
     let filter = Filter::parse(&query)?;
@@ -432,7 +432,7 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
     let key = body
         .get_str("key")
         .map_err(|_| Error::type_mismatch("distinct: 'key' must be a string"))?;
-    let rc = ReadConcern::parse(body)?;
+    let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     let filter = Filter::parse(args::opt_doc(body, "query")?.unwrap_or(&Document::new()))?;
     let snapshot = ctx.node.storage.snapshot()?;
@@ -489,7 +489,7 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         .map(|c| batch_size(c, DEFAULT_BATCH))
         .transpose()?
         .unwrap_or(DEFAULT_BATCH);
-    let rc = ReadConcern::parse(body)?;
+    let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
     let snapshot = ctx.node.storage.snapshot()?;

@@ -33,6 +33,21 @@ pub struct ReadConcern {
 }
 
 impl ReadConcern {
+    /// The command's read concern; without a level, the cluster-wide default level (`setDefaultRWConcern`)
+    /// or `local`.
+    pub fn for_command(ctx: &Context<'_>) -> Result<ReadConcern> {
+        let mut rc = ReadConcern::parse(ctx.body)?;
+        let explicit = args::opt_doc(ctx.body, "readConcern")?.is_some_and(|rc| rc.contains_key("level"));
+        if !explicit && let Some(level) = super::rw_defaults::default_read_level(ctx)? {
+            rc.level = match level.as_str() {
+                "majority" => Level::Majority,
+                "available" => Level::Available,
+                _ => Level::Local,
+            };
+        }
+        Ok(rc)
+    }
+
     pub fn parse(body: &Document) -> Result<ReadConcern> {
         let Some(rc) = args::opt_doc(body, "readConcern")? else {
             return Ok(ReadConcern {

@@ -31,9 +31,20 @@ pub fn get_status(ctx: &Context<'_>) -> Result<Document> {
     ctx.node.member.status()
 }
 
+/// `replSetGetConfig`: the installed config, without the server-managed `newlyAdded` flags unless
+/// `includeNewlyAdded: true` (as mongod does, so `rs.conf()` → `rs.reconfig()` round-trips).
 pub fn get_config(ctx: &Context<'_>) -> Result<Document> {
     ctx.require_admin()?;
-    Ok(doc! {"config": ctx.node.member.config_document()?})
+    let mut config = ctx.node.member.config_document()?;
+    let include_newly_added = super::args::opt_bool(ctx.body, "includeNewlyAdded")?.unwrap_or(false);
+    if !include_newly_added && let Ok(members) = config.get_array_mut("members") {
+        for member in members.iter_mut() {
+            if let Bson::Document(member) = member {
+                member.remove("newlyAdded");
+            }
+        }
+    }
+    Ok(doc! {"config": config})
 }
 
 pub fn configure_fail_point(ctx: &Context<'_>) -> Result<Document> {
@@ -59,6 +70,18 @@ pub async fn reconfig(ctx: &Context<'_>) -> Result<Document> {
         .get_document("replSetReconfig")
         .map_err(|_| Error::type_mismatch("replSetReconfig takes the new config document"))?;
     let force = super::args::opt_bool(ctx.body, "force")?.unwrap_or(false);
+    let sets_newly_added = config.get_array("members").is_ok_and(|members| {
+        members
+            .iter()
+            .any(|m| m.as_document().is_some_and(|m| m.contains_key("newlyAdded")))
+    });
+    if sets_newly_added {
+        return Err(Error::new(
+            crate::error::code::INVALID_REPLICA_SET_CONFIG,
+            "the newlyAdded field is managed by the server and may not be given in replSetReconfig",
+        ));
+    }
+    super::rw_defaults::check_reconfig(ctx, config)?;
     ctx.node.member.reconfig(config, force).await?;
     Ok(Document::new())
 }

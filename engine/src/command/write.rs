@@ -90,7 +90,7 @@ fn common(ctx: &Context<'_>) -> Result<WriteCommon> {
     ctx.node.member.check_writable(&ns.db)?;
     Ok(WriteCommon {
         ordered: args::opt_bool(ctx.body, "ordered")?.unwrap_or(true),
-        wc: WriteConcern::parse(args::opt_doc(ctx.body, "writeConcern")?)?,
+        wc: super::rw_defaults::resolve_write_concern(ctx, args::opt_doc(ctx.body, "writeConcern")?)?,
         session: RetryableWrite::parse(ctx.body)?,
         ns,
     })

@@ -417,6 +417,7 @@ impl Member {
                 self.bump_topology();
             }
             Action::CommitPointAdvanced { .. } => {}
+            Action::Log(message) => tracing::info!("{message}"),
             Action::TopologyChanged { .. } => self.bump_topology(),
             Action::SyncSourceChanged { member_id } => self.change_sync_source(member_id),
             Action::InstallConfig(config) => {

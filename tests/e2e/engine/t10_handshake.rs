@@ -85,6 +85,57 @@ async fn awaitable_hello_waits_for_a_topology_change() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Streaming monitoring (what the Node driver, mongoose and mongosh use): an awaitable hello sent with
+/// `exhaustAllowed` is answered with `moreToCome`, and the server goes on answering without further requests,
+/// each reply a response to the previous one, until the client closes; a topology change is streamed at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn exhaust_hello_streams_replies_with_more_to_come() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = NodeProcess::start(bin(), &[]).await?;
+    let first = raw_command(node.port, doc! {"hello": 1, "$db": "admin"}).await?;
+    let tv = first.get_document("topologyVersion")?.clone();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", node.port)).await?;
+    let body = doc! {"hello": 1, "topologyVersion": tv.clone(), "maxAwaitTimeMS": 100i64, "$db": "admin"};
+    let exhaust_allowed = 1u32 << 16;
+    let request = faultline_engine::wire::try_encode_msg(7, 0, exhaust_allowed, &body)?;
+    stream.write_all(&request).await?;
+
+    // Reads one OP_MSG: (requestID, responseTo, flags, body).
+    async fn read_msg(stream: &mut tokio::net::TcpStream) -> anyhow::Result<(i32, i32, u32, bson::Document)> {
+        let mut header = [0u8; 16];
+        tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_exact(&mut header)).await??;
+        let word = |i: usize| i32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        anyhow::ensure!(word(12) == 2013, "expected OP_MSG, got opcode {}", word(12));
+        let mut rest = vec![0u8; word(0) as usize - 16];
+        stream.read_exact(&mut rest).await?;
+        let flags = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        Ok((word(4), word(8), flags, bson::Document::from_reader(&rest[5..])?))
+    }
+
+    let more_to_come = 1u32 << 1;
+    let mut previous_request = 7;
+    for i in 0..3 {
+        let (request_id, response_to, flags, reply) = read_msg(&mut stream).await?;
+        assert_eq!(reply.get_f64("ok")?, 1.0, "reply {i}: {reply}");
+        assert_ne!(flags & more_to_come, 0, "reply {i} must carry moreToCome: {reply}");
+        assert_eq!(response_to, previous_request, "reply {i} answers the previous message");
+        previous_request = request_id;
+    }
+    // A topology change (initiation) is streamed without any request from the client.
+    node.initiate().await?;
+    let changed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let (_, _, _, reply) = read_msg(&mut stream).await?;
+            if reply.get_bool("isWritablePrimary").unwrap_or(false) {
+                return anyhow::Ok(reply);
+            }
+        }
+    })
+    .await??;
+    assert!(changed.get_document("topologyVersion")?.get_i64("counter")? > tv.get_i64("counter")?);
+    Ok(())
+}
+
 /// The introspection commands mongosh sends at start-up, and the error for unknown commands.
 #[tokio::test(flavor = "multi_thread")]
 async fn introspection_commands_and_unknown_commands() -> anyhow::Result<()> {

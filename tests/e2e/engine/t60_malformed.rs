@@ -108,8 +108,9 @@ async fn invalid_content_gets_an_error_reply() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The legacy OP_QUERY handshake the Node driver and mongosh send first gets an OP_REPLY; other OP_QUERY
-/// commands are refused with QueryFailure.
+/// The legacy OP_QUERY handshake the Node driver and mongosh send first gets an OP_REPLY, and so does any
+/// other command on `<db>.$cmd` (old drivers such as the 3.x Java driver send `buildinfo` and
+/// `getlasterror` that way); an OP_QUERY find on a collection is refused with QueryFailure.
 #[tokio::test(flavor = "multi_thread")]
 async fn legacy_op_query_handshake() -> anyhow::Result<()> {
     let node = NodeProcess::start(bin(), &[]).await?;
@@ -136,8 +137,45 @@ async fn legacy_op_query_handshake() -> anyhow::Result<()> {
     let reply = read_reply(&mut stream).await?;
     assert_eq!(reply.get_i32("maxWireVersion")?, 21, "{reply}");
     assert!(!reply.get_bool("ismaster")?, "uninitialised: not primary");
-    stream.write_all(&query(2, doc! {"find": "c"})?).await?;
+    stream.write_all(&query(2, doc! {"buildinfo": 1})?).await?;
+    let build = read_reply(&mut stream).await?;
+    assert_eq!(build.get_str("version")?, "7.0.0", "{build}");
+    stream.write_all(&query(3, doc! {"getlasterror": 1})?).await?;
+    let gle = read_reply(&mut stream).await?;
+    assert_eq!(gle.get_f64("ok")?, 1.0, "{gle}");
+    assert!(gle.get_i64("connectionId").is_ok(), "{gle}");
+    // A write on an uninitialised member, from a client that never said helloOk: "not master", code 10107.
+    stream
+        .write_all(&query(4, doc! {"insert": "c", "documents": [{"x": 1}]})?)
+        .await?;
     let refused = read_reply(&mut stream).await?;
-    assert!(refused.get_str("$err").is_ok(), "{refused}");
+    assert_eq!(refused.get_i32("code")?, 10107, "{refused}");
+    // This client said helloOk, so it hears the modern wording.
+    assert_eq!(refused.get_str("errmsg")?, "not primary", "{refused}");
+
+    let mut old = TcpStream::connect(("127.0.0.1", node.port)).await?;
+    old.write_all(&query(1, doc! {"isMaster": 1})?).await?;
+    read_reply(&mut old).await?;
+    old.write_all(&query(2, doc! {"insert": "c", "documents": [{"x": 1}]})?)
+        .await?;
+    let refused = read_reply(&mut old).await?;
+    assert_eq!(refused.get_i32("code")?, 10107, "{refused}");
+    assert_eq!(
+        refused.get_str("errmsg")?,
+        "not master",
+        "old drivers match on this text: {refused}"
+    );
+
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&0i32.to_le_bytes());
+    payload.extend_from_slice(b"test.c\0");
+    payload.extend_from_slice(&0i32.to_le_bytes());
+    payload.extend_from_slice(&(-1i32).to_le_bytes());
+    payload.extend_from_slice(&doc! {"x": 1}.to_vec()?);
+    let mut msg = header(16 + payload.len() as i32, 2004);
+    msg.extend_from_slice(&payload);
+    stream.write_all(&msg).await?;
+    let refused = read_reply(&mut stream).await?;
+    assert_eq!(refused.get_i32("code")?, 352, "an OP_QUERY find is refused: {refused}");
     Ok(())
 }

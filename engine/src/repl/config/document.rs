@@ -74,7 +74,7 @@ impl MemberConfig {
             .iter()
             .map(|(key, value)| (key.clone(), Bson::from(value.as_str())))
             .collect();
-        doc! {
+        let mut out = doc! {
             "_id": self.id,
             "host": &self.host,
             "arbiterOnly": self.arbiter_only,
@@ -84,7 +84,11 @@ impl MemberConfig {
             "tags": tags,
             "secondaryDelaySecs": self.secondary_delay_secs,
             "votes": self.votes,
+        };
+        if self.newly_added {
+            out.insert("newlyAdded", true);
         }
+        out
     }
 }
 
@@ -137,6 +141,7 @@ fn parse_member(value: &Bson) -> Result<MemberConfig, ReplError> {
         secondary_delay_secs: optional_int(document, "secondaryDelaySecs", "member")?.unwrap_or(0),
         build_indexes: optional_bool(document, "buildIndexes", "member")?.unwrap_or(true),
         tags: parse_tags(document)?,
+        newly_added: optional_bool(document, "newlyAdded", "member")?.unwrap_or(false),
     })
 }
 

@@ -45,6 +45,10 @@ pub struct MemberConfig {
     pub build_indexes: bool,
     /// `tags`: string → string, used by `getLastErrorModes` and read preferences.
     pub tags: BTreeMap<String, String>,
+    /// `newlyAdded`: a voter added by a reconfig that does not vote (nor count toward any majority) until it
+    /// has reached SECONDARY; the primary then clears the flag with a config of its own. Set by the server,
+    /// never by users, and hidden from `replSetGetConfig` (MongoDB 4.4+).
+    pub newly_added: bool,
 }
 
 impl MemberConfig {
@@ -60,6 +64,7 @@ impl MemberConfig {
             secondary_delay_secs: 0,
             build_indexes: true,
             tags: BTreeMap::new(),
+            newly_added: false,
         }
     }
 
@@ -72,9 +77,9 @@ impl MemberConfig {
         }
     }
 
-    /// Whether the member has a vote.
+    /// Whether the member has a vote now (a `newlyAdded` member does not, yet).
     pub fn is_voter(&self) -> bool {
-        self.votes > 0
+        self.votes > 0 && !self.newly_added
     }
 
     /// Whether the member holds data (everything but arbiters).
@@ -221,6 +226,26 @@ impl ReplSetConfig {
         self.members.iter().find(|member| member.id == id)
     }
 
+    /// Marks the voters that this config adds to `old` as `newlyAdded` and keeps the flag on members that
+    /// still carry it in `old` (users reconfigure from `rs.conf()`, which hides it). Arbiters need no sync
+    /// and never get it.
+    pub fn mark_newly_added(&mut self, old: &ReplSetConfig) {
+        for member in &mut self.members {
+            member.newly_added = match old.find_member_by_id(member.id) {
+                Some(previous) => previous.newly_added && member.votes > 0,
+                None => member.votes > 0 && !member.arbiter_only,
+            };
+        }
+    }
+
+    /// The member that next loses its `newlyAdded` flag, given which members have reached SECONDARY.
+    pub fn next_newly_added_to_promote(&self, is_secondary: impl Fn(i32) -> bool) -> Option<i32> {
+        self.members
+            .iter()
+            .find(|member| member.newly_added && is_secondary(member.id))
+            .map(|member| member.id)
+    }
+
     /// Whether `host` is a voter in this config.
     pub fn is_voter_host(&self, host: &str) -> bool {
         self.find_member_by_host(host).is_some_and(MemberConfig::is_voter)
@@ -309,5 +334,43 @@ mod tests {
         assert!(older < newer_term);
         assert!(older < forced);
         assert!(forced > newer_term);
+    }
+
+    #[test]
+    fn added_voters_are_newly_added_until_promoted() {
+        let old = ReplSetConfig::new("rs", vec![MemberConfig::new(0, "a:1")]);
+        let mut next = ReplSetConfig::new(
+            "rs",
+            vec![
+                MemberConfig::new(0, "a:1"),
+                MemberConfig::new(1, "b:1"),
+                MemberConfig::arbiter(2, "c:1"),
+            ],
+        );
+        next.mark_newly_added(&old);
+        assert!(!next.members[0].newly_added, "existing members keep voting");
+        assert!(
+            next.members[1].newly_added,
+            "a new data-bearing voter waits for SECONDARY"
+        );
+        assert!(!next.members[2].newly_added, "arbiters need no sync");
+        assert_eq!(next.voting_member_count(), 2);
+        assert_eq!(next.majority_vote_count(), 2);
+        // A user reconfig built from rs.conf() (which hides the flag) keeps it.
+        let mut again = ReplSetConfig::new(
+            "rs",
+            next.members
+                .iter()
+                .cloned()
+                .map(|mut m| {
+                    m.newly_added = false;
+                    m
+                })
+                .collect(),
+        );
+        again.mark_newly_added(&next);
+        assert!(again.members[1].newly_added);
+        assert_eq!(next.next_newly_added_to_promote(|id| id == 1), Some(1));
+        assert_eq!(next.next_newly_added_to_promote(|_| false), None);
     }
 }

@@ -70,7 +70,8 @@ impl ReplSetConfig {
                 self.members.len()
             )));
         }
-        let voters = self.voting_member_count();
+        // Members still `newlyAdded` count toward the limit: they will vote.
+        let voters = self.members.iter().filter(|member| member.votes > 0).count();
         if voters == 0 {
             return Err(ReplError::invalid_config("a config needs at least one voting member"));
         }
@@ -166,7 +167,7 @@ fn validate_member(member: &MemberConfig) -> Result<(), ReplError> {
             "member {id}: secondaryDelaySecs is out of range"
         )));
     }
-    if member.arbiter_only && !member.is_voter() {
+    if member.arbiter_only && member.votes == 0 {
         return Err(ReplError::invalid_config(format!(
             "member {id}: an arbiter must have votes 1"
         )));
@@ -178,7 +179,7 @@ fn validate_member(member: &MemberConfig) -> Result<(), ReplError> {
             Some("hidden members")
         } else if member.secondary_delay_secs > 0 {
             Some("delayed members")
-        } else if !member.is_voter() {
+        } else if member.votes == 0 {
             Some("non-voting members")
         } else if !member.build_indexes {
             Some("members with buildIndexes false")

@@ -170,10 +170,18 @@ impl ReplMachine {
             return;
         }
         let dry_run = candidacy.dry_run;
+        let voters: Vec<String> = candidacy.votes.iter().map(i32::to_string).collect();
         self.candidacy = None;
         if dry_run {
             self.start_real_election();
         } else {
+            self.outbox.push(Action::Log(format!(
+                "won the election for term {} with votes from members [{}] ({} needed of {} voters)",
+                self.term,
+                voters.join(", "),
+                self.config.majority_vote_count(),
+                self.config.voting_member_count()
+            )));
             self.become_primary();
         }
     }

@@ -87,6 +87,8 @@ pub enum Action {
     SyncSourceChanged { member_id: Option<i32> },
     /// A newer config arrived through heartbeats: persist it to `local.system.replset`.
     InstallConfig(Box<ReplSetConfig>),
+    /// Something the operator should read in the log: why the state changed, who voted, what a reconfig did.
+    Log(String),
     /// A pending `replSetStepDown` finished.
     StepDownFinished {
         request_id: u64,

@@ -217,6 +217,9 @@ impl ReplMachine {
                 "replSetReconfig must run on the primary unless force",
             ));
         }
+        if !force {
+            new_config.mark_newly_added(&self.config);
+        }
         new_config.validate_reconfig_from(&self.config, force)?;
         if !force {
             new_config.term = self.term;
@@ -316,6 +319,7 @@ impl ReplMachine {
 
     /// Rules re-checked after every event.
     fn settle(&mut self) {
+        self.promote_newly_added();
         self.check_catch_up();
         self.advance_commit_point_as_primary();
         self.check_pending_step_down();
@@ -453,18 +457,68 @@ impl ReplMachine {
             if Some(member.id) == self.self_id {
                 continue;
             }
-            let view = self
-                .members
-                .remove(&member.id)
-                .unwrap_or_else(|| MemberView::new(member.id, self.now_ms));
+            // A member new to this config gets one election timeout of grace before it counts as
+            // unreachable, as mongod resets member timeouts when it installs a config.
+            let view = self.members.remove(&member.id).unwrap_or_else(|| {
+                let mut view = MemberView::new(member.id, self.now_ms);
+                view.last_contact_ms = Some(self.now_ms);
+                view
+            });
             members.insert(member.id, view);
         }
         self.members = members;
     }
 
+    /// As a writable primary, clears `newlyAdded` from one member that has reached SECONDARY, with a config
+    /// of its own (version + 1), so it votes from then on.
+    fn promote_newly_added(&mut self) {
+        if !self.is_writable_primary() {
+            return;
+        }
+        let members = &self.members;
+        let Some(id) = self.config.next_newly_added_to_promote(|id| {
+            members
+                .get(&id)
+                .is_some_and(|view| view.healthy && view.state == MemberState::Secondary)
+        }) else {
+            return;
+        };
+        let mut next = self.config.clone();
+        next.version += 1;
+        next.term = self.term;
+        for member in &mut next.members {
+            if member.id == id {
+                member.newly_added = false;
+            }
+        }
+        self.outbox.push(Action::Log(format!(
+            "member {id} reached SECONDARY: it votes from config version {} on (newlyAdded cleared)",
+            next.version
+        )));
+        self.install_config(next);
+    }
+
     /// Switches to `config`: rebuild views, move to REMOVED (or back) as membership demands, tell the shell.
     fn install_config(&mut self, config: ReplSetConfig) {
-        self.config = config;
+        let old = std::mem::replace(&mut self.config, config);
+        let describe = |from: &ReplSetConfig, to: &ReplSetConfig| -> Vec<String> {
+            to.members
+                .iter()
+                .filter(|m| from.find_member_by_id(m.id).is_none())
+                .map(|m| format!("{} ({})", m.host, m.id))
+                .collect()
+        };
+        let added = describe(&old, &self.config);
+        let removed = describe(&self.config, &old);
+        self.outbox.push(Action::Log(format!(
+            "installing config version {} term {} (was version {} term {}); members added: [{}], removed: [{}]",
+            self.config.version,
+            self.config.term,
+            old.version,
+            old.term,
+            added.join(", "),
+            removed.join(", ")
+        )));
         self.adopt_config_members();
         self.outbox.push(Action::InstallConfig(Box::new(self.config.clone())));
         self.bump_topology();

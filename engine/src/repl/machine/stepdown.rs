@@ -8,10 +8,14 @@ use crate::repl::state::MemberState;
 
 impl ReplMachine {
     /// Steps down to SECONDARY at once. A pending `replSetStepDown` finishes successfully.
-    pub(super) fn step_down_now(&mut self, _reason: &str) {
+    pub(super) fn step_down_now(&mut self, reason: &str) {
         if !self.state.is_primary() {
             return;
         }
+        self.outbox.push(Action::Log(format!(
+            "stepping down from PRIMARY in term {}: {reason}",
+            self.term
+        )));
         self.leader_phase = None;
         self.candidacy = None;
         if self.primary_id == self.self_id {
