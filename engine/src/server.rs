@@ -13,9 +13,19 @@ use crate::error::{Error, Result};
 use crate::node::Node;
 use crate::options::NodeOptions;
 
-/// Runs a member until `shutdown` completes, then stops accepting, lets storage make everything durable and
-/// returns.
-pub async fn run(options: NodeOptions, shutdown: impl Future<Output = ()>) -> Result<()> {
+/// Why [`run`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// The shutdown future completed (SIGTERM, Ctrl-C).
+    Shutdown,
+    /// The member met a condition it must not continue past (e.g. a rollback of majority-committed
+    /// writes); the process should exit abruptly (mongod exits 14 after a fatal assertion).
+    Fatal(String),
+}
+
+/// Runs a member until `shutdown` completes or a fatal condition, then stops accepting, lets storage make
+/// everything durable and returns why it stopped.
+pub async fn run(options: NodeOptions, shutdown: impl Future<Output = ()>) -> Result<Stopped> {
     let listeners = bind(&options).await?;
     let node = Node::open(options).await?;
     for listener in &listeners {
@@ -28,7 +38,10 @@ pub async fn run(options: NodeOptions, shutdown: impl Future<Output = ()>) -> Re
     for listener in listeners {
         accept_tasks.push(tokio::spawn(accept_loop(listener, node.clone(), stop_rx.clone())));
     }
-    shutdown.await;
+    let stopped = tokio::select! {
+        _ = shutdown => Stopped::Shutdown,
+        message = node.member.fatal_condition() => Stopped::Fatal(message),
+    };
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     for task in accept_tasks {
@@ -36,7 +49,7 @@ pub async fn run(options: NodeOptions, shutdown: impl Future<Output = ()>) -> Re
     }
     node.storage.shutdown();
     tracing::info!("shutdown complete");
-    Ok(())
+    Ok(stopped)
 }
 
 async fn bind(options: &NodeOptions) -> Result<Vec<TcpListener>> {

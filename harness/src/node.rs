@@ -103,12 +103,19 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let stopped = runtime.block_on(async move {
         faultline_engine::server::run(options, shutdown_signal())
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.message))
     })?;
-    Ok(0)
+    match stopped {
+        faultline_engine::server::Stopped::Shutdown => Ok(0),
+        faultline_engine::server::Stopped::Fatal(message) => {
+            eprintln!("faultline: fatal: {message}");
+            // mongod's exit code after a fatal assertion (EXIT_ABRUPT).
+            Ok(14)
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -116,6 +116,9 @@ pub struct Member {
     held_batches: Mutex<std::collections::VecDeque<Vec<Document>>>,
     /// The rollback id (`replSetGetRBID`), kept in memory: every oplog batch served carries it.
     rbid: AtomicI32,
+    /// Set once the member met a condition it must not continue past (mongod's fatal assertions); the
+    /// server then stops and the process exits abruptly.
+    fatal: watch::Sender<Option<String>>,
 }
 
 impl Member {
@@ -153,6 +156,7 @@ impl Member {
             failpoints,
             held_batches: Mutex::new(std::collections::VecDeque::new()),
             rbid: AtomicI32::new(rbid),
+            fatal: watch::channel(None).0,
         });
         if let Some(config) = config {
             member.install_machine(config)?;
@@ -167,6 +171,21 @@ impl Member {
             }
         }
         Ok(member)
+    }
+
+    /// Stops the member for good: logs `message` as fatal and tells the server to shut down.
+    pub(crate) fn fail_fatally(&self, message: String) {
+        tracing::error!("fatal: {message}");
+        self.fatal.send_replace(Some(message));
+    }
+
+    /// Completes with the fatal condition's message once [`Member::fail_fatally`] was called.
+    pub async fn fatal_condition(&self) -> String {
+        let mut rx = self.fatal.subscribe();
+        match rx.wait_for(Option::is_some).await {
+            Ok(message) => message.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
     }
 
     fn arc(&self) -> Arc<Member> {

@@ -9,7 +9,10 @@
 //! version of every document touched after it to `<dbpath>/rollback/<db.coll>/removed.<millis>.bson` →
 //! replace each with the source's current version (or delete it) → truncate our oplog after the common point
 //! → bump the rollback id → RECOVERING until our oplog reaches the source's newest entry → SECONDARY.
-//! Entries after the common point were never majority-committed (the commit rule guarantees it).
+//! Entries after the common point were never majority-committed (the commit rule guarantees it); a rollback
+//! that would undo majority-committed entries is a safety violation, so the member stops with a fatal error
+//! instead, as mongod does. Rollback files are named by collection UUID (as in mongod 4.4+), never by the
+//! client-chosen namespace, so nothing is written outside `<dbpath>/rollback/`.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -234,12 +237,20 @@ impl Member {
         let timeout = self.rpc_timeout() + Duration::from_secs(5);
         let mut conn = self.peers.connect(host, timeout).await?;
         let common = self.find_common_point(&mut conn, timeout).await?;
-        let commit = self.role().commit_point;
-        if common < commit {
-            tracing::error!(?common, ?commit, "rollback would undo majority-committed writes");
+        let verdict = self.with_machine(|m, _| Ok(m.check_rollback_common_point(common)))?;
+        if let Err(refusal) = verdict {
+            let message = format!(
+                "{} (sync source {host}); this member must be resynced (wipe its dbpath)",
+                refusal.message
+            );
+            self.fail_fatally(message.clone());
+            return Err(Error::internal(message));
         }
         let diverged = self.entries_after(common)?;
         tracing::warn!(common_point = ?common, entries = diverged.len(), source = host, "rolling back");
+        // Collections whose catalog changed after the common point (created, dropped, indexed, renamed) are
+        // refetched whole from the source; documents of other collections one by one.
+        let refetch = self.collections_to_refetch(&mut conn, &diverged, timeout).await?;
         let mut affected: BTreeMap<(String, Vec<u8>), (Namespace, Bson)> = BTreeMap::new();
         for entry in &diverged {
             if let Some((ns, id)) = crate::storage::crud_target(entry) {
@@ -247,19 +258,29 @@ impl Member {
             }
         }
         let snapshot = self.storage.snapshot()?;
-        let mut saved: BTreeMap<String, Vec<Document>> = BTreeMap::new();
+        let mut saved: BTreeMap<bson::Uuid, (String, Vec<Document>)> = BTreeMap::new();
         let mut restore = Vec::new();
         for (ns, id) in affected.into_values() {
             if let Some(meta) = snapshot.collection(&ns)?
                 && let Some(ours) = snapshot.get_by_id(&meta, &id)?
             {
-                saved.entry(ns.full()).or_default().push(ours);
+                saved
+                    .entry(meta.uuid)
+                    .or_insert_with(|| (ns.full(), Vec::new()))
+                    .1
+                    .push(ours);
+            }
+            if refetch.contains(&ns) {
+                continue;
             }
             let theirs = fetch_document(&mut conn, &ns, &id, timeout).await?;
             restore.push((ns, id, theirs));
         }
         drop(snapshot);
         self.save_rollback_files(&saved)?;
+        for ns in &refetch {
+            self.refetch_collection(&mut conn, ns, timeout).await?;
+        }
         let min_valid = newest_entry(&mut conn, timeout)
             .await?
             .and_then(|e| OplogEntry::optime_of(&e));
@@ -283,6 +304,81 @@ impl Member {
         }));
         self.execute(actions).await;
         self.check_min_valid(common);
+        Ok(())
+    }
+
+    /// The collections named by the command entries among `diverged` (and, for `dropDatabase`, every
+    /// collection of that database here or on the source).
+    async fn collections_to_refetch(
+        &self,
+        conn: &mut PeerConnection,
+        diverged: &[Document],
+        timeout: Duration,
+    ) -> Result<std::collections::BTreeSet<Namespace>> {
+        let mut out = std::collections::BTreeSet::new();
+        for entry in diverged.iter().filter(|e| e.get_str("op").ok() == Some("c")) {
+            let db = entry
+                .get_str("ns")
+                .unwrap_or("")
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let Ok(o) = entry.get_document("o") else { continue };
+            let Some((name, value)) = o.iter().next() else { continue };
+            match name.as_str() {
+                "renameCollection" => {
+                    for full in [value.as_str(), o.get_str("to").ok()].into_iter().flatten() {
+                        out.extend(Namespace::parse(full));
+                    }
+                }
+                "dropDatabase" => {
+                    let snapshot = self.storage.snapshot()?;
+                    out.extend(snapshot.collections(Some(&db))?.into_iter().map(|m| m.ns));
+                    let theirs = conn
+                        .command(
+                            &doc! {"listCollections": 1, "nameOnly": true, "$db": &db,
+                            "$readPreference": {"mode": READ_ANYWHERE}},
+                            timeout,
+                        )
+                        .await?;
+                    out.extend(
+                        first_batch(&theirs)
+                            .iter()
+                            .filter_map(|c| c.get_str("name").ok())
+                            .map(|coll| Namespace::new(&db, coll)),
+                    );
+                }
+                _ => {
+                    if let Some(coll) = value.as_str() {
+                        out.insert(Namespace::new(&db, coll));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces our copy of `ns` (catalog entry, indexes, documents) by the source's, or drops it when the
+    /// source has no such collection.
+    async fn refetch_collection(&self, conn: &mut PeerConnection, ns: &Namespace, timeout: Duration) -> Result<()> {
+        let dropped = ns.clone();
+        self.storage
+            .write(false, move |w| w.unlogged(|w| w.drop_collection(&dropped)))
+            .await??;
+        let listing = conn
+            .command(
+                &doc! {"listCollections": 1, "filter": {"name": &ns.coll}, "$db": &ns.db,
+                "$readPreference": {"mode": READ_ANYWHERE}},
+                timeout,
+            )
+            .await?;
+        if let Some(entry) = first_batch(&listing).into_iter().next() {
+            let copied = self.clone_collection(conn, &ns.db, &ns.coll, &entry, timeout).await?;
+            tracing::warn!(namespace = %ns.full(), documents = copied, "rollback refetched the collection");
+        } else {
+            tracing::warn!(namespace = %ns.full(), "rollback dropped a collection the sync source does not have");
+        }
         Ok(())
     }
 
@@ -328,10 +424,12 @@ impl Member {
         Ok(out)
     }
 
-    fn save_rollback_files(&self, saved: &BTreeMap<String, Vec<Document>>) -> Result<()> {
+    /// Writes `<dbpath>/rollback/<collection uuid>/removed.<millis>.bson` per collection: the directory name
+    /// is the UUID's hex form, so a namespace (client-chosen, may hold `/` or `..`) never becomes a path.
+    fn save_rollback_files(&self, saved: &BTreeMap<bson::Uuid, (String, Vec<Document>)>) -> Result<()> {
         let millis = crate::clock::now_millis();
-        for (ns, docs) in saved {
-            let dir = self.storage.dbpath().join("rollback").join(ns);
+        for (uuid, (ns, docs)) in saved {
+            let dir = self.storage.dbpath().join("rollback").join(uuid.to_string());
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::internal(format!("rollback dir {}: {e}", dir.display())))?;
             let path = dir.join(format!("removed.{millis}.bson"));
@@ -343,7 +441,7 @@ impl Member {
             }
             file.sync_all()
                 .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
-            tracing::warn!(path = %path.display(), documents = docs.len(), "saved rolled-back documents");
+            tracing::warn!(path = %path.display(), namespace = %ns, documents = docs.len(), "saved rolled-back documents");
         }
         Ok(())
     }

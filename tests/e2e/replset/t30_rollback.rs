@@ -29,19 +29,33 @@ async fn set_with_base() -> anyhow::Result<(RoutedMembers, usize)> {
 /// refused: it still believes it is primary for a moment, so some are acknowledged but never replicate.
 /// Returns the acknowledged ids (at least one).
 async fn isolate_and_write(routed: &RoutedMembers, old: usize, prefix: &str) -> anyhow::Result<Vec<String>> {
+    isolate_and_write_to(routed, old, prefix, &["c"]).await
+}
+
+/// [`isolate_and_write`] into each of `collections` (the id counts as acknowledged when the first took it).
+async fn isolate_and_write_to(
+    routed: &RoutedMembers,
+    old: usize,
+    prefix: &str,
+    collections: &[&str],
+) -> anyhow::Result<Vec<String>> {
     routed.isolate(old);
     let mut acknowledged = Vec::new();
-    for i in 0..20 {
+    'writes: for i in 0..20 {
         let id = format!("{prefix}-{i}");
-        let reply = raw_command(
-            routed.nodes[old].port,
-            doc! {"insert": "c", "documents": [{"_id": &id}], "writeConcern": {"w": 1}, "$db": "app"},
-        )
-        .await?;
-        if reply.get_i32("n").unwrap_or(0) != 1 {
-            break;
+        for (k, collection) in collections.iter().enumerate() {
+            let reply = raw_command(
+                routed.nodes[old].port,
+                doc! {"insert": *collection, "documents": [{"_id": &id}], "writeConcern": {"w": 1}, "$db": "app"},
+            )
+            .await?;
+            if reply.get_i32("n").unwrap_or(0) != 1 {
+                break 'writes;
+            }
+            if k == 0 {
+                acknowledged.push(id.clone());
+            }
         }
-        acknowledged.push(id);
     }
     anyhow::ensure!(
         !acknowledged.is_empty(),
@@ -89,7 +103,11 @@ async fn partitioned_primary_rolls_back_its_unreplicated_writes() -> anyhow::Res
     let (routed, old) = set_with_base().await?;
     let nodes = &routed.nodes;
     let majority = doc! {"w": "majority"};
-    let lost = isolate_and_write(&routed, old, "lost").await?;
+    // A collection name that would steer a namespace-built path out of the data directory: rollback must
+    // not create anything outside <dbpath>/rollback (mongod names rollback directories by collection UUID).
+    let escape_name = format!("escape-{}", std::process::id());
+    let hostile = format!("x/../../../{escape_name}");
+    let lost = isolate_and_write_to(&routed, old, "lost", &["c", hostile.as_str()]).await?;
     let new = wait_for_primary(nodes, &[old]).await?;
     let reply = raw_command(
         nodes[new].port,
@@ -112,12 +130,26 @@ async fn partitioned_primary_rolls_back_its_unreplicated_writes() -> anyhow::Res
         lost.iter().all(|l| !ids.contains(l)),
         "rolled-back writes are gone: {ids:?}"
     );
-    let rollback_dir = nodes[old].dbpath().join("rollback").join("app.c");
-    let files: Vec<_> = std::fs::read_dir(&rollback_dir)?.filter_map(|e| e.ok()).collect();
+    let dbpath = nodes[old].dbpath();
+    let escaped = dbpath.parent().map(|p| p.join(&escape_name));
+    assert!(
+        escaped.as_ref().is_some_and(|p| !p.exists()),
+        "rollback wrote outside the data directory: {escaped:?}"
+    );
+    let rollback_root = dbpath.join("rollback");
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(&rollback_root)?.filter_map(|e| e.ok()) {
+        let name = dir.file_name().to_string_lossy().to_string();
+        assert!(
+            bson::Uuid::parse_str(&name).is_ok(),
+            "rollback directories are collection UUIDs, not namespaces: {name}"
+        );
+        files.extend(std::fs::read_dir(dir.path())?.filter_map(|e| e.ok()));
+    }
     assert!(
         !files.is_empty(),
         "rolled-back documents are saved under {}",
-        rollback_dir.display()
+        rollback_root.display()
     );
     let mut saved = Vec::new();
     for file in files {

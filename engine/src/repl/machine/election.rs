@@ -193,21 +193,12 @@ impl ReplMachine {
         };
         self.election = Some((self.now_ms, self.applied));
         self.clear_follower_timers();
-        let target = self
-            .members
-            .values()
-            .filter(|view| view.healthy)
-            .map(|view| view.applied)
-            .fold(self.applied, |newest, applied| {
-                if self.is_newer(&applied, &newest) {
-                    applied
-                } else {
-                    newest
-                }
-            });
         let timeout = self.config.settings.catch_up_timeout_millis;
         let deadline_ms = (timeout >= 0).then_some(self.now_ms + timeout);
-        self.leader_phase = Some(LeaderPhase::CatchingUp { target, deadline_ms });
+        self.leader_phase = Some(LeaderPhase::CatchingUp {
+            since_ms: self.now_ms,
+            deadline_ms,
+        });
         self.set_primary(Some(self_id));
         self.set_state(crate::repl::state::MemberState::Primary);
         let members: Vec<i32> = self.members.keys().copied().collect();

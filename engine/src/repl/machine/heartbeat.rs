@@ -1,9 +1,9 @@
 //! Heartbeats: sending them on schedule, answering them, learning members' state, optimes and terms from the
 //! replies, marking silent members DOWN, and propagating newer configs.
 
+use super::ReplMachine;
 use super::io::Action;
 use super::messages::{HeartbeatRequest, HeartbeatResponse};
-use super::{LeaderPhase, ReplMachine};
 use crate::repl::config::ReplSetConfig;
 use crate::repl::state::MemberState;
 
@@ -135,19 +135,13 @@ impl ReplMachine {
         if !self.state.is_primary() {
             self.learn_commit_point(response.commit_point);
         }
-        if let Some(LeaderPhase::CatchingUp { target, deadline_ms }) = self.leader_phase
-            && self.is_newer(&response.applied, &target)
-        {
-            self.leader_phase = Some(LeaderPhase::CatchingUp {
-                target: response.applied,
-                deadline_ms,
-            });
-        }
     }
 
     pub(super) fn on_heartbeat_failed(&mut self, to: i32, message: String) {
+        let now = self.now_ms;
         if let Some(view) = self.members.get_mut(&to) {
             view.last_heartbeat_message = message;
+            view.last_heartbeat_failed_ms = Some(now);
         }
     }
 

@@ -9,12 +9,31 @@ use crate::repl::optime::OpTime;
 
 impl ReplMachine {
     /// Ends catch-up once our applied optime reached the target.
+    /// Catch-up ends once every other member has answered (or failed, or is down) since we won and none
+    /// that answered is ahead of us — as mongod's `latestKnownOpTimeSinceHeartbeatRestart`. Reports from
+    /// before the election never set the target: the member that sent them may be the dead old primary.
     pub(super) fn check_catch_up(&mut self) {
-        if let Some(LeaderPhase::CatchingUp { target, .. }) = self.leader_phase
+        if let Some(target) = self.catch_up_target()
             && !self.is_newer(&target, &self.applied)
         {
             self.finish_catch_up();
         }
+    }
+
+    /// The newest optime reported since we won, once every member has been heard from (or is down).
+    pub(super) fn catch_up_target(&self) -> Option<OpTime> {
+        let Some(LeaderPhase::CatchingUp { since_ms, .. }) = self.leader_phase else {
+            return None;
+        };
+        let mut target = self.applied;
+        for view in self.members.values() {
+            if let Some(applied) = view.heard_since(since_ms)? {
+                if self.is_newer(&applied, &target) {
+                    target = applied;
+                }
+            }
+        }
+        Some(target)
     }
 
     /// Ends catch-up when `catchUpTimeoutMillis` has passed, caught up or not.

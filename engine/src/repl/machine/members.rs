@@ -25,6 +25,8 @@ pub struct MemberView {
     pub durable_wall_ms: i64,
     /// When its last heartbeat reply arrived.
     pub last_heartbeat_ms: Option<i64>,
+    /// When a heartbeat to it last failed (refused, timed out).
+    pub last_heartbeat_failed_ms: Option<i64>,
     /// When its last heartbeat request arrived.
     pub last_heartbeat_recv_ms: Option<i64>,
     /// When we last had proof of a round trip with it (heartbeat reply, vote reply, advancing position).
@@ -60,6 +62,7 @@ impl MemberView {
             applied_wall_ms: 0,
             durable_wall_ms: 0,
             last_heartbeat_ms: None,
+            last_heartbeat_failed_ms: None,
             last_heartbeat_recv_ms: None,
             last_contact_ms: None,
             ping_ms: None,
@@ -85,6 +88,21 @@ impl MemberView {
         self.state = MemberState::Down;
         self.electable = false;
         was_healthy
+    }
+
+    /// What a primary in catch-up knows of it since `since_ms` (when it won): `None` while no heartbeat has
+    /// answered or failed since then and it is not known to be down; `Some(None)` when it is down or its last
+    /// heartbeat failed; `Some(Some(applied))` when it answered.
+    pub fn heard_since(&self, since_ms: i64) -> Option<Option<crate::repl::optime::OpTime>> {
+        let answered = self.last_heartbeat_ms.filter(|t| *t >= since_ms);
+        let failed = self.last_heartbeat_failed_ms.filter(|t| *t >= since_ms);
+        match (answered, failed) {
+            (Some(ok), Some(bad)) if bad > ok => Some(None),
+            (Some(_), _) => Some(Some(self.applied)),
+            (None, Some(_)) => Some(None),
+            (None, None) if !self.healthy => Some(None),
+            (None, None) => None,
+        }
     }
 
     /// Whether we had a round trip with it within `window_ms` of `now_ms`.

@@ -78,8 +78,10 @@ struct Candidacy {
 /// Where a newly elected primary is in its step-up.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum LeaderPhase {
-    /// Fetching until our applied optime reaches `target` (or the deadline passes).
-    CatchingUp { target: OpTime, deadline_ms: Option<i64> },
+    /// Fetching until our applied optime reaches the newest optime that members reported after we won
+    /// (`since_ms`), or the deadline passes. The target is recomputed from those reports on every event, so
+    /// a member that dies or is unreachable is not waited for.
+    CatchingUp { since_ms: i64, deadline_ms: Option<i64> },
     /// Waiting for the shell to drain and write the new-primary no-op.
     Draining,
     /// Accepting writes.
@@ -275,6 +277,24 @@ impl ReplMachine {
     /// Whether writes are accepted here (`isWritablePrimary`).
     pub fn is_writable_primary(&self) -> bool {
         self.state.is_primary() && self.leader_phase == Some(LeaderPhase::Writable)
+    }
+
+    /// Whether a rollback to `common_point` is safe: it must not undo anything at or before the majority
+    /// commit point this member has learned. A violation is a safety bug elsewhere (mongod stops with a
+    /// fatal assertion); the caller must stop rather than roll back.
+    pub fn check_rollback_common_point(&self, common_point: OpTime) -> Result<(), ReplError> {
+        if common_point < self.commit_point {
+            return Err(ReplError::new(
+                1,
+                "InternalError",
+                format!(
+                    "rollback would undo majority-committed writes: the common point {common_point:?} is before \
+                     the majority commit point {:?}",
+                    self.commit_point
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The majority commit point.

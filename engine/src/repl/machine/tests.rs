@@ -360,6 +360,19 @@ fn winning_enters_catch_up_until_the_newest_optime_seen() {
         .count();
     assert_eq!(heartbeats, 2, "asks everyone for their newest optime");
     let actions = machine.handle(
+        AFTER_TIMEOUT + 2,
+        heartbeat_reply(&machine, 1, MemberState::Secondary, 2, op(5, 1)),
+    );
+    assert!(
+        !has(&actions, &Action::CompleteStepUp { term: 2 }),
+        "member 2 not heard from yet"
+    );
+    let actions = machine.handle(
+        AFTER_TIMEOUT + 3,
+        heartbeat_reply(&machine, 2, MemberState::Secondary, 2, op(8, 1)),
+    );
+    assert!(!has(&actions, &Action::CompleteStepUp { term: 2 }), "member 2 is ahead");
+    let actions = machine.handle(
         AFTER_TIMEOUT + 5,
         Event::LocalApplied {
             optime: op(8, 1),
@@ -368,6 +381,50 @@ fn winning_enters_catch_up_until_the_newest_optime_seen() {
     );
     assert!(has(&actions, &Action::CompleteStepUp { term: 2 }));
     assert!(has(&actions, &Action::SyncSourceChanged { member_id: None }));
+}
+
+/// The old primary was ahead in its last heartbeat before the election, then died: its stale report must
+/// not become the catch-up target (that made a new primary refuse writes until a 60 s timeout); once every
+/// member answered or failed since the win and no reachable one is ahead, catch-up ends.
+#[test]
+fn catch_up_ignores_reports_from_before_the_win_and_dead_members() {
+    let mut machine = start(&config(3), 0, 1, op(5, 1));
+    machine.handle(10, heartbeat_reply(&machine, 2, MemberState::Primary, 1, op(8, 1)));
+    machine.handle(AFTER_TIMEOUT, Event::Tick);
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(1, true),
+        },
+    );
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(2, false),
+        },
+    );
+    assert_eq!(machine.state(), MemberState::Primary);
+    let actions = machine.handle(
+        AFTER_TIMEOUT + 2,
+        heartbeat_reply(&machine, 1, MemberState::Secondary, 2, op(5, 1)),
+    );
+    assert!(
+        !has(&actions, &Action::CompleteStepUp { term: 2 }),
+        "member 2 not heard from since the win"
+    );
+    let actions = machine.handle(
+        AFTER_TIMEOUT + 4,
+        Event::HeartbeatFailed {
+            to: 2,
+            message: "connection refused".into(),
+        },
+    );
+    assert!(
+        has(&actions, &Action::CompleteStepUp { term: 2 }),
+        "no reachable member is ahead: catch-up is over"
+    );
 }
 
 #[test]
@@ -980,4 +1037,22 @@ fn elect_by_timestamp_syncs_from_later_timestamps_whatever_the_term() {
         heartbeat_reply(&by_timestamp, 1, MemberState::Secondary, 2, old_term_later_ts),
     );
     assert_eq!(by_timestamp.sync_source(), Some(1), "a later timestamp wins");
+}
+
+#[test]
+fn a_rollback_past_the_commit_point_is_refused() {
+    let config = config(3);
+    let mut primary = elect(&config, op(1, 1), op(2, 2));
+    primary.handle(1_300, heartbeat_reply(&primary, 1, MemberState::Secondary, 2, op(2, 2)));
+    assert_eq!(primary.commit_point(), op(2, 2));
+    assert!(
+        primary.check_rollback_common_point(op(2, 2)).is_ok(),
+        "nothing committed is undone"
+    );
+    assert!(primary.check_rollback_common_point(op(3, 2)).is_ok());
+    let refusal = primary.check_rollback_common_point(op(1, 1)).err();
+    assert!(
+        refusal.is_some_and(|e| e.message.contains("majority-committed")),
+        "rolling back to before the commit point would undo majority-committed writes"
+    );
 }
