@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust workspace (unit, property and end-to-end tests with real `faultline node`
-# processes) and the pymongo client tests against a real member.
+# processes), the pymongo client tests against a real member, and the Node.js tutorial tests (mongoose,
+# mongosh, the driver's streaming monitoring, ... against real replica sets; tests/node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast
-if [ ! -x .venv/bin/python ]; then
+if [ ! -x .venv/bin/python ] || [ ! -d tests/node/node_modules ]; then
   ./scripts/setup-test-deps.sh
 fi
 .venv/bin/python tests/python/run.py --bin target/debug/faultline
+FAULTLINE_BIN=target/debug/faultline node --test --test-concurrency=1 tests/node/

@@ -27,10 +27,10 @@ impl ReplMachine {
         };
         let mut target = self.applied;
         for view in self.members.values() {
-            if let Some(applied) = view.heard_since(since_ms)? {
-                if self.is_newer(&applied, &target) {
-                    target = applied;
-                }
+            if let Some(applied) = view.heard_since(since_ms)?
+                && self.is_newer(&applied, &target)
+            {
+                target = applied;
             }
         }
         Some(target)
