@@ -42,7 +42,11 @@ use crate::error::{Error, Result};
 pub(crate) const CATALOG: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog");
 pub(crate) const OPLOG: TableDefinition<u64, &[u8]> = TableDefinition::new("oplog");
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Per logical session: `{txnNumber, lastWrite}` of its newest retryable write.
 pub(crate) const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+/// Per executed statement of a session's newest retryable write: key `session key ++ stmtId`, value the
+/// result a retry gets back. One row per statement, so a batch of n statements costs O(n).
+pub(crate) const SESSION_STATEMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("session_statements");
 
 pub(crate) fn docs_table_name(meta: &CollectionMeta) -> String {
     format!("docs:{}", meta.uuid)
@@ -175,6 +179,8 @@ fn init_tables(db: &Database) -> Result<()> {
         txn.open_table(OPLOG).map_err(|e| storage_error("oplog", e))?;
         txn.open_table(META).map_err(|e| storage_error("meta", e))?;
         txn.open_table(SESSIONS).map_err(|e| storage_error("sessions", e))?;
+        txn.open_table(SESSION_STATEMENTS)
+            .map_err(|e| storage_error("session statements", e))?;
     }
     txn.commit().map_err(|e| storage_error("commit", e))
 }

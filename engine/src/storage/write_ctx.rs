@@ -10,7 +10,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use super::catalog::{CollectionMeta, IndexSpec, Namespace, index_from_spec};
 use super::keystring;
 use super::oplog::{NewEntry, OpTime, OplogEntry, TimestampAllocator, ts_to_u64};
-use super::{CATALOG, META, OPLOG, SESSIONS, docs_table_name, index_table_name, storage_error};
+use super::{CATALOG, META, OPLOG, SESSION_STATEMENTS, SESSIONS, docs_table_name, index_table_name, storage_error};
 use crate::error::{Error, Result, code};
 
 /// The retryable-write identity of one statement: written into its oplog entry and the session table.
@@ -565,27 +565,56 @@ impl<'a> WriteCtx<'a> {
         if stmt.txn_number > stored_txn {
             return Ok(None);
         }
+        let key = statement_key(&stmt.lsid, stmt.stmt_id);
+        let txn = self.txn;
+        let table = txn
+            .open_table(SESSION_STATEMENTS)
+            .map_err(|e| self.fatal("session statements", e))?;
+        let value = table
+            .get(key.as_slice())
+            .map_err(|e| self.fatal("session statements get", e))?;
+        if let Some(v) = value {
+            return Ok(Some(
+                Document::from_reader(v.value()).map_err(|e| self.fatal("decode statement", e))?,
+            ));
+        }
+        // Records written before statements had rows of their own kept them inline.
         let stmts = record.get_document("stmts").ok();
         Ok(stmts.and_then(|s| s.get_document(stmt.stmt_id.to_string()).ok().cloned()))
     }
 
-    /// Records that a statement executed, with the result a retry must get back.
+    /// Records that a statement executed, with the result a retry must get back: one row for the statement,
+    /// and the session's record rewritten (small, constant size) with a new transaction number, whose older
+    /// statements are deleted then.
     pub fn record_statement(&mut self, stmt: &SessionStatement, result: Document) -> Result<()> {
-        let mut record = self.session_record(&stmt.lsid)?.unwrap_or_default();
-        if record.get_i64("txnNumber").ok() != Some(stmt.txn_number) {
-            record = doc! {"txnNumber": stmt.txn_number, "stmts": {}};
-        }
-        let mut stmts = record.get_document("stmts").cloned().unwrap_or_default();
-        stmts.insert(stmt.stmt_id.to_string(), result);
-        record.insert("stmts", stmts);
-        record.insert("lastWrite", crate::clock::now());
-        let bytes = record.to_vec()?;
-        let key = keystring::encode(&Bson::Document(stmt.lsid.clone()));
+        let record = self.session_record(&stmt.lsid)?;
+        let stored_txn = record.as_ref().and_then(|r| r.get_i64("txnNumber").ok());
         let txn = self.txn;
-        let mut table = txn.open_table(SESSIONS).map_err(|e| self.fatal("sessions", e))?;
-        table
+        if stored_txn != Some(stmt.txn_number) {
+            let (from, to) = statement_range(&stmt.lsid);
+            let mut stmts = txn
+                .open_table(SESSION_STATEMENTS)
+                .map_err(|e| self.fatal("session statements", e))?;
+            stmts
+                .retain_in(from.as_slice()..=to.as_slice(), |_, _| false)
+                .map_err(|e| self.fatal("session statements truncate", e))?;
+            drop(stmts);
+            let record = doc! {"txnNumber": stmt.txn_number, "lastWrite": crate::clock::now()};
+            let bytes = record.to_vec()?;
+            let key = keystring::encode(&Bson::Document(stmt.lsid.clone()));
+            let mut table = txn.open_table(SESSIONS).map_err(|e| self.fatal("sessions", e))?;
+            table
+                .insert(key.as_slice(), bytes.as_slice())
+                .map_err(|e| self.fatal("sessions insert", e))?;
+        }
+        let bytes = result.to_vec()?;
+        let key = statement_key(&stmt.lsid, stmt.stmt_id);
+        let mut stmts = txn
+            .open_table(SESSION_STATEMENTS)
+            .map_err(|e| self.fatal("session statements", e))?;
+        stmts
             .insert(key.as_slice(), bytes.as_slice())
-            .map_err(|e| self.fatal("sessions insert", e))?;
+            .map_err(|e| self.fatal("session statements insert", e))?;
         Ok(())
     }
 
@@ -601,6 +630,33 @@ impl<'a> WriteCtx<'a> {
             )),
         }
     }
+}
+
+/// `len(session key) ++ session key`: the prefix of every statement row of one session (the length keeps
+/// one session's range from covering another's).
+fn session_prefix(lsid: &Document) -> Vec<u8> {
+    let session = keystring::encode(&Bson::Document(lsid.clone()));
+    let mut out = Vec::with_capacity(session.len() + 8);
+    out.extend_from_slice(&(session.len() as u32).to_be_bytes());
+    out.extend_from_slice(&session);
+    out
+}
+
+/// The row key of statement `stmt_id` of a session: the prefix, then the id order-preserving.
+fn statement_key(lsid: &Document, stmt_id: i32) -> Vec<u8> {
+    let mut out = session_prefix(lsid);
+    out.extend_from_slice(&((stmt_id as u32) ^ 0x8000_0000).to_be_bytes());
+    out
+}
+
+/// The first and last possible statement keys of a session.
+fn statement_range(lsid: &Document) -> (Vec<u8>, Vec<u8>) {
+    let prefix = session_prefix(lsid);
+    let mut from = prefix.clone();
+    from.extend_from_slice(&[0u8; 4]);
+    let mut to = prefix;
+    to.extend_from_slice(&[0xffu8; 4]);
+    (from, to)
 }
 
 /// The key of `doc` in a unique index: the values of its fields (missing = null); None when a sparse index
@@ -635,4 +691,56 @@ fn duplicate_key_error(meta: &CollectionMeta, index: &IndexSpec, doc: &Document)
         ),
     )
     .with_extra(doc! {"keyPattern": index.key.clone(), "keyValue": key_value})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+
+    fn stmt(lsid: &Document, txn_number: i64, stmt_id: i32) -> SessionStatement {
+        SessionStatement {
+            lsid: lsid.clone(),
+            txn_number,
+            stmt_id,
+        }
+    }
+
+    /// A retryable batch of n statements stores n small rows: the session's own record stays the same size
+    /// whatever n is (it used to hold every statement and was rewritten per statement: O(n²) bytes).
+    #[test]
+    fn a_batch_of_statements_costs_one_row_each() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::internal(e.to_string()))?;
+        let storage = Storage::open(dir.path())?;
+        let lsid = doc! {"id": bson::Uuid::new()};
+        let other = doc! {"id": bson::Uuid::new()};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let (lsid2, other2) = (lsid.clone(), other.clone());
+        let (record_len, found, other_found) = runtime.block_on(storage.write(false, move |w| -> Result<_> {
+            w.record_statement(&stmt(&other2, 1, 0), doc! {"n": 7})?;
+            for i in 0..2_000 {
+                w.record_statement(&stmt(&lsid2, 5, i), doc! {"n": 1, "i": i})?;
+            }
+            let record_len = w.session_record(&lsid2)?.map(|r| r.to_vec().map(|b| b.len())).transpose()?;
+            let found = w.executed_statement(&stmt(&lsid2, 5, 1_999))?;
+            let other_found = w.executed_statement(&stmt(&other2, 1, 0))?;
+            Ok((record_len, found, other_found))
+        }))??;
+        assert!(record_len.is_some_and(|len| len < 100), "session record of {record_len:?} bytes");
+        assert_eq!(found, Some(doc! {"n": 1, "i": 1_999}));
+        assert_eq!(other_found, Some(doc! {"n": 7}), "sessions do not share statements");
+        let lsid3 = lsid.clone();
+        let (stale, too_old) = runtime.block_on(storage.write(false, move |w| -> Result<_> {
+            w.record_statement(&stmt(&lsid3, 6, 0), doc! {"n": 2})?;
+            let stale = w.executed_statement(&stmt(&lsid3, 6, 1_999))?;
+            let too_old = w.executed_statement(&stmt(&lsid3, 5, 0)).err().map(|e| e.code);
+            Ok((stale, too_old))
+        }))??;
+        assert_eq!(stale, None, "a new transaction number drops the old statements");
+        assert_eq!(too_old, Some(225), "TransactionTooOld");
+        storage.shutdown();
+        Ok(())
+    }
 }
