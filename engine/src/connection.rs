@@ -52,7 +52,7 @@ impl ConnectionInfo {
 }
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
-    let info = ConnectionInfo::new(id, peer);
+    let info = Arc::new(ConnectionInfo::new(id, peer));
     tracing::debug!(conn = id, %peer, "connection accepted");
     let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -88,13 +88,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>
                     .await;
                     break;
                 }
-                let invocation = Invocation {
-                    body: msg.body,
-                    secondary_ok: None,
-                    conn: &info,
-                    legacy: false,
-                };
-                let reply = command::run(&node, invocation).await;
+                let reply = run_command(&node, &info, msg.body, None, false).await;
                 if more_to_come {
                     // An unacknowledged (w:0) write: no reply; a failure on a non-primary closes the connection.
                     if reply.get("code").and_then(Bson::as_i32) == Some(10107) {
@@ -122,6 +116,67 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>
         }
     }
     tracing::debug!(conn = id, "connection closed");
+}
+
+/// Runs one command: client queries (see [`is_client_query`]) on the node's query runtime, everything else
+/// here on the server's runtime, which serves connections and replication.
+async fn run_command(
+    node: &Arc<Node>,
+    info: &Arc<ConnectionInfo>,
+    body: Document,
+    secondary_ok: Option<bool>,
+    legacy: bool,
+) -> Document {
+    if is_client_query(&body)
+        && let Some(queries) = node.queries.handle()
+    {
+        let (node, info) = (node.clone(), info.clone());
+        let task = queries.spawn(async move {
+            let invocation = Invocation {
+                body,
+                secondary_ok,
+                conn: &info,
+                legacy,
+            };
+            command::run(&node, invocation).await
+        });
+        return match task.await {
+            Ok(reply) => reply,
+            Err(err) => {
+                tracing::error!(error = %err, "query task failed");
+                crate::error::Error::internal(format!("query failed: {err}")).to_reply()
+            }
+        };
+    }
+    let invocation = Invocation {
+        body,
+        secondary_ok,
+        conn: info,
+        legacy,
+    };
+    command::run(node, invocation).await
+}
+
+/// Commands whose cost a client controls (scans, sorts, pipelines, hashes over data). Reads of `local`
+/// (the oplog fetches that replicate) stay on the server's runtime so that client load never delays them.
+fn is_client_query(body: &Document) -> bool {
+    let heavy = body.keys().next().is_some_and(|name| {
+        matches!(
+            name.as_str(),
+            "find"
+                | "getMore"
+                | "aggregate"
+                | "count"
+                | "distinct"
+                | "dbHash"
+                | "dbhash"
+                | "explain"
+                | "collStats"
+                | "dbStats"
+                | "validate"
+        )
+    });
+    heavy && body.get_str("$db").ok() != Some("local")
 }
 
 /// An awaitable `hello`: it names the topology version the client has and how long to wait for a change.
@@ -181,8 +236,8 @@ async fn stream_hello<W: tokio::io::AsyncWrite + Unpin>(
 /// OP_QUERY on `<db>.$cmd`: the command runs as any other and the reply is an OP_REPLY. Queries on collections
 /// (OP_QUERY finds, removed in MongoDB 5.1) are refused with 352 UnsupportedOpQueryCommand.
 async fn legacy_query(
-    node: &Node,
-    info: &ConnectionInfo,
+    node: &Arc<Node>,
+    info: &Arc<ConnectionInfo>,
     query: wire::OpQuery,
     reply_id: i32,
     response_to: i32,
@@ -198,13 +253,8 @@ async fn legacy_query(
     if let Some(pref) = &query.read_preference {
         body.insert("$readPreference", pref.clone());
     }
-    let invocation = Invocation {
-        body,
-        secondary_ok: Some(query.secondary_ok() || query.read_preference.as_ref().is_some_and(allows_secondary)),
-        conn: info,
-        legacy: true,
-    };
-    let reply = command::run(node, invocation).await;
+    let secondary_ok = query.secondary_ok() || query.read_preference.as_ref().is_some_and(allows_secondary);
+    let reply = run_command(node, info, body, Some(secondary_ok), true).await;
     wire::encode_op_reply(reply_id, response_to, wire::reply_flags::AWAIT_CAPABLE, &reply)
 }
 

@@ -29,6 +29,41 @@ impl Counters {
     }
 }
 
+/// The runtime client queries run on (finds, aggregations, counts, dbHash...): its own threads, so a heavy
+/// scan or sort can never hold up the connections, heartbeats, elections and oplog fetching that run on the
+/// server's runtime. Shut down in the background when the node goes away (a runtime may not be dropped
+/// inside another's async context).
+pub struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl QueryRuntime {
+    fn new() -> Result<QueryRuntime> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(2);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("query")
+            .enable_all()
+            .build()
+            .map_err(|e| crate::error::Error::internal(format!("cannot start the query runtime: {e}")))?;
+        Ok(QueryRuntime(Some(runtime)))
+    }
+
+    /// The runtime's handle, for spawning a query.
+    pub fn handle(&self) -> Option<&tokio::runtime::Handle> {
+        self.0.as_ref().map(tokio::runtime::Runtime::handle)
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// Everything a command can reach.
 pub struct Node {
     pub storage: Storage,
@@ -36,6 +71,7 @@ pub struct Node {
     pub cursors: CursorRegistry,
     pub failpoints: Arc<FailPoints>,
     pub counters: Counters,
+    pub queries: QueryRuntime,
 }
 
 impl Node {
@@ -51,6 +87,7 @@ impl Node {
             cursors: CursorRegistry::default(),
             failpoints,
             counters: Counters::default(),
+            queries: QueryRuntime::new()?,
         }))
     }
 

@@ -116,8 +116,10 @@ impl Member {
         for m in &status.members {
             let mut entry = doc! {
                 "_id": m.id, "name": &m.host, "health": if m.healthy { 1.0 } else { 0.0 },
-                "state": m.state.code(), "stateStr": m.state.as_str(),
-                "uptime": if m.is_self { self.uptime().as_secs() as i64 } else { 0 },
+                "state": m.state.code(),
+                // mongod's wording for a member it cannot reach (its state code is 8, DOWN).
+                "stateStr": if !m.is_self && !m.healthy { "(not reachable/healthy)" } else { m.state.as_str() },
+                "uptime": if m.is_self { self.uptime().as_secs() as i32 } else { 0 },
                 "optime": m.applied.to_document(), "optimeDate": ts_date(m.applied),
                 "optimeDurable": m.durable.to_document(), "optimeDurableDate": ts_date(m.durable),
                 "lastAppliedWallTime": wall_date(m.applied_wall_ms), "lastDurableWallTime": wall_date(m.durable_wall_ms),

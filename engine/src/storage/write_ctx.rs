@@ -723,12 +723,18 @@ mod tests {
             for i in 0..2_000 {
                 w.record_statement(&stmt(&lsid2, 5, i), doc! {"n": 1, "i": i})?;
             }
-            let record_len = w.session_record(&lsid2)?.map(|r| r.to_vec().map(|b| b.len())).transpose()?;
+            let record_len = w
+                .session_record(&lsid2)?
+                .map(|r| r.to_vec().map(|b| b.len()))
+                .transpose()?;
             let found = w.executed_statement(&stmt(&lsid2, 5, 1_999))?;
             let other_found = w.executed_statement(&stmt(&other2, 1, 0))?;
             Ok((record_len, found, other_found))
         }))??;
-        assert!(record_len.is_some_and(|len| len < 100), "session record of {record_len:?} bytes");
+        assert!(
+            record_len.is_some_and(|len| len < 100),
+            "session record of {record_len:?} bytes"
+        );
         assert_eq!(found, Some(doc! {"n": 1, "i": 1_999}));
         assert_eq!(other_found, Some(doc! {"n": 7}), "sessions do not share statements");
         let lsid3 = lsid.clone();

@@ -67,12 +67,21 @@ async fn lag_sample(members: &[(String, u16)], started: Instant) -> Vec<serde_js
                     (Some(p), Some(o)) => json!(p - o),
                     _ => serde_json::Value::Null,
                 };
-                json!({"time": time, "member": name, "state": m.get_str("stateStr").unwrap_or("?"),
+                json!({"time": time, "member": name, "state": state_name(m),
                        "lag_ms": lag, "source": source})
             })
             .collect();
     }
     Vec::new()
+}
+
+/// A member's state name from a `replSetGetStatus` entry: mongod's `stateStr`, except that an unreachable
+/// member (state 8, shown as "(not reachable/healthy)") is named DOWN.
+pub fn state_name(member: &bson::Document) -> &str {
+    match member.get_i32("state") {
+        Ok(8) => "DOWN",
+        _ => member.get_str("stateStr").unwrap_or("UNKNOWN"),
+    }
 }
 
 /// Prints progress until `stop`: a rewritten line on a terminal, a plain line every 5 s otherwise.
