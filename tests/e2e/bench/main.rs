@@ -115,3 +115,43 @@ fn replication_lag_prints_a_table_and_stores_summary_and_plots() -> anyhow::Resu
     assert!(svg.contains("rs.status()"), "the comparison plot names its series");
     Ok(())
 }
+
+/// Failover always finishes: the primary is killed again and again (`FAULTLINE_FAILOVER_KILLS`, 12 by
+/// default; the closing figures used a few hundred) and every trial must reach a new primary and a majority
+/// write within the trial timeout. A new primary once stayed in catch-up for 60 s, waiting for an optime
+/// that only the dead member had reported before the election.
+#[test]
+fn repeated_primary_kills_always_reach_a_majority_write() -> anyhow::Result<()> {
+    let kills: usize = std::env::var("FAULTLINE_FAILOVER_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let store = tempfile::tempdir()?;
+    let output = Command::new(bin())
+        .args([
+            "bench",
+            "failover",
+            "--trials",
+            &kills.to_string(),
+            "--trial-timeout",
+            "30s",
+            "--json",
+            "--store",
+        ])
+        .arg(store.path())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench failover failed: {stderr}");
+    let summary: Value = serde_json::from_slice(&output.stdout)?;
+    let trials = summary["trials"].as_array().cloned().unwrap_or_default();
+    assert_eq!(trials.len(), kills, "every kill is a completed trial: {summary}");
+    let mut writes: Vec<f64> = trials.iter().filter_map(|t| t["to_first_write_ms"].as_f64()).collect();
+    assert_eq!(writes.len(), kills, "{summary}");
+    writes.sort_by(f64::total_cmp);
+    println!(
+        "{kills} primary kills: first majority write after p50 {:.0} ms, max {:.0} ms",
+        writes[writes.len() / 2],
+        writes[writes.len() - 1]
+    );
+    Ok(())
+}
