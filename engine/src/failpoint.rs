@@ -2,7 +2,8 @@
 //!
 //! Set at start-up (`--setParameter failpoint.NAME={mode: ...}` or `failpoint.NAME=alwaysOn`) or at run time
 //! with `configureFailPoint`. A fail point is off unless named. Modes: `alwaysOn`, `off`, `{times: n}`, with
-//! optional `data`. Every hit is logged.
+//! optional `data`. Every hit is logged. Start-up parameters are checked ([`FailPoints::check_parameter`])
+//! before the member starts, so an unknown name or a bad mode stops it at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -91,49 +92,26 @@ impl FailPoints {
             let Some(name) = key.strip_prefix("failpoint.") else {
                 continue;
             };
-            let spec = match value.trim() {
-                "alwaysOn" | "off" => doc! {"mode": value.trim()},
-                text => {
-                    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-                        Error::bad_value(format!(
-                            "failpoint.{name}: expected alwaysOn, off or a JSON document: {e}"
-                        ))
-                    })?;
-                    match Bson::try_from(json) {
-                        Ok(Bson::Document(d)) => d,
-                        _ => return Err(Error::bad_value(format!("failpoint.{name}: expected a document"))),
-                    }
-                }
-            };
-            points.configure(name, &spec)?;
+            points.configure(name, &parameter_spec(name, value)?)?;
         }
         Ok(points)
     }
 
+    /// Checks a `failpoint.NAME=VALUE` start-up parameter without configuring anything: the name must be a
+    /// known fail point and the value a valid mode (as [`FailPoints::configure`] would take it).
+    pub fn check_parameter(name: &str, value: &str) -> Result<()> {
+        parse_spec(name, &parameter_spec(name, value)?).map(|_| ())
+    }
+
+    /// Whether `name` is a fail point this engine knows.
+    pub fn is_known(name: &str) -> bool {
+        KNOWN.iter().any(|(n, _)| *n == name)
+    }
+
     /// `configureFailPoint`: returns the previous `{mode, data}`.
     pub fn configure(&self, name: &str, spec: &Document) -> Result<Document> {
-        if !KNOWN.iter().any(|(n, _)| *n == name) {
-            return Err(Error::bad_value(format!("unknown fail point: {name}")));
-        }
-        let mode = match spec.get("mode") {
-            Some(Bson::String(s)) if s == "alwaysOn" => Mode::AlwaysOn,
-            Some(Bson::String(s)) if s == "off" => Mode::Off,
-            Some(Bson::Document(d)) => match d.get("times").and_then(crate::command::args::as_i64) {
-                Some(n) if n >= 0 => Mode::Times(n as u64),
-                _ => return Err(Error::bad_value("fail point mode document must be {times: n}")),
-            },
-            _ => return Err(Error::bad_value("fail point mode must be alwaysOn, off or {times: n}")),
-        };
-        let data = spec.get_document("data").cloned().unwrap_or_default();
-        if name == SKEW_CLOCK {
-            let offset = match (&mode, data.get("offsetMillis").and_then(crate::command::args::as_i64)) {
-                (Mode::Off, _) => 0,
-                (Mode::AlwaysOn, Some(offset)) => offset,
-                (Mode::AlwaysOn, None) => {
-                    return Err(Error::bad_value("skewClock needs data: {offsetMillis: <milliseconds>}"));
-                }
-                (Mode::Times(_), _) => return Err(Error::bad_value("skewClock is alwaysOn or off")),
-            };
+        let (mode, data, clock_offset) = parse_spec(name, spec)?;
+        if let Some(offset) = clock_offset {
             crate::clock::set_offset_millis(offset);
             tracing::warn!(offset_ms = offset, "wall clock skewed");
         }
@@ -205,6 +183,55 @@ impl FailPoints {
     }
 }
 
+/// A start-up parameter's value as a `configureFailPoint` spec: `alwaysOn`, `off` or a JSON document.
+fn parameter_spec(name: &str, value: &str) -> Result<Document> {
+    match value.trim() {
+        "alwaysOn" | "off" => Ok(doc! {"mode": value.trim()}),
+        text => {
+            let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+                Error::bad_value(format!(
+                    "failpoint.{name}: expected alwaysOn, off or a JSON document: {e}"
+                ))
+            })?;
+            match Bson::try_from(json) {
+                Ok(Bson::Document(d)) => Ok(d),
+                _ => Err(Error::bad_value(format!("failpoint.{name}: expected a document"))),
+            }
+        }
+    }
+}
+
+/// Validates a spec: the mode, the data, and for `skewClock` the clock offset to apply (`Some(0)` when off).
+fn parse_spec(name: &str, spec: &Document) -> Result<(Mode, Document, Option<i64>)> {
+    if !FailPoints::is_known(name) {
+        return Err(Error::bad_value(format!("unknown fail point: {name}")));
+    }
+    let mode = match spec.get("mode") {
+        Some(Bson::String(s)) if s == "alwaysOn" => Mode::AlwaysOn,
+        Some(Bson::String(s)) if s == "off" => Mode::Off,
+        Some(Bson::Document(d)) => match d.get("times").and_then(crate::command::args::as_i64) {
+            Some(n) if n >= 0 => Mode::Times(n as u64),
+            _ => return Err(Error::bad_value("fail point mode document must be {times: n}")),
+        },
+        _ => return Err(Error::bad_value("fail point mode must be alwaysOn, off or {times: n}")),
+    };
+    let data = spec.get_document("data").cloned().unwrap_or_default();
+    let mut clock_offset = None;
+    if name == SKEW_CLOCK {
+        clock_offset = Some(
+            match (&mode, data.get("offsetMillis").and_then(crate::command::args::as_i64)) {
+                (Mode::Off, _) => 0,
+                (Mode::AlwaysOn, Some(offset)) => offset,
+                (Mode::AlwaysOn, None) => {
+                    return Err(Error::bad_value("skewClock needs data: {offsetMillis: <milliseconds>}"));
+                }
+                (Mode::Times(_), _) => return Err(Error::bad_value("skewClock is alwaysOn or off")),
+            },
+        );
+    }
+    Ok((mode, data, clock_offset))
+}
+
 fn mode_code(mode: &Mode) -> i32 {
     match mode {
         Mode::Off => 0,
@@ -252,6 +279,22 @@ mod tests {
             .find(|d| d.get_str("name").ok() == Some(ACK_MAJORITY_BEFORE_REPLICATION))
             .expect("listed");
         assert_eq!(entry.get_i64("timesEntered").ok(), Some(2));
+    }
+
+    #[test]
+    fn start_up_parameters_are_checked_like_configure() {
+        assert!(FailPoints::check_parameter(SKIP_ROLLBACK, "alwaysOn").is_ok());
+        assert!(FailPoints::check_parameter(SKIP_ROLLBACK, r#"{"mode": {"times": 3}}"#).is_ok());
+        let unknown = FailPoints::check_parameter("noSuchPoint", "alwaysOn").expect_err("unknown name");
+        assert!(unknown.message.contains("noSuchPoint"), "{}", unknown.message);
+        assert!(FailPoints::check_parameter(SKIP_ROLLBACK, "sometimes").is_err());
+        assert!(
+            FailPoints::check_parameter(SKEW_CLOCK, "alwaysOn").is_err(),
+            "skewClock needs an offset"
+        );
+        assert!(
+            FailPoints::check_parameter(SKEW_CLOCK, r#"{"mode": "alwaysOn", "data": {"offsetMillis": 5}}"#).is_ok()
+        );
     }
 
     #[test]

@@ -79,12 +79,13 @@ impl Node {
     pub async fn open(options: NodeOptions) -> Result<Arc<Node>> {
         let storage = Storage::open(&options.dbpath)?;
         let failpoints = Arc::new(FailPoints::from_parameters(&options.set_parameters)?);
+        let cursors = CursorRegistry::new(options.cursor_timeout());
         let routes = options.peer_routes.clone().into_iter().collect();
         let member = Member::start(storage.clone(), options, routes, failpoints.clone()).await?;
         Ok(Arc::new(Node {
             storage,
             member,
-            cursors: CursorRegistry::default(),
+            cursors,
             failpoints,
             counters: Counters::default(),
             queries: QueryRuntime::new()?,

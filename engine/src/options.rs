@@ -1,15 +1,51 @@
-//! A member's start-up options: mongod's command-line flags and YAML configuration keys.
+//! A member's start-up options: mongod's command-line flags and YAML configuration keys, checked before
+//! anything starts.
 //!
-//! `faultline node --config FILE` reads mongod's YAML keys (`net.port`, `net.bindIp`, `storage.dbPath`,
-//! `replication.replSetName`, `systemLog.path`, `setParameter`), so a mongod tutorial's file works as it is;
-//! command-line flags override the file.
+//! `faultline node --config FILE` reads mongod's YAML keys ([`YAML_KEYS`]: `net.port`, `net.bindIp`,
+//! `storage.dbPath`, `replication.replSetName`, `systemLog.path`, `processManagement.fork`, `setParameter`,
+//! ...), so a mongod tutorial's file works as it is; command-line flags override the file. As mongod does,
+//! an unknown key is refused ("Unrecognized option: net.foo"), and so is an unknown `--setParameter` name
+//! ("Unknown --setParameter 'foo'"). Options Faultline cannot honour that would leave a member less secure
+//! than its file asks (`security.authorization: enabled`, `security.keyFile`, TLS) are refused too, naming
+//! the option, rather than silently ignored. [`NodeOptions::validate`] checks what only the merged options
+//! can tell (`--fork` needs a log file, bind addresses, parameters).
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use bson::{Bson, Document, doc};
+use serde_norway::{Mapping, Value};
 
 use crate::error::{Error, Result};
+use crate::failpoint::FailPoints;
+
+/// The YAML keys `faultline node` accepts (dotted, as mongod names them); anything else is refused.
+/// `security.authorization` only as `disabled`, `net.tls.mode` only as `disabled`, `storage.journal.enabled`
+/// only as `true`, `systemLog.destination` only as `file`.
+pub const YAML_KEYS: &[&str] = &[
+    "net.port",
+    "net.bindIp",
+    "net.bindIpAll",
+    "net.tls.mode",
+    "storage.dbPath",
+    "storage.journal.enabled",
+    "replication.replSetName",
+    "replication.oplogSizeMB",
+    "systemLog.destination",
+    "systemLog.path",
+    "systemLog.logAppend",
+    "systemLog.verbosity",
+    "systemLog.quiet",
+    "processManagement.fork",
+    "processManagement.pidFilePath",
+    "security.authorization",
+    "setParameter",
+];
+
+/// mongod's default `cursorTimeoutMillis`: idle cursors are closed after ten minutes.
+pub const DEFAULT_CURSOR_TIMEOUT_MILLIS: u64 = 600_000;
 
 /// Everything a member needs to start.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +57,20 @@ pub struct NodeOptions {
     /// The replica-set name; a member is always a replica-set member (default `rs0`).
     pub repl_set: String,
     pub logpath: Option<PathBuf>,
-    /// `--setParameter name=value` pairs (including `failpoint.NAME=...`).
+    /// `systemLog.logAppend` / `--logappend`: append to an existing log file. Otherwise (mongod's default) an
+    /// existing log file is renamed `<path>.<timestamp>` first.
+    pub log_append: bool,
+    /// `systemLog.verbosity`: with `RUST_LOG` unset, 0 logs at info, 1 at debug, 2 and more at trace.
+    pub verbosity: u32,
+    /// `systemLog.quiet`: accepted and reported; it changes nothing (Faultline's info log is already terse).
+    pub quiet: bool,
+    /// `processManagement.fork` / `--fork`: run as a daemon; needs a log file.
+    pub fork: bool,
+    /// `processManagement.pidFilePath` / `--pidfilepath`: the member writes its pid here at start.
+    pub pid_file: Option<PathBuf>,
+    /// `replication.oplogSizeMB` / `--oplogSize`: the oplog size asked for, in megabytes.
+    pub oplog_size_mb: Option<u64>,
+    /// `--setParameter name=value` pairs (including `failpoint.NAME=...`); see [`check_set_parameters`].
     pub set_parameters: BTreeMap<String, String>,
     /// The peer route table: member host (as in the replica-set config) → address to dial instead.
     pub peer_routes: BTreeMap<String, String>,
@@ -37,6 +86,12 @@ impl Default for NodeOptions {
             dbpath: PathBuf::from("data/db"),
             repl_set: "rs0".into(),
             logpath: None,
+            log_append: false,
+            verbosity: 0,
+            quiet: false,
+            fork: false,
+            pid_file: None,
+            oplog_size_mb: None,
             set_parameters: BTreeMap::new(),
             peer_routes: BTreeMap::new(),
             argv: Vec::new(),
@@ -45,51 +100,208 @@ impl Default for NodeOptions {
 }
 
 impl NodeOptions {
-    /// Reads mongod's YAML configuration format; unknown keys are ignored, wrongly typed known keys are errors.
+    /// Reads mongod's YAML configuration format. Unknown keys, wrongly typed values and options Faultline
+    /// cannot honour are errors naming the key; nested sections and dotted keys (`net.port: 1`) both work.
     pub fn from_yaml(text: &str) -> Result<NodeOptions> {
-        let root: serde_norway::Value = serde_norway::from_str(text)
+        let root: Value = serde_norway::from_str(text)
             .map_err(|e| Error::bad_value(format!("config file is not valid YAML: {e}")))?;
-        let mut options = NodeOptions::default();
-        if let Some(port) = lookup(&root, "net.port") {
-            let port = port.as_u64().filter(|p| *p > 0 && *p <= u64::from(u16::MAX));
-            options.port = port.ok_or_else(|| Error::bad_value("net.port must be a port number (1-65535)"))? as u16;
-        }
-        if let Some(bind) = lookup(&root, "net.bindIp") {
-            let bind = bind
-                .as_str()
-                .ok_or_else(|| Error::bad_value("net.bindIp must be a string"))?;
-            options.bind_ip = split_bind_ip(bind);
-        }
-        if lookup(&root, "net.bindIpAll").and_then(|v| v.as_bool()) == Some(true) {
-            options.bind_ip = vec!["0.0.0.0".into()];
-        }
-        if let Some(path) = lookup(&root, "storage.dbPath") {
-            let path = path
-                .as_str()
-                .ok_or_else(|| Error::bad_value("storage.dbPath must be a string"))?;
-            options.dbpath = PathBuf::from(path);
-        }
-        if let Some(name) = lookup(&root, "replication.replSetName") {
-            let name = name
-                .as_str()
-                .ok_or_else(|| Error::bad_value("replication.replSetName must be a string"))?;
-            options.repl_set = name.to_string();
-        }
-        if let Some(path) = lookup(&root, "systemLog.path") {
-            let path = path
-                .as_str()
-                .ok_or_else(|| Error::bad_value("systemLog.path must be a string"))?;
-            options.logpath = Some(PathBuf::from(path));
-        }
-        if let Some(serde_norway::Value::Mapping(params)) = lookup(&root, "setParameter") {
-            for (key, value) in params {
-                let key = key
-                    .as_str()
-                    .ok_or_else(|| Error::bad_value("setParameter keys must be strings"))?;
-                options.set_parameters.insert(key.to_string(), yaml_scalar(value));
+        let mut leaves = Vec::new();
+        match &root {
+            Value::Null => {}
+            Value::Mapping(map) => flatten("", map, &mut leaves)?,
+            _ => {
+                return Err(Error::bad_value(
+                    "config file must be a YAML mapping of mongod's options",
+                ));
             }
         }
+        let mut options = NodeOptions::default();
+        let mut destination = None;
+        let mut bind_ip_all = false;
+        for (key, value) in leaves {
+            match key.as_str() {
+                "net.port" => {
+                    let port = value.as_u64().filter(|p| *p > 0 && *p <= u64::from(u16::MAX));
+                    options.port =
+                        port.ok_or_else(|| Error::bad_value("net.port must be a port number (1-65535)"))? as u16;
+                }
+                "net.bindIp" => {
+                    options.bind_ip = split_bind_ip(string(&key, value)?);
+                    if options.bind_ip.is_empty() {
+                        return Err(Error::bad_value("net.bindIp needs at least one address"));
+                    }
+                }
+                "net.bindIpAll" => bind_ip_all = boolean(&key, value)?,
+                "net.tls.mode" | "net.ssl.mode" => {
+                    let mode = string(&key, value)?;
+                    if mode != "disabled" {
+                        return Err(Error::bad_value(format!(
+                            "{key}: {mode} is not supported: faultline node has no TLS (only `disabled` is \
+                             accepted); refusing to start rather than serve without it"
+                        )));
+                    }
+                }
+                "storage.dbPath" => options.dbpath = PathBuf::from(non_empty(&key, value)?),
+                "storage.journal.enabled" => {
+                    if !boolean(&key, value)? {
+                        return Err(Error::bad_value(
+                            "storage.journal.enabled: false is not supported: the journal is always on \
+                             (mongod 6.1 and later refuse it too)",
+                        ));
+                    }
+                }
+                "replication.replSetName" => {
+                    let name = non_empty(&key, value)?;
+                    if name.contains('/') {
+                        return Err(Error::bad_value(format!(
+                            "replication.replSetName: invalid replica set name '{name}'"
+                        )));
+                    }
+                    options.repl_set = name.to_string();
+                }
+                "replication.oplogSizeMB" => {
+                    let size = value.as_u64().filter(|mb| *mb > 0);
+                    options.oplog_size_mb = Some(size.ok_or_else(|| {
+                        Error::bad_value("replication.oplogSizeMB must be a positive number of megabytes")
+                    })?);
+                }
+                "systemLog.destination" => destination = Some(string(&key, value)?.to_string()),
+                "systemLog.path" => options.logpath = Some(PathBuf::from(non_empty(&key, value)?)),
+                "systemLog.logAppend" => options.log_append = boolean(&key, value)?,
+                "systemLog.verbosity" => {
+                    let level = value
+                        .as_i64()
+                        .ok_or_else(|| Error::bad_value("systemLog.verbosity must be an integer"))?;
+                    options.verbosity = u32::try_from(level)
+                        .map_err(|_| Error::bad_value("systemLog.verbosity YAML Config cannot be negative"))?;
+                }
+                "systemLog.quiet" => options.quiet = boolean(&key, value)?,
+                "processManagement.fork" => options.fork = boolean(&key, value)?,
+                "processManagement.pidFilePath" => {
+                    options.pid_file = Some(PathBuf::from(non_empty(&key, value)?));
+                }
+                "setParameter" => {
+                    let Value::Mapping(params) = value else {
+                        return Err(Error::bad_value("setParameter must be a mapping of NAME: VALUE"));
+                    };
+                    for (name, value) in params {
+                        let name = name
+                            .as_str()
+                            .ok_or_else(|| Error::bad_value("setParameter keys must be strings"))?;
+                        options.set_parameters.insert(name.to_string(), yaml_scalar(value));
+                    }
+                }
+                "security.authorization" => match string(&key, value)? {
+                    "disabled" => {}
+                    "enabled" => {
+                        return Err(Error::bad_value(
+                            "security.authorization: enabled is not supported: faultline node has no \
+                             authentication; refusing to start rather than run without it",
+                        ));
+                    }
+                    other => {
+                        return Err(Error::bad_value(format!(
+                            "Bad value for security.authorization: {other} (enabled|disabled)"
+                        )));
+                    }
+                },
+                _ if key.starts_with("security.") => {
+                    return Err(Error::bad_value(format!(
+                        "{key} is not supported: faultline node has no authentication or encryption; refusing \
+                         to start rather than run without it"
+                    )));
+                }
+                _ if key.starts_with("net.tls.") || key.starts_with("net.ssl.") => {
+                    return Err(Error::bad_value(format!(
+                        "{key} is not supported: faultline node has no TLS; refusing to start rather than \
+                         serve without it"
+                    )));
+                }
+                _ => return Err(Error::bad_value(format!("Unrecognized option: {key}"))),
+            }
+        }
+        if bind_ip_all {
+            options.bind_ip = vec!["0.0.0.0".into()];
+        }
+        match destination.as_deref() {
+            Some("file") if options.logpath.is_none() => {
+                return Err(Error::bad_value(
+                    "systemLog.path is required if systemLog.destination is to a file",
+                ));
+            }
+            Some("file") => {}
+            Some("syslog") => {
+                return Err(Error::bad_value(
+                    "systemLog.destination: syslog is not supported by faultline node; use `destination: \
+                     file` with systemLog.path, or leave systemLog out to log to standard error",
+                ));
+            }
+            Some(other) => {
+                return Err(Error::bad_value(format!(
+                    "Bad value for systemLog.destination: {other}.  Supported targets are: (file)"
+                )));
+            }
+            None if options.logpath.is_some() => {
+                return Err(Error::bad_value(
+                    "Can only use systemLog.path if systemLog.destination is to a file",
+                ));
+            }
+            None => {}
+        }
+        check_set_parameters(&options.set_parameters)?;
         Ok(options)
+    }
+
+    /// Checks the options as a whole (after the command line has been applied to the file): the bind
+    /// addresses, the `--setParameter` names and values, and that `--fork` has a log file to write to.
+    pub fn validate(&self) -> Result<()> {
+        self.bind_addrs()?;
+        check_set_parameters(&self.set_parameters)?;
+        if self.fork && self.logpath.is_none() {
+            return Err(Error::bad_value("--fork has to be used with --logpath or --syslog"));
+        }
+        Ok(())
+    }
+
+    /// The socket addresses to listen on: each distinct address once (`localhost,127.0.0.1` is one).
+    pub fn bind_addrs(&self) -> Result<Vec<SocketAddr>> {
+        if self.bind_ip.is_empty() {
+            return Err(Error::bad_value("bindIp needs at least one address"));
+        }
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for name in &self.bind_ip {
+            let ip = if name.eq_ignore_ascii_case("localhost") {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            } else {
+                let bare = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).unwrap_or(name);
+                bare.parse::<IpAddr>()
+                    .map_err(|_| Error::bad_value(format!("bindIp: '{name}' is not an IP address (nor localhost)")))?
+            };
+            let addr = SocketAddr::new(ip, self.port);
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+        Ok(addrs)
+    }
+
+    /// `enableTestCommands` (default on: Faultline is a test database). Off, `configureFailPoint` and
+    /// `listFailPoints` do not exist and `failpoint.*` parameters are refused, as in mongod.
+    pub fn enable_test_commands(&self) -> bool {
+        self.set_parameters
+            .get("enableTestCommands")
+            .and_then(|v| parse_bool(v))
+            .unwrap_or(true)
+    }
+
+    /// `cursorTimeoutMillis`: how long a cursor may stay idle before it is closed.
+    pub fn cursor_timeout(&self) -> Duration {
+        let millis = self
+            .set_parameters
+            .get("cursorTimeoutMillis")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(DEFAULT_CURSOR_TIMEOUT_MILLIS);
+        Duration::from_millis(millis)
     }
 
     /// The address a one-member `rs.initiate()` puts in the config: what clients dial.
@@ -104,16 +316,44 @@ impl NodeOptions {
 
     /// The `parsed` section of `getCmdLineOpts`, in mongod's shape.
     pub fn parsed_document(&self) -> Document {
+        let mut replication = doc! {"replSetName": &self.repl_set};
+        if let Some(mb) = self.oplog_size_mb {
+            replication.insert(
+                "oplogSizeMB",
+                i32::try_from(mb).map(Bson::Int32).unwrap_or(Bson::Int64(mb as i64)),
+            );
+        }
         let mut parsed = doc! {
             "net": {"port": i32::from(self.port), "bindIp": self.bind_ip.join(",")},
-            "replication": {"replSetName": &self.repl_set},
+            "replication": replication,
             "storage": {"dbPath": self.dbpath.display().to_string()},
         };
+        if self.fork || self.pid_file.is_some() {
+            let mut management = Document::new();
+            if self.fork {
+                management.insert("fork", true);
+            }
+            if let Some(path) = &self.pid_file {
+                management.insert("pidFilePath", path.display().to_string());
+            }
+            parsed.insert("processManagement", management);
+        }
+        let mut system_log = Document::new();
         if let Some(path) = &self.logpath {
-            parsed.insert(
-                "systemLog",
-                doc! {"destination": "file", "path": path.display().to_string()},
-            );
+            system_log.insert("destination", "file");
+            system_log.insert("path", path.display().to_string());
+            if self.log_append {
+                system_log.insert("logAppend", true);
+            }
+        }
+        if self.verbosity > 0 {
+            system_log.insert("verbosity", i64::from(self.verbosity));
+        }
+        if self.quiet {
+            system_log.insert("quiet", true);
+        }
+        if !system_log.is_empty() {
+            parsed.insert("systemLog", system_log);
         }
         if !self.set_parameters.is_empty() {
             let params: Document = self
@@ -127,6 +367,46 @@ impl NodeOptions {
     }
 }
 
+/// Checks `--setParameter` names and values as mongod does at start-up: unknown names are refused
+/// ("Unknown --setParameter 'foo'"), and so are bad values and `failpoint.*` with `enableTestCommands` off.
+pub fn check_set_parameters(params: &BTreeMap<String, String>) -> Result<()> {
+    let bad_value = |name: &str, why: &str| Error::bad_value(format!("Bad value for parameter \"{name}\": {why}"));
+    let test_commands = match params.get("enableTestCommands") {
+        Some(value) => parse_bool(value).ok_or_else(|| {
+            bad_value(
+                "enableTestCommands",
+                &format!("'{value}' is not one of 1, 0, true, false"),
+            )
+        })?,
+        None => true,
+    };
+    for (name, value) in params {
+        match name.as_str() {
+            "enableTestCommands" => {}
+            "cursorTimeoutMillis" => {
+                if !value.trim().parse::<u64>().is_ok_and(|ms| ms > 0) {
+                    return Err(bad_value(
+                        name,
+                        &format!("'{value}' is not a positive number of milliseconds"),
+                    ));
+                }
+            }
+            _ => match name.strip_prefix("failpoint.") {
+                Some(point) if FailPoints::is_known(point) => {
+                    if !test_commands {
+                        return Err(Error::bad_value(format!(
+                            "--setParameter '{name}' only available when used with 'enableTestCommands'"
+                        )));
+                    }
+                    FailPoints::check_parameter(point, value).map_err(|e| bad_value(name, &e.message))?;
+                }
+                _ => return Err(Error::bad_value(format!("Unknown --setParameter '{name}'"))),
+            },
+        }
+    }
+    Ok(())
+}
+
 /// Splits mongod's comma-separated `bindIp`.
 pub fn split_bind_ip(value: &str) -> Vec<String> {
     value
@@ -137,24 +417,76 @@ pub fn split_bind_ip(value: &str) -> Vec<String> {
         .collect()
 }
 
-fn lookup<'a>(root: &'a serde_norway::Value, dotted: &str) -> Option<&'a serde_norway::Value> {
-    // mongod accepts both nested sections and dotted keys at the top level.
-    if let Some(v) = root.get(dotted) {
-        return Some(v);
+/// mongod's spellings of a boolean parameter.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim() {
+        "1" | "true" => Some(true),
+        "0" | "false" => Some(false),
+        _ => None,
     }
-    let mut node = root;
-    for part in dotted.split('.') {
-        node = node.get(part)?;
-    }
-    Some(node)
 }
 
-fn yaml_scalar(value: &serde_norway::Value) -> String {
+/// Whether some accepted key lies under `key` (`net`, `storage.journal`, `security`, ...).
+fn is_section(key: &str) -> bool {
+    YAML_KEYS
+        .iter()
+        .chain(&["net.ssl.mode"])
+        .any(|k| k.len() > key.len() && k.starts_with(key) && k.as_bytes()[key.len()] == b'.')
+}
+
+/// The file's options as dotted keys with their values, in file order. Sections are walked into; a known
+/// key is a leaf whatever its value (so a wrongly typed value is reported against it).
+fn flatten<'a>(prefix: &str, map: &'a Mapping, out: &mut Vec<(String, &'a Value)>) -> Result<()> {
+    for (name, value) in map {
+        let name = match name {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return Err(Error::bad_value("config file keys must be strings")),
+        };
+        let key = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}.{name}")
+        };
+        let leaf = YAML_KEYS.contains(&key.as_str());
+        match value {
+            Value::Mapping(inner) if !leaf && (!inner.is_empty() || is_section(&key)) => flatten(&key, inner, out)?,
+            Value::Null if !leaf && is_section(&key) => {}
+            _ => out.push((key, value)),
+        }
+    }
+    Ok(())
+}
+
+fn string<'a>(key: &str, value: &'a Value) -> Result<&'a str> {
+    value
+        .as_str()
+        .ok_or_else(|| Error::bad_value(format!("{key} must be a string")))
+}
+
+fn non_empty<'a>(key: &str, value: &'a Value) -> Result<&'a str> {
+    let text = string(key, value)?;
+    if text.is_empty() {
+        return Err(Error::bad_value(format!("{key} cannot be empty")));
+    }
+    Ok(text)
+}
+
+fn boolean(key: &str, value: &Value) -> Result<bool> {
+    value
+        .as_bool()
+        .ok_or_else(|| Error::bad_value(format!("{key} must be true or false")))
+}
+
+/// A `setParameter` value as the string `--setParameter` would carry; a mapping (a fail point's
+/// `{mode: ..., data: ...}`) becomes JSON.
+fn yaml_scalar(value: &Value) -> String {
     match value {
-        serde_norway::Value::String(s) => s.clone(),
-        serde_norway::Value::Bool(b) => b.to_string(),
-        serde_norway::Value::Number(n) => n.to_string(),
-        other => serde_norway::to_string(other).unwrap_or_default().trim().to_string(),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
 
@@ -162,24 +494,315 @@ fn yaml_scalar(value: &serde_norway::Value) -> String {
 mod tests {
     use super::*;
 
+    /// The error message `from_yaml` gives for `yaml` (the test fails if it is accepted).
+    fn refused(yaml: &str) -> String {
+        match NodeOptions::from_yaml(yaml) {
+            Ok(options) => panic!("accepted {yaml:?}: {options:?}"),
+            Err(err) => err.message,
+        }
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const TUTORIAL: &str = "\
+systemLog:
+  destination: file
+  path: /var/log/mongodb/mongod.log
+  logAppend: true
+  verbosity: 1
+  quiet: true
+storage:
+  dbPath: /srv/mongodb/rs0-0
+  journal:
+    enabled: true
+processManagement:
+  fork: true
+  pidFilePath: /var/run/mongodb/mongod.pid
+net:
+  port: 27018
+  bindIp: localhost,127.0.0.1
+  tls:
+    mode: disabled
+security:
+  authorization: disabled
+replication:
+  replSetName: rs0
+  oplogSizeMB: 990
+setParameter:
+  enableTestCommands: 1
+  cursorTimeoutMillis: 60000
+  failpoint.skipRollback: alwaysOn
+";
+
     #[test]
     fn reads_a_mongod_tutorial_config() {
-        let yaml = "storage:\n  dbPath: /srv/mongodb/rs0-0\nnet:\n  bindIp: localhost,127.0.0.1\n  port: 27018\n\
-                    replication:\n  replSetName: rs0\nsystemLog:\n  destination: file\n  path: /var/log/m.log\n";
-        let options = NodeOptions::from_yaml(yaml).expect("valid config");
+        let options = NodeOptions::from_yaml(TUTORIAL).expect("valid config");
         assert_eq!(options.port, 27018);
         assert_eq!(options.bind_ip, vec!["localhost", "127.0.0.1"]);
         assert_eq!(options.dbpath, PathBuf::from("/srv/mongodb/rs0-0"));
         assert_eq!(options.repl_set, "rs0");
-        assert_eq!(options.logpath, Some(PathBuf::from("/var/log/m.log")));
+        assert_eq!(options.oplog_size_mb, Some(990));
+        assert_eq!(options.logpath, Some(PathBuf::from("/var/log/mongodb/mongod.log")));
+        assert!(options.log_append);
+        assert_eq!(options.verbosity, 1);
+        assert!(options.quiet);
+        assert!(options.fork);
+        assert_eq!(options.pid_file, Some(PathBuf::from("/var/run/mongodb/mongod.pid")));
+        assert_eq!(
+            options.set_parameters,
+            params(&[
+                ("enableTestCommands", "1"),
+                ("cursorTimeoutMillis", "60000"),
+                ("failpoint.skipRollback", "alwaysOn"),
+            ])
+        );
+        assert!(options.enable_test_commands());
+        assert_eq!(options.cursor_timeout(), Duration::from_secs(60));
         assert_eq!(options.self_host(), "127.0.0.1:27018");
+        options.validate().expect("a valid whole");
+
+        let parsed = options.parsed_document();
+        assert_eq!(
+            parsed.get_document("replication").unwrap().get_i32("oplogSizeMB").ok(),
+            Some(990)
+        );
+        let management = parsed.get_document("processManagement").unwrap();
+        assert_eq!(management.get_bool("fork").ok(), Some(true));
+        assert_eq!(
+            management.get_str("pidFilePath").ok(),
+            Some("/var/run/mongodb/mongod.pid")
+        );
+        let system_log = parsed.get_document("systemLog").unwrap();
+        assert_eq!(system_log.get_str("destination").ok(), Some("file"));
+        assert_eq!(system_log.get_bool("logAppend").ok(), Some(true));
+        assert_eq!(
+            parsed
+                .get_document("setParameter")
+                .unwrap()
+                .get_str("cursorTimeoutMillis")
+                .ok(),
+            Some("60000")
+        );
+    }
+
+    #[test]
+    fn defaults_when_keys_are_absent() {
+        let options = NodeOptions::from_yaml("net:\n  port: 27019\n").expect("valid");
+        assert_eq!(options.oplog_size_mb, None);
+        assert!(!options.log_append, "mongod's default: the old log is moved aside");
+        assert!(!options.fork);
+        assert_eq!(options.pid_file, None);
+        assert!(options.enable_test_commands(), "Faultline is a test database");
+        assert_eq!(
+            options.cursor_timeout(),
+            Duration::from_millis(DEFAULT_CURSOR_TIMEOUT_MILLIS)
+        );
+        assert!(options.parsed_document().get("processManagement").is_none());
+        assert_eq!(
+            NodeOptions::from_yaml("").expect("an empty file"),
+            NodeOptions::default()
+        );
+        assert_eq!(
+            NodeOptions::from_yaml("net:\nstorage:\n").expect("empty sections"),
+            NodeOptions::default()
+        );
+    }
+
+    #[test]
+    fn dotted_keys_and_bind_ip_all() {
+        let options = NodeOptions::from_yaml("net.port: 27020\nnet.bindIpAll: true\nstorage.journal.enabled: true\n")
+            .expect("dotted keys");
+        assert_eq!(options.port, 27020);
+        assert_eq!(options.bind_ip, vec!["0.0.0.0"]);
+        let options = NodeOptions::from_yaml("net:\n  bindIpAll: false\n  bindIp: 127.0.0.1\n").expect("valid");
+        assert_eq!(options.bind_ip, vec!["127.0.0.1"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_mongods_words() {
+        assert_eq!(
+            refused("net:\n  port: 27017\n  foo: 1\n"),
+            "Unrecognized option: net.foo"
+        );
+        assert_eq!(refused("net.foo: 1\n"), "Unrecognized option: net.foo");
+        assert_eq!(
+            refused("sharding:\n  clusterRole: shardsvr\n"),
+            "Unrecognized option: sharding.clusterRole"
+        );
+        assert_eq!(
+            refused("storage:\n  engine: wiredTiger\n"),
+            "Unrecognized option: storage.engine"
+        );
+        assert_eq!(refused("nosuchsection: {}\n"), "Unrecognized option: nosuchsection");
+        assert_eq!(refused("foo:\n"), "Unrecognized option: foo");
+        assert_eq!(
+            refused("systemLog:\n  component:\n    accessControl:\n      verbosity: 2\n"),
+            "Unrecognized option: systemLog.component.accessControl.verbosity"
+        );
+    }
+
+    #[test]
+    fn security_and_tls_options_that_cannot_be_honoured_are_refused() {
+        let auth = refused("security:\n  authorization: enabled\n");
+        assert!(
+            auth.contains("security.authorization") && auth.contains("not supported"),
+            "{auth}"
+        );
+        let key_file = refused("security:\n  keyFile: /etc/mongo.key\n");
+        assert!(
+            key_file.contains("security.keyFile") && key_file.contains("not supported"),
+            "{key_file}"
+        );
+        let cluster_auth = refused("security.clusterAuthMode: x509\n");
+        assert!(cluster_auth.contains("security.clusterAuthMode"), "{cluster_auth}");
+        assert!(refused("security:\n  authorization: sometimes\n").contains("security.authorization"));
+        for mode in ["requireTLS", "preferTLS", "allowTLS"] {
+            let tls = refused(&format!("net:\n  tls:\n    mode: {mode}\n"));
+            assert!(tls.contains("net.tls.mode") && tls.contains(mode), "{tls}");
+        }
+        let cert = refused("net:\n  tls:\n    certificateKeyFile: /etc/ssl/mongo.pem\n");
+        assert!(cert.contains("net.tls.certificateKeyFile"), "{cert}");
+        assert!(refused("net:\n  ssl:\n    mode: requireSSL\n").contains("net.ssl.mode"));
+        NodeOptions::from_yaml("net:\n  ssl:\n    mode: disabled\n").expect("ssl disabled");
+        NodeOptions::from_yaml("security:\n  authorization: disabled\n").expect("authorization disabled");
+    }
+
+    #[test]
+    fn journal_can_only_be_on() {
+        NodeOptions::from_yaml("storage:\n  journal:\n    enabled: true\n").expect("journal on");
+        let off = refused("storage:\n  journal:\n    enabled: false\n");
+        assert!(
+            off.contains("storage.journal.enabled") && off.contains("not supported"),
+            "{off}"
+        );
+        assert!(refused("storage:\n  journal:\n    enabled: maybe\n").contains("storage.journal.enabled"));
+    }
+
+    #[test]
+    fn system_log_destination_rules_are_mongods() {
+        assert_eq!(
+            refused("systemLog:\n  destination: file\n"),
+            "systemLog.path is required if systemLog.destination is to a file"
+        );
+        assert_eq!(
+            refused("systemLog:\n  path: /tmp/m.log\n"),
+            "Can only use systemLog.path if systemLog.destination is to a file"
+        );
+        let syslog = refused("systemLog:\n  destination: syslog\n");
+        assert!(
+            syslog.contains("syslog") && syslog.contains("not supported"),
+            "{syslog}"
+        );
+        assert!(refused("systemLog:\n  destination: stdout\n").contains("Bad value for systemLog.destination: stdout"));
+        assert_eq!(
+            refused("systemLog:\n  verbosity: -1\n"),
+            "systemLog.verbosity YAML Config cannot be negative"
+        );
+        assert!(refused("systemLog:\n  quiet: loud\n").contains("systemLog.quiet"));
+        assert!(refused("systemLog:\n  logAppend: yes please\n").contains("systemLog.logAppend"));
+        let options =
+            NodeOptions::from_yaml("systemLog:\n  destination: file\n  path: /tmp/m.log\n  logAppend: false\n")
+                .expect("valid");
+        assert!(!options.log_append);
+    }
+
+    #[test]
+    fn process_management_and_oplog_size() {
+        let options = NodeOptions::from_yaml("processManagement:\n  fork: false\n  pidFilePath: m.pid\n").expect("ok");
+        assert!(!options.fork);
+        assert_eq!(options.pid_file, Some(PathBuf::from("m.pid")));
+        assert!(refused("processManagement:\n  fork: 1\n").contains("processManagement.fork"));
+        assert!(refused("processManagement:\n  pidFilePath: ''\n").contains("processManagement.pidFilePath"));
+        for bad in ["0", "-5", "1.5", "lots"] {
+            let message = refused(&format!("replication:\n  oplogSizeMB: {bad}\n"));
+            assert!(message.contains("replication.oplogSizeMB"), "{bad}: {message}");
+        }
+        assert!(refused("replication:\n  replSetName: a/b\n").contains("replSetName"));
+    }
+
+    #[test]
+    fn fork_needs_a_log_file() {
+        let options = NodeOptions::from_yaml("processManagement:\n  fork: true\n").expect("parsed alone");
+        assert_eq!(
+            options.validate().expect_err("no log file").message,
+            "--fork has to be used with --logpath or --syslog"
+        );
+        let with_log = NodeOptions {
+            logpath: Some(PathBuf::from("m.log")),
+            ..options
+        };
+        with_log.validate().expect("fork with a log file");
+    }
+
+    #[test]
+    fn set_parameters_are_checked_by_name_and_value() {
+        check_set_parameters(&params(&[
+            ("enableTestCommands", "true"),
+            ("cursorTimeoutMillis", "1"),
+            ("failpoint.electByTimestamp", r#"{"mode": {"times": 1}}"#),
+        ]))
+        .expect("known names, good values");
+        let message = |pairs: &[(&str, &str)]| check_set_parameters(&params(pairs)).expect_err("refused").message;
+        assert_eq!(
+            message(&[("noSuchParameter", "1")]),
+            "Unknown --setParameter 'noSuchParameter'"
+        );
+        assert_eq!(
+            message(&[("failpoint.noSuchPoint", "alwaysOn")]),
+            "Unknown --setParameter 'failpoint.noSuchPoint'"
+        );
+        assert!(message(&[("failpoint.skipRollback", "sometimes")]).contains("failpoint.skipRollback"));
+        assert!(message(&[("cursorTimeoutMillis", "0")]).contains("cursorTimeoutMillis"));
+        assert!(message(&[("cursorTimeoutMillis", "-5")]).contains("cursorTimeoutMillis"));
+        assert!(message(&[("enableTestCommands", "maybe")]).contains("enableTestCommands"));
+        assert_eq!(
+            message(&[("enableTestCommands", "0"), ("failpoint.skipRollback", "alwaysOn")]),
+            "--setParameter 'failpoint.skipRollback' only available when used with 'enableTestCommands'"
+        );
+        assert!(refused("setParameter:\n  notAParameter: 5\n").contains("Unknown --setParameter 'notAParameter'"));
+        assert!(refused("setParameter: 5\n").contains("setParameter"));
+        let off = NodeOptions::from_yaml("setParameter:\n  enableTestCommands: false\n").expect("valid");
+        assert!(!off.enable_test_commands());
+        // A fail point's mode may be written as YAML; it reaches the engine as JSON.
+        let yaml = "setParameter:\n  failpoint.skewClock:\n    mode: alwaysOn\n    data: {offsetMillis: 5}\n";
+        let options = NodeOptions::from_yaml(yaml).expect("a YAML fail point spec");
+        let spec = &options.set_parameters["failpoint.skewClock"];
+        assert!(spec.starts_with('{') && spec.contains("offsetMillis"), "{spec}");
+    }
+
+    #[test]
+    fn bind_addresses_are_distinct_and_parsed() {
+        let options = NodeOptions {
+            bind_ip: split_bind_ip("localhost,127.0.0.1, ::1,[::1],127.0.0.1"),
+            port: 27017,
+            ..NodeOptions::default()
+        };
+        let addrs: Vec<String> = options
+            .bind_addrs()
+            .expect("parsed")
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(addrs, vec!["127.0.0.1:27017", "[::1]:27017"]);
+        let bad = NodeOptions {
+            bind_ip: vec!["127.0.0.1".into(), "not-an-address".into()],
+            ..NodeOptions::default()
+        };
+        let message = bad.validate().expect_err("unparseable").message;
+        assert!(message.contains("'not-an-address'"), "{message}");
+        assert!(!message.contains('\n'));
     }
 
     #[test]
     fn bad_values_are_errors_not_defaults() {
         assert!(NodeOptions::from_yaml("net:\n  port: banana\n").is_err());
         assert!(NodeOptions::from_yaml("net:\n  port: 70000\n").is_err());
+        assert!(refused("net:\n  port: {a: 1}\n").contains("net.port"));
         assert!(NodeOptions::from_yaml("net: [unclosed").is_err());
         assert!(NodeOptions::from_yaml("storage:\n  dbPath: 5\n").is_err());
+        assert!(refused("net:\n  bindIp: ''\n").contains("net.bindIp"));
+        assert!(refused("- a list\n").contains("mapping"));
     }
 }

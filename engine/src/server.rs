@@ -1,7 +1,6 @@
-//! The network front: listen on every bind address, one task per connection, clean shutdown.
+//! The network front: listen on every distinct bind address, one task per connection, clean shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -52,14 +51,10 @@ pub async fn run(options: NodeOptions, shutdown: impl Future<Output = ()>) -> Re
     Ok(stopped)
 }
 
+/// Listens on each distinct bind address once (`localhost,127.0.0.1` names one address twice).
 async fn bind(options: &NodeOptions) -> Result<Vec<TcpListener>> {
     let mut listeners = Vec::new();
-    for ip in &options.bind_ip {
-        let host = if ip == "localhost" { "127.0.0.1" } else { ip.as_str() };
-        let addr: SocketAddr = format!("{host}:{}", options.port)
-            .parse()
-            .or_else(|_| format!("[{host}]:{}", options.port).parse())
-            .map_err(|_| Error::bad_value(format!("bind_ip: '{ip}' is not an IP address")))?;
+    for addr in options.bind_addrs()? {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| Error::new((18, "SocketException"), format!("cannot listen on {addr}: {e}")))?;

@@ -3,6 +3,7 @@ mod bench;
 mod check;
 mod cluster;
 mod cluster_cmd;
+mod daemon;
 mod gate;
 mod logging;
 mod nemesis;

@@ -1,4 +1,8 @@
-//! `faultline node`: run one member of the bundled database, with mongod's flag names.
+//! `faultline node`: run one member of the bundled database, with mongod's flag names and YAML keys.
+//!
+//! The flags and the `--config` file are merged and checked before anything starts; a bad flag, key or
+//! value is a [`crate::UsageError`] (exit code 254) naming it. With `--fork` the process daemonises as
+//! mongod does (see [`crate::daemon`]); the member writes `--pidfilepath` at start, forked or not.
 
 use std::path::PathBuf;
 
@@ -24,14 +28,30 @@ pub struct NodeArgs {
     /// Listen on all IPv4 addresses (0.0.0.0).
     #[arg(long = "bind_ip_all")]
     pub bind_ip_all: bool,
-    /// mongod-style YAML configuration file (net.port, net.bindIp, storage.dbPath, replication.replSetName,
-    /// systemLog.path, setParameter).
+    /// mongod-style YAML configuration file. Accepted keys: net.port, net.bindIp, net.bindIpAll,
+    /// net.tls.mode (disabled), storage.dbPath, storage.journal.enabled (true), replication.replSetName,
+    /// replication.oplogSizeMB, systemLog.destination (file), systemLog.path, systemLog.logAppend,
+    /// systemLog.verbosity, systemLog.quiet, processManagement.fork, processManagement.pidFilePath,
+    /// security.authorization (disabled), setParameter. Any other key is refused.
     #[arg(long, short = 'f')]
     pub config: Option<PathBuf>,
     /// Write the log to this file instead of standard error.
     #[arg(long)]
     pub logpath: Option<PathBuf>,
-    /// Server parameter NAME=VALUE; repeatable. `failpoint.NAME=alwaysOn` turns a fail point on.
+    /// Append to an existing log file; without this an existing log file is renamed <path>.<timestamp>.
+    #[arg(long = "logappend")]
+    pub log_append: bool,
+    /// Run in the background (needs --logpath): returns once the member accepts connections.
+    #[arg(long)]
+    pub fork: bool,
+    /// Write the member's process id to this file at start (its directory is created).
+    #[arg(long = "pidfilepath", value_name = "FILE")]
+    pub pid_file_path: Option<PathBuf>,
+    /// Oplog size in megabytes (replication.oplogSizeMB); reported by getCmdLineOpts.
+    #[arg(long = "oplogSize", value_name = "MB")]
+    pub oplog_size: Option<u64>,
+    /// Server parameter NAME=VALUE; repeatable. Known: enableTestCommands (1/0/true/false, default 1),
+    /// cursorTimeoutMillis, failpoint.NAME (e.g. failpoint.NAME=alwaysOn). Unknown names are refused.
     #[arg(long = "setParameter", value_name = "NAME=VALUE")]
     pub set_parameter: Vec<String>,
     /// Dial member HOST (as written in the replica-set config) at ADDR instead; repeatable. This is how the
@@ -74,7 +94,22 @@ impl NodeArgs {
             options.bind_ip = vec!["0.0.0.0".into()];
         }
         if let Some(path) = &self.logpath {
+            anyhow::ensure!(!path.as_os_str().is_empty(), "logpath cannot be empty if supplied");
             options.logpath = Some(path.clone());
+        }
+        if self.log_append {
+            options.log_append = true;
+        }
+        if self.fork {
+            options.fork = true;
+        }
+        if let Some(path) = &self.pid_file_path {
+            anyhow::ensure!(!path.as_os_str().is_empty(), "--pidfilepath cannot be empty");
+            options.pid_file = Some(path.clone());
+        }
+        if let Some(mb) = self.oplog_size {
+            anyhow::ensure!(mb > 0, "--oplogSize must be a positive number of megabytes");
+            options.oplog_size_mb = Some(mb);
         }
         for pair in &self.set_parameter {
             let (name, value) = pair
@@ -89,25 +124,42 @@ impl NodeArgs {
                 .ok_or_else(|| anyhow::anyhow!("--peer-route expects HOST:PORT=ADDR:PORT, got '{pair}'"))?;
             options.peer_routes.insert(host.to_string(), addr.to_string());
         }
+        options.validate().map_err(|e| anyhow::anyhow!("{}", e.message))?;
         options.argv = std::env::args().collect();
         Ok(options)
     }
 }
 
-/// Runs a member until SIGTERM or Ctrl-C; returns the exit code.
+/// Runs a member until SIGTERM or Ctrl-C (or, with `--fork`, starts one in the background and waits until it
+/// accepts connections); returns the exit code.
 pub fn run(args: &NodeArgs) -> anyhow::Result<i32> {
     let options = args.resolve().map_err(|e| crate::UsageError(format!("{e:#}")))?;
-    let _log_guard = crate::logging::init(options.logpath.as_deref())?;
+    if options.fork && !crate::daemon::is_forked_child() {
+        return crate::daemon::fork_and_wait(&options);
+    }
+    let _log_guard = crate::logging::init(&crate::logging::LogSettings {
+        path: options.logpath.as_deref(),
+        append: options.log_append,
+        verbosity: options.verbosity,
+    })?;
+    if let Some(path) = &options.pid_file {
+        write_pid_file(path)?;
+    }
     tracing::info!(port = options.port, dbpath = %options.dbpath.display(), replset = %options.repl_set, "starting faultline node");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let stopped = runtime.block_on(async move {
-        faultline_engine::server::run(options, shutdown_signal())
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", e.message))
-    })?;
+    let logs_to_file = options.logpath.is_some();
+    let stopped = runtime
+        .block_on(faultline_engine::server::run(options, shutdown_signal()))
+        .map_err(|e| {
+            // A forked member's standard error is /dev/null: the log file is where its failure shows.
+            if logs_to_file {
+                tracing::error!(error = %e.message, "member stopped");
+            }
+            anyhow::anyhow!("{}", e.message)
+        })?;
     match stopped {
         faultline_engine::server::Stopped::Shutdown => Ok(0),
         faultline_engine::server::Stopped::Fatal(message) => {
@@ -116,6 +168,15 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<i32> {
             Ok(14)
         }
     }
+}
+
+/// Writes this process's id to `path` (creating its directory), as mongod's `--pidfilepath` does.
+fn write_pid_file(path: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create pid file directory {}", dir.display()))?;
+    }
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("Cannot write pid file to {}", path.display()))
 }
 
 async fn shutdown_signal() {
@@ -127,5 +188,80 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("received SIGTERM"),
         _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    fn resolve(args: &[&str]) -> anyhow::Result<NodeOptions> {
+        let cli = Cli::try_parse_from(std::iter::once("node").chain(args.iter().copied()))?;
+        cli.node.resolve()
+    }
+
+    #[test]
+    fn mongod_flags_reach_the_options() {
+        let options = resolve(&[
+            "--fork",
+            "--logpath",
+            "m.log",
+            "--logappend",
+            "--pidfilepath",
+            "run/m.pid",
+            "--oplogSize",
+            "64",
+            "--bind_ip",
+            "localhost,127.0.0.1",
+            "--setParameter",
+            "cursorTimeoutMillis=1000",
+        ])
+        .expect("valid flags");
+        assert!(options.fork && options.log_append);
+        assert_eq!(options.pid_file, Some(PathBuf::from("run/m.pid")));
+        assert_eq!(options.oplog_size_mb, Some(64));
+        assert_eq!(options.bind_addrs().expect("addresses").len(), 1);
+        assert_eq!(options.cursor_timeout(), std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn bad_flags_are_refused_naming_them() {
+        let message = |args: &[&str]| format!("{:#}", resolve(args).expect_err("refused"));
+        assert_eq!(message(&["--fork"]), "--fork has to be used with --logpath or --syslog");
+        assert!(message(&["--oplogSize", "0"]).contains("--oplogSize"));
+        assert!(message(&["--bind_ip", "nonsense"]).contains("'nonsense'"));
+        assert_eq!(
+            message(&["--setParameter", "noSuchParameter=1"]),
+            "Unknown --setParameter 'noSuchParameter'"
+        );
+        assert!(message(&["--setParameter", "failpoint.nope=alwaysOn"]).contains("failpoint.nope"));
+        assert!(message(&["--setParameter", "nameonly"]).contains("NAME=VALUE"));
+    }
+
+    #[test]
+    fn flags_override_the_file_and_the_whole_is_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("m.conf");
+        std::fs::write(
+            &config,
+            "processManagement:\n  fork: true\nreplication:\n  oplogSizeMB: 10\n",
+        )
+        .expect("write");
+        let config = config.to_str().expect("utf-8 path");
+        assert!(format!("{:#}", resolve(&["-f", config]).expect_err("fork without a log")).contains("--fork"));
+        let options = resolve(&["-f", config, "--logpath", "m.log", "--oplogSize", "20"]).expect("valid");
+        assert!(options.fork);
+        assert_eq!(options.oplog_size_mb, Some(20));
+        std::fs::write(dir.path().join("m.conf"), "setParameter:\n  enableTestCommands: 0\n").expect("write");
+        let refused =
+            resolve(&["-f", config, "--setParameter", "failpoint.skipRollback=alwaysOn"]).expect_err("refused");
+        assert!(format!("{refused:#}").contains("enableTestCommands"), "{refused:#}");
     }
 }

@@ -104,6 +104,8 @@ impl NodeProcess {
             .arg(self.dbpath())
             .arg("--logpath")
             .arg(self.logpath())
+            // One log across restarts, so `log()` shows every run.
+            .arg("--logappend")
             .args(&self.extra_args)
             .args(self.port_flag())
             .stdin(Stdio::null())

@@ -85,16 +85,25 @@ pub fn build_info() -> Document {
     }
 }
 
-/// `getParameter`: `featureCompatibilityVersion`, `*` (all) and the fail points; unknown names fail.
+/// `getParameter`: `featureCompatibilityVersion`, `logLevel`, `quiet`, `enableTestCommands`,
+/// `cursorTimeoutMillis`, `*` (all), and every `--setParameter` given at start-up (fail points as given);
+/// unknown names fail.
 pub fn get_parameter(ctx: &Context<'_>) -> Result<Document> {
+    let options = ctx.node.options();
     let mut known = doc! {
         "featureCompatibilityVersion": {"version": "7.0"},
-        "logLevel": 0,
-        "quiet": false,
+        "logLevel": i32::try_from(options.verbosity).unwrap_or(i32::MAX),
+        "quiet": options.quiet,
     };
-    for (name, value) in &ctx.node.options().set_parameters {
+    for (name, value) in &options.set_parameters {
         known.insert(name.clone(), value.clone());
     }
+    // Typed, as mongod reports them, whether set or default.
+    known.insert("enableTestCommands", options.enable_test_commands());
+    known.insert(
+        "cursorTimeoutMillis",
+        i64::try_from(options.cursor_timeout().as_millis()).unwrap_or(i64::MAX),
+    );
     if ctx.body.get("getParameter").and_then(|v| v.as_str()) == Some("*") {
         return Ok(known);
     }

@@ -188,6 +188,11 @@ async fn dispatch(ctx: &Context<'_>) -> Result<Document> {
         "replSetRequestVotes" => ctx.node.member.on_request_votes(ctx.body).await,
         "replSetUpdatePosition" => ctx.node.member.on_update_position(ctx.body).await,
         "replSetStepUp" => ctx.node.member.on_step_up(ctx.body).await,
+        // Test commands, as mongod has them only with `enableTestCommands` (on unless set to 0).
+        "configureFailPoint" | "listFailPoints" if !ctx.node.options().enable_test_commands() => Err(Error::new(
+            code::COMMAND_NOT_FOUND,
+            format!("no such command: '{}'", ctx.name),
+        )),
         "configureFailPoint" => replset::configure_fail_point(ctx),
         "getDefaultRWConcern" => rw_defaults::get(ctx),
         "setDefaultRWConcern" => rw_defaults::set(ctx).await,

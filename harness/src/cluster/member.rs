@@ -125,6 +125,8 @@ impl Member {
             .arg(self.dbpath())
             .arg("--logpath")
             .arg(self.logpath())
+            // One log across restarts (without it the member would move the previous log aside, as mongod).
+            .arg("--logappend")
             .args(["--replSet", &self.launch.repl_set]);
         for parameter in &self.launch.set_parameters {
             command.args(["--setParameter", parameter]);
