@@ -16,6 +16,11 @@ impl ReplMachine {
     /// Starts a dry run when the election timer has run out.
     pub(super) fn check_election_timer(&mut self) {
         if self.can_stand() && self.now_ms >= self.election_deadline_ms {
+            self.outbox.push(Action::Log(format!(
+                "no primary heard from within electionTimeoutMillis ({} ms): standing for election after term {}",
+                self.election_timeout_ms(),
+                self.term
+            )));
             self.start_dry_run();
         }
     }
@@ -46,6 +51,11 @@ impl ReplMachine {
             }
             Some(deadline) if self.now_ms >= deadline => {
                 self.takeover_deadline_ms = None;
+                self.outbox.push(Action::Log(format!(
+                    "priority takeover: my priority {} is above the primary's; standing for election after term {}",
+                    self.self_priority(),
+                    self.term
+                )));
                 self.start_dry_run();
             }
             Some(_) => {}
@@ -77,8 +87,12 @@ impl ReplMachine {
             .count()
     }
 
-    pub(super) fn on_step_up_requested(&mut self, _from: i32) {
+    pub(super) fn on_step_up_requested(&mut self, from: i32) {
         if self.can_stand() {
+            self.outbox.push(Action::Log(format!(
+                "member {from} stepped down and asked this member to step up: standing for election after term {}",
+                self.term
+            )));
             self.start_real_election();
         }
     }
