@@ -190,8 +190,12 @@ impl Member {
             && batch.len() >= PARALLEL_APPLY_MIN
             && let Some(folded) = self.fold_in_parallel(&batch)?
         {
-            return self.install_folded(batch, folded).await;
+            let counts = super::OpCounts::of(&batch);
+            self.install_folded(batch, folded).await?;
+            self.applied_ops.add(counts);
+            return Ok(());
         }
+        let counts = super::OpCounts::of(&batch);
         // Durable at once: the primary's majority commit point counts durable optimes.
         self.storage
             .write(true, move |w| -> Result<()> {
@@ -210,7 +214,9 @@ impl Member {
                 }
                 Ok(())
             })
-            .await?
+            .await??;
+        self.applied_ops.add(counts);
+        Ok(())
     }
 }
 

@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 use crate::error::{Error, Result, code};
 use crate::failpoint::{ELECT_BY_TIMESTAMP, FailPoints};
 use crate::options::NodeOptions;
-use crate::repl::machine::{LastVote, PersistedElectionState};
+use crate::repl::machine::{ElectionMetrics, LastVote, PersistedElectionState};
 use crate::repl::{Action, Event, MachineStart, MemberState, OpTime, ReplError, ReplMachine, ReplSetConfig};
 use crate::storage::Storage;
 pub use write_concern::{WriteConcern, WriteMode};
@@ -116,6 +116,53 @@ pub struct Member {
     held_batches: Mutex<std::collections::VecDeque<Vec<Document>>>,
     /// The rollback id (`replSetGetRBID`), kept in memory: every oplog batch served carries it.
     rbid: AtomicI32,
+    /// What the oplog applier applied (`serverStatus.opcountersRepl`).
+    pub applied_ops: AppliedOps,
+}
+
+/// Oplog entries applied from another member, by kind (`opcountersRepl`; the applier never queries, so
+/// `query` and `getmore` stay 0 as on mongod).
+#[derive(Debug, Default)]
+pub struct AppliedOps {
+    pub insert: AtomicU64,
+    pub update: AtomicU64,
+    pub delete: AtomicU64,
+    pub command: AtomicU64,
+}
+
+impl AppliedOps {
+    /// Adds an applied batch's counts.
+    pub fn add(&self, counts: OpCounts) {
+        self.insert.fetch_add(counts.insert, Ordering::Relaxed);
+        self.update.fetch_add(counts.update, Ordering::Relaxed);
+        self.delete.fetch_add(counts.delete, Ordering::Relaxed);
+        self.command.fetch_add(counts.command, Ordering::Relaxed);
+    }
+}
+
+/// The entries of one batch by kind (no-ops are not counted).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpCounts {
+    insert: u64,
+    update: u64,
+    delete: u64,
+    command: u64,
+}
+
+impl OpCounts {
+    pub fn of(batch: &[Document]) -> OpCounts {
+        let mut counts = OpCounts::default();
+        for entry in batch {
+            match entry.get_str("op") {
+                Ok("i") => counts.insert += 1,
+                Ok("u") => counts.update += 1,
+                Ok("d") => counts.delete += 1,
+                Ok("c") => counts.command += 1,
+                _ => {}
+            }
+        }
+        counts
+    }
 }
 
 impl Member {
@@ -153,6 +200,7 @@ impl Member {
             failpoints,
             held_batches: Mutex::new(std::collections::VecDeque::new()),
             rbid: AtomicI32::new(rbid),
+            applied_ops: AppliedOps::default(),
         });
         if let Some(config) = config {
             member.install_machine(config)?;
@@ -597,6 +645,14 @@ impl Member {
             && let Some(machine) = slot.as_mut()
         {
             machine.set_elect_by_timestamp(on);
+        }
+    }
+
+    /// The replication machine's election metrics (all zero before the set is initiated).
+    pub fn election_metrics(&self) -> ElectionMetrics {
+        match self.machine.lock() {
+            Ok(slot) => slot.as_ref().map(|m| m.election_metrics().clone()).unwrap_or_default(),
+            Err(_) => ElectionMetrics::default(),
         }
     }
 

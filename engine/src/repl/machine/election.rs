@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use super::io::Action;
 use super::messages::{LastVote, VoteRequest, VoteResponse};
+use super::metrics::{CatchUpConclusion, ElectionReason};
 use super::{Candidacy, LeaderPhase, ReplMachine};
 use crate::repl::optime::OpTime;
 
@@ -16,7 +17,12 @@ impl ReplMachine {
     /// Starts a dry run when the election timer has run out.
     pub(super) fn check_election_timer(&mut self) {
         if self.can_stand() && self.now_ms >= self.election_deadline_ms {
-            self.start_dry_run();
+            let reason = if self.single_node_prompt && self.is_lone_voter() {
+                ElectionReason::FreezeTimeout
+            } else {
+                ElectionReason::ElectionTimeout
+            };
+            self.start_dry_run(reason);
         }
     }
 
@@ -46,7 +52,7 @@ impl ReplMachine {
             }
             Some(deadline) if self.now_ms >= deadline => {
                 self.takeover_deadline_ms = None;
-                self.start_dry_run();
+                self.start_dry_run(ElectionReason::PriorityTakeover);
             }
             Some(_) => {}
         }
@@ -79,18 +85,20 @@ impl ReplMachine {
 
     pub(super) fn on_step_up_requested(&mut self, _from: i32) {
         if self.can_stand() {
-            self.start_real_election();
+            self.start_real_election(ElectionReason::StepUpCmd);
         }
     }
 
-    pub(super) fn start_dry_run(&mut self) {
-        self.start_candidacy(true, self.term);
+    pub(super) fn start_dry_run(&mut self, reason: ElectionReason) {
+        self.start_candidacy(reason, true, self.term);
     }
 
-    pub(super) fn start_real_election(&mut self) {
+    pub(super) fn start_real_election(&mut self, reason: ElectionReason) {
         let Some(self_id) = self.self_id else {
             return;
         };
+        self.metrics.called(reason);
+        self.single_node_prompt = false;
         self.term += 1;
         self.last_vote = Some(LastVote {
             term: self.term,
@@ -100,15 +108,16 @@ impl ReplMachine {
         if self.primary_id.is_some() {
             self.set_primary(None);
         }
-        self.start_candidacy(false, self.term);
+        self.start_candidacy(reason, false, self.term);
     }
 
-    fn start_candidacy(&mut self, dry_run: bool, term: i64) {
+    fn start_candidacy(&mut self, reason: ElectionReason, dry_run: bool, term: i64) {
         let Some(self_id) = self.self_id else {
             return;
         };
         self.takeover_deadline_ms = None;
         self.candidacy = Some(Candidacy {
+            reason,
             dry_run,
             term,
             votes: BTreeSet::from([self_id]),
@@ -169,11 +178,12 @@ impl ReplMachine {
         if candidacy.votes.len() < self.config.majority_vote_count() {
             return;
         }
-        let dry_run = candidacy.dry_run;
+        let (dry_run, reason) = (candidacy.dry_run, candidacy.reason);
         self.candidacy = None;
         if dry_run {
-            self.start_real_election();
+            self.start_real_election(reason);
         } else {
+            self.metrics.won(reason);
             self.become_primary();
         }
     }
@@ -199,6 +209,16 @@ impl ReplMachine {
             });
         let timeout = self.config.settings.catch_up_timeout_millis;
         let deadline_ms = (timeout >= 0).then_some(self.now_ms + timeout);
+        // As mongod counts it: no catch-up in a one-member set or with a zero timeout; none needed when no
+        // member we know of is ahead; otherwise one more catch-up, concluded later.
+        if self.config.members.len() == 1 || timeout == 0 {
+            self.metrics.concluded(CatchUpConclusion::Skipped);
+        } else if !self.is_newer(&target, &self.applied) {
+            self.metrics.concluded(CatchUpConclusion::AlreadyCaughtUp);
+        } else {
+            self.metrics.catch_ups += 1;
+            self.catch_up_pending = true;
+        }
         self.leader_phase = Some(LeaderPhase::CatchingUp { target, deadline_ms });
         self.set_primary(Some(self_id));
         self.set_state(crate::repl::state::MemberState::Primary);

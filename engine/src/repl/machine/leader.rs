@@ -4,6 +4,7 @@
 
 use super::io::Action;
 use super::messages::MemberPosition;
+use super::metrics::CatchUpConclusion;
 use super::{LeaderPhase, ReplMachine};
 use crate::repl::optime::OpTime;
 
@@ -13,6 +14,7 @@ impl ReplMachine {
         if let Some(LeaderPhase::CatchingUp { target, .. }) = self.leader_phase
             && !self.is_newer(&target, &self.applied)
         {
+            self.conclude_catch_up(CatchUpConclusion::Succeeded);
             self.finish_catch_up();
         }
     }
@@ -25,6 +27,7 @@ impl ReplMachine {
         }) = self.leader_phase
             && self.now_ms >= deadline
         {
+            self.conclude_catch_up(CatchUpConclusion::TimedOut);
             self.finish_catch_up();
         }
     }
