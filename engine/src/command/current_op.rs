@@ -75,7 +75,9 @@ pub fn command(ctx: &Context<'_>) -> Result<Document> {
                 | "apiStrict"
                 | "apiDeprecationErrors"
         );
-        if !generic && !(key.starts_with('$') && !matches!(key.as_str(), "$and" | "$or" | "$nor" | "$expr")) {
+        // Other `$` fields are the command's envelope ($db, $readPreference, ...), except the operators.
+        let envelope = key.starts_with('$') && !matches!(key.as_str(), "$and" | "$or" | "$nor" | "$expr");
+        if !generic && !envelope {
             filter.insert(key.clone(), value.clone());
         }
     }

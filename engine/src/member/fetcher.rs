@@ -15,8 +15,8 @@
 //! oplog with its original `ts` and `t`. A batch of CRUD entries is applied by document in parallel: entries
 //! are grouped by `(namespace, _id)`, each document's entries are folded onto its current version in oplog
 //! order on worker threads, and the final versions are written; batches with commands (create, drop,
-//! indexes) are applied entry by entry. A member with `secondaryDelaySecs` holds entries back until they
-//! are that old.
+//! indexes, renames) are applied entry by entry. A member with `secondaryDelaySecs` holds entries back until
+//! they are that old. Applied entries are counted by kind for `serverStatus.opcountersRepl`.
 
 use std::time::Duration;
 
