@@ -31,7 +31,7 @@ pub struct Counters {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub requests: AtomicU64,
-    /// `asserts`: `regular` (internal errors) and `user` (every other command error).
+    /// `asserts`: `regular` (commands failed with an internal error) and `user` (commands failed otherwise).
     pub asserts_regular: AtomicU64,
     pub asserts_user: AtomicU64,
     /// `opLatencies`: total microseconds and operations, per class.

@@ -345,10 +345,21 @@ impl Query {
                 })?;
             }
             _ => {
+                // The oplog, the config and the other engine tables: read in natural order (a backward
+                // scan reads everything and reverses it, as read.rs does).
                 let all = matching(ctx.node, snapshot, target, &Filter::parse(&Document::new())?)?;
-                run.docs_examined = all.len() as u64;
-                run.docs = all.into_iter().filter(|d| self.filter.matches(d)).collect();
-                if matches!(plan.access, Access::CollScan { backward: true }) {
+                let backward = matches!(plan.access, Access::CollScan { backward: true });
+                let stop_at = wanted.filter(|_| !backward);
+                for doc in all {
+                    run.docs_examined += 1;
+                    if self.filter.matches(&doc) {
+                        run.docs.push(doc);
+                        if stop_at.is_some_and(|w| run.docs.len() >= w) {
+                            break;
+                        }
+                    }
+                }
+                if backward {
                     run.docs.reverse();
                 }
             }
@@ -603,5 +614,70 @@ fn parsed_query(filter: &Document) -> Document {
         0 => Document::new(),
         1 => parts.remove(0),
         _ => doc! {"$and": parts.into_iter().map(Bson::Document).collect::<Vec<_>>()},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_query_spells_out_each_condition() {
+        assert_eq!(parsed_query(&doc! {}), doc! {});
+        assert_eq!(parsed_query(&doc! {"a": 1}), doc! {"a": {"$eq": 1}});
+        assert_eq!(
+            parsed_query(&doc! {"a": {"$gt": 1, "$lt": 5}, "b": "x"}),
+            doc! {"$and": [{"a": {"$gt": 1}}, {"a": {"$lt": 5}}, {"b": {"$eq": "x"}}]}
+        );
+        assert_eq!(
+            parsed_query(&doc! {"s": {"$regex": "^a", "$options": "i"}}),
+            doc! {"s": {"$regex": "^a", "$options": "i"}}
+        );
+        assert_eq!(
+            parsed_query(&doc! {"$or": [{"a": 1}, {"b": 2}]}),
+            doc! {"$or": [{"a": 1}, {"b": 2}]}
+        );
+        assert_eq!(parsed_query(&doc! {"d": {"x": 1}}), doc! {"d": {"$eq": {"x": 1}}});
+    }
+
+    #[test]
+    fn plans_follow_read_rs() {
+        let meta = crate::storage::CollectionMeta::new(Namespace::new("db", "c"), Document::new());
+        let collection = Target::Collection(meta);
+        let find = |body: Document| Query::find(&body).expect("query");
+        let top = |query: &Query, target: &Target| query.stages(&query.plan(target));
+        let stage = |d: &Document| d.get_str("stage").expect("stage").to_string();
+        let names = |stages: Vec<Document>| stages.iter().map(stage).collect::<Vec<_>>();
+        assert_eq!(
+            names(top(&find(doc! {"find": "c", "filter": {"_id": 1}}), &collection)),
+            ["IDHACK"]
+        );
+        assert_eq!(
+            names(top(
+                &find(doc! {"find": "c", "filter": {"_id": {"$eq": 1}}}),
+                &collection
+            )),
+            ["FETCH", "IXSCAN"]
+        );
+        assert_eq!(
+            names(top(
+                &find(
+                    doc! {"find": "c", "filter": {"a": 1}, "sort": {"b": 1}, "skip": 2, "limit": 3, "projection": {"a": 1}}
+                ),
+                &collection
+            )),
+            ["PROJECTION_SIMPLE", "SKIP", "SORT", "COLLSCAN"]
+        );
+        assert_eq!(
+            names(top(&find(doc! {"find": "c", "skip": 1, "limit": 1}), &collection)),
+            ["LIMIT", "SKIP", "COLLSCAN"]
+        );
+        let backward = top(&find(doc! {"find": "c", "sort": {"$natural": -1}}), &collection);
+        assert_eq!(backward[0].get_str("direction").expect("direction"), "backward");
+        assert_eq!(names(top(&find(doc! {"find": "c"}), &Target::Missing)), ["EOF"]);
+        let count = Query::count(&doc! {"count": "c"}).expect("count");
+        assert_eq!(names(top(&count, &collection)), ["RECORD_STORE_FAST_COUNT"]);
+        let count = Query::count(&doc! {"count": "c", "query": {"a": 1}}).expect("count");
+        assert_eq!(names(top(&count, &collection)), ["COUNT", "COLLSCAN"]);
     }
 }

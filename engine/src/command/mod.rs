@@ -60,7 +60,7 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
     let body = &invocation.body;
     let name = body.keys().next().map(String::as_str).unwrap_or("");
     let class = op_class(name);
-    // Long polls (awaitable hello) would swamp the latency of real work; mongod leaves them out too.
+    // Long polls (awaitable hello) would swamp the latency of real work: they are left out.
     let counted = !(matches!(name, "hello" | "isMaster" | "ismaster") && body.contains_key("maxAwaitTimeMS"));
     if matches!(name, "hello" | "isMaster" | "ismaster")
         && let Ok(client) = body.get_document("client")

@@ -37,10 +37,7 @@ pub fn server_status(ctx: &Context<'_>) -> Document {
         "uptimeMillis": uptime.as_millis() as i64,
         "uptimeEstimate": uptime.as_secs() as i64,
         "localTime": crate::clock::now(),
-        "asserts": {
-            "regular": load(&c.asserts_regular), "warning": 0i64, "msg": 0i64, "user": load(&c.asserts_user),
-            "tripwire": 0i64, "rollovers": 0i64,
-        },
+        "asserts": asserts(load(&c.asserts_regular), load(&c.asserts_user)),
         "connections": {"current": current as i32, "available": (10_000 - current) as i32,
                         "totalCreated": c.connections_total.load(Ordering::Relaxed)},
         "electionMetrics": election_metrics(ctx),
@@ -75,6 +72,15 @@ pub fn server_status(ctx: &Context<'_>) -> Document {
     };
     exclude(&mut reply, ctx.body, true);
     reply
+}
+
+/// `asserts`: ints that roll over at 2^30, as mongod's do (`rollovers` counts how often). `regular` counts
+/// internal errors, `user` every other failed command; the engine raises no `warning` or `msg` asserts.
+fn asserts(regular: i64, user: i64) -> Document {
+    const ROLLOVER: i64 = 1 << 30;
+    let rollovers = (regular.max(user) / ROLLOVER) as i32;
+    doc! {"regular": (regular % ROLLOVER) as i32, "warning": 0, "msg": 0, "user": (user % ROLLOVER) as i32,
+    "tripwire": 0, "rollovers": rollovers}
 }
 
 /// `electionMetrics`, as mongod lays it out (counters are longs).
@@ -136,5 +142,28 @@ fn exclude(reply: &mut Document, spec: &Document, top: bool) {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_are_left_out_as_asked() {
+        let mut reply = doc! {"repl": {"a": 1}, "mem": {"bits": 64}, "opLatencies": {"reads": {}, "writes": {}},
+        "asserts": {}};
+        let spec = doc! {"serverStatus": 1, "repl": 0, "mem": false, "opLatencies": {"reads": 0}, "asserts": 1,
+        "$db": "admin", "lsid": {"id": 1}, "nope": 0};
+        exclude(&mut reply, &spec, true);
+        assert_eq!(reply, doc! {"opLatencies": {"writes": {}}, "asserts": {}});
+    }
+
+    #[test]
+    fn asserts_roll_over_at_two_to_the_thirty() {
+        let a = asserts((1 << 30) + 5, 7);
+        assert_eq!(a.get_i32("regular").ok(), Some(5));
+        assert_eq!(a.get_i32("rollovers").ok(), Some(1));
+        assert_eq!(a.get_i32("user").ok(), Some(7));
     }
 }
