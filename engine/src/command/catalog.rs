@@ -199,7 +199,13 @@ pub async fn rename_collection(ctx: &Context<'_>) -> Result<Document> {
     let name_of = |key: &str| -> Result<Namespace> {
         let text = match ctx.body.get(key) {
             Some(Bson::String(text)) => text,
-            _ => {
+            None => {
+                return Err(Error::new(
+                    (40414, "Location40414"),
+                    format!("BSON field 'renameCollection.{key}' is missing but a required field"),
+                ));
+            }
+            Some(_) => {
                 return Err(Error::type_mismatch(format!(
                     "BSON field 'renameCollection.{key}' is the wrong type, expected type 'string'"
                 )));

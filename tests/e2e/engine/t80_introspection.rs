@@ -476,6 +476,10 @@ async fn rename_collection_moves_documents_and_indexes() -> anyhow::Result<()> {
         ),
         Some(13)
     );
+    assert_eq!(
+        code_of(admin.run_command(doc! {"renameCollection": "shop.new"}).await),
+        Some(40414)
+    );
 
     // dropTarget replaces the target; the oplog entry names the dropped collection's UUID.
     admin
