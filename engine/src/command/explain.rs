@@ -31,9 +31,11 @@ pub(super) enum Verbosity {
 }
 
 impl Verbosity {
+    /// The `verbosity` argument; mongod's default for the command is `allPlansExecution` (mongosh's
+    /// `explain()` sends `queryPlanner` unless told otherwise).
     fn parse(value: Option<&Bson>) -> Result<Verbosity> {
         match value {
-            None => Ok(Verbosity::QueryPlanner),
+            None => Ok(Verbosity::AllPlansExecution),
             Some(Bson::String(s)) => match s.as_str() {
                 "queryPlanner" => Ok(Verbosity::QueryPlanner),
                 "executionStats" => Ok(Verbosity::ExecutionStats),

@@ -252,7 +252,7 @@ async fn explain_reports_the_plan_the_engine_runs() -> anyhow::Result<()> {
     coll.create_index(IndexModel::builder().keys(doc! {"a": 1}).build())
         .await?;
 
-    let plan = explain(&db, doc! {"find": "c", "filter": {"a": 1}}, None).await?;
+    let plan = explain(&db, doc! {"find": "c", "filter": {"a": 1}}, Some("queryPlanner")).await?;
     let planner = sub(&plan, "queryPlanner");
     assert_eq!(planner.get_str("namespace")?, "shop.c");
     assert!(!planner.get_bool("indexFilterSet")?);
@@ -262,12 +262,18 @@ async fn explain_reports_the_plan_the_engine_runs() -> anyhow::Result<()> {
     assert!(planner.get_array("rejectedPlans")?.is_empty());
     assert!(
         plan.get("executionStats").is_none(),
-        "queryPlanner is the default verbosity"
+        "queryPlanner does not run the plan"
     );
     assert_eq!(sub(&plan, "command").get_str("find")?, "c");
     assert!(sub(&plan, "serverInfo").get_str("version").is_ok());
     assert_eq!(plan.get_f64("ok")?, 1.0);
 
+    // Without a verbosity the command runs at mongod's default, allPlansExecution.
+    let default = explain(&db, doc! {"find": "c", "filter": {"a": 1}}, None).await?;
+    assert!(
+        sub(&default, "executionStats").get_array("allPlansExecution").is_ok(),
+        "{default}"
+    );
     let stats = explain(&db, doc! {"find": "c", "filter": {"a": 1}}, Some("executionStats")).await?;
     let execution = sub(&stats, "executionStats");
     assert!(execution.get_bool("executionSuccess")?);
