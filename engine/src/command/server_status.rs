@@ -103,7 +103,11 @@ fn election_metrics(ctx: &Context<'_>) -> Document {
         "numCatchUpsFailedWithError": m.catch_ups_failed_with_error as i64,
         "numCatchUpsFailedWithNewTerm": m.catch_ups_failed_with_new_term as i64,
         "numCatchUpsFailedWithReplSetAbortPrimaryCatchUpCmd": 0i64,
-        "averageCatchUpOps": m.average_catch_up_ops(),
+        "averageCatchUpOps": if m.catch_ups == 0 {
+            0.0
+        } else {
+            ctx.node.member.applied_ops.during_catch_up.load(Ordering::Relaxed) as f64 / m.catch_ups as f64
+        },
     }
 }
 

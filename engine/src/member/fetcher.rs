@@ -192,7 +192,7 @@ impl Member {
         {
             let counts = super::OpCounts::of(&batch);
             self.install_folded(batch, folded).await?;
-            self.applied_ops.add(counts);
+            self.applied_ops.add(counts, self.catching_up());
             return Ok(());
         }
         let counts = super::OpCounts::of(&batch);
@@ -215,8 +215,16 @@ impl Member {
                 Ok(())
             })
             .await??;
-        self.applied_ops.add(counts);
+        self.applied_ops.add(counts, self.catching_up());
         Ok(())
+    }
+}
+
+impl Member {
+    /// Whether this member is a new primary still catching up (PRIMARY, not yet writable).
+    fn catching_up(&self) -> bool {
+        let role = self.role();
+        role.state.is_primary() && !role.writable
     }
 }
 

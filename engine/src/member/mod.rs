@@ -128,11 +128,16 @@ pub struct AppliedOps {
     pub update: AtomicU64,
     pub delete: AtomicU64,
     pub command: AtomicU64,
+    /// Entries applied while this member was a new primary catching up (`averageCatchUpOps`).
+    pub during_catch_up: AtomicU64,
 }
 
 impl AppliedOps {
-    /// Adds an applied batch's counts.
-    pub fn add(&self, counts: OpCounts) {
+    /// Adds an applied batch's counts; `catching_up` when this member is a new primary catching up.
+    pub fn add(&self, counts: OpCounts, catching_up: bool) {
+        if catching_up {
+            self.during_catch_up.fetch_add(counts.entries, Ordering::Relaxed);
+        }
         self.insert.fetch_add(counts.insert, Ordering::Relaxed);
         self.update.fetch_add(counts.update, Ordering::Relaxed);
         self.delete.fetch_add(counts.delete, Ordering::Relaxed);
@@ -147,11 +152,16 @@ pub struct OpCounts {
     update: u64,
     delete: u64,
     command: u64,
+    /// Every entry, no-ops included.
+    entries: u64,
 }
 
 impl OpCounts {
     pub fn of(batch: &[Document]) -> OpCounts {
-        let mut counts = OpCounts::default();
+        let mut counts = OpCounts {
+            entries: batch.len() as u64,
+            ..OpCounts::default()
+        };
         for entry in batch {
             match entry.get_str("op") {
                 Ok("i") => counts.insert += 1,

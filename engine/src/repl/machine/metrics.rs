@@ -54,9 +54,6 @@ pub struct ElectionMetrics {
     pub catch_ups_timed_out: u64,
     pub catch_ups_failed_with_error: u64,
     pub catch_ups_failed_with_new_term: u64,
-    /// Entries applied during catch-ups, for `averageCatchUpOps` (the machine sees optimes, not entries, so
-    /// this stays 0).
-    pub catch_up_ops: u64,
 }
 
 impl ElectionMetrics {
@@ -88,15 +85,6 @@ impl ElectionMetrics {
             CatchUpConclusion::FailedWithNewTerm => &mut self.catch_ups_failed_with_new_term,
         };
         *slot += 1;
-    }
-
-    /// `averageCatchUpOps`.
-    pub fn average_catch_up_ops(&self) -> f64 {
-        if self.catch_ups == 0 {
-            0.0
-        } else {
-            self.catch_up_ops as f64 / self.catch_ups as f64
-        }
     }
 }
 
