@@ -1,7 +1,7 @@
 //! Commands: dispatch on the body's first key, one module per command family.
 //!
 //! ```text
-//! handshake  hello/isMaster, buildInfo, ping, getParameter, getLog, serverStatus, ... (no data access)
+//! handshake  hello/isMaster, buildInfo, ping, getParameter, getLog, listCommands, ... (no data access)
 //! catalog    listDatabases, listCollections, create, drop, renameCollection, dropDatabase, *Indexes, dbStats,
 //!            collStats, dbHash
 //! read       find, getMore, killCursors, count, distinct, aggregate

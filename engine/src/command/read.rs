@@ -47,7 +47,8 @@ pub(super) fn fcv_document() -> Document {
     doc! {"_id": "featureCompatibilityVersion", "version": "7.0"}
 }
 
-/// `config.transactions` documents (`{_id: lsid, txnNum, lastWriteDate}`) from the session records.
+/// `config.transactions` documents (`{_id: lsid, txnNum, lastWriteDate}`) from the session records (records
+/// stored before the session id was kept in them are left out).
 pub(super) fn session_documents(snapshot: &Snapshot) -> Result<Vec<Document>> {
     let (records, _) = snapshot.sessions()?;
     Ok(records
