@@ -72,6 +72,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>
             }
         };
         next_reply_id = next_reply_id.wrapping_add(1);
+        node.counters.note_request(16 + body.len());
         let reply = match wire::decode_request(&header, &body) {
             Ok(Request::Msg(msg)) => {
                 let more_to_come = msg.more_to_come();
@@ -111,6 +112,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>
                 }
             },
         };
+        node.counters.note_reply(reply.len());
         if writer.write_all(&reply).await.is_err() || writer.flush().await.is_err() {
             break;
         }

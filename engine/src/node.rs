@@ -1,7 +1,13 @@
-//! One running member: its storage, replica-set role, cursors and fail points, shared by all connections.
+//! One running member: its storage, replica-set role, cursors and fail points, shared by all connections;
+//! plus what `serverStatus` and `currentOp` report about it (counters, connections, operations in flight).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bson::Document;
 
 use crate::cursor::CursorRegistry;
 use crate::error::Result;
@@ -21,11 +27,152 @@ pub struct Counters {
     pub updates: AtomicU64,
     pub deletes: AtomicU64,
     pub getmores: AtomicU64,
+    /// `network`: bytes of request and reply messages, and requests read.
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub requests: AtomicU64,
+    /// `asserts`: `regular` (commands failed with an internal error) and `user` (commands failed otherwise).
+    pub asserts_regular: AtomicU64,
+    pub asserts_user: AtomicU64,
+    /// `opLatencies`: total microseconds and operations, per class.
+    pub latency: [Latency; 3],
+}
+
+/// The `opLatencies` classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpClass {
+    Reads = 0,
+    Writes = 1,
+    Commands = 2,
+}
+
+/// Total latency and count of one `opLatencies` class.
+#[derive(Default)]
+pub struct Latency {
+    pub micros: AtomicU64,
+    pub ops: AtomicU64,
 }
 
 impl Counters {
     pub fn bump(counter: &AtomicU64, by: u64) {
         counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// One request message of `bytes` (header included) was read.
+    pub fn note_request(&self, bytes: usize) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// One reply message of `bytes` was written.
+    pub fn note_reply(&self, bytes: usize) {
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Records one operation of `class` that took `micros`.
+    pub fn record_latency(&self, class: OpClass, micros: u64) {
+        let slot = &self.latency[class as usize];
+        slot.micros.fetch_add(micros, Ordering::Relaxed);
+        slot.ops.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A client connection as `currentOp` lists it.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub peer: SocketAddr,
+    pub connected_at: Instant,
+    /// The `client` document of the connection's handshake (`clientMetadata`), once it sent one.
+    pub metadata: Option<Document>,
+}
+
+/// A command being executed right now.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    pub opid: u64,
+    pub conn: i64,
+    pub started: Instant,
+    pub command: Document,
+    pub db: String,
+}
+
+/// Connections and the operations running on them (`currentOp`); a lock held only to insert, remove or copy.
+#[derive(Default)]
+pub struct Activity {
+    clients: Mutex<HashMap<i64, ClientInfo>>,
+    ops: Mutex<HashMap<u64, InFlight>>,
+    next_opid: AtomicU64,
+}
+
+impl Activity {
+    pub fn connected(&self, id: i64, peer: SocketAddr) {
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.insert(
+                id,
+                ClientInfo {
+                    peer,
+                    connected_at: Instant::now(),
+                    metadata: None,
+                },
+            );
+        }
+    }
+
+    pub fn disconnected(&self, id: i64) {
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.remove(&id);
+        }
+    }
+
+    /// Remembers the handshake's `client` document (first one wins, as mongod keeps it).
+    pub fn set_metadata(&self, id: i64, metadata: &Document) {
+        if let Ok(mut clients) = self.clients.lock()
+            && let Some(client) = clients.get_mut(&id)
+            && client.metadata.is_none()
+        {
+            client.metadata = Some(metadata.clone());
+        }
+    }
+
+    /// Registers a command that starts now; the guard removes it when dropped.
+    pub fn begin(&self, conn: i64, db: &str, command: &Document) -> OpGuard<'_> {
+        let opid = self.next_opid.fetch_add(1, Ordering::Relaxed) + 1;
+        let op = InFlight {
+            opid,
+            conn,
+            started: Instant::now(),
+            command: command.clone(),
+            db: db.to_string(),
+        };
+        if let Ok(mut ops) = self.ops.lock() {
+            ops.insert(opid, op);
+        }
+        OpGuard { activity: self, opid }
+    }
+
+    /// Copies of every connection and every operation in flight.
+    pub fn snapshot(&self) -> (HashMap<i64, ClientInfo>, Vec<InFlight>) {
+        let clients = self.clients.lock().map(|c| c.clone()).unwrap_or_default();
+        let ops = self
+            .ops
+            .lock()
+            .map(|o| o.values().cloned().collect())
+            .unwrap_or_default();
+        (clients, ops)
+    }
+}
+
+/// Removes its operation from the registry when the command finishes (or its future is dropped).
+pub struct OpGuard<'a> {
+    activity: &'a Activity,
+    opid: u64,
+}
+
+impl Drop for OpGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut ops) = self.activity.ops.lock() {
+            ops.remove(&self.opid);
+        }
     }
 }
 
@@ -72,6 +219,7 @@ pub struct Node {
     pub failpoints: Arc<FailPoints>,
     pub counters: Counters,
     pub queries: QueryRuntime,
+    pub activity: Activity,
 }
 
 impl Node {
@@ -89,6 +237,7 @@ impl Node {
             failpoints,
             counters: Counters::default(),
             queries: QueryRuntime::new()?,
+            activity: Activity::default(),
         }))
     }
 

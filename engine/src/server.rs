@@ -76,7 +76,9 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>, stop: watch::Receiv
                     let stop = stop.clone();
                     tokio::spawn(async move {
                         node.counters.connections_current.fetch_add(1, Ordering::Relaxed);
+                        node.activity.connected(id, peer);
                         connection::serve(stream, peer, id, node.clone(), stop).await;
+                        node.activity.disconnected(id);
                         node.counters.connections_current.fetch_sub(1, Ordering::Relaxed);
                     });
                 }

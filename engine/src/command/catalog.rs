@@ -1,4 +1,5 @@
-//! Catalog commands: databases, collections and indexes; plus dbStats, collStats and dbHash.
+//! Catalog commands: databases, collections (create, drop, renameCollection) and indexes; plus dbStats,
+//! collStats and dbHash.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -12,17 +13,31 @@ use crate::error::{Error, Result, code};
 use crate::query::filter::Filter;
 use crate::storage::{CollectionMeta, Namespace};
 
+/// `listDatabases`: every database holding a collection, plus `admin` (the feature compatibility version),
+/// `config` (the retryable-write sessions) and `local` (the oplog and replica-set config), as mongod lists
+/// them on a replica-set member. `sizeOnDisk` is the stored size of the database's tables, at least 4 KiB a
+/// collection (a table's smallest footprint). `filter` sees the entries as returned; `nameOnly` returns
+/// names alone.
 pub fn list_databases(ctx: &Context<'_>) -> Result<Document> {
     ctx.node.member.check_readable(true)?;
     let name_only = args::opt_bool(ctx.body, "nameOnly")?.unwrap_or(false);
     let filter = Filter::parse(args::opt_doc(ctx.body, "filter")?.unwrap_or(&Document::new()))?;
     let snapshot = ctx.node.storage.snapshot()?;
+    const TABLE_MIN: u64 = 4096;
     let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
-    // `local` always exists: it holds the oplog.
-    sizes.insert("local".into(), snapshot.oplog_len()? * 128);
+    let (_, oplog_bytes) = snapshot.oplog_stats()?;
+    let replset = if ctx.node.member.config_document().is_ok() {
+        TABLE_MIN
+    } else {
+        0
+    };
+    sizes.insert("local".into(), oplog_bytes.max(TABLE_MIN) + replset);
+    sizes.insert("admin".into(), TABLE_MIN);
+    let (_, session_bytes) = snapshot.sessions()?;
+    sizes.insert("config".into(), session_bytes.max(TABLE_MIN));
     for meta in snapshot.collections(None)? {
         let (_, bytes) = snapshot.collection_stats(&meta)?;
-        *sizes.entry(meta.ns.db.clone()).or_default() += bytes.max(4096);
+        *sizes.entry(meta.ns.db.clone()).or_default() += bytes.max(TABLE_MIN);
     }
     let mut databases = Vec::new();
     let mut total = 0u64;
@@ -61,6 +76,16 @@ pub fn list_collections(ctx: &Context<'_>) -> Result<Document> {
         .iter()
         .map(collection_entry)
         .collect();
+    let engine_table = |name: &str| {
+        doc! {"name": name, "type": "collection", "options": {}, "info": {"readOnly": false},
+        "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}}
+    };
+    match ctx.db.as_str() {
+        "admin" => entries.push(engine_table("system.version")),
+        "config" => entries.push(engine_table("transactions")),
+        _ => {}
+    }
+    entries.sort_by(|a, b| a.get_str("name").unwrap_or("").cmp(b.get_str("name").unwrap_or("")));
     if ctx.db == "local" {
         entries.push(doc! {"name": "oplog.rs", "type": "collection", "options": {"capped": true, "size": super::read::OPLOG_NOMINAL_MAX_BYTES},
                            "info": {"readOnly": false}});
@@ -163,6 +188,101 @@ pub async fn drop_collection(ctx: &Context<'_>) -> Result<Document> {
         Some(n) => doc! {"nIndexesWas": n, "ns": full},
         None => Document::new(),
     })
+}
+
+/// `renameCollection` (admin): renames within or across databases, MongoDB's checks and errors first. The
+/// rename is one storage step and one oplog entry that secondaries apply (storage/apply.rs); indexes move
+/// with the collection. Across databases mongod copies the documents into the target database and logs
+/// several entries; here the collection keeps its UUID and the move is a single entry.
+pub async fn rename_collection(ctx: &Context<'_>) -> Result<Document> {
+    ctx.require_admin()?;
+    let name_of = |key: &str| -> Result<Namespace> {
+        let text = match ctx.body.get(key) {
+            Some(Bson::String(text)) => text,
+            None => {
+                return Err(Error::new(
+                    (40414, "Location40414"),
+                    format!("BSON field 'renameCollection.{key}' is missing but a required field"),
+                ));
+            }
+            Some(_) => {
+                return Err(Error::type_mismatch(format!(
+                    "BSON field 'renameCollection.{key}' is the wrong type, expected type 'string'"
+                )));
+            }
+        };
+        let which = if key == "to" { "target" } else { "source" };
+        Namespace::parse(text)
+            .filter(|ns| !ns.coll.starts_with('.') && !ns.coll.ends_with('.') && !ns.coll.contains('$'))
+            .ok_or_else(|| Error::new(code::INVALID_NAMESPACE, format!("Invalid {which} namespace: {text}")))
+    };
+    let from = name_of("renameCollection")?;
+    let to = name_of("to")?;
+    let drop_target = ctx.body.get("dropTarget").is_some_and(args::truthy);
+    let stay_temp = args::opt_bool(ctx.body, "stayTemp")?.unwrap_or(false);
+    let wc = crate::member::WriteConcern::parse(args::opt_doc(ctx.body, "writeConcern")?)?;
+    if from == to {
+        return Err(Error::new(
+            code::ILLEGAL_OPERATION,
+            "Can't rename a collection to itself",
+        ));
+    }
+    let oplog = |ns: &Namespace| ns.db == "local" && ns.coll == "oplog.rs";
+    if oplog(&from) {
+        return Err(Error::new(
+            code::ILLEGAL_OPERATION,
+            "can't rename live oplog while replicating",
+        ));
+    }
+    if oplog(&to) {
+        return Err(Error::new(
+            code::ILLEGAL_OPERATION,
+            "can't rename to live oplog while replicating",
+        ));
+    }
+    if from.db == "admin" && from.coll == "system.version" {
+        return Err(Error::new(
+            code::ILLEGAL_OPERATION,
+            "renaming the server configuration collection (admin.system.version) is not allowed",
+        ));
+    }
+    for (ns, which) in [(&from, "source"), (&to, "target")] {
+        if ns.is_engine_view() || (ns.coll.starts_with("system.") && ns.db != "local") {
+            return Err(Error::new(
+                code::ILLEGAL_OPERATION,
+                format!("error with {which} namespace: cannot write to '{ns}'"),
+            ));
+        }
+    }
+    if (from.db == "local") != (to.db == "local") {
+        return Err(Error::new(
+            code::ILLEGAL_OPERATION,
+            "Cannot rename collections between a replicated and an unreplicated database",
+        ));
+    }
+    let member = &ctx.node.member;
+    if member.check_writable(&from.db).is_err() || member.check_writable(&to.db).is_err() {
+        return Err(Error::new(
+            code::NOT_WRITABLE_PRIMARY,
+            format!("Not primary while renaming collection {from} to {to}"),
+        ));
+    }
+    if ctx.node.storage.snapshot()?.collections(Some(&from.db))?.is_empty() {
+        return Err(Error::new(
+            code::NAMESPACE_NOT_FOUND,
+            format!("Database {} does not exist or is drop pending", from.db),
+        ));
+    }
+    ctx.node
+        .storage
+        .write(wc.j, move |w| w.rename_collection(&from, &to, drop_target, stay_temp))
+        .await??;
+    let optime = ctx.node.storage.positions().last_written;
+    let mut reply = Document::new();
+    if let Some(err) = member.wait_for_write_concern(optime, &wc).await {
+        reply.insert("writeConcernError", err);
+    }
+    Ok(reply)
 }
 
 pub async fn drop_database(ctx: &Context<'_>) -> Result<Document> {

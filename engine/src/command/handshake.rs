@@ -1,7 +1,6 @@
 //! Commands that describe the server: the hello family and the introspection commands drivers and mongosh
 //! send at connect time.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
@@ -169,47 +168,20 @@ pub fn cmd_line_opts(ctx: &Context<'_>) -> Document {
     doc! {"argv": argv, "parsed": options.parsed_document()}
 }
 
-pub fn server_status(ctx: &Context<'_>) -> Document {
-    let node = ctx.node;
-    let c = &node.counters;
-    let current = c.connections_current.load(Ordering::Relaxed);
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let mut repl = node.member.hello_fields(false);
-    repl.remove("topologyVersion");
-    doc! {
-        "host": format!("{hostname}:{}", node.options().port),
-        "version": VERSION,
-        "process": "mongod",
-        "pid": std::process::id() as i64,
-        "uptime": node.member.uptime().as_secs_f64(),
-        "uptimeMillis": node.member.uptime().as_millis() as i64,
-        "localTime": crate::clock::now(),
-        "connections": {"current": current as i32, "available": (10_000 - current) as i32,
-                        "totalCreated": c.connections_total.load(Ordering::Relaxed)},
-        "opcounters": {
-            "insert": c.inserts.load(Ordering::Relaxed) as i64, "query": c.queries.load(Ordering::Relaxed) as i64,
-            "update": c.updates.load(Ordering::Relaxed) as i64, "delete": c.deletes.load(Ordering::Relaxed) as i64,
-            "getmore": c.getmores.load(Ordering::Relaxed) as i64, "command": c.commands.load(Ordering::Relaxed) as i64,
-        },
-        "metrics": {"cursor": {"open": {"total": node.cursors.open_count() as i64}}},
-        "repl": repl,
-        "storageEngine": {"name": "redb", "persistent": true},
-    }
-}
-
+/// `listCommands`: every command the engine dispatches (legacy lower-case aliases aside).
 pub fn list_commands() -> Document {
     let names = [
+        "abortTransaction",
         "aggregate",
         "buildInfo",
         "collStats",
+        "commitTransaction",
         "configureFailPoint",
         "connectionStatus",
         "count",
         "create",
         "createIndexes",
+        "currentOp",
         "dbHash",
         "dbStats",
         "delete",
@@ -218,9 +190,11 @@ pub fn list_commands() -> Document {
         "dropDatabase",
         "dropIndexes",
         "endSessions",
+        "explain",
         "find",
         "findAndModify",
         "getCmdLineOpts",
+        "getFreeMonitoringStatus",
         "getLog",
         "getMore",
         "getParameter",
@@ -228,18 +202,37 @@ pub fn list_commands() -> Document {
         "hostInfo",
         "insert",
         "isMaster",
+        "killAllSessions",
         "killCursors",
+        "killSessions",
         "listCollections",
         "listCommands",
         "listDatabases",
         "listFailPoints",
         "listIndexes",
+        "logout",
         "ping",
+        "profile",
+        "refreshSessions",
+        "renameCollection",
+        "replSetFreeze",
         "replSetGetConfig",
+        "replSetGetRBID",
         "replSetGetStatus",
+        "replSetHeartbeat",
         "replSetInitiate",
+        "replSetReconfig",
+        "replSetRequestVotes",
+        "replSetStepDown",
+        "replSetStepUp",
+        "replSetSyncFrom",
+        "replSetUpdatePosition",
+        "resetError",
+        "rolesInfo",
         "serverStatus",
+        "startSession",
         "update",
+        "usersInfo",
         "whatsmyuri",
     ];
     let commands: Document = names

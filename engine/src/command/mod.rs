@@ -1,27 +1,36 @@
 //! Commands: dispatch on the body's first key, one module per command family.
 //!
 //! ```text
-//! handshake  hello/isMaster, buildInfo, ping, getParameter, getLog, serverStatus, ... (no data access)
-//! catalog    listDatabases, listCollections, create, drop, dropDatabase, *Indexes, dbStats, dbHash
+//! handshake  hello/isMaster, buildInfo, ping, getParameter, getLog, listCommands, ... (no data access)
+//! catalog    listDatabases, listCollections, create, drop, renameCollection, dropDatabase, *Indexes, dbStats,
+//!            collStats, dbHash
 //! read       find, getMore, killCursors, count, distinct, aggregate
 //! write      insert, update, delete, findAndModify (+ write concern, retryable writes)
 //! replset    replSetInitiate, replSetGetStatus, replSetGetConfig, configureFailPoint
+//! server_status  serverStatus and its sections
+//! explain    explain of find, count, distinct and aggregate
+//! current_op currentOp and the $currentOp stage (from the node's activity registry)
+//! admin      profile (off only), usersInfo, rolesInfo (no users or roles)
 //! ```
 
+mod admin;
 pub mod args;
 mod catalog;
+mod current_op;
+mod explain;
 mod handshake;
 mod read;
 mod read_concern;
 mod replset;
 mod rw_defaults;
+mod server_status;
 mod write;
 
 use bson::{Bson, Document};
 
 use crate::connection::ConnectionInfo;
 use crate::error::{Error, Result, code};
-use crate::node::{Counters, Node};
+use crate::node::{Counters, Node, OpClass};
 
 /// One command as it arrived.
 pub struct Invocation<'a> {
@@ -44,15 +53,32 @@ pub struct Context<'a> {
     pub legacy: bool,
 }
 
-/// Runs a command and returns its reply document (errors included, as MongoDB shapes them).
+/// Runs a command and returns its reply document (errors included, as MongoDB shapes them). The command is
+/// listed by `currentOp` while it runs, and its latency is counted in `serverStatus.opLatencies`.
 pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
     Counters::bump(&node.counters.commands, 1);
+    let started = std::time::Instant::now();
     let body = &invocation.body;
+    let name = body.keys().next().map(String::as_str).unwrap_or("");
+    let class = op_class(name);
+    // Long polls (awaitable hello) would swamp the latency of real work: they are left out.
+    let counted = !(matches!(name, "hello" | "isMaster" | "ismaster") && body.contains_key("maxAwaitTimeMS"));
+    if matches!(name, "hello" | "isMaster" | "ismaster")
+        && let Ok(client) = body.get_document("client")
+    {
+        node.activity.set_metadata(invocation.conn.id, client);
+    }
+    let db = body.get_str("$db").unwrap_or("");
+    let _in_flight = node.activity.begin(invocation.conn.id, db, &current_op_command(body));
     let retryable_write = body.contains_key("txnNumber") && !body.contains_key("autocommit");
     let result = match prepare(node, &invocation) {
         Ok(ctx) => dispatch(&ctx).await,
         Err(err) => Err(err),
     };
+    if counted {
+        node.counters
+            .record_latency(class, started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64);
+    }
     match result {
         Ok(mut reply) => {
             if !reply.contains_key("ok") {
@@ -67,13 +93,37 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
             if retryable_write && err.is_retryable() && !err.labels.contains(&"RetryableWriteError") {
                 err.labels.push("RetryableWriteError");
             }
-            tracing::debug!(command = body.keys().next().map(String::as_str).unwrap_or(""), error = %err, "command failed");
+            let asserts = if err.code == code::INTERNAL_ERROR.0 {
+                &node.counters.asserts_regular
+            } else {
+                &node.counters.asserts_user
+            };
+            Counters::bump(asserts, 1);
+            tracing::debug!(command = name, error = %err, "command failed");
             if !invocation.conn.speaks_hello() {
                 err.message = legacy_not_primary_message(err.code, &err.message);
             }
             err.to_reply()
         }
     }
+}
+
+/// The `opLatencies` class of a command: reads, writes, or other commands.
+fn op_class(name: &str) -> OpClass {
+    match name {
+        "find" | "getMore" | "count" | "distinct" | "aggregate" => OpClass::Reads,
+        "insert" | "update" | "delete" | "findAndModify" | "findandmodify" => OpClass::Writes,
+        _ => OpClass::Commands,
+    }
+}
+
+/// The command as `currentOp` shows it: the body without its OP_MSG document sequences (mongod does not show
+/// an insert's documents either), so registering an operation stays cheap.
+fn current_op_command(body: &Document) -> Document {
+    body.iter()
+        .filter(|(k, v)| !(matches!(k.as_str(), "documents" | "updates" | "deletes") && matches!(v, Bson::Array(_))))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn prepare<'a>(node: &'a Node, invocation: &'a Invocation<'a>) -> Result<Context<'a>> {
@@ -151,14 +201,19 @@ async fn dispatch(ctx: &Context<'_>) -> Result<Document> {
         "whatsmyuri" => Ok(handshake::whats_my_uri(ctx)),
         "hostInfo" => Ok(handshake::host_info()),
         "getCmdLineOpts" => Ok(handshake::cmd_line_opts(ctx)),
-        "serverStatus" => Ok(handshake::server_status(ctx)),
+        "serverStatus" => Ok(server_status::server_status(ctx)),
         "listCommands" => Ok(handshake::list_commands()),
         "startSession" => Ok(handshake::start_session()),
         "getFreeMonitoringStatus" => Ok(bson::doc! {"state": "disabled"}),
+        "currentOp" => current_op::command(ctx),
+        "profile" => admin::profile(ctx),
+        "usersInfo" => admin::users_info(ctx),
+        "rolesInfo" => admin::roles_info(ctx),
         "listDatabases" => catalog::list_databases(ctx),
         "listCollections" => catalog::list_collections(ctx),
         "create" => catalog::create(ctx).await,
         "drop" => catalog::drop_collection(ctx).await,
+        "renameCollection" => catalog::rename_collection(ctx).await,
         "dropDatabase" => catalog::drop_database(ctx).await,
         "createIndexes" => catalog::create_indexes(ctx).await,
         "listIndexes" => catalog::list_indexes(ctx),
@@ -166,6 +221,7 @@ async fn dispatch(ctx: &Context<'_>) -> Result<Document> {
         "dbStats" => catalog::db_stats(ctx),
         "collStats" => catalog::coll_stats(ctx),
         "dbHash" | "dbhash" => catalog::db_hash(ctx),
+        "explain" => explain::explain(ctx).await,
         "find" => read::find(ctx).await,
         "getMore" => read::get_more(ctx).await,
         "killCursors" => read::kill_cursors(ctx),

@@ -1,7 +1,9 @@
 //! Read commands: find, getMore, killCursors, count, distinct, aggregate.
 //!
-//! Besides user collections, two `local` collections are readable as MongoDB exposes them:
-//! `local.oplog.rs` (the oplog, in timestamp order; tailable) and `local.system.replset` (the config).
+//! Besides user collections, the namespaces the engine keeps in its own tables are readable as MongoDB
+//! exposes them: `local.oplog.rs` (the oplog, in timestamp order; tailable), `local.system.replset` (the
+//! config), `admin.system.version` (the feature compatibility version) and `config.transactions` (the
+//! retryable-write sessions).
 
 use std::collections::{HashSet, VecDeque};
 use std::ops::ControlFlow;
@@ -33,7 +35,32 @@ pub(super) enum Target {
     Collection(CollectionMeta),
     Oplog,
     ReplsetConfig,
+    /// `admin.system.version`: the feature compatibility version document.
+    Version,
+    /// `config.transactions`: one document per retryable-write session.
+    Sessions,
     Missing,
+}
+
+/// The feature compatibility version document of `admin.system.version`.
+pub(super) fn fcv_document() -> Document {
+    doc! {"_id": "featureCompatibilityVersion", "version": "7.0"}
+}
+
+/// `config.transactions` documents (`{_id: lsid, txnNum, lastWriteDate}`) from the session records (records
+/// stored before the session id was kept in them are left out).
+pub(super) fn session_documents(snapshot: &Snapshot) -> Result<Vec<Document>> {
+    let (records, _) = snapshot.sessions()?;
+    Ok(records
+        .into_iter()
+        .filter_map(|r| {
+            let mut doc = doc! {"_id": r.get_document("lsid").ok()?.clone(), "txnNum": r.get_i64("txnNumber").ok()?};
+            if let Some(last) = r.get("lastWrite") {
+                doc.insert("lastWriteDate", last.clone());
+            }
+            Some(doc)
+        })
+        .collect())
 }
 
 pub(super) fn resolve(snapshot: &Snapshot, ns: &Namespace) -> Result<Target> {
@@ -42,6 +69,12 @@ pub(super) fn resolve(snapshot: &Snapshot, ns: &Namespace) -> Result<Target> {
     }
     if ns.db == "local" && ns.coll == "system.replset" {
         return Ok(Target::ReplsetConfig);
+    }
+    if ns.db == "admin" && ns.coll == "system.version" {
+        return Ok(Target::Version);
+    }
+    if ns.db == "config" && ns.coll == "transactions" {
+        return Ok(Target::Sessions);
     }
     Ok(snapshot
         .collection(ns)?
@@ -82,6 +115,13 @@ pub(super) fn matching(node: &Node, snapshot: &Snapshot, target: &Target, filter
                 out.push(config);
             }
         }
+        Target::Version => {
+            let fcv = fcv_document();
+            if filter.matches(&fcv) {
+                out.push(fcv);
+            }
+        }
+        Target::Sessions => out.extend(session_documents(snapshot)?.into_iter().filter(|d| filter.matches(d))),
         Target::Missing => {}
     }
     Ok(out)
@@ -463,6 +503,17 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
 
 pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
     let body = ctx.body;
+    if body.get("explain").is_some_and(args::truthy) {
+        ctx.node.member.check_readable(ctx.secondary_ok)?;
+        return super::explain::aggregate(ctx, body, super::explain::Verbosity::QueryPlanner);
+    }
+    let current_op = args::opt_array(body, "pipeline")?
+        .and_then(|stages| stages.first())
+        .and_then(Bson::as_document)
+        .and_then(|first| first.get("$currentOp"));
+    if let Some(spec) = current_op {
+        return current_op_aggregate(ctx, spec);
+    }
     if !matches!(body.get("aggregate"), Some(Bson::String(_))) {
         return Err(Error::new(
             code::INVALID_NAMESPACE,
@@ -528,6 +579,35 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         ctx.node.cursors.register(cursor)
     };
     read_concern::after_read(ctx, &rc, read_at).await?;
+    Ok(doc! {"cursor": {"firstBatch": docs, "id": id, "ns": ns.full()}})
+}
+
+/// `{aggregate: 1, pipeline: [{$currentOp: {...}}, ...]}` on admin: the operations, then the rest of the
+/// pipeline, all in the first batch or a buffered cursor.
+fn current_op_aggregate(ctx: &Context<'_>, spec: &Bson) -> Result<Document> {
+    let ops = super::current_op::stage_output(ctx, spec)?;
+    let stages: Vec<Document> = args::opt_array(ctx.body, "pipeline")?
+        .map(|stages| stages.iter().skip(1).filter_map(|s| s.as_document().cloned()).collect())
+        .unwrap_or_default();
+    let output = crate::query::pipeline::run(&stages, ops, crate::clock::now())?;
+    let batch = args::opt_doc(ctx.body, "cursor")?
+        .map(|c| batch_size(c, DEFAULT_BATCH))
+        .transpose()?
+        .unwrap_or(DEFAULT_BATCH);
+    let ns = Namespace::new("admin", "$cmd.aggregate");
+    let mut cursor = Cursor {
+        ns: ns.clone(),
+        source: CursorSource::Buffered(output.into()),
+        remaining: None,
+        skip: 0,
+        last_used: Instant::now(),
+    };
+    let (docs, exhausted) = next_batch(ctx.node, &mut cursor, batch)?;
+    let id = if exhausted {
+        0
+    } else {
+        ctx.node.cursors.register(cursor)
+    };
     Ok(doc! {"cursor": {"firstBatch": docs, "id": id, "ns": ns.full()}})
 }
 

@@ -84,7 +84,7 @@ struct WriteCommon {
 
 fn common(ctx: &Context<'_>) -> Result<WriteCommon> {
     let ns = args::namespace(ctx.body, &ctx.db)?;
-    if ns.coll.starts_with("system.") && ns.db != "local" {
+    if (ns.coll.starts_with("system.") && ns.db != "local") || ns.is_engine_view() {
         return Err(Error::new(code::INVALID_NAMESPACE, format!("cannot write to '{ns}'")));
     }
     ctx.node.member.check_writable(&ns.db)?;

@@ -15,8 +15,8 @@
 //! oplog with its original `ts` and `t`. A batch of CRUD entries is applied by document in parallel: entries
 //! are grouped by `(namespace, _id)`, each document's entries are folded onto its current version in oplog
 //! order on worker threads, and the final versions are written; batches with commands (create, drop,
-//! indexes) are applied entry by entry. A member with `secondaryDelaySecs` holds entries back until they
-//! are that old.
+//! indexes, renames) are applied entry by entry. A member with `secondaryDelaySecs` holds entries back until
+//! they are that old. Applied entries are counted by kind for `serverStatus.opcountersRepl`.
 
 use std::time::Duration;
 
@@ -190,8 +190,12 @@ impl Member {
             && batch.len() >= PARALLEL_APPLY_MIN
             && let Some(folded) = self.fold_in_parallel(&batch)?
         {
-            return self.install_folded(batch, folded).await;
+            let counts = super::OpCounts::of(&batch);
+            self.install_folded(batch, folded).await?;
+            self.applied_ops.add(counts, self.catching_up());
+            return Ok(());
         }
+        let counts = super::OpCounts::of(&batch);
         // Durable at once: the primary's majority commit point counts durable optimes.
         self.storage
             .write(true, move |w| -> Result<()> {
@@ -210,7 +214,17 @@ impl Member {
                 }
                 Ok(())
             })
-            .await?
+            .await??;
+        self.applied_ops.add(counts, self.catching_up());
+        Ok(())
+    }
+}
+
+impl Member {
+    /// Whether this member is a new primary still catching up (PRIMARY, not yet writable).
+    fn catching_up(&self) -> bool {
+        let role = self.role();
+        role.state.is_primary() && !role.writable
     }
 }
 

@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 use crate::error::{Error, Result, code};
 use crate::failpoint::{ELECT_BY_TIMESTAMP, FailPoints};
 use crate::options::NodeOptions;
-use crate::repl::machine::{LastVote, PersistedElectionState};
+use crate::repl::machine::{ElectionMetrics, LastVote, PersistedElectionState};
 use crate::repl::{Action, Event, MachineStart, MemberState, OpTime, ReplError, ReplMachine, ReplSetConfig};
 use crate::storage::Storage;
 pub use write_concern::{WriteConcern, WriteMode};
@@ -119,6 +119,63 @@ pub struct Member {
     /// Set once the member met a condition it must not continue past (mongod's fatal assertions); the
     /// server then stops and the process exits abruptly.
     fatal: watch::Sender<Option<String>>,
+    /// What the oplog applier applied (`serverStatus.opcountersRepl`).
+    pub applied_ops: AppliedOps,
+}
+
+/// Oplog entries applied from another member, by kind (`opcountersRepl`; the applier never queries, so
+/// `query` and `getmore` stay 0 as on mongod).
+#[derive(Debug, Default)]
+pub struct AppliedOps {
+    pub insert: AtomicU64,
+    pub update: AtomicU64,
+    pub delete: AtomicU64,
+    pub command: AtomicU64,
+    /// Entries applied while this member was a new primary catching up (`averageCatchUpOps`).
+    pub during_catch_up: AtomicU64,
+}
+
+impl AppliedOps {
+    /// Adds an applied batch's counts; `catching_up` when this member is a new primary catching up.
+    pub fn add(&self, counts: OpCounts, catching_up: bool) {
+        if catching_up {
+            self.during_catch_up.fetch_add(counts.entries, Ordering::Relaxed);
+        }
+        self.insert.fetch_add(counts.insert, Ordering::Relaxed);
+        self.update.fetch_add(counts.update, Ordering::Relaxed);
+        self.delete.fetch_add(counts.delete, Ordering::Relaxed);
+        self.command.fetch_add(counts.command, Ordering::Relaxed);
+    }
+}
+
+/// The entries of one batch by kind (no-ops are not counted).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpCounts {
+    insert: u64,
+    update: u64,
+    delete: u64,
+    command: u64,
+    /// Every entry, no-ops included.
+    entries: u64,
+}
+
+impl OpCounts {
+    pub fn of(batch: &[Document]) -> OpCounts {
+        let mut counts = OpCounts {
+            entries: batch.len() as u64,
+            ..OpCounts::default()
+        };
+        for entry in batch {
+            match entry.get_str("op") {
+                Ok("i") => counts.insert += 1,
+                Ok("u") => counts.update += 1,
+                Ok("d") => counts.delete += 1,
+                Ok("c") => counts.command += 1,
+                _ => {}
+            }
+        }
+        counts
+    }
 }
 
 impl Member {
@@ -157,6 +214,7 @@ impl Member {
             held_batches: Mutex::new(std::collections::VecDeque::new()),
             rbid: AtomicI32::new(rbid),
             fatal: watch::channel(None).0,
+            applied_ops: AppliedOps::default(),
         });
         if let Some(config) = config {
             member.install_machine(config)?;
@@ -617,6 +675,14 @@ impl Member {
             && let Some(machine) = slot.as_mut()
         {
             machine.set_elect_by_timestamp(on);
+        }
+    }
+
+    /// The replication machine's election metrics (all zero before the set is initiated).
+    pub fn election_metrics(&self) -> ElectionMetrics {
+        match self.machine.lock() {
+            Ok(slot) => slot.as_ref().map(|m| m.election_metrics().clone()).unwrap_or_default(),
+            Err(_) => ElectionMetrics::default(),
         }
     }
 

@@ -179,6 +179,9 @@ impl Member {
                 let Ok(coll) = entry.get_str("name").map(String::from) else {
                     continue;
                 };
+                if Namespace::new(&name, &coll).is_engine_view() {
+                    continue;
+                }
                 copied += self.clone_collection(conn, &name, &coll, &entry, timeout).await?;
             }
         }

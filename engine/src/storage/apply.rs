@@ -2,8 +2,9 @@
 //! (rollback).
 //!
 //! Application is idempotent, as MongoDB's is: an insert of an existing `_id` replaces it, an update or
-//! delete of a missing document does nothing, a repeated create or drop does nothing. Applied entries are
-//! appended to the local oplog verbatim (same `ts` and `t`), in the same transaction as their effects.
+//! delete of a missing document does nothing, a repeated create, drop or rename does nothing. Applied
+//! entries are appended to the local oplog verbatim (same `ts` and `t`), in the same transaction as their
+//! effects.
 
 use bson::{Bson, Document};
 use redb::ReadableTable;
@@ -138,12 +139,45 @@ impl WriteCtx<'_> {
                 let spec: Document = o.iter().skip(1).map(|(k, v)| (k.clone(), v.clone())).collect();
                 self.create_index(&Namespace::new(db, coll), &spec)
             }
+            "renameCollection" => self.apply_rename(o, uuid),
             "dropIndexes" => {
                 let index = o.get_str("index").unwrap_or("*");
                 Ok(self.drop_index(&Namespace::new(db, coll), index)? > 0)
             }
             other => Err(Error::bad_value(format!("unsupported command in oplog: {other}"))),
         }
+    }
+
+    /// A replicated rename. The source is found by the entry's UUID when a collection has it (a replay
+    /// after the rename already happened finds it under the new name and does nothing), else by name; a
+    /// missing source does nothing. A collection in the target's place is dropped: the primary checked
+    /// `dropTarget` before logging, so one found here is the one it dropped (or a stale copy).
+    fn apply_rename(&mut self, o: &Document, uuid: Option<bson::Uuid>) -> Result<bool> {
+        let from = o
+            .get_str("renameCollection")
+            .ok()
+            .and_then(Namespace::parse)
+            .ok_or_else(|| Error::bad_value("renameCollection entry without a source namespace"))?;
+        let to = o
+            .get_str("to")
+            .ok()
+            .and_then(Namespace::parse)
+            .ok_or_else(|| Error::bad_value("renameCollection entry without a target namespace"))?;
+        let stay_temp = o.get_bool("stayTemp").unwrap_or(false);
+        let by_uuid = match uuid {
+            Some(uuid) => self.collections(None)?.into_iter().find(|m| m.uuid == uuid),
+            None => None,
+        };
+        let source = match by_uuid {
+            Some(meta) => meta.ns,
+            None if self.collection(&from)?.is_some() => from,
+            None => return Ok(false),
+        };
+        if source == to {
+            return Ok(false);
+        }
+        self.rename_collection(&source, &to, true, stay_temp)?;
+        Ok(true)
     }
 
     /// Keeps the session table in step on secondaries, so a retry after failover is not applied twice.

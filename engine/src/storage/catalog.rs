@@ -28,6 +28,19 @@ impl Namespace {
     pub fn full(&self) -> String {
         format!("{}.{}", self.db, self.coll)
     }
+
+    /// The namespaces the engine serves from its own tables rather than a collection: the oplog, the
+    /// replica-set config, the feature compatibility version and the retryable-write sessions. Clients
+    /// read them; they are neither written, renamed nor cloned as collections.
+    pub fn is_engine_view(&self) -> bool {
+        matches!(
+            (self.db.as_str(), self.coll.as_str()),
+            ("local", "oplog.rs")
+                | ("local", "system.replset")
+                | ("admin", "system.version")
+                | ("config", "transactions")
+        )
+    }
 }
 
 impl std::fmt::Display for Namespace {

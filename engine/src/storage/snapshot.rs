@@ -7,7 +7,7 @@ use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinitio
 
 use super::catalog::{CollectionMeta, Namespace};
 use super::keystring;
-use super::{CATALOG, META, OPLOG, docs_table_name, storage_error};
+use super::{CATALOG, META, OPLOG, SESSIONS, docs_table_name, storage_error};
 use crate::error::Result;
 
 /// A consistent read-only view of a member's data.
@@ -159,6 +159,21 @@ impl Snapshot {
         let count = table.len().map_err(|e| storage_error("oplog len", e))?;
         let stats = table.stats().map_err(|e| storage_error("oplog stats", e))?;
         Ok((count, stats.stored_bytes()))
+    }
+
+    /// The retryable-write session records (`config.transactions`), and their stored size in bytes.
+    pub fn sessions(&self) -> Result<(Vec<Document>, u64)> {
+        let table = self
+            .txn
+            .open_table(SESSIONS)
+            .map_err(|e| storage_error("sessions", e))?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(|e| storage_error("sessions scan", e))? {
+            let (_, value) = item.map_err(|e| storage_error("sessions scan", e))?;
+            out.push(decode(value.value())?);
+        }
+        let stats = table.stats().map_err(|e| storage_error("sessions stats", e))?;
+        Ok((out, stats.stored_bytes()))
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<Document>> {

@@ -273,6 +273,65 @@ impl<'a> WriteCtx<'a> {
         Ok(true)
     }
 
+    /// Renames a collection, within or across databases, in one step: it keeps its UUID, documents and
+    /// indexes (their tables are named by UUID). An existing target is dropped first when `drop_target`,
+    /// else `NamespaceExists` (48); a missing source is `NamespaceNotFound` (26). Logged as one entry in
+    /// MongoDB's shape: `{renameCollection, to, stayTemp, dropTarget: <dropped UUID>?}` with `o2.numRecords`
+    /// of the dropped target. Without `stay_temp` the `temp` option is cleared, as mongod does.
+    pub fn rename_collection(
+        &mut self,
+        from: &Namespace,
+        to: &Namespace,
+        drop_target: bool,
+        stay_temp: bool,
+    ) -> Result<()> {
+        let Some(mut meta) = self.collection(from)? else {
+            return Err(Error::new(
+                code::NAMESPACE_NOT_FOUND,
+                format!("Source collection {from} does not exist"),
+            ));
+        };
+        let mut dropped = None;
+        if let Some(target) = self.collection(to)? {
+            if !drop_target {
+                return Err(Error::new(code::NAMESPACE_EXISTS, "target namespace exists"));
+            }
+            let records = self.count_documents(to)?;
+            let uuid = target.uuid_bson();
+            self.unlogged(|w| w.drop_collection(to))?;
+            dropped = Some((uuid, records));
+        }
+        {
+            let txn = self.txn;
+            let mut catalog = txn.open_table(CATALOG).map_err(|e| self.fatal("catalog", e))?;
+            catalog
+                .remove(from.full().as_str())
+                .map_err(|e| self.fatal("catalog remove", e))?;
+        }
+        meta.ns = to.clone();
+        if !stay_temp {
+            meta.options.remove("temp");
+        }
+        self.put_collection(&meta)?;
+        let mut o = doc! {"renameCollection": from.full(), "to": to.full(), "stayTemp": stay_temp};
+        let mut o2 = None;
+        if let Some((uuid, records)) = dropped {
+            o.insert("dropTarget", uuid);
+            o2 = Some(doc! {"numRecords": records as i64});
+        }
+        if from.db != "local" && to.db != "local" {
+            self.log(NewEntry {
+                op: "c",
+                ns: format!("{}.$cmd", from.db),
+                ui: Some(meta.uuid_bson()),
+                o,
+                o2,
+                session: None,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Drops every collection of a database.
     pub fn drop_database(&mut self, db: &str) -> Result<usize> {
         let metas = self.collections(Some(db))?;
@@ -599,7 +658,8 @@ impl<'a> WriteCtx<'a> {
                 .retain_in(from.as_slice()..=to.as_slice(), |_, _| false)
                 .map_err(|e| self.fatal("session statements truncate", e))?;
             drop(stmts);
-            let record = doc! {"txnNumber": stmt.txn_number, "lastWrite": crate::clock::now()};
+            let record =
+                doc! {"lsid": stmt.lsid.clone(), "txnNumber": stmt.txn_number, "lastWrite": crate::clock::now()};
             let bytes = record.to_vec()?;
             let key = keystring::encode(&Bson::Document(stmt.lsid.clone()));
             let mut table = txn.open_table(SESSIONS).map_err(|e| self.fatal("sessions", e))?;

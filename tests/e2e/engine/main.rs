@@ -8,6 +8,7 @@ mod t40_sessions_and_oplog;
 mod t50_crash;
 mod t60_malformed;
 mod t70_startup_options;
+mod t80_introspection;
 
 use std::path::Path;
 

@@ -5,6 +5,7 @@ mod t10_election_and_replication;
 mod t20_failover;
 mod t30_rollback;
 mod t40_membership;
+mod t50_rename_and_metrics;
 mod t50_tutorial_membership;
 mod t60_heavy_queries;
 

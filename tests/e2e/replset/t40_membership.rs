@@ -160,6 +160,14 @@ async fn step_down_hands_over() -> anyhow::Result<()> {
     let new = wait_for_primary(&nodes, &[old]).await?;
     assert_ne!(new, old);
     assert_eq!(state_of(&nodes[old]).await, Some(2));
+    // The hand-over is a replSetStepUp to the successor: serverStatus counts it as such.
+    let mut step_ups = 0;
+    for node in nodes.iter().enumerate().filter(|(i, _)| *i != old).map(|(_, n)| n) {
+        let status = raw_command(node.port, doc! {"serverStatus": 1, "$db": "admin"}).await?;
+        let counter = status.get_document("electionMetrics")?.get_document("stepUpCmd")?;
+        step_ups += counter.get_i64("called")?;
+    }
+    assert!(step_ups >= 1, "the old primary asked a successor to step up");
     let not_primary = raw_command(nodes[old].port, doc! {"replSetStepDown": 30, "$db": "admin"}).await?;
     assert_eq!(not_primary.get_i32("code")?, 10107, "{not_primary}");
     Ok(())

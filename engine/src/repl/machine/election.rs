@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use super::io::Action;
 use super::messages::{LastVote, VoteRequest, VoteResponse};
+use super::metrics::{CatchUpConclusion, ElectionReason};
 use super::{Candidacy, LeaderPhase, ReplMachine};
 use crate::repl::optime::OpTime;
 
@@ -16,12 +17,17 @@ impl ReplMachine {
     /// Starts a dry run when the election timer has run out.
     pub(super) fn check_election_timer(&mut self) {
         if self.can_stand() && self.now_ms >= self.election_deadline_ms {
+            let reason = if self.single_node_prompt && self.is_lone_voter() {
+                ElectionReason::FreezeTimeout
+            } else {
+                ElectionReason::ElectionTimeout
+            };
             self.outbox.push(Action::Log(format!(
                 "no primary heard from within electionTimeoutMillis ({} ms): standing for election after term {}",
                 self.election_timeout_ms(),
                 self.term
             )));
-            self.start_dry_run();
+            self.start_dry_run(reason);
         }
     }
 
@@ -56,7 +62,7 @@ impl ReplMachine {
                     self.self_priority(),
                     self.term
                 )));
-                self.start_dry_run();
+                self.start_dry_run(ElectionReason::PriorityTakeover);
             }
             Some(_) => {}
         }
@@ -93,18 +99,20 @@ impl ReplMachine {
                 "member {from} stepped down and asked this member to step up: standing for election after term {}",
                 self.term
             )));
-            self.start_real_election();
+            self.start_real_election(ElectionReason::StepUpCmd);
         }
     }
 
-    pub(super) fn start_dry_run(&mut self) {
-        self.start_candidacy(true, self.term);
+    pub(super) fn start_dry_run(&mut self, reason: ElectionReason) {
+        self.start_candidacy(reason, true, self.term);
     }
 
-    pub(super) fn start_real_election(&mut self) {
+    pub(super) fn start_real_election(&mut self, reason: ElectionReason) {
         let Some(self_id) = self.self_id else {
             return;
         };
+        self.metrics.called(reason);
+        self.single_node_prompt = false;
         self.term += 1;
         self.last_vote = Some(LastVote {
             term: self.term,
@@ -114,15 +122,16 @@ impl ReplMachine {
         if self.primary_id.is_some() {
             self.set_primary(None);
         }
-        self.start_candidacy(false, self.term);
+        self.start_candidacy(reason, false, self.term);
     }
 
-    fn start_candidacy(&mut self, dry_run: bool, term: i64) {
+    fn start_candidacy(&mut self, reason: ElectionReason, dry_run: bool, term: i64) {
         let Some(self_id) = self.self_id else {
             return;
         };
         self.takeover_deadline_ms = None;
         self.candidacy = Some(Candidacy {
+            reason,
             dry_run,
             term,
             votes: BTreeSet::from([self_id]),
@@ -183,11 +192,11 @@ impl ReplMachine {
         if candidacy.votes.len() < self.config.majority_vote_count() {
             return;
         }
-        let dry_run = candidacy.dry_run;
+        let (dry_run, reason) = (candidacy.dry_run, candidacy.reason);
         let voters: Vec<String> = candidacy.votes.iter().map(i32::to_string).collect();
         self.candidacy = None;
         if dry_run {
-            self.start_real_election();
+            self.start_real_election(reason);
         } else {
             self.outbox.push(Action::Log(format!(
                 "won the election for term {} with votes from members [{}] ({} needed of {} voters)",
@@ -196,6 +205,7 @@ impl ReplMachine {
                 self.config.majority_vote_count(),
                 self.config.voting_member_count()
             )));
+            self.metrics.won(reason);
             self.become_primary();
         }
     }
@@ -209,6 +219,13 @@ impl ReplMachine {
         self.clear_follower_timers();
         let timeout = self.config.settings.catch_up_timeout_millis;
         let deadline_ms = (timeout >= 0).then_some(self.now_ms + timeout);
+        // As mongod counts it: no catch-up in a one-member set or with a zero timeout; otherwise one more
+        // catch-up, concluded later (already caught up, succeeded, timed out or failed).
+        if self.config.members.len() == 1 || timeout == 0 {
+            self.metrics.concluded(CatchUpConclusion::Skipped);
+        } else {
+            self.catch_up_pending = true;
+        }
         self.leader_phase = Some(LeaderPhase::CatchingUp {
             since_ms: self.now_ms,
             deadline_ms,

@@ -4,11 +4,11 @@
 
 use super::io::Action;
 use super::messages::MemberPosition;
+use super::metrics::CatchUpConclusion;
 use super::{LeaderPhase, ReplMachine};
 use crate::repl::optime::OpTime;
 
 impl ReplMachine {
-    /// Ends catch-up once our applied optime reached the target.
     /// Catch-up ends once every other member has answered (or failed, or is down) since we won and none
     /// that answered is ahead of us — as mongod's `latestKnownOpTimeSinceHeartbeatRestart`. Reports from
     /// before the election never set the target: the member that sent them may be the dead old primary.
@@ -16,6 +16,14 @@ impl ReplMachine {
         if let Some(target) = self.catch_up_target()
             && !self.is_newer(&target, &self.applied)
         {
+            let fetched = self
+                .election
+                .is_some_and(|(_, won_at)| self.is_newer(&self.applied, &won_at));
+            self.conclude_catch_up(if fetched {
+                CatchUpConclusion::Succeeded
+            } else {
+                CatchUpConclusion::AlreadyCaughtUp
+            });
             self.finish_catch_up();
         }
     }
@@ -44,6 +52,7 @@ impl ReplMachine {
         }) = self.leader_phase
             && self.now_ms >= deadline
         {
+            self.conclude_catch_up(CatchUpConclusion::TimedOut);
             self.finish_catch_up();
         }
     }

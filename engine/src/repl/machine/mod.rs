@@ -22,6 +22,7 @@ mod io;
 mod leader;
 mod members;
 mod messages;
+mod metrics;
 mod status;
 mod stepdown;
 mod sync_source;
@@ -39,6 +40,7 @@ pub use members::MemberView;
 pub use messages::{
     HeartbeatRequest, HeartbeatResponse, LastVote, MemberPosition, PersistedElectionState, VoteRequest, VoteResponse,
 };
+pub use metrics::{CatchUpConclusion, ElectionMetrics, ElectionReason, ReasonCounter};
 pub use status::{MemberStatus, ReplStatus};
 
 use super::config::ReplSetConfig;
@@ -69,6 +71,7 @@ pub struct MachineStart {
 /// An election this member is running.
 #[derive(Debug, Clone, PartialEq)]
 struct Candidacy {
+    reason: ElectionReason,
     dry_run: bool,
     term: i64,
     votes: BTreeSet<i32>,
@@ -131,6 +134,13 @@ pub struct ReplMachine {
     /// Fail point `electByTimestamp`: optimes compare by timestamp alone, ignoring terms (see
     /// [`ReplMachine::is_newer`]).
     elect_by_timestamp: bool,
+    /// `serverStatus.electionMetrics`.
+    metrics: ElectionMetrics,
+    /// A catch-up counted in `numCatchUps` is under way: its conclusion is still to be counted.
+    catch_up_pending: bool,
+    /// A one-voter set whose freeze or step-down period was set: its next election is a prompt one
+    /// (`freezeTimeout`).
+    single_node_prompt: bool,
 }
 
 impl ReplMachine {
@@ -167,6 +177,9 @@ impl ReplMachine {
             rng: SplitMix64::new(start.seed),
             outbox: Vec::new(),
             elect_by_timestamp: false,
+            metrics: ElectionMetrics::default(),
+            catch_up_pending: false,
+            single_node_prompt: false,
         };
         machine.adopt_config_members();
         machine.state = machine.resting_state();
@@ -389,6 +402,8 @@ impl ReplMachine {
         self.candidacy = None;
         self.persist_election_state();
         if self.state.is_primary() {
+            self.metrics.step_downs_caused_by_higher_term += 1;
+            self.conclude_catch_up(CatchUpConclusion::FailedWithNewTerm);
             self.step_down_now("a higher term was seen");
         }
         if self.primary_id == self.self_id {

@@ -2,6 +2,7 @@
 //! catch-up wait and hand-over to a caught-up electable secondary, and `replSetFreeze`.
 
 use super::io::Action;
+use super::metrics::CatchUpConclusion;
 use super::{PendingStepDown, ReplMachine};
 use crate::repl::error::ReplError;
 use crate::repl::state::MemberState;
@@ -16,6 +17,7 @@ impl ReplMachine {
             "stepping down from PRIMARY in term {}: {reason}",
             self.term
         )));
+        self.conclude_catch_up(CatchUpConclusion::FailedWithError);
         self.leader_phase = None;
         self.candidacy = None;
         if self.primary_id == self.self_id {
@@ -111,7 +113,12 @@ impl ReplMachine {
         };
         let successor = self.caught_up_electable_secondary();
         self.frozen_until_ms = self.now_ms.saturating_add(pending.freeze_ms);
+        self.single_node_prompt = self.is_lone_voter();
         self.step_down_now("replSetStepDown");
+        if self.single_node_prompt {
+            // mongod's single-node prompt election: stand again as soon as the step-down period ends.
+            self.election_deadline_ms = self.frozen_until_ms;
+        }
         if let Some(to) = successor {
             self.outbox.push(Action::SendStepUp { to });
         }
@@ -154,6 +161,7 @@ impl ReplMachine {
         if self.state.is_primary() {
             return Err(ReplError::not_secondary("cannot freeze a primary; step it down first"));
         }
+        self.single_node_prompt = self.is_lone_voter();
         if secs <= 0 {
             self.frozen_until_ms = 0;
             if self.is_lone_voter() {

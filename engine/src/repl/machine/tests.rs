@@ -1056,3 +1056,160 @@ fn a_rollback_past_the_commit_point_is_refused() {
         "rolling back to before the commit point would undo majority-committed writes"
     );
 }
+
+#[test]
+fn election_metrics_count_elections_by_reason() {
+    // A three-member election won after the election timer: electionTimeout called and successful.
+    let primary = elect(&config(3), op(1, 1), op(2, 2));
+    let metrics = primary.election_metrics();
+    assert_eq!(
+        metrics.election_timeout,
+        ReasonCounter {
+            called: 1,
+            successful: 1
+        }
+    );
+    assert_eq!(metrics.step_up_cmd, ReasonCounter::default());
+    assert_eq!(metrics.catch_ups_already_caught_up, 1, "nobody was ahead of the winner");
+    assert_eq!(metrics.catch_ups, 0);
+
+    // A dry run alone is not an election: nothing is counted until the real one starts.
+    let mut candidate = start(&config(3), 0, 1, op(1, 1));
+    candidate.handle(AFTER_TIMEOUT, Event::Tick);
+    assert_eq!(candidate.election_metrics().election_timeout.called, 0);
+
+    // replSetStepUp: stepUpCmd.
+    let mut successor = start(&config(3), 1, 3, op(1, 3));
+    successor.handle(10, Event::StepUpRequested { from: 0 });
+    assert_eq!(
+        successor.election_metrics().step_up_cmd,
+        ReasonCounter {
+            called: 1,
+            successful: 0
+        }
+    );
+    successor.handle(
+        10,
+        Event::VoteResponse {
+            from: 2,
+            response: grant(4, false),
+        },
+    );
+    assert!(successor.state().is_primary());
+    assert_eq!(
+        successor.election_metrics().step_up_cmd,
+        ReasonCounter {
+            called: 1,
+            successful: 1
+        }
+    );
+}
+
+#[test]
+fn election_metrics_count_higher_term_step_downs_and_catch_ups() {
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    primary.handle(1_300, heartbeat_reply(&primary, 1, MemberState::Secondary, 7, op(2, 2)));
+    assert_eq!(primary.election_metrics().step_downs_caused_by_higher_term, 1);
+
+    // Behind a member: a catch-up that succeeds once we reach its optime.
+    let mut machine = start(&config(3), 0, 1, op(5, 1));
+    machine.handle(10, heartbeat_reply(&machine, 2, MemberState::Secondary, 1, op(8, 1)));
+    machine.handle(AFTER_TIMEOUT, Event::Tick);
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(1, true),
+        },
+    );
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(2, false),
+        },
+    );
+    machine.handle(
+        AFTER_TIMEOUT + 1,
+        heartbeat_reply(&machine, 1, MemberState::Secondary, 2, op(5, 1)),
+    );
+    machine.handle(
+        AFTER_TIMEOUT + 2,
+        heartbeat_reply(&machine, 2, MemberState::Secondary, 2, op(8, 1)),
+    );
+    machine.handle(
+        AFTER_TIMEOUT + 5,
+        Event::LocalApplied {
+            optime: op(8, 1),
+            wall_ms: 0,
+        },
+    );
+    assert_eq!(machine.election_metrics().catch_ups, 1);
+    assert_eq!(machine.election_metrics().catch_ups_succeeded, 1);
+
+    // Behind a member that never comes: the catch-up times out.
+    let mut config = config(3);
+    config.settings.catch_up_timeout_millis = 300;
+    let mut machine = start(&config, 0, 1, op(5, 1));
+    machine.handle(10, heartbeat_reply(&machine, 2, MemberState::Secondary, 1, op(8, 1)));
+    machine.handle(AFTER_TIMEOUT, Event::Tick);
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(1, true),
+        },
+    );
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(2, false),
+        },
+    );
+    machine.handle(
+        AFTER_TIMEOUT + 1,
+        heartbeat_reply(&machine, 1, MemberState::Secondary, 2, op(5, 1)),
+    );
+    machine.handle(
+        AFTER_TIMEOUT + 2,
+        heartbeat_reply(&machine, 2, MemberState::Secondary, 2, op(8, 1)),
+    );
+    machine.handle(AFTER_TIMEOUT + 300, Event::Tick);
+    let metrics = machine.election_metrics();
+    assert_eq!((metrics.catch_ups, metrics.catch_ups_timed_out), (1, 1));
+}
+
+#[test]
+fn election_metrics_single_node_prompt_election_is_a_freeze_timeout() {
+    let mut machine = start(&config(1), 0, 0, OpTime::null());
+    machine.handle(0, Event::Tick);
+    machine.handle(
+        1,
+        Event::StepUpCompleted {
+            term: 1,
+            noop: op(1, 1),
+        },
+    );
+    let metrics = machine.election_metrics();
+    assert_eq!(
+        metrics.election_timeout,
+        ReasonCounter {
+            called: 1,
+            successful: 1
+        }
+    );
+    assert_eq!(metrics.catch_ups_skipped, 1, "no catch-up in a one-member set");
+    // Stepped down (frozen for 0 s), the lone voter stands again at once: mongod's single-node prompt election.
+    machine.step_down(2, 1, 0, 0, true).expect("step down");
+    assert!(!machine.state().is_primary());
+    machine.handle(3, Event::Tick);
+    assert!(machine.state().is_primary());
+    assert_eq!(
+        machine.election_metrics().freeze_timeout,
+        ReasonCounter {
+            called: 1,
+            successful: 1
+        }
+    );
+}
