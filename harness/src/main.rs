@@ -4,6 +4,7 @@ mod check;
 mod cluster;
 mod cluster_cmd;
 mod gate;
+mod input;
 mod logging;
 mod nemesis;
 mod node;
@@ -55,10 +56,15 @@ impl std::error::Error for UsageError {}
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
+        // Help and version requests are successes.
+        Err(err) if !err.use_stderr() => {
             let _ = err.print();
-            // Help and version requests are successes; anything else is a bad argument (Jepsen's 254).
-            std::process::exit(if err.use_stderr() { 254 } else { 0 });
+            std::process::exit(0);
+        }
+        // Anything else is a bad argument: one line, Jepsen's 254.
+        Err(err) => {
+            eprintln!("faultline: {}", one_line(&err));
+            std::process::exit(254);
         }
     };
     let code = match &cli.command {
@@ -80,5 +86,61 @@ fn main() {
             eprintln!("faultline: error: {err:#}");
             std::process::exit(255);
         }
+    }
+}
+
+/// A clap error as one line: `--rate: -5 is not a valid rate: ...` for a value our parsers refused (their
+/// message names the value and the accepted ones), else clap's own text without the usage block and the
+/// pointer to `--help`, its lines joined.
+fn one_line(err: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() == ErrorKind::ValueValidation
+        && let (Some(ContextValue::String(arg)), Some(source)) =
+            (err.get(ContextKind::InvalidArg), std::error::Error::source(err))
+    {
+        let flag = arg.split(' ').next().unwrap_or(arg);
+        return format!("{flag}: {source}");
+    }
+    let text = err.render().to_string();
+    let mut joined = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.push_str(if line.starts_with("tip:") { "; " } else { " " });
+        }
+        joined.push_str(line.trim_start_matches("error: "));
+    }
+    joined
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    fn refusal(args: &[&str]) -> String {
+        let err = Cli::command().try_get_matches_from(args).expect_err("refused");
+        one_line(&err)
+    }
+
+    #[test]
+    fn clap_errors_are_one_line_naming_the_value() {
+        let rate = refusal(&["faultline", "test", "--rate", "-5"]);
+        assert_eq!(
+            rate,
+            "--rate: -5 is not a valid rate: must be 0 (unpaced) or from 0.001 to 1000000 operations per second"
+        );
+        let fault = refusal(&["faultline", "bench", "failover", "--fault", "flood"]);
+        assert!(
+            !fault.contains('\n') && fault.contains("'flood'") && fault.contains("kill"),
+            "{fault}"
+        );
+        let unknown = refusal(&["faultline", "cluster", "--nodez", "3"]);
+        assert!(!unknown.contains('\n') && unknown.contains("--nodez"), "{unknown}");
     }
 }
