@@ -1,6 +1,6 @@
 //! `faultline cluster`: a local replica set in one command — start, initiate, wait for a primary, print the
-//! URI and a status line per member, run until Ctrl-C (or SIGTERM), then shut every member down. Every flag
-//! is checked before anything starts.
+//! URI and a status line per member, run until Ctrl-C (or SIGTERM or SIGHUP), then shut every member down.
+//! Every flag is checked before anything starts; the members die with the harness however it dies.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -126,17 +126,21 @@ async fn start(spec: ClusterSpec, wait: Duration) -> anyhow::Result<Cluster> {
     Ok(cluster)
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Resolves on Ctrl-C, SIGTERM or SIGHUP (a closed terminal or SSH session stops the harness cleanly, as
+/// Ctrl-C does, instead of killing it and orphaning its members).
 pub async fn interrupted() {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
+    let term = signal(SignalKind::terminate());
+    let hangup = signal(SignalKind::hangup());
+    match (term, hangup) {
+        (Ok(mut term), Ok(mut hangup)) => {
             tokio::select! {
                 _ = term.recv() => {}
+                _ = hangup.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
         }
-        Err(_) => {
+        _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
     }

@@ -8,6 +8,7 @@ mod input;
 mod logging;
 mod nemesis;
 mod node;
+mod parent_watch;
 mod proxy;
 mod recorder;
 mod report_cmd;
@@ -26,7 +27,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one member of the bundled MongoDB-compatible database (mongod's flags and config keys).
-    Node(node::NodeArgs),
+    Node(NodeCommand),
     /// Check a recorded history for consistency anomalies.
     Check(check::CheckArgs),
     /// Re-render a stored run's plots and report.html (or every run of a store and its index.html).
@@ -39,6 +40,16 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run a suite of scenarios with expected verdicts (a CI gate); JUnit XML and Markdown on request.
     Gate(gate::GateArgs),
+}
+
+/// `faultline node`: the member's own flags, plus the hidden one the harness adds to the members it starts.
+#[derive(clap::Args, Debug)]
+struct NodeCommand {
+    #[command(flatten)]
+    args: node::NodeArgs,
+    /// Die with process PID, the harness that started this member (see [`parent_watch`]).
+    #[arg(long, value_name = "PID", hide = true)]
+    die_with_parent: Option<u32>,
 }
 
 /// A bad flag, config file or argument: exit code 254, as Jepsen does.
@@ -68,11 +79,17 @@ fn main() {
         }
     };
     let code = match &cli.command {
-        Command::Node(args) => node::run(args),
+        Command::Node(command) => match command.die_with_parent {
+            Some(parent) => parent_watch::die_with_parent(parent).and_then(|()| node::run(&command.args)),
+            None => node::run(&command.args),
+        },
         Command::Check(args) => check::run(args),
         Command::Report(args) => report_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
-        Command::Test(args) => test_cmd::run(args),
+        Command::Test(args) => match args.die_with_parent {
+            Some(parent) => parent_watch::die_with_parent(parent).and_then(|()| test_cmd::run(args)),
+            None => test_cmd::run(args),
+        },
         Command::Bench(args) => bench::run(args),
         Command::Gate(args) => gate::run(args),
     };
@@ -142,5 +159,13 @@ mod tests {
         );
         let unknown = refusal(&["faultline", "cluster", "--nodez", "3"]);
         assert!(!unknown.contains('\n') && unknown.contains("--nodez"), "{unknown}");
+    }
+
+    #[test]
+    fn the_die_with_parent_flag_is_hidden() {
+        let mut command = Cli::command();
+        let node = command.find_subcommand_mut("node").expect("node");
+        let help = node.render_long_help().to_string();
+        assert!(help.contains("--dbpath") && !help.contains("die-with-parent"), "{help}");
     }
 }

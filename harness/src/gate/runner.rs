@@ -64,6 +64,8 @@ fn run_child(env: &RunEnv, scenario: &Scenario, seed: u64) -> Result<Found, Stri
         .arg("test")
         .arg("--config")
         .arg(&spec_path)
+        // The run (and through it its members) dies with the gate, however the gate dies.
+        .args(["--die-with-parent", &std::process::id().to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(stderr))

@@ -87,6 +87,9 @@ pub struct TestArgs {
     /// Keep the cluster up after the run and print how to reach and stop it.
     #[arg(long)]
     pub leave_running: bool,
+    /// Die with process PID (`faultline gate` runs its tests so; see [`crate::parent_watch`]).
+    #[arg(long, value_name = "PID", hide = true)]
+    pub die_with_parent: Option<u32>,
 }
 
 impl TestArgs {
