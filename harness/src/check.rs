@@ -20,6 +20,14 @@ use serde_json::Value;
 /// Exit code for bad arguments or unreadable input.
 const BAD_ARGUMENTS: i32 = 254;
 
+/// `--threads`.
+const THREADS: crate::input::Whole = crate::input::Whole {
+    what: "number of threads",
+    min: 0,
+    max: 1024,
+    why: " (0: one per core)",
+};
+
 /// Flags of `faultline check`.
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
@@ -36,13 +44,13 @@ pub struct CheckArgs {
     #[arg(long)]
     pub initial: Option<String>,
     /// Time budget for the linearizability search, e.g. `30s`, `500ms` (default: none).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub timeout: Option<String>,
     /// Checkers to run, comma-separated: linearizable, stale-reads, sessions, set (default: linearizable).
     #[arg(long, value_delimiter = ',')]
     pub checker: Vec<String>,
-    /// Worker threads for the linearizability search (default: one per core).
-    #[arg(long, default_value_t = 0)]
+    /// Worker threads for the linearizability search, up to 1024 (default, 0: one per core).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = THREADS.parser::<usize>())]
     pub threads: usize,
     /// Print the result as JSON instead of a summary.
     #[arg(long)]

@@ -1,41 +1,58 @@
 //! `faultline cluster`: a local replica set in one command — start, initiate, wait for a primary, print the
-//! URI and a status line per member, run until Ctrl-C (or SIGTERM), then shut every member down.
+//! URI and a status line per member, run until Ctrl-C (or SIGTERM or SIGHUP), then shut every member down.
+//! Every flag is checked before anything starts; the members die with the harness however it dies.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::UsageError;
 use crate::cluster::{Cluster, ClusterSpec, registry};
+use crate::input::{self, MAX_SECONDS, Whole};
+use crate::test_cmd::spec::{ARBITERS, NODES};
+
+/// Ports members may use.
+const PORT: Whole = Whole {
+    what: "port",
+    min: 1,
+    max: 65535,
+    why: "",
+};
+/// How long to wait for a primary.
+const WAIT_SECS: Whole = Whole {
+    what: "number of seconds",
+    min: 1,
+    max: MAX_SECONDS as u64,
+    why: " (30 days)",
+};
 
 /// Flags of `faultline cluster`.
 #[derive(clap::Args, Debug)]
 pub struct ClusterArgs {
-    /// Data-bearing members.
-    #[arg(long, default_value_t = 3)]
+    /// Data-bearing members; with the arbiters at most 7.
+    #[arg(long, default_value_t = 3, allow_hyphen_values = true, value_parser = NODES.parser::<usize>())]
     pub nodes: usize,
     /// Arbiters (vote, hold no data).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = ARBITERS.parser::<usize>())]
     pub arbiters: usize,
-    /// Port of the first member; the others use the next ports.
-    #[arg(long, default_value_t = 27017)]
+    /// Port of the first member; the others use the next ports (the last must be at most 65535).
+    #[arg(long, default_value_t = 27017, allow_hyphen_values = true, value_parser = PORT.parser::<u16>())]
     pub base_port: u16,
     /// Directory for the members' data and logs (`<dir>/nodes/<n>/`).
     #[arg(long, default_value = "faultline-cluster")]
     pub dir: PathBuf,
     /// Replica-set name.
-    #[arg(long = "replSet", default_value = "rs0")]
+    #[arg(long = "replSet", default_value = "rs0", allow_hyphen_values = true)]
     pub repl_set: String,
-    /// How long to wait for a primary.
-    #[arg(long, default_value_t = 60)]
+    /// How long to wait for a primary, in seconds.
+    #[arg(long, default_value_t = 60, allow_hyphen_values = true, value_parser = WAIT_SECS.parser::<u64>())]
     pub wait_secs: u64,
 }
 
 /// Runs the cluster until interrupted; returns the exit code.
 pub fn run(args: &ClusterArgs) -> anyhow::Result<i32> {
-    if args.nodes == 0 || args.nodes + args.arbiters > 50 {
-        return Err(crate::UsageError("--nodes must be 1..=50 (with the arbiters)".into()).into());
-    }
+    validate(args).map_err(UsageError)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,6 +88,35 @@ async fn serve(args: &ClusterArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Every check of the flags that clap's parsers cannot make alone.
+fn validate(args: &ClusterArgs) -> Result<(), String> {
+    let members = args.nodes + args.arbiters;
+    if members as u64 > input::MAX_MEMBERS {
+        return Err(format!(
+            "--nodes {} with --arbiters {} is not a valid replica set: at most {} members in all \
+             (MongoDB's limit of voting members; every member votes)",
+            args.nodes,
+            args.arbiters,
+            input::MAX_MEMBERS
+        ));
+    }
+    let last = usize::from(args.base_port) + members - 1;
+    if last > 65535 {
+        return Err(format!(
+            "--base-port {} leaves no room for {members} members (the last would be port {last}): use at most {}",
+            args.base_port,
+            65536 - members
+        ));
+    }
+    if args.repl_set.is_empty() || args.repl_set.contains(['/', ' ', '\0']) {
+        return Err(format!(
+            "--replSet {:?} is not a valid replica-set name: a non-empty name without '/' or spaces",
+            args.repl_set
+        ));
+    }
+    Ok(())
+}
+
 async fn start(spec: ClusterSpec, wait: Duration) -> anyhow::Result<Cluster> {
     let cluster = Cluster::start(spec).await?;
     if !cluster.is_initiated().await {
@@ -80,18 +126,66 @@ async fn start(spec: ClusterSpec, wait: Duration) -> anyhow::Result<Cluster> {
     Ok(cluster)
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Resolves on Ctrl-C, SIGTERM or SIGHUP (a closed terminal or SSH session stops the harness cleanly, as
+/// Ctrl-C does, instead of killing it and orphaning its members).
 pub async fn interrupted() {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
+    let term = signal(SignalKind::terminate());
+    let hangup = signal(SignalKind::hangup());
+    match (term, hangup) {
+        (Ok(mut term), Ok(mut hangup)) => {
             tokio::select! {
                 _ = term.recv() => {}
+                _ = hangup.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
         }
-        Err(_) => {
+        _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ClusterArgs,
+    }
+
+    fn check(args: &[&str]) -> Result<(), String> {
+        let cli =
+            Cli::try_parse_from(std::iter::once("cluster").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+        validate(&cli.args)
+    }
+
+    #[test]
+    fn every_member_port_must_fit_below_65536() {
+        assert!(check(&["--base-port", "65533"]).is_ok());
+        let refused = check(&["--base-port", "65534"]).expect_err("65536 is no port");
+        assert_eq!(
+            refused,
+            "--base-port 65534 leaves no room for 3 members (the last would be port 65536): use at most 65533"
+        );
+        assert!(check(&["--base-port", "65535", "--nodes", "1"]).is_ok());
+        assert!(check(&["--base-port", "0"]).is_err() && check(&["--base-port", "70000"]).is_err());
+    }
+
+    #[test]
+    fn member_counts_names_and_waits_are_bounded() {
+        assert!(check(&["--nodes", "5", "--arbiters", "2"]).is_ok());
+        assert!(
+            check(&["--nodes", "5", "--arbiters", "3"])
+                .expect_err("8")
+                .contains("at most 7")
+        );
+        assert!(check(&["--nodes", "-1"]).expect_err("-1").contains("-1"));
+        assert!(check(&["--replSet", "a/b"]).expect_err("slash").contains("\"a/b\""));
+        assert!(check(&["--wait-secs", "0"]).is_err() && check(&["--wait-secs", "99999999999999"]).is_err());
     }
 }

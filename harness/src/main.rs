@@ -5,9 +5,11 @@ mod cluster;
 mod cluster_cmd;
 mod daemon;
 mod gate;
+mod input;
 mod logging;
 mod nemesis;
 mod node;
+mod parent_watch;
 mod proxy;
 mod recorder;
 mod report_cmd;
@@ -26,7 +28,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one member of the bundled MongoDB-compatible database (mongod's flags and config keys).
-    Node(node::NodeArgs),
+    Node(NodeCommand),
     /// Check a recorded history for consistency anomalies.
     Check(check::CheckArgs),
     /// Re-render a stored run's plots and report.html (or every run of a store and its index.html).
@@ -39,6 +41,16 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run a suite of scenarios with expected verdicts (a CI gate); JUnit XML and Markdown on request.
     Gate(gate::GateArgs),
+}
+
+/// `faultline node`: the member's own flags, plus the hidden one the harness adds to the members it starts.
+#[derive(clap::Args, Debug)]
+struct NodeCommand {
+    #[command(flatten)]
+    args: node::NodeArgs,
+    /// Die with process PID, the harness that started this member (see [`parent_watch`]).
+    #[arg(long, value_name = "PID", hide = true)]
+    die_with_parent: Option<u32>,
 }
 
 /// A bad flag, config file or argument: exit code 254, as Jepsen does.
@@ -56,18 +68,29 @@ impl std::error::Error for UsageError {}
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
+        // Help and version requests are successes.
+        Err(err) if !err.use_stderr() => {
             let _ = err.print();
-            // Help and version requests are successes; anything else is a bad argument (Jepsen's 254).
-            std::process::exit(if err.use_stderr() { 254 } else { 0 });
+            std::process::exit(0);
+        }
+        // Anything else is a bad argument: one line, Jepsen's 254.
+        Err(err) => {
+            eprintln!("faultline: {}", one_line(&err));
+            std::process::exit(254);
         }
     };
     let code = match &cli.command {
-        Command::Node(args) => node::run(args),
+        Command::Node(command) => match command.die_with_parent {
+            Some(parent) => parent_watch::die_with_parent(parent).and_then(|()| node::run(&command.args)),
+            None => node::run(&command.args),
+        },
         Command::Check(args) => check::run(args),
         Command::Report(args) => report_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
-        Command::Test(args) => test_cmd::run(args),
+        Command::Test(args) => match args.die_with_parent {
+            Some(parent) => parent_watch::die_with_parent(parent).and_then(|()| test_cmd::run(args)),
+            None => test_cmd::run(args),
+        },
         Command::Bench(args) => bench::run(args),
         Command::Gate(args) => gate::run(args),
     };
@@ -81,5 +104,69 @@ fn main() {
             eprintln!("faultline: error: {err:#}");
             std::process::exit(255);
         }
+    }
+}
+
+/// A clap error as one line: `--rate: -5 is not a valid rate: ...` for a value our parsers refused (their
+/// message names the value and the accepted ones), else clap's own text without the usage block and the
+/// pointer to `--help`, its lines joined.
+fn one_line(err: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() == ErrorKind::ValueValidation
+        && let (Some(ContextValue::String(arg)), Some(source)) =
+            (err.get(ContextKind::InvalidArg), std::error::Error::source(err))
+    {
+        let flag = arg.split(' ').next().unwrap_or(arg);
+        return format!("{flag}: {source}");
+    }
+    let text = err.render().to_string();
+    let mut joined = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.push_str(if line.starts_with("tip:") { "; " } else { " " });
+        }
+        joined.push_str(line.trim_start_matches("error: "));
+    }
+    joined
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    fn refusal(args: &[&str]) -> String {
+        let err = Cli::command().try_get_matches_from(args).expect_err("refused");
+        one_line(&err)
+    }
+
+    #[test]
+    fn clap_errors_are_one_line_naming_the_value() {
+        let rate = refusal(&["faultline", "test", "--rate", "-5"]);
+        assert_eq!(
+            rate,
+            "--rate: -5 is not a valid rate: must be 0 (unpaced) or from 0.001 to 1000000 operations per second"
+        );
+        let fault = refusal(&["faultline", "bench", "failover", "--fault", "flood"]);
+        assert!(
+            !fault.contains('\n') && fault.contains("'flood'") && fault.contains("kill"),
+            "{fault}"
+        );
+        let unknown = refusal(&["faultline", "cluster", "--nodez", "3"]);
+        assert!(!unknown.contains('\n') && unknown.contains("--nodez"), "{unknown}");
+    }
+
+    #[test]
+    fn the_die_with_parent_flag_is_hidden() {
+        let mut command = Cli::command();
+        let node = command.find_subcommand_mut("node").expect("node");
+        let help = node.render_long_help().to_string();
+        assert!(help.contains("--dbpath") && !help.contains("die-with-parent"), "{help}");
     }
 }

@@ -30,6 +30,7 @@ use super::setup::{self, SetOptions};
 use super::stats::{Latencies, Percentiles, table};
 use crate::UsageError;
 use crate::cluster::{Cluster, wire};
+use crate::input::Whole;
 use crate::proxy::{Action, Grudge};
 
 /// How often the other members are asked whether they are primary.
@@ -63,23 +64,23 @@ impl FailKind {
 /// Flags of `faultline bench failover`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FailoverArgs {
-    /// Trials (primary failures).
-    #[arg(long, default_value_t = 5)]
+    /// Trials (primary failures), 1 to 10000.
+    #[arg(long, default_value_t = 5, allow_hyphen_values = true, value_parser = TRIALS.parser::<usize>())]
     pub trials: usize,
     /// How the primary is failed.
     #[arg(long, value_enum, default_value = "kill")]
     pub fault: FailKind,
-    /// The set's electionTimeoutMillis (MongoDB's default is 10000).
-    #[arg(long, default_value_t = 1000)]
+    /// The set's electionTimeoutMillis, 1 to 600000 (MongoDB's default is 10000).
+    #[arg(long, default_value_t = 1000, allow_hyphen_values = true, value_parser = setup::ELECTION_TIMEOUT_MS.parser::<u64>())]
     pub election_timeout_ms: u64,
-    /// The set's heartbeatIntervalMillis (MongoDB's default is 2000).
-    #[arg(long, default_value_t = 200)]
+    /// The set's heartbeatIntervalMillis, 1 to 600000 (MongoDB's default is 2000).
+    #[arg(long, default_value_t = 200, allow_hyphen_values = true, value_parser = setup::HEARTBEAT_MS.parser::<u64>())]
     pub heartbeat_ms: u64,
-    /// Data-bearing members.
-    #[arg(long, default_value_t = 3)]
+    /// Data-bearing members, 3 to 7.
+    #[arg(long, default_value_t = 3, allow_hyphen_values = true, value_parser = NODES.parser::<usize>())]
     pub nodes: usize,
     /// Give up on a trial after this long, e.g. 60s.
-    #[arg(long, default_value = "60s")]
+    #[arg(long, default_value = "60s", allow_hyphen_values = true)]
     pub trial_timeout: String,
     /// Store root.
     #[arg(long, default_value = setup::DEFAULT_STORE)]
@@ -88,6 +89,19 @@ pub struct FailoverArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// `--trials`.
+const TRIALS: Whole = Whole {
+    what: "number of trials",
+    min: 1,
+    max: 10_000,
+    why: "",
+};
+/// `--nodes`: a primary can fail and a majority remain.
+const NODES: Whole = setup::nodes(
+    3,
+    " (a majority must survive the primary; MongoDB's limit of voting members)",
+);
 
 /// One trial.
 #[derive(Debug, Clone, Serialize)]
@@ -168,10 +182,14 @@ async fn write_continuously(
 
 /// Runs the benchmark; returns the exit code.
 pub async fn run(args: &FailoverArgs) -> anyhow::Result<i32> {
-    let trial_timeout = setup::parse_duration(&args.trial_timeout)?;
-    if args.nodes < 3 || args.trials == 0 {
-        return Err(UsageError("failover needs --nodes ≥ 3 and --trials ≥ 1".into()).into());
-    }
+    let trial_timeout = setup::parse_duration("--trial-timeout", &args.trial_timeout)?;
+    // Clap's parsers checked these already; the struct can also be built in code.
+    NODES
+        .check(args.nodes as u64)
+        .map_err(|e| UsageError(format!("--nodes: {e}")))?;
+    TRIALS
+        .check(args.trials as u64)
+        .map_err(|e| UsageError(format!("--trials: {e}")))?;
     let dir = setup::run_dir(&args.store, "failover")?;
     eprintln!(
         "faultline bench failover: {} trials of {:?} on {} nodes, electionTimeoutMillis {}, heartbeat {} ms",

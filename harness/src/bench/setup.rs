@@ -9,6 +9,39 @@ use serde::Serialize;
 
 use crate::UsageError;
 use crate::cluster::{Cluster, ClusterSpec};
+use crate::input::{self, Whole};
+
+/// `--election-timeout-ms`: the set's `settings.electionTimeoutMillis`.
+pub const ELECTION_TIMEOUT_MS: Whole = Whole {
+    what: "electionTimeoutMillis",
+    min: 1,
+    max: 600_000,
+    why: " (10 minutes)",
+};
+/// `--heartbeat-ms`: the set's `settings.heartbeatIntervalMillis`.
+pub const HEARTBEAT_MS: Whole = Whole {
+    what: "heartbeatIntervalMillis",
+    min: 1,
+    max: 600_000,
+    why: " (10 minutes)",
+};
+/// A seed (any 64-bit value).
+pub const SEED: Whole = Whole {
+    what: "seed",
+    min: 0,
+    max: u64::MAX,
+    why: "",
+};
+
+/// `--nodes` of a set that needs `min` data-bearing members.
+pub const fn nodes(min: u64, why: &'static str) -> Whole {
+    Whole {
+        what: "number of nodes",
+        min,
+        max: input::MAX_MEMBERS,
+        why,
+    }
+}
 
 /// How long a fresh set may take to elect its first primary.
 pub const FIRST_PRIMARY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -58,10 +91,34 @@ pub fn run_dir(store: &Path, name: &str) -> anyhow::Result<PathBuf> {
     crate::test_cmd::store::create_run_dir(store, &format!("bench-{name}"))
 }
 
-/// A duration flag (`20s`, `500ms`, `2m`, `20`) as a [`Duration`], or a usage error.
-pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    let seconds = crate::test_cmd::spec::parse_seconds(text).map_err(UsageError)?;
-    Ok(Duration::from_secs_f64(seconds))
+/// A duration flag (`20s`, `500ms`, `2m`, `20`) as a [`Duration`], or a usage error naming the flag.
+pub fn parse_duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    let seconds = input::parse_seconds(text).map_err(|e| UsageError(format!("{flag}: {e}")))?;
+    Duration::try_from_secs_f64(seconds).map_err(|e| UsageError(format!("{flag}: {text:?}: {e}")).into())
+}
+
+/// Checks a `--write-concern` of a benchmark: `majority` or 0 (unacknowledged) to the smallest set's size.
+pub fn check_write_concern(w: &str, data_members: u64) -> anyhow::Result<()> {
+    input::check_write_concern(w, 0, data_members).map_err(|e| UsageError(format!("--write-concern: {e}")).into())
+}
+
+/// Expands `--nemesis` names, or a usage error naming the bad one and the accepted ones.
+pub fn faults(names: &[String]) -> anyhow::Result<Vec<crate::nemesis::Fault>> {
+    let mut faults = Vec::new();
+    for name in names {
+        let expanded = crate::nemesis::Fault::expand(name).ok_or_else(|| {
+            UsageError(format!(
+                "--nemesis: {name:?} is not a valid nemesis: one of {}",
+                crate::nemesis::Fault::NAMES.join(", ")
+            ))
+        })?;
+        for fault in expanded {
+            if !faults.contains(&fault) {
+                faults.push(fault);
+            }
+        }
+    }
+    Ok(faults)
 }
 
 /// The 1, 5 and 15 minute load averages from `/proc/loadavg` (None where unavailable).
@@ -126,8 +183,13 @@ mod tests {
 
     #[test]
     fn durations_accept_units_and_reject_nonsense() {
-        assert_eq!(parse_duration("500ms").expect("ms"), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").expect("m"), Duration::from_secs(120));
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_duration("--d", "500ms").expect("ms"), Duration::from_millis(500));
+        assert_eq!(parse_duration("--d", "2m").expect("m"), Duration::from_secs(120));
+        let refused = parse_duration("--duration", "soon").expect_err("soon");
+        assert!(refused.is::<UsageError>() && refused.to_string().starts_with("--duration: \"soon\""));
+        assert!(
+            parse_duration("--d", &"9".repeat(30)).is_err(),
+            "no panic on absurd durations"
+        );
     }
 }

@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::setup::{self, SetOptions};
 use super::stats::{Latencies, Percentiles, table};
 use crate::UsageError;
+use crate::input::Whole;
 
 /// Unmeasured time at the start of each combination (connections, caches).
 const WARM_UP: Duration = Duration::from_millis(500);
@@ -29,20 +30,25 @@ const OP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Flags of `faultline bench throughput`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ThroughputArgs {
-    /// Set sizes (data members), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,3")]
+    /// Set sizes (data members, 1 to 7), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,3", allow_hyphen_values = true, value_parser = NODES.parser::<usize>())]
     pub nodes: Vec<usize>,
-    /// Concurrent clients, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
+    /// Concurrent clients (1 to 4096), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,128", allow_hyphen_values = true, value_parser = CLIENTS.parser::<usize>())]
     pub clients: Vec<usize>,
-    /// Write concerns, comma-separated: member counts or majority.
-    #[arg(long, value_delimiter = ',', default_value = "1,majority")]
+    /// Write concerns, comma-separated: majority or member counts from 0 to the smallest --nodes.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,majority",
+        allow_hyphen_values = true
+    )]
     pub write_concern: Vec<String>,
     /// Journaled writes (`j: true`); `--j` alone is true, `--j false,true` runs both.
     #[arg(long, value_delimiter = ',', num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub j: Vec<bool>,
     /// Measured time per combination, e.g. 3s.
-    #[arg(long, default_value = "3s")]
+    #[arg(long, default_value = "3s", allow_hyphen_values = true)]
     pub duration: String,
     /// Store root.
     #[arg(long, default_value = setup::DEFAULT_STORE)]
@@ -78,18 +84,32 @@ pub struct ThroughputSummary {
     pub plots: Vec<PathBuf>,
 }
 
+/// `--nodes`: set sizes.
+const NODES: Whole = setup::nodes(1, " (MongoDB's limit of voting members)");
+/// `--clients`.
+const CLIENTS: Whole = Whole {
+    what: "number of clients",
+    min: 1,
+    max: 4096,
+    why: "",
+};
+
 fn validate(args: &ThroughputArgs) -> anyhow::Result<Duration> {
-    let duration = setup::parse_duration(&args.duration)?;
-    if args.nodes.iter().chain(&args.clients).any(|n| *n == 0) || args.nodes.is_empty() || args.clients.is_empty() {
-        return Err(UsageError("--nodes and --clients need positive values".into()).into());
-    }
-    if args.clients.iter().any(|c| *c > 4096) {
-        return Err(UsageError("--clients is at most 4096".into()).into());
-    }
-    for w in &args.write_concern {
-        if w != "majority" && w.parse::<u32>().is_err() {
-            return Err(UsageError(format!("bad --write-concern {w:?}: a member count or majority")).into());
+    let duration = setup::parse_duration("--duration", &args.duration)?;
+    // Clap's parsers checked each value already; the struct can also be built in code.
+    for (flag, values, rule) in [("--nodes", &args.nodes, NODES), ("--clients", &args.clients, CLIENTS)] {
+        if values.is_empty() {
+            return Err(UsageError(format!("{flag} needs at least one value")).into());
         }
+        for value in values {
+            rule.check(*value as u64)
+                .map_err(|e| UsageError(format!("{flag}: {e}")))?;
+        }
+    }
+    // Every write concern runs on every set size, so each must suit the smallest set.
+    let smallest = args.nodes.iter().min().copied().unwrap_or(1) as u64;
+    for w in &args.write_concern {
+        setup::check_write_concern(w, smallest)?;
     }
     Ok(duration)
 }

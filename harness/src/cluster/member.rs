@@ -39,6 +39,10 @@ pub struct LaunchArgs {
     pub set_parameters: Vec<String>,
     /// `--peer-route HOST=ADDR` values (only for multi-member sets).
     pub peer_routes: Vec<String>,
+    /// Pass `--die-with-parent <this process>`: the member dies with the harness, however the harness dies.
+    /// The kernel's parent-death signal is tied to the spawning *thread*, so members are only spawned from
+    /// threads that live as long as the harness (the main thread or the runtime's workers).
+    pub die_with_harness: bool,
 }
 
 /// One replica-set member process.
@@ -133,6 +137,9 @@ impl Member {
         }
         for route in &self.launch.peer_routes {
             command.args(["--peer-route", route]);
+        }
+        if self.launch.die_with_harness {
+            command.args(["--die-with-parent", &std::process::id().to_string()]);
         }
         command
             .stdin(Stdio::null())

@@ -54,6 +54,9 @@ pub struct ClusterSpec {
     pub delayed_member: Option<(usize, u64)>,
     /// Route member-to-member links through fault proxies (multi-member sets only).
     pub proxies: bool,
+    /// Members die with the harness whatever kills it (`--die-with-parent`, see [`crate::parent_watch`]).
+    /// Off only for members meant to outlive it ([`Cluster::detach`]).
+    pub die_with_harness: bool,
 }
 
 impl ClusterSpec {
@@ -71,12 +74,18 @@ impl ClusterSpec {
             election_timeout_ms: 1000,
             delayed_member: None,
             proxies: true,
+            die_with_harness: true,
         }
     }
 
     /// Data members plus arbiters.
     pub fn member_count(&self) -> usize {
         self.nodes + self.arbiters
+    }
+
+    /// Whether member links go through fault proxies (which live in the harness's process).
+    pub fn uses_proxies(&self) -> bool {
+        self.proxies && self.member_count() > 1
     }
 }
 
@@ -95,7 +104,7 @@ impl Cluster {
         anyhow::ensure!(count >= 1, "a cluster needs at least one member");
         anyhow::ensure!(spec.nodes >= 1, "a cluster needs at least one data-bearing member");
         let ports = member_ports(spec.base_port, count)?;
-        let net = if spec.proxies && count > 1 {
+        let net = if spec.uses_proxies() {
             Some(
                 ProxyNet::start(&ports)
                     .await
@@ -111,6 +120,7 @@ impl Cluster {
                 repl_set: spec.repl_set.clone(),
                 set_parameters: spec.set_parameters.clone(),
                 peer_routes: net.as_ref().map(|n| n.routes_for(index)).unwrap_or_default(),
+                die_with_harness: spec.die_with_harness,
             };
             let dir = spec.dir.join("nodes").join(format!("n{}", index + 1));
             members.push(Member::new(index, *port, dir, index >= spec.nodes, launch));
@@ -349,7 +359,8 @@ impl Cluster {
         join_all(stops).await;
     }
 
-    /// Lets every member outlive the harness; returns their pids.
+    /// Lets every member outlive the harness; returns their pids. The cluster must have been started without
+    /// [`ClusterSpec::die_with_harness`], or the members die when the harness exits.
     pub fn detach(&mut self) -> Vec<u32> {
         self.members.iter_mut().filter_map(Member::detach).collect()
     }

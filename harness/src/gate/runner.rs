@@ -52,6 +52,9 @@ fn run_child(env: &RunEnv, scenario: &Scenario, seed: u64) -> Result<Found, Stri
     spec.store = env.store.clone();
     let spec_path = gate_dir.join(format!("{}-seed{seed}.toml", scenario.name));
     std::fs::write(&spec_path, spec.to_toml()).map_err(|e| format!("cannot write {}: {e}", spec_path.display()))?;
+    // Checked before the child starts: nothing may fail (let alone panic) once it runs.
+    let limit = Duration::try_from_secs_f64(scenario.timeout)
+        .map_err(|e| format!("bad timeout {} for {}: {e}", scenario.timeout, scenario.name))?;
     let log_path = gate_dir.join(format!("{}-seed{seed}.log", scenario.name));
     let log = std::fs::File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
     let stderr = log
@@ -61,13 +64,14 @@ fn run_child(env: &RunEnv, scenario: &Scenario, seed: u64) -> Result<Found, Stri
         .arg("test")
         .arg("--config")
         .arg(&spec_path)
+        // The run (and through it its members) dies with the gate, however the gate dies.
+        .args(["--die-with-parent", &std::process::id().to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(stderr))
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", env.bin.display()))?;
-    let code = wait_with_limit(&mut child, Duration::from_secs_f64(scenario.timeout))
-        .map_err(|why| format!("{why} (log: {})", log_path.display()))?;
+    let code = wait_with_limit(&mut child, limit).map_err(|why| format!("{why} (log: {})", log_path.display()))?;
     let mut transcript = String::new();
     let _ = std::fs::File::open(&log_path).and_then(|mut f| f.read_to_string(&mut transcript));
     let run_dir = transcript

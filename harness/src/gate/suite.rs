@@ -10,17 +10,19 @@
 //! anomalies = ["lost"]            # kinds a catching seed must show
 //! seeds = [1, 2, 3]               # valid: all must pass; invalid: at least one must catch it
 //! failpoints = []                 # engine fail points switched on in every member
-//! timeout = 180                   # wall-clock seconds per seed (default: derived from the spec)
+//! timeout = 180                   # wall-clock seconds per seed, at most 30 days (default: from the spec)
 //! [scenario.test]                 # the rest of the test spec (see `faultline test --config`)
 //! workload = "set"
 //! ```
 //!
-//! `ci` and `nightly` are bundled in the binary: `faultline gate ci` works from any directory.
+//! `ci` and `nightly` are bundled in the binary: `faultline gate ci` works from any directory. The whole suite
+//! is validated (every scenario's spec, as `faultline test` would) before any child starts.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::input;
 use crate::test_cmd::spec::TestSpec;
 
 /// The suites compiled into the binary, by name.
@@ -121,7 +123,7 @@ pub fn load(name_or_path: &str) -> Result<Suite, String> {
 
 /// Parses and validates a suite's TOML text.
 pub fn parse(text: &str) -> Result<Suite, String> {
-    let file: SuiteFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    let file: SuiteFile = toml::from_str(text).map_err(|e| input::toml_error(text, &e))?;
     let mut scenarios = Vec::new();
     for scenario in file.scenario {
         if scenarios.iter().any(|s: &Scenario| s.name == scenario.name) {
@@ -180,17 +182,16 @@ fn resolve(defaults: &toml::Table, file: ScenarioFile) -> Result<Scenario, Strin
     table.extend(file.test);
     let mut spec: TestSpec = toml::Value::Table(table)
         .try_into()
-        .map_err(|e: toml::de::Error| context(e.to_string()))?;
+        .map_err(|e: toml::de::Error| context(input::toml_error("", &e)))?;
     spec.name = file.name.clone();
     spec.set_parameters
         .extend(file.failpoints.iter().map(|f| format!("failpoint.{f}=alwaysOn")));
     let (spec, _) = spec.finish().map_err(context)?;
-    let timeout = file
-        .timeout
-        .unwrap_or(spec.time_limit + spec.recovery_timeout + spec.check_timeout + 90.0);
-    if !(timeout.is_finite() && timeout > 0.0) {
-        return Err(context("timeout must be a positive number of seconds".into()));
-    }
+    let timeout = match file.timeout {
+        Some(timeout) => input::check_seconds("timeout", timeout).map_err(context)?,
+        // Each term is at most 30 days, so the sum is a valid `Duration` too.
+        None => spec.time_limit + spec.recovery_timeout + spec.check_timeout + 90.0,
+    };
     Ok(Scenario {
         name: file.name,
         description: file.description,
@@ -253,6 +254,19 @@ seeds = [3]
         assert!(bad("workload = \"set\"", "seed = 4").contains("set by the gate"));
         assert!(bad("expect = \"valid\"", "expect = \"maybe\"").contains("expect"));
         assert!(bad("name = \"b\"", "name = \"a\"").contains("twice"));
+        let huge = bad("seeds = [3]", "seeds = [3]\ntimeout = 1e300");
+        assert!(
+            huge.contains("\"b\"") && huge.contains("1e300") && huge.contains("30 days"),
+            "{huge}"
+        );
+        assert!(bad("seeds = [3]", "seeds = [3]\ntimeout = -1").contains("-1"));
+        let typed = bad("seeds = [3]", "seeds = [-3]");
+        assert!(
+            typed.starts_with("line ") && typed.contains("-3") && !typed.contains('\n'),
+            "{typed}"
+        );
+        let concern = bad("workload = \"set\"", "write_concern = \"banana\"");
+        assert!(concern.contains("banana") && concern.contains("majority"), "{concern}");
     }
 
     #[test]

@@ -74,6 +74,17 @@ impl Target {
         }
     }
 
+    /// Every target name a set of `members` members accepts, for messages: `primary, ..., n1 to n5`.
+    pub fn names(members: usize) -> Vec<String> {
+        let mut names: Vec<String> = ["primary", "minority", "majority", "all"].map(String::from).to_vec();
+        names.push(match members {
+            0 => return names,
+            1 => "n1".to_string(),
+            n => format!("n1 to n{n}"),
+        });
+        names
+    }
+
     /// The name as written in specs and histories.
     pub fn name(self) -> String {
         match self {
@@ -87,6 +98,26 @@ impl Target {
 }
 
 impl Fault {
+    /// Every name [`Fault::expand`] accepts, for help and messages.
+    pub const NAMES: [&'static str; 16] = [
+        "kill",
+        "pause",
+        "stop",
+        "wipe",
+        "partition",
+        "partition-isolate-primary",
+        "partition-halves",
+        "partition-ring",
+        "partition-bridge",
+        "partition-one-way",
+        "slow",
+        "membership",
+        "clock",
+        "primary-divergence",
+        "all",
+        "none",
+    ];
+
     /// Expands a `--nemesis` name into faults: `kill`, `pause`, `stop`, `wipe`, `partition` (every shape),
     /// `partition-isolate-primary`, `partition-halves`, `partition-ring`, `partition-bridge`,
     /// `partition-one-way`, `clock`, `primary-divergence`, `all`; `none` is no fault.
@@ -212,6 +243,10 @@ mod tests {
         assert_eq!(Target::from_name("n2"), Some(Target::Named(1)));
         assert_eq!(Target::from_name("n0"), None);
         assert_eq!(Target::from_name("majority"), Some(Target::Majority));
+        for name in Fault::NAMES {
+            assert!(Fault::expand(name).is_some(), "{name} is listed but not accepted");
+        }
+        assert_eq!(Target::names(3).last().map(String::as_str), Some("n1 to n3"));
         assert_eq!(Fault::expand("partition").map(|f| f.len()), Some(5));
         assert_eq!(Fault::expand("none"), Some(vec![]));
         assert_eq!(Fault::expand("bogus"), None);

@@ -21,7 +21,8 @@ use tokio::sync::watch;
 
 use crate::UsageError;
 use crate::cluster::registry;
-use spec::{TestSpec, parse_seconds};
+use crate::input::parse_seconds;
+use spec::TestSpec;
 
 /// Flags of `faultline test` (each overrides the `--config` file).
 #[derive(clap::Args, Debug, Default)]
@@ -30,54 +31,55 @@ pub struct TestArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Workload: register, set, secondary-reads, counter [default: register].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub workload: Option<String>,
     /// Faults, comma-separated: kill, pause, stop, wipe, partition, partition-isolate-primary,
     /// partition-halves, partition-ring, partition-bridge, partition-one-way, slow, membership, clock,
     /// primary-divergence, all, none [default: partition,kill].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub nemesis: Option<Vec<String>>,
     /// Target of process faults: primary, minority, majority, all, n1, n2, ... [default: per fault].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub nemesis_target: Option<String>,
     /// Time between nemesis steps, e.g. 5s [default: 5s].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub nemesis_interval: Option<String>,
     /// Length of the main phase, e.g. 30s, 2m [default: 30s].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub time_limit: Option<String>,
-    /// Concurrent client workers [default: 10].
-    #[arg(long)]
+    /// Concurrent client workers, 1 to 1000 [default: 10].
+    #[arg(long, allow_hyphen_values = true, value_parser = spec::CONCURRENCY.parser::<usize>())]
     pub concurrency: Option<usize>,
     /// Target operations per second, all workers together; 0 is unpaced [default: 500].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = spec::RATE.parser())]
     pub rate: Option<f64>,
-    /// Data-bearing members [default: 3].
-    #[arg(long)]
+    /// Data-bearing members; with the arbiters at most 7 [default: 3].
+    #[arg(long, allow_hyphen_values = true, value_parser = spec::NODES.parser::<usize>())]
     pub nodes: Option<usize>,
     /// Arbiters [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = spec::ARBITERS.parser::<usize>())]
     pub arbiters: Option<usize>,
-    /// Write concern: majority or a member count [default: majority].
-    #[arg(long)]
+    /// Write concern w: majority or a number of data-bearing members from 1 to --nodes [default: majority].
+    #[arg(long, allow_hyphen_values = true)]
     pub write_concern: Option<String>,
-    /// Read concern: local, available, majority, linearizable [default: linearizable].
-    #[arg(long)]
+    /// Read concern: local, available, majority, linearizable, snapshot [default: linearizable].
+    #[arg(long, allow_hyphen_values = true)]
     pub read_concern: Option<String>,
-    /// Read preference [default: primary; secondary for secondary-reads].
-    #[arg(long)]
+    /// Read preference: primary, primaryPreferred, secondary, secondaryPreferred, nearest [default: primary;
+    /// secondary for secondary-reads].
+    #[arg(long, allow_hyphen_values = true)]
     pub read_preference: Option<String>,
     /// Client mode: replica-set or direct [default: replica-set].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub client_mode: Option<String>,
-    /// Seed for every random choice [default: random, printed].
-    #[arg(long)]
+    /// Seed for every random choice, 0 to 9223372036854775807 [default: random, printed].
+    #[arg(long, allow_hyphen_values = true, value_parser = spec::SEED.parser::<u64>())]
     pub seed: Option<u64>,
-    /// `secondaryDelaySecs` for the last data member [default: 0].
-    #[arg(long)]
+    /// `secondaryDelaySecs` for the last data member, at most 31622400 (366 days) [default: 0].
+    #[arg(long, allow_hyphen_values = true, value_parser = spec::SECONDARY_DELAY.parser::<u64>())]
     pub secondary_delay_secs: Option<u64>,
     /// Test name (store directory) [default: the workload].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub name: Option<String>,
     /// Store root [default: store].
     #[arg(long)]
@@ -85,6 +87,9 @@ pub struct TestArgs {
     /// Keep the cluster up after the run and print how to reach and stop it.
     #[arg(long)]
     pub leave_running: bool,
+    /// Die with process PID (`faultline gate` runs its tests so; see [`crate::parent_watch`]).
+    #[arg(long, value_name = "PID", hide = true)]
+    pub die_with_parent: Option<u32>,
 }
 
 impl TestArgs {
@@ -94,7 +99,11 @@ impl TestArgs {
             Some(path) => TestSpec::from_file(path)?,
             None => TestSpec::default(),
         };
-        let seconds = |text: &Option<String>| text.as_deref().map(parse_seconds).transpose();
+        let seconds = |flag: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|text| parse_seconds(text).map_err(|e| format!("{flag}: {e}")))
+                .transpose()
+        };
         macro_rules! set {
             ($field:ident) => {
                 if let Some(v) = &self.$field {
@@ -117,10 +126,10 @@ impl TestArgs {
         set!(secondary_delay_secs);
         set!(name);
         set!(store);
-        if let Some(v) = seconds(&self.nemesis_interval)? {
+        if let Some(v) = seconds("--nemesis-interval", &self.nemesis_interval)? {
             spec.nemesis_interval = v;
         }
-        if let Some(v) = seconds(&self.time_limit)? {
+        if let Some(v) = seconds("--time-limit", &self.time_limit)? {
             spec.time_limit = v;
         }
         let seeded = self.seed.is_some() || self.config.as_deref().is_some_and(file_sets_seed);

@@ -50,7 +50,7 @@ pub async fn execute(
     interrupt: watch::Receiver<bool>,
 ) -> anyhow::Result<RunOutcome> {
     let cluster = tokio::select! {
-        cluster = start_cluster(spec, run_dir) => cluster?,
+        cluster = start_cluster(spec, run_dir, keep_cluster) => cluster?,
         _ = wait_true(interrupt.clone()) => anyhow::bail!("interrupted while starting the cluster"),
     };
     let endpoints = Endpoints {
@@ -285,10 +285,13 @@ async fn final_phase(
     Ok(())
 }
 
-async fn start_cluster(spec: &TestSpec, run_dir: &Path) -> anyhow::Result<Cluster> {
+async fn start_cluster(spec: &TestSpec, run_dir: &Path, keep_cluster: bool) -> anyhow::Result<Cluster> {
     let bin = std::env::current_exe().context("cannot find the faultline binary")?;
     let mut cluster_spec = ClusterSpec::new(bin, run_dir.to_path_buf(), spec.nodes);
     cluster_spec.arbiters = spec.arbiters;
+    // A cluster left running without proxies is detached and outlives the harness (see `leave_running`);
+    // every other member dies with it.
+    cluster_spec.die_with_harness = !keep_cluster || cluster_spec.uses_proxies();
     cluster_spec.set_parameters = spec.set_parameters.clone();
     if spec.secondary_delay_secs > 0 && spec.nodes > 1 {
         cluster_spec.delayed_member = Some((spec.nodes - 1, spec.secondary_delay_secs));

@@ -7,6 +7,7 @@ use faultline_workloads::Workload;
 use faultline_workloads::client::ClientMode;
 use serde::{Deserialize, Serialize};
 
+use crate::input::{self, Rate, Whole};
 use crate::nemesis::{Fault, Target};
 
 /// A resolved test spec (every field has a value).
@@ -95,10 +96,10 @@ pub struct Plan {
 }
 
 impl TestSpec {
-    /// Reads a TOML spec.
+    /// Reads a TOML spec (an error is one line: the file, the place and what is wrong).
     pub fn from_file(path: &Path) -> Result<TestSpec, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), input::toml_error(&text, &e)))
     }
 
     /// The spec as TOML (what `test.toml` holds).
@@ -106,37 +107,70 @@ impl TestSpec {
         toml::to_string(self).unwrap_or_default()
     }
 
-    /// Fills in derived defaults (name, read preference) and validates every field.
+    /// Fills in derived defaults (name, read preference) and validates every field; an error is one line
+    /// naming the bad value and the accepted ones.
     pub fn finish(mut self) -> Result<(TestSpec, Plan), String> {
         let workload = Workload::from_name(&self.workload).ok_or_else(|| {
             let names: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
-            format!("unknown workload {:?} (one of {})", self.workload, names.join(", "))
+            format!(
+                "{:?} is not a valid workload: one of {}",
+                self.workload,
+                names.join(", ")
+            )
         })?;
         if self.name.is_empty() {
             self.name = workload.name().to_string();
         }
-        if self.name.contains(['/', '\\']) || self.name.starts_with('.') {
-            return Err(format!("bad test name {:?}", self.name));
+        if self.name.contains(['/', '\\', '\0']) || self.name.starts_with('.') {
+            return Err(format!(
+                "{:?} is not a valid test name: a directory name without '/', '\\' or a leading '.'",
+                self.name
+            ));
         }
         if self.read_preference.is_empty() {
             self.read_preference = workload.default_read_preference().to_string();
         }
+        self.check_numbers()?;
         let mut faults = Vec::new();
         for name in &self.nemesis {
-            let expanded = Fault::expand(name).ok_or_else(|| format!("unknown nemesis {name:?}"))?;
+            let expanded = Fault::expand(name)
+                .ok_or_else(|| format!("{name:?} is not a valid nemesis: one of {}", Fault::NAMES.join(", ")))?;
             for fault in expanded {
                 if !faults.contains(&fault) {
                     faults.push(fault);
                 }
             }
         }
+        let members = self.nodes + self.arbiters;
         let target = match self.nemesis_target.as_str() {
             "" => None,
-            name => Some(Target::from_name(name).ok_or_else(|| format!("unknown nemesis target {name:?}"))?),
+            name => Some(
+                Target::from_name(name)
+                    .filter(|t| !matches!(t, Target::Named(i) if *i >= members))
+                    .ok_or_else(|| {
+                        format!(
+                            "{name:?} is not a valid nemesis target with {members} member(s): one of {}",
+                            Target::names(members).join(", ")
+                        )
+                    })?,
+            ),
         };
-        let client_mode = ClientMode::from_name(&self.client_mode)
-            .ok_or_else(|| format!("client_mode must be replica-set or direct, not {:?}", self.client_mode))?;
-        self.check_numbers()?;
+        let client_mode = ClientMode::from_name(&self.client_mode).ok_or_else(|| {
+            format!(
+                "{:?} is not a valid client_mode: one of replica-set, direct",
+                self.client_mode
+            )
+        })?;
+        input::check_write_concern(&self.write_concern, 1, self.nodes as u64)?;
+        input::check_read_concern(&self.read_concern)?;
+        input::check_read_preference(&self.read_preference)?;
+        if let Some(bad) = self
+            .set_parameters
+            .iter()
+            .find(|p| p.split_once('=').is_none_or(|(name, _)| name.trim().is_empty()))
+        {
+            return Err(format!("{bad:?} is not a valid set_parameters entry: use NAME=VALUE"));
+        }
         Ok((
             self,
             Plan {
@@ -149,54 +183,90 @@ impl TestSpec {
     }
 
     fn check_numbers(&self) -> Result<(), String> {
-        let positive = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 && v < 1e7 {
-                Ok(())
-            } else {
-                Err(format!("{name} must be a positive number of seconds, not {v}"))
-            }
-        };
-        positive("time_limit", self.time_limit)?;
-        positive("nemesis_interval", self.nemesis_interval)?;
-        positive("op_timeout", self.op_timeout)?;
-        positive("check_timeout", self.check_timeout)?;
-        positive("recovery_timeout", self.recovery_timeout)?;
-        if !(self.rate.is_finite() && self.rate >= 0.0) {
-            return Err(format!("rate must be 0 (unpaced) or more, not {}", self.rate));
+        input::check_seconds("time_limit", self.time_limit)?;
+        input::check_seconds("nemesis_interval", self.nemesis_interval)?;
+        input::check_seconds("op_timeout", self.op_timeout)?;
+        input::check_seconds("check_timeout", self.check_timeout)?;
+        input::check_seconds("recovery_timeout", self.recovery_timeout)?;
+        RATE.check(self.rate)?;
+        CONCURRENCY.check(self.concurrency as u64)?;
+        NODES.check(self.nodes as u64)?;
+        ARBITERS.check(self.arbiters as u64)?;
+        let members = self.nodes as u64 + self.arbiters as u64;
+        if members > input::MAX_MEMBERS {
+            return Err(format!(
+                "{} nodes and {} arbiters are not a valid replica set: at most {} members in all \
+                 (MongoDB's limit of voting members; every member votes)",
+                self.nodes,
+                self.arbiters,
+                input::MAX_MEMBERS
+            ));
         }
-        if !(1..=1000).contains(&self.concurrency) {
-            return Err("concurrency must be 1..=1000".into());
-        }
-        if self.nodes == 0 || self.nodes + self.arbiters > 50 {
-            return Err("nodes must be at least 1 and nodes + arbiters at most 50".into());
-        }
-        if self.keys == 0 || self.ops_per_key == 0 {
-            return Err("keys and ops_per_key must be at least 1".into());
+        KEYS.check(self.keys as u64)?;
+        OPS_PER_KEY.check(self.ops_per_key)?;
+        SEED.check(self.seed)?;
+        SECONDARY_DELAY.check(self.secondary_delay_secs)?;
+        if self.secondary_delay_secs > 0 && self.nodes < 2 {
+            return Err(format!(
+                "secondary_delay_secs {} needs at least 2 data-bearing nodes (the last one is delayed), not {}",
+                self.secondary_delay_secs, self.nodes
+            ));
         }
         Ok(())
     }
 }
 
-/// Parses `30`, `30s`, `500ms`, `2m` into seconds.
-pub fn parse_seconds(text: &str) -> Result<f64, String> {
-    let bad = || format!("bad duration {text:?} (use e.g. 30, 30s, 500ms, 2m)");
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: f64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        _ => return Err(bad()),
-    };
-    if seconds.is_finite() && seconds > 0.0 {
-        Ok(seconds)
-    } else {
-        Err(bad())
-    }
-}
+/// Data-bearing members.
+pub const NODES: Whole = Whole {
+    what: "number of nodes",
+    min: 1,
+    max: input::MAX_MEMBERS,
+    why: " (MongoDB's limit of voting members, arbiters included)",
+};
+/// Arbiters.
+pub const ARBITERS: Whole = Whole {
+    what: "number of arbiters",
+    min: 0,
+    max: input::MAX_MEMBERS - 1,
+    why: " (MongoDB's limit of voting members, data-bearing ones included)",
+};
+/// Client workers.
+pub const CONCURRENCY: Whole = Whole {
+    what: "concurrency",
+    min: 1,
+    max: 1000,
+    why: "",
+};
+/// Keys in use at once.
+pub const KEYS: Whole = Whole {
+    what: "number of keys",
+    min: 1,
+    max: 10_000,
+    why: "",
+};
+/// Operations per key.
+pub const OPS_PER_KEY: Whole = Whole {
+    what: "ops_per_key",
+    min: 1,
+    max: u64::MAX,
+    why: "",
+};
+/// The seed: `test.toml` must be able to hold it, and TOML integers are signed 64-bit.
+pub const SEED: Whole = Whole {
+    what: "seed",
+    min: 0,
+    max: i64::MAX as u64,
+    why: " (test.toml holds it, and TOML integers are signed 64-bit)",
+};
+/// `secondaryDelaySecs` of the last data member.
+pub const SECONDARY_DELAY: Whole = Whole {
+    what: "secondary_delay_secs",
+    min: 0,
+    max: input::MAX_SECONDARY_DELAY_SECS,
+    why: " (366 days, MongoDB's limit)",
+};
+/// Target operations per second; 0 is unpaced.
+pub const RATE: Rate = Rate { unpaced: true };
 
 #[cfg(test)]
 mod tests {
@@ -245,11 +315,82 @@ mod tests {
         assert_eq!(spec.finish().expect("valid").0.read_preference, "secondary");
     }
 
+    /// One change to the default spec.
+    type Change = fn(&mut TestSpec);
+
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_seconds("30"), Ok(30.0));
-        assert_eq!(parse_seconds("500ms"), Ok(0.5));
-        assert_eq!(parse_seconds("2m"), Ok(120.0));
-        assert!(parse_seconds("soon").is_err() && parse_seconds("0").is_err());
+    fn every_refusal_names_the_bad_value_and_what_is_accepted() {
+        let refusal = |f: fn(&mut TestSpec)| {
+            let mut s = TestSpec::default();
+            f(&mut s);
+            s.finish().expect_err("refused")
+        };
+        let cases: [(Change, &[&str]); 16] = [
+            (
+                |s| s.write_concern = "banana".into(),
+                &["\"banana\"", "majority", "1 to 3"],
+            ),
+            (|s| s.write_concern = "0".into(), &["\"0\"", "unacknowledged"]),
+            (|s| s.write_concern = "tagged".into(), &["\"tagged\""]),
+            (|s| s.read_concern = "x".into(), &["\"x\"", "linearizable", "snapshot"]),
+            (
+                |s| s.read_preference = "secondary-preferred".into(),
+                &["secondaryPreferred"],
+            ),
+            (|s| s.nemesis_target = "n9".into(), &["\"n9\"", "n1 to n3"]),
+            (
+                |s| s.nemesis = vec!["flood".into()],
+                &["\"flood\"", "partition-one-way"],
+            ),
+            (|s| s.rate = -5.0, &["-5.0", "0 (unpaced)"]),
+            (|s| s.rate = 1e-30, &["1e-30", "0.001"]),
+            (|s| s.time_limit = 1e300, &["1e300", "30 days"]),
+            (|s| s.nodes = 8, &["8", "1 to 7"]),
+            (|s| s.arbiters = 5, &["3 nodes and 5 arbiters", "at most 7"]),
+            (|s| s.seed = u64::MAX, &["18446744073709551615", "9223372036854775807"]),
+            (|s| s.secondary_delay_secs = 40_000_000, &["40000000", "31622400"]),
+            (|s| s.keys = 0, &["0 is not a valid number of keys", "1 to 10000"]),
+            (|s| s.set_parameters = vec!["=1".into()], &["\"=1\"", "NAME=VALUE"]),
+        ];
+        for (f, shows) in cases {
+            let message = refusal(f);
+            assert!(!message.contains('\n'), "{message}");
+            for shown in shows {
+                assert!(message.contains(shown), "{message:?} does not show {shown:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_limits_themselves_are_accepted() {
+        let spec = TestSpec {
+            nodes: 4,
+            arbiters: 3,
+            write_concern: "4".into(),
+            read_concern: "snapshot".into(),
+            nemesis_target: "n7".into(),
+            rate: 0.0,
+            seed: i64::MAX as u64,
+            secondary_delay_secs: 366 * 24 * 3600,
+            time_limit: 30.0 * 24.0 * 3600.0,
+            ..TestSpec::default()
+        };
+        let (spec, plan) = spec.finish().expect("every value is at its limit, not past it");
+        assert_eq!(plan.target, Some(Target::Named(6)));
+        let again: TestSpec = toml::from_str(&spec.to_toml()).expect("test.toml holds the largest seed");
+        assert_eq!(again.seed, i64::MAX as u64);
+    }
+
+    #[test]
+    fn spec_files_with_bad_types_are_refused_on_one_line_with_the_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("spec.toml");
+        std::fs::write(&path, "workload = \"set\"\nnodes = -5\n").expect("write");
+        let message = TestSpec::from_file(&path).expect_err("negative nodes");
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            message.contains("spec.toml: line 2, column 9") && message.contains("-5"),
+            "{message}"
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! End-to-end tests of `faultline test`: the real binary, real member processes, short time limits.
 //!
 //! One-member runs, and the three-member scenarios of issue 5 (kills, pauses, partitions through the
-//! harness's fault proxies).
+//! harness's fault proxies); bad input to every command; members that die with the harness.
 
 mod t10_single_node;
+mod t15_bad_input;
 mod t20_interrupt;
+mod t25_orphans;
 mod t30_reproducible_plan;
 mod t50_three_nodes;
 

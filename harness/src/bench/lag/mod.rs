@@ -42,7 +42,7 @@ use super::setup::{self, SetOptions};
 use super::stats::{Latencies, PERCENTILE_HEADERS, Percentiles, table};
 use crate::UsageError;
 use crate::cluster::Cluster;
-use crate::nemesis::fault::Fault;
+use crate::input::{Rate, Whole};
 use crate::nemesis::{Nemesis, schedule};
 use crate::recorder::Recorder;
 use load::WriteLog;
@@ -60,29 +60,29 @@ const MAX_WRITES: f64 = 50_000_000.0;
 /// Flags of `faultline bench replication-lag`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LagArgs {
-    /// Data-bearing members.
-    #[arg(long, default_value_t = 3)]
+    /// Data-bearing members, 2 to 7.
+    #[arg(long, default_value_t = 3, allow_hyphen_values = true, value_parser = NODES.parser::<usize>())]
     pub nodes: usize,
-    /// Writes per second (paced, open loop).
-    #[arg(long, default_value_t = 1000.0)]
+    /// Writes per second (paced, open loop), 0.001 to 1000000.
+    #[arg(long, default_value_t = 1000.0, allow_hyphen_values = true, value_parser = RATE.parser())]
     pub rate: f64,
     /// Length of the load, e.g. 10s, 500ms, 2m.
-    #[arg(long, default_value = "10s")]
+    #[arg(long, default_value = "10s", allow_hyphen_values = true)]
     pub duration: String,
-    /// Write concern of the load: a member count or majority.
-    #[arg(long, default_value = "1")]
+    /// Write concern of the load: majority or a number of members from 0 to --nodes.
+    #[arg(long, default_value = "1", allow_hyphen_values = true)]
     pub write_concern: String,
     /// Faults during the load, comma-separated (as for `faultline test`): kill, pause, partition, ...
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub nemesis: Vec<String>,
     /// Time between nemesis steps.
-    #[arg(long, default_value = "3s")]
+    #[arg(long, default_value = "3s", allow_hyphen_values = true)]
     pub nemesis_interval: String,
-    /// The set's electionTimeoutMillis.
-    #[arg(long, default_value_t = 1000)]
+    /// The set's electionTimeoutMillis, 1 to 600000.
+    #[arg(long, default_value_t = 1000, allow_hyphen_values = true, value_parser = setup::ELECTION_TIMEOUT_MS.parser::<u64>())]
     pub election_timeout_ms: u64,
     /// Seed of the nemesis schedule.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true, value_parser = setup::SEED.parser::<u64>())]
     pub seed: u64,
     /// Store root.
     #[arg(long, default_value = setup::DEFAULT_STORE)]
@@ -124,31 +124,36 @@ the member minus the earliest arrival on any member; visible_after_ack: arrival 
 acknowledgement (negative = before the ack); status_*: replSetGetStatus on the primary every 100 ms, primary \
 minus member, for optimeDate (whole seconds) and lastAppliedWallTime (ms), while the member is SECONDARY";
 
+/// `--nodes`: a set with secondaries.
+const NODES: Whole = setup::nodes(2, " (a set with secondaries; MongoDB's limit of voting members)");
+/// `--rate`: paced.
+const RATE: Rate = Rate { unpaced: false };
+
 struct Plan {
     duration: Duration,
     total: usize,
-    faults: Vec<Fault>,
+    faults: Vec<crate::nemesis::Fault>,
     nemesis_interval: f64,
 }
 
 fn plan(args: &LagArgs) -> anyhow::Result<Plan> {
-    let duration = setup::parse_duration(&args.duration)?;
-    let nemesis_interval = setup::parse_duration(&args.nemesis_interval)?.as_secs_f64();
-    if !(args.rate.is_finite() && args.rate > 0.0) {
-        return Err(UsageError(format!("--rate must be positive, not {}", args.rate)).into());
-    }
-    if args.nodes < 2 {
-        return Err(UsageError("--nodes must be at least 2 (a set with secondaries)".into()).into());
-    }
+    let duration = setup::parse_duration("--duration", &args.duration)?;
+    let nemesis_interval = setup::parse_duration("--nemesis-interval", &args.nemesis_interval)?.as_secs_f64();
+    // Clap's parsers checked these already; the struct can also be built in code.
+    RATE.check(args.rate).map_err(|e| UsageError(format!("--rate: {e}")))?;
+    NODES
+        .check(args.nodes as u64)
+        .map_err(|e| UsageError(format!("--nodes: {e}")))?;
+    setup::check_write_concern(&args.write_concern, args.nodes as u64)?;
     let total = (args.rate * duration.as_secs_f64()).ceil();
     if total > MAX_WRITES {
-        return Err(UsageError(format!("--rate × --duration is {total} writes; at most {MAX_WRITES}")).into());
+        return Err(UsageError(format!(
+            "--rate {} for --duration {} is {total} writes: at most {MAX_WRITES}",
+            args.rate, args.duration
+        ))
+        .into());
     }
-    let mut faults = Vec::new();
-    for name in &args.nemesis {
-        let expanded = Fault::expand(name).ok_or_else(|| UsageError(format!("unknown nemesis {name:?}")))?;
-        faults.extend(expanded.into_iter().filter(|f| !faults.contains(f)).collect::<Vec<_>>());
-    }
+    let faults = setup::faults(&args.nemesis)?;
     Ok(Plan {
         duration,
         total: total as usize,
