@@ -22,6 +22,7 @@ mod io;
 mod leader;
 mod members;
 mod messages;
+mod oplog_window;
 mod status;
 mod stepdown;
 mod sync_source;
@@ -39,6 +40,7 @@ pub use members::MemberView;
 pub use messages::{
     HeartbeatRequest, HeartbeatResponse, LastVote, MemberPosition, PersistedElectionState, VoteRequest, VoteResponse,
 };
+pub use oplog_window::{TOO_STALE_DENYLIST_MS, TOO_STALE_MESSAGE};
 pub use status::{MemberStatus, ReplStatus};
 
 use super::config::ReplSetConfig;
@@ -131,6 +133,10 @@ pub struct ReplMachine {
     /// Fail point `electByTimestamp`: optimes compare by timestamp alone, ignoring terms (see
     /// [`ReplMachine::is_newer`]).
     elect_by_timestamp: bool,
+    /// Sync sources whose oplog starts after our newest entry, and until when they are not tried again.
+    stale_sources: BTreeMap<i32, i64>,
+    /// We fell off every sync source's oplog: RECOVERING until one can serve us (oplog_window.rs).
+    too_stale: bool,
 }
 
 impl ReplMachine {
@@ -167,6 +173,8 @@ impl ReplMachine {
             rng: SplitMix64::new(start.seed),
             outbox: Vec::new(),
             elect_by_timestamp: false,
+            stale_sources: BTreeMap::new(),
+            too_stale: false,
         };
         machine.adopt_config_members();
         machine.state = machine.resting_state();
@@ -201,6 +209,7 @@ impl ReplMachine {
             Event::StepUpRequested { from } => self.on_step_up_requested(from),
             Event::FollowerStateChanged { state } => self.on_follower_state_changed(state),
             Event::RolledBack { common_point } => self.on_rolled_back(common_point),
+            Event::SyncSourceProbed { from, too_stale } => self.on_sync_source_probed(from, too_stale),
         }
         self.settle();
         std::mem::take(&mut self.outbox)
