@@ -27,6 +27,9 @@ pub struct NodeOptions {
     pub peer_routes: BTreeMap<String, String>,
     /// The command line as given, for `getCmdLineOpts`.
     pub argv: Vec<String>,
+    /// `--oplogSize` / `replication.oplogSizeMB`: the oplog's maximum size in MB when it is created (default:
+    /// 5 % of the dbpath's free space, within [990 MB, 50 GB]).
+    pub oplog_size_mb: Option<u64>,
 }
 
 impl Default for NodeOptions {
@@ -40,6 +43,7 @@ impl Default for NodeOptions {
             set_parameters: BTreeMap::new(),
             peer_routes: BTreeMap::new(),
             argv: Vec::new(),
+            oplog_size_mb: None,
         }
     }
 }
@@ -81,6 +85,9 @@ impl NodeOptions {
                 .ok_or_else(|| Error::bad_value("systemLog.path must be a string"))?;
             options.logpath = Some(PathBuf::from(path));
         }
+        if let Some(size) = lookup(&root, "replication.oplogSizeMB") {
+            options.oplog_size_mb = Some(parse_oplog_size(size.as_i64())?);
+        }
         if let Some(serde_norway::Value::Mapping(params)) = lookup(&root, "setParameter") {
             for (key, value) in params {
                 let key = key
@@ -104,9 +111,13 @@ impl NodeOptions {
 
     /// The `parsed` section of `getCmdLineOpts`, in mongod's shape.
     pub fn parsed_document(&self) -> Document {
+        let mut replication = doc! {"replSetName": &self.repl_set};
+        if let Some(size) = self.oplog_size_mb {
+            replication.insert("oplogSizeMB", size as i64);
+        }
         let mut parsed = doc! {
             "net": {"port": i32::from(self.port), "bindIp": self.bind_ip.join(",")},
-            "replication": {"replSetName": &self.repl_set},
+            "replication": replication,
             "storage": {"dbPath": self.dbpath.display().to_string()},
         };
         if let Some(path) = &self.logpath {
@@ -124,6 +135,18 @@ impl NodeOptions {
             parsed.insert("setParameter", params);
         }
         parsed
+    }
+}
+
+/// Checks `--oplogSize` / `replication.oplogSizeMB` as mongod does: an integer above 0 (MB; mongod has no
+/// other minimum for it, the 990 MB floor is the default's and `replSetResizeOplog`'s).
+pub fn parse_oplog_size(value: Option<i64>) -> Result<u64> {
+    match value {
+        Some(mb) if mb > 0 => Ok(mb as u64),
+        Some(mb) => Err(Error::bad_value(format!(
+            "bad --oplogSize, arg must be greater than 0,found: {mb}"
+        ))),
+        None => Err(Error::bad_value("replication.oplogSizeMB must be an integer")),
     }
 }
 
@@ -173,6 +196,20 @@ mod tests {
         assert_eq!(options.repl_set, "rs0");
         assert_eq!(options.logpath, Some(PathBuf::from("/var/log/m.log")));
         assert_eq!(options.self_host(), "127.0.0.1:27018");
+    }
+
+    #[test]
+    fn oplog_size_is_any_positive_number_of_megabytes() {
+        let options = NodeOptions::from_yaml("replication:\n  replSetName: rs0\n  oplogSizeMB: 5\n").expect("valid");
+        assert_eq!(options.oplog_size_mb, Some(5));
+        assert_eq!(NodeOptions::default().oplog_size_mb, None);
+        let zero = NodeOptions::from_yaml("replication:\n  oplogSizeMB: 0\n").expect_err("0 is refused");
+        assert!(
+            zero.message.contains("bad --oplogSize, arg must be greater than 0"),
+            "{}",
+            zero.message
+        );
+        assert!(NodeOptions::from_yaml("replication:\n  oplogSizeMB: big\n").is_err());
     }
 
     #[test]

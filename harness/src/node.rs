@@ -31,6 +31,9 @@ pub struct NodeArgs {
     /// Write the log to this file instead of standard error.
     #[arg(long)]
     pub logpath: Option<PathBuf>,
+    /// Maximum size of the oplog in MB when it is created [default: 5% of free disk space, 990 MB to 50 GB].
+    #[arg(long = "oplogSize", value_name = "MB", allow_negative_numbers = true)]
+    pub oplog_size: Option<i64>,
     /// Server parameter NAME=VALUE; repeatable. `failpoint.NAME=alwaysOn` turns a fail point on.
     #[arg(long = "setParameter", value_name = "NAME=VALUE")]
     pub set_parameter: Vec<String>,
@@ -75,6 +78,12 @@ impl NodeArgs {
         }
         if let Some(path) = &self.logpath {
             options.logpath = Some(path.clone());
+        }
+        if let Some(size) = self.oplog_size {
+            options.oplog_size_mb = Some(
+                faultline_engine::options::parse_oplog_size(Some(size))
+                    .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+            );
         }
         for pair in &self.set_parameter {
             let (name, value) = pair

@@ -19,7 +19,7 @@ pub fn list_databases(ctx: &Context<'_>) -> Result<Document> {
     let snapshot = ctx.node.storage.snapshot()?;
     let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
     // `local` always exists: it holds the oplog.
-    sizes.insert("local".into(), snapshot.oplog_len()? * 128);
+    sizes.insert("local".into(), snapshot.oplog_stats()?.1);
     for meta in snapshot.collections(None)? {
         let (_, bytes) = snapshot.collection_stats(&meta)?;
         *sizes.entry(meta.ns.db.clone()).or_default() += bytes.max(4096);
@@ -62,7 +62,7 @@ pub fn list_collections(ctx: &Context<'_>) -> Result<Document> {
         .map(collection_entry)
         .collect();
     if ctx.db == "local" {
-        entries.push(doc! {"name": "oplog.rs", "type": "collection", "options": {"capped": true, "size": super::read::OPLOG_NOMINAL_MAX_BYTES},
+        entries.push(doc! {"name": "oplog.rs", "type": "collection", "options": {"capped": true, "size": ctx.node.storage.oplog_usage().max_bytes as i64},
                            "info": {"readOnly": false}});
         if ctx.node.member.config_document().is_ok() {
             entries.push(

@@ -15,6 +15,7 @@
 mod fetcher;
 mod hello;
 pub mod messages;
+mod oplog_cap;
 pub mod peers;
 mod rpc;
 mod sync;
@@ -133,6 +134,7 @@ impl Member {
             Some(doc) => Some(ReplSetConfig::parse_document(&doc).map_err(repl_error)?),
             None => None,
         };
+        oplog_cap::init_max_size(&storage, &options).await?;
         let (role, _) = watch::channel(RoleSnapshot::uninitialised());
         let (topology, _) = watch::channel(0);
         let rbid = stored_rollback_id(&storage);
@@ -158,6 +160,7 @@ impl Member {
             rbid: AtomicI32::new(rbid),
             fatal: watch::channel(None).0,
         });
+        member.spawn_oplog_truncation();
         if let Some(config) = config {
             member.install_machine(config)?;
             // An initial sync cut short (its flag still says in progress) starts over; a finished one is kept.

@@ -7,6 +7,7 @@ mod t30_rollback;
 mod t40_membership;
 mod t50_tutorial_membership;
 mod t60_heavy_queries;
+mod t70_oplog_cap;
 
 use std::path::Path;
 use std::time::Duration;

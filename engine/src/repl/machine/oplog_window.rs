@@ -79,11 +79,6 @@ impl ReplMachine {
         }
         let until = self.now_ms + TOO_STALE_DENYLIST_MS;
         self.stale_sources.insert(from, until);
-        self.outbox.push(Action::Log(format!(
-            "We are too stale to use {host} as a sync source. Denylisting this sync source because our last \
-             fetched timestamp is before their earliest timestamp for {}s",
-            TOO_STALE_DENYLIST_MS / 1000
-        )));
         self.reevaluate_sync_source();
         let follower = matches!(self.state, MemberState::Secondary | MemberState::Recovering);
         if self.sync_source.is_some() || self.too_stale || !follower {
