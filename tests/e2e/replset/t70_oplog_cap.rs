@@ -293,3 +293,41 @@ async fn initial_sync_starts_over_when_the_source_truncates_its_begin_point() ->
     );
     Ok(())
 }
+
+/// `replSetResizeOplog` changes the maximum size at run time (990 MB to 1 PB, as mongod); the size is the
+/// oplog's, so it survives a restart with the old `--oplogSize`.
+#[tokio::test(flavor = "multi_thread")]
+async fn resize_oplog_sets_a_lasting_maximum_size() -> anyhow::Result<()> {
+    let mut node = NodeProcess::start(super::bin(), &["--oplogSize", "1"]).await?;
+    node.initiate().await?;
+    let opts = raw_command(node.port, doc! {"getCmdLineOpts": 1, "$db": "admin"}).await?;
+    let parsed = opts.get_document("parsed")?.get_document("replication")?;
+    assert_eq!(number(parsed, "oplogSizeMB"), 1, "{opts}");
+    assert_eq!(number(&oplog_stats(node.port).await?, "maxSize"), MIB);
+
+    let too_small = raw_command(node.port, doc! {"replSetResizeOplog": 1, "size": 5.0, "$db": "admin"}).await?;
+    assert_eq!(too_small.get_i32("code").ok(), Some(2), "{too_small}");
+    assert!(too_small.get_str("errmsg")?.contains(">= 990"), "{too_small}");
+    let retention = raw_command(
+        node.port,
+        doc! {"replSetResizeOplog": 1, "minRetentionHours": 2.0, "$db": "admin"},
+    )
+    .await?;
+    assert_eq!(
+        retention.get_f64("ok").ok(),
+        Some(0.0),
+        "unsupported, refused: {retention}"
+    );
+
+    let reply = raw_command(node.port, doc! {"replSetResizeOplog": 1, "size": 990.0, "$db": "admin"}).await?;
+    assert_eq!(reply.get_f64("ok").ok(), Some(1.0), "{reply}");
+    assert_eq!(number(&oplog_stats(node.port).await?, "maxSize"), 990 * MIB);
+    node.restart().await?;
+    node.wait_primary().await?;
+    assert_eq!(
+        number(&oplog_stats(node.port).await?, "maxSize"),
+        990 * MIB,
+        "the resized oplog keeps its size; --oplogSize only sizes a new oplog"
+    );
+    Ok(())
+}
