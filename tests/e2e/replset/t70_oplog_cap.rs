@@ -12,12 +12,12 @@ use super::{ELECTION, config, initiate, member, start_members, state_of, wait_sa
 const MIB: i64 = 1024 * 1024;
 
 /// Members with a 1 MB oplog (mongod accepts any `--oplogSize` above 0).
-fn tiny_oplog(_: usize) -> Vec<String> {
+pub(crate) fn tiny_oplog(_: usize) -> Vec<String> {
     vec!["--oplogSize".into(), "1".into()]
 }
 
 /// Inserts `ids` documents of about 2 KB each, 100 per command, acknowledged by a majority.
-async fn insert_padded(port: u16, ids: std::ops::Range<i32>) -> anyhow::Result<()> {
+pub(crate) async fn insert_padded(port: u16, ids: std::ops::Range<i32>) -> anyhow::Result<()> {
     let pad = "x".repeat(2_000);
     let all: Vec<i32> = ids.collect();
     for chunk in all.chunks(100) {
@@ -58,7 +58,7 @@ fn number(doc: &Document, key: &str) -> i64 {
 }
 
 /// The `ts` of a member's oldest (`1`) or newest (`-1`) oplog entry.
-async fn oplog_end(port: u16, order: i32) -> anyhow::Result<bson::Timestamp> {
+pub(crate) async fn oplog_end(port: u16, order: i32) -> anyhow::Result<bson::Timestamp> {
     let reply = raw_command(
         port,
         doc! {"find": "oplog.rs", "sort": {"$natural": order}, "limit": 1, "singleBatch": true,
@@ -73,7 +73,7 @@ async fn oplog_end(port: u16, order: i32) -> anyhow::Result<bson::Timestamp> {
     Ok(entry.get_timestamp("ts")?)
 }
 
-fn later(a: bson::Timestamp, b: bson::Timestamp) -> bool {
+pub(crate) fn later(a: bson::Timestamp, b: bson::Timestamp) -> bool {
     (a.time, a.increment) > (b.time, b.increment)
 }
 
