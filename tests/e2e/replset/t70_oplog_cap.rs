@@ -331,3 +331,21 @@ async fn resize_oplog_sets_a_lasting_maximum_size() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The `collStats` command (older shells' `db.oplog.rs.stats()`) reports the oplog as mongod does: capped, with
+/// its maximum size, real size and count.
+#[tokio::test(flavor = "multi_thread")]
+async fn coll_stats_command_reports_the_capped_oplog() -> anyhow::Result<()> {
+    let node = NodeProcess::start(super::bin(), &["--oplogSize", "1"]).await?;
+    node.initiate().await?;
+    insert_padded(node.port, 0..10).await?;
+    let stats = raw_command(node.port, doc! {"collStats": "oplog.rs", "$db": "local"}).await?;
+    assert_eq!(stats.get_f64("ok").ok(), Some(1.0), "{stats}");
+    assert_eq!(stats.get_bool("capped").ok(), Some(true), "{stats}");
+    assert_eq!(number(&stats, "maxSize"), MIB, "{stats}");
+    let agg = oplog_stats(node.port).await?;
+    assert_eq!(number(&stats, "count"), number(&agg, "count"), "{stats} vs {agg}");
+    assert_eq!(number(&stats, "size"), number(&agg, "size"), "{stats} vs {agg}");
+    assert!(number(&stats, "size") > 10 * 2_000, "{stats}");
+    Ok(())
+}
