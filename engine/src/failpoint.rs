@@ -28,6 +28,10 @@ pub const SKIP_ROLLBACK: &str = "skipRollback";
 /// oplog itself keeps its order).
 pub const APPLY_OPLOG_OUT_OF_ORDER: &str = "applyOplogOutOfOrder";
 
+/// A test aid, not a bug (mongod's name): initial sync pauses after cloning the data, before it notes the
+/// source's newest oplog entry and applies the oplog, until the fail point is turned off.
+pub const INITIAL_SYNC_HANG_AFTER_DATA_CLONING: &str = "initialSyncHangAfterDataCloning";
+
 /// Not a bug but a fault: this member's wall clock runs `data.offsetMillis` ahead (negative: behind) while
 /// on. Oplog timestamps follow it; the safe configuration must tolerate it (see [`crate::clock`]).
 pub const SKEW_CLOCK: &str = "skewClock";
@@ -61,6 +65,10 @@ pub const KNOWN: &[(&str, &str)] = &[
     (
         SKEW_CLOCK,
         "the member's wall clock runs data.offsetMillis ahead (negative: behind); a fault, not a bug",
+    ),
+    (
+        INITIAL_SYNC_HANG_AFTER_DATA_CLONING,
+        "initial sync pauses after cloning the data until the fail point is turned off; a test aid, not a bug",
     ),
 ];
 

@@ -68,14 +68,15 @@ pub struct NodeOptions {
     pub fork: bool,
     /// `processManagement.pidFilePath` / `--pidfilepath`: the member writes its pid here at start.
     pub pid_file: Option<PathBuf>,
-    /// `replication.oplogSizeMB` / `--oplogSize`: the oplog size asked for, in megabytes.
-    pub oplog_size_mb: Option<u64>,
     /// `--setParameter name=value` pairs (including `failpoint.NAME=...`); see [`check_set_parameters`].
     pub set_parameters: BTreeMap<String, String>,
     /// The peer route table: member host (as in the replica-set config) → address to dial instead.
     pub peer_routes: BTreeMap<String, String>,
     /// The command line as given, for `getCmdLineOpts`.
     pub argv: Vec<String>,
+    /// `--oplogSize` / `replication.oplogSizeMB`: the oplog's maximum size in MB when it is created (default:
+    /// 5 % of the dbpath's free space, within [990 MB, 50 GB]).
+    pub oplog_size_mb: Option<u64>,
 }
 
 impl Default for NodeOptions {
@@ -159,12 +160,7 @@ impl NodeOptions {
                     }
                     options.repl_set = name.to_string();
                 }
-                "replication.oplogSizeMB" => {
-                    let size = value.as_u64().filter(|mb| *mb > 0);
-                    options.oplog_size_mb = Some(size.ok_or_else(|| {
-                        Error::bad_value("replication.oplogSizeMB must be a positive number of megabytes")
-                    })?);
-                }
+                "replication.oplogSizeMB" => options.oplog_size_mb = Some(parse_oplog_size(value.as_i64())?),
                 "systemLog.destination" => destination = Some(string(&key, value)?.to_string()),
                 "systemLog.path" => options.logpath = Some(PathBuf::from(non_empty(&key, value)?)),
                 "systemLog.logAppend" => options.log_append = boolean(&key, value)?,
@@ -405,6 +401,18 @@ pub fn check_set_parameters(params: &BTreeMap<String, String>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Checks `--oplogSize` / `replication.oplogSizeMB` as mongod does: an integer above 0 (MB; mongod has no
+/// other minimum for it, the 990 MB floor is the default's and `replSetResizeOplog`'s).
+pub fn parse_oplog_size(value: Option<i64>) -> Result<u64> {
+    match value {
+        Some(mb) if mb > 0 => Ok(mb as u64),
+        Some(mb) => Err(Error::bad_value(format!(
+            "bad --oplogSize, arg must be greater than 0,found: {mb}"
+        ))),
+        None => Err(Error::bad_value("replication.oplogSizeMB must be an integer")),
+    }
 }
 
 /// Splits mongod's comma-separated `bindIp`.
@@ -793,6 +801,20 @@ setParameter:
         let message = bad.validate().expect_err("unparseable").message;
         assert!(message.contains("'not-an-address'"), "{message}");
         assert!(!message.contains('\n'));
+    }
+
+    #[test]
+    fn oplog_size_is_any_positive_number_of_megabytes() {
+        let options = NodeOptions::from_yaml("replication:\n  replSetName: rs0\n  oplogSizeMB: 5\n").expect("valid");
+        assert_eq!(options.oplog_size_mb, Some(5));
+        assert_eq!(NodeOptions::default().oplog_size_mb, None);
+        let zero = NodeOptions::from_yaml("replication:\n  oplogSizeMB: 0\n").expect_err("0 is refused");
+        assert!(
+            zero.message.contains("bad --oplogSize, arg must be greater than 0"),
+            "{}",
+            zero.message
+        );
+        assert!(NodeOptions::from_yaml("replication:\n  oplogSizeMB: big\n").is_err());
     }
 
     #[test]

@@ -47,9 +47,9 @@ pub struct NodeArgs {
     /// Write the member's process id to this file at start (its directory is created).
     #[arg(long = "pidfilepath", value_name = "FILE")]
     pub pid_file_path: Option<PathBuf>,
-    /// Oplog size in megabytes (replication.oplogSizeMB); reported by getCmdLineOpts.
-    #[arg(long = "oplogSize", value_name = "MB")]
-    pub oplog_size: Option<u64>,
+    /// Maximum size of the oplog in MB when it is created [default: 5% of free disk space, 990 MB to 50 GB].
+    #[arg(long = "oplogSize", value_name = "MB", allow_negative_numbers = true)]
+    pub oplog_size: Option<i64>,
     /// Server parameter NAME=VALUE; repeatable. Known: enableTestCommands (1/0/true/false, default 1),
     /// cursorTimeoutMillis, failpoint.NAME (e.g. failpoint.NAME=alwaysOn). Unknown names are refused.
     #[arg(long = "setParameter", value_name = "NAME=VALUE")]
@@ -107,9 +107,11 @@ impl NodeArgs {
             anyhow::ensure!(!path.as_os_str().is_empty(), "--pidfilepath cannot be empty");
             options.pid_file = Some(path.clone());
         }
-        if let Some(mb) = self.oplog_size {
-            anyhow::ensure!(mb > 0, "--oplogSize must be a positive number of megabytes");
-            options.oplog_size_mb = Some(mb);
+        if let Some(size) = self.oplog_size {
+            options.oplog_size_mb = Some(
+                faultline_engine::options::parse_oplog_size(Some(size))
+                    .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+            );
         }
         for pair in &self.set_parameter {
             let (name, value) = pair

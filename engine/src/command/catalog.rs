@@ -87,7 +87,7 @@ pub fn list_collections(ctx: &Context<'_>) -> Result<Document> {
     }
     entries.sort_by(|a, b| a.get_str("name").unwrap_or("").cmp(b.get_str("name").unwrap_or("")));
     if ctx.db == "local" {
-        entries.push(doc! {"name": "oplog.rs", "type": "collection", "options": {"capped": true, "size": super::read::OPLOG_NOMINAL_MAX_BYTES},
+        entries.push(doc! {"name": "oplog.rs", "type": "collection", "options": {"capped": true, "size": ctx.node.storage.oplog_usage().max_bytes as i64},
                            "info": {"readOnly": false}});
         if ctx.node.member.config_document().is_ok() {
             entries.push(
@@ -409,6 +409,13 @@ pub fn db_stats(ctx: &Context<'_>) -> Result<Document> {
 pub fn coll_stats(ctx: &Context<'_>) -> Result<Document> {
     let ns = args::namespace(ctx.body, &ctx.db)?;
     let snapshot = ctx.node.storage.snapshot()?;
+    if ns.db == "local" && ns.coll == "oplog.rs" {
+        // The capped oplog, with the figures the storage writer keeps in memory.
+        let (count, size) = snapshot.oplog_stats()?;
+        return Ok(doc! {"ns": ns.full(), "count": count as i64, "size": size as i64,
+        "avgObjSize": size.checked_div(count).unwrap_or(0) as i64, "storageSize": size as i64, "nindexes": 0,
+        "capped": true, "maxSize": snapshot.oplog_max_bytes() as i64});
+    }
     let meta = snapshot
         .collection(&ns)?
         .ok_or_else(|| Error::new(code::NAMESPACE_NOT_FOUND, format!("Collection [{ns}] not found.")))?;

@@ -240,6 +240,7 @@ async fn dispatch(ctx: &Context<'_>) -> Result<Document> {
         "replSetFreeze" => replset::freeze(ctx).await,
         "replSetSyncFrom" => replset::sync_from(ctx).await,
         "replSetGetRBID" => Ok(bson::doc! {"rbid": ctx.node.member.rbid()}),
+        "replSetResizeOplog" => replset::resize_oplog(ctx).await,
         "replSetHeartbeat" => ctx.node.member.on_heartbeat(ctx.body).await,
         "replSetRequestVotes" => ctx.node.member.on_request_votes(ctx.body).await,
         "replSetUpdatePosition" => ctx.node.member.on_update_position(ctx.body).await,

@@ -24,8 +24,6 @@ use crate::query::sort::SortSpec;
 use crate::storage::{CollectionMeta, Namespace, Snapshot, keystring, ts_to_u64};
 
 const DEFAULT_BATCH: usize = 101;
-/// The oplog's advertised size (listCollections, $collStats). The engine does not truncate the oplog yet.
-pub(super) const OPLOG_NOMINAL_MAX_BYTES: i64 = 1 << 30;
 const GET_MORE_DEFAULT_BATCH: usize = 10_000;
 /// Keep reply batches under the 16 MiB document limit, with room for the envelope.
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
@@ -635,7 +633,7 @@ fn coll_stats_doc(snapshot: &Snapshot, target: &Target, ns: &Namespace) -> Resul
     let mut storage = doc! {"size": size as i64, "count": count as i64, "avgObjSize": avg as i64, "storageSize": size as i64,
     "nindexes": nindexes as i32, "totalIndexSize": 0i64, "capped": matches!(target, Target::Oplog)};
     if matches!(target, Target::Oplog) {
-        storage.insert("maxSize", OPLOG_NOMINAL_MAX_BYTES);
+        storage.insert("maxSize", snapshot.oplog_max_bytes() as i64);
     }
     Ok(doc! {"ns": ns.full(), "host": "", "localTime": crate::clock::now(), "storageStats": storage})
 }

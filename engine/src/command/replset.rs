@@ -47,6 +47,51 @@ pub fn get_config(ctx: &Context<'_>) -> Result<Document> {
     Ok(doc! {"config": config})
 }
 
+/// `replSetResizeOplog {size: <MB>}`: the oplog's new maximum size (990 MB to 1 PB). `minRetentionHours` is
+/// not supported (only 0, mongod's default, is accepted).
+pub async fn resize_oplog(ctx: &Context<'_>) -> Result<Document> {
+    ctx.require_admin()?;
+    let size = match ctx.body.get("size") {
+        None => None,
+        Some(value) => Some(
+            number(value)
+                .ok_or_else(|| Error::type_mismatch("BSON field 'replSetResizeOplog.size' is the wrong type"))?,
+        ),
+    };
+    let retention = match ctx.body.get("minRetentionHours") {
+        None => None,
+        Some(value) => Some(number(value).ok_or_else(|| {
+            Error::type_mismatch("BSON field 'replSetResizeOplog.minRetentionHours' is the wrong type")
+        })?),
+    };
+    if let Some(hours) = retention {
+        if hours < 0.0 {
+            return Err(Error::bad_value(format!(
+                "BSON field 'replSetResizeOplog.minRetentionHours' value must be >= 0, actual value '{hours}'"
+            )));
+        }
+        if hours > 0.0 {
+            return Err(Error::new(
+                crate::error::code::ILLEGAL_OPERATION,
+                "minRetentionHours is not supported by this engine's oplog",
+            ));
+        }
+    }
+    if let Some(size) = size {
+        ctx.node.member.resize_oplog(size).await?;
+    }
+    Ok(Document::new())
+}
+
+fn number(value: &Bson) -> Option<f64> {
+    match value {
+        Bson::Double(v) => Some(*v),
+        Bson::Int32(v) => Some(f64::from(*v)),
+        Bson::Int64(v) => Some(*v as f64),
+        _ => None,
+    }
+}
+
 pub fn configure_fail_point(ctx: &Context<'_>) -> Result<Document> {
     ctx.require_admin()?;
     let name = ctx

@@ -3,7 +3,9 @@
 //! ```text
 //! find local.oplog.rs {ts >= lastApplied.ts} tailable awaitData   first entry must equal our last one:
 //!   ├─ equal      → apply the rest, then getMore (long-poll) forever
-//!   ├─ different  → our history diverged: roll back (sync.rs)
+//!   ├─ different  → the source's oldest entry is newer than our last one: we fell off its (capped) oplog,
+//!   │               we are too stale to sync from it (the machine tries another source, else RECOVERING)
+//!   ├─ different  → otherwise our history diverged: roll back (sync.rs)
 //!   └─ none       → if the source's newest entry (`$replData.lastOpApplied`) is newer than ours in
 //!                   (term, ts) order, our newest entries were never in its history: roll back;
 //!                   otherwise the source is behind us: wait and retry
@@ -40,6 +42,8 @@ pub(super) enum FetchEnd {
     Diverged,
     /// The source has nothing at or after our newest entry.
     SourceBehind,
+    /// The source's oldest entry is newer than our newest: it truncated what we still need.
+    TooStale,
     /// Our oplog is empty: initial sync is needed.
     Empty,
 }
@@ -55,6 +59,7 @@ impl Member {
                     }
                 }
                 Ok(FetchEnd::SourceBehind) => tracing::debug!(source = %host, "sync source is behind us"),
+                Ok(FetchEnd::TooStale) => tracing::debug!(source = %host, "too stale to sync from this source"),
                 // Nothing to fetch from until initial sync has given us an oplog.
                 Ok(FetchEnd::Empty) => self.spawn_initial_sync(),
                 Err(err) => tracing::debug!(error = %err, source = %host, "oplog fetch interrupted"),
@@ -100,6 +105,19 @@ impl Member {
             return self.tail(source_id, &mut conn, id, rbid, timeout).await;
         };
         if OplogEntry::optime_of(first) != Some(last) {
+            // Falling off a capped oplog is not a divergence: check the source's oldest entry first.
+            let oldest = oldest_entry_ts(&mut conn, timeout).await?;
+            if let Some(oldest) =
+                oldest.filter(|oldest| (last.ts.time, last.ts.increment) < (oldest.time, oldest.increment))
+            {
+                tracing::warn!(
+                    "We are too stale to use {host} as a sync source. Denylisting this sync source because our last \
+                     fetched timestamp: {:?} is before their earliest timestamp: {oldest:?} for 1min",
+                    last.ts
+                );
+                self.report_probe(source_id, true);
+                return Ok(FetchEnd::TooStale);
+            }
             tracing::warn!(ours = ?last, theirs = ?OplogEntry::optime_of(first), source = host, "oplog diverged from the sync source");
             if self.failpoints.hit(failpoint::SKIP_ROLLBACK).is_none() {
                 return Ok(FetchEnd::Diverged);
@@ -109,8 +127,22 @@ impl Member {
             self.apply_batch(newer).await?;
             return self.tail(source_id, &mut conn, id, rbid, timeout).await;
         }
+        self.report_probe(source_id, false);
         self.apply_batch(batch.into_iter().skip(1).collect()).await?;
         self.tail(source_id, &mut conn, id, rbid, timeout).await
+    }
+
+    /// Tells the machine whether the source's oplog still holds our newest entry. (Its actions run in a task
+    /// of their own: they may change the sync source, which aborts this fetcher.)
+    fn report_probe(&self, source_id: i32, too_stale: bool) {
+        let actions = self.handle(Event::SyncSourceProbed {
+            from: source_id,
+            too_stale,
+        });
+        if !actions.is_empty() {
+            let me = self.arc();
+            tokio::spawn(async move { me.execute(actions).await });
+        }
     }
 
     async fn tail(
@@ -354,6 +386,23 @@ fn entries(cursor: &Document, key: &str) -> Vec<Document> {
         .get_array(key)
         .map(|batch| batch.iter().filter_map(|b| b.as_document().cloned()).collect())
         .unwrap_or_default()
+}
+
+/// The timestamp of the source's oldest oplog entry (`None` when its oplog is empty).
+pub(super) async fn oldest_entry_ts(conn: &mut PeerConnection, timeout: Duration) -> Result<Option<bson::Timestamp>> {
+    let reply = conn
+        .command(
+            &doc! {"find": "oplog.rs", "sort": {"$natural": 1}, "limit": 1, "singleBatch": true,
+            "$readPreference": {"mode": "secondaryPreferred"}, "$db": "local"},
+            timeout,
+        )
+        .await?;
+    let cursor = reply
+        .get_document("cursor")
+        .map_err(|_| Error::bad_value("find reply without cursor"))?;
+    Ok(entries(cursor, "firstBatch")
+        .first()
+        .and_then(|entry| entry.get_timestamp("ts").ok()))
 }
 
 /// The sync source's rollback id, from a reply's `$replData`.

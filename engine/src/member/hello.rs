@@ -124,7 +124,7 @@ impl Member {
                 "optimeDurable": m.durable.to_document(), "optimeDurableDate": ts_date(m.durable),
                 "lastAppliedWallTime": wall_date(m.applied_wall_ms), "lastDurableWallTime": wall_date(m.durable_wall_ms),
                 "syncSourceHost": host(m.sync_source_id), "syncSourceId": m.sync_source_id.unwrap_or(-1),
-                "infoMessage": "", "configVersion": m.config_version, "configTerm": m.config_term, "self": m.is_self,
+                "infoMessage": if m.is_self { status.info_message.as_str() } else { "" }, "configVersion": m.config_version, "configTerm": m.config_term, "self": m.is_self,
                 "lastHeartbeatMessage": &m.last_heartbeat_message,
             };
             if !m.is_self {

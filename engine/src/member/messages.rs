@@ -53,6 +53,7 @@ pub fn heartbeat_response_to_bson(resp: &HeartbeatResponse) -> Document {
         "durableWallTime": bson::DateTime::from_millis(resp.durable_wall_ms),
         "configVersion": resp.config_version, "configTerm": resp.config_term,
         "lastCommittedOpTime": resp.commit_point.to_document(), "electable": resp.electable,
+        "hbmsg": &resp.message,
     };
     if let Some(primary) = resp.primary_id {
         doc.insert("primaryId", primary);
@@ -97,6 +98,7 @@ pub fn heartbeat_response_from_bson(doc: &Document) -> Result<HeartbeatResponse>
         config,
         commit_point: optime(doc, "lastCommittedOpTime")?,
         electable: doc.get_bool("electable").unwrap_or(false),
+        message: doc.get_str("hbmsg").unwrap_or("").to_string(),
     })
 }
 
@@ -210,6 +212,7 @@ mod tests {
             config: Some(ReplSetConfig::new("rs0", vec![MemberConfig::new(0, "h:1")])),
             commit_point: OpTime::new(9, 1, 4),
             electable: true,
+            message: "error RS102 too stale to catch up".into(),
         };
         assert_eq!(
             heartbeat_response_from_bson(&heartbeat_response_to_bson(&resp)).expect("decodes"),

@@ -15,6 +15,7 @@
 mod fetcher;
 mod hello;
 pub mod messages;
+mod oplog_cap;
 pub mod peers;
 mod rpc;
 mod sync;
@@ -190,6 +191,7 @@ impl Member {
             Some(doc) => Some(ReplSetConfig::parse_document(&doc).map_err(repl_error)?),
             None => None,
         };
+        oplog_cap::init_max_size(&storage, &options).await?;
         let (role, _) = watch::channel(RoleSnapshot::uninitialised());
         let (topology, _) = watch::channel(0);
         let rbid = stored_rollback_id(&storage);
@@ -216,6 +218,7 @@ impl Member {
             fatal: watch::channel(None).0,
             applied_ops: AppliedOps::default(),
         });
+        member.spawn_oplog_truncation();
         if let Some(config) = config {
             member.install_machine(config)?;
             // An initial sync cut short (its flag still says in progress) starts over; a finished one is kept.

@@ -4,6 +4,9 @@
 //! (begin) → clone every database, collection, index and document → apply the source's oplog from begin to
 //! its newest entry then (stop), appending it to ours → SECONDARY.
 //!
+//! Initial sync copies the source's oplog from `begin` on, so the source may have truncated everything older;
+//! if it truncates `begin` itself while we clone, the attempt fails (OplogStartMissing) and starts over.
+//!
 //! Rollback (our oplog diverged from the sync source's, e.g. we were a primary that lost its majority):
 //! ROLLBACK → walk our oplog back to the newest entry the source also has (the common point) → save our
 //! version of every document touched after it to `<dbpath>/rollback/<db.coll>/removed.<millis>.bson` →
@@ -11,7 +14,8 @@
 //! → bump the rollback id → RECOVERING until our oplog reaches the source's newest entry → SECONDARY.
 //! Entries after the common point were never majority-committed (the commit rule guarantees it); a rollback
 //! that would undo majority-committed entries is a safety violation, so the member stops with a fatal error
-//! instead, as mongod does. Rollback files are named by collection UUID (as in mongod 4.4+), never by the
+//! instead, as mongod does. So does a rollback whose common point is no longer in either capped oplog (mongod's
+//! RS100 / RS101): the member must be resynced. Rollback files are named by collection UUID (as in mongod 4.4+), never by the
 //! client-chosen namespace, so nothing is written outside `<dbpath>/rollback/`.
 
 use std::collections::BTreeMap;
@@ -134,6 +138,21 @@ impl Member {
             .await?
             .ok_or_else(|| Error::bad_value("the sync source has an empty oplog"))?;
         let cloned = self.clone_databases(&mut conn, timeout).await?;
+        if self
+            .failpoints
+            .hit(crate::failpoint::INITIAL_SYNC_HANG_AFTER_DATA_CLONING)
+            .is_some()
+        {
+            tracing::info!(
+                "initial sync - initialSyncHangAfterDataCloning fail point enabled; waiting until it is off"
+            );
+            while self
+                .failpoints
+                .is_on(crate::failpoint::INITIAL_SYNC_HANG_AFTER_DATA_CLONING)
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         let stop = newest_entry(&mut conn, timeout).await?.unwrap_or_else(|| begin.clone());
         let begin_ts = begin
             .get_timestamp("ts")
@@ -143,9 +162,27 @@ impl Member {
             .map_err(|_| Error::bad_value("oplog entry without ts"))?;
         let filter = doc! {"ts": {"$gte": begin_ts, "$lte": stop_ts}};
         let mut applied = 0usize;
+        let mut first_batch = true;
         for_each_batch(&mut conn, "local", "oplog.rs", filter, timeout, |batch| {
+            // The source's capped oplog may have dropped the begin point while we cloned: applying from a later
+            // entry would miss writes, so this attempt fails and initial sync starts over.
+            let starts_at = first_batch.then(|| batch.first().and_then(|e| e.get_timestamp("ts").ok()));
+            first_batch = false;
             applied += batch.len();
-            async move { self.apply_batch(batch).await }
+            async move {
+                if let Some(starts_at) = starts_at
+                    && starts_at != Some(begin_ts)
+                {
+                    return Err(Error::new(
+                        (120, "OplogStartMissing"),
+                        format!(
+                            "the sync source's oplog no longer holds the initial sync's begin point {begin_ts:?} \
+                             (its oldest entry is now {starts_at:?}): it was truncated while we cloned"
+                        ),
+                    ));
+                }
+                self.apply_batch(batch).await
+            }
         })
         .await?;
         self.storage
@@ -239,7 +276,16 @@ impl Member {
         self.execute(actions).await;
         let timeout = self.rpc_timeout() + Duration::from_secs(5);
         let mut conn = self.peers.connect(host, timeout).await?;
-        let common = self.find_common_point(&mut conn, timeout).await?;
+        let common = match self.find_common_point(&mut conn, timeout).await? {
+            Ok(common) => common,
+            Err(unrecoverable) => {
+                let message = format!(
+                    "rollback error {unrecoverable} (sync source {host}); this member must be resynced (wipe its dbpath)"
+                );
+                self.fail_fatally(message.clone());
+                return Err(Error::internal(message));
+            }
+        };
         let verdict = self.with_machine(|m, _| Ok(m.check_rollback_common_point(common)))?;
         if let Err(refusal) = verdict {
             let message = format!(
@@ -385,22 +431,40 @@ impl Member {
         Ok(())
     }
 
-    async fn find_common_point(&self, conn: &mut PeerConnection, timeout: Duration) -> Result<OpTime> {
+    /// The newest entry both oplogs hold. `Ok(Err(message))` when there is none to find: the source truncated
+    /// its oplog past the point where our histories part (mongod's RS100), or we truncated ours (RS101). Either
+    /// way the member cannot roll back and must be resynced.
+    async fn find_common_point(
+        &self,
+        conn: &mut PeerConnection,
+        timeout: Duration,
+    ) -> Result<std::result::Result<OpTime, String>> {
+        const MAX_SCAN: usize = 100_000;
         let snapshot = self.storage.snapshot()?;
         let mut ours = Vec::new();
         snapshot.scan_oplog(None, true, |_, entry| {
             ours.push(entry);
-            if ours.len() >= 100_000 {
+            if ours.len() >= MAX_SCAN {
                 std::ops::ControlFlow::Break(())
             } else {
                 std::ops::ControlFlow::Continue(())
             }
         })?;
         drop(snapshot);
+        let scanned_all = ours.len() < MAX_SCAN;
+        let their_oldest = super::fetcher::oldest_entry_ts(conn, timeout).await?;
         for entry in ours {
             let Some(optime) = OplogEntry::optime_of(&entry) else {
                 continue;
             };
+            if let Some(oldest) = their_oldest
+                && (optime.ts.time, optime.ts.increment) < (oldest.time, oldest.increment)
+            {
+                return Ok(Err(format!(
+                    "RS100 reached beginning of remote oplog: no common point at or after its oldest entry \
+                     {oldest:?} (our entry {optime:?} is older; the sync source truncated the common point)"
+                )));
+            }
             let reply = conn
                 .command(
                     &doc! {"find": "oplog.rs", "filter": {"ts": optime.ts}, "limit": 1, "singleBatch": true,
@@ -409,12 +473,17 @@ impl Member {
                 )
                 .await?;
             if first_batch(&reply).first().and_then(OplogEntry::optime_of) == Some(optime) {
-                return Ok(optime);
+                return Ok(Ok(optime));
             }
         }
-        Err(Error::bad_value(
-            "no common point with the sync source: this member needs a resync (wipe its data directory)",
-        ))
+        if scanned_all {
+            return Ok(Err(
+                "RS101 reached beginning of local oplog: no common point with the sync source".to_string(),
+            ));
+        }
+        Err(Error::bad_value(format!(
+            "no common point with the sync source within our newest {MAX_SCAN} oplog entries"
+        )))
     }
 
     fn entries_after(&self, common: OpTime) -> Result<Vec<Document>> {

@@ -22,9 +22,12 @@ impl WriteCtx<'_> {
         let bytes = entry.to_vec()?;
         let txn = self.txn;
         let mut oplog = txn.open_table(OPLOG).map_err(|e| self.fatal("oplog", e))?;
-        oplog
+        let replaced = oplog
             .insert(ts_to_u64(optime.ts), bytes.as_slice())
-            .map_err(|e| self.fatal("oplog insert", e))?;
+            .map_err(|e| self.fatal("oplog insert", e))?
+            .map(|old| old.value().len());
+        drop(oplog);
+        self.count_oplog_insert(bytes.len(), replaced);
         self.clock.observe(optime.ts);
         self.last_optime = Some(optime);
         Ok(optime)
@@ -194,16 +197,22 @@ impl WriteCtx<'_> {
         let mut oplog = txn.open_table(OPLOG).map_err(|e| self.fatal("oplog", e))?;
         let from = ts_to_u64(common_point.ts).saturating_add(1);
         let mut removed = Vec::new();
+        let mut sizes = Vec::new();
         {
             let range = oplog.range(from..).map_err(|e| self.fatal("oplog scan", e))?;
             for item in range {
                 let (_, value) = item.map_err(|e| self.fatal("oplog scan", e))?;
+                sizes.push(value.value().len());
                 removed.push(Document::from_reader(value.value()).map_err(|e| self.fatal("decode oplog", e))?);
             }
         }
         oplog
             .retain_in(from.., |_, _| false)
             .map_err(|e| self.fatal("oplog truncate", e))?;
+        drop(oplog);
+        for len in sizes {
+            self.count_oplog_removal(len);
+        }
         self.position_reset = Some(common_point);
         self.last_optime = None;
         Ok(removed)

@@ -14,6 +14,7 @@
 //! consistent read transaction that never blocks the writer.
 
 mod apply;
+mod capped;
 pub mod catalog;
 pub mod keystring;
 mod oplog;
@@ -31,6 +32,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 
 pub use apply::{crud_target, fold_document};
+use capped::OplogAccount;
+pub use capped::{DEFAULT_MAX_BYTES, DEFAULT_MIN_BYTES, OplogUsage, Truncated, default_max_bytes};
 pub use catalog::{CollectionMeta, IndexSpec, Namespace};
 pub use oplog::{OpTime, OplogEntry, ts_from_u64, ts_to_u64};
 pub use snapshot::Snapshot;
@@ -80,6 +83,8 @@ struct Inner {
     positions: watch::Receiver<Positions>,
     term: Arc<AtomicI64>,
     path: PathBuf,
+    /// The oplog's entry count, byte size and maximum size (capped.rs).
+    oplog: Arc<OplogAccount>,
 }
 
 fn storage_error(context: &str, err: impl std::fmt::Display) -> Error {
@@ -104,7 +109,8 @@ impl Storage {
             last_durable: last,
         };
         let (tx, rx) = watch::channel(positions);
-        let writer = Writer::start(db.clone(), tx, term.clone(), last)?;
+        let oplog = Arc::new(OplogAccount::load(&db)?);
+        let writer = Writer::start(db.clone(), tx, term.clone(), last, oplog.clone())?;
         Ok(Storage {
             inner: Arc::new(Inner {
                 db,
@@ -112,6 +118,7 @@ impl Storage {
                 positions: rx,
                 term,
                 path: dbpath.to_path_buf(),
+                oplog,
             }),
         })
     }
@@ -123,7 +130,7 @@ impl Storage {
     /// A consistent read-only view of the current committed state.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let txn = self.inner.db.begin_read().map_err(|e| storage_error("begin read", e))?;
-        Ok(Snapshot::new(txn))
+        Ok(Snapshot::new(txn, self.inner.oplog.usage()))
     }
 
     /// Runs `job` inside the writer's next group transaction and returns its output once the transaction has
@@ -164,6 +171,41 @@ impl Storage {
     /// Reads a metadata document (replica-set config, vote, ...).
     pub fn read_meta(&self, key: &str) -> Result<Option<Document>> {
         self.snapshot()?.meta(key)
+    }
+
+    /// The oplog's entry count, size and maximum size (O(1): kept in memory by the writer).
+    pub fn oplog_usage(&self) -> OplogUsage {
+        self.inner.oplog.usage()
+    }
+
+    /// Sets the oplog's maximum size (`maxSize`); entries beyond it are truncated by [`Storage::truncate_oplog`].
+    pub fn set_oplog_max_bytes(&self, bytes: u64) {
+        self.inner.oplog.set_max_bytes(bytes);
+    }
+
+    /// The oldest entry's timestamp (`None` when the oplog is empty).
+    pub fn oldest_oplog_timestamp(&self) -> Result<Option<bson::Timestamp>> {
+        Ok(capped::oldest_key(&self.inner.db)?.map(ts_from_u64))
+    }
+
+    /// Removes the oldest oplog entries while the oplog is over its maximum size, never one at or after
+    /// `keep_from`. Runs in batches, each its own transaction (all or nothing if the process dies), so client
+    /// writes queued behind a batch wait for one batch only. Returns what was removed.
+    pub async fn truncate_oplog(&self, keep_from: bson::Timestamp) -> Result<Truncated> {
+        let mut total = Truncated::default();
+        loop {
+            if self.oplog_usage().bytes <= self.oplog_usage().max_bytes {
+                return Ok(total);
+            }
+            let batch = self
+                .write(false, move |w| w.truncate_oplog_oldest(keep_from, capped::batch_size()))
+                .await??;
+            total.entries += batch.entries;
+            total.bytes += batch.bytes;
+            if batch.entries == 0 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Makes everything committed so far durable and stops the writer.

@@ -13,6 +13,8 @@ use crate::error::Result;
 /// A consistent read-only view of a member's data.
 pub struct Snapshot {
     txn: ReadTransaction,
+    /// The oplog's figures when the snapshot was taken (kept in memory by the writer).
+    oplog: super::OplogUsage,
 }
 
 fn decode(bytes: &[u8]) -> Result<Document> {
@@ -20,8 +22,8 @@ fn decode(bytes: &[u8]) -> Result<Document> {
 }
 
 impl Snapshot {
-    pub(super) fn new(txn: ReadTransaction) -> Snapshot {
-        Snapshot { txn }
+    pub(super) fn new(txn: ReadTransaction, oplog: super::OplogUsage) -> Snapshot {
+        Snapshot { txn, oplog }
     }
 
     pub fn collection(&self, ns: &Namespace) -> Result<Option<CollectionMeta>> {
@@ -153,12 +155,14 @@ impl Snapshot {
         Ok(self.oplog_stats()?.0)
     }
 
-    /// Number of entries in the oplog and their stored size in bytes.
+    /// Number of entries in the oplog and their size in bytes (the in-memory figures, O(1)).
     pub fn oplog_stats(&self) -> Result<(u64, u64)> {
-        let table = self.txn.open_table(OPLOG).map_err(|e| storage_error("oplog", e))?;
-        let count = table.len().map_err(|e| storage_error("oplog len", e))?;
-        let stats = table.stats().map_err(|e| storage_error("oplog stats", e))?;
-        Ok((count, stats.stored_bytes()))
+        Ok((self.oplog.entries, self.oplog.bytes))
+    }
+
+    /// The oplog's maximum size (`maxSize`).
+    pub fn oplog_max_bytes(&self) -> u64 {
+        self.oplog.max_bytes
     }
 
     /// The retryable-write session records (`config.transactions`), and their stored size in bytes.

@@ -7,6 +7,7 @@
 use bson::{Bson, Document, doc};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
+use super::capped::{OplogAccount, OplogDelta};
 use super::catalog::{CollectionMeta, IndexSpec, Namespace, index_from_spec};
 use super::keystring;
 use super::oplog::{NewEntry, OpTime, OplogEntry, TimestampAllocator, ts_to_u64};
@@ -38,10 +39,18 @@ pub struct WriteCtx<'a> {
     pub(super) replaying: bool,
     /// Set when the oplog was truncated (rollback): the newest optime is now this, even if older.
     pub(super) position_reset: Option<OpTime>,
+    /// The oplog's committed figures, and how this transaction moves them (capped.rs).
+    pub(super) account: &'a OplogAccount,
+    pub(super) oplog_delta: OplogDelta,
 }
 
 impl<'a> WriteCtx<'a> {
-    pub(super) fn new(txn: &'a WriteTransaction, clock: &'a mut TimestampAllocator, term: i64) -> WriteCtx<'a> {
+    pub(super) fn new(
+        txn: &'a WriteTransaction,
+        clock: &'a mut TimestampAllocator,
+        term: i64,
+        account: &'a OplogAccount,
+    ) -> WriteCtx<'a> {
         WriteCtx {
             txn,
             clock,
@@ -50,7 +59,13 @@ impl<'a> WriteCtx<'a> {
             last_optime: None,
             replaying: false,
             position_reset: None,
+            account,
+            oplog_delta: OplogDelta::default(),
         }
+    }
+
+    pub(super) fn oplog_delta(&self) -> OplogDelta {
+        self.oplog_delta
     }
 
     pub(super) fn take_fatal(&mut self) -> Option<Error> {
@@ -94,9 +109,12 @@ impl<'a> WriteCtx<'a> {
         let bytes = doc.to_vec().map_err(|e| self.fatal("encode oplog entry", e))?;
         let txn = self.txn;
         let mut oplog = txn.open_table(OPLOG).map_err(|e| self.fatal("oplog", e))?;
-        oplog
+        let replaced = oplog
             .insert(ts_to_u64(ts), bytes.as_slice())
-            .map_err(|e| self.fatal("oplog insert", e))?;
+            .map_err(|e| self.fatal("oplog insert", e))?
+            .map(|old| old.value().len());
+        drop(oplog);
+        self.count_oplog_insert(bytes.len(), replaced);
         self.last_optime = Some(optime);
         Ok(optime)
     }

@@ -15,6 +15,7 @@ use std::time::Instant;
 use redb::{Database, Durability};
 use tokio::sync::{oneshot, watch};
 
+use super::capped::OplogAccount;
 use super::oplog::{OpTime, TimestampAllocator};
 use super::write_ctx::WriteCtx;
 use super::{JOURNAL_COMMIT_INTERVAL, Positions, storage_error};
@@ -42,6 +43,7 @@ impl Writer {
         positions: watch::Sender<Positions>,
         term: Arc<AtomicI64>,
         last: OpTime,
+        oplog: Arc<OplogAccount>,
     ) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
         let mut state = WriterState {
@@ -51,6 +53,7 @@ impl Writer {
             clock: TimestampAllocator::new(last.ts),
             last,
             dirty: false,
+            oplog,
         };
         let thread = std::thread::Builder::new()
             .name("storage-writer".into())
@@ -111,6 +114,8 @@ struct WriterState {
     last: OpTime,
     /// Whether a commit was made without fsync since the last durable one.
     dirty: bool,
+    /// The oplog's figures: moved after each successful commit by what the group appended and removed.
+    oplog: Arc<OplogAccount>,
 }
 
 impl WriterState {
@@ -193,7 +198,8 @@ impl WriterState {
         }
         let term = self.term.load(Ordering::SeqCst);
         let clock_before = self.clock.clone();
-        let mut ctx = WriteCtx::new(&txn, &mut self.clock, term);
+        let oplog = self.oplog.clone();
+        let mut ctx = WriteCtx::new(&txn, &mut self.clock, term, &oplog);
         let mut answers = Vec::with_capacity(group.len());
         for job in group {
             let output = (job.run)(&mut ctx);
@@ -202,6 +208,7 @@ impl WriterState {
         let fatal = ctx.take_fatal();
         let last_written = ctx.last_optime();
         let reset = ctx.position_reset();
+        let oplog_delta = ctx.oplog_delta();
         drop(ctx);
         let failure = match fatal {
             Some(err) => Some(err),
@@ -211,6 +218,7 @@ impl WriterState {
             self.clock = clock_before;
             return Err((answers.into_iter().map(|(r, _)| r).collect(), err));
         }
+        self.oplog.apply(oplog_delta);
         if let Some(optime) = reset {
             self.last = optime;
         }

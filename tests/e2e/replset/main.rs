@@ -8,6 +8,7 @@ mod t40_membership;
 mod t50_rename_and_metrics;
 mod t50_tutorial_membership;
 mod t60_heavy_queries;
+mod t70_oplog_cap;
 
 use std::path::Path;
 use std::time::Duration;

@@ -206,3 +206,64 @@ async fn deposed_primary_with_a_fast_clock_rolls_back_without_newer_writes() -> 
     );
     Ok(())
 }
+
+/// A deposed primary whose common point with the others is gone from their capped oplogs cannot roll back
+/// (mongod's RS100): it stops with a resync message instead of retrying forever, and loses nothing silently.
+/// Its clock runs ahead, so its diverged entries are newer than the others' oldest: this is a divergence, not
+/// a member that is merely too stale.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_whose_common_point_was_truncated_stops_the_member() -> anyhow::Result<()> {
+    let routed = faultline_tests::proxy::start_routed(bin(), 3, &["--oplogSize", "1"]).await?;
+    let nodes = &routed.nodes;
+    let members: Vec<Document> = nodes.iter().enumerate().map(|(i, n)| member(i as i32, n)).collect();
+    let old = initiate(nodes, config(members)).await?;
+    let skew = doc! {"configureFailPoint": "skewClock", "mode": "alwaysOn", "data": {"offsetMillis": 600_000},
+    "$db": "admin"};
+    let reply = raw_command(nodes[old].port, skew).await?;
+    assert_eq!(reply.get_f64("ok")?, 1.0, "{reply}");
+    isolate_and_write(&routed, old, "ahead").await?;
+    let new = wait_for_primary(nodes, &[old]).await?;
+    // The common point is at or before the new primary's newest entry now; then more than the oplog holds.
+    let before = crate::t70_oplog_cap::oplog_end(nodes[new].port, -1).await?;
+    crate::t70_oplog_cap::insert_padded(nodes[new].port, 0..1_200).await?;
+    for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != old) {
+        let port = node.port;
+        wait_until(
+            ELECTION,
+            &format!("member {i} to truncate past the common point"),
+            || async move {
+                crate::t70_oplog_cap::oplog_end(port, 1)
+                    .await
+                    .ok()
+                    .filter(|oldest| crate::t70_oplog_cap::later(*oldest, before))
+            },
+        )
+        .await?;
+    }
+    heal_after_step_down(&routed, old).await?;
+    let old_node = &nodes[old];
+    wait_until(
+        ELECTION,
+        "the old primary to stop with a resync message",
+        || async move {
+            let log = old_node.log();
+            let stopped = raw_command(old_node.port, doc! {"hello": 1, "$db": "admin"})
+                .await
+                .is_err();
+            (stopped && log.contains("RS100 reached beginning of remote oplog")).then_some(())
+        },
+    )
+    .await
+    .with_context(|| format!("the old primary's log:\n{}", old_node.log()))?;
+    assert!(old_node.log().contains("must be resynced"), "{}", old_node.log());
+    // The others carry on.
+    let others: Vec<&NodeProcess> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != old)
+        .map(|(_, n)| n)
+        .collect();
+    crate::t70_oplog_cap::insert_padded(nodes[new].port, 1_200..1_210).await?;
+    wait_same_data(&others, "app").await?;
+    Ok(())
+}

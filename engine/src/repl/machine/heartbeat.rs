@@ -40,6 +40,7 @@ impl ReplMachine {
             config,
             commit_point: self.commit_point,
             electable: self.can_stand(),
+            message: self.info_message().to_string(),
         }
     }
 
@@ -125,7 +126,7 @@ impl ReplMachine {
         view.last_heartbeat_ms = Some(now);
         view.last_contact_ms = Some(now);
         view.ping_ms = Some(rtt_ms.max(0));
-        view.last_heartbeat_message.clear();
+        view.last_heartbeat_message = response.message.clone();
         view.sync_source_id = response.sync_source_id;
         view.election_optime = response.election_optime;
         view.config_version = response.config_version;

@@ -51,6 +51,9 @@ pub enum Event {
     /// The shell moved the member into a non-elected state (STARTUP2, RECOVERING, ROLLBACK) or back to
     /// SECONDARY after initial sync or rollback.
     FollowerStateChanged { state: MemberState },
+    /// The oplog fetcher looked at member `from`'s oplog: `too_stale` when its oldest entry is newer than our
+    /// newest (we fell off its oplog), false when it holds our newest entry.
+    SyncSourceProbed { from: i32, too_stale: bool },
 }
 
 /// Something the shell must do. Actions are ordered: a `PersistElectionState` must be durable before any action

@@ -58,6 +58,8 @@ pub struct HeartbeatResponse {
     pub commit_point: OpTime,
     /// `electable`: whether the sender could stand for election now (not frozen, electable config).
     pub electable: bool,
+    /// `hbmsg`: the sender's own message (its `infoMessage`), shown by the others as `lastHeartbeatMessage`.
+    pub message: String,
 }
 
 /// `replSetRequestVotes` request.

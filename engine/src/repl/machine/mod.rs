@@ -23,6 +23,7 @@ mod leader;
 mod members;
 mod messages;
 mod metrics;
+mod oplog_window;
 mod status;
 mod stepdown;
 mod sync_source;
@@ -41,6 +42,7 @@ pub use messages::{
     HeartbeatRequest, HeartbeatResponse, LastVote, MemberPosition, PersistedElectionState, VoteRequest, VoteResponse,
 };
 pub use metrics::{CatchUpConclusion, ElectionMetrics, ElectionReason, ReasonCounter};
+pub use oplog_window::{TOO_STALE_DENYLIST_MS, TOO_STALE_MESSAGE};
 pub use status::{MemberStatus, ReplStatus};
 
 use super::config::ReplSetConfig;
@@ -141,6 +143,10 @@ pub struct ReplMachine {
     /// A one-voter set whose freeze or step-down period was set: its next election is a prompt one
     /// (`freezeTimeout`).
     single_node_prompt: bool,
+    /// Sync sources whose oplog starts after our newest entry, and until when they are not tried again.
+    stale_sources: BTreeMap<i32, i64>,
+    /// We fell off every sync source's oplog: RECOVERING until one can serve us (oplog_window.rs).
+    too_stale: bool,
 }
 
 impl ReplMachine {
@@ -180,6 +186,8 @@ impl ReplMachine {
             metrics: ElectionMetrics::default(),
             catch_up_pending: false,
             single_node_prompt: false,
+            stale_sources: BTreeMap::new(),
+            too_stale: false,
         };
         machine.adopt_config_members();
         machine.state = machine.resting_state();
@@ -214,6 +222,7 @@ impl ReplMachine {
             Event::StepUpRequested { from } => self.on_step_up_requested(from),
             Event::FollowerStateChanged { state } => self.on_follower_state_changed(state),
             Event::RolledBack { common_point } => self.on_rolled_back(common_point),
+            Event::SyncSourceProbed { from, too_stale } => self.on_sync_source_probed(from, too_stale),
         }
         self.settle();
         std::mem::take(&mut self.outbox)

@@ -89,6 +89,8 @@ pub struct ReplStatus {
     pub frozen_until_ms: Option<i64>,
     /// `members[]`, in config order, self included.
     pub members: Vec<MemberStatus>,
+    /// `infoMessage` of our own entry (e.g. mongod's RS102 when we are too stale to catch up).
+    pub info_message: String,
 }
 
 impl ReplMachine {
@@ -121,6 +123,7 @@ impl ReplMachine {
                 .iter()
                 .map(|member| self.member_status(member))
                 .collect(),
+            info_message: self.info_message().to_string(),
         }
     }
 

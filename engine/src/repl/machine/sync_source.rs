@@ -96,7 +96,7 @@ impl ReplMachine {
         // A source we already fetch from is kept even when its last heartbeat shows it behind us: that view
         // is up to a heartbeat old, while our own position moves with every batch we fetch from it.
         let _ = keeping;
-        if !view.healthy || !data_bearing || !serving {
+        if !view.healthy || !data_bearing || !serving || self.is_denylisted(id) {
             return false;
         }
         // A member still claiming PRIMARY while we know of another (newer) primary has been deposed: it may

@@ -3,6 +3,9 @@
 use super::*;
 use crate::repl::config::MemberConfig;
 
+#[path = "oplog_window_tests.rs"]
+mod oplog_window;
+
 const ELECTION_TIMEOUT: i64 = 1_000;
 /// Past any jittered election deadline (timeout + 15 %).
 const AFTER_TIMEOUT: i64 = 1_200;
@@ -59,6 +62,7 @@ fn heartbeat_reply(machine: &ReplMachine, from: i32, state: MemberState, term: i
         config: None,
         commit_point: OpTime::null(),
         electable: state == MemberState::Secondary,
+        message: String::new(),
     };
     Event::HeartbeatResponse {
         from,
