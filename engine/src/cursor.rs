@@ -46,6 +46,8 @@ pub struct Cursor {
     pub remaining: Option<usize>,
     /// Matching documents still to skip before the first one returned.
     pub skip: usize,
+    /// A document the last batch had no room for (batches stay under 16 MiB): the next batch starts with it.
+    pub stash: Option<Document>,
     pub last_used: Instant,
 }
 

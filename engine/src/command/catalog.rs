@@ -106,6 +106,7 @@ fn cursor_reply(ctx: &Context<'_>, ns: Namespace, docs: Vec<Document>) -> Docume
             source: CursorSource::Buffered(docs),
             remaining: None,
             skip: 0,
+            stash: None,
             last_used: std::time::Instant::now(),
         };
         ctx.node.cursors.register(cursor)

@@ -25,8 +25,10 @@ const DEFAULT_BATCH: usize = 101;
 /// The oplog's advertised size (listCollections, $collStats). The engine does not truncate the oplog yet.
 pub(super) const OPLOG_NOMINAL_MAX_BYTES: i64 = 1 << 30;
 const GET_MORE_DEFAULT_BATCH: usize = 10_000;
-/// Keep reply batches under the 16 MiB document limit, with room for the envelope.
-const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
+/// The documents of a reply batch stay within mongod's 16 MiB `BSONObjMaxUserSize`.
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// What a document adds to a reply array besides itself: type byte, index digits, NUL (mongod's upper bound).
+const PER_DOCUMENT_OVERHEAD: usize = 10;
 
 /// What a namespace resolves to.
 pub(super) enum Target {
@@ -210,6 +212,7 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
         source,
         remaining: limit,
         skip,
+        stash: None,
         last_used: Instant::now(),
     };
     let (docs, exhausted) = next_batch(ctx.node, &mut cursor, batch)?;
@@ -226,7 +229,9 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
     Ok(reply)
 }
 
-/// Collects one reply batch: at most `cap` documents and about 16 MiB.
+/// Collects one reply batch: at most `cap` documents and 16 MiB of them (mongod's `BSONObjMaxUserSize`,
+/// counted with its per-element overhead), except that the first document always goes in so every batch
+/// makes progress. The reply envelope fits in the 16 KiB mongod allows above that.
 struct Batch {
     docs: Vec<Document>,
     bytes: usize,
@@ -234,30 +239,45 @@ struct Batch {
 }
 
 impl Batch {
+    fn new(cap: usize) -> Batch {
+        Batch {
+            docs: Vec::new(),
+            bytes: 0,
+            cap,
+        }
+    }
+
     fn full(&self) -> bool {
         self.docs.len() >= self.cap || self.bytes >= MAX_BATCH_BYTES
     }
 
-    fn push(&mut self, doc: Document) -> ControlFlow<()> {
-        self.bytes += doc.to_vec().map(|v| v.len()).unwrap_or(0);
+    /// Adds `doc` if it fits, and says whether more may follow; a document that does not fit is given back
+    /// for the next batch.
+    fn offer(&mut self, doc: Document) -> std::result::Result<ControlFlow<()>, Document> {
+        let size = doc.to_vec().map(|v| v.len()).unwrap_or(0) + PER_DOCUMENT_OVERHEAD;
+        if !self.docs.is_empty() && (self.full() || self.bytes + size > MAX_BATCH_BYTES) {
+            return Err(doc);
+        }
+        self.bytes += size;
         self.docs.push(doc);
-        if self.full() {
+        Ok(if self.full() {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
-        }
+        })
     }
 }
 
 /// Produces the next batch of a cursor; `true` when nothing more can come.
 fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Vec<Document>, bool)> {
     let cap = cursor.remaining.map(|r| r.min(batch_size)).unwrap_or(batch_size);
-    let mut batch = Batch {
-        docs: Vec::new(),
-        bytes: 0,
-        cap,
-    };
+    let mut batch = Batch::new(cap);
+    // A document the previous batch had no room for comes first.
+    if let Some(doc) = cursor.stash.take() {
+        let _ = batch.offer(doc);
+    }
     let skip = &mut cursor.skip;
+    let stash = &mut cursor.stash;
     let mut keep = |doc: Document, filter: &Filter, projection: &Option<Arc<Projection>>, batch: &mut Batch| {
         if !filter.matches(&doc) {
             return ControlFlow::Continue(());
@@ -266,14 +286,20 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
             *skip -= 1;
             return ControlFlow::Continue(());
         }
-        batch.push(project(projection, doc))
+        batch.offer(project(projection, doc)).unwrap_or_else(|doc| {
+            *stash = Some(doc);
+            ControlFlow::Break(())
+        })
     };
     let exhausted = match &mut cursor.source {
         CursorSource::Buffered(buffer) => {
             while !batch.full() {
                 match buffer.pop_front() {
                     Some(doc) => {
-                        let _ = batch.push(doc);
+                        if let Err(doc) = batch.offer(doc) {
+                            buffer.push_front(doc);
+                            break;
+                        }
                     }
                     None => break,
                 }
@@ -293,7 +319,7 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
                     *after = last;
                 }
             }
-            !batch.full()
+            !batch.full() && stash.is_none()
         }
         CursorSource::Oplog {
             filter,
@@ -311,9 +337,10 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
                 })?;
                 *after = last_key;
             }
-            !batch.full() && !*tailable
+            !batch.full() && stash.is_none() && !*tailable
         }
     };
+    let exhausted = exhausted && cursor.stash.is_none();
     if let Some(remaining) = cursor.remaining.as_mut() {
         *remaining = remaining.saturating_sub(batch.docs.len());
     }
@@ -519,6 +546,7 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         source: CursorSource::Buffered(output.into()),
         remaining: None,
         skip: 0,
+        stash: None,
         last_used: Instant::now(),
     };
     let (docs, exhausted) = next_batch(ctx.node, &mut cursor, batch)?;
@@ -558,4 +586,47 @@ fn coll_stats_doc(snapshot: &Snapshot, target: &Target, ns: &Namespace) -> Resul
         storage.insert("maxSize", OPLOG_NOMINAL_MAX_BYTES);
     }
     Ok(doc! {"ns": ns.full(), "host": "", "localTime": crate::clock::now(), "storageStats": storage})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn padded(id: i32, bytes: usize) -> Document {
+        doc! {"_id": id, "pad": "x".repeat(bytes)}
+    }
+
+    fn size(doc: &Document) -> usize {
+        doc.to_vec().map(|v| v.len()).unwrap_or(0)
+    }
+
+    /// Two 10 MB documents never share a batch: the second waits for the next one (the replication
+    /// stall came from a 20 MB reply).
+    #[test]
+    fn a_batch_never_grows_past_16_mib() {
+        let mut batch = Batch::new(1000);
+        let mut stashed = None;
+        for id in 0..2 {
+            if let Err(doc) = batch.offer(padded(id, 10_000_000)) {
+                stashed = Some(doc);
+                break;
+            }
+        }
+        let total: usize = batch.docs.iter().map(size).sum();
+        assert_eq!(batch.docs.len(), 1);
+        assert!(total <= 16 * 1024 * 1024, "{total}");
+        assert_eq!(stashed.map(|d| d.get_i32("_id").unwrap_or(-1)), Some(1));
+    }
+
+    /// The first document always goes in, whatever its size: every batch makes progress.
+    #[test]
+    fn the_first_document_always_fits() {
+        let mut batch = Batch::new(1000);
+        assert!(batch.offer(padded(0, 16 * 1024 * 1024 - 40)).is_ok());
+        assert!(batch.offer(padded(1, 10)).is_err());
+        let mut small = Batch::new(1000);
+        for id in 0..100 {
+            assert!(small.offer(padded(id, 100_000)).is_ok(), "document {id}");
+        }
+    }
 }
