@@ -14,6 +14,7 @@
 //! member       the replica-set role at run time (async shell around repl/)
 //!   repl/      replica-set types and decision logic (pure)
 //! options      mongod's flags and YAML config keys
+//! spill        temporary files for blocking query stages under allowDiskUse
 //! failpoint    named switches that make the engine misbehave on purpose
 //! clock        the member's wall clock (skewable by a fail point)
 //! ```
@@ -29,6 +30,7 @@ pub mod options;
 pub mod query;
 pub mod repl;
 pub mod server;
+pub mod spill;
 pub mod storage;
 pub mod wire;
 

@@ -15,6 +15,7 @@ mod read;
 mod read_concern;
 mod replset;
 mod rw_defaults;
+mod scan;
 mod write;
 
 use bson::{Bson, Document};

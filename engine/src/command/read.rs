@@ -3,20 +3,22 @@
 //! Besides user collections, two `local` collections are readable as MongoDB exposes them:
 //! `local.oplog.rs` (the oplog, in timestamp order; tailable) and `local.system.replset` (the config).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bson::{Bson, Document, doc};
 
 use super::Context;
 use super::args;
 use super::read_concern::{self, ReadConcern};
+use super::scan::{CollectionScan, OplogScan};
 use crate::cursor::{Cursor, CursorSource};
 use crate::error::{Error, Result, code};
 use crate::node::{Counters, Node};
 use crate::query::filter::Filter;
+use crate::query::pipeline::{DocStream, SortStream, VecStream};
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use crate::storage::{CollectionMeta, Namespace, Snapshot, keystring, ts_to_u64};
@@ -54,26 +56,38 @@ pub(super) fn resolve(snapshot: &Snapshot, ns: &Namespace) -> Result<Target> {
 /// Every document of a target that matches `filter`, in natural order.
 pub(super) fn matching(node: &Node, snapshot: &Snapshot, target: &Target, filter: &Filter) -> Result<Vec<Document>> {
     let mut out = Vec::new();
+    for_each_matching(node, snapshot, target, filter, |doc| out.push(doc))?;
+    Ok(out)
+}
+
+/// Visits every document of a target that matches `filter`, in natural order, holding one at a time.
+pub(super) fn for_each_matching(
+    node: &Node,
+    snapshot: &Snapshot,
+    target: &Target,
+    filter: &Filter,
+    mut visit: impl FnMut(Document),
+) -> Result<()> {
     match target {
         Target::Collection(meta) => {
             if let Some(id) = filter.id_equality() {
                 if let Some(doc) = snapshot.get_by_id(meta, id)?
                     && filter.matches(&doc)
                 {
-                    out.push(doc);
+                    visit(doc);
                 }
-                return Ok(out);
+                return Ok(());
             }
             snapshot.scan(meta, None, |doc| {
                 if filter.matches(&doc) {
-                    out.push(doc);
+                    visit(doc);
                 }
                 ControlFlow::Continue(())
             })?;
         }
         Target::Oplog => snapshot.scan_oplog(None, false, |_, doc| {
             if filter.matches(&doc) {
-                out.push(doc);
+                visit(doc);
             }
             ControlFlow::Continue(())
         })?,
@@ -81,12 +95,12 @@ pub(super) fn matching(node: &Node, snapshot: &Snapshot, target: &Target, filter
             if let Ok(config) = node.member.config_document()
                 && filter.matches(&config)
             {
-                out.push(config);
+                visit(config);
             }
         }
         Target::Missing => {}
     }
-    Ok(out)
+    Ok(())
 }
 
 fn batch_size(body: &Document, key_present_default: usize) -> Result<usize> {
@@ -120,6 +134,46 @@ fn oplog_start(filter_doc: &Document) -> Option<u64> {
     cond.get_timestamp("$gt").ok().map(ts_to_u64)
 }
 
+/// The documents a sorted (or `_id`-equality, or reverse natural order) find reads, as a stream: a chunked
+/// scan, or the one document an `_id` equality names.
+fn sorted_source(
+    node: &Node,
+    snapshot: &Snapshot,
+    target: &Target,
+    filter: &Arc<Filter>,
+    filter_doc: &Document,
+    reverse: bool,
+) -> Result<Box<dyn DocStream>> {
+    Ok(match target {
+        Target::Collection(meta) if filter.id_equality().is_none() => Box::new(CollectionScan::new(
+            node.storage.clone(),
+            meta.clone(),
+            filter.clone(),
+            reverse,
+        )),
+        Target::Oplog => {
+            let after = if reverse { None } else { oplog_start(filter_doc) };
+            Box::new(OplogScan::new(node.storage.clone(), filter.clone(), reverse, after))
+        }
+        _ => Box::new(VecStream::new(matching(node, snapshot, target, filter)?)),
+    })
+}
+
+/// Whether a collection scan already yields `spec`'s order: a sort on `_id` alone (scanned backwards when
+/// descending), or a query for one `_id`.
+fn served_in_order(target: &Target, filter: &Filter, spec: &SortSpec) -> bool {
+    matches!(target, Target::Collection(_)) && (filter.id_equality().is_some() || spec.id_only().is_some())
+}
+
+/// mongod's wording for an error raised while a query runs (`Executor error during find command :: caused by
+/// :: Sort exceeded memory limit ...`), for the memory-limit errors of blocking stages.
+fn executor_error(mut err: Error, during: &str) -> Error {
+    if matches!(err.code, 292 | 146) {
+        err.message = format!("Executor error {during} :: caused by :: {}", err.message);
+    }
+    err
+}
+
 pub async fn find(ctx: &Context<'_>) -> Result<Document> {
     let body = ctx.body;
     let ns = args::namespace(body, &ctx.db)?;
@@ -146,6 +200,8 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
     let single_batch = args::opt_bool(body, "singleBatch")?.unwrap_or(false);
     let tailable = args::opt_bool(body, "tailable")?.unwrap_or(false);
     let await_data = args::opt_bool(body, "awaitData")?.unwrap_or(false);
+    let allow_disk_use = args::opt_bool(body, "allowDiskUse")?;
+    let no_cursor_timeout = args::opt_bool(body, "noCursorTimeout")?.unwrap_or(false);
 
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
@@ -186,36 +242,35 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
             }
         }
         _ => {
-            let mut docs = matching(ctx.node, &snapshot, &target, &filter)?;
-            match (&sort, natural) {
-                (_, Some(-1)) => docs.reverse(),
-                (Some(spec), None) => docs.sort_by(|a, b| spec.compare(a, b)),
-                _ => {}
+            let by_id_descending =
+                matches!(target, Target::Collection(_)) && sort.as_ref().and_then(SortSpec::id_only) == Some(false);
+            let reverse = natural == Some(-1) || by_id_descending;
+            let source = sorted_source(ctx.node, &snapshot, &target, &filter, &filter_doc, reverse)?;
+            let stream: Box<dyn DocStream> = match &sort {
+                Some(spec) if !spec.is_empty() && !served_in_order(&target, &filter, spec) => {
+                    let top = limit.map(|l| skip.saturating_add(l));
+                    Box::new(SortStream::new(
+                        source,
+                        spec.clone(),
+                        top,
+                        ctx.node.query_limits(allow_disk_use),
+                    ))
+                }
+                _ => source,
+            };
+            CursorSource::Stream {
+                stream,
+                projection: projection.clone(),
             }
-            let end = limit
-                .map(|l| skip.saturating_add(l))
-                .unwrap_or(usize::MAX)
-                .min(docs.len());
-            let start = skip.min(end);
-            let kept: VecDeque<Document> = docs.drain(start..end).map(|d| project(&projection, d)).collect();
-            CursorSource::Buffered(kept)
         }
     };
     drop(snapshot);
-    let skip = if matches!(source, CursorSource::Buffered(_)) {
-        0
-    } else {
-        skip
-    };
-    let mut cursor = Cursor {
-        ns: ns.clone(),
-        source,
-        remaining: limit,
-        skip,
-        stash: None,
-        last_used: Instant::now(),
-    };
-    let (docs, exhausted) = next_batch(ctx.node, &mut cursor, batch)?;
+    let mut cursor = Cursor::new(ns.clone(), source);
+    cursor.remaining = limit;
+    cursor.skip = skip;
+    cursor.no_timeout = no_cursor_timeout;
+    let (docs, exhausted) =
+        next_batch(ctx.node, &mut cursor, batch).map_err(|e| executor_error(e, "during find command"))?;
     let id = if exhausted || single_batch || matches!(target, Target::Missing) {
         0
     } else {
@@ -278,8 +333,8 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
     }
     let skip = &mut cursor.skip;
     let stash = &mut cursor.stash;
-    let mut keep = |doc: Document, filter: &Filter, projection: &Option<Arc<Projection>>, batch: &mut Batch| {
-        if !filter.matches(&doc) {
+    let mut keep = |doc: Document, filter: Option<&Filter>, projection: &Option<Arc<Projection>>, batch: &mut Batch| {
+        if filter.is_some_and(|f| !f.matches(&doc)) {
             return ControlFlow::Continue(());
         }
         if *skip > 0 {
@@ -314,12 +369,14 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
         } => {
             if !batch.full() {
                 let snapshot = node.storage.snapshot()?;
-                let last = snapshot.scan(meta, after.as_deref(), |doc| keep(doc, filter, projection, &mut batch))?;
+                let last = snapshot.scan(meta, after.as_deref(), |doc| {
+                    keep(doc, Some(filter), projection, &mut batch)
+                })?;
                 if last.is_some() {
                     *after = last;
                 }
             }
-            !batch.full() && stash.is_none()
+            !batch.full()
         }
         CursorSource::Oplog {
             filter,
@@ -333,11 +390,24 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
                 let mut last_key = *after;
                 snapshot.scan_oplog(*after, false, |key, doc| {
                     last_key = Some(key);
-                    keep(doc, filter, projection, &mut batch)
+                    keep(doc, Some(filter), projection, &mut batch)
                 })?;
                 *after = last_key;
             }
-            !batch.full() && stash.is_none() && !*tailable
+            !batch.full() && !*tailable
+        }
+        CursorSource::Stream { stream, projection } => {
+            let mut ended = false;
+            while !batch.full() {
+                let Some(doc) = stream.next_doc()? else {
+                    ended = true;
+                    break;
+                };
+                if keep(doc, None, projection, &mut batch).is_break() {
+                    break;
+                }
+            }
+            ended
         }
     };
     let exhausted = exhausted && cursor.stash.is_none();
@@ -442,7 +512,9 @@ pub async fn count(ctx: &Context<'_>) -> Result<Document> {
     {
         snapshot.collection_stats(meta)?.0 as usize
     } else {
-        matching(ctx.node, &snapshot, &target, &filter)?.len()
+        let mut n = 0usize;
+        for_each_matching(ctx.node, &snapshot, &target, &filter, |_| n += 1)?;
+        n
     };
     drop(snapshot);
     let mut n = n.saturating_sub(skip);
@@ -465,13 +537,11 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
-    let docs = matching(ctx.node, &snapshot, &target, &filter)?;
-    drop(snapshot);
     let mut seen = HashSet::new();
     let mut values = Vec::new();
-    for doc in &docs {
-        let Some(value) = crate::query::path::lookup(doc, key) else {
-            continue;
+    for_each_matching(ctx.node, &snapshot, &target, &filter, |doc| {
+        let Some(value) = crate::query::path::lookup(&doc, key) else {
+            return;
         };
         let items: Vec<&Bson> = match value {
             Bson::Array(items) => items.iter().collect(),
@@ -482,7 +552,8 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
                 values.push(item.clone());
             }
         }
-    }
+    })?;
+    drop(snapshot);
     values.sort_by(crate::query::compare::compare_bson);
     read_concern::after_read(ctx, &rc, read_at).await?;
     Ok(doc! {"values": values})
@@ -516,40 +587,41 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         .map(|c| batch_size(c, DEFAULT_BATCH))
         .transpose()?
         .unwrap_or(DEFAULT_BATCH);
+    let allow_disk_use = args::opt_bool(body, "allowDiskUse")?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
-    let (input, rest) = match stages.first() {
-        Some(first) if first.contains_key("$collStats") => {
-            (vec![coll_stats_doc(&snapshot, &target, &ns)?], &stages[1..])
-        }
+    let (filter, rest) = match stages.first() {
+        Some(first) if first.contains_key("$collStats") => (None, &stages[1..]),
         Some(first) if first.contains_key("$match") => {
             let filter = Filter::parse(
                 first
                     .get_document("$match")
                     .map_err(|_| Error::type_mismatch("$match must be an object"))?,
             )?;
-            (matching(ctx.node, &snapshot, &target, &filter)?, &stages[1..])
+            (Some(filter), &stages[1..])
         }
-        _ => (
-            matching(ctx.node, &snapshot, &target, &Filter::parse(&Document::new())?)?,
-            &stages[..],
-        ),
+        _ => (Some(Filter::parse(&Document::new())?), &stages[..]),
+    };
+    let input: Box<dyn DocStream> = match filter {
+        None => Box::new(VecStream::new(vec![coll_stats_doc(&snapshot, &target, &ns)?])),
+        Some(filter) => sorted_source(ctx.node, &snapshot, &target, &Arc::new(filter), &Document::new(), false)?,
     };
     drop(snapshot);
-    let output = crate::query::pipeline::run(rest, input, crate::clock::now())?;
-    let mut cursor = Cursor {
-        ns: ns.clone(),
-        source: CursorSource::Buffered(output.into()),
-        remaining: None,
-        skip: 0,
-        stash: None,
-        last_used: Instant::now(),
-    };
-    let (docs, exhausted) = next_batch(ctx.node, &mut cursor, batch)?;
+    let stream =
+        crate::query::pipeline::build(rest, input, crate::clock::now(), &ctx.node.query_limits(allow_disk_use))?;
+    let mut cursor = Cursor::new(
+        ns.clone(),
+        CursorSource::Stream {
+            stream,
+            projection: None,
+        },
+    );
+    let (docs, exhausted) =
+        next_batch(ctx.node, &mut cursor, batch).map_err(|e| executor_error(e, "during aggregation"))?;
     let id = if exhausted {
         0
     } else {
