@@ -196,7 +196,7 @@ impl GroupStream {
         let mut groups: Vec<Option<(Bson, Vec<State>)>> = table.groups.drain(..).map(Some).collect();
         for slot in std::mem::take(&mut table.index).into_values() {
             if let Some((key, states)) = groups[slot].take() {
-                let states: Vec<Bson> = states.iter().map(state_to_bson).collect();
+                let states: Vec<Bson> = states.into_iter().map(state_into_bson).collect();
                 writer.write(0, &doc! {"k": key, "s": states})?;
             }
         }
@@ -329,16 +329,16 @@ impl DocStream for GroupStream {
 }
 
 /// A state as saved in a spilled run.
-fn state_to_bson(state: &State) -> Bson {
+fn state_into_bson(state: State) -> Bson {
     match state {
         State::Sum(total) => total.to_bson(),
         State::Avg { total, count, decimal } => {
-            Bson::Document(doc! {"t": *total, "c": i64::try_from(*count).unwrap_or(i64::MAX), "d": *decimal})
+            Bson::Document(doc! {"t": total, "c": i64::try_from(count).unwrap_or(i64::MAX), "d": decimal})
         }
-        State::Extreme { best, .. } => Bson::Array(best.iter().cloned().collect()),
-        State::First(first) => Bson::Array(first.iter().cloned().collect()),
-        State::Last(last) => last.clone(),
-        State::Values { values, .. } => Bson::Array(values.clone()),
+        State::Extreme { best, .. } => Bson::Array(best.into_iter().collect()),
+        State::First(first) => Bson::Array(first.into_iter().collect()),
+        State::Last(last) => last,
+        State::Values { values, .. } => Bson::Array(values),
     }
 }
 

@@ -9,6 +9,12 @@
 //! With a limit (`$sort` then `$limit`, or find's `limit`), only the first `k` are kept (top-k): the entries
 //! are cut back to `k` whenever they reach `2k`, so the memory is that of `k` documents, not of the input.
 //! Equal keys keep their input order (the sequence number), as the in-memory sort always did.
+//!
+//! When the cursor holding a sorted result waits for a getMore ([`DocStream::park`]) and more than
+//! [`PARK_IN_MEMORY_BYTES`] of it is left in memory, the rest is written to one run under the member's
+//! temporary directory (whatever `allowDiskUse` says: it bounds what a query may hold while it runs, this is
+//! what an idle cursor keeps), so an idle or abandoned cursor holds a file and one document, not its result.
+//! If the write fails the result stays in memory.
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 
@@ -23,12 +29,12 @@ use crate::spill::{RunReader, RunWriter, decode};
 struct Entry {
     key: Vec<Bson>,
     seq: u64,
-    bytes: Vec<u8>,
+    bytes: Box<[u8]>,
 }
 
 impl Entry {
     fn size(&self) -> usize {
-        self.bytes.len() + self.key.iter().map(approx_size).sum::<usize>() + std::mem::size_of::<Entry>()
+        self.bytes.len() + self.key.iter().map(approx_size).sum::<usize>() + std::mem::size_of::<Entry>() + 16
     }
 }
 
@@ -42,13 +48,16 @@ struct Head {
 enum Output {
     /// The input has not been read yet.
     Pending,
-    Memory(VecDeque<Vec<u8>>),
+    Memory(VecDeque<Box<[u8]>>),
     Merge {
         runs: Vec<RunReader>,
         heads: Vec<Option<Head>>,
     },
     Done,
 }
+
+/// What a parked sorted cursor keeps in memory at most; the rest waits on disk.
+pub const PARK_IN_MEMORY_BYTES: usize = 1024 * 1024;
 
 /// The code and message mongod gives when a blocking sort outgrows its limit without `allowDiskUse`.
 pub fn sort_memory_error(limit: usize) -> QueryError {
@@ -140,7 +149,10 @@ impl SortStream {
             let entry = Entry {
                 key: self.spec.key_of(&doc),
                 seq,
-                bytes: doc.to_vec().map_err(|e| QueryError::bad_value(e.to_string()))?,
+                bytes: doc
+                    .to_vec()
+                    .map_err(|e| QueryError::bad_value(e.to_string()))?
+                    .into_boxed_slice(),
             };
             drop(doc);
             seq += 1;
@@ -175,6 +187,24 @@ impl SortStream {
             heads.push(self.read_head(run)?);
         }
         self.output = Output::Merge { runs, heads };
+        Ok(())
+    }
+
+    /// Moves a sorted remainder held in memory to a run on disk.
+    fn park_on_disk(&mut self, dir: &std::path::Path) -> Result<(), QueryError> {
+        let Output::Memory(docs) = &self.output else {
+            return Ok(());
+        };
+        let mut writer = RunWriter::create(dir)?;
+        for (i, bytes) in docs.iter().enumerate() {
+            writer.write_raw(i as u64, bytes)?;
+        }
+        let mut run = writer.finish()?;
+        let head = self.read_head(&mut run)?;
+        self.output = Output::Merge {
+            runs: vec![run],
+            heads: vec![head],
+        };
         Ok(())
     }
 
@@ -247,6 +277,13 @@ impl DocStream for SortStream {
         if let Some(input) = self.input.as_mut() {
             input.park();
         }
+        if let Output::Memory(docs) = &self.output
+            && docs.iter().map(|d| d.len()).sum::<usize>() > PARK_IN_MEMORY_BYTES
+            && let Some(dir) = self.limits.spill_dir.clone()
+            && let Err(err) = self.park_on_disk(&dir)
+        {
+            tracing::warn!(error = %err, "a parked sorted cursor stays in memory");
+        }
     }
 }
 
@@ -307,6 +344,32 @@ mod tests {
         let out = collect(sort).expect("top 5 fit");
         let keys: Vec<i64> = out.iter().map(|d| d.get_i64("k").unwrap_or(-1)).collect();
         assert_eq!(keys, vec![999, 998, 997, 996, 995]);
+    }
+
+    #[test]
+    fn a_parked_result_waits_on_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut limits = limits(usize::MAX, None);
+        limits.spill_dir = Some(dir.path().to_path_buf());
+        let expected = collect(SortStream::new(
+            input(20_000),
+            spec(doc! {"k": 1}),
+            None,
+            limits.clone(),
+        ))
+        .expect("in memory");
+        let mut sort = SortStream::new(input(20_000), spec(doc! {"k": 1}), None, limits);
+        let mut out = vec![sort.next_doc().expect("first").expect("a document")];
+        sort.park();
+        assert!(matches!(sort.output, Output::Merge { .. }), "parked on disk");
+        assert_eq!(std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0), 1);
+        out.extend(collect(sort).expect("the rest"));
+        assert_eq!(out, expected);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0),
+            0,
+            "run removed"
+        );
     }
 
     #[test]

@@ -60,25 +60,26 @@ impl Limits {
     }
 }
 
-/// An approximation of the memory a value takes once decoded (what blocking stages count).
+/// An approximation of the memory a value takes once decoded (what blocking stages count): the enum itself
+/// plus what it owns on the heap.
 pub(crate) fn approx_size(value: &Bson) -> usize {
-    const VALUE: usize = 32;
-    match value {
-        Bson::String(s) => VALUE + s.len(),
-        Bson::Symbol(s) | Bson::JavaScriptCode(s) => VALUE + s.len(),
-        Bson::Binary(b) => VALUE + b.bytes.len(),
-        Bson::RegularExpression(r) => VALUE + r.pattern.len() + r.options.len(),
-        Bson::JavaScriptCodeWithScope(c) => VALUE + c.code.len() + approx_doc_size(&c.scope),
-        Bson::Array(items) => VALUE + items.iter().map(approx_size).sum::<usize>(),
-        Bson::Document(doc) => VALUE + approx_doc_size(doc),
-        Bson::DbPointer(_) | Bson::Decimal128(_) => VALUE + 16,
-        _ => VALUE,
-    }
+    let heap = match value {
+        Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s) => s.len(),
+        Bson::Binary(b) => b.bytes.len(),
+        Bson::RegularExpression(r) => r.pattern.len() + r.options.len(),
+        Bson::JavaScriptCodeWithScope(c) => c.code.len() + approx_doc_size(&c.scope),
+        Bson::Array(items) => items.iter().map(approx_size).sum::<usize>(),
+        Bson::Document(doc) => approx_doc_size(doc),
+        _ => 0,
+    };
+    std::mem::size_of::<Bson>() + heap
 }
 
-/// [`approx_size`] of a document's fields.
+/// [`approx_size`] of a document's fields: each is an index-map entry (hash, key, value, index slot).
 pub(crate) fn approx_doc_size(doc: &Document) -> usize {
-    doc.iter().map(|(k, v)| k.len() + 24 + approx_size(v)).sum::<usize>() + 48
+    const ENTRY: usize = std::mem::size_of::<usize>() * 2 + std::mem::size_of::<String>();
+    const MAP: usize = 96;
+    doc.iter().map(|(k, v)| ENTRY + k.len() + approx_size(v)).sum::<usize>() + MAP
 }
 
 /// A list of documents as a stream.
