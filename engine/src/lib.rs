@@ -8,7 +8,7 @@
 //!   wire/      framing: header, OP_MSG, OP_QUERY/OP_REPLY, limits (never panics on network bytes)
 //!   command/   one module per command family; dispatch on the body's first key
 //!   query/     filter matching, update operators, projection, sort, aggregation stages (pure)
-//!   cursor     open cursors for getMore (buffered results or resumable scans, tailable oplog)
+//!   cursor     open cursors for getMore (resumable scans and pipelines, tailable oplog; idle expiry)
 //!   storage/   redb: collections, indexes, the oplog, replication metadata; group commit
 //! node         one member's shared state: storage, member role, cursors, fail points
 //! member       the replica-set role at run time (async shell around repl/)

@@ -325,6 +325,49 @@ impl DocStream for GroupStream {
         if let Some(input) = self.input.as_mut() {
             input.park();
         }
+        if let Output::Memory(groups) = &self.output
+            && groups.as_slice().iter().map(group_size).sum::<usize>() > super::sorter::PARK_IN_MEMORY_BYTES
+            && let Some(dir) = self.limits.spill_dir.clone()
+            && let Err(err) = self.park_on_disk(&dir)
+        {
+            tracing::warn!(error = %err, "a parked $group cursor stays in memory");
+        }
+    }
+}
+
+/// The approximate memory of one group.
+fn group_size((key, states): &(Bson, Vec<State>)) -> usize {
+    approx_size(key)
+        + states
+            .iter()
+            .map(|state| match state {
+                State::Values { bytes, .. } => *bytes + 48,
+                State::Extreme { best: Some(v), .. } | State::First(Some(v)) | State::Last(v) => approx_size(v) + 48,
+                _ => 48,
+            })
+            .sum::<usize>()
+}
+
+impl GroupStream {
+    /// Moves the groups a waiting cursor has still to return to one run on disk (in their output order), as a
+    /// parked sorted cursor does: an idle cursor holds a file, not its result.
+    fn park_on_disk(&mut self, dir: &std::path::Path) -> Result<(), QueryError> {
+        let Output::Memory(groups) = &self.output else {
+            return Ok(());
+        };
+        // Copied one group at a time, so a failed write leaves the result whole in memory.
+        let mut writer = RunWriter::create(dir)?;
+        for (key, states) in groups.as_slice() {
+            let states: Vec<Bson> = states.iter().cloned().map(state_into_bson).collect();
+            writer.write(0, &doc! {"k": key.clone(), "s": states})?;
+        }
+        let mut run = writer.finish()?;
+        let head = self.read_group(&mut run)?;
+        self.output = Output::Merge {
+            runs: vec![run],
+            heads: vec![head],
+        };
+        Ok(())
     }
 }
 
