@@ -18,7 +18,7 @@ use crate::cursor::{Cursor, CursorSource};
 use crate::error::{Error, Result, code};
 use crate::node::{Counters, Node};
 use crate::query::filter::Filter;
-use crate::query::pipeline::{DocStream, SortStream, VecStream};
+use crate::query::pipeline::{DocStream, SortStream, VecStream, approx_doc_size};
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use crate::storage::{CollectionMeta, Namespace, Snapshot, keystring, ts_to_u64};
@@ -29,6 +29,8 @@ pub(super) const OPLOG_NOMINAL_MAX_BYTES: i64 = 1 << 30;
 const GET_MORE_DEFAULT_BATCH: usize = 10_000;
 /// The documents of a reply batch stay within mongod's 16 MiB `BSONObjMaxUserSize`.
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// A batch also stops at this much decoded document memory (see [`Batch`]).
+const MAX_BATCH_MEMORY: usize = 32 * 1024 * 1024;
 /// What a document adds to a reply array besides itself: type byte, index digits, NUL (mongod's upper bound).
 const PER_DOCUMENT_OVERHEAD: usize = 10;
 
@@ -286,10 +288,13 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
 
 /// Collects one reply batch: at most `cap` documents and 16 MiB of them (mongod's `BSONObjMaxUserSize`,
 /// counted with its per-element overhead), except that the first document always goes in so every batch
-/// makes progress. The reply envelope fits in the 16 KiB mongod allows above that.
+/// makes progress. The reply envelope fits in the 16 KiB mongod allows above that. A batch also stops at
+/// [`MAX_BATCH_MEMORY`] of decoded documents: 16 MiB of tiny nested documents can take twenty times that in
+/// memory, and a reply smaller than asked for is always allowed.
 struct Batch {
     docs: Vec<Document>,
     bytes: usize,
+    memory: usize,
     cap: usize,
 }
 
@@ -298,22 +303,27 @@ impl Batch {
         Batch {
             docs: Vec::new(),
             bytes: 0,
+            memory: 0,
             cap,
         }
     }
 
     fn full(&self) -> bool {
-        self.docs.len() >= self.cap || self.bytes >= MAX_BATCH_BYTES
+        self.docs.len() >= self.cap || self.bytes >= MAX_BATCH_BYTES || self.memory >= MAX_BATCH_MEMORY
     }
 
     /// Adds `doc` if it fits, and says whether more may follow; a document that does not fit is given back
     /// for the next batch.
     fn offer(&mut self, doc: Document) -> std::result::Result<ControlFlow<()>, Document> {
         let size = doc.to_vec().map(|v| v.len()).unwrap_or(0) + PER_DOCUMENT_OVERHEAD;
-        if !self.docs.is_empty() && (self.full() || self.bytes + size > MAX_BATCH_BYTES) {
+        let memory = approx_doc_size(&doc);
+        if !self.docs.is_empty()
+            && (self.full() || self.bytes + size > MAX_BATCH_BYTES || self.memory + memory > MAX_BATCH_MEMORY)
+        {
             return Err(doc);
         }
         self.bytes += size;
+        self.memory += memory;
         self.docs.push(doc);
         Ok(if self.full() {
             ControlFlow::Break(())
@@ -688,6 +698,31 @@ mod tests {
         assert_eq!(batch.docs.len(), 1);
         assert!(total <= 16 * 1024 * 1024, "{total}");
         assert_eq!(stashed.map(|d| d.get_i32("_id").unwrap_or(-1)), Some(1));
+    }
+
+    /// Documents of many tiny parts take many times their BSON size once decoded (a `$group` of `$push:
+    /// "$$ROOT"`): a batch also stops at [`MAX_BATCH_MEMORY`] of decoded documents, so a getMore never holds
+    /// hundreds of megabytes for a 16 MiB reply.
+    #[test]
+    fn a_batch_bounds_its_decoded_size_too() {
+        let group = |id: i32| {
+            let docs: Vec<Bson> = (0..1000)
+                .map(|i| Bson::Document(doc! {"_id": i, "k": id, "v": i}))
+                .collect();
+            doc! {"_id": id, "d": docs}
+        };
+        let mut batch = Batch::new(10_000);
+        let mut id = 0;
+        while batch.offer(group(id)).is_ok_and(|more| more.is_continue()) {
+            id += 1;
+        }
+        let decoded: usize = batch.docs.iter().map(approx_doc_size).sum();
+        assert!(
+            decoded <= MAX_BATCH_MEMORY + 1024 * 1024,
+            "{decoded} bytes decoded in {} documents",
+            batch.docs.len()
+        );
+        assert!(batch.docs.len() > 1);
     }
 
     /// The first document always goes in, whatever its size: every batch makes progress.

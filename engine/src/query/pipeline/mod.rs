@@ -18,7 +18,7 @@ use bson::{DateTime, Document};
 use super::QueryError;
 pub use sorter::{SortStream, sort_memory_error};
 use stages::Stage;
-pub use stream::{DEFAULT_STAGE_BYTES, DocStream, Limits, VecStream};
+pub use stream::{DEFAULT_STAGE_BYTES, DocStream, Limits, VecStream, approx_doc_size};
 
 /// Parses `stages` and stacks them on `input`; nothing is read until the result is pulled.
 pub fn build(

@@ -76,7 +76,7 @@ pub(crate) fn approx_size(value: &Bson) -> usize {
 }
 
 /// [`approx_size`] of a document's fields: each is an index-map entry (hash, key, value, index slot).
-pub(crate) fn approx_doc_size(doc: &Document) -> usize {
+pub fn approx_doc_size(doc: &Document) -> usize {
     const ENTRY: usize = std::mem::size_of::<usize>() * 2 + std::mem::size_of::<String>();
     const MAP: usize = 96;
     doc.iter().map(|(k, v)| ENTRY + k.len() + approx_size(v)).sum::<usize>() + MAP
