@@ -110,6 +110,12 @@ async fn blocking_sort_is_capped_and_spills_with_allow_disk_use() -> anyhow::Res
         (tmp_files(&node) == 0).then_some(())
     })
     .await?;
+
+    // What a crash leaves in <dbpath>/_tmp is removed when the member starts.
+    let mut node = node;
+    std::fs::write(node.dbpath().join("_tmp").join("run-left-by-a-crash"), b"x")?;
+    node.restart().await?;
+    assert_eq!(tmp_files(&node), 0, "the temporary directory is emptied at start-up");
     Ok(())
 }
 
