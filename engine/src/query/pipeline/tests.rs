@@ -252,4 +252,29 @@ fn push_arrays_have_their_own_limit() {
         .expect_err("over the $push limit");
     assert_eq!((err.code, err.code_name), (146, "ExceededMemoryLimit"));
     assert!(err.message.starts_with("$push used too much memory"), "{}", err.message);
+
+    // One group over both limits: the stage's 292 without disk use; with it the spilled parts of the group
+    // cannot be merged into one array, 146.
+    let both = Limits {
+        push_bytes: 50_000,
+        group_bytes: 50_000,
+        ..Limits::default()
+    };
+    let err = drain(build(&stages, Box::new(VecStream::new(grouped_input())), NOW, &both).expect("parses"))
+        .expect_err("over the $group limit");
+    assert_eq!(err.code, 292, "{}", err.message);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spilling = Limits {
+        allow_disk_use: true,
+        spill_dir: Some(dir.path().to_path_buf()),
+        ..both
+    };
+    let err = drain(build(&stages, Box::new(VecStream::new(grouped_input())), NOW, &spilling).expect("parses"))
+        .expect_err("over the $push limit once merged");
+    assert_eq!(err.code, 146, "{}", err.message);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0),
+        0,
+        "runs removed"
+    );
 }
