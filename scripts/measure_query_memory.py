@@ -2,8 +2,11 @@
 
 Needs pymongo (pip install pymongo). Starts its own member on a private dbpath and removes it afterwards.
 usage: measure_query_memory.py BINARY CASE [extra node args...]
-CASE: cursors   -- 16 MB collection, 21 sorted find cursors left open (first batch only), + 21 aggregate cursors
-      group     -- 1 M small docs, $group {_id: $k (1000 keys), d: {$push: $$ROOT}} without / with allowDiskUse
+CASE: cursors     16 MB collection, 21 sorted find cursors left open (first batch only), then 21 aggregate cursors
+      group       1 M small docs, $group {_id: "$k" (1000 keys), d: {$push: "$$ROOT"}} without, then with allowDiskUse
+      group-disk  the same, with allowDiskUse only
+env:  GROUP_NULL=1  group on _id: null (one group)
+      SCAN_FIRST=1  first a streaming $count, a $group of counts, and the spilling $group with batchSize 10
 """
 import os, subprocess, sys, tempfile, time
 import pymongo
@@ -53,7 +56,7 @@ try:
             keep.append(cur)
         print("+21 aggregate cursors open:"); hwm()
         print("open cursors:", c.admin.command("serverStatus")["metrics"]["cursor"]["open"])
-    elif case == "group":
+    elif case in ("group", "group-disk"):
         n = 1_000_000
         batch = []
         for i in range(n):
@@ -62,9 +65,18 @@ try:
                 db.g.insert_many(batch, ordered=False)
                 batch = []
         print("1 M docs loaded:"); hwm()
-        pipeline = [{"$group": {"_id": "$k", "d": {"$push": "$$ROOT"}}}]
+        pipeline = [{"$group": {"_id": None if os.environ.get("GROUP_NULL") else "$k", "d": {"$push": "$$ROOT"}}}]
+        if os.environ.get("SCAN_FIRST"):
+            t = time.time()
+            print("scan+count:", list(db.g.aggregate([{"$count": "n"}])), f"{time.time()-t:.1f}s"); hwm()
+            t = time.time()
+            print("group counts only:", sum(1 for _ in db.g.aggregate([{"$group": {"_id": "$k", "n": {"$sum": 1}}}])), f"{time.time()-t:.1f}s"); hwm()
+            t = time.time()
+            print("spilling group, batchSize 10:", sum(1 for _ in db.g.aggregate(pipeline, allowDiskUse=True, batchSize=10)), f"{time.time()-t:.1f}s"); hwm()
         t = time.time()
         try:
+            if case == "group-disk":
+                raise OperationFailure("skipped", 0, {"codeName": "skipped", "errmsg": "skipped"})
             n = sum(1 for _ in db.g.aggregate(pipeline))
             print(f"no allowDiskUse: {n} groups in {time.time()-t:.1f}s")
         except OperationFailure as e:
