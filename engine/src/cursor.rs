@@ -1,28 +1,33 @@
 //! Open cursors: what `find`, `aggregate` and `listCollections` leave for `getMore` to continue.
 //!
-//! A cursor either holds the rest of a materialised result (sorted finds, aggregations, listings) or a
-//! position to resume a scan from: the last `_id` key of a collection scan, or the last timestamp of an
-//! oplog scan (which is how tailable cursors on `local.oplog.rs` work). Resumed scans read a fresh snapshot,
-//! like a MongoDB cursor that yields. A cursor left idle for `cursorTimeoutMillis` (ten minutes unless set at
-//! start-up) is gone.
+//! A cursor holds a position, never a whole result: the last `_id` key of a collection scan, the last
+//! timestamp of an oplog scan (which is how tailable cursors on `local.oplog.rs` work), or a pipeline of
+//! [`DocStream`]s whose only documents are those a blocking stage (`$sort`, `$group`) holds within its memory
+//! limit or has spilled to disk. Small catalog listings are held as a list. Resumed scans read a fresh
+//! snapshot, like a MongoDB cursor that yields.
+//!
+//! Idle cursors are closed by a timer task ([`CursorRegistry::run_reaper`]) after `cursorTimeoutMillis`
+//! (10 minutes by default), looking every `clientCursorMonitorFrequencySecs`; a cursor opened with
+//! `noCursorTimeout` is left alone. A getMore on a closed cursor answers 43 CursorNotFound.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bson::Document;
 
 use crate::query::filter::Filter;
+use crate::query::pipeline::DocStream;
 use crate::query::projection::Projection;
 use crate::storage::{CollectionMeta, Namespace};
 
-/// Cursors idle for longer than this are closed (mongod's `cursorTimeoutMillis` default; the
-/// `cursorTimeoutMillis` start-up parameter changes it).
-pub const CURSOR_IDLE_TIMEOUT: Duration = Duration::from_millis(crate::options::DEFAULT_CURSOR_TIMEOUT_MILLIS);
+/// mongod's `cursorTimeoutMillis` default.
+pub const DEFAULT_CURSOR_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Where a cursor continues from.
 pub enum CursorSource {
-    /// The remaining documents of a materialised result.
+    /// The remaining documents of a small materialised result (catalog listings).
     Buffered(VecDeque<Document>),
     /// A collection scan in `_id` order.
     Collection {
@@ -39,6 +44,11 @@ pub enum CursorSource {
         tailable: bool,
         await_data: bool,
     },
+    /// A pipeline of streams (sorted finds, aggregations); the projection applies to what it yields.
+    Stream {
+        stream: Box<dyn DocStream>,
+        projection: Option<Arc<Projection>>,
+    },
 }
 
 pub struct Cursor {
@@ -48,36 +58,75 @@ pub struct Cursor {
     pub remaining: Option<usize>,
     /// Matching documents still to skip before the first one returned.
     pub skip: usize,
+    /// A document the last batch had no room for (batches stay under 16 MiB): the next batch starts with it.
+    pub stash: Option<Document>,
+    /// `noCursorTimeout`: never closed for being idle.
+    pub no_timeout: bool,
     pub last_used: Instant,
 }
 
-/// The member's open cursors, by id. A cursor idle for longer than the idle timeout is gone: `getMore` no
-/// longer finds it, and it is dropped when the next cursor is registered.
+impl Cursor {
+    pub fn new(ns: Namespace, source: CursorSource) -> Cursor {
+        Cursor {
+            ns,
+            source,
+            remaining: None,
+            skip: 0,
+            stash: None,
+            no_timeout: false,
+            last_used: Instant::now(),
+        }
+    }
+
+    /// Releases what only a running command may hold (storage snapshots) before the cursor waits.
+    fn park(&mut self) {
+        if let CursorSource::Stream { stream, .. } = &mut self.source {
+            stream.park();
+        }
+    }
+}
+
+/// The member's open cursors, by id.
 pub struct CursorRegistry {
     cursors: Mutex<HashMap<i64, Cursor>>,
-    idle_timeout: Duration,
+    /// `cursorTimeoutMillis`.
+    timeout_ms: AtomicU64,
+    /// `clientCursorMonitorFrequencySecs`.
+    monitor_secs: AtomicU64,
 }
 
 impl Default for CursorRegistry {
     fn default() -> CursorRegistry {
-        CursorRegistry::new(CURSOR_IDLE_TIMEOUT)
+        CursorRegistry::new(DEFAULT_CURSOR_TIMEOUT, Duration::from_secs(4))
     }
 }
 
 impl CursorRegistry {
-    /// A registry whose cursors time out after `idle_timeout` without use (`cursorTimeoutMillis`).
-    pub fn new(idle_timeout: Duration) -> CursorRegistry {
+    pub fn new(timeout: Duration, monitor_every: Duration) -> CursorRegistry {
         CursorRegistry {
             cursors: Mutex::new(HashMap::new()),
-            idle_timeout,
+            timeout_ms: AtomicU64::new(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+            monitor_secs: AtomicU64::new(monitor_every.as_secs().max(1)),
         }
     }
 
+    /// Sets `cursorTimeoutMillis`.
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.timeout_ms.store(
+            u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed))
+    }
+
     /// Registers a cursor and returns its id (never 0, which means "exhausted").
-    pub fn register(&self, cursor: Cursor) -> i64 {
+    pub fn register(&self, mut cursor: Cursor) -> i64 {
+        cursor.park();
+        cursor.last_used = Instant::now();
         let Ok(mut cursors) = self.cursors.lock() else { return 0 };
-        let timeout = self.idle_timeout;
-        cursors.retain(|_, c| c.last_used.elapsed() < timeout);
         loop {
             let id = (rand::random::<u64>() >> 2) as i64;
             if id != 0 && !cursors.contains_key(&id) {
@@ -91,10 +140,11 @@ impl CursorRegistry {
     /// found.
     pub fn take(&self, id: i64) -> Option<Cursor> {
         let cursor = self.cursors.lock().ok()?.remove(&id)?;
-        (cursor.last_used.elapsed() < self.idle_timeout).then_some(cursor)
+        (cursor.no_timeout || cursor.last_used.elapsed() < self.timeout()).then_some(cursor)
     }
 
     pub fn put_back(&self, id: i64, mut cursor: Cursor) {
+        cursor.park();
         cursor.last_used = Instant::now();
         if let Ok(mut cursors) = self.cursors.lock() {
             cursors.insert(id, cursor);
@@ -102,14 +152,53 @@ impl CursorRegistry {
     }
 
     pub fn kill(&self, id: i64) -> bool {
-        self.cursors
-            .lock()
-            .map(|mut c| c.remove(&id).is_some())
-            .unwrap_or(false)
+        let removed = self.cursors.lock().ok().and_then(|mut c| c.remove(&id));
+        removed.is_some()
     }
 
     pub fn open_count(&self) -> usize {
         self.cursors.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Closes the cursors idle for longer than `cursorTimeoutMillis` (except `noCursorTimeout` ones); returns
+    /// how many. Their buffers and spilled runs are released outside the lock.
+    pub fn reap(&self) -> usize {
+        let timeout = self.timeout();
+        let expired: Vec<Cursor> = match self.cursors.lock() {
+            Ok(mut cursors) => {
+                let ids: Vec<i64> = cursors
+                    .iter()
+                    .filter(|(_, c)| !c.no_timeout && c.last_used.elapsed() >= timeout)
+                    .map(|(id, _)| *id)
+                    .collect();
+                ids.iter().filter_map(|id| cursors.remove(id)).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        if !expired.is_empty() {
+            tracing::info!(
+                count = expired.len(),
+                timeout_ms = timeout.as_millis() as u64,
+                "closed idle cursors"
+            );
+        }
+        expired.len()
+    }
+
+    /// The timer task: reaps idle cursors every `clientCursorMonitorFrequencySecs` (sooner when the timeout
+    /// is shorter than that) until the registry is dropped.
+    pub async fn run_reaper(registry: Weak<CursorRegistry>) {
+        loop {
+            let pause = match registry.upgrade() {
+                Some(registry) => {
+                    registry.reap();
+                    let every = Duration::from_secs(registry.monitor_secs.load(Ordering::Relaxed));
+                    every.min(registry.timeout() / 2).max(Duration::from_millis(50))
+                }
+                None => return,
+            };
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 
@@ -117,25 +206,23 @@ impl CursorRegistry {
 mod tests {
     use super::*;
 
-    fn idle_for(idle: Duration) -> Cursor {
-        Cursor {
-            ns: Namespace::new("test", "c"),
-            source: CursorSource::Buffered(VecDeque::new()),
-            remaining: None,
-            skip: 0,
-            last_used: Instant::now().checked_sub(idle).expect("a past instant"),
-        }
+    fn cursor(no_timeout: bool) -> Cursor {
+        let mut cursor = Cursor::new(Namespace::new("db", "c"), CursorSource::Buffered(VecDeque::new()));
+        cursor.no_timeout = no_timeout;
+        cursor
     }
 
     #[test]
-    fn cursors_idle_past_the_timeout_are_gone() {
-        let registry = CursorRegistry::new(Duration::from_secs(60));
-        let stale = registry.register(idle_for(Duration::from_secs(61)));
-        let fresh = registry.register(idle_for(Duration::from_secs(1)));
-        assert!(registry.take(stale).is_none(), "a timed-out cursor is not found");
+    fn idle_cursors_expire_unless_no_cursor_timeout() {
+        let registry = CursorRegistry::new(Duration::from_millis(0), Duration::from_secs(1));
+        let idle = registry.register(cursor(false));
+        let pinned = registry.register(cursor(true));
+        assert_eq!(registry.reap(), 1);
+        assert!(registry.take(idle).is_none());
+        assert!(registry.take(pinned).is_some());
+        registry.set_timeout(Duration::from_secs(600));
+        let fresh = registry.register(cursor(false));
+        assert_eq!(registry.reap(), 0);
         assert!(registry.take(fresh).is_some());
-        let default = CursorRegistry::default();
-        let id = default.register(idle_for(Duration::from_secs(61)));
-        assert!(default.take(id).is_some(), "the default timeout is ten minutes");
     }
 }

@@ -8,12 +8,13 @@
 //!   wire/      framing: header, OP_MSG, OP_QUERY/OP_REPLY, limits (never panics on network bytes)
 //!   command/   one module per command family; dispatch on the body's first key
 //!   query/     filter matching, update operators, projection, sort, aggregation stages (pure)
-//!   cursor     open cursors for getMore (buffered results or resumable scans, tailable oplog)
+//!   cursor     open cursors for getMore (resumable scans and pipelines, tailable oplog; idle expiry)
 //!   storage/   redb: collections, indexes, the oplog, replication metadata; group commit
 //! node         one member's shared state: storage, member role, cursors, fail points
 //! member       the replica-set role at run time (async shell around repl/)
 //!   repl/      replica-set types and decision logic (pure)
 //! options      mongod's flags and YAML config keys
+//! spill        temporary files for blocking query stages under allowDiskUse
 //! failpoint    named switches that make the engine misbehave on purpose
 //! clock        the member's wall clock (skewable by a fail point)
 //! ```
@@ -29,6 +30,7 @@ pub mod options;
 pub mod query;
 pub mod repl;
 pub mod server;
+pub mod spill;
 pub mod storage;
 pub mod wire;
 

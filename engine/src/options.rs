@@ -160,7 +160,11 @@ impl NodeOptions {
                     }
                     options.repl_set = name.to_string();
                 }
-                "replication.oplogSizeMB" => options.oplog_size_mb = Some(parse_oplog_size(value.as_i64())?),
+                "replication.oplogSizeMB" => {
+                    let size = parse_oplog_size(value.as_i64())
+                        .map_err(|e| Error::bad_value(format!("replication.oplogSizeMB: {}", e.message)))?;
+                    options.oplog_size_mb = Some(size);
+                }
                 "systemLog.destination" => destination = Some(string(&key, value)?.to_string()),
                 "systemLog.path" => options.logpath = Some(PathBuf::from(non_empty(&key, value)?)),
                 "systemLog.logAppend" => options.log_append = boolean(&key, value)?,
@@ -387,6 +391,7 @@ pub fn check_set_parameters(params: &BTreeMap<String, String>) -> Result<()> {
                     ));
                 }
             }
+            other if QUERY_PARAMETER_NAMES.contains(&other) => {} // checked by QueryParameters::from_parameters
             _ => match name.strip_prefix("failpoint.") {
                 Some(point) if FailPoints::is_known(point) => {
                     if !test_commands {
@@ -412,6 +417,91 @@ pub fn parse_oplog_size(value: Option<i64>) -> Result<u64> {
             "bad --oplogSize, arg must be greater than 0,found: {mb}"
         ))),
         None => Err(Error::bad_value("replication.oplogSizeMB must be an integer")),
+    }
+}
+
+/// The server parameters that bound queries and cursors, by mongod's names (`--setParameter NAME=VALUE` or the
+/// config file's `setParameter` section). The defaults are mongod's, except `allowDiskUseByDefault`: mongod 6.0+
+/// spills by default, this member refuses (292) unless the command says `allowDiskUse: true`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryParameters {
+    /// `internalQueryMaxBlockingSortMemoryUsageBytes` (100 MiB).
+    pub max_blocking_sort_bytes: usize,
+    /// `internalDocumentSourceGroupMaxMemoryBytes` (100 MiB).
+    pub max_group_bytes: usize,
+    /// `internalQueryMaxPushBytes` (100 MiB): one `$push` array.
+    pub max_push_bytes: usize,
+    /// `internalQueryMaxAddToSetBytes` (100 MiB): one `$addToSet` array.
+    pub max_add_to_set_bytes: usize,
+    /// `allowDiskUseByDefault` (false here): what a command without `allowDiskUse` gets.
+    pub allow_disk_use_by_default: bool,
+    /// `cursorTimeoutMillis` (10 minutes): idle cursors are closed after this long.
+    pub cursor_timeout_millis: u64,
+    /// `clientCursorMonitorFrequencySecs` (4): how often idle cursors are looked for.
+    pub client_cursor_monitor_frequency_secs: u64,
+}
+
+/// The names [`QueryParameters`] reads.
+pub const QUERY_PARAMETER_NAMES: &[&str] = &[
+    "internalQueryMaxBlockingSortMemoryUsageBytes",
+    "internalDocumentSourceGroupMaxMemoryBytes",
+    "internalQueryMaxPushBytes",
+    "internalQueryMaxAddToSetBytes",
+    "allowDiskUseByDefault",
+    "cursorTimeoutMillis",
+    "clientCursorMonitorFrequencySecs",
+];
+
+impl Default for QueryParameters {
+    fn default() -> QueryParameters {
+        const HUNDRED_MIB: usize = 100 * 1024 * 1024;
+        QueryParameters {
+            max_blocking_sort_bytes: HUNDRED_MIB,
+            max_group_bytes: HUNDRED_MIB,
+            max_push_bytes: HUNDRED_MIB,
+            max_add_to_set_bytes: HUNDRED_MIB,
+            allow_disk_use_by_default: false,
+            cursor_timeout_millis: 600_000,
+            client_cursor_monitor_frequency_secs: 4,
+        }
+    }
+}
+
+impl QueryParameters {
+    /// Reads the parameters from `--setParameter` values; a value that does not parse is an error.
+    pub fn from_parameters(parameters: &BTreeMap<String, String>) -> Result<QueryParameters> {
+        let mut out = QueryParameters::default();
+        for (name, value) in parameters {
+            let number = || {
+                value.trim().parse::<u64>().map_err(|_| {
+                    Error::bad_value(format!(
+                        "Bad value for parameter \"{name}\": {value:?} is not a non-negative integer"
+                    ))
+                })
+            };
+            let bytes = || number().map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+            match name.as_str() {
+                "internalQueryMaxBlockingSortMemoryUsageBytes" => out.max_blocking_sort_bytes = bytes()?,
+                "internalDocumentSourceGroupMaxMemoryBytes" => out.max_group_bytes = bytes()?,
+                "internalQueryMaxPushBytes" => out.max_push_bytes = bytes()?,
+                "internalQueryMaxAddToSetBytes" => out.max_add_to_set_bytes = bytes()?,
+                "cursorTimeoutMillis" => out.cursor_timeout_millis = number()?,
+                "clientCursorMonitorFrequencySecs" => out.client_cursor_monitor_frequency_secs = number()?.max(1),
+                "allowDiskUseByDefault" => {
+                    out.allow_disk_use_by_default = match value.trim() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(Error::bad_value(format!(
+                                "Bad value for parameter \"{name}\": {value:?} is not a boolean"
+                            )));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -815,6 +905,30 @@ setParameter:
             zero.message
         );
         assert!(NodeOptions::from_yaml("replication:\n  oplogSizeMB: big\n").is_err());
+    }
+
+    #[test]
+    fn query_parameters_by_mongod_names() {
+        let mut params = BTreeMap::new();
+        assert_eq!(
+            QueryParameters::from_parameters(&params).ok(),
+            Some(QueryParameters::default())
+        );
+        params.insert(
+            "internalQueryMaxBlockingSortMemoryUsageBytes".to_string(),
+            "1024".to_string(),
+        );
+        params.insert("cursorTimeoutMillis".to_string(), "250".to_string());
+        params.insert("allowDiskUseByDefault".to_string(), "true".to_string());
+        let parsed = QueryParameters::from_parameters(&params).expect("valid");
+        assert_eq!(parsed.max_blocking_sort_bytes, 1024);
+        assert_eq!(parsed.cursor_timeout_millis, 250);
+        assert!(parsed.allow_disk_use_by_default);
+        params.insert(
+            "internalDocumentSourceGroupMaxMemoryBytes".to_string(),
+            "lots".to_string(),
+        );
+        assert!(QueryParameters::from_parameters(&params).is_err());
     }
 
     #[test]

@@ -126,13 +126,7 @@ fn cursor_reply(ctx: &Context<'_>, ns: Namespace, docs: Vec<Document>) -> Docume
     let id = if docs.is_empty() {
         0
     } else {
-        let cursor = Cursor {
-            ns: ns.clone(),
-            source: CursorSource::Buffered(docs),
-            remaining: None,
-            skip: 0,
-            last_used: std::time::Instant::now(),
-        };
+        let cursor = Cursor::new(ns.clone(), CursorSource::Buffered(docs));
         ctx.node.cursors.register(cursor)
     };
     doc! {"cursor": {"id": id, "ns": ns.full(), "firstBatch": first}}

@@ -24,6 +24,7 @@ mod read_concern;
 mod replset;
 mod rw_defaults;
 mod server_status;
+mod scan;
 mod write;
 
 use bson::{Bson, Document};

@@ -5,28 +5,34 @@
 //! config), `admin.system.version` (the feature compatibility version) and `config.transactions` (the
 //! retryable-write sessions).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bson::{Bson, Document, doc};
 
 use super::Context;
 use super::args;
 use super::read_concern::{self, ReadConcern};
+use super::scan::{CollectionScan, OplogScan};
 use crate::cursor::{Cursor, CursorSource};
 use crate::error::{Error, Result, code};
 use crate::node::{Counters, Node};
 use crate::query::filter::Filter;
+use crate::query::pipeline::{DocStream, SortStream, VecStream, approx_doc_size};
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use crate::storage::{CollectionMeta, Namespace, Snapshot, keystring, ts_to_u64};
 
 const DEFAULT_BATCH: usize = 101;
 const GET_MORE_DEFAULT_BATCH: usize = 10_000;
-/// Keep reply batches under the 16 MiB document limit, with room for the envelope.
-const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
+/// The documents of a reply batch stay within mongod's 16 MiB `BSONObjMaxUserSize`.
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// A batch also stops at this much decoded document memory (see [`Batch`]).
+const MAX_BATCH_MEMORY: usize = 32 * 1024 * 1024;
+/// What a document adds to a reply array besides itself: type byte, index digits, NUL (mongod's upper bound).
+const PER_DOCUMENT_OVERHEAD: usize = 10;
 
 /// What a namespace resolves to.
 pub(super) enum Target {
@@ -83,26 +89,38 @@ pub(super) fn resolve(snapshot: &Snapshot, ns: &Namespace) -> Result<Target> {
 /// Every document of a target that matches `filter`, in natural order.
 pub(super) fn matching(node: &Node, snapshot: &Snapshot, target: &Target, filter: &Filter) -> Result<Vec<Document>> {
     let mut out = Vec::new();
+    for_each_matching(node, snapshot, target, filter, |doc| out.push(doc))?;
+    Ok(out)
+}
+
+/// Visits every document of a target that matches `filter`, in natural order, holding one at a time.
+pub(super) fn for_each_matching(
+    node: &Node,
+    snapshot: &Snapshot,
+    target: &Target,
+    filter: &Filter,
+    mut visit: impl FnMut(Document),
+) -> Result<()> {
     match target {
         Target::Collection(meta) => {
             if let Some(id) = filter.id_equality() {
                 if let Some(doc) = snapshot.get_by_id(meta, id)?
                     && filter.matches(&doc)
                 {
-                    out.push(doc);
+                    visit(doc);
                 }
-                return Ok(out);
+                return Ok(());
             }
             snapshot.scan(meta, None, |doc| {
                 if filter.matches(&doc) {
-                    out.push(doc);
+                    visit(doc);
                 }
                 ControlFlow::Continue(())
             })?;
         }
         Target::Oplog => snapshot.scan_oplog(None, false, |_, doc| {
             if filter.matches(&doc) {
-                out.push(doc);
+                visit(doc);
             }
             ControlFlow::Continue(())
         })?,
@@ -110,19 +128,23 @@ pub(super) fn matching(node: &Node, snapshot: &Snapshot, target: &Target, filter
             if let Ok(config) = node.member.config_document()
                 && filter.matches(&config)
             {
-                out.push(config);
+                visit(config);
             }
         }
         Target::Version => {
             let fcv = fcv_document();
             if filter.matches(&fcv) {
-                out.push(fcv);
+                visit(fcv);
             }
         }
-        Target::Sessions => out.extend(session_documents(snapshot)?.into_iter().filter(|d| filter.matches(d))),
+        Target::Sessions => {
+            for doc in session_documents(snapshot)?.into_iter().filter(|d| filter.matches(d)) {
+                visit(doc);
+            }
+        }
         Target::Missing => {}
     }
-    Ok(out)
+    Ok(())
 }
 
 fn batch_size(body: &Document, key_present_default: usize) -> Result<usize> {
@@ -156,6 +178,46 @@ fn oplog_start(filter_doc: &Document) -> Option<u64> {
     cond.get_timestamp("$gt").ok().map(ts_to_u64)
 }
 
+/// The documents a sorted (or `_id`-equality, or reverse natural order) find reads, as a stream: a chunked
+/// scan, or the one document an `_id` equality names.
+fn sorted_source(
+    node: &Node,
+    snapshot: &Snapshot,
+    target: &Target,
+    filter: &Arc<Filter>,
+    filter_doc: &Document,
+    reverse: bool,
+) -> Result<Box<dyn DocStream>> {
+    Ok(match target {
+        Target::Collection(meta) if filter.id_equality().is_none() => Box::new(CollectionScan::new(
+            node.storage.clone(),
+            meta.clone(),
+            filter.clone(),
+            reverse,
+        )),
+        Target::Oplog => {
+            let after = if reverse { None } else { oplog_start(filter_doc) };
+            Box::new(OplogScan::new(node.storage.clone(), filter.clone(), reverse, after))
+        }
+        _ => Box::new(VecStream::new(matching(node, snapshot, target, filter)?)),
+    })
+}
+
+/// Whether a collection scan already yields `spec`'s order: a sort on `_id` alone (scanned backwards when
+/// descending), or a query for one `_id`.
+fn served_in_order(target: &Target, filter: &Filter, spec: &SortSpec) -> bool {
+    matches!(target, Target::Collection(_)) && (filter.id_equality().is_some() || spec.id_only().is_some())
+}
+
+/// mongod's wording for an error raised while a query runs (`Executor error during find command :: caused by
+/// :: Sort exceeded memory limit ...`), for the memory-limit errors of blocking stages.
+fn executor_error(mut err: Error, during: &str) -> Error {
+    if matches!(err.code, 292 | 146) {
+        err.message = format!("Executor error {during} :: caused by :: {}", err.message);
+    }
+    err
+}
+
 pub async fn find(ctx: &Context<'_>) -> Result<Document> {
     let body = ctx.body;
     let ns = args::namespace(body, &ctx.db)?;
@@ -182,6 +244,8 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
     let single_batch = args::opt_bool(body, "singleBatch")?.unwrap_or(false);
     let tailable = args::opt_bool(body, "tailable")?.unwrap_or(false);
     let await_data = args::opt_bool(body, "awaitData")?.unwrap_or(false);
+    let allow_disk_use = args::opt_bool(body, "allowDiskUse")?;
+    let no_cursor_timeout = args::opt_bool(body, "noCursorTimeout")?.unwrap_or(false);
 
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
@@ -222,35 +286,35 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
             }
         }
         _ => {
-            let mut docs = matching(ctx.node, &snapshot, &target, &filter)?;
-            match (&sort, natural) {
-                (_, Some(-1)) => docs.reverse(),
-                (Some(spec), None) => docs.sort_by(|a, b| spec.compare(a, b)),
-                _ => {}
+            let by_id_descending =
+                matches!(target, Target::Collection(_)) && sort.as_ref().and_then(SortSpec::id_only) == Some(false);
+            let reverse = natural == Some(-1) || by_id_descending;
+            let source = sorted_source(ctx.node, &snapshot, &target, &filter, &filter_doc, reverse)?;
+            let stream: Box<dyn DocStream> = match &sort {
+                Some(spec) if !spec.is_empty() && !served_in_order(&target, &filter, spec) => {
+                    let top = limit.map(|l| skip.saturating_add(l));
+                    Box::new(SortStream::new(
+                        source,
+                        spec.clone(),
+                        top,
+                        ctx.node.query_limits(allow_disk_use),
+                    ))
+                }
+                _ => source,
+            };
+            CursorSource::Stream {
+                stream,
+                projection: projection.clone(),
             }
-            let end = limit
-                .map(|l| skip.saturating_add(l))
-                .unwrap_or(usize::MAX)
-                .min(docs.len());
-            let start = skip.min(end);
-            let kept: VecDeque<Document> = docs.drain(start..end).map(|d| project(&projection, d)).collect();
-            CursorSource::Buffered(kept)
         }
     };
     drop(snapshot);
-    let skip = if matches!(source, CursorSource::Buffered(_)) {
-        0
-    } else {
-        skip
-    };
-    let mut cursor = Cursor {
-        ns: ns.clone(),
-        source,
-        remaining: limit,
-        skip,
-        last_used: Instant::now(),
-    };
-    let (docs, exhausted) = next_batch(ctx.node, &mut cursor, batch)?;
+    let mut cursor = Cursor::new(ns.clone(), source);
+    cursor.remaining = limit;
+    cursor.skip = skip;
+    cursor.no_timeout = no_cursor_timeout;
+    let (docs, exhausted) =
+        next_batch(ctx.node, &mut cursor, batch).map_err(|e| executor_error(e, "during find command"))?;
     let id = if exhausted || single_batch || matches!(target, Target::Missing) {
         0
     } else {
@@ -264,54 +328,85 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
     Ok(reply)
 }
 
-/// Collects one reply batch: at most `cap` documents and about 16 MiB.
+/// Collects one reply batch: at most `cap` documents and 16 MiB of them (mongod's `BSONObjMaxUserSize`,
+/// counted with its per-element overhead), except that the first document always goes in so every batch
+/// makes progress. The reply envelope fits in the 16 KiB mongod allows above that. A batch also stops at
+/// [`MAX_BATCH_MEMORY`] of decoded documents: 16 MiB of tiny nested documents can take twenty times that in
+/// memory, and a reply smaller than asked for is always allowed.
 struct Batch {
     docs: Vec<Document>,
     bytes: usize,
+    memory: usize,
     cap: usize,
 }
 
 impl Batch {
-    fn full(&self) -> bool {
-        self.docs.len() >= self.cap || self.bytes >= MAX_BATCH_BYTES
+    fn new(cap: usize) -> Batch {
+        Batch {
+            docs: Vec::new(),
+            bytes: 0,
+            memory: 0,
+            cap,
+        }
     }
 
-    fn push(&mut self, doc: Document) -> ControlFlow<()> {
-        self.bytes += doc.to_vec().map(|v| v.len()).unwrap_or(0);
+    fn full(&self) -> bool {
+        self.docs.len() >= self.cap || self.bytes >= MAX_BATCH_BYTES || self.memory >= MAX_BATCH_MEMORY
+    }
+
+    /// Adds `doc` if it fits, and says whether more may follow; a document that does not fit is given back
+    /// for the next batch.
+    fn offer(&mut self, doc: Document) -> std::result::Result<ControlFlow<()>, Document> {
+        let size = doc.to_vec().map(|v| v.len()).unwrap_or(0) + PER_DOCUMENT_OVERHEAD;
+        let memory = approx_doc_size(&doc);
+        if !self.docs.is_empty()
+            && (self.full() || self.bytes + size > MAX_BATCH_BYTES || self.memory + memory > MAX_BATCH_MEMORY)
+        {
+            return Err(doc);
+        }
+        self.bytes += size;
+        self.memory += memory;
         self.docs.push(doc);
-        if self.full() {
+        Ok(if self.full() {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
-        }
+        })
     }
 }
 
 /// Produces the next batch of a cursor; `true` when nothing more can come.
 fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Vec<Document>, bool)> {
     let cap = cursor.remaining.map(|r| r.min(batch_size)).unwrap_or(batch_size);
-    let mut batch = Batch {
-        docs: Vec::new(),
-        bytes: 0,
-        cap,
-    };
+    let mut batch = Batch::new(cap);
+    // A document the previous batch had no room for comes first.
+    if let Some(doc) = cursor.stash.take() {
+        let _ = batch.offer(doc);
+    }
     let skip = &mut cursor.skip;
-    let mut keep = |doc: Document, filter: &Filter, projection: &Option<Arc<Projection>>, batch: &mut Batch| {
-        if !filter.matches(&doc) {
+    let stash = &mut cursor.stash;
+    let mut keep = |doc: Document, filter: Option<&Filter>, projection: &Option<Arc<Projection>>, batch: &mut Batch| {
+        if filter.is_some_and(|f| !f.matches(&doc)) {
             return ControlFlow::Continue(());
         }
         if *skip > 0 {
             *skip -= 1;
             return ControlFlow::Continue(());
         }
-        batch.push(project(projection, doc))
+        batch.offer(project(projection, doc)).unwrap_or_else(|doc| {
+            *stash = Some(doc);
+            ControlFlow::Break(())
+        })
     };
     let exhausted = match &mut cursor.source {
         CursorSource::Buffered(buffer) => {
             while !batch.full() {
                 match buffer.pop_front() {
                     Some(doc) => {
-                        let _ = batch.push(doc);
+                        if let Err(doc) = batch.offer(doc) {
+                            buffer.push_front(doc);
+                            break;
+                        }
                     }
                     None => break,
                 }
@@ -326,7 +421,9 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
         } => {
             if !batch.full() {
                 let snapshot = node.storage.snapshot()?;
-                let last = snapshot.scan(meta, after.as_deref(), |doc| keep(doc, filter, projection, &mut batch))?;
+                let last = snapshot.scan(meta, after.as_deref(), |doc| {
+                    keep(doc, Some(filter), projection, &mut batch)
+                })?;
                 if last.is_some() {
                     *after = last;
                 }
@@ -345,13 +442,27 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
                 let mut last_key = *after;
                 snapshot.scan_oplog(*after, false, |key, doc| {
                     last_key = Some(key);
-                    keep(doc, filter, projection, &mut batch)
+                    keep(doc, Some(filter), projection, &mut batch)
                 })?;
                 *after = last_key;
             }
             !batch.full() && !*tailable
         }
+        CursorSource::Stream { stream, projection } => {
+            let mut ended = false;
+            while !batch.full() {
+                let Some(doc) = stream.next_doc()? else {
+                    ended = true;
+                    break;
+                };
+                if keep(doc, None, projection, &mut batch).is_break() {
+                    break;
+                }
+            }
+            ended
+        }
     };
+    let exhausted = exhausted && cursor.stash.is_none();
     if let Some(remaining) = cursor.remaining.as_mut() {
         *remaining = remaining.saturating_sub(batch.docs.len());
     }
@@ -453,7 +564,9 @@ pub async fn count(ctx: &Context<'_>) -> Result<Document> {
     {
         snapshot.collection_stats(meta)?.0 as usize
     } else {
-        matching(ctx.node, &snapshot, &target, &filter)?.len()
+        let mut n = 0usize;
+        for_each_matching(ctx.node, &snapshot, &target, &filter, |_| n += 1)?;
+        n
     };
     drop(snapshot);
     let mut n = n.saturating_sub(skip);
@@ -476,13 +589,11 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
-    let docs = matching(ctx.node, &snapshot, &target, &filter)?;
-    drop(snapshot);
     let mut seen = HashSet::new();
     let mut values = Vec::new();
-    for doc in &docs {
-        let Some(value) = crate::query::path::lookup(doc, key) else {
-            continue;
+    for_each_matching(ctx.node, &snapshot, &target, &filter, |doc| {
+        let Some(value) = crate::query::path::lookup(&doc, key) else {
+            return;
         };
         let items: Vec<&Bson> = match value {
             Bson::Array(items) => items.iter().collect(),
@@ -493,7 +604,8 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
                 values.push(item.clone());
             }
         }
-    }
+    })?;
+    drop(snapshot);
     values.sort_by(crate::query::compare::compare_bson);
     read_concern::after_read(ctx, &rc, read_at).await?;
     Ok(doc! {"values": values})
@@ -538,39 +650,41 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         .map(|c| batch_size(c, DEFAULT_BATCH))
         .transpose()?
         .unwrap_or(DEFAULT_BATCH);
+    let allow_disk_use = args::opt_bool(body, "allowDiskUse")?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
-    let (input, rest) = match stages.first() {
-        Some(first) if first.contains_key("$collStats") => {
-            (vec![coll_stats_doc(&snapshot, &target, &ns)?], &stages[1..])
-        }
+    let (filter, rest) = match stages.first() {
+        Some(first) if first.contains_key("$collStats") => (None, &stages[1..]),
         Some(first) if first.contains_key("$match") => {
             let filter = Filter::parse(
                 first
                     .get_document("$match")
                     .map_err(|_| Error::type_mismatch("$match must be an object"))?,
             )?;
-            (matching(ctx.node, &snapshot, &target, &filter)?, &stages[1..])
+            (Some(filter), &stages[1..])
         }
-        _ => (
-            matching(ctx.node, &snapshot, &target, &Filter::parse(&Document::new())?)?,
-            &stages[..],
-        ),
+        _ => (Some(Filter::parse(&Document::new())?), &stages[..]),
+    };
+    let input: Box<dyn DocStream> = match filter {
+        None => Box::new(VecStream::new(vec![coll_stats_doc(&snapshot, &target, &ns)?])),
+        Some(filter) => sorted_source(ctx.node, &snapshot, &target, &Arc::new(filter), &Document::new(), false)?,
     };
     drop(snapshot);
-    let output = crate::query::pipeline::run(rest, input, crate::clock::now())?;
-    let mut cursor = Cursor {
-        ns: ns.clone(),
-        source: CursorSource::Buffered(output.into()),
-        remaining: None,
-        skip: 0,
-        last_used: Instant::now(),
-    };
-    let (docs, exhausted) = next_batch(ctx.node, &mut cursor, batch)?;
+    let stream =
+        crate::query::pipeline::build(rest, input, crate::clock::now(), &ctx.node.query_limits(allow_disk_use))?;
+    let mut cursor = Cursor::new(
+        ns.clone(),
+        CursorSource::Stream {
+            stream,
+            projection: None,
+        },
+    );
+    let (docs, exhausted) =
+        next_batch(ctx.node, &mut cursor, batch).map_err(|e| executor_error(e, "during aggregation"))?;
     let id = if exhausted {
         0
     } else {
@@ -593,13 +707,7 @@ fn current_op_aggregate(ctx: &Context<'_>, spec: &Bson) -> Result<Document> {
         .transpose()?
         .unwrap_or(DEFAULT_BATCH);
     let ns = Namespace::new("admin", "$cmd.aggregate");
-    let mut cursor = Cursor {
-        ns: ns.clone(),
-        source: CursorSource::Buffered(output.into()),
-        remaining: None,
-        skip: 0,
-        last_used: Instant::now(),
-    };
+    let mut cursor = Cursor::new(ns.clone(), CursorSource::Buffered(output.into()));
     let (docs, exhausted) = next_batch(ctx.node, &mut cursor, batch)?;
     let id = if exhausted {
         0
@@ -636,4 +744,72 @@ fn coll_stats_doc(snapshot: &Snapshot, target: &Target, ns: &Namespace) -> Resul
         storage.insert("maxSize", snapshot.oplog_max_bytes() as i64);
     }
     Ok(doc! {"ns": ns.full(), "host": "", "localTime": crate::clock::now(), "storageStats": storage})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn padded(id: i32, bytes: usize) -> Document {
+        doc! {"_id": id, "pad": "x".repeat(bytes)}
+    }
+
+    fn size(doc: &Document) -> usize {
+        doc.to_vec().map(|v| v.len()).unwrap_or(0)
+    }
+
+    /// Two 10 MB documents never share a batch: the second waits for the next one (the replication
+    /// stall came from a 20 MB reply).
+    #[test]
+    fn a_batch_never_grows_past_16_mib() {
+        let mut batch = Batch::new(1000);
+        let mut stashed = None;
+        for id in 0..2 {
+            if let Err(doc) = batch.offer(padded(id, 10_000_000)) {
+                stashed = Some(doc);
+                break;
+            }
+        }
+        let total: usize = batch.docs.iter().map(size).sum();
+        assert_eq!(batch.docs.len(), 1);
+        assert!(total <= 16 * 1024 * 1024, "{total}");
+        assert_eq!(stashed.map(|d| d.get_i32("_id").unwrap_or(-1)), Some(1));
+    }
+
+    /// Documents of many tiny parts take many times their BSON size once decoded (a `$group` of `$push:
+    /// "$$ROOT"`): a batch also stops at [`MAX_BATCH_MEMORY`] of decoded documents, so a getMore never holds
+    /// hundreds of megabytes for a 16 MiB reply.
+    #[test]
+    fn a_batch_bounds_its_decoded_size_too() {
+        let group = |id: i32| {
+            let docs: Vec<Bson> = (0..1000)
+                .map(|i| Bson::Document(doc! {"_id": i, "k": id, "v": i}))
+                .collect();
+            doc! {"_id": id, "d": docs}
+        };
+        let mut batch = Batch::new(10_000);
+        let mut id = 0;
+        while batch.offer(group(id)).is_ok_and(|more| more.is_continue()) {
+            id += 1;
+        }
+        let decoded: usize = batch.docs.iter().map(approx_doc_size).sum();
+        assert!(
+            decoded <= MAX_BATCH_MEMORY + 1024 * 1024,
+            "{decoded} bytes decoded in {} documents",
+            batch.docs.len()
+        );
+        assert!(batch.docs.len() > 1);
+    }
+
+    /// The first document always goes in, whatever its size: every batch makes progress.
+    #[test]
+    fn the_first_document_always_fits() {
+        let mut batch = Batch::new(1000);
+        assert!(batch.offer(padded(0, 16 * 1024 * 1024 - 40)).is_ok());
+        assert!(batch.offer(padded(1, 10)).is_err());
+        let mut small = Batch::new(1000);
+        for id in 0..100 {
+            assert!(small.offer(padded(id, 100_000)).is_ok(), "document {id}");
+        }
+    }
 }

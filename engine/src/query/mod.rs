@@ -1,7 +1,8 @@
 //! The query language on BSON documents: filters, update operators, projection, sort, aggregation.
 //!
 //! Everything here is pure: functions over `bson::Document` / `bson::Bson`, no I/O, no clock reads (callers pass
-//! `now`). Bad input yields a [`QueryError`] carrying MongoDB's error code; nothing panics on any input.
+//! `now`), except that blocking pipeline stages write temporary runs through [`crate::spill`] when a command
+//! allows disk use. Bad input yields a [`QueryError`] carrying MongoDB's error code; nothing panics on any input.
 //!
 //! ```text
 //! compare     BSON total order across types, numeric equality (1 == 1.0 == 1i64)

@@ -84,6 +84,32 @@ impl SortSpec {
         Ordering::Equal
     }
 
+    /// The values a document sorts by, one per key, for [`SortSpec::compare_keys`] (blocking sorts keep
+    /// these beside the document's bytes instead of the decoded document).
+    pub fn key_of(&self, doc: &Document) -> Vec<Bson> {
+        self.keys.iter().map(|key| sort_value(doc, key)).collect()
+    }
+
+    /// Compares two [`SortSpec::key_of`] results; the same order as [`SortSpec::compare`].
+    pub fn compare_keys(&self, a: &[Bson], b: &[Bson]) -> Ordering {
+        for ((key, left), right) in self.keys.iter().zip(a).zip(b) {
+            let ordering = compare_bson(left, right);
+            let ordering = if key.descending { ordering.reverse() } else { ordering };
+            if ordering != Ordering::Equal {
+                return ordering;
+            }
+        }
+        Ordering::Equal
+    }
+
+    /// `Some(ascending)` when the spec is exactly one key on `_id`: the order of the storage's `_id` keys.
+    pub fn id_only(&self) -> Option<bool> {
+        match self.keys.as_slice() {
+            [key] if key.path.len() == 1 && key.path[0] == "_id" => Some(!key.descending),
+            _ => None,
+        }
+    }
+
     /// Sorts documents in place, stably.
     pub fn sort(&self, docs: &mut [Document]) {
         if !self.keys.is_empty() {

@@ -70,20 +70,38 @@ impl Snapshot {
         &self,
         meta: &CollectionMeta,
         after: Option<&[u8]>,
+        visit: impl FnMut(Document) -> ControlFlow<()>,
+    ) -> Result<Option<Vec<u8>>> {
+        self.scan_directed(meta, after, false, visit)
+    }
+
+    /// [`Snapshot::scan`] forwards, or backwards from the end (then `after` is the key to continue below).
+    pub fn scan_directed(
+        &self,
+        meta: &CollectionMeta,
+        after: Option<&[u8]>,
+        reverse: bool,
         mut visit: impl FnMut(Document) -> ControlFlow<()>,
     ) -> Result<Option<Vec<u8>>> {
+        use std::ops::Bound::{Excluded, Unbounded};
         let name = docs_table_name(meta);
         let table = self
             .txn
             .open_table(TableDefinition::<&[u8], &[u8]>::new(&name))
             .map_err(|e| storage_error("open collection", e))?;
-        let range = match after {
-            Some(key) => table.range::<&[u8]>((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded)),
-            None => table.range::<&[u8]>(..),
+        let range = match (after, reverse) {
+            (Some(key), false) => table.range::<&[u8]>((Excluded(key), Unbounded)),
+            (Some(key), true) => table.range::<&[u8]>((Unbounded, Excluded(key))),
+            (None, _) => table.range::<&[u8]>(..),
         }
         .map_err(|e| storage_error("scan", e))?;
+        let items: Box<dyn Iterator<Item = _>> = if reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
         let mut last = None;
-        for item in range {
+        for item in items {
             let (key, value) = item.map_err(|e| storage_error("scan", e))?;
             last = Some(key.value().to_vec());
             if visit(decode(value.value())?).is_break() {

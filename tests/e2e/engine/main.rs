@@ -9,6 +9,7 @@ mod t50_crash;
 mod t60_malformed;
 mod t70_startup_options;
 mod t80_introspection;
+mod t70_query_memory;
 
 use std::path::Path;
 

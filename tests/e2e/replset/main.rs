@@ -9,6 +9,7 @@ mod t50_rename_and_metrics;
 mod t50_tutorial_membership;
 mod t60_heavy_queries;
 mod t70_oplog_cap;
+mod t60_large_documents;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! Parsing and running the individual pipeline stages (all but `$group`).
-use bson::{Bson, DateTime, Document};
+//! Parsing the individual pipeline stages, and what the per-document ones do to one document.
+use bson::{Bson, Document};
 
 use super::group::GroupSpec;
 use crate::query::expr::{Expr, type_name};
@@ -68,31 +68,6 @@ impl Stage {
                     format!("Unrecognized pipeline stage name: '{other}'"),
                 ));
             }
-        })
-    }
-
-    pub(super) fn run(&self, docs: Vec<Document>, _now: DateTime) -> Result<Vec<Document>, QueryError> {
-        Ok(match self {
-            Stage::Match(filter) => docs.into_iter().filter(|d| filter.matches(d)).collect(),
-            Stage::Project(projection) => docs.iter().map(|d| projection.try_apply(d)).collect::<Result<_, _>>()?,
-            Stage::AddFields(fields) => docs.iter().map(|d| add_fields(d, fields)).collect::<Result<_, _>>()?,
-            Stage::Sort(sort) => {
-                let mut docs = docs;
-                sort.sort(&mut docs);
-                docs
-            }
-            Stage::Skip(n) => docs
-                .into_iter()
-                .skip(usize::try_from(*n).unwrap_or(usize::MAX))
-                .collect(),
-            Stage::Limit(n) => docs
-                .into_iter()
-                .take(usize::try_from(*n).unwrap_or(usize::MAX))
-                .collect(),
-            Stage::Count(name) => count(docs.len(), name),
-            Stage::Unwind(spec) => docs.into_iter().flat_map(|d| unwind(d, spec)).collect(),
-            Stage::ReplaceRoot(expr) => docs.iter().map(|d| replace_root(d, expr)).collect::<Result<_, _>>()?,
-            Stage::Group(spec) => spec.run(&docs)?,
         })
     }
 }
@@ -219,7 +194,7 @@ fn parse_count_name(argument: &Bson) -> Result<String, QueryError> {
     Ok(name.clone())
 }
 
-fn count(total: usize, name: &str) -> Vec<Document> {
+pub(super) fn count(total: usize, name: &str) -> Vec<Document> {
     if total == 0 {
         return Vec::new();
     }
@@ -284,37 +259,41 @@ fn parse_unwind(argument: &Bson) -> Result<UnwindSpec, QueryError> {
     Ok(unwind)
 }
 
-fn unwind(doc: Document, spec: &UnwindSpec) -> Vec<Document> {
-    let with_index = |mut d: Document, index: Bson| {
-        if let Some(name) = &spec.include_array_index {
-            let _ = path::set(&mut d, name, index);
+impl UnwindSpec {
+    /// The document `$unwind` yields for one array element.
+    pub(super) fn element(&self, doc: &Document, item: Bson, index: usize) -> Document {
+        let mut out = doc.clone();
+        let _ = path::set(&mut out, &self.path, item);
+        self.with_index(out, Bson::Int64(i64::try_from(index).unwrap_or(i64::MAX)))
+    }
+
+    fn with_index(&self, mut doc: Document, index: Bson) -> Document {
+        if let Some(name) = &self.include_array_index {
+            let _ = path::set(&mut doc, name, index);
         }
-        d
-    };
+        doc
+    }
+}
+
+/// What `$unwind` makes of one document: at most one document (`Ok`), or a non-empty array to yield element
+/// by element with [`UnwindSpec::element`] (`Err`, with the document).
+pub(super) fn unwind_one(doc: Document, spec: &UnwindSpec) -> Result<Option<Document>, (Document, Vec<Bson>)> {
     match path::lookup(&doc, &spec.path).cloned() {
-        Some(Bson::Array(items)) if !items.is_empty() => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let mut out = doc.clone();
-                let _ = path::set(&mut out, &spec.path, item);
-                with_index(out, Bson::Int64(i64::try_from(i).unwrap_or(i64::MAX)))
-            })
-            .collect(),
+        Some(Bson::Array(items)) if !items.is_empty() => Err((doc, items)),
         Some(Bson::Array(_)) if spec.preserve_null_and_empty => {
             // An empty array unwinds to a document without the field.
             let mut out = doc;
             path::unset(&mut out, &spec.path);
-            vec![with_index(out, Bson::Null)]
+            Ok(Some(spec.with_index(out, Bson::Null)))
         }
         None | Some(Bson::Null) | Some(Bson::Undefined) | Some(Bson::Array(_)) => {
             if spec.preserve_null_and_empty {
-                vec![with_index(doc, Bson::Null)]
+                Ok(Some(spec.with_index(doc, Bson::Null)))
             } else {
-                Vec::new()
+                Ok(None)
             }
         }
-        Some(_) => vec![with_index(doc, Bson::Null)],
+        Some(_) => Ok(Some(spec.with_index(doc, Bson::Null))),
     }
 }
 
@@ -333,7 +312,7 @@ fn parse_replace_root(argument: &Bson) -> Result<Expr, QueryError> {
     }
 }
 
-fn replace_root(doc: &Document, expr: &Expr) -> Result<Document, QueryError> {
+pub(super) fn replace_root(doc: &Document, expr: &Expr) -> Result<Document, QueryError> {
     match expr.evaluate(doc)? {
         Some(Bson::Document(root)) => Ok(root),
         other => Err(QueryError::location(
@@ -350,7 +329,7 @@ fn replace_root(doc: &Document, expr: &Expr) -> Result<Document, QueryError> {
     }
 }
 
-fn add_fields(doc: &Document, fields: &[(Vec<String>, Expr)]) -> Result<Document, QueryError> {
+pub(super) fn add_fields(doc: &Document, fields: &[(Vec<String>, Expr)]) -> Result<Document, QueryError> {
     let mut out = doc.clone();
     for (segments, expr) in fields {
         match expr.evaluate(doc)? {

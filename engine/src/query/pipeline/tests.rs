@@ -163,3 +163,118 @@ proptest! {
         let _ = run(&[stage], input, NOW);
     }
 }
+
+fn grouped_input() -> Vec<Document> {
+    (0..3_000)
+        .map(|i: i32| doc! {"_id": i, "g": (i * 7) % 100, "v": i, "pad": "x".repeat(50)})
+        .collect()
+}
+
+fn drain(mut stream: Box<dyn DocStream>) -> Result<Vec<Document>, QueryError> {
+    let mut out = Vec::new();
+    while let Some(doc) = stream.next_doc()? {
+        out.push(doc);
+    }
+    Ok(out)
+}
+
+fn by_id(mut docs: Vec<Document>) -> Vec<Document> {
+    docs.sort_by(|a, b| {
+        crate::query::compare::compare_bson(a.get("_id").unwrap_or(&Bson::Null), b.get("_id").unwrap_or(&Bson::Null))
+    });
+    docs
+}
+
+/// A `$group` over its memory limit is 292 without disk use, and with it spills and merges to the same
+/// groups, every accumulator included, `$push` in input order; a parked result waits on disk.
+#[test]
+fn group_spills_and_merges_like_in_memory() {
+    let stages = vec![
+        doc! {"$group": {"_id": "$g", "n": {"$sum": 1}, "avg": {"$avg": "$v"}, "min": {"$min": "$v"},
+        "max": {"$max": "$v"}, "first": {"$first": "$v"}, "last": {"$last": "$v"}, "all": {"$push": "$v"},
+        "set": {"$addToSet": {"$mod": ["$v", 3]}}, "c": {"$count": {}}}},
+    ];
+    let expected = by_id(run(&stages, grouped_input(), NOW).expect("in memory"));
+    assert_eq!(expected.len(), 100);
+    let small = Limits {
+        group_bytes: 50_000,
+        ..Limits::default()
+    };
+    let err = drain(build(&stages, Box::new(VecStream::new(grouped_input())), NOW, &small).expect("parses"))
+        .expect_err("over the limit");
+    assert_eq!(
+        (err.code, err.code_name),
+        (292, "QueryExceededMemoryLimitNoDiskUseAllowed")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spilling = Limits {
+        allow_disk_use: true,
+        spill_dir: Some(dir.path().to_path_buf()),
+        ..small
+    };
+    let out = drain(build(&stages, Box::new(VecStream::new(grouped_input())), NOW, &spilling).expect("parses"))
+        .expect("spilled");
+    assert_eq!(by_id(out), expected);
+
+    let roomy = Limits {
+        spill_dir: Some(dir.path().to_path_buf()),
+        ..Limits::default()
+    };
+    let stages = vec![doc! {"$group": {"_id": "$g", "docs": {"$push": "$$ROOT"}}}];
+    let expected = by_id(run(&stages, grouped_input(), NOW).expect("in memory"));
+    let mut parked = build(&stages, Box::new(VecStream::new(grouped_input())), NOW, &roomy).expect("parses");
+    let mut out = vec![parked.next_doc().expect("first").expect("a group")];
+    parked.park();
+    assert_eq!(
+        std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0),
+        1,
+        "parked on disk"
+    );
+    out.extend(drain(parked).expect("the rest"));
+    assert_eq!(by_id(out), expected);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0),
+        0,
+        "runs removed"
+    );
+}
+
+/// One `$push` array over `internalQueryMaxPushBytes` is 146 ExceededMemoryLimit, spilling or not.
+#[test]
+fn push_arrays_have_their_own_limit() {
+    let stages = vec![doc! {"$group": {"_id": null, "all": {"$push": "$$ROOT"}}}];
+    let limits = Limits {
+        push_bytes: 10_000,
+        allow_disk_use: true,
+        ..Limits::default()
+    };
+    let err = drain(build(&stages, Box::new(VecStream::new(grouped_input())), NOW, &limits).expect("parses"))
+        .expect_err("over the $push limit");
+    assert_eq!((err.code, err.code_name), (146, "ExceededMemoryLimit"));
+    assert!(err.message.starts_with("$push used too much memory"), "{}", err.message);
+
+    // One group over both limits: the stage's 292 without disk use; with it the spilled parts of the group
+    // cannot be merged into one array, 146.
+    let both = Limits {
+        push_bytes: 50_000,
+        group_bytes: 50_000,
+        ..Limits::default()
+    };
+    let err = drain(build(&stages, Box::new(VecStream::new(grouped_input())), NOW, &both).expect("parses"))
+        .expect_err("over the $group limit");
+    assert_eq!(err.code, 292, "{}", err.message);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spilling = Limits {
+        allow_disk_use: true,
+        spill_dir: Some(dir.path().to_path_buf()),
+        ..both
+    };
+    let err = drain(build(&stages, Box::new(VecStream::new(grouped_input())), NOW, &spilling).expect("parses"))
+        .expect_err("over the $push limit once merged");
+    assert_eq!(err.code, 146, "{}", err.message);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0),
+        0,
+        "runs removed"
+    );
+}
