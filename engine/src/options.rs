@@ -160,7 +160,11 @@ impl NodeOptions {
                     }
                     options.repl_set = name.to_string();
                 }
-                "replication.oplogSizeMB" => options.oplog_size_mb = Some(parse_oplog_size(value.as_i64())?),
+                "replication.oplogSizeMB" => {
+                    let size = parse_oplog_size(value.as_i64())
+                        .map_err(|e| Error::bad_value(format!("replication.oplogSizeMB: {}", e.message)))?;
+                    options.oplog_size_mb = Some(size);
+                }
                 "systemLog.destination" => destination = Some(string(&key, value)?.to_string()),
                 "systemLog.path" => options.logpath = Some(PathBuf::from(non_empty(&key, value)?)),
                 "systemLog.logAppend" => options.log_append = boolean(&key, value)?,
