@@ -102,10 +102,10 @@ fn parse_projection(body: &Document) -> Result<Option<Arc<Projection>>> {
     }
 }
 
-fn project(projection: &Option<Arc<Projection>>, doc: Document) -> Document {
+fn project(projection: &Option<Arc<Projection>>, doc: Document) -> Result<Document> {
     match projection {
-        Some(p) => p.apply(&doc),
-        None => doc,
+        Some(p) => Ok(p.apply(&doc)?),
+        None => Ok(doc),
     }
 }
 
@@ -195,7 +195,10 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
                 .unwrap_or(usize::MAX)
                 .min(docs.len());
             let start = skip.min(end);
-            let kept: VecDeque<Document> = docs.drain(start..end).map(|d| project(&projection, d)).collect();
+            let kept: VecDeque<Document> = docs
+                .drain(start..end)
+                .map(|d| project(&projection, d))
+                .collect::<Result<_>>()?;
             CursorSource::Buffered(kept)
         }
     };
@@ -258,6 +261,8 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
         cap,
     };
     let skip = &mut cursor.skip;
+    // The first projection failure (a result nested too deep) ends the batch and fails the command.
+    let mut failure: Option<Error> = None;
     let mut keep = |doc: Document, filter: &Filter, projection: &Option<Arc<Projection>>, batch: &mut Batch| {
         if !filter.matches(&doc) {
             return ControlFlow::Continue(());
@@ -266,7 +271,13 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
             *skip -= 1;
             return ControlFlow::Continue(());
         }
-        batch.push(project(projection, doc))
+        match project(projection, doc) {
+            Ok(projected) => batch.push(projected),
+            Err(err) => {
+                failure = Some(err);
+                ControlFlow::Break(())
+            }
+        }
     };
     let exhausted = match &mut cursor.source {
         CursorSource::Buffered(buffer) => {
@@ -314,6 +325,9 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
             !batch.full() && !*tailable
         }
     };
+    if let Some(err) = failure {
+        return Err(err);
+    }
     if let Some(remaining) = cursor.remaining.as_mut() {
         *remaining = remaining.saturating_sub(batch.docs.len());
     }

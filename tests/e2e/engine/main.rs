@@ -7,6 +7,7 @@ mod t30_cursors_and_catalog;
 mod t40_sessions_and_oplog;
 mod t50_crash;
 mod t60_malformed;
+mod t75_deep_documents;
 
 use std::path::Path;
 

@@ -6,6 +6,7 @@ mod t20_failover;
 mod t30_rollback;
 mod t40_membership;
 mod t50_tutorial_membership;
+mod t75_deep_documents;
 
 use std::path::Path;
 use std::time::Duration;

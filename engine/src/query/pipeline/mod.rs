@@ -13,12 +13,21 @@ use bson::{DateTime, Document};
 use super::QueryError;
 use stages::Stage;
 
-/// Runs an aggregation pipeline over the input documents.
+/// Runs an aggregation pipeline over the input documents. Every document a stage builds is held to the
+/// storage depth limit (Overflow, 15), so no stage ever sees, and no reply ever carries, a document nested
+/// deeper than [`MAX_DOCUMENT_DEPTH`](crate::depth::MAX_DOCUMENT_DEPTH).
 pub fn run(stages: &[Document], input: Vec<Document>, now: DateTime) -> Result<Vec<Document>, QueryError> {
     let parsed = stages.iter().map(Stage::parse).collect::<Result<Vec<_>, _>>()?;
     let mut docs = input;
     for stage in &parsed {
         docs = stage.run(docs, now)?;
+        if stage.builds_documents()
+            && !docs
+                .iter()
+                .all(|doc| crate::depth::document_within(doc, crate::depth::MAX_DOCUMENT_DEPTH))
+        {
+            return Err(QueryError::document_too_deep());
+        }
     }
     Ok(docs)
 }
