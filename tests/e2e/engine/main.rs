@@ -8,6 +8,7 @@ mod t40_sessions_and_oplog;
 mod t50_crash;
 mod t60_malformed;
 mod t75_deep_documents;
+mod t78_command_fuzzer;
 
 use std::path::Path;
 
