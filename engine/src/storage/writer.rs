@@ -355,6 +355,47 @@ mod tests {
         storage.shutdown();
     }
 
+    /// An oplog entry (from a sync source, in initial sync or in a parallel batch) whose document would be
+    /// nested past the limit is refused cleanly: skipped with a warning, nothing stored, the writer unharmed.
+    #[tokio::test]
+    async fn oplog_entries_past_the_depth_limit_are_skipped_not_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path()).expect("open storage");
+        let nested = |levels: usize| {
+            let mut doc = doc! {"a": 1};
+            for _ in 1..levels {
+                doc = doc! {"a": doc};
+            }
+            doc
+        };
+        let mut too_deep = nested(181);
+        too_deep.insert("_id", 1);
+        let insert = doc! {"op": "i", "ns": "db.c", "o": too_deep.clone()};
+        let base = doc! {"op": "i", "ns": "db.c", "o": {"_id": 2, "x": 1}};
+        let update = doc! {"op": "u", "ns": "db.c", "o2": {"_id": 2},
+        "o": {"$v": 2, "diff": {"u": {"x": nested(180)}}}};
+        let ns = Namespace::new("db", "c");
+        let (applied, stored) = storage
+            .write(false, move |w| {
+                let applied = (w.apply_entry(&insert)?, w.apply_entry(&base)?, w.apply_entry(&update)?);
+                w.install_folded(&ns, &bson::Bson::Int32(3), Some(too_deep), &[])?;
+                let meta = w.collection(&ns)?.expect("created by the applied insert");
+                let stored = w.scan(&meta, |_| true, usize::MAX)?;
+                Ok::<_, crate::Error>((applied, stored))
+            })
+            .await
+            .expect("the job ran")
+            .expect("refusals are not errors of the batch");
+        assert_eq!(
+            applied,
+            (false, true, false),
+            "the deep insert and the deepening update are skipped"
+        );
+        assert_eq!(stored, vec![doc! {"_id": 2, "x": 1}]);
+        assert_eq!(storage.write(false, |_| 7).await.ok(), Some(7));
+        storage.shutdown();
+    }
+
     /// The writer refuses to store a document deeper than the storage limit, whoever asks.
     #[tokio::test]
     async fn the_writer_refuses_documents_past_the_depth_limit() {

@@ -43,6 +43,9 @@ const CASE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Collections the cases write to; one is dropped when it grows past this many documents.
 const COLLECTIONS: [&str; 3] = ["c0", "c1", "c2"];
 const MAX_DOCS_PER_COLLECTION: usize = 2_000;
+/// A long run starts over with a fresh member (and data directory) this often, so the oplog, which is never
+/// truncated, does not fill the disk; the old member's data is audited first.
+const FRESH_MEMBER_EVERY: u64 = 25_000;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -169,7 +172,8 @@ impl Gen {
                 bytes: vec![self.rng.below(256) as u8; self.rng.below(4)],
             }),
             14 => Bson::Symbol("s".into()),
-            _ => Bson::String("x".repeat(self.rng.range(100, 20_000))),
+            _ if self.rng.chance(10) => Bson::String("x".repeat(self.rng.range(100, 20_000))),
+            _ => Bson::Int32(self.rng.below(10) as i32),
         }
     }
 
@@ -765,6 +769,7 @@ struct Stats {
     get_mores: u64,
     audits: u64,
     audited_docs: usize,
+    members: u64,
 }
 
 impl Stats {
@@ -808,8 +813,8 @@ async fn random_commands_and_frames_never_take_the_member_down() -> anyhow::Resu
     let cases = env_u64("FAULTLINE_FUZZ_CASES").unwrap_or(DEFAULT_CASES);
     let budget = env_u64("FAULTLINE_FUZZ_SECONDS").map(Duration::from_secs);
     let seed = env_u64("FAULTLINE_FUZZ_SEED").unwrap_or(DEFAULT_SEED);
-    let (node, _client) = primary().await?;
-    let port = node.port;
+    let (mut node, _client) = primary().await?;
+    let mut port = node.port;
     let mut generator = Gen { rng: Rng(seed) };
     let mut stats = Stats::default();
     let mut recent: VecDeque<String> = VecDeque::new();
@@ -818,6 +823,15 @@ async fn random_commands_and_frames_never_take_the_member_down() -> anyhow::Resu
     for case in 0..cases {
         if budget.is_some_and(|b| started.elapsed() >= b) {
             break;
+        }
+        if case > 0 && case % FRESH_MEMBER_EVERY == 0 {
+            stats.audits += 1;
+            stats.audited_docs += audit(port)
+                .await
+                .map_err(|e| failure(&node, seed, case, &recent, format!("audit: {e:#}")))?;
+            node = primary().await?.0;
+            port = node.port;
+            stats.members += 1;
         }
         let request_id = (case % i32::MAX as u64) as i32 + 1;
         let Some(sent) = generator.case(request_id) else {
@@ -892,7 +906,7 @@ async fn random_commands_and_frames_never_take_the_member_down() -> anyhow::Resu
     eprintln!(
         "fuzz summary: seed {seed}, {} cases in {:.1?} ({} skipped as unencodable), {:?}; replies ok {}, \
          errors by code {:?}, write errors by code {:?}; {} connections closed by the member; {} getMores; \
-         {} audits of {} documents",
+         {} audits of {} documents; {} members",
         stats.cases,
         started.elapsed(),
         stats.skipped,
@@ -904,6 +918,7 @@ async fn random_commands_and_frames_never_take_the_member_down() -> anyhow::Resu
         stats.get_mores,
         stats.audits,
         stats.audited_docs,
+        stats.members + 1,
     );
     Ok(())
 }
