@@ -196,6 +196,19 @@ fn bounded_work_fits_a_small_stack() {
         let projection = Projection::parse(&doc! {dotted(MAX_BSON_DEPTH - 1): {"$literal": literal}}).expect("parses");
         assert_eq!(projection.try_apply(&stored).map_err(|e| e.code), Err(15));
 
+        // An expression and a filter tree at their nesting limits, evaluated over a document at the limit.
+        let mut expression = Bson::String(format!("${}", dotted(MAX_DOCUMENT_DEPTH)));
+        for _ in 0..(MAX_BSON_DEPTH / 2 - 1) {
+            expression = Bson::Document(doc! {"$ifNull": [expression, 0]});
+        }
+        let expression = crate::query::expr::Expr::parse(&expression).expect("at the expression limit");
+        assert_eq!(expression.evaluate(&stored).ok().flatten(), Some(Bson::Int32(1)));
+        let mut tree = doc! {dotted(MAX_DOCUMENT_DEPTH): 1};
+        for _ in 0..crate::query::filter::MAX_DEPTH - 1 {
+            tree = doc! {"$and": [tree]};
+        }
+        assert!(Filter::parse(&tree).expect("at the query tree limit").matches(&stored));
+
         // A pipeline stage building on a document at the limit.
         let stages = vec![doc! {"$addFields": {dotted(MAX_BSON_DEPTH): "$$ROOT"}}];
         let out = crate::query::pipeline::run(&stages, vec![stored.clone()], now);
