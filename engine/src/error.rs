@@ -11,6 +11,7 @@ pub mod code {
     pub const BAD_VALUE: (i32, &str) = (2, "BadValue");
     pub const FAILED_TO_PARSE: (i32, &str) = (9, "FailedToParse");
     pub const TYPE_MISMATCH: (i32, &str) = (14, "TypeMismatch");
+    pub const OVERFLOW: (i32, &str) = (15, "Overflow");
     pub const ILLEGAL_OPERATION: (i32, &str) = (20, "IllegalOperation");
     pub const INVALID_BSON: (i32, &str) = (22, "InvalidBSON");
     pub const ALREADY_INITIALIZED: (i32, &str) = (23, "AlreadyInitialized");

@@ -10,6 +10,7 @@
 //!   query/     filter matching, update operators, projection, sort, aggregation stages (pure)
 //!   cursor     open cursors for getMore (resumable scans and pipelines, tailable oplog; idle expiry)
 //!   storage/   redb: collections, indexes, the oplog, replication metadata; group commit
+//! depth        the BSON nesting limits (MongoDB's 200 / 180) and iterative walks that check them
 //! node         one member's shared state: storage, member role, cursors, fail points
 //! member       the replica-set role at run time (async shell around repl/)
 //!   repl/      replica-set types and decision logic (pure)
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod command;
 pub mod connection;
 pub mod cursor;
+pub mod depth;
 pub mod error;
 pub mod failpoint;
 pub mod member;

@@ -23,8 +23,8 @@ mod read;
 mod read_concern;
 mod replset;
 mod rw_defaults;
-mod server_status;
 mod scan;
+mod server_status;
 mod write;
 
 use bson::{Bson, Document};

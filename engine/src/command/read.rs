@@ -162,10 +162,10 @@ fn parse_projection(body: &Document) -> Result<Option<Arc<Projection>>> {
     }
 }
 
-fn project(projection: &Option<Arc<Projection>>, doc: Document) -> Document {
+fn project(projection: &Option<Arc<Projection>>, doc: Document) -> Result<Document> {
     match projection {
-        Some(p) => p.apply(&doc),
-        None => doc,
+        Some(p) => Ok(p.apply(&doc)?),
+        None => Ok(doc),
     }
 }
 
@@ -385,6 +385,8 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
     }
     let skip = &mut cursor.skip;
     let stash = &mut cursor.stash;
+    // The first projection failure (a result nested too deep) ends the batch and fails the command.
+    let mut failure: Option<Error> = None;
     let mut keep = |doc: Document, filter: Option<&Filter>, projection: &Option<Arc<Projection>>, batch: &mut Batch| {
         if filter.is_some_and(|f| !f.matches(&doc)) {
             return ControlFlow::Continue(());
@@ -393,10 +395,16 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
             *skip -= 1;
             return ControlFlow::Continue(());
         }
-        batch.offer(project(projection, doc)).unwrap_or_else(|doc| {
-            *stash = Some(doc);
-            ControlFlow::Break(())
-        })
+        match project(projection, doc) {
+            Ok(projected) => batch.offer(projected).unwrap_or_else(|doc| {
+                *stash = Some(doc);
+                ControlFlow::Break(())
+            }),
+            Err(err) => {
+                failure = Some(err);
+                ControlFlow::Break(())
+            }
+        }
     };
     let exhausted = match &mut cursor.source {
         CursorSource::Buffered(buffer) => {
@@ -462,6 +470,9 @@ fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Ve
             ended
         }
     };
+    if let Some(err) = failure {
+        return Err(err);
+    }
     let exhausted = exhausted && cursor.stash.is_none();
     if let Some(remaining) = cursor.remaining.as_mut() {
         *remaining = remaining.saturating_sub(batch.docs.len());

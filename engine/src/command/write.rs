@@ -8,6 +8,7 @@ use bson::{Bson, Document, doc, oid::ObjectId};
 
 use super::Context;
 use super::args;
+use crate::depth;
 use crate::error::{Error, Result, code};
 use crate::failpoint;
 use crate::member::{WriteConcern, WriteMode};
@@ -153,7 +154,8 @@ fn documents<'a>(body: &'a Document, field: &str) -> Result<&'a Vec<Bson>> {
         .ok_or_else(|| Error::failed_to_parse(format!("BSON field '{field}' is missing but a required field")))
 }
 
-/// Puts `_id` first, generating an ObjectId when missing; rejects array `_id`s and oversized documents.
+/// Puts `_id` first, generating an ObjectId when missing; rejects array `_id`s, documents nested deeper than
+/// MongoDB stores (Overflow, its wording) and oversized documents.
 fn prepare_insert(doc: &Bson) -> Result<Document> {
     let Bson::Document(doc) = doc else {
         return Err(Error::type_mismatch("documents to insert must be objects"));
@@ -169,6 +171,15 @@ fn prepare_insert(doc: &Bson) -> Result<Document> {
         if k != "_id" {
             out.insert(k.clone(), v.clone());
         }
+    }
+    if !depth::document_within(&out, depth::MAX_DOCUMENT_DEPTH) {
+        return Err(Error::new(
+            code::OVERFLOW,
+            format!(
+                "cannot insert document because it exceeds {} levels of nesting",
+                depth::MAX_DOCUMENT_DEPTH
+            ),
+        ));
     }
     let size = out.to_vec()?.len();
     if size > MAX_DOCUMENT_BYTES {
@@ -621,9 +632,11 @@ fn apply_find_and_modify(
     session: Option<&SessionStatement>,
 ) -> Result<Document> {
     let now = crate::clock::now();
-    let project = |doc: Document| match &spec.fields {
-        Some(p) => p.apply(&doc),
-        None => doc,
+    let project = |doc: Document| -> Result<Document> {
+        match &spec.fields {
+            Some(p) => Ok(p.apply(&doc)?),
+            None => Ok(doc),
+        }
     };
     let meta = w.collection(ns)?;
     let target = match &meta {
@@ -632,35 +645,39 @@ fn apply_find_and_modify(
             .next(),
         None => None,
     };
+    // The reply's value is projected before anything is written: a projection that fails (a result nested
+    // too deep) fails the command without changing the data.
     let reply = match (target, &spec.update) {
         (Some(before), None) => {
             let meta = meta
                 .as_ref()
                 .ok_or_else(|| Error::internal("matched a document in a missing collection"))?;
+            let value = project(before.clone())?;
             w.delete(meta, &before, session)?;
-            doc! {"lastErrorObject": {"n": 1}, "value": project(before)}
+            doc! {"lastErrorObject": {"n": 1}, "value": value}
         }
         (Some(before), Some(update)) => {
             let meta = meta
                 .as_ref()
                 .ok_or_else(|| Error::internal("matched a document in a missing collection"))?;
             let mut after = before.clone();
-            if update.apply(&mut after, false, now)? {
-                w.replace(meta, &before, after.clone(), session)?;
+            let changed = update.apply(&mut after, false, now)?;
+            let value = project(if spec.return_new { after.clone() } else { before.clone() })?;
+            if changed {
+                w.replace(meta, &before, after, session)?;
             }
-            let value = if spec.return_new { after } else { before };
-            doc! {"lastErrorObject": {"n": 1, "updatedExisting": true}, "value": project(value)}
+            doc! {"lastErrorObject": {"n": 1, "updatedExisting": true}, "value": value}
         }
         (None, Some(update)) if spec.upsert => {
             let doc = upsert_document(&spec.filter, update, now)?;
             let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-            let meta = w.ensure_collection(ns)?;
-            w.insert(&meta, doc.clone(), session)?;
             let value = if spec.return_new {
-                Bson::Document(project(doc))
+                Bson::Document(project(doc.clone())?)
             } else {
                 Bson::Null
             };
+            let meta = w.ensure_collection(ns)?;
+            w.insert(&meta, doc, session)?;
             doc! {"lastErrorObject": {"n": 1, "updatedExisting": false, "upserted": id}, "value": value}
         }
         (None, Some(_)) => doc! {"lastErrorObject": {"n": 0, "updatedExisting": false}, "value": Bson::Null},

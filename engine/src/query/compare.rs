@@ -38,12 +38,16 @@ pub fn type_rank(value: &Bson) -> u8 {
 }
 
 /// Total order over BSON values (MongoDB's comparison order, binary string collation).
+///
+/// Iterative: nested documents and arrays are compared with an explicit stack of pending pairs, so the stack
+/// this uses does not grow with the depth of the values.
 pub fn compare_bson(a: &Bson, b: &Bson) -> Ordering {
-    let by_rank = type_rank(a).cmp(&type_rank(b));
-    if by_rank != Ordering::Equal {
-        return by_rank;
+    let mut pending = Vec::new();
+    let ordering = compare_shallow(a, b, &mut pending);
+    if ordering != Ordering::Equal {
+        return ordering;
     }
-    compare_same_rank(a, b)
+    finish(pending)
 }
 
 /// Value equality under [`compare_bson`]: `1 == 1.0 == 1i64`, `null == undefined`, NaN equals NaN.
@@ -53,34 +57,76 @@ pub fn bson_equal(a: &Bson, b: &Bson) -> bool {
 
 /// Compares documents field by field: type rank, then field name, then value; a prefix sorts first.
 pub fn compare_documents(a: &Document, b: &Document) -> Ordering {
-    let mut left = a.iter();
-    let mut right = b.iter();
-    loop {
-        match (left.next(), right.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some((ka, va)), Some((kb, vb))) => {
-                let ordering = type_rank(va)
-                    .cmp(&type_rank(vb))
-                    .then_with(|| ka.as_bytes().cmp(kb.as_bytes()))
-                    .then_with(|| compare_same_rank(va, vb));
-                if ordering != Ordering::Equal {
-                    return ordering;
-                }
-            }
-        }
-    }
+    finish(vec![Pending::Documents(a.iter(), b.iter())])
 }
 
-fn compare_arrays(a: &[Bson], b: &[Bson]) -> Ordering {
-    for (x, y) in a.iter().zip(b.iter()) {
-        let ordering = compare_bson(x, y);
+/// Two containers whose elements are still to be compared, pair by pair.
+enum Pending<'a> {
+    Documents(bson::document::Iter<'a>, bson::document::Iter<'a>),
+    Arrays(std::slice::Iter<'a, Bson>, std::slice::Iter<'a, Bson>),
+}
+
+/// What the next step of the comparison at the top of the stack found.
+enum Step<'a> {
+    /// Both containers ended together: equal so far, go back to the enclosing pair.
+    Exhausted,
+    /// The comparison is decided (or, for `Equal`, this pair of elements was equal).
+    Decided(Ordering),
+    /// Two elements of the same rank to compare next.
+    SameRank(&'a Bson, &'a Bson),
+    /// Two array elements of any rank to compare next.
+    Any(&'a Bson, &'a Bson),
+}
+
+/// Runs the pending pairs to the first difference.
+fn finish(mut pending: Vec<Pending<'_>>) -> Ordering {
+    while let Some(top) = pending.last_mut() {
+        let step = match top {
+            Pending::Documents(left, right) => match (left.next(), right.next()) {
+                (None, None) => Step::Exhausted,
+                (None, Some(_)) => Step::Decided(Ordering::Less),
+                (Some(_), None) => Step::Decided(Ordering::Greater),
+                (Some((ka, va)), Some((kb, vb))) => {
+                    let ordering = type_rank(va)
+                        .cmp(&type_rank(vb))
+                        .then_with(|| ka.as_bytes().cmp(kb.as_bytes()));
+                    if ordering == Ordering::Equal {
+                        Step::SameRank(va, vb)
+                    } else {
+                        Step::Decided(ordering)
+                    }
+                }
+            },
+            Pending::Arrays(left, right) => match (left.next(), right.next()) {
+                (None, None) => Step::Exhausted,
+                (None, Some(_)) => Step::Decided(Ordering::Less),
+                (Some(_), None) => Step::Decided(Ordering::Greater),
+                (Some(x), Some(y)) => Step::Any(x, y),
+            },
+        };
+        let ordering = match step {
+            Step::Exhausted => {
+                pending.pop();
+                Ordering::Equal
+            }
+            Step::Decided(ordering) => ordering,
+            Step::SameRank(x, y) => compare_same_rank(x, y, &mut pending),
+            Step::Any(x, y) => compare_shallow(x, y, &mut pending),
+        };
         if ordering != Ordering::Equal {
             return ordering;
         }
     }
-    a.len().cmp(&b.len())
+    Ordering::Equal
+}
+
+/// Compares by rank, then within the rank; containers are pushed onto `pending` (and count as equal here).
+fn compare_shallow<'a>(a: &'a Bson, b: &'a Bson, pending: &mut Vec<Pending<'a>>) -> Ordering {
+    let by_rank = type_rank(a).cmp(&type_rank(b));
+    if by_rank != Ordering::Equal {
+        return by_rank;
+    }
+    compare_same_rank(a, b, pending)
 }
 
 fn string_bytes(value: &Bson) -> &[u8] {
@@ -90,14 +136,20 @@ fn string_bytes(value: &Bson) -> &[u8] {
     }
 }
 
-fn compare_same_rank(a: &Bson, b: &Bson) -> Ordering {
+fn compare_same_rank<'a>(a: &'a Bson, b: &'a Bson, pending: &mut Vec<Pending<'a>>) -> Ordering {
     if let (Some(x), Some(y)) = (Number::from_bson(a), Number::from_bson(b)) {
         return compare_numbers(x, y);
     }
     match (a, b) {
         (Bson::String(_) | Bson::Symbol(_), _) => string_bytes(a).cmp(string_bytes(b)),
-        (Bson::Document(x), Bson::Document(y)) => compare_documents(x, y),
-        (Bson::Array(x), Bson::Array(y)) => compare_arrays(x, y),
+        (Bson::Document(x), Bson::Document(y)) => {
+            pending.push(Pending::Documents(x.iter(), y.iter()));
+            Ordering::Equal
+        }
+        (Bson::Array(x), Bson::Array(y)) => {
+            pending.push(Pending::Arrays(x.iter(), y.iter()));
+            Ordering::Equal
+        }
         (Bson::Binary(x), Bson::Binary(y)) => x
             .bytes
             .len()
@@ -116,7 +168,11 @@ fn compare_same_rank(a: &Bson, b: &Bson) -> Ordering {
         (Bson::DbPointer(x), Bson::DbPointer(y)) => compare_db_pointers(x, y),
         (Bson::JavaScriptCode(x), Bson::JavaScriptCode(y)) => x.cmp(y),
         (Bson::JavaScriptCodeWithScope(x), Bson::JavaScriptCodeWithScope(y)) => {
-            x.code.cmp(&y.code).then_with(|| compare_documents(&x.scope, &y.scope))
+            let by_code = x.code.cmp(&y.code);
+            if by_code == Ordering::Equal {
+                pending.push(Pending::Documents(x.scope.iter(), y.scope.iter()));
+            }
+            by_code
         }
         // MinKey, MaxKey, Null and Undefined are all equal within their rank.
         _ => Ordering::Equal,

@@ -39,6 +39,27 @@ impl QueryError {
         Self::new(15, "Overflow", message)
     }
 
+    /// Code 15, MongoDB's storage-validation wording: a document nested past
+    /// [`MAX_DOCUMENT_DEPTH`](crate::depth::MAX_DOCUMENT_DEPTH).
+    pub fn document_too_deep() -> Self {
+        Self::overflow(format!(
+            "Document exceeds maximum nesting depth of {}",
+            crate::depth::MAX_DOCUMENT_DEPTH
+        ))
+    }
+
+    /// Code 15, MongoDB's `FieldPath` wording: a path with more than
+    /// [`MAX_BSON_DEPTH`](crate::depth::MAX_BSON_DEPTH) parts.
+    pub fn field_path_too_long() -> Self {
+        Self::overflow("FieldPath is too long")
+    }
+
+    /// Code 5729100: a query filter path with more parts than
+    /// [`MAX_DOCUMENT_DEPTH`](crate::depth::MAX_DOCUMENT_DEPTH) (MongoDB's match expression parser).
+    pub fn match_path_too_long() -> Self {
+        Self::location(5729100, "FieldPath is too long")
+    }
+
     /// Code 28.
     pub fn path_not_viable(message: impl Display) -> Self {
         Self::new(28, "PathNotViable", message)
@@ -107,6 +128,7 @@ fn location_name(code: i32) -> &'static str {
         40353 => "Location40353",
         51091 => "Location51091",
         51108 => "Location51108",
+        5729100 => "Location5729100",
         _ => "Location",
     }
 }

@@ -20,7 +20,9 @@ mod regex;
 mod traverse;
 
 #[cfg(test)]
-mod test_support;
+mod deep_tests;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 pub mod compare;
 pub mod expr;

@@ -6,6 +6,7 @@ use bson::{Bson, Document};
 
 use super::QueryError;
 use super::traverse::array_index;
+use crate::depth::{self, MAX_BSON_DEPTH};
 
 /// The most null padding `set` appends to reach an array index, as mongod limits it.
 const MAX_ARRAY_PADDING: usize = 1_500_000;
@@ -57,45 +58,68 @@ pub fn validate(path: &str) -> Result<(), QueryError> {
     Ok(())
 }
 
+/// Checks a field path has at most [`MAX_BSON_DEPTH`] parts (MongoDB's `FieldPath`: code 15).
+pub fn check_length(path: &str) -> Result<(), QueryError> {
+    if depth::path_parts(path) > MAX_BSON_DEPTH {
+        return Err(QueryError::field_path_too_long());
+    }
+    Ok(())
+}
+
 /// Sets `path` to `value`, creating missing intermediate documents and padding arrays with nulls up to a
-/// numeric index. Fails with code 28 when a step is a scalar or a non-numeric step meets an array.
+/// numeric index. Fails with code 28 when a step is a scalar or a non-numeric step meets an array, and with
+/// code 15 for a path of more than [`MAX_BSON_DEPTH`] parts. Iterative: the stack it uses does not depend on
+/// the path's length.
 pub fn set(doc: &mut Document, path: &str, value: Bson) -> Result<(), QueryError> {
     validate(path)?;
+    check_length(path)?;
     let segments: Vec<&str> = path.split('.').collect();
-    set_in_document(doc, &segments, value)
-}
-
-fn set_in_document(doc: &mut Document, segments: &[&str], value: Bson) -> Result<(), QueryError> {
-    let Some((first, rest)) = segments.split_first() else {
+    let Some((last, parents)) = segments.split_last() else {
         return Ok(());
     };
-    if rest.is_empty() {
-        doc.insert(*first, value);
-        return Ok(());
+    let mut node = Container::Document(doc);
+    for (i, segment) in parents.iter().enumerate() {
+        let next = segments.get(i + 1).copied().unwrap_or("");
+        let child = match node {
+            Container::Document(doc) => {
+                if !doc.contains_key(*segment) {
+                    doc.insert(*segment, Document::new());
+                }
+                match doc.get_mut(*segment) {
+                    Some(child) => child,
+                    None => return Ok(()),
+                }
+            }
+            Container::Array(items) => array_slot(items, segment, Some(Bson::Document(Document::new())))?,
+        };
+        node = match child {
+            Bson::Document(doc) => Container::Document(doc),
+            Bson::Array(items) => Container::Array(items),
+            other => return Err(cannot_create(next, other)),
+        };
     }
-    if !doc.contains_key(*first) {
-        doc.insert(*first, Document::new());
-    }
-    match doc.get_mut(*first) {
-        Some(child) => set_in_value(child, rest, value),
-        None => Ok(()),
-    }
-}
-
-fn set_in_value(node: &mut Bson, segments: &[&str], value: Bson) -> Result<(), QueryError> {
     match node {
-        Bson::Document(doc) => set_in_document(doc, segments, value),
-        Bson::Array(items) => set_in_array(items, segments, value),
-        other => Err(cannot_create(segments.first().copied().unwrap_or(""), other)),
+        Container::Document(doc) => {
+            doc.insert(*last, value);
+        }
+        Container::Array(items) => {
+            *array_slot(items, last, None)? = value;
+        }
     }
+    Ok(())
 }
 
-fn set_in_array(items: &mut Vec<Bson>, segments: &[&str], value: Bson) -> Result<(), QueryError> {
-    let Some((first, rest)) = segments.split_first() else {
-        return Ok(());
-    };
-    let Some(index) = array_index(first) else {
-        return Err(cannot_create(first, &Bson::Array(items.clone())));
+/// Where [`set`] is: inside a document or an array.
+enum Container<'a> {
+    Document(&'a mut Document),
+    Array(&'a mut Vec<Bson>),
+}
+
+/// The element of `items` at the numeric `segment`, padding with nulls and appending `fill` (or null) when
+/// the index is past the end.
+fn array_slot<'a>(items: &'a mut Vec<Bson>, segment: &str, fill: Option<Bson>) -> Result<&'a mut Bson, QueryError> {
+    let Some(index) = array_index(segment) else {
+        return Err(cannot_create(segment, &Bson::Array(items.clone())));
     };
     if index >= items.len() {
         if index - items.len() > MAX_ARRAY_PADDING {
@@ -104,16 +128,12 @@ fn set_in_array(items: &mut Vec<Bson>, segments: &[&str], value: Bson) -> Result
             )));
         }
         items.resize(index, Bson::Null);
-        if rest.is_empty() {
-            items.push(value);
-            return Ok(());
-        }
-        items.push(Bson::Document(Document::new()));
-    } else if rest.is_empty() {
-        items[index] = value;
-        return Ok(());
+        items.push(fill.unwrap_or(Bson::Null));
     }
-    set_in_value(&mut items[index], rest, value)
+    match items.get_mut(index) {
+        Some(slot) => Ok(slot),
+        None => Err(cannot_create(segment, &Bson::Null)),
+    }
 }
 
 fn cannot_create(field: &str, parent: &Bson) -> QueryError {

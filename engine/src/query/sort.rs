@@ -47,6 +47,7 @@ impl SortSpec {
                     format!("FieldPath field names may not start with '$'. Got {field}"),
                 ));
             }
+            super::path::check_length(field)?;
             parsed.keys.push(SortKey {
                 path: split_path(field),
                 descending,

@@ -19,7 +19,12 @@ impl WriteCtx<'_> {
     /// Appends another member's oplog entry as it is.
     pub fn append_entry(&mut self, entry: &Document) -> Result<OpTime> {
         let optime = OplogEntry::optime_of(entry).ok_or_else(|| Error::bad_value("oplog entry without ts"))?;
-        let bytes = entry.to_vec()?;
+        // Entries arrive through the wire decoder, which refuses anything nested past MAX_BSON_DEPTH, so this
+        // cannot fail; if it did, the entry's effect may already be applied, so the group must roll back.
+        let bytes = super::encode(entry, crate::depth::MAX_BSON_DEPTH, || {
+            format!("oplog entry exceeds {} levels of nesting", crate::depth::MAX_BSON_DEPTH)
+        })
+        .map_err(|e| self.fatal("encode oplog entry", e.message))?;
         let txn = self.txn;
         let mut oplog = txn.open_table(OPLOG).map_err(|e| self.fatal("oplog", e))?;
         let replaced = oplog
@@ -203,7 +208,7 @@ impl WriteCtx<'_> {
             for item in range {
                 let (_, value) = item.map_err(|e| self.fatal("oplog scan", e))?;
                 sizes.push(value.value().len());
-                removed.push(Document::from_reader(value.value()).map_err(|e| self.fatal("decode oplog", e))?);
+                removed.push(super::decode(value.value()).map_err(|e| self.fatal("decode oplog", e))?);
             }
         }
         oplog
@@ -335,7 +340,14 @@ impl WriteCtx<'_> {
                 let uuid = entries.iter().find_map(|e| uuid_of(e));
                 w.create_collection_with_uuid(ns, Document::new(), uuid)?;
             }
-            w.restore_document(ns, id, doc)?;
+            // As in `apply_entry`: a document this member refuses to store (nested too deep) is skipped with
+            // a warning rather than failing the batch forever.
+            match w.restore_document(ns, id, doc) {
+                Err(err) if err.code == crate::error::code::OVERFLOW.0 && !w.fatal_pending() => {
+                    tracing::warn!(error = %err, ns = %ns.full(), "replicated document could not be stored; skipped");
+                }
+                other => other?,
+            }
             for entry in entries {
                 w.record_applied(session_of(entry), 1)?;
             }

@@ -15,7 +15,7 @@
 //! binary < ObjectId < bool < date < timestamp < regex < MaxKey); 0x00 is never a class byte, which is what
 //! makes the terminators sort first.
 
-use bson::{Bson, Document};
+use bson::Bson;
 
 mod class {
     pub const MIN_KEY: u8 = 0x01;
@@ -50,7 +50,67 @@ pub fn encode_compound<'a>(values: impl IntoIterator<Item = &'a Bson>) -> Vec<u8
     out
 }
 
+/// Encodes one value. Iterative: embedded documents and arrays are walked with an explicit stack, so the
+/// stack this uses does not grow with the depth of the value.
 fn encode_into(value: &Bson, out: &mut Vec<u8>) {
+    let mut open: Vec<Open<'_>> = Vec::new();
+    let mut next = Some(value);
+    loop {
+        if let Some(value) = next.take() {
+            match value {
+                Bson::Document(doc) => {
+                    out.push(class::OBJECT);
+                    open.push(Open::Document(doc.iter()));
+                }
+                Bson::Array(items) => {
+                    out.push(class::ARRAY);
+                    open.push(Open::Array(items.iter()));
+                }
+                Bson::JavaScriptCodeWithScope(code) => {
+                    out.push(class::CODE);
+                    encode_bytes(code.code.as_bytes(), out);
+                    out.push(class::OBJECT);
+                    open.push(Open::Document(code.scope.iter()));
+                }
+                scalar => encode_scalar(scalar, out),
+            }
+        }
+        let Some(top) = open.last_mut() else {
+            return;
+        };
+        match top {
+            Open::Document(fields) => match fields.next() {
+                Some((name, value)) => {
+                    // A field is never empty-tagged: prefix with 0x01 so the terminator 0x00 sorts before any
+                    // field.
+                    out.push(0x01);
+                    encode_bytes(name.as_bytes(), out);
+                    next = Some(value);
+                }
+                None => {
+                    out.push(0);
+                    open.pop();
+                }
+            },
+            Open::Array(items) => match items.next() {
+                Some(value) => next = Some(value),
+                None => {
+                    out.push(0);
+                    open.pop();
+                }
+            },
+        }
+    }
+}
+
+/// A document or array whose elements are still being encoded.
+enum Open<'a> {
+    Document(bson::document::Iter<'a>),
+    Array(std::slice::Iter<'a, Bson>),
+}
+
+/// Encodes a value that is not a document, an array or code with scope.
+fn encode_scalar(value: &Bson, out: &mut Vec<u8>) {
     match value {
         Bson::MinKey => out.push(class::MIN_KEY),
         Bson::Null | Bson::Undefined => out.push(class::NULL),
@@ -64,14 +124,6 @@ fn encode_into(value: &Bson, out: &mut Vec<u8>) {
         Bson::String(s) | Bson::Symbol(s) => {
             out.push(class::STRING);
             encode_bytes(s.as_bytes(), out);
-        }
-        Bson::Document(doc) => encode_document(doc, out),
-        Bson::Array(items) => {
-            out.push(class::ARRAY);
-            for item in items {
-                encode_into(item, out);
-            }
-            out.push(0);
         }
         Bson::Binary(bin) => {
             out.push(class::BINARY);
@@ -105,25 +157,11 @@ fn encode_into(value: &Bson, out: &mut Vec<u8>) {
             out.push(class::CODE);
             encode_bytes(code.as_bytes(), out);
         }
-        Bson::JavaScriptCodeWithScope(code) => {
-            out.push(class::CODE);
-            encode_bytes(code.code.as_bytes(), out);
-            encode_document(&code.scope, out);
-        }
         Bson::DbPointer(_) => out.push(class::CODE),
         Bson::MaxKey => out.push(class::MAX_KEY),
+        // Containers are encoded by `encode_into`.
+        Bson::Document(_) | Bson::Array(_) | Bson::JavaScriptCodeWithScope(_) => {}
     }
-}
-
-fn encode_document(doc: &Document, out: &mut Vec<u8>) {
-    out.push(class::OBJECT);
-    for (name, value) in doc {
-        // A field is never empty-tagged: prefix with 0x01 so the terminator 0x00 sorts before any field.
-        out.push(0x01);
-        encode_bytes(name.as_bytes(), out);
-        encode_into(value, out);
-    }
-    out.push(0);
 }
 
 /// Writes bytes with 0x00 escaped as 0x00 0xFF and a 0x00 0x00 terminator, so prefixes sort first.
@@ -169,7 +207,65 @@ fn encode_number(value: f64, exact: Option<i64>, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bson::{doc, oid::ObjectId};
+    use bson::{Document, doc, oid::ObjectId};
+
+    /// The recursive encoding the iterative one replaced, kept as its specification (small inputs).
+    fn reference(value: &Bson, out: &mut Vec<u8>) {
+        match value {
+            Bson::Document(doc) => reference_document(doc, out),
+            Bson::Array(items) => {
+                out.push(class::ARRAY);
+                for item in items {
+                    reference(item, out);
+                }
+                out.push(0);
+            }
+            Bson::JavaScriptCodeWithScope(code) => {
+                out.push(class::CODE);
+                encode_bytes(code.code.as_bytes(), out);
+                reference_document(&code.scope, out);
+            }
+            scalar => encode_scalar(scalar, out),
+        }
+    }
+
+    fn reference_document(doc: &Document, out: &mut Vec<u8>) {
+        out.push(class::OBJECT);
+        for (name, value) in doc {
+            out.push(0x01);
+            encode_bytes(name.as_bytes(), out);
+            reference(value, out);
+        }
+        out.push(0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_iterative_encoding_is_the_recursive_definition(value in crate::query::test_support::value()) {
+            let mut expected = Vec::new();
+            reference(&value, &mut expected);
+            proptest::prop_assert_eq!(encode(&value), expected);
+        }
+    }
+
+    #[test]
+    fn deep_values_encode_with_constant_stack() {
+        let mut value = Bson::Int32(1);
+        for _ in 0..20_000 {
+            value = Bson::Array(vec![value]);
+        }
+        let encoded = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn_scoped(scope, || encode(&value))
+                .expect("spawn")
+                .join()
+                .expect("encoded on a 64 KiB stack")
+        });
+        assert_eq!(encoded.len(), 2 * 20_000 + 9);
+        // Dropping it recurses in the bson crate: keep that off the test thread.
+        std::mem::forget(value);
+    }
 
     #[test]
     fn equal_numbers_of_different_types_share_a_key() {

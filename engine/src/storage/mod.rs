@@ -91,6 +91,33 @@ fn storage_error(context: &str, err: impl std::fmt::Display) -> Error {
     Error::internal(format!("storage: {context}: {err}"))
 }
 
+/// Serializes a document for a table, refusing one nested deeper than `limit`
+/// ([`MAX_DOCUMENT_DEPTH`](crate::depth::MAX_DOCUMENT_DEPTH) for user documents,
+/// [`MAX_BSON_DEPTH`](crate::depth::MAX_BSON_DEPTH) for oplog entries and metadata) with Overflow and
+/// `message`. Every document the writer thread stores passes through here, so the writer never serializes,
+/// and no reader ever decodes, anything deeper than the limits.
+pub(crate) fn encode(doc: &Document, limit: usize, message: impl FnOnce() -> String) -> Result<Vec<u8>> {
+    if !crate::depth::document_within(doc, limit) {
+        return Err(Error::new(crate::error::code::OVERFLOW, message()));
+    }
+    Ok(doc.to_vec()?)
+}
+
+/// Decodes a stored document. Bytes nested deeper than [`MAX_BSON_DEPTH`](crate::depth::MAX_BSON_DEPTH)
+/// (which [`encode`] never writes, but an older version could have) are refused before the recursive
+/// conversion into a [`Document`] could exhaust the stack.
+pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Document, String> {
+    let raw = bson::RawDocument::from_bytes(bytes).map_err(|e| e.to_string())?;
+    match crate::depth::raw_nesting_within(raw, crate::depth::MAX_BSON_DEPTH) {
+        Ok(true) => Document::try_from(raw).map_err(|e| e.to_string()),
+        Ok(false) => Err(format!(
+            "stored document exceeds {} levels of nesting",
+            crate::depth::MAX_BSON_DEPTH
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl Storage {
     /// Opens (or creates) the database under `dbpath`. A file left by a crashed process is repaired by redb
     /// on open: the newest checksummed commit wins.
@@ -234,7 +261,7 @@ fn last_oplog_optime(db: &Database) -> Result<OpTime> {
     match last {
         None => Ok(OpTime::null()),
         Some((_, value)) => {
-            let entry = Document::from_reader(value.value()).map_err(|e| storage_error("oplog entry", e))?;
+            let entry = decode(value.value()).map_err(|e| storage_error("oplog entry", e))?;
             Ok(OplogEntry::optime_of(&entry).unwrap_or_else(OpTime::null))
         }
     }

@@ -18,7 +18,7 @@ pub struct Snapshot {
 }
 
 fn decode(bytes: &[u8]) -> Result<Document> {
-    Document::from_reader(bytes).map_err(|e| storage_error("decode document", e))
+    super::decode(bytes).map_err(|e| storage_error("decode document", e))
 }
 
 impl Snapshot {

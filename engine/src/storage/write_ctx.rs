@@ -12,6 +12,7 @@ use super::catalog::{CollectionMeta, IndexSpec, Namespace, index_from_spec};
 use super::keystring;
 use super::oplog::{NewEntry, OpTime, OplogEntry, TimestampAllocator, ts_to_u64};
 use super::{CATALOG, META, OPLOG, SESSION_STATEMENTS, SESSIONS, docs_table_name, index_table_name, storage_error};
+use crate::depth::{MAX_BSON_DEPTH, MAX_DOCUMENT_DEPTH};
 use crate::error::{Error, Result, code};
 
 /// The retryable-write identity of one statement: written into its oplog entry and the session table.
@@ -106,7 +107,12 @@ impl<'a> WriteCtx<'a> {
         let ts = self.clock.next(crate::clock::now_secs());
         let optime = OpTime { ts, term: self.term };
         let doc = entry.into_document(optime, crate::clock::now());
-        let bytes = doc.to_vec().map_err(|e| self.fatal("encode oplog entry", e))?;
+        // Entries wrap documents already held to MAX_DOCUMENT_DEPTH, so this cannot fail; if it did, the data
+        // change is already in the transaction, so the whole group must roll back rather than commit unlogged.
+        let bytes = super::encode(&doc, MAX_BSON_DEPTH, || {
+            format!("oplog entry exceeds {MAX_BSON_DEPTH} levels of nesting")
+        })
+        .map_err(|e| self.fatal("encode oplog entry", e.message))?;
         let txn = self.txn;
         let mut oplog = txn.open_table(OPLOG).map_err(|e| self.fatal("oplog", e))?;
         let replaced = oplog
@@ -158,7 +164,9 @@ impl<'a> WriteCtx<'a> {
     // ---- metadata ----------------------------------------------------------------------------------
 
     pub fn put_meta(&mut self, key: &str, value: &Document) -> Result<()> {
-        let bytes = value.to_vec().map_err(|e| self.fatal("encode meta", e))?;
+        let bytes = super::encode(value, MAX_BSON_DEPTH, || {
+            format!("metadata exceeds {MAX_BSON_DEPTH} levels of nesting")
+        })?;
         let txn = self.txn;
         let mut table = txn.open_table(META).map_err(|e| self.fatal("meta", e))?;
         table
@@ -174,7 +182,7 @@ impl<'a> WriteCtx<'a> {
         match value {
             None => Ok(None),
             Some(v) => Ok(Some(
-                Document::from_reader(v.value()).map_err(|e| self.fatal("decode meta", e))?,
+                super::decode(v.value()).map_err(|e| self.fatal("decode meta", e))?,
             )),
         }
     }
@@ -190,7 +198,7 @@ impl<'a> WriteCtx<'a> {
         match value {
             None => Ok(None),
             Some(v) => {
-                let doc = Document::from_reader(v.value()).map_err(|e| self.fatal("decode catalog", e))?;
+                let doc = super::decode(v.value()).map_err(|e| self.fatal("decode catalog", e))?;
                 CollectionMeta::from_document(&doc)
                     .map(Some)
                     .ok_or_else(|| self.fatal("catalog entry", ns.full()))
@@ -199,10 +207,10 @@ impl<'a> WriteCtx<'a> {
     }
 
     fn put_collection(&mut self, meta: &CollectionMeta) -> Result<()> {
-        let bytes = meta
-            .to_document()
-            .to_vec()
-            .map_err(|e| self.fatal("encode catalog", e))?;
+        let bytes = super::encode(&meta.to_document(), MAX_BSON_DEPTH, || {
+            format!("catalog entry exceeds {MAX_BSON_DEPTH} levels of nesting")
+        })
+        .map_err(|e| self.fatal("encode catalog", e.message))?;
         let txn = self.txn;
         let mut table = txn.open_table(CATALOG).map_err(|e| self.fatal("catalog", e))?;
         table
@@ -219,7 +227,7 @@ impl<'a> WriteCtx<'a> {
         let iter = table.iter().map_err(|e| self.fatal("catalog scan", e))?;
         for item in iter {
             let (_, value) = item.map_err(|e| self.fatal("catalog scan", e))?;
-            let doc = Document::from_reader(value.value()).map_err(|e| self.fatal("decode catalog", e))?;
+            let doc = super::decode(value.value()).map_err(|e| self.fatal("decode catalog", e))?;
             if let Some(meta) = CollectionMeta::from_document(&doc)
                 && db.is_none_or(|d| meta.ns.db == d)
             {
@@ -463,7 +471,7 @@ impl<'a> WriteCtx<'a> {
         match value {
             None => Ok(None),
             Some(v) => Ok(Some(
-                Document::from_reader(v.value()).map_err(|e| self.fatal("decode document", e))?,
+                super::decode(v.value()).map_err(|e| self.fatal("decode document", e))?,
             )),
         }
     }
@@ -483,7 +491,7 @@ impl<'a> WriteCtx<'a> {
                 break;
             }
             let (_, value) = item.map_err(|e| self.fatal("scan", e))?;
-            let doc = Document::from_reader(value.value()).map_err(|e| self.fatal("decode document", e))?;
+            let doc = super::decode(value.value()).map_err(|e| self.fatal("decode document", e))?;
             if keep(&doc) {
                 out.push(doc);
             }
@@ -494,8 +502,10 @@ impl<'a> WriteCtx<'a> {
     /// Inserts a document that already has an `_id`. DuplicateKey (11000) if `_id` or a unique index clashes.
     pub fn insert(&mut self, meta: &CollectionMeta, doc: Document, session: Option<&SessionStatement>) -> Result<()> {
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+        let bytes = super::encode(&doc, MAX_DOCUMENT_DEPTH, || {
+            format!("cannot insert document because it exceeds {MAX_DOCUMENT_DEPTH} levels of nesting")
+        })?;
         let id_key = keystring::encode(&id);
-        let bytes = doc.to_vec()?;
         let mut docs = self.table(&docs_table_name(meta))?;
         if docs.get(id_key.as_slice()).map_err(|e| self.fatal("get", e))?.is_some() {
             return Err(duplicate_key_error(meta, &IndexSpec::id_index(), &doc));
@@ -527,10 +537,12 @@ impl<'a> WriteCtx<'a> {
         after: Document,
         session: Option<&SessionStatement>,
     ) -> Result<()> {
+        let bytes = super::encode(&after, MAX_DOCUMENT_DEPTH, || {
+            format!("Document exceeds maximum nesting depth of {MAX_DOCUMENT_DEPTH}")
+        })?;
         let id = before.get("_id").cloned().unwrap_or(Bson::Null);
         let id_key = keystring::encode(&id);
         let new_keys = self.check_unique(meta, Some(before), &after, &id_key)?;
-        let bytes = after.to_vec()?;
         self.remove_index_keys(meta, before)?;
         self.write_index_keys(meta, &new_keys, &id_key)?;
         let mut docs = self.table(&docs_table_name(meta))?;
@@ -704,7 +716,7 @@ impl<'a> WriteCtx<'a> {
         match value {
             None => Ok(None),
             Some(v) => Ok(Some(
-                Document::from_reader(v.value()).map_err(|e| self.fatal("decode session", e))?,
+                super::decode(v.value()).map_err(|e| self.fatal("decode session", e))?,
             )),
         }
     }

@@ -7,6 +7,7 @@
 //! [`JOURNAL_COMMIT_INTERVAL`](super::JOURNAL_COMMIT_INTERVAL) later.
 
 use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -23,6 +24,15 @@ use crate::error::{Error, Result, code};
 
 /// At most this many jobs share one transaction.
 const MAX_GROUP: usize = 512;
+
+/// The writer thread's stack. What a job does is bounded by construction: every document it reads or writes
+/// is at most [`MAX_BSON_DEPTH`](crate::depth::MAX_BSON_DEPTH) levels deep (the wire decoder and
+/// [`decode`](super::decode) refuse deeper input, [`encode`](super::encode) refuses to store it), update and
+/// filter paths have at most that many parts, filter trees at most 100 levels, and the walks over
+/// client-controlled nesting (comparison, path traversal, key strings, depth checks) are iterative.
+/// `depth::tests::bounded_work_fits_a_small_stack` runs that work at those bounds, unoptimised, on a 1 MiB
+/// stack; this gives the writer eight times as much.
+const WRITER_STACK_BYTES: usize = 8 * 1024 * 1024;
 
 type JobFn = Box<dyn for<'a> FnOnce(&mut WriteCtx<'a>) -> Box<dyn Any + Send> + Send>;
 
@@ -57,6 +67,7 @@ impl Writer {
         };
         let thread = std::thread::Builder::new()
             .name("storage-writer".into())
+            .stack_size(WRITER_STACK_BYTES)
             .spawn(move || state.run(rx))
             .map_err(|e| storage_error("spawn writer", e))?;
         Ok(Writer {
@@ -103,6 +114,17 @@ impl Writer {
         if let Some(handle) = handle {
             let _ = handle.join();
         }
+    }
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_string()
     }
 }
 
@@ -201,9 +223,19 @@ impl WriterState {
         let oplog = self.oplog.clone();
         let mut ctx = WriteCtx::new(&txn, &mut self.clock, term, &oplog);
         let mut answers = Vec::with_capacity(group.len());
-        for job in group {
-            let output = (job.run)(&mut ctx);
-            answers.push((job.reply, output));
+        for Job { run, reply, .. } in group {
+            // A job that panics must not take the writer (and every later write) down with it. What it wrote
+            // may be half done, so the panic is recorded as fatal: the group rolls back and every job in it
+            // gets the error.
+            match std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut ctx))) {
+                Ok(output) => answers.push((reply, output)),
+                Err(panic) => {
+                    let message = panic_message(panic.as_ref());
+                    tracing::error!(panic = %message, "a storage write job panicked; its group is rolled back");
+                    ctx.fatal("a write job panicked", message);
+                    answers.push((reply, Box::new(())));
+                }
+            }
         }
         let fatal = ctx.take_fatal();
         let last_written = ctx.last_optime();
@@ -255,5 +287,150 @@ impl WriterState {
             }
             Err(err) => tracing::error!(error = %err, "journal flush failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::doc;
+
+    use crate::storage::{Namespace, Storage};
+
+    /// A write job that panics fails its own command; the writer thread survives and serves the next job.
+    #[tokio::test]
+    async fn a_panicking_job_does_not_take_the_writer_down() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path()).expect("open storage");
+        let failed = storage
+            .write(false, |_| -> i32 {
+                panic!("a job that panics (expected by this test)")
+            })
+            .await;
+        assert!(failed.is_err(), "the panicking job reports an error");
+        let answer = storage.write(false, |_| 42).await;
+        assert_eq!(answer.ok(), Some(42), "the writer still serves jobs");
+        storage.shutdown();
+    }
+
+    /// A document nested far past the limits that is already on disk (written by an older version) is refused
+    /// when read, by readers and by the writer, instead of exhausting the stack while it is decoded.
+    #[tokio::test]
+    async fn deep_bytes_already_on_disk_are_refused_not_decoded() {
+        // `{_id: 1, a: {a: ... {}}}` with 50,000 levels, built as bytes without recursion.
+        let mut inner: Vec<u8> = vec![5, 0, 0, 0, 0];
+        for _ in 0..50_000 {
+            let len = (4 + 3 + inner.len() + 1) as i32;
+            let mut outer = len.to_le_bytes().to_vec();
+            outer.extend_from_slice(&[0x03, b'a', 0]);
+            outer.extend_from_slice(&inner);
+            outer.push(0);
+            inner = outer;
+        }
+        let mut bytes = ((4 + 9 + 3 + inner.len() + 1) as i32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&[0x10, b'_', b'i', b'd', 0, 1, 0, 0, 0]);
+        bytes.extend_from_slice(&[0x03, b'a', 0]);
+        bytes.extend_from_slice(&inner);
+        bytes.push(0);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path()).expect("open storage");
+        let ns = Namespace::new("db", "legacy");
+        let meta = storage
+            .write(false, move |w| {
+                let meta = w.ensure_collection(&ns)?;
+                let key = crate::storage::keystring::encode(&bson::Bson::Int32(1));
+                let mut table = w.table(&crate::storage::docs_table_name(&meta))?;
+                table
+                    .insert(key.as_slice(), bytes.as_slice())
+                    .map_err(|e| crate::Error::internal(e.to_string()))?;
+                Ok::<_, crate::Error>(meta)
+            })
+            .await
+            .expect("the job ran")
+            .expect("raw bytes written");
+
+        let snapshot = storage.snapshot().expect("snapshot");
+        let read = snapshot.scan(&meta, None, |_| std::ops::ControlFlow::Continue(()));
+        assert!(read.is_err(), "a reader refuses the document");
+        let in_writer = storage
+            .write(false, move |w| w.scan(&meta, |_| true, usize::MAX).map(|d| d.len()))
+            .await;
+        assert!(
+            matches!(in_writer, Err(_) | Ok(Err(_))),
+            "the writer refuses the document: {in_writer:?}"
+        );
+        assert_eq!(storage.write(false, |_| 7).await.ok(), Some(7));
+        storage.shutdown();
+    }
+
+    /// An oplog entry (from a sync source, in initial sync or in a parallel batch) whose document would be
+    /// nested past the limit is refused cleanly: skipped with a warning, nothing stored, the writer unharmed.
+    #[tokio::test]
+    async fn oplog_entries_past_the_depth_limit_are_skipped_not_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path()).expect("open storage");
+        let nested = |levels: usize| {
+            let mut doc = doc! {"a": 1};
+            for _ in 1..levels {
+                doc = doc! {"a": doc};
+            }
+            doc
+        };
+        let mut too_deep = nested(181);
+        too_deep.insert("_id", 1);
+        let insert = doc! {"op": "i", "ns": "db.c", "o": too_deep.clone()};
+        let base = doc! {"op": "i", "ns": "db.c", "o": {"_id": 2, "x": 1}};
+        let update = doc! {"op": "u", "ns": "db.c", "o2": {"_id": 2},
+        "o": {"$v": 2, "diff": {"u": {"x": nested(180)}}}};
+        let ns = Namespace::new("db", "c");
+        let (applied, stored) = storage
+            .write(false, move |w| {
+                let applied = (w.apply_entry(&insert)?, w.apply_entry(&base)?, w.apply_entry(&update)?);
+                w.install_folded(&ns, &bson::Bson::Int32(3), Some(too_deep), &[])?;
+                let meta = w.collection(&ns)?.expect("created by the applied insert");
+                let stored = w.scan(&meta, |_| true, usize::MAX)?;
+                Ok::<_, crate::Error>((applied, stored))
+            })
+            .await
+            .expect("the job ran")
+            .expect("refusals are not errors of the batch");
+        assert_eq!(
+            applied,
+            (false, true, false),
+            "the deep insert and the deepening update are skipped"
+        );
+        assert_eq!(stored, vec![doc! {"_id": 2, "x": 1}]);
+        assert_eq!(storage.write(false, |_| 7).await.ok(), Some(7));
+        storage.shutdown();
+    }
+
+    /// The writer refuses to store a document deeper than the storage limit, whoever asks.
+    #[tokio::test]
+    async fn the_writer_refuses_documents_past_the_depth_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path()).expect("open storage");
+        let nested = |levels: usize| {
+            let mut doc = doc! {"a": 1};
+            for _ in 1..levels {
+                doc = doc! {"a": doc};
+            }
+            doc.insert("_id", levels as i64);
+            doc
+        };
+        let (at_limit, too_deep) = (nested(180), nested(181));
+        let result = storage
+            .write(false, move |w| {
+                let meta = w.ensure_collection(&Namespace::new("db", "deep"))?;
+                w.insert(&meta, at_limit, None)?;
+                let refused = w.insert(&meta, too_deep, None);
+                let docs = w.scan(&meta, |_| true, usize::MAX)?;
+                Ok::<_, crate::Error>((refused.map_err(|e| e.code), docs.len()))
+            })
+            .await
+            .expect("the job ran")
+            .expect("the job's own steps succeeded");
+        assert_eq!(result.0, Err(15), "a 181-level document is Overflow");
+        assert_eq!(result.1, 1, "only the document at the limit is stored");
+        storage.shutdown();
     }
 }

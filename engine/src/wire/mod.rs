@@ -70,8 +70,9 @@ pub const MAX_MESSAGE_SIZE: usize = 48_000_000;
 /// The largest single document accepted in a message or sent in a reply: a command may carry a user document
 /// of [`MAX_BSON_OBJECT_SIZE`] plus some command overhead (mongod allows 16 KiB).
 pub const MAX_COMMAND_DOCUMENT_SIZE: usize = MAX_BSON_OBJECT_SIZE + 16 * 1024;
-/// The deepest nesting of documents and arrays accepted below a top-level document (mongod's limit).
-pub const MAX_NESTING_DEPTH: usize = 200;
+/// The deepest nesting of documents and arrays accepted below a top-level document (mongod's limit,
+/// [`depth::MAX_BSON_DEPTH`](crate::depth::MAX_BSON_DEPTH)).
+pub const MAX_NESTING_DEPTH: usize = crate::depth::MAX_BSON_DEPTH;
 
 /// The opcodes this codec knows.
 pub mod op_code {

@@ -3,7 +3,7 @@
 //! Every read checks the bytes that remain first, so a lying length can only produce an error. Documents are
 //! checked for size and nesting depth before they are converted, because the conversion recurses.
 
-use bson::{Document, RawBsonRef, RawDocument};
+use bson::{Document, RawDocument};
 
 use super::{MAX_COMMAND_DOCUMENT_SIZE, MAX_NESTING_DEPTH, WireError};
 
@@ -100,44 +100,16 @@ pub(super) fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
         });
     }
     let raw = RawDocument::from_bytes(bytes).map_err(invalid_bson)?;
-    check_nesting(raw, 0)?;
+    // Iterative, and before the recursive conversion into a `Document`: malformed elements and nesting past
+    // the limit are refused without the stack ever depending on the input.
+    if !crate::depth::raw_nesting_within(raw, MAX_NESTING_DEPTH).map_err(invalid_bson)? {
+        return Err(WireError::NestingTooDeep { max: MAX_NESTING_DEPTH });
+    }
     Document::try_from(raw).map_err(invalid_bson)
 }
 
 fn invalid_bson(err: impl std::fmt::Display) -> WireError {
     WireError::InvalidBson(err.to_string())
-}
-
-/// Walks the document, failing on malformed elements or on nesting deeper than [`MAX_NESTING_DEPTH`].
-/// Recursion is bounded by the limit itself.
-fn check_nesting(doc: &RawDocument, depth: usize) -> Result<(), WireError> {
-    for element in doc {
-        let (_, value) = element.map_err(invalid_bson)?;
-        check_value_nesting(value, depth)?;
-    }
-    Ok(())
-}
-
-fn check_value_nesting(value: RawBsonRef<'_>, depth: usize) -> Result<(), WireError> {
-    let nested = depth + 1;
-    let is_container = matches!(
-        value,
-        RawBsonRef::Document(_) | RawBsonRef::Array(_) | RawBsonRef::JavaScriptCodeWithScope(_)
-    );
-    if is_container && nested > MAX_NESTING_DEPTH {
-        return Err(WireError::NestingTooDeep { max: MAX_NESTING_DEPTH });
-    }
-    match value {
-        RawBsonRef::Document(inner) => check_nesting(inner, nested),
-        RawBsonRef::JavaScriptCodeWithScope(code) => check_nesting(code.scope, nested),
-        RawBsonRef::Array(items) => {
-            for item in items {
-                check_value_nesting(item.map_err(invalid_bson)?, nested)?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,11 @@ mod t30_cursors_and_catalog;
 mod t40_sessions_and_oplog;
 mod t50_crash;
 mod t60_malformed;
-mod t70_startup_options;
-mod t80_introspection;
 mod t70_query_memory;
+mod t70_startup_options;
+mod t75_deep_documents;
+mod t78_command_fuzzer;
+mod t80_introspection;
 
 use std::path::Path;
 

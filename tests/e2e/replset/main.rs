@@ -8,8 +8,9 @@ mod t40_membership;
 mod t50_rename_and_metrics;
 mod t50_tutorial_membership;
 mod t60_heavy_queries;
-mod t70_oplog_cap;
 mod t60_large_documents;
+mod t70_oplog_cap;
+mod t75_deep_documents;
 
 use std::path::Path;
 use std::time::Duration;

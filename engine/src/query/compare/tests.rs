@@ -99,7 +99,79 @@ fn ordered_bson_keys_merge_equal_numbers() {
     assert_eq!(map.len(), 1);
 }
 
+/// The recursive definition the iterative comparison replaced, kept as its specification (small inputs).
+fn reference(a: &Bson, b: &Bson) -> Ordering {
+    let by_rank = type_rank(a).cmp(&type_rank(b));
+    if by_rank != Ordering::Equal {
+        return by_rank;
+    }
+    match (a, b) {
+        (Bson::Document(x), Bson::Document(y)) => reference_documents(x, y),
+        (Bson::Array(x), Bson::Array(y)) => {
+            for (l, r) in x.iter().zip(y) {
+                let ordering = reference(l, r);
+                if ordering != Ordering::Equal {
+                    return ordering;
+                }
+            }
+            x.len().cmp(&y.len())
+        }
+        (Bson::JavaScriptCodeWithScope(x), Bson::JavaScriptCodeWithScope(y)) => x
+            .code
+            .cmp(&y.code)
+            .then_with(|| reference_documents(&x.scope, &y.scope)),
+        _ => compare_bson(a, b),
+    }
+}
+
+fn reference_documents(a: &bson::Document, b: &bson::Document) -> Ordering {
+    let mut left = a.iter();
+    let mut right = b.iter();
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some((ka, va)), Some((kb, vb))) => {
+                let ordering = type_rank(va)
+                    .cmp(&type_rank(vb))
+                    .then_with(|| ka.as_bytes().cmp(kb.as_bytes()))
+                    .then_with(|| reference(va, vb));
+                if ordering != Ordering::Equal {
+                    return ordering;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn deep_values_compare_like_shallow_ones() {
+    let nest = |levels: usize, leaf: i32| {
+        let mut value = Bson::Int32(leaf);
+        for i in 0..levels {
+            value = if i % 2 == 0 {
+                Bson::Array(vec![value])
+            } else {
+                Bson::Document(doc! {"k": value})
+            };
+        }
+        value
+    };
+    assert_eq!(compare_bson(&nest(190, 1), &nest(190, 2)), Ordering::Less);
+    assert_eq!(compare_bson(&nest(190, 2), &nest(190, 2)), Ordering::Equal);
+    assert_eq!(compare_bson(&nest(190, 2), &nest(188, 2)), Ordering::Greater);
+}
+
 proptest! {
+    #[test]
+    fn the_iterative_order_is_the_recursive_definition(a in value(), b in value()) {
+        prop_assert_eq!(compare_bson(&a, &b), reference(&a, &b));
+        if let (Bson::Document(x), Bson::Document(y)) = (&a, &b) {
+            prop_assert_eq!(compare_documents(x, y), reference_documents(x, y));
+        }
+    }
+
     #[test]
     fn order_is_reflexive_and_antisymmetric(a in value(), b in value()) {
         prop_assert_eq!(compare_bson(&a, &a), Ordering::Equal);

@@ -117,6 +117,7 @@ fn parse_field_path(text: &str) -> Result<Vec<String>, QueryError> {
     if text.is_empty() {
         return Err(QueryError::location(16872, "'$' by itself is not a valid FieldPath"));
     }
+    super::path::check_length(text)?;
     let segments: Vec<String> = text.split('.').map(str::to_string).collect();
     if segments.iter().any(String::is_empty) {
         return Err(QueryError::location(

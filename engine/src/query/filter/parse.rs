@@ -22,6 +22,10 @@ pub(super) fn parse_document(filter: &Document, depth: usize) -> Result<Clause, 
                 clauses.push(clause);
             }
         } else {
+            // MongoDB's match expression parser refuses paths deeper than a stored document can be.
+            if crate::depth::path_parts(key) > crate::depth::MAX_DOCUMENT_DEPTH {
+                return Err(QueryError::match_path_too_long());
+            }
             clauses.push(Clause::Field {
                 path: split_path(key),
                 test: parse_field_value(value, depth)?,

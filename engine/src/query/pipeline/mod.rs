@@ -37,7 +37,14 @@ pub fn build(
                 top_k(&parsed[i + 1..]),
                 limits.clone(),
             )),
-            Stage::Group(spec) => Box::new(group::GroupStream::new(stream, spec.clone(), limits.clone())),
+            Stage::Group(spec) => Box::new(DepthChecked(Box::new(group::GroupStream::new(
+                stream,
+                spec.clone(),
+                limits.clone(),
+            )))),
+            other if other.builds_documents() => {
+                Box::new(DepthChecked(Box::new(stream::StageStream::new(stream, other.clone()))))
+            }
             other => Box::new(stream::StageStream::new(stream, other.clone())),
         };
     }
@@ -69,3 +76,22 @@ pub fn run(stages: &[Document], input: Vec<Document>, now: DateTime) -> Result<V
 
 #[cfg(test)]
 mod tests;
+
+/// Holds every document a stage builds to the storage depth limit (Overflow, 15): no later stage sees, and no
+/// reply carries, a document nested deeper than [`MAX_DOCUMENT_DEPTH`](crate::depth::MAX_DOCUMENT_DEPTH).
+struct DepthChecked(Box<dyn DocStream>);
+
+impl DocStream for DepthChecked {
+    fn next_doc(&mut self) -> Result<Option<Document>, QueryError> {
+        match self.0.next_doc()? {
+            Some(doc) if !crate::depth::document_within(&doc, crate::depth::MAX_DOCUMENT_DEPTH) => {
+                Err(QueryError::document_too_deep())
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn park(&mut self) {
+        self.0.park();
+    }
+}

@@ -70,6 +70,15 @@ impl Stage {
             }
         })
     }
+
+    /// Whether the stage can make a document deeper than its input (its output then needs a depth check).
+    /// `$project` checks its own output.
+    pub(super) fn builds_documents(&self) -> bool {
+        matches!(
+            self,
+            Stage::AddFields(_) | Stage::Unwind(_) | Stage::ReplaceRoot(_) | Stage::Group(_)
+        )
+    }
 }
 
 fn object<'a>(argument: &'a Bson, code: i32, message: &str) -> Result<&'a Document, QueryError> {
@@ -131,6 +140,7 @@ fn parse_add_fields(argument: &Bson, name: &str) -> Result<Vec<(Vec<String>, Exp
                 format!("FieldPath field names may not start with '$'. Got {field}"),
             ));
         }
+        path::check_length(field)?;
         fields.push((field.split('.').map(str::to_string).collect(), Expr::parse(value)?));
     }
     Ok(fields)
@@ -208,7 +218,10 @@ pub(super) fn count(total: usize, name: &str) -> Vec<Document> {
 
 fn unwind_path(text: &str) -> Result<String, QueryError> {
     match text.strip_prefix('$') {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('$') => Ok(rest.to_string()),
+        Some(rest) if !rest.is_empty() && !rest.starts_with('$') => {
+            path::check_length(rest)?;
+            Ok(rest.to_string())
+        }
         _ => Err(QueryError::location(
             28818,
             "path option to $unwind stage should be prefixed with a '$'",
@@ -242,6 +255,7 @@ fn parse_unwind(argument: &Bson) -> Result<UnwindSpec, QueryError> {
         match (key.as_str(), value) {
             ("path", Bson::String(text)) => unwind.path = unwind_path(text)?,
             ("includeArrayIndex", Bson::String(name)) if !name.is_empty() && !name.starts_with('$') => {
+                path::check_length(name)?;
                 unwind.include_array_index = Some(name.clone());
             }
             ("preserveNullAndEmptyArrays", Bson::Boolean(flag)) => unwind.preserve_null_and_empty = *flag,

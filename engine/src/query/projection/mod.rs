@@ -72,19 +72,31 @@ impl Projection {
         parse::parse(&spec, ProjectionContext::Aggregate)
     }
 
-    /// Projects `doc`. A computed field whose expression fails at run time is left out.
-    pub fn apply(&self, doc: &Document) -> Document {
-        apply::project(self, doc, false).unwrap_or_else(|_| doc.clone())
+    /// Projects `doc` (`find`). A computed field whose expression fails at run time is left out; a result
+    /// nested deeper than [`MAX_DOCUMENT_DEPTH`](crate::depth::MAX_DOCUMENT_DEPTH) is Overflow (15).
+    pub fn apply(&self, doc: &Document) -> Result<Document, QueryError> {
+        within_depth(apply::project(self, doc, false)?)
     }
 
-    /// Projects `doc`, failing if a computed field's expression fails (what `$project` does).
+    /// Projects `doc`, failing if a computed field's expression fails (what `$project` does) or if the result
+    /// is nested deeper than [`MAX_DOCUMENT_DEPTH`](crate::depth::MAX_DOCUMENT_DEPTH).
     pub fn try_apply(&self, doc: &Document) -> Result<Document, QueryError> {
-        apply::project(self, doc, true)
+        within_depth(apply::project(self, doc, true)?)
     }
 
     /// Whether this is an inclusion projection.
     pub fn is_inclusion(&self) -> bool {
         self.inclusion
+    }
+}
+
+/// Computed fields can build a document deeper than any input (a long path holding a deep literal): what a
+/// projection returns is held to the same limit as what is stored.
+fn within_depth(doc: Document) -> Result<Document, QueryError> {
+    if crate::depth::document_within(&doc, crate::depth::MAX_DOCUMENT_DEPTH) {
+        Ok(doc)
+    } else {
+        Err(QueryError::document_too_deep())
     }
 }
 

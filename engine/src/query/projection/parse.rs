@@ -94,6 +94,8 @@ fn flatten(
         } else {
             format!("{prefix}.{field}")
         };
+        // Dotted names and nested specifications add up to one path; MongoDB's FieldPath bounds it.
+        crate::query::path::check_length(&path)?;
         match value {
             Bson::Document(inner) if inner.is_empty() => {
                 return Err(QueryError::location(

@@ -6,7 +6,10 @@ use super::*;
 use crate::query::test_support::document;
 
 fn project(spec: Document, doc: Document) -> Document {
-    Projection::parse(&spec).expect("valid projection").apply(&doc)
+    Projection::parse(&spec)
+        .expect("valid projection")
+        .apply(&doc)
+        .expect("projects")
 }
 
 fn code(spec: Document) -> i32 {

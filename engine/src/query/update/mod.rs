@@ -52,7 +52,9 @@ impl Update {
     }
 
     /// Applies the update to `doc` in place and returns whether the document changed. On error `doc` is left
-    /// untouched. `is_upsert_insert` enables `$setOnInsert`; `now` feeds `$currentDate`.
+    /// untouched, including when the result would be nested deeper than
+    /// [`MAX_DOCUMENT_DEPTH`](crate::depth::MAX_DOCUMENT_DEPTH) (Overflow, code 15). `is_upsert_insert` enables
+    /// `$setOnInsert`; `now` feeds `$currentDate`.
     pub fn apply(&self, doc: &mut Document, is_upsert_insert: bool, now: DateTime) -> Result<bool, QueryError> {
         let updated = match self {
             Update::Replacement(replacement) => replace(doc, replacement)?,
@@ -66,6 +68,10 @@ impl Update {
             }
         };
         check_id_valid(&updated)?;
+        // MongoDB's storage validation: an update may not leave a document deeper than it may be stored.
+        if !crate::depth::document_within(&updated, crate::depth::MAX_DOCUMENT_DEPTH) {
+            return Err(QueryError::document_too_deep());
+        }
         let changed = updated != *doc;
         *doc = updated;
         Ok(changed)

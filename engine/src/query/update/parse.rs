@@ -47,6 +47,7 @@ pub(super) fn parse_operators(update: &Document) -> Result<Vec<Action>, QueryErr
         };
         for (field, argument) in fields {
             validate_update_path(field)?;
+            check_path_depth(field, writes_at_path(operator))?;
             let op = parse_op(operator, field, argument)?;
             actions.push(Action {
                 operator,
@@ -58,6 +59,22 @@ pub(super) fn parse_operators(update: &Document) -> Result<Vec<Action>, QueryErr
     actions.sort_by(|a, b| compare_paths(&a.path, &b.path));
     check_conflicts(&actions)?;
     Ok(actions)
+}
+
+/// Whether an operator can create its path (rather than only change or remove what is already there).
+fn writes_at_path(operator: &str) -> bool {
+    !matches!(operator, "$unset" | "$pop" | "$pull" | "$pullAll" | "$rename")
+}
+
+/// A path that writes more parts than a stored document may have levels can only build a document MongoDB
+/// would refuse to store (Overflow, its storage-validation wording); any path longer than a `FieldPath` may
+/// be is refused as MongoDB's `FieldPath` refuses it. Checked at parse time, so no document is ever built
+/// from such a path.
+fn check_path_depth(field: &str, writes: bool) -> Result<(), QueryError> {
+    if writes && crate::depth::path_parts(field) > crate::depth::MAX_DOCUMENT_DEPTH {
+        return Err(QueryError::document_too_deep());
+    }
+    path::check_length(field)
 }
 
 fn validate_update_path(field: &str) -> Result<(), QueryError> {
@@ -192,6 +209,7 @@ fn parse_rename(field: &str, argument: &Bson) -> Result<Op, QueryError> {
         )));
     };
     validate_update_path(to)?;
+    check_path_depth(to, true)?;
     if to == field {
         return Err(QueryError::bad_value(format!(
             "The source and target field for $rename must differ: {field}: \"{to}\""
