@@ -124,15 +124,7 @@ pub async fn explain(ctx: &Context<'_>) -> Result<Document> {
 /// `aggregate` with `explain` (the command's own `explain: true`, or inside `explain`).
 pub(super) fn aggregate(ctx: &Context<'_>, command: &Document, verbosity: Verbosity) -> Result<Document> {
     let ns = args::namespace(command, &ctx.db)?;
-    let stages: Vec<Document> = args::opt_array(command, "pipeline")?
-        .ok_or_else(|| Error::failed_to_parse("aggregate: 'pipeline' is required"))?
-        .iter()
-        .map(|s| {
-            s.as_document()
-                .cloned()
-                .ok_or_else(|| Error::type_mismatch("each pipeline stage must be an object"))
-        })
-        .collect::<Result<_>>()?;
+    let stages = super::read::pipeline_stages(command)?;
     let mut command = command.clone();
     command.remove("explain");
     if stages.first().is_some_and(|s| s.contains_key("$collStats")) {

@@ -642,15 +642,7 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         ));
     }
     let ns = args::namespace(body, &ctx.db)?;
-    let stages: Vec<Document> = args::opt_array(body, "pipeline")?
-        .ok_or_else(|| Error::failed_to_parse("aggregate: 'pipeline' is required"))?
-        .iter()
-        .map(|s| {
-            s.as_document()
-                .cloned()
-                .ok_or_else(|| Error::type_mismatch("each pipeline stage must be an object"))
-        })
-        .collect::<Result<_>>()?;
+    let stages = pipeline_stages(body)?;
     let cursor_opts = args::opt_doc(body, "cursor")?;
     if cursor_opts.is_none() && !body.contains_key("explain") {
         return Err(Error::failed_to_parse(
@@ -755,6 +747,19 @@ fn coll_stats_doc(snapshot: &Snapshot, target: &Target, ns: &Namespace) -> Resul
         storage.insert("maxSize", snapshot.oplog_max_bytes() as i64);
     }
     Ok(doc! {"ns": ns.full(), "host": "", "localTime": crate::clock::now(), "storageStats": storage})
+}
+
+/// The `pipeline` of an `aggregate` command (required; every stage a document).
+pub(super) fn pipeline_stages(body: &Document) -> Result<Vec<Document>> {
+    args::opt_array(body, "pipeline")?
+        .ok_or_else(|| Error::failed_to_parse("aggregate: 'pipeline' is required"))?
+        .iter()
+        .map(|s| {
+            s.as_document()
+                .cloned()
+                .ok_or_else(|| Error::type_mismatch("each pipeline stage must be an object"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
