@@ -15,41 +15,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{Bson, Document, doc};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::command::{self, Invocation};
+use crate::command::{self, ConnectionInfo, Invocation};
 use crate::node::Node;
 use crate::wire::{self, Request};
-
-/// Who is on the other end, for `whatsmyuri`, `connectionStatus` and logs.
-#[derive(Debug)]
-pub struct ConnectionInfo {
-    pub id: i64,
-    pub peer: SocketAddr,
-    /// The client said `helloOk: true` (or sent `hello`) in its handshake: it understands "not primary" in
-    /// error messages. Older clients are answered "not master", the text they match on.
-    pub hello_ok: AtomicBool,
-}
-
-impl ConnectionInfo {
-    pub fn new(id: i64, peer: SocketAddr) -> ConnectionInfo {
-        ConnectionInfo {
-            id,
-            peer,
-            hello_ok: AtomicBool::new(false),
-        }
-    }
-
-    /// Whether not-primary errors should use the modern wording.
-    pub fn speaks_hello(&self) -> bool {
-        self.hello_ok.load(Ordering::Relaxed)
-    }
-}
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let info = Arc::new(ConnectionInfo::new(id, peer));
@@ -60,7 +34,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>
     let mut next_reply_id: i32 = 1;
     loop {
         let frame = tokio::select! {
-            _ = crate::server::stopped(&mut stop) => break,
+            _ = crate::shutdown::stopped(&mut stop) => break,
             frame = wire::read_frame(&mut reader, wire::MAX_MESSAGE_SIZE) => frame,
         };
         let (header, body) = match frame {
@@ -211,7 +185,7 @@ async fn stream_hello<W: tokio::io::AsyncWrite + Unpin>(
             legacy: false,
         };
         let reply = tokio::select! {
-            _ = crate::server::stopped(stop) => return,
+            _ = crate::shutdown::stopped(stop) => return,
             reply = command::run(node, invocation) => reply,
         };
         let ok = reply

@@ -217,7 +217,7 @@ fn parse_spec(name: &str, spec: &Document) -> Result<(Mode, Document, Option<i64
     let mode = match spec.get("mode") {
         Some(Bson::String(s)) if s == "alwaysOn" => Mode::AlwaysOn,
         Some(Bson::String(s)) if s == "off" => Mode::Off,
-        Some(Bson::Document(d)) => match d.get("times").and_then(crate::command::args::as_i64) {
+        Some(Bson::Document(d)) => match d.get("times").and_then(crate::bsonx::as_i64) {
             Some(n) if n >= 0 => Mode::Times(n as u64),
             _ => return Err(Error::bad_value("fail point mode document must be {times: n}")),
         },
@@ -226,16 +226,14 @@ fn parse_spec(name: &str, spec: &Document) -> Result<(Mode, Document, Option<i64
     let data = spec.get_document("data").cloned().unwrap_or_default();
     let mut clock_offset = None;
     if name == SKEW_CLOCK {
-        clock_offset = Some(
-            match (&mode, data.get("offsetMillis").and_then(crate::command::args::as_i64)) {
-                (Mode::Off, _) => 0,
-                (Mode::AlwaysOn, Some(offset)) => offset,
-                (Mode::AlwaysOn, None) => {
-                    return Err(Error::bad_value("skewClock needs data: {offsetMillis: <milliseconds>}"));
-                }
-                (Mode::Times(_), _) => return Err(Error::bad_value("skewClock is alwaysOn or off")),
-            },
-        );
+        clock_offset = Some(match (&mode, data.get("offsetMillis").and_then(crate::bsonx::as_i64)) {
+            (Mode::Off, _) => 0,
+            (Mode::AlwaysOn, Some(offset)) => offset,
+            (Mode::AlwaysOn, None) => {
+                return Err(Error::bad_value("skewClock needs data: {offsetMillis: <milliseconds>}"));
+            }
+            (Mode::Times(_), _) => return Err(Error::bad_value("skewClock is alwaysOn or off")),
+        });
     }
     Ok((mode, data, clock_offset))
 }

@@ -18,7 +18,11 @@
 //! spill        temporary files for blocking query stages under allowDiskUse
 //! failpoint    named switches that make the engine misbehave on purpose
 //! clock        the member's wall clock (skewable by a fail point)
+//! bsonx        BSON number and truthiness rules every layer reads values with
+//! host         this machine's host name
+//! shutdown     the stop signal of listeners and connections
 //! ```
+pub mod bsonx;
 pub mod clock;
 pub mod command;
 pub mod connection;
@@ -26,12 +30,14 @@ pub mod cursor;
 pub mod depth;
 pub mod error;
 pub mod failpoint;
+pub mod host;
 pub mod member;
 pub mod node;
 pub mod options;
 pub mod query;
 pub mod repl;
 pub mod server;
+pub mod shutdown;
 pub mod spill;
 pub mod storage;
 pub mod wire;

@@ -73,7 +73,7 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>, stop: watch::Receiv
     let mut stopping = stop.clone();
     loop {
         tokio::select! {
-            _ = stopped(&mut stopping) => return,
+            _ = crate::shutdown::stopped(&mut stopping) => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
@@ -96,9 +96,4 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>, stop: watch::Receiv
             }
         }
     }
-}
-
-/// Completes once the stop flag is set (the guard `wait_for` returns is dropped here, not held).
-pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }

@@ -15,7 +15,7 @@ pub fn profile(ctx: &Context<'_>) -> Result<Document> {
     let level = ctx
         .body
         .get("profile")
-        .and_then(super::args::as_i64)
+        .and_then(crate::bsonx::as_i64)
         .ok_or_else(|| Error::type_mismatch("BSON field 'profile' is the wrong type, expected a number"))?;
     match level {
         -1 | 0 => {}
@@ -61,7 +61,7 @@ fn check_selector(body: &Document, command: &str, field: &str) -> Result<()> {
     let valid = |value: &Bson| match value {
         Bson::String(_) => true,
         Bson::Document(d) => d.get_str(field).is_ok() || d.contains_key("forAllDBs"),
-        other => super::args::as_i64(other) == Some(1),
+        other => crate::bsonx::as_i64(other) == Some(1),
     };
     let ok = match body.get(command) {
         Some(Bson::Array(items)) => items

@@ -1,28 +1,11 @@
-//! Reading command arguments with MongoDB's type rules and error codes.
+//! Reading command arguments with MongoDB's type rules and error codes (the number rules themselves are
+//! [`bsonx`](crate::bsonx)'s).
 
 use bson::{Bson, Document};
 
+use crate::bsonx::{as_i64, truthy};
 use crate::error::{Error, Result, code};
 use crate::storage::Namespace;
-
-/// An integral number of any BSON numeric type (a double only when it has no fraction).
-pub fn as_i64(value: &Bson) -> Option<i64> {
-    match value {
-        Bson::Int32(v) => Some(i64::from(*v)),
-        Bson::Int64(v) => Some(*v),
-        Bson::Double(v) if v.fract() == 0.0 && v.is_finite() => Some(*v as i64),
-        _ => None,
-    }
-}
-
-/// Truthiness as MongoDB reads boolean options: booleans, and numbers other than 0.
-pub fn truthy(value: &Bson) -> bool {
-    match value {
-        Bson::Boolean(b) => *b,
-        Bson::Null => false,
-        other => as_i64(other).map(|n| n != 0).unwrap_or(true),
-    }
-}
 
 pub fn opt_bool(body: &Document, key: &str) -> Result<Option<bool>> {
     match body.get(key) {

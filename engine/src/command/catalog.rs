@@ -8,6 +8,7 @@ use bson::{Bson, Document, doc};
 
 use super::Context;
 use super::args;
+use crate::bsonx;
 use crate::cursor::{Cursor, CursorSource};
 use crate::error::{Error, Result, code};
 use crate::query::filter::Filter;
@@ -118,7 +119,7 @@ fn cursor_reply(ctx: &Context<'_>, ns: Namespace, docs: Vec<Document>) -> Docume
         .get_document("cursor")
         .ok()
         .and_then(|c| c.get("batchSize"))
-        .and_then(args::as_i64)
+        .and_then(bsonx::as_i64)
         .map(|n| n.max(0) as usize)
         .unwrap_or(usize::MAX);
     let mut docs: std::collections::VecDeque<Document> = docs.into();
@@ -212,7 +213,7 @@ pub async fn rename_collection(ctx: &Context<'_>) -> Result<Document> {
     };
     let from = name_of("renameCollection")?;
     let to = name_of("to")?;
-    let drop_target = ctx.body.get("dropTarget").is_some_and(args::truthy);
+    let drop_target = ctx.body.get("dropTarget").is_some_and(bsonx::truthy);
     let stay_temp = args::opt_bool(ctx.body, "stayTemp")?.unwrap_or(false);
     let wc = crate::member::WriteConcern::parse(args::opt_doc(ctx.body, "writeConcern")?)?;
     if from == to {

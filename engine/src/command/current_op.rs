@@ -61,7 +61,7 @@ pub fn stage_output(ctx: &Context<'_>, spec: &Bson) -> Result<Vec<Document>> {
 /// The `currentOp` command: `{currentOp: 1, $all?, $ownOps?, <filter on the operation documents>}`.
 pub fn command(ctx: &Context<'_>) -> Result<Document> {
     ctx.require_admin()?;
-    let all = ctx.body.get("$all").is_some_and(super::args::truthy);
+    let all = ctx.body.get("$all").is_some_and(crate::bsonx::truthy);
     let mut filter = Document::new();
     for (key, value) in ctx.body.iter().skip(1) {
         let generic = matches!(
@@ -94,13 +94,7 @@ pub fn command(ctx: &Context<'_>) -> Result<Document> {
 fn operations(ctx: &Context<'_>, idle: bool) -> Vec<Document> {
     let (clients, mut ops) = ctx.node.activity.snapshot();
     ops.sort_by_key(|op| op.opid);
-    let host = format!(
-        "{}:{}",
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .unwrap_or_default()
-            .trim(),
-        ctx.node.options().port
-    );
+    let host = format!("{}:{}", crate::host::name(), ctx.node.options().port);
     let now = Instant::now();
     let mut out: Vec<Document> = ops
         .iter()

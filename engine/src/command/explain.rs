@@ -197,10 +197,7 @@ fn finish(ctx: &Context<'_>, mut reply: Document, command: Document) -> Result<D
 }
 
 fn server_info(ctx: &Context<'_>) -> Document {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let hostname = crate::host::name();
     doc! {"host": hostname, "port": i32::from(ctx.node.options().port), "version": super::handshake::VERSION,
     "gitVersion": "faultline"}
 }

@@ -7,6 +7,7 @@ use bson::{Bson, Document, doc};
 
 use super::Context;
 use super::args;
+use crate::bsonx;
 use crate::error::{Error, Result};
 use crate::wire;
 
@@ -29,7 +30,7 @@ pub async fn hello(ctx: &Context<'_>) -> Result<Document> {
                 .map_err(|_| Error::type_mismatch("topologyVersion.processId must be an ObjectId"))?;
             let counter = tv
                 .get("counter")
-                .and_then(args::as_i64)
+                .and_then(bsonx::as_i64)
                 .ok_or_else(|| Error::type_mismatch("topologyVersion.counter must be a number"))?;
             member
                 .wait_topology_change(process_id, counter, Duration::from_millis(ms as u64))
@@ -44,7 +45,7 @@ pub async fn hello(ctx: &Context<'_>) -> Result<Document> {
     }
     let legacy_name = ctx.name != "hello";
     let mut reply = doc! {};
-    let hello_ok = ctx.body.get("helloOk").is_some_and(args::truthy);
+    let hello_ok = ctx.body.get("helloOk").is_some_and(bsonx::truthy);
     if hello_ok {
         reply.insert("helloOk", true);
     }
@@ -147,10 +148,7 @@ pub fn whats_my_uri(ctx: &Context<'_>) -> Document {
 }
 
 pub fn host_info() -> Document {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let hostname = crate::host::name();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get() as i32)
         .unwrap_or(1);

@@ -16,6 +16,7 @@
 mod admin;
 pub mod args;
 mod catalog;
+mod connection_info;
 mod current_op;
 mod explain;
 mod handshake;
@@ -29,7 +30,8 @@ mod write;
 
 use bson::{Bson, Document};
 
-use crate::connection::ConnectionInfo;
+pub use connection_info::ConnectionInfo;
+
 use crate::error::{Error, Result, code};
 use crate::node::{Counters, Node, OpClass};
 

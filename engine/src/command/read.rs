@@ -16,6 +16,7 @@ use super::Context;
 use super::args;
 use super::read_concern::{self, ReadConcern};
 use super::scan::{CollectionScan, OplogScan};
+use crate::bsonx;
 use crate::cursor::{Cursor, CursorSource};
 use crate::error::{Error, Result, code};
 use crate::node::{Counters, Node};
@@ -548,7 +549,7 @@ pub fn kill_cursors(ctx: &Context<'_>) -> Result<Document> {
         .ok_or_else(|| Error::failed_to_parse("killCursors: 'cursors' is required"))?;
     let (mut killed, mut not_found) = (Vec::new(), Vec::new());
     for id in ids {
-        let Some(id) = args::as_i64(id) else { continue };
+        let Some(id) = bsonx::as_i64(id) else { continue };
         if ctx.node.cursors.kill(id) {
             killed.push(Bson::Int64(id))
         } else {
@@ -624,7 +625,7 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
 
 pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
     let body = ctx.body;
-    if body.get("explain").is_some_and(args::truthy) {
+    if body.get("explain").is_some_and(bsonx::truthy) {
         ctx.node.member.check_readable(ctx.secondary_ok)?;
         return super::explain::aggregate(ctx, body, super::explain::Verbosity::QueryPlanner);
     }

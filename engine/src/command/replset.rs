@@ -10,7 +10,7 @@ pub async fn initiate(ctx: &Context<'_>) -> Result<Document> {
     let config = match ctx.body.get("replSetInitiate") {
         Some(Bson::Document(d)) if !d.is_empty() => Some(d),
         Some(Bson::Document(_)) | Some(Bson::Null) | None => None,
-        Some(other) if super::args::as_i64(other).is_some() || matches!(other, Bson::Boolean(_)) => None,
+        Some(other) if crate::bsonx::as_i64(other).is_some() || matches!(other, Bson::Boolean(_)) => None,
         Some(_) => {
             return Err(Error::type_mismatch(
                 "replSetInitiate takes a config document or nothing",
@@ -134,7 +134,7 @@ pub async fn reconfig(ctx: &Context<'_>) -> Result<Document> {
 pub async fn step_down(ctx: &Context<'_>) -> Result<Document> {
     ctx.require_admin()?;
     let secs = match ctx.body.get("replSetStepDown") {
-        Some(v) => super::args::as_i64(v)
+        Some(v) => crate::bsonx::as_i64(v)
             .or_else(|| v.as_f64().map(|f| f as i64))
             .unwrap_or(60),
         None => 60,
@@ -150,7 +150,7 @@ pub async fn freeze(ctx: &Context<'_>) -> Result<Document> {
     let secs = ctx
         .body
         .get("replSetFreeze")
-        .and_then(super::args::as_i64)
+        .and_then(crate::bsonx::as_i64)
         .ok_or_else(|| Error::type_mismatch("replSetFreeze takes a number of seconds"))?;
     ctx.node.member.freeze(secs).await?;
     Ok(Document::new())

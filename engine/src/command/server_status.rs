@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use bson::{Bson, Document, doc};
 
 use super::Context;
-use super::args;
 use super::handshake::VERSION;
+use crate::bsonx;
 use crate::node::OpClass;
 
 pub fn server_status(ctx: &Context<'_>) -> Document {
@@ -16,10 +16,7 @@ pub fn server_status(ctx: &Context<'_>) -> Document {
     let c = &node.counters;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as i64;
     let current = c.connections_current.load(Ordering::Relaxed);
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let hostname = crate::host::name();
     let mut repl = node.member.hello_fields(false);
     repl.remove("topologyVersion");
     let uptime = node.member.uptime();
@@ -141,7 +138,7 @@ fn exclude(reply: &mut Document, spec: &Document, top: bool) {
                     exclude(section, nested, false);
                 }
             }
-            other if !args::truthy(other) => {
+            other if !bsonx::truthy(other) => {
                 reply.remove(key);
             }
             _ => {}

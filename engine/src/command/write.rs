@@ -8,6 +8,7 @@ use bson::{Bson, Document, doc, oid::ObjectId};
 
 use super::Context;
 use super::args;
+use crate::bsonx;
 use crate::depth;
 use crate::error::{Error, Result, code};
 use crate::failpoint;
@@ -36,7 +37,7 @@ impl RetryableWrite {
         let Some(txn) = body.get("txnNumber") else {
             return Ok(None);
         };
-        let txn_number = args::as_i64(txn).ok_or_else(|| Error::type_mismatch("txnNumber must be a long"))?;
+        let txn_number = bsonx::as_i64(txn).ok_or_else(|| Error::type_mismatch("txnNumber must be a long"))?;
         let lsid = args::opt_doc(body, "lsid")?
             .ok_or_else(|| {
                 Error::new(
@@ -48,7 +49,7 @@ impl RetryableWrite {
         let stmt_ids = args::opt_array(body, "stmtIds")?
             .map(|ids| {
                 ids.iter()
-                    .map(|v| args::as_i64(v).map(|n| n as i32))
+                    .map(|v| bsonx::as_i64(v).map(|n| n as i32))
                     .collect::<Option<Vec<_>>>()
             })
             .map(|ids| ids.ok_or_else(|| Error::type_mismatch("stmtIds must be numbers")))

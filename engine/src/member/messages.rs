@@ -16,12 +16,12 @@ fn optime(doc: &Document, key: &str) -> Result<OpTime> {
 
 fn int(doc: &Document, key: &str) -> Result<i64> {
     doc.get(key)
-        .and_then(crate::command::args::as_i64)
+        .and_then(crate::bsonx::as_i64)
         .ok_or_else(|| Error::failed_to_parse(format!("field '{key}' must be a number")))
 }
 
 fn opt_int(doc: &Document, key: &str) -> Option<i64> {
-    doc.get(key).and_then(crate::command::args::as_i64)
+    doc.get(key).and_then(crate::bsonx::as_i64)
 }
 
 pub fn heartbeat_request_to_bson(req: &HeartbeatRequest) -> Document {

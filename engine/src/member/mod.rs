@@ -940,8 +940,9 @@ fn find_self(config: &ReplSetConfig, options: &NodeOptions) -> Option<String> {
 fn local_host_names(options: &NodeOptions) -> Vec<String> {
     let mut names: Vec<String> = vec!["127.0.0.1".into(), "localhost".into(), "::1".into(), "[::1]".into()];
     names.extend(options.bind_ip.iter().cloned());
-    if let Ok(hostname) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-        names.push(hostname.trim().to_string());
+    let hostname = crate::host::name();
+    if !hostname.is_empty() {
+        names.push(hostname);
     }
     names
 }

@@ -1,4 +1,5 @@
-//! Talking to other members: a small OP_MSG client and the peer route table.
+//! Talking to other members: connections over the wire client ([`crate::wire::client`]) and the peer route
+//! table.
 //!
 //! The route table lets the harness put a fault proxy on every member-to-member link: a member told
 //! `--peer-route HOST=ADDR` dials `ADDR` whenever it needs member `HOST` (as written in the config).
@@ -8,11 +9,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bson::Document;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use crate::error::{Error, Result};
-use crate::wire::{self, Request};
+use crate::wire::client::{ClientError, Connection};
+
+/// A client failure as the member sees it: a server's error reply keeps its code and the whole reply (as
+/// `extra`); everything else means the member could not be reached.
+fn peer_error(err: ClientError) -> Error {
+    match err {
+        ClientError::Command { code, message, reply } => {
+            Error::new((code, "RemoteCommandFailed"), message).with_extra(*reply)
+        }
+        ClientError::Encode(message) => Error::bad_value(message),
+        ClientError::Connect { addr, reason } => network_error(format!("cannot connect to {addr}: {reason}")),
+        ClientError::Timeout(_) => network_error("command timed out"),
+        other => network_error(other.to_string()),
+    }
+}
 
 fn network_error(message: impl Into<String>) -> Error {
     Error::new((6, "HostUnreachable"), message)
@@ -20,54 +33,23 @@ fn network_error(message: impl Into<String>) -> Error {
 
 /// One connection to a member, used for one command at a time.
 pub struct PeerConnection {
-    stream: BufReader<TcpStream>,
-    next_id: i32,
+    conn: Connection,
 }
 
 impl PeerConnection {
     pub async fn connect(addr: &str, timeout: Duration) -> Result<PeerConnection> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| network_error(format!("connecting to {addr} timed out")))?
-            .map_err(|e| network_error(format!("cannot connect to {addr}: {e}")))?;
-        let _ = stream.set_nodelay(true);
-        Ok(PeerConnection {
-            stream: BufReader::new(stream),
-            next_id: 1,
-        })
+        let conn = Connection::connect(addr, timeout).await.map_err(peer_error)?;
+        Ok(PeerConnection { conn })
     }
 
     /// Sends a command and waits for its reply (an `ok: 0` reply is returned as an error).
     pub async fn command(&mut self, body: &Document, timeout: Duration) -> Result<Document> {
-        self.next_id = self.next_id.wrapping_add(1);
-        let bytes = wire::try_encode_msg(self.next_id, 0, 0, body).map_err(|e| Error::bad_value(e.to_string()))?;
-        let exchange = async {
-            self.stream
-                .get_mut()
-                .write_all(&bytes)
-                .await
-                .map_err(|e| network_error(format!("send: {e}")))?;
-            let frame = wire::read_frame(&mut self.stream, wire::MAX_MESSAGE_SIZE)
-                .await
-                .map_err(|e| network_error(format!("receive: {e}")))?
-                .ok_or_else(|| network_error("connection closed by peer"))?;
-            match wire::decode_request(&frame.0, &frame.1) {
-                Ok(Request::Msg(msg)) => Ok(msg.body),
-                Ok(Request::Query(_)) => Err(network_error("unexpected OP_QUERY reply")),
-                Err(_) => wire::OpMsg::decode(&frame.0, &frame.1)
-                    .map(|m| m.body)
-                    .map_err(|e| network_error(format!("bad reply: {e}"))),
-            }
-        };
-        let reply = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| network_error("command timed out"))??;
-        if reply.get_f64("ok").ok() == Some(0.0) || reply.get_i32("ok").ok() == Some(0) {
-            let code = reply.get_i32("code").unwrap_or(8);
-            let message = reply.get_str("errmsg").unwrap_or("command failed").to_string();
-            return Err(Error::new((code, "RemoteCommandFailed"), message).with_extra(reply));
-        }
-        Ok(reply)
+        self.conn.command(body, timeout).await.map_err(peer_error)
+    }
+
+    /// The client connection underneath (to tail an oplog over it with [`crate::wire::client::OplogTail`]).
+    pub fn into_client(self) -> Connection {
+        self.conn
     }
 }
 

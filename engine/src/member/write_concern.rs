@@ -42,8 +42,8 @@ impl WriteConcern {
             Some(Bson::String(s)) if s == "majority" => wc.w = WriteMode::Majority,
             Some(Bson::String(s)) => wc.w = WriteMode::Tag(s.clone()),
             Some(v) => {
-                let n = crate::command::args::as_i64(v)
-                    .ok_or_else(|| Error::failed_to_parse("w has to be a number or string"))?;
+                let n =
+                    crate::bsonx::as_i64(v).ok_or_else(|| Error::failed_to_parse("w has to be a number or string"))?;
                 if n < 0 {
                     return Err(Error::failed_to_parse("w has to be a non-negative number"));
                 }
@@ -54,14 +54,13 @@ impl WriteConcern {
             None | Some(Bson::Null) => {}
             Some(Bson::Boolean(b)) => wc.j = *b,
             Some(v) => {
-                wc.j = crate::command::args::as_i64(v)
+                wc.j = crate::bsonx::as_i64(v)
                     .map(|n| n != 0)
                     .ok_or_else(|| Error::type_mismatch("j must be a boolean"))?
             }
         }
         if let Some(v) = doc.get("wtimeout").or_else(|| doc.get("wtimeoutMS")) {
-            let ms =
-                crate::command::args::as_i64(v).ok_or_else(|| Error::failed_to_parse("wtimeout must be a number"))?;
+            let ms = crate::bsonx::as_i64(v).ok_or_else(|| Error::failed_to_parse("wtimeout must be a number"))?;
             wc.wtimeout = (ms > 0).then(|| Duration::from_millis(ms as u64));
         }
         Ok(wc)

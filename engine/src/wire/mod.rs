@@ -1,7 +1,7 @@
 //! The MongoDB wire protocol: message framing and the OP_MSG / OP_QUERY / OP_REPLY codecs.
 //!
 //! Everything here is sans-I/O except [`read_frame`], a small async helper that cuts one message out of a
-//! byte stream. The decoder never panics and never indexes past the bytes it was given: every length read from
+//! byte stream, and [`client`], the OP_MSG client members and the harness talk to members with. The decoder never panics and never indexes past the bytes it was given: every length read from
 //! the network is checked against the bytes that remain before it is used.
 //!
 //! ```text
@@ -39,6 +39,7 @@
 //! [`MAX_NESTING_DEPTH`] levels (mongod's 200). The depth limit also protects the recursive BSON conversion
 //! from overflowing the stack. Replies are held to the same size limit.
 
+pub mod client;
 mod error;
 mod frame;
 mod header;

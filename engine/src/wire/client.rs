@@ -1,0 +1,316 @@
+//! The one OP_MSG client of the workspace: a [`Connection`] that runs one command at a time, and an
+//! [`OplogTail`] that follows a member's oplog over one.
+//!
+//! Members use it to talk to each other (heartbeats, votes, initial sync, the oplog fetcher), and the harness
+//! uses it to watch and administer members and to time oplog arrivals: it works against members that are
+//! paused, half started or partitioned, and never waits longer than asked.
+//!
+//! A connection whose exchange did not finish (a timeout, an I/O error, a dropped future) may have a reply
+//! still in flight, so it is *poisoned*: every later call fails at once with [`ClientError::Poisoned`] and the
+//! owner dials again. Dropping a pending call is therefore always safe, which is how tails are cancelled.
+
+use std::time::Duration;
+
+use bson::{Bson, Document, doc};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::{MAX_MESSAGE_SIZE, OpMsg, WireError, op_code, read_frame, try_encode_msg};
+use crate::bsonx;
+
+/// Why a command got no usable reply.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The address could not be reached (refused, unresolvable, or not within the deadline).
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    /// The exchange did not finish within the deadline.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// Sending or receiving failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the connection before replying.
+    #[error("connection closed by peer")]
+    Closed,
+    /// The command could not be encoded (too large, or not serialisable); nothing was sent.
+    #[error("cannot encode the command: {0}")]
+    Encode(String),
+    /// The reply could not be read as an OP_MSG answering the command.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// An earlier exchange on this connection did not finish; the connection cannot be used any more.
+    #[error("connection unusable after an unfinished exchange")]
+    Poisoned,
+    /// The server answered `ok: 0`.
+    #[error("command failed: {message} (code {code})")]
+    Command {
+        code: i32,
+        message: String,
+        /// The whole error reply.
+        reply: Box<Document>,
+    },
+}
+
+impl ClientError {
+    /// Whether the server answered (with an error): the connection itself is still fine.
+    pub fn is_command_error(&self) -> bool {
+        matches!(self, ClientError::Command { .. })
+    }
+
+    fn command(reply: Document) -> ClientError {
+        let code = reply.get("code").and_then(bsonx::as_i64).unwrap_or(8) as i32;
+        let message = reply.get_str("errmsg").unwrap_or("command failed").to_string();
+        ClientError::Command {
+            code,
+            message,
+            reply: Box::new(reply),
+        }
+    }
+}
+
+impl From<WireError> for ClientError {
+    fn from(err: WireError) -> ClientError {
+        match err {
+            WireError::Io(err) => ClientError::Io(err),
+            other => ClientError::Protocol(other.to_string()),
+        }
+    }
+}
+
+/// Whether a reply has `ok: 1` (in any numeric type, or `true`).
+pub fn reply_ok(reply: &Document) -> bool {
+    match reply.get("ok") {
+        Some(Bson::Double(v)) => *v == 1.0,
+        Some(Bson::Int32(v)) => *v == 1,
+        Some(Bson::Int64(v)) => *v == 1,
+        Some(Bson::Boolean(b)) => *b,
+        _ => false,
+    }
+}
+
+/// One connection to a server, used for one command at a time.
+pub struct Connection {
+    stream: BufReader<TcpStream>,
+    next_request: i32,
+    poisoned: bool,
+}
+
+impl Connection {
+    /// Dials `addr` (`host:port`) within `timeout`.
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<Connection, ClientError> {
+        let failed = |reason: String| ClientError::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| failed(format!("timed out after {timeout:?}")))?
+            .map_err(|e| failed(e.to_string()))?;
+        stream.set_nodelay(true)?;
+        Ok(Connection {
+            stream: BufReader::new(stream),
+            next_request: 0,
+            poisoned: false,
+        })
+    }
+
+    /// Sends `body` and returns the reply body whatever its `ok`, within `timeout`.
+    pub async fn round_trip(&mut self, body: &Document, timeout: Duration) -> Result<Document, ClientError> {
+        if self.poisoned {
+            return Err(ClientError::Poisoned);
+        }
+        self.next_request = self.next_request.wrapping_add(1);
+        let request_id = self.next_request;
+        let bytes = try_encode_msg(request_id, 0, 0, body).map_err(|e| ClientError::Encode(e.to_string()))?;
+        // Set until the reply is in: a timeout, an error or a dropped future leaves the stream out of step.
+        self.poisoned = true;
+        let reply = tokio::time::timeout(timeout, self.exchange(&bytes, request_id))
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))??;
+        self.poisoned = false;
+        Ok(reply)
+    }
+
+    /// Sends `body` and returns the reply body; an `ok: 0` reply is [`ClientError::Command`].
+    pub async fn command(&mut self, body: &Document, timeout: Duration) -> Result<Document, ClientError> {
+        let reply = self.round_trip(body, timeout).await?;
+        if reply_ok(&reply) {
+            Ok(reply)
+        } else {
+            Err(ClientError::command(reply))
+        }
+    }
+
+    /// Whether an unfinished exchange made this connection unusable.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    async fn exchange(&mut self, request: &[u8], request_id: i32) -> Result<Document, ClientError> {
+        self.stream.get_mut().write_all(request).await?;
+        let (header, payload) = read_frame(&mut self.stream, MAX_MESSAGE_SIZE)
+            .await?
+            .ok_or(ClientError::Closed)?;
+        if header.op_code != op_code::OP_MSG {
+            return Err(ClientError::Protocol(format!(
+                "reply has opcode {}, not OP_MSG",
+                header.op_code
+            )));
+        }
+        if header.response_to != request_id {
+            return Err(ClientError::Protocol(format!(
+                "reply answers request {}, not {request_id}",
+                header.response_to
+            )));
+        }
+        Ok(OpMsg::decode(&header, &payload)?.body)
+    }
+}
+
+/// What an [`OplogTail`] reads: `local.oplog.rs` from a secondary-preferred read, tailable and awaitData.
+#[derive(Debug, Clone)]
+pub struct TailSpec {
+    /// The `find` filter (e.g. `{ts: {$gte: T}}`).
+    pub filter: Document,
+    /// The `find` projection, if any.
+    pub projection: Option<Document>,
+    /// Entries per batch (`batchSize` of `find` and `getMore`).
+    pub batch_size: i32,
+    /// How long the source may hold a `getMore` open waiting for entries (`maxTimeMS`).
+    pub await_time: Duration,
+    /// Ask for the source's replication metadata (`$replData`) with every batch.
+    pub repl_metadata: bool,
+    /// Deadline of one exchange besides [`TailSpec::await_time`] (a `getMore` gets both).
+    pub round_trip: Duration,
+}
+
+impl TailSpec {
+    /// Every entry matching `filter`, in batches of 1000, each `getMore` held up to 500 ms, no metadata.
+    pub fn new(filter: Document) -> TailSpec {
+        TailSpec {
+            filter,
+            projection: None,
+            batch_size: 1000,
+            await_time: Duration::from_millis(500),
+            repl_metadata: false,
+            round_trip: Duration::from_secs(3),
+        }
+    }
+
+    fn find(&self) -> Document {
+        let mut find = doc! {
+            "find": "oplog.rs", "filter": self.filter.clone(), "tailable": true, "awaitData": true,
+            "batchSize": self.batch_size, "$readPreference": {"mode": "secondaryPreferred"},
+        };
+        if let Some(projection) = &self.projection {
+            find.insert("projection", projection.clone());
+        }
+        self.with_metadata(find)
+    }
+
+    fn get_more(&self, cursor_id: i64) -> Document {
+        let await_ms = i64::try_from(self.await_time.as_millis()).unwrap_or(i64::MAX);
+        self.with_metadata(doc! {
+            "getMore": cursor_id, "collection": "oplog.rs", "batchSize": self.batch_size, "maxTimeMS": await_ms,
+        })
+    }
+
+    fn with_metadata(&self, mut body: Document) -> Document {
+        if self.repl_metadata {
+            body.insert("$replData", 1);
+        }
+        body.insert("$db", "local");
+        body
+    }
+}
+
+/// One batch of oplog entries and the metadata that came with it.
+#[derive(Debug, Clone, Default)]
+pub struct OplogBatch {
+    /// The entries, in oplog order (empty when nothing arrived within the await time).
+    pub entries: Vec<Document>,
+    /// The source's `$replData` (term, commit point, newest entry, rollback id, primary), when asked for.
+    pub repl_data: Option<Document>,
+    /// The source's `$oplogQueryData`, when it sends one.
+    pub oplog_query_data: Option<Document>,
+}
+
+impl OplogBatch {
+    /// The source's rollback id, from `$replData`.
+    pub fn rollback_id(&self) -> Option<i32> {
+        self.repl_data.as_ref()?.get_i32("rbid").ok()
+    }
+
+    /// Takes a batch out of a `find` (`firstBatch`) or `getMore` (`nextBatch`) reply; returns the cursor id.
+    fn from_reply(mut reply: Document, field: &str) -> Result<(i64, OplogBatch), ClientError> {
+        let Some(Bson::Document(mut cursor)) = reply.remove("cursor") else {
+            return Err(ClientError::Protocol("reply without a cursor".into()));
+        };
+        let cursor_id = cursor.get_i64("id").unwrap_or(0);
+        let Some(Bson::Array(entries)) = cursor.remove(field) else {
+            return Err(ClientError::Protocol(format!("reply without {field}")));
+        };
+        let metadata = |reply: &mut Document, key: &str| match reply.remove(key) {
+            Some(Bson::Document(data)) => Some(data),
+            _ => None,
+        };
+        let batch = OplogBatch {
+            entries: entries
+                .into_iter()
+                .filter_map(|entry| match entry {
+                    Bson::Document(entry) => Some(entry),
+                    _ => None,
+                })
+                .collect(),
+            repl_data: metadata(&mut reply, "$replData"),
+            oplog_query_data: metadata(&mut reply, "$oplogQueryData"),
+        };
+        Ok((cursor_id, batch))
+    }
+}
+
+/// A tailable, awaitData cursor on a member's oplog over one connection of its own.
+///
+/// [`OplogTail::open`] runs the `find` and returns the first batch; each [`OplogTail::next_batch`] is a
+/// `getMore` that the source holds until it has new entries or [`TailSpec::await_time`] passes. Cancel a
+/// tail by dropping it, or a pending call (the connection is then poisoned; see the module header).
+pub struct OplogTail {
+    conn: Connection,
+    spec: TailSpec,
+    cursor_id: i64,
+}
+
+impl OplogTail {
+    /// Opens the cursor over `conn` and returns the tail and its first batch.
+    pub async fn open(mut conn: Connection, spec: TailSpec) -> Result<(OplogTail, OplogBatch), ClientError> {
+        let reply = conn.command(&spec.find(), spec.round_trip).await?;
+        let (cursor_id, batch) = OplogBatch::from_reply(reply, "firstBatch")?;
+        Ok((OplogTail { conn, spec, cursor_id }, batch))
+    }
+
+    /// The next batch; [`ClientError::Closed`] once the source closed the cursor.
+    pub async fn next_batch(&mut self) -> Result<OplogBatch, ClientError> {
+        if self.cursor_id == 0 {
+            return Err(ClientError::Closed);
+        }
+        let timeout = self.spec.round_trip + self.spec.await_time;
+        let reply = self.conn.command(&self.spec.get_more(self.cursor_id), timeout).await?;
+        let (cursor_id, batch) = OplogBatch::from_reply(reply, "nextBatch")?;
+        self.cursor_id = cursor_id;
+        Ok(batch)
+    }
+
+    /// Whether the source still holds the cursor open.
+    pub fn is_open(&self) -> bool {
+        self.cursor_id != 0
+    }
+
+    /// The connection, for other commands between batches (e.g. reading the source's oldest entry).
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests;
