@@ -15,6 +15,12 @@ use crate::wire::client::{ClientError, Connection};
 
 /// A client failure as the member sees it: a server's error reply keeps its code and the whole reply (as
 /// `extra`); everything else means the member could not be reached.
+impl From<ClientError> for Error {
+    fn from(err: ClientError) -> Error {
+        peer_error(err)
+    }
+}
+
 fn peer_error(err: ClientError) -> Error {
     match err {
         ClientError::Command { code, message, reply } => {
@@ -38,7 +44,10 @@ pub struct PeerConnection {
 
 impl PeerConnection {
     pub async fn connect(addr: &str, timeout: Duration) -> Result<PeerConnection> {
-        let conn = Connection::connect(addr, timeout).await.map_err(peer_error)?;
+        let conn = Connection::connect(addr, timeout).await.map_err(|err| match err {
+            ClientError::Timeout(_) => network_error(format!("connecting to {addr} timed out")),
+            other => peer_error(other),
+        })?;
         Ok(PeerConnection { conn })
     }
 

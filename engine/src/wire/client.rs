@@ -21,10 +21,10 @@ use crate::bsonx;
 /// Why a command got no usable reply.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The address could not be reached (refused, unresolvable, or not within the deadline).
+    /// The address could not be reached (refused or unresolvable).
     #[error("cannot connect to {addr}: {reason}")]
     Connect { addr: String, reason: String },
-    /// The exchange did not finish within the deadline.
+    /// The connection or the exchange did not finish within the deadline.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     /// Sending or receiving failed.
@@ -99,14 +99,13 @@ pub struct Connection {
 impl Connection {
     /// Dials `addr` (`host:port`) within `timeout`.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Connection, ClientError> {
-        let failed = |reason: String| ClientError::Connect {
-            addr: addr.to_string(),
-            reason,
-        };
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| failed(format!("timed out after {timeout:?}")))?
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|_| ClientError::Timeout(timeout))?
+            .map_err(|e| ClientError::Connect {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
         stream.set_nodelay(true)?;
         Ok(Connection {
             stream: BufReader::new(stream),

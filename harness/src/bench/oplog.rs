@@ -1,5 +1,5 @@
-//! Watching one member's oplog: a tailable, awaitData cursor on `local.oplog.rs` over one persistent
-//! connection, noting the moment each benchmark write's entry arrives.
+//! Watching one member's oplog: the engine's oplog tail ([`faultline_engine::wire::client::OplogTail`]) over
+//! one persistent connection, noting the moment each benchmark write's entry arrives.
 //!
 //! The member holds each `getMore` until a new entry is in its oplog (or `maxTimeMS` passes) and replies at
 //! once, so the arrival time is when the entry became readable on that member plus one loopback reply. After
@@ -10,91 +10,33 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
 use bson::{Bson, Document, doc};
-use faultline_engine::wire::{OpMsg, read_frame, try_encode_msg};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use faultline_engine::wire::client::{Connection, OplogBatch, OplogTail, TailSpec};
 use tokio::sync::watch;
 
 /// How long the member may hold a `getMore` open waiting for new entries.
-const AWAIT_MS: i64 = 500;
-/// Deadline of one round trip (longer than [`AWAIT_MS`]); past it the connection is presumed dead.
-const ROUND_TRIP: Duration = Duration::from_secs(3);
-/// Replies larger than this are refused.
-const MAX_REPLY: usize = 48_000_000;
+const AWAIT: Duration = Duration::from_millis(500);
+/// Deadline of one round trip besides the await time; past it the connection is presumed dead.
+const ROUND_TRIP: Duration = Duration::from_millis(2500);
 /// Entries per batch.
 const BATCH: i32 = 10_000;
 
-/// An open tailable cursor on one member's oplog, restricted to one namespace.
-pub struct OplogCursor {
-    stream: TcpStream,
-    cursor_id: i64,
-    next_request: i32,
-}
-
-impl OplogCursor {
-    /// Opens the cursor on the member at `port` for entries of namespace `ns` after `after` (all when None);
-    /// returns it and its first batch.
-    pub async fn open(
-        port: u16,
-        ns: &str,
-        after: Option<bson::Timestamp>,
-    ) -> anyhow::Result<(OplogCursor, Vec<Document>)> {
-        let stream = tokio::time::timeout(ROUND_TRIP, TcpStream::connect(("127.0.0.1", port)))
-            .await
-            .context("connect timed out")??;
-        stream.set_nodelay(true)?;
-        let mut cursor = OplogCursor {
-            stream,
-            cursor_id: 0,
-            next_request: 1,
-        };
-        let mut filter = doc! {"ns": ns};
-        if let Some(ts) = after {
-            filter.insert("ts", doc! {"$gt": ts});
-        }
-        let find = doc! {
-            "find": "oplog.rs", "filter": filter, "projection": {"ts": 1, "o._id": 1},
-            "tailable": true, "awaitData": true, "batchSize": BATCH,
-            "$readPreference": {"mode": "secondaryPreferred"}, "$db": "local",
-        };
-        let batch = cursor.exchange(find, "firstBatch").await?;
-        Ok((cursor, batch))
+/// Opens a tail on the member at `port` for entries of namespace `ns` after `after` (all when None), with
+/// only each entry's `ts` and `o._id`; returns it and its first batch.
+pub async fn open(port: u16, ns: &str, after: Option<bson::Timestamp>) -> anyhow::Result<(OplogTail, OplogBatch)> {
+    let conn = Connection::connect(&format!("127.0.0.1:{port}"), ROUND_TRIP + AWAIT).await?;
+    let mut filter = doc! {"ns": ns};
+    if let Some(ts) = after {
+        filter.insert("ts", doc! {"$gt": ts});
     }
-
-    /// The next batch (empty when nothing arrived within the await time).
-    pub async fn next_batch(&mut self) -> anyhow::Result<Vec<Document>> {
-        if self.cursor_id == 0 {
-            bail!("the member closed the oplog cursor");
-        }
-        let more = doc! {
-            "getMore": self.cursor_id, "collection": "oplog.rs", "batchSize": BATCH, "maxTimeMS": AWAIT_MS,
-            "$db": "local",
-        };
-        self.exchange(more, "nextBatch").await
-    }
-
-    async fn exchange(&mut self, body: Document, field: &str) -> anyhow::Result<Vec<Document>> {
-        let request = self.next_request;
-        self.next_request = self.next_request.wrapping_add(1);
-        let bytes = try_encode_msg(request, 0, 0, &body)?;
-        let reply = tokio::time::timeout(ROUND_TRIP, async {
-            self.stream.write_all(&bytes).await?;
-            let frame = read_frame(&mut self.stream, MAX_REPLY).await?;
-            let (header, payload) = frame.context("connection closed")?;
-            anyhow::Ok(OpMsg::decode(&header, &payload)?.body)
-        })
-        .await
-        .context("oplog read timed out")??;
-        if !crate::cluster::wire::reply_ok(&reply) {
-            bail!("oplog read failed: {}", reply.get_str("errmsg").unwrap_or("no message"));
-        }
-        let cursor = reply.get_document("cursor").context("reply without cursor")?;
-        self.cursor_id = cursor.get_i64("id").unwrap_or(0);
-        let batch = cursor.get_array(field).context("reply without a batch")?;
-        Ok(batch.iter().filter_map(Bson::as_document).cloned().collect())
-    }
+    let spec = TailSpec {
+        projection: Some(doc! {"ts": 1, "o._id": 1}),
+        batch_size: BATCH,
+        await_time: AWAIT,
+        round_trip: ROUND_TRIP,
+        ..TailSpec::new(filter)
+    };
+    Ok(OplogTail::open(conn, spec).await?)
 }
 
 /// An entry's inserted `_id`, if it is a non-negative integer (what the benchmark writes).
@@ -171,13 +113,13 @@ pub async fn tail(port: u16, ns: String, log: ArrivalLog, mut stop: watch::Recei
 }
 
 async fn tail_once(port: u16, ns: &str, log: &ArrivalLog, last_ts: &mut Option<bson::Timestamp>) -> anyhow::Result<()> {
-    let (mut cursor, mut batch) = OplogCursor::open(port, ns, *last_ts).await?;
+    let (mut tail, mut batch) = open(port, ns, *last_ts).await?;
     loop {
-        log.note(&batch);
-        if let Some(ts) = batch.last().and_then(|e| e.get_timestamp("ts").ok()) {
+        log.note(&batch.entries);
+        if let Some(ts) = batch.entries.last().and_then(|e| e.get_timestamp("ts").ok()) {
             *last_ts = Some(ts);
         }
-        batch = cursor.next_batch().await?;
+        batch = tail.next_batch().await?;
     }
 }
 

@@ -1,18 +1,15 @@
-//! A minimal admin client for health checks: one OP_MSG command on a fresh connection, with a deadline.
+//! Admin commands for health checks: one OP_MSG command on a fresh connection, with a deadline, over the
+//! engine's wire client ([`faultline_engine::wire::client`]).
 //!
 //! The harness uses it (not the driver) to watch members, because it must work against members that are
 //! paused, half started or partitioned, and must never block longer than asked.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bson::{Document, doc};
-use faultline_engine::wire::{OpMsg, read_frame, try_encode_msg};
+pub use faultline_engine::wire::client::reply_ok;
+use faultline_engine::wire::client::{ClientError, Connection};
 use thiserror::Error;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-
-/// Replies larger than this are refused.
-const MAX_REPLY: usize = 48_000_000;
 
 /// Why an admin command got no usable reply.
 #[derive(Debug, Error)]
@@ -27,15 +24,32 @@ pub enum AdminError {
     Command(String),
 }
 
+impl AdminError {
+    /// The client's error, with the whole command's deadline on a timeout.
+    fn from_client(err: ClientError, timeout: Duration) -> AdminError {
+        match err {
+            ClientError::Timeout(_) => AdminError::Timeout(timeout),
+            ClientError::Io(err) => AdminError::Io(err),
+            ClientError::Connect { reason, .. } => AdminError::Io(std::io::Error::other(reason)),
+            ClientError::Command { code, message, .. } => AdminError::Command(format!("{message} (code {code})")),
+            other => AdminError::Protocol(other.to_string()),
+        }
+    }
+}
+
 /// Runs `body` against the member at `127.0.0.1:port` and returns the reply body (whether or not `ok` is 1).
 /// The command runs in the database `body`'s `$db` names, or in `admin` when it names none.
 pub async fn command(port: u16, mut body: Document, timeout: Duration) -> Result<Document, AdminError> {
     if !body.contains_key("$db") {
         body.insert("$db", "admin");
     }
-    tokio::time::timeout(timeout, exchange(port, &body))
+    let started = Instant::now();
+    let fail = |err| AdminError::from_client(err, timeout);
+    let mut conn = Connection::connect(&format!("127.0.0.1:{port}"), timeout)
         .await
-        .map_err(|_| AdminError::Timeout(timeout))?
+        .map_err(fail)?;
+    let left = timeout.saturating_sub(started.elapsed());
+    conn.round_trip(&body, left).await.map_err(fail)
 }
 
 /// Like [`command`], but an `ok: 0` reply is an error carrying the server's message.
@@ -52,31 +66,7 @@ pub async fn command_ok(port: u16, body: Document, timeout: Duration) -> Result<
     }
 }
 
-/// Whether a reply has `ok: 1` (in any numeric type).
-pub fn reply_ok(reply: &Document) -> bool {
-    match reply.get("ok") {
-        Some(bson::Bson::Double(v)) => *v == 1.0,
-        Some(bson::Bson::Int32(v)) => *v == 1,
-        Some(bson::Bson::Int64(v)) => *v == 1,
-        Some(bson::Bson::Boolean(b)) => *b,
-        _ => false,
-    }
-}
-
 /// `hello` against one member.
 pub async fn hello(port: u16, timeout: Duration) -> Result<Document, AdminError> {
     command(port, doc! {"hello": 1}, timeout).await
-}
-
-async fn exchange(port: u16, body: &Document) -> Result<Document, AdminError> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-    stream.set_nodelay(true)?;
-    let bytes = try_encode_msg(1, 0, 0, body).map_err(|e| AdminError::Protocol(e.to_string()))?;
-    stream.write_all(&bytes).await?;
-    let (header, reply) = read_frame(&mut stream, MAX_REPLY)
-        .await
-        .map_err(|e| AdminError::Protocol(e.to_string()))?
-        .ok_or_else(|| AdminError::Protocol("connection closed before the reply".into()))?;
-    let msg = OpMsg::decode(&header, &reply).map_err(|e| AdminError::Protocol(e.to_string()))?;
-    Ok(msg.body)
 }
