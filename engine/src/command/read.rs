@@ -219,114 +219,140 @@ fn executor_error(mut err: Error, during: &str) -> Error {
     err
 }
 
+/// A parsed `find` command.
+struct FindSpec {
+    ns: Namespace,
+    /// The filter as given (an oplog scan starts where its `ts` bound says).
+    filter_doc: Document,
+    filter: Arc<Filter>,
+    sort: Option<SortSpec>,
+    projection: Option<Arc<Projection>>,
+    skip: usize,
+    limit: Option<usize>,
+    batch_size: usize,
+    single_batch: bool,
+    tailable: bool,
+    await_data: bool,
+    allow_disk_use: Option<bool>,
+    no_cursor_timeout: bool,
+}
+
+impl FindSpec {
+    fn parse(body: &Document, db: &str) -> Result<FindSpec> {
+        let ns = args::namespace(body, db)?;
+        let filter_doc = args::opt_doc(body, "filter")?.cloned().unwrap_or_default();
+        let filter = Arc::new(Filter::parse(&filter_doc)?);
+        let sort = match args::opt_doc(body, "sort")? {
+            Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
+            _ => None,
+        };
+        let projection = parse_projection(body)?;
+        let skip = match args::opt_i64(body, "skip")? {
+            Some(n) if n < 0 => return Err(Error::bad_value("skip value must be non-negative")),
+            n => n.unwrap_or(0) as usize,
+        };
+        let limit = match args::opt_i64(body, "limit")? {
+            Some(n) if n < 0 => return Err(Error::bad_value("limit value must be non-negative")),
+            Some(0) | None => None,
+            Some(n) => Some(n as usize),
+        };
+        Ok(FindSpec {
+            ns,
+            filter_doc,
+            filter,
+            sort,
+            projection,
+            skip,
+            limit,
+            batch_size: batch_size(body, DEFAULT_BATCH)?,
+            single_batch: args::opt_bool(body, "singleBatch")?.unwrap_or(false),
+            tailable: args::opt_bool(body, "tailable")?.unwrap_or(false),
+            await_data: args::opt_bool(body, "awaitData")?.unwrap_or(false),
+            allow_disk_use: args::opt_bool(body, "allowDiskUse")?,
+            no_cursor_timeout: args::opt_bool(body, "noCursorTimeout")?.unwrap_or(false),
+        })
+    }
+}
+
+/// `find`: parse, wait for the read concern, plan against a snapshot, return the first batch (the rest
+/// stays in a registered cursor for `getMore`).
 pub async fn find(ctx: &Context<'_>) -> Result<Document> {
-    let body = ctx.body;
-    let ns = args::namespace(body, &ctx.db)?;
+    let spec = FindSpec::parse(ctx.body, &ctx.db)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
-    let filter_doc = args::opt_doc(body, "filter")?.cloned().unwrap_or_default();
-    let filter = Arc::new(Filter::parse(&filter_doc)?);
-    let sort = match args::opt_doc(body, "sort")? {
-        Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
-        _ => None,
-    };
-    let projection = parse_projection(body)?;
-    let skip = match args::opt_i64(body, "skip")? {
-        Some(n) if n < 0 => return Err(Error::bad_value("skip value must be non-negative")),
-        n => n.unwrap_or(0) as usize,
-    };
-    let limit = match args::opt_i64(body, "limit")? {
-        Some(n) if n < 0 => return Err(Error::bad_value("limit value must be non-negative")),
-        Some(0) | None => None,
-        Some(n) => Some(n as usize),
-    };
-    let batch = batch_size(body, DEFAULT_BATCH)?;
-    let single_batch = args::opt_bool(body, "singleBatch")?.unwrap_or(false);
-    let tailable = args::opt_bool(body, "tailable")?.unwrap_or(false);
-    let await_data = args::opt_bool(body, "awaitData")?.unwrap_or(false);
-    let allow_disk_use = args::opt_bool(body, "allowDiskUse")?;
-    let no_cursor_timeout = args::opt_bool(body, "noCursorTimeout")?.unwrap_or(false);
-
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
-    let target = resolve(&snapshot, &ns)?;
-    if tailable && !matches!(target, Target::Oplog) && !matches!(target, Target::Missing) {
+    let target = resolve(&snapshot, &spec.ns)?;
+    let source = plan_find(ctx.node, &snapshot, &target, &spec)?;
+    drop(snapshot);
+    let reply = first_batch(ctx.node, &spec, source, matches!(target, Target::Missing))?;
+    read_concern::after_read(ctx, &rc, read_at).await?;
+    Ok(reply)
+}
+
+/// Where a find's documents come from: a resumable scan when natural order serves it (the oplog, or a
+/// collection not queried by `_id`), otherwise a stream (an `_id` lookup, a reverse scan, a sort).
+fn plan_find(node: &Node, snapshot: &Snapshot, target: &Target, spec: &FindSpec) -> Result<CursorSource> {
+    if spec.tailable && !matches!(target, Target::Oplog | Target::Missing) {
         return Err(Error::bad_value(format!(
-            "error processing query: ns={ns}: tailable cursor requested on non capped collection"
+            "error processing query: ns={}: tailable cursor requested on non capped collection",
+            spec.ns
         )));
     }
-    let natural = sort.as_ref().and_then(SortSpec::natural);
-    let source = match (&target, &sort) {
-        (Target::Oplog, None) => CursorSource::Oplog {
-            filter: filter.clone(),
-            projection: projection.clone(),
-            after: oplog_start(&filter_doc),
-            tailable,
-            await_data,
+    let natural = spec.sort.as_ref().and_then(SortSpec::natural);
+    let natural_order = spec.sort.is_none() || natural == Some(1);
+    let (filter, projection) = (spec.filter.clone(), spec.projection.clone());
+    Ok(match target {
+        Target::Oplog if natural_order => CursorSource::Oplog {
+            filter,
+            projection,
+            after: oplog_start(&spec.filter_doc),
+            tailable: spec.tailable,
+            await_data: spec.await_data,
         },
-        (Target::Oplog, Some(_)) if natural == Some(1) => CursorSource::Oplog {
-            filter: filter.clone(),
-            projection: projection.clone(),
-            after: oplog_start(&filter_doc),
-            tailable,
-            await_data,
-        },
-        (Target::Collection(meta), None) if filter.id_equality().is_none() => CursorSource::Collection {
+        Target::Collection(meta) if natural_order && spec.filter.id_equality().is_none() => CursorSource::Collection {
             meta: meta.clone(),
-            filter: filter.clone(),
-            projection: projection.clone(),
+            filter,
+            projection,
             after: None,
         },
-        (Target::Collection(meta), Some(_)) if natural == Some(1) && filter.id_equality().is_none() => {
-            CursorSource::Collection {
-                meta: meta.clone(),
-                filter: filter.clone(),
-                projection: projection.clone(),
-                after: None,
-            }
-        }
         _ => {
-            let by_id_descending =
-                matches!(target, Target::Collection(_)) && sort.as_ref().and_then(SortSpec::id_only) == Some(false);
+            let by_id_descending = matches!(target, Target::Collection(_))
+                && spec.sort.as_ref().and_then(SortSpec::id_only) == Some(false);
             let reverse = natural == Some(-1) || by_id_descending;
-            let source = sorted_source(ctx.node, &snapshot, &target, &filter, &filter_doc, reverse)?;
-            let stream: Box<dyn DocStream> = match &sort {
-                Some(spec) if !spec.is_empty() && !served_in_order(&target, &filter, spec) => {
-                    let top = limit.map(|l| skip.saturating_add(l));
+            let source = sorted_source(node, snapshot, target, &filter, &spec.filter_doc, reverse)?;
+            let stream: Box<dyn DocStream> = match &spec.sort {
+                Some(sort) if !sort.is_empty() && !served_in_order(target, &filter, sort) => {
+                    let top = spec.limit.map(|l| spec.skip.saturating_add(l));
                     Box::new(SortStream::new(
                         source,
-                        spec.clone(),
+                        sort.clone(),
                         top,
-                        ctx.node.query_limits(allow_disk_use),
+                        node.query_limits(spec.allow_disk_use),
                     ))
                 }
                 _ => source,
             };
-            CursorSource::Stream {
-                stream,
-                projection: projection.clone(),
-            }
+            CursorSource::Stream { stream, projection }
         }
-    };
-    drop(snapshot);
-    let mut cursor = Cursor::new(ns.clone(), source);
-    cursor.remaining = limit;
-    cursor.skip = skip;
-    cursor.no_timeout = no_cursor_timeout;
+    })
+}
+
+/// Runs a planned find up to its first batch; registers the cursor when more may follow.
+fn first_batch(node: &Node, spec: &FindSpec, source: CursorSource, missing: bool) -> Result<Document> {
+    let mut cursor = Cursor::new(spec.ns.clone(), source);
+    cursor.remaining = spec.limit;
+    cursor.skip = spec.skip;
+    cursor.no_timeout = spec.no_cursor_timeout;
     let (docs, exhausted) =
-        next_batch(ctx.node, &mut cursor, batch).map_err(|e| executor_error(e, "during find command"))?;
-    let id = if exhausted || single_batch || matches!(target, Target::Missing) {
+        next_batch(node, &mut cursor, spec.batch_size).map_err(|e| executor_error(e, "during find command"))?;
+    let id = if exhausted || spec.single_batch || missing {
         0
     } else {
-        ctx.node.cursors.register(cursor)
+        node.cursors.register(cursor)
     };
-    read_concern::after_read(ctx, &rc, read_at).await?;
-    let mut reply = doc! {"cursor": {"firstBatch": docs, "id": id, "ns": ns.full()}};
-    if body.contains_key("$replData") {
-        reply.insert("$replData", ctx.node.member.repl_data());
-    }
-    Ok(reply)
+    Ok(doc! {"cursor": {"firstBatch": docs, "id": id, "ns": spec.ns.full()}})
 }
 
 /// Collects one reply batch: at most `cap` documents and 16 MiB of them (mongod's `BSONObjMaxUserSize`,
@@ -537,11 +563,7 @@ pub async fn get_more(ctx: &Context<'_>) -> Result<Document> {
         ctx.node.cursors.put_back(id, cursor);
         id
     };
-    let mut reply = doc! {"cursor": {"nextBatch": docs, "id": reply_id, "ns": ns.full()}};
-    if body.contains_key("$replData") {
-        reply.insert("$replData", ctx.node.member.repl_data());
-    }
-    Ok(reply)
+    Ok(doc! {"cursor": {"nextBatch": docs, "id": reply_id, "ns": ns.full()}})
 }
 
 pub fn kill_cursors(ctx: &Context<'_>) -> Result<Document> {

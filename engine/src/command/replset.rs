@@ -1,9 +1,21 @@
-//! Replica-set administration commands and `configureFailPoint`.
+//! Replica-set administration commands, `configureFailPoint`, and the replication metadata that oplog
+//! reads carry.
 
 use bson::{Bson, Document, doc};
 
 use super::Context;
 use crate::error::{Error, Result};
+
+/// Replication's hook on `find` and `getMore`: a request that asks for `$replData` (a member's oplog
+/// fetcher) gets the member's term, commit point, newest entry, rollback id and primary with a successful
+/// reply, taken after the read.
+pub(super) fn with_repl_data(ctx: &Context<'_>, reply: Result<Document>) -> Result<Document> {
+    let mut reply = reply?;
+    if ctx.body.contains_key("$replData") {
+        reply.insert("$replData", ctx.node.member.repl_data());
+    }
+    Ok(reply)
+}
 
 pub async fn initiate(ctx: &Context<'_>) -> Result<Document> {
     ctx.require_admin()?;
