@@ -5,7 +5,7 @@
 //! ```text
 //! server       listeners, one task per connection, shutdown
 //! connection   read frame → decode → run command → write reply
-//!   wire/      framing: header, OP_MSG, OP_QUERY/OP_REPLY, limits (never panics on network bytes); the client
+//!   wire/      framing: header, OP_MSG, OP_QUERY/OP_REPLY, limits (never panics on network bytes); the OP_MSG client
 //!   command/   one module per command family; dispatch on the body's first key
 //!   query/     filter matching, update operators, projection, sort, aggregation stages (pure)
 //!   cursor     open cursors for getMore (resumable scans and pipelines, tailable oplog; idle expiry)

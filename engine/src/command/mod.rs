@@ -6,12 +6,15 @@
 //!            collStats, dbHash
 //! read       find, getMore, killCursors, count, distinct, aggregate
 //! write      insert, update, delete, findAndModify (+ write concern, retryable writes)
-//! replset    replSetInitiate, replSetGetStatus, replSetGetConfig, configureFailPoint
+//! replset    replSetInitiate, replSetGetStatus, replSetGetConfig, configureFailPoint; `$replData` on oplog reads
 //! server_status  serverStatus and its sections
 //! explain    explain of find, count, distinct and aggregate
 //! current_op currentOp and the $currentOp stage (from the node's activity registry)
 //! admin      profile (off only), usersInfo, rolesInfo (no users or roles)
 //! ```
+//!
+//! Below them: `args` (reading arguments), `connection_info` (who sent the command). The connection layer
+//! calls [`run`]; nothing here calls back up into it.
 
 mod admin;
 pub mod args;
