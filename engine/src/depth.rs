@@ -29,6 +29,10 @@ pub const MAX_BSON_DEPTH: usize = 200;
 /// The deepest document that may be stored, replicated or returned
 /// (`BSONDepth::getMaxDepthForUserStorage()`).
 pub const MAX_DOCUMENT_DEPTH: usize = MAX_BSON_DEPTH - SYSTEM_DEPTH_LEVELS;
+/// The stack each runtime worker thread of a member should have. Commands run on these threads, and what
+/// they do is bounded by the limits above: at those bounds the deepest work fits in 1 MiB unoptimised
+/// (`tests::bounded_work_fits_a_small_stack`); tokio's default is 2 MiB, this gives eight times the need.
+pub const WORKER_STACK_BYTES: usize = 8 * 1024 * 1024;
 
 /// The embedded documents and arrays still to visit at one level of a walk.
 enum Frame<'a> {

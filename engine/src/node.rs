@@ -192,7 +192,7 @@ impl QueryRuntime {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("query")
-            .thread_stack_size(crate::server::WORKER_STACK_BYTES)
+            .thread_stack_size(crate::depth::WORKER_STACK_BYTES)
             .enable_all()
             .build()
             .map_err(|e| crate::error::Error::internal(format!("cannot start the query runtime: {e}")))?;

@@ -12,12 +12,6 @@ use crate::error::{Error, Result};
 use crate::node::Node;
 use crate::options::NodeOptions;
 
-/// The stack each runtime worker thread of a member should have. Commands run on these threads, and what
-/// they do is bounded by the nesting limits in [`depth`](crate::depth): at those bounds the deepest work fits
-/// in 1 MiB unoptimised (`depth::tests::bounded_work_fits_a_small_stack`); tokio's default is 2 MiB, this
-/// gives eight times the need.
-pub const WORKER_STACK_BYTES: usize = 8 * 1024 * 1024;
-
 /// Why [`run`] returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stopped {

@@ -150,7 +150,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<i32> {
     tracing::info!(port = options.port, dbpath = %options.dbpath.display(), replset = %options.repl_set, "starting faultline node");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_stack_size(faultline_engine::server::WORKER_STACK_BYTES)
+        .thread_stack_size(faultline_engine::depth::WORKER_STACK_BYTES)
         .build()
         .context("cannot start the async runtime")?;
     let logs_to_file = options.logpath.is_some();
