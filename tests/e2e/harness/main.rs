@@ -8,6 +8,7 @@ mod t15_bad_input;
 mod t20_interrupt;
 mod t25_orphans;
 mod t30_reproducible_plan;
+mod t40_check_many;
 mod t50_three_nodes;
 
 use std::path::Path;
