@@ -3,7 +3,7 @@
 //! anomalies from the run's `results.json` ([`faultline_reports::RunDir`]).
 
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
