@@ -3,8 +3,9 @@
 //!
 //! Every command validates all of its input with these before it starts anything (a run directory, a
 //! member, a child), so a bad value is refused with exit code 254
-//! ([`faultline::support::errors::UsageError`]) and nothing to clean up. The same checks serve a flag (through a clap value parser, e.g. [`Whole::parser`]) and its TOML
-//! equivalent (through [`Whole::check`] and friends), so both are refused with the same words.
+//! ([`faultline::support::errors::UsageError`]) and nothing to clean up. The same checks serve a flag
+//! (through a clap value parser, e.g. [`Whole::parser`]) and its TOML equivalent (through [`Whole::check`]
+//! and friends), so both are refused with the same words. Durations live in [`faultline::support::durations`].
 
 use clap::builder::{StringValueParser, TypedValueParser};
 
