@@ -1,7 +1,8 @@
 //! End-to-end tests of `faultline test`: the real binary, real member processes, short time limits.
 //!
 //! One-member runs, and the three-member scenarios of issue 5 (kills, pauses, partitions through the
-//! harness's fault proxies); bad input to every command; members that die with the harness.
+//! harness's fault proxies); bad input to every command; members that die with the harness; `faultline check`
+//! over stored run directories and many inputs.
 
 mod t10_single_node;
 mod t15_bad_input;
