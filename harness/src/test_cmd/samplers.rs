@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use tokio::sync::watch;
 
 use super::worker::Counters;
-use crate::cluster::wire;
+use crate::cluster::{status_state, wire};
 
 /// How often lag is sampled.
 const LAG_PERIOD: Duration = Duration::from_millis(500);
@@ -77,7 +77,7 @@ pub fn lag_samples(time: u64, members: &[(String, u16)], replies: &[Option<Docum
                     (Some(p), Some(o)) => Some((p - o) as f64),
                     _ => None,
                 };
-                sample(&member_name(m, members), state_name(m), lag, primary_name.clone())
+                sample(&member_name(m, members), status_state(m), lag, primary_name.clone())
             })
             .collect();
     }
@@ -95,7 +95,7 @@ pub fn lag_samples(time: u64, members: &[(String, u16)], replies: &[Option<Docum
             });
             let state = match (reply, own) {
                 (None, _) => "DOWN",
-                (Some(_), Some(entry)) => state_name(entry),
+                (Some(_), Some(entry)) => status_state(entry),
                 (Some(_), None) => "UNKNOWN",
             };
             sample(name, state, None, None)
@@ -125,15 +125,6 @@ fn member_name(member: &Document, members: &[(String, u16)]) -> String {
         .iter()
         .find(|(_, port)| names_port(member, *port))
         .map_or(host.to_string(), |(name, _)| name.clone())
-}
-
-/// A member's state name from a `replSetGetStatus` entry: mongod's `stateStr`, except that an unreachable
-/// member (state 8, shown as "(not reachable/healthy)") is named DOWN.
-pub fn state_name(member: &bson::Document) -> &str {
-    match member.get_i32("state") {
-        Ok(8) => "DOWN",
-        _ => member.get_str("stateStr").unwrap_or("UNKNOWN"),
-    }
 }
 
 /// Prints progress until `stop`: a rewritten line on a terminal, a plain line every 5 s otherwise.
