@@ -11,13 +11,20 @@
 //! - [`stale`]: stale-read classification for registers with unique written values.
 //! - [`set`]: lost writes and visibility latency for set workloads.
 //! - [`session`]: per-process session guarantees.
+//! - [`counter`]: reads of a counter within the bounds of the increments.
+//! - [`convergence`]: whether the members' data agree after healing (hashes in, verdict out).
+//! - [`registry`]: the one list of history checkers, by name; [`summary`]: the human lines of a verdict.
 //! - [`generate`]: deterministic history generator for tests and benchmarks.
 
+pub mod convergence;
+pub mod counter;
 pub mod formats;
 pub mod generate;
 pub mod history;
 pub mod linear;
+pub mod registry;
 pub mod result;
 pub mod session;
 pub mod set;
 pub mod stale;
+pub mod summary;

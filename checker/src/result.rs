@@ -84,18 +84,22 @@ pub struct Example {
     pub description: String,
 }
 
-/// A checker's verdict with its evidence.
+/// A checker's verdict with its evidence. Only `valid` is required when reading one back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// Which checker produced it.
+    #[serde(default)]
     pub checker: String,
     /// The verdict.
     pub valid: Validity,
     /// Names of the anomalies found (sorted, unique).
+    #[serde(default)]
     pub anomalies: Vec<String>,
     /// Named counts (operations checked, anomalies per kind, ...).
+    #[serde(default)]
     pub counts: BTreeMap<String, u64>,
     /// A few examples, each with op indices.
+    #[serde(default)]
     pub examples: Vec<Example>,
     /// Checker-specific evidence (counterexamples, distributions).
     #[serde(default, skip_serializing_if = "Value::is_null")]

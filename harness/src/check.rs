@@ -1,24 +1,29 @@
 //! `faultline check`: the command-line front of the checker library.
 //!
-//! Reads a history (JSONL, EDN, Jepsen text log or Porcupine kv log; detected from the file unless
-//! `--format` is given), runs the chosen checkers, prints a human summary naming the first bad operation (or
-//! the JSON result with `--json`) and returns the exit code of DESIGN §2: 0 valid, 1 invalid, 2 unknown,
-//! 254 bad arguments or an unreadable history.
+//! Takes one or more inputs, each a history (JSONL, EDN, Jepsen text log or Porcupine kv log; detected from
+//! the file unless `--format` is given) or a stored run directory (its `history.jsonl`, re-checked with the
+//! checkers of the workload its `test.toml` names, unless `--checker` says otherwise). Every flag is checked
+//! before any input is read. One input gets a human summary naming the first bad operation; several get one
+//! line each and a total, so a corpus is checked in one process. `--json` prints one JSON record per input
+//! per line instead. Exit code (DESIGN §2): 0 valid, 1 invalid, 2 unknown — the worst over the inputs — or
+//! 254 for bad arguments or any unreadable input (each named on one line of stderr).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use faultline::support::durations::parse_seconds;
+use faultline::support::errors::BAD_ARGUMENTS;
 use faultline_checker::formats::{Format, edn_value::EdnReader};
 use faultline_checker::history::{self, Conventions, History};
-use faultline_checker::linear::{self, LinearOptions, ModelKind};
-use faultline_checker::result::{CheckResult, compose};
-use faultline_checker::{session, set, stale};
-use serde_json::Value;
-
-/// Exit code for bad arguments or unreadable input.
-const BAD_ARGUMENTS: i32 = 254;
+use faultline_checker::linear::{LinearOptions, ModelKind};
+use faultline_checker::registry::Checker;
+use faultline_checker::result::{CheckResult, Validity, compose};
+use faultline_checker::summary;
+use faultline_reports::RunDir;
+use faultline_workloads::Workload;
+use serde_json::{Value, json};
 
 /// `--threads`.
 const THREADS: crate::input::Whole = crate::input::Whole {
@@ -31,8 +36,9 @@ const THREADS: crate::input::Whole = crate::input::Whole {
 /// Flags of `faultline check`.
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// The history file to check.
-    pub history: std::path::PathBuf,
+    /// Histories to check (any supported format) or stored run directories (`store/<test>/<time>`).
+    #[arg(required = true, value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
     /// History format: jsonl, edn, jepsen-log or porcupine-kv (default: detected from the file).
     #[arg(long)]
     pub format: Option<String>,
@@ -43,82 +49,227 @@ pub struct CheckArgs {
     /// Initial value of the register or of each key, as JSON or EDN (`nil`, `0`, `""`); default per format.
     #[arg(long)]
     pub initial: Option<String>,
-    /// Time budget for the linearizability search, e.g. `30s`, `500ms` (default: none).
+    /// Time budget for the linearizability search of each input, e.g. `30s`, `500ms` (default: none).
     #[arg(long, allow_hyphen_values = true)]
     pub timeout: Option<String>,
-    /// Checkers to run, comma-separated: linearizable, stale-reads, sessions, set (default: linearizable).
+    /// Checkers to run, comma-separated: linearizable, stale-reads, sessions, set, counter (default:
+    /// linearizable for a history file, the workload's checkers for a run directory).
     #[arg(long, value_delimiter = ',')]
     pub checker: Vec<String>,
     /// Worker threads for the linearizability search, up to 1024 (default, 0: one per core).
     #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = THREADS.parser::<usize>())]
     pub threads: usize,
-    /// Print the result as JSON instead of a summary.
+    /// Print one JSON record per input per line instead of a summary.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Runs `faultline check` and returns the process exit code (0 valid, 1 invalid, 2 unknown).
+/// Runs `faultline check` and returns the process exit code (0 valid, 1 invalid, 2 unknown, 254 bad input).
 pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
-    match prepare(args) {
-        Ok(plan) => execute(args, plan),
+    let flags = match Flags::parse(args) {
+        Ok(flags) => flags,
         Err(message) => {
             eprintln!("faultline check: {message}");
-            Ok(BAD_ARGUMENTS)
+            return Ok(BAD_ARGUMENTS);
         }
+    };
+    let mut outcomes = Vec::with_capacity(args.inputs.len());
+    for path in &args.inputs {
+        let outcome = check_input(&flags, path);
+        match &outcome {
+            Err(message) => eprintln!("faultline check: {message}"),
+            Ok(checked) if args.json => println!("{}", json_record(path, checked)),
+            Ok(checked) if args.inputs.len() == 1 => print_summary(path, checked),
+            Ok(checked) => println!("{}", one_line(path, checked)),
+        }
+        if args.json
+            && let Err(message) = &outcome
+        {
+            println!("{}", json!({"file": path.display().to_string(), "error": message}));
+        }
+        outcomes.push(outcome);
+    }
+    let code = exit_code(&outcomes);
+    if args.inputs.len() > 1 && !args.json {
+        println!("{}", total_line(&outcomes, code));
+    }
+    Ok(code)
+}
+
+/// The flags, parsed and checked once for every input.
+struct Flags {
+    format: Option<Format>,
+    model: Option<ModelKind>,
+    initial: Option<Value>,
+    timeout: Option<Duration>,
+    checkers: Option<Vec<Checker>>,
+    threads: usize,
+}
+
+impl Flags {
+    fn parse(args: &CheckArgs) -> Result<Flags, String> {
+        let format = args
+            .format
+            .as_deref()
+            .map(|name| Format::from_name(name).ok_or_else(|| format!("unknown --format {name:?}")))
+            .transpose()?;
+        let model = args
+            .model
+            .as_deref()
+            .map(|name| ModelKind::from_name(name).ok_or_else(|| format!("unknown --model {name:?}")))
+            .transpose()?;
+        let initial = args.initial.as_deref().map(parse_initial).transpose()?;
+        let timeout = args
+            .timeout
+            .as_deref()
+            .map(|text| {
+                let seconds = parse_seconds(text).map_err(|e| format!("--timeout: {e}"))?;
+                Duration::try_from_secs_f64(seconds).map_err(|e| format!("--timeout: {text:?}: {e}"))
+            })
+            .transpose()?;
+        let checkers = if args.checker.is_empty() {
+            None
+        } else {
+            let parsed = args.checker.iter().map(|name| {
+                Checker::from_name(name)
+                    .ok_or_else(|| format!("unknown --checker {name:?} (known: {})", Checker::names()))
+            });
+            Some(parsed.collect::<Result<Vec<_>, _>>()?)
+        };
+        Ok(Flags {
+            format,
+            model,
+            initial,
+            timeout,
+            checkers,
+            threads: args.threads,
+        })
     }
 }
 
-struct Plan {
+/// One input, checked.
+struct Checked {
+    /// The history's format.
     format: Format,
+    /// The linearizability model.
     model: ModelKind,
+    /// The conventions the history was read with.
     conventions: Conventions,
-    timeout: Option<Duration>,
-    checkers: Vec<String>,
-    history: History,
+    /// The workload, for a run directory.
+    workload: Option<Workload>,
+    /// History events.
+    events: usize,
+    result: CheckResult,
     read_time: Duration,
+    check_time: Duration,
 }
 
-fn prepare(args: &CheckArgs) -> Result<Plan, String> {
-    let path = &args.history;
-    let format = match &args.format {
-        Some(name) => Format::from_name(name).ok_or_else(|| format!("unknown --format {name:?}"))?,
-        None => detect(path)?,
+/// Reads and checks one input; the error is the one line that names the input and what is wrong with it.
+fn check_input(flags: &Flags, path: &Path) -> Result<Checked, String> {
+    let started = Instant::now();
+    let (history_path, format, workload) = if path.is_dir() {
+        let (history, workload) = open_run(flags, path)?;
+        (history, Format::Jsonl, workload)
+    } else {
+        let format = match flags.format {
+            Some(format) => format,
+            None => detect(path)?,
+        };
+        (path.to_path_buf(), format, None)
     };
-    let model = match &args.model {
-        Some(name) => ModelKind::from_name(name).ok_or_else(|| format!("unknown --model {name:?}"))?,
+    let model = match flags.model {
+        Some(model) => model,
         None if format == Format::PorcupineKv => ModelKind::KvAppend,
         None => ModelKind::CasRegister,
     };
     let mut conventions = format.conventions();
-    if let Some(text) = &args.initial {
-        conventions.initial = parse_initial(text)?;
+    if let Some(initial) = &flags.initial {
+        conventions.initial = initial.clone();
     }
-    let timeout = args.timeout.as_deref().map(parse_duration).transpose()?;
-    let checkers = if args.checker.is_empty() {
-        vec!["linearizable".to_string()]
-    } else {
-        args.checker.clone()
+    let checkers: Vec<Checker> = match (&flags.checkers, workload) {
+        (Some(checkers), _) => checkers.clone(),
+        (None, Some(workload)) => workload.checkers().to_vec(),
+        (None, None) => vec![Checker::Linearizable],
     };
-    if let Some(bad) = checkers
-        .iter()
-        .find(|c| !matches!(c.as_str(), "linearizable" | "stale-reads" | "sessions" | "set"))
-    {
-        return Err(format!("unknown --checker {bad:?}"));
-    }
+    let history = read_history(&history_path, format)?;
+    let read_time = started.elapsed();
     let started = Instant::now();
-    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let history = format
-        .read(BufReader::new(file))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Plan {
+    let paired = history::pair(&history).map_err(|e| format!("{}: {e}", history_path.display()))?;
+    let mut options = LinearOptions::new(model);
+    options.conventions = conventions.clone();
+    options.timeout = flags.timeout;
+    options.threads = flags.threads;
+    let mut results = Vec::with_capacity(checkers.len());
+    for checker in checkers {
+        let result = checker
+            .run(&history, &paired, &options)
+            .map_err(|e| format!("{}: {e}", history_path.display()))?;
+        results.push(result);
+    }
+    let result = match workload {
+        Some(workload) => compose(workload.name(), results),
+        None if results.len() == 1 => results.remove(0),
+        None => compose("composite", results),
+    };
+    Ok(Checked {
         format,
         model,
         conventions,
-        timeout,
-        checkers,
-        history,
-        read_time: started.elapsed(),
+        workload,
+        events: history.len(),
+        result,
+        read_time,
+        check_time: started.elapsed(),
     })
+}
+
+/// A stored run: its history file and the workload its spec names (needed unless `--checker` is given).
+fn open_run(flags: &Flags, dir: &Path) -> Result<(PathBuf, Option<Workload>), String> {
+    let run = RunDir::new(dir);
+    if !RunDir::is_run(dir) {
+        return Err(format!(
+            "{}: a directory, but not a run directory (no {})",
+            dir.display(),
+            faultline_reports::run_dir::names::HISTORY
+        ));
+    }
+    if let Some(format) = flags.format
+        && format != Format::Jsonl
+    {
+        return Err(format!(
+            "{}: a run directory's history is JSONL, not --format {format:?}",
+            dir.display()
+        ));
+    }
+    let workload = match run.read_meta() {
+        Ok(meta) => match meta.workload {
+            Some(name) => Some(
+                Workload::from_name(&name)
+                    .ok_or_else(|| format!("{}: unknown workload {name:?}", run.spec().display()))?,
+            ),
+            None => None,
+        },
+        Err(e) => {
+            if flags.checkers.is_none() {
+                return Err(format!("{e} (give --checker to check the history anyway)"));
+            }
+            None
+        }
+    };
+    if workload.is_none() && flags.checkers.is_none() {
+        return Err(format!(
+            "{}: names no workload (give --checker to check the history anyway)",
+            run.spec().display()
+        ));
+    }
+    Ok((run.history(), workload))
+}
+
+fn read_history(path: &Path, format: Format) -> Result<History, String> {
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    format
+        .read(BufReader::new(file))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Guesses the format from the file name and its first non-blank line (read leniently: a binary file is
@@ -146,124 +297,97 @@ fn parse_initial(text: &str) -> Result<Value, String> {
         .map_err(|_| format!("--initial {text:?} is neither JSON nor EDN"))
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("bad --timeout {text:?} (use e.g. 30s, 500ms, 2m)");
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((text, "s"), |i| text.split_at(i));
-    let n: f64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(bad()),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
-}
-
-fn execute(args: &CheckArgs, plan: Plan) -> anyhow::Result<i32> {
-    let started = Instant::now();
-    let paired = match history::pair(&plan.history) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("faultline check: {}: {e}", args.history.display());
-            return Ok(BAD_ARGUMENTS);
-        }
-    };
-    let mut results = Vec::new();
-    for checker in &plan.checkers {
-        let result = match checker.as_str() {
-            "linearizable" => {
-                let mut options = LinearOptions::new(plan.model);
-                options.conventions = plan.conventions.clone();
-                options.timeout = plan.timeout;
-                options.threads = args.threads;
-                match linear::check_paired(&plan.history, &paired, &options) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("faultline check: {}: {e}", args.history.display());
-                        return Ok(BAD_ARGUMENTS);
-                    }
-                }
-            }
-            "stale-reads" => stale::check(&plan.history, &paired, &plan.conventions),
-            "sessions" => session::check(&plan.history, &paired),
-            _ => set::check(&plan.history, &paired),
-        };
-        results.push(result);
-    }
-    let result = if results.len() == 1 {
-        results.remove(0)
-    } else {
-        compose("composite", results)
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    } else {
-        print_summary(args, &plan, &result, started.elapsed());
-    }
-    Ok(result.valid.exit_code())
-}
-
-fn print_summary(args: &CheckArgs, plan: &Plan, result: &CheckResult, check_time: Duration) {
+/// The summary of a single input: what was read, a line per checker, the verdict.
+fn print_summary(path: &Path, checked: &Checked) {
+    let workload = checked
+        .workload
+        .map_or(String::new(), |w| format!(", workload {}", w.name()));
     println!(
-        "{}: {} events, format {:?}, model {}, initial {}",
-        args.history.display(),
-        plan.history.len(),
-        plan.format,
-        plan.model.name(),
-        plan.conventions.initial
+        "{}: {} events, format {:?}{workload}, model {}, initial {}",
+        path.display(),
+        checked.events,
+        checked.format,
+        checked.model.name(),
+        checked.conventions.initial
     );
-    let checks = if result.children.is_empty() {
-        std::slice::from_ref(result)
-    } else {
-        &result.children[..]
-    };
-    for r in checks {
-        let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("  {}: {} ({})", r.checker, r.valid, counts.join(", "));
-        if let Some(first) = r.examples.first() {
-            println!(
-                "    first bad operation: {} [op indices {:?}]",
-                first.description, first.ops
-            );
-        }
-        if let Some(reason) = r.details.get("unknown-reason") {
-            println!("    undecided: {reason}");
-        }
-        if let Some(prefix) = r.details.pointer("/counterexample/prefix").and_then(Value::as_array) {
-            let shown = prefix.len().saturating_sub(5);
-            if !prefix.is_empty() {
-                println!("    end of the longest linearizable prefix ({} ops):", prefix.len());
-            }
-            for step in &prefix[shown..] {
-                println!(
-                    "      #{} process {} {} {} -> state {}",
-                    step["index"],
-                    step["process"],
-                    step["f"].as_str().unwrap_or("?"),
-                    step["value"],
-                    step["state"]
-                );
-            }
-        }
+    for line in summary::lines(&checked.result) {
+        println!("{line}");
     }
+    let valid = checked.result.valid;
     println!(
-        "verdict: {} (exit {}); read {:.1} ms, checked {:.1} ms",
+        "verdict: {valid} (exit {}); read {:.1} ms, checked {:.1} ms",
+        valid.exit_code(),
+        checked.read_time.as_secs_f64() * 1e3,
+        checked.check_time.as_secs_f64() * 1e3
+    );
+}
+
+/// One input of many: `PATH: VERDICT [anomalies] (N events, checkers; T ms)`.
+fn one_line(path: &Path, checked: &Checked) -> String {
+    let result = &checked.result;
+    let anomalies = if result.anomalies.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", result.anomalies.join(", "))
+    };
+    let checkers: Vec<&str> = if result.children.is_empty() {
+        vec![result.checker.as_str()]
+    } else {
+        result.children.iter().map(|c| c.checker.as_str()).collect()
+    };
+    format!(
+        "{}: {}{anomalies} ({} events, {}; {:.1} ms)",
+        path.display(),
         result.valid,
-        result.valid.exit_code(),
-        plan.read_time.as_secs_f64() * 1e3,
-        check_time.as_secs_f64() * 1e3
-    );
+        checked.events,
+        checkers.join("+"),
+        (checked.read_time + checked.check_time).as_secs_f64() * 1e3
+    )
+}
+
+/// One input's JSON record: the file, its verdict and the full result.
+fn json_record(path: &Path, checked: &Checked) -> Value {
+    json!({
+        "file": path.display().to_string(),
+        "valid": checked.result.valid,
+        "events": checked.events,
+        "result": checked.result,
+    })
+}
+
+/// The worst verdict's exit code, or 254 when any input could not be checked.
+fn exit_code(outcomes: &[Result<Checked, String>]) -> i32 {
+    if outcomes.iter().any(Result::is_err) {
+        return BAD_ARGUMENTS;
+    }
+    outcomes
+        .iter()
+        .flatten()
+        .map(|c| c.result.valid)
+        .fold(Validity::True, Validity::worst)
+        .exit_code()
+}
+
+/// `total: N inputs: a valid, b INVALID, c unknown, d unreadable (exit C)`.
+fn total_line(outcomes: &[Result<Checked, String>], code: i32) -> String {
+    let count = |v: Validity| outcomes.iter().flatten().filter(|c| c.result.valid == v).count();
+    let unreadable = outcomes.iter().filter(|o| o.is_err()).count();
+    format!(
+        "total: {} inputs: {} valid, {} INVALID, {} unknown, {unreadable} unreadable (exit {code})",
+        outcomes.len(),
+        count(Validity::True),
+        count(Validity::False),
+        count(Validity::Unknown)
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(path: &Path) -> CheckArgs {
+    fn args(paths: &[&Path]) -> CheckArgs {
         CheckArgs {
-            history: path.to_path_buf(),
+            inputs: paths.iter().map(|p| p.to_path_buf()).collect(),
             format: None,
             model: None,
             initial: None,
@@ -274,19 +398,28 @@ mod tests {
         }
     }
 
-    /// Writes `content` to `name` in a fresh directory and returns `prepare`'s error for it.
+    fn flags() -> Flags {
+        Flags::parse(&args(&[])).expect("no flags")
+    }
+
+    /// Writes `content` to `name` in a fresh directory and returns `check_input`'s error for it.
     fn rejection(name: &str, content: &[u8]) -> String {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(name);
         std::fs::write(&path, content).expect("written");
-        assert_eq!(run(&args(&path)).expect("runs"), BAD_ARGUMENTS, "{name}");
-        match prepare(&args(&path)) {
+        assert_eq!(run(&args(&[&path])).expect("runs"), BAD_ARGUMENTS, "{name}");
+        match check_input(&flags(), &path) {
             Ok(_) => panic!("{name} was accepted as a history"),
             Err(message) => message,
         }
     }
 
     const OP: &str = r#"{"index":0,"time":1,"type":"invoke","process":1,"f":"read","value":null}"#;
+
+    fn valid_history() -> String {
+        let done = OP.replace("invoke", "ok").replace("\"index\":0", "\"index\":1");
+        format!("{OP}\n{done}\n")
+    }
 
     #[test]
     fn files_that_are_not_histories_exit_254_with_the_line_named() {
@@ -324,8 +457,68 @@ mod tests {
     fn a_valid_history_is_checked() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("h.jsonl");
-        let done = OP.replace("invoke", "ok").replace("\"index\":0", "\"index\":1");
-        std::fs::write(&path, format!("{OP}\n{done}\n")).expect("written");
-        assert_eq!(run(&args(&path)).expect("runs"), 0);
+        std::fs::write(&path, valid_history()).expect("written");
+        assert_eq!(run(&args(&[&path])).expect("runs"), 0);
+    }
+
+    #[test]
+    fn bad_flags_are_refused_before_any_input_is_read() {
+        let mut bad = args(&[Path::new("/no/such/file")]);
+        bad.checker = vec!["linearizable".into(), "convergence".into()];
+        let message = Flags::parse(&bad).err().expect("refused");
+        assert!(
+            message.contains("\"convergence\"") && message.contains("counter"),
+            "{message}"
+        );
+        bad.checker.clear();
+        bad.timeout = Some("-1s".into());
+        let message = Flags::parse(&bad).err().expect("refused");
+        assert!(message.starts_with("--timeout: \"-1s\""), "{message}");
+    }
+
+    #[test]
+    fn a_run_directory_is_checked_with_its_workloads_checkers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let run = RunDir::new(dir.path());
+        let adds = r#"{"time":1,"type":"invoke","process":0,"f":"add","value":2}
+{"time":2,"type":"ok","process":0,"f":"add","value":2}
+{"time":3,"type":"invoke","process":0,"f":"read","value":null}
+{"time":4,"type":"ok","process":0,"f":"read","value":9}
+"#;
+        std::fs::write(run.history(), adds).expect("written");
+        let refused = check_input(&flags(), dir.path()).err().expect("no spec");
+        assert!(refused.contains("--checker"), "{refused}");
+        run.write_spec("name = \"c\"\nworkload = \"counter\"\n")
+            .expect("written");
+        let checked = check_input(&flags(), dir.path()).expect("checked");
+        assert_eq!(checked.workload, Some(Workload::Counter));
+        assert_eq!(checked.result.checker, "counter");
+        assert_eq!(checked.result.children[0].checker, "counter");
+        assert_eq!(checked.result.valid, Validity::False);
+        let empty = tempfile::tempdir().expect("temp dir");
+        let refused = check_input(&flags(), empty.path()).err().expect("not a run");
+        assert!(refused.contains("not a run directory"), "{refused}");
+    }
+
+    #[test]
+    fn many_inputs_give_the_worst_verdict_and_254_for_any_unreadable_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let good = dir.path().join("good.jsonl");
+        std::fs::write(&good, valid_history()).expect("written");
+        let bad = dir.path().join("bad.jsonl");
+        let impossible = valid_history().replace(
+            r#""type":"ok","process":1,"f":"read","value":null"#,
+            r#""type":"ok","process":1,"f":"read","value":5"#,
+        );
+        std::fs::write(&bad, impossible).expect("written");
+        assert_eq!(run(&args(&[&good, &good])).expect("runs"), 0);
+        assert_eq!(run(&args(&[&good, &bad])).expect("runs"), 1);
+        let missing = dir.path().join("missing.jsonl");
+        assert_eq!(run(&args(&[&good, &missing, &bad])).expect("runs"), BAD_ARGUMENTS);
+        let outcomes = vec![check_input(&flags(), &good), check_input(&flags(), &missing)];
+        assert_eq!(
+            total_line(&outcomes, exit_code(&outcomes)),
+            "total: 2 inputs: 1 valid, 0 INVALID, 0 unknown, 1 unreadable (exit 254)"
+        );
     }
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::UsageError;
 use crate::cluster::{Cluster, ClusterSpec, registry};
 use crate::input::{self, MAX_SECONDS, Whole};
 use crate::test_cmd::spec::{ARBITERS, NODES};
+use faultline::support::errors::UsageError;
+use faultline::support::signals;
 
 /// Ports members may use.
 const PORT: Whole = Whole {
@@ -73,7 +74,7 @@ async fn serve(args: &ClusterArgs) -> anyhow::Result<i32> {
     spec.proxies = false;
     let mut cluster = tokio::select! {
         cluster = start(spec, Duration::from_secs(args.wait_secs)) => cluster?,
-        _ = interrupted() => return Ok(130),
+        _ = signals::interrupted() => return Ok(130),
     };
     println!("replica set {} is up", cluster.spec.repl_set);
     println!("  uri: {}", cluster.uri());
@@ -82,7 +83,7 @@ async fn serve(args: &ClusterArgs) -> anyhow::Result<i32> {
     }
     println!("  data and logs: {}", cluster.spec.dir.join("nodes").display());
     println!("press Ctrl-C to stop");
-    interrupted().await;
+    signals::interrupted().await;
     println!("stopping {} members...", cluster.members.len());
     cluster.shutdown(Duration::from_secs(10)).await;
     Ok(0)
@@ -124,26 +125,6 @@ async fn start(spec: ClusterSpec, wait: Duration) -> anyhow::Result<Cluster> {
     }
     cluster.wait_primary(wait).await?;
     Ok(cluster)
-}
-
-/// Resolves on Ctrl-C, SIGTERM or SIGHUP (a closed terminal or SSH session stops the harness cleanly, as
-/// Ctrl-C does, instead of killing it and orphaning its members).
-pub async fn interrupted() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let hangup = signal(SignalKind::hangup());
-    match (term, hangup) {
-        (Ok(mut term), Ok(mut hangup)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = hangup.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod report_cmd;
 mod test_cmd;
 
 use clap::{Parser, Subcommand};
+use faultline::support::errors::{BAD_ARGUMENTS, UsageError};
 
 /// Jepsen-style consistency testing and benchmarking with a bundled MongoDB-compatible replica set.
 #[derive(Parser, Debug)]
@@ -29,7 +30,7 @@ struct Cli {
 enum Command {
     /// Run one member of the bundled MongoDB-compatible database (mongod's flags and config keys).
     Node(NodeCommand),
-    /// Check a recorded history for consistency anomalies.
+    /// Check recorded histories (or stored run directories) for consistency anomalies.
     Check(check::CheckArgs),
     /// Re-render a stored run's plots and report.html (or every run of a store and its index.html).
     Report(report_cmd::ReportArgs),
@@ -53,18 +54,6 @@ struct NodeCommand {
     die_with_parent: Option<u32>,
 }
 
-/// A bad flag, config file or argument: exit code 254, as Jepsen does.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -76,7 +65,7 @@ fn main() {
         // Anything else is a bad argument: one line, Jepsen's 254.
         Err(err) => {
             eprintln!("faultline: {}", one_line(&err));
-            std::process::exit(254);
+            std::process::exit(BAD_ARGUMENTS);
         }
     };
     let code = match &cli.command {
@@ -98,7 +87,7 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(err) if err.is::<UsageError>() => {
             eprintln!("faultline: {err:#}");
-            std::process::exit(254);
+            std::process::exit(BAD_ARGUMENTS);
         }
         Err(err) => {
             eprintln!("faultline: error: {err:#}");

@@ -135,7 +135,9 @@ impl NodeArgs {
 /// Runs a member until SIGTERM or Ctrl-C (or, with `--fork`, starts one in the background and waits until it
 /// accepts connections); returns the exit code.
 pub fn run(args: &NodeArgs) -> anyhow::Result<i32> {
-    let options = args.resolve().map_err(|e| crate::UsageError(format!("{e:#}")))?;
+    let options = args
+        .resolve()
+        .map_err(|e| faultline::support::errors::UsageError(format!("{e:#}")))?;
     if options.fork && !crate::daemon::is_forked_child() {
         return crate::daemon::fork_and_wait(&options);
     }

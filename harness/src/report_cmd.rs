@@ -10,21 +10,15 @@
 use std::path::{Path, PathBuf};
 
 use faultline_reports::html::index::find_runs;
-use faultline_reports::{RenderSummary, render_index, render_run};
+use faultline_reports::{RenderSummary, RunDir, render_index, render_run};
 
-use crate::UsageError;
+use faultline::support::errors::UsageError;
 
 /// Flags of `faultline report`.
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
     /// A run directory (`store/<test>/<timestamp>`, or `store/latest`) or a whole store directory.
     pub dir: PathBuf,
-}
-
-fn is_run(dir: &Path) -> bool {
-    ["history.jsonl", "results.json", "test.toml"]
-        .iter()
-        .any(|f| dir.join(f).is_file())
 }
 
 fn looks_like_store(dir: &Path) -> bool {
@@ -49,7 +43,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
     if !dir.is_dir() {
         return Err(UsageError(format!("{} is not a directory", dir.display())).into());
     }
-    if is_run(dir) {
+    if RunDir::is_run(dir) {
         print_summary(&render_run(dir)?);
         let store = dir
             .canonicalize()?

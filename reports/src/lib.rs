@@ -8,6 +8,8 @@
 //!
 //! # Inputs: the files of a run directory
 //!
+//! The layout and the typed records belong to [`run_dir`] (writers and readers both use it).
+//!
 //! | file | format | used for |
 //! |---|---|---|
 //! | `history.jsonl` | the checker's JSONL ([`faultline_checker::formats::jsonl`]) | latency, throughput, faults, staleness, timelines |
@@ -35,16 +37,17 @@
 //!
 //! ## `lag.jsonl`
 //!
-//! The harness's sampler (`replSetGetStatus` on a schedule) writes one JSON object per member per sample:
+//! The harness's samplers write one JSON object per member per sample, through [`LagWriter`]:
 //!
 //! ```text
-//! {"time": 2000000000, "member": "127.0.0.1:27018", "state": "SECONDARY", "lag_ms": 12.5, "primary": "127.0.0.1:27017"}
+//! {"time": 2000000000, "member": "n2", "state": "SECONDARY", "lag_ms": 12.5, "primary": "n1"}
+//! {"time": 2000000000, "member": "n3", "state": "DOWN", "lag_ms": null, "primary": "n1"}
 //! ```
 //!
 //! - `time`: ns since the start of the run (the same clock as the history), integer.
-//! - `member`: the member's `host:port` as in the replica-set config.
+//! - `member`: the member's name (`n1`, `n2`, ... in the harness's runs).
 //! - `state`: its `stateStr` (`PRIMARY`, `SECONDARY`, `RECOVERING`, `STARTUP2`, `ROLLBACK`, `ARBITER`, ...),
-//!   or `"DOWN"` when the sampler could not reach it.
+//!   or `"DOWN"` when the sampler could not reach it (nor could the primary, if there was one).
 //! - `lag_ms`: how far its applied optime is behind the primary's, in milliseconds (`null` when unknown, e.g.
 //!   no primary or the member is down; `0` for the primary itself).
 //! - `primary`: the member the set reported as primary at that moment, or `null`.
@@ -57,6 +60,7 @@ pub mod html;
 pub mod inputs;
 pub mod plot;
 pub mod render;
+pub mod run_dir;
 pub mod series;
 
 #[cfg(test)]
@@ -66,6 +70,6 @@ mod tests;
 
 pub use error::ReportError;
 pub use faults::{FaultInterval, fault_intervals};
-pub use inputs::lag::LagSample;
-pub use inputs::{RunInputs, RunMeta};
+pub use inputs::RunInputs;
 pub use render::{RenderSummary, render_index, render_run};
+pub use run_dir::{LagSample, LagWriter, RunDir, RunMeta};

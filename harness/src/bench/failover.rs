@@ -28,10 +28,10 @@ use tokio::sync::watch;
 
 use super::setup::{self, SetOptions};
 use super::stats::{Latencies, Percentiles, table};
-use crate::UsageError;
 use crate::cluster::{Cluster, wire};
 use crate::input::Whole;
 use crate::proxy::{Action, Grudge};
+use faultline::support::errors::UsageError;
 
 /// How often the other members are asked whether they are primary.
 const POLL: Duration = Duration::from_millis(10);

@@ -49,7 +49,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
         tokio::spawn(async {
-            crate::cluster_cmd::interrupted().await;
+            faultline::support::signals::interrupted().await;
             eprintln!("\ninterrupted: stopping the benchmark");
             registry::kill_all();
             std::process::exit(130);

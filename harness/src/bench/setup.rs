@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::UsageError;
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::input::{self, Whole};
+use faultline::support::errors::UsageError;
 
 /// `--election-timeout-ms`: the set's `settings.electionTimeoutMillis`.
 pub const ELECTION_TIMEOUT_MS: Whole = Whole {
@@ -88,12 +88,12 @@ pub async fn start_set(dir: &Path, options: &SetOptions) -> anyhow::Result<(Clus
 
 /// Creates `<store>/bench-<name>/<timestamp>/` (and points `<store>/latest` at it).
 pub fn run_dir(store: &Path, name: &str) -> anyhow::Result<PathBuf> {
-    crate::test_cmd::store::create_run_dir(store, &format!("bench-{name}"))
+    faultline::support::store::create_run_dir(store, &format!("bench-{name}"))
 }
 
 /// A duration flag (`20s`, `500ms`, `2m`, `20`) as a [`Duration`], or a usage error naming the flag.
 pub fn parse_duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
-    let seconds = input::parse_seconds(text).map_err(|e| UsageError(format!("{flag}: {e}")))?;
+    let seconds = faultline::support::durations::parse_seconds(text).map_err(|e| UsageError(format!("{flag}: {e}")))?;
     Duration::try_from_secs_f64(seconds).map_err(|e| UsageError(format!("{flag}: {text:?}: {e}")).into())
 }
 

@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use super::setup::{self, SetOptions};
 use super::stats::{Latencies, Percentiles, table};
-use crate::UsageError;
 use crate::input::Whole;
+use faultline::support::errors::UsageError;
 
 /// Unmeasured time at the start of each combination (connections, caches).
 const WARM_UP: Duration = Duration::from_millis(500);

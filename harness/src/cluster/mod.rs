@@ -387,6 +387,15 @@ impl Drop for Cluster {
     }
 }
 
+/// A member's state name from a `replSetGetStatus` entry: mongod's `stateStr`, except that an unreachable
+/// member (state 8, shown as "(not reachable/healthy)") is named DOWN.
+pub fn status_state(member: &Document) -> &str {
+    match member.get_i32("state") {
+        Ok(8) => "DOWN",
+        _ => member.get_str("stateStr").unwrap_or("UNKNOWN"),
+    }
+}
+
 /// PRIMARY, SECONDARY, ARBITER or OTHER from a `hello` reply.
 pub fn hello_state(hello: &Document) -> &'static str {
     if hello.get_bool("isWritablePrimary").unwrap_or(false) {

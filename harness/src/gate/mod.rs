@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::UsageError;
+use faultline::support::errors::UsageError;
 use report::ScenarioOutcome;
 use runner::RunEnv;
 use suite::{Expect, Scenario};

@@ -1,14 +1,16 @@
 //! Running one seed of a scenario: write its spec, run `faultline test --config` as a child (the very code
-//! path users run), wait with a wall-clock limit, and read the verdict and anomalies from `results.json`.
+//! path users run) in a run directory the gate chose, wait with a wall-clock limit, and read the verdict and
+//! anomalies from the run's `results.json` ([`faultline_reports::RunDir`]).
 
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use faultline_checker::result::{CheckResult, Validity};
+use faultline_reports::RunDir;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde_json::Value;
 
 use super::suite::Scenario;
 use super::verdict::{RunVerdict, SeedRun};
@@ -55,6 +57,8 @@ fn run_child(env: &RunEnv, scenario: &Scenario, seed: u64) -> Result<Found, Stri
     // Checked before the child starts: nothing may fail (let alone panic) once it runs.
     let limit = Duration::try_from_secs_f64(scenario.timeout)
         .map_err(|e| format!("bad timeout {} for {}: {e}", scenario.timeout, scenario.name))?;
+    let run_dir = faultline::support::store::create_run_dir(&env.store, &spec.name)
+        .map_err(|e| format!("cannot create the run directory: {e:#}"))?;
     let log_path = gate_dir.join(format!("{}-seed{seed}.log", scenario.name));
     let log = std::fs::File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
     let stderr = log
@@ -64,6 +68,8 @@ fn run_child(env: &RunEnv, scenario: &Scenario, seed: u64) -> Result<Found, Stri
         .arg("test")
         .arg("--config")
         .arg(&spec_path)
+        .arg("--run-dir")
+        .arg(&run_dir)
         // The run (and through it its members) dies with the gate, however the gate dies.
         .args(["--die-with-parent", &std::process::id().to_string()])
         .stdin(Stdio::null())
@@ -74,10 +80,6 @@ fn run_child(env: &RunEnv, scenario: &Scenario, seed: u64) -> Result<Found, Stri
     let code = wait_with_limit(&mut child, limit).map_err(|why| format!("{why} (log: {})", log_path.display()))?;
     let mut transcript = String::new();
     let _ = std::fs::File::open(&log_path).and_then(|mut f| f.read_to_string(&mut transcript));
-    let run_dir = transcript
-        .lines()
-        .find_map(|line| line.trim_start().strip_prefix("store: "))
-        .map(PathBuf::from);
     match code {
         Some(0..=2) => {}
         other => {
@@ -88,9 +90,8 @@ fn run_child(env: &RunEnv, scenario: &Scenario, seed: u64) -> Result<Found, Stri
             ));
         }
     }
-    let dir = run_dir.ok_or_else(|| format!("no store directory in {}", log_path.display()))?;
-    let (verdict, anomalies) = read_results(&dir.join("results.json"))?;
-    Ok((verdict, anomalies, Some(dir)))
+    let (verdict, anomalies) = read_results(&RunDir::new(&run_dir))?;
+    Ok((verdict, anomalies, Some(run_dir)))
 }
 
 /// Waits for the child; past `limit` it is asked to stop (SIGTERM: it stops its cluster), then killed.
@@ -119,31 +120,26 @@ fn wait_with_limit(child: &mut Child, limit: Duration) -> Result<Option<i32>, St
     Err(format!("timed out after {:.0}s (killed)", limit.as_secs_f64()))
 }
 
-/// Reads `valid` and every anomaly kind named in a `results.json` (the top result and its children).
-pub fn read_results(path: &Path) -> Result<(RunVerdict, Vec<String>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let verdict = match &json["valid"] {
-        Value::Bool(true) => RunVerdict::Valid,
-        Value::Bool(false) => RunVerdict::Invalid,
-        Value::String(s) if s == "unknown" => RunVerdict::Unknown,
-        other => return Err(format!("{}: bad `valid` {other}", path.display())),
+/// Reads the verdict and every anomaly kind named in a run's `results.json` (the top result and its
+/// children).
+pub fn read_results(run: &RunDir) -> Result<(RunVerdict, Vec<String>), String> {
+    let result = run.read_results().map_err(|e| e.to_string())?;
+    let verdict = match result.valid {
+        Validity::True => RunVerdict::Valid,
+        Validity::False => RunVerdict::Invalid,
+        Validity::Unknown => RunVerdict::Unknown,
     };
     let mut anomalies = Vec::new();
-    collect_anomalies(&json, &mut anomalies);
+    collect_anomalies(&result, &mut anomalies);
     anomalies.sort();
     anomalies.dedup();
     Ok((verdict, anomalies))
 }
 
-fn collect_anomalies(result: &Value, into: &mut Vec<String>) {
-    if let Some(list) = result["anomalies"].as_array() {
-        into.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
-    }
-    if let Some(children) = result["children"].as_array() {
-        for child in children {
-            collect_anomalies(child, into);
-        }
+fn collect_anomalies(result: &CheckResult, into: &mut Vec<String>) {
+    into.extend(result.anomalies.iter().cloned());
+    for child in &result.children {
+        collect_anomalies(child, into);
     }
 }
 
@@ -154,18 +150,19 @@ mod tests {
     #[test]
     fn results_give_the_verdict_and_every_childs_anomalies() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("results.json");
+        let run = RunDir::new(dir.path());
+        let path = run.results();
         let json = r#"{"checker":"register","valid":false,"anomalies":["nonlinearizable"],
             "children":[{"checker":"linearizable","valid":false,"anomalies":["nonlinearizable"]},
                         {"checker":"stale-reads","valid":false,"anomalies":["stale-read"]}]}"#;
         std::fs::write(&path, json).expect("write");
-        let (verdict, anomalies) = read_results(&path).expect("read");
+        let (verdict, anomalies) = read_results(&run).expect("read");
         assert_eq!(verdict, RunVerdict::Invalid);
         assert_eq!(anomalies, vec!["nonlinearizable".to_string(), "stale-read".to_string()]);
         std::fs::write(&path, r#"{"valid":"unknown"}"#).expect("write");
-        assert_eq!(read_results(&path).expect("read").0, RunVerdict::Unknown);
+        assert_eq!(read_results(&run).expect("read").0, RunVerdict::Unknown);
         std::fs::write(&path, r#"{"valid":3}"#).expect("write");
-        assert!(read_results(&path).is_err());
-        assert!(read_results(&dir.path().join("missing.json")).is_err());
+        assert!(read_results(&run).is_err());
+        assert!(read_results(&RunDir::new(dir.path().join("missing"))).is_err());
     }
 }

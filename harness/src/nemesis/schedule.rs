@@ -40,7 +40,6 @@ pub fn plan(seed: u64, faults: &[Fault], target: Option<Target>, interval: f64, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nemesis::fault::PartitionKind;
 
     fn faults() -> Vec<Fault> {
         let mut f = Fault::expand("partition").expect("partition");
@@ -70,10 +69,33 @@ mod tests {
                 other => panic!("unexpected step order {other:?}"),
             }
         }
-        assert!(steps.iter().any(|s| matches!(
-            s.step,
-            Step::Start(Fault::Partition(PartitionKind::IsolatePrimary), _)
-        ) || matches!(s.step, Step::Start(_, _))));
+    }
+
+    #[test]
+    fn starts_draw_every_given_fault_and_only_those_with_their_default_targets() {
+        let faults = faults();
+        let steps = plan(1, &faults, None, 1.0, 200.0);
+        let started: Vec<(Fault, Target)> = steps
+            .iter()
+            .filter_map(|s| match s.step {
+                Step::Start(fault, target) => Some((fault, target)),
+                Step::Heal(_) => None,
+            })
+            .collect();
+        assert_eq!(started.len(), 100);
+        for (fault, target) in &started {
+            assert!(faults.contains(fault), "{fault:?} was not asked for");
+            assert!(
+                fault.default_targets().contains(target),
+                "{fault:?} against {target:?}, not one of its default targets"
+            );
+        }
+        for fault in &faults {
+            assert!(
+                started.iter().any(|(f, _)| f == fault),
+                "{fault:?} never started in 100 draws: {started:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,27 +1,28 @@
 //! `faultline test`: run a workload against a real cluster under faults, record the history, check it.
 //!
 //! Flags override the `--config` TOML file, which overrides the defaults ([`spec::TestSpec`]). The run lives
-//! in `store/<name>/<timestamp>/` ([`store`]): `test.toml` (the resolved spec with its seed), `history.jsonl`
-//! (streamed), `history.edn`, `lag.jsonl`, `results.json`, `summary.txt`, `nodes/<n>/node.log`. Exit codes
-//! (DESIGN §2): 0 valid, 1 invalid, 2 unknown (also: interrupted), 254 bad arguments, 255 harness failure.
+//! in `store/<name>/<timestamp>/` ([`faultline::support::store`]), laid out as [`faultline_reports::run_dir`]
+//! says: `test.toml` (the resolved spec with its seed), `history.jsonl` (streamed), `history.edn`,
+//! `lag.jsonl`, `results.json`, `summary.txt`, `nodes/<n>/node.log`. Exit codes (DESIGN §2): 0 valid,
+//! 1 invalid, 2 unknown (also: interrupted), 254 bad arguments, 255 harness failure.
 //!
-//! - [`spec`]: the spec and its validation. [`store`]: run directories.
+//! - [`spec`]: the spec and its validation; run directories come from [`faultline::support::store`].
 //! - [`runner`]: the lifecycle. [`worker`]: client workers. [`samplers`]: lag and progress.
 
 pub mod runner;
 pub mod samplers;
 pub mod spec;
-pub mod store;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use faultline_reports::RunDir;
 use tokio::sync::watch;
 
-use crate::UsageError;
 use crate::cluster::registry;
-use crate::input::parse_seconds;
+use faultline::support::durations::parse_seconds;
+use faultline::support::errors::UsageError;
 use spec::TestSpec;
 
 /// Flags of `faultline test` (each overrides the `--config` file).
@@ -87,6 +88,10 @@ pub struct TestArgs {
     /// Keep the cluster up after the run and print how to reach and stop it.
     #[arg(long)]
     pub leave_running: bool,
+    /// Use this run directory instead of a fresh one in the store (`faultline gate` runs its tests so, to
+    /// know where each run is; the directory is created if missing).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub run_dir: Option<PathBuf>,
     /// Die with process PID (`faultline gate` runs its tests so; see [`crate::parent_watch`]).
     #[arg(long, value_name = "PID", hide = true)]
     pub die_with_parent: Option<u32>,
@@ -158,9 +163,16 @@ fn fresh_seed() -> u64 {
 /// Runs `faultline test`; returns the exit code.
 pub fn run(args: &TestArgs) -> anyhow::Result<i32> {
     let (spec, plan) = args.resolve().map_err(UsageError)?;
-    let run_dir = store::create_run_dir(&spec.store, &spec.name)?;
-    std::fs::write(run_dir.join("test.toml"), spec.to_toml()).context("cannot write test.toml")?;
-    let reproduce = format!("faultline test --config {}", run_dir.join("test.toml").display());
+    let run_dir = match &args.run_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::path::absolute(dir).with_context(|| format!("bad run directory {}", dir.display()))?
+        }
+        None => faultline::support::store::create_run_dir(&spec.store, &spec.name)?,
+    };
+    let run = RunDir::new(&run_dir);
+    run.write_spec(&spec.to_toml())?;
+    let reproduce = format!("faultline test --config {}", run.spec().display());
     println!("faultline test: {} (seed {})", spec.name, spec.seed);
     println!("  store: {}", run_dir.display());
     println!("  reproduce: {reproduce}");
@@ -172,17 +184,17 @@ pub fn run(args: &TestArgs) -> anyhow::Result<i32> {
     let outcome = runtime.block_on(async {
         let (raise, interrupt) = watch::channel(false);
         tokio::spawn(async move {
-            crate::cluster_cmd::interrupted().await;
+            faultline::support::signals::interrupted().await;
             eprintln!("\ninterrupted: stopping the run (Ctrl-C again to kill everything now)");
             let _ = raise.send(true);
-            crate::cluster_cmd::interrupted().await;
+            faultline::support::signals::interrupted().await;
             registry::kill_all();
             std::process::exit(130);
         });
-        let outcome = runner::execute(&spec, &plan, &run_dir, args.leave_running, interrupt).await;
+        let outcome = runner::execute(&spec, &plan, &run, args.leave_running, interrupt).await;
         match outcome {
             Ok(mut outcome) => {
-                let code = report(&spec, &run_dir, &reproduce, &outcome);
+                let code = report(&spec, &run, &reproduce, &outcome);
                 if let Some(cluster) = outcome.cluster.take() {
                     leave_running(cluster).await;
                 }
@@ -196,7 +208,7 @@ pub fn run(args: &TestArgs) -> anyhow::Result<i32> {
 }
 
 /// Prints and saves the summary; returns the exit code.
-fn report(spec: &TestSpec, run_dir: &Path, reproduce: &str, outcome: &runner::RunOutcome) -> i32 {
+fn report(spec: &TestSpec, run: &RunDir, reproduce: &str, outcome: &runner::RunOutcome) -> i32 {
     let verdict = runner::verdict(outcome);
     let (ok, fail, info) = outcome.counters;
     let mut lines = vec![format!(
@@ -213,33 +225,22 @@ fn report(spec: &TestSpec, run_dir: &Path, reproduce: &str, outcome: &runner::Ru
         outcome.history_events
     ));
     match &outcome.result {
-        Some(result) => {
-            let checks = if result.children.is_empty() {
-                std::slice::from_ref(result)
-            } else {
-                &result.children[..]
-            };
-            for check in checks {
-                let counts: Vec<String> = check.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                lines.push(format!("  {}: {} ({})", check.checker, check.valid, counts.join(", ")));
-                if let Some(example) = check.examples.first() {
-                    lines.push(format!("    e.g. {} [ops {:?}]", example.description, example.ops));
-                }
-            }
-        }
+        Some(result) => lines.extend(faultline_checker::summary::lines(result)),
         None => lines.push(format!(
             "interrupted: not checked; check the partial history with: faultline check {}",
-            run_dir.join("history.jsonl").display()
+            run.path().display()
         )),
     }
     lines.push(format!("verdict: {verdict} (exit {})", verdict.exit_code()));
     lines.push(format!("seed: {}", spec.seed));
-    lines.push(format!("store: {}", run_dir.display()));
+    lines.push(format!("store: {}", run.path().display()));
     lines.push(format!("reproduce: {reproduce}"));
     let text = lines.join("\n") + "\n";
     print!("{text}");
-    let _ = std::fs::write(run_dir.join("summary.txt"), &text);
-    render_report(run_dir);
+    if let Err(e) = run.write_summary(&text) {
+        eprintln!("faultline test: warning: {e}");
+    }
+    render_report(run.path());
     verdict.exit_code()
 }
 
@@ -276,6 +277,6 @@ async fn leave_running(mut cluster: crate::cluster::Cluster) {
         return;
     }
     println!("the fault proxies live in this process: press Ctrl-C to stop the cluster");
-    crate::cluster_cmd::interrupted().await;
+    faultline::support::signals::interrupted().await;
     cluster.shutdown(std::time::Duration::from_secs(5)).await;
 }

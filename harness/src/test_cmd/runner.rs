@@ -8,13 +8,15 @@
 //!                                                              → history.edn → checkers → results.json, summary
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use faultline_checker::convergence::{self, MemberHash};
 use faultline_checker::formats::edn;
 use faultline_checker::result::{CheckResult, Validity};
+use faultline_reports::RunDir;
 use faultline_workloads::WorkloadOptions;
 use faultline_workloads::client::{ClientSpec, Endpoints};
 use faultline_workloads::generator::{stagger, time_limit};
@@ -41,16 +43,16 @@ pub struct RunOutcome {
     pub cluster: Option<Cluster>,
 }
 
-/// Runs the test described by `spec` in `run_dir`; `interrupt` turns true on Ctrl-C / SIGTERM.
+/// Runs the test described by `spec` in `run`; `interrupt` turns true on Ctrl-C / SIGTERM.
 pub async fn execute(
     spec: &TestSpec,
     plan: &Plan,
-    run_dir: &Path,
+    run: &RunDir,
     keep_cluster: bool,
     interrupt: watch::Receiver<bool>,
 ) -> anyhow::Result<RunOutcome> {
     let cluster = tokio::select! {
-        cluster = start_cluster(spec, run_dir, keep_cluster) => cluster?,
+        cluster = start_cluster(spec, run.path(), keep_cluster) => cluster?,
         _ = wait_true(interrupt.clone()) => anyhow::bail!("interrupted while starting the cluster"),
     };
     let endpoints = Endpoints {
@@ -58,7 +60,7 @@ pub async fn execute(
         members: cluster.members.iter().map(|m| (m.name.clone(), m.port)).collect(),
     };
     println!("cluster up: {}", cluster.uri());
-    let recorder = Arc::new(Recorder::create(&run_dir.join("history.jsonl"))?);
+    let recorder = Arc::new(Recorder::create(&run.history())?);
     let cluster = Arc::new(tokio::sync::Mutex::new(cluster));
     let counters = Arc::new(Counters::default());
     let env = Arc::new(ClientEnv {
@@ -72,7 +74,7 @@ pub async fn execute(
 
     // Background tasks stop when `stop_background` turns true; workers also stop on an interrupt.
     let (stop_background, background) = watch::channel(false);
-    let lag_path = run_dir.join("lag.jsonl");
+    let lag_path = run.lag();
     let lag_members = endpoints.members.clone();
     let lag = tokio::spawn({
         let stop = background.clone();
@@ -145,9 +147,9 @@ pub async fn execute(
 
     let (history, write_error) = recorder.snapshot();
     if let Some(error) = write_error {
-        anyhow::bail!("could not write history.jsonl: {error}");
+        anyhow::bail!("could not write {}: {error}", run.history().display());
     }
-    write_edn(&run_dir.join("history.edn"), &history)?;
+    write_edn(&run.history_edn(), &history)?;
     let interrupted = interrupted || *interrupt.borrow();
     let result = if interrupted {
         None
@@ -162,8 +164,7 @@ pub async fn execute(
             Some(convergence) => with_child(result, convergence),
             None => result,
         };
-        let json = serde_json::to_string_pretty(&result)?;
-        std::fs::write(run_dir.join("results.json"), json + "\n").context("cannot write results.json")?;
+        run.write_results(&result)?;
         Some(result)
     };
     // The nemesis holds the last other handle on the cluster; without it the cluster can be left running.
@@ -189,9 +190,9 @@ const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Convergence (DESIGN §6): after healing, every data-bearing member holds the same data. Polls `dbHash` of
 /// the workload database on each member until they agree; if they never do within the timeout, the members
-/// diverged (e.g. a member kept writes that should have rolled back).
+/// diverged (e.g. a member kept writes that should have rolled back). The verdict is
+/// [`faultline_checker::convergence`]'s.
 async fn check_convergence(cluster: &Arc<tokio::sync::Mutex<Cluster>>, database: &str) -> CheckResult {
-    let mut result = CheckResult::new("convergence");
     let members: Vec<(String, u16)> = {
         let cluster = cluster.lock().await;
         cluster
@@ -202,39 +203,24 @@ async fn check_convergence(cluster: &Arc<tokio::sync::Mutex<Cluster>>, database:
             .collect()
     };
     let deadline = tokio::time::Instant::now() + CONVERGENCE_TIMEOUT;
-    let mut hashes: Vec<(String, String)> = Vec::new();
     loop {
-        hashes.clear();
+        let mut hashes = Vec::with_capacity(members.len());
         for (name, port) in &members {
             let body = bson::doc! {"dbHash": 1, "$db": database, "$readPreference": {"mode": "secondaryPreferred"}};
             let hash = crate::cluster::wire::command_ok(*port, body, Duration::from_secs(5))
                 .await
                 .ok()
-                .and_then(|reply| reply.get_str("md5").ok().map(String::from))
-                .unwrap_or_else(|| "unreachable".into());
-            hashes.push((name.clone(), hash));
+                .and_then(|reply| reply.get_str("md5").ok().map(String::from));
+            hashes.push(MemberHash {
+                member: name.clone(),
+                hash,
+            });
         }
-        let agree = hashes.windows(2).all(|w| w[0].1 == w[1].1) && hashes.iter().all(|(_, h)| h != "unreachable");
-        if agree {
-            result.set_count("members", hashes.len() as u64);
-            return result;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            break;
+        if convergence::agree(&hashes) || tokio::time::Instant::now() >= deadline {
+            return convergence::check(&hashes, CONVERGENCE_TIMEOUT);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let shown: Vec<String> = hashes.iter().map(|(n, h)| format!("{n}={h}")).collect();
-    result.set_count("members", hashes.len() as u64);
-    result.add_anomaly(
-        "divergence",
-        Vec::new(),
-        format!(
-            "members still hold different data {CONVERGENCE_TIMEOUT:?} after healing: {}",
-            shown.join(", ")
-        ),
-    );
-    result
 }
 
 /// Adds one more checker's result to a (possibly composed) result, keeping the worst verdict.
@@ -313,11 +299,11 @@ fn client_spec(spec: &TestSpec, plan: &Plan) -> ClientSpec {
     }
 }
 
-fn write_edn(path: &PathBuf, history: &faultline_checker::history::History) -> anyhow::Result<()> {
+fn write_edn(path: &Path, history: &faultline_checker::history::History) -> anyhow::Result<()> {
     let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
-    edn::write(history, &mut out).context("cannot write history.edn")?;
-    std::io::Write::flush(&mut out).context("cannot write history.edn")
+    edn::write(history, &mut out).with_context(|| format!("cannot write {}", path.display()))?;
+    std::io::Write::flush(&mut out).with_context(|| format!("cannot write {}", path.display()))
 }
 
 async fn wait_true(mut flag: watch::Receiver<bool>) {

@@ -1,32 +1,43 @@
 //! Background samplers: replication lag from `replSetGetStatus` to `lag.jsonl`, and the progress line.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bson::{Bson, doc};
-use serde_json::json;
+use bson::{Bson, Document, doc};
+use faultline_reports::{LagSample, LagWriter};
+use futures_util::future::join_all;
 use tokio::sync::watch;
 
 use super::worker::Counters;
-use crate::cluster::wire;
+use crate::cluster::{status_state, wire};
 
 /// How often lag is sampled.
 const LAG_PERIOD: Duration = Duration::from_millis(500);
+/// How long one member may take to answer `replSetGetStatus`.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
 
-/// Samples lag until `stop`: for each member, the primary's last optime minus the member's, in ms.
+/// Samples lag until `stop`, into `lag.jsonl` at `path`: every member is asked for its status at once, and
+/// one [`LagSample`] per member is written from the answers ([`lag_samples`]).
 pub async fn sample_lag(members: Vec<(String, u16)>, path: &Path, started: Instant, mut stop: watch::Receiver<bool>) {
-    let Ok(file) = std::fs::File::create(path) else {
-        tracing::warn!("cannot create {}", path.display());
-        return;
-    };
-    let mut out = std::io::BufWriter::new(file);
-    loop {
-        for line in lag_sample(&members, started).await {
-            let _ = writeln!(out, "{line}");
+    let mut writer = match LagWriter::create(path) {
+        Ok(writer) => writer,
+        Err(e) => {
+            tracing::warn!("{e}");
+            return;
         }
-        let _ = out.flush();
+    };
+    loop {
+        let asks = members
+            .iter()
+            .map(|(_, port)| wire::command_ok(*port, doc! {"replSetGetStatus": 1}, STATUS_TIMEOUT));
+        let replies: Vec<Option<Document>> = join_all(asks).await.into_iter().map(Result::ok).collect();
+        let time = started.elapsed().as_nanos() as u64;
+        if let Err(e) = writer.write(&lag_samples(time, &members, &replies)) {
+            tracing::warn!("{e}");
+            return;
+        }
         tokio::select! {
             _ = tokio::time::sleep(LAG_PERIOD) => {}
             _ = stop.wait_for(|s| *s) => return,
@@ -34,54 +45,86 @@ pub async fn sample_lag(members: Vec<(String, u16)>, path: &Path, started: Insta
     }
 }
 
-async fn lag_sample(members: &[(String, u16)], started: Instant) -> Vec<serde_json::Value> {
-    for (source, port) in members {
-        let Ok(status) = wire::command_ok(*port, doc! {"replSetGetStatus": 1}, Duration::from_millis(300)).await else {
-            continue;
-        };
-        if status.get_i32("myState").unwrap_or(0) != 1 {
-            continue;
-        }
-        let time = started.elapsed().as_nanos() as u64;
-        let Ok(entries) = status.get_array("members") else {
-            return vec![];
-        };
-        let optime_ms = |m: &bson::Document| match m.get("optimeDate") {
-            Some(Bson::DateTime(d)) => Some(d.timestamp_millis()),
-            _ => None,
-        };
-        let docs: Vec<&bson::Document> = entries.iter().filter_map(Bson::as_document).collect();
-        let primary_ms = docs
-            .iter()
-            .find(|m| m.get_i32("state").ok() == Some(1))
-            .and_then(|m| optime_ms(m));
-        return docs
+/// One sample per member from the members' own `replSetGetStatus` replies (`None`: unreachable), in the
+/// order of `members`. When a member answers as primary, its view gives every member's state and lag (the
+/// primary's last optime minus the member's, in ms) and names the primary; a member the primary cannot
+/// reach is `DOWN` there. Without a primary, each member that answered gives its own state (lag and primary
+/// unknown) and the others are `DOWN`.
+pub fn lag_samples(time: u64, members: &[(String, u16)], replies: &[Option<Document>]) -> Vec<LagSample> {
+    let sample = |member: &str, state: &str, lag_ms: Option<f64>, primary: Option<String>| LagSample {
+        time,
+        member: member.to_string(),
+        state: state.to_string(),
+        lag_ms,
+        primary,
+    };
+    let primary_view = replies
+        .iter()
+        .flatten()
+        .find(|status| status.get_i32("myState").ok() == Some(1));
+    if let Some(status) = primary_view {
+        let entries: Vec<&Document> = status
+            .get_array("members")
+            .map(|list| list.iter().filter_map(Bson::as_document).collect())
+            .unwrap_or_default();
+        let primary = entries.iter().find(|m| m.get_i32("state").ok() == Some(1));
+        let primary_ms = primary.and_then(|m| optime_ms(m));
+        let primary_name = primary.map(|m| member_name(m, members));
+        return entries
             .iter()
             .map(|m| {
-                let host = m.get_str("name").unwrap_or("?");
-                let name = members
-                    .iter()
-                    .find(|(_, p)| host.ends_with(&format!(":{p}")))
-                    .map_or(host.to_string(), |(n, _)| n.clone());
                 let lag = match (primary_ms, optime_ms(m)) {
-                    (Some(p), Some(o)) => json!(p - o),
-                    _ => serde_json::Value::Null,
+                    (Some(p), Some(o)) => Some((p - o) as f64),
+                    _ => None,
                 };
-                json!({"time": time, "member": name, "state": state_name(m),
-                       "lag_ms": lag, "source": source})
+                sample(&member_name(m, members), status_state(m), lag, primary_name.clone())
             })
             .collect();
     }
-    Vec::new()
+    members
+        .iter()
+        .zip(replies)
+        .map(|((name, port), reply)| {
+            let own = reply.as_ref().and_then(|status| {
+                status
+                    .get_array("members")
+                    .ok()?
+                    .iter()
+                    .filter_map(Bson::as_document)
+                    .find(|m| m.get_bool("self").unwrap_or(false) || names_port(m, *port))
+            });
+            let state = match (reply, own) {
+                (None, _) => "DOWN",
+                (Some(_), Some(entry)) => status_state(entry),
+                (Some(_), None) => "UNKNOWN",
+            };
+            sample(name, state, None, None)
+        })
+        .collect()
 }
 
-/// A member's state name from a `replSetGetStatus` entry: mongod's `stateStr`, except that an unreachable
-/// member (state 8, shown as "(not reachable/healthy)") is named DOWN.
-pub fn state_name(member: &bson::Document) -> &str {
-    match member.get_i32("state") {
-        Ok(8) => "DOWN",
-        _ => member.get_str("stateStr").unwrap_or("UNKNOWN"),
+/// A member's optime as wall-clock ms, from a `replSetGetStatus` entry.
+fn optime_ms(member: &Document) -> Option<i64> {
+    match member.get("optimeDate") {
+        Some(Bson::DateTime(d)) => Some(d.timestamp_millis()),
+        _ => None,
     }
+}
+
+/// Whether a `replSetGetStatus` entry's `host:port` is on `port`.
+fn names_port(member: &Document, port: u16) -> bool {
+    member
+        .get_str("name")
+        .is_ok_and(|host| host.ends_with(&format!(":{port}")))
+}
+
+/// The harness's name of the member a `replSetGetStatus` entry describes (its `host:port` when unknown).
+fn member_name(member: &Document, members: &[(String, u16)]) -> String {
+    let host = member.get_str("name").unwrap_or("?");
+    members
+        .iter()
+        .find(|(_, port)| names_port(member, *port))
+        .map_or(host.to_string(), |(name, _)| name.clone())
 }
 
 /// Prints progress until `stop`: a rewritten line on a terminal, a plain line every 5 s otherwise.
@@ -122,5 +165,54 @@ pub async fn progress(
     }
     if terminal {
         eprintln!();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members() -> Vec<(String, u16)> {
+        vec![("n1".into(), 4001), ("n2".into(), 4002), ("n3".into(), 4003)]
+    }
+
+    fn entry(port: u16, state: i32, state_str: &str, optime_ms: i64) -> Document {
+        doc! {"name": format!("127.0.0.1:{port}"), "state": state, "stateStr": state_str,
+        "optimeDate": bson::DateTime::from_millis(optime_ms)}
+    }
+
+    #[test]
+    fn the_primarys_view_gives_every_members_lag_and_names_the_primary_and_down_members() {
+        let primary = doc! {"myState": 1, "members": [
+            entry(4001, 1, "PRIMARY", 10_000),
+            entry(4002, 2, "SECONDARY", 9_500),
+            {"name": "127.0.0.1:4003", "state": 8, "stateStr": "(not reachable/healthy)"},
+        ]};
+        let samples = lag_samples(7, &members(), &[Some(primary), Some(doc! {"myState": 2}), None]);
+        let shown: Vec<(&str, &str, Option<f64>, Option<&str>)> = samples
+            .iter()
+            .map(|s| (s.member.as_str(), s.state.as_str(), s.lag_ms, s.primary.as_deref()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("n1", "PRIMARY", Some(0.0), Some("n1")),
+                ("n2", "SECONDARY", Some(500.0), Some("n1")),
+                ("n3", "DOWN", None, Some("n1")),
+            ]
+        );
+        assert!(samples.iter().all(|s| s.time == 7));
+    }
+
+    #[test]
+    fn without_a_primary_each_member_gives_its_own_state_and_the_unreachable_are_down() {
+        let secondary = doc! {"myState": 2, "members": [
+            entry(4001, 8, "(not reachable/healthy)", 0),
+            {"name": "127.0.0.1:4002", "state": 2, "stateStr": "SECONDARY", "self": true},
+        ]};
+        let samples = lag_samples(1, &members(), &[None, Some(secondary), None]);
+        let shown: Vec<(&str, &str)> = samples.iter().map(|s| (s.member.as_str(), s.state.as_str())).collect();
+        assert_eq!(shown, vec![("n1", "DOWN"), ("n2", "SECONDARY"), ("n3", "DOWN")]);
+        assert!(samples.iter().all(|s| s.lag_ms.is_none() && s.primary.is_none()));
     }
 }

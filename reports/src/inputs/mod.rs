@@ -1,11 +1,9 @@
-//! Reading a run directory: the history, lag samples, checker results, the spec and the member logs.
+//! Reading a run directory for a report: the history, lag samples, checker results, the spec and the member
+//! logs, through the layout and records of [`crate::run_dir`].
 //!
 //! Every input is optional. A missing file is normal (a run may have been interrupted, or a workload writes
 //! no lag samples); a malformed one becomes a warning and is treated as empty, so a report can always be
 //! drawn.
-
-pub mod lag;
-pub mod spec;
 
 use std::fs::File;
 use std::io::BufReader;
@@ -15,28 +13,10 @@ use faultline_checker::formats::jsonl;
 use faultline_checker::history::History;
 use faultline_checker::result::CheckResult;
 
-pub use lag::LagSample;
-pub use spec::RunMeta;
+pub use crate::run_dir::{LagSample, RunMeta, lag, names, spec};
 
 use crate::error::ReportError;
-
-/// File names inside a run directory.
-pub mod names {
-    /// The history.
-    pub const HISTORY: &str = "history.jsonl";
-    /// The lag samples.
-    pub const LAG: &str = "lag.jsonl";
-    /// The checker results.
-    pub const RESULTS: &str = "results.json";
-    /// The resolved spec.
-    pub const SPEC: &str = "test.toml";
-    /// The report page.
-    pub const REPORT: &str = "report.html";
-    /// The directory of member logs (`nodes/<n>/node.log`).
-    pub const NODES: &str = "nodes";
-    /// The plots directory.
-    pub const PLOTS: &str = "plots";
-}
+use crate::run_dir::RunDir;
 
 /// Everything read from one run directory.
 #[derive(Debug, Clone, Default)]
@@ -81,11 +61,13 @@ impl RunInputs {
                 ));
             }
         }
-        if let Some(text) = inputs.read_text(names::RESULTS) {
-            match serde_json::from_str(&text) {
+        if dir.join(names::RESULTS).exists() {
+            match RunDir::new(dir).read_results() {
                 Ok(result) => inputs.results = Some(result),
-                Err(e) => inputs.warn(format!("{}: {e}", names::RESULTS)),
+                Err(e) => inputs.warn(format!("{}: {}", names::RESULTS, cause(&e))),
             }
+        } else {
+            inputs.warn(format!("{}: missing", names::RESULTS));
         }
         inputs.spec_text = inputs.read_text(names::SPEC);
         if let Some(text) = &inputs.spec_text {
@@ -141,6 +123,14 @@ impl RunInputs {
     }
 }
 
+/// What went wrong with a record, without the path (the warnings name the file).
+fn cause(error: &crate::run_dir::RunDirError) -> String {
+    match error {
+        crate::run_dir::RunDirError::Io { source, .. } => source.to_string(),
+        crate::run_dir::RunDirError::Malformed { message, .. } => message.clone(),
+    }
+}
+
 /// `nodes/<n>/node.log` paths relative to `dir`, sorted by member directory name.
 fn find_node_logs(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir.join(names::NODES)) else {
@@ -148,7 +138,7 @@ fn find_node_logs(dir: &Path) -> Vec<PathBuf> {
     };
     let mut logs: Vec<PathBuf> = entries
         .filter_map(Result::ok)
-        .map(|entry| Path::new(names::NODES).join(entry.file_name()).join("node.log"))
+        .map(|entry| Path::new(names::NODES).join(entry.file_name()).join(names::NODE_LOG))
         .filter(|relative| dir.join(relative).is_file())
         .collect();
     logs.sort();

@@ -1,13 +1,15 @@
 //! End-to-end tests of `faultline test`: the real binary, real member processes, short time limits.
 //!
 //! One-member runs, and the three-member scenarios of issue 5 (kills, pauses, partitions through the
-//! harness's fault proxies); bad input to every command; members that die with the harness.
+//! harness's fault proxies); bad input to every command; members that die with the harness; `faultline check`
+//! over stored run directories and many inputs.
 
 mod t10_single_node;
 mod t15_bad_input;
 mod t20_interrupt;
 mod t25_orphans;
 mod t30_reproducible_plan;
+mod t40_check_many;
 mod t50_three_nodes;
 
 use std::path::Path;

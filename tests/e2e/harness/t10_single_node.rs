@@ -84,6 +84,28 @@ fn register_on_one_member_is_valid_and_fully_stored() -> anyhow::Result<()> {
         "the final phase heals everything"
     );
     assert!(run.stdout.contains("seed: 11") && run.stdout.contains("reproduce: faultline test --config"));
+    let lag = run.file("lag.jsonl")?;
+    let samples = crate::events(&lag);
+    assert!(
+        !samples.is_empty()
+            && samples
+                .iter()
+                .all(|s| s["member"] == "n1" && s.get("primary").is_some()),
+        "one typed sample per member per poll, naming the primary: {lag}"
+    );
+    // The stored run re-checks with its workload's checkers, to the stored verdict.
+    let recheck = std::process::Command::new(bin())
+        .arg("check")
+        .arg(&run.run_dir)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&recheck.stdout);
+    assert_eq!(recheck.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("workload register")
+            && stdout.contains("linearizable: valid")
+            && stdout.contains("stale-reads: valid"),
+        "{stdout}"
+    );
     Ok(())
 }
 

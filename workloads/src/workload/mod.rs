@@ -13,10 +13,10 @@ pub mod set;
 
 use std::time::Duration;
 
-use faultline_checker::history::{Conventions, History, pair};
-use faultline_checker::linear::{self, LinearOptions, ModelKind};
+use faultline_checker::history::{History, pair};
+use faultline_checker::linear::{LinearOptions, ModelKind};
+use faultline_checker::registry::Checker;
 use faultline_checker::result::{CheckResult, Validity, compose};
-use faultline_checker::{set as set_checker, stale};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -123,36 +123,32 @@ impl Workload {
         }
     }
 
-    /// Names of the checkers that apply.
-    pub fn checkers(self) -> &'static [&'static str] {
+    /// The checkers that apply.
+    pub fn checkers(self) -> &'static [Checker] {
         match self {
-            Workload::Register => &["linearizable", "stale-reads"],
-            Workload::SecondaryReads => &["stale-reads"],
-            Workload::Set => &["set"],
-            Workload::Counter => &["counter"],
+            Workload::Register => &[Checker::Linearizable, Checker::StaleReads],
+            Workload::SecondaryReads => &[Checker::StaleReads],
+            Workload::Set => &[Checker::Set],
+            Workload::Counter => &[Checker::Counter],
         }
     }
 
-    /// Runs the checkers on a history; the linearizability search gets `budget`.
+    /// Runs the workload's checkers on a history; the linearizability search (a cas register per key) gets
+    /// `budget`. A history the checkers cannot interpret is an `unknown` verdict saying why.
     pub fn check(self, history: &History, budget: Option<Duration>) -> CheckResult {
         let paired = match pair(history) {
             Ok(paired) => paired,
             Err(e) => return undecided(self.name(), &e.to_string()),
         };
-        let conventions = Conventions::default();
+        let mut options = LinearOptions::new(ModelKind::CasRegister);
+        options.timeout = budget;
         let results = self
             .checkers()
             .iter()
-            .map(|checker| match *checker {
-                "linearizable" => {
-                    let mut options = LinearOptions::new(ModelKind::CasRegister);
-                    options.timeout = budget;
-                    linear::check_paired(history, &paired, &options)
-                        .unwrap_or_else(|e| undecided("linearizable", &e.to_string()))
-                }
-                "stale-reads" => stale::check(history, &paired, &conventions),
-                "set" => set_checker::check(history, &paired),
-                _ => counter::check(history, &paired),
+            .map(|checker| {
+                checker
+                    .run(history, &paired, &options)
+                    .unwrap_or_else(|e| undecided(checker.name(), &e.to_string()))
             })
             .collect();
         compose(self.name(), results)

@@ -40,11 +40,11 @@ use tokio::sync::watch;
 use super::oplog::{self, ArrivalLog};
 use super::setup::{self, SetOptions};
 use super::stats::{Latencies, PERCENTILE_HEADERS, Percentiles, table};
-use crate::UsageError;
 use crate::cluster::Cluster;
 use crate::input::{Rate, Whole};
 use crate::nemesis::{Nemesis, schedule};
 use crate::recorder::Recorder;
+use faultline::support::errors::UsageError;
 use load::WriteLog;
 use status::StatusSample;
 use summary::{MemberLag, Watched};
@@ -333,11 +333,13 @@ fn finish(args: &LagArgs, plan: &Plan, dir: &Path, measured: Measured) -> anyhow
         status,
         nemesis,
     } = measured;
-    write_jsonl(&dir.join("lag.jsonl"), &summary::lag_rows(&writes, &watched, &status))?;
+    let run = faultline_reports::RunDir::new(dir);
+    faultline_reports::LagWriter::create(&run.lag())?.write(&summary::lag_rows(&writes, &watched, &status))?;
     let history = summary::history(&writes, &nemesis);
-    let file = std::fs::File::create(dir.join("history.jsonl")).context("cannot create history.jsonl")?;
+    let file =
+        std::fs::File::create(run.history()).with_context(|| format!("cannot create {}", run.history().display()))?;
     faultline_checker::formats::jsonl::write(&history, std::io::BufWriter::new(file))
-        .context("cannot write history.jsonl")?;
+        .with_context(|| format!("cannot write {}", run.history().display()))?;
     let _ = std::fs::remove_file(dir.join("nemesis.jsonl"));
     let mut plots = Vec::new();
     match faultline_reports::render_run(dir) {
@@ -357,7 +359,7 @@ fn finish(args: &LagArgs, plan: &Plan, dir: &Path, measured: Measured) -> anyhow
         lines: true,
         series: &sources,
     };
-    let figure = write_figure(&chart, &dir.join("plots")).context("cannot draw the lag plot")?;
+    let figure = write_figure(&chart, &run.plots()).context("cannot draw the lag plot")?;
     plots.push(figure.png);
 
     let mut ack = Latencies::new();
@@ -416,15 +418,6 @@ fn source_series(writes: &WriteLog, watched: &[Watched], status: &[StatusSample]
         out.push(series);
     }
     out
-}
-
-fn write_jsonl<T: Serialize>(path: &Path, rows: &[T]) -> anyhow::Result<()> {
-    let mut text = String::new();
-    for row in rows {
-        text.push_str(&serde_json::to_string(row)?);
-        text.push('\n');
-    }
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The tables printed and saved as `summary.txt`.

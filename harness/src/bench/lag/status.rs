@@ -98,7 +98,7 @@ pub fn parse_status(status: &Document, members: &[(String, u16)], time: u64) -> 
         .map(|m| StatusSample {
             time,
             member: member_name(m.get_str("name").unwrap_or("?"), members),
-            state: crate::test_cmd::samplers::state_name(m).to_string(),
+            state: crate::cluster::status_state(m).to_string(),
             primary: primary_name.clone(),
             optime_date_lag_ms: lag(m, "optimeDate"),
             wall_time_lag_ms: lag(m, "lastAppliedWallTime"),
