@@ -55,6 +55,9 @@ pub struct CheckArgs {
     /// Print the result as JSON instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// Also write the interactive counterexample viewer (one self-contained HTML page) to this file.
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<std::path::PathBuf>,
 }
 
 /// Runs `faultline check` and returns the process exit code (0 valid, 1 invalid, 2 unknown).
@@ -197,12 +200,26 @@ fn execute(args: &CheckArgs, plan: Plan) -> anyhow::Result<i32> {
     } else {
         compose("composite", results)
     };
+    if let Some(out) = &args.html {
+        write_viewer(args, &plan, &paired, out);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         print_summary(args, &plan, &result, started.elapsed());
     }
     Ok(result.valid.exit_code())
+}
+
+/// Writes the `--html` viewer page; a failure is reported but does not change the verdict.
+fn write_viewer(args: &CheckArgs, plan: &Plan, paired: &history::PairedHistory, out: &Path) {
+    let mut options = LinearOptions::new(plan.model);
+    options.conventions = plan.conventions.clone();
+    options.timeout = plan.timeout;
+    let title = args.history.display().to_string();
+    if let Err(e) = faultline_reports::viewer::write_page(out, &title, &plan.history, paired, &options) {
+        eprintln!("faultline check: --html {}: {e}", out.display());
+    }
 }
 
 fn print_summary(args: &CheckArgs, plan: &Plan, result: &CheckResult, check_time: Duration) {
@@ -271,6 +288,7 @@ mod tests {
             checker: Vec::new(),
             threads: 1,
             json: true,
+            html: None,
         }
     }
 

@@ -58,6 +58,7 @@ pub mod inputs;
 pub mod plot;
 pub mod render;
 pub mod series;
+pub mod viewer;
 
 #[cfg(test)]
 mod fixture;
