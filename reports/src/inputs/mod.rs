@@ -32,6 +32,8 @@ pub mod names {
     pub const SPEC: &str = "test.toml";
     /// The report page.
     pub const REPORT: &str = "report.html";
+    /// The interactive history viewer, next to the report.
+    pub const VIEWER: &str = "viewer.html";
     /// The directory of member logs (`nodes/<n>/node.log`).
     pub const NODES: &str = "nodes";
     /// The plots directory.
