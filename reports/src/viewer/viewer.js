@@ -440,6 +440,10 @@
     view,
     key: () => K && K.key,
     showKey: (k) => showKey(k, true),
+    fit: () => fit(),
+    zoomAround: (factor) => zoom(factor),
+    // Draws at once (the page otherwise draws on the next animation frame).
+    drawNow: () => draw(),
     showStale: (i) => showStale(i, null),
     // The operation's bar centre in client coordinates, or null when it is off screen.
     locate(id) {
