@@ -240,13 +240,36 @@ fn written(o: &Operation) -> Option<Value> {
     }
 }
 
+/// The stale reads of the non-linearizable keys (a stale read makes its key non-linearizable, so no other
+/// key has one; classifying only these keys keeps large valid histories cheap).
 fn stale_reads(paired: &PairedHistory, options: &LinearOptions, found: &[KeyWitness]) -> Vec<StaleView> {
-    let ops = &paired.operations;
-    let key_of: HashMap<usize, usize> = found
+    let invalid: Vec<(usize, usize)> = found
         .iter()
         .enumerate()
+        .filter(|(_, w)| w.verdict == Validity::False)
         .flat_map(|(k, w)| w.ops.iter().map(move |&id| (id, k)))
         .collect();
+    if invalid.is_empty() {
+        return Vec::new();
+    }
+    let subset = PairedHistory {
+        operations: invalid.iter().map(|&(id, _)| paired.operations[id].clone()).collect(),
+        nemesis: Vec::new(),
+    };
+    let mut views = stale_reads_of(&subset, options);
+    for view in &mut views {
+        let original = |sub: usize| invalid[sub].0;
+        view.key = invalid[view.read].1;
+        view.read = original(view.read);
+        view.source = view.source.map(original);
+        view.missed = view.missed.iter().map(|&m| original(m)).collect();
+    }
+    views
+}
+
+/// Stale reads with ids in `paired` (the key index is filled in by the caller).
+fn stale_reads_of(paired: &PairedHistory, options: &LinearOptions) -> Vec<StaleView> {
+    let ops = &paired.operations;
     let writes: Vec<(usize, Value)> = ops
         .iter()
         .enumerate()
@@ -275,7 +298,7 @@ fn stale_reads(paired: &PairedHistory, options: &LinearOptions, found: &[KeyWitn
             .collect();
         out.push(StaleView {
             read,
-            key: key_of.get(&read).copied().unwrap_or(0),
+            key: 0,
             source,
             missed,
             behind_ns,

@@ -63,7 +63,9 @@
     return { k, key, procs, rowOf, rows, open, maxDur, step, first, last, failing: key.blocked !== null };
   }
 
-  function plotWidth() { return canvas.clientWidth - LABEL_W; }
+  // The canvas' CSS size, read once per draw: reading clientWidth per operation forces a layout each time.
+  const size = { w: canvas.clientWidth, h: canvas.clientHeight };
+  function plotWidth() { return size.w - LABEL_W; }
   function xOf(t) { return LABEL_W + ((t - view.t0) / (view.t1 - view.t0)) * plotWidth(); }
   function tOf(x) { return view.t0 + ((x - LABEL_W) / plotWidth()) * (view.t1 - view.t0); }
   function rowY(r) { return AXIS_H + r * ROW_H - view.top; }
@@ -96,7 +98,9 @@
 
   function draw() {
     const dpr = window.devicePixelRatio || 1;
-    const w = canvas.clientWidth, h = canvas.clientHeight;
+    size.w = canvas.clientWidth;
+    size.h = canvas.clientHeight;
+    const w = size.w, h = size.h;
     if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
       canvas.width = Math.round(w * dpr);
       canvas.height = Math.round(h * dpr);
@@ -119,16 +123,17 @@
   }
 
   function drawRow(r) {
-    const y = rowY(r) + (ROW_H - BAR_H) / 2;
+    const y = Math.round(rowY(r) + (ROW_H - BAR_H) / 2);
     if (r % 2 === 1) { ctx.fillStyle = "rgba(0,0,0,0.025)"; ctx.fillRect(LABEL_W, rowY(r), plotWidth(), ROW_H); }
     let lastX = -Infinity;
     visibleInRow(r, (id) => {
-      const x0 = Math.max(LABEL_W - 2, xOf(O.call[id]));
-      const x1 = Math.min(canvas.clientWidth + 2, xOf(ret(id)));
-      const special = id === K.key.blocked || id === view.hover || (view.mark && view.mark.has(id));
-      if (!special && x1 - x0 < 1 && x1 < lastX + 1) return; // sub-pixel and already covered
-      lastX = Math.max(lastX, x1);
+      // Whole pixels: anti-aliased fractional rectangles cost ten times more to fill.
+      const x0 = Math.round(Math.max(LABEL_W - 2, xOf(O.call[id])));
+      const x1 = Math.round(Math.min(size.w + 2, xOf(ret(id))));
       const width = Math.max(1, x1 - x0);
+      const special = id === K.key.blocked || id === view.hover || (view.mark && view.mark.has(id));
+      if (!special && x0 + width <= lastX) return; // its pixels are already drawn
+      lastX = Math.max(lastX, x0 + width);
       ctx.fillStyle = fillOf(id);
       ctx.fillRect(x0, y, width, BAR_H);
       if (O.outcome[id] === 2) { // open-ended: fade marks
@@ -165,7 +170,7 @@
     for (const f of D.faults) {
       if (f.end < view.t0 || f.start > view.t1) continue;
       const x0 = Math.max(LABEL_W, xOf(f.start));
-      const x1 = Math.min(canvas.clientWidth, xOf(f.end));
+      const x1 = Math.min(size.w, xOf(f.end));
       if (f.end === f.start) {
         ctx.fillStyle = COLORS.instant;
         ctx.fillRect(x0 - 1, AXIS_H - 8, 2, h);
@@ -203,7 +208,7 @@
     const firstTick = Math.ceil(rel(view.t0) / stepNs) * stepNs;
     for (let t = firstTick; t <= rel(view.t1); t += stepNs) {
       const x = xOf(t + D.start);
-      ctx.beginPath(); ctx.moveTo(x, 14); ctx.lineTo(x, canvas.clientHeight); ctx.stroke();
+      ctx.beginPath(); ctx.moveTo(x, 14); ctx.lineTo(x, size.h); ctx.stroke();
       ctx.fillText(fmtTime(t), x + 2, 8);
     }
   }
@@ -291,7 +296,7 @@
     setView(K.first - pad, K.last + pad);
   }
   function scrollToRow(r) {
-    const visible = canvas.clientHeight - AXIS_H;
+    const visible = size.h - AXIS_H;
     const y = r * ROW_H;
     if (y < view.top || y + ROW_H > view.top + visible) view.top = Math.max(0, y - visible / 2);
   }
@@ -328,7 +333,7 @@
   });
   canvas.addEventListener("mouseleave", () => { view.hover = -1; tooltip.hidden = true; redraw(); });
   function clampTop(top) {
-    const max = Math.max(0, K.procs.length * ROW_H - (canvas.clientHeight - AXIS_H));
+    const max = Math.max(0, K.procs.length * ROW_H - (size.h - AXIS_H));
     return Math.min(max, Math.max(0, top));
   }
   canvas.addEventListener("wheel", (e) => {
@@ -360,6 +365,10 @@
     K = derive(k);
     picker.value = String(k);
     view.top = 0;
+    // As tall as the key's processes need, up to a screenful (then shift+wheel or drag scrolls them).
+    canvas.style.height = Math.min(560, Math.max(140, AXIS_H + K.procs.length * ROW_H + 10)) + "px";
+    size.w = canvas.clientWidth;
+    size.h = canvas.clientHeight;
     badge(document.getElementById("key-verdict"), K.key.verdict);
     const note = document.getElementById("failure-note");
     const b = K.key.blocked;
@@ -450,9 +459,9 @@
       if (!K || !K.rowOf.has(O.process[id])) return null;
       draw();
       const rect = canvas.getBoundingClientRect();
-      const x0 = Math.max(LABEL_W, xOf(O.call[id])), x1 = Math.min(canvas.clientWidth, xOf(ret(id)));
+      const x0 = Math.max(LABEL_W, xOf(O.call[id])), x1 = Math.min(size.w, xOf(ret(id)));
       const y = rowY(K.rowOf.get(O.process[id])) + ROW_H / 2;
-      if (x1 < x0 || y < AXIS_H || y > canvas.clientHeight) return null;
+      if (x1 < x0 || y < AXIS_H || y > size.h) return null;
       return { x: rect.left + (x0 + x1) / 2, y: rect.top + y };
     },
     // The colour drawn at a client point, as [r, g, b].
