@@ -130,8 +130,8 @@
       // Whole pixels: anti-aliased fractional rectangles cost ten times more to fill.
       const x0 = Math.round(Math.max(LABEL_W - 2, xOf(O.call[id])));
       const x1 = Math.round(Math.min(size.w + 2, xOf(ret(id))));
-      const width = Math.max(1, x1 - x0);
       const special = id === K.key.blocked || id === view.hover || (view.mark && view.mark.has(id));
+      const width = Math.max(special ? 5 : 1, x1 - x0); // the operations in focus stay visible
       if (!special && x0 + width <= lastX) return; // its pixels are already drawn
       lastX = Math.max(lastX, x0 + width);
       ctx.fillStyle = fillOf(id);
@@ -304,7 +304,7 @@
     let a = Infinity, b = -Infinity;
     for (const id of ids) { a = Math.min(a, O.call[id]); b = Math.max(b, ret(id)); }
     if (!isFinite(a)) return fit();
-    const pad = Math.max((b - a) * 0.15, 1000);
+    const pad = Math.max((b - a) * 0.15, 1);
     scrollToRow(K.rowOf.get(O.process[ids[ids.length - 1]]));
     setView(a - pad, b + pad);
   }
@@ -370,6 +370,7 @@
     size.w = canvas.clientWidth;
     size.h = canvas.clientHeight;
     badge(document.getElementById("key-verdict"), K.key.verdict);
+    document.getElementById("zoom-failure").hidden = K.key.blocked === null;
     const note = document.getElementById("failure-note");
     const b = K.key.blocked;
     if (b !== null) {
