@@ -201,7 +201,12 @@ mod tests {
         let faults = fault_intervals(&h);
         assert_eq!(faults.len(), 1, "{faults:?}");
         assert_eq!(
-            (faults[0].kind.as_str(), faults[0].start_ns, faults[0].end_ns, faults[0].stopped),
+            (
+                faults[0].kind.as_str(),
+                faults[0].start_ns,
+                faults[0].end_ns,
+                faults[0].stopped
+            ),
             ("nemesis", 10, 32, true)
         );
         assert_eq!(faults[0].description, "Cut off {:n1 #{:n2}}");

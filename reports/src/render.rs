@@ -92,7 +92,12 @@ fn write_viewer(inputs: &RunInputs, paired: &PairedHistory) -> Result<Option<&'s
 fn viewer_model(results: Option<&CheckResult>, paired: &PairedHistory) -> ModelKind {
     let mut pending: Vec<&CheckResult> = results.into_iter().collect();
     while let Some(r) = pending.pop() {
-        if let Some(model) = r.details.get("model").and_then(|m| m.as_str()).and_then(ModelKind::from_name) {
+        if let Some(model) = r
+            .details
+            .get("model")
+            .and_then(|m| m.as_str())
+            .and_then(ModelKind::from_name)
+        {
             return model;
         }
         pending.extend(&r.children);

@@ -421,12 +421,21 @@ fn a_run_without_classifiable_reads_has_no_staleness_plots_and_links_its_viewer(
     let names: Vec<&str> = summary.plots.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        ["latency-raw", "latency-quantiles", "throughput", "replication-lag", "member-states"],
+        [
+            "latency-raw",
+            "latency-quantiles",
+            "throughput",
+            "replication-lag",
+            "member-states"
+        ],
         "a set workload has no reads to classify"
     );
     assert!(!dir.path().join("plots/staleness.svg").exists());
     let html = std::fs::read_to_string(&summary.report).expect("report");
     assert!(!html.contains("id=\"staleness\""));
-    assert!(html.contains("href=\"viewer.html\""), "report links the interactive viewer");
+    assert!(
+        html.contains("href=\"viewer.html\""),
+        "report links the interactive viewer"
+    );
     assert!(dir.path().join("viewer.html").is_file());
 }

@@ -64,12 +64,11 @@ pub fn witnesses(
     };
     let mut out = Vec::with_capacity(partitions.len());
     for part in &partitions {
-        let found = compile_and_witness(&part.ops, options, limits).map_err(|(id, message)| {
-            LinearError::Unsupported {
+        let found =
+            compile_and_witness(&part.ops, options, limits).map_err(|(id, message)| LinearError::Unsupported {
                 line: history.line_of(paired.operations[id].invoke),
                 message,
-            }
-        })?;
+            })?;
         out.push(KeyWitness {
             key: part.key.clone(),
             ops: part.ops.iter().map(|(id, _, _)| *id).collect(),
@@ -93,9 +92,7 @@ fn compile_and_witness(
         ModelKind::KvAppend => models::compile_kv(ops, conventions).map(|c| witness(c, limits)),
         ModelKind::Set => models::compile_set(ops).map(|c| witness(c, limits)),
         ModelKind::Mutex => models::compile_mutex(ops).map(|c| witness(c, limits)),
-        ModelKind::MultiRegister => {
-            models::compile_multi_register(ops, conventions).map(|c| witness(c, limits))
-        }
+        ModelKind::MultiRegister => models::compile_multi_register(ops, conventions).map(|c| witness(c, limits)),
     }
 }
 

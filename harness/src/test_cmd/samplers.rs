@@ -191,7 +191,10 @@ mod tests {
     fn faults_still_in_force_carry_over_and_are_listed_once() {
         let mut seen = FaultsSeen::default();
         seen.observe(&faults(&["kill"]));
-        assert_eq!(seen.take(&faults(&["kill", "partition bridge"])), "kill, partition bridge");
+        assert_eq!(
+            seen.take(&faults(&["kill", "partition bridge"])),
+            "kill, partition bridge"
+        );
         assert_eq!(seen.take(&faults(&["partition bridge"])), "kill, partition bridge");
         assert_eq!(seen.take(&faults(&["partition bridge"])), "partition bridge");
     }

@@ -199,7 +199,8 @@ fn columns(history: &History, paired: &PairedHistory, strings: &mut Strings) -> 
     for o in &paired.operations {
         c.process.push(o.process);
         c.call.push(o.call_time);
-        c.ret.push(o.return_time.map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)));
+        c.ret
+            .push(o.return_time.map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)));
         c.outcome.push(match o.outcome {
             Outcome::Ok => 0,
             Outcome::Fail => 1,
@@ -209,7 +210,8 @@ fn columns(history: &History, paired: &PairedHistory, strings: &mut Strings) -> 
         c.value.push(strings.value(o.value));
         c.node.push(o.node.map_or(-1, |n| i64::from(strings.id(n))));
         c.line.push(history.line_of(o.invoke));
-        c.index.push(history.ops.get(o.invoke).map_or(o.invoke as u64, |e| e.index));
+        c.index
+            .push(history.ops.get(o.invoke).map_or(o.invoke as u64, |e| e.index));
     }
     c
 }

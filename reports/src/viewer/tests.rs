@@ -12,7 +12,11 @@ fn history(events: &[(u64, OpType, &str, Value)]) -> History {
         .iter()
         .enumerate()
         .map(|(i, (p, t, f, v))| {
-            let process = if *p == 9 { Process::nemesis() } else { Process::Client(*p) };
+            let process = if *p == 9 {
+                Process::nemesis()
+            } else {
+                Process::Client(*p)
+            };
             Op::new(i as u64, i as u64 * 10_000_000, *t, process, f, v.clone())
         })
         .collect();
@@ -82,9 +86,13 @@ fn the_page_is_self_contained_and_embeds_the_data_safely() {
     let start = html.find("id=\"viewer-data\">").expect("data element") + "id=\"viewer-data\">".len();
     let end = start + html[start..].find("</script>").expect("end of data");
     let embedded: Value = serde_json::from_str(&html[start..end]).expect("the embedded data is JSON");
-    assert!(embedded["strings"].as_array().expect("strings").iter().any(|s| {
-        s.as_str().is_some_and(|s| s.contains("</script>"))
-    }));
+    assert!(
+        embedded["strings"]
+            .as_array()
+            .expect("strings")
+            .iter()
+            .any(|s| { s.as_str().is_some_and(|s| s.contains("</script>")) })
+    );
 }
 
 #[test]
