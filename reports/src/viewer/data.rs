@@ -36,7 +36,8 @@ pub struct ViewerData {
     pub ops: OpColumns,
     /// One entry per key, in order of first appearance.
     pub keys: Vec<KeyView>,
-    /// The key to show first: the first non-linearizable one, else the first.
+    /// The key to show first: the non-linearizable key whose blocked operation was invoked first (as the
+    /// checker reports), else the first key.
     pub start_key: usize,
     /// Fault intervals from the nemesis events.
     pub faults: Vec<FaultView>,
@@ -153,7 +154,7 @@ pub fn build(
     let ops = columns(history, paired, &mut strings);
     let found = witnesses(history, paired, options)?;
     let keys: Vec<KeyView> = found.iter().map(|w| key_view(w, &mut strings)).collect();
-    let start_key = found.iter().position(|w| w.verdict == Validity::False).unwrap_or(0);
+    let start_key = first_failing_key(paired, &found).unwrap_or(0);
     let verdict = found.iter().map(|w| w.verdict).fold(Validity::True, Validity::worst);
     let start = history.ops.iter().map(|o| o.time).min().unwrap_or(0);
     let end = history.ops.iter().map(|o| o.time).max().unwrap_or(0);
@@ -184,6 +185,16 @@ pub fn build(
         faults,
         stale,
     })
+}
+
+/// The non-linearizable key whose blocked operation was invoked first (the one the checker reports).
+fn first_failing_key(paired: &PairedHistory, found: &[KeyWitness]) -> Option<usize> {
+    found
+        .iter()
+        .enumerate()
+        .filter_map(|(k, w)| w.blocked.map(|b| (paired.operations[b].invoke, k)))
+        .min()
+        .map(|(_, k)| k)
 }
 
 fn verdict_name(verdict: Validity) -> &'static str {
@@ -242,7 +253,7 @@ fn written(o: &Operation) -> Option<Value> {
     }
 }
 
-/// The stale reads of the non-linearizable keys (a stale read makes its key non-linearizable, so no other
+/// The stale reads of the non-linearizable keys, in invocation order (a stale read makes its key non-linearizable, so no other
 /// key has one; classifying only these keys keeps large valid histories cheap).
 fn stale_reads(paired: &PairedHistory, options: &LinearOptions, found: &[KeyWitness]) -> Vec<StaleView> {
     let invalid: Vec<(usize, usize)> = found
@@ -266,6 +277,7 @@ fn stale_reads(paired: &PairedHistory, options: &LinearOptions, found: &[KeyWitn
         view.source = view.source.map(original);
         view.missed = view.missed.iter().map(|&m| original(m)).collect();
     }
+    views.sort_by_key(|v| paired.operations[v.read].call_time);
     views
 }
 

@@ -398,6 +398,7 @@
       const tr = document.createElement("tr");
       const who = (id) => "p" + O.process[id] + " " + opLabel(id) + " @" + fmtTime(rel(O.call[id]));
       const cells = [
+        D.keys[s.key].key,
         who(s.read),
         O.node[s.read] >= 0 ? S[O.node[s.read]] : "?",
         s.source === null ? "initial value" : who(s.source),
