@@ -104,3 +104,31 @@ fn script_safe_text_cannot_close_the_element() {
         json!({"a": "</script><!--"})
     );
 }
+
+#[test]
+fn of_several_failing_keys_the_one_whose_blocked_operation_began_first_is_shown() {
+    use OpType::{Invoke, Ok};
+    let a = |v: Value| json!({"key": "a", "value": v});
+    let b = |v: Value| json!({"key": "b", "value": v});
+    let h = history(&[
+        (1, Invoke, "write", a(json!(1))),
+        (1, Ok, "write", a(json!(1))),
+        (1, Invoke, "write", b(json!(1))),
+        (1, Ok, "write", b(json!(1))),
+        (1, Invoke, "write", b(json!(2))),
+        (1, Ok, "write", b(json!(2))),
+        (2, Invoke, "read", b(Value::Null)),
+        (2, Ok, "read", b(json!(1))),
+        (1, Invoke, "write", a(json!(2))),
+        (1, Ok, "write", a(json!(2))),
+        (2, Invoke, "read", a(Value::Null)),
+        (2, Ok, "read", a(json!(1))),
+    ]);
+    let paired = pair(&h).expect("paired");
+    let d = data::build("t", &h, &paired, &LinearOptions::new(ModelKind::Register)).expect("built");
+    let verdicts: Vec<&str> = d.keys.iter().map(|k| k.verdict.as_str()).collect();
+    assert_eq!(verdicts, ["invalid", "invalid"]);
+    assert_eq!(d.keys[d.start_key].key, "\"b\"", "b's stale read began first");
+    let reads: Vec<usize> = d.stale.iter().map(|s| s.read).collect();
+    assert_eq!(reads, [3, 5], "stale reads in invocation order");
+}
