@@ -28,6 +28,12 @@
     if (Math.abs(ms) >= 1) return ms.toFixed(3) + " ms";
     return (ns / 1000).toFixed(3) + " µs";
   }
+  // A tick label in one unit for the whole axis, chosen from the tick step, with just enough decimals.
+  function fmtTick(ns, stepNs) {
+    const [unit, scale] = stepNs >= 1e8 ? ["s", 1e9] : stepNs >= 1e5 ? ["ms", 1e6] : stepNs >= 100 ? ["µs", 1e3] : ["ns", 1];
+    const decimals = Math.max(0, Math.ceil(-Math.log10(stepNs / scale) - 1e-9));
+    return (ns / scale).toFixed(decimals) + " " + unit;
+  }
   const OUTCOME = ["ok", "fail", "info"];
   function opLabel(id) {
     return S[O.f[id]] + " " + S[O.value[id]];
@@ -209,7 +215,7 @@
     for (let t = firstTick; t <= rel(view.t1); t += stepNs) {
       const x = xOf(t + D.start);
       ctx.beginPath(); ctx.moveTo(x, 14); ctx.lineTo(x, size.h); ctx.stroke();
-      ctx.fillText(fmtTime(t), x + 2, 8);
+      ctx.fillText(fmtTick(t, stepNs), x + 2, 8);
     }
   }
 
