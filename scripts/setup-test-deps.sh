@@ -2,8 +2,9 @@
 # Installs what the test suite needs beyond the Rust toolchain: pymongo (the second real client) into a
 # project-local virtualenv at .venv; the Node.js clients of the tutorial tests (mongodb, mongoose, mongosh,
 # pinned in tests/node/package-lock.json) with `npm ci`; and a JDK with the MongoDB Java driver (Debian's
-# default-jdk-headless, libmongodb-java) for the Java legacy-driver test. Idempotent and quiet; safe to run
-# on every CI start.
+# default-jdk-headless, libmongodb-java) for the Java legacy-driver test; and Debian's headless-capable
+# Chromium for the viewer's browser test (tests/node/viewer.test.mjs). Idempotent and quiet; safe to run on
+# every CI start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +26,11 @@ if [ ! -f /usr/share/java/mongo-java-driver.jar ] || ! command -v javac >/dev/nu
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends default-jdk-headless libmongodb-java >/dev/null
+fi
+
+# Chromium: the browser the counterexample viewer's end-to-end test drives over the DevTools protocol.
+if ! command -v chromium >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi

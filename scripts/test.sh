@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust workspace (unit, property and end-to-end tests with real `faultline node`
 # processes), the pymongo client tests against a real member, and the Node.js tutorial tests (mongoose,
-# mongosh, the driver's streaming monitoring, ... against real replica sets; tests/node).
+# mongosh, the driver's streaming monitoring, ... against real replica sets; and the counterexample viewer in
+# headless Chromium; tests/node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast
-if [ ! -x .venv/bin/python ] || [ ! -d tests/node/node_modules ]; then
+if [ ! -x .venv/bin/python ] || [ ! -d tests/node/node_modules ] || ! command -v chromium >/dev/null; then
   ./scripts/setup-test-deps.sh
 fi
 .venv/bin/python tests/python/run.py --bin target/debug/faultline

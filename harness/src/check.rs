@@ -62,6 +62,9 @@ pub struct CheckArgs {
     /// Print one JSON record per input per line instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// Also write the interactive counterexample viewer (one self-contained HTML page) to this file.
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<std::path::PathBuf>,
 }
 
 /// Runs `faultline check` and returns the process exit code (0 valid, 1 invalid, 2 unknown, 254 bad input).
@@ -104,6 +107,8 @@ struct Flags {
     timeout: Option<Duration>,
     checkers: Option<Vec<Checker>>,
     threads: usize,
+    /// Where to write the counterexample viewer (`--html`; one input only).
+    html: Option<PathBuf>,
 }
 
 impl Flags {
@@ -136,6 +141,12 @@ impl Flags {
             });
             Some(parsed.collect::<Result<Vec<_>, _>>()?)
         };
+        if args.html.is_some() && args.inputs.len() > 1 {
+            return Err(format!(
+                "--html writes one page: give one input, not {}",
+                args.inputs.len()
+            ));
+        }
         Ok(Flags {
             format,
             model,
@@ -143,6 +154,7 @@ impl Flags {
             timeout,
             checkers,
             threads: args.threads,
+            html: args.html.clone(),
         })
     }
 }
@@ -211,6 +223,9 @@ fn check_input(flags: &Flags, path: &Path) -> Result<Checked, String> {
         None if results.len() == 1 => results.remove(0),
         None => compose("composite", results),
     };
+    if let Some(out) = &flags.html {
+        write_viewer(out, &history_path, &history, &paired, &options);
+    }
     Ok(Checked {
         format,
         model,
@@ -395,6 +410,7 @@ mod tests {
             checker: Vec::new(),
             threads: 1,
             json: true,
+            html: None,
         }
     }
 
@@ -520,5 +536,19 @@ mod tests {
             total_line(&outcomes, exit_code(&outcomes)),
             "total: 2 inputs: 1 valid, 0 INVALID, 0 unknown, 1 unreadable (exit 254)"
         );
+    }
+}
+
+/// Writes the `--html` viewer page; a failure is reported but does not change the verdict.
+fn write_viewer(
+    out: &Path,
+    history_path: &Path,
+    history: &History,
+    paired: &history::PairedHistory,
+    options: &LinearOptions,
+) {
+    let title = history_path.display().to_string();
+    if let Err(e) = faultline_reports::viewer::write_page(out, &title, history, paired, options) {
+        eprintln!("faultline check: --html {}: {e}", out.display());
     }
 }

@@ -1,6 +1,7 @@
 //! Fault intervals from the nemesis ops of a history (the convention is in the crate doc).
 //!
-//! `start-K` … `stop-K` pairs become intervals of kind `K`; any other nemesis `f` is an instantaneous fault.
+//! `start-K` … `stop-K` pairs become intervals of kind `K`, and Jepsen's bare `start` … `stop` intervals of
+//! kind `nemesis`; any other nemesis `f` is an instantaneous fault.
 
 use std::collections::HashMap;
 
@@ -81,17 +82,25 @@ fn describe(value: &Value) -> String {
     }
 }
 
+/// The kind of the intervals Jepsen's nemeses open with a bare `start` and close with `stop`.
+const BARE_KIND: &str = "nemesis";
+
 /// The fault intervals of a history, ordered by start time.
 pub fn fault_intervals(history: &History) -> Vec<FaultInterval> {
     let end_of_history = history.ops.iter().map(|o| o.time).max().unwrap_or(0);
     let mut open: HashMap<String, FaultInterval> = HashMap::new();
     let mut out = Vec::new();
     for op in nemesis_ops(history) {
-        if let Some(kind) = op.f.strip_prefix("start-") {
+        let (starts, stops) = match op.f {
+            "start" => (Some(BARE_KIND), None),
+            "stop" => (None, Some(BARE_KIND)),
+            f => (f.strip_prefix("start-"), f.strip_prefix("stop-")),
+        };
+        if let Some(kind) = starts {
             if !op.failed && !open.contains_key(kind) {
                 open.insert(kind.to_string(), interval(kind, &op, op.first_ns, false));
             }
-        } else if let Some(kind) = op.f.strip_prefix("stop-") {
+        } else if let Some(kind) = stops {
             if let Some(mut fault) = open.remove(kind) {
                 fault.end_ns = op.last_ns.max(fault.start_ns);
                 fault.stopped = true;
@@ -179,5 +188,27 @@ mod tests {
             nemesis(20, OpType::Info, "stop-partition", Value::Null),
         ]);
         assert!(fault_intervals(&h).is_empty());
+    }
+
+    #[test]
+    fn jepsen_bare_start_and_stop_pair_into_a_nemesis_interval() {
+        let h = History::from_ops(vec![
+            nemesis(10, OpType::Invoke, "start", Value::Null),
+            nemesis(11, OpType::Info, "start", json!("Cut off {:n1 #{:n2}}")),
+            nemesis(30, OpType::Invoke, "stop", Value::Null),
+            nemesis(32, OpType::Info, "stop", json!("fully connected")),
+        ]);
+        let faults = fault_intervals(&h);
+        assert_eq!(faults.len(), 1, "{faults:?}");
+        assert_eq!(
+            (
+                faults[0].kind.as_str(),
+                faults[0].start_ns,
+                faults[0].end_ns,
+                faults[0].stopped
+            ),
+            ("nemesis", 10, 32, true)
+        );
+        assert_eq!(faults[0].description, "Cut off {:n1 #{:n2}}");
     }
 }

@@ -26,7 +26,8 @@
 //! start op to the last event of the stop op. A start whose completion is `fail` (the fault was skipped) opens
 //! nothing. An interval never stopped lasts to the end of the history. The start op's `value` (any JSON; e.g.
 //! `"isolate n1"` or `{"targets": ["n1"]}`) describes the fault in the report. Any other nemesis `f` (e.g.
-//! `"kill"` without a matching stop) is an instantaneous fault of kind `f`, drawn as a vertical line.
+//! `"kill"` without a matching stop) is an instantaneous fault of kind `f`, drawn as a vertical line. Jepsen's
+//! bare `start` … `stop` pairs (Knossos histories) are intervals of kind `nemesis`.
 //!
 //! ```text
 //! {"time":5000000000,"type":"invoke","process":"nemesis","f":"start-partition","value":"isolate n1"}
@@ -62,6 +63,7 @@ pub mod plot;
 pub mod render;
 pub mod run_dir;
 pub mod series;
+pub mod viewer;
 
 #[cfg(test)]
 mod fixture;

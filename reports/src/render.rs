@@ -2,10 +2,12 @@
 //! store's `index.html` listing every run.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use faultline_checker::formats::Format;
 use faultline_checker::history::{PairedHistory, pair};
-use faultline_checker::result::Validity;
+use faultline_checker::linear::{LinearOptions, ModelKind};
+use faultline_checker::result::{CheckResult, Validity};
 
 use crate::error::ReportError;
 use crate::faults::{FaultInterval, fault_intervals};
@@ -21,6 +23,7 @@ use crate::plot::{PlotFiles, write_figure};
 use crate::series::latency::{latency_points, latency_quantiles, throughput, window_s};
 use crate::series::members::{lag_series, state_segments};
 use crate::series::staleness::{freshness_curve, read_staleness, staleness_cdf};
+use crate::viewer;
 
 /// What [`render_run`] wrote and found.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +50,14 @@ pub fn render_run(dir: &Path) -> Result<RenderSummary, ReportError> {
     };
     let faults = fault_intervals(&inputs.history);
     let plots = write_plots(&inputs, &paired, &faults, &dir.join(names::PLOTS))?;
-    let page = html::report::page(&inputs, &paired, &faults, &plots);
+    let viewer = match write_viewer(&inputs, &paired) {
+        Ok(viewer) => viewer,
+        Err(warning) => {
+            inputs.warnings.push(warning);
+            None
+        }
+    };
+    let page = html::report::page(&inputs, &paired, &faults, &plots, viewer);
     let report = dir.join(names::REPORT);
     std::fs::write(&report, page).map_err(|e| ReportError::io(&report, e))?;
     Ok(RenderSummary {
@@ -56,6 +66,52 @@ pub fn render_run(dir: &Path) -> Result<RenderSummary, ReportError> {
         verdict: inputs.results.as_ref().map(|r| r.valid),
         warnings: inputs.warnings,
     })
+}
+
+/// How long rendering a run may spend searching linearizations for the viewer.
+const VIEWER_SEARCH_BUDGET: Duration = Duration::from_secs(10);
+
+/// Writes `viewer.html` (the interactive history viewer) for a run with client operations; returns its
+/// file name (`None` without client operations), or a warning when it could not be made.
+fn write_viewer(inputs: &RunInputs, paired: &PairedHistory) -> Result<Option<&'static str>, String> {
+    if paired.operations.is_empty() {
+        return Ok(None);
+    }
+    let mut options = LinearOptions::new(viewer_model(inputs.results.as_ref(), paired));
+    options.conventions = Format::Jsonl.conventions();
+    options.timeout = Some(VIEWER_SEARCH_BUDGET);
+    let title = inputs.meta.name.clone().unwrap_or_else(|| "Faultline run".to_string());
+    let out = inputs.dir.join(names::VIEWER);
+    viewer::write_page(&out, &title, &inputs.history, paired, &options)
+        .map(|()| Some(names::VIEWER))
+        .map_err(|e| format!("{}: {e}", names::VIEWER))
+}
+
+/// The model the run was checked against (the linearizability result names it), else one guessed from the
+/// operations' functions.
+fn viewer_model(results: Option<&CheckResult>, paired: &PairedHistory) -> ModelKind {
+    let mut pending: Vec<&CheckResult> = results.into_iter().collect();
+    while let Some(r) = pending.pop() {
+        if let Some(model) = r
+            .details
+            .get("model")
+            .and_then(|m| m.as_str())
+            .and_then(ModelKind::from_name)
+        {
+            return model;
+        }
+        pending.extend(&r.children);
+    }
+    let uses = |f: &str| paired.operations.iter().any(|o| o.f == f);
+    if uses("add") {
+        ModelKind::Set
+    } else if uses("append") || uses("put") || uses("get") {
+        ModelKind::KvAppend
+    } else if uses("acquire") {
+        ModelKind::Mutex
+    } else {
+        ModelKind::CasRegister
+    }
 }
 
 /// The run's time span: the last event of the history or the last lag sample.
@@ -82,7 +138,7 @@ pub fn write_plots(
     let reads = read_staleness(paired, &Format::Jsonl.conventions());
     let cdf = staleness_cdf(&reads);
     let fresh = freshness_curve(&reads);
-    Ok(vec![
+    let mut plots = vec![
         write_figure(
             &LatencyRaw {
                 points: &points,
@@ -126,9 +182,14 @@ pub fn write_plots(
             },
             plots_dir,
         )?,
-        write_figure(&StalenessCdf { series: &cdf }, plots_dir)?,
-        write_figure(&Freshness { series: &fresh }, plots_dir)?,
-    ])
+    ];
+    // Staleness needs reads the stale-read classification understands (register reads with unique written
+    // values); without any, both plots would be drawn empty.
+    if !reads.is_empty() {
+        plots.push(write_figure(&StalenessCdf { series: &cdf }, plots_dir)?);
+        plots.push(write_figure(&Freshness { series: &fresh }, plots_dir)?);
+    }
+    Ok(plots)
 }
 
 /// Writes `<store>/index.html` listing every run below `store` (`<test>/<timestamp>/` directories holding a

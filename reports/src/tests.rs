@@ -293,13 +293,14 @@ fn rasterise_first_timeline(report: &Path, png: &Path) {
 }
 
 mod properties {
-    use faultline_checker::formats::jsonl;
+    use faultline_checker::formats::{Format, jsonl};
     use faultline_checker::history::{History, Op, OpType, Process};
     use proptest::prelude::*;
     use serde_json::json;
 
     use crate::inputs::LagSample;
     use crate::render_run;
+    use crate::series::staleness::read_staleness;
 
     fn op_type() -> impl Strategy<Value = OpType> {
         prop_oneof![
@@ -389,15 +390,52 @@ mod properties {
         fn any_recorded_data_renders(events in proptest::collection::vec(planned(), 0..60), samples in lag()) {
             let dir = tempfile::tempdir().expect("tempdir");
             let mut text = Vec::new();
-            jsonl::write(&history(events), &mut text).expect("jsonl");
+            let recorded = history(events);
+            jsonl::write(&recorded, &mut text).expect("jsonl");
             std::fs::write(dir.path().join("history.jsonl"), text).expect("write");
             let lines: Vec<String> = samples.iter().map(|s| serde_json::to_string(s).expect("json")).collect();
             std::fs::write(dir.path().join("lag.jsonl"), lines.join("\n")).expect("write");
             let summary = render_run(dir.path()).expect("renders");
-            prop_assert_eq!(summary.plots.len(), 7);
+            let classified = faultline_checker::history::pair(&recorded).is_ok_and(|p| {
+                !read_staleness(&p, &Format::Jsonl.conventions()).is_empty()
+            });
+            prop_assert_eq!(summary.plots.len(), if classified { 7 } else { 5 });
             for plot in &summary.plots {
                 prop_assert!(plot.png.is_file() && plot.svg.is_file());
             }
         }
     }
+}
+
+#[test]
+fn a_run_without_classifiable_reads_has_no_staleness_plots_and_links_its_viewer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = [
+        r#"{"index":0,"time":1000,"type":"invoke","process":0,"f":"add","value":1}"#,
+        r#"{"index":1,"time":2000,"type":"ok","process":0,"f":"add","value":1}"#,
+        r#"{"index":2,"time":3000,"type":"invoke","process":1,"f":"read","value":null}"#,
+        r#"{"index":3,"time":4000,"type":"ok","process":1,"f":"read","value":[1]}"#,
+    ];
+    std::fs::write(dir.path().join("history.jsonl"), events.join("\n")).expect("write");
+    let summary = render_run(dir.path()).expect("rendered");
+    let names: Vec<&str> = summary.plots.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "latency-raw",
+            "latency-quantiles",
+            "throughput",
+            "replication-lag",
+            "member-states"
+        ],
+        "a set workload has no reads to classify"
+    );
+    assert!(!dir.path().join("plots/staleness.svg").exists());
+    let html = std::fs::read_to_string(&summary.report).expect("report");
+    assert!(!html.contains("id=\"staleness\""));
+    assert!(
+        html.contains("href=\"viewer.html\""),
+        "report links the interactive viewer"
+    );
+    assert!(dir.path().join("viewer.html").is_file());
 }

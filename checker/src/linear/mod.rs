@@ -10,6 +10,7 @@ pub mod intern;
 pub mod models;
 pub mod partition;
 pub mod search;
+pub mod witness;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -127,7 +127,41 @@ fn member_name(member: &Document, members: &[(String, u16)]) -> String {
         .map_or(host.to_string(), |(name, _)| name.clone())
 }
 
-/// Prints progress until `stop`: a rewritten line on a terminal, a plain line every 5 s otherwise.
+/// How often the progress line samples the faults in force between two lines.
+const FAULT_SAMPLE_PERIOD: Duration = Duration::from_millis(100);
+
+/// The faults in force at some moment since the last progress line. Sampling only at the line's own tick
+/// missed them: with the default 5 s nemesis interval and a line every 5 s, each tick landed just before a
+/// start took effect or just after a heal, so the line said `faults: none` while a partition was installed.
+#[derive(Debug, Default)]
+struct FaultsSeen(Vec<String>);
+
+impl FaultsSeen {
+    /// Adds the faults in force now.
+    fn observe(&mut self, active: &[String]) {
+        for fault in active {
+            if !self.0.contains(fault) {
+                self.0.push(fault.clone());
+            }
+        }
+    }
+
+    /// The text for the line (every fault seen since the last one, and those in force now), then starts
+    /// the next period with the faults still in force.
+    fn take(&mut self, active: &[String]) -> String {
+        self.observe(active);
+        let text = if self.0.is_empty() {
+            "none".to_string()
+        } else {
+            self.0.join(", ")
+        };
+        self.0 = active.to_vec();
+        text
+    }
+}
+
+/// Prints progress until `stop`: a rewritten line on a terminal, a plain line every 5 s otherwise. The
+/// faults shown are those in force at any moment since the previous line.
 pub async fn progress(
     counters: Arc<Counters>,
     faults: Arc<Mutex<Vec<String>>>,
@@ -141,21 +175,28 @@ pub async fn progress(
         Duration::from_secs(5)
     };
     let mut last = (0u64, Instant::now());
+    let mut seen = FaultsSeen::default();
+    let mut next_line = Instant::now() + period;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(period) => {}
+            _ = tokio::time::sleep(FAULT_SAMPLE_PERIOD.min(period)) => {}
             _ = stop.wait_for(|s| *s) => break,
         }
+        let active = faults.lock().map(|f| f.clone()).unwrap_or_default();
+        if Instant::now() < next_line {
+            seen.observe(&active);
+            continue;
+        }
+        next_line += period;
         let (ok, fail, info) = counters.read();
         let done = ok + fail + info;
         let rate = (done - last.0) as f64 / last.1.elapsed().as_secs_f64().max(1e-3);
         last = (done, Instant::now());
-        let active = faults.lock().map(|f| f.join(", ")).unwrap_or_default();
         let line = format!(
             "{:6.1}s  {:7.0} ops/s  ok {ok}  fail {fail}  info {info}  faults: {}",
             started.elapsed().as_secs_f64(),
             rate,
-            if active.is_empty() { "none" } else { &active }
+            seen.take(&active)
         );
         if terminal {
             eprint!("\r\x1b[2K{line}");
@@ -214,5 +255,34 @@ mod tests {
         let shown: Vec<(&str, &str)> = samples.iter().map(|s| (s.member.as_str(), s.state.as_str())).collect();
         assert_eq!(shown, vec![("n1", "DOWN"), ("n2", "SECONDARY"), ("n3", "DOWN")]);
         assert!(samples.iter().all(|s| s.lag_ms.is_none() && s.primary.is_none()));
+    }
+
+    fn faults(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn a_fault_in_force_between_two_lines_is_shown() {
+        let mut seen = FaultsSeen::default();
+        seen.observe(&faults(&[]));
+        seen.observe(&faults(&["partition isolate-primary"]));
+        assert_eq!(
+            seen.take(&faults(&[])),
+            "partition isolate-primary",
+            "installed after one line and healed just before the next"
+        );
+        assert_eq!(seen.take(&faults(&[])), "none", "nothing since");
+    }
+
+    #[test]
+    fn faults_still_in_force_carry_over_and_are_listed_once() {
+        let mut seen = FaultsSeen::default();
+        seen.observe(&faults(&["kill"]));
+        assert_eq!(
+            seen.take(&faults(&["kill", "partition bridge"])),
+            "kill, partition bridge"
+        );
+        assert_eq!(seen.take(&faults(&["partition bridge"])), "kill, partition bridge");
+        assert_eq!(seen.take(&faults(&["partition bridge"])), "partition bridge");
     }
 }

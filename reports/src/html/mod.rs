@@ -1,7 +1,9 @@
 //! The HTML pages: a run's `report.html` and the store's `index.html`.
 //!
 //! Pages are self-contained: inline CSS, no JavaScript, no external URL. Plots are linked relatively
-//! (`plots/<name>.svg`, with the PNG one click away); counterexamples are drawn as inline SVG timelines.
+//! (`plots/<name>.svg`, with the PNG one click away); counterexamples are drawn as inline SVG timelines. The
+//! report links the run's interactive history viewer (`viewer.html`, [`crate::viewer`]), the one page with
+//! (inline) JavaScript.
 //!
 //! - [`report`]: the run report (verdict and summary first, then checkers, faults, plots, files).
 //! - [`timeline`]: the SVG timeline of the operations around an anomaly.

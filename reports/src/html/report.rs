@@ -20,7 +20,14 @@ use crate::series::seconds;
 const TIMELINES_PER_CHECKER: usize = 3;
 
 /// Builds the whole page.
-pub fn page(inputs: &RunInputs, paired: &PairedHistory, faults: &[FaultInterval], plots: &[PlotFiles]) -> String {
+/// `viewer` is the file name of the run's interactive history viewer, when one was written.
+pub fn page(
+    inputs: &RunInputs,
+    paired: &PairedHistory,
+    faults: &[FaultInterval],
+    plots: &[PlotFiles],
+    viewer: Option<&str>,
+) -> String {
     let title = inputs.meta.name.clone().unwrap_or_else(|| "Faultline run".to_string());
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -33,6 +40,15 @@ pub fn page(inputs: &RunInputs, paired: &PairedHistory, faults: &[FaultInterval]
     );
     let _ = writeln!(out, "<h1>{}</h1>", escape(&title));
     summary(&mut out, inputs, paired, faults);
+    if let Some(viewer) = viewer {
+        let _ = writeln!(
+            out,
+            "<p class=\"viewer-link\"><a href=\"{}\"><b>Open the interactive history viewer</b></a> — every \
+             operation per key and process, the linearization order found, the longest linearizable prefix and the \
+             operation that cannot follow it, model states on hover, faults and stale reads.</p>",
+            href(Path::new(viewer))
+        );
+    }
     checkers(&mut out, inputs, paired);
     fault_table(&mut out, faults);
     plot_section(&mut out, &inputs.dir, plots);

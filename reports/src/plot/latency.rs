@@ -20,13 +20,19 @@ pub const MAX_POINTS: usize = 25_000;
 
 const LATENCY_AXIS: &str = "latency (ms, log scale)";
 
-/// The log-scale y range covering `values` (ms), with headroom above for a legend of `rows` entries.
+/// The most the log-scale y axis extends above the slowest operation to make room for the legend. Without
+/// a cap the headroom grows with the range of the data: sub-millisecond reads and 10 s timeouts put the top
+/// of the axis at 10⁷ ms, squashing every point into the bottom half.
+const MAX_LOG_HEADROOM: f64 = 8.0;
+
+/// The log-scale y range covering `values` (ms), with headroom above for a legend of `rows` entries (at
+/// most [`MAX_LOG_HEADROOM`]; the legend may then cover the very slowest points).
 fn log_range(values: impl Iterator<Item = f64>, rows: usize) -> std::ops::Range<f64> {
     let (lo, hi) = values.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let lo = if lo.is_finite() { lo.max(0.001) / 1.5 } else { 0.1 };
     let hi = hi.max(lo * 10.0) * 1.2;
     let fraction = legend_fraction(rows);
-    lo..hi * (hi / lo).powf(fraction / (1.0 - fraction))
+    lo..hi * (hi / lo).powf(fraction / (1.0 - fraction)).min(MAX_LOG_HEADROOM)
 }
 
 /// Every client operation: x = invocation time, y = latency; colour = outcome, shape = function.
@@ -204,5 +210,21 @@ pub fn format_seconds(s: f64) -> String {
         format!("{} ms", (s * 1e3 * 1e3).round() / 1e3)
     } else {
         format!("{} µs", (s * 1e6 * 1e3).round() / 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_axis_ends_within_a_decade_of_the_slowest_operation() {
+        // Sub-millisecond reads and 10 s timeouts under a legend of 8 rows: the axis once ran to 10⁷ ms.
+        for rows in [1, 4, 8, 20] {
+            let y = log_range([0.04, 0.3, 12.0, 10_000.0].into_iter(), rows);
+            assert!(y.end >= 10_000.0 * 1.2, "{rows} rows: {y:?} cuts the slowest operation");
+            assert!(y.end <= 10_000.0 * 10.0, "{rows} rows: {y:?} runs far above the data");
+            assert!(y.start <= 0.04, "{rows} rows: {y:?}");
+        }
     }
 }

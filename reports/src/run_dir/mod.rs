@@ -45,6 +45,8 @@ pub mod names {
     pub const SUMMARY: &str = "summary.txt";
     /// The report page.
     pub const REPORT: &str = "report.html";
+    /// The interactive history viewer, next to the report.
+    pub const VIEWER: &str = "viewer.html";
     /// The directory of member data and logs (`nodes/<n>/`).
     pub const NODES: &str = "nodes";
     /// A member's log inside its directory.
