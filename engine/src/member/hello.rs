@@ -98,12 +98,13 @@ impl Member {
 
     /// `replSetGetStatus`.
     pub fn status(&self) -> Result<Document> {
-        let status = {
+        let (status, writable_since_ms) = {
             let slot = self
                 .machine
                 .lock()
                 .map_err(|_| crate::error::Error::internal("replication state poisoned"))?;
-            slot.as_ref().map(|m| m.status()).ok_or_else(not_yet_initialized)?
+            let machine = slot.as_ref().ok_or_else(not_yet_initialized)?;
+            (machine.status(), machine.writable_since_ms())
         };
         let role = self.role();
         let config = role.config.clone().ok_or_else(not_yet_initialized)?;
@@ -111,7 +112,7 @@ impl Member {
         let date_at =
             |ms: Option<i64>| ms.map(|m| bson::DateTime::from_millis(crate::clock::now_millis() - (now_ms - m)));
         let host = |id: Option<i32>| id.and_then(|id| role.host_of(id)).unwrap_or_default();
-        let election_date = self.election_date.lock().ok().and_then(|d| *d);
+        let election_date = date_at(writable_since_ms);
         let mut members = Vec::new();
         for m in &status.members {
             let mut entry = doc! {

@@ -12,6 +12,7 @@
 //! `hello` as an uninitialised member (drivers call it RSGhost). A member that receives a heartbeat from an
 //! initiated set fetches the set's config from the sender, installs it and initial-syncs (sync.rs).
 
+mod commit_point;
 mod fetcher;
 mod hello;
 pub mod messages;
@@ -44,6 +45,7 @@ const META_CONFIG: &str = "replset.config";
 const META_ELECTION: &str = "replset.election";
 const META_INITIAL_SYNC: &str = "replset.initialSyncFlag";
 const META_RBID: &str = "replset.rbid";
+const META_COMMIT_POINT: &str = "replset.commitPoint";
 const TICK: Duration = Duration::from_millis(20);
 
 /// What the member currently is, as one consistent picture (refreshed after every machine event).
@@ -101,8 +103,8 @@ pub struct Member {
     started: Instant,
     machine: Mutex<Option<ReplMachine>>,
     role: watch::Sender<RoleSnapshot>,
+    /// `topologyVersion.counter`, mirrored from the machine (0 before the set is initiated).
     topology: watch::Sender<i64>,
-    election_date: Mutex<Option<bson::DateTime>>,
     step_downs: Mutex<HashMap<u64, oneshot::Sender<std::result::Result<(), ReplError>>>>,
     next_request: AtomicU64,
     fetcher: Mutex<Option<(i32, JoinHandle<()>)>>,
@@ -120,6 +122,8 @@ pub struct Member {
     /// Set once the member met a condition it must not continue past (mongod's fatal assertions); the
     /// server then stops and the process exits abruptly.
     fatal: watch::Sender<Option<String>>,
+    /// Persists the majority commit point as it advances.
+    commit_point: commit_point::CommitPointRecorder,
     /// What the oplog applier applied (`serverStatus.opcountersRepl`).
     pub applied_ops: AppliedOps,
 }
@@ -195,6 +199,7 @@ impl Member {
         let (role, _) = watch::channel(RoleSnapshot::uninitialised());
         let (topology, _) = watch::channel(0);
         let rbid = stored_rollback_id(&storage);
+        let commit_point = commit_point::CommitPointRecorder::start(storage.clone());
         let member = Arc::new_cyclic(|me| Member {
             me: me.clone(),
             storage,
@@ -205,7 +210,6 @@ impl Member {
             machine: Mutex::new(None),
             role,
             topology,
-            election_date: Mutex::new(None),
             step_downs: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             fetcher: Mutex::new(None),
@@ -216,6 +220,7 @@ impl Member {
             held_batches: Mutex::new(std::collections::VecDeque::new()),
             rbid: AtomicI32::new(rbid),
             fatal: watch::channel(None).0,
+            commit_point,
             applied_ops: AppliedOps::default(),
         });
         member.spawn_oplog_truncation();
@@ -282,10 +287,6 @@ impl Member {
         doc! {"processId": self.process_id, "counter": *self.topology.borrow()}
     }
 
-    fn bump_topology(&self) {
-        self.topology.send_modify(|counter| *counter += 1);
-    }
-
     /// Waits until the topology changes past `counter` (awaitable hello), or the timeout passes.
     pub async fn wait_topology_change(&self, process_id: ObjectId, counter: i64, timeout: Duration) {
         if process_id != self.process_id {
@@ -309,11 +310,10 @@ impl Member {
             persisted,
             applied: positions.last_written,
             durable: positions.last_durable,
-            commit_point: OpTime::null(),
+            commit_point: commit_point::stored_commit_point(&self.storage),
             seed: u64::from(self.options.port) ^ (self.process_id.timestamp().timestamp_millis() as u64),
         };
-        let mut machine = ReplMachine::new(start, self.now_ms());
-        machine.set_elect_by_timestamp(self.failpoints.is_on(ELECT_BY_TIMESTAMP));
+        let machine = ReplMachine::new(start, self.now_ms());
         {
             let mut slot = self
                 .machine
@@ -322,7 +322,6 @@ impl Member {
             *slot = Some(machine);
         }
         self.refresh_role();
-        self.bump_topology();
         let me = self.arc();
         tokio::spawn(async move { me.tick_loop().await });
         let me = self.arc();
@@ -388,7 +387,10 @@ impl Member {
         let now = self.now_ms();
         let actions = match self.machine.lock() {
             Ok(mut slot) => match slot.as_mut() {
-                Some(machine) => machine.handle(now, event),
+                Some(machine) => {
+                    self.sync_fail_points(machine);
+                    machine.handle(now, event)
+                }
                 None => Vec::new(),
             },
             Err(_) => Vec::new(),
@@ -406,28 +408,48 @@ impl Member {
                 .lock()
                 .map_err(|_| Error::internal("replication state poisoned"))?;
             let machine = slot.as_mut().ok_or_else(not_yet_initialized)?;
+            self.sync_fail_points(machine);
             f(machine, now)
         };
         self.refresh_role();
         result
     }
 
+    /// The fail points that change the machine's rules are read from [`FailPoints`] (their one home) before
+    /// every machine call, so a `configureFailPoint` takes effect at the next event.
+    fn sync_fail_points(&self, machine: &mut ReplMachine) {
+        machine.set_elect_by_timestamp(self.failpoints.is_on(ELECT_BY_TIMESTAMP));
+    }
+
+    /// Mirrors the machine into the role snapshot and the topology counter (the machine owns both).
     fn refresh_role(&self) {
-        let snapshot = match self.machine.lock() {
-            Ok(slot) => slot.as_ref().map(|m| RoleSnapshot {
-                config: Some(Arc::new(m.config().clone())),
-                state: m.state(),
-                term: m.term(),
-                self_id: m.self_id(),
-                primary_id: m.primary_id(),
-                writable: m.is_writable_primary(),
-                commit_point: m.commit_point(),
-                election: m.status().election,
-                sync_source: m.sync_source(),
-                version: 0,
+        let mirrored = match self.machine.lock() {
+            Ok(slot) => slot.as_ref().map(|m| {
+                let snapshot = RoleSnapshot {
+                    config: Some(Arc::new(m.config().clone())),
+                    state: m.state(),
+                    term: m.term(),
+                    self_id: m.self_id(),
+                    primary_id: m.primary_id(),
+                    writable: m.is_writable_primary(),
+                    commit_point: m.commit_point(),
+                    election: m.status().election,
+                    sync_source: m.sync_source(),
+                    version: 0,
+                };
+                (snapshot, m.topology_version())
             }),
             Err(_) => None,
         };
+        let snapshot = mirrored.map(|(snapshot, counter)| {
+            // Monotonic: two refreshes racing must not move the counter back.
+            self.topology.send_if_modified(|current| {
+                let newer = counter > *current;
+                *current = (*current).max(counter);
+                newer
+            });
+            snapshot
+        });
         if let Some(mut snapshot) = snapshot {
             self.role.send_modify(|role| {
                 snapshot.version = role.version + 1;
@@ -483,7 +505,6 @@ impl Member {
             Action::ReplyHeartbeat { .. } | Action::ReplyVote { .. } => {}
             Action::TransitionTo { state } => {
                 tracing::info!(state = state.as_str(), term = self.role().term, "member state changed");
-                self.bump_topology();
             }
             Action::CompleteStepUp { term } => {
                 let me = self.arc();
@@ -491,21 +512,17 @@ impl Member {
             }
             Action::AcceptWrites { term } => {
                 tracing::info!(term, "transition to PRIMARY complete; accepting writes");
-                if let Ok(mut date) = self.election_date.lock() {
-                    *date = Some(crate::clock::now());
-                }
-                self.bump_topology();
             }
-            Action::CommitPointAdvanced { .. } => {}
+            Action::CommitPointAdvanced { optime } => self.commit_point.record(optime),
             Action::Log(message) => tracing::info!("{message}"),
-            Action::TopologyChanged { .. } => self.bump_topology(),
+            // Mirrored by `refresh_role` after every machine call.
+            Action::TopologyChanged { .. } => {}
             Action::SyncSourceChanged { member_id } => self.change_sync_source(member_id),
             Action::InstallConfig(config) => {
                 let doc = config.to_document();
                 self.storage
                     .write(true, move |w| w.put_meta(META_CONFIG, &doc))
                     .await??;
-                self.bump_topology();
             }
             Action::StepDownFinished { request_id, result } => {
                 if let Some(waiter) = self.step_downs.lock().ok().and_then(|mut m| m.remove(&request_id)) {
@@ -672,15 +689,6 @@ impl Member {
         )
     }
 
-    /// Fail point `electByTimestamp` switched at run time: tell the machine's voter rules.
-    pub fn set_elect_by_timestamp(&self, on: bool) {
-        if let Ok(mut slot) = self.machine.lock()
-            && let Some(machine) = slot.as_mut()
-        {
-            machine.set_elect_by_timestamp(on);
-        }
-    }
-
     /// The replication machine's election metrics (all zero before the set is initiated).
     pub fn election_metrics(&self) -> ElectionMetrics {
         match self.machine.lock() {
@@ -691,7 +699,9 @@ impl Member {
 
     /// Whether this member has been primary since it started (it may have been deposed since).
     pub fn has_been_primary(&self) -> bool {
-        self.election_date.lock().is_ok_and(|date| date.is_some())
+        self.machine
+            .lock()
+            .is_ok_and(|slot| slot.as_ref().is_some_and(|m| m.writable_since_ms().is_some()))
     }
 
     /// The newest optime known to be majority-committed.
@@ -949,6 +959,64 @@ fn local_host_names(options: &NodeOptions) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Item 9 of issue #13: `MachineStart.commit_point` is restored from storage, so a restarted member
+    /// knows what was majority-committed before it hears from anyone.
+    #[tokio::test]
+    async fn the_commit_point_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = NodeOptions {
+            port: 27999,
+            dbpath: dir.path().to_path_buf(),
+            oplog_size_mb: Some(1),
+            ..NodeOptions::default()
+        };
+        let storage = Storage::open(dir.path()).expect("open storage");
+        let committed = {
+            let failpoints = Arc::new(FailPoints::default());
+            let member = Member::start(storage.clone(), options.clone(), HashMap::new(), failpoints)
+                .await
+                .expect("start");
+            member.initiate(None).await.expect("initiate");
+            let mut roles = member.watch_role();
+            tokio::time::timeout(Duration::from_secs(10), roles.wait_for(|r| r.writable))
+                .await
+                .expect("the lone member becomes a writable primary in time")
+                .expect("role channel open");
+            let written = storage
+                .write(true, |w| w.noop(doc! {"msg": "after election"}))
+                .await
+                .expect("writer")
+                .expect("noop");
+            tokio::time::timeout(Duration::from_secs(10), roles.wait_for(|r| r.commit_point >= written))
+                .await
+                .expect("the write is majority-committed in time")
+                .expect("role channel open");
+            let mut stored = None;
+            tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    stored = storage
+                        .read_meta(META_COMMIT_POINT)
+                        .ok()
+                        .flatten()
+                        .and_then(|d| OpTime::from_document(&d).ok());
+                    if stored.is_some_and(|s| s >= written) {
+                        return;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the commit point is persisted in time");
+            stored.expect("persisted")
+        };
+        // A second member over the same store stands for the restarted process (the first one's tasks keep
+        // running, but this current-thread runtime does not run them before the assertion).
+        let restarted = Member::start(storage, options, HashMap::new(), Arc::new(FailPoints::default()))
+            .await
+            .expect("restart");
+        assert_eq!(restarted.role().commit_point, committed, "the restored commit point");
+    }
 
     #[test]
     fn election_id_grows_with_the_term() {

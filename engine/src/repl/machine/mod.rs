@@ -121,6 +121,9 @@ pub struct ReplMachine {
     candidacy: Option<Candidacy>,
     leader_phase: Option<LeaderPhase>,
     election: Option<(i64, OpTime)>,
+    /// When this member last became a writable primary (`electionDate`); never cleared, so it also says
+    /// whether the member has accepted writes since it started.
+    writable_since_ms: Option<i64>,
     election_deadline_ms: i64,
     takeover_deadline_ms: Option<i64>,
     frozen_until_ms: i64,
@@ -170,6 +173,7 @@ impl ReplMachine {
             candidacy: None,
             leader_phase: None,
             election: None,
+            writable_since_ms: None,
             election_deadline_ms: now_ms,
             takeover_deadline_ms: None,
             frozen_until_ms: 0,
@@ -177,7 +181,8 @@ impl ReplMachine {
             sync_source: None,
             requested_sync_source: None,
             next_keepalive_ms: now_ms,
-            topology_version: 0,
+            // 0 is the counter of a member without a config: installing the machine is a topology change.
+            topology_version: 1,
             started_ms: now_ms,
             now_ms,
             rng: SplitMix64::new(start.seed),
@@ -334,9 +339,15 @@ impl ReplMachine {
         self.sync_source
     }
 
-    /// `topologyVersion.counter`.
+    /// `topologyVersion.counter`: the machine counts every change (state, primary, writability, config);
+    /// the shell only mirrors it.
     pub fn topology_version(&self) -> i64 {
         self.topology_version
+    }
+
+    /// When (machine time) this member last started accepting writes as primary; `None` if it never has.
+    pub fn writable_since_ms(&self) -> Option<i64> {
+        self.writable_since_ms
     }
 
     /// What must be persisted about elections right now.
