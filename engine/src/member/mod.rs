@@ -111,8 +111,6 @@ pub struct Member {
     installing: AtomicBool,
     /// An initial sync is running (only one at a time).
     syncing: AtomicBool,
-    /// After a rollback: stay RECOVERING until the oplog reaches this point.
-    min_valid: Mutex<Option<OpTime>>,
     /// The member's fail points (shared with the commands).
     failpoints: Arc<FailPoints>,
     /// Fail point `applyOplogOutOfOrder`: batches held back to be applied after newer ones.
@@ -215,7 +213,6 @@ impl Member {
             fetcher: Mutex::new(None),
             installing: AtomicBool::new(false),
             syncing: AtomicBool::new(false),
-            min_valid: Mutex::new(None),
             failpoints,
             held_batches: Mutex::new(std::collections::VecDeque::new()),
             rbid: AtomicI32::new(rbid),
@@ -366,7 +363,6 @@ impl Member {
                     optime: applied,
                     wall_ms: crate::clock::now_millis(),
                 }));
-                self.check_min_valid(applied);
             }
             if now.last_durable != durable {
                 durable = now.last_durable;
@@ -629,26 +625,6 @@ impl Member {
         if let Some((_, handle)) = handle {
             handle.abort();
             let _ = handle.await;
-        }
-    }
-
-    fn check_min_valid(&self, applied: OpTime) {
-        let reached = match self.min_valid.lock() {
-            Ok(mut min) => match *min {
-                Some(target) if applied >= target => {
-                    *min = None;
-                    true
-                }
-                _ => false,
-            },
-            Err(_) => false,
-        };
-        if reached {
-            let actions = self.handle(Event::FollowerStateChanged {
-                state: MemberState::Secondary,
-            });
-            let me = self.arc();
-            tokio::spawn(async move { me.execute(actions).await });
         }
     }
 

@@ -28,7 +28,7 @@ use bson::{Bson, Document, doc};
 use super::peers::PeerConnection;
 use super::{META_CONFIG, META_INITIAL_SYNC, META_RBID, Member, find_self};
 use crate::error::{Error, Result};
-use crate::repl::{Event, MemberState, OpTime, ReplSetConfig};
+use crate::repl::{Event, OpTime, ReplSetConfig};
 use crate::storage::{Namespace, OplogEntry};
 
 const CLONE_BATCH: i32 = 1000;
@@ -118,9 +118,7 @@ impl Member {
     }
 
     async fn initial_sync(&self) -> Result<()> {
-        let actions = self.handle(Event::FollowerStateChanged {
-            state: MemberState::Startup2,
-        });
+        let actions = self.handle(Event::InitialSyncStarted);
         self.execute(actions).await;
         let host = self
             .initial_sync_source()
@@ -189,9 +187,7 @@ impl Member {
             .write(true, |w| w.put_meta(META_INITIAL_SYNC, &doc! {"inProgress": false}))
             .await??;
         tracing::info!(source = %host, documents = cloned, oplog_entries = applied, "initial sync done");
-        let actions = self.handle(Event::FollowerStateChanged {
-            state: MemberState::Secondary,
-        });
+        let actions = self.handle(Event::InitialSyncFinished);
         self.execute(actions).await;
         Ok(())
     }
@@ -270,9 +266,7 @@ impl Member {
 
     /// Rolls our diverged oplog suffix back to the newest entry the sync source `host` also has.
     pub(super) async fn roll_back(&self, host: &str) -> Result<()> {
-        let actions = self.handle(Event::FollowerStateChanged {
-            state: MemberState::Rollback,
-        });
+        let actions = self.handle(Event::RollbackStarted);
         self.execute(actions).await;
         let timeout = self.rpc_timeout() + Duration::from_secs(5);
         let mut conn = self.peers.connect(host, timeout).await?;
@@ -344,15 +338,12 @@ impl Member {
             })
             .await??;
         self.set_rollback_id(rbid);
-        if let Ok(mut slot) = self.min_valid.lock() {
-            *slot = min_valid;
-        }
-        let mut actions = self.handle(Event::RolledBack { common_point: common });
-        actions.extend(self.handle(Event::FollowerStateChanged {
-            state: MemberState::Recovering,
-        }));
+        // The machine keeps us RECOVERING until our oplog reaches the source's newest entry.
+        let actions = self.handle(Event::RolledBack {
+            common_point: common,
+            min_valid: min_valid.unwrap_or(common),
+        });
         self.execute(actions).await;
-        self.check_min_valid(common);
         Ok(())
     }
 

@@ -338,7 +338,15 @@ impl Sim {
             );
         }
         let common_point = self.nodes[index].log.last().copied().unwrap_or_else(OpTime::null);
-        self.feed(index, Event::RolledBack { common_point }, faults);
+        let min_valid = self.nodes[index].log.last().copied().unwrap_or_else(OpTime::null);
+        self.feed(
+            index,
+            Event::RolledBack {
+                common_point,
+                min_valid,
+            },
+            faults,
+        );
     }
 
     fn write_on_primaries(&mut self, faults: &Faults) {
