@@ -16,6 +16,7 @@ mod commit_point;
 mod fetcher;
 mod hello;
 pub mod messages;
+pub mod network;
 mod oplog_cap;
 pub mod peers;
 mod rpc;
@@ -98,7 +99,8 @@ pub struct Member {
     me: Weak<Member>,
     storage: Storage,
     options: NodeOptions,
-    peers: peers::Peers,
+    /// The network to the other members (TCP in production, in-process under simulation).
+    peers: Arc<dyn network::PeerNetwork>,
     process_id: ObjectId,
     started: Instant,
     machine: Mutex<Option<ReplMachine>>,
@@ -182,11 +184,22 @@ impl OpCounts {
 }
 
 impl Member {
-    /// Loads the stored config, term and vote; with a config, starts the replica-set machinery.
+    /// Loads the stored config, term and vote; with a config, starts the replica-set machinery. Peers are
+    /// reached over TCP, through `routes` where given.
     pub async fn start(
         storage: Storage,
         options: NodeOptions,
         routes: HashMap<String, String>,
+        failpoints: Arc<FailPoints>,
+    ) -> Result<Arc<Member>> {
+        Member::start_on(storage, options, Arc::new(peers::Peers::new(routes)), failpoints).await
+    }
+
+    /// [`Member::start`] on any network to the peers (the simulation's in-process one).
+    pub async fn start_on(
+        storage: Storage,
+        options: NodeOptions,
+        peers: Arc<dyn network::PeerNetwork>,
         failpoints: Arc<FailPoints>,
     ) -> Result<Arc<Member>> {
         let config = match storage.read_meta(META_CONFIG)? {
@@ -202,7 +215,7 @@ impl Member {
             me: me.clone(),
             storage,
             options,
-            peers: peers::Peers::new(routes),
+            peers,
             process_id: ObjectId::new(),
             started: Instant::now(),
             machine: Mutex::new(None),

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bson::{Bson, Document, doc};
 
-use super::peers::PeerConnection;
+use super::network::PeerChannel;
 use super::{META_CONFIG, META_INITIAL_SYNC, META_RBID, Member, find_self};
 use crate::error::{Error, Result};
 use crate::repl::{Event, OpTime, ReplSetConfig};
@@ -125,7 +125,7 @@ impl Member {
             .ok_or_else(|| Error::bad_value("no member to initial-sync from"))?;
         tracing::info!(source = %host, "initial sync starting");
         let timeout = self.rpc_timeout() + Duration::from_secs(5);
-        let mut conn = self.peers.connect(&host, timeout).await?;
+        let mut conn = self.peers.open(&host, timeout).await?;
         self.storage
             .write(true, |w| {
                 w.put_meta(META_INITIAL_SYNC, &doc! {"inProgress": true})?;
@@ -193,7 +193,7 @@ impl Member {
     }
 
     /// Clones every non-local database; returns the number of documents copied.
-    async fn clone_databases(&self, conn: &mut PeerConnection, timeout: Duration) -> Result<usize> {
+    async fn clone_databases(&self, conn: &mut dyn PeerChannel, timeout: Duration) -> Result<usize> {
         let listing = conn
             .command(&doc! {"listDatabases": 1, "nameOnly": true, "$db": "admin"}, timeout)
             .await?;
@@ -223,7 +223,7 @@ impl Member {
 
     async fn clone_collection(
         &self,
-        conn: &mut PeerConnection,
+        conn: &mut dyn PeerChannel,
         db: &str,
         coll: &str,
         entry: &Document,
@@ -269,7 +269,7 @@ impl Member {
         let actions = self.handle(Event::RollbackStarted);
         self.execute(actions).await;
         let timeout = self.rpc_timeout() + Duration::from_secs(5);
-        let mut conn = self.peers.connect(host, timeout).await?;
+        let mut conn = self.peers.open(host, timeout).await?;
         let common = match self.find_common_point(&mut conn, timeout).await? {
             Ok(common) => common,
             Err(unrecoverable) => {
@@ -351,7 +351,7 @@ impl Member {
     /// collection of that database here or on the source).
     async fn collections_to_refetch(
         &self,
-        conn: &mut PeerConnection,
+        conn: &mut dyn PeerChannel,
         diverged: &[Document],
         timeout: Duration,
     ) -> Result<std::collections::BTreeSet<Namespace>> {
@@ -401,7 +401,7 @@ impl Member {
 
     /// Replaces our copy of `ns` (catalog entry, indexes, documents) by the source's, or drops it when the
     /// source has no such collection.
-    async fn refetch_collection(&self, conn: &mut PeerConnection, ns: &Namespace, timeout: Duration) -> Result<()> {
+    async fn refetch_collection(&self, conn: &mut dyn PeerChannel, ns: &Namespace, timeout: Duration) -> Result<()> {
         let dropped = ns.clone();
         self.storage
             .write(false, move |w| w.unlogged(|w| w.drop_collection(&dropped)))
@@ -427,7 +427,7 @@ impl Member {
     /// way the member cannot roll back and must be resynced.
     async fn find_common_point(
         &self,
-        conn: &mut PeerConnection,
+        conn: &mut dyn PeerChannel,
         timeout: Duration,
     ) -> Result<std::result::Result<OpTime, String>> {
         const MAX_SCAN: usize = 100_000;
@@ -519,7 +519,7 @@ fn first_batch(reply: &Document) -> Vec<Document> {
         .unwrap_or_default()
 }
 
-async fn newest_entry(conn: &mut PeerConnection, timeout: Duration) -> Result<Option<Document>> {
+async fn newest_entry(conn: &mut dyn PeerChannel, timeout: Duration) -> Result<Option<Document>> {
     let reply = conn
         .command(
             &doc! {"find": "oplog.rs", "sort": {"$natural": -1}, "limit": 1, "singleBatch": true,
@@ -531,7 +531,7 @@ async fn newest_entry(conn: &mut PeerConnection, timeout: Duration) -> Result<Op
 }
 
 async fn fetch_document(
-    conn: &mut PeerConnection,
+    conn: &mut dyn PeerChannel,
     ns: &Namespace,
     id: &Bson,
     timeout: Duration,
@@ -548,7 +548,7 @@ async fn fetch_document(
 
 /// Runs a find over a whole collection in batches, handing each batch to `f`.
 async fn for_each_batch<F, Fut>(
-    conn: &mut PeerConnection,
+    conn: &mut dyn PeerChannel,
     db: &str,
     coll: &str,
     filter: Document,
