@@ -32,6 +32,7 @@ pub mod options;
 pub mod query;
 pub mod repl;
 pub mod server;
+pub mod sim;
 pub mod spill;
 pub mod storage;
 pub mod wire;

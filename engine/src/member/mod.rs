@@ -264,6 +264,11 @@ impl Member {
         }
     }
 
+    /// The fatal condition's message, once [`Member::fail_fatally`] was called.
+    pub fn fatal_message(&self) -> Option<String> {
+        self.fatal.borrow().clone()
+    }
+
     fn arc(&self) -> Arc<Member> {
         self.me.upgrade().expect("a member is only used while alive")
     }
