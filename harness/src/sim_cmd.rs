@@ -34,7 +34,9 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
         return Err(UsageError("--seeds and --steps must be at least 1".into()).into());
     }
     if let Some(planted) = &args.planted
-        && !faultline_engine::failpoint::KNOWN.iter().any(|(name, _)| name == planted)
+        && !faultline_engine::failpoint::KNOWN
+            .iter()
+            .any(|(name, _)| name == planted)
     {
         return Err(UsageError(format!("--planted: {planted} is not a known fail point")).into());
     }

@@ -119,7 +119,12 @@ async fn run_in(options: &SimOptions, root: &std::path::Path) -> crate::error::R
         fabric.attach(host(index), &node);
         nodes.push(node);
     }
-    let client = ConnectionInfo::new(0, "127.0.0.1:1".parse().map_err(|_| crate::error::Error::internal("addr"))?);
+    let client = ConnectionInfo::new(
+        0,
+        "127.0.0.1:1"
+            .parse()
+            .map_err(|_| crate::error::Error::internal("addr"))?,
+    );
     if let Some(planted) = &options.planted {
         for node in &nodes {
             let reply = call(
@@ -137,7 +142,7 @@ async fn run_in(options: &SimOptions, root: &std::path::Path) -> crate::error::R
         .map(|i| Bson::Document(doc! {"_id": i as i32, "host": host(i)}))
         .collect();
     let config = doc! {"_id": "rs0", "members": members,
-        "settings": {"electionTimeoutMillis": 1000, "heartbeatIntervalMillis": 200}};
+    "settings": {"electionTimeoutMillis": 1000, "heartbeatIntervalMillis": 200}};
     let reply = call(&nodes[0], &client, doc! {"replSetInitiate": config, "$db": "admin"}).await;
     if !is_ok(&reply) {
         return Err(crate::error::Error::bad_value(format!("replSetInitiate: {reply}")));
@@ -165,7 +170,11 @@ async fn run_in(options: &SimOptions, root: &std::path::Path) -> crate::error::R
                 doc! {"insert": "c", "documents": [{"_id": next_key, "by": target as i32}], "writeConcern": wc, "$db": "sim"},
             )
             .await;
-            if majority && is_ok(&reply) && !reply.contains_key("writeErrors") && !reply.contains_key("writeConcernError") {
+            if majority
+                && is_ok(&reply)
+                && !reply.contains_key("writeErrors")
+                && !reply.contains_key("writeConcernError")
+            {
                 checker.majority_acked.insert(next_key);
             }
         }

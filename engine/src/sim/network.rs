@@ -51,7 +51,11 @@ impl Fabric {
     }
 
     fn hosts(&self) -> Vec<String> {
-        let mut hosts: Vec<String> = self.nodes.lock().map(|n| n.keys().cloned().collect()).unwrap_or_default();
+        let mut hosts: Vec<String> = self
+            .nodes
+            .lock()
+            .map(|n| n.keys().cloned().collect())
+            .unwrap_or_default();
         hosts.sort();
         hosts
     }
@@ -115,10 +119,19 @@ impl Fabric {
     }
 
     /// Delivers `body` from `from` to `to` and returns the reply, or fails as a lost message does.
-    async fn deliver(&self, from: &str, to: &str, conn: &ConnectionInfo, body: &Document, timeout: Duration) -> Result<Document> {
+    async fn deliver(
+        &self,
+        from: &str,
+        to: &str,
+        conn: &ConnectionInfo,
+        body: &Document,
+        timeout: Duration,
+    ) -> Result<Document> {
         let Some(delay) = self.route(from, to) else {
             tokio::time::sleep(timeout).await;
-            return Err(unreachable(format!("{from} -> {to}: no reply (link cut or message lost)")));
+            return Err(unreachable(format!(
+                "{from} -> {to}: no reply (link cut or message lost)"
+            )));
         };
         tokio::time::sleep(delay).await;
         let node = self
@@ -216,6 +229,10 @@ struct SimChannel {
 
 impl PeerChannel for SimChannel {
     fn command<'a>(&'a mut self, body: &'a Document, timeout: Duration) -> NetFuture<'a, Document> {
-        Box::pin(async move { self.fabric.deliver(&self.from, &self.to, &self.conn, body, timeout).await })
+        Box::pin(async move {
+            self.fabric
+                .deliver(&self.from, &self.to, &self.conn, body, timeout)
+                .await
+        })
     }
 }
