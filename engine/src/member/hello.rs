@@ -1,9 +1,12 @@
-//! What the member says about itself: the replica-set fields of `hello` and `replSetGetStatus`.
+//! What the member says about itself: the replica-set fields of `hello` and `replSetGetStatus`, the
+//! `$replData` it attaches to oplog batches, and its election metrics. Read-only renderings of the machine's
+//! status and the role snapshot.
 
 use bson::{Bson, Document, doc};
 
 use super::{Member, election_id, not_yet_initialized};
 use crate::error::Result;
+use crate::repl::machine::ElectionMetrics;
 use crate::repl::{MemberState, OpTime};
 
 fn ts_date(optime: OpTime) -> bson::DateTime {
@@ -171,5 +174,38 @@ impl Member {
             "members": members,
             "configVersion": config.version,
         })
+    }
+}
+
+impl Member {
+    /// The replication machine's election metrics (all zero before the set is initiated).
+    pub fn election_metrics(&self) -> ElectionMetrics {
+        match self.machine.lock() {
+            Ok(slot) => slot.as_ref().map(|m| m.election_metrics().clone()).unwrap_or_default(),
+            Err(_) => ElectionMetrics::default(),
+        }
+    }
+
+    /// Whether this member has been primary since it started (it may have been deposed since).
+    pub fn has_been_primary(&self) -> bool {
+        self.machine
+            .lock()
+            .is_ok_and(|slot| slot.as_ref().is_some_and(|m| m.writable_since_ms().is_some()))
+    }
+
+    /// The `$replData` a sync source sends with oplog batches: its term, commit point, newest entry, rollback
+    /// id and primary.
+    pub fn repl_data(&self) -> Document {
+        let role = self.role();
+        let last = self.storage.positions().last_written;
+        let mut data = doc! {"term": role.term, "lastOpCommitted": role.commit_point.to_document(),
+        "lastOpApplied": last.to_document(), "rbid": self.rollback_id()};
+        if let Some(primary) = role.primary_id {
+            data.insert("primaryIndex", primary);
+        }
+        if let Some(id) = role.self_id {
+            data.insert("memberId", id);
+        }
+        data
     }
 }

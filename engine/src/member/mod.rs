@@ -11,9 +11,17 @@
 //! A member always runs as a replica-set member: before `replSetInitiate` it has no machine and answers
 //! `hello` as an uninitialised member (drivers call it RSGhost). A member that receives a heartbeat from an
 //! initiated set fetches the set's config from the sender, installs it and initial-syncs (sync.rs).
+//!
+//! Files, one job each: this one is the driver (machine, event loop, actions, role snapshot and topology
+//! counter mirrored from the machine); `fetcher` tails and applies the sync source's oplog; `sync` runs
+//! initial sync and rollback (the machine decides the states and checks the common point); `rpc` answers
+//! the replica-set commands; `gate` answers what commands ask (writable, readable, write-concern waits);
+//! `hello` renders status; `commit_point` persists the commit point; `network` is the interface to the
+//! peers (TCP `peers` in production, `crate::sim` under simulation).
 
 mod commit_point;
 mod fetcher;
+mod gate;
 mod hello;
 pub mod messages;
 pub mod network;
@@ -37,7 +45,7 @@ use tokio::task::JoinHandle;
 use crate::error::{Error, Result, code};
 use crate::failpoint::{ELECT_BY_TIMESTAMP, FailPoints};
 use crate::options::NodeOptions;
-use crate::repl::machine::{ElectionMetrics, LastVote, PersistedElectionState};
+use crate::repl::machine::{LastVote, PersistedElectionState};
 use crate::repl::{Action, Event, MachineStart, MemberState, OpTime, ReplError, ReplMachine, ReplSetConfig};
 use crate::storage::Storage;
 pub use write_concern::{WriteConcern, WriteMode};
@@ -644,244 +652,6 @@ impl Member {
             handle.abort();
             let _ = handle.await;
         }
-    }
-
-    // ---- what commands ask -------------------------------------------------------------------------
-
-    /// Fails with NotWritablePrimary (10107) unless this member accepts writes to `db`.
-    pub fn check_writable(&self, db: &str) -> Result<()> {
-        if db == "local" || self.role().writable {
-            return Ok(());
-        }
-        Err(Error::new(code::NOT_WRITABLE_PRIMARY, "not primary")
-            .with_extra(doc! {"topologyVersion": self.topology_version()}))
-    }
-
-    /// Fails unless this member may serve reads: a primary always; others only when the client allows
-    /// secondary reads, and never while in STARTUP2, RECOVERING or ROLLBACK.
-    pub fn check_readable(&self, secondary_ok: bool) -> Result<()> {
-        let state = self.role().state;
-        if state.is_primary() {
-            return Ok(());
-        }
-        if matches!(
-            state,
-            MemberState::Startup2 | MemberState::Recovering | MemberState::Rollback
-        ) {
-            return Err(Error::new(
-                code::NOT_PRIMARY_OR_SECONDARY,
-                "node is not in primary or recovering state",
-            )
-            .with_extra(doc! {"topologyVersion": self.topology_version()}));
-        }
-        if secondary_ok {
-            return Ok(());
-        }
-        Err(
-            Error::new(code::NOT_PRIMARY_NO_SECONDARY_OK, "not primary and secondaryOk=false")
-                .with_extra(doc! {"topologyVersion": self.topology_version()}),
-        )
-    }
-
-    /// The replication machine's election metrics (all zero before the set is initiated).
-    pub fn election_metrics(&self) -> ElectionMetrics {
-        match self.machine.lock() {
-            Ok(slot) => slot.as_ref().map(|m| m.election_metrics().clone()).unwrap_or_default(),
-            Err(_) => ElectionMetrics::default(),
-        }
-    }
-
-    /// Whether this member has been primary since it started (it may have been deposed since).
-    pub fn has_been_primary(&self) -> bool {
-        self.machine
-            .lock()
-            .is_ok_and(|slot| slot.as_ref().is_some_and(|m| m.writable_since_ms().is_some()))
-    }
-
-    /// The newest optime known to be majority-committed.
-    pub fn majority_optime(&self) -> OpTime {
-        let role = self.role();
-        if role.config.is_none() {
-            self.storage.positions().last_durable
-        } else {
-            role.commit_point
-        }
-    }
-
-    /// Waits until the majority commit point this member knows satisfies `reached` (majority reads and
-    /// `afterClusterTime` on any member). Before initiation the commit point is what is durable here.
-    pub async fn wait_committed(&self, reached: impl Fn(OpTime) -> bool) -> Result<()> {
-        if self.role().config.is_none() {
-            let _ = self.storage.flush().await;
-        }
-        let mut roles = self.role.subscribe();
-        let mut positions = self.storage.watch_positions();
-        loop {
-            if reached(self.majority_optime()) {
-                return Ok(());
-            }
-            tokio::select! {
-                changed = roles.changed() => if changed.is_err() { break },
-                changed = positions.changed() => if changed.is_err() { break },
-            }
-        }
-        Err(Error::new(code::SHUTDOWN_IN_PROGRESS, "shutting down"))
-    }
-
-    /// Waits until `optime` (written while this member was primary in the current term) satisfies the
-    /// write concern. Returns a `writeConcernError` document when it cannot (the write itself stays).
-    pub async fn wait_for_write_concern(&self, optime: OpTime, wc: &WriteConcern) -> Option<Document> {
-        let role = self.role();
-        // Before initiation there is nothing to wait for: the write is as replicated as it can be.
-        let config = role.config.clone()?;
-        let data_members = config.members.iter().filter(|m| m.is_data_bearing()).count();
-        match &wc.w {
-            WriteMode::Nodes(n) if *n as usize > data_members => {
-                return Some(doc! {"code": 100, "codeName": "UnsatisfiableWriteConcern",
-                "errmsg": "Not enough data-bearing nodes", "errInfo": {"writeConcern": wc.to_document()}});
-            }
-            WriteMode::Tag(tag) => {
-                return Some(doc! {"code": 79, "codeName": "UnknownReplWriteConcern",
-                "errmsg": format!("unrecognized getLastError mode: {tag}")});
-            }
-            _ => {}
-        }
-        // Journal now rather than at the next interval when durability is part of the answer.
-        let journal_majority = config.write_concern_majority_journal_default && wc.w == WriteMode::Majority;
-        if (wc.j || journal_majority) && self.storage.positions().last_durable < optime {
-            let _ = self.storage.flush().await;
-        }
-        let term = role.term;
-        let mut positions = self.storage.watch_positions();
-        let mut roles = self.role.subscribe();
-        let wait = async {
-            loop {
-                let role = roles.borrow_and_update().clone();
-                if role.term != term || !role.state.is_primary() {
-                    // Interrupted by a state change (MongoDB's InterruptedDueToReplStateChange): the write may
-                    // or may not survive, and drivers treat the code as a state change.
-                    return Some(doc! {"code": 11602, "codeName": "InterruptedDueToReplStateChange",
-                    "errmsg": "the primary stepped down while waiting for replication"});
-                }
-                if self.write_concern_satisfied(optime, wc, &role) {
-                    return None;
-                }
-                tokio::select! {
-                    changed = roles.changed() => if changed.is_err() { break },
-                    changed = positions.changed() => if changed.is_err() { break },
-                }
-            }
-            Some(doc! {"code": 91, "codeName": "ShutdownInProgress", "errmsg": "shutting down"})
-        };
-        match wc.wtimeout {
-            Some(limit) => tokio::time::timeout(limit, wait).await.unwrap_or_else(|_| {
-                Some(doc! {"code": 64, "codeName": "WriteConcernTimeout",
-                "errmsg": "waiting for replication timed out", "errInfo": {"wtimeout": true}})
-            }),
-            None => wait.await,
-        }
-    }
-
-    fn write_concern_satisfied(&self, optime: OpTime, wc: &WriteConcern, role: &RoleSnapshot) -> bool {
-        let local = self.storage.positions();
-        if wc.j && local.last_durable < optime {
-            return false;
-        }
-        match wc.w {
-            WriteMode::Majority => role.commit_point >= optime,
-            WriteMode::Nodes(n) if n <= 1 => true,
-            WriteMode::Nodes(n) => {
-                let status = match self.machine.lock() {
-                    Ok(slot) => slot.as_ref().map(|m| m.status()),
-                    Err(_) => None,
-                };
-                let Some(status) = status else { return false };
-                let caught_up = status
-                    .members
-                    .iter()
-                    .filter(|m| if wc.j { m.durable >= optime } else { m.applied >= optime })
-                    .count();
-                caught_up >= n as usize
-            }
-            WriteMode::Tag(_) => false,
-        }
-    }
-
-    /// The `$replData` a sync source sends with oplog batches: its term, commit point, newest entry, rollback
-    /// id and primary.
-    pub fn repl_data(&self) -> Document {
-        let role = self.role();
-        let last = self.storage.positions().last_written;
-        let mut data = doc! {"term": role.term, "lastOpCommitted": role.commit_point.to_document(),
-        "lastOpApplied": last.to_document(), "rbid": self.rollback_id()};
-        if let Some(primary) = role.primary_id {
-            data.insert("primaryIndex", primary);
-        }
-        if let Some(id) = role.self_id {
-            data.insert("memberId", id);
-        }
-        data
-    }
-
-    /// `replSetInitiate`: with no config, a one-member set of this member.
-    pub async fn initiate(&self, config: Option<&Document>) -> Result<()> {
-        if self.role().config.is_some() || self.installing.load(Ordering::SeqCst) {
-            return Err(Error::new(code::ALREADY_INITIALIZED, "already initialized"));
-        }
-        let mut config = match config {
-            None => ReplSetConfig::new(
-                &self.options.repl_set,
-                vec![crate::repl::MemberConfig::new(0, self.options.self_host())],
-            ),
-            Some(doc) => {
-                // rs.initiate({_id, members}) as the tutorials write it: the version defaults to 1.
-                let mut doc = doc.clone();
-                if !doc.contains_key("version") {
-                    doc.insert("version", 1);
-                }
-                ReplSetConfig::from_document(&doc).map_err(repl_error)?
-            }
-        };
-        if config.settings.replica_set_id.is_none() {
-            config.settings.replica_set_id = Some(ObjectId::new());
-        }
-        if config.set_name != self.options.repl_set {
-            return Err(Error::new(
-                code::INVALID_REPLICA_SET_CONFIG,
-                format!(
-                    "Attempting to initiate a replica set with name {}, but command line reports {}; rejecting",
-                    config.set_name, self.options.repl_set
-                ),
-            ));
-        }
-        if find_self(&config, &self.options).is_none() {
-            return Err(Error::new(
-                (74, "NodeNotFound"),
-                format!(
-                    "No host described in new configuration with version {} for replica set {} maps to this node",
-                    config.version, config.set_name
-                ),
-            ));
-        }
-        let stored = config.to_document();
-        self.storage
-            .write(true, move |w| {
-                w.put_meta(META_CONFIG, &stored)?;
-                w.noop(doc! {"msg": "initiating set"}).map(|_| ())
-            })
-            .await??;
-        self.install_machine(config)?;
-        tracing::info!("replica set initiated");
-        Ok(())
-    }
-
-    /// The stored replica-set config as `replSetGetConfig` shows it.
-    pub fn config_document(&self) -> Result<Document> {
-        let role = self.role();
-        // Exactly as installed: members compare (version, term) of their configs, so a joining member must get
-        // the very config the others hold.
-        let config = role.config.ok_or_else(not_yet_initialized)?;
-        Ok(config.to_document())
     }
 
     fn rollback_id(&self) -> i32 {
