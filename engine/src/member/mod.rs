@@ -36,11 +36,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bson::{Document, doc, oid::ObjectId};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+// The runtime's clock, not the system's: the machine's time and RPC round trips follow a simulated clock too.
+use tokio::time::Instant;
 
 use crate::error::{Error, Result, code};
 use crate::failpoint::{ELECT_BY_TIMESTAMP, FailPoints};
