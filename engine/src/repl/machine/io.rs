@@ -87,7 +87,8 @@ pub enum Action {
     CompleteStepUp { term: i64 },
     /// Writes are now accepted (`isWritablePrimary: true`) in `term`.
     AcceptWrites { term: i64 },
-    /// The majority commit point moved forward.
+    /// The majority commit point moved forward: the shell persists it (it seeds `MachineStart.commit_point`
+    /// after a restart).
     CommitPointAdvanced { optime: OpTime },
     /// `topologyVersion.counter` changed; wake awaitable `hello` waiters.
     TopologyChanged { counter: i64 },
