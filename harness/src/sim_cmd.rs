@@ -65,3 +65,26 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
     println!("{} of {} seeds failed", failures, args.seeds);
     Ok(if failures == 0 { 0 } else { 1 })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(seeds: u64, planted: Option<&str>) -> SimArgs {
+        SimArgs {
+            seeds,
+            seed: 1,
+            steps: 10,
+            planted: planted.map(String::from),
+            dir: None,
+        }
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error_before_anything_runs() {
+        for bad in [args(0, None), args(1, Some("noSuchFailPoint"))] {
+            let err = run(&bad).expect_err("refused");
+            assert!(err.is::<UsageError>(), "{err:#}");
+        }
+    }
+}
