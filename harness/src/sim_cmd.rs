@@ -40,7 +40,6 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
     {
         return Err(UsageError(format!("--planted: {planted} is not a known fail point")).into());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut failures = 0u64;
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
         let mut options = SimOptions::new(seed);
@@ -49,7 +48,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
         if let Some(dir) = &args.dir {
             options.dir = dir.clone();
         }
-        let outcome = runtime.block_on(sim::run(&options))?;
+        let outcome = sim::run_isolated(&options)?;
         match outcome.violation {
             None => println!(
                 "seed {seed}: ok ({} w:majority writes acknowledged, {} primaries)",

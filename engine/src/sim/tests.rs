@@ -9,11 +9,11 @@ fn quick(seed: u64) -> SimOptions {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_few_seeds_keep_every_safety_property() {
+#[test]
+fn a_few_seeds_keep_every_safety_property() {
     for seed in 1..=3 {
         let options = quick(seed);
-        let outcome = run(&options).await.expect("the simulation runs");
+        let outcome = run_isolated(&options).expect("the simulation runs");
         assert!(
             outcome.violation.is_none(),
             "seed {seed}: {:?}; reproduce: {}",
@@ -26,15 +26,15 @@ async fn a_few_seeds_keep_every_safety_property() {
 
 /// The checks are worth something only if they catch a bug: with `skipRollback` a deposed primary keeps its
 /// unreplicated writes, and the members never agree again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_planted_skip_rollback_bug_is_found_within_a_few_seeds() {
+#[test]
+fn the_planted_skip_rollback_bug_is_found_within_a_few_seeds() {
     let mut found = None;
     for seed in 1..=8 {
         let options = SimOptions {
             planted: Some(crate::failpoint::SKIP_ROLLBACK.to_string()),
             ..quick(seed)
         };
-        let outcome = run(&options).await.expect("the simulation runs");
+        let outcome = run_isolated(&options).expect("the simulation runs");
         if let Some(violation) = outcome.violation {
             found = Some((options.reproduce_line(), violation));
             break;
