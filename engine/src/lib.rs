@@ -21,6 +21,7 @@
 //! bsonx        BSON number and truthiness rules every layer reads values with
 //! host         this machine's host name
 //! shutdown     the stop signal of listeners and connections
+//! sim/         in-process simulation of several real members over a faulty simulated network
 //! ```
 pub mod bsonx;
 pub mod clock;
@@ -38,6 +39,7 @@ pub mod query;
 pub mod repl;
 pub mod server;
 pub mod shutdown;
+pub mod sim;
 pub mod spill;
 pub mod storage;
 pub mod wire;

@@ -229,12 +229,20 @@ pub struct Node {
 impl Node {
     /// Opens storage under the options' dbpath and restores the replica-set role.
     pub async fn open(options: NodeOptions) -> Result<Arc<Node>> {
+        let routes = options.peer_routes.clone().into_iter().collect();
+        Node::open_on(options, Arc::new(crate::member::peers::Peers::new(routes))).await
+    }
+
+    /// [`Node::open`] with the member reaching its peers over `peers` (the simulation's in-process network).
+    pub async fn open_on(
+        options: NodeOptions,
+        peers: Arc<dyn crate::member::network::PeerNetwork>,
+    ) -> Result<Arc<Node>> {
         let query = QueryParameters::from_parameters(&options.set_parameters)?;
         let storage = Storage::open(&options.dbpath)?;
         crate::spill::clean_tmp_dir(&options.dbpath);
         let failpoints = Arc::new(FailPoints::from_parameters(&options.set_parameters)?);
-        let routes = options.peer_routes.clone().into_iter().collect();
-        let member = Member::start(storage.clone(), options, routes, failpoints.clone()).await?;
+        let member = Member::start_on(storage.clone(), options, peers, failpoints.clone()).await?;
         let cursors = Arc::new(CursorRegistry::new(
             std::time::Duration::from_millis(query.cursor_timeout_millis),
             std::time::Duration::from_secs(query.client_cursor_monitor_frequency_secs),

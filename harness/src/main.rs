@@ -13,6 +13,7 @@ mod parent_watch;
 mod proxy;
 mod recorder;
 mod report_cmd;
+mod sim_cmd;
 mod test_cmd;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run a suite of scenarios with expected verdicts (a CI gate); JUnit XML and Markdown on request.
     Gate(gate::GateArgs),
+    /// Simulate a replica set of real members in one process under seeded faults, checking safety.
+    Sim(sim_cmd::SimArgs),
 }
 
 /// `faultline node`: the member's own flags, plus the hidden one the harness adds to the members it starts.
@@ -82,6 +85,7 @@ fn main() {
         },
         Command::Bench(args) => bench::run(args),
         Command::Gate(args) => gate::run(args),
+        Command::Sim(args) => sim_cmd::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

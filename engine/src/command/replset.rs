@@ -111,10 +111,6 @@ pub fn configure_fail_point(ctx: &Context<'_>) -> Result<Document> {
         .get_str("configureFailPoint")
         .map_err(|_| Error::type_mismatch("configureFailPoint takes the fail point's name"))?;
     let previous = ctx.node.failpoints.configure(name, ctx.body)?;
-    if name == crate::failpoint::ELECT_BY_TIMESTAMP {
-        let on = ctx.node.failpoints.is_on(name);
-        ctx.node.member.set_elect_by_timestamp(on);
-    }
     Ok(
         doc! {"count": 0, "mode": previous.get("mode").cloned().unwrap_or(Bson::Int32(0)), "data": previous.get_document("data").cloned().unwrap_or_default()},
     )

@@ -25,7 +25,7 @@ use std::time::Duration;
 use bson::{Bson, Document, doc};
 
 use super::Member;
-use super::peers::PeerConnection;
+use super::network::PeerChannel;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::repl::{Event, OpTime};
@@ -74,7 +74,7 @@ impl Member {
             return Ok(FetchEnd::Empty);
         }
         let timeout = self.rpc_timeout() + Duration::from_millis(AWAIT_MS as u64);
-        let mut conn = self.peers.connect(host, timeout).await?;
+        let mut conn = self.peers.open(host, timeout).await?;
         let find = doc! {
             "find": "oplog.rs", "filter": {"ts": {"$gte": last.ts}}, "tailable": true, "awaitData": true,
             "batchSize": BATCH, "$readPreference": {"mode": "secondaryPreferred"}, "$replData": 1, "$db": "local",
@@ -148,7 +148,7 @@ impl Member {
     async fn tail(
         &self,
         source_id: i32,
-        conn: &mut PeerConnection,
+        conn: &mut dyn PeerChannel,
         id: i64,
         rbid: Option<i32>,
         timeout: Duration,
@@ -389,7 +389,7 @@ fn entries(cursor: &Document, key: &str) -> Vec<Document> {
 }
 
 /// The timestamp of the source's oldest oplog entry (`None` when its oplog is empty).
-pub(super) async fn oldest_entry_ts(conn: &mut PeerConnection, timeout: Duration) -> Result<Option<bson::Timestamp>> {
+pub(super) async fn oldest_entry_ts(conn: &mut dyn PeerChannel, timeout: Duration) -> Result<Option<bson::Timestamp>> {
     let reply = conn
         .command(
             &doc! {"find": "oplog.rs", "sort": {"$natural": 1}, "limit": 1, "singleBatch": true,

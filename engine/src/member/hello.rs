@@ -1,9 +1,12 @@
-//! What the member says about itself: the replica-set fields of `hello` and `replSetGetStatus`.
+//! What the member says about itself: the replica-set fields of `hello` and `replSetGetStatus`, the
+//! `$replData` it attaches to oplog batches, and its election metrics. Read-only renderings of the machine's
+//! status and the role snapshot.
 
 use bson::{Bson, Document, doc};
 
 use super::{Member, election_id, not_yet_initialized};
 use crate::error::Result;
+use crate::repl::machine::ElectionMetrics;
 use crate::repl::{MemberState, OpTime};
 
 fn ts_date(optime: OpTime) -> bson::DateTime {
@@ -98,12 +101,13 @@ impl Member {
 
     /// `replSetGetStatus`.
     pub fn status(&self) -> Result<Document> {
-        let status = {
+        let (status, writable_since_ms) = {
             let slot = self
                 .machine
                 .lock()
                 .map_err(|_| crate::error::Error::internal("replication state poisoned"))?;
-            slot.as_ref().map(|m| m.status()).ok_or_else(not_yet_initialized)?
+            let machine = slot.as_ref().ok_or_else(not_yet_initialized)?;
+            (machine.status(), machine.writable_since_ms())
         };
         let role = self.role();
         let config = role.config.clone().ok_or_else(not_yet_initialized)?;
@@ -111,7 +115,7 @@ impl Member {
         let date_at =
             |ms: Option<i64>| ms.map(|m| bson::DateTime::from_millis(crate::clock::now_millis() - (now_ms - m)));
         let host = |id: Option<i32>| id.and_then(|id| role.host_of(id)).unwrap_or_default();
-        let election_date = self.election_date.lock().ok().and_then(|d| *d);
+        let election_date = date_at(writable_since_ms);
         let mut members = Vec::new();
         for m in &status.members {
             let mut entry = doc! {
@@ -170,5 +174,38 @@ impl Member {
             "members": members,
             "configVersion": config.version,
         })
+    }
+}
+
+impl Member {
+    /// The replication machine's election metrics (all zero before the set is initiated).
+    pub fn election_metrics(&self) -> ElectionMetrics {
+        match self.machine.lock() {
+            Ok(slot) => slot.as_ref().map(|m| m.election_metrics().clone()).unwrap_or_default(),
+            Err(_) => ElectionMetrics::default(),
+        }
+    }
+
+    /// Whether this member has been primary since it started (it may have been deposed since).
+    pub fn has_been_primary(&self) -> bool {
+        self.machine
+            .lock()
+            .is_ok_and(|slot| slot.as_ref().is_some_and(|m| m.writable_since_ms().is_some()))
+    }
+
+    /// The `$replData` a sync source sends with oplog batches: its term, commit point, newest entry, rollback
+    /// id and primary.
+    pub fn repl_data(&self) -> Document {
+        let role = self.role();
+        let last = self.storage.positions().last_written;
+        let mut data = doc! {"term": role.term, "lastOpCommitted": role.commit_point.to_document(),
+        "lastOpApplied": last.to_document(), "rbid": self.rollback_id()};
+        if let Some(primary) = role.primary_id {
+            data.insert("primaryIndex", primary);
+        }
+        if let Some(id) = role.self_id {
+            data.insert("memberId", id);
+        }
+        data
     }
 }

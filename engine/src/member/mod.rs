@@ -11,10 +11,20 @@
 //! A member always runs as a replica-set member: before `replSetInitiate` it has no machine and answers
 //! `hello` as an uninitialised member (drivers call it RSGhost). A member that receives a heartbeat from an
 //! initiated set fetches the set's config from the sender, installs it and initial-syncs (sync.rs).
+//!
+//! Files, one job each: this one is the driver (machine, event loop, actions, role snapshot and topology
+//! counter mirrored from the machine); `fetcher` tails and applies the sync source's oplog; `sync` runs
+//! initial sync and rollback (the machine decides the states and checks the common point); `rpc` answers
+//! the replica-set commands; `gate` answers what commands ask (writable, readable, write-concern waits);
+//! `hello` renders status; `commit_point` persists the commit point; `network` is the interface to the
+//! peers (TCP `peers` in production, `crate::sim` under simulation).
 
+mod commit_point;
 mod fetcher;
+mod gate;
 mod hello;
 pub mod messages;
+pub mod network;
 mod oplog_cap;
 pub mod peers;
 mod rpc;
@@ -26,16 +36,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bson::{Document, doc, oid::ObjectId};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+// The runtime's clock, not the system's: the machine's time and RPC round trips follow a simulated clock too.
+use tokio::time::Instant;
 
 use crate::error::{Error, Result, code};
 use crate::failpoint::{ELECT_BY_TIMESTAMP, FailPoints};
 use crate::options::NodeOptions;
-use crate::repl::machine::{ElectionMetrics, LastVote, PersistedElectionState};
+use crate::repl::machine::{LastVote, PersistedElectionState};
 use crate::repl::{Action, Event, MachineStart, MemberState, OpTime, ReplError, ReplMachine, ReplSetConfig};
 use crate::storage::Storage;
 pub use write_concern::{WriteConcern, WriteMode};
@@ -44,6 +56,7 @@ const META_CONFIG: &str = "replset.config";
 const META_ELECTION: &str = "replset.election";
 const META_INITIAL_SYNC: &str = "replset.initialSyncFlag";
 const META_RBID: &str = "replset.rbid";
+const META_COMMIT_POINT: &str = "replset.commitPoint";
 const TICK: Duration = Duration::from_millis(20);
 
 /// What the member currently is, as one consistent picture (refreshed after every machine event).
@@ -96,21 +109,20 @@ pub struct Member {
     me: Weak<Member>,
     storage: Storage,
     options: NodeOptions,
-    peers: peers::Peers,
+    /// The network to the other members (TCP in production, in-process under simulation).
+    peers: Arc<dyn network::PeerNetwork>,
     process_id: ObjectId,
     started: Instant,
     machine: Mutex<Option<ReplMachine>>,
     role: watch::Sender<RoleSnapshot>,
+    /// `topologyVersion.counter`, mirrored from the machine (0 before the set is initiated).
     topology: watch::Sender<i64>,
-    election_date: Mutex<Option<bson::DateTime>>,
     step_downs: Mutex<HashMap<u64, oneshot::Sender<std::result::Result<(), ReplError>>>>,
     next_request: AtomicU64,
     fetcher: Mutex<Option<(i32, JoinHandle<()>)>>,
     installing: AtomicBool,
     /// An initial sync is running (only one at a time).
     syncing: AtomicBool,
-    /// After a rollback: stay RECOVERING until the oplog reaches this point.
-    min_valid: Mutex<Option<OpTime>>,
     /// The member's fail points (shared with the commands).
     failpoints: Arc<FailPoints>,
     /// Fail point `applyOplogOutOfOrder`: batches held back to be applied after newer ones.
@@ -120,6 +132,8 @@ pub struct Member {
     /// Set once the member met a condition it must not continue past (mongod's fatal assertions); the
     /// server then stops and the process exits abruptly.
     fatal: watch::Sender<Option<String>>,
+    /// Persists the majority commit point as it advances.
+    commit_point: commit_point::CommitPointRecorder,
     /// What the oplog applier applied (`serverStatus.opcountersRepl`).
     pub applied_ops: AppliedOps,
 }
@@ -180,11 +194,22 @@ impl OpCounts {
 }
 
 impl Member {
-    /// Loads the stored config, term and vote; with a config, starts the replica-set machinery.
+    /// Loads the stored config, term and vote; with a config, starts the replica-set machinery. Peers are
+    /// reached over TCP, through `routes` where given.
     pub async fn start(
         storage: Storage,
         options: NodeOptions,
         routes: HashMap<String, String>,
+        failpoints: Arc<FailPoints>,
+    ) -> Result<Arc<Member>> {
+        Member::start_on(storage, options, Arc::new(peers::Peers::new(routes)), failpoints).await
+    }
+
+    /// [`Member::start`] on any network to the peers (the simulation's in-process one).
+    pub async fn start_on(
+        storage: Storage,
+        options: NodeOptions,
+        peers: Arc<dyn network::PeerNetwork>,
         failpoints: Arc<FailPoints>,
     ) -> Result<Arc<Member>> {
         let config = match storage.read_meta(META_CONFIG)? {
@@ -195,27 +220,27 @@ impl Member {
         let (role, _) = watch::channel(RoleSnapshot::uninitialised());
         let (topology, _) = watch::channel(0);
         let rbid = stored_rollback_id(&storage);
+        let commit_point = commit_point::CommitPointRecorder::start(storage.clone());
         let member = Arc::new_cyclic(|me| Member {
             me: me.clone(),
             storage,
             options,
-            peers: peers::Peers::new(routes),
+            peers,
             process_id: ObjectId::new(),
             started: Instant::now(),
             machine: Mutex::new(None),
             role,
             topology,
-            election_date: Mutex::new(None),
             step_downs: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             fetcher: Mutex::new(None),
             installing: AtomicBool::new(false),
             syncing: AtomicBool::new(false),
-            min_valid: Mutex::new(None),
             failpoints,
             held_batches: Mutex::new(std::collections::VecDeque::new()),
             rbid: AtomicI32::new(rbid),
             fatal: watch::channel(None).0,
+            commit_point,
             applied_ops: AppliedOps::default(),
         });
         member.spawn_oplog_truncation();
@@ -247,6 +272,11 @@ impl Member {
             Ok(message) => message.clone().unwrap_or_default(),
             Err(_) => std::future::pending().await,
         }
+    }
+
+    /// The fatal condition's message, once [`Member::fail_fatally`] was called.
+    pub fn fatal_message(&self) -> Option<String> {
+        self.fatal.borrow().clone()
     }
 
     fn arc(&self) -> Arc<Member> {
@@ -282,10 +312,6 @@ impl Member {
         doc! {"processId": self.process_id, "counter": *self.topology.borrow()}
     }
 
-    fn bump_topology(&self) {
-        self.topology.send_modify(|counter| *counter += 1);
-    }
-
     /// Waits until the topology changes past `counter` (awaitable hello), or the timeout passes.
     pub async fn wait_topology_change(&self, process_id: ObjectId, counter: i64, timeout: Duration) {
         if process_id != self.process_id {
@@ -309,11 +335,10 @@ impl Member {
             persisted,
             applied: positions.last_written,
             durable: positions.last_durable,
-            commit_point: OpTime::null(),
+            commit_point: commit_point::stored_commit_point(&self.storage),
             seed: u64::from(self.options.port) ^ (self.process_id.timestamp().timestamp_millis() as u64),
         };
-        let mut machine = ReplMachine::new(start, self.now_ms());
-        machine.set_elect_by_timestamp(self.failpoints.is_on(ELECT_BY_TIMESTAMP));
+        let machine = ReplMachine::new(start, self.now_ms());
         {
             let mut slot = self
                 .machine
@@ -322,7 +347,6 @@ impl Member {
             *slot = Some(machine);
         }
         self.refresh_role();
-        self.bump_topology();
         let me = self.arc();
         tokio::spawn(async move { me.tick_loop().await });
         let me = self.arc();
@@ -367,7 +391,6 @@ impl Member {
                     optime: applied,
                     wall_ms: crate::clock::now_millis(),
                 }));
-                self.check_min_valid(applied);
             }
             if now.last_durable != durable {
                 durable = now.last_durable;
@@ -388,7 +411,10 @@ impl Member {
         let now = self.now_ms();
         let actions = match self.machine.lock() {
             Ok(mut slot) => match slot.as_mut() {
-                Some(machine) => machine.handle(now, event),
+                Some(machine) => {
+                    self.sync_fail_points(machine);
+                    machine.handle(now, event)
+                }
                 None => Vec::new(),
             },
             Err(_) => Vec::new(),
@@ -406,28 +432,48 @@ impl Member {
                 .lock()
                 .map_err(|_| Error::internal("replication state poisoned"))?;
             let machine = slot.as_mut().ok_or_else(not_yet_initialized)?;
+            self.sync_fail_points(machine);
             f(machine, now)
         };
         self.refresh_role();
         result
     }
 
+    /// The fail points that change the machine's rules are read from [`FailPoints`] (their one home) before
+    /// every machine call, so a `configureFailPoint` takes effect at the next event.
+    fn sync_fail_points(&self, machine: &mut ReplMachine) {
+        machine.set_elect_by_timestamp(self.failpoints.is_on(ELECT_BY_TIMESTAMP));
+    }
+
+    /// Mirrors the machine into the role snapshot and the topology counter (the machine owns both).
     fn refresh_role(&self) {
-        let snapshot = match self.machine.lock() {
-            Ok(slot) => slot.as_ref().map(|m| RoleSnapshot {
-                config: Some(Arc::new(m.config().clone())),
-                state: m.state(),
-                term: m.term(),
-                self_id: m.self_id(),
-                primary_id: m.primary_id(),
-                writable: m.is_writable_primary(),
-                commit_point: m.commit_point(),
-                election: m.status().election,
-                sync_source: m.sync_source(),
-                version: 0,
+        let mirrored = match self.machine.lock() {
+            Ok(slot) => slot.as_ref().map(|m| {
+                let snapshot = RoleSnapshot {
+                    config: Some(Arc::new(m.config().clone())),
+                    state: m.state(),
+                    term: m.term(),
+                    self_id: m.self_id(),
+                    primary_id: m.primary_id(),
+                    writable: m.is_writable_primary(),
+                    commit_point: m.commit_point(),
+                    election: m.status().election,
+                    sync_source: m.sync_source(),
+                    version: 0,
+                };
+                (snapshot, m.topology_version())
             }),
             Err(_) => None,
         };
+        let snapshot = mirrored.map(|(snapshot, counter)| {
+            // Monotonic: two refreshes racing must not move the counter back.
+            self.topology.send_if_modified(|current| {
+                let newer = counter > *current;
+                *current = (*current).max(counter);
+                newer
+            });
+            snapshot
+        });
         if let Some(mut snapshot) = snapshot {
             self.role.send_modify(|role| {
                 snapshot.version = role.version + 1;
@@ -483,7 +529,6 @@ impl Member {
             Action::ReplyHeartbeat { .. } | Action::ReplyVote { .. } => {}
             Action::TransitionTo { state } => {
                 tracing::info!(state = state.as_str(), term = self.role().term, "member state changed");
-                self.bump_topology();
             }
             Action::CompleteStepUp { term } => {
                 let me = self.arc();
@@ -491,21 +536,17 @@ impl Member {
             }
             Action::AcceptWrites { term } => {
                 tracing::info!(term, "transition to PRIMARY complete; accepting writes");
-                if let Ok(mut date) = self.election_date.lock() {
-                    *date = Some(crate::clock::now());
-                }
-                self.bump_topology();
             }
-            Action::CommitPointAdvanced { .. } => {}
+            Action::CommitPointAdvanced { optime } => self.commit_point.record(optime),
             Action::Log(message) => tracing::info!("{message}"),
-            Action::TopologyChanged { .. } => self.bump_topology(),
+            // Mirrored by `refresh_role` after every machine call.
+            Action::TopologyChanged { .. } => {}
             Action::SyncSourceChanged { member_id } => self.change_sync_source(member_id),
             Action::InstallConfig(config) => {
                 let doc = config.to_document();
                 self.storage
                     .write(true, move |w| w.put_meta(META_CONFIG, &doc))
                     .await??;
-                self.bump_topology();
             }
             Action::StepDownFinished { request_id, result } => {
                 if let Some(waiter) = self.step_downs.lock().ok().and_then(|mut m| m.remove(&request_id)) {
@@ -615,271 +656,6 @@ impl Member {
         }
     }
 
-    fn check_min_valid(&self, applied: OpTime) {
-        let reached = match self.min_valid.lock() {
-            Ok(mut min) => match *min {
-                Some(target) if applied >= target => {
-                    *min = None;
-                    true
-                }
-                _ => false,
-            },
-            Err(_) => false,
-        };
-        if reached {
-            let actions = self.handle(Event::FollowerStateChanged {
-                state: MemberState::Secondary,
-            });
-            let me = self.arc();
-            tokio::spawn(async move { me.execute(actions).await });
-        }
-    }
-
-    // ---- what commands ask -------------------------------------------------------------------------
-
-    /// Fails with NotWritablePrimary (10107) unless this member accepts writes to `db`.
-    pub fn check_writable(&self, db: &str) -> Result<()> {
-        if db == "local" || self.role().writable {
-            return Ok(());
-        }
-        Err(Error::new(code::NOT_WRITABLE_PRIMARY, "not primary")
-            .with_extra(doc! {"topologyVersion": self.topology_version()}))
-    }
-
-    /// Fails unless this member may serve reads: a primary always; others only when the client allows
-    /// secondary reads, and never while in STARTUP2, RECOVERING or ROLLBACK.
-    pub fn check_readable(&self, secondary_ok: bool) -> Result<()> {
-        let state = self.role().state;
-        if state.is_primary() {
-            return Ok(());
-        }
-        if matches!(
-            state,
-            MemberState::Startup2 | MemberState::Recovering | MemberState::Rollback
-        ) {
-            return Err(Error::new(
-                code::NOT_PRIMARY_OR_SECONDARY,
-                "node is not in primary or recovering state",
-            )
-            .with_extra(doc! {"topologyVersion": self.topology_version()}));
-        }
-        if secondary_ok {
-            return Ok(());
-        }
-        Err(
-            Error::new(code::NOT_PRIMARY_NO_SECONDARY_OK, "not primary and secondaryOk=false")
-                .with_extra(doc! {"topologyVersion": self.topology_version()}),
-        )
-    }
-
-    /// Fail point `electByTimestamp` switched at run time: tell the machine's voter rules.
-    pub fn set_elect_by_timestamp(&self, on: bool) {
-        if let Ok(mut slot) = self.machine.lock()
-            && let Some(machine) = slot.as_mut()
-        {
-            machine.set_elect_by_timestamp(on);
-        }
-    }
-
-    /// The replication machine's election metrics (all zero before the set is initiated).
-    pub fn election_metrics(&self) -> ElectionMetrics {
-        match self.machine.lock() {
-            Ok(slot) => slot.as_ref().map(|m| m.election_metrics().clone()).unwrap_or_default(),
-            Err(_) => ElectionMetrics::default(),
-        }
-    }
-
-    /// Whether this member has been primary since it started (it may have been deposed since).
-    pub fn has_been_primary(&self) -> bool {
-        self.election_date.lock().is_ok_and(|date| date.is_some())
-    }
-
-    /// The newest optime known to be majority-committed.
-    pub fn majority_optime(&self) -> OpTime {
-        let role = self.role();
-        if role.config.is_none() {
-            self.storage.positions().last_durable
-        } else {
-            role.commit_point
-        }
-    }
-
-    /// Waits until the majority commit point this member knows satisfies `reached` (majority reads and
-    /// `afterClusterTime` on any member). Before initiation the commit point is what is durable here.
-    pub async fn wait_committed(&self, reached: impl Fn(OpTime) -> bool) -> Result<()> {
-        if self.role().config.is_none() {
-            let _ = self.storage.flush().await;
-        }
-        let mut roles = self.role.subscribe();
-        let mut positions = self.storage.watch_positions();
-        loop {
-            if reached(self.majority_optime()) {
-                return Ok(());
-            }
-            tokio::select! {
-                changed = roles.changed() => if changed.is_err() { break },
-                changed = positions.changed() => if changed.is_err() { break },
-            }
-        }
-        Err(Error::new(code::SHUTDOWN_IN_PROGRESS, "shutting down"))
-    }
-
-    /// Waits until `optime` (written while this member was primary in the current term) satisfies the
-    /// write concern. Returns a `writeConcernError` document when it cannot (the write itself stays).
-    pub async fn wait_for_write_concern(&self, optime: OpTime, wc: &WriteConcern) -> Option<Document> {
-        let role = self.role();
-        // Before initiation there is nothing to wait for: the write is as replicated as it can be.
-        let config = role.config.clone()?;
-        let data_members = config.members.iter().filter(|m| m.is_data_bearing()).count();
-        match &wc.w {
-            WriteMode::Nodes(n) if *n as usize > data_members => {
-                return Some(doc! {"code": 100, "codeName": "UnsatisfiableWriteConcern",
-                "errmsg": "Not enough data-bearing nodes", "errInfo": {"writeConcern": wc.to_document()}});
-            }
-            WriteMode::Tag(tag) => {
-                return Some(doc! {"code": 79, "codeName": "UnknownReplWriteConcern",
-                "errmsg": format!("unrecognized getLastError mode: {tag}")});
-            }
-            _ => {}
-        }
-        // Journal now rather than at the next interval when durability is part of the answer.
-        let journal_majority = config.write_concern_majority_journal_default && wc.w == WriteMode::Majority;
-        if (wc.j || journal_majority) && self.storage.positions().last_durable < optime {
-            let _ = self.storage.flush().await;
-        }
-        let term = role.term;
-        let mut positions = self.storage.watch_positions();
-        let mut roles = self.role.subscribe();
-        let wait = async {
-            loop {
-                let role = roles.borrow_and_update().clone();
-                if role.term != term || !role.state.is_primary() {
-                    // Interrupted by a state change (MongoDB's InterruptedDueToReplStateChange): the write may
-                    // or may not survive, and drivers treat the code as a state change.
-                    return Some(doc! {"code": 11602, "codeName": "InterruptedDueToReplStateChange",
-                    "errmsg": "the primary stepped down while waiting for replication"});
-                }
-                if self.write_concern_satisfied(optime, wc, &role) {
-                    return None;
-                }
-                tokio::select! {
-                    changed = roles.changed() => if changed.is_err() { break },
-                    changed = positions.changed() => if changed.is_err() { break },
-                }
-            }
-            Some(doc! {"code": 91, "codeName": "ShutdownInProgress", "errmsg": "shutting down"})
-        };
-        match wc.wtimeout {
-            Some(limit) => tokio::time::timeout(limit, wait).await.unwrap_or_else(|_| {
-                Some(doc! {"code": 64, "codeName": "WriteConcernTimeout",
-                "errmsg": "waiting for replication timed out", "errInfo": {"wtimeout": true}})
-            }),
-            None => wait.await,
-        }
-    }
-
-    fn write_concern_satisfied(&self, optime: OpTime, wc: &WriteConcern, role: &RoleSnapshot) -> bool {
-        let local = self.storage.positions();
-        if wc.j && local.last_durable < optime {
-            return false;
-        }
-        match wc.w {
-            WriteMode::Majority => role.commit_point >= optime,
-            WriteMode::Nodes(n) if n <= 1 => true,
-            WriteMode::Nodes(n) => {
-                let status = match self.machine.lock() {
-                    Ok(slot) => slot.as_ref().map(|m| m.status()),
-                    Err(_) => None,
-                };
-                let Some(status) = status else { return false };
-                let caught_up = status
-                    .members
-                    .iter()
-                    .filter(|m| if wc.j { m.durable >= optime } else { m.applied >= optime })
-                    .count();
-                caught_up >= n as usize
-            }
-            WriteMode::Tag(_) => false,
-        }
-    }
-
-    /// The `$replData` a sync source sends with oplog batches: its term, commit point, newest entry, rollback
-    /// id and primary.
-    pub fn repl_data(&self) -> Document {
-        let role = self.role();
-        let last = self.storage.positions().last_written;
-        let mut data = doc! {"term": role.term, "lastOpCommitted": role.commit_point.to_document(),
-        "lastOpApplied": last.to_document(), "rbid": self.rollback_id()};
-        if let Some(primary) = role.primary_id {
-            data.insert("primaryIndex", primary);
-        }
-        if let Some(id) = role.self_id {
-            data.insert("memberId", id);
-        }
-        data
-    }
-
-    /// `replSetInitiate`: with no config, a one-member set of this member.
-    pub async fn initiate(&self, config: Option<&Document>) -> Result<()> {
-        if self.role().config.is_some() || self.installing.load(Ordering::SeqCst) {
-            return Err(Error::new(code::ALREADY_INITIALIZED, "already initialized"));
-        }
-        let mut config = match config {
-            None => ReplSetConfig::new(
-                &self.options.repl_set,
-                vec![crate::repl::MemberConfig::new(0, self.options.self_host())],
-            ),
-            Some(doc) => {
-                // rs.initiate({_id, members}) as the tutorials write it: the version defaults to 1.
-                let mut doc = doc.clone();
-                if !doc.contains_key("version") {
-                    doc.insert("version", 1);
-                }
-                ReplSetConfig::from_document(&doc).map_err(repl_error)?
-            }
-        };
-        if config.settings.replica_set_id.is_none() {
-            config.settings.replica_set_id = Some(ObjectId::new());
-        }
-        if config.set_name != self.options.repl_set {
-            return Err(Error::new(
-                code::INVALID_REPLICA_SET_CONFIG,
-                format!(
-                    "Attempting to initiate a replica set with name {}, but command line reports {}; rejecting",
-                    config.set_name, self.options.repl_set
-                ),
-            ));
-        }
-        if find_self(&config, &self.options).is_none() {
-            return Err(Error::new(
-                (74, "NodeNotFound"),
-                format!(
-                    "No host described in new configuration with version {} for replica set {} maps to this node",
-                    config.version, config.set_name
-                ),
-            ));
-        }
-        let stored = config.to_document();
-        self.storage
-            .write(true, move |w| {
-                w.put_meta(META_CONFIG, &stored)?;
-                w.noop(doc! {"msg": "initiating set"}).map(|_| ())
-            })
-            .await??;
-        self.install_machine(config)?;
-        tracing::info!("replica set initiated");
-        Ok(())
-    }
-
-    /// The stored replica-set config as `replSetGetConfig` shows it.
-    pub fn config_document(&self) -> Result<Document> {
-        let role = self.role();
-        // Exactly as installed: members compare (version, term) of their configs, so a joining member must get
-        // the very config the others hold.
-        let config = role.config.ok_or_else(not_yet_initialized)?;
-        Ok(config.to_document())
-    }
-
     fn rollback_id(&self) -> i32 {
         self.rbid.load(Ordering::SeqCst)
     }
@@ -950,6 +726,64 @@ fn local_host_names(options: &NodeOptions) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Item 9 of issue #13: `MachineStart.commit_point` is restored from storage, so a restarted member
+    /// knows what was majority-committed before it hears from anyone.
+    #[tokio::test]
+    async fn the_commit_point_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = NodeOptions {
+            port: 27999,
+            dbpath: dir.path().to_path_buf(),
+            oplog_size_mb: Some(1),
+            ..NodeOptions::default()
+        };
+        let storage = Storage::open(dir.path()).expect("open storage");
+        let committed = {
+            let failpoints = Arc::new(FailPoints::default());
+            let member = Member::start(storage.clone(), options.clone(), HashMap::new(), failpoints)
+                .await
+                .expect("start");
+            member.initiate(None).await.expect("initiate");
+            let mut roles = member.watch_role();
+            tokio::time::timeout(Duration::from_secs(10), roles.wait_for(|r| r.writable))
+                .await
+                .expect("the lone member becomes a writable primary in time")
+                .expect("role channel open");
+            let written = storage
+                .write(true, |w| w.noop(doc! {"msg": "after election"}))
+                .await
+                .expect("writer")
+                .expect("noop");
+            tokio::time::timeout(Duration::from_secs(10), roles.wait_for(|r| r.commit_point >= written))
+                .await
+                .expect("the write is majority-committed in time")
+                .expect("role channel open");
+            let mut stored = None;
+            tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    stored = storage
+                        .read_meta(META_COMMIT_POINT)
+                        .ok()
+                        .flatten()
+                        .and_then(|d| OpTime::from_document(&d).ok());
+                    if stored.is_some_and(|s| s >= written) {
+                        return;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the commit point is persisted in time");
+            stored.expect("persisted")
+        };
+        // A second member over the same store stands for the restarted process (the first one's tasks keep
+        // running, but this current-thread runtime does not run them before the assertion).
+        let restarted = Member::start(storage, options, HashMap::new(), Arc::new(FailPoints::default()))
+            .await
+            .expect("restart");
+        assert_eq!(restarted.role().commit_point, committed, "the restored commit point");
+    }
 
     #[test]
     fn election_id_grows_with_the_term() {

@@ -1,12 +1,15 @@
 //! Replica-set commands that reach the member: the internal RPCs between members (heartbeats, votes,
-//! position updates, step-up) and the admin commands (reconfig, step-down, freeze, sync-from).
+//! position updates, step-up) and the admin commands (initiate, get-config, reconfig, step-down, freeze,
+//! sync-from).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bson::oid::ObjectId;
 use bson::{Document, doc};
 use tokio::sync::oneshot;
 
-use super::{Member, messages, repl_error};
+use super::{META_CONFIG, Member, find_self, messages, not_yet_initialized, repl_error};
 use crate::error::{Error, Result, code};
 use crate::repl::{Action, Event, ReplSetConfig};
 
@@ -156,5 +159,68 @@ impl Member {
     /// `replSetGetRBID`: the rollback id, which changes whenever this member rolls back.
     pub fn rbid(&self) -> i32 {
         self.rollback_id()
+    }
+}
+
+impl Member {
+    /// `replSetInitiate`: with no config, a one-member set of this member.
+    pub async fn initiate(&self, config: Option<&Document>) -> Result<()> {
+        if self.role().config.is_some() || self.installing.load(Ordering::SeqCst) {
+            return Err(Error::new(code::ALREADY_INITIALIZED, "already initialized"));
+        }
+        let mut config = match config {
+            None => ReplSetConfig::new(
+                &self.options.repl_set,
+                vec![crate::repl::MemberConfig::new(0, self.options.self_host())],
+            ),
+            Some(doc) => {
+                // rs.initiate({_id, members}) as the tutorials write it: the version defaults to 1.
+                let mut doc = doc.clone();
+                if !doc.contains_key("version") {
+                    doc.insert("version", 1);
+                }
+                ReplSetConfig::from_document(&doc).map_err(repl_error)?
+            }
+        };
+        if config.settings.replica_set_id.is_none() {
+            config.settings.replica_set_id = Some(ObjectId::new());
+        }
+        if config.set_name != self.options.repl_set {
+            return Err(Error::new(
+                code::INVALID_REPLICA_SET_CONFIG,
+                format!(
+                    "Attempting to initiate a replica set with name {}, but command line reports {}; rejecting",
+                    config.set_name, self.options.repl_set
+                ),
+            ));
+        }
+        if find_self(&config, &self.options).is_none() {
+            return Err(Error::new(
+                (74, "NodeNotFound"),
+                format!(
+                    "No host described in new configuration with version {} for replica set {} maps to this node",
+                    config.version, config.set_name
+                ),
+            ));
+        }
+        let stored = config.to_document();
+        self.storage
+            .write(true, move |w| {
+                w.put_meta(META_CONFIG, &stored)?;
+                w.noop(doc! {"msg": "initiating set"}).map(|_| ())
+            })
+            .await??;
+        self.install_machine(config)?;
+        tracing::info!("replica set initiated");
+        Ok(())
+    }
+
+    /// The stored replica-set config as `replSetGetConfig` shows it.
+    pub fn config_document(&self) -> Result<Document> {
+        let role = self.role();
+        // Exactly as installed: members compare (version, term) of their configs, so a joining member must get
+        // the very config the others hold.
+        let config = role.config.ok_or_else(not_yet_initialized)?;
+        Ok(config.to_document())
     }
 }

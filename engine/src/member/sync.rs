@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use bson::{Bson, Document, doc};
 
-use super::peers::PeerConnection;
+use super::network::PeerChannel;
 use super::{META_CONFIG, META_INITIAL_SYNC, META_RBID, Member, find_self};
 use crate::error::{Error, Result};
-use crate::repl::{Event, MemberState, OpTime, ReplSetConfig};
+use crate::repl::{Event, OpTime, ReplSetConfig};
 use crate::storage::{Namespace, OplogEntry};
 
 const CLONE_BATCH: i32 = 1000;
@@ -118,16 +118,14 @@ impl Member {
     }
 
     async fn initial_sync(&self) -> Result<()> {
-        let actions = self.handle(Event::FollowerStateChanged {
-            state: MemberState::Startup2,
-        });
+        let actions = self.handle(Event::InitialSyncStarted);
         self.execute(actions).await;
         let host = self
             .initial_sync_source()
             .ok_or_else(|| Error::bad_value("no member to initial-sync from"))?;
         tracing::info!(source = %host, "initial sync starting");
         let timeout = self.rpc_timeout() + Duration::from_secs(5);
-        let mut conn = self.peers.connect(&host, timeout).await?;
+        let mut conn = self.peers.open(&host, timeout).await?;
         self.storage
             .write(true, |w| {
                 w.put_meta(META_INITIAL_SYNC, &doc! {"inProgress": true})?;
@@ -189,15 +187,13 @@ impl Member {
             .write(true, |w| w.put_meta(META_INITIAL_SYNC, &doc! {"inProgress": false}))
             .await??;
         tracing::info!(source = %host, documents = cloned, oplog_entries = applied, "initial sync done");
-        let actions = self.handle(Event::FollowerStateChanged {
-            state: MemberState::Secondary,
-        });
+        let actions = self.handle(Event::InitialSyncFinished);
         self.execute(actions).await;
         Ok(())
     }
 
     /// Clones every non-local database; returns the number of documents copied.
-    async fn clone_databases(&self, conn: &mut PeerConnection, timeout: Duration) -> Result<usize> {
+    async fn clone_databases(&self, conn: &mut dyn PeerChannel, timeout: Duration) -> Result<usize> {
         let listing = conn
             .command(&doc! {"listDatabases": 1, "nameOnly": true, "$db": "admin"}, timeout)
             .await?;
@@ -227,7 +223,7 @@ impl Member {
 
     async fn clone_collection(
         &self,
-        conn: &mut PeerConnection,
+        conn: &mut dyn PeerChannel,
         db: &str,
         coll: &str,
         entry: &Document,
@@ -270,12 +266,10 @@ impl Member {
 
     /// Rolls our diverged oplog suffix back to the newest entry the sync source `host` also has.
     pub(super) async fn roll_back(&self, host: &str) -> Result<()> {
-        let actions = self.handle(Event::FollowerStateChanged {
-            state: MemberState::Rollback,
-        });
+        let actions = self.handle(Event::RollbackStarted);
         self.execute(actions).await;
         let timeout = self.rpc_timeout() + Duration::from_secs(5);
-        let mut conn = self.peers.connect(host, timeout).await?;
+        let mut conn = self.peers.open(host, timeout).await?;
         let common = match self.find_common_point(&mut conn, timeout).await? {
             Ok(common) => common,
             Err(unrecoverable) => {
@@ -344,15 +338,12 @@ impl Member {
             })
             .await??;
         self.set_rollback_id(rbid);
-        if let Ok(mut slot) = self.min_valid.lock() {
-            *slot = min_valid;
-        }
-        let mut actions = self.handle(Event::RolledBack { common_point: common });
-        actions.extend(self.handle(Event::FollowerStateChanged {
-            state: MemberState::Recovering,
-        }));
+        // The machine keeps us RECOVERING until our oplog reaches the source's newest entry.
+        let actions = self.handle(Event::RolledBack {
+            common_point: common,
+            min_valid: min_valid.unwrap_or(common),
+        });
         self.execute(actions).await;
-        self.check_min_valid(common);
         Ok(())
     }
 
@@ -360,7 +351,7 @@ impl Member {
     /// collection of that database here or on the source).
     async fn collections_to_refetch(
         &self,
-        conn: &mut PeerConnection,
+        conn: &mut dyn PeerChannel,
         diverged: &[Document],
         timeout: Duration,
     ) -> Result<std::collections::BTreeSet<Namespace>> {
@@ -410,7 +401,7 @@ impl Member {
 
     /// Replaces our copy of `ns` (catalog entry, indexes, documents) by the source's, or drops it when the
     /// source has no such collection.
-    async fn refetch_collection(&self, conn: &mut PeerConnection, ns: &Namespace, timeout: Duration) -> Result<()> {
+    async fn refetch_collection(&self, conn: &mut dyn PeerChannel, ns: &Namespace, timeout: Duration) -> Result<()> {
         let dropped = ns.clone();
         self.storage
             .write(false, move |w| w.unlogged(|w| w.drop_collection(&dropped)))
@@ -436,7 +427,7 @@ impl Member {
     /// way the member cannot roll back and must be resynced.
     async fn find_common_point(
         &self,
-        conn: &mut PeerConnection,
+        conn: &mut dyn PeerChannel,
         timeout: Duration,
     ) -> Result<std::result::Result<OpTime, String>> {
         const MAX_SCAN: usize = 100_000;
@@ -528,7 +519,7 @@ fn first_batch(reply: &Document) -> Vec<Document> {
         .unwrap_or_default()
 }
 
-async fn newest_entry(conn: &mut PeerConnection, timeout: Duration) -> Result<Option<Document>> {
+async fn newest_entry(conn: &mut dyn PeerChannel, timeout: Duration) -> Result<Option<Document>> {
     let reply = conn
         .command(
             &doc! {"find": "oplog.rs", "sort": {"$natural": -1}, "limit": 1, "singleBatch": true,
@@ -540,7 +531,7 @@ async fn newest_entry(conn: &mut PeerConnection, timeout: Duration) -> Result<Op
 }
 
 async fn fetch_document(
-    conn: &mut PeerConnection,
+    conn: &mut dyn PeerChannel,
     ns: &Namespace,
     id: &Bson,
     timeout: Duration,
@@ -557,7 +548,7 @@ async fn fetch_document(
 
 /// Runs a find over a whole collection in batches, handing each batch to `f`.
 async fn for_each_batch<F, Fut>(
-    conn: &mut PeerConnection,
+    conn: &mut dyn PeerChannel,
     db: &str,
     coll: &str,
     filter: Document,

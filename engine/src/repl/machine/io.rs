@@ -45,12 +45,17 @@ pub enum Event {
     StepUpCompleted { term: i64, noop: OpTime },
     /// `replSetStepUp` from the old primary: stand now, skipping the dry run.
     StepUpRequested { from: i32 },
-    /// The shell rolled our oplog back to `common_point` (our history had diverged from the sync source's):
-    /// applied and durable optimes move back to it.
-    RolledBack { common_point: OpTime },
-    /// The shell moved the member into a non-elected state (STARTUP2, RECOVERING, ROLLBACK) or back to
-    /// SECONDARY after initial sync or rollback.
-    FollowerStateChanged { state: MemberState },
+    /// The shell starts an initial sync (the member has no data to serve): STARTUP2 until it finishes.
+    InitialSyncStarted,
+    /// Initial sync finished: SECONDARY.
+    InitialSyncFinished,
+    /// The oplog fetcher found our history diverged from the sync source's: ROLLBACK while the shell looks
+    /// for the common point (checked with `ReplMachine::check_rollback_common_point`) and undoes our suffix.
+    RollbackStarted,
+    /// The shell rolled our oplog back to `common_point`: applied and durable optimes move back to it, and
+    /// the member stays RECOVERING until its applied optime reaches `min_valid` (the sync source's newest
+    /// optime when the rollback ended: before it, our data may be inconsistent), then SECONDARY.
+    RolledBack { common_point: OpTime, min_valid: OpTime },
     /// The oplog fetcher looked at member `from`'s oplog: `too_stale` when its oldest entry is newer than our
     /// newest (we fell off its oplog), false when it holds our newest entry.
     SyncSourceProbed { from: i32, too_stale: bool },
@@ -82,7 +87,8 @@ pub enum Action {
     CompleteStepUp { term: i64 },
     /// Writes are now accepted (`isWritablePrimary: true`) in `term`.
     AcceptWrites { term: i64 },
-    /// The majority commit point moved forward.
+    /// The majority commit point moved forward: the shell persists it (it seeds `MachineStart.commit_point`
+    /// after a restart).
     CommitPointAdvanced { optime: OpTime },
     /// `topologyVersion.counter` changed; wake awaitable `hello` waiters.
     TopologyChanged { counter: i64 },

@@ -71,6 +71,7 @@ impl ReplMachine {
             self.applied_wall_ms = self.now_ms;
         }
         self.leader_phase = Some(LeaderPhase::Writable);
+        self.writable_since_ms = Some(self.now_ms);
         self.outbox.push(Action::AcceptWrites { term });
         self.bump_topology();
     }

@@ -121,6 +121,9 @@ pub struct ReplMachine {
     candidacy: Option<Candidacy>,
     leader_phase: Option<LeaderPhase>,
     election: Option<(i64, OpTime)>,
+    /// When this member last became a writable primary (`electionDate`); never cleared, so it also says
+    /// whether the member has accepted writes since it started.
+    writable_since_ms: Option<i64>,
     election_deadline_ms: i64,
     takeover_deadline_ms: Option<i64>,
     frozen_until_ms: i64,
@@ -147,6 +150,8 @@ pub struct ReplMachine {
     stale_sources: BTreeMap<i32, i64>,
     /// We fell off every sync source's oplog: RECOVERING until one can serve us (oplog_window.rs).
     too_stale: bool,
+    /// After a rollback: RECOVERING until our applied optime reaches this point (`Event::RolledBack`).
+    min_valid: Option<OpTime>,
 }
 
 impl ReplMachine {
@@ -170,6 +175,7 @@ impl ReplMachine {
             candidacy: None,
             leader_phase: None,
             election: None,
+            writable_since_ms: None,
             election_deadline_ms: now_ms,
             takeover_deadline_ms: None,
             frozen_until_ms: 0,
@@ -177,7 +183,8 @@ impl ReplMachine {
             sync_source: None,
             requested_sync_source: None,
             next_keepalive_ms: now_ms,
-            topology_version: 0,
+            // 0 is the counter of a member without a config: installing the machine is a topology change.
+            topology_version: 1,
             started_ms: now_ms,
             now_ms,
             rng: SplitMix64::new(start.seed),
@@ -188,6 +195,7 @@ impl ReplMachine {
             single_node_prompt: false,
             stale_sources: BTreeMap::new(),
             too_stale: false,
+            min_valid: None,
         };
         machine.adopt_config_members();
         machine.state = machine.resting_state();
@@ -220,8 +228,13 @@ impl ReplMachine {
             } => self.on_sync_source_metadata(from, term, commit_point, primary_id),
             Event::StepUpCompleted { term, noop } => self.on_step_up_completed(term, noop),
             Event::StepUpRequested { from } => self.on_step_up_requested(from),
-            Event::FollowerStateChanged { state } => self.on_follower_state_changed(state),
-            Event::RolledBack { common_point } => self.on_rolled_back(common_point),
+            Event::InitialSyncStarted => self.enter_follower_state(MemberState::Startup2),
+            Event::InitialSyncFinished => self.enter_follower_state(MemberState::Secondary),
+            Event::RollbackStarted => self.enter_follower_state(MemberState::Rollback),
+            Event::RolledBack {
+                common_point,
+                min_valid,
+            } => self.on_rolled_back(common_point, min_valid),
             Event::SyncSourceProbed { from, too_stale } => self.on_sync_source_probed(from, too_stale),
         }
         self.settle();
@@ -334,9 +347,15 @@ impl ReplMachine {
         self.sync_source
     }
 
-    /// `topologyVersion.counter`.
+    /// `topologyVersion.counter`: the machine counts every change (state, primary, writability, config);
+    /// the shell only mirrors it.
     pub fn topology_version(&self) -> i64 {
         self.topology_version
+    }
+
+    /// When (machine time) this member last started accepting writes as primary; `None` if it never has.
+    pub fn writable_since_ms(&self) -> Option<i64> {
+        self.writable_since_ms
     }
 
     /// What must be persisted about elections right now.
@@ -374,6 +393,7 @@ impl ReplMachine {
             self.applied_wall_ms = wall_ms;
             self.send_position_upstream();
         }
+        self.check_min_valid();
     }
 
     fn on_local_durable(&mut self, optime: OpTime, wall_ms: i64) {
@@ -384,22 +404,41 @@ impl ReplMachine {
         }
     }
 
-    fn on_rolled_back(&mut self, common_point: OpTime) {
-        if self.state.is_primary() || common_point >= self.applied {
+    fn on_rolled_back(&mut self, common_point: OpTime, min_valid: OpTime) {
+        if self.state.is_primary() {
             return;
         }
-        self.applied = common_point;
-        self.durable = self.durable.min(common_point);
+        if common_point < self.applied {
+            self.applied = common_point;
+            self.durable = self.durable.min(common_point);
+        }
+        self.enter_follower_state(MemberState::Recovering);
+        self.min_valid = Some(min_valid);
+        self.check_min_valid();
     }
 
-    fn on_follower_state_changed(&mut self, state: MemberState) {
-        let allowed = matches!(
-            state,
-            MemberState::Secondary | MemberState::Recovering | MemberState::Startup2 | MemberState::Rollback
-        );
-        if allowed && !self.state.is_primary() && self.self_id.is_some() && !self.is_arbiter() {
+    /// After a rollback: RECOVERING ends once our applied optime reaches min-valid.
+    fn check_min_valid(&mut self) {
+        let Some(target) = self.min_valid else { return };
+        if self.applied >= target {
+            self.min_valid = None;
+            if self.state == MemberState::Recovering {
+                self.enter_follower_state(MemberState::Secondary);
+            }
+        }
+    }
+
+    /// Moves a data-bearing member that is not primary into a follower state (STARTUP2, ROLLBACK,
+    /// RECOVERING or SECONDARY).
+    fn enter_follower_state(&mut self, state: MemberState) {
+        if !self.state.is_primary() && self.self_id.is_some() && !self.is_arbiter() {
             self.set_state(state);
         }
+    }
+
+    /// The optime this member must reach before it leaves RECOVERING after a rollback, if any.
+    pub fn min_valid(&self) -> Option<OpTime> {
+        self.min_valid
     }
 
     /// Adopts a higher term seen in any message: persist it, abandon any candidacy, and step down if primary.

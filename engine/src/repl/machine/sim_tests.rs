@@ -6,6 +6,11 @@
 //! Checked on every step: election safety (one primary per term), commit points never go backwards, every
 //! commit point is in a write majority of oplogs when announced, and no committed entry is ever rolled back.
 //! After the chaos phase the network heals and a writable primary must emerge.
+//!
+//! This is a model check of the machine alone: fetching and rollback here are toys. The product's own
+//! fetcher, rollback, RPCs and storage run under faults in `crate::sim` (`faultline sim`), which is slower
+//! (real time) but tests the shipped code; this one covers many more seeds of the machine's rules, exactly
+//! reproducibly.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -338,7 +343,15 @@ impl Sim {
             );
         }
         let common_point = self.nodes[index].log.last().copied().unwrap_or_else(OpTime::null);
-        self.feed(index, Event::RolledBack { common_point }, faults);
+        let min_valid = self.nodes[index].log.last().copied().unwrap_or_else(OpTime::null);
+        self.feed(
+            index,
+            Event::RolledBack {
+                common_point,
+                min_valid,
+            },
+            faults,
+        );
     }
 
     fn write_on_primaries(&mut self, faults: &Faults) {

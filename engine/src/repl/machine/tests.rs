@@ -1217,3 +1217,65 @@ fn election_metrics_single_node_prompt_election_is_a_freeze_timeout() {
         }
     );
 }
+
+#[test]
+fn a_rolled_back_member_recovers_until_it_reaches_min_valid() {
+    let config = config(3);
+    let mut machine = start(&config, 1, 1, op(10, 1));
+    machine.handle(10, Event::RollbackStarted);
+    assert_eq!(machine.state(), MemberState::Rollback);
+    let actions = machine.handle(
+        20,
+        Event::RolledBack {
+            common_point: op(5, 1),
+            min_valid: op(12, 2),
+        },
+    );
+    assert!(has(
+        &actions,
+        &Action::TransitionTo {
+            state: MemberState::Recovering
+        }
+    ));
+    assert_eq!(machine.applied(), op(5, 1));
+    assert_eq!(machine.min_valid(), Some(op(12, 2)));
+    machine.handle(
+        30,
+        Event::LocalApplied {
+            optime: op(11, 2),
+            wall_ms: 0,
+        },
+    );
+    assert_eq!(machine.state(), MemberState::Recovering, "not yet at min-valid");
+    let actions = machine.handle(
+        40,
+        Event::LocalApplied {
+            optime: op(12, 2),
+            wall_ms: 0,
+        },
+    );
+    assert!(has(
+        &actions,
+        &Action::TransitionTo {
+            state: MemberState::Secondary
+        }
+    ));
+    assert_eq!(machine.min_valid(), None);
+}
+
+#[test]
+fn initial_sync_is_startup2_then_secondary_and_never_touches_a_primary() {
+    let config = config(1);
+    let mut lone = start(&config, 0, 0, op(1, 0));
+    lone.handle(0, Event::Tick);
+    assert!(lone.state().is_primary());
+    lone.handle(10, Event::InitialSyncStarted);
+    assert!(lone.state().is_primary(), "a primary is never sent into STARTUP2");
+
+    let config = super::tests::config(3);
+    let mut joining = start(&config, 2, 0, OpTime::null());
+    joining.handle(0, Event::InitialSyncStarted);
+    assert_eq!(joining.state(), MemberState::Startup2);
+    joining.handle(10, Event::InitialSyncFinished);
+    assert_eq!(joining.state(), MemberState::Secondary);
+}

@@ -1,0 +1,155 @@
+//! What commands ask the member before and after they run: may it take writes or serve reads, has a write
+//! reached its write concern, has the majority commit point reached a read's cluster time. All of it reads
+//! the role snapshot the driver publishes (and storage positions); none of it changes the member.
+
+use bson::{Document, doc};
+
+use super::{Member, RoleSnapshot, WriteConcern, WriteMode};
+use crate::error::{Error, Result, code};
+use crate::repl::{MemberState, OpTime};
+
+impl Member {
+    /// Fails with NotWritablePrimary (10107) unless this member accepts writes to `db`.
+    pub fn check_writable(&self, db: &str) -> Result<()> {
+        if db == "local" || self.role().writable {
+            return Ok(());
+        }
+        Err(Error::new(code::NOT_WRITABLE_PRIMARY, "not primary")
+            .with_extra(doc! {"topologyVersion": self.topology_version()}))
+    }
+
+    /// Fails unless this member may serve reads: a primary always; others only when the client allows
+    /// secondary reads, and never while in STARTUP2, RECOVERING or ROLLBACK.
+    pub fn check_readable(&self, secondary_ok: bool) -> Result<()> {
+        let state = self.role().state;
+        if state.is_primary() {
+            return Ok(());
+        }
+        if matches!(
+            state,
+            MemberState::Startup2 | MemberState::Recovering | MemberState::Rollback
+        ) {
+            return Err(Error::new(
+                code::NOT_PRIMARY_OR_SECONDARY,
+                "node is not in primary or recovering state",
+            )
+            .with_extra(doc! {"topologyVersion": self.topology_version()}));
+        }
+        if secondary_ok {
+            return Ok(());
+        }
+        Err(
+            Error::new(code::NOT_PRIMARY_NO_SECONDARY_OK, "not primary and secondaryOk=false")
+                .with_extra(doc! {"topologyVersion": self.topology_version()}),
+        )
+    }
+
+    /// The newest optime known to be majority-committed.
+    pub fn majority_optime(&self) -> OpTime {
+        let role = self.role();
+        if role.config.is_none() {
+            self.storage.positions().last_durable
+        } else {
+            role.commit_point
+        }
+    }
+
+    /// Waits until the majority commit point this member knows satisfies `reached` (majority reads and
+    /// `afterClusterTime` on any member). Before initiation the commit point is what is durable here.
+    pub async fn wait_committed(&self, reached: impl Fn(OpTime) -> bool) -> Result<()> {
+        if self.role().config.is_none() {
+            let _ = self.storage.flush().await;
+        }
+        let mut roles = self.role.subscribe();
+        let mut positions = self.storage.watch_positions();
+        loop {
+            if reached(self.majority_optime()) {
+                return Ok(());
+            }
+            tokio::select! {
+                changed = roles.changed() => if changed.is_err() { break },
+                changed = positions.changed() => if changed.is_err() { break },
+            }
+        }
+        Err(Error::new(code::SHUTDOWN_IN_PROGRESS, "shutting down"))
+    }
+
+    /// Waits until `optime` (written while this member was primary in the current term) satisfies the
+    /// write concern. Returns a `writeConcernError` document when it cannot (the write itself stays).
+    pub async fn wait_for_write_concern(&self, optime: OpTime, wc: &WriteConcern) -> Option<Document> {
+        let role = self.role();
+        // Before initiation there is nothing to wait for: the write is as replicated as it can be.
+        let config = role.config.clone()?;
+        let data_members = config.members.iter().filter(|m| m.is_data_bearing()).count();
+        match &wc.w {
+            WriteMode::Nodes(n) if *n as usize > data_members => {
+                return Some(doc! {"code": 100, "codeName": "UnsatisfiableWriteConcern",
+                "errmsg": "Not enough data-bearing nodes", "errInfo": {"writeConcern": wc.to_document()}});
+            }
+            WriteMode::Tag(tag) => {
+                return Some(doc! {"code": 79, "codeName": "UnknownReplWriteConcern",
+                "errmsg": format!("unrecognized getLastError mode: {tag}")});
+            }
+            _ => {}
+        }
+        // Journal now rather than at the next interval when durability is part of the answer.
+        let journal_majority = config.write_concern_majority_journal_default && wc.w == WriteMode::Majority;
+        if (wc.j || journal_majority) && self.storage.positions().last_durable < optime {
+            let _ = self.storage.flush().await;
+        }
+        let term = role.term;
+        let mut positions = self.storage.watch_positions();
+        let mut roles = self.role.subscribe();
+        let wait = async {
+            loop {
+                let role = roles.borrow_and_update().clone();
+                if role.term != term || !role.state.is_primary() {
+                    // Interrupted by a state change (MongoDB's InterruptedDueToReplStateChange): the write may
+                    // or may not survive, and drivers treat the code as a state change.
+                    return Some(doc! {"code": 11602, "codeName": "InterruptedDueToReplStateChange",
+                    "errmsg": "the primary stepped down while waiting for replication"});
+                }
+                if self.write_concern_satisfied(optime, wc, &role) {
+                    return None;
+                }
+                tokio::select! {
+                    changed = roles.changed() => if changed.is_err() { break },
+                    changed = positions.changed() => if changed.is_err() { break },
+                }
+            }
+            Some(doc! {"code": 91, "codeName": "ShutdownInProgress", "errmsg": "shutting down"})
+        };
+        match wc.wtimeout {
+            Some(limit) => tokio::time::timeout(limit, wait).await.unwrap_or_else(|_| {
+                Some(doc! {"code": 64, "codeName": "WriteConcernTimeout",
+                "errmsg": "waiting for replication timed out", "errInfo": {"wtimeout": true}})
+            }),
+            None => wait.await,
+        }
+    }
+
+    fn write_concern_satisfied(&self, optime: OpTime, wc: &WriteConcern, role: &RoleSnapshot) -> bool {
+        let local = self.storage.positions();
+        if wc.j && local.last_durable < optime {
+            return false;
+        }
+        match wc.w {
+            WriteMode::Majority => role.commit_point >= optime,
+            WriteMode::Nodes(n) if n <= 1 => true,
+            WriteMode::Nodes(n) => {
+                let status = match self.machine.lock() {
+                    Ok(slot) => slot.as_ref().map(|m| m.status()),
+                    Err(_) => None,
+                };
+                let Some(status) = status else { return false };
+                let caught_up = status
+                    .members
+                    .iter()
+                    .filter(|m| if wc.j { m.durable >= optime } else { m.applied >= optime })
+                    .count();
+                caught_up >= n as usize
+            }
+            WriteMode::Tag(_) => false,
+        }
+    }
+}
