@@ -35,7 +35,7 @@ use tokio::sync::watch;
 use capped::OplogAccount;
 pub use capped::{DEFAULT_MAX_BYTES, DEFAULT_MIN_BYTES, OplogUsage, Truncated, default_max_bytes};
 pub use catalog::{CollectionMeta, IndexSpec, Namespace};
-pub use oplog::{OpTime, ts_from_u64, ts_to_u64};
+pub use oplog::{OpTime, scan_after as oplog_scan_after, ts_from_u64, ts_to_u64};
 pub use oplog_entry::{CommandOp, OpKind, OplogEntry, OplogOp, UpdateChange, crud_target, fold_document};
 pub use snapshot::Snapshot;
 pub use write_ctx::{SessionStatement, WriteCtx};

@@ -12,6 +12,13 @@ pub fn ts_to_u64(ts: Timestamp) -> u64 {
     (u64::from(ts.time) << 32) | u64::from(ts.increment)
 }
 
+/// The key a forward oplog scan starts after, to read the entries at `ts` and later (`inclusive`) or strictly
+/// later.
+pub fn scan_after(ts: Timestamp, inclusive: bool) -> u64 {
+    let key = ts_to_u64(ts);
+    if inclusive { key.saturating_sub(1) } else { key }
+}
+
 pub fn ts_from_u64(key: u64) -> Timestamp {
     Timestamp {
         time: (key >> 32) as u32,

@@ -505,8 +505,10 @@ mod tests {
             .prop_map(|v| v.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
     }
 
-    /// One primary write: give document `id` these fields (insert or replace), or delete it.
-    fn write() -> impl Strategy<Value = (i32, Option<Vec<(String, Bson)>>)> {
+    /// One primary write: give document `id` these fields (insert or replace), or delete it (`None`).
+    type Write = (i32, Option<Vec<(String, Bson)>>);
+
+    fn write() -> impl Strategy<Value = Write> {
         (0..4i32, prop::option::weighted(0.8, fields()))
     }
 
@@ -558,7 +560,7 @@ mod tests {
     /// What the writer logs for random writes, parsed and applied on other members, gives the primary's data:
     /// entry by entry, again on top (idempotent re-apply), and folded by document; the oplog is copied
     /// verbatim.
-    fn replay_matches_the_primary(writes: Vec<(i32, Option<Vec<(String, Bson)>>)>) {
+    fn replay_matches_the_primary(writes: Vec<Write>) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

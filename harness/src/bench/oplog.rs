@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bson::{Bson, Document, doc};
+use faultline_engine::storage::OpKind;
 use faultline_engine::wire::{OpMsg, read_frame, try_encode_msg};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -50,7 +51,8 @@ impl OplogCursor {
             cursor_id: 0,
             next_request: 1,
         };
-        let mut filter = doc! {"ns": ns};
+        // Only inserts: the benchmark's writes (an entry's `o._id` is the written document's only for those).
+        let mut filter = doc! {"ns": ns, "op": OpKind::Insert.code()};
         if let Some(ts) = after {
             filter.insert("ts", doc! {"$gt": ts});
         }
@@ -97,7 +99,7 @@ impl OplogCursor {
     }
 }
 
-/// An entry's inserted `_id`, if it is a non-negative integer (what the benchmark writes).
+/// An insert entry's `_id`, if it is a non-negative integer (what the benchmark writes).
 pub fn entry_id(entry: &Document) -> Option<u64> {
     let id = entry.get_document("o").ok()?.get("_id")?;
     match id {
