@@ -294,12 +294,11 @@ impl Member {
         let mut groups: Vec<(Namespace, Bson, Vec<usize>)> = Vec::new();
         let mut index: HashMap<(String, Vec<u8>), usize> = HashMap::new();
         for (i, entry) in batch.iter().enumerate() {
-            let (ns, id) = match &entry.op {
-                OplogOp::Noop => continue,
-                OplogOp::Insert { ns, id, .. } | OplogOp::Update { ns, id, .. } | OplogOp::Delete { ns, id } => {
-                    (ns, id)
+            let Some((ns, id)) = entry.op.target() else {
+                if entry.op == OplogOp::Noop {
+                    continue;
                 }
-                OplogOp::Command(_) | OplogOp::Unusable(_) => return Ok(None),
+                return Ok(None);
             };
             let key = (ns.full(), keystring::encode(id));
             let slot = *index.entry(key).or_insert_with(|| {
