@@ -2,7 +2,8 @@
 //! (rollback).
 //!
 //! Application is idempotent, as MongoDB's is: an insert of an existing `_id` replaces it, an update or
-//! delete of a missing document does nothing, a repeated create, drop or rename does nothing. Applied
+//! delete of a missing document does nothing, a repeated create, drop or rename does nothing. A CRUD entry's
+//! effect is [`OplogOp::step`], whether it is applied alone or folded with the rest of its batch. Applied
 //! entries are appended to the local oplog verbatim (same `ts` and `t`), in the same transaction as their
 //! effects.
 
@@ -65,11 +66,7 @@ impl WriteCtx<'_> {
     fn apply_entry_inner(&mut self, entry: &OplogEntry) -> Result<bool> {
         match &entry.op {
             OplogOp::Insert { ns, id, .. } | OplogOp::Update { ns, id, .. } | OplogOp::Delete { ns, id } => {
-                let meta = self.collection(ns)?;
-                let before = match &meta {
-                    Some(meta) => self.get_by_id(meta, id)?,
-                    None => None,
-                };
+                let (meta, before) = self.current_version(ns, id)?;
                 let after = entry.op.step(before.clone());
                 let changed = self.put_document(ns, meta, before, after, entry.ui)?;
                 if changed {
@@ -81,6 +78,16 @@ impl WriteCtx<'_> {
             OplogOp::Noop => Ok(false),
             OplogOp::Unusable(reason) => Err(Error::bad_value(reason.clone())),
         }
+    }
+
+    /// A document's collection (when it exists) and current version (when there is one).
+    fn current_version(&mut self, ns: &Namespace, id: &Bson) -> Result<(Option<CollectionMeta>, Option<Document>)> {
+        let meta = self.collection(ns)?;
+        let current = match &meta {
+            Some(meta) => self.get_by_id(meta, id)?,
+            None => None,
+        };
+        Ok((meta, current))
     }
 
     /// Moves a document from `before` to `after` (`None`: missing) without logging, and returns whether
@@ -200,11 +207,7 @@ impl WriteCtx<'_> {
         doc: Option<Document>,
         uuid: Option<bson::Uuid>,
     ) -> Result<bool> {
-        let meta = self.collection(ns)?;
-        let before = match &meta {
-            Some(meta) => self.get_by_id(meta, id)?,
-            None => None,
-        };
+        let (meta, before) = self.current_version(ns, id)?;
         self.put_document(ns, meta, before, doc, uuid)
     }
 
