@@ -7,7 +7,7 @@ use std::hint::black_box;
 use bson::{Document, doc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use faultline_engine::query::filter::Filter;
-use faultline_engine::storage::{OpTime, Storage};
+use faultline_engine::storage::{OpTime, OplogEntry, Storage};
 use faultline_engine::wire::{self, Header, Request};
 
 fn insert_message(docs: usize) -> Vec<u8> {
@@ -52,8 +52,8 @@ fn matching(c: &mut Criterion) {
     group.finish();
 }
 
-/// 1,000 insert entries as a primary would have logged them.
-fn oplog_batch(start: u32) -> Vec<Document> {
+/// 1,000 insert entries as a primary would have logged them, parsed as a fetcher parses them.
+fn oplog_batch(start: u32) -> Vec<OplogEntry> {
     let ui = bson::Binary {
         subtype: bson::spec::BinarySubtype::Uuid,
         bytes: vec![7; 16],
@@ -64,6 +64,7 @@ fn oplog_batch(start: u32) -> Vec<Document> {
             "ts": bson::Timestamp {time: 1_700_000_000 + start / 1000, increment: i + 1}, "t": 1i64, "v": 2i64,
             "wall": bson::DateTime::now()}
         })
+        .map(|entry| OplogEntry::parse(entry).expect("entry with ts"))
         .collect()
 }
 

@@ -24,7 +24,7 @@ use crate::query::filter::Filter;
 use crate::query::pipeline::{DocStream, SortStream, VecStream, approx_doc_size};
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
-use crate::storage::{CollectionMeta, Namespace, Snapshot, keystring, ts_to_u64};
+use crate::storage::{CollectionMeta, Namespace, Snapshot, keystring, oplog_scan_after};
 
 const DEFAULT_BATCH: usize = 101;
 const GET_MORE_DEFAULT_BATCH: usize = 10_000;
@@ -170,13 +170,13 @@ fn project(projection: &Option<Arc<Projection>>, doc: Document) -> Result<Docume
     }
 }
 
-/// The first oplog key a filter on `ts` can match (`{ts: {$gte: T}}` or `$gt`), to start scans there.
+/// The oplog key a scan can start after, for a filter on `ts` (`{ts: {$gte: T}}` or `$gt`).
 fn oplog_start(filter_doc: &Document) -> Option<u64> {
     let cond = filter_doc.get_document("ts").ok()?;
     if let Ok(ts) = cond.get_timestamp("$gte") {
-        return Some(ts_to_u64(ts).saturating_sub(1));
+        return Some(oplog_scan_after(ts, true));
     }
-    cond.get_timestamp("$gt").ok().map(ts_to_u64)
+    cond.get_timestamp("$gt").ok().map(|ts| oplog_scan_after(ts, false))
 }
 
 /// The documents a sorted (or `_id`-equality, or reverse natural order) find reads, as a stream: a chunked

@@ -29,7 +29,7 @@ use super::network::PeerChannel;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::repl::{Event, OpTime};
-use crate::storage::{Namespace, OplogEntry, crud_target, fold_document, keystring};
+use crate::storage::{Namespace, OplogEntry, OplogOp, fold_document, keystring};
 use std::collections::HashMap;
 
 const BATCH: i32 = 1000;
@@ -86,7 +86,7 @@ impl Member {
             .get_document("cursor")
             .map_err(|_| Error::bad_value("find reply without cursor"))?;
         let id = cursor.get_i64("id").unwrap_or(0);
-        let batch = entries(cursor, "firstBatch");
+        let batch = entries(cursor, "firstBatch")?;
         let Some(first) = batch.first() else {
             // Nothing at or after our newest timestamp. A source whose newest entry is from a later term has
             // a history without our newest entries (they were written by a primary that was deposed).
@@ -104,12 +104,10 @@ impl Member {
             }
             return self.tail(source_id, &mut conn, id, rbid, timeout).await;
         };
-        if OplogEntry::optime_of(first) != Some(last) {
+        if first.optime != last {
             // Falling off a capped oplog is not a divergence: check the source's oldest entry first.
             let oldest = oldest_entry_ts(&mut conn, timeout).await?;
-            if let Some(oldest) =
-                oldest.filter(|oldest| (last.ts.time, last.ts.increment) < (oldest.time, oldest.increment))
-            {
+            if let Some(oldest) = oldest.filter(|oldest| last.ts < *oldest) {
                 tracing::warn!(
                     "We are too stale to use {host} as a sync source. Denylisting this sync source because our last \
                      fetched timestamp: {:?} is before their earliest timestamp: {oldest:?} for 1min",
@@ -118,12 +116,13 @@ impl Member {
                 self.report_probe(source_id, true);
                 return Ok(FetchEnd::TooStale);
             }
-            tracing::warn!(ours = ?last, theirs = ?OplogEntry::optime_of(first), source = host, "oplog diverged from the sync source");
+            tracing::warn!(ours = ?last, theirs = ?first.optime, source = host, "oplog diverged from the sync source");
             if self.failpoints.hit(failpoint::SKIP_ROLLBACK).is_none() {
                 return Ok(FetchEnd::Diverged);
             }
             // Fail point: keep our diverged entries and carry on with the source's newer ones.
-            let newer = batch.into_iter().filter(|e| is_after(e, last)).collect();
+            // Ours stay, so only the source's entries past our newest timestamp (the oplog's key) can follow.
+            let newer = batch.into_iter().filter(|e| e.optime.ts > last.ts).collect();
             self.apply_batch(newer).await?;
             return self.tail(source_id, &mut conn, id, rbid, timeout).await;
         }
@@ -166,7 +165,7 @@ impl Member {
                 .get_document("cursor")
                 .map_err(|_| Error::bad_value("getMore reply without cursor"))?;
             id = cursor.get_i64("id").unwrap_or(0);
-            self.apply_batch(entries(cursor, "nextBatch")).await?;
+            self.apply_batch(entries(cursor, "nextBatch")?).await?;
         }
         Err(Error::bad_value("the sync source closed the oplog cursor"))
     }
@@ -201,13 +200,13 @@ impl Member {
     }
 
     /// Applies entries in order in one transaction (after holding them back for `secondaryDelaySecs`).
-    pub(super) async fn apply_batch(&self, batch: Vec<Document>) -> Result<()> {
+    pub(super) async fn apply_batch(&self, batch: Vec<OplogEntry>) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let delay_secs = self.role().self_member().map(|m| m.secondary_delay_secs).unwrap_or(0);
         if delay_secs > 0
-            && let Some(Bson::DateTime(wall)) = batch.last().and_then(|e| e.get("wall"))
+            && let Some(wall) = batch.last().and_then(OplogEntry::wall)
         {
             let due = wall.timestamp_millis() + delay_secs * 1000;
             let wait = due - crate::clock::now_millis();
@@ -266,7 +265,7 @@ const HELD_BATCHES: usize = 2;
 impl Member {
     /// Fail point `applyOplogOutOfOrder`: the data sees entries out of order (the oplog keeps its order).
     /// Each batch is held back until [`HELD_BATCHES`] newer ones arrived, then applied backwards.
-    fn swap_with_held(&self, batch: &[Document]) -> Vec<Document> {
+    fn swap_with_held(&self, batch: &[OplogEntry]) -> Vec<OplogEntry> {
         let Ok(mut held) = self.held_batches.lock() else {
             return batch.to_vec();
         };
@@ -280,11 +279,6 @@ impl Member {
     }
 }
 
-/// Whether `entry` comes after `last` by timestamp (the source's entries we have not seen).
-fn is_after(entry: &Document, last: OpTime) -> bool {
-    OplogEntry::optime_of(entry).is_some_and(|o| (o.ts.time, o.ts.increment) > (last.ts.time, last.ts.increment))
-}
-
 /// Batches at least this long are applied by document in parallel.
 const PARALLEL_APPLY_MIN: usize = 32;
 
@@ -296,21 +290,19 @@ impl Member {
     /// Groups a CRUD-only batch by document and folds each document's entries (in oplog order) onto its
     /// current version, on several threads. `None` when the batch holds commands (create, drop, indexes):
     /// those are applied one by one.
-    fn fold_in_parallel(&self, batch: &[Document]) -> Result<Option<Folded>> {
+    fn fold_in_parallel(&self, batch: &[OplogEntry]) -> Result<Option<Folded>> {
         let mut groups: Vec<(Namespace, Bson, Vec<usize>)> = Vec::new();
         let mut index: HashMap<(String, Vec<u8>), usize> = HashMap::new();
         for (i, entry) in batch.iter().enumerate() {
-            match entry.get_str("op") {
-                Ok("n") => continue,
-                Ok("i" | "u" | "d") => {}
-                _ => return Ok(None),
-            }
-            let Some((ns, id)) = crud_target(entry) else {
+            let Some((ns, id)) = entry.op.target() else {
+                if entry.op == OplogOp::Noop {
+                    continue;
+                }
                 return Ok(None);
             };
-            let key = (ns.full(), keystring::encode(&id));
+            let key = (ns.full(), keystring::encode(id));
             let slot = *index.entry(key).or_insert_with(|| {
-                groups.push((ns, id, Vec::new()));
+                groups.push((ns.clone(), id.clone(), Vec::new()));
                 groups.len() - 1
             });
             groups[slot].2.push(i);
@@ -341,7 +333,7 @@ impl Member {
                             .iter()
                             .zip(pre.iter_mut())
                             .map(|((_, _, positions), pre)| {
-                                let entries: Vec<&Document> = positions.iter().map(|p| &batch[*p]).collect();
+                                let entries: Vec<&OplogEntry> = positions.iter().map(|p| &batch[*p]).collect();
                                 fold_document(pre.take(), &entries)
                             })
                             .collect::<Vec<_>>()
@@ -365,11 +357,11 @@ impl Member {
     }
 
     /// Writes the folded documents and appends the whole batch to the oplog, in one durable transaction.
-    async fn install_folded(&self, batch: Vec<Document>, folded: Folded) -> Result<()> {
+    async fn install_folded(&self, batch: Vec<OplogEntry>, folded: Folded) -> Result<()> {
         self.storage
             .write(true, move |w| -> Result<()> {
                 for (ns, id, positions, doc) in folded {
-                    let entries: Vec<&Document> = positions.iter().map(|p| &batch[*p]).collect();
+                    let entries: Vec<&OplogEntry> = positions.iter().map(|p| &batch[*p]).collect();
                     w.install_folded(&ns, &id, doc, &entries)?;
                 }
                 for entry in &batch {
@@ -381,11 +373,13 @@ impl Member {
     }
 }
 
-fn entries(cursor: &Document, key: &str) -> Vec<Document> {
-    cursor
+/// The entries of a reply's batch, parsed (once, here: every later step reads the typed entries).
+fn entries(cursor: &Document, key: &str) -> Result<Vec<OplogEntry>> {
+    let documents = cursor
         .get_array(key)
         .map(|batch| batch.iter().filter_map(|b| b.as_document().cloned()).collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    OplogEntry::parse_all(documents)
 }
 
 /// The timestamp of the source's oldest oplog entry (`None` when its oplog is empty).
@@ -400,9 +394,7 @@ pub(super) async fn oldest_entry_ts(conn: &mut dyn PeerChannel, timeout: Duratio
     let cursor = reply
         .get_document("cursor")
         .map_err(|_| Error::bad_value("find reply without cursor"))?;
-    Ok(entries(cursor, "firstBatch")
-        .first()
-        .and_then(|entry| entry.get_timestamp("ts").ok()))
+    Ok(entries(cursor, "firstBatch")?.first().map(|entry| entry.optime.ts))
 }
 
 /// The sync source's rollback id, from a reply's `$replData`.

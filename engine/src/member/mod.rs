@@ -126,7 +126,7 @@ pub struct Member {
     /// The member's fail points (shared with the commands).
     failpoints: Arc<FailPoints>,
     /// Fail point `applyOplogOutOfOrder`: batches held back to be applied after newer ones.
-    held_batches: Mutex<std::collections::VecDeque<Vec<Document>>>,
+    held_batches: Mutex<std::collections::VecDeque<Vec<crate::storage::OplogEntry>>>,
     /// The rollback id (`replSetGetRBID`), kept in memory: every oplog batch served carries it.
     rbid: AtomicI32,
     /// Set once the member met a condition it must not continue past (mongod's fatal assertions); the
@@ -175,18 +175,18 @@ pub struct OpCounts {
 }
 
 impl OpCounts {
-    pub fn of(batch: &[Document]) -> OpCounts {
+    pub fn of(batch: &[crate::storage::OplogEntry]) -> OpCounts {
         let mut counts = OpCounts {
             entries: batch.len() as u64,
             ..OpCounts::default()
         };
         for entry in batch {
-            match entry.get_str("op") {
-                Ok("i") => counts.insert += 1,
-                Ok("u") => counts.update += 1,
-                Ok("d") => counts.delete += 1,
-                Ok("c") => counts.command += 1,
-                _ => {}
+            match entry.op.kind() {
+                Some(crate::storage::OpKind::Insert) => counts.insert += 1,
+                Some(crate::storage::OpKind::Update) => counts.update += 1,
+                Some(crate::storage::OpKind::Delete) => counts.delete += 1,
+                Some(crate::storage::OpKind::Command) => counts.command += 1,
+                Some(crate::storage::OpKind::Noop) | None => {}
             }
         }
         counts

@@ -179,7 +179,7 @@ impl Member {
                         ),
                     ));
                 }
-                self.apply_batch(batch).await
+                self.apply_batch(OplogEntry::parse_all(batch)?).await
             }
         })
         .await?;

@@ -1,16 +1,22 @@
-//! The oplog (`local.oplog.rs`): entry format, timestamps, and the allocator of new optimes.
-//!
-//! Entries follow MongoDB's format (compat reference §5): `{op, ns, ui, o, o2?, ts, t, v: 2, wall, lsid?,
-//! txnNumber?, stmtId?}`. Updates are logged as a `$v: 2` diff of top-level fields computed from the pre- and
-//! post-images, so every entry is idempotent: `$inc` and `$push` appear as the values they produced.
+//! The oplog (`local.oplog.rs`): its table keys, the entries a primary writes, and the allocator of new
+//! optimes. Reading entries back is [`oplog_entry`](super::oplog_entry)'s job.
 
 use bson::{Bson, Document, Timestamp, doc};
+
+use super::oplog_entry::OpKind;
 
 pub use crate::repl::OpTime;
 
 /// Packs a timestamp into the oplog table's key; the order of keys is the order of timestamps.
 pub fn ts_to_u64(ts: Timestamp) -> u64 {
     (u64::from(ts.time) << 32) | u64::from(ts.increment)
+}
+
+/// The key a forward oplog scan starts after, to read the entries at `ts` and later (`inclusive`) or strictly
+/// later.
+pub fn scan_after(ts: Timestamp, inclusive: bool) -> u64 {
+    let key = ts_to_u64(ts);
+    if inclusive { key.saturating_sub(1) } else { key }
 }
 
 pub fn ts_from_u64(key: u64) -> Timestamp {
@@ -20,71 +26,10 @@ pub fn ts_from_u64(key: u64) -> Timestamp {
     }
 }
 
-/// Namespaced helpers over oplog entry documents.
-pub struct OplogEntry;
-
-impl OplogEntry {
-    /// The optime `{ts, t}` of an entry.
-    pub fn optime_of(entry: &Document) -> Option<OpTime> {
-        let ts = entry.get_timestamp("ts").ok()?;
-        let term = match entry.get("t") {
-            Some(Bson::Int64(t)) => *t,
-            Some(Bson::Int32(t)) => i64::from(*t),
-            _ => -1,
-        };
-        Some(OpTime { ts, term })
-    }
-
-    /// The `$v: 2` diff that turns `before` into `after`, on top-level fields: `u` updated or inserted
-    /// fields, `d` deleted fields.
-    pub fn update_diff(before: &Document, after: &Document) -> Document {
-        let mut updated = Document::new();
-        let mut deleted = Document::new();
-        for (key, value) in after {
-            if before.get(key) != Some(value) {
-                updated.insert(key.clone(), value.clone());
-            }
-        }
-        for key in before.keys() {
-            if !after.contains_key(key) {
-                deleted.insert(key.clone(), false);
-            }
-        }
-        let mut diff = Document::new();
-        if !deleted.is_empty() {
-            diff.insert("d", deleted);
-        }
-        if !updated.is_empty() {
-            diff.insert("u", updated);
-        }
-        doc! {"$v": 2, "diff": diff}
-    }
-
-    /// Applies a `$v: 2` top-level diff (as written by [`update_diff`](Self::update_diff)) to a document.
-    pub fn apply_diff(target: &mut Document, update: &Document) -> bool {
-        let Ok(diff) = update.get_document("diff") else {
-            return false;
-        };
-        if let Ok(deleted) = diff.get_document("d") {
-            for key in deleted.keys() {
-                target.remove(key);
-            }
-        }
-        for section in ["u", "i"] {
-            if let Ok(fields) = diff.get_document(section) {
-                for (key, value) in fields {
-                    target.insert(key.clone(), value.clone());
-                }
-            }
-        }
-        true
-    }
-}
-
 /// What an oplog entry is about; the allocator adds `ts`, `t`, `v` and `wall`.
 #[derive(Debug, Clone)]
 pub struct NewEntry {
-    pub op: &'static str,
+    pub op: OpKind,
     pub ns: String,
     pub ui: Option<Bson>,
     pub o: Document,
@@ -94,7 +39,7 @@ pub struct NewEntry {
 
 impl NewEntry {
     pub fn into_document(self, optime: OpTime, wall: bson::DateTime) -> Document {
-        let mut entry = doc! {"op": self.op, "ns": self.ns};
+        let mut entry = doc! {"op": self.op.code(), "ns": self.ns};
         if let Some(ui) = self.ui {
             entry.insert("ui", ui);
         }
@@ -126,7 +71,7 @@ impl TimestampAllocator {
 
     /// Never hands out a timestamp at or below `ts` (an entry applied from another member).
     pub fn observe(&mut self, ts: Timestamp) {
-        if ts_to_u64(ts) > ts_to_u64(self.last) {
+        if ts > self.last {
             self.last = ts;
         }
     }
@@ -182,22 +127,5 @@ mod tests {
             }
         );
         assert_eq!(ts_from_u64(ts_to_u64(c)), c);
-    }
-
-    #[test]
-    fn diff_round_trips() {
-        let before = doc! {"_id": 1, "a": 1, "b": [1, 2], "gone": true};
-        let after = doc! {"_id": 1, "a": 2, "b": [1, 2, 3], "new": "x"};
-        let diff = OplogEntry::update_diff(&before, &after);
-        let mut replay = before.clone();
-        OplogEntry::apply_diff(&mut replay, &diff);
-        assert_eq!(replay.get("a"), after.get("a"));
-        assert_eq!(replay.get("b"), after.get("b"));
-        assert_eq!(replay.get("new"), after.get("new"));
-        assert!(!replay.contains_key("gone"));
-        // Applying twice is harmless (idempotency).
-        OplogEntry::apply_diff(&mut replay, &diff);
-        assert!(!replay.contains_key("gone"));
-        assert_eq!(replay.get("a"), Some(&Bson::Int32(2)));
     }
 }

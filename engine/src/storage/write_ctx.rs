@@ -10,7 +10,8 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use super::capped::{OplogAccount, OplogDelta};
 use super::catalog::{CollectionMeta, IndexSpec, Namespace, index_from_spec};
 use super::keystring;
-use super::oplog::{NewEntry, OpTime, OplogEntry, TimestampAllocator, ts_to_u64};
+use super::oplog::{NewEntry, OpTime, TimestampAllocator, ts_to_u64};
+use super::oplog_entry::{OpKind, UpdateChange};
 use super::{CATALOG, META, OPLOG, SESSION_STATEMENTS, SESSIONS, docs_table_name, index_table_name, storage_error};
 use crate::depth::{MAX_BSON_DEPTH, MAX_DOCUMENT_DEPTH};
 use crate::error::{Error, Result, code};
@@ -128,7 +129,7 @@ impl<'a> WriteCtx<'a> {
     /// Writes a no-op entry (`op: "n"`) carrying `msg`.
     pub fn noop(&mut self, msg: Document) -> Result<OpTime> {
         self.log(NewEntry {
-            op: "n",
+            op: OpKind::Noop,
             ns: String::new(),
             ui: None,
             o: msg,
@@ -150,7 +151,7 @@ impl<'a> WriteCtx<'a> {
     fn log_command(&mut self, ns: &Namespace, ui: Option<Bson>, o: Document) -> Result<()> {
         if ns.db != "local" {
             self.log(NewEntry {
-                op: "c",
+                op: OpKind::Command,
                 ns: format!("{}.$cmd", ns.db),
                 ui,
                 o,
@@ -347,7 +348,7 @@ impl<'a> WriteCtx<'a> {
         }
         if from.db != "local" && to.db != "local" {
             self.log(NewEntry {
-                op: "c",
+                op: OpKind::Command,
                 ns: format!("{}.$cmd", from.db),
                 ui: Some(meta.uuid_bson()),
                 o,
@@ -510,7 +511,7 @@ impl<'a> WriteCtx<'a> {
         if docs.get(id_key.as_slice()).map_err(|e| self.fatal("get", e))?.is_some() {
             return Err(duplicate_key_error(meta, &IndexSpec::id_index(), &doc));
         }
-        let index_keys = self.check_unique(meta, None, &doc, &id_key)?;
+        let index_keys = self.check_unique(meta, &doc, &id_key)?;
         docs.insert(id_key.as_slice(), bytes.as_slice())
             .map_err(|e| self.fatal("insert", e))?;
         drop(docs);
@@ -519,7 +520,7 @@ impl<'a> WriteCtx<'a> {
         self.log_data(
             meta,
             NewEntry {
-                op: "i",
+                op: OpKind::Insert,
                 ns: meta.ns.full(),
                 ui: None,
                 o: doc,
@@ -542,20 +543,20 @@ impl<'a> WriteCtx<'a> {
         })?;
         let id = before.get("_id").cloned().unwrap_or(Bson::Null);
         let id_key = keystring::encode(&id);
-        let new_keys = self.check_unique(meta, Some(before), &after, &id_key)?;
+        let new_keys = self.check_unique(meta, &after, &id_key)?;
         self.remove_index_keys(meta, before)?;
         self.write_index_keys(meta, &new_keys, &id_key)?;
         let mut docs = self.table(&docs_table_name(meta))?;
         docs.insert(id_key.as_slice(), bytes.as_slice())
             .map_err(|e| self.fatal("update", e))?;
         drop(docs);
-        let diff = OplogEntry::update_diff(before, &after);
+        let diff = UpdateChange::between(before, &after).into_document();
         let session = session.map(SessionStatement::oplog_fields);
         let o2 = Some(doc! {"_id": id});
         self.log_data(
             meta,
             NewEntry {
-                op: "u",
+                op: OpKind::Update,
                 ns: meta.ns.full(),
                 ui: None,
                 o: diff,
@@ -577,7 +578,7 @@ impl<'a> WriteCtx<'a> {
         self.log_data(
             meta,
             NewEntry {
-                op: "d",
+                op: OpKind::Delete,
                 ns: meta.ns.full(),
                 ui: None,
                 o: doc! {"_id": id},
@@ -587,15 +588,9 @@ impl<'a> WriteCtx<'a> {
         )
     }
 
-    /// Checks `doc` against every unique index (ignoring entries owned by `id_key` itself) and returns the
-    /// keys to write. `before` is the document's previous version, whose keys may be reused.
-    fn check_unique(
-        &mut self,
-        meta: &CollectionMeta,
-        _before: Option<&Document>,
-        doc: &Document,
-        id_key: &[u8],
-    ) -> Result<Vec<(String, Vec<u8>)>> {
+    /// Checks `doc` against every unique index and returns the keys to write. A key already owned by `id_key`
+    /// (the previous version of the same document, when `doc` replaces it) is not a conflict.
+    fn check_unique(&mut self, meta: &CollectionMeta, doc: &Document, id_key: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
         let mut keys = Vec::new();
         for index in meta.unique_indexes() {
             let Some(key) = index_key(index, doc) else { continue };
@@ -836,6 +831,38 @@ mod tests {
         }))??;
         assert_eq!(stale, None, "a new transaction number drops the old statements");
         assert_eq!(too_old, Some(225), "TransactionTooOld");
+        storage.shutdown();
+        Ok(())
+    }
+
+    /// A replacement may keep the unique keys its previous version owns, may not take another document's,
+    /// and frees the keys it drops.
+    #[test]
+    fn a_replacement_reuses_its_own_unique_keys_only() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::internal(e.to_string()))?;
+        let storage = Storage::open(dir.path())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let codes = runtime.block_on(storage.write(false, |w| -> Result<_> {
+            let ns = Namespace::new("db", "people");
+            w.create_index(&ns, &doc! {"key": {"email": 1}, "name": "email_1", "unique": true})?;
+            let meta = w.collection(&ns)?.ok_or_else(|| Error::internal("created"))?;
+            let (one, two) = (doc! {"_id": 1, "email": "a"}, doc! {"_id": 2, "email": "b"});
+            w.insert(&meta, one.clone(), None)?;
+            w.insert(&meta, two, None)?;
+            let kept = doc! {"_id": 1, "email": "a", "x": 1};
+            let keep_own = w.replace(&meta, &one, kept.clone(), None).map_err(|e| e.code);
+            let take_other = w
+                .replace(&meta, &kept, doc! {"_id": 1, "email": "b"}, None)
+                .map_err(|e| e.code);
+            let move_on = w
+                .replace(&meta, &kept, doc! {"_id": 1, "email": "c"}, None)
+                .map_err(|e| e.code);
+            let freed = w.insert(&meta, doc! {"_id": 3, "email": "a"}, None).map_err(|e| e.code);
+            Ok([keep_own, take_other, move_on, freed])
+        }))??;
+        assert_eq!(codes, [Ok(()), Err(11000), Ok(()), Ok(())]);
         storage.shutdown();
         Ok(())
     }

@@ -34,16 +34,47 @@ const MAX_GROUP: usize = 512;
 /// stack; this gives the writer eight times as much.
 const WRITER_STACK_BYTES: usize = 8 * 1024 * 1024;
 
-type JobFn = Box<dyn for<'a> FnOnce(&mut WriteCtx<'a>) -> Box<dyn Any + Send> + Send>;
+/// A queued job, with its answer's type known to the job and to whoever waits for it.
+trait Job: Send {
+    /// Whether its group must be committed durably.
+    fn durable(&self) -> bool;
+    /// Runs the job (the first call does; later calls do nothing).
+    fn run(&mut self, ctx: &mut WriteCtx<'_>);
+    /// Sends the job's output once its group committed, or the group's error.
+    fn answer(self: Box<Self>, group: Result<()>);
+}
 
-struct Job {
-    run: JobFn,
+struct TypedJob<R, F> {
+    job: Option<F>,
+    output: Option<R>,
     durable: bool,
-    reply: oneshot::Sender<Result<Box<dyn Any + Send>>>,
+    reply: oneshot::Sender<Result<R>>,
+}
+
+impl<R, F> Job for TypedJob<R, F>
+where
+    R: Send,
+    F: FnOnce(&mut WriteCtx<'_>) -> R + Send,
+{
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
+    fn run(&mut self, ctx: &mut WriteCtx<'_>) {
+        if let Some(job) = self.job.take() {
+            self.output = Some(job(ctx));
+        }
+    }
+
+    fn answer(self: Box<Self>, group: Result<()>) {
+        let TypedJob { output, reply, .. } = *self;
+        let answer = group.and_then(|()| output.ok_or_else(|| Error::internal("a storage job did not run")));
+        let _ = reply.send(answer);
+    }
 }
 
 pub(super) struct Writer {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -55,7 +86,7 @@ impl Writer {
         last: OpTime,
         oplog: Arc<OplogAccount>,
     ) -> Result<Writer> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let mut state = WriterState {
             db,
             positions,
@@ -82,12 +113,14 @@ impl Writer {
         F: FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let run: JobFn = Box::new(move |ctx| Box::new(job(ctx)) as Box<dyn Any + Send>);
+        let job: Box<dyn Job> = Box::new(TypedJob {
+            job: Some(job),
+            output: None,
+            durable,
+            reply,
+        });
         let sent = match self.jobs.lock() {
-            Ok(guard) => guard
-                .as_ref()
-                .map(|tx| tx.send(Job { run, durable, reply }).is_ok())
-                .unwrap_or(false),
+            Ok(guard) => guard.as_ref().map(|tx| tx.send(job).is_ok()).unwrap_or(false),
             Err(_) => false,
         };
         if !sent {
@@ -96,13 +129,9 @@ impl Writer {
                 "the storage engine is shutting down",
             ));
         }
-        let output = answer
+        answer
             .await
-            .map_err(|_| Error::new(code::SHUTDOWN_IN_PROGRESS, "the storage writer stopped"))??;
-        output
-            .downcast::<R>()
-            .map(|b| *b)
-            .map_err(|_| Error::internal("storage job returned an unexpected type"))
+            .map_err(|_| Error::new(code::SHUTDOWN_IN_PROGRESS, "the storage writer stopped"))?
     }
 
     /// Stops accepting jobs, finishes the queued ones, makes everything durable and joins the thread.
@@ -141,7 +170,7 @@ struct WriterState {
 }
 
 impl WriterState {
-    fn run(&mut self, rx: mpsc::Receiver<Job>) {
+    fn run(&mut self, rx: mpsc::Receiver<Box<dyn Job>>) {
         let mut last_durable_at = Instant::now();
         loop {
             let first = match rx.recv_timeout(JOURNAL_COMMIT_INTERVAL) {
@@ -162,7 +191,7 @@ impl WriterState {
                     Err(_) => break,
                 }
             }
-            let durable = group.iter().any(|j| j.durable) || last_durable_at.elapsed() >= JOURNAL_COMMIT_INTERVAL;
+            let durable = group.iter().any(|j| j.durable()) || last_durable_at.elapsed() >= JOURNAL_COMMIT_INTERVAL;
             self.commit_group(group, durable);
             if durable {
                 last_durable_at = Instant::now();
@@ -173,68 +202,38 @@ impl WriterState {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<Job>, durable: bool) {
-        match self.run_group(group, durable) {
-            Ok(answers) => {
-                for (reply, output) in answers {
-                    let _ = reply.send(Ok(output));
-                }
-            }
-            Err((replies, err)) => {
-                tracing::error!(error = %err, "storage group commit failed; the group is rolled back");
-                for reply in replies {
-                    let _ = reply.send(Err(err.clone()));
-                }
-            }
+    fn commit_group(&mut self, mut group: Vec<Box<dyn Job>>, durable: bool) {
+        let outcome = self.run_group(&mut group, durable);
+        if let Err(err) = &outcome {
+            tracing::error!(error = %err, "storage group commit failed; the group is rolled back");
+        }
+        for job in group {
+            job.answer(outcome.clone());
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn run_group(
-        &mut self,
-        group: Vec<Job>,
-        durable: bool,
-    ) -> std::result::Result<
-        Vec<(oneshot::Sender<Result<Box<dyn Any + Send>>>, Box<dyn Any + Send>)>,
-        (Vec<oneshot::Sender<Result<Box<dyn Any + Send>>>>, Error),
-    > {
-        let mut txn = match self.db.begin_write() {
-            Ok(txn) => txn,
-            Err(e) => {
-                return Err((
-                    group.into_iter().map(|j| j.reply).collect(),
-                    storage_error("begin write", e),
-                ));
-            }
-        };
+    /// Runs the group's jobs in one transaction and commits it; on an error nothing of it is committed.
+    fn run_group(&mut self, group: &mut [Box<dyn Job>], durable: bool) -> Result<()> {
+        let mut txn = self.db.begin_write().map_err(|e| storage_error("begin write", e))?;
         let durability = if durable {
             Durability::Immediate
         } else {
             Durability::None
         };
-        if let Err(e) = txn.set_durability(durability) {
-            return Err((
-                group.into_iter().map(|j| j.reply).collect(),
-                storage_error("set durability", e),
-            ));
-        }
+        txn.set_durability(durability)
+            .map_err(|e| storage_error("set durability", e))?;
         let term = self.term.load(Ordering::SeqCst);
         let clock_before = self.clock.clone();
         let oplog = self.oplog.clone();
         let mut ctx = WriteCtx::new(&txn, &mut self.clock, term, &oplog);
-        let mut answers = Vec::with_capacity(group.len());
-        for Job { run, reply, .. } in group {
+        for job in group.iter_mut() {
             // A job that panics must not take the writer (and every later write) down with it. What it wrote
             // may be half done, so the panic is recorded as fatal: the group rolls back and every job in it
             // gets the error.
-            match std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut ctx))) {
-                Ok(output) => answers.push((reply, output)),
-                Err(panic) => {
-                    let message = panic_message(panic.as_ref());
-                    tracing::error!(panic = %message, "a storage write job panicked; its group is rolled back");
-                    ctx.fatal("a write job panicked", message);
-                    answers.push((reply, Box::new(())));
-                }
+            if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx))) {
+                let message = panic_message(panic.as_ref());
+                tracing::error!(panic = %message, "a storage write job panicked; its group is rolled back");
+                ctx.fatal("a write job panicked", message);
             }
         }
         let fatal = ctx.take_fatal();
@@ -248,7 +247,7 @@ impl WriterState {
         };
         if let Some(err) = failure {
             self.clock = clock_before;
-            return Err((answers.into_iter().map(|(r, _)| r).collect(), err));
+            return Err(err);
         }
         self.oplog.apply(oplog_delta);
         if let Some(optime) = reset {
@@ -265,7 +264,7 @@ impl WriterState {
                 p.last_durable = if durable { last } else { p.last_durable.min(last) };
             }
         });
-        Ok(answers)
+        Ok(())
     }
 
     /// An empty durable commit: makes every earlier in-memory commit durable.
@@ -378,10 +377,12 @@ mod tests {
         };
         let mut too_deep = nested(181);
         too_deep.insert("_id", 1);
-        let insert = doc! {"op": "i", "ns": "db.c", "o": too_deep.clone()};
-        let base = doc! {"op": "i", "ns": "db.c", "o": {"_id": 2, "x": 1}};
-        let update = doc! {"op": "u", "ns": "db.c", "o2": {"_id": 2},
-        "o": {"$v": 2, "diff": {"u": {"x": nested(180)}}}};
+        let ts = bson::Timestamp { time: 1, increment: 1 };
+        let parse = |entry| crate::storage::OplogEntry::parse(entry).expect("an entry with ts");
+        let insert = parse(doc! {"op": "i", "ns": "db.c", "o": too_deep.clone(), "ts": ts});
+        let base = parse(doc! {"op": "i", "ns": "db.c", "o": {"_id": 2, "x": 1}, "ts": ts});
+        let update = parse(doc! {"op": "u", "ns": "db.c", "o2": {"_id": 2},
+        "o": {"$v": 2, "diff": {"u": {"x": nested(180)}}}, "ts": ts});
         let ns = Namespace::new("db", "c");
         let (applied, stored) = storage
             .write(false, move |w| {

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document, doc};
+use faultline_engine::storage::OpKind;
 use faultline_engine::wire::client::{Connection, OplogBatch, OplogTail, TailSpec};
 use tokio::sync::watch;
 
@@ -25,7 +26,8 @@ const BATCH: i32 = 10_000;
 /// only each entry's `ts` and `o._id`; returns it and its first batch.
 pub async fn open(port: u16, ns: &str, after: Option<bson::Timestamp>) -> anyhow::Result<(OplogTail, OplogBatch)> {
     let conn = Connection::connect(&format!("127.0.0.1:{port}"), ROUND_TRIP + AWAIT).await?;
-    let mut filter = doc! {"ns": ns};
+    // Only inserts: the benchmark's writes (an entry's `o._id` is the written document's only for those).
+    let mut filter = doc! {"ns": ns, "op": OpKind::Insert.code()};
     if let Some(ts) = after {
         filter.insert("ts", doc! {"$gt": ts});
     }
@@ -39,7 +41,7 @@ pub async fn open(port: u16, ns: &str, after: Option<bson::Timestamp>) -> anyhow
     Ok(OplogTail::open(conn, spec).await?)
 }
 
-/// An entry's inserted `_id`, if it is a non-negative integer (what the benchmark writes).
+/// An insert entry's `_id`, if it is a non-negative integer (what the benchmark writes).
 pub fn entry_id(entry: &Document) -> Option<u64> {
     let id = entry.get_document("o").ok()?.get("_id")?;
     match id {
