@@ -28,6 +28,10 @@ pub trait Model {
     fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
     /// The state for humans (counterexamples).
     fn describe(&self, state: &Self::State) -> serde_json::Value;
+    /// Heap bytes `state` holds beyond its own size (strings, vectors), for the memory budget.
+    fn state_heap_bytes(&self, _state: &Self::State) -> usize {
+        0
+    }
 }
 
 /// One operation to place: its id in the caller's numbering, call and return times, and the compiled op.
@@ -310,13 +314,14 @@ impl<M: Model> Searcher<M> {
     }
 
     /// Tries to add the configuration after linearizing `op`; true if it was new.
-    fn remember(&mut self, state: &M::State) -> bool {
+    fn remember(&mut self, model: &M, state: &M::State) -> bool {
         let config = Configuration {
             hash: self.bits_hash ^ state_hash(state),
             bits: self.bits.clone().into_boxed_slice(),
             state: state.clone(),
         };
-        let size = self.bits.len() * 8 + std::mem::size_of::<Configuration<M::State>>() + 16;
+        let size =
+            self.bits.len() * 8 + std::mem::size_of::<Configuration<M::State>>() + 16 + model.state_heap_bytes(state);
         if self.cache.insert(config) {
             self.cache_bytes += size;
             self.stats.configurations += 1;
@@ -375,7 +380,7 @@ impl<M: Model> Searcher<M> {
             if node.is_call {
                 if let Some(next_state) = model.step(&state, &ops[node.op as usize].op) {
                     self.flip(node.op);
-                    if self.remember(&next_state) {
+                    if self.remember(model, &next_state) {
                         let previous = std::mem::replace(&mut state, next_state);
                         self.stack.push((entry, previous));
                         self.lift(entry);
