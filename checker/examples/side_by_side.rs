@@ -4,8 +4,9 @@
 //! - `side_by_side generate DIR`: writes generated Porcupine kv logs (50 clients, 10 keys; valid ones and
 //!   ones with a planted stale get) into DIR and prints their list rows (`path format model initial`).
 //! - `side_by_side time LIST`: for each row of LIST (the `expected.tsv` layout; paths relative to the
-//!   list's directory unless absolute) prints `path  verdict  milliseconds`, the mean time of
-//!   `linear::check` over repeated runs (reading and parsing the file excluded, as on Porcupine's side).
+//!   list's directory unless absolute) prints `path  verdict  milliseconds`, the fastest of repeated runs
+//!   of `linear::check` (reading and parsing the file excluded, as on Porcupine's side). The minimum is
+//!   the figure least disturbed by other load on the machine.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
