@@ -15,8 +15,8 @@ pub mod partition;
 pub mod search;
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -120,6 +120,9 @@ pub fn check_paired(
 /// Search steps a partition runs before its worker moves on to the next partition in the queue.
 const SLICE_STEPS: u64 = 1 << 15;
 
+/// Histories with fewer operations are checked on the calling thread alone unless threads were asked for.
+const SMALL_HISTORY: usize = 4096;
+
 /// One partition's search, compiled for its model, resumable slice by slice.
 trait PartitionSearch: Send {
     /// Runs one slice: the verdict, configurations and searched operations once decided, else `None`.
@@ -193,13 +196,23 @@ enum Task<'a> {
     Started(Box<dyn PartitionSearch + 'a>),
 }
 
+/// The number of cores, asked once per process: the question reads cgroup files, which costs more than
+/// checking a small history.
+fn available_cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Runs every partition's search on worker threads, round-robin in slices of [`SLICE_STEPS`], cheapest first.
 fn run_all(partitions: &[Partition<'_>], options: &LinearOptions, deadline: Option<Instant>) -> Vec<PartitionReport> {
-    let threads = match options.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-    .min(partitions.len().max(1));
+    let operations: usize = partitions.iter().map(|p| p.ops.len()).sum();
+    let threads = match (options.threads, partitions.len()) {
+        (_, 0 | 1) => 1,
+        // Starting a thread costs more than checking a small history.
+        (0, _) if operations < SMALL_HISTORY => 1,
+        (0, n) => available_cores().min(n),
+        (wanted, n) => wanted.min(n),
+    };
     let cancel = AtomicBool::new(false);
     let live_bytes = AtomicUsize::new(0);
     let mut order: Vec<usize> = (0..partitions.len()).collect();
