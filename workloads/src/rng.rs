@@ -85,7 +85,6 @@ impl Rng {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
