@@ -1,12 +1,13 @@
 //! Criterion benchmarks of the linearizability checker: the external corpora (etcd logs, kv logs) and
-//! generated register histories up to one million operations (1,000 keys, 20 processes, 1% crashes).
+//! generated register histories up to one million operations (1,000 keys, 20 processes, 1% crashes), and
+//! generated 50-client, 10-key kv histories, valid and with a planted stale get in a random key.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use faultline_checker::formats::Format;
-use faultline_checker::generate::{GenSpec, register_history};
+use faultline_checker::generate::{GenSpec, KvSpec, kv_history, register_history};
 use faultline_checker::history::History;
 use faultline_checker::linear::{self, LinearOptions, ModelKind};
 use faultline_checker::result::Validity;
@@ -70,5 +71,30 @@ fn generated(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, corpora, generated);
+fn generated_kv(c: &mut Criterion) {
+    let mut group = c.benchmark_group("generated-kv");
+    group.sample_size(10);
+    let kv_options = options(ModelKind::KvAppend, Format::PorcupineKv);
+    for anomaly in [false, true] {
+        for seed in 1..=2u64 {
+            let spec = KvSpec {
+                keys: 10,
+                processes: 50,
+                operations: 2000,
+                crash_rate: 0.005,
+                get_fraction: 0.5,
+                anomaly,
+                seed,
+            };
+            let h = kv_history(&spec).history;
+            let name = format!("c50-{}-{seed}", if anomaly { "bad" } else { "ok" });
+            group.bench_function(name, |b| {
+                b.iter(|| linear::check(&h, &kv_options).map(|r| r.valid).ok())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, corpora, generated, generated_kv);
 criterion_main!(benches);

@@ -2,7 +2,7 @@
 //! the figures for the closing note: `cargo run -p faultline-checker --release --example measure`.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use faultline_checker::formats::Format;
 use faultline_checker::generate::{GenSpec, register_history};
@@ -37,15 +37,17 @@ fn peak_rss_mib() -> f64 {
 }
 
 /// `measure` runs everything; `measure write FILE` writes the generated 1M-op history as JSONL;
-/// `measure check FILE` reads a JSONL history and checks it (for a clean peak-memory figure).
+/// `measure check FILE [TIMEOUT_S]` reads a JSONL history and checks it (for a clean peak-memory figure).
+/// `measure write FILE [OPS KEYS PROCESSES]` sets the generated history's shape (default 1M, 1000, 20).
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match (args.get(1).map(String::as_str), args.get(2)) {
         (Some("write"), Some(path)) => {
+            let number = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
             let spec = GenSpec {
-                keys: 1000,
-                processes: 20,
-                operations: 1_000_000,
+                operations: number(3, 1_000_000),
+                keys: number(4, 1000),
+                processes: number(5, 20),
                 crash_rate: 0.01,
                 read_fraction: 0.5,
                 seed: 7,
@@ -57,7 +59,9 @@ fn main() {
             let t = Instant::now();
             let h = read(Format::Jsonl, &PathBuf::from(path));
             let parsed = t.elapsed();
-            let v = check(&h, ModelKind::Register, Format::Jsonl);
+            let mut options = LinearOptions::new(ModelKind::Register);
+            options.timeout = args.get(3).and_then(|a| a.parse().ok()).map(Duration::from_secs_f64);
+            let v = linear::check(&h, &options).expect("checkable").valid;
             let total = t.elapsed().as_secs_f64();
             println!(
                 "{path}: {v:?}; parse {:.2} s, total {total:.2} s, peak RSS {:.0} MiB",

@@ -6,6 +6,8 @@
 //! its stream between versions; xoshiro256** (Blackman & Vigna) is small, fast and its output is fixed by its
 //! definition. It is not cryptographic and need not be.
 
+use faultline_splitmix::splitmix64;
+
 /// A seeded, reproducible PRNG (xoshiro256**).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rng {
@@ -81,14 +83,6 @@ impl Rng {
             items.swap(i, j);
         }
     }
-}
-
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

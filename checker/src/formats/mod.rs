@@ -5,7 +5,7 @@
 //! | [`Format::Jsonl`] (native) | [`jsonl::read`] (streaming) | [`jsonl::write`] | `fail` did not happen; `null` read = no value; initial `null` |
 //! | [`Format::Edn`] (Jepsen `history.edn`, Knossos data files) | [`edn::read`] | [`edn::write`] | Knossos: `fail` dropped, `nil` read matches anything, initial `0` |
 //! | [`Format::JepsenLog`] (the etcd logs) | [`jepsen_log::read`] | — | `fail` CAS observes a mismatch; `nil` read = no value; initial `nil` |
-//! | [`Format::PorcupineKv`] | [`edn::read`] (one map per line) | — | every key starts as `""` |
+//! | [`Format::PorcupineKv`] | [`edn::read`] (one map per line) | [`porcupine_kv::write`] | every key starts as `""` |
 //!
 //! **Keys.** Multi-key histories wrap each value as `{"key": k, "value": v}` (JSONL) — in EDN
 //! `{:key k, :value v}`, a Jepsen independent tuple `[k v]` (see [`edn::Tuples`]), or a top-level `:key` in
@@ -23,6 +23,7 @@ pub mod jepsen_log;
 pub mod jsonl;
 pub mod jsonl_value;
 pub mod lines;
+pub mod porcupine_kv;
 
 use std::io::BufRead;
 

@@ -1,8 +1,11 @@
 //! Linearizability checking (DESIGN §6): per-key Wing–Gong–Lowe searches run in parallel.
 //!
 //! [`check`] pairs the history, splits it by key ([`partition`]), compiles each partition for the chosen
-//! model ([`models`]) and runs [`search`] on worker threads. The first non-linearizable partition cancels the
-//! others. A time budget or memory budget that runs out makes the verdict `unknown` (unless some partition was
+//! model ([`models`]) and runs [`search`] on worker threads. Partitions are interleaved in time slices,
+//! cheapest (fewest operations) first, so that on an invalid history the work done before the failing
+//! partition is found is bounded by a small multiple of that partition's own cost, whatever the number of
+//! cores: an expensive valid key cannot hold a worker until it is decided. The first non-linearizable
+//! partition cancels the others; the memory budget is shared by the searches alive at any time. A time budget or memory budget that runs out makes the verdict `unknown` (unless some partition was
 //! already found invalid). An invalid result carries a counterexample: the operation that cannot be
 //! linearized, the longest linearizable prefix found before it, and the model state after each step.
 
@@ -12,8 +15,9 @@ pub mod partition;
 pub mod search;
 pub mod witness;
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -22,7 +26,7 @@ use thiserror::Error;
 pub use models::ModelKind;
 use models::PartOp;
 use partition::Partition;
-use search::{GiveUp, Limits, Model, Outcome, SearchOp};
+use search::{GiveUp, Limits, Model, Outcome, SearchOp, Searcher};
 
 use crate::history::{Conventions, History, Operation, PairedHistory, pairing::PairingError};
 use crate::result::{CheckResult, Validity};
@@ -100,7 +104,7 @@ pub fn check_paired(
     let split = options.model != ModelKind::MultiRegister;
     let partitions = partition::partition(&paired.operations, split);
     let deadline = options.timeout.map(|t| Instant::now() + t);
-    let reports = run_all(jobs(&partitions, options), options, deadline);
+    let reports = run_all(&partitions, options, deadline);
     let unsupported = reports.iter().filter_map(|r| match &r.verdict {
         Verdict::Unsupported(id, message) => Some((*id, message)),
         _ => None,
@@ -114,77 +118,167 @@ pub fn check_paired(
     Ok(summarise(history, paired, &partitions, reports, options))
 }
 
-/// A partition's work: compile it for the model, then search. Compiling inside the job keeps only the
-/// partitions being searched compiled at any time.
-type Job<'a> = Box<dyn FnOnce(Limits<'_>) -> (Verdict, u64, usize) + Send + 'a>;
+/// Search steps a partition runs before its worker moves on to the next partition in the queue.
+const SLICE_STEPS: u64 = 1 << 15;
 
-fn jobs<'a>(partitions: &'a [Partition<'a>], options: &'a LinearOptions) -> Vec<Job<'a>> {
-    partitions
-        .iter()
-        .map(|p| -> Job<'a> { Box::new(move |limits| compile_and_search(&p.ops, options, limits)) })
-        .collect()
+/// Histories with fewer operations are checked on the calling thread alone unless threads were asked for.
+const SMALL_HISTORY: usize = 4096;
+
+/// One partition's search, compiled for its model, resumable slice by slice.
+trait PartitionSearch: Send {
+    /// Runs one slice: the verdict, configurations and searched operations once decided, else `None`.
+    fn advance(&mut self, limits: Limits<'_>, steps: u64) -> Option<(Verdict, u64, usize)>;
+    /// Bytes the search's cache holds.
+    fn cache_bytes(&self) -> usize;
 }
 
-fn compile_and_search(ops: &[PartOp<'_>], options: &LinearOptions, limits: Limits<'_>) -> (Verdict, u64, usize) {
+struct CompiledSearch<M: Model> {
+    model: M,
+    ops: Vec<SearchOp<M::Op>>,
+    searcher: Searcher<M>,
+}
+
+impl<M> PartitionSearch for CompiledSearch<M>
+where
+    M: Model + Send,
+    M::State: Send,
+    M::Op: Send,
+{
+    fn advance(&mut self, limits: Limits<'_>, steps: u64) -> Option<(Verdict, u64, usize)> {
+        let outcome = self.searcher.advance(&self.model, &self.ops, limits, steps)?;
+        let verdict = match outcome {
+            Outcome::Linearizable(_) => Verdict::Linearizable,
+            Outcome::Unknown(why) => Verdict::Unknown(why),
+            Outcome::Illegal { blocked, prefix } => Verdict::Illegal {
+                blocked,
+                prefix: prefix
+                    .into_iter()
+                    .map(|(id, s)| (id, self.model.describe(&s)))
+                    .collect(),
+            },
+        };
+        Some((verdict, self.searcher.stats().configurations, self.ops.len()))
+    }
+
+    fn cache_bytes(&self) -> usize {
+        self.searcher.cache_bytes()
+    }
+}
+
+fn boxed<'a, M>((model, ops): (M, Vec<SearchOp<M::Op>>)) -> Box<dyn PartitionSearch + 'a>
+where
+    M: Model + Send + 'a,
+    M::State: Send + 'a,
+    M::Op: Send + 'a,
+{
+    let searcher = Searcher::new(&ops);
+    Box::new(CompiledSearch { model, ops, searcher })
+}
+
+/// Compiles a partition for the model. Compiling when a partition is first scheduled keeps only the
+/// partitions under way compiled at any time.
+fn compile<'a>(ops: &[PartOp<'_>], options: &LinearOptions) -> Result<Box<dyn PartitionSearch + 'a>, (usize, String)> {
     let conventions = &options.conventions;
-    let compiled = match options.model {
+    match options.model {
         ModelKind::Register | ModelKind::CasRegister => {
             let allow_cas = options.model == ModelKind::CasRegister;
-            models::compile_register(ops, conventions, allow_cas).map(|c| search_compiled(c, limits))
+            models::compile_register(ops, conventions, allow_cas).map(boxed)
         }
-        ModelKind::KvAppend => models::compile_kv(ops, conventions).map(|c| search_compiled(c, limits)),
-        ModelKind::Set => models::compile_set(ops).map(|c| search_compiled(c, limits)),
-        ModelKind::Mutex => models::compile_mutex(ops).map(|c| search_compiled(c, limits)),
-        ModelKind::MultiRegister => {
-            models::compile_multi_register(ops, conventions).map(|c| search_compiled(c, limits))
-        }
-    };
-    compiled.unwrap_or_else(|(id, message)| (Verdict::Unsupported(id, message), 0, 0))
-}
-
-fn search_compiled<M: Model>((model, ops): (M, Vec<SearchOp<M::Op>>), limits: Limits<'_>) -> (Verdict, u64, usize) {
-    let (outcome, stats) = search::search(&model, &ops, limits);
-    let verdict = match outcome {
-        Outcome::Linearizable(_) => Verdict::Linearizable,
-        Outcome::Unknown(why) => Verdict::Unknown(why),
-        Outcome::Illegal { blocked, prefix } => Verdict::Illegal {
-            blocked,
-            prefix: prefix.into_iter().map(|(id, s)| (id, model.describe(&s))).collect(),
-        },
-    };
-    (verdict, stats.configurations, ops.len())
-}
-
-fn run_all(jobs: Vec<Job<'_>>, options: &LinearOptions, deadline: Option<Instant>) -> Vec<PartitionReport> {
-    let threads = match options.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
+        ModelKind::KvAppend => models::compile_kv(ops, conventions).map(boxed),
+        ModelKind::Set => models::compile_set(ops).map(boxed),
+        ModelKind::Mutex => models::compile_mutex(ops).map(boxed),
+        ModelKind::MultiRegister => models::compile_multi_register(ops, conventions).map(boxed),
     }
-    .min(jobs.len().max(1));
+}
+
+/// A partition waiting in the scheduler's queue: not compiled yet, or part-way through its search.
+enum Task<'a> {
+    Waiting(&'a Partition<'a>),
+    Started(Box<dyn PartitionSearch + 'a>),
+}
+
+/// The number of cores, asked once per process: the question reads cgroup files, which costs more than
+/// checking a small history.
+fn available_cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Runs every partition's search on worker threads, round-robin in slices of [`SLICE_STEPS`], cheapest first.
+fn run_all(partitions: &[Partition<'_>], options: &LinearOptions, deadline: Option<Instant>) -> Vec<PartitionReport> {
+    let operations: usize = partitions.iter().map(|p| p.ops.len()).sum();
+    let threads = match (options.threads, partitions.len()) {
+        (_, 0 | 1) => 1,
+        // Starting a thread costs more than checking a small history.
+        (0, _) if operations < SMALL_HISTORY => 1,
+        (0, n) => available_cores().min(n),
+        (wanted, n) => wanted.min(n),
+    };
     let cancel = AtomicBool::new(false);
-    let memory_bytes = options.memory_bytes / threads;
-    let queue: Mutex<Vec<(usize, Job<'_>)>> = Mutex::new(jobs.into_iter().enumerate().rev().collect());
+    let live_bytes = AtomicUsize::new(0);
+    let mut order: Vec<usize> = (0..partitions.len()).collect();
+    order.sort_by_key(|&i| partitions[i].ops.len());
+    let queue: Mutex<VecDeque<(usize, Task<'_>)>> =
+        Mutex::new(order.into_iter().map(|i| (i, Task::Waiting(&partitions[i]))).collect());
     let reports = Mutex::new(Vec::new());
+    let report = |partition: usize, (verdict, configurations, searched_ops): (Verdict, u64, usize)| {
+        if matches!(verdict, Verdict::Illegal { .. } | Verdict::Unsupported(..)) {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        if let Ok(mut r) = reports.lock() {
+            r.push(PartitionReport {
+                partition,
+                verdict,
+                configurations,
+                searched_ops,
+            });
+        }
+    };
     let worker = || {
-        let limits = Limits {
-            deadline,
-            cancel: &cancel,
-            memory_bytes,
-        };
         loop {
-            let next = queue.lock().ok().and_then(|mut q| q.pop());
-            let Some((partition, job)) = next else { break };
-            let (verdict, configurations, searched_ops) = job(limits);
-            if matches!(verdict, Verdict::Illegal { .. } | Verdict::Unsupported(..)) {
-                cancel.store(true, Ordering::Relaxed);
-            }
-            if let Ok(mut r) = reports.lock() {
-                r.push(PartitionReport {
-                    partition,
-                    verdict,
-                    configurations,
-                    searched_ops,
-                });
+            let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+            let Some((partition, task)) = next else { break };
+            let mut search = match task {
+                Task::Started(search) => search,
+                // Compiled even after a cancellation, so that the first unsupported operation is reported
+                // whatever the interleaving.
+                Task::Waiting(p) => match compile(&p.ops, options) {
+                    Ok(_) if cancel.load(Ordering::Relaxed) => {
+                        report(partition, (Verdict::Unknown(GiveUp::Cancelled), 0, p.ops.len()));
+                        continue;
+                    }
+                    Ok(search) => search,
+                    Err((id, message)) => {
+                        report(partition, (Verdict::Unsupported(id, message), 0, 0));
+                        continue;
+                    }
+                },
+            };
+            let before = search.cache_bytes();
+            let others = live_bytes.load(Ordering::Relaxed).saturating_sub(before);
+            let limits = Limits {
+                deadline,
+                cancel: &cancel,
+                memory_bytes: options.memory_bytes.saturating_sub(others),
+            };
+            let done = search.advance(limits, SLICE_STEPS);
+            let after = search.cache_bytes();
+            match done {
+                Some(outcome) => {
+                    live_bytes.fetch_sub(before, Ordering::Relaxed);
+                    drop(search);
+                    report(partition, outcome);
+                }
+                None => {
+                    if after >= before {
+                        live_bytes.fetch_add(after - before, Ordering::Relaxed);
+                    } else {
+                        live_bytes.fetch_sub(before - after, Ordering::Relaxed);
+                    }
+                    if let Ok(mut q) = queue.lock() {
+                        q.push_back((partition, Task::Started(search)));
+                    }
+                }
             }
         }
     };

@@ -223,6 +223,9 @@ impl Model for KvModel {
     fn describe(&self, state: &String) -> Value {
         Value::String(state.clone())
     }
+    fn state_heap_bytes(&self, state: &String) -> usize {
+        state.capacity()
+    }
 }
 
 fn as_text(value: &Value) -> String {
@@ -231,6 +234,28 @@ fn as_text(value: &Value) -> String {
         Value::Null => String::new(),
         other => other.to_string(),
     }
+}
+
+/// Drops crashed appends whose text no get ever saw (as a substring). Such an append can be linearized last
+/// or never: a get after it would have seen its text (a put in between hides it, but then no get sat between
+/// the two), so a linearization with it exists exactly when one without it does. Keeping them makes the
+/// search try every place for each of them, which multiplies its cost per crashed append.
+fn drop_unobserved_crashed_appends(ops: &mut Vec<SearchOp<KvOp>>) {
+    let crashed = |o: &SearchOp<KvOp>| o.ret.is_none() && matches!(o.op, KvOp::Append(_));
+    if !ops.iter().any(crashed) {
+        return;
+    }
+    let seen: Vec<String> = ops
+        .iter()
+        .filter_map(|o| match &o.op {
+            KvOp::Get(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect();
+    ops.retain(|o| match (&o.op, o.ret) {
+        (KvOp::Append(text), None) => seen.iter().any(|v| v.contains(text.as_str())),
+        _ => true,
+    });
 }
 
 /// Compiles a kv partition.
@@ -249,6 +274,7 @@ pub fn compile_kv(
         };
         out.push(search_op(id, operation, op));
     }
+    drop_unobserved_crashed_appends(&mut out);
     Ok((
         KvModel {
             initial: as_text(&conventions.initial),
@@ -293,6 +319,9 @@ impl Model for SetModel {
     }
     fn describe(&self, state: &Vec<u32>) -> Value {
         Value::Array(state.iter().map(|&id| self.values.value(id)).collect())
+    }
+    fn state_heap_bytes(&self, state: &Vec<u32>) -> usize {
+        state.capacity() * 4
     }
 }
 

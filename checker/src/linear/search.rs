@@ -8,7 +8,8 @@
 //! may be linearized at any point after their call, or never. The walk reaching the end means every completed
 //! operation is linearized. The linearized set is a bitset with an incremental Zobrist hash; the search checks
 //! a cancellation flag, a deadline and a memory budget, and remembers the deepest stack it had to abandon as
-//! the counterexample.
+//! the counterexample. A [`Searcher`] runs in slices of steps and resumes where it stopped, so a scheduler
+//! can interleave partitions.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -27,6 +28,10 @@ pub trait Model {
     fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
     /// The state for humans (counterexamples).
     fn describe(&self, state: &Self::State) -> serde_json::Value;
+    /// Heap bytes `state` holds beyond its own size (strings, vectors), for the memory budget.
+    fn state_heap_bytes(&self, _state: &Self::State) -> usize {
+        0
+    }
 }
 
 /// One operation to place: its id in the caller's numbering, call and return times, and the compiled op.
@@ -214,9 +219,10 @@ fn build_list<O>(ops: &[SearchOp<O>]) -> Vec<Node> {
     nodes
 }
 
-struct Search<'a, M: Model> {
-    model: &'a M,
-    ops: &'a [SearchOp<M::Op>],
+/// A search that can be advanced in slices of steps and resumed, so a scheduler can interleave partitions.
+/// The model and the operations are handed to each [`Searcher::advance`] call rather than borrowed, so a
+/// caller can keep them next to the searcher.
+pub struct Searcher<M: Model> {
     nodes: Vec<Node>,
     bits: Vec<u64>,
     bits_hash: u64,
@@ -226,9 +232,50 @@ struct Search<'a, M: Model> {
     stack: Vec<(u32, M::State)>,
     best: Option<(usize, Prefix<M::State>)>,
     stats: Stats,
+    /// The model state at `entry`; `None` before the first step.
+    state: Option<M::State>,
+    /// The list entry to try next.
+    entry: u32,
+    /// Too many operations to number with `u32` nodes.
+    too_large: bool,
 }
 
-impl<'a, M: Model> Search<'a, M> {
+impl<M: Model> Searcher<M> {
+    /// A search over `ops`, positioned at its start.
+    pub fn new(ops: &[SearchOp<M::Op>]) -> Searcher<M> {
+        let too_large = ops.len() >= NONE as usize / 2;
+        let count = if too_large { 0 } else { ops.len() };
+        let zobrist = (0..count as u64)
+            .map(|i| mix(i.wrapping_add(0x9e37_79b9_7f4a_7c15)))
+            .collect();
+        let nodes = build_list(&ops[..count]);
+        let entry = nodes[0].next;
+        Searcher {
+            nodes,
+            bits: vec![0; count.div_ceil(64)],
+            bits_hash: 0,
+            zobrist,
+            cache: HashSet::default(),
+            cache_bytes: 0,
+            stack: Vec::new(),
+            best: None,
+            stats: Stats::default(),
+            state: None,
+            entry,
+            too_large,
+        }
+    }
+
+    /// Statistics so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Bytes held by the configuration cache (an estimate).
+    pub fn cache_bytes(&self) -> usize {
+        self.cache_bytes
+    }
+
     fn unlink(&mut self, n: u32) {
         let Node { prev, next, .. } = self.nodes[n as usize];
         self.nodes[prev as usize].next = next;
@@ -267,13 +314,14 @@ impl<'a, M: Model> Search<'a, M> {
     }
 
     /// Tries to add the configuration after linearizing `op`; true if it was new.
-    fn remember(&mut self, state: &M::State) -> bool {
+    fn remember(&mut self, model: &M, state: &M::State) -> bool {
         let config = Configuration {
             hash: self.bits_hash ^ state_hash(state),
             bits: self.bits.clone().into_boxed_slice(),
             state: state.clone(),
         };
-        let size = self.bits.len() * 8 + std::mem::size_of::<Configuration<M::State>>() + 16;
+        let size =
+            self.bits.len() * 8 + std::mem::size_of::<Configuration<M::State>>() + 16 + model.state_heap_bytes(state);
         if self.cache.insert(config) {
             self.cache_bytes += size;
             self.stats.configurations += 1;
@@ -283,7 +331,7 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
-    fn record_blocked(&mut self, blocked_op: u32, current: &M::State) {
+    fn record_blocked(&mut self, ops: &[SearchOp<M::Op>], blocked_op: u32, current: &M::State) {
         let depth = self.stack.len();
         if self.best.as_ref().is_some_and(|(_, p)| p.len() >= depth) {
             return;
@@ -292,28 +340,47 @@ impl<'a, M: Model> Search<'a, M> {
         for (i, (node, _)) in self.stack.iter().enumerate() {
             let op = self.nodes[*node as usize].op as usize;
             let after = self.stack.get(i + 1).map_or(current, |(_, prev)| prev);
-            prefix.push((self.ops[op].id, after.clone()));
+            prefix.push((ops[op].id, after.clone()));
         }
-        self.best = Some((self.ops[blocked_op as usize].id, prefix));
+        self.best = Some((ops[blocked_op as usize].id, prefix));
     }
 
-    fn run(&mut self, limits: Limits<'_>) -> Outcome<M::State> {
-        let mut state = self.model.init();
-        let mut entry = self.nodes[0].next;
+    /// Runs at most about `steps` steps of the search (`u64::MAX` for no limit): the outcome if it is
+    /// decided (or given up), `None` if the slice ran out first. `model` and `ops` must be the ones the
+    /// searcher was made for, every time.
+    pub fn advance(
+        &mut self,
+        model: &M,
+        ops: &[SearchOp<M::Op>],
+        limits: Limits<'_>,
+        steps: u64,
+    ) -> Option<Outcome<M::State>> {
+        if self.too_large {
+            return Some(Outcome::Unknown(GiveUp::Memory));
+        }
+        let mut state = self.state.take().unwrap_or_else(|| model.init());
+        let mut entry = self.entry;
         let mut budget = CHECK_EVERY;
+        let mut remaining = steps;
         while entry != NONE {
             budget -= 1;
             if budget == 0 {
                 budget = CHECK_EVERY;
                 if let Some(give_up) = self.should_stop(limits) {
-                    return Outcome::Unknown(give_up);
+                    return Some(Outcome::Unknown(give_up));
                 }
             }
+            if remaining == 0 {
+                self.state = Some(state);
+                self.entry = entry;
+                return None;
+            }
+            remaining -= 1;
             let node = self.nodes[entry as usize];
             if node.is_call {
-                if let Some(next_state) = self.model.step(&state, &self.ops[node.op as usize].op) {
+                if let Some(next_state) = model.step(&state, &ops[node.op as usize].op) {
                     self.flip(node.op);
-                    if self.remember(&next_state) {
+                    if self.remember(model, &next_state) {
                         let previous = std::mem::replace(&mut state, next_state);
                         self.stack.push((entry, previous));
                         self.lift(entry);
@@ -324,10 +391,10 @@ impl<'a, M: Model> Search<'a, M> {
                 }
                 entry = node.next;
             } else {
-                self.record_blocked(node.op, &state);
+                self.record_blocked(ops, node.op, &state);
                 let Some((call, previous)) = self.stack.pop() else {
-                    let (blocked, prefix) = self.best.take().unwrap_or((self.ops[node.op as usize].id, Vec::new()));
-                    return Outcome::Illegal { blocked, prefix };
+                    let (blocked, prefix) = self.best.take().unwrap_or((ops[node.op as usize].id, Vec::new()));
+                    return Some(Outcome::Illegal { blocked, prefix });
                 };
                 self.stats.backtracks += 1;
                 state = previous;
@@ -340,9 +407,9 @@ impl<'a, M: Model> Search<'a, M> {
         let order = self
             .stack
             .iter()
-            .map(|(n, _)| self.ops[self.nodes[*n as usize].op as usize].id)
+            .map(|(n, _)| ops[self.nodes[*n as usize].op as usize].id)
             .collect();
-        Outcome::Linearizable(order)
+        Some(Outcome::Linearizable(order))
     }
 
     fn should_stop(&self, limits: Limits<'_>) -> Option<GiveUp> {
@@ -358,27 +425,11 @@ impl<'a, M: Model> Search<'a, M> {
     }
 }
 
-/// Decides whether `ops` are linearizable with respect to `model`.
+/// Decides whether `ops` are linearizable with respect to `model`, in one go.
 pub fn search<M: Model>(model: &M, ops: &[SearchOp<M::Op>], limits: Limits<'_>) -> (Outcome<M::State>, Stats) {
-    if ops.len() >= NONE as usize / 2 {
-        return (Outcome::Unknown(GiveUp::Memory), Stats::default());
-    }
-    let zobrist = (0..ops.len() as u64)
-        .map(|i| mix(i.wrapping_add(0x9e37_79b9_7f4a_7c15)))
-        .collect();
-    let mut s = Search {
-        model,
-        ops,
-        nodes: build_list(ops),
-        bits: vec![0; ops.len().div_ceil(64)],
-        bits_hash: 0,
-        zobrist,
-        cache: HashSet::default(),
-        cache_bytes: 0,
-        stack: Vec::new(),
-        best: None,
-        stats: Stats::default(),
-    };
-    let outcome = s.run(limits);
-    (outcome, s.stats)
+    let mut searcher = Searcher::new(ops);
+    let outcome = searcher
+        .advance(model, ops, limits, u64::MAX)
+        .unwrap_or(Outcome::Unknown(GiveUp::Cancelled));
+    (outcome, searcher.stats())
 }

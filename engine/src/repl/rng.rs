@@ -1,6 +1,7 @@
 //! `SplitMix64`: the tiny seeded random-number generator the state machine owns for election jitter.
 //!
-//! Hand-rolled so that a seed gives the same stream forever, whatever version of `rand` the workspace uses.
+//! The stream is the workspace's one SplitMix64 (`faultline-splitmix`); this wrapper keeps the signed
+//! `below` the state machine uses.
 
 /// A seeded SplitMix64 generator (Steele, Lea and Flood, 2014).
 #[derive(Debug, Clone)]
@@ -16,11 +17,7 @@ impl SplitMix64 {
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        faultline_splitmix::splitmix64(&mut self.state)
     }
 
     /// A value in `0..bound`, or 0 when `bound` is 0 or negative.
