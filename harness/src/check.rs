@@ -396,6 +396,20 @@ fn total_line(outcomes: &[Result<Checked, String>], code: i32) -> String {
     )
 }
 
+/// Writes the `--html` viewer page; a failure is reported but does not change the verdict.
+fn write_viewer(
+    out: &Path,
+    history_path: &Path,
+    history: &History,
+    paired: &history::PairedHistory,
+    options: &LinearOptions,
+) {
+    let title = history_path.display().to_string();
+    if let Err(e) = faultline_reports::viewer::write_page(out, &title, history, paired, options) {
+        eprintln!("faultline check: --html {}: {e}", out.display());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,19 +550,5 @@ mod tests {
             total_line(&outcomes, exit_code(&outcomes)),
             "total: 2 inputs: 1 valid, 0 INVALID, 0 unknown, 1 unreadable (exit 254)"
         );
-    }
-}
-
-/// Writes the `--html` viewer page; a failure is reported but does not change the verdict.
-fn write_viewer(
-    out: &Path,
-    history_path: &Path,
-    history: &History,
-    paired: &history::PairedHistory,
-    options: &LinearOptions,
-) {
-    let title = history_path.display().to_string();
-    if let Err(e) = faultline_reports::viewer::write_page(out, &title, history, paired, options) {
-        eprintln!("faultline check: --html {}: {e}", out.display());
     }
 }
