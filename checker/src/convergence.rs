@@ -1,4 +1,4 @@
-//! The convergence checker (DESIGN §6): after healing, every data-bearing member holds the same data.
+//! The convergence checker (ARCHITECTURE §5): after healing, every data-bearing member holds the same data.
 //!
 //! The harness collects one content hash per member (`dbHash` of the workload database), polling until they
 //! agree or its patience runs out; this module decides whether a set of hashes agrees and turns the last set

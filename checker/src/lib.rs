@@ -1,4 +1,4 @@
-//! Faultline's checker: the history model, consistency checkers and history formats (DESIGN §6).
+//! Faultline's checker: the history model, consistency checkers and history formats (ARCHITECTURE §5).
 //!
 //! Pure library: it parses bytes handed to it and decides verdicts; it opens no files or sockets. The only
 //! clock it reads is the monotonic one behind the linearizability time budget.

@@ -32,7 +32,7 @@ impl Validity {
         self.max(other)
     }
 
-    /// The process exit code for this verdict (DESIGN §2): 0 valid, 1 invalid, 2 unknown.
+    /// The process exit code for this verdict (ARCHITECTURE §2): 0 valid, 1 invalid, 2 unknown.
     pub fn exit_code(self) -> i32 {
         match self {
             Validity::True => 0,

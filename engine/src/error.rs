@@ -40,7 +40,7 @@ pub mod code {
     pub const OPERATION_NOT_SUPPORTED_IN_TRANSACTION: (i32, &str) = (263, "OperationNotSupportedInTransaction");
 }
 
-/// Error codes after which a retryable write is labelled `RetryableWriteError` (compat reference §4).
+/// Error codes after which a retryable write is labelled `RetryableWriteError`, as MongoDB labels them.
 pub const RETRYABLE_CODES: &[i32] = &[6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436];
 
 /// A MongoDB error as a client sees it.

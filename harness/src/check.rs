@@ -5,7 +5,7 @@
 //! checkers of the workload its `test.toml` names, unless `--checker` says otherwise). Every flag is checked
 //! before any input is read. One input gets a human summary naming the first bad operation; several get one
 //! line each and a total, so a corpus is checked in one process. `--json` prints one JSON record per input
-//! per line instead. Exit code (DESIGN §2): 0 valid, 1 invalid, 2 unknown — the worst over the inputs — or
+//! per line instead. Exit code (ARCHITECTURE §2): 0 valid, 1 invalid, 2 unknown — the worst over the inputs — or
 //! 254 for bad arguments or any unreadable input (each named on one line of stderr).
 
 use std::fs::File;

@@ -1,5 +1,5 @@
 //! Faultline's reports: plots (PNG + SVG, drawn in-process with an embedded font) and the self-contained
-//! HTML report of a stored run (DESIGN §7).
+//! HTML report of a stored run (ARCHITECTURE §5).
 //!
 //! The harness calls [`render_run`] after a run (and `faultline report DIR` calls it again later); it reads the
 //! run directory, writes `plots/*.png|svg` and `report.html` into it and never fails because an input is

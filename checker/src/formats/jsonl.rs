@@ -1,6 +1,6 @@
 //! The native history format: JSON Lines, one event per line, streamed.
 //!
-//! Fields (DESIGN §6): `index` (position, from 0), `time` (ns since start, monotonic), `type`
+//! Fields (ARCHITECTURE §5): `index` (position, from 0), `time` (ns since start, monotonic), `type`
 //! (`invoke|ok|fail|info`), `process` (integer, or `"nemesis"`), `f`, `value`, and optionally `node` (the
 //! member that served it) and `error`. Example lines:
 //!

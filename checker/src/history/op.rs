@@ -1,4 +1,4 @@
-//! One history event: Jepsen's operation record (DESIGN §6).
+//! One history event: Jepsen's operation record (ARCHITECTURE §5).
 //!
 //! An [`Op`] is either an invocation or a completion. `type` is `invoke`, `ok` (it happened), `fail` (it did
 //! not happen) or `info` (it may have happened at any time after its invocation). `process` is a client
@@ -152,7 +152,7 @@ pub fn split_keyed(value: Value) -> (Option<Value>, Value) {
     }
 }
 
-/// The wire form of an event (DESIGN §6), for writers.
+/// The wire form of an event (ARCHITECTURE §5), for writers.
 #[derive(Serialize)]
 struct WireOp<'a> {
     index: u64,

@@ -1,4 +1,4 @@
-//! Linearizability checking (DESIGN §6): per-key Wing–Gong–Lowe searches run in parallel.
+//! Linearizability checking (ARCHITECTURE §5): per-key Wing–Gong–Lowe searches run in parallel.
 //!
 //! [`check`] pairs the history, splits it by key ([`partition`]), compiles each partition for the chosen
 //! model ([`models`]) and runs [`search`] on worker threads. Partitions are interleaved in time slices,

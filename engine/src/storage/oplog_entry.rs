@@ -2,7 +2,7 @@
 //! into an [`OplogOp`] with its [`OpTime`], and [`OplogOp::step`] is the one definition of what a CRUD entry
 //! does to a document, shared by sequential apply and the parallel per-document fold.
 //!
-//! Entries follow MongoDB's format (compat reference §5): `{op, ns, ui, o, o2?, ts, t, v: 2, wall, lsid?,
+//! Entries follow MongoDB's oplog format: `{op, ns, ui, o, o2?, ts, t, v: 2, wall, lsid?,
 //! txnNumber?, stmtId?}`. Updates are logged as a `$v: 2` diff of top-level fields computed from the pre- and
 //! post-images ([`UpdateChange::between`]), so every entry is idempotent: `$inc` and `$push` appear as the
 //! values they produced. An entry this member cannot apply (an unknown kind, a missing `_id`, an unsupported

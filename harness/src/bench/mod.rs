@@ -1,4 +1,4 @@
-//! `faultline bench`: measurements against a fresh local replica set (DESIGN §7).
+//! `faultline bench`: measurements against a fresh local replica set (ARCHITECTURE §5).
 //!
 //! - `replication-lag` ([`lag`]): a paced write load; when each write becomes visible in each member's oplog,
 //!   and what `replSetGetStatus` says the lag is.

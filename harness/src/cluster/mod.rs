@@ -1,4 +1,4 @@
-//! Cluster control: a local replica set of `faultline node` child processes (DESIGN §5).
+//! Cluster control: a local replica set of `faultline node` child processes (ARCHITECTURE §5).
 //!
 //! [`Cluster::start`] lays out `<dir>/nodes/<n>/`, starts the fault proxies (one per directed member link,
 //! multi-member sets only), spawns every member in its own process group, and waits until each answers

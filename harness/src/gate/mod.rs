@@ -1,4 +1,4 @@
-//! `faultline gate`: run a suite of scenarios with expected verdicts, as a CI gate (DESIGN §8).
+//! `faultline gate`: run a suite of scenarios with expected verdicts, as a CI gate (ARCHITECTURE §5).
 //!
 //! ```text
 //! suite.toml ─► scenarios ─► per seed: `faultline test --config <spec>` (child) ─► results.json

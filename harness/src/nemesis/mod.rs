@@ -1,4 +1,4 @@
-//! The nemesis (DESIGN §5): injects faults into a running cluster on a seeded schedule and records each as a
+//! The nemesis (ARCHITECTURE §5): injects faults into a running cluster on a seeded schedule and records each as a
 //! nemesis operation — an `invoke` when it starts and an `info` completion carrying the members it hit and
 //! its outcome: `installed`, `skipped` (nothing to do, e.g. no primary to kill) or `indeterminate` (it failed
 //! part-way).

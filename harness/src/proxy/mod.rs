@@ -1,4 +1,4 @@
-//! Fault proxies (DESIGN §5): every member-to-member link goes through a TCP proxy owned by the harness.
+//! Fault proxies (ARCHITECTURE §5): every member-to-member link goes through a TCP proxy owned by the harness.
 //!
 //! For each ordered pair of members (a, b), a proxy listens on an ephemeral loopback port and forwards to b;
 //! member a is started with `--peer-route <b's host>=<proxy address>`, so everything a sends to b, and b's

@@ -1,4 +1,4 @@
-//! The store (DESIGN §3): `store/<test>/<timestamp>/` per run, `store/latest` pointing at the newest run.
+//! The store (ARCHITECTURE §7): `store/<test>/<timestamp>/` per run, `store/latest` pointing at the newest run.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};

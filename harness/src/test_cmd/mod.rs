@@ -3,7 +3,7 @@
 //! Flags override the `--config` TOML file, which overrides the defaults ([`spec::TestSpec`]). The run lives
 //! in `store/<name>/<timestamp>/` ([`faultline::support::store`]), laid out as [`faultline_reports::run_dir`]
 //! says: `test.toml` (the resolved spec with its seed), `history.jsonl` (streamed), `history.edn`,
-//! `lag.jsonl`, `results.json`, `summary.txt`, `nodes/<n>/node.log`. Exit codes (DESIGN §2): 0 valid,
+//! `lag.jsonl`, `results.json`, `summary.txt`, `nodes/<n>/node.log`. Exit codes (ARCHITECTURE §2): 0 valid,
 //! 1 invalid, 2 unknown (also: interrupted), 254 bad arguments, 255 harness failure.
 //!
 //! - [`spec`]: the spec and its validation; run directories come from [`faultline::support::store`].

@@ -1,4 +1,4 @@
-//! The lifecycle of one `faultline test` run (DESIGN §3):
+//! The lifecycle of one `faultline test` run (ARCHITECTURE §7):
 //!
 //! ```text
 //! cluster up → initiate → primary ─┬─ workers (generator: time limit ∘ stagger ∘ workload) ─┐
@@ -188,7 +188,7 @@ pub async fn execute(
 /// How long members may take to agree on their data after healing and the final reads.
 const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Convergence (DESIGN §6): after healing, every data-bearing member holds the same data. Polls `dbHash` of
+/// Convergence (ARCHITECTURE §5): after healing, every data-bearing member holds the same data. Polls `dbHash` of
 /// the workload database on each member until they agree; if they never do within the timeout, the members
 /// diverged (e.g. a member kept writes that should have rolled back). The verdict is
 /// [`faultline_checker::convergence`]'s.

@@ -1,5 +1,5 @@
 //! A one-member `register` run with `w:"majority"` + `readConcern: "linearizable"` under pauses is valid,
-//! and the store holds every artefact of DESIGN §3.
+//! and the store holds every artefact of ARCHITECTURE §7.
 
 use faultline_tests::cluster::run_faultline_test;
 use serde_json::Value;
