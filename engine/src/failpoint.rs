@@ -268,7 +268,8 @@ mod tests {
 
     #[test]
     fn fail_points_are_off_unless_named() {
-        let points = FailPoints::from_parameters(&params(&[("failpoint.skipRollback", "alwaysOn")]), Clock::new()).expect("ok");
+        let points =
+            FailPoints::from_parameters(&params(&[("failpoint.skipRollback", "alwaysOn")]), Clock::new()).expect("ok");
         assert!(points.hit(SKIP_ROLLBACK).is_some());
         for (name, _) in KNOWN.iter().filter(|(n, _)| *n != SKIP_ROLLBACK) {
             assert!(points.hit(name).is_none(), "{name} fired without being named");
@@ -326,7 +327,10 @@ mod tests {
         assert_eq!((mine.offset_millis(), other.offset_millis()), (-5_000, 0));
         points.configure(SKEW_CLOCK, &doc! {"mode": "off"}).expect("off");
         assert_eq!(mine.offset_millis(), 0);
-        let at_start = params(&[("failpoint.skewClock", r#"{"mode": "alwaysOn", "data": {"offsetMillis": 7}}"#)]);
+        let at_start = params(&[(
+            "failpoint.skewClock",
+            r#"{"mode": "alwaysOn", "data": {"offsetMillis": 7}}"#,
+        )]);
         FailPoints::from_parameters(&at_start, other.clone()).expect("ok");
         assert_eq!((mine.offset_millis(), other.offset_millis()), (0, 7));
     }

@@ -700,8 +700,12 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         Some(filter) => sorted_source(ctx.node, &snapshot, &target, &Arc::new(filter), &Document::new(), false)?,
     };
     drop(snapshot);
-    let stream =
-        crate::query::pipeline::build(rest, input, ctx.node.clock().now(), &ctx.node.query_limits(allow_disk_use))?;
+    let stream = crate::query::pipeline::build(
+        rest,
+        input,
+        ctx.node.clock().now(),
+        &ctx.node.query_limits(allow_disk_use),
+    )?;
     let mut cursor = Cursor::new(
         ns.clone(),
         CursorSource::Stream {

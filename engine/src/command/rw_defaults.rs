@@ -277,10 +277,7 @@ fn reply(ctx: &Context<'_>, stored: Option<Document>) -> Result<Document> {
         "defaultReadConcernSource",
         if read.is_some() { "global" } else { "implicit" },
     );
-    out.insert(
-        "localUpdateWallClockTime",
-        ctx.node.clock().now(),
-    );
+    out.insert("localUpdateWallClockTime", ctx.node.clock().now());
     Ok(out)
 }
 

@@ -693,8 +693,7 @@ impl<'a> WriteCtx<'a> {
                 .retain_in(from.as_slice()..=to.as_slice(), |_, _| false)
                 .map_err(|e| self.fatal("session statements truncate", e))?;
             drop(stmts);
-            let record =
-                doc! {"lsid": stmt.lsid.clone(), "txnNumber": stmt.txn_number, "lastWrite": self.clock.now()};
+            let record = doc! {"lsid": stmt.lsid.clone(), "txnNumber": stmt.txn_number, "lastWrite": self.clock.now()};
             let bytes = record.to_vec()?;
             let key = keystring::encode(&Bson::Document(stmt.lsid.clone()));
             let mut table = txn.open_table(SESSIONS).map_err(|e| self.fatal("sessions", e))?;
