@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use bson::{Bson, Document, doc};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 
 /// Acknowledge journaled writes (`j:true`, or `w:"majority"` with `writeConcernMajorityJournalDefault`)
@@ -33,7 +34,8 @@ pub const APPLY_OPLOG_OUT_OF_ORDER: &str = "applyOplogOutOfOrder";
 pub const INITIAL_SYNC_HANG_AFTER_DATA_CLONING: &str = "initialSyncHangAfterDataCloning";
 
 /// Not a bug but a fault: this member's wall clock runs `data.offsetMillis` ahead (negative: behind) while
-/// on. Oplog timestamps follow it; the safe configuration must tolerate it (see [`crate::clock`]).
+/// on. Oplog timestamps follow it; the safe configuration must tolerate it (see [`crate::clock`]). Only this
+/// member's clock moves, even when several members share a process.
 pub const SKEW_CLOCK: &str = "skewClock";
 
 /// The fail points this engine knows, with what each does when on.
@@ -90,12 +92,22 @@ struct State {
 #[derive(Default)]
 pub struct FailPoints {
     points: Mutex<HashMap<String, State>>,
+    /// The member's wall clock, which `skewClock` sets (a fresh one in `default()`, for tests).
+    clock: Clock,
 }
 
 impl FailPoints {
-    /// Reads `failpoint.NAME` entries of `--setParameter`.
-    pub fn from_parameters(params: &BTreeMap<String, String>) -> Result<FailPoints> {
-        let points = FailPoints::default();
+    /// No fail point on; `skewClock` will set `clock`.
+    pub fn new(clock: Clock) -> FailPoints {
+        FailPoints {
+            points: Mutex::default(),
+            clock,
+        }
+    }
+
+    /// Reads `failpoint.NAME` entries of `--setParameter`; `skewClock` sets `clock`.
+    pub fn from_parameters(params: &BTreeMap<String, String>, clock: Clock) -> Result<FailPoints> {
+        let points = FailPoints::new(clock);
         for (key, value) in params {
             let Some(name) = key.strip_prefix("failpoint.") else {
                 continue;
@@ -120,7 +132,7 @@ impl FailPoints {
     pub fn configure(&self, name: &str, spec: &Document) -> Result<Document> {
         let (mode, data, clock_offset) = parse_spec(name, spec)?;
         if let Some(offset) = clock_offset {
-            crate::clock::set_offset_millis(offset);
+            self.clock.set_offset_millis(offset);
             tracing::warn!(offset_ms = offset, "wall clock skewed");
         }
         let mut points = self
@@ -256,7 +268,8 @@ mod tests {
 
     #[test]
     fn fail_points_are_off_unless_named() {
-        let points = FailPoints::from_parameters(&params(&[("failpoint.skipRollback", "alwaysOn")])).expect("ok");
+        let points =
+            FailPoints::from_parameters(&params(&[("failpoint.skipRollback", "alwaysOn")]), Clock::new()).expect("ok");
         assert!(points.hit(SKIP_ROLLBACK).is_some());
         for (name, _) in KNOWN.iter().filter(|(n, _)| *n != SKIP_ROLLBACK) {
             assert!(points.hit(name).is_none(), "{name} fired without being named");
@@ -304,14 +317,33 @@ mod tests {
     }
 
     #[test]
+    fn skew_clock_sets_its_own_members_clock_only() {
+        let (mine, other) = (Clock::new(), Clock::new());
+        let points = FailPoints::new(mine.clone());
+        let _other_points = FailPoints::new(other.clone());
+        points
+            .configure(SKEW_CLOCK, &doc! {"mode": "alwaysOn", "data": {"offsetMillis": -5_000}})
+            .expect("configure");
+        assert_eq!((mine.offset_millis(), other.offset_millis()), (-5_000, 0));
+        points.configure(SKEW_CLOCK, &doc! {"mode": "off"}).expect("off");
+        assert_eq!(mine.offset_millis(), 0);
+        let at_start = params(&[(
+            "failpoint.skewClock",
+            r#"{"mode": "alwaysOn", "data": {"offsetMillis": 7}}"#,
+        )]);
+        FailPoints::from_parameters(&at_start, other.clone()).expect("ok");
+        assert_eq!((mine.offset_millis(), other.offset_millis()), (0, 7));
+    }
+
+    #[test]
     fn unknown_names_and_bad_modes_are_refused() {
         let points = FailPoints::default();
         assert!(points.configure("noSuchPoint", &doc! {"mode": "alwaysOn"}).is_err());
         assert!(points.configure(SKIP_ROLLBACK, &doc! {"mode": "sometimes"}).is_err());
-        assert!(FailPoints::from_parameters(&params(&[("failpoint.skipRollback", "{bad")])).is_err());
+        assert!(FailPoints::from_parameters(&params(&[("failpoint.skipRollback", "{bad")]), Clock::new()).is_err());
         let json = params(&[("failpoint.electByTimestamp", r#"{"mode": {"times": 1}}"#)]);
         assert!(
-            FailPoints::from_parameters(&json)
+            FailPoints::from_parameters(&json, Clock::new())
                 .expect("ok")
                 .is_on(ELECT_BY_TIMESTAMP)
         );

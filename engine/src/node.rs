@@ -1,5 +1,6 @@
-//! One running member: its storage, replica-set role, cursors and fail points, shared by all connections;
-//! plus what `serverStatus` and `currentOp` report about it (counters, connections, operations in flight).
+//! One running member: its storage, wall clock, replica-set role, cursors and fail points, shared by all
+//! connections; plus what `serverStatus` and `currentOp` report about it (counters, connections, operations
+//! in flight).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use std::time::Instant;
 
 use bson::Document;
 
+use crate::clock::Clock;
 use crate::cursor::CursorRegistry;
 use crate::error::Result;
 use crate::failpoint::FailPoints;
@@ -239,9 +241,11 @@ impl Node {
         peers: Arc<dyn crate::member::network::PeerNetwork>,
     ) -> Result<Arc<Node>> {
         let query = QueryParameters::from_parameters(&options.set_parameters)?;
-        let storage = Storage::open(&options.dbpath)?;
+        // The member's own wall clock: its storage stamps oplog entries with it, `skewClock` moves it.
+        let clock = Clock::new();
+        let storage = Storage::open_with_clock(&options.dbpath, clock.clone())?;
         crate::spill::clean_tmp_dir(&options.dbpath);
-        let failpoints = Arc::new(FailPoints::from_parameters(&options.set_parameters)?);
+        let failpoints = Arc::new(FailPoints::from_parameters(&options.set_parameters, clock)?);
         let member = Member::start_on(storage.clone(), options, peers, failpoints.clone()).await?;
         let cursors = Arc::new(CursorRegistry::new(
             std::time::Duration::from_millis(query.cursor_timeout_millis),
@@ -270,6 +274,11 @@ impl Node {
             allow_disk_use: allow_disk_use.unwrap_or(self.query.allow_disk_use_by_default),
             spill_dir: Some(crate::spill::tmp_dir(self.storage.dbpath())),
         }
+    }
+
+    /// The member's wall clock (held by its storage): what commands read the time from.
+    pub fn clock(&self) -> &Clock {
+        self.storage.clock()
     }
 
     pub fn options(&self) -> &NodeOptions {

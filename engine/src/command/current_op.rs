@@ -96,9 +96,10 @@ fn operations(ctx: &Context<'_>, idle: bool) -> Vec<Document> {
     ops.sort_by_key(|op| op.opid);
     let host = format!("{}:{}", crate::host::name(), ctx.node.options().port);
     let now = Instant::now();
+    let time = current_op_time(ctx.node.clock());
     let mut out: Vec<Document> = ops
         .iter()
-        .map(|op| active_entry(&host, op, clients.get(&op.conn), now))
+        .map(|op| active_entry(&host, op, clients.get(&op.conn), now, &time))
         .collect();
     if idle {
         let mut idle_ids: Vec<&i64> = clients
@@ -109,7 +110,7 @@ fn operations(ctx: &Context<'_>, idle: bool) -> Vec<Document> {
         for id in idle_ids {
             let mut entry = connection_fields(&host, *id, clients.get(id));
             entry.insert("active", false);
-            entry.insert("currentOpTime", current_op_time());
+            entry.insert("currentOpTime", time.as_str());
             out.push(entry);
         }
     }
@@ -132,12 +133,13 @@ fn connection_fields(host: &str, conn: i64, client: Option<&ClientInfo>) -> Docu
     entry
 }
 
-fn active_entry(host: &str, op: &InFlight, client: Option<&ClientInfo>, now: Instant) -> Document {
+/// `time` is `currentOpTime`: the member's wall clock as the listing was taken.
+fn active_entry(host: &str, op: &InFlight, client: Option<&ClientInfo>, now: Instant, time: &str) -> Document {
     let running = now.saturating_duration_since(op.started);
     let mut entry = connection_fields(host, op.conn, client);
     let name = op.command.keys().next().map(String::as_str).unwrap_or("");
     entry.insert("active", true);
-    entry.insert("currentOpTime", current_op_time());
+    entry.insert("currentOpTime", time);
     entry.insert("opid", (op.opid & 0x7fff_ffff) as i32);
     if let Some(lsid) = op.command.get("lsid") {
         entry.insert("lsid", lsid.clone());
@@ -199,8 +201,8 @@ fn namespace(op: &InFlight) -> String {
     }
 }
 
-fn current_op_time() -> String {
-    crate::clock::now().try_to_rfc3339_string().unwrap_or_default()
+fn current_op_time(clock: &crate::clock::Clock) -> String {
+    clock.now().try_to_rfc3339_string().unwrap_or_default()
 }
 
 fn type_name(value: &Bson) -> &'static str {

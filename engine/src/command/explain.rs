@@ -177,7 +177,7 @@ pub(super) fn aggregate(ctx: &Context<'_>, command: &Document, verbosity: Verbos
         let mut entry = stage.clone();
         if verbosity.executes() {
             let stage_started = Instant::now();
-            let out = crate::query::pipeline::run(&rest[..=i], input.clone(), crate::clock::now())?;
+            let out = crate::query::pipeline::run(&rest[..=i], input.clone(), ctx.node.clock().now())?;
             entry.insert("nReturned", out.len() as i64);
             entry.insert(
                 "executionTimeMillisEstimate",

@@ -57,7 +57,7 @@ pub async fn hello(ctx: &Context<'_>) -> Result<Document> {
         "maxBsonObjectSize": wire::MAX_BSON_OBJECT_SIZE as i32,
         "maxMessageSizeBytes": wire::MAX_MESSAGE_SIZE as i32,
         "maxWriteBatchSize": 100_000,
-        "localTime": crate::clock::now(),
+        "localTime": ctx.node.clock().now(),
         "logicalSessionTimeoutMinutes": 30,
         "connectionId": ctx.conn.id,
         "minWireVersion": 0,
@@ -147,13 +147,13 @@ pub fn whats_my_uri(ctx: &Context<'_>) -> Document {
     doc! {"you": ctx.conn.peer.to_string()}
 }
 
-pub fn host_info() -> Document {
+pub fn host_info(ctx: &Context<'_>) -> Document {
     let hostname = crate::host::name();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get() as i32)
         .unwrap_or(1);
     doc! {
-        "system": {"currentTime": crate::clock::now(), "hostname": hostname, "cpuAddrSize": 64, "numCores": cores,
+        "system": {"currentTime": ctx.node.clock().now(), "hostname": hostname, "cpuAddrSize": 64, "numCores": cores,
                    "cpuArch": std::env::consts::ARCH},
         "os": {"type": std::env::consts::OS},
         "extra": {},

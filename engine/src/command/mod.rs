@@ -205,7 +205,7 @@ async fn dispatch(ctx: &Context<'_>) -> Result<Document> {
         "getLog" => handshake::get_log(ctx),
         "connectionStatus" => Ok(handshake::connection_status()),
         "whatsmyuri" => Ok(handshake::whats_my_uri(ctx)),
-        "hostInfo" => Ok(handshake::host_info()),
+        "hostInfo" => Ok(handshake::host_info(ctx)),
         "getCmdLineOpts" => Ok(handshake::cmd_line_opts(ctx)),
         "serverStatus" => Ok(server_status::server_status(ctx)),
         "listCommands" => Ok(handshake::list_commands()),

@@ -696,12 +696,16 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         _ => (Some(Filter::parse(&Document::new())?), &stages[..]),
     };
     let input: Box<dyn DocStream> = match filter {
-        None => Box::new(VecStream::new(vec![coll_stats_doc(&snapshot, &target, &ns)?])),
+        None => Box::new(VecStream::new(vec![coll_stats_doc(ctx, &snapshot, &target, &ns)?])),
         Some(filter) => sorted_source(ctx.node, &snapshot, &target, &Arc::new(filter), &Document::new(), false)?,
     };
     drop(snapshot);
-    let stream =
-        crate::query::pipeline::build(rest, input, crate::clock::now(), &ctx.node.query_limits(allow_disk_use))?;
+    let stream = crate::query::pipeline::build(
+        rest,
+        input,
+        ctx.node.clock().now(),
+        &ctx.node.query_limits(allow_disk_use),
+    )?;
     let mut cursor = Cursor::new(
         ns.clone(),
         CursorSource::Stream {
@@ -727,7 +731,7 @@ fn current_op_aggregate(ctx: &Context<'_>, spec: &Bson) -> Result<Document> {
     let stages: Vec<Document> = args::opt_array(ctx.body, "pipeline")?
         .map(|stages| stages.iter().skip(1).filter_map(|s| s.as_document().cloned()).collect())
         .unwrap_or_default();
-    let output = crate::query::pipeline::run(&stages, ops, crate::clock::now())?;
+    let output = crate::query::pipeline::run(&stages, ops, ctx.node.clock().now())?;
     let batch = args::opt_doc(ctx.body, "cursor")?
         .map(|c| batch_size(c, DEFAULT_BATCH))
         .transpose()?
@@ -744,7 +748,7 @@ fn current_op_aggregate(ctx: &Context<'_>, spec: &Bson) -> Result<Document> {
 }
 
 /// The `$collStats` document (mongosh's `db.coll.stats()`).
-fn coll_stats_doc(snapshot: &Snapshot, target: &Target, ns: &Namespace) -> Result<Document> {
+fn coll_stats_doc(ctx: &Context<'_>, snapshot: &Snapshot, target: &Target, ns: &Namespace) -> Result<Document> {
     let (count, size, nindexes) = match target {
         Target::Collection(meta) => {
             let (count, size) = snapshot.collection_stats(meta)?;
@@ -769,7 +773,7 @@ fn coll_stats_doc(snapshot: &Snapshot, target: &Target, ns: &Namespace) -> Resul
     if matches!(target, Target::Oplog) {
         storage.insert("maxSize", snapshot.oplog_max_bytes() as i64);
     }
-    Ok(doc! {"ns": ns.full(), "host": "", "localTime": crate::clock::now(), "storageStats": storage})
+    Ok(doc! {"ns": ns.full(), "host": "", "localTime": ctx.node.clock().now(), "storageStats": storage})
 }
 
 /// The `pipeline` of an `aggregate` command (required; every stage a document).

@@ -150,7 +150,7 @@ pub async fn set(ctx: &Context<'_>) -> Result<Document> {
             next.insert("defaultReadConcern", read.clone());
         }
     }
-    let wall = bson::DateTime::from_millis(crate::clock::now_millis());
+    let wall = ctx.node.clock().now();
     next.insert("updateWallClockTime", wall);
     let ns = settings_ns();
     let written = next.clone();
@@ -277,10 +277,7 @@ fn reply(ctx: &Context<'_>, stored: Option<Document>) -> Result<Document> {
         "defaultReadConcernSource",
         if read.is_some() { "global" } else { "implicit" },
     );
-    out.insert(
-        "localUpdateWallClockTime",
-        bson::DateTime::from_millis(crate::clock::now_millis()),
-    );
+    out.insert("localUpdateWallClockTime", ctx.node.clock().now());
     Ok(out)
 }
 

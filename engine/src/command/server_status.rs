@@ -33,7 +33,7 @@ pub fn server_status(ctx: &Context<'_>) -> Document {
         "uptime": uptime.as_secs_f64(),
         "uptimeMillis": uptime.as_millis() as i64,
         "uptimeEstimate": uptime.as_secs() as i64,
-        "localTime": crate::clock::now(),
+        "localTime": ctx.node.clock().now(),
         "asserts": asserts(load(&c.asserts_regular), load(&c.asserts_user)),
         "connections": {"current": current as i32, "available": (10_000 - current) as i32,
                         "totalCreated": c.connections_total.load(Ordering::Relaxed)},

@@ -393,7 +393,7 @@ fn apply_update_statement(
     session: Option<&SessionStatement>,
 ) -> Result<UpdateOutcome> {
     let mut outcome = UpdateOutcome::default();
-    let now = crate::clock::now();
+    let now = w.clock().now();
     let meta = w.collection(ns)?;
     let targets = match &meta {
         Some(meta) => find_targets(w, meta, &stmt.filter, None, if stmt.multi { usize::MAX } else { 1 })?,
@@ -632,7 +632,7 @@ fn apply_find_and_modify(
     spec: &FindAndModify,
     session: Option<&SessionStatement>,
 ) -> Result<Document> {
-    let now = crate::clock::now();
+    let now = w.clock().now();
     let project = |doc: Document| -> Result<Document> {
         match &spec.fields {
             Some(p) => Ok(p.apply(&doc)?),

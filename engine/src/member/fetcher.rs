@@ -209,7 +209,7 @@ impl Member {
             && let Some(wall) = batch.last().and_then(OplogEntry::wall)
         {
             let due = wall.timestamp_millis() + delay_secs * 1000;
-            let wait = due - crate::clock::now_millis();
+            let wait = due - self.storage.clock().now_millis();
             if wait > 0 {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }

@@ -113,7 +113,7 @@ impl Member {
         let config = role.config.clone().ok_or_else(not_yet_initialized)?;
         let now_ms = self.now_ms();
         let date_at =
-            |ms: Option<i64>| ms.map(|m| bson::DateTime::from_millis(crate::clock::now_millis() - (now_ms - m)));
+            |ms: Option<i64>| ms.map(|m| bson::DateTime::from_millis(self.storage.clock().now_millis() - (now_ms - m)));
         let host = |id: Option<i32>| id.and_then(|id| role.host_of(id)).unwrap_or_default();
         let election_date = date_at(writable_since_ms);
         let mut members = Vec::new();
@@ -158,7 +158,7 @@ impl Member {
         let applied = status.applied;
         let durable = status.durable;
         Ok(doc! {
-            "set": &status.set_name, "date": crate::clock::now(), "myState": status.state.code(), "term": status.term,
+            "set": &status.set_name, "date": self.storage.clock().now(), "myState": status.state.code(), "term": status.term,
             "syncSourceHost": host(status.sync_source_id), "syncSourceId": status.sync_source_id.unwrap_or(-1),
             "heartbeatIntervalMillis": status.heartbeat_interval_millis,
             "majorityVoteCount": status.majority_vote_count as i32,

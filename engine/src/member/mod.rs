@@ -389,14 +389,14 @@ impl Member {
                 applied = now.last_written;
                 actions.extend(self.handle(Event::LocalApplied {
                     optime: applied,
-                    wall_ms: crate::clock::now_millis(),
+                    wall_ms: self.storage.clock().now_millis(),
                 }));
             }
             if now.last_durable != durable {
                 durable = now.last_durable;
                 actions.extend(self.handle(Event::LocalDurable {
                     optime: durable,
-                    wall_ms: crate::clock::now_millis(),
+                    wall_ms: self.storage.clock().now_millis(),
                 }));
             }
             self.execute(actions).await;

@@ -490,7 +490,7 @@ impl Member {
     /// Writes `<dbpath>/rollback/<collection uuid>/removed.<millis>.bson` per collection: the directory name
     /// is the UUID's hex form, so a namespace (client-chosen, may hold `/` or `..`) never becomes a path.
     fn save_rollback_files(&self, saved: &BTreeMap<bson::Uuid, (String, Vec<Document>)>) -> Result<()> {
-        let millis = crate::clock::now_millis();
+        let millis = self.storage.clock().now_millis();
         for (uuid, (ns, docs)) in saved {
             let dir = self.storage.dbpath().join("rollback").join(uuid.to_string());
             std::fs::create_dir_all(&dir)

@@ -14,9 +14,11 @@
 //!
 //! What runs is the product's code: `member` (driver, fetcher, initial sync, rollback, RPCs, write
 //! concern), `repl` (the machine), `command` (find/getMore on the oplog, replSet* RPCs, inserts) and
-//! `storage` (redb on a temporary dbpath). Only the TCP transport is replaced. The fault schedule and the
-//! workload are drawn from the seed, but the members run on real time and the storage writer on its own
-//! thread, so a seed replays the same faults and writes, not the same thread interleaving.
+//! `storage` (redb on a temporary dbpath). Only the TCP transport is replaced. Each member keeps its own
+//! wall clock ([`crate::clock::Clock`]), so a `skewClock` fail point moves that member's clock only. The
+//! fault schedule and the workload are drawn from the seed, but the members run on real time and the
+//! storage writer on its own thread, so a seed replays the same faults and writes, not the same thread
+//! interleaving.
 
 mod network;
 

@@ -44,3 +44,95 @@ fn the_planted_skip_rollback_bug_is_found_within_a_few_seeds() {
     assert!(reproduce.contains("--planted skipRollback"), "{reproduce}");
     assert!(violation.starts_with("convergence"), "{violation}");
 }
+
+/// The newest oplog entry's timestamp (in milliseconds) and `wall` time, after a no-op written through the
+/// storage writer just now.
+async fn write_and_read_newest_entry(node: &Node) -> (i64, i64) {
+    node.storage
+        .write(false, |w| w.noop(doc! {"msg": "clock"}))
+        .await
+        .expect("the writer runs")
+        .expect("the no-op is logged");
+    let mut newest = None;
+    node.storage
+        .snapshot()
+        .expect("snapshot")
+        .scan_oplog(None, true, |_, entry| {
+            newest = Some(entry);
+            std::ops::ControlFlow::Break(())
+        })
+        .expect("scan");
+    let entry = newest.expect("an oplog entry");
+    let ts = entry.get_timestamp("ts").expect("ts");
+    let wall = entry.get_datetime("wall").expect("wall");
+    (i64::from(ts.time) * 1000, wall.timestamp_millis())
+}
+
+/// `hello`'s `localTime` on `node`, in milliseconds.
+async fn local_time(node: &Node, client: &ConnectionInfo) -> i64 {
+    let reply = call(node, client, doc! {"hello": 1, "$db": "admin"}).await;
+    reply.get_datetime("localTime").expect("localTime").timestamp_millis()
+}
+
+/// Members in one process keep separate wall clocks: `skewClock` on one moves its oplog timestamps, `wall`
+/// times and command dates an hour ahead and leaves the other member's clock alone; turned off, it is true
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_in_one_process_have_independent_clocks() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let fabric = Fabric::new(7);
+    let mut nodes = Vec::new();
+    for index in 0..2 {
+        let options = NodeOptions {
+            port: BASE_PORT + index as u16,
+            dbpath: root.path().join(format!("m{index}")),
+            oplog_size_mb: Some(1),
+            ..NodeOptions::default()
+        };
+        let network = Arc::new(SimNetwork::new(host(index), fabric.clone()));
+        nodes.push(Node::open_on(options, network).await.expect("the member opens"));
+    }
+    let (skewed, true_clock) = (&nodes[0], &nodes[1]);
+    let client = ConnectionInfo::new(0, "127.0.0.1:1".parse().expect("address"));
+    let hour_ms: i64 = 3_600_000;
+    let slack_ms: i64 = 60_000;
+    let reply = call(
+        skewed,
+        &client,
+        doc! {"configureFailPoint": "skewClock", "mode": "alwaysOn", "data": {"offsetMillis": hour_ms}, "$db": "admin"},
+    )
+    .await;
+    assert!(is_ok(&reply), "{reply}");
+
+    let now_ms = bson::DateTime::now().timestamp_millis();
+    let near = |millis: i64, expected: i64| (expected - slack_ms..expected + slack_ms).contains(&millis);
+    let (ts_ms, wall_ms) = write_and_read_newest_entry(skewed).await;
+    let hello_ms = local_time(skewed, &client).await;
+    for (what, millis) in [("timestamp", ts_ms), ("wall", wall_ms), ("localTime", hello_ms)] {
+        assert!(
+            near(millis, now_ms + hour_ms),
+            "the skewed member's {what} is an hour ahead: {millis} vs {now_ms}"
+        );
+    }
+    let (ts_ms, wall_ms) = write_and_read_newest_entry(true_clock).await;
+    let hello_ms = local_time(true_clock, &client).await;
+    for (what, millis) in [("timestamp", ts_ms), ("wall", wall_ms), ("localTime", hello_ms)] {
+        assert!(
+            near(millis, now_ms),
+            "the other member's {what} is true: {millis} vs {now_ms}"
+        );
+    }
+
+    let reply = call(
+        skewed,
+        &client,
+        doc! {"configureFailPoint": "skewClock", "mode": "off", "$db": "admin"},
+    )
+    .await;
+    assert!(is_ok(&reply), "{reply}");
+    let (_, wall_ms) = write_and_read_newest_entry(skewed).await;
+    assert!(
+        near(wall_ms, now_ms),
+        "the skewed member's clock is true again: {wall_ms} vs {now_ms}"
+    );
+}

@@ -35,7 +35,7 @@ impl WriteCtx<'_> {
             .map(|old| old.value().len());
         drop(oplog);
         self.count_oplog_insert(bytes.len(), replaced);
-        self.clock.observe(optime.ts);
+        self.timestamps.observe(optime.ts);
         self.last_optime = Some(optime);
         Ok(optime)
     }

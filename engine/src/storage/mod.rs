@@ -41,6 +41,7 @@ pub use snapshot::Snapshot;
 pub use write_ctx::{SessionStatement, WriteCtx};
 use writer::Writer;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 
 pub(crate) const CATALOG: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog");
@@ -86,6 +87,8 @@ struct Inner {
     path: PathBuf,
     /// The oplog's entry count, byte size and maximum size (capped.rs).
     oplog: Arc<OplogAccount>,
+    /// The member's wall clock (shared with the writer).
+    clock: Clock,
 }
 
 fn storage_error(context: &str, err: impl std::fmt::Display) -> Error {
@@ -120,9 +123,15 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Document, String> {
 }
 
 impl Storage {
-    /// Opens (or creates) the database under `dbpath`. A file left by a crashed process is repaired by redb
-    /// on open: the newest checksummed commit wins.
+    /// [`Storage::open_with_clock`] with a clock of its own, never skewed (tests and tools; a member passes
+    /// its clock).
     pub fn open(dbpath: &Path) -> Result<Storage> {
+        Storage::open_with_clock(dbpath, Clock::new())
+    }
+
+    /// Opens (or creates) the database under `dbpath`, stamping new oplog entries with `clock`. A file left
+    /// by a crashed process is repaired by redb on open: the newest checksummed commit wins.
+    pub fn open_with_clock(dbpath: &Path, clock: Clock) -> Result<Storage> {
         std::fs::create_dir_all(dbpath).map_err(|e| storage_error(&format!("create {}", dbpath.display()), e))?;
         let path = dbpath.join("faultline.redb");
         let db = Database::builder()
@@ -138,7 +147,7 @@ impl Storage {
         };
         let (tx, rx) = watch::channel(positions);
         let oplog = Arc::new(OplogAccount::load(&db)?);
-        let writer = Writer::start(db.clone(), tx, term.clone(), last, oplog.clone())?;
+        let writer = Writer::start(db.clone(), tx, term.clone(), last, oplog.clone(), clock.clone())?;
         Ok(Storage {
             inner: Arc::new(Inner {
                 db,
@@ -147,8 +156,14 @@ impl Storage {
                 term,
                 path: dbpath.to_path_buf(),
                 oplog,
+                clock,
             }),
         })
+    }
+
+    /// The member's wall clock: every wall-clock read of the member goes through it.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
     }
 
     pub fn dbpath(&self) -> &Path {

@@ -13,6 +13,7 @@ use super::keystring;
 use super::oplog::{NewEntry, OpTime, TimestampAllocator, ts_to_u64};
 use super::oplog_entry::{OpKind, UpdateChange};
 use super::{CATALOG, META, OPLOG, SESSION_STATEMENTS, SESSIONS, docs_table_name, index_table_name, storage_error};
+use crate::clock::Clock;
 use crate::depth::{MAX_BSON_DEPTH, MAX_DOCUMENT_DEPTH};
 use crate::error::{Error, Result, code};
 
@@ -33,7 +34,9 @@ impl SessionStatement {
 /// The transaction a write job runs in.
 pub struct WriteCtx<'a> {
     pub(super) txn: &'a WriteTransaction,
-    pub(super) clock: &'a mut TimestampAllocator,
+    pub(super) timestamps: &'a mut TimestampAllocator,
+    /// The member's wall clock: oplog timestamps and `wall` times, `lastWrite` dates.
+    clock: &'a Clock,
     term: i64,
     fatal: Option<Error>,
     pub(super) last_optime: Option<OpTime>,
@@ -49,12 +52,14 @@ pub struct WriteCtx<'a> {
 impl<'a> WriteCtx<'a> {
     pub(super) fn new(
         txn: &'a WriteTransaction,
-        clock: &'a mut TimestampAllocator,
+        timestamps: &'a mut TimestampAllocator,
+        clock: &'a Clock,
         term: i64,
         account: &'a OplogAccount,
     ) -> WriteCtx<'a> {
         WriteCtx {
             txn,
+            timestamps,
             clock,
             term,
             fatal: None,
@@ -64,6 +69,11 @@ impl<'a> WriteCtx<'a> {
             account,
             oplog_delta: OplogDelta::default(),
         }
+    }
+
+    /// The member's wall clock (for `$currentDate` and `$$NOW` in the job).
+    pub fn clock(&self) -> &Clock {
+        self.clock
     }
 
     pub(super) fn oplog_delta(&self) -> OplogDelta {
@@ -105,9 +115,9 @@ impl<'a> WriteCtx<'a> {
         if self.replaying {
             return Ok(self.last_optime.unwrap_or_else(OpTime::null));
         }
-        let ts = self.clock.next(crate::clock::now_secs());
+        let ts = self.timestamps.next(self.clock.now_secs());
         let optime = OpTime { ts, term: self.term };
-        let doc = entry.into_document(optime, crate::clock::now());
+        let doc = entry.into_document(optime, self.clock.now());
         // Entries wrap documents already held to MAX_DOCUMENT_DEPTH, so this cannot fail; if it did, the data
         // change is already in the transaction, so the whole group must roll back rather than commit unlogged.
         let bytes = super::encode(&doc, MAX_BSON_DEPTH, || {
@@ -683,8 +693,7 @@ impl<'a> WriteCtx<'a> {
                 .retain_in(from.as_slice()..=to.as_slice(), |_, _| false)
                 .map_err(|e| self.fatal("session statements truncate", e))?;
             drop(stmts);
-            let record =
-                doc! {"lsid": stmt.lsid.clone(), "txnNumber": stmt.txn_number, "lastWrite": crate::clock::now()};
+            let record = doc! {"lsid": stmt.lsid.clone(), "txnNumber": stmt.txn_number, "lastWrite": self.clock.now()};
             let bytes = record.to_vec()?;
             let key = keystring::encode(&Bson::Document(stmt.lsid.clone()));
             let mut table = txn.open_table(SESSIONS).map_err(|e| self.fatal("sessions", e))?;

@@ -20,6 +20,7 @@ use super::capped::OplogAccount;
 use super::oplog::{OpTime, TimestampAllocator};
 use super::write_ctx::WriteCtx;
 use super::{JOURNAL_COMMIT_INTERVAL, Positions, storage_error};
+use crate::clock::Clock;
 use crate::error::{Error, Result, code};
 
 /// At most this many jobs share one transaction.
@@ -85,13 +86,15 @@ impl Writer {
         term: Arc<AtomicI64>,
         last: OpTime,
         oplog: Arc<OplogAccount>,
+        clock: Clock,
     ) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let mut state = WriterState {
             db,
             positions,
             term,
-            clock: TimestampAllocator::new(last.ts),
+            timestamps: TimestampAllocator::new(last.ts),
+            clock,
             last,
             dirty: false,
             oplog,
@@ -161,7 +164,9 @@ struct WriterState {
     db: Arc<Database>,
     positions: watch::Sender<Positions>,
     term: Arc<AtomicI64>,
-    clock: TimestampAllocator,
+    timestamps: TimestampAllocator,
+    /// The member's wall clock, which new oplog entries are stamped with.
+    clock: Clock,
     last: OpTime,
     /// Whether a commit was made without fsync since the last durable one.
     dirty: bool,
@@ -223,9 +228,9 @@ impl WriterState {
         txn.set_durability(durability)
             .map_err(|e| storage_error("set durability", e))?;
         let term = self.term.load(Ordering::SeqCst);
-        let clock_before = self.clock.clone();
+        let timestamps_before = self.timestamps.clone();
         let oplog = self.oplog.clone();
-        let mut ctx = WriteCtx::new(&txn, &mut self.clock, term, &oplog);
+        let mut ctx = WriteCtx::new(&txn, &mut self.timestamps, &self.clock, term, &oplog);
         for job in group.iter_mut() {
             // A job that panics must not take the writer (and every later write) down with it. What it wrote
             // may be half done, so the panic is recorded as fatal: the group rolls back and every job in it
@@ -246,7 +251,7 @@ impl WriterState {
             None => txn.commit().err().map(|e| storage_error("commit", e)),
         };
         if let Some(err) = failure {
-            self.clock = clock_before;
+            self.timestamps = timestamps_before;
             return Err(err);
         }
         self.oplog.apply(oplog_delta);

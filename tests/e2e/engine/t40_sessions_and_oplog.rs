@@ -215,6 +215,12 @@ async fn skew_clock_moves_oplog_timestamps_and_never_backwards() -> anyhow::Resu
         i64::from(skewed_ts.time) * 1000 >= before_ms + hour_ms - 60_000,
         "the timestamp is an hour ahead: {skewed_ts:?}"
     );
+    let status = raw_command(node.port, doc! {"serverStatus": 1, "$db": "admin"}).await?;
+    let local_ahead_ms = status.get_datetime("localTime")?.timestamp_millis() - before_ms;
+    assert!(
+        (hour_ms - 60_000..hour_ms + 60_000).contains(&local_ahead_ms),
+        "serverStatus's localTime is an hour ahead: {local_ahead_ms} ms"
+    );
 
     let reply = raw_command(
         node.port,
