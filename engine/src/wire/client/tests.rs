@@ -281,7 +281,7 @@ async fn an_oplog_tail_runs_over_any_command_channel_and_keeps_its_errors() {
     let mut spec = TailSpec::new(doc! {"ts": {"$gte": bson::Timestamp { time: 1, increment: 1 }}});
     spec.repl_metadata = true;
     let (mut tail, first) = OplogTail::open(channel, spec).await.expect("open the tail");
-    assert_eq!((first.entries, first.rollback_id()), (vec![entry(1)], Some(2)));
+    assert_eq!((first.rollback_id(), first.entries), (Some(2), vec![entry(1)]));
     match tail.next_batch().await {
         Err(ChannelError::Refused(reply)) => assert_eq!(reply.get_i32("code").ok(), Some(43)),
         other => panic!("expected the channel's own error, got {other:?}"),
