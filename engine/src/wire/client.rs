@@ -332,7 +332,10 @@ impl<C: CommandChannel> OplogTail<C> {
             return Err(ClientError::Closed.into());
         }
         let timeout = self.spec.round_trip + self.spec.await_time;
-        let reply = self.channel.command(&self.spec.get_more(self.cursor_id), timeout).await?;
+        let reply = self
+            .channel
+            .command(&self.spec.get_more(self.cursor_id), timeout)
+            .await?;
         let (cursor_id, batch) = OplogBatch::from_reply(reply, "nextBatch")?;
         self.cursor_id = cursor_id;
         Ok(batch)

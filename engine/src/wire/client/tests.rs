@@ -288,7 +288,10 @@ async fn an_oplog_tail_runs_over_any_command_channel_and_keeps_its_errors() {
     }
     let last = tail.next_batch().await.expect("the last batch");
     assert_eq!(last.entries, vec![entry(2)]);
-    assert!(matches!(tail.next_batch().await, Err(ChannelError::Client(_))), "the cursor is closed");
+    assert!(
+        matches!(tail.next_batch().await, Err(ChannelError::Client(message)) if message.contains("closed")),
+        "the cursor is closed"
+    );
     let seen = &tail.channel().seen;
     assert_eq!(seen.len(), 3, "nothing is sent once the cursor is closed");
     assert_eq!(seen[0].get_str("find").ok(), Some("oplog.rs"));
