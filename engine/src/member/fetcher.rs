@@ -10,7 +10,8 @@
 //!                   (term, ts) order, our newest entries were never in its history: roll back;
 //!                   otherwise the source is behind us: wait and retry
 //! ```
-//! Every reply carries `$replData` (the source's term, commit point, newest entry, rollback id and primary),
+//! The cursor is the wire client's [`OplogTail`] over a channel of the member's network (TCP, or the
+//! simulation's in-process delivery). Every reply carries `$replData` (the source's term, commit point, newest entry, rollback id and primary),
 //! which the machine uses to learn the commit point. A source that rolls back while we tail it changes its
 //! rollback id: our cursor sits past its new history, so the fetch starts over (and finds out whether we
 //! diverged). A batch is applied in one durable storage transaction and appended to the local
