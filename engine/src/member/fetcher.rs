@@ -10,7 +10,8 @@
 //!                   (term, ts) order, our newest entries were never in its history: roll back;
 //!                   otherwise the source is behind us: wait and retry
 //! ```
-//! Every reply carries `$replData` (the source's term, commit point, newest entry, rollback id and primary),
+//! The cursor is the wire client's [`OplogTail`] over a channel of the member's network (TCP, or the
+//! simulation's in-process delivery). Every reply carries `$replData` (the source's term, commit point, newest entry, rollback id and primary),
 //! which the machine uses to learn the commit point. A source that rolls back while we tail it changes its
 //! rollback id: our cursor sits past its new history, so the fetch starts over (and finds out whether we
 //! diverged). A batch is applied in one durable storage transaction and appended to the local
@@ -30,10 +31,16 @@ use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::repl::{Event, OpTime};
 use crate::storage::{Namespace, OplogEntry, OplogOp, fold_document, keystring};
+use crate::wire::client::{OplogBatch, OplogTail, TailSpec};
 use std::collections::HashMap;
 
+/// The fetcher's tail of the sync source's oplog, over a channel of the member's network.
+type PeerTail = OplogTail<Box<dyn PeerChannel>>;
+
+/// Entries per batch of the fetcher's cursor.
 const BATCH: i32 = 1000;
-const AWAIT_MS: i64 = 500;
+/// How long the source may hold a `getMore` open waiting for new entries.
+const AWAIT: Duration = Duration::from_millis(500);
 const RETRY: Duration = Duration::from_millis(100);
 
 /// Why a fetch round stopped.
@@ -73,28 +80,20 @@ impl Member {
         if last.is_null() || self.syncing.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(FetchEnd::Empty);
         }
-        let timeout = self.rpc_timeout() + Duration::from_millis(AWAIT_MS as u64);
-        let mut conn = self.peers.open(host, timeout).await?;
-        let find = doc! {
-            "find": "oplog.rs", "filter": {"ts": {"$gte": last.ts}}, "tailable": true, "awaitData": true,
-            "batchSize": BATCH, "$readPreference": {"mode": "secondaryPreferred"}, "$replData": 1, "$db": "local",
-        };
-        let reply = conn.command(&find, timeout).await?;
-        self.learn_metadata(source_id, &reply)?;
-        let rbid = source_rollback_id(&reply);
-        let cursor = reply
-            .get_document("cursor")
-            .map_err(|_| Error::bad_value("find reply without cursor"))?;
-        let id = cursor.get_i64("id").unwrap_or(0);
-        let batch = entries(cursor, "firstBatch")?;
+        let timeout = self.rpc_timeout() + AWAIT;
+        let channel = self.peers.open(host, timeout).await?;
+        let (mut tail, first) = OplogTail::open(channel, self.tail_spec(last)).await?;
+        self.learn_metadata(source_id, &first)?;
+        let rbid = first.rollback_id();
+        let theirs = first
+            .repl_data
+            .as_ref()
+            .and_then(|data| data.get("lastOpApplied"))
+            .and_then(|v| OpTime::from_bson(v).ok());
+        let batch = OplogEntry::parse_all(first.entries)?;
         let Some(first) = batch.first() else {
             // Nothing at or after our newest timestamp. A source whose newest entry is from a later term has
             // a history without our newest entries (they were written by a primary that was deposed).
-            let theirs = reply
-                .get_document("$replData")
-                .ok()
-                .and_then(|data| data.get("lastOpApplied"))
-                .and_then(|v| OpTime::from_bson(v).ok());
             if theirs.is_none_or(|theirs| theirs <= last) {
                 return Ok(FetchEnd::SourceBehind);
             }
@@ -102,11 +101,11 @@ impl Member {
             if self.failpoints.hit(failpoint::SKIP_ROLLBACK).is_none() {
                 return Ok(FetchEnd::Diverged);
             }
-            return self.tail(source_id, &mut conn, id, rbid, timeout).await;
+            return self.follow(source_id, &mut tail, rbid).await;
         };
         if first.optime != last {
             // Falling off a capped oplog is not a divergence: check the source's oldest entry first.
-            let oldest = oldest_entry_ts(&mut conn, timeout).await?;
+            let oldest = oldest_entry_ts(&mut **tail.channel(), timeout).await?;
             if let Some(oldest) = oldest.filter(|oldest| last.ts < *oldest) {
                 tracing::warn!(
                     "We are too stale to use {host} as a sync source. Denylisting this sync source because our last \
@@ -124,11 +123,21 @@ impl Member {
             // Ours stay, so only the source's entries past our newest timestamp (the oplog's key) can follow.
             let newer = batch.into_iter().filter(|e| e.optime.ts > last.ts).collect();
             self.apply_batch(newer).await?;
-            return self.tail(source_id, &mut conn, id, rbid, timeout).await;
+            return self.follow(source_id, &mut tail, rbid).await;
         }
         self.report_probe(source_id, false);
         self.apply_batch(batch.into_iter().skip(1).collect()).await?;
-        self.tail(source_id, &mut conn, id, rbid, timeout).await
+        self.follow(source_id, &mut tail, rbid).await
+    }
+
+    /// The fetcher's cursor: every entry from our newest one's timestamp on, with the source's `$replData`.
+    fn tail_spec(&self, last: OpTime) -> TailSpec {
+        let mut spec = TailSpec::new(doc! {"ts": {"$gte": last.ts}});
+        spec.batch_size = BATCH;
+        spec.await_time = AWAIT;
+        spec.repl_metadata = true;
+        spec.round_trip = self.rpc_timeout();
+        spec
     }
 
     /// Tells the machine whether the source's oplog still holds our newest entry. (Its actions run in a task
@@ -144,36 +153,23 @@ impl Member {
         }
     }
 
-    async fn tail(
-        &self,
-        source_id: i32,
-        conn: &mut dyn PeerChannel,
-        id: i64,
-        rbid: Option<i32>,
-        timeout: Duration,
-    ) -> Result<FetchEnd> {
-        let mut id = id;
-        while id != 0 {
-            let more = doc! {"getMore": id, "collection": "oplog.rs", "batchSize": BATCH, "maxTimeMS": AWAIT_MS,
-            "$replData": 1, "$db": "local"};
-            let reply = conn.command(&more, timeout).await?;
-            if source_rollback_id(&reply) != rbid {
+    /// Applies the source's batches as they come, until the source rolls back or closes the cursor.
+    async fn follow(&self, source_id: i32, tail: &mut PeerTail, rbid: Option<i32>) -> Result<FetchEnd> {
+        while tail.is_open() {
+            let batch = tail.next_batch().await?;
+            if batch.rollback_id() != rbid {
                 return Err(Error::bad_value("the sync source rolled back; fetching again"));
             }
-            self.learn_metadata(source_id, &reply)?;
-            let cursor = reply
-                .get_document("cursor")
-                .map_err(|_| Error::bad_value("getMore reply without cursor"))?;
-            id = cursor.get_i64("id").unwrap_or(0);
-            self.apply_batch(entries(cursor, "nextBatch")?).await?;
+            self.learn_metadata(source_id, &batch)?;
+            self.apply_batch(OplogEntry::parse_all(batch.entries)?).await?;
         }
         Err(Error::bad_value("the sync source closed the oplog cursor"))
     }
 
     /// Feeds the source's `$replData` to the machine; refuses a source whose term is older than ours (a
     /// deposed primary or a member cut off from the set: its new entries may roll back).
-    fn learn_metadata(&self, source_id: i32, reply: &Document) -> Result<()> {
-        let Ok(data) = reply.get_document("$replData") else {
+    fn learn_metadata(&self, source_id: i32, batch: &OplogBatch) -> Result<()> {
+        let Some(data) = &batch.repl_data else {
             return Ok(());
         };
         let term = data.get_i64("term").unwrap_or(-1);
@@ -395,9 +391,4 @@ pub(super) async fn oldest_entry_ts(conn: &mut dyn PeerChannel, timeout: Duratio
         .get_document("cursor")
         .map_err(|_| Error::bad_value("find reply without cursor"))?;
     Ok(entries(cursor, "firstBatch")?.first().map(|entry| entry.optime.ts))
-}
-
-/// The sync source's rollback id, from a reply's `$replData`.
-fn source_rollback_id(reply: &Document) -> Option<i32> {
-    reply.get_document("$replData").ok()?.get_i32("rbid").ok()
 }

@@ -2,7 +2,9 @@
 //! open a dedicated channel to it (the oplog fetcher's tailable cursor, initial sync, rollback).
 //!
 //! Production uses [`Peers`] (OP_MSG over TCP, with the peer route table); the in-process simulation
-//! (`crate::sim`) routes the same commands straight into other members' command layers, with faults.
+//! (`crate::sim`) routes the same commands straight into other members' command layers, with faults. An open
+//! channel is a [`CommandChannel`] too, so the oplog fetcher tails over it with the wire client's
+//! [`crate::wire::client::OplogTail`] whichever network is underneath.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,7 +13,8 @@ use std::time::Duration;
 use bson::Document;
 
 use super::peers::{PeerConnection, Peers};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::wire::client::CommandChannel;
 
 /// A boxed future borrowed from its receiver (the trait stays object-safe).
 pub type NetFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -65,5 +68,17 @@ impl PeerNetwork for Peers {
 impl PeerChannel for Box<dyn PeerChannel> {
     fn command<'a>(&'a mut self, body: &'a Document, timeout: Duration) -> NetFuture<'a, Document> {
         (**self).command(body, timeout)
+    }
+}
+
+impl<'c> CommandChannel for Box<dyn PeerChannel + 'c> {
+    type Error = Error;
+
+    fn command<'a>(
+        &'a mut self,
+        body: &'a Document,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Document>> + Send + 'a {
+        PeerChannel::command(&mut **self, body, timeout)
     }
 }

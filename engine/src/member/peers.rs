@@ -55,11 +55,6 @@ impl PeerConnection {
     pub async fn command(&mut self, body: &Document, timeout: Duration) -> Result<Document> {
         self.conn.command(body, timeout).await.map_err(peer_error)
     }
-
-    /// The client connection underneath (to tail an oplog over it with [`crate::wire::client::OplogTail`]).
-    pub fn into_client(self) -> Connection {
-        self.conn
-    }
 }
 
 /// Where to reach each member, and a pool of idle connections per (member, purpose).

@@ -1,5 +1,6 @@
 //! The one OP_MSG client of the workspace: a [`Connection`] that runs one command at a time, and an
-//! [`OplogTail`] that follows a member's oplog over one.
+//! [`OplogTail`] that follows a member's oplog over any [`CommandChannel`] (a [`Connection`], or a member's
+//! channel to a peer, which in the in-process simulation never touches a socket).
 //!
 //! Members use it to talk to each other (heartbeats, votes, initial sync, the oplog fetcher), and the harness
 //! uses it to watch and administer members and to time oplog arrivals: it works against members that are
@@ -9,6 +10,7 @@
 //! still in flight, so it is *poisoned*: every later call fails at once with [`ClientError::Poisoned`] and the
 //! owner dials again. Dropping a pending call is therefore always safe, which is how tails are cancelled.
 
+use std::future::Future;
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
@@ -167,6 +169,34 @@ impl Connection {
     }
 }
 
+/// A channel that runs one command at a time on one server: what an [`OplogTail`] needs underneath.
+///
+/// [`Connection`] is one; the member's peer channels (TCP, or the simulation's in-process delivery) are
+/// adapted to it in `member::network`.
+pub trait CommandChannel: Send {
+    /// How the channel reports failures; the tail's own (a reply it cannot read, a closed cursor) convert.
+    type Error: From<ClientError>;
+
+    /// Sends `body` and returns its reply within `timeout`; an `ok: 0` reply is an error.
+    fn command<'a>(
+        &'a mut self,
+        body: &'a Document,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Document, Self::Error>> + Send + 'a;
+}
+
+impl CommandChannel for Connection {
+    type Error = ClientError;
+
+    fn command<'a>(
+        &'a mut self,
+        body: &'a Document,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Document, ClientError>> + Send + 'a {
+        Connection::command(self, body, timeout)
+    }
+}
+
 /// What an [`OplogTail`] reads: `local.oplog.rs` from a secondary-preferred read, tailable and awaitData.
 #[derive(Debug, Clone)]
 pub struct TailSpec {
@@ -269,32 +299,43 @@ impl OplogBatch {
     }
 }
 
-/// A tailable, awaitData cursor on a member's oplog over one connection of its own.
+/// A tailable, awaitData cursor on a member's oplog over a channel of its own (a [`Connection`] unless
+/// another [`CommandChannel`] is given).
 ///
 /// [`OplogTail::open`] runs the `find` and returns the first batch; each [`OplogTail::next_batch`] is a
 /// `getMore` that the source holds until it has new entries or [`TailSpec::await_time`] passes. Cancel a
-/// tail by dropping it, or a pending call (the connection is then poisoned; see the module header).
-pub struct OplogTail {
-    conn: Connection,
+/// tail by dropping it, or a pending call (a [`Connection`] is then poisoned; see the module header).
+pub struct OplogTail<C: CommandChannel = Connection> {
+    channel: C,
     spec: TailSpec,
     cursor_id: i64,
 }
 
-impl OplogTail {
-    /// Opens the cursor over `conn` and returns the tail and its first batch.
-    pub async fn open(mut conn: Connection, spec: TailSpec) -> Result<(OplogTail, OplogBatch), ClientError> {
-        let reply = conn.command(&spec.find(), spec.round_trip).await?;
+impl<C: CommandChannel> OplogTail<C> {
+    /// Opens the cursor over `channel` and returns the tail and its first batch.
+    pub async fn open(mut channel: C, spec: TailSpec) -> Result<(OplogTail<C>, OplogBatch), C::Error> {
+        let reply = channel.command(&spec.find(), spec.round_trip).await?;
         let (cursor_id, batch) = OplogBatch::from_reply(reply, "firstBatch")?;
-        Ok((OplogTail { conn, spec, cursor_id }, batch))
+        Ok((
+            OplogTail {
+                channel,
+                spec,
+                cursor_id,
+            },
+            batch,
+        ))
     }
 
     /// The next batch; [`ClientError::Closed`] once the source closed the cursor.
-    pub async fn next_batch(&mut self) -> Result<OplogBatch, ClientError> {
+    pub async fn next_batch(&mut self) -> Result<OplogBatch, C::Error> {
         if self.cursor_id == 0 {
-            return Err(ClientError::Closed);
+            return Err(ClientError::Closed.into());
         }
         let timeout = self.spec.round_trip + self.spec.await_time;
-        let reply = self.conn.command(&self.spec.get_more(self.cursor_id), timeout).await?;
+        let reply = self
+            .channel
+            .command(&self.spec.get_more(self.cursor_id), timeout)
+            .await?;
         let (cursor_id, batch) = OplogBatch::from_reply(reply, "nextBatch")?;
         self.cursor_id = cursor_id;
         Ok(batch)
@@ -305,9 +346,9 @@ impl OplogTail {
         self.cursor_id != 0
     }
 
-    /// The connection, for other commands between batches (e.g. reading the source's oldest entry).
-    pub fn connection(&mut self) -> &mut Connection {
-        &mut self.conn
+    /// The channel, for other commands between batches (e.g. reading the source's oldest entry).
+    pub fn channel(&mut self) -> &mut C {
+        &mut self.channel
     }
 }
 

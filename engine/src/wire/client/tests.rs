@@ -214,7 +214,7 @@ async fn dropping_a_pending_get_more_leaves_the_tail_unusable() {
     // Cancel the getMore once it is on the wire: the reply may still come, so the connection is out of step.
     let cancelled = tokio::time::timeout(Duration::from_millis(50), tail.next_batch()).await;
     assert!(cancelled.is_err(), "the silent server cannot have answered");
-    assert!(tail.connection().is_poisoned());
+    assert!(tail.channel().is_poisoned());
     assert!(matches!(tail.next_batch().await, Err(ClientError::Poisoned)));
 }
 
@@ -226,4 +226,74 @@ fn reply_ok_accepts_one_in_every_numeric_type() {
     for not in [doc! {"ok": 0.0}, doc! {"ok": 0}, doc! {}, doc! {"ok": "1"}] {
         assert!(!reply_ok(&not), "{not}");
     }
+}
+
+/// A channel without a socket: answers each command from a list, and records the commands.
+struct ScriptedChannel {
+    replies: std::collections::VecDeque<Document>,
+    seen: Vec<Document>,
+}
+
+/// The scripted channel's own error type, as a member's network has one.
+#[derive(Debug)]
+enum ChannelError {
+    Refused(Document),
+    Client(String),
+}
+
+impl From<ClientError> for ChannelError {
+    fn from(err: ClientError) -> ChannelError {
+        ChannelError::Client(err.to_string())
+    }
+}
+
+impl CommandChannel for ScriptedChannel {
+    type Error = ChannelError;
+
+    fn command<'a>(
+        &'a mut self,
+        body: &'a Document,
+        _timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<Document, ChannelError>> + Send + 'a {
+        self.seen.push(body.clone());
+        let reply = self.replies.pop_front().unwrap_or_default();
+        async move {
+            if reply_ok(&reply) {
+                Ok(reply)
+            } else {
+                Err(ChannelError::Refused(reply))
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_oplog_tail_runs_over_any_command_channel_and_keeps_its_errors() {
+    let channel = ScriptedChannel {
+        replies: [
+            doc! {"cursor": {"firstBatch": [entry(1)], "id": 3i64}, "$replData": {"rbid": 2}, "ok": 1},
+            doc! {"ok": 0, "code": 43, "errmsg": "cursor not found"},
+            doc! {"cursor": {"nextBatch": [entry(2)], "id": 0i64}, "ok": 1},
+        ]
+        .into(),
+        seen: Vec::new(),
+    };
+    let mut spec = TailSpec::new(doc! {"ts": {"$gte": bson::Timestamp { time: 1, increment: 1 }}});
+    spec.repl_metadata = true;
+    let (mut tail, first) = OplogTail::open(channel, spec).await.expect("open the tail");
+    assert_eq!((first.rollback_id(), first.entries), (Some(2), vec![entry(1)]));
+    match tail.next_batch().await {
+        Err(ChannelError::Refused(reply)) => assert_eq!(reply.get_i32("code").ok(), Some(43)),
+        other => panic!("expected the channel's own error, got {other:?}"),
+    }
+    let last = tail.next_batch().await.expect("the last batch");
+    assert_eq!(last.entries, vec![entry(2)]);
+    assert!(
+        matches!(tail.next_batch().await, Err(ChannelError::Client(message)) if message.contains("closed")),
+        "the cursor is closed"
+    );
+    let seen = &tail.channel().seen;
+    assert_eq!(seen.len(), 3, "nothing is sent once the cursor is closed");
+    assert_eq!(seen[0].get_str("find").ok(), Some("oplog.rs"));
+    assert_eq!(seen[2].get_i64("getMore").ok(), Some(3));
 }
