@@ -181,11 +181,17 @@ async fn a_secondary_that_fell_off_the_oplog_is_too_stale_until_resynced() -> an
         Some("error RS102 too stale to catch up"),
         "{me}"
     );
-    let log = nodes[stale].log();
-    assert!(
-        log.contains("too stale to catch up"),
-        "mongod's message in the log:\n{log}"
-    );
+    // The state changes first; the log line follows from the member's action task.
+    let stale_node = &nodes[stale];
+    let log = wait_until(
+        ELECTION,
+        "mongod's \"too stale to catch up\" line in the log",
+        || async move {
+            let log = stale_node.log();
+            log.contains("too stale to catch up").then_some(log)
+        },
+    )
+    .await?;
     assert!(
         !log.contains("rolling back"),
         "falling off the oplog is not a rollback:\n{log}"
