@@ -53,7 +53,12 @@ impl Operation<'_> {
     /// The value in its wire form, `{"key": k, "value": v}` for keyed operations (for diagnostics).
     pub fn wire_value(&self) -> Value {
         match self.key {
-            Some(key) => serde_json::json!({"key": key.value(), "value": self.value}),
+            Some(key) => {
+                let mut map = serde_json::Map::new();
+                map.insert("key".into(), key.value().clone());
+                map.insert("value".into(), self.value.clone());
+                Value::Object(map)
+            }
             None => self.value.clone(),
         }
     }
@@ -88,7 +93,10 @@ pub enum PairingError {
 
 /// Pairs invocations with completions and validates the history.
 pub fn pair(history: &History) -> Result<PairedHistory<'_>, PairingError> {
-    let mut paired = PairedHistory::default();
+    let mut paired = PairedHistory {
+        operations: Vec::with_capacity(history.ops.len() / 2 + 1),
+        ..PairedHistory::default()
+    };
     let mut open: HashMap<u64, usize> = HashMap::new();
     for (i, op) in history.ops.iter().enumerate() {
         let process = match op.process {

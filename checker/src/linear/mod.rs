@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use thiserror::Error;
 
 pub use models::ModelKind;
@@ -121,7 +121,7 @@ pub fn check_paired(
 /// Search steps a partition runs before its worker moves on to the next partition in the queue.
 const SLICE_STEPS: u64 = 1 << 15;
 
-/// Histories with fewer operations are checked on the calling thread alone unless threads were asked for.
+/// Histories with fewer operations start on the calling thread alone unless threads were asked for.
 const SMALL_HISTORY: usize = 4096;
 
 /// One partition's search, compiled for its model, resumable slice by slice.
@@ -209,11 +209,12 @@ fn run_all(partitions: &[Partition<'_>], options: &LinearOptions, deadline: Opti
     let operations: usize = partitions.iter().map(|p| p.ops.len()).sum();
     let threads = match (options.threads, partitions.len()) {
         (_, 0 | 1) => 1,
-        // Starting a thread costs more than checking a small history.
-        (0, _) if operations < SMALL_HISTORY => 1,
         (0, n) => available_cores().min(n),
         (wanted, n) => wanted.min(n),
     };
+    // Starting a thread costs more than checking a small history, so a small history starts on the calling
+    // thread alone and brings in the other workers only once a search outlasts its first slice.
+    let start_alone = options.threads == 0 && operations < SMALL_HISTORY && threads > 1;
     let cancel = AtomicBool::new(false);
     let live_bytes = AtomicUsize::new(0);
     let mut order: Vec<usize> = (0..partitions.len()).collect();
@@ -234,10 +235,12 @@ fn run_all(partitions: &[Partition<'_>], options: &LinearOptions, deadline: Opti
             });
         }
     };
-    let worker = || {
+    // Runs queued slices until the queue is empty (true) or, with `until_requeue`, until a search needs
+    // another slice (false).
+    let worker = |until_requeue: bool| {
         loop {
             let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-            let Some((partition, task)) = next else { break };
+            let Some((partition, task)) = next else { return true };
             let mut search = match task {
                 Task::Started(search) => search,
                 // Compiled even after a cancellation, so that the first unsupported operation is reported
@@ -278,30 +281,42 @@ fn run_all(partitions: &[Partition<'_>], options: &LinearOptions, deadline: Opti
                     if let Ok(mut q) = queue.lock() {
                         q.push_back((partition, Task::Started(search)));
                     }
+                    if until_requeue {
+                        return false;
+                    }
                 }
             }
         }
     };
     std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(worker);
+        if start_alone && worker(true) {
+            return;
         }
-        worker();
+        for _ in 1..threads {
+            scope.spawn(|| worker(false));
+        }
+        worker(false);
     });
     let mut reports = reports.into_inner().unwrap_or_default();
     reports.sort_by_key(|r| r.partition);
     reports
 }
 
+/// An operation for the counterexample, built field by field (the `json!` macro would serialise each value).
 fn describe_op(history: &History, operation: &Operation) -> Value {
-    json!({
-        "index": history.ops.get(operation.invoke).map_or(operation.invoke as u64, |o| o.index),
-        "completion": operation.completion.and_then(|c| history.ops.get(c)).map(|o| o.index),
-        "line": history.line_of(operation.invoke),
-        "process": operation.process,
-        "f": operation.f,
-        "value": operation.wire_value(),
-    })
+    let mut map = Map::new();
+    let index = history
+        .ops
+        .get(operation.invoke)
+        .map_or(operation.invoke as u64, |o| o.index);
+    map.insert("index".into(), Value::from(index));
+    let completion = operation.completion.and_then(|c| history.ops.get(c)).map(|o| o.index);
+    map.insert("completion".into(), completion.map_or(Value::Null, Value::from));
+    map.insert("line".into(), Value::from(history.line_of(operation.invoke)));
+    map.insert("process".into(), Value::from(operation.process));
+    map.insert("f".into(), Value::from(operation.f));
+    map.insert("value".into(), operation.wire_value());
+    Value::Object(map)
 }
 
 fn summarise(
@@ -344,7 +359,9 @@ fn summarise(
             .iter()
             .map(|(id, state)| {
                 let mut step = describe_op(history, &ops[*id]);
-                step["state"] = state.clone();
+                if let Value::Object(map) = &mut step {
+                    map.insert("state".into(), state.clone());
+                }
                 step
             })
             .collect();

@@ -6,6 +6,8 @@
 //! [`Conventions::failed_cas_observes`], which is a completed observation that the register did not hold
 //! `from`.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::intern::Interner;
@@ -193,46 +195,52 @@ fn prune_unobservable_crashes(ops: &mut Vec<SearchOp<RegisterOp>>) {
 /// Porcupine's key-value model for one key: `get` / `put` / `append` on a string.
 pub struct KvModel {
     /// The initial value.
-    pub initial: String,
+    pub initial: Arc<str>,
 }
 
 /// A compiled kv operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KvOp {
     /// Observed this value.
-    Get(String),
+    Get(Arc<str>),
     /// Set the value.
-    Put(String),
+    Put(Arc<str>),
     /// Appended to the value.
-    Append(String),
+    Append(Arc<str>),
 }
 
 impl Model for KvModel {
-    type State = String;
+    /// Shared strings: a get or a put hands on the state without copying it.
+    type State = Arc<str>;
     type Op = KvOp;
-    fn init(&self) -> String {
+    fn init(&self) -> Arc<str> {
         self.initial.clone()
     }
-    fn step(&self, state: &String, op: &KvOp) -> Option<String> {
+    fn step(&self, state: &Arc<str>, op: &KvOp) -> Option<Arc<str>> {
         match op {
             KvOp::Get(v) => (state == v).then(|| state.clone()),
             KvOp::Put(v) => Some(v.clone()),
-            KvOp::Append(v) => Some(format!("{state}{v}")),
+            KvOp::Append(v) => {
+                let mut text = String::with_capacity(state.len() + v.len());
+                text.push_str(state);
+                text.push_str(v);
+                Some(text.into())
+            }
         }
     }
-    fn describe(&self, state: &String) -> Value {
-        Value::String(state.clone())
+    fn describe(&self, state: &Arc<str>) -> Value {
+        Value::String(state.to_string())
     }
-    fn state_heap_bytes(&self, state: &String) -> usize {
-        state.capacity()
+    fn state_heap_bytes(&self, state: &Arc<str>) -> usize {
+        state.len()
     }
 }
 
-fn as_text(value: &Value) -> String {
+fn as_text(value: &Value) -> Arc<str> {
     match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
+        Value::String(s) => s.as_str().into(),
+        Value::Null => "".into(),
+        other => other.to_string().into(),
     }
 }
 
@@ -245,7 +253,7 @@ fn drop_unobserved_crashed_appends(ops: &mut Vec<SearchOp<KvOp>>) {
     if !ops.iter().any(crashed) {
         return;
     }
-    let seen: Vec<String> = ops
+    let seen: Vec<Arc<str>> = ops
         .iter()
         .filter_map(|o| match &o.op {
             KvOp::Get(v) => Some(v.clone()),
@@ -253,7 +261,7 @@ fn drop_unobserved_crashed_appends(ops: &mut Vec<SearchOp<KvOp>>) {
         })
         .collect();
     ops.retain(|o| match (&o.op, o.ret) {
-        (KvOp::Append(text), None) => seen.iter().any(|v| v.contains(text.as_str())),
+        (KvOp::Append(text), None) => seen.iter().any(|v| v.contains(&**text)),
         _ => true,
     });
 }
@@ -417,7 +425,7 @@ impl Model for MultiRegisterModel {
             .keys
             .iter()
             .zip(state)
-            .map(|(k, &v)| (as_text(k), self.values.value(v)))
+            .map(|(k, &v)| (as_text(k).to_string(), self.values.value(v)))
             .collect();
         Value::Object(map)
     }

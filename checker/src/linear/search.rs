@@ -11,7 +11,7 @@
 //! the counterexample. A [`Searcher`] runs in slices of steps and resumes where it stopped, so a scheduler
 //! can interleave partitions.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -104,21 +104,53 @@ struct Node {
     next: u32,
 }
 
-struct Configuration<S> {
-    hash: u64,
-    bits: Box<[u64]>,
-    state: S,
+/// The configurations (linearized set, model state) seen so far, chained by hash. The bitsets of all
+/// configurations share one arena (entry `i`'s words at `i * width`), so remembering a configuration
+/// allocates nothing but amortised vector growth, and dropping the cache frees a handful of blocks.
+struct Cache<S> {
+    /// Hash of a configuration to the index of the newest entry with that hash.
+    heads: HashMap<u64, usize, BuildHasherDefault<PassThrough>>,
+    /// Entries: the state and the index of the next (older) entry with the same hash.
+    entries: Vec<(S, usize)>,
+    /// The bitsets, `width` words per entry.
+    words: Vec<u64>,
+    width: usize,
 }
 
-impl<S: Eq> PartialEq for Configuration<S> {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.state == other.state && self.bits == other.bits
+/// End of a hash chain.
+const CHAIN_END: usize = usize::MAX;
+
+impl<S: Eq> Cache<S> {
+    fn new(width: usize) -> Cache<S> {
+        Cache {
+            heads: HashMap::default(),
+            entries: Vec::new(),
+            words: Vec::new(),
+            width,
+        }
     }
-}
-impl<S: Eq> Eq for Configuration<S> {}
-impl<S> Hash for Configuration<S> {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_u64(self.hash);
+
+    /// Adds the configuration unless it is already present; true if it was new. `state` is cloned only
+    /// when it is added.
+    fn insert(&mut self, hash: u64, bits: &[u64], state: &S) -> bool
+    where
+        S: Clone,
+    {
+        let width = self.width;
+        let head = self.heads.entry(hash).or_insert(CHAIN_END);
+        let mut at = *head;
+        while at != CHAIN_END {
+            let (seen, next) = &self.entries[at];
+            if seen == state && self.words[at * width..(at + 1) * width] == *bits {
+                return false;
+            }
+            at = *next;
+        }
+        let index = self.entries.len();
+        self.entries.push((state.clone(), *head));
+        self.words.extend_from_slice(bits);
+        *head = index;
+        true
     }
 }
 
@@ -227,10 +259,12 @@ pub struct Searcher<M: Model> {
     bits: Vec<u64>,
     bits_hash: u64,
     zobrist: Vec<u64>,
-    cache: HashSet<Configuration<M::State>, BuildHasherDefault<PassThrough>>,
+    cache: Cache<M::State>,
     cache_bytes: usize,
     stack: Vec<(u32, M::State)>,
-    best: Option<(usize, Prefix<M::State>)>,
+    /// The deepest abandoned stack: the blocked op's index and the linearized ops' indices (states are
+    /// replayed only when the search ends illegal, so backtracking copies no states).
+    best: Option<(u32, Vec<u32>)>,
     stats: Stats,
     /// The model state at `entry`; `None` before the first step.
     state: Option<M::State>,
@@ -255,7 +289,7 @@ impl<M: Model> Searcher<M> {
             bits: vec![0; count.div_ceil(64)],
             bits_hash: 0,
             zobrist,
-            cache: HashSet::default(),
+            cache: Cache::new(count.div_ceil(64)),
             cache_bytes: 0,
             stack: Vec::new(),
             best: None,
@@ -315,34 +349,43 @@ impl<M: Model> Searcher<M> {
 
     /// Tries to add the configuration after linearizing `op`; true if it was new.
     fn remember(&mut self, model: &M, state: &M::State) -> bool {
-        let config = Configuration {
-            hash: self.bits_hash ^ state_hash(state),
-            bits: self.bits.clone().into_boxed_slice(),
-            state: state.clone(),
-        };
-        let size =
-            self.bits.len() * 8 + std::mem::size_of::<Configuration<M::State>>() + 16 + model.state_heap_bytes(state);
-        if self.cache.insert(config) {
-            self.cache_bytes += size;
-            self.stats.configurations += 1;
-            true
-        } else {
-            false
+        let hash = self.bits_hash ^ state_hash(state);
+        if !self.cache.insert(hash, &self.bits, state) {
+            return false;
         }
+        let size = self.bits.len() * 8 + std::mem::size_of::<(M::State, usize)>() + 16 + model.state_heap_bytes(state);
+        self.cache_bytes += size;
+        self.stats.configurations += 1;
+        true
     }
 
-    fn record_blocked(&mut self, ops: &[SearchOp<M::Op>], blocked_op: u32, current: &M::State) {
+    fn record_blocked(&mut self, blocked_op: u32) {
         let depth = self.stack.len();
-        if self.best.as_ref().is_some_and(|(_, p)| p.len() >= depth) {
+        if self.best.as_ref().is_some_and(|(_, order)| order.len() >= depth) {
             return;
         }
-        let mut prefix = Vec::with_capacity(depth);
-        for (i, (node, _)) in self.stack.iter().enumerate() {
-            let op = self.nodes[*node as usize].op as usize;
-            let after = self.stack.get(i + 1).map_or(current, |(_, prev)| prev);
-            prefix.push((ops[op].id, after.clone()));
+        let mut order = self.best.take().map(|(_, order)| order).unwrap_or_default();
+        order.clear();
+        order.extend(self.stack.iter().map(|(node, _)| self.nodes[*node as usize].op));
+        self.best = Some((blocked_op, order));
+    }
+
+    /// The counterexample: the blocked op's id and the deepest prefix, its states replayed through the model.
+    fn illegal(&mut self, model: &M, ops: &[SearchOp<M::Op>], fallback: u32) -> Outcome<M::State> {
+        let (blocked, order) = self.best.take().unwrap_or((fallback, Vec::new()));
+        let mut state = model.init();
+        let mut prefix = Vec::with_capacity(order.len());
+        for op in order {
+            let Some(next) = model.step(&state, &ops[op as usize].op) else {
+                break;
+            };
+            state = next;
+            prefix.push((ops[op as usize].id, state.clone()));
         }
-        self.best = Some((ops[blocked_op as usize].id, prefix));
+        Outcome::Illegal {
+            blocked: ops[blocked as usize].id,
+            prefix,
+        }
     }
 
     /// Runs at most about `steps` steps of the search (`u64::MAX` for no limit): the outcome if it is
@@ -391,10 +434,9 @@ impl<M: Model> Searcher<M> {
                 }
                 entry = node.next;
             } else {
-                self.record_blocked(ops, node.op, &state);
+                self.record_blocked(node.op);
                 let Some((call, previous)) = self.stack.pop() else {
-                    let (blocked, prefix) = self.best.take().unwrap_or((ops[node.op as usize].id, Vec::new()));
-                    return Some(Outcome::Illegal { blocked, prefix });
+                    return Some(self.illegal(model, ops, node.op));
                 };
                 self.stats.backtracks += 1;
                 state = previous;
