@@ -317,8 +317,12 @@ impl ReplMachine {
     /// Whether a rollback to `common_point` is safe: it must not undo anything at or before the majority
     /// commit point this member has learned. A violation is a safety bug elsewhere (mongod stops with a
     /// fatal assertion); the caller must stop rather than roll back.
+    ///
+    /// Under the `electByTimestamp` fail point the member plays a MongoDB from before that assertion (the
+    /// releases whose timestamp elections Jepsen caught losing majority-acknowledged writes): it rolls the
+    /// committed writes back, so that the harness can observe the loss the fail point exists to reproduce.
     pub fn check_rollback_common_point(&self, common_point: OpTime) -> Result<(), ReplError> {
-        if common_point < self.commit_point {
+        if common_point < self.commit_point && !self.elect_by_timestamp {
             return Err(ReplError::new(
                 1,
                 "InternalError",

@@ -1059,6 +1059,11 @@ fn a_rollback_past_the_commit_point_is_refused() {
         refusal.is_some_and(|e| e.message.contains("majority-committed")),
         "rolling back to before the commit point would undo majority-committed writes"
     );
+    primary.set_elect_by_timestamp(true);
+    assert!(
+        primary.check_rollback_common_point(op(1, 1)).is_ok(),
+        "electByTimestamp plays the MongoDB that rolled committed writes back"
+    );
 }
 
 #[test]
