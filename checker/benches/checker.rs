@@ -77,14 +77,12 @@ fn generated_kv(c: &mut Criterion) {
     let kv_options = options(ModelKind::KvAppend, Format::PorcupineKv);
     for anomaly in [false, true] {
         for seed in 1..=2u64 {
+            // The default shape (50 clients, 10 keys, 2,000 operations), with fewer crashed appends.
             let spec = KvSpec {
-                keys: 10,
-                processes: 50,
-                operations: 2000,
                 crash_rate: 0.005,
-                get_fraction: 0.5,
                 anomaly,
                 seed,
+                ..KvSpec::default()
             };
             let h = kv_history(&spec).history;
             let name = format!("c50-{}-{seed}", if anomaly { "bad" } else { "ok" });

@@ -32,14 +32,12 @@ fn generate(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for seed in 1..=4u64 {
         for anomaly in [false, true] {
+            // The default shape (50 clients, 10 keys, 2,000 operations), with fewer crashed appends.
             let spec = KvSpec {
-                keys: 10,
-                processes: 50,
-                operations: 2000,
                 crash_rate: 0.005,
-                get_fraction: 0.5,
                 anomaly,
                 seed,
+                ..KvSpec::default()
             };
             let generated = kv_history(&spec);
             let name = format!("gen-c50-{}-{seed}.txt", if anomaly { "bad" } else { "ok" });

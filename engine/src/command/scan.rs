@@ -27,6 +27,20 @@ pub(super) fn query_error(err: Error) -> QueryError {
     QueryError::new(err.code, err.code_name, err.message)
 }
 
+/// One document a chunk looks at: kept when it matches the filter; the chunk pauses once it holds
+/// [`CHUNK_DOCS`] matches or has looked at [`CHUNK_VISITS`] documents.
+fn visit(filter: &Filter, buffer: &mut VecDeque<Document>, visited: &mut usize, doc: Document) -> ControlFlow<()> {
+    *visited += 1;
+    if filter.matches(&doc) {
+        buffer.push_back(doc);
+    }
+    if buffer.len() >= CHUNK_DOCS || *visited >= CHUNK_VISITS {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    }
+}
+
 /// A collection in `_id` order (or reverse).
 pub(super) struct CollectionScan {
     storage: Storage,
@@ -64,16 +78,9 @@ impl CollectionScan {
         let (mut visited, mut paused) = (0usize, false);
         let last = snapshot
             .scan_directed(&self.meta, self.after.as_deref(), self.reverse, |doc| {
-                visited += 1;
-                if filter.matches(&doc) {
-                    buffer.push_back(doc);
-                }
-                if buffer.len() >= CHUNK_DOCS || visited >= CHUNK_VISITS {
-                    paused = true;
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
+                let flow = visit(filter, buffer, &mut visited, doc);
+                paused = flow.is_break();
+                flow
             })
             .map_err(query_error)?;
         if last.is_some() {
@@ -138,16 +145,9 @@ impl OplogScan {
         snapshot
             .scan_oplog(*after, self.reverse, |key, doc| {
                 *after = Some(key);
-                visited += 1;
-                if filter.matches(&doc) {
-                    buffer.push_back(doc);
-                }
-                if buffer.len() >= CHUNK_DOCS || visited >= CHUNK_VISITS {
-                    paused = true;
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
+                let flow = visit(filter, buffer, &mut visited, doc);
+                paused = flow.is_break();
+                flow
             })
             .map_err(query_error)?;
         self.done = !paused;
