@@ -33,8 +33,14 @@ fn free_ports(count: u16) -> u16 {
     }
 }
 
-/// Live processes whose command line mentions `dir` (members name their data directory under it).
+/// Live members (`faultline node`) whose data directory lies under `dir`. The run that started them
+/// (`faultline test --run-dir ...`) mentions `dir` too but is not a member.
 fn members_under(dir: &Path) -> Vec<u32> {
+    processes_mentioning(&format!("--dbpath {}", dir.display()))
+}
+
+/// Every live process whose command line mentions `dir`: members and the runs that own them.
+fn processes_under(dir: &Path) -> Vec<u32> {
     processes_mentioning(&dir.to_string_lossy())
 }
 
@@ -42,11 +48,19 @@ fn members_under(dir: &Path) -> Vec<u32> {
 async fn wait_members(dir: &Path, count: usize, harness: &mut Child) -> anyhow::Result<Vec<u32>> {
     let dir = dir.to_path_buf();
     let harness_pid = harness.id();
-    wait_until(UP_TIMEOUT, &format!("{count} members under {}", dir.display()), || {
+    let up = wait_until(UP_TIMEOUT, &format!("{count} members under {}", dir.display()), || {
         let members: Vec<u32> = members_under(&dir).into_iter().filter(|p| *p != harness_pid).collect();
         async move { (members.len() == count).then_some(members) }
     })
-    .await
+    .await;
+    if up.is_err() {
+        // A failing test leaves no process behind.
+        let _ = harness.kill();
+        for pid in processes_under(&dir) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+    up
 }
 
 /// Polls until no member runs under `dir`. On failure the survivors are killed, so that a failing test
@@ -57,13 +71,13 @@ async fn wait_no_members(dir: &Path, after: &str) -> anyhow::Result<()> {
         GONE_TIMEOUT,
         &format!("every member under {} to die {after}", dir.display()),
         || {
-            let left = members_under(&dir);
+            let left = processes_under(&dir);
             async move { left.is_empty().then_some(()) }
         },
     )
     .await;
     if gone.is_err() {
-        for pid in members_under(&dir) {
+        for pid in processes_under(&dir) {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
     }
