@@ -149,7 +149,7 @@ impl Member {
         });
         if !actions.is_empty() {
             let me = self.arc();
-            tokio::spawn(async move { me.execute(actions).await });
+            self.tasks.spawn(async move { me.execute(actions).await });
         }
     }
 
@@ -191,7 +191,7 @@ impl Member {
             primary_id,
         });
         let me = self.arc();
-        tokio::spawn(async move { me.execute(actions).await });
+        self.tasks.spawn(async move { me.execute(actions).await });
         Ok(())
     }
 

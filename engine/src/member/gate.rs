@@ -67,6 +67,7 @@ impl Member {
                 return Ok(());
             }
             tokio::select! {
+                biased;
                 changed = roles.changed() => if changed.is_err() { break },
                 changed = positions.changed() => if changed.is_err() { break },
             }
@@ -113,6 +114,7 @@ impl Member {
                     return None;
                 }
                 tokio::select! {
+                    biased;
                     changed = roles.changed() => if changed.is_err() { break },
                     changed = positions.changed() => if changed.is_err() { break },
                 }

@@ -136,6 +136,8 @@ pub struct Member {
     commit_point: commit_point::CommitPointRecorder,
     /// What the oplog applier applied (`serverStatus.opcountersRepl`).
     pub applied_ops: AppliedOps,
+    /// Every background task of the member (loops, fetcher, RPCs), stopped together by a simulated kill.
+    tasks: crate::tasks::Tasks,
 }
 
 /// Oplog entries applied from another member, by kind (`opcountersRepl`; the applier never queries, so
@@ -238,6 +240,7 @@ impl Member {
             syncing: AtomicBool::new(false),
             failpoints,
             held_batches: Mutex::new(std::collections::VecDeque::new()),
+            tasks: crate::tasks::Tasks::default(),
             rbid: AtomicI32::new(rbid),
             fatal: watch::channel(None).0,
             commit_point,
@@ -281,6 +284,11 @@ impl Member {
 
     fn arc(&self) -> Arc<Member> {
         self.me.upgrade().expect("a member is only used while alive")
+    }
+
+    /// Ends every background task of the member at once, as the death of its process does (simulation).
+    pub fn kill(&self) {
+        self.tasks.stop_all();
     }
 
     pub fn options(&self) -> &NodeOptions {
@@ -336,7 +344,9 @@ impl Member {
             applied: positions.last_written,
             durable: positions.last_durable,
             commit_point: commit_point::stored_commit_point(&self.storage),
-            seed: u64::from(self.options.port) ^ (self.process_id.timestamp().timestamp_millis() as u64),
+            // The member's wall clock, not the process id's random part: a simulated member draws the same
+            // election timeouts on every replay.
+            seed: u64::from(self.options.port) ^ (self.storage.clock().now_millis() as u64),
         };
         let machine = ReplMachine::new(start, self.now_ms());
         {
@@ -348,9 +358,9 @@ impl Member {
         }
         self.refresh_role();
         let me = self.arc();
-        tokio::spawn(async move { me.tick_loop().await });
+        self.tasks.spawn(async move { me.tick_loop().await });
         let me = self.arc();
-        tokio::spawn(async move { me.position_loop().await });
+        self.tasks.spawn(async move { me.position_loop().await });
         Ok(())
     }
 
@@ -532,7 +542,7 @@ impl Member {
             }
             Action::CompleteStepUp { term } => {
                 let me = self.arc();
-                tokio::spawn(async move { me.complete_step_up(term).await });
+                self.tasks.spawn(async move { me.complete_step_up(term).await });
             }
             Action::AcceptWrites { term } => {
                 tracing::info!(term, "transition to PRIMARY complete; accepting writes");
@@ -578,7 +588,7 @@ impl Member {
         let Some(host) = self.role().host_of(to) else { return };
         let timeout = self.rpc_timeout();
         let me = self.arc();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let started = Instant::now();
             let reply = me.peers.command(&host, purpose, &body, timeout).await;
             let event = match (purpose, reply) {
@@ -644,7 +654,7 @@ impl Member {
         {
             tracing::info!(sync_source = %host, "choosing a new sync source");
             let me = self.arc();
-            *slot = Some((id, tokio::spawn(async move { me.run_fetcher(id, host).await })));
+            *slot = Some((id, self.tasks.spawn(async move { me.run_fetcher(id, host).await })));
         }
     }
 

@@ -41,7 +41,7 @@ impl Member {
             return;
         }
         let me = self.arc();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let result = me.try_adopt_config(&host).await;
             if let Err(err) = &result {
                 tracing::warn!(error = %err, from = %host, "could not adopt the replica-set config");
@@ -87,7 +87,7 @@ impl Member {
             return;
         }
         let me = self.arc();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             loop {
                 match me.initial_sync().await {
                     Ok(()) => {

@@ -24,6 +24,30 @@ fn a_few_seeds_keep_every_safety_property() {
     }
 }
 
+/// A seed replays exactly: the same faults, kills, elections, optimes and write replies, step by step.
+#[test]
+fn a_seed_replays_exactly() {
+    let options = quick(11);
+    let first = run_isolated(&options).expect("the simulation runs");
+    let second = run_isolated(&options).expect("the simulation runs again");
+    if first.trace != second.trace {
+        let diverged = first
+            .events
+            .iter()
+            .zip(&second.events)
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        panic!(
+            "seed 11 does not replay: the runs diverge at event {diverged}:\n{}\nvs\n{}",
+            first.events[diverged.saturating_sub(3)..(diverged + 3).min(first.events.len())].join("\n"),
+            second.events[diverged.saturating_sub(3)..(diverged + 3).min(second.events.len())].join("\n")
+        );
+    }
+    assert_eq!(first.simulated, second.simulated);
+    let other = run_isolated(&quick(12)).expect("another seed runs");
+    assert_ne!(first.trace, other.trace, "another seed is another run");
+}
+
 /// The checks are worth something only if they catch a bug: with `skipRollback` a deposed primary keeps its
 /// unreplicated writes, and the members never agree again.
 #[test]
@@ -36,13 +60,23 @@ fn the_planted_skip_rollback_bug_is_found_within_a_few_seeds() {
         };
         let outcome = run_isolated(&options).expect("the simulation runs");
         if let Some(violation) = outcome.violation {
-            found = Some((options.reproduce_line(), violation));
+            found = Some((options, violation));
             break;
         }
     }
-    let (reproduce, violation) = found.expect("skipRollback is caught within 8 seeds");
-    assert!(reproduce.contains("--planted skipRollback"), "{reproduce}");
+    let (options, violation) = found.expect("skipRollback is caught within 8 seeds");
+    assert!(
+        options.reproduce_line().contains("--planted skipRollback"),
+        "{}",
+        options.reproduce_line()
+    );
     assert!(violation.starts_with("convergence"), "{violation}");
+    let replay = run_isolated(&options).expect("the failing seed runs again");
+    assert_eq!(
+        replay.violation.as_deref(),
+        Some(violation.as_str()),
+        "the failing seed fails the same way again"
+    );
 }
 
 /// The newest oplog entry's timestamp (in milliseconds) and `wall` time, after a no-op written through the
