@@ -1,0 +1,71 @@
+//! The narrow interface the member's parts (replicator, syncer) have to the driver: read the role the driver
+//! publishes, feed the state machine an event, ask it to judge a rollback's common point, install a config
+//! adopted from a peer, and stop the member on a fatal condition. Nothing else of the driver is reachable
+//! from a part, and a part never holds the driver alive (the handle is weak).
+
+use std::sync::Weak;
+
+use tokio::sync::watch;
+
+use super::{Member, RoleSnapshot};
+use crate::error::Result;
+use crate::repl::{Event, OpTime, ReplError, ReplSetConfig};
+
+/// A part's handle to the driver (the [`Member`] that composes it).
+#[derive(Clone)]
+pub(super) struct DriverHandle {
+    driver: Weak<Member>,
+    role: watch::Receiver<RoleSnapshot>,
+}
+
+impl DriverHandle {
+    pub(super) fn new(driver: Weak<Member>, role: watch::Receiver<RoleSnapshot>) -> DriverHandle {
+        DriverHandle { driver, role }
+    }
+
+    /// What the member currently is (the driver's published snapshot).
+    pub(super) fn role(&self) -> RoleSnapshot {
+        self.role.borrow().clone()
+    }
+
+    /// Runs `event` through the machine and carries out its actions before returning.
+    pub(super) async fn feed(&self, event: Event) {
+        let Some(driver) = self.driver.upgrade() else { return };
+        let actions = driver.handle(event);
+        driver.execute(actions).await;
+    }
+
+    /// Runs `event` through the machine now and carries out its actions in a task of their own (they may
+    /// change the sync source, which aborts the caller's fetcher task).
+    pub(super) fn notify(&self, event: Event) {
+        let Some(driver) = self.driver.upgrade() else { return };
+        let actions = driver.handle(event);
+        if !actions.is_empty() {
+            tokio::spawn(async move { driver.execute(actions).await });
+        }
+    }
+
+    /// The machine's verdict on rolling back to `common` (it refuses to undo majority-committed entries).
+    pub(super) fn check_rollback_common_point(&self, common: OpTime) -> Result<std::result::Result<(), ReplError>> {
+        let driver = self.upgrade()?;
+        driver.with_machine(|m, _| Ok(m.check_rollback_common_point(common)))
+    }
+
+    /// Starts the replica-set machinery for a config adopted from a peer (already stored).
+    pub(super) fn install_config(&self, config: ReplSetConfig) -> Result<()> {
+        self.upgrade()?.install_machine(config)
+    }
+
+    /// Stops the member for good (see [`Member::fail_fatally`]).
+    pub(super) fn fail_fatally(&self, message: String) {
+        if let Some(driver) = self.driver.upgrade() {
+            driver.fail_fatally(message);
+        }
+    }
+
+    fn upgrade(&self) -> Result<std::sync::Arc<Member>> {
+        self.driver
+            .upgrade()
+            .ok_or_else(|| crate::error::Error::new(crate::error::code::SHUTDOWN_IN_PROGRESS, "the member stopped"))
+    }
+}
