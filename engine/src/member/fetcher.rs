@@ -1,4 +1,4 @@
-//! The oplog fetcher and applier of a secondary: tail the sync source's oplog, apply batches, report.
+//! The replicator: a secondary's oplog fetcher (tails the sync source's oplog, hands batches to the applier).
 //!
 //! ```text
 //! find local.oplog.rs {ts >= lastApplied.ts} tailable awaitData   first entry must equal our last one:
@@ -14,7 +14,7 @@
 //! simulation's in-process delivery). Every reply carries `$replData` (the source's term, commit point, newest
 //! entry, rollback id and primary), which the machine uses to learn the commit point. A source that rolls back
 //! while we tail it changes its rollback id: our cursor sits past its new history, so the fetch starts over
-//! (and finds out whether we diverged). Batches go to the [`Applier`] (apply.rs).
+//! (and finds out whether we diverged). Batches go to the [`Applier`] (applier.rs).
 //!
 //! The [`Replicator`] owns the fetcher task (one at a time, for the sync source the machine chose) and the
 //! applier; it reaches the driver only through its [`DriverHandle`] and hands divergence and an empty oplog
@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, Weak};
 use bson::{Document, doc};
 use tokio::task::JoinHandle;
 
-use super::apply::{AppliedOps, Applier};
+use super::applier::{AppliedOps, Applier};
 use super::handle::DriverHandle;
 use super::network::{PeerChannel, PeerNetwork};
 use super::sync::Syncer;

@@ -14,7 +14,7 @@
 //!
 //! Parts, one job each, each owning its state. This file is the driver: [`Member`] owns the machine, runs
 //! the event loop, carries out actions, publishes the role snapshot, and composes the other parts:
-//! - the replicator (`fetcher`, with its `apply` applier) tails the sync source's oplog and applies it;
+//! - the replicator (`fetcher`, with its `applier`) tails the sync source's oplog and applies it;
 //! - the syncer (`sync`) joins a set, runs initial sync and rollback, and keeps the rollback id (the machine
 //!   decides the states and checks the common point);
 //! - the presenter (`hello`) renders `hello`, `replSetGetStatus`, `$replData` and the topology version.
@@ -25,7 +25,7 @@
 //! `commit_point` persists the commit point; `oplog_cap` keeps the oplog under its size; `network` is the
 //! interface to the peers (TCP `peers` in production, `crate::sim` under simulation).
 
-mod apply;
+mod applier;
 mod commit_point;
 mod fetcher;
 mod gate;
@@ -58,7 +58,7 @@ use crate::repl::machine::ElectionMetrics;
 use crate::repl::machine::{LastVote, PersistedElectionState};
 use crate::repl::{Action, Event, MachineStart, MemberState, OpTime, ReplError, ReplMachine, ReplSetConfig};
 use crate::storage::Storage;
-pub use apply::{AppliedOps, OpCounts};
+pub use applier::{AppliedOps, OpCounts};
 use fetcher::Replicator;
 use handle::DriverHandle;
 use hello::Presenter;
@@ -182,7 +182,7 @@ impl Member {
         let presenter = Presenter::new(ObjectId::new(), started, role.subscribe(), storage.clone());
         let member = Arc::new_cyclic(|me| {
             let driver = DriverHandle::new(me.clone(), role.subscribe());
-            let applier = Arc::new(apply::Applier::new(
+            let applier = Arc::new(applier::Applier::new(
                 storage.clone(),
                 failpoints.clone(),
                 role.subscribe(),

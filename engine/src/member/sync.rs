@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use bson::{Bson, Document, doc};
 
-use super::apply::Applier;
+use super::applier::Applier;
 use super::handle::DriverHandle;
 use super::network::{PeerChannel, PeerNetwork};
 use super::{META_CONFIG, META_INITIAL_SYNC, META_RBID, find_self};
