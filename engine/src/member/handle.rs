@@ -3,12 +3,12 @@
 //! adopted from a peer, and stop the member on a fatal condition. Nothing else of the driver is reachable
 //! from a part, and a part never holds the driver alive (the handle is weak).
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::watch;
 
 use super::{Member, RoleSnapshot};
-use crate::error::Result;
+use crate::error::{Error, Result, code};
 use crate::repl::{Event, OpTime, ReplError, ReplSetConfig};
 
 /// A part's handle to the driver (the [`Member`] that composes it).
@@ -63,9 +63,32 @@ impl DriverHandle {
         }
     }
 
-    fn upgrade(&self) -> Result<std::sync::Arc<Member>> {
+    fn upgrade(&self) -> Result<Arc<Member>> {
         self.driver
             .upgrade()
-            .ok_or_else(|| crate::error::Error::new(crate::error::code::SHUTDOWN_IN_PROGRESS, "the member stopped"))
+            .ok_or_else(|| Error::new(code::SHUTDOWN_IN_PROGRESS, "the member stopped"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::code;
+    use crate::repl::MemberConfig;
+
+    /// A part that outlives its driver (a task still running at shutdown) neither panics nor keeps it alive:
+    /// events are dropped, requests fail with ShutdownInProgress.
+    #[tokio::test]
+    async fn a_handle_to_a_stopped_driver_does_nothing() {
+        let (role, _) = watch::channel(RoleSnapshot::uninitialised());
+        let handle = DriverHandle::new(Weak::new(), role.subscribe());
+        handle.feed(Event::Tick).await;
+        handle.notify(Event::Tick);
+        handle.fail_fatally("ignored".into());
+        let config = ReplSetConfig::new("rs", vec![MemberConfig::new(0, "localhost:27017")]);
+        let err = handle.install_config(config).expect_err("no driver to install into");
+        assert_eq!(err.code, code::SHUTDOWN_IN_PROGRESS.0);
+        assert!(handle.check_rollback_common_point(OpTime::null()).is_err());
+        assert_eq!(handle.role().version, 0);
     }
 }
