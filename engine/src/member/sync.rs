@@ -1,4 +1,4 @@
-//! Joining and re-joining: adopting a config from a heartbeat, initial sync, and rollback.
+//! The syncer: joining and re-joining (adopting a config from a heartbeat, initial sync, rollback).
 //!
 //! Initial sync (a member with no data): STARTUP2 → wipe user data → note the source's newest oplog entry
 //! (begin) → clone every database, collection, index and document → apply the source's oplog from begin to
@@ -9,7 +9,7 @@
 //!
 //! Rollback (our oplog diverged from the sync source's, e.g. we were a primary that lost its majority):
 //! ROLLBACK → walk our oplog back to the newest entry the source also has (the common point) → save our
-//! version of every document touched after it to `<dbpath>/rollback/<db.coll>/removed.<millis>.bson` →
+//! version of every document touched after it to `<dbpath>/rollback/<collection uuid>/removed.<millis>.bson` →
 //! replace each with the source's current version (or delete it) → truncate our oplog after the common point
 //! → bump the rollback id → RECOVERING until our oplog reaches the source's newest entry → SECONDARY.
 //! Entries after the common point were never majority-committed (the commit rule guarantees it); a rollback
