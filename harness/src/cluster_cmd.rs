@@ -8,8 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::cluster::{Cluster, ClusterSpec, registry};
-use crate::input::{self, MAX_SECONDS, Whole};
-use crate::test_cmd::spec::{ARBITERS, NODES};
+use crate::input::{self, ARBITERS, MAX_SECONDS, NODES, Whole};
 use faultline::support::errors::UsageError;
 use faultline::support::signals;
 

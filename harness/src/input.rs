@@ -15,6 +15,21 @@ pub use faultline::support::durations::{MAX_SECONDS, check_seconds};
 /// vote, so it is also the largest set the harness starts.
 pub const MAX_MEMBERS: u64 = faultline_engine::repl::config::MAX_VOTING_MEMBERS as u64;
 
+/// Data-bearing members of a set the harness starts (`faultline test` and `faultline cluster`).
+pub const NODES: Whole = Whole {
+    what: "number of nodes",
+    min: 1,
+    max: MAX_MEMBERS,
+    why: " (MongoDB's limit of voting members, arbiters included)",
+};
+/// Arbiters of a set the harness starts (`faultline test` and `faultline cluster`).
+pub const ARBITERS: Whole = Whole {
+    what: "number of arbiters",
+    min: 0,
+    max: MAX_MEMBERS - 1,
+    why: " (MongoDB's limit of voting members, data-bearing ones included)",
+};
+
 /// MongoDB's limit of `secondaryDelaySecs`: 366 days.
 pub const MAX_SECONDARY_DELAY_SECS: u64 = faultline_engine::repl::config::MAX_SECONDARY_DELAY_SECS as u64;
 

@@ -2,9 +2,11 @@
 //! aggregate, in mongod's explain shape, and with `executionStats` / `allPlansExecution` the counts of really
 //! running it.
 //!
-//! The plans mirror read.rs, which is the whole planner: a filter that pins `_id` reads the document by its
-//! key (`IDHACK` when `_id` is the whole filter, else `FETCH` over an `IXSCAN` of `_id_`); anything else is a
-//! collection scan (`COLLSCAN`), because the engine does not read secondary indexes. Sorts are blocking
+//! A find is parsed by read.rs' [`FindSpec`] and planned by its [`plan_access`], the planner `find` runs, so
+//! the plan shown is the plan run; count, distinct and an aggregation's leading `$match` are planned as a
+//! find of their filter. A filter that pins `_id` reads the document by its key (`IDHACK` when `_id` is the
+//! whole filter, else `FETCH` over an `IXSCAN` of `_id_`); anything else is a collection scan (`COLLSCAN`),
+//! because the engine does not read secondary indexes. A sort the scan order does not serve is blocking
 //! (`SORT`), skips and limits are stages of their own, a count without a filter reads the table's size
 //! (`RECORD_STORE_FAST_COUNT`), and a missing collection is `EOF`. There is only ever one plan, so
 //! `rejectedPlans` is empty.
@@ -16,10 +18,9 @@ use bson::{Bson, Document, doc};
 
 use super::Context;
 use super::args;
-use super::read::{Target, matching, resolve};
+use super::read::{FindAccess, FindSpec, Target, matching, plan_access, resolve};
 use crate::error::{Error, Result, code};
 use crate::query::filter::Filter;
-use crate::query::sort::SortSpec;
 use crate::storage::{Namespace, Snapshot};
 
 /// How much explain reports.
@@ -105,9 +106,9 @@ pub async fn explain(ctx: &Context<'_>) -> Result<Document> {
     let snapshot = ctx.node.storage.snapshot()?;
     let target = resolve(&snapshot, &ns)?;
     let query = match name.as_str() {
-        "find" => Query::find(&command)?,
-        "count" => Query::count(&command)?,
-        _ => Query::distinct(&command)?,
+        "find" => Query::find(&command, &ctx.db)?,
+        "count" => Query::count(&command, &ctx.db)?,
+        _ => Query::distinct(&command, &ctx.db)?,
     };
     let plan = query.plan(&target);
     let mut reply = doc! {"explainVersion": "1", "queryPlanner": planner(&ns, &query, &plan)};
@@ -144,7 +145,7 @@ pub(super) fn aggregate(ctx: &Context<'_>, command: &Document, verbosity: Verbos
         ),
         _ => (Document::new(), &stages[..]),
     };
-    let query = Query::with_filter(filter)?;
+    let query = Query::with_filter(ns.clone(), filter)?;
     let plan = query.plan(&target);
     let run = if verbosity.executes() {
         Some(query.execute(ctx, &snapshot, &target, &plan)?)
@@ -202,110 +203,78 @@ fn server_info(ctx: &Context<'_>) -> Document {
     "gitVersion": "faultline"}
 }
 
-/// What a find, count or distinct asks for, as far as the plan is concerned.
+/// What a find, count or distinct asks for: a find as read.rs parses it (count and distinct as a find of
+/// their filter).
 struct Query {
-    filter_doc: Document,
-    filter: Filter,
-    sort: Option<Document>,
-    projection: Option<Document>,
-    skip: usize,
-    limit: Option<usize>,
+    spec: FindSpec,
     /// `count`: the plan ends in a COUNT stage (or a fast count without a filter).
     count: bool,
 }
 
 impl Query {
     /// A query with just a filter (distinct, an aggregation's leading `$match`).
-    fn with_filter(filter_doc: Document) -> Result<Query> {
+    fn with_filter(ns: Namespace, filter_doc: Document) -> Result<Query> {
         Ok(Query {
-            filter: Filter::parse(&filter_doc)?,
-            filter_doc,
-            sort: None,
-            projection: None,
-            skip: 0,
-            limit: None,
+            spec: FindSpec::with_filter(ns, filter_doc)?,
             count: false,
         })
     }
 
-    fn find(body: &Document) -> Result<Query> {
-        let filter_doc = args::opt_doc(body, "filter")?.cloned().unwrap_or_default();
-        let limit = match args::opt_i64(body, "limit")? {
-            Some(n) if n < 0 => return Err(Error::bad_value("limit value must be non-negative")),
-            Some(0) | None => None,
-            Some(n) => Some(n as usize),
-        };
-        let skip = match args::opt_i64(body, "skip")? {
-            Some(n) if n < 0 => return Err(Error::bad_value("skip value must be non-negative")),
-            n => n.unwrap_or(0) as usize,
-        };
-        let sort = args::opt_doc(body, "sort")?.filter(|s| !s.is_empty()).cloned();
-        if let Some(sort) = &sort {
-            SortSpec::parse(sort)?;
-        }
+    fn find(body: &Document, db: &str) -> Result<Query> {
         Ok(Query {
-            filter: Filter::parse(&filter_doc)?,
-            filter_doc,
-            sort,
-            projection: args::opt_doc(body, "projection")?.filter(|p| !p.is_empty()).cloned(),
-            skip,
-            limit,
+            spec: FindSpec::parse(body, db)?,
             count: false,
         })
     }
 
-    fn count(body: &Document) -> Result<Query> {
+    fn count(body: &Document, db: &str) -> Result<Query> {
         let filter_doc = args::opt_doc(body, "query")?.cloned().unwrap_or_default();
-        Ok(Query {
-            skip: args::opt_i64(body, "skip")?.unwrap_or(0).max(0) as usize,
-            limit: args::opt_i64(body, "limit")?
-                .filter(|n| *n != 0)
-                .map(|n| n.unsigned_abs() as usize),
-            count: true,
-            ..Query::with_filter(filter_doc)?
-        })
+        let mut spec = FindSpec::with_filter(args::namespace(body, db)?, filter_doc)?;
+        spec.skip = args::opt_i64(body, "skip")?.unwrap_or(0).max(0) as usize;
+        spec.limit = args::opt_i64(body, "limit")?
+            .filter(|n| *n != 0)
+            .map(|n| n.unsigned_abs() as usize);
+        Ok(Query { spec, count: true })
     }
 
-    fn distinct(body: &Document) -> Result<Query> {
+    fn distinct(body: &Document, db: &str) -> Result<Query> {
         body.get_str("key")
             .map_err(|_| Error::type_mismatch("distinct: 'key' must be a string"))?;
-        Query::with_filter(args::opt_doc(body, "query")?.cloned().unwrap_or_default())
+        let filter_doc = args::opt_doc(body, "query")?.cloned().unwrap_or_default();
+        Query::with_filter(args::namespace(body, db)?, filter_doc)
     }
 
-    /// The sort's `$natural` direction, if it is a natural-order sort.
-    fn natural(&self) -> Option<i32> {
-        self.sort
-            .as_ref()
-            .and_then(|s| SortSpec::parse(s).ok())
-            .and_then(|s| s.natural())
-    }
-
-    /// The plan read.rs runs for this query on `target`.
+    /// The plan `find` runs for this query on `target` (a count without a filter reads the table's size).
     fn plan(&self, target: &Target) -> Plan {
-        let access = match target {
-            Target::Missing => Access::Eof,
-            Target::Collection(_) if self.count && self.filter_doc.is_empty() => Access::FastCount,
-            Target::Collection(_) => match self.filter.id_equality() {
-                Some(id) if self.filter_doc.len() == 1 && is_plain_equality(self.filter_doc.get("_id")) => {
+        let spec = &self.spec;
+        let planned = plan_access(target, spec);
+        let access = match planned.access {
+            FindAccess::Eof => Access::Eof,
+            _ if self.count && spec.filter_doc.is_empty() && matches!(target, Target::Collection(_)) => {
+                Access::FastCount
+            }
+            FindAccess::IdLookup => match spec.filter.id_equality() {
+                Some(id) if spec.filter_doc.len() == 1 && is_plain_equality(spec.filter_doc.get("_id")) => {
                     Access::IdHack(id.clone())
                 }
                 Some(id) => Access::IdFetch(id.clone()),
-                None => Access::CollScan {
-                    backward: self.natural() == Some(-1),
-                },
+                None => Access::CollScan { backward: false },
             },
-            _ => Access::CollScan {
-                backward: self.natural() == Some(-1),
-            },
+            FindAccess::ResumableScan | FindAccess::Listed => Access::CollScan { backward: false },
+            FindAccess::StreamedScan { backward } => Access::CollScan { backward },
         };
-        Plan { access }
+        Plan {
+            access,
+            blocking_sort: planned.blocking_sort,
+        }
     }
 
     /// Runs the plan and counts what it examined.
     fn execute(&self, ctx: &Context<'_>, snapshot: &Snapshot, target: &Target, plan: &Plan) -> Result<Run> {
         let mut run = Run::default();
-        let wanted = match (&self.sort, self.limit) {
-            (None, Some(limit)) if !self.count => Some(self.skip.saturating_add(limit)),
+        let spec = &self.spec;
+        let wanted = match (plan.blocking_sort, spec.limit) {
+            (false, Some(limit)) if !self.count => Some(spec.skip.saturating_add(limit)),
             _ => None,
         };
         match (&plan.access, target) {
@@ -318,7 +287,7 @@ impl Query {
                 run.keys_examined = 1;
                 if let Some(doc) = snapshot.get_by_id(meta, id)? {
                     run.docs_examined = 1;
-                    if self.filter.matches(&doc) {
+                    if spec.filter.matches(&doc) {
                         run.docs.push(doc);
                     }
                 }
@@ -326,7 +295,7 @@ impl Query {
             (Access::CollScan { backward }, Target::Collection(meta)) if !backward => {
                 snapshot.scan(meta, None, |doc| {
                     run.docs_examined += 1;
-                    if self.filter.matches(&doc) {
+                    if spec.filter.matches(&doc) {
                         run.docs.push(doc);
                         if wanted.is_some_and(|w| run.docs.len() >= w) {
                             return ControlFlow::Break(());
@@ -343,7 +312,7 @@ impl Query {
                 let stop_at = wanted.filter(|_| !backward);
                 for doc in all {
                     run.docs_examined += 1;
-                    if self.filter.matches(&doc) {
+                    if spec.filter.matches(&doc) {
                         run.docs.push(doc);
                         if stop_at.is_some_and(|w| run.docs.len() >= w) {
                             break;
@@ -356,29 +325,29 @@ impl Query {
             }
         }
         run.scanned_returned = run.docs.len() as u64;
-        if let Some(sort) = self.sort.as_ref().filter(|_| self.natural().is_none()) {
-            let spec = SortSpec::parse(sort)?;
-            run.docs.sort_by(|a, b| spec.compare(a, b));
+        if let Some(sort) = spec.sort.as_ref().filter(|_| plan.blocking_sort) {
+            sort.sort(&mut run.docs);
         }
-        let end = self
+        let end = spec
             .limit
-            .map(|l| self.skip.saturating_add(l))
+            .map(|l| spec.skip.saturating_add(l))
             .unwrap_or(usize::MAX)
             .min(run.docs.len());
-        let start = self.skip.min(end);
+        let start = spec.skip.min(end);
         run.docs = run.docs.drain(start..end).collect();
         Ok(run)
     }
 
     /// The winning plan's stages, top first: PROJECTION, LIMIT, SKIP, SORT, COUNT, then the access stage.
     fn stages(&self, plan: &Plan) -> Vec<Document> {
+        let spec = &self.spec;
         let mut stages = Vec::new();
         if self.count {
             if !matches!(plan.access, Access::FastCount | Access::Eof) {
                 stages.push(doc! {"stage": "COUNT"});
             }
         } else {
-            if let Some(projection) = &self.projection {
+            if let Some(projection) = &spec.projection_doc {
                 let simple = projection
                     .iter()
                     .all(|(k, v)| !k.contains('.') && !k.starts_with('$') && !matches!(v, Bson::Document(_)));
@@ -389,16 +358,16 @@ impl Query {
                 };
                 stages.push(doc! {"stage": stage, "transformBy": projection.clone()});
             }
-            let real_sort = self.sort.clone().filter(|_| self.natural().is_none());
-            match (real_sort, self.limit) {
+            let blocking_sort = spec.sort_doc.clone().filter(|_| plan.blocking_sort);
+            match (blocking_sort, spec.limit) {
                 (Some(sort), limit) => {
-                    if self.skip > 0 {
-                        stages.push(doc! {"stage": "SKIP", "skipAmount": self.skip as i64});
+                    if spec.skip > 0 {
+                        stages.push(doc! {"stage": "SKIP", "skipAmount": spec.skip as i64});
                     }
                     let mut stage =
                         doc! {"stage": "SORT", "sortPattern": sort, "memLimit": 104_857_600i64, "type": "simple"};
                     if let Some(limit) = limit {
-                        stage.insert("limitAmount", self.skip.saturating_add(limit) as i64);
+                        stage.insert("limitAmount", spec.skip.saturating_add(limit) as i64);
                     }
                     stages.push(stage);
                 }
@@ -406,8 +375,8 @@ impl Query {
                     if let Some(limit) = limit {
                         stages.push(doc! {"stage": "LIMIT", "limitAmount": limit as i64});
                     }
-                    if self.skip > 0 {
-                        stages.push(doc! {"stage": "SKIP", "skipAmount": self.skip as i64});
+                    if spec.skip > 0 {
+                        stages.push(doc! {"stage": "SKIP", "skipAmount": spec.skip as i64});
                     }
                 }
             }
@@ -432,8 +401,8 @@ impl Query {
             }
             Access::CollScan { backward } => {
                 let mut scan = doc! {"stage": "COLLSCAN"};
-                if !self.filter_doc.is_empty() {
-                    scan.insert("filter", parsed_query(&self.filter_doc));
+                if !spec.filter_doc.is_empty() {
+                    scan.insert("filter", parsed_query(&spec.filter_doc));
                 }
                 scan.insert("direction", if *backward { "backward" } else { "forward" });
                 vec![scan]
@@ -444,7 +413,7 @@ impl Query {
 
     /// The filter less its `_id` condition (what FETCH still checks after the key lookup).
     fn filter_without_id(&self) -> Document {
-        let mut rest = self.filter_doc.clone();
+        let mut rest = self.spec.filter_doc.clone();
         rest.remove("_id");
         rest
     }
@@ -476,6 +445,8 @@ enum Access {
 
 struct Plan {
     access: Access,
+    /// A SORT stage runs on top of the access (see read.rs' `FindPlan`).
+    blocking_sort: bool,
 }
 
 /// What running a plan produced and examined.
@@ -494,7 +465,7 @@ fn planner(ns: &Namespace, query: &Query, plan: &Plan) -> Document {
     doc! {
         "namespace": ns.full(),
         "indexFilterSet": false,
-        "parsedQuery": parsed_query(&query.filter_doc),
+        "parsedQuery": parsed_query(&query.spec.filter_doc),
         "maxIndexedOrSolutionsReached": false,
         "maxIndexedAndSolutionsReached": false,
         "maxScansToExplodeReached": false,
@@ -532,11 +503,12 @@ fn execution_stats(query: &Query, plan: &Plan, run: &Run, started: Instant, verb
         .enumerate()
         .map(|(i, stage)| {
             let (returned, keys, docs) = match stage.get_str("stage").unwrap_or("") {
-                "SKIP" if query.sort.is_none() => (scanned.saturating_sub(query.skip as u64), None, None),
+                "SKIP" if !plan.blocking_sort => (scanned.saturating_sub(query.spec.skip as u64), None, None),
                 "SORT" => (
                     query
+                        .spec
                         .limit
-                        .map(|l| scanned.min(query.skip.saturating_add(l) as u64))
+                        .map(|l| scanned.min(query.spec.skip.saturating_add(l) as u64))
                         .unwrap_or(scanned),
                     None,
                     None,
@@ -635,7 +607,7 @@ mod tests {
     fn plans_follow_read_rs() {
         let meta = crate::storage::CollectionMeta::new(Namespace::new("db", "c"), Document::new());
         let collection = Target::Collection(meta);
-        let find = |body: Document| Query::find(&body).expect("query");
+        let find = |body: Document| Query::find(&body, "db").expect("query");
         let top = |query: &Query, target: &Target| query.stages(&query.plan(target));
         let stage = |d: &Document| d.get_str("stage").expect("stage").to_string();
         let names = |stages: Vec<Document>| stages.iter().map(stage).collect::<Vec<_>>();
@@ -666,9 +638,39 @@ mod tests {
         let backward = top(&find(doc! {"find": "c", "sort": {"$natural": -1}}), &collection);
         assert_eq!(backward[0].get_str("direction").expect("direction"), "backward");
         assert_eq!(names(top(&find(doc! {"find": "c"}), &Target::Missing)), ["EOF"]);
-        let count = Query::count(&doc! {"count": "c"}).expect("count");
+        let count = Query::count(&doc! {"count": "c"}, "db").expect("count");
         assert_eq!(names(top(&count, &collection)), ["RECORD_STORE_FAST_COUNT"]);
-        let count = Query::count(&doc! {"count": "c", "query": {"a": 1}}).expect("count");
+        let count = Query::count(&doc! {"count": "c", "query": {"a": 1}}, "db").expect("count");
         assert_eq!(names(top(&count, &collection)), ["COUNT", "COLLSCAN"]);
+    }
+
+    /// Explain describes the plan `find` runs: a sort on `_id` alone is served by the scan (forward, or
+    /// backward when descending), so there is no blocking SORT stage; an engine table is listed in its own
+    /// order whatever `$natural` asks.
+    #[test]
+    fn explain_shows_the_plan_find_runs() {
+        let meta = crate::storage::CollectionMeta::new(Namespace::new("db", "c"), Document::new());
+        let collection = Target::Collection(meta);
+        let find = |body: Document| Query::find(&body, "db").expect("query");
+        let top = |query: &Query, target: &Target| query.stages(&query.plan(target));
+        let stage = |d: &Document| d.get_str("stage").expect("stage").to_string();
+        let names = |stages: &[Document]| stages.iter().map(stage).collect::<Vec<_>>();
+        let ascending = top(&find(doc! {"find": "c", "sort": {"_id": 1}, "limit": 2}), &collection);
+        assert_eq!(names(&ascending), ["LIMIT", "COLLSCAN"]);
+        assert_eq!(ascending[1].get_str("direction").expect("direction"), "forward");
+        let descending = top(&find(doc! {"find": "c", "sort": {"_id": -1}}), &collection);
+        assert_eq!(names(&descending), ["COLLSCAN"]);
+        assert_eq!(descending[0].get_str("direction").expect("direction"), "backward");
+        let oplog = top(&find(doc! {"find": "oplog.rs", "sort": {"_id": -1}}), &Target::Oplog);
+        assert_eq!(names(&oplog), ["SORT", "COLLSCAN"]);
+        let sessions = top(
+            &find(doc! {"find": "transactions", "sort": {"$natural": -1}}),
+            &Target::Sessions,
+        );
+        assert_eq!(sessions[0].get_str("direction").expect("direction"), "forward");
+        assert!(
+            Query::find(&doc! {"find": "c", "batchSize": -1}, "db").is_err(),
+            "explain refuses what find refuses"
+        );
     }
 }

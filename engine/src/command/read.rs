@@ -219,16 +219,20 @@ fn executor_error(mut err: Error, during: &str) -> Error {
     err
 }
 
-/// A parsed `find` command.
-struct FindSpec {
-    ns: Namespace,
+/// A parsed `find` command (explain parses the finds it describes with it too).
+pub(super) struct FindSpec {
+    pub(super) ns: Namespace,
     /// The filter as given (an oplog scan starts where its `ts` bound says).
-    filter_doc: Document,
-    filter: Arc<Filter>,
-    sort: Option<SortSpec>,
-    projection: Option<Arc<Projection>>,
-    skip: usize,
-    limit: Option<usize>,
+    pub(super) filter_doc: Document,
+    pub(super) filter: Arc<Filter>,
+    pub(super) sort: Option<SortSpec>,
+    /// The sort as given (explain shows it).
+    pub(super) sort_doc: Option<Document>,
+    pub(super) projection: Option<Arc<Projection>>,
+    /// The projection as given (explain shows it).
+    pub(super) projection_doc: Option<Document>,
+    pub(super) skip: usize,
+    pub(super) limit: Option<usize>,
     batch_size: usize,
     single_batch: bool,
     tailable: bool,
@@ -238,15 +242,14 @@ struct FindSpec {
 }
 
 impl FindSpec {
-    fn parse(body: &Document, db: &str) -> Result<FindSpec> {
+    pub(super) fn parse(body: &Document, db: &str) -> Result<FindSpec> {
         let ns = args::namespace(body, db)?;
         let filter_doc = args::opt_doc(body, "filter")?.cloned().unwrap_or_default();
         let filter = Arc::new(Filter::parse(&filter_doc)?);
-        let sort = match args::opt_doc(body, "sort")? {
-            Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
-            _ => None,
-        };
+        let sort_doc = args::opt_doc(body, "sort")?.filter(|s| !s.is_empty()).cloned();
+        let sort = sort_doc.as_ref().map(SortSpec::parse).transpose()?;
         let projection = parse_projection(body)?;
+        let projection_doc = args::opt_doc(body, "projection")?.filter(|p| !p.is_empty()).cloned();
         let skip = match args::opt_i64(body, "skip")? {
             Some(n) if n < 0 => return Err(Error::bad_value("skip value must be non-negative")),
             n => n.unwrap_or(0) as usize,
@@ -261,7 +264,9 @@ impl FindSpec {
             filter_doc,
             filter,
             sort,
+            sort_doc,
             projection,
+            projection_doc,
             skip,
             limit,
             batch_size: batch_size(body, DEFAULT_BATCH)?,
@@ -272,6 +277,79 @@ impl FindSpec {
             no_cursor_timeout: args::opt_bool(body, "noCursorTimeout")?.unwrap_or(false),
         })
     }
+
+    /// A find of `ns` with just a filter (how explain plans count, distinct and an aggregation's `$match`).
+    pub(super) fn with_filter(ns: Namespace, filter_doc: Document) -> Result<FindSpec> {
+        Ok(FindSpec {
+            ns,
+            filter: Arc::new(Filter::parse(&filter_doc)?),
+            filter_doc,
+            sort: None,
+            sort_doc: None,
+            projection: None,
+            projection_doc: None,
+            skip: 0,
+            limit: None,
+            batch_size: DEFAULT_BATCH,
+            single_batch: false,
+            tailable: false,
+            await_data: false,
+            allow_disk_use: None,
+            no_cursor_timeout: false,
+        })
+    }
+}
+
+/// How a find reads its target: the planning decision, made once here for `find` (which builds its cursor
+/// from it) and `explain` (which describes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FindAccess {
+    /// The namespace does not exist: nothing to read.
+    Eof,
+    /// The one document a collection's `_id` equality names, read by its key.
+    IdLookup,
+    /// Storage order, forward, by a cursor that resumes where its last batch stopped (the oplog, or a
+    /// collection, in natural order).
+    ResumableScan,
+    /// Storage order streamed (the oplog, or a collection, whose order is `_id` order), from the end when
+    /// `backward`: under a blocking sort, a reverse natural order or an `_id` sort.
+    StreamedScan { backward: bool },
+    /// The documents an engine table lists (the config, the feature compatibility version, the sessions),
+    /// in their order.
+    Listed,
+}
+
+/// A find's plan: how it reads, and whether a blocking sort runs on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FindPlan {
+    pub(super) access: FindAccess,
+    /// The read order does not serve the sort: every result is sorted before the first is returned.
+    pub(super) blocking_sort: bool,
+}
+
+/// Plans `spec` on `target`.
+pub(super) fn plan_access(target: &Target, spec: &FindSpec) -> FindPlan {
+    let natural = spec.sort.as_ref().and_then(SortSpec::natural);
+    let natural_order = spec.sort.is_none() || natural == Some(1);
+    let access = match target {
+        Target::Missing => FindAccess::Eof,
+        Target::Oplog if natural_order => FindAccess::ResumableScan,
+        Target::Collection(_) if spec.filter.id_equality().is_some() => FindAccess::IdLookup,
+        Target::Collection(_) if natural_order => FindAccess::ResumableScan,
+        Target::Collection(_) | Target::Oplog => {
+            let by_id_descending = matches!(target, Target::Collection(_))
+                && spec.sort.as_ref().and_then(SortSpec::id_only) == Some(false);
+            FindAccess::StreamedScan {
+                backward: natural == Some(-1) || by_id_descending,
+            }
+        }
+        Target::ReplsetConfig | Target::Version | Target::Sessions => FindAccess::Listed,
+    };
+    let blocking_sort = spec
+        .sort
+        .as_ref()
+        .is_some_and(|sort| !sort.is_empty() && !served_in_order(target, &spec.filter, sort));
+    FindPlan { access, blocking_sort }
 }
 
 /// `find`: parse, wait for the read concern, plan against a snapshot, return the first batch (the rest
@@ -300,30 +378,27 @@ fn plan_find(node: &Node, snapshot: &Snapshot, target: &Target, spec: &FindSpec)
             spec.ns
         )));
     }
-    let natural = spec.sort.as_ref().and_then(SortSpec::natural);
-    let natural_order = spec.sort.is_none() || natural == Some(1);
+    let plan = plan_access(target, spec);
     let (filter, projection) = (spec.filter.clone(), spec.projection.clone());
-    Ok(match target {
-        Target::Oplog if natural_order => CursorSource::Oplog {
+    Ok(match (plan.access, target) {
+        (FindAccess::ResumableScan, Target::Oplog) => CursorSource::Oplog {
             filter,
             projection,
             after: oplog_start(&spec.filter_doc),
             tailable: spec.tailable,
             await_data: spec.await_data,
         },
-        Target::Collection(meta) if natural_order && spec.filter.id_equality().is_none() => CursorSource::Collection {
+        (FindAccess::ResumableScan, Target::Collection(meta)) => CursorSource::Collection {
             meta: meta.clone(),
             filter,
             projection,
             after: None,
         },
-        _ => {
-            let by_id_descending = matches!(target, Target::Collection(_))
-                && spec.sort.as_ref().and_then(SortSpec::id_only) == Some(false);
-            let reverse = natural == Some(-1) || by_id_descending;
+        (access, _) => {
+            let reverse = access == FindAccess::StreamedScan { backward: true };
             let source = sorted_source(node, snapshot, target, &filter, &spec.filter_doc, reverse)?;
             let stream: Box<dyn DocStream> = match &spec.sort {
-                Some(sort) if !sort.is_empty() && !served_in_order(target, &filter, sort) => {
+                Some(sort) if plan.blocking_sort => {
                     let top = spec.limit.map(|l| spec.skip.saturating_add(l));
                     Box::new(SortStream::new(
                         source,

@@ -24,7 +24,7 @@ pub fn server_status(ctx: &Context<'_>) -> Document {
         let slot = &c.latency[class as usize];
         doc! {"latency": load(&slot.micros), "ops": load(&slot.ops)}
     };
-    let applied = &node.member.applied_ops;
+    let applied = &node.member.applied_ops();
     let mut reply = doc! {
         "host": format!("{hostname}:{}", node.options().port),
         "version": VERSION,
@@ -103,7 +103,7 @@ fn election_metrics(ctx: &Context<'_>) -> Document {
         "averageCatchUpOps": if m.catch_ups == 0 {
             0.0
         } else {
-            ctx.node.member.applied_ops.during_catch_up.load(Ordering::Relaxed) as f64 / m.catch_ups as f64
+            ctx.node.member.applied_ops().during_catch_up.load(Ordering::Relaxed) as f64 / m.catch_ups as f64
         },
     }
 }

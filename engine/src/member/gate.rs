@@ -7,6 +7,7 @@ use bson::{Document, doc};
 use super::{Member, RoleSnapshot, WriteConcern, WriteMode};
 use crate::error::{Error, Result, code};
 use crate::repl::{MemberState, OpTime};
+use crate::storage::Storage;
 
 impl Member {
     /// Fails with NotWritablePrimary (10107) unless this member accepts writes to `db`.
@@ -46,12 +47,7 @@ impl Member {
 
     /// The newest optime known to be majority-committed.
     pub fn majority_optime(&self) -> OpTime {
-        let role = self.role();
-        if role.config.is_none() {
-            self.storage.positions().last_durable
-        } else {
-            role.commit_point
-        }
+        majority_optime(&self.role(), &self.storage)
     }
 
     /// Waits until the majority commit point this member knows satisfies `reached` (majority reads and
@@ -153,5 +149,14 @@ impl Member {
             }
             WriteMode::Tag(_) => false,
         }
+    }
+}
+
+/// The newest optime known to be majority-committed: the commit point, or before initiation what is durable.
+pub(super) fn majority_optime(role: &RoleSnapshot, storage: &Storage) -> OpTime {
+    if role.config.is_none() {
+        storage.positions().last_durable
+    } else {
+        role.commit_point
     }
 }

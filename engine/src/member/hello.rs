@@ -1,13 +1,21 @@
-//! What the member says about itself: the replica-set fields of `hello` and `replSetGetStatus`, the
-//! `$replData` it attaches to oplog batches, and its election metrics. Read-only renderings of the machine's
-//! status and the role snapshot.
+//! The member's presenter: what it says about itself. The replica-set fields of `hello`, `replSetGetStatus`,
+//! the `$replData` it attaches to oplog batches, and the topology version (`{processId, counter}`) that
+//! awaitable `hello` waits on. Read-only renderings of the role snapshot the driver publishes, storage
+//! positions, and the machine status the driver hands in; the presenter owns the process id, the topology
+//! counter the driver mirrors into it, and the start time behind `uptime`.
 
+use std::time::Duration;
+
+use bson::oid::ObjectId;
 use bson::{Bson, Document, doc};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-use super::{Member, election_id, not_yet_initialized};
+use super::{RoleSnapshot, election_id, gate, not_yet_initialized};
 use crate::error::Result;
-use crate::repl::machine::ElectionMetrics;
+use crate::repl::machine::ReplStatus;
 use crate::repl::{MemberState, OpTime};
+use crate::storage::Storage;
 
 fn ts_date(optime: OpTime) -> bson::DateTime {
     bson::DateTime::from_millis(i64::from(optime.ts.time) * 1000)
@@ -17,10 +25,66 @@ fn wall_date(ms: i64) -> bson::DateTime {
     bson::DateTime::from_millis(ms)
 }
 
-impl Member {
+/// Renders the member's status for clients and peers.
+pub(super) struct Presenter {
+    process_id: ObjectId,
+    /// When the member started (`uptime`).
+    started: Instant,
+    /// `topologyVersion.counter`, mirrored from the machine by the driver (0 before the set is initiated).
+    topology: watch::Sender<i64>,
+    role: watch::Receiver<RoleSnapshot>,
+    storage: Storage,
+}
+
+impl Presenter {
+    pub(super) fn new(
+        process_id: ObjectId,
+        started: Instant,
+        role: watch::Receiver<RoleSnapshot>,
+        storage: Storage,
+    ) -> Presenter {
+        Presenter {
+            process_id,
+            started,
+            topology: watch::channel(0).0,
+            role,
+            storage,
+        }
+    }
+
+    pub(super) fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Takes the machine's topology counter; monotonic: two refreshes racing must not move it back.
+    pub(super) fn mirror_topology(&self, counter: i64) {
+        self.topology.send_if_modified(|current| {
+            let newer = counter > *current;
+            *current = (*current).max(counter);
+            newer
+        });
+    }
+
+    /// `{processId, counter}`: drivers compare it to order topology changes.
+    pub(super) fn topology_version(&self) -> Document {
+        doc! {"processId": self.process_id, "counter": *self.topology.borrow()}
+    }
+
+    /// Waits until the topology changes past `counter` (awaitable hello), or the timeout passes.
+    pub(super) async fn wait_topology_change(&self, process_id: ObjectId, counter: i64, timeout: Duration) {
+        if process_id != self.process_id {
+            return;
+        }
+        let mut rx = self.topology.subscribe();
+        let _ = tokio::time::timeout(timeout, async {
+            let _ = rx.wait_for(|current| *current != counter).await;
+        })
+        .await;
+    }
+
     /// The replica-set part of a `hello` reply.
-    pub fn hello_fields(&self, legacy: bool) -> Document {
-        let role = self.role();
+    pub(super) fn hello_fields(&self, legacy: bool) -> Document {
+        let role = self.role.borrow().clone();
         let primary_flag = if legacy { "ismaster" } else { "isWritablePrimary" };
         let mut out = Document::new();
         let Some(config) = role.config.as_ref() else {
@@ -86,7 +150,7 @@ impl Member {
             out.insert("electionId", election_id(role.term));
         }
         let positions = self.storage.positions();
-        let majority = self.majority_optime();
+        let majority = gate::majority_optime(&role, &self.storage);
         out.insert(
             "lastWrite",
             doc! {
@@ -99,19 +163,10 @@ impl Member {
         out
     }
 
-    /// `replSetGetStatus`.
-    pub fn status(&self) -> Result<Document> {
-        let (status, writable_since_ms) = {
-            let slot = self
-                .machine
-                .lock()
-                .map_err(|_| crate::error::Error::internal("replication state poisoned"))?;
-            let machine = slot.as_ref().ok_or_else(not_yet_initialized)?;
-            (machine.status(), machine.writable_since_ms())
-        };
-        let role = self.role();
+    /// `replSetGetStatus`, from the machine's `status` and the time it became writable (machine time `now_ms`).
+    pub(super) fn status(&self, status: ReplStatus, writable_since_ms: Option<i64>, now_ms: i64) -> Result<Document> {
+        let role = self.role.borrow().clone();
         let config = role.config.clone().ok_or_else(not_yet_initialized)?;
-        let now_ms = self.now_ms();
         let date_at =
             |ms: Option<i64>| ms.map(|m| bson::DateTime::from_millis(self.storage.clock().now_millis() - (now_ms - m)));
         let host = |id: Option<i32>| id.and_then(|id| role.host_of(id)).unwrap_or_default();
@@ -177,29 +232,14 @@ impl Member {
     }
 }
 
-impl Member {
-    /// The replication machine's election metrics (all zero before the set is initiated).
-    pub fn election_metrics(&self) -> ElectionMetrics {
-        match self.machine.lock() {
-            Ok(slot) => slot.as_ref().map(|m| m.election_metrics().clone()).unwrap_or_default(),
-            Err(_) => ElectionMetrics::default(),
-        }
-    }
-
-    /// Whether this member has been primary since it started (it may have been deposed since).
-    pub fn has_been_primary(&self) -> bool {
-        self.machine
-            .lock()
-            .is_ok_and(|slot| slot.as_ref().is_some_and(|m| m.writable_since_ms().is_some()))
-    }
-
+impl Presenter {
     /// The `$replData` a sync source sends with oplog batches: its term, commit point, newest entry, rollback
     /// id and primary.
-    pub fn repl_data(&self) -> Document {
-        let role = self.role();
+    pub(super) fn repl_data(&self, rollback_id: i32) -> Document {
+        let role = self.role.borrow().clone();
         let last = self.storage.positions().last_written;
         let mut data = doc! {"term": role.term, "lastOpCommitted": role.commit_point.to_document(),
-        "lastOpApplied": last.to_document(), "rbid": self.rollback_id()};
+        "lastOpApplied": last.to_document(), "rbid": rollback_id};
         if let Some(primary) = role.primary_id {
             data.insert("primaryIndex", primary);
         }

@@ -12,16 +12,24 @@
 //! `hello` as an uninitialised member (drivers call it RSGhost). A member that receives a heartbeat from an
 //! initiated set fetches the set's config from the sender, installs it and initial-syncs (sync.rs).
 //!
-//! Files, one job each: this one is the driver (machine, event loop, actions, role snapshot and topology
-//! counter mirrored from the machine); `fetcher` tails and applies the sync source's oplog; `sync` runs
-//! initial sync and rollback (the machine decides the states and checks the common point); `rpc` answers
-//! the replica-set commands; `gate` answers what commands ask (writable, readable, write-concern waits);
-//! `hello` renders status; `commit_point` persists the commit point; `network` is the interface to the
-//! peers (TCP `peers` in production, `crate::sim` under simulation).
+//! Parts, one job each, each owning its state. This file is the driver: [`Member`] owns the machine, runs
+//! the event loop, carries out actions, publishes the role snapshot, and composes the other parts:
+//! - the replicator (`fetcher`, with its `applier`) tails the sync source's oplog and applies it;
+//! - the syncer (`sync`) joins a set, runs initial sync and rollback, and keeps the rollback id (the machine
+//!   decides the states and checks the common point);
+//! - the presenter (`hello`) renders `hello`, `replSetGetStatus`, `$replData` and the topology version.
+//!
+//! The replicator and the syncer reach the driver only through a [`handle::DriverHandle`] (role snapshot,
+//! feed an event, judge a common point, install a config, fail fatally). Beside them: `rpc` answers the
+//! replica-set commands; `gate` answers what commands ask (writable, readable, write-concern waits);
+//! `commit_point` persists the commit point; `oplog_cap` keeps the oplog under its size; `network` is the
+//! interface to the peers (TCP `peers` in production, `crate::sim` under simulation).
 
+mod applier;
 mod commit_point;
 mod fetcher;
 mod gate;
+mod handle;
 mod hello;
 pub mod messages;
 pub mod network;
@@ -34,22 +42,26 @@ pub mod write_concern;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bson::{Document, doc, oid::ObjectId};
 use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
 // The runtime's clock, not the system's: the machine's time and RPC round trips follow a simulated clock too.
 use tokio::time::Instant;
 
 use crate::error::{Error, Result, code};
 use crate::failpoint::{ELECT_BY_TIMESTAMP, FailPoints};
 use crate::options::NodeOptions;
-use crate::repl::machine::{LastVote, PersistedElectionState};
+use crate::repl::machine::{ElectionMetrics, LastVote, PersistedElectionState};
 use crate::repl::{Action, Event, MachineStart, MemberState, OpTime, ReplError, ReplMachine, ReplSetConfig};
 use crate::storage::Storage;
+pub use applier::{AppliedOps, OpCounts};
+use fetcher::Replicator;
+use handle::DriverHandle;
+use hello::Presenter;
+use sync::Syncer;
 pub use write_concern::{WriteConcern, WriteMode};
 
 const META_CONFIG: &str = "replset.config";
@@ -102,97 +114,43 @@ impl RoleSnapshot {
     pub fn primary_host(&self) -> Option<String> {
         self.host_of(self.primary_id?)
     }
+
+    /// How long a round trip to a peer may take: the election timeout, within 0.5 s to 10 s.
+    pub fn rpc_timeout(&self) -> Duration {
+        let settings = self.config.as_ref().map(|c| c.settings.clone()).unwrap_or_default();
+        Duration::from_millis(settings.election_timeout_millis.clamp(500, 10_000) as u64)
+    }
 }
 
-/// The member's replica-set role.
+/// The member's replica-set role: the driver of the machine, composing the replicator, the syncer and the
+/// presenter.
 pub struct Member {
     me: Weak<Member>,
     storage: Storage,
     options: NodeOptions,
     /// The network to the other members (TCP in production, in-process under simulation).
     peers: Arc<dyn network::PeerNetwork>,
-    process_id: ObjectId,
+    /// The machine's clock starts here.
     started: Instant,
     machine: Mutex<Option<ReplMachine>>,
     role: watch::Sender<RoleSnapshot>,
-    /// `topologyVersion.counter`, mirrored from the machine (0 before the set is initiated).
-    topology: watch::Sender<i64>,
     step_downs: Mutex<HashMap<u64, oneshot::Sender<std::result::Result<(), ReplError>>>>,
     next_request: AtomicU64,
-    fetcher: Mutex<Option<(i32, JoinHandle<()>)>>,
-    installing: AtomicBool,
-    /// An initial sync is running (only one at a time).
-    syncing: AtomicBool,
     /// The member's fail points (shared with the commands).
     failpoints: Arc<FailPoints>,
-    /// Fail point `applyOplogOutOfOrder`: batches held back to be applied after newer ones.
-    held_batches: Mutex<std::collections::VecDeque<Vec<crate::storage::OplogEntry>>>,
-    /// The rollback id (`replSetGetRBID`), kept in memory: every oplog batch served carries it.
-    rbid: AtomicI32,
     /// Set once the member met a condition it must not continue past (mongod's fatal assertions); the
     /// server then stops and the process exits abruptly.
     fatal: watch::Sender<Option<String>>,
     /// Persists the majority commit point as it advances.
     commit_point: commit_point::CommitPointRecorder,
-    /// What the oplog applier applied (`serverStatus.opcountersRepl`).
-    pub applied_ops: AppliedOps,
+    /// Fetches the sync source's oplog and applies it.
+    replicator: Arc<Replicator>,
+    /// Joins the set, runs initial sync and rollback.
+    syncer: Arc<Syncer>,
+    /// Renders status.
+    presenter: Presenter,
     /// Every background task of the member (loops, fetcher, RPCs), stopped together by a simulated kill.
     tasks: crate::tasks::Tasks,
-}
-
-/// Oplog entries applied from another member, by kind (`opcountersRepl`; the applier never queries, so
-/// `query` and `getmore` stay 0 as on mongod).
-#[derive(Debug, Default)]
-pub struct AppliedOps {
-    pub insert: AtomicU64,
-    pub update: AtomicU64,
-    pub delete: AtomicU64,
-    pub command: AtomicU64,
-    /// Entries applied while this member was a new primary catching up (`averageCatchUpOps`).
-    pub during_catch_up: AtomicU64,
-}
-
-impl AppliedOps {
-    /// Adds an applied batch's counts; `catching_up` when this member is a new primary catching up.
-    pub fn add(&self, counts: OpCounts, catching_up: bool) {
-        if catching_up {
-            self.during_catch_up.fetch_add(counts.entries, Ordering::Relaxed);
-        }
-        self.insert.fetch_add(counts.insert, Ordering::Relaxed);
-        self.update.fetch_add(counts.update, Ordering::Relaxed);
-        self.delete.fetch_add(counts.delete, Ordering::Relaxed);
-        self.command.fetch_add(counts.command, Ordering::Relaxed);
-    }
-}
-
-/// The entries of one batch by kind (no-ops are not counted).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OpCounts {
-    insert: u64,
-    update: u64,
-    delete: u64,
-    command: u64,
-    /// Every entry, no-ops included.
-    entries: u64,
-}
-
-impl OpCounts {
-    pub fn of(batch: &[crate::storage::OplogEntry]) -> OpCounts {
-        let mut counts = OpCounts {
-            entries: batch.len() as u64,
-            ..OpCounts::default()
-        };
-        for entry in batch {
-            match entry.op.kind() {
-                Some(crate::storage::OpKind::Insert) => counts.insert += 1,
-                Some(crate::storage::OpKind::Update) => counts.update += 1,
-                Some(crate::storage::OpKind::Delete) => counts.delete += 1,
-                Some(crate::storage::OpKind::Command) => counts.command += 1,
-                Some(crate::storage::OpKind::Noop) | None => {}
-            }
-        }
-        counts
-    }
 }
 
 impl Member {
@@ -220,31 +178,51 @@ impl Member {
         };
         oplog_cap::init_max_size(&storage, &options).await?;
         let (role, _) = watch::channel(RoleSnapshot::uninitialised());
-        let (topology, _) = watch::channel(0);
-        let rbid = stored_rollback_id(&storage);
         let commit_point = commit_point::CommitPointRecorder::start(storage.clone());
-        let member = Arc::new_cyclic(|me| Member {
-            me: me.clone(),
-            storage,
-            options,
-            peers,
-            process_id: ObjectId::new(),
-            started: Instant::now(),
-            machine: Mutex::new(None),
-            role,
-            topology,
-            step_downs: Mutex::new(HashMap::new()),
-            next_request: AtomicU64::new(1),
-            fetcher: Mutex::new(None),
-            installing: AtomicBool::new(false),
-            syncing: AtomicBool::new(false),
-            failpoints,
-            held_batches: Mutex::new(std::collections::VecDeque::new()),
-            tasks: crate::tasks::Tasks::default(),
-            rbid: AtomicI32::new(rbid),
-            fatal: watch::channel(None).0,
-            commit_point,
-            applied_ops: AppliedOps::default(),
+        let started = Instant::now();
+        let presenter = Presenter::new(ObjectId::new(), started, role.subscribe(), storage.clone());
+        let tasks = crate::tasks::Tasks::default();
+        let member = Arc::new_cyclic(|me| {
+            let driver = DriverHandle::new(me.clone(), role.subscribe(), tasks.clone());
+            let applier = Arc::new(applier::Applier::new(
+                storage.clone(),
+                failpoints.clone(),
+                role.subscribe(),
+            ));
+            let syncer = Syncer::new(
+                storage.clone(),
+                options.clone(),
+                peers.clone(),
+                failpoints.clone(),
+                driver.clone(),
+                applier.clone(),
+            );
+            let replicator = Replicator::new(
+                storage.clone(),
+                peers.clone(),
+                failpoints.clone(),
+                driver,
+                applier,
+                syncer.clone(),
+            );
+            Member {
+                me: me.clone(),
+                storage,
+                options,
+                peers,
+                started,
+                machine: Mutex::new(None),
+                role,
+                step_downs: Mutex::new(HashMap::new()),
+                next_request: AtomicU64::new(1),
+                failpoints,
+                fatal: watch::channel(None).0,
+                commit_point,
+                replicator,
+                syncer,
+                presenter,
+                tasks,
+            }
         });
         member.spawn_oplog_truncation();
         if let Some(config) = config {
@@ -256,7 +234,7 @@ impl Member {
                 .is_some_and(|flag| flag.get_bool("inProgress").unwrap_or(true));
             let needs_sync = unfinished || member.storage.positions().last_written.is_null();
             if needs_sync {
-                member.spawn_initial_sync();
+                member.syncer.spawn_initial_sync();
             }
         }
         Ok(member)
@@ -300,7 +278,7 @@ impl Member {
     }
 
     pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
+        self.presenter.uptime()
     }
 
     fn now_ms(&self) -> i64 {
@@ -317,19 +295,56 @@ impl Member {
 
     /// `{processId, counter}`: drivers compare it to order topology changes.
     pub fn topology_version(&self) -> Document {
-        doc! {"processId": self.process_id, "counter": *self.topology.borrow()}
+        self.presenter.topology_version()
     }
 
     /// Waits until the topology changes past `counter` (awaitable hello), or the timeout passes.
     pub async fn wait_topology_change(&self, process_id: ObjectId, counter: i64, timeout: Duration) {
-        if process_id != self.process_id {
-            return;
+        self.presenter.wait_topology_change(process_id, counter, timeout).await
+    }
+
+    /// The replica-set part of a `hello` reply.
+    pub fn hello_fields(&self, legacy: bool) -> Document {
+        self.presenter.hello_fields(legacy)
+    }
+
+    /// `replSetGetStatus`.
+    pub fn status(&self) -> Result<Document> {
+        let (status, writable_since_ms) = {
+            let slot = self
+                .machine
+                .lock()
+                .map_err(|_| Error::internal("replication state poisoned"))?;
+            let machine = slot.as_ref().ok_or_else(not_yet_initialized)?;
+            (machine.status(), machine.writable_since_ms())
+        };
+        self.presenter.status(status, writable_since_ms, self.now_ms())
+    }
+
+    /// The `$replData` a sync source sends with oplog batches: its term, commit point, newest entry, rollback
+    /// id and primary.
+    pub fn repl_data(&self) -> Document {
+        self.presenter.repl_data(self.syncer.rollback_id())
+    }
+
+    /// The replication machine's election metrics (all zero before the set is initiated).
+    pub fn election_metrics(&self) -> ElectionMetrics {
+        match self.machine.lock() {
+            Ok(slot) => slot.as_ref().map(|m| m.election_metrics().clone()).unwrap_or_default(),
+            Err(_) => ElectionMetrics::default(),
         }
-        let mut rx = self.topology.subscribe();
-        let _ = tokio::time::timeout(timeout, async {
-            let _ = rx.wait_for(|current| *current != counter).await;
-        })
-        .await;
+    }
+
+    /// Whether this member has been primary since it started (it may have been deposed since).
+    pub fn has_been_primary(&self) -> bool {
+        self.machine
+            .lock()
+            .is_ok_and(|slot| slot.as_ref().is_some_and(|m| m.writable_since_ms().is_some()))
+    }
+
+    /// What the oplog applier applied (`serverStatus.opcountersRepl`).
+    pub fn applied_ops(&self) -> &AppliedOps {
+        self.replicator.applied_ops()
     }
 
     /// Creates the machine for `config` and starts the tick and position loops.
@@ -476,12 +491,7 @@ impl Member {
             Err(_) => None,
         };
         let snapshot = mirrored.map(|(snapshot, counter)| {
-            // Monotonic: two refreshes racing must not move the counter back.
-            self.topology.send_if_modified(|current| {
-                let newer = counter > *current;
-                *current = (*current).max(counter);
-                newer
-            });
+            self.presenter.mirror_topology(counter);
             snapshot
         });
         if let Some(mut snapshot) = snapshot {
@@ -551,7 +561,7 @@ impl Member {
             Action::Log(message) => tracing::info!("{message}"),
             // Mirrored by `refresh_role` after every machine call.
             Action::TopologyChanged { .. } => {}
-            Action::SyncSourceChanged { member_id } => self.change_sync_source(member_id),
+            Action::SyncSourceChanged { member_id } => self.replicator.change_sync_source(member_id),
             Action::InstallConfig(config) => {
                 let doc = config.to_document();
                 self.storage
@@ -586,7 +596,7 @@ impl Member {
     /// Sends a command to member `to` in the background and feeds the reply back to the machine.
     fn spawn_rpc(&self, to: i32, purpose: &'static str, body: Document) {
         let Some(host) = self.role().host_of(to) else { return };
-        let timeout = self.rpc_timeout();
+        let timeout = self.role().rpc_timeout();
         let me = self.arc();
         self.tasks.spawn(async move {
             let started = Instant::now();
@@ -619,15 +629,9 @@ impl Member {
         });
     }
 
-    fn rpc_timeout(&self) -> Duration {
-        let role = self.role();
-        let settings = role.config.as_ref().map(|c| c.settings.clone()).unwrap_or_default();
-        Duration::from_millis(settings.election_timeout_millis.clamp(500, 10_000) as u64)
-    }
-
     /// Catch-up is over: stop fetching, write the new-primary no-op in the new term, tell the machine.
     async fn complete_step_up(&self, term: i64) {
-        self.stop_fetcher().await;
+        self.replicator.stop_fetcher().await;
         self.storage.set_term(term);
         match self.storage.write(false, |w| w.noop(doc! {"msg": "new primary"})).await {
             Ok(Ok(noop)) => {
@@ -637,53 +641,6 @@ impl Member {
             Ok(Err(err)) | Err(err) => tracing::error!(error = %err, "could not write the new-primary no-op"),
         }
     }
-
-    fn change_sync_source(&self, member_id: Option<i32>) {
-        let mut slot = match self.fetcher.lock() {
-            Ok(slot) => slot,
-            Err(_) => return,
-        };
-        if slot.as_ref().map(|(id, _)| Some(*id)) == Some(member_id) {
-            return;
-        }
-        if let Some((_, handle)) = slot.take() {
-            handle.abort();
-        }
-        if let Some(id) = member_id
-            && let Some(host) = self.role().host_of(id)
-        {
-            tracing::info!(sync_source = %host, "choosing a new sync source");
-            let me = self.arc();
-            *slot = Some((id, self.tasks.spawn(async move { me.run_fetcher(id, host).await })));
-        }
-    }
-
-    async fn stop_fetcher(&self) {
-        let handle = self.fetcher.lock().ok().and_then(|mut slot| slot.take());
-        if let Some((_, handle)) = handle {
-            handle.abort();
-            let _ = handle.await;
-        }
-    }
-
-    fn rollback_id(&self) -> i32 {
-        self.rbid.load(Ordering::SeqCst)
-    }
-
-    /// Records a rollback's new id (after it is stored).
-    fn set_rollback_id(&self, rbid: i32) {
-        self.rbid.store(rbid, Ordering::SeqCst);
-    }
-}
-
-/// The rollback id stored by the last rollback (1 before any).
-fn stored_rollback_id(storage: &Storage) -> i32 {
-    storage
-        .read_meta(META_RBID)
-        .ok()
-        .flatten()
-        .and_then(|d| d.get_i32("rbid").ok())
-        .unwrap_or(1)
 }
 
 /// MongoDB's electionId: `7fffffff` followed by the 8-byte term.

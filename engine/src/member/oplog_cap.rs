@@ -88,7 +88,7 @@ impl Member {
 
     async fn truncate_oplog_once(&self) -> Result<()> {
         let usage = self.storage.oplog_usage();
-        if usage.bytes <= usage.max_bytes || self.syncing.load(std::sync::atomic::Ordering::SeqCst) {
+        if usage.bytes <= usage.max_bytes || self.syncer.is_syncing() {
             return Ok(());
         }
         let Some(oldest) = self.storage.oldest_oplog_timestamp()? else {

@@ -2,7 +2,6 @@
 //! position updates, step-up) and the admin commands (initiate, get-config, reconfig, step-down, freeze,
 //! sync-from).
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bson::oid::ObjectId;
@@ -30,7 +29,7 @@ impl Member {
         let request = messages::heartbeat_request_from_bson(body)?;
         if self.role().config.is_none() {
             if request.set_name == self.options.repl_set {
-                self.adopt_config_from(request.sender_host.clone());
+                self.syncer.adopt_config_from(request.sender_host.clone());
             }
             return Err(Error::new(
                 code::NOT_YET_INITIALIZED,
@@ -158,14 +157,14 @@ impl Member {
 
     /// `replSetGetRBID`: the rollback id, which changes whenever this member rolls back.
     pub fn rbid(&self) -> i32 {
-        self.rollback_id()
+        self.syncer.rollback_id()
     }
 }
 
 impl Member {
     /// `replSetInitiate`: with no config, a one-member set of this member.
     pub async fn initiate(&self, config: Option<&Document>) -> Result<()> {
-        if self.role().config.is_some() || self.installing.load(Ordering::SeqCst) {
+        if self.role().config.is_some() || self.syncer.is_installing() {
             return Err(Error::new(code::ALREADY_INITIALIZED, "already initialized"));
         }
         let mut config = match config {

@@ -1,4 +1,4 @@
-//! Joining and re-joining: adopting a config from a heartbeat, initial sync, and rollback.
+//! The syncer: joining and re-joining (adopting a config from a heartbeat, initial sync, rollback).
 //!
 //! Initial sync (a member with no data): STARTUP2 → wipe user data → note the source's newest oplog entry
 //! (begin) → clone every database, collection, index and document → apply the source's oplog from begin to
@@ -9,7 +9,7 @@
 //!
 //! Rollback (our oplog diverged from the sync source's, e.g. we were a primary that lost its majority):
 //! ROLLBACK → walk our oplog back to the newest entry the source also has (the common point) → save our
-//! version of every document touched after it to `<dbpath>/rollback/<db.coll>/removed.<millis>.bson` →
+//! version of every document touched after it to `<dbpath>/rollback/<collection uuid>/removed.<millis>.bson` →
 //! replace each with the source's current version (or delete it) → truncate our oplog after the common point
 //! → bump the rollback id → RECOVERING until our oplog reaches the source's newest entry → SECONDARY.
 //! Entries after the common point were never majority-committed (the commit rule guarantees it); a rollback
@@ -20,28 +20,98 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
 
-use super::network::PeerChannel;
-use super::{META_CONFIG, META_INITIAL_SYNC, META_RBID, Member, find_self};
+use super::applier::Applier;
+use super::handle::DriverHandle;
+use super::network::{PeerChannel, PeerNetwork};
+use super::{META_CONFIG, META_INITIAL_SYNC, META_RBID, find_self};
 use crate::error::{Error, Result};
+use crate::failpoint::FailPoints;
+use crate::options::NodeOptions;
 use crate::repl::{Event, OpTime, ReplSetConfig};
-use crate::storage::{Namespace, OplogEntry};
+use crate::storage::{Namespace, OplogEntry, Storage};
 
 const CLONE_BATCH: i32 = 1000;
 const READ_ANYWHERE: &str = "secondaryPreferred";
 
-impl Member {
+/// Brings the member's data to the set's: joining (adopting a config from a peer), initial sync and
+/// rollback. Owns the flags that keep each of them single and the rollback id.
+pub(super) struct Syncer {
+    me: Weak<Syncer>,
+    storage: Storage,
+    options: NodeOptions,
+    peers: Arc<dyn PeerNetwork>,
+    failpoints: Arc<FailPoints>,
+    driver: DriverHandle,
+    /// Applies the source's oplog during initial sync (the replicator's applier).
+    applier: Arc<Applier>,
+    /// A config is being adopted from a peer (only one at a time).
+    installing: AtomicBool,
+    /// An initial sync is running (only one at a time).
+    syncing: AtomicBool,
+    /// The rollback id (`replSetGetRBID`), kept in memory: every oplog batch served carries it.
+    rbid: AtomicI32,
+}
+
+impl Syncer {
+    pub(super) fn new(
+        storage: Storage,
+        options: NodeOptions,
+        peers: Arc<dyn PeerNetwork>,
+        failpoints: Arc<FailPoints>,
+        driver: DriverHandle,
+        applier: Arc<Applier>,
+    ) -> Arc<Syncer> {
+        let rbid = stored_rollback_id(&storage);
+        Arc::new_cyclic(|me| Syncer {
+            me: me.clone(),
+            storage,
+            options,
+            peers,
+            failpoints,
+            driver,
+            applier,
+            installing: AtomicBool::new(false),
+            syncing: AtomicBool::new(false),
+            rbid: AtomicI32::new(rbid),
+        })
+    }
+
+    /// Whether an initial sync is running (the fetcher and the oplog truncation stand aside).
+    pub(super) fn is_syncing(&self) -> bool {
+        self.syncing.load(Ordering::SeqCst)
+    }
+
+    /// Whether a config from a peer is being adopted (`replSetInitiate` refuses meanwhile).
+    pub(super) fn is_installing(&self) -> bool {
+        self.installing.load(Ordering::SeqCst)
+    }
+
+    /// The rollback id, which changes whenever this member rolls back.
+    pub(super) fn rollback_id(&self) -> i32 {
+        self.rbid.load(Ordering::SeqCst)
+    }
+
+    /// Records a rollback's new id (after it is stored).
+    fn set_rollback_id(&self, rbid: i32) {
+        self.rbid.store(rbid, Ordering::SeqCst);
+    }
+
     /// An uninitialised member heard from a set member: fetch its config and join.
     pub(super) fn adopt_config_from(&self, host: String) {
         if host.is_empty() || self.installing.swap(true, Ordering::SeqCst) {
             return;
         }
-        let me = self.arc();
-        self.tasks.spawn(async move {
+        let Some(me) = self.me.upgrade() else {
+            self.installing.store(false, Ordering::SeqCst);
+            return;
+        };
+        self.driver.spawn(async move {
             let result = me.try_adopt_config(&host).await;
             if let Err(err) = &result {
                 tracing::warn!(error = %err, from = %host, "could not adopt the replica-set config");
@@ -57,7 +127,7 @@ impl Member {
                 host,
                 "config",
                 &doc! {"replSetGetConfig": 1, "$db": "admin"},
-                self.rpc_timeout(),
+                self.driver.role().rpc_timeout(),
             )
             .await?;
         let doc = reply
@@ -73,9 +143,10 @@ impl Member {
         self.storage
             .write(true, move |w| w.put_meta(META_CONFIG, &stored))
             .await??;
-        self.install_machine(config)?;
+        self.driver.install_config(config)?;
         tracing::info!(from = host, "joined the replica set");
-        if self.storage.positions().last_written.is_null() && !self.role().self_member().is_some_and(|m| m.arbiter_only)
+        if self.storage.positions().last_written.is_null()
+            && !self.driver.role().self_member().is_some_and(|m| m.arbiter_only)
         {
             self.spawn_initial_sync();
         }
@@ -83,11 +154,15 @@ impl Member {
     }
 
     pub(super) fn spawn_initial_sync(&self) {
-        if self.role().self_member().is_some_and(|m| m.arbiter_only) || self.syncing.swap(true, Ordering::SeqCst) {
+        if self.driver.role().self_member().is_some_and(|m| m.arbiter_only) || self.syncing.swap(true, Ordering::SeqCst)
+        {
             return;
         }
-        let me = self.arc();
-        self.tasks.spawn(async move {
+        let Some(me) = self.me.upgrade() else {
+            self.syncing.store(false, Ordering::SeqCst);
+            return;
+        };
+        self.driver.spawn(async move {
             loop {
                 match me.initial_sync().await {
                     Ok(()) => {
@@ -105,7 +180,7 @@ impl Member {
 
     /// The member to clone from: the primary if known, else any other data-bearing member.
     fn initial_sync_source(&self) -> Option<String> {
-        let role = self.role();
+        let role = self.driver.role();
         if let Some(primary) = role.primary_id.filter(|p| Some(*p) != role.self_id) {
             return role.host_of(primary);
         }
@@ -118,13 +193,12 @@ impl Member {
     }
 
     async fn initial_sync(&self) -> Result<()> {
-        let actions = self.handle(Event::InitialSyncStarted);
-        self.execute(actions).await;
+        self.driver.feed(Event::InitialSyncStarted).await;
         let host = self
             .initial_sync_source()
             .ok_or_else(|| Error::bad_value("no member to initial-sync from"))?;
         tracing::info!(source = %host, "initial sync starting");
-        let timeout = self.rpc_timeout() + Duration::from_secs(5);
+        let timeout = self.driver.role().rpc_timeout() + Duration::from_secs(5);
         let mut conn = self.peers.open(&host, timeout).await?;
         self.storage
             .write(true, |w| {
@@ -179,7 +253,7 @@ impl Member {
                         ),
                     ));
                 }
-                self.apply_batch(OplogEntry::parse_all(batch)?).await
+                self.applier.apply_batch(OplogEntry::parse_all(batch)?).await
             }
         })
         .await?;
@@ -187,8 +261,7 @@ impl Member {
             .write(true, |w| w.put_meta(META_INITIAL_SYNC, &doc! {"inProgress": false}))
             .await??;
         tracing::info!(source = %host, documents = cloned, oplog_entries = applied, "initial sync done");
-        let actions = self.handle(Event::InitialSyncFinished);
-        self.execute(actions).await;
+        self.driver.feed(Event::InitialSyncFinished).await;
         Ok(())
     }
 
@@ -266,9 +339,8 @@ impl Member {
 
     /// Rolls our diverged oplog suffix back to the newest entry the sync source `host` also has.
     pub(super) async fn roll_back(&self, host: &str) -> Result<()> {
-        let actions = self.handle(Event::RollbackStarted);
-        self.execute(actions).await;
-        let timeout = self.rpc_timeout() + Duration::from_secs(5);
+        self.driver.feed(Event::RollbackStarted).await;
+        let timeout = self.driver.role().rpc_timeout() + Duration::from_secs(5);
         let mut conn = self.peers.open(host, timeout).await?;
         let common = match self.find_common_point(&mut conn, timeout).await? {
             Ok(common) => common,
@@ -276,17 +348,17 @@ impl Member {
                 let message = format!(
                     "rollback error {unrecoverable} (sync source {host}); this member must be resynced (wipe its dbpath)"
                 );
-                self.fail_fatally(message.clone());
+                self.driver.fail_fatally(message.clone());
                 return Err(Error::internal(message));
             }
         };
-        let verdict = self.with_machine(|m, _| Ok(m.check_rollback_common_point(common)))?;
+        let verdict = self.driver.check_rollback_common_point(common)?;
         if let Err(refusal) = verdict {
             let message = format!(
                 "{} (sync source {host}); this member must be resynced (wipe its dbpath)",
                 refusal.message
             );
-            self.fail_fatally(message.clone());
+            self.driver.fail_fatally(message.clone());
             return Err(Error::internal(message));
         }
         let diverged = self.entries_after(common)?;
@@ -339,11 +411,12 @@ impl Member {
             .await??;
         self.set_rollback_id(rbid);
         // The machine keeps us RECOVERING until our oplog reaches the source's newest entry.
-        let actions = self.handle(Event::RolledBack {
-            common_point: common,
-            min_valid: min_valid.unwrap_or(common),
-        });
-        self.execute(actions).await;
+        self.driver
+            .feed(Event::RolledBack {
+                common_point: common,
+                min_valid: min_valid.unwrap_or(common),
+            })
+            .await;
         Ok(())
     }
 
@@ -508,6 +581,16 @@ impl Member {
         }
         Ok(())
     }
+}
+
+/// The rollback id stored by the last rollback (1 before any).
+fn stored_rollback_id(storage: &Storage) -> i32 {
+    storage
+        .read_meta(META_RBID)
+        .ok()
+        .flatten()
+        .and_then(|d| d.get_i32("rbid").ok())
+        .unwrap_or(1)
 }
 
 fn first_batch(reply: &Document) -> Vec<Document> {

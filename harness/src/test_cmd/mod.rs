@@ -55,10 +55,10 @@ pub struct TestArgs {
     #[arg(long, allow_hyphen_values = true, value_parser = spec::RATE.parser())]
     pub rate: Option<f64>,
     /// Data-bearing members; with the arbiters at most 7 [default: 3].
-    #[arg(long, allow_hyphen_values = true, value_parser = spec::NODES.parser::<usize>())]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::input::NODES.parser::<usize>())]
     pub nodes: Option<usize>,
     /// Arbiters [default: 0].
-    #[arg(long, allow_hyphen_values = true, value_parser = spec::ARBITERS.parser::<usize>())]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::input::ARBITERS.parser::<usize>())]
     pub arbiters: Option<usize>,
     /// Write concern w: majority or a number of data-bearing members from 1 to --nodes [default: majority].
     #[arg(long, allow_hyphen_values = true)]

@@ -7,7 +7,7 @@ use faultline_workloads::Workload;
 use faultline_workloads::client::ClientMode;
 use serde::{Deserialize, Serialize};
 
-use crate::input::{self, Rate, Whole};
+use crate::input::{self, ARBITERS, NODES, Rate, Whole};
 use crate::nemesis::{Fault, Target};
 
 /// A resolved test spec (every field has a value).
@@ -216,20 +216,6 @@ impl TestSpec {
     }
 }
 
-/// Data-bearing members.
-pub const NODES: Whole = Whole {
-    what: "number of nodes",
-    min: 1,
-    max: input::MAX_MEMBERS,
-    why: " (MongoDB's limit of voting members, arbiters included)",
-};
-/// Arbiters.
-pub const ARBITERS: Whole = Whole {
-    what: "number of arbiters",
-    min: 0,
-    max: input::MAX_MEMBERS - 1,
-    why: " (MongoDB's limit of voting members, data-bearing ones included)",
-};
 /// Client workers.
 pub const CONCURRENCY: Whole = Whole {
     what: "concurrency",

@@ -1,0 +1,280 @@
+//! The replicator's applier: applies batches of another member's oplog entries to the data and appends them
+//! to the local oplog, in one durable transaction per batch. Shared by the fetcher (steady-state tailing)
+//! and the syncer (initial sync's oplog phase).
+//!
+//! A batch of CRUD entries is applied by document in parallel: entries are grouped by `(namespace, _id)`,
+//! each document's entries are folded onto its current version in oplog order on worker threads, and the
+//! final versions are written; batches with commands (create, drop, indexes, renames) are applied entry by
+//! entry. A member with `secondaryDelaySecs` holds entries back until they are that old. Applied entries are
+//! counted by kind for `serverStatus.opcountersRepl`. Fail point `applyOplogOutOfOrder` holds batches back
+//! and applies them after newer ones (the oplog keeps its order).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bson::{Bson, Document};
+use tokio::sync::watch;
+
+use super::RoleSnapshot;
+use crate::error::{Error, Result};
+use crate::failpoint::{self, FailPoints};
+use crate::storage::{Namespace, OplogEntry, OplogOp, Storage, fold_document, keystring};
+use std::sync::Arc;
+
+/// Fail point `applyOplogOutOfOrder`: how many batches the data lags behind the oplog.
+const HELD_BATCHES: usize = 2;
+
+/// Batches at least this long are applied by document in parallel.
+const PARALLEL_APPLY_MIN: usize = 32;
+
+/// One document's share of a batch: where it lives, the positions of its entries in the batch (oplog order),
+/// and its final state.
+type Folded = Vec<(Namespace, Bson, Vec<usize>, Option<Document>)>;
+
+/// Applies oplog batches from other members; owns the applied-op counters and the fail point's held batches.
+pub(super) struct Applier {
+    storage: Storage,
+    failpoints: Arc<FailPoints>,
+    /// The driver's role snapshot (this member's `secondaryDelaySecs`, whether it is catching up).
+    role: watch::Receiver<RoleSnapshot>,
+    /// Fail point `applyOplogOutOfOrder`: batches held back to be applied after newer ones.
+    held_batches: Mutex<VecDeque<Vec<OplogEntry>>>,
+    /// What was applied (`serverStatus.opcountersRepl`).
+    applied_ops: AppliedOps,
+}
+
+/// Oplog entries applied from another member, by kind (`opcountersRepl`; the applier never queries, so
+/// `query` and `getmore` stay 0 as on mongod).
+#[derive(Debug, Default)]
+pub struct AppliedOps {
+    pub insert: AtomicU64,
+    pub update: AtomicU64,
+    pub delete: AtomicU64,
+    pub command: AtomicU64,
+    /// Entries applied while this member was a new primary catching up (`averageCatchUpOps`).
+    pub during_catch_up: AtomicU64,
+}
+
+impl AppliedOps {
+    /// Adds an applied batch's counts; `catching_up` when this member is a new primary catching up.
+    pub fn add(&self, counts: OpCounts, catching_up: bool) {
+        if catching_up {
+            self.during_catch_up.fetch_add(counts.entries, Ordering::Relaxed);
+        }
+        self.insert.fetch_add(counts.insert, Ordering::Relaxed);
+        self.update.fetch_add(counts.update, Ordering::Relaxed);
+        self.delete.fetch_add(counts.delete, Ordering::Relaxed);
+        self.command.fetch_add(counts.command, Ordering::Relaxed);
+    }
+}
+
+/// The entries of one batch by kind (no-ops are not counted).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpCounts {
+    insert: u64,
+    update: u64,
+    delete: u64,
+    command: u64,
+    /// Every entry, no-ops included.
+    entries: u64,
+}
+
+impl OpCounts {
+    pub fn of(batch: &[crate::storage::OplogEntry]) -> OpCounts {
+        let mut counts = OpCounts {
+            entries: batch.len() as u64,
+            ..OpCounts::default()
+        };
+        for entry in batch {
+            match entry.op.kind() {
+                Some(crate::storage::OpKind::Insert) => counts.insert += 1,
+                Some(crate::storage::OpKind::Update) => counts.update += 1,
+                Some(crate::storage::OpKind::Delete) => counts.delete += 1,
+                Some(crate::storage::OpKind::Command) => counts.command += 1,
+                Some(crate::storage::OpKind::Noop) | None => {}
+            }
+        }
+        counts
+    }
+}
+
+impl Applier {
+    pub(super) fn new(storage: Storage, failpoints: Arc<FailPoints>, role: watch::Receiver<RoleSnapshot>) -> Applier {
+        Applier {
+            storage,
+            failpoints,
+            role,
+            held_batches: Mutex::new(VecDeque::new()),
+            applied_ops: AppliedOps::default(),
+        }
+    }
+
+    /// What was applied so far, by kind.
+    pub(super) fn applied_ops(&self) -> &AppliedOps {
+        &self.applied_ops
+    }
+
+    /// Applies entries in order in one transaction (after holding them back for `secondaryDelaySecs`).
+    pub(super) async fn apply_batch(&self, batch: Vec<OplogEntry>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let delay_secs = self
+            .role
+            .borrow()
+            .self_member()
+            .map(|m| m.secondary_delay_secs)
+            .unwrap_or(0);
+        if delay_secs > 0
+            && let Some(wall) = batch.last().and_then(OplogEntry::wall)
+        {
+            let due = wall.timestamp_millis() + delay_secs * 1000;
+            let wait = due - self.storage.clock().now_millis();
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+        }
+        // Fail point: the data sees the entries in another order than the oplog.
+        let swapped =
+            (self.failpoints.hit(failpoint::APPLY_OPLOG_OUT_OF_ORDER).is_some()).then(|| self.swap_with_held(&batch));
+        if swapped.is_none()
+            && batch.len() >= PARALLEL_APPLY_MIN
+            && let Some(folded) = self.fold_in_parallel(&batch)?
+        {
+            let counts = OpCounts::of(&batch);
+            self.install_folded(batch, folded).await?;
+            self.applied_ops.add(counts, self.catching_up());
+            return Ok(());
+        }
+        let counts = OpCounts::of(&batch);
+        // Durable at once: the primary's majority commit point counts durable optimes.
+        self.storage
+            .write(true, move |w| -> Result<()> {
+                if let Some(to_apply) = swapped {
+                    for entry in &to_apply {
+                        w.apply_entry(entry)?;
+                    }
+                    for entry in &batch {
+                        w.append_entry(entry)?;
+                    }
+                    return Ok(());
+                }
+                for entry in &batch {
+                    w.apply_entry(entry)?;
+                    w.append_entry(entry)?;
+                }
+                Ok(())
+            })
+            .await??;
+        self.applied_ops.add(counts, self.catching_up());
+        Ok(())
+    }
+
+    /// Whether this member is a new primary still catching up (PRIMARY, not yet writable).
+    fn catching_up(&self) -> bool {
+        let role = self.role.borrow();
+        role.state.is_primary() && !role.writable
+    }
+
+    /// Fail point `applyOplogOutOfOrder`: the data sees entries out of order (the oplog keeps its order).
+    /// Each batch is held back until [`HELD_BATCHES`] newer ones arrived, then applied backwards.
+    fn swap_with_held(&self, batch: &[OplogEntry]) -> Vec<OplogEntry> {
+        let Ok(mut held) = self.held_batches.lock() else {
+            return batch.to_vec();
+        };
+        held.push_back(batch.to_vec());
+        if held.len() <= HELD_BATCHES {
+            return Vec::new();
+        }
+        held.pop_front()
+            .map(|oldest| oldest.into_iter().rev().collect())
+            .unwrap_or_default()
+    }
+
+    /// Groups a CRUD-only batch by document and folds each document's entries (in oplog order) onto its
+    /// current version, on several threads. `None` when the batch holds commands (create, drop, indexes):
+    /// those are applied one by one.
+    fn fold_in_parallel(&self, batch: &[OplogEntry]) -> Result<Option<Folded>> {
+        let mut groups: Vec<(Namespace, Bson, Vec<usize>)> = Vec::new();
+        let mut index: HashMap<(String, Vec<u8>), usize> = HashMap::new();
+        for (i, entry) in batch.iter().enumerate() {
+            let Some((ns, id)) = entry.op.target() else {
+                if entry.op == OplogOp::Noop {
+                    continue;
+                }
+                return Ok(None);
+            };
+            let key = (ns.full(), keystring::encode(id));
+            let slot = *index.entry(key).or_insert_with(|| {
+                groups.push((ns.clone(), id.clone(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[slot].2.push(i);
+        }
+        let snapshot = self.storage.snapshot()?;
+        let mut pre = Vec::with_capacity(groups.len());
+        for (ns, id, _) in &groups {
+            let current = match snapshot.collection(ns)? {
+                Some(meta) => snapshot.get_by_id(&meta, id)?,
+                None => None,
+            };
+            pre.push(current);
+        }
+        drop(snapshot);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let chunk = groups.len().div_ceil(threads).max(1);
+        let mut finals: Vec<Option<Document>> = Vec::with_capacity(groups.len());
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = groups
+                .chunks(chunk)
+                .zip(pre.chunks_mut(chunk))
+                .map(|(group, pre)| {
+                    scope.spawn(move || {
+                        group
+                            .iter()
+                            .zip(pre.iter_mut())
+                            .map(|((_, _, positions), pre)| {
+                                let entries: Vec<&OplogEntry> = positions.iter().map(|p| &batch[*p]).collect();
+                                fold_document(pre.take(), &entries)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for worker in workers {
+                finals.extend(worker.join().unwrap_or_default());
+            }
+        });
+        if finals.len() != groups.len() {
+            return Err(Error::internal("parallel oplog apply lost documents"));
+        }
+        Ok(Some(
+            groups
+                .into_iter()
+                .zip(finals)
+                .map(|((ns, id, positions), doc)| (ns, id, positions, doc))
+                .collect(),
+        ))
+    }
+
+    /// Writes the folded documents and appends the whole batch to the oplog, in one durable transaction.
+    async fn install_folded(&self, batch: Vec<OplogEntry>, folded: Folded) -> Result<()> {
+        self.storage
+            .write(true, move |w| -> Result<()> {
+                for (ns, id, positions, doc) in folded {
+                    let entries: Vec<&OplogEntry> = positions.iter().map(|p| &batch[*p]).collect();
+                    w.install_folded(&ns, &id, doc, &entries)?;
+                }
+                for entry in &batch {
+                    w.append_entry(entry)?;
+                }
+                Ok(())
+            })
+            .await?
+    }
+}
