@@ -3,11 +3,14 @@
 //! A real member stops when its process exits; under simulation several members share one process, and a
 //! simulated kill must end every loop, fetcher and RPC of the killed member (and nothing else) without
 //! waiting for them. Each task spawned through [`Tasks::spawn`] races its work against the group's stop
-//! signal and is dropped, wherever it waits, as soon as [`Tasks::stop_all`] is called.
+//! signal and is dropped, wherever it waits, as soon as [`Tasks::stop_all`] is called. A task runs in the
+//! tracing span it was spawned from, so that the simulation's members, each working inside a span of its
+//! own, keep their names in the log (a lone member has no span, and logs as before).
 
 use std::future::Future;
 
 use tokio::sync::watch;
+use tracing::Instrument;
 use tokio::task::JoinHandle;
 
 /// The group; clones share it.
@@ -31,13 +34,17 @@ impl Tasks {
         F: Future<Output = ()> + Send + 'static,
     {
         let mut stopped = self.stopped.subscribe();
-        tokio::spawn(async move {
-            tokio::select! {
-                biased;
-                _ = stopped.wait_for(|stopped| *stopped) => {}
-                () = work => {}
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                tokio::select! {
+                    biased;
+                    _ = stopped.wait_for(|stopped| *stopped) => {}
+                    () = work => {}
+                }
             }
-        })
+            .instrument(span),
+        )
     }
 
     /// Stops every task of the group, now and from now on.

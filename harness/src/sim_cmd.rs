@@ -26,6 +26,9 @@ pub struct SimArgs {
     /// Only network faults: never kill and restart members.
     #[arg(long)]
     pub no_kills: bool,
+    /// Write the members' logs here (all members of all seeds in one stream; RUST_LOG sets the level).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
     /// Write every observation of the (last) seed to this file, one line each, to compare two replays.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
@@ -48,6 +51,14 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
     {
         return Err(UsageError(format!("--planted: {planted} is not a known fail point")).into());
     }
+    let _log = match &args.log {
+        Some(path) => Some(crate::logging::init(&crate::logging::LogSettings {
+            path: Some(path),
+            append: false,
+            verbosity: 0,
+        })?),
+        None => None,
+    };
     let mut failures = 0u64;
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
         let mut options = SimOptions::new(seed);
@@ -95,6 +106,7 @@ mod tests {
             dir: None,
             no_kills: false,
             trace: None,
+            log: None,
         }
     }
 

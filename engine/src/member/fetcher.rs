@@ -48,7 +48,7 @@ const RETRY: Duration = Duration::from_millis(100);
 
 /// Why a fetch round stopped.
 pub(super) enum FetchEnd {
-    /// Our newest entry is not in the source's oplog.
+    /// Our newest entry is not in the source's oplog, or a rollback is unfinished: roll back.
     Diverged,
     /// The source has nothing at or after our newest entry.
     SourceBehind,
@@ -56,6 +56,8 @@ pub(super) enum FetchEnd {
     TooStale,
     /// Our oplog is empty: initial sync is needed.
     Empty,
+    /// A rollback is still running (started by an earlier fetcher): nothing is fetched until it ends.
+    RollingBack,
 }
 
 /// Fetches the sync source's oplog and applies it: the member's replicator.
@@ -132,11 +134,8 @@ impl Replicator {
     pub(super) async fn run_fetcher(&self, source_id: i32, host: String) {
         loop {
             match self.fetch_round(source_id, &host).await {
-                Ok(FetchEnd::Diverged) => {
-                    if let Err(err) = self.syncer.roll_back(&host).await {
-                        tracing::error!(error = %err, source = %host, "rollback failed");
-                    }
-                }
+                Ok(FetchEnd::Diverged) => self.syncer.roll_back_to_the_end(&host).await,
+                Ok(FetchEnd::RollingBack) => tracing::debug!(source = %host, "waiting for the rollback to end"),
                 Ok(FetchEnd::SourceBehind) => tracing::debug!(source = %host, "sync source is behind us"),
                 Ok(FetchEnd::TooStale) => tracing::debug!(source = %host, "too stale to sync from this source"),
                 // Nothing to fetch from until initial sync has given us an oplog.
@@ -149,6 +148,13 @@ impl Replicator {
 
     async fn fetch_round(&self, source_id: i32, host: &str) -> Result<FetchEnd> {
         let last = self.storage.positions().last_written;
+        if self.syncer.is_rolling_back() {
+            return Ok(FetchEnd::RollingBack);
+        }
+        if self.syncer.unfinished_rollback().is_some() {
+            // A rollback stopped half way (failed, or the process died): finish it before applying anything.
+            return Ok(FetchEnd::Diverged);
+        }
         if last.is_null() || self.syncer.is_syncing() {
             return Ok(FetchEnd::Empty);
         }

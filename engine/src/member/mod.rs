@@ -68,6 +68,8 @@ const META_CONFIG: &str = "replset.config";
 const META_ELECTION: &str = "replset.election";
 const META_INITIAL_SYNC: &str = "replset.initialSyncFlag";
 const META_RBID: &str = "replset.rbid";
+/// A rollback that began changing data and has not finished (`{inProgress, commonPoint}`).
+const META_ROLLBACK: &str = "replset.rollbackInProgress";
 const META_COMMIT_POINT: &str = "replset.commitPoint";
 const TICK: Duration = Duration::from_millis(20);
 

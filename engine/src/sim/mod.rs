@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!   seed ─► SplitMix64 ─┬─► faults: partitions (one member cut off, or one link), message loss and delay,
-//!                       │   kill a member (its process dies), restart it on what its disk held
+//!                       │   kill a member (its process dies), restart it on what its disk held, move a
+//!                       │   member's wall clock
 //!                       └─► workload: inserts with w:1 and w:majority to any live member
 //!   member i = crate::node::Node::open_simulated(dbpath_i, SimNetwork{i}, disk_i, Clock::simulated)
 //!   SimNetwork: member i's PeerNetwork; a command to member j runs crate::command::run on j's Node
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
+use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::command::ConnectionInfo;
@@ -116,6 +118,11 @@ const SIM_EPOCH_MILLIS: i64 = 1_767_225_600_000;
 
 fn host(index: usize) -> String {
     format!("127.0.0.1:{}", BASE_PORT + index as u16)
+}
+
+/// The span a member's work runs in, so that the log (`faultline sim --log`) names the member.
+pub(crate) fn member_span(host: &str) -> tracing::Span {
+    tracing::info_span!("member", host)
 }
 
 /// Runs one seed on a runtime of its own: one thread, paused time (so the run is deterministic and does not
@@ -229,7 +236,9 @@ impl<'a> Simulation<'a> {
     async fn boot(&mut self, index: usize) -> crate::error::Result<()> {
         let slot = &self.slots[index];
         let network = Arc::new(SimNetwork::new(host(index), self.fabric.clone()));
-        let node = Node::open_simulated(slot.options.clone(), network, &slot.disk, slot.clock.clone()).await?;
+        let node = Node::open_simulated(slot.options.clone(), network, &slot.disk, slot.clock.clone())
+            .instrument(member_span(&host(index)))
+            .await?;
         if let Some(planted) = &self.options.planted {
             let reply = call(
                 &node,
@@ -279,6 +288,7 @@ impl<'a> Simulation<'a> {
                 if self.options.kills {
                     self.kill_or_restart().await?;
                 }
+                self.maybe_skew_a_clock();
             }
             for _ in 0..self.rng.below(3) {
                 let live = self.live();
@@ -291,7 +301,7 @@ impl<'a> Simulation<'a> {
                 self.write(target, next_key, majority).await;
             }
             tokio::time::sleep(Duration::from_millis(self.options.step_ms)).await;
-            self.observe();
+            self.observe().await;
             if self.checker.violation.is_some() {
                 return Ok(self.outcome(None));
             }
@@ -328,6 +338,17 @@ impl<'a> Simulation<'a> {
         Ok(())
     }
 
+    /// Now and then moves one member's wall clock (as Jepsen bumps a host's clock); timers are unaffected.
+    fn maybe_skew_a_clock(&mut self) {
+        if self.rng.below(15) != 0 {
+            return;
+        }
+        let index = self.rng.below(self.slots.len() as i64) as usize;
+        let offset = [-3_000, 0, 3_000, 30_000][self.rng.below(4) as usize];
+        self.slots[index].clock.set_offset_millis(offset);
+        self.trace.add(&format!("clock {index} offset {offset} ms"));
+    }
+
     async fn write(&mut self, target: usize, key: i64, majority: bool) {
         let Some(node) = self.slots[target].node.clone() else {
             return;
@@ -353,7 +374,7 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    fn observe(&mut self) {
+    async fn observe(&mut self) {
         let nodes: Vec<(usize, Arc<Node>)> = self
             .slots
             .iter()
@@ -363,8 +384,9 @@ impl<'a> Simulation<'a> {
         for (index, node) in &nodes {
             let role = node.member.role();
             let written = node.storage.positions().last_written;
+            let documents = documents(node, &self.client).await.len();
             self.trace.add(&format!(
-                "{index} {} term {} written {:?}",
+                "{index} {} term {} written {:?} documents {documents}",
                 role.state.as_str(),
                 role.term,
                 written
@@ -392,7 +414,7 @@ impl<'a> Simulation<'a> {
         let deadline = tokio::time::Instant::now() + CONVERGE_WITHIN;
         let nodes: Vec<Arc<Node>> = self.slots.iter().filter_map(|s| s.node.clone()).collect();
         loop {
-            self.observe();
+            self.observe().await;
             if let Some(violation) = self.checker.violation.clone() {
                 return Some(violation);
             }
@@ -525,6 +547,7 @@ async fn documents(node: &Node, client: &ConnectionInfo) -> BTreeMap<i64, Docume
 }
 
 async fn call(node: &Node, client: &ConnectionInfo, body: Document) -> Document {
+    let span = member_span(&format!("127.0.0.1:{}", node.member.options().port));
     crate::command::run(
         node,
         crate::command::Invocation {
@@ -534,6 +557,7 @@ async fn call(node: &Node, client: &ConnectionInfo, body: Document) -> Document 
             legacy: false,
         },
     )
+    .instrument(span)
     .await
 }
 

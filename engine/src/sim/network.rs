@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bson::Document;
+use tracing::Instrument;
 
 use crate::command::ConnectionInfo;
 use crate::error::{Error, Result};
@@ -162,7 +163,7 @@ impl Fabric {
                 legacy: false,
             },
         );
-        let reply = tokio::time::timeout(timeout, run)
+        let reply = tokio::time::timeout(timeout, run.instrument(super::member_span(to)))
             .await
             .map_err(|_| unreachable("command timed out"))?;
         if self.is_cut(from, to) {

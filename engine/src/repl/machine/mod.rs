@@ -235,6 +235,16 @@ impl ReplMachine {
                 common_point,
                 min_valid,
             } => self.on_rolled_back(common_point, min_valid),
+            Event::RollbackAbandoned => {
+                if self.state == MemberState::Rollback {
+                    let back = if self.min_valid.is_some() {
+                        MemberState::Recovering
+                    } else {
+                        MemberState::Secondary
+                    };
+                    self.set_state(back);
+                }
+            }
             Event::SyncSourceProbed { from, too_stale } => self.on_sync_source_probed(from, too_stale),
         }
         self.settle();

@@ -1223,6 +1223,26 @@ fn election_metrics_single_node_prompt_election_is_a_freeze_timeout() {
     );
 }
 
+/// A rollback that stopped before changing anything (its source became unreachable) must not leave the member
+/// in ROLLBACK while it goes on applying from another source (found by `faultline sim --seed 138`).
+#[test]
+fn an_abandoned_rollback_returns_the_member_to_secondary() {
+    let config = config(3);
+    let mut machine = start(&config, 1, 1, op(10, 1));
+    machine.handle(10, Event::RollbackStarted);
+    assert_eq!(machine.state(), MemberState::Rollback);
+    let actions = machine.handle(20, Event::RollbackAbandoned);
+    assert!(has(
+        &actions,
+        &Action::TransitionTo {
+            state: MemberState::Secondary
+        }
+    ));
+    assert_eq!(machine.applied(), op(10, 1), "nothing was rolled back");
+    machine.handle(30, Event::RollbackAbandoned);
+    assert_eq!(machine.state(), MemberState::Secondary, "only a member in ROLLBACK moves");
+}
+
 #[test]
 fn a_rolled_back_member_recovers_until_it_reaches_min_valid() {
     let config = config(3);
