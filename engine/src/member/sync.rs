@@ -323,7 +323,10 @@ impl Syncer {
                 continue;
             }
             let collections = conn
-                .command(&doc! {"listCollections": 1, "$db": &name}, timeout)
+                .command(
+                    &doc! {"listCollections": 1, "$db": &name, "$readPreference": {"mode": READ_ANYWHERE}},
+                    timeout,
+                )
                 .await?;
             for entry in first_batch(&collections) {
                 let Ok(coll) = entry.get_str("name").map(String::from) else {
@@ -352,7 +355,12 @@ impl Syncer {
             Some(Bson::Binary(b)) => b.bytes.clone().try_into().ok().map(bson::Uuid::from_bytes),
             _ => None,
         };
-        let indexes = conn.command(&doc! {"listIndexes": coll, "$db": db}, timeout).await?;
+        let indexes = conn
+            .command(
+                &doc! {"listIndexes": coll, "$db": db, "$readPreference": {"mode": READ_ANYWHERE}},
+                timeout,
+            )
+            .await?;
         let specs: Vec<Document> = first_batch(&indexes)
             .into_iter()
             .filter(|s| s.get_str("name").ok() != Some("_id_"))
