@@ -10,8 +10,8 @@
 use std::future::Future;
 
 use tokio::sync::watch;
-use tracing::Instrument;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// The group; clones share it.
 #[derive(Debug, Clone)]

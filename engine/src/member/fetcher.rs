@@ -173,6 +173,7 @@ impl Replicator {
             // Nothing at or after our newest timestamp. A source whose newest entry is from a later term has
             // a history without our newest entries (they were written by a primary that was deposed).
             if theirs.is_none_or(|theirs| theirs <= last) {
+                self.driver.notify(Event::SyncSourceBehind { from: source_id });
                 return Ok(FetchEnd::SourceBehind);
             }
             tracing::warn!(ours = ?last, theirs = ?theirs, source = host, "oplog diverged from the sync source: it is newer but lacks our newest entry");
@@ -235,6 +236,19 @@ impl Replicator {
                 return Err(Error::bad_value("the sync source rolled back; fetching again"));
             }
             self.learn_metadata(source_id, &batch)?;
+            if batch.entries.is_empty() {
+                // An idle source that is not ahead of us: the machine may prefer a member that is (two
+                // members behind a new primary must not tail each other for ever).
+                let theirs = batch
+                    .repl_data
+                    .as_ref()
+                    .and_then(|data| data.get("lastOpApplied"))
+                    .and_then(|v| OpTime::from_bson(v).ok());
+                if theirs.is_some_and(|theirs| theirs <= self.storage.positions().last_written) {
+                    self.driver.notify(Event::SyncSourceBehind { from: source_id });
+                }
+                continue;
+            }
             self.applier.apply_batch(OplogEntry::parse_all(batch.entries)?).await?;
         }
         Err(Error::bad_value("the sync source closed the oplog cursor"))

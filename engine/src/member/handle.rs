@@ -8,9 +8,9 @@ use std::sync::{Arc, Weak};
 use tokio::sync::watch;
 
 use super::{Member, RoleSnapshot};
-use crate::tasks::Tasks;
 use crate::error::{Error, Result, code};
 use crate::repl::{Event, OpTime, ReplError, ReplSetConfig};
+use crate::tasks::Tasks;
 
 /// A part's handle to the driver (the [`Member`] that composes it).
 #[derive(Clone)]

@@ -62,6 +62,8 @@ pub enum Event {
     /// The oplog fetcher looked at member `from`'s oplog: `too_stale` when its oldest entry is newer than our
     /// newest (we fell off its oplog), false when it holds our newest entry.
     SyncSourceProbed { from: i32, too_stale: bool },
+    /// The oplog fetcher found that member `from`, our sync source, has nothing newer than our newest entry.
+    SyncSourceBehind { from: i32 },
 }
 
 /// Something the shell must do. Actions are ordered: a `PersistElectionState` must be durable before any action
