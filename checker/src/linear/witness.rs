@@ -165,19 +165,31 @@ impl LinearWitness {
     }
 }
 
-/// Every key's witness of a history not checked yet: checks it (the per-key searches, in parallel) and
-/// expands the witness, searching the keys left undecided after the first failing one within the options'
-/// time budget.
+impl LinearWitness {
+    /// The witness of a history not checked yet: checks it (the per-key searches, in parallel).
+    pub fn search(
+        history: &History,
+        paired: &PairedHistory,
+        options: &LinearOptions,
+    ) -> Result<LinearWitness, LinearError> {
+        let result = super::check_paired(history, paired, options)?;
+        Ok(result.witness.get().cloned().unwrap_or_else(|| LinearWitness {
+            options: options.clone(),
+            operations: 0,
+            found: Vec::new(),
+            failing: None,
+        }))
+    }
+}
+
+/// Every key's witness of a history not checked yet: [`LinearWitness::search`], expanded with the options'
+/// time budget for the keys left undecided after the first failing one.
 pub fn witnesses(
     history: &History,
     paired: &PairedHistory,
     options: &LinearOptions,
 ) -> Result<Vec<KeyWitness>, LinearError> {
-    let result = super::check_paired(history, paired, options)?;
-    match result.witness.get() {
-        Some(witness) => witness.keys(history, paired, options.timeout),
-        None => Ok(Vec::new()),
-    }
+    LinearWitness::search(history, paired, options)?.keys(history, paired, options.timeout)
 }
 
 #[cfg(test)]
