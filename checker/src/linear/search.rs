@@ -120,11 +120,14 @@ struct Cache<S> {
 const CHAIN_END: usize = usize::MAX;
 
 impl<S: Eq> Cache<S> {
-    fn new(width: usize) -> Cache<S> {
+    /// A cache for bitsets of `width` words, with room for `expected` configurations from the start.
+    fn new(width: usize, expected: usize) -> Cache<S> {
+        let mut heads = HashMap::default();
+        heads.reserve(expected);
         Cache {
-            heads: HashMap::default(),
-            entries: Vec::new(),
-            words: Vec::new(),
+            heads,
+            entries: Vec::with_capacity(expected),
+            words: Vec::with_capacity(expected * width),
             width,
         }
     }
@@ -170,9 +173,15 @@ impl Hasher for PassThrough {
     }
 }
 
-/// A fast hasher for model states.
+/// A fast hasher for model states, and for the checker's other small maps (interned values, keys, ids),
+/// where SipHash's resistance to chosen keys buys nothing and costs a measurable share of a small check.
 #[derive(Default)]
-struct StateHasher(u64);
+pub struct StateHasher(u64);
+
+/// Hash maps and sets keyed with [`StateHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<StateHasher>>;
+/// See [`FastMap`].
+pub type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<StateHasher>>;
 impl Hasher for StateHasher {
     fn finish(&self) -> u64 {
         mix(self.0)
@@ -288,7 +297,8 @@ impl<M: Model> Searcher<M> {
             bits: vec![0; count.div_ceil(64)],
             bits_hash: 0,
             zobrist,
-            cache: Cache::new(count.div_ceil(64)),
+            // Every operation is linearized once on the way to a verdict, so at least that many configurations.
+            cache: Cache::new(count.div_ceil(64), count),
             cache_bytes: 0,
             stack: Vec::new(),
             best: None,
@@ -472,8 +482,8 @@ pub fn replay<M: Model>(
     // The compiled operations come in id order, so an id is found by bisection; a map is built only for
     // operations in some other order.
     let sorted = ops.windows(2).all(|w| w[0].id < w[1].id);
-    let by_id: std::collections::HashMap<usize, usize> = if sorted {
-        std::collections::HashMap::new()
+    let by_id: FastMap<usize, usize> = if sorted {
+        FastMap::default()
     } else {
         ops.iter().enumerate().map(|(i, o)| (o.id, i)).collect()
     };
