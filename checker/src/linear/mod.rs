@@ -217,10 +217,11 @@ fn compile<'a>(ops: &[PartOp<'_>], options: &LinearOptions) -> Result<Box<dyn Pa
     }
 }
 
-/// A partition waiting in the scheduler's queue: not compiled yet, or part-way through its search.
+/// A partition waiting in the scheduler's queue: not compiled yet, or part-way through its search with the
+/// bytes it had when it was requeued (its share of the shared count of live bytes).
 enum Task<'a> {
     Waiting(&'a Partition<'a>),
-    Started(Box<dyn PartitionSearch + 'a>),
+    Started(Box<dyn PartitionSearch + 'a>, usize),
 }
 
 /// The number of cores, asked once per process: the question reads cgroup files, which costs more than
@@ -270,8 +271,8 @@ fn run_all(partitions: &[Partition<'_>], options: &LinearOptions, deadline: Opti
         loop {
             let next = queue.lock().ok().and_then(|mut q| q.pop_front());
             let Some((partition, task)) = next else { return true };
-            let mut search = match task {
-                Task::Started(search) => search,
+            let (mut search, before) = match task {
+                Task::Started(search, accounted) => (search, accounted),
                 // Compiled even after a cancellation, so that the first unsupported operation is reported
                 // whatever the interleaving.
                 Task::Waiting(p) => match compile(&p.ops, options) {
@@ -280,14 +281,14 @@ fn run_all(partitions: &[Partition<'_>], options: &LinearOptions, deadline: Opti
                         report(partition, (cancelled, 0, p.ops.len()));
                         continue;
                     }
-                    Ok(search) => search,
+                    // Not yet in the live count, whatever the compiled model already holds.
+                    Ok(search) => (search, 0),
                     Err((id, message)) => {
                         report(partition, (Verdict::Unsupported(id, message), 0, 0));
                         continue;
                     }
                 },
             };
-            let before = search.cache_bytes();
             let others = live_bytes.load(Ordering::Relaxed).saturating_sub(before);
             let limits = Limits {
                 deadline,
@@ -309,7 +310,7 @@ fn run_all(partitions: &[Partition<'_>], options: &LinearOptions, deadline: Opti
                         live_bytes.fetch_sub(before - after, Ordering::Relaxed);
                     }
                     if let Ok(mut q) = queue.lock() {
-                        q.push_back((partition, Task::Started(search)));
+                        q.push_back((partition, Task::Started(search, after)));
                     }
                     if until_requeue {
                         return false;
