@@ -555,6 +555,31 @@ mod tests {
     }
 
     #[test]
+    fn the_counterexample_is_expanded_only_where_shown_and_the_viewer_takes_the_checks_witness() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bad = dir.path().join("bad.jsonl");
+        let impossible = valid_history().replace(
+            r#""type":"ok","process":1,"f":"read","value":null"#,
+            r#""type":"ok","process":1,"f":"read","value":5"#,
+        );
+        std::fs::write(&bad, impossible).expect("written");
+        // One line per input (several inputs, no --json): the prefix is not built.
+        let mut flags = flags();
+        flags.full_results = false;
+        let checked = check_input(&flags, &bad).expect("checked");
+        assert_eq!(checked.result.details["counterexample"].get("prefix"), None);
+        assert!(checked.result.linear_witness().is_some());
+        // A single input's summary or --json: built; --html draws the same check's witness.
+        flags.full_results = true;
+        let out = dir.path().join("viewer.html");
+        flags.html = Some(out.clone());
+        let checked = check_input(&flags, &bad).expect("checked");
+        assert_eq!(checked.result.details["counterexample"]["prefix"], json!([]));
+        let page = std::fs::read_to_string(&out).expect("the viewer was written");
+        assert!(page.contains("id=\"viewer-data\""));
+    }
+
+    #[test]
     fn many_inputs_give_the_worst_verdict_and_254_for_any_unreadable_one() {
         let dir = tempfile::tempdir().expect("temp dir");
         let good = dir.path().join("good.jsonl");
