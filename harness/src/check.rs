@@ -17,6 +17,7 @@ use faultline::support::durations::parse_seconds;
 use faultline::support::errors::BAD_ARGUMENTS;
 use faultline_checker::formats::{Format, edn_value::EdnReader};
 use faultline_checker::history::{self, Conventions, History};
+use faultline_checker::linear::witness::LinearWitness;
 use faultline_checker::linear::{LinearOptions, ModelKind};
 use faultline_checker::registry::Checker;
 use faultline_checker::result::{CheckResult, Validity, compose};
@@ -109,6 +110,9 @@ struct Flags {
     threads: usize,
     /// Where to write the counterexample viewer (`--html`; one input only).
     html: Option<PathBuf>,
+    /// Whether results are shown in full (a single input's summary, or `--json`): only then is the
+    /// counterexample's prefix built.
+    full_results: bool,
 }
 
 impl Flags {
@@ -155,6 +159,7 @@ impl Flags {
             checkers,
             threads: args.threads,
             html: args.html.clone(),
+            full_results: args.json || args.inputs.len() == 1,
         })
     }
 }
@@ -218,13 +223,16 @@ fn check_input(flags: &Flags, path: &Path) -> Result<Checked, String> {
             .map_err(|e| format!("{}: {e}", history_path.display()))?;
         results.push(result);
     }
-    let result = match workload {
+    let mut result = match workload {
         Some(workload) => compose(workload.name(), results),
         None if results.len() == 1 => results.remove(0),
         None => compose("composite", results),
     };
+    if flags.full_results {
+        result.expand(&history, &paired);
+    }
     if let Some(out) = &flags.html {
-        write_viewer(out, &history_path, &history, &paired, &options);
+        write_viewer(out, &history_path, &history, &paired, &options, &result);
     }
     Ok(Checked {
         format,
@@ -396,16 +404,32 @@ fn total_line(outcomes: &[Result<Checked, String>], code: i32) -> String {
     )
 }
 
-/// Writes the `--html` viewer page; a failure is reported but does not change the verdict.
+/// Writes the `--html` viewer page from the check's linearizability witness (searching only when no
+/// linearizability checker ran); a failure is reported but does not change the verdict.
 fn write_viewer(
     out: &Path,
     history_path: &Path,
     history: &History,
     paired: &history::PairedHistory,
     options: &LinearOptions,
+    result: &CheckResult,
 ) {
     let title = history_path.display().to_string();
-    if let Err(e) = faultline_reports::viewer::write_page(out, &title, history, paired, options) {
+    let searched;
+    let witness = match result.linear_witness() {
+        Some(witness) => witness,
+        None => match LinearWitness::search(history, paired, options) {
+            Ok(witness) => {
+                searched = witness;
+                &searched
+            }
+            Err(e) => {
+                eprintln!("faultline check: --html {}: {e}", out.display());
+                return;
+            }
+        },
+    };
+    if let Err(e) = faultline_reports::viewer::write_page(out, &title, history, paired, witness, options.timeout) {
         eprintln!("faultline check: --html {}: {e}", out.display());
     }
 }
@@ -528,6 +552,31 @@ mod tests {
         let empty = tempfile::tempdir().expect("temp dir");
         let refused = check_input(&flags(), empty.path()).err().expect("not a run");
         assert!(refused.contains("not a run directory"), "{refused}");
+    }
+
+    #[test]
+    fn the_counterexample_is_expanded_only_where_shown_and_the_viewer_takes_the_checks_witness() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bad = dir.path().join("bad.jsonl");
+        let impossible = valid_history().replace(
+            r#""type":"ok","process":1,"f":"read","value":null"#,
+            r#""type":"ok","process":1,"f":"read","value":5"#,
+        );
+        std::fs::write(&bad, impossible).expect("written");
+        // One line per input (several inputs, no --json): the prefix is not built.
+        let mut flags = flags();
+        flags.full_results = false;
+        let checked = check_input(&flags, &bad).expect("checked");
+        assert_eq!(checked.result.details["counterexample"].get("prefix"), None);
+        assert!(checked.result.linear_witness().is_some());
+        // A single input's summary or --json: built; --html draws the same check's witness.
+        flags.full_results = true;
+        let out = dir.path().join("viewer.html");
+        flags.html = Some(out.clone());
+        let checked = check_input(&flags, &bad).expect("checked");
+        assert_eq!(checked.result.details["counterexample"]["prefix"], json!([]));
+        let page = std::fs::read_to_string(&out).expect("the viewer was written");
+        assert!(page.contains("id=\"viewer-data\""));
     }
 
     #[test]
