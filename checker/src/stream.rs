@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::io::BufRead;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -55,6 +55,10 @@ pub struct Streamed {
     pub events: usize,
     /// Bytes of the compact partitions once the whole file was read (the encoded events, not the tables).
     pub stored_bytes: usize,
+    /// Time spent reading the file into the partitions.
+    pub read_time: Duration,
+    /// Time spent checking the partitions.
+    pub check_time: Duration,
 }
 
 /// Whether a model's histories can be checked streamed (per key).
@@ -94,11 +98,14 @@ pub fn check_jsonl_in_batches(
     let stored_bytes = store.parts.iter().map(|p| p.bytes.len()).sum();
     let events = store.events;
     let deadline = options.timeout.map(|t| started + t);
+    let read_time = started.elapsed();
     let result = store.check(options, deadline, batch_operations)?;
     Ok(Streamed {
         result,
         events,
         stored_bytes,
+        read_time,
+        check_time: started.elapsed() - read_time,
     })
 }
 

@@ -5,7 +5,8 @@
 //! checkers of the workload its `test.toml` names, unless `--checker` says otherwise). Every flag is checked
 //! before any input is read. One input gets a human summary naming the first bad operation; several get one
 //! line each and a total, so a corpus is checked in one process. `--json` prints one JSON record per input
-//! per line instead. Exit code (ARCHITECTURE §2): 0 valid, 1 invalid, 2 unknown — the worst over the inputs — or
+//! per line instead. A JSONL history of [`STREAM_ABOVE_BYTES`] or more checked for linearizability alone is
+//! checked streamed (`faultline_checker::stream`): never loaded whole, same verdict. Exit code (ARCHITECTURE §2): 0 valid, 1 invalid, 2 unknown — the worst over the inputs — or
 //! 254 for bad arguments or any unreadable input (each named on one line of stderr).
 
 use std::fs::File;
@@ -20,10 +21,13 @@ use faultline_checker::history::{self, Conventions, History};
 use faultline_checker::linear::{LinearOptions, ModelKind};
 use faultline_checker::registry::Checker;
 use faultline_checker::result::{CheckResult, Validity, compose};
-use faultline_checker::summary;
+use faultline_checker::{stream, summary};
 use faultline_reports::RunDir;
 use faultline_workloads::Workload;
 use serde_json::{Value, json};
+
+/// JSONL histories this large or larger are checked streamed when only linearizability is asked for.
+pub const STREAM_ABOVE_BYTES: u64 = 64 << 20;
 
 /// `--threads`.
 const THREADS: crate::input::Whole = crate::input::Whole {
@@ -109,6 +113,8 @@ struct Flags {
     threads: usize,
     /// Where to write the counterexample viewer (`--html`; one input only).
     html: Option<PathBuf>,
+    /// JSONL files of this many bytes or more are checked streamed (when only linearizability is asked).
+    stream_above: u64,
 }
 
 impl Flags {
@@ -155,6 +161,7 @@ impl Flags {
             checkers,
             threads: args.threads,
             html: args.html.clone(),
+            stream_above: STREAM_ABOVE_BYTES,
         })
     }
 }
@@ -203,14 +210,27 @@ fn check_input(flags: &Flags, path: &Path) -> Result<Checked, String> {
         (None, Some(workload)) => workload.checkers().to_vec(),
         (None, None) => vec![Checker::Linearizable],
     };
-    let history = read_history(&history_path, format)?;
-    let read_time = started.elapsed();
-    let started = Instant::now();
-    let paired = history::pair(&history).map_err(|e| format!("{}: {e}", history_path.display()))?;
     let mut options = LinearOptions::new(model);
     options.conventions = conventions.clone();
     options.timeout = flags.timeout;
     options.threads = flags.threads;
+    if streams(flags, &history_path, format, model, &checkers) {
+        let streamed = check_streamed(&history_path, &options)?;
+        return Ok(Checked {
+            format,
+            model,
+            conventions,
+            workload,
+            events: streamed.events,
+            result: combine(workload, vec![streamed.result]),
+            read_time: streamed.read_time,
+            check_time: streamed.check_time,
+        });
+    }
+    let history = read_history(&history_path, format)?;
+    let read_time = started.elapsed();
+    let started = Instant::now();
+    let paired = history::pair(&history).map_err(|e| format!("{}: {e}", history_path.display()))?;
     let mut results = Vec::with_capacity(checkers.len());
     for checker in checkers {
         let result = checker
@@ -218,11 +238,7 @@ fn check_input(flags: &Flags, path: &Path) -> Result<Checked, String> {
             .map_err(|e| format!("{}: {e}", history_path.display()))?;
         results.push(result);
     }
-    let result = match workload {
-        Some(workload) => compose(workload.name(), results),
-        None if results.len() == 1 => results.remove(0),
-        None => compose("composite", results),
-    };
+    let result = combine(workload, results);
     if let Some(out) = &flags.html {
         write_viewer(out, &history_path, &history, &paired, &options);
     }
@@ -236,6 +252,31 @@ fn check_input(flags: &Flags, path: &Path) -> Result<Checked, String> {
         read_time,
         check_time: started.elapsed(),
     })
+}
+
+/// The checkers' results as one: the workload's composite, or the single checker's own result.
+fn combine(workload: Option<Workload>, mut results: Vec<CheckResult>) -> CheckResult {
+    match workload {
+        Some(workload) => compose(workload.name(), results),
+        None if results.len() == 1 => results.remove(0),
+        None => compose("composite", results),
+    }
+}
+
+/// Whether an input is checked streamed: a large JSONL file, linearizability alone, a per-key model and no
+/// viewer to draw (which needs the whole history).
+fn streams(flags: &Flags, path: &Path, format: Format, model: ModelKind, checkers: &[Checker]) -> bool {
+    format == Format::Jsonl
+        && checkers == [Checker::Linearizable]
+        && flags.html.is_none()
+        && stream::supports(model)
+        && std::fs::metadata(path).is_ok_and(|m| m.len() >= flags.stream_above)
+}
+
+fn check_streamed(path: &Path, options: &LinearOptions) -> Result<stream::Streamed, String> {
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    stream::check_jsonl(BufReader::with_capacity(1 << 20, file), options)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// A stored run: its history file and the workload its spec names (needed unless `--checker` is given).
@@ -528,6 +569,59 @@ mod tests {
         let empty = tempfile::tempdir().expect("temp dir");
         let refused = check_input(&flags(), empty.path()).err().expect("not a run");
         assert!(refused.contains("not a run directory"), "{refused}");
+    }
+
+    #[test]
+    fn large_jsonl_files_are_checked_streamed_with_the_loaded_verdict() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let good = dir.path().join("good.jsonl");
+        std::fs::write(&good, valid_history()).expect("written");
+        let bad = dir.path().join("bad.jsonl");
+        let impossible = valid_history().replace(
+            r#""type":"ok","process":1,"f":"read","value":null"#,
+            r#""type":"ok","process":1,"f":"read","value":5"#,
+        );
+        std::fs::write(&bad, impossible).expect("written");
+        let orphan = dir.path().join("orphan.jsonl");
+        std::fs::write(&orphan, OP.replace("invoke", "ok") + "\n").expect("written");
+        let streamed_flags = Flags {
+            stream_above: 0,
+            ..flags()
+        };
+        assert!(streams(
+            &streamed_flags,
+            &good,
+            Format::Jsonl,
+            ModelKind::CasRegister,
+            &[Checker::Linearizable]
+        ));
+        assert!(!streams(
+            &flags(),
+            &good,
+            Format::Jsonl,
+            ModelKind::CasRegister,
+            &[Checker::Linearizable]
+        ));
+        assert!(!streams(
+            &streamed_flags,
+            &good,
+            Format::Jsonl,
+            ModelKind::CasRegister,
+            &[Checker::StaleReads]
+        ));
+        for path in [&good, &bad] {
+            let loaded = check_input(&flags(), path).expect("checked");
+            let streamed = check_input(&streamed_flags, path).expect("checked");
+            assert_eq!(loaded.result.valid, streamed.result.valid, "{}", path.display());
+            assert_eq!(loaded.result.examples, streamed.result.examples, "{}", path.display());
+            assert_eq!(loaded.events, streamed.events);
+        }
+        assert_eq!(
+            check_input(&streamed_flags, &bad).expect("checked").result.valid,
+            Validity::False
+        );
+        let loaded = check_input(&flags(), &orphan).err().expect("refused");
+        assert_eq!(check_input(&streamed_flags, &orphan).err().expect("refused"), loaded);
     }
 
     #[test]
