@@ -8,7 +8,7 @@
 //! first, in batches of about [`BATCH_OPERATIONS`] operations, each batch rebuilt into a small [`History`]
 //! and checked by [`linear::check`] (same search, threads and memory budget) and then freed. The first
 //! non-linearizable batch ends the check, as the first failing partition cancels the others in the loaded
-//! path; a time budget is shared by the batches.
+//! path; a time budget (the search's, from the end of the read) is shared by the batches.
 //!
 //! The verdict is the loaded path's: the same partitions are searched with the same model, and the
 //! counterexample names the file's own event indices and lines.
@@ -97,8 +97,9 @@ pub fn check_jsonl_in_batches(
     store.close_open_operations();
     let stored_bytes = store.parts.iter().map(|p| p.bytes.len()).sum();
     let events = store.events;
-    let deadline = options.timeout.map(|t| started + t);
     let read_time = started.elapsed();
+    // As in the loaded path, the time budget is the search's: it starts once the history is read.
+    let deadline = options.timeout.map(|t| Instant::now() + t);
     let result = store.check(options, deadline, batch_operations)?;
     Ok(Streamed {
         result,

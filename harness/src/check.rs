@@ -181,6 +181,8 @@ struct Checked {
     result: CheckResult,
     read_time: Duration,
     check_time: Duration,
+    /// For a history checked streamed: the bytes its compact partitions took.
+    streamed_bytes: Option<usize>,
 }
 
 /// Reads and checks one input; the error is the one line that names the input and what is wrong with it.
@@ -225,6 +227,7 @@ fn check_input(flags: &Flags, path: &Path) -> Result<Checked, String> {
             result: combine(workload, vec![streamed.result]),
             read_time: streamed.read_time,
             check_time: streamed.check_time,
+            streamed_bytes: Some(streamed.stored_bytes),
         });
     }
     let history = read_history(&history_path, format)?;
@@ -251,6 +254,7 @@ fn check_input(flags: &Flags, path: &Path) -> Result<Checked, String> {
         result,
         read_time,
         check_time: started.elapsed(),
+        streamed_bytes: None,
     })
 }
 
@@ -370,8 +374,14 @@ fn print_summary(path: &Path, checked: &Checked) {
         println!("{line}");
     }
     let valid = checked.result.valid;
+    let streamed = checked.streamed_bytes.map_or(String::new(), |bytes| {
+        format!(
+            " (streamed: {:.1} MiB of compact partitions)",
+            bytes as f64 / f64::from(1 << 20)
+        )
+    });
     println!(
-        "verdict: {valid} (exit {}); read {:.1} ms, checked {:.1} ms",
+        "verdict: {valid} (exit {}); read {:.1} ms{streamed}, checked {:.1} ms",
         valid.exit_code(),
         checked.read_time.as_secs_f64() * 1e3,
         checked.check_time.as_secs_f64() * 1e3
