@@ -84,15 +84,23 @@ pub fn check_jsonl_in_batches(
     let started = Instant::now();
     let mut store = Store::default();
     let mut lines = Lines::new(reader);
+    // The loaded path reads the whole file before it pairs, so a malformed line anywhere wins over a
+    // protocol error: after one, the rest is still parsed, not filed.
+    let mut protocol_error = None;
     while let Some((line_no, line)) = lines.next_line()? {
         if line.trim().is_empty() {
             continue;
         }
         let event = parse_line(line_no, line)?;
-        store.add(line_no, event)?;
+        if protocol_error.is_none() {
+            protocol_error = store.add(line_no, event).err();
+        }
     }
     if store.events == 0 {
         return Err(FormatError::Empty.into());
+    }
+    if let Some(error) = protocol_error {
+        return Err(error.into());
     }
     store.close_open_operations();
     let stored_bytes = store.parts.iter().map(|p| p.bytes.len()).sum();

@@ -120,7 +120,9 @@ fn the_streamed_generator_makes_the_loaded_generators_events() {
 #[test]
 fn protocol_errors_and_edge_cases_match_the_loaded_path() {
     let options = options(ModelKind::CasRegister);
-    let cases: [&str; 6] = [
+    let cases: [&str; 7] = [
+        // A protocol error before a malformed line: the malformed line is named, as a loaded read does.
+        "{\"type\":\"ok\",\"process\":2,\"f\":\"read\"}\n{\"type\":\"bogus\",\"process\":1,\"f\":\"read\"}\n",
         // A process invokes twice.
         "{\"type\":\"invoke\",\"process\":1,\"f\":\"read\"}\n\n{\"type\":\"invoke\",\"process\":1,\"f\":\"read\"}\n",
         // A completion without an invocation, after a nemesis event.
