@@ -4,17 +4,20 @@
 //! invocation as it arrives (with the loaded path's pairing errors, at the same lines) and appended to its
 //! key's partition in a compact byte encoding — values, names and errors interned once, the other fields
 //! delta- and varint-coded, some 10–20 bytes an event instead of an [`Op`]'s 100 and more. A JSONL file
-//! does not say when a key has seen its last event, so the partitions are checked after the read: smallest
-//! first, in batches of about [`BATCH_OPERATIONS`] operations, each batch rebuilt into a small [`History`]
-//! and checked by [`linear::check`] (same search, threads and memory budget) and then freed. The first
-//! non-linearizable batch ends the check, as the first failing partition cancels the others in the loaded
-//! path; a time budget (the search's, from the end of the read) is shared by the batches.
+//! does not say when a key has seen its last event, so the partitions are checked after the read: each is
+//! rebuilt into a small [`History`] and checked by [`linear::check`] (same search, same model), smallest
+//! first, one partition per worker thread at a time, the memory budget split between the workers. The first
+//! non-linearizable partition stops the workers taking more, as the first failing partition cancels the
+//! others in the loaded path; the time budget (the search's, from the end of the read) is shared.
 //!
 //! The verdict is the loaded path's: the same partitions are searched with the same model, and the
 //! counterexample names the file's own event indices and lines.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::BufRead;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -27,10 +30,6 @@ use crate::history::pairing::PairingError;
 use crate::history::{History, Interner, Key, Name, Op, OpType, Process};
 use crate::linear::{self, LinearError, LinearOptions, ModelKind};
 use crate::result::{CheckResult, Validity};
-
-/// Operations rebuilt and searched together: large enough for the worker threads to share a batch's
-/// partitions, small enough that a rebuilt batch (about 400 bytes an operation) stays near 100 MiB.
-pub const BATCH_OPERATIONS: usize = 1 << 18;
 
 /// Why a streamed check could not reach a verdict.
 #[derive(Debug, Error)]
@@ -68,16 +67,6 @@ pub fn supports(model: ModelKind) -> bool {
 
 /// Checks a JSONL history for linearizability under `options`, streaming it (see the module header).
 pub fn check_jsonl(reader: impl BufRead, options: &LinearOptions) -> Result<Streamed, StreamError> {
-    check_jsonl_in_batches(reader, options, BATCH_OPERATIONS)
-}
-
-/// [`check_jsonl`] with batches of about `batch_operations` operations (a partition larger than that is a
-/// batch of its own).
-pub fn check_jsonl_in_batches(
-    reader: impl BufRead,
-    options: &LinearOptions,
-    batch_operations: usize,
-) -> Result<Streamed, StreamError> {
     if !supports(options.model) {
         return Err(StreamError::NotPartitioned(options.model.name()));
     }
@@ -108,7 +97,7 @@ pub fn check_jsonl_in_batches(
     let read_time = started.elapsed();
     // As in the loaded path, the time budget is the search's: it starts once the history is read.
     let deadline = options.timeout.map(|t| Instant::now() + t);
-    let result = store.check(options, deadline, batch_operations)?;
+    let result = store.check(options, deadline)?;
     Ok(Streamed {
         result,
         events,
@@ -118,20 +107,56 @@ pub fn check_jsonl_in_batches(
     })
 }
 
+/// A fast, non-cryptographic hasher for the read's tables (a history file is not an adversary of its own
+/// checker): a multiply-rotate over 8-byte words with a final mix.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in chunks.by_ref() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        let mut word = [0u8; 8];
+        word[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.write_u64(u64::from_le_bytes(word) ^ (bytes.len() as u64) << 56);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
 /// Distinct values (and errors) as dense ids; id 0 is `null`.
 struct Values {
-    ints: HashMap<i64, u32>,
-    texts: HashMap<String, u32>,
-    others: HashMap<String, u32>,
+    ints: FastMap<i64, u32>,
+    texts: FastMap<String, u32>,
+    others: FastMap<String, u32>,
     table: Vec<Value>,
 }
 
 impl Default for Values {
     fn default() -> Values {
         Values {
-            ints: HashMap::new(),
-            texts: HashMap::new(),
-            others: HashMap::new(),
+            ints: FastMap::default(),
+            texts: FastMap::default(),
+            others: FastMap::default(),
             table: vec![Value::Null],
         }
     }
@@ -166,7 +191,7 @@ impl Values {
 /// Distinct names (`f`, `node`) as dense ids.
 #[derive(Default)]
 struct Names {
-    ids: HashMap<String, u32>,
+    ids: FastMap<String, u32>,
     table: Vec<Name>,
 }
 
@@ -233,17 +258,24 @@ impl Part {
         };
         let flags = kind | event.node.map_or(0, |_| NODE_FLAG) | event.error.map_or(0, |_| ERROR_FLAG);
         let (index, time, line) = self.previous;
-        let out = &mut self.bytes;
-        out.push(flags);
-        put_signed(out, event.index.wrapping_sub(index) as i64);
-        put_signed(out, event.time.wrapping_sub(time) as i64);
-        put_signed(out, event.line.wrapping_sub(line) as i64);
-        put(out, event.process);
-        put(out, u64::from(event.f));
-        put(out, u64::from(event.value));
+        // At most 1 + 3 × 10 + 10 + 4 × 5 bytes; encoded on the stack, appended at once.
+        let mut buffer = [0u8; 64];
+        let mut out = Encoder {
+            bytes: &mut buffer,
+            len: 0,
+        };
+        out.byte(flags);
+        out.signed(event.index.wrapping_sub(index) as i64);
+        out.signed(event.time.wrapping_sub(time) as i64);
+        out.signed(event.line.wrapping_sub(line) as i64);
+        out.unsigned(event.process);
+        out.unsigned(u64::from(event.f));
+        out.unsigned(u64::from(event.value));
         for id in [event.node, event.error].into_iter().flatten() {
-            put(out, u64::from(id));
+            out.unsigned(u64::from(id));
         }
+        let len = out.len;
+        self.bytes.extend_from_slice(&buffer[..len]);
         self.previous = (event.index, event.time, event.line);
         if event.op_type == OpType::Invoke {
             self.operations += 1;
@@ -289,16 +321,29 @@ impl Part {
     }
 }
 
-fn put(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+/// LEB128 varints (zig-zag for signed numbers) into a fixed buffer.
+struct Encoder<'a> {
+    bytes: &'a mut [u8; 64],
+    len: usize,
 }
 
-fn put_signed(out: &mut Vec<u8>, n: i64) {
-    put(out, ((n << 1) ^ (n >> 63)) as u64);
+impl Encoder<'_> {
+    fn byte(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    fn unsigned(&mut self, mut n: u64) {
+        while n >= 0x80 {
+            self.byte((n as u8) | 0x80);
+            n >>= 7;
+        }
+        self.byte(n as u8);
+    }
+
+    fn signed(&mut self, n: i64) {
+        self.unsigned(((n << 1) ^ (n >> 63)) as u64);
+    }
 }
 
 fn take(bytes: &[u8], at: &mut usize) -> u64 {
@@ -342,20 +387,66 @@ struct Store {
     values: Values,
     names: Names,
     parts: Vec<Part>,
-    slots: HashMap<Option<Key>, usize>,
-    open: HashMap<u64, Open>,
+    /// Partition of each key: integer and string keys looked up without building a [`Key`].
+    int_slots: FastMap<i64, usize>,
+    text_slots: FastMap<String, usize>,
+    other_slots: FastMap<Key, usize>,
+    keyless_slot: Option<usize>,
+    open: FastMap<u64, Open>,
     /// Every non-blank line, client or nemesis (the loaded reader's position).
     events: usize,
 }
 
 impl Store {
-    fn slot(&mut self, key: Option<Key>) -> usize {
-        if let Some(&slot) = self.slots.get(&key) {
-            return slot;
-        }
-        self.parts.push(Part::new(key.clone()));
-        self.slots.insert(key, self.parts.len() - 1);
+    fn new_part(&mut self, key: Option<Key>) -> usize {
+        self.parts.push(Part::new(key));
         self.parts.len() - 1
+    }
+
+    /// The partition of `key`, made on first sight.
+    fn slot(&mut self, key: Option<Value>) -> usize {
+        match key {
+            None => match self.keyless_slot {
+                Some(slot) => slot,
+                None => {
+                    let slot = self.new_part(None);
+                    self.keyless_slot = Some(slot);
+                    slot
+                }
+            },
+            Some(Value::Number(n)) if n.is_i64() => {
+                let int = n.as_i64().unwrap_or_default();
+                match self.int_slots.get(&int) {
+                    Some(&slot) => slot,
+                    None => {
+                        let key = self.keys.key(Value::Number(n));
+                        let slot = self.new_part(Some(key));
+                        self.int_slots.insert(int, slot);
+                        slot
+                    }
+                }
+            }
+            Some(Value::String(text)) => match self.text_slots.get(text.as_str()) {
+                Some(&slot) => slot,
+                None => {
+                    let key = self.keys.key(Value::String(text.clone()));
+                    let slot = self.new_part(Some(key));
+                    self.text_slots.insert(text, slot);
+                    slot
+                }
+            },
+            Some(other) => {
+                let key = self.keys.key(other);
+                match self.other_slots.get(&key) {
+                    Some(&slot) => slot,
+                    None => {
+                        let slot = self.new_part(Some(key.clone()));
+                        self.other_slots.insert(key, slot);
+                        slot
+                    }
+                }
+            }
+        }
     }
 
     /// Pairs and files one event (the loaded path's [`crate::history::pair`], one event at a time).
@@ -376,7 +467,6 @@ impl Store {
             node: event.node.map(|n| self.names.id(&n)),
             error: event.error.map(|e| self.values.id(e)),
         };
-        let key = event.key.map(|k| self.keys.key(k));
         if compact.op_type == OpType::Invoke {
             if let Some(open) = self.open.get(&process) {
                 return Err(PairingError::DoubleInvoke {
@@ -386,7 +476,7 @@ impl Store {
                 }
                 .into());
             }
-            let route = match key {
+            let route = match event.key {
                 Some(key) => {
                     let slot = self.slot(Some(key));
                     self.parts[slot].push(&compact);
@@ -416,7 +506,7 @@ impl Store {
         match open.route {
             Route::Part(slot) => self.parts[slot].push(&compact),
             Route::Held(invocation) => {
-                let slot = self.slot(key);
+                let slot = self.slot(event.key);
                 self.parts[slot].push(&invocation);
                 self.parts[slot].push(&compact);
             }
@@ -441,84 +531,110 @@ impl Store {
         }
     }
 
-    /// Rebuilds the partitions `batch` as one history, events in file order.
-    fn history(&self, batch: &[usize]) -> History {
-        let mut events: Vec<(u64, Op)> = Vec::new();
-        for &slot in batch {
-            let part = &self.parts[slot];
-            for e in part.events() {
-                let op = Op {
-                    index: e.index,
-                    time: e.time,
-                    op_type: e.op_type,
-                    process: Process::Client(e.process),
-                    f: self.names.name(e.f),
-                    key: part.key.clone(),
-                    value: self.values.value(e.value),
-                    node: e.node.map(|id| self.names.name(id)),
-                    error: e.error.map(|id| Box::new(self.values.value(id))),
-                };
-                events.push((e.line, op));
-            }
-        }
-        events.sort_by_key(|(line, _)| *line);
+    /// Rebuilds one partition as a history, events in file order.
+    fn history(&self, slot: usize) -> History {
+        let part = &self.parts[slot];
+        let mut events = part.events();
+        // Already in file order but for held invocations, filed at their completion.
+        events.sort_by_key(|e| e.line);
         let mut history = History::new();
-        for (line, op) in events {
-            history.push(op, line as usize);
+        history.ops.reserve(events.len());
+        history.lines.reserve(events.len());
+        for e in events {
+            let op = Op {
+                index: e.index,
+                time: e.time,
+                op_type: e.op_type,
+                process: Process::Client(e.process),
+                f: self.names.name(e.f),
+                key: part.key.clone(),
+                value: self.values.value(e.value),
+                node: e.node.map(|id| self.names.name(id)),
+                error: e.error.map(|id| Box::new(self.values.value(id))),
+            };
+            history.push(op, e.line as usize);
         }
         history
     }
 
-    /// Checks the partitions smallest first, in batches; the worst batch's verdict with the whole counts.
-    fn check(
-        mut self,
-        options: &LinearOptions,
-        deadline: Option<Instant>,
-        batch_operations: usize,
-    ) -> Result<CheckResult, LinearError> {
+    /// Checks the partitions on worker threads, each partition rebuilt and checked on its own, smallest
+    /// first; the worst verdict with the whole history's counts.
+    fn check(&self, options: &LinearOptions, deadline: Option<Instant>) -> Result<CheckResult, LinearError> {
         let mut order: Vec<usize> = (0..self.parts.len()).collect();
         order.sort_by_key(|&slot| self.parts[slot].operations);
-        let operations: usize = self.parts.iter().map(|p| p.operations).sum();
-        let mut worst: Option<CheckResult> = None;
-        let (mut searched, mut configurations) = (0, 0);
-        let mut rest = order.as_slice();
-        while !rest.is_empty() {
-            let mut size = 0;
-            let count = rest
-                .iter()
-                .take_while(|&&slot| {
-                    let fits = size == 0 || size + self.parts[slot].operations <= batch_operations;
-                    size += self.parts[slot].operations;
-                    fits
-                })
-                .count();
-            let (batch, later) = rest.split_at(count);
-            rest = later;
-            let history = self.history(batch);
-            for &slot in batch {
-                self.parts[slot].bytes = Vec::new();
-            }
-            let mut batch_options = options.clone();
-            batch_options.timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let result = linear::check(&history, &batch_options)?;
-            drop(history);
-            searched += result.counts.get("searched-operations").copied().unwrap_or(0);
-            configurations += result.counts.get("configurations").copied().unwrap_or(0);
-            let decided_invalid = result.valid == Validity::False;
-            let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
-            if worst.as_ref().is_none_or(|w| result.valid > w.valid) {
-                worst = Some(result);
-            }
-            if decided_invalid || out_of_time {
-                if !decided_invalid && !rest.is_empty() {
-                    let w = worst.get_or_insert_with(|| CheckResult::new("linearizable"));
-                    w.valid = Validity::Unknown;
-                    w.details = json!({"model": options.model.name(), "unknown-reason": "timeout"});
+        let workers = match options.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .clamp(1, order.len().max(1));
+        let mut partition_options = options.clone();
+        if workers > 1 {
+            // Each worker searches one partition at a time; the memory budget is shared.
+            partition_options.threads = 1;
+            partition_options.memory_bytes = options.memory_bytes / workers;
+        }
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let outcomes: Mutex<Vec<Result<CheckResult, (usize, LinearError)>>> = Mutex::new(Vec::new());
+        let worker = || {
+            while !stop.load(Ordering::Relaxed) {
+                let Some(&slot) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let history = self.history(slot);
+                let mut options = partition_options.clone();
+                options.timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                let outcome = linear::check(&history, &options).map_err(|e| {
+                    let line = match &e {
+                        LinearError::Unsupported { line, .. } => *line,
+                        LinearError::Pairing(_) => 0,
+                    };
+                    (line, e)
+                });
+                let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
+                if out_of_time || outcome.as_ref().is_ok_and(|r| r.valid == Validity::False) || outcome.is_err() {
+                    stop.store(true, Ordering::Relaxed);
                 }
-                break;
+                if let Ok(mut outcomes) = outcomes.lock() {
+                    outcomes.push(outcome);
+                }
+            }
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..workers {
+                scope.spawn(worker);
+            }
+            worker();
+        });
+        let outcomes = outcomes.into_inner().unwrap_or_default();
+        let checked = outcomes.len();
+        let mut results = Vec::with_capacity(checked);
+        let mut first_error: Option<(usize, LinearError)> = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(result) => results.push(result),
+                Err((line, e)) => {
+                    if first_error.as_ref().is_none_or(|(first, _)| line < *first) {
+                        first_error = Some((line, e));
+                    }
+                }
             }
         }
-        let mut result = worst.unwrap_or_else(|| CheckResult::new("linearizable"));
+        if let Some((_, e)) = first_error {
+            return Err(e);
+        }
+        let sum = |name: &str| results.iter().map(|r| r.counts.get(name).copied().unwrap_or(0)).sum();
+        let (searched, configurations) = (sum("searched-operations"), sum("configurations"));
+        let mut result = results
+            .into_iter()
+            .reduce(|worst, r| if r.valid > worst.valid { r } else { worst })
+            .unwrap_or_else(|| CheckResult::new("linearizable"));
+        if checked < order.len() && result.valid == Validity::True {
+            // Out of time before every partition was searched.
+            result.valid = Validity::Unknown;
+            result.details = json!({"model": options.model.name(), "unknown-reason": "timeout"});
+        }
+        let operations: usize = self.parts.iter().map(|p| p.operations).sum();
         result.set_count("operations", operations as u64);
         result.set_count("partitions", self.parts.len() as u64);
         result.set_count("searched-operations", searched);

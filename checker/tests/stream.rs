@@ -29,8 +29,8 @@ fn loaded(text: &[u8], options: &LinearOptions) -> Result<CheckResult, String> {
     linear::check(&history, options).map_err(|e| e.to_string())
 }
 
-fn streamed(text: &[u8], options: &LinearOptions, batch: usize) -> Result<CheckResult, String> {
-    stream::check_jsonl_in_batches(text, options, batch)
+fn streamed(text: &[u8], options: &LinearOptions) -> Result<CheckResult, String> {
+    stream::check_jsonl(text, options)
         .map(|s| s.result)
         .map_err(|e| e.to_string())
 }
@@ -40,9 +40,9 @@ fn counterexample_key(result: &CheckResult) -> Option<Value> {
 }
 
 /// Same verdict and counts; an invalid verdict's counterexample on the same key with the same source lines.
-fn assert_same(text: &[u8], options: &LinearOptions, batch: usize) -> CheckResult {
+fn assert_same(text: &[u8], options: &LinearOptions) -> CheckResult {
     let a = loaded(text, options).expect("loaded");
-    let b = streamed(text, options, batch).expect("streamed");
+    let b = streamed(text, options).expect("streamed");
     assert_eq!(a.valid, b.valid, "loaded {a:?}\nstreamed {b:?}");
     assert_eq!(a.counts.get("operations"), b.counts.get("operations"));
     assert_eq!(a.counts.get("partitions"), b.counts.get("partitions"));
@@ -71,16 +71,17 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(120))]
 
     #[test]
-    fn streamed_verdicts_are_the_loaded_ones_and_find_the_planted_key(spec in spec(), batch in 1usize..300) {
-        let options = options(ModelKind::CasRegister);
+    fn streamed_verdicts_are_the_loaded_ones_and_find_the_planted_key(spec in spec(), threads in 1usize..4) {
+        let mut options = options(ModelKind::CasRegister);
+        options.threads = threads;
         let valid = jsonl_of(register_events(&spec));
-        prop_assert_eq!(assert_same(&valid, &options, batch).valid, Validity::True);
+        prop_assert_eq!(assert_same(&valid, &options).valid, Validity::True);
         let events = register_events(&spec);
         let fresh = events.fresh_process();
         let mut planter = StaleReadPlanter::new(events, fresh, spec.seed);
         let text = jsonl_of(planter.by_ref());
         if let Some(key) = planter.planted_key() {
-            let result = assert_same(&text, &options, batch);
+            let result = assert_same(&text, &options);
             prop_assert_eq!(result.valid, Validity::False);
             let expected = key.as_ref().map_or(Value::Null, |k: &Key| k.value().clone());
             prop_assert_eq!(counterexample_key(&result), Some(expected));
@@ -88,14 +89,15 @@ proptest! {
     }
 
     #[test]
-    fn streamed_kv_verdicts_are_the_loaded_ones(seed in any::<u64>(), anomaly in any::<bool>(), batch in 1usize..300) {
+    fn streamed_kv_verdicts_are_the_loaded_ones(seed in any::<u64>(), anomaly in any::<bool>(), threads in 1usize..4) {
         let spec = KvSpec { keys: 4, processes: 6, operations: 150, anomaly, seed, ..KvSpec::default() };
         let generated = kv_history(&spec);
         let mut text = Vec::new();
         jsonl::write(&generated.history, &mut text).expect("written");
         let mut options = options(ModelKind::KvAppend);
+        options.threads = threads;
         options.conventions.initial = Value::from("");
-        let result = assert_same(&text, &options, batch);
+        let result = assert_same(&text, &options);
         if let Some(key) = generated.anomaly_key {
             prop_assert_eq!(counterexample_key(&result), Some(Value::from(key)));
         }
@@ -137,7 +139,7 @@ fn protocol_errors_and_edge_cases_match_the_loaded_path() {
     ];
     for text in cases {
         let a = loaded(text.as_bytes(), &options).expect_err(text);
-        let b = streamed(text.as_bytes(), &options, 1).expect_err(text);
+        let b = streamed(text.as_bytes(), &options).expect_err(text);
         assert_eq!(a, b, "{text}");
     }
     // The key of an operation comes from its completion when its invocation has none; index and time
@@ -148,7 +150,7 @@ fn protocol_errors_and_edge_cases_match_the_loaded_path() {
                 {\"type\":\"invoke\",\"process\":2,\"f\":\"read\",\"value\":{\"key\":\"a\",\"value\":null}}\n\
                 {\"type\":\"invoke\",\"process\":3,\"f\":\"write\",\"value\":4}\n\
                 {\"type\":\"ok\",\"process\":2,\"f\":\"read\",\"value\":{\"key\":\"a\",\"value\":2}}\n";
-    let result = assert_same(text.as_bytes(), &options, 1);
+    let result = assert_same(text.as_bytes(), &options);
     assert_eq!(result.valid, Validity::False);
     assert_eq!(result.counts["partitions"], 2);
     assert_eq!(result.details["counterexample"]["op"]["line"], 4);
