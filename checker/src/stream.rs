@@ -13,11 +13,12 @@
 //! The verdict is the loaded path's: the same partitions are searched with the same model, and the
 //! counterexample names the file's own event indices and lines.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::BufRead;
-use std::sync::Mutex;
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -25,7 +26,7 @@ use thiserror::Error;
 
 use crate::formats::FormatError;
 use crate::formats::jsonl::{LineEvent, parse_line};
-use crate::formats::lines::Lines;
+use crate::formats::lines::{Block, Blocks};
 use crate::history::pairing::PairingError;
 use crate::history::{History, Interner, Key, Name, Op, OpType, Process};
 use crate::linear::{self, LinearError, LinearOptions, ModelKind};
@@ -66,25 +67,13 @@ pub fn supports(model: ModelKind) -> bool {
 }
 
 /// Checks a JSONL history for linearizability under `options`, streaming it (see the module header).
-pub fn check_jsonl(reader: impl BufRead, options: &LinearOptions) -> Result<Streamed, StreamError> {
+pub fn check_jsonl(reader: impl Read + Send, options: &LinearOptions) -> Result<Streamed, StreamError> {
     if !supports(options.model) {
         return Err(StreamError::NotPartitioned(options.model.name()));
     }
     let started = Instant::now();
     let mut store = Store::default();
-    let mut lines = Lines::new(reader);
-    // The loaded path reads the whole file before it pairs, so a malformed line anywhere wins over a
-    // protocol error: after one, the rest is still parsed, not filed.
-    let mut protocol_error = None;
-    while let Some((line_no, line)) = lines.next_line()? {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event = parse_line(line_no, line)?;
-        if protocol_error.is_none() {
-            protocol_error = store.add(line_no, event).err();
-        }
-    }
+    let protocol_error = read(reader, &mut store, threads(options))?;
     if store.events == 0 {
         return Err(FormatError::Empty.into());
     }
@@ -105,6 +94,97 @@ pub fn check_jsonl(reader: impl BufRead, options: &LinearOptions) -> Result<Stre
         read_time,
         check_time: started.elapsed() - read_time,
     })
+}
+
+/// Worker threads the options ask for (0: one per core).
+fn threads(options: &LinearOptions) -> usize {
+    match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// A block's events as parsed, or the first error in it.
+type ParsedBlock = Result<Vec<(usize, LineEvent<'static>)>, FormatError>;
+
+/// Reads the input into `store`: one thread reads blocks of whole lines, `parsers` threads parse them, and
+/// the calling thread files the events in file order. A malformed line is returned as the error; the first
+/// protocol error (pairing), if any, is returned as the value, since the loaded path reads the whole file
+/// before it pairs, so that a malformed line anywhere wins over it (after one, the rest is parsed, not
+/// filed). Blocks in flight are bounded, so memory does not grow with the file.
+fn read(reader: impl Read + Send, store: &mut Store, parsers: usize) -> Result<Option<LinearError>, FormatError> {
+    let parsers = parsers.max(1);
+    let (block_tx, block_rx) = mpsc::sync_channel::<(u64, Result<Block, FormatError>)>(2 * parsers);
+    let block_rx = Mutex::new(block_rx);
+    let (parsed_tx, parsed_rx) = mpsc::sync_channel::<(u64, ParsedBlock)>(2 * parsers);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut blocks = Blocks::new(reader);
+            for seq in 0.. {
+                let (block, last) = match blocks.next_block() {
+                    Ok(Some(block)) => (Ok(block), false),
+                    Ok(None) => break,
+                    Err(e) => (Err(e), true),
+                };
+                if block_tx.send((seq, block)).is_err() || last {
+                    break;
+                }
+            }
+        });
+        for _ in 0..parsers {
+            let parsed_tx = parsed_tx.clone();
+            let block_rx = &block_rx;
+            scope.spawn(move || {
+                loop {
+                    let next = block_rx.lock().ok().and_then(|rx| rx.recv().ok());
+                    let Some((seq, block)) = next else { break };
+                    if parsed_tx.send((seq, block.and_then(|b| parse_block(&b)))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(parsed_tx);
+        file_in_order(parsed_rx, store)
+    })
+}
+
+/// Parses every non-blank line of a block into an owned event.
+fn parse_block(block: &Block) -> ParsedBlock {
+    let mut events = Vec::new();
+    block.for_each_line(|line_no, line| -> Result<(), FormatError> {
+        if !line.trim().is_empty() {
+            let event = parse_line(line_no, line)?;
+            events.push((line_no, event.into_owned()));
+        }
+        Ok(())
+    })?;
+    Ok(events)
+}
+
+/// Files parsed blocks into the store in file order (they arrive in any order); consumes the receiver, so
+/// returning early stops the reading threads.
+fn file_in_order(
+    parsed: mpsc::Receiver<(u64, ParsedBlock)>,
+    store: &mut Store,
+) -> Result<Option<LinearError>, FormatError> {
+    let mut waiting: BTreeMap<u64, ParsedBlock> = BTreeMap::new();
+    let mut next = 0;
+    let mut protocol_error = None;
+    for (seq, block) in parsed {
+        waiting.insert(seq, block);
+        while let Some(block) = waiting.remove(&next) {
+            next += 1;
+            for (line_no, event) in block? {
+                if protocol_error.is_none() {
+                    protocol_error = store.add(line_no, event).err();
+                } else {
+                    store.events += 1;
+                }
+            }
+        }
+    }
+    Ok(protocol_error)
 }
 
 /// A fast, non-cryptographic hasher for the read's tables (a history file is not an adversary of its own
@@ -562,11 +642,7 @@ impl Store {
     fn check(&self, options: &LinearOptions, deadline: Option<Instant>) -> Result<CheckResult, LinearError> {
         let mut order: Vec<usize> = (0..self.parts.len()).collect();
         order.sort_by_key(|&slot| self.parts[slot].operations);
-        let workers = match options.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        }
-        .clamp(1, order.len().max(1));
+        let workers = threads(options).clamp(1, order.len().max(1));
         let mut partition_options = options.clone();
         if workers > 1 {
             // Each worker searches one partition at a time; the memory budget is shared.
