@@ -635,6 +635,38 @@ mod tests {
     }
 
     #[test]
+    fn a_single_key_history_is_decided_or_unknown_within_its_timeout() {
+        use faultline_checker::generate::{GenSpec, register_history};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("one-key.jsonl");
+        let spec = GenSpec {
+            keys: 1,
+            processes: 50,
+            operations: 20_000,
+            crash_rate: 0.01,
+            ..GenSpec::default()
+        };
+        let file = File::create(&path).expect("created");
+        faultline_checker::formats::jsonl::write(&register_history(&spec), std::io::BufWriter::new(file))
+            .expect("written");
+        for stream_above in [0, STREAM_ABOVE_BYTES] {
+            let flags = Flags {
+                timeout: Some(Duration::from_millis(300)),
+                stream_above,
+                ..flags()
+            };
+            let checked = check_input(&flags, &path).expect("checked");
+            assert!(
+                checked.check_time < Duration::from_secs(5),
+                "a 300 ms budget took {:?} ({})",
+                checked.check_time,
+                checked.result.valid
+            );
+            assert_ne!(checked.result.valid, Validity::False);
+        }
+    }
+
+    #[test]
     fn many_inputs_give_the_worst_verdict_and_254_for_any_unreadable_one() {
         let dir = tempfile::tempdir().expect("temp dir");
         let good = dir.path().join("good.jsonl");
