@@ -66,23 +66,6 @@ pub struct LineEvent<'a> {
     pub error: Option<Value>,
 }
 
-impl LineEvent<'_> {
-    /// The event with its strings owned, to outlive its line.
-    pub fn into_owned(self) -> LineEvent<'static> {
-        LineEvent {
-            index: self.index,
-            time: self.time,
-            op_type: self.op_type,
-            process: self.process,
-            f: Cow::Owned(self.f.into_owned()),
-            key: self.key,
-            value: self.value,
-            node: self.node.map(|n| Cow::Owned(n.into_owned())),
-            error: self.error,
-        }
-    }
-}
-
 /// Parses one non-blank line (number `line_no`, for errors) into its event.
 pub fn parse_line(line_no: usize, line: &str) -> Result<LineEvent<'_>, FormatError> {
     let raw: RawOp = serde_json::from_str(line).map_err(|e| json_error(line_no, line, &e))?;
