@@ -1,9 +1,11 @@
 //! Streamed linearizability checking of JSONL histories too large to load (issue 17, "Larger histories").
 //!
-//! [`check_jsonl`] reads the history line by line and never holds it whole: each event is paired with its
-//! invocation as it arrives (with the loaded path's pairing errors, at the same lines) and appended to its
-//! key's partition in a compact byte encoding — values, names and errors interned once, the other fields
-//! delta- and varint-coded, some 10–20 bytes an event instead of an [`Op`]'s 100 and more. A JSONL file
+//! [`check_jsonl`] never holds the history whole. One thread reads blocks of whole lines
+//! ([`Blocks`], about a megabyte), the worker threads parse them, and the calling thread files the events
+//! in file order: each is paired with its invocation as it arrives (with the loaded path's pairing errors,
+//! at the same lines) and appended to its key's partition in a compact byte encoding — values, names and
+//! errors interned once, the other fields delta- and varint-coded, some 10–20 bytes an event instead of an
+//! [`Op`]'s 100 and more. Blocks in flight are bounded, so memory grows with the partitions only. A JSONL file
 //! does not say when a key has seen its last event, so the partitions are checked after the read: each is
 //! rebuilt into a small [`History`] and checked by [`linear::check`] (same search, same model), smallest
 //! first, one partition per worker thread at a time, the memory budget split between the workers. The first
