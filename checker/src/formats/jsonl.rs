@@ -45,6 +45,7 @@ struct RawOp<'a> {
 
 /// One JSONL line as parsed, before its names and key are shared: what the loaded reader turns into an
 /// [`Op`] and the streamed checker (`crate::stream`) into its compact form.
+#[derive(Debug, PartialEq)]
 pub struct LineEvent<'a> {
     /// `index`, if the line gives it.
     pub index: Option<u64>,
@@ -66,8 +67,17 @@ pub struct LineEvent<'a> {
     pub error: Option<Value>,
 }
 
-/// Parses one non-blank line (number `line_no`, for errors) into its event.
+/// Parses one non-blank line (number `line_no`, for errors) into its event: lines in the writer's exact
+/// form take a fast path ([`super::jsonl_canonical`]), the others serde's, with the same result.
 pub fn parse_line(line_no: usize, line: &str) -> Result<LineEvent<'_>, FormatError> {
+    match super::jsonl_canonical::event(line) {
+        Some(event) => Ok(event),
+        None => parse_general(line_no, line),
+    }
+}
+
+/// Parses one line with serde: any field order, whitespace, escapes, optional fields.
+pub(super) fn parse_general(line_no: usize, line: &str) -> Result<LineEvent<'_>, FormatError> {
     let raw: RawOp = serde_json::from_str(line).map_err(|e| json_error(line_no, line, &e))?;
     let WireValue { key, value } = raw.value;
     Ok(LineEvent {
