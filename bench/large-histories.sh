@@ -8,7 +8,7 @@
 #   - OPS operations (default 10,000,000) over KEYS keys (10,000) by PROCESSES processes (50), 1% crashed,
 #     valid, and the same with a stale read planted in a random key;
 #   - one key, SINGLE_OPS operations (100,000) by 50 processes, checked with `--timeout TIMEOUT` (30s);
-# then checks each under `/usr/bin/time -v` and prints one line per file: verdict, wall time, peak RSS.
+# then checks each under `/usr/bin/time -v` and prints one line per file: wall and CPU time, peak RSS, verdict.
 # Files of 64 MiB or more are checked streamed (see README, "Larger histories").
 set -euo pipefail
 
@@ -43,13 +43,17 @@ measure() { # FILE FLAGS...
     local log=$work/time.log
     local verdict
     verdict=$(/usr/bin/time -v "$bin" check "$file" "$@" 2>"$log" | grep '^verdict:' || true)
-    local wall rss
+    local wall rss user system
     wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$log")
     rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")
-    printf '%-22s %8s MB  %10s wall  %6d MiB peak RSS  %s\n' "$(basename "$file")" \
-        "$(( $(stat -c %s "$file") / 1000000 ))" "$wall" "$(( rss / 1024 ))" "${verdict:-no verdict}"
+    user=$(sed -n 's/.*User time (seconds): //p' "$log")
+    system=$(sed -n 's/.*System time (seconds): //p' "$log")
+    printf '%-20s %6s MB %9s wall %7.1f s CPU %5d MiB peak RSS  %s\n' "$(basename "$file")" \
+        "$(( $(stat -c %s "$file") / 1000000 ))" "$wall" "$(echo "$user + $system" | bc)" "$(( rss / 1024 ))" \
+        "${verdict:-no verdict}"
 }
-echo "faultline check on $(nproc) cores, $(date -u +%Y-%m-%d)"
+# Wall times depend on what else runs: the load average is printed with them; CPU time (user + system) less so.
+echo "faultline check on $(nproc) cores, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 measure "$work/many-keys-ok.jsonl"
 measure "$work/many-keys-bad.jsonl"
 measure "$work/one-key.jsonl" --timeout "$timeout"
