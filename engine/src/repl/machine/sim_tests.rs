@@ -7,10 +7,11 @@
 //! commit point is in a write majority of oplogs when announced, and no committed entry is ever rolled back.
 //! After the chaos phase the network heals and a writable primary must emerge.
 //!
-//! This is a model check of the machine alone: fetching and rollback here are toys. The product's own
-//! fetcher, rollback, RPCs and storage run under faults in `crate::sim` (`faultline sim`), which is slower
-//! (real time) but tests the shipped code; this one covers many more seeds of the machine's rules, exactly
-//! reproducibly.
+//! This is a model check of the machine alone: fetching and rollback here are toys, so nothing it finds or
+//! misses says anything about the shipped fetcher, rollback, RPCs or storage. Those run under faults in
+//! `crate::sim` (`faultline sim`, 300 seeds in `cargo test`), which is the product's simulation; this one
+//! stays because it is a hundred times cheaper per seed, so proptest can search many more schedules of the
+//! machine's own rules (votes, terms, commit points) and shrink a failure to a small one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
