@@ -105,16 +105,7 @@ impl Writer {
         clock: Clock,
     ) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
-        let mut state = WriterState {
-            db,
-            positions,
-            term,
-            timestamps: TimestampAllocator::new(last.ts),
-            clock,
-            last,
-            dirty: false,
-            oplog,
-        };
+        let mut state = WriterState::new(db, positions, term, last, oplog, clock);
         let thread = std::thread::Builder::new()
             .name("storage-writer".into())
             .stack_size(WRITER_STACK_BYTES)
@@ -136,16 +127,7 @@ impl Writer {
         oplog: Arc<OplogAccount>,
         clock: Clock,
     ) -> Writer {
-        let state = WriterState {
-            db,
-            positions,
-            term,
-            timestamps: TimestampAllocator::new(last.ts),
-            clock,
-            last,
-            dirty: false,
-            oplog,
-        };
+        let state = WriterState::new(db, positions, term, last, oplog, clock);
         let inline = Arc::new(Mutex::new(Some(InlineWriter {
             state,
             last_durable_at: tokio::time::Instant::now(),
@@ -275,6 +257,26 @@ struct WriterState {
 }
 
 impl WriterState {
+    fn new(
+        db: Arc<Database>,
+        positions: watch::Sender<Positions>,
+        term: Arc<AtomicI64>,
+        last: OpTime,
+        oplog: Arc<OplogAccount>,
+        clock: Clock,
+    ) -> WriterState {
+        WriterState {
+            db,
+            positions,
+            term,
+            timestamps: TimestampAllocator::new(last.ts),
+            clock,
+            last,
+            dirty: false,
+            oplog,
+        }
+    }
+
     fn run(&mut self, rx: mpsc::Receiver<Box<dyn Job>>) {
         let mut last_durable_at = Instant::now();
         loop {
