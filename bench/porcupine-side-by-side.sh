@@ -9,8 +9,8 @@
 # Jepsen logs, kv for the key-value logs), and builds Porcupine's test binary with `go test -c`. The Faultline
 # side is `cargo run --release -p faultline-checker --example side_by_side`, which times `linear::check`.
 # Both exclude reading and parsing; both repeat a check until 0.3 s have been spent and keep the fastest run,
-# and the two sides take turns for ROUNDS rounds (default 3; environment variable), keeping each file's
-# fastest time, so that other load on the machine hits both alike.
+# and the two sides take turns for ROUNDS rounds (default 3; environment variable), keeping the median of
+# each file's per-round times, so that other load on the machine hits both alike.
 #
 # Histories: every row of TESTDATA_DIR/expected.tsv (default ../shared/testdata next to the repository)
 # that Porcupine can parse (Jepsen etcd logs, kv logs; Porcupine has no EDN reader, so the Knossos rows are
@@ -105,8 +105,13 @@ grep -v '^#' "$testdata/expected.tsv" | awk -F'\t' -v d="$testdata" 'NF >= 5 { $
     > "$work/list.tsv"
 "$faultline" generate "$work/generated" >> "$work/list.tsv"
 
-# Rounds, taking turns; each file keeps its fastest time (and the last verdict, which never varies).
-fastest() { awk -F'\t' '!($1 in ms) || $3 < ms[$1] { ms[$1] = $3; v[$1] = $2 } END { for (p in ms) print p "\t" v[p] "\t" ms[p] }' OFS='\t'; }
+# Rounds, taking turns; each file keeps the median of its rounds' times (the lower one of the middle two for an
+# even count) and the last verdict, which never varies.
+median() {
+    sort -t"$(printf '\t')" -k1,1 -k3,3g |
+        awk -F'\t' '{ n[$1]++; ms[$1, n[$1]] = $3; v[$1] = $2 }
+            END { for (p in n) print p "\t" v[p] "\t" ms[p, int((n[p] + 1) / 2)] }' OFS='\t'
+}
 : > "$work/faultline.all"
 : > "$work/porcupine.all"
 for round in $(seq "${ROUNDS:-3}"); do
@@ -115,8 +120,8 @@ for round in $(seq "${ROUNDS:-3}"); do
     (cd "$work/porcupine" && FAULTLINE_SIDE_BY_SIDE="$work/list.tsv" "$work/porcupine.test" \
         -test.run '^TestFaultlineSideBySide$' -test.count 1 | grep -P '\t' >> "$work/porcupine.all")
 done
-fastest < "$work/faultline.all" > "$work/faultline.tsv"
-fastest < "$work/porcupine.all" > "$work/porcupine.tsv"
+median < "$work/faultline.all" > "$work/faultline.tsv"
+median < "$work/porcupine.all" > "$work/porcupine.tsv"
 
 # One table: path, expected, Faultline verdict and ms, Porcupine verdict and ms, Porcupine/Faultline.
 awk -F'\t' -v d="$testdata/" -v g="$work/generated/" '

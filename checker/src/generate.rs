@@ -56,73 +56,229 @@ struct Pending {
 
 /// Generates a linearizable register history.
 pub fn register_history(spec: &GenSpec) -> History {
-    let mut rng = SplitMix::new(spec.seed);
-    let mut registers: Vec<Value> = vec![Value::Null; spec.keys.max(1) as usize];
-    let mut next_value: Vec<i64> = vec![0; registers.len()];
-    let mut pending: Vec<Option<Pending>> = (0..spec.processes.max(1)).map(|_| None).collect();
-    let mut process_ids: Vec<u64> = (0..pending.len() as u64).collect();
-    let mut next_process = pending.len() as u64;
-    let mut ops = Vec::with_capacity(spec.operations as usize * 2);
-    let mut invoked = 0;
-    let keys: Vec<Key> = (0..registers.len() as u64).map(|k| Key::new(json!(k))).collect();
-    let (read, write) = (Name::from("read"), Name::from("write"));
-    let event = |index: usize, op_type: OpType, process: u64, f: &str, key: u64, value: Value| Op {
-        index: index as u64,
-        time: index as u64 * 1000,
-        op_type,
-        process: Process::Client(process),
-        f: if f == "read" { read.clone() } else { write.clone() },
-        key: (spec.keys > 1).then(|| keys[key as usize].clone()),
-        value,
-        node: None,
-        error: None,
-    };
-    while invoked < spec.operations || pending.iter().any(Option::is_some) {
-        let slot = rng.below(pending.len() as u64) as usize;
-        match pending[slot].take() {
-            None if invoked < spec.operations => {
-                let key = rng.below(registers.len() as u64);
-                let (f, value) = if rng.chance(spec.read_fraction) {
-                    ("read", Value::Null)
-                } else {
-                    next_value[key as usize] += 1;
-                    ("write", json!(next_value[key as usize]))
-                };
-                let process = process_ids[slot];
-                ops.push(event(ops.len(), OpType::Invoke, process, f, key, value.clone()));
-                pending[slot] = Some(Pending {
-                    process,
-                    key,
-                    f,
-                    value,
-                    applied: false,
-                });
-                invoked += 1;
-            }
-            None => {}
-            Some(mut p) if !p.applied && rng.chance(0.5) => {
-                let register = &mut registers[p.key as usize];
-                if p.f == "write" {
-                    *register = p.value.clone();
-                } else {
-                    p.value = register.clone();
-                }
-                p.applied = true;
-                pending[slot] = Some(p);
-            }
-            Some(p) if rng.chance(spec.crash_rate) => {
-                let value = if p.f == "read" { Value::Null } else { p.value };
-                ops.push(event(ops.len(), OpType::Info, p.process, p.f, p.key, value));
-                process_ids[slot] = next_process;
-                next_process += 1;
-            }
-            Some(p) if p.applied => {
-                ops.push(event(ops.len(), OpType::Ok, p.process, p.f, p.key, p.value));
-            }
-            Some(p) => pending[slot] = Some(p),
+    History::from_ops(register_events(spec).collect())
+}
+
+/// The events of [`register_history`] one at a time, so a history of any length can be written out without
+/// being held in memory (same spec, same events).
+pub fn register_events(spec: &GenSpec) -> RegisterEvents {
+    let registers: Vec<Value> = vec![Value::Null; spec.keys.max(1) as usize];
+    let pending: Vec<Option<Pending>> = (0..spec.processes.max(1)).map(|_| None).collect();
+    RegisterEvents {
+        spec: spec.clone(),
+        rng: SplitMix::new(spec.seed),
+        next_value: vec![0; registers.len()],
+        keys: (0..registers.len() as u64).map(|k| Key::new(json!(k))).collect(),
+        registers,
+        process_ids: (0..pending.len() as u64).collect(),
+        next_process: pending.len() as u64,
+        pending,
+        invoked: 0,
+        emitted: 0,
+        read: Name::from("read"),
+        write: Name::from("write"),
+    }
+}
+
+/// The running register store behind [`register_events`]: an iterator over the history's events.
+pub struct RegisterEvents {
+    spec: GenSpec,
+    rng: SplitMix,
+    registers: Vec<Value>,
+    next_value: Vec<i64>,
+    pending: Vec<Option<Pending>>,
+    process_ids: Vec<u64>,
+    next_process: u64,
+    invoked: u64,
+    emitted: u64,
+    keys: Vec<Key>,
+    read: Name,
+    write: Name,
+}
+
+impl RegisterEvents {
+    /// A process number no event so far has used (crashed processes are replaced by fresh numbers).
+    pub fn fresh_process(&self) -> u64 {
+        self.next_process
+    }
+
+    fn event(&mut self, op_type: OpType, process: u64, f: &str, key: u64, value: Value) -> Op {
+        let index = self.emitted;
+        self.emitted += 1;
+        Op {
+            index,
+            time: index * 1000,
+            op_type,
+            process: Process::Client(process),
+            f: if f == "read" {
+                self.read.clone()
+            } else {
+                self.write.clone()
+            },
+            key: (self.spec.keys > 1).then(|| self.keys[key as usize].clone()),
+            value,
+            node: None,
+            error: None,
         }
     }
-    History::from_ops(ops)
+}
+
+impl Iterator for RegisterEvents {
+    type Item = Op;
+
+    fn next(&mut self) -> Option<Op> {
+        while self.invoked < self.spec.operations || self.pending.iter().any(Option::is_some) {
+            let slot = self.rng.below(self.pending.len() as u64) as usize;
+            match self.pending[slot].take() {
+                None if self.invoked < self.spec.operations => {
+                    let key = self.rng.below(self.registers.len() as u64);
+                    let (f, value) = if self.rng.chance(self.spec.read_fraction) {
+                        ("read", Value::Null)
+                    } else {
+                        self.next_value[key as usize] += 1;
+                        ("write", json!(self.next_value[key as usize]))
+                    };
+                    let process = self.process_ids[slot];
+                    let op = self.event(OpType::Invoke, process, f, key, value.clone());
+                    self.pending[slot] = Some(Pending {
+                        process,
+                        key,
+                        f,
+                        value,
+                        applied: false,
+                    });
+                    self.invoked += 1;
+                    return Some(op);
+                }
+                None => {}
+                Some(mut p) if !p.applied && self.rng.chance(0.5) => {
+                    let register = &mut self.registers[p.key as usize];
+                    if p.f == "write" {
+                        *register = p.value.clone();
+                    } else {
+                        p.value = register.clone();
+                    }
+                    p.applied = true;
+                    self.pending[slot] = Some(p);
+                }
+                Some(p) if self.rng.chance(self.spec.crash_rate) => {
+                    let value = if p.f == "read" { Value::Null } else { p.value };
+                    self.process_ids[slot] = self.next_process;
+                    self.next_process += 1;
+                    return Some(self.event(OpType::Info, p.process, p.f, p.key, value));
+                }
+                Some(p) if p.applied => {
+                    return Some(self.event(OpType::Ok, p.process, p.f, p.key, p.value));
+                }
+                Some(p) => self.pending[slot] = Some(p),
+            }
+        }
+        None
+    }
+}
+
+/// Plants a stale read at the end of a register history streamed through it, in a random key: it passes the
+/// events on unchanged while remembering, per key, a value that an acknowledged write definitely overwrote
+/// (a later write invoked after it completed was acknowledged too); after the last event it adds a read by
+/// a fresh process that returns that value, which no linearization explains. Memory is one entry per key.
+pub struct StaleReadPlanter<I> {
+    events: I,
+    rng: SplitMix,
+    process: u64,
+    /// Per key: the latest acknowledged write's value and completion time.
+    last_acked: std::collections::HashMap<Option<Key>, (Value, u64)>,
+    /// Per key, in order of first finding: a definitely overwritten value.
+    overwritten: Vec<(Option<Key>, Value)>,
+    overwritten_keys: std::collections::HashSet<Option<Key>>,
+    /// Invocation time of each open write, by process.
+    open_writes: std::collections::HashMap<u64, u64>,
+    last: Option<(u64, u64)>,
+    planted: Vec<Op>,
+    finished: bool,
+    planted_key: Option<Option<Key>>,
+}
+
+impl<I: Iterator<Item = Op>> StaleReadPlanter<I> {
+    /// Wraps `events`; the read is made by `process` (one no event uses) and the key chosen with `seed`.
+    pub fn new(events: I, process: u64, seed: u64) -> StaleReadPlanter<I> {
+        StaleReadPlanter {
+            events,
+            rng: SplitMix::new(seed ^ 0x5eed_57a1e),
+            process,
+            last_acked: Default::default(),
+            overwritten: Vec::new(),
+            overwritten_keys: Default::default(),
+            open_writes: Default::default(),
+            last: None,
+            planted: Vec::new(),
+            finished: false,
+            planted_key: None,
+        }
+    }
+
+    /// Once every event was taken: the key of the planted read (`Some(None)` for an un-keyed history), or
+    /// `None` if no key had an overwritten value (or the events are not all taken yet).
+    pub fn planted_key(&self) -> Option<&Option<Key>> {
+        self.planted_key.as_ref()
+    }
+
+    fn observe(&mut self, op: &Op) {
+        self.last = Some((op.index, op.time));
+        let (Process::Client(process), true) = (&op.process, op.f == "write") else {
+            return;
+        };
+        match op.op_type {
+            OpType::Invoke => {
+                self.open_writes.insert(*process, op.time);
+            }
+            OpType::Ok => {
+                let called = self.open_writes.remove(process).unwrap_or(0);
+                let acked = (op.value.clone(), op.time);
+                if let Some((older, older_done)) = self.last_acked.insert(op.key.clone(), acked)
+                    && older_done < called
+                    && self.overwritten_keys.insert(op.key.clone())
+                {
+                    self.overwritten.push((op.key.clone(), older));
+                }
+            }
+            OpType::Fail | OpType::Info => {
+                self.open_writes.remove(process);
+            }
+        }
+    }
+
+    fn plant(&mut self) {
+        if self.overwritten.is_empty() {
+            return;
+        }
+        let at = self.rng.below(self.overwritten.len() as u64) as usize;
+        let (key, stale) = self.overwritten.swap_remove(at);
+        let (index, time) = self.last.map_or((0, 0), |(i, t)| (i + 1, t + 1000));
+        let process = Process::Client(self.process);
+        let mut invoke = Op::new(index, time, OpType::Invoke, process.clone(), "read", Value::Null);
+        invoke.key = key.clone();
+        let mut done = Op::new(index + 1, time + 1000, OpType::Ok, process, "read", stale);
+        done.key = key.clone();
+        // Handed out by popping: completion last.
+        self.planted = vec![done, invoke];
+        self.planted_key = Some(key);
+    }
+}
+
+impl<I: Iterator<Item = Op>> Iterator for StaleReadPlanter<I> {
+    type Item = Op;
+
+    fn next(&mut self) -> Option<Op> {
+        if !self.finished {
+            if let Some(op) = self.events.next() {
+                self.observe(&op);
+                return Some(op);
+            }
+            self.finished = true;
+            self.plant();
+        }
+        self.planted.pop()
+    }
 }
 
 /// Appends a read by a fresh process, after everything else, of a value that an acknowledged write had

@@ -15,6 +15,7 @@
 //! - [`convergence`]: whether the members' data agree after healing (hashes in, verdict out).
 //! - [`registry`]: the one list of history checkers, by name; [`summary`]: the human lines of a verdict.
 //! - [`generate`]: deterministic history generator for tests and benchmarks.
+//! - [`stream`]: linearizability of JSONL histories too large to load, checked streamed per key.
 
 pub mod convergence;
 pub mod counter;
@@ -27,4 +28,5 @@ pub mod result;
 pub mod session;
 pub mod set;
 pub mod stale;
+pub mod stream;
 pub mod summary;

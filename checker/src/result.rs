@@ -9,11 +9,19 @@
 //!
 //! `valid` is `true`, `false` or the string `"unknown"` (the checker could not decide, e.g. it ran out of
 //! time), as in Jepsen.
+//!
+//! The linearizability checker's result also carries its search's [`Witness`] (op ids, not serialised):
+//! [`CheckResult::expand`] turns it into the counterexample's prefix steps before a result is printed or
+//! written, and viewers draw every key from it instead of searching again.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+
+use crate::history::{History, PairedHistory};
+use crate::linear::witness::LinearWitness;
 
 /// A three-valued verdict. Ordered from best to worst: `True < Unknown < False`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -107,6 +115,33 @@ pub struct CheckResult {
     /// Results composed into this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<CheckResult>,
+    /// The linearizability search's witness, when this result is from one (never serialised).
+    #[serde(skip)]
+    pub witness: Witness,
+}
+
+/// A linearizability witness kept with a result, shared cheaply. It is evidence held for expansion, not
+/// part of the verdict: it is neither serialised nor compared (any two are equal), so a result read back
+/// from JSON equals the one written.
+#[derive(Debug, Clone, Default)]
+pub struct Witness(Option<Arc<LinearWitness>>);
+
+impl Witness {
+    /// Holds `witness`.
+    pub fn new(witness: LinearWitness) -> Witness {
+        Witness(Some(Arc::new(witness)))
+    }
+
+    /// The witness, if the result has one.
+    pub fn get(&self) -> Option<&LinearWitness> {
+        self.0.as_deref()
+    }
+}
+
+impl PartialEq for Witness {
+    fn eq(&self, _: &Witness) -> bool {
+        true
+    }
 }
 
 /// How many examples a checker keeps per anomaly.
@@ -123,7 +158,34 @@ impl CheckResult {
             examples: Vec::new(),
             details: Value::Null,
             children: Vec::new(),
+            witness: Witness::default(),
         }
+    }
+
+    /// Fills in the evidence kept unexpanded, here and in the children: the linearizability
+    /// counterexample's prefix steps (`details.counterexample.prefix`). Call it before printing or writing a
+    /// result; `history` and `paired` must be the ones checked. Expanding twice does nothing more.
+    pub fn expand(&mut self, history: &History, paired: &PairedHistory) {
+        for child in &mut self.children {
+            child.expand(history, paired);
+        }
+        let Some(witness) = self.witness.get() else { return };
+        let Some(Value::Object(counterexample)) = self.details.get_mut("counterexample") else {
+            return;
+        };
+        if counterexample.contains_key("prefix") {
+            return;
+        }
+        if let Some(steps) = witness.counterexample_steps(history, paired) {
+            counterexample.insert("prefix".into(), Value::Array(steps));
+        }
+    }
+
+    /// The linearizability witness of this result or of the first child (depth first) that has one.
+    pub fn linear_witness(&self) -> Option<&LinearWitness> {
+        self.witness
+            .get()
+            .or_else(|| self.children.iter().find_map(CheckResult::linear_witness))
     }
 
     /// Records an anomaly: marks the result invalid, counts it and keeps up to [`MAX_EXAMPLES`] examples.

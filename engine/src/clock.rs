@@ -9,6 +9,10 @@
 //! `lastWrite` dates, `$$NOW` and `$currentDate`, `secondaryDelaySecs`, the dates of `hello`,
 //! `serverStatus` and `replSetGetStatus`. Timers (elections, heartbeats, timeouts) use the monotonic clock and
 //! are unaffected, as on a host whose wall clock is stepped.
+//!
+//! Under simulation ([`Clock::simulated`]) the clock does not read the system clock at all: it starts at a
+//! fixed epoch and moves with tokio's clock, which a paused runtime advances only when every task waits, so
+//! the same seed stamps the same times.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -18,12 +22,32 @@ use std::sync::atomic::{AtomicI64, Ordering};
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     offset_millis: Arc<AtomicI64>,
+    /// Set under simulation: the wall time reads this epoch plus the tokio time elapsed since `started`.
+    simulated: Option<SimulatedTime>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SimulatedTime {
+    epoch_millis: i64,
+    started: tokio::time::Instant,
 }
 
 impl Clock {
     /// A clock that reads the system clock (no offset).
     pub fn new() -> Clock {
         Clock::default()
+    }
+
+    /// A clock that starts at `epoch_millis` now and advances with tokio's clock (paused and advanced by the
+    /// runtime under simulation), never reading the system clock.
+    pub fn simulated(epoch_millis: i64) -> Clock {
+        Clock {
+            offset_millis: Arc::default(),
+            simulated: Some(SimulatedTime {
+                epoch_millis,
+                started: tokio::time::Instant::now(),
+            }),
+        }
     }
 
     /// Sets how far this member's wall clock runs ahead of the system clock (negative: behind).
@@ -38,7 +62,13 @@ impl Clock {
 
     /// Milliseconds since the Unix epoch on this member's clock.
     pub fn now_millis(&self) -> i64 {
-        skewed(bson::DateTime::now().timestamp_millis(), self.offset_millis())
+        let base = match self.simulated {
+            Some(time) => time
+                .epoch_millis
+                .saturating_add(time.started.elapsed().as_millis() as i64),
+            None => bson::DateTime::now().timestamp_millis(),
+        };
+        skewed(base, self.offset_millis())
     }
 
     /// Now, as a BSON date.

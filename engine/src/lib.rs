@@ -42,6 +42,7 @@ pub mod shutdown;
 pub mod sim;
 pub mod spill;
 pub mod storage;
+pub mod tasks;
 pub mod wire;
 
 pub use error::{Error, Result};

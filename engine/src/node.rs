@@ -240,10 +240,31 @@ impl Node {
         options: NodeOptions,
         peers: Arc<dyn crate::member::network::PeerNetwork>,
     ) -> Result<Arc<Node>> {
-        let query = QueryParameters::from_parameters(&options.set_parameters)?;
         // The member's own wall clock: its storage stamps oplog entries with it, `skewClock` moves it.
         let clock = Clock::new();
         let storage = Storage::open_with_clock(&options.dbpath, clock.clone())?;
+        Node::open_with(options, peers, storage, clock).await
+    }
+
+    /// A member of the in-process simulation: its database on `disk`, its writer inline, its wall clock
+    /// `clock` (simulated time).
+    pub async fn open_simulated(
+        options: NodeOptions,
+        peers: Arc<dyn crate::member::network::PeerNetwork>,
+        disk: &crate::storage::MemoryDisk,
+        clock: Clock,
+    ) -> Result<Arc<Node>> {
+        let storage = Storage::open_simulated(&options.dbpath, disk, clock.clone())?;
+        Node::open_with(options, peers, storage, clock).await
+    }
+
+    async fn open_with(
+        options: NodeOptions,
+        peers: Arc<dyn crate::member::network::PeerNetwork>,
+        storage: Storage,
+        clock: Clock,
+    ) -> Result<Arc<Node>> {
+        let query = QueryParameters::from_parameters(&options.set_parameters)?;
         crate::spill::clean_tmp_dir(&options.dbpath);
         let failpoints = Arc::new(FailPoints::from_parameters(&options.set_parameters, clock)?);
         let member = Member::start_on(storage.clone(), options, peers, failpoints.clone()).await?;
@@ -262,6 +283,14 @@ impl Node {
             queries: QueryRuntime::new()?,
             activity: Activity::default(),
         }))
+    }
+
+    /// Dies as a killed process does (simulation): every background task of the member ends and storage
+    /// commits nothing more. The caller stops routing messages to it; a command already running on it fails
+    /// its writes.
+    pub fn kill(&self) {
+        self.member.kill();
+        self.storage.abandon();
     }
 
     /// The limits of blocking stages for a command that did (or did not) say `allowDiskUse`.

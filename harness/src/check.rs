@@ -5,7 +5,8 @@
 //! checkers of the workload its `test.toml` names, unless `--checker` says otherwise). Every flag is checked
 //! before any input is read. One input gets a human summary naming the first bad operation; several get one
 //! line each and a total, so a corpus is checked in one process. `--json` prints one JSON record per input
-//! per line instead. Exit code (ARCHITECTURE §2): 0 valid, 1 invalid, 2 unknown — the worst over the inputs — or
+//! per line instead. A JSONL history of [`STREAM_ABOVE_BYTES`] or more checked for linearizability alone is
+//! checked streamed (`faultline_checker::stream`): never loaded whole, same verdict. Exit code (ARCHITECTURE §2): 0 valid, 1 invalid, 2 unknown — the worst over the inputs — or
 //! 254 for bad arguments or any unreadable input (each named on one line of stderr).
 
 use std::fs::File;
@@ -17,13 +18,17 @@ use faultline::support::durations::parse_seconds;
 use faultline::support::errors::BAD_ARGUMENTS;
 use faultline_checker::formats::{Format, edn_value::EdnReader};
 use faultline_checker::history::{self, Conventions, History};
+use faultline_checker::linear::witness::LinearWitness;
 use faultline_checker::linear::{LinearOptions, ModelKind};
 use faultline_checker::registry::Checker;
 use faultline_checker::result::{CheckResult, Validity, compose};
-use faultline_checker::summary;
+use faultline_checker::{stream, summary};
 use faultline_reports::RunDir;
 use faultline_workloads::Workload;
 use serde_json::{Value, json};
+
+/// JSONL histories this large or larger are checked streamed when only linearizability is asked for.
+pub const STREAM_ABOVE_BYTES: u64 = 64 << 20;
 
 /// `--threads`.
 const THREADS: crate::input::Whole = crate::input::Whole {
@@ -109,6 +114,11 @@ struct Flags {
     threads: usize,
     /// Where to write the counterexample viewer (`--html`; one input only).
     html: Option<PathBuf>,
+    /// Whether results are shown in full (a single input's summary, or `--json`): only then is the
+    /// counterexample's prefix built.
+    full_results: bool,
+    /// JSONL files of this many bytes or more are checked streamed (when only linearizability is asked).
+    stream_above: u64,
 }
 
 impl Flags {
@@ -155,6 +165,8 @@ impl Flags {
             checkers,
             threads: args.threads,
             html: args.html.clone(),
+            full_results: args.json || args.inputs.len() == 1,
+            stream_above: STREAM_ABOVE_BYTES,
         })
     }
 }
@@ -174,6 +186,8 @@ struct Checked {
     result: CheckResult,
     read_time: Duration,
     check_time: Duration,
+    /// For a history checked streamed: the bytes its compact partitions took.
+    streamed_bytes: Option<usize>,
 }
 
 /// Reads and checks one input; the error is the one line that names the input and what is wrong with it.
@@ -203,14 +217,28 @@ fn check_input(flags: &Flags, path: &Path) -> Result<Checked, String> {
         (None, Some(workload)) => workload.checkers().to_vec(),
         (None, None) => vec![Checker::Linearizable],
     };
-    let history = read_history(&history_path, format)?;
-    let read_time = started.elapsed();
-    let started = Instant::now();
-    let paired = history::pair(&history).map_err(|e| format!("{}: {e}", history_path.display()))?;
     let mut options = LinearOptions::new(model);
     options.conventions = conventions.clone();
     options.timeout = flags.timeout;
     options.threads = flags.threads;
+    if streams(flags, &history_path, format, model, &checkers) {
+        let streamed = check_streamed(&history_path, &options)?;
+        return Ok(Checked {
+            format,
+            model,
+            conventions,
+            workload,
+            events: streamed.events,
+            result: combine(workload, vec![streamed.result]),
+            read_time: streamed.read_time,
+            check_time: streamed.check_time,
+            streamed_bytes: Some(streamed.stored_bytes),
+        });
+    }
+    let history = read_history(&history_path, format)?;
+    let read_time = started.elapsed();
+    let started = Instant::now();
+    let paired = history::pair(&history).map_err(|e| format!("{}: {e}", history_path.display()))?;
     let mut results = Vec::with_capacity(checkers.len());
     for checker in checkers {
         let result = checker
@@ -218,13 +246,12 @@ fn check_input(flags: &Flags, path: &Path) -> Result<Checked, String> {
             .map_err(|e| format!("{}: {e}", history_path.display()))?;
         results.push(result);
     }
-    let result = match workload {
-        Some(workload) => compose(workload.name(), results),
-        None if results.len() == 1 => results.remove(0),
-        None => compose("composite", results),
-    };
+    let mut result = combine(workload, results);
+    if flags.full_results {
+        result.expand(&history, &paired);
+    }
     if let Some(out) = &flags.html {
-        write_viewer(out, &history_path, &history, &paired, &options);
+        write_viewer(out, &history_path, &history, &paired, &options, &result);
     }
     Ok(Checked {
         format,
@@ -235,7 +262,33 @@ fn check_input(flags: &Flags, path: &Path) -> Result<Checked, String> {
         result,
         read_time,
         check_time: started.elapsed(),
+        streamed_bytes: None,
     })
+}
+
+/// The checkers' results as one: the workload's composite, or the single checker's own result.
+fn combine(workload: Option<Workload>, mut results: Vec<CheckResult>) -> CheckResult {
+    match workload {
+        Some(workload) => compose(workload.name(), results),
+        None if results.len() == 1 => results.remove(0),
+        None => compose("composite", results),
+    }
+}
+
+/// Whether an input is checked streamed: a large JSONL file, linearizability alone, a per-key model and no
+/// viewer to draw (which needs the whole history).
+fn streams(flags: &Flags, path: &Path, format: Format, model: ModelKind, checkers: &[Checker]) -> bool {
+    format == Format::Jsonl
+        && checkers == [Checker::Linearizable]
+        && flags.html.is_none()
+        && stream::supports(model)
+        && std::fs::metadata(path).is_ok_and(|m| m.len() >= flags.stream_above)
+}
+
+fn check_streamed(path: &Path, options: &LinearOptions) -> Result<stream::Streamed, String> {
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    stream::check_jsonl(BufReader::with_capacity(1 << 20, file), options)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// A stored run: its history file and the workload its spec names (needed unless `--checker` is given).
@@ -329,8 +382,14 @@ fn print_summary(path: &Path, checked: &Checked) {
         println!("{line}");
     }
     let valid = checked.result.valid;
+    let streamed = checked.streamed_bytes.map_or(String::new(), |bytes| {
+        format!(
+            " (streamed: {:.1} MiB of compact partitions)",
+            bytes as f64 / f64::from(1 << 20)
+        )
+    });
     println!(
-        "verdict: {valid} (exit {}); read {:.1} ms, checked {:.1} ms",
+        "verdict: {valid} (exit {}); read {:.1} ms{streamed}, checked {:.1} ms",
         valid.exit_code(),
         checked.read_time.as_secs_f64() * 1e3,
         checked.check_time.as_secs_f64() * 1e3
@@ -396,16 +455,32 @@ fn total_line(outcomes: &[Result<Checked, String>], code: i32) -> String {
     )
 }
 
-/// Writes the `--html` viewer page; a failure is reported but does not change the verdict.
+/// Writes the `--html` viewer page from the check's linearizability witness (searching only when no
+/// linearizability checker ran); a failure is reported but does not change the verdict.
 fn write_viewer(
     out: &Path,
     history_path: &Path,
     history: &History,
     paired: &history::PairedHistory,
     options: &LinearOptions,
+    result: &CheckResult,
 ) {
     let title = history_path.display().to_string();
-    if let Err(e) = faultline_reports::viewer::write_page(out, &title, history, paired, options) {
+    let searched;
+    let witness = match result.linear_witness() {
+        Some(witness) => witness,
+        None => match LinearWitness::search(history, paired, options) {
+            Ok(witness) => {
+                searched = witness;
+                &searched
+            }
+            Err(e) => {
+                eprintln!("faultline check: --html {}: {e}", out.display());
+                return;
+            }
+        },
+    };
+    if let Err(e) = faultline_reports::viewer::write_page(out, &title, history, paired, witness, options.timeout) {
         eprintln!("faultline check: --html {}: {e}", out.display());
     }
 }
@@ -528,6 +603,117 @@ mod tests {
         let empty = tempfile::tempdir().expect("temp dir");
         let refused = check_input(&flags(), empty.path()).err().expect("not a run");
         assert!(refused.contains("not a run directory"), "{refused}");
+    }
+
+    #[test]
+    fn the_counterexample_is_expanded_only_where_shown_and_the_viewer_takes_the_checks_witness() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bad = dir.path().join("bad.jsonl");
+        let impossible = valid_history().replace(
+            r#""type":"ok","process":1,"f":"read","value":null"#,
+            r#""type":"ok","process":1,"f":"read","value":5"#,
+        );
+        std::fs::write(&bad, impossible).expect("written");
+        // One line per input (several inputs, no --json): the prefix is not built.
+        let mut flags = flags();
+        flags.full_results = false;
+        let checked = check_input(&flags, &bad).expect("checked");
+        assert_eq!(checked.result.details["counterexample"].get("prefix"), None);
+        assert!(checked.result.linear_witness().is_some());
+        // A single input's summary or --json: built; --html draws the same check's witness.
+        flags.full_results = true;
+        let out = dir.path().join("viewer.html");
+        flags.html = Some(out.clone());
+        let checked = check_input(&flags, &bad).expect("checked");
+        assert_eq!(checked.result.details["counterexample"]["prefix"], json!([]));
+        let page = std::fs::read_to_string(&out).expect("the viewer was written");
+        assert!(page.contains("id=\"viewer-data\""));
+    }
+
+
+    #[test]
+    fn large_jsonl_files_are_checked_streamed_with_the_loaded_verdict() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let good = dir.path().join("good.jsonl");
+        std::fs::write(&good, valid_history()).expect("written");
+        let bad = dir.path().join("bad.jsonl");
+        let impossible = valid_history().replace(
+            r#""type":"ok","process":1,"f":"read","value":null"#,
+            r#""type":"ok","process":1,"f":"read","value":5"#,
+        );
+        std::fs::write(&bad, impossible).expect("written");
+        let orphan = dir.path().join("orphan.jsonl");
+        std::fs::write(&orphan, OP.replace("invoke", "ok") + "\n").expect("written");
+        let streamed_flags = Flags {
+            stream_above: 0,
+            ..flags()
+        };
+        assert!(streams(
+            &streamed_flags,
+            &good,
+            Format::Jsonl,
+            ModelKind::CasRegister,
+            &[Checker::Linearizable]
+        ));
+        assert!(!streams(
+            &flags(),
+            &good,
+            Format::Jsonl,
+            ModelKind::CasRegister,
+            &[Checker::Linearizable]
+        ));
+        assert!(!streams(
+            &streamed_flags,
+            &good,
+            Format::Jsonl,
+            ModelKind::CasRegister,
+            &[Checker::StaleReads]
+        ));
+        for path in [&good, &bad] {
+            let loaded = check_input(&flags(), path).expect("checked");
+            let streamed = check_input(&streamed_flags, path).expect("checked");
+            assert_eq!(loaded.result.valid, streamed.result.valid, "{}", path.display());
+            assert_eq!(loaded.result.examples, streamed.result.examples, "{}", path.display());
+            assert_eq!(loaded.events, streamed.events);
+        }
+        assert_eq!(
+            check_input(&streamed_flags, &bad).expect("checked").result.valid,
+            Validity::False
+        );
+        let loaded = check_input(&flags(), &orphan).err().expect("refused");
+        assert_eq!(check_input(&streamed_flags, &orphan).err().expect("refused"), loaded);
+    }
+
+    #[test]
+    fn a_single_key_history_is_decided_or_unknown_within_its_timeout() {
+        use faultline_checker::generate::{GenSpec, register_history};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("one-key.jsonl");
+        let spec = GenSpec {
+            keys: 1,
+            processes: 50,
+            operations: 20_000,
+            crash_rate: 0.01,
+            ..GenSpec::default()
+        };
+        let file = File::create(&path).expect("created");
+        faultline_checker::formats::jsonl::write(&register_history(&spec), std::io::BufWriter::new(file))
+            .expect("written");
+        for stream_above in [0, STREAM_ABOVE_BYTES] {
+            let flags = Flags {
+                timeout: Some(Duration::from_millis(300)),
+                stream_above,
+                ..flags()
+            };
+            let checked = check_input(&flags, &path).expect("checked");
+            assert!(
+                checked.check_time < Duration::from_secs(5),
+                "a 300 ms budget took {:?} ({})",
+                checked.check_time,
+                checked.result.valid
+            );
+            assert_ne!(checked.result.valid, Validity::False);
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod cluster;
 mod cluster_cmd;
 mod daemon;
 mod gate;
+mod generate_cmd;
 mod input;
 mod logging;
 mod nemesis;
@@ -43,6 +44,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run a suite of scenarios with expected verdicts (a CI gate); JUnit XML and Markdown on request.
     Gate(gate::GateArgs),
+    /// Write generated histories (JSONL, streamed) for trying and benchmarking the checker.
+    Generate(generate_cmd::GenerateArgs),
     /// Simulate a replica set of real members in one process under seeded faults, checking safety.
     Sim(sim_cmd::SimArgs),
 }
@@ -86,6 +89,7 @@ fn main() {
         Command::Bench(args) => bench::run(args),
         Command::Gate(args) => gate::run(args),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Generate(args) => generate_cmd::run(args),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -1,8 +1,10 @@
 //! `faultline sim`: the in-process replica-set simulation (`faultline_engine::sim`) over many seeds.
 //!
-//! Each seed starts three real members in this process on a simulated network, drives faults and writes
-//! from the seed, and checks election safety, w:majority durability and convergence. A failing seed prints
-//! one line with the violation and the command that runs it again; the exit code is 1 if any seed failed.
+//! Each seed starts three real members in this process on a simulated network and simulated time, drives
+//! faults (partitions, loss, delay, kills and restarts) and writes from the seed, and checks election
+//! safety, w:majority durability and convergence. A seed replays exactly: each line shows the run's trace
+//! digest, which a rerun of the seed reproduces. A failing seed prints one line with the violation and the
+//! command that runs it again; the exit code is 1 if any seed failed.
 
 use std::path::PathBuf;
 
@@ -18,9 +20,18 @@ pub struct SimArgs {
     /// The first seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Fault-and-write steps per seed (100 ms each), before the network heals.
+    /// Fault-and-write steps per seed (100 ms of simulated time each), before the network heals.
     #[arg(long, default_value_t = 60)]
     pub steps: u32,
+    /// Only network faults: never kill and restart members.
+    #[arg(long)]
+    pub no_kills: bool,
+    /// Write the members' logs here (all members of all seeds in one stream; RUST_LOG sets the level).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Write every observation of the (last) seed to this file, one line each, to compare two replays.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// A fail point to switch on in every member: a planted bug the checks must find (e.g. skipRollback).
     #[arg(long, value_name = "FAILPOINT")]
     pub planted: Option<String>,
@@ -40,23 +51,40 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
     {
         return Err(UsageError(format!("--planted: {planted} is not a known fail point")).into());
     }
+    let _log = match &args.log {
+        Some(path) => Some(crate::logging::init(&crate::logging::LogSettings {
+            path: Some(path),
+            append: false,
+            verbosity: 0,
+        })?),
+        None => None,
+    };
     let mut failures = 0u64;
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
         let mut options = SimOptions::new(seed);
         options.steps = args.steps;
         options.planted = args.planted.clone();
+        options.kills = !args.no_kills;
         if let Some(dir) = &args.dir {
             options.dir = dir.clone();
         }
         let outcome = sim::run_isolated(&options)?;
+        if let Some(path) = &args.trace {
+            std::fs::write(path, outcome.events.join("\n") + "\n")
+                .map_err(|e| UsageError(format!("--trace {}: {e}", path.display())))?;
+        }
         match outcome.violation {
             None => println!(
-                "seed {seed}: ok ({} w:majority writes acknowledged, {} primaries)",
-                outcome.majority_acked, outcome.primaries_seen
+                "seed {seed}: ok ({} w:majority writes acknowledged, {} primaries, {} kills, {:.1} s simulated, trace {:016x})",
+                outcome.majority_acked,
+                outcome.primaries_seen,
+                outcome.kills,
+                outcome.simulated.as_secs_f64(),
+                outcome.trace
             ),
             Some(violation) => {
                 failures += 1;
-                println!("seed {seed}: FAILED: {violation}");
+                println!("seed {seed}: FAILED: {violation} (trace {:016x})", outcome.trace);
                 println!("  reproduce: {}", options.reproduce_line());
             }
         }
@@ -76,6 +104,9 @@ mod tests {
             steps: 10,
             planted: planted.map(String::from),
             dir: None,
+            no_kills: false,
+            trace: None,
+            log: None,
         }
     }
 

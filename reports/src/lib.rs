@@ -1,8 +1,9 @@
 //! Faultline's reports: plots (PNG + SVG, drawn in-process with an embedded font) and the self-contained
 //! HTML report of a stored run (ARCHITECTURE §5).
 //!
-//! The harness calls [`render_run`] after a run (and `faultline report DIR` calls it again later); it reads the
-//! run directory, writes `plots/*.png|svg` and `report.html` into it and never fails because an input is
+//! The harness calls [`render_checked_run`] after a run, handing it the check's result so that the viewer draws
+//! the check's linearization witness instead of searching again (`faultline report DIR` calls [`render_run`]
+//! later, which searches); it reads the run directory, writes `plots/*.png|svg` and `report.html` into it and never fails because an input is
 //! missing or empty: a missing file gives a "no data" plot and a warning in [`RenderSummary::warnings`].
 //! [`render_index`] writes `store/index.html`, listing every run with its verdict.
 //!
@@ -73,5 +74,5 @@ mod tests;
 pub use error::ReportError;
 pub use faults::{FaultInterval, fault_intervals};
 pub use inputs::RunInputs;
-pub use render::{RenderSummary, render_index, render_run};
+pub use render::{RenderSummary, render_checked_run, render_index, render_run};
 pub use run_dir::{LagSample, LagWriter, RunDir, RunMeta};

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use faultline_checker::formats::Format;
 use faultline_checker::history::{PairedHistory, pair};
+use faultline_checker::linear::witness::LinearWitness;
 use faultline_checker::linear::{LinearOptions, ModelKind};
 use faultline_checker::result::{CheckResult, Validity};
 
@@ -39,7 +40,15 @@ pub struct RenderSummary {
 }
 
 /// Renders the run in `dir`: `plots/*.png|svg` and `report.html`. Missing inputs are warnings, not errors.
+/// The viewer searches the history's linearizations itself; after a run, [`render_checked_run`] draws the
+/// check's own witness instead.
 pub fn render_run(dir: &Path) -> Result<RenderSummary, ReportError> {
+    render_checked_run(dir, None)
+}
+
+/// [`render_run`] for a run just checked in this process: the viewer draws `checked`'s linearizability
+/// witness (the one behind `results.json`) instead of searching again.
+pub fn render_checked_run(dir: &Path, checked: Option<&CheckResult>) -> Result<RenderSummary, ReportError> {
     let mut inputs = RunInputs::load(dir)?;
     let paired = match pair(&inputs.history) {
         Ok(paired) => paired,
@@ -50,7 +59,7 @@ pub fn render_run(dir: &Path) -> Result<RenderSummary, ReportError> {
     };
     let faults = fault_intervals(&inputs.history);
     let plots = write_plots(&inputs, &paired, &faults, &dir.join(names::PLOTS))?;
-    let viewer = match write_viewer(&inputs, &paired) {
+    let viewer = match write_viewer(&inputs, &paired, checked.and_then(CheckResult::linear_witness)) {
         Ok(viewer) => viewer,
         Err(warning) => {
             inputs.warnings.push(warning);
@@ -72,19 +81,40 @@ pub fn render_run(dir: &Path) -> Result<RenderSummary, ReportError> {
 const VIEWER_SEARCH_BUDGET: Duration = Duration::from_secs(10);
 
 /// Writes `viewer.html` (the interactive history viewer) for a run with client operations; returns its
-/// file name (`None` without client operations), or a warning when it could not be made.
-fn write_viewer(inputs: &RunInputs, paired: &PairedHistory) -> Result<Option<&'static str>, String> {
+/// file name (`None` without client operations), or a warning when it could not be made. The keys come from
+/// `witness` (the run's check) when given, else from a search within [`VIEWER_SEARCH_BUDGET`].
+fn write_viewer(
+    inputs: &RunInputs,
+    paired: &PairedHistory,
+    witness: Option<&LinearWitness>,
+) -> Result<Option<&'static str>, String> {
     if paired.operations.is_empty() {
         return Ok(None);
     }
-    let mut options = LinearOptions::new(viewer_model(inputs.results.as_ref(), paired));
-    options.conventions = Format::Jsonl.conventions();
-    options.timeout = Some(VIEWER_SEARCH_BUDGET);
+    let failed = |e: &dyn std::fmt::Display| format!("{}: {e}", names::VIEWER);
+    let searched;
+    let witness = match witness {
+        Some(witness) => witness,
+        None => {
+            let mut options = LinearOptions::new(viewer_model(inputs.results.as_ref(), paired));
+            options.conventions = Format::Jsonl.conventions();
+            options.timeout = Some(VIEWER_SEARCH_BUDGET);
+            searched = LinearWitness::search(&inputs.history, paired, &options).map_err(|e| failed(&e))?;
+            &searched
+        }
+    };
     let title = inputs.meta.name.clone().unwrap_or_else(|| "Faultline run".to_string());
     let out = inputs.dir.join(names::VIEWER);
-    viewer::write_page(&out, &title, &inputs.history, paired, &options)
-        .map(|()| Some(names::VIEWER))
-        .map_err(|e| format!("{}: {e}", names::VIEWER))
+    viewer::write_page(
+        &out,
+        &title,
+        &inputs.history,
+        paired,
+        witness,
+        Some(VIEWER_SEARCH_BUDGET),
+    )
+    .map(|()| Some(names::VIEWER))
+    .map_err(|e| failed(&e))
 }
 
 /// The model the run was checked against (the linearizability result names it), else one guessed from the

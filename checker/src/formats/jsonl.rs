@@ -43,6 +43,56 @@ struct RawOp<'a> {
     error: Option<Value>,
 }
 
+/// One JSONL line as parsed, before its names and key are shared: what the loaded reader turns into an
+/// [`Op`] and the streamed checker (`crate::stream`) into its compact form.
+#[derive(Debug, PartialEq)]
+pub struct LineEvent<'a> {
+    /// `index`, if the line gives it.
+    pub index: Option<u64>,
+    /// `time`, if the line gives it.
+    pub time: Option<u64>,
+    /// `type`.
+    pub op_type: OpType,
+    /// `process`.
+    pub process: Process,
+    /// `f`.
+    pub f: Cow<'a, str>,
+    /// The key of a keyed value `{"key": k, "value": v}`.
+    pub key: Option<Value>,
+    /// The value, without the key.
+    pub value: Value,
+    /// `node`.
+    pub node: Option<Cow<'a, str>>,
+    /// `error`.
+    pub error: Option<Value>,
+}
+
+/// Parses one non-blank line (number `line_no`, for errors) into its event: lines in the writer's exact
+/// form take a fast path ([`super::jsonl_canonical`]), the others serde's, with the same result.
+pub fn parse_line(line_no: usize, line: &str) -> Result<LineEvent<'_>, FormatError> {
+    match super::jsonl_canonical::event(line) {
+        Some(event) => Ok(event),
+        None => parse_general(line_no, line),
+    }
+}
+
+/// Parses one line with serde: any field order, whitespace, escapes, optional fields.
+pub(super) fn parse_general(line_no: usize, line: &str) -> Result<LineEvent<'_>, FormatError> {
+    let raw: RawOp = serde_json::from_str(line).map_err(|e| json_error(line_no, line, &e))?;
+    let WireValue { key, value } = raw.value;
+    Ok(LineEvent {
+        index: raw.index,
+        time: raw.time,
+        op_type: raw.op_type,
+        process: raw.process,
+        f: raw.f,
+        key,
+        value,
+        node: raw.node,
+        error: raw.error,
+    })
+}
+
 /// Reads a JSONL history line by line: only one line of text is held at a time, so the file's size is not
 /// a limit; the history itself is kept compact (shared names and keys, see [`Op`]).
 pub fn read(reader: impl BufRead) -> Result<History, FormatError> {
@@ -53,19 +103,18 @@ pub fn read(reader: impl BufRead) -> Result<History, FormatError> {
         if line.trim().is_empty() {
             continue;
         }
-        let raw: RawOp = serde_json::from_str(line).map_err(|e| json_error(line_no, line, &e))?;
+        let event = parse_line(line_no, line)?;
         let position = history.len() as u64;
-        let WireValue { key, value } = raw.value;
         let op = Op {
-            index: raw.index.unwrap_or(position),
-            time: raw.time.unwrap_or(position),
-            op_type: raw.op_type,
-            process: raw.process,
-            f: interner.name(&raw.f),
-            key: key.map(|k| interner.key(k)),
-            value,
-            node: raw.node.map(|n| interner.name(&n)),
-            error: raw.error.map(Box::new),
+            index: event.index.unwrap_or(position),
+            time: event.time.unwrap_or(position),
+            op_type: event.op_type,
+            process: event.process,
+            f: interner.name(&event.f),
+            key: event.key.map(|k| interner.key(k)),
+            value: event.value,
+            node: event.node.map(|n| interner.name(&n)),
+            error: event.error.map(Box::new),
         };
         history.push(op, line_no);
     }
@@ -95,10 +144,15 @@ fn json_error(line_no: usize, line: &str, e: &serde_json::Error) -> FormatError 
 /// Writes a history as JSONL.
 pub fn write(history: &History, mut out: impl Write) -> std::io::Result<()> {
     for op in &history.ops {
-        serde_json::to_writer(&mut out, op)?;
-        out.write_all(b"\n")?;
+        write_op(op, &mut out)?;
     }
     Ok(())
+}
+
+/// Writes one event as a JSONL line (for writers that stream events rather than hold a history).
+pub fn write_op(op: &Op, mut out: impl Write) -> std::io::Result<()> {
+    serde_json::to_writer(&mut out, op)?;
+    out.write_all(b"\n")
 }
 
 #[cfg(test)]

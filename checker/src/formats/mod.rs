@@ -21,6 +21,7 @@ pub mod edn;
 pub mod edn_value;
 pub mod jepsen_log;
 pub mod jsonl;
+pub mod jsonl_canonical;
 pub mod jsonl_value;
 pub mod lines;
 pub mod porcupine_kv;

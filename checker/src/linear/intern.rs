@@ -1,14 +1,14 @@
 //! Interning of JSON values as small integers, so model states are cheap to copy, hash and compare.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
+
+use super::search::FastMap;
 
 /// Maps distinct values to dense ids, and back.
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
-    ids: HashMap<String, u32>,
-    int_ids: HashMap<i64, u32>,
+    ids: FastMap<String, u32>,
+    int_ids: FastMap<i64, u32>,
     values: Vec<Value>,
 }
 

@@ -5,9 +5,12 @@
 //! cheapest (fewest operations) first, so that on an invalid history the work done before the failing
 //! partition is found is bounded by a small multiple of that partition's own cost, whatever the number of
 //! cores: an expensive valid key cannot hold a worker until it is decided. The first non-linearizable
-//! partition cancels the others; the memory budget is shared by the searches alive at any time. A time budget or memory budget that runs out makes the verdict `unknown` (unless some partition was
-//! already found invalid). An invalid result carries a counterexample: the operation that cannot be
-//! linearized, the longest linearizable prefix found before it, and the model state after each step.
+//! partition cancels the others; the memory budget is shared by the searches alive at any time. A time
+//! budget or memory budget that runs out makes the verdict `unknown` (unless some partition was already
+//! found invalid). An invalid result names the operation that cannot be linearized and the length and last
+//! state of the longest linearizable prefix found before it. The result carries the search's [`witness`]
+//! as op ids; the prefix's steps with the model state after each (`details.counterexample.prefix`) are
+//! built only when a reader asks ([`CheckResult::expand`]), and viewers take every key's order from it.
 
 pub mod intern;
 pub mod models;
@@ -26,10 +29,11 @@ use thiserror::Error;
 pub use models::ModelKind;
 use models::PartOp;
 use partition::Partition;
-use search::{GiveUp, Limits, Model, Outcome, SearchOp, Searcher};
+use search::{GiveUp, Limits, Model, Outcome, SearchOp, Searcher, replay};
+use witness::{Found, LinearWitness};
 
 use crate::history::{Conventions, History, Operation, PairedHistory, pairing::PairingError};
-use crate::result::{CheckResult, Validity};
+use crate::result::{CheckResult, Validity, Witness};
 
 /// How to check.
 #[derive(Debug, Clone)]
@@ -72,12 +76,8 @@ pub enum LinearError {
 
 /// What one partition's search concluded, with op ids in the paired history.
 enum Verdict {
-    Linearizable,
-    Illegal {
-        blocked: usize,
-        prefix: Vec<(usize, Value)>,
-    },
-    Unknown(GiveUp),
+    /// Decided or given up; for a non-linearizable partition with the model state after its prefix.
+    Searched(Found, Option<Value>),
     /// An operation does not fit the model: its op id and the problem.
     Unsupported(usize, String),
 }
@@ -124,12 +124,19 @@ const SLICE_STEPS: u64 = 1 << 15;
 /// Histories with fewer operations start on the calling thread alone unless threads were asked for.
 const SMALL_HISTORY: usize = 4096;
 
-/// One partition's search, compiled for its model, resumable slice by slice.
+/// One partition's search, compiled for its model, resumable slice by slice; and the model's states along
+/// an order, for the witness.
 trait PartitionSearch: Send {
     /// Runs one slice: the verdict, configurations and searched operations once decided, else `None`.
     fn advance(&mut self, limits: Limits<'_>, steps: u64) -> Option<(Verdict, u64, usize)>;
     /// Bytes the search's cache holds.
     fn cache_bytes(&self) -> usize;
+    /// Runs the search to its end (or its limits): what it found.
+    fn search_now(&mut self, limits: Limits<'_>) -> Found;
+    /// The initial state, for humans.
+    fn initial(&self) -> Value;
+    /// The state after each step of `order` (op ids), for humans.
+    fn states_along(&self, order: &[usize]) -> Vec<Value>;
 }
 
 struct CompiledSearch<M: Model> {
@@ -147,21 +154,40 @@ where
     fn advance(&mut self, limits: Limits<'_>, steps: u64) -> Option<(Verdict, u64, usize)> {
         let outcome = self.searcher.advance(&self.model, &self.ops, limits, steps)?;
         let verdict = match outcome {
-            Outcome::Linearizable(_) => Verdict::Linearizable,
-            Outcome::Unknown(why) => Verdict::Unknown(why),
-            Outcome::Illegal { blocked, prefix } => Verdict::Illegal {
-                blocked,
-                prefix: prefix
-                    .into_iter()
-                    .map(|(id, s)| (id, self.model.describe(&s)))
-                    .collect(),
-            },
+            Outcome::Linearizable(order) => Verdict::Searched(Found::Order(order), None),
+            Outcome::Unknown(why) => Verdict::Searched(Found::Undecided(why), None),
+            Outcome::Illegal { blocked, prefix } => {
+                let (_, last) = replay(&self.model, &self.ops, &prefix, |_, _| {});
+                let last = self.model.describe(&last);
+                Verdict::Searched(Found::Blocked { prefix, blocked }, Some(last))
+            }
         };
         Some((verdict, self.searcher.stats().configurations, self.ops.len()))
     }
 
     fn cache_bytes(&self) -> usize {
         self.searcher.cache_bytes()
+    }
+
+    fn search_now(&mut self, limits: Limits<'_>) -> Found {
+        match self.searcher.advance(&self.model, &self.ops, limits, u64::MAX) {
+            Some(Outcome::Linearizable(order)) => Found::Order(order),
+            Some(Outcome::Illegal { blocked, prefix }) => Found::Blocked { prefix, blocked },
+            Some(Outcome::Unknown(why)) => Found::Undecided(why),
+            None => Found::Undecided(GiveUp::Cancelled),
+        }
+    }
+
+    fn initial(&self) -> Value {
+        self.model.describe(&self.model.init())
+    }
+
+    fn states_along(&self, order: &[usize]) -> Vec<Value> {
+        let mut states = Vec::with_capacity(order.len());
+        replay(&self.model, &self.ops, order, |_, state| {
+            states.push(self.model.describe(state))
+        });
+        states
     }
 }
 
@@ -191,10 +217,11 @@ fn compile<'a>(ops: &[PartOp<'_>], options: &LinearOptions) -> Result<Box<dyn Pa
     }
 }
 
-/// A partition waiting in the scheduler's queue: not compiled yet, or part-way through its search.
+/// A partition waiting in the scheduler's queue: not compiled yet, or part-way through its search with the
+/// bytes it had when it was requeued (its share of the shared count of live bytes).
 enum Task<'a> {
     Waiting(&'a Partition<'a>),
-    Started(Box<dyn PartitionSearch + 'a>),
+    Started(Box<dyn PartitionSearch + 'a>, usize),
 }
 
 /// The number of cores, asked once per process: the question reads cgroup files, which costs more than
@@ -223,7 +250,10 @@ fn run_all(partitions: &[Partition<'_>], options: &LinearOptions, deadline: Opti
         Mutex::new(order.into_iter().map(|i| (i, Task::Waiting(&partitions[i]))).collect());
     let reports = Mutex::new(Vec::new());
     let report = |partition: usize, (verdict, configurations, searched_ops): (Verdict, u64, usize)| {
-        if matches!(verdict, Verdict::Illegal { .. } | Verdict::Unsupported(..)) {
+        if matches!(
+            verdict,
+            Verdict::Searched(Found::Blocked { .. }, _) | Verdict::Unsupported(..)
+        ) {
             cancel.store(true, Ordering::Relaxed);
         }
         if let Ok(mut r) = reports.lock() {
@@ -241,23 +271,24 @@ fn run_all(partitions: &[Partition<'_>], options: &LinearOptions, deadline: Opti
         loop {
             let next = queue.lock().ok().and_then(|mut q| q.pop_front());
             let Some((partition, task)) = next else { return true };
-            let mut search = match task {
-                Task::Started(search) => search,
+            let (mut search, before) = match task {
+                Task::Started(search, accounted) => (search, accounted),
                 // Compiled even after a cancellation, so that the first unsupported operation is reported
                 // whatever the interleaving.
                 Task::Waiting(p) => match compile(&p.ops, options) {
                     Ok(_) if cancel.load(Ordering::Relaxed) => {
-                        report(partition, (Verdict::Unknown(GiveUp::Cancelled), 0, p.ops.len()));
+                        let cancelled = Verdict::Searched(Found::Undecided(GiveUp::Cancelled), None);
+                        report(partition, (cancelled, 0, p.ops.len()));
                         continue;
                     }
-                    Ok(search) => search,
+                    // Not yet in the live count, whatever the compiled model already holds.
+                    Ok(search) => (search, 0),
                     Err((id, message)) => {
                         report(partition, (Verdict::Unsupported(id, message), 0, 0));
                         continue;
                     }
                 },
             };
-            let before = search.cache_bytes();
             let others = live_bytes.load(Ordering::Relaxed).saturating_sub(before);
             let limits = Limits {
                 deadline,
@@ -279,7 +310,7 @@ fn run_all(partitions: &[Partition<'_>], options: &LinearOptions, deadline: Opti
                         live_bytes.fetch_sub(before - after, Ordering::Relaxed);
                     }
                     if let Ok(mut q) = queue.lock() {
-                        q.push_back((partition, Task::Started(search)));
+                        q.push_back((partition, Task::Started(search, after)));
                     }
                     if until_requeue {
                         return false;
@@ -336,60 +367,62 @@ fn summarise(
     );
     result.set_count("configurations", reports.iter().map(|r| r.configurations).sum());
     let mut unknown_reason = None;
-    let mut illegal = None;
-    for r in &reports {
-        match &r.verdict {
-            Verdict::Linearizable => {}
-            Verdict::Unknown(GiveUp::Cancelled) | Verdict::Unsupported(..) => {}
-            Verdict::Unknown(why) => unknown_reason = Some(*why),
-            Verdict::Illegal { blocked, prefix } => {
+    // The reported counterexample: the partition whose blocked operation was invoked first.
+    let mut illegal: Option<(usize, usize, usize, Value)> = None;
+    let mut found: Vec<(usize, Found)> = partitions
+        .iter()
+        .map(|p| (p.ops.len(), Found::Undecided(GiveUp::Cancelled)))
+        .collect();
+    for r in reports {
+        let Verdict::Searched(outcome, last_state) = r.verdict else {
+            continue;
+        };
+        match &outcome {
+            Found::Order(_) | Found::Undecided(GiveUp::Cancelled) => {}
+            Found::Undecided(why) => unknown_reason = Some(*why),
+            Found::Blocked { prefix, blocked } => {
                 if illegal
                     .as_ref()
-                    .is_none_or(|(_, b, _): &(usize, usize, _)| ops[*blocked].invoke < ops[*b].invoke)
+                    .is_none_or(|(_, b, _, _)| ops[*blocked].invoke < ops[*b].invoke)
                 {
-                    illegal = Some((r.partition, *blocked, prefix));
+                    let last = last_state.unwrap_or_else(|| options.conventions.initial.clone());
+                    illegal = Some((r.partition, *blocked, prefix.len(), last));
                 }
             }
         }
+        if let Some(slot) = found.get_mut(r.partition) {
+            slot.1 = outcome;
+        }
     }
     let mut details = json!({"model": options.model.name()});
-    if let Some((partition, blocked, prefix)) = illegal {
-        let op = &ops[blocked];
-        let steps: Vec<Value> = prefix
-            .iter()
-            .map(|(id, state)| {
-                let mut step = describe_op(history, &ops[*id]);
-                if let Value::Object(map) = &mut step {
-                    map.insert("state".into(), state.clone());
-                }
-                step
-            })
-            .collect();
-        let last_state = prefix
-            .last()
-            .map_or_else(|| options.conventions.initial.clone(), |(_, s)| s.clone());
+    if let Some((partition, blocked, prefix_len, last_state)) = &illegal {
+        let op = &ops[*blocked];
         let description = format!(
-            "process {} {} {} (line {}) cannot be linearized after a {}-op linearizable prefix ending in state {}",
+            "process {} {} {} (line {}) cannot be linearized after a {prefix_len}-op linearizable prefix ending in state {last_state}",
             op.process,
             op.f,
             op.wire_value(),
             history.line_of(op.invoke),
-            prefix.len(),
-            last_state
         );
         let event_ids = [Some(op.invoke), op.completion].into_iter().flatten();
         let indices = event_ids.filter_map(|i| history.ops.get(i)).map(|o| o.index).collect();
         result.add_anomaly("nonlinearizable", indices, description);
         details["counterexample"] = json!({
-            "key": partitions[partition].key,
+            "key": partitions[*partition].key,
             "op": describe_op(history, op),
-            "prefix": steps,
+            "prefix-length": prefix_len,
         });
     } else if let Some(why) = unknown_reason {
         result.valid = Validity::Unknown;
         details["unknown-reason"] = json!(format!("{why:?}").to_lowercase());
     }
     result.details = details;
+    result.witness = Witness::new(LinearWitness {
+        options: options.clone(),
+        operations: ops.len(),
+        found,
+        failing: illegal.map(|(partition, ..)| partition),
+    });
     result
 }
 

@@ -177,7 +177,7 @@ fn prune_unobservable_crashes(ops: &mut Vec<SearchOp<RegisterOp>>) {
     if ops.iter().any(|o| matches!(o.op, RegisterOp::CasMismatch(_))) {
         return;
     }
-    let mut observed = std::collections::HashSet::new();
+    let mut observed = super::search::FastSet::default();
     for o in ops.iter() {
         match o.op {
             RegisterOp::Read(v) | RegisterOp::Cas(v, _) => {

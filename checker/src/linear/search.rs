@@ -69,16 +69,15 @@ pub enum GiveUp {
     Cancelled,
 }
 
-/// A linearizable prefix: `(op id, state after it)` in linearization order.
-pub type Prefix<S> = Vec<(usize, S)>;
-
-/// The outcome of one search.
-#[derive(Debug, Clone)]
-pub enum Outcome<S> {
+/// The outcome of one search. Orders are op ids (the callers' numbering); states are not kept, since
+/// replaying the model along an order ([`replay`]) gives them back when a reader asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
     /// Linearizable; the witness order of op ids.
     Linearizable(Vec<usize>),
-    /// Not linearizable: the op (caller id) that could not be placed, and the deepest prefix tried.
-    Illegal { blocked: usize, prefix: Prefix<S> },
+    /// Not linearizable: the op (caller id) that could not be placed, and the deepest prefix tried, in
+    /// linearization order.
+    Illegal { blocked: usize, prefix: Vec<usize> },
     /// Undecided.
     Unknown(GiveUp),
 }
@@ -121,11 +120,14 @@ struct Cache<S> {
 const CHAIN_END: usize = usize::MAX;
 
 impl<S: Eq> Cache<S> {
-    fn new(width: usize) -> Cache<S> {
+    /// A cache for bitsets of `width` words, with room for `expected` configurations from the start.
+    fn new(width: usize, expected: usize) -> Cache<S> {
+        let mut heads = HashMap::default();
+        heads.reserve(expected);
         Cache {
-            heads: HashMap::default(),
-            entries: Vec::new(),
-            words: Vec::new(),
+            heads,
+            entries: Vec::with_capacity(expected),
+            words: Vec::with_capacity(expected * width),
             width,
         }
     }
@@ -171,9 +173,15 @@ impl Hasher for PassThrough {
     }
 }
 
-/// A fast hasher for model states.
+/// A fast hasher for model states, and for the checker's other small maps (interned values, keys, ids),
+/// where SipHash's resistance to chosen keys buys nothing and costs a measurable share of a small check.
 #[derive(Default)]
-struct StateHasher(u64);
+pub struct StateHasher(u64);
+
+/// Hash maps and sets keyed with [`StateHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<StateHasher>>;
+/// See [`FastMap`].
+pub type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<StateHasher>>;
 impl Hasher for StateHasher {
     fn finish(&self) -> u64 {
         mix(self.0)
@@ -289,7 +297,8 @@ impl<M: Model> Searcher<M> {
             bits: vec![0; count.div_ceil(64)],
             bits_hash: 0,
             zobrist,
-            cache: Cache::new(count.div_ceil(64)),
+            // Every operation is linearized once on the way to a verdict, so at least that many configurations.
+            cache: Cache::new(count.div_ceil(64), count),
             cache_bytes: 0,
             stack: Vec::new(),
             best: None,
@@ -370,34 +379,19 @@ impl<M: Model> Searcher<M> {
         self.best = Some((blocked_op, order));
     }
 
-    /// The counterexample: the blocked op's id and the deepest prefix, its states replayed through the model.
-    fn illegal(&mut self, model: &M, ops: &[SearchOp<M::Op>], fallback: u32) -> Outcome<M::State> {
+    /// The counterexample: the blocked op's id and the deepest prefix's op ids.
+    fn illegal(&mut self, ops: &[SearchOp<M::Op>], fallback: u32) -> Outcome {
         let (blocked, order) = self.best.take().unwrap_or((fallback, Vec::new()));
-        let mut state = model.init();
-        let mut prefix = Vec::with_capacity(order.len());
-        for op in order {
-            let Some(next) = model.step(&state, &ops[op as usize].op) else {
-                break;
-            };
-            state = next;
-            prefix.push((ops[op as usize].id, state.clone()));
-        }
         Outcome::Illegal {
             blocked: ops[blocked as usize].id,
-            prefix,
+            prefix: order.into_iter().map(|op| ops[op as usize].id).collect(),
         }
     }
 
     /// Runs at most about `steps` steps of the search (`u64::MAX` for no limit): the outcome if it is
     /// decided (or given up), `None` if the slice ran out first. `model` and `ops` must be the ones the
     /// searcher was made for, every time.
-    pub fn advance(
-        &mut self,
-        model: &M,
-        ops: &[SearchOp<M::Op>],
-        limits: Limits<'_>,
-        steps: u64,
-    ) -> Option<Outcome<M::State>> {
+    pub fn advance(&mut self, model: &M, ops: &[SearchOp<M::Op>], limits: Limits<'_>, steps: u64) -> Option<Outcome> {
         if self.too_large {
             return Some(Outcome::Unknown(GiveUp::Memory));
         }
@@ -436,7 +430,7 @@ impl<M: Model> Searcher<M> {
             } else {
                 self.record_blocked(node.op);
                 let Some((call, previous)) = self.stack.pop() else {
-                    return Some(self.illegal(model, ops, node.op));
+                    return Some(self.illegal(ops, node.op));
                 };
                 self.stats.backtracks += 1;
                 state = previous;
@@ -468,10 +462,50 @@ impl<M: Model> Searcher<M> {
 }
 
 /// Decides whether `ops` are linearizable with respect to `model`, in one go.
-pub fn search<M: Model>(model: &M, ops: &[SearchOp<M::Op>], limits: Limits<'_>) -> (Outcome<M::State>, Stats) {
+pub fn search<M: Model>(model: &M, ops: &[SearchOp<M::Op>], limits: Limits<'_>) -> (Outcome, Stats) {
     let mut searcher = Searcher::new(ops);
     let outcome = searcher
         .advance(model, ops, limits, u64::MAX)
         .unwrap_or(Outcome::Unknown(GiveUp::Cancelled));
     (outcome, searcher.stats())
+}
+
+/// Steps the model through `order` (op ids of `ops`, as an [`Outcome`] gives them) and hands each id and the
+/// state after it to `visit`. The search accepted the order, so every step succeeds; should one not (an
+/// order from elsewhere), the replay stops there. Returns the number of steps taken and the last state.
+pub fn replay<M: Model>(
+    model: &M,
+    ops: &[SearchOp<M::Op>],
+    order: &[usize],
+    mut visit: impl FnMut(usize, &M::State),
+) -> (usize, M::State) {
+    // The compiled operations come in id order, so an id is found by bisection; a map is built only for
+    // operations in some other order.
+    let sorted = ops.windows(2).all(|w| w[0].id < w[1].id);
+    let by_id: FastMap<usize, usize> = if sorted {
+        FastMap::default()
+    } else {
+        ops.iter().enumerate().map(|(i, o)| (o.id, i)).collect()
+    };
+    let position = |id: usize| {
+        if sorted {
+            ops.binary_search_by_key(&id, |o| o.id).ok()
+        } else {
+            by_id.get(&id).copied()
+        }
+    };
+    let mut state = model.init();
+    let mut taken = 0;
+    for &id in order {
+        let Some(next) = position(id)
+            .and_then(|i| ops.get(i))
+            .and_then(|o| model.step(&state, &o.op))
+        else {
+            break;
+        };
+        state = next;
+        taken += 1;
+        visit(id, &state);
+    }
+    (taken, state)
 }

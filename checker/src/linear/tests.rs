@@ -104,12 +104,58 @@ fn a_read_of_a_never_written_value_is_not_linearizable_and_names_the_op() {
         (2, Invoke, "read", Value::Null),
         (2, Done, "read", json!(9)),
     ]);
-    let r = check(&h, &LinearOptions::new(ModelKind::CasRegister)).expect("checkable");
+    let mut r = check(&h, &LinearOptions::new(ModelKind::CasRegister)).expect("checkable");
     assert_eq!(r.valid, Validity::False);
     assert_eq!(r.examples[0].ops, vec![2, 3]);
     let cx = &r.details["counterexample"];
     assert_eq!(cx["op"]["process"], json!(2));
-    assert_eq!(cx["prefix"][0]["state"], json!(1));
+    assert_eq!(cx["prefix-length"], json!(1));
+    r.expand(&h, &crate::history::pair(&h).expect("paired"));
+    assert_eq!(r.details["counterexample"]["prefix"][0]["state"], json!(1));
+}
+
+#[test]
+fn the_counterexample_prefix_is_built_only_when_expanded_and_once() {
+    let h = history(&[
+        (1, Invoke, "write", json!(1)),
+        (1, Done, "write", json!(1)),
+        (1, Invoke, "write", json!(2)),
+        (1, Done, "write", json!(2)),
+        (2, Invoke, "read", Value::Null),
+        (2, Done, "read", json!(1)),
+    ]);
+    let mut r = check(&h, &LinearOptions::new(ModelKind::Register)).expect("checkable");
+    assert_eq!(
+        r.details["counterexample"].get("prefix"),
+        None,
+        "not built by the check"
+    );
+    assert_eq!(r.details["counterexample"]["prefix-length"], json!(2));
+    assert!(
+        r.examples[0]
+            .description
+            .ends_with("2-op linearizable prefix ending in state 2")
+    );
+    let paired = crate::history::pair(&h).expect("paired");
+    r.expand(&h, &paired);
+    let prefix = r.details["counterexample"]["prefix"].clone();
+    let lines: Vec<Value> = prefix
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| json!([s["index"], s["state"]]))
+        .collect();
+    assert_eq!(lines, vec![json!([0, 1]), json!([2, 2])]);
+    r.expand(&h, &paired);
+    assert_eq!(r.details["counterexample"]["prefix"], prefix);
+    // A composed result expands its children.
+    let mut composed = crate::result::compose(
+        "all",
+        vec![check(&h, &LinearOptions::new(ModelKind::Register)).expect("checkable")],
+    );
+    composed.expand(&h, &paired);
+    assert_eq!(composed.children[0].details["counterexample"]["prefix"], prefix);
+    assert!(composed.linear_witness().is_some());
 }
 
 #[test]

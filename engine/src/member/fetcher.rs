@@ -48,7 +48,7 @@ const RETRY: Duration = Duration::from_millis(100);
 
 /// Why a fetch round stopped.
 pub(super) enum FetchEnd {
-    /// Our newest entry is not in the source's oplog.
+    /// Our newest entry is not in the source's oplog, or a rollback is unfinished: roll back.
     Diverged,
     /// The source has nothing at or after our newest entry.
     SourceBehind,
@@ -56,6 +56,8 @@ pub(super) enum FetchEnd {
     TooStale,
     /// Our oplog is empty: initial sync is needed.
     Empty,
+    /// A rollback is still running (started by an earlier fetcher): nothing is fetched until it ends.
+    RollingBack,
 }
 
 /// Fetches the sync source's oplog and applies it: the member's replicator.
@@ -115,7 +117,7 @@ impl Replicator {
             && let Some(me) = self.me.upgrade()
         {
             tracing::info!(sync_source = %host, "choosing a new sync source");
-            *slot = Some((id, tokio::spawn(async move { me.run_fetcher(id, host).await })));
+            *slot = Some((id, self.driver.spawn(async move { me.run_fetcher(id, host).await })));
         }
     }
 
@@ -132,11 +134,8 @@ impl Replicator {
     pub(super) async fn run_fetcher(&self, source_id: i32, host: String) {
         loop {
             match self.fetch_round(source_id, &host).await {
-                Ok(FetchEnd::Diverged) => {
-                    if let Err(err) = self.syncer.roll_back(&host).await {
-                        tracing::error!(error = %err, source = %host, "rollback failed");
-                    }
-                }
+                Ok(FetchEnd::Diverged) => self.syncer.roll_back_to_the_end(&host).await,
+                Ok(FetchEnd::RollingBack) => tracing::debug!(source = %host, "waiting for the rollback to end"),
                 Ok(FetchEnd::SourceBehind) => tracing::debug!(source = %host, "sync source is behind us"),
                 Ok(FetchEnd::TooStale) => tracing::debug!(source = %host, "too stale to sync from this source"),
                 // Nothing to fetch from until initial sync has given us an oplog.
@@ -149,6 +148,13 @@ impl Replicator {
 
     async fn fetch_round(&self, source_id: i32, host: &str) -> Result<FetchEnd> {
         let last = self.storage.positions().last_written;
+        if self.syncer.is_rolling_back() {
+            return Ok(FetchEnd::RollingBack);
+        }
+        if self.syncer.unfinished_rollback().is_some() {
+            // A rollback stopped half way (failed, or the process died): finish it before applying anything.
+            return Ok(FetchEnd::Diverged);
+        }
         if last.is_null() || self.syncer.is_syncing() {
             return Ok(FetchEnd::Empty);
         }
@@ -167,6 +173,7 @@ impl Replicator {
             // Nothing at or after our newest timestamp. A source whose newest entry is from a later term has
             // a history without our newest entries (they were written by a primary that was deposed).
             if theirs.is_none_or(|theirs| theirs <= last) {
+                self.driver.notify(Event::SyncSourceBehind { from: source_id });
                 return Ok(FetchEnd::SourceBehind);
             }
             tracing::warn!(ours = ?last, theirs = ?theirs, source = host, "oplog diverged from the sync source: it is newer but lacks our newest entry");
@@ -229,6 +236,19 @@ impl Replicator {
                 return Err(Error::bad_value("the sync source rolled back; fetching again"));
             }
             self.learn_metadata(source_id, &batch)?;
+            if batch.entries.is_empty() {
+                // An idle source that is not ahead of us: the machine may prefer a member that is (two
+                // members behind a new primary must not tail each other for ever).
+                let theirs = batch
+                    .repl_data
+                    .as_ref()
+                    .and_then(|data| data.get("lastOpApplied"))
+                    .and_then(|v| OpTime::from_bson(v).ok());
+                if theirs.is_some_and(|theirs| theirs <= self.storage.positions().last_written) {
+                    self.driver.notify(Event::SyncSourceBehind { from: source_id });
+                }
+                continue;
+            }
             self.applier.apply_batch(OplogEntry::parse_all(batch.entries)?).await?;
         }
         Err(Error::bad_value("the sync source closed the oplog cursor"))

@@ -63,6 +63,7 @@ impl Member {
                 return Ok(());
             }
             tokio::select! {
+                biased;
                 changed = roles.changed() => if changed.is_err() { break },
                 changed = positions.changed() => if changed.is_err() { break },
             }
@@ -109,6 +110,7 @@ impl Member {
                     return None;
                 }
                 tokio::select! {
+                    biased;
                     changed = roles.changed() => if changed.is_err() { break },
                     changed = positions.changed() => if changed.is_err() { break },
                 }

@@ -10,17 +10,28 @@ use tokio::sync::watch;
 use super::{Member, RoleSnapshot};
 use crate::error::{Error, Result, code};
 use crate::repl::{Event, OpTime, ReplError, ReplSetConfig};
+use crate::tasks::Tasks;
 
 /// A part's handle to the driver (the [`Member`] that composes it).
 #[derive(Clone)]
 pub(super) struct DriverHandle {
     driver: Weak<Member>,
     role: watch::Receiver<RoleSnapshot>,
+    /// The member's task group: a part's tasks die with the member.
+    tasks: Tasks,
 }
 
 impl DriverHandle {
-    pub(super) fn new(driver: Weak<Member>, role: watch::Receiver<RoleSnapshot>) -> DriverHandle {
-        DriverHandle { driver, role }
+    pub(super) fn new(driver: Weak<Member>, role: watch::Receiver<RoleSnapshot>, tasks: Tasks) -> DriverHandle {
+        DriverHandle { driver, role, tasks }
+    }
+
+    /// Spawns a task of the member's (it ends when the member is killed).
+    pub(super) fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(work)
     }
 
     /// What the member currently is (the driver's published snapshot).
@@ -41,7 +52,7 @@ impl DriverHandle {
         let Some(driver) = self.driver.upgrade() else { return };
         let actions = driver.handle(event);
         if !actions.is_empty() {
-            tokio::spawn(async move { driver.execute(actions).await });
+            self.tasks.spawn(async move { driver.execute(actions).await });
         }
     }
 
@@ -81,7 +92,7 @@ mod tests {
     #[tokio::test]
     async fn a_handle_to_a_stopped_driver_does_nothing() {
         let (role, _) = watch::channel(RoleSnapshot::uninitialised());
-        let handle = DriverHandle::new(Weak::new(), role.subscribe());
+        let handle = DriverHandle::new(Weak::new(), role.subscribe(), Tasks::default());
         handle.feed(Event::Tick).await;
         handle.notify(Event::Tick);
         handle.fail_fatally("ignored".into());

@@ -52,10 +52,6 @@ impl Presenter {
         }
     }
 
-    pub(super) fn process_id(&self) -> ObjectId {
-        self.process_id
-    }
-
     pub(super) fn uptime(&self) -> Duration {
         self.started.elapsed()
     }

@@ -68,6 +68,8 @@ const META_CONFIG: &str = "replset.config";
 const META_ELECTION: &str = "replset.election";
 const META_INITIAL_SYNC: &str = "replset.initialSyncFlag";
 const META_RBID: &str = "replset.rbid";
+/// A rollback that began changing data and has not finished (`{inProgress, commonPoint}`).
+const META_ROLLBACK: &str = "replset.rollbackInProgress";
 const META_COMMIT_POINT: &str = "replset.commitPoint";
 const TICK: Duration = Duration::from_millis(20);
 
@@ -149,6 +151,8 @@ pub struct Member {
     syncer: Arc<Syncer>,
     /// Renders status.
     presenter: Presenter,
+    /// Every background task of the member (loops, fetcher, RPCs), stopped together by a simulated kill.
+    tasks: crate::tasks::Tasks,
 }
 
 impl Member {
@@ -179,8 +183,9 @@ impl Member {
         let commit_point = commit_point::CommitPointRecorder::start(storage.clone());
         let started = Instant::now();
         let presenter = Presenter::new(ObjectId::new(), started, role.subscribe(), storage.clone());
+        let tasks = crate::tasks::Tasks::default();
         let member = Arc::new_cyclic(|me| {
-            let driver = DriverHandle::new(me.clone(), role.subscribe());
+            let driver = DriverHandle::new(me.clone(), role.subscribe(), tasks.clone());
             let applier = Arc::new(applier::Applier::new(
                 storage.clone(),
                 failpoints.clone(),
@@ -218,6 +223,7 @@ impl Member {
                 replicator,
                 syncer,
                 presenter,
+                tasks,
             }
         });
         member.spawn_oplog_truncation();
@@ -258,6 +264,11 @@ impl Member {
 
     fn arc(&self) -> Arc<Member> {
         self.me.upgrade().expect("a member is only used while alive")
+    }
+
+    /// Ends every background task of the member at once, as the death of its process does (simulation).
+    pub fn kill(&self) {
+        self.tasks.stop_all();
     }
 
     pub fn options(&self) -> &NodeOptions {
@@ -350,7 +361,9 @@ impl Member {
             applied: positions.last_written,
             durable: positions.last_durable,
             commit_point: commit_point::stored_commit_point(&self.storage),
-            seed: u64::from(self.options.port) ^ (self.presenter.process_id().timestamp().timestamp_millis() as u64),
+            // The member's wall clock, not the process id's random part: a simulated member draws the same
+            // election timeouts on every replay.
+            seed: u64::from(self.options.port) ^ (self.storage.clock().now_millis() as u64),
         };
         let machine = ReplMachine::new(start, self.now_ms());
         {
@@ -362,9 +375,9 @@ impl Member {
         }
         self.refresh_role();
         let me = self.arc();
-        tokio::spawn(async move { me.tick_loop().await });
+        self.tasks.spawn(async move { me.tick_loop().await });
         let me = self.arc();
-        tokio::spawn(async move { me.position_loop().await });
+        self.tasks.spawn(async move { me.position_loop().await });
         Ok(())
     }
 
@@ -541,7 +554,7 @@ impl Member {
             }
             Action::CompleteStepUp { term } => {
                 let me = self.arc();
-                tokio::spawn(async move { me.complete_step_up(term).await });
+                self.tasks.spawn(async move { me.complete_step_up(term).await });
             }
             Action::AcceptWrites { term } => {
                 tracing::info!(term, "transition to PRIMARY complete; accepting writes");
@@ -587,7 +600,7 @@ impl Member {
         let Some(host) = self.role().host_of(to) else { return };
         let timeout = self.role().rpc_timeout();
         let me = self.arc();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let started = Instant::now();
             let reply = me.peers.command(&host, purpose, &body, timeout).await;
             let event = match (purpose, reply) {

@@ -72,7 +72,7 @@ impl Member {
     /// Starts the background task that keeps the oplog under its maximum size.
     pub(super) fn spawn_oplog_truncation(&self) {
         let me = self.arc();
-        tokio::spawn(async move { me.truncation_loop().await });
+        self.tasks.spawn(async move { me.truncation_loop().await });
     }
 
     async fn truncation_loop(self: Arc<Self>) {

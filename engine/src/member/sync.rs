@@ -29,7 +29,7 @@ use bson::{Bson, Document, doc};
 use super::applier::Applier;
 use super::handle::DriverHandle;
 use super::network::{PeerChannel, PeerNetwork};
-use super::{META_CONFIG, META_INITIAL_SYNC, META_RBID, find_self};
+use super::{META_CONFIG, META_INITIAL_SYNC, META_RBID, META_ROLLBACK, find_self};
 use crate::error::{Error, Result};
 use crate::failpoint::FailPoints;
 use crate::options::NodeOptions;
@@ -54,6 +54,8 @@ pub(super) struct Syncer {
     installing: AtomicBool,
     /// An initial sync is running (only one at a time).
     syncing: AtomicBool,
+    /// A rollback is running (only one at a time; no oplog is fetched meanwhile).
+    rolling_back: AtomicBool,
     /// The rollback id (`replSetGetRBID`), kept in memory: every oplog batch served carries it.
     rbid: AtomicI32,
 }
@@ -78,6 +80,7 @@ impl Syncer {
             applier,
             installing: AtomicBool::new(false),
             syncing: AtomicBool::new(false),
+            rolling_back: AtomicBool::new(false),
             rbid: AtomicI32::new(rbid),
         })
     }
@@ -85,6 +88,47 @@ impl Syncer {
     /// Whether an initial sync is running (the fetcher and the oplog truncation stand aside).
     pub(super) fn is_syncing(&self) -> bool {
         self.syncing.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn is_rolling_back(&self) -> bool {
+        self.rolling_back.load(Ordering::SeqCst)
+    }
+
+    /// The common point of a rollback that began changing data and did not finish (it failed, or the process
+    /// died): its collections may be dropped and its documents half restored, so no oplog may be applied
+    /// until a rollback to at least that point has finished.
+    pub(super) fn unfinished_rollback(&self) -> Option<OpTime> {
+        let marker = self.storage.read_meta(META_ROLLBACK).ok()??;
+        if !marker.get_bool("inProgress").unwrap_or(false) {
+            return None;
+        }
+        OpTime::from_bson(marker.get("commonPoint")?).ok()
+    }
+
+    /// Rolls back to the common point with `host` in a task of its own and waits for it. The task runs to its
+    /// end even if the caller (the fetcher) is aborted meanwhile, as a change of sync source does: a rollback
+    /// stopped half way would leave collections dropped for refetching, and the member in ROLLBACK, while
+    /// the next fetcher carried on from the diverged oplog. A second call while one runs does nothing.
+    pub(super) async fn roll_back_to_the_end(&self, host: &str) {
+        if self.rolling_back.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Some(me) = self.me.upgrade() else {
+            self.rolling_back.store(false, Ordering::SeqCst);
+            return;
+        };
+        let host = host.to_string();
+        let rollback = self.driver.spawn(async move {
+            if let Err(err) = me.roll_back(&host).await {
+                tracing::error!(error = %err, source = %host, "rollback failed");
+                if me.unfinished_rollback().is_none() {
+                    // Nothing was changed yet: the member leaves ROLLBACK and the next fetch tries again.
+                    me.driver.feed(Event::RollbackAbandoned).await;
+                }
+            }
+            me.rolling_back.store(false, Ordering::SeqCst);
+        });
+        let _ = rollback.await;
     }
 
     /// Whether a config from a peer is being adopted (`replSetInitiate` refuses meanwhile).
@@ -111,7 +155,7 @@ impl Syncer {
             self.installing.store(false, Ordering::SeqCst);
             return;
         };
-        tokio::spawn(async move {
+        self.driver.spawn(async move {
             let result = me.try_adopt_config(&host).await;
             if let Err(err) = &result {
                 tracing::warn!(error = %err, from = %host, "could not adopt the replica-set config");
@@ -162,7 +206,7 @@ impl Syncer {
             self.syncing.store(false, Ordering::SeqCst);
             return;
         };
-        tokio::spawn(async move {
+        self.driver.spawn(async move {
             loop {
                 match me.initial_sync().await {
                     Ok(()) => {
@@ -279,7 +323,10 @@ impl Syncer {
                 continue;
             }
             let collections = conn
-                .command(&doc! {"listCollections": 1, "$db": &name}, timeout)
+                .command(
+                    &doc! {"listCollections": 1, "$db": &name, "$readPreference": {"mode": READ_ANYWHERE}},
+                    timeout,
+                )
                 .await?;
             for entry in first_batch(&collections) {
                 let Ok(coll) = entry.get_str("name").map(String::from) else {
@@ -308,7 +355,12 @@ impl Syncer {
             Some(Bson::Binary(b)) => b.bytes.clone().try_into().ok().map(bson::Uuid::from_bytes),
             _ => None,
         };
-        let indexes = conn.command(&doc! {"listIndexes": coll, "$db": db}, timeout).await?;
+        let indexes = conn
+            .command(
+                &doc! {"listIndexes": coll, "$db": db, "$readPreference": {"mode": READ_ANYWHERE}},
+                timeout,
+            )
+            .await?;
         let specs: Vec<Document> = first_batch(&indexes)
             .into_iter()
             .filter(|s| s.get_str("name").ok() != Some("_id_"))
@@ -338,7 +390,7 @@ impl Syncer {
     }
 
     /// Rolls our diverged oplog suffix back to the newest entry the sync source `host` also has.
-    pub(super) async fn roll_back(&self, host: &str) -> Result<()> {
+    async fn roll_back(&self, host: &str) -> Result<()> {
         self.driver.feed(Event::RollbackStarted).await;
         let timeout = self.driver.role().rpc_timeout() + Duration::from_secs(5);
         let mut conn = self.peers.open(host, timeout).await?;
@@ -351,6 +403,12 @@ impl Syncer {
                 self.driver.fail_fatally(message.clone());
                 return Err(Error::internal(message));
             }
+        };
+        // An unfinished rollback is finished first: back to its common point at least, whatever this source
+        // shares with us now (it may hold the very entries that rollback undid half way).
+        let common = match self.unfinished_rollback() {
+            Some(earlier) => common.min(earlier),
+            None => common,
         };
         let verdict = self.driver.check_rollback_common_point(common)?;
         if let Err(refusal) = verdict {
@@ -393,6 +451,11 @@ impl Syncer {
         }
         drop(snapshot);
         self.save_rollback_files(&saved)?;
+        // From here on data changes, in several writes: the marker makes a failure or a crash resume it.
+        let marker = doc! {"inProgress": true, "commonPoint": common.to_document()};
+        self.storage
+            .write(true, move |w| w.put_meta(META_ROLLBACK, &marker))
+            .await??;
         for ns in &refetch {
             self.refetch_collection(&mut conn, ns, timeout).await?;
         }
@@ -406,6 +469,7 @@ impl Syncer {
                     w.restore_document(&ns, &id, doc)?;
                 }
                 w.truncate_oplog_after(common)?;
+                w.put_meta(META_ROLLBACK, &doc! {"inProgress": false})?;
                 w.put_meta(META_RBID, &doc! {"rbid": rbid})
             })
             .await??;

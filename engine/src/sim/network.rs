@@ -2,13 +2,15 @@
 //! layer in-process, through a [`Fabric`] that knows which links are cut and how lossy and slow they are.
 //!
 //! A message on a cut link, or one the seeded loss drops, is never answered: the sender waits out its
-//! timeout, as over TCP. A reply is lost too when the link is cut while the command runs.
+//! timeout, as over TCP. A reply is lost too when the link is cut, or the member dies, while the command
+//! runs. A dead member ([`Fabric::detach`]) is unreachable until a new process is attached under its host.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bson::Document;
+use tracing::Instrument;
 
 use crate::command::ConnectionInfo;
 use crate::error::{Error, Result};
@@ -30,6 +32,8 @@ struct Faults {
 /// The members and the faults between them.
 pub struct Fabric {
     nodes: Mutex<HashMap<String, Weak<Node>>>,
+    /// Every host ever attached, dead or alive: the faults are drawn over these.
+    known: Mutex<BTreeSet<String>>,
     faults: Mutex<Faults>,
     rng: Mutex<SplitMix64>,
 }
@@ -38,6 +42,7 @@ impl Fabric {
     pub fn new(seed: u64) -> Arc<Fabric> {
         Arc::new(Fabric {
             nodes: Mutex::new(HashMap::new()),
+            known: Mutex::new(BTreeSet::new()),
             faults: Mutex::new(Faults::default()),
             rng: Mutex::new(SplitMix64::new(seed)),
         })
@@ -45,19 +50,31 @@ impl Fabric {
 
     /// Makes `node` reachable as `host`.
     pub fn attach(&self, host: String, node: &Arc<Node>) {
+        if let Ok(mut known) = self.known.lock() {
+            known.insert(host.clone());
+        }
         if let Ok(mut nodes) = self.nodes.lock() {
             nodes.insert(host, Arc::downgrade(node));
         }
     }
 
+    /// Makes `host` unreachable (its process died).
+    pub fn detach(&self, host: &str) {
+        if let Ok(mut nodes) = self.nodes.lock() {
+            nodes.remove(host);
+        }
+    }
+
+    /// Whether `node` is still the process attached under `host`.
+    fn is_attached(&self, host: &str, node: &Arc<Node>) -> bool {
+        self.node(host).is_some_and(|attached| Arc::ptr_eq(&attached, node))
+    }
+
     fn hosts(&self) -> Vec<String> {
-        let mut hosts: Vec<String> = self
-            .nodes
+        self.known
             .lock()
-            .map(|n| n.keys().cloned().collect())
-            .unwrap_or_default();
-        hosts.sort();
-        hosts
+            .map(|known| known.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Draws the next fault from `rng`: often nothing, else heal, cut one member off, cut one link, or change
@@ -146,11 +163,16 @@ impl Fabric {
                 legacy: false,
             },
         );
-        let reply = tokio::time::timeout(timeout, run)
+        let reply = tokio::time::timeout(timeout, run.instrument(super::member_span(to)))
             .await
             .map_err(|_| unreachable("command timed out"))?;
         if self.is_cut(from, to) {
             return Err(unreachable(format!("{from} -> {to}: the reply was lost (link cut)")));
+        }
+        if !self.is_attached(to, &node) {
+            return Err(unreachable(format!(
+                "{from} -> {to}: the member died before it replied"
+            )));
         }
         if reply.get_f64("ok").ok() == Some(0.0) || reply.get_i32("ok").ok() == Some(0) {
             let code = reply.get_i32("code").unwrap_or(8);

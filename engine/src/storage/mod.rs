@@ -17,6 +17,7 @@ mod apply;
 mod capped;
 pub mod catalog;
 pub mod keystring;
+mod memory_disk;
 mod oplog;
 mod oplog_entry;
 mod snapshot;
@@ -35,6 +36,7 @@ use tokio::sync::watch;
 use capped::OplogAccount;
 pub use capped::{DEFAULT_MAX_BYTES, DEFAULT_MIN_BYTES, OplogUsage, Truncated, default_max_bytes};
 pub use catalog::{CollectionMeta, IndexSpec, Namespace};
+pub use memory_disk::MemoryDisk;
 pub use oplog::{OpTime, scan_after as oplog_scan_after, ts_from_u64, ts_to_u64};
 pub use oplog_entry::{CommandOp, OpKind, OplogEntry, OplogOp, UpdateChange, crud_target, fold_document};
 pub use snapshot::Snapshot;
@@ -137,6 +139,35 @@ impl Storage {
         let db = Database::builder()
             .create(&path)
             .map_err(|e| storage_error(&format!("open {}", path.display()), e))?;
+        Storage::open_database(dbpath, db, clock, Writer::start)
+    }
+
+    /// The simulation's storage: the database file on `disk` (in memory, surviving a simulated kill), and
+    /// the writer inline on the calling task instead of on a thread of its own. `dbpath` still holds the
+    /// member's other files (spill space).
+    pub fn open_simulated(dbpath: &Path, disk: &MemoryDisk, clock: Clock) -> Result<Storage> {
+        std::fs::create_dir_all(dbpath).map_err(|e| storage_error(&format!("create {}", dbpath.display()), e))?;
+        let db = Database::builder()
+            .create_with_backend(disk.backend())
+            .map_err(|e| storage_error("open the simulated disk", e))?;
+        Storage::open_database(dbpath, db, clock, |db, positions, term, last, oplog, clock| {
+            Ok(Writer::start_inline(db, positions, term, last, oplog, clock))
+        })
+    }
+
+    fn open_database(
+        dbpath: &Path,
+        db: Database,
+        clock: Clock,
+        start_writer: impl FnOnce(
+            Arc<Database>,
+            watch::Sender<Positions>,
+            Arc<AtomicI64>,
+            OpTime,
+            Arc<OplogAccount>,
+            Clock,
+        ) -> Result<Writer>,
+    ) -> Result<Storage> {
         let db = Arc::new(db);
         init_tables(&db)?;
         let last = last_oplog_optime(&db)?;
@@ -147,7 +178,7 @@ impl Storage {
         };
         let (tx, rx) = watch::channel(positions);
         let oplog = Arc::new(OplogAccount::load(&db)?);
-        let writer = Writer::start(db.clone(), tx, term.clone(), last, oplog.clone(), clock.clone())?;
+        let writer = start_writer(db.clone(), tx, term.clone(), last, oplog.clone(), clock.clone())?;
         Ok(Storage {
             inner: Arc::new(Inner {
                 db,
@@ -254,6 +285,11 @@ impl Storage {
     /// Makes everything committed so far durable and stops the writer.
     pub fn shutdown(&self) {
         self.inner.writer.shutdown();
+    }
+
+    /// Stops as a killed process does (simulation): nothing more is committed or flushed.
+    pub fn abandon(&self) {
+        self.inner.writer.abandon();
     }
 }
 

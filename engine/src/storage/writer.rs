@@ -5,6 +5,11 @@
 //! durably (fsync) when any job in it asked for `j: true`, or when the last durable commit is older than
 //! the journal interval; otherwise it is committed in memory and made durable by a later commit, at most
 //! [`JOURNAL_COMMIT_INTERVAL`](super::JOURNAL_COMMIT_INTERVAL) later.
+//!
+//! Under simulation the writer runs **inline** instead ([`Writer::start_inline`]): each job is a group of its
+//! own, committed on the calling task before `submit` returns, and a tokio task (on simulated time) makes
+//! in-memory commits durable every journal interval. No thread runs beside the runtime, so a seed replays
+//! the same interleaving.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -36,7 +41,7 @@ const MAX_GROUP: usize = 512;
 const WRITER_STACK_BYTES: usize = 8 * 1024 * 1024;
 
 /// A queued job, with its answer's type known to the job and to whoever waits for it.
-trait Job: Send {
+pub(super) trait Job: Send {
     /// Whether its group must be committed durably.
     fn durable(&self) -> bool;
     /// Runs the job (the first call does; later calls do nothing).
@@ -74,9 +79,20 @@ where
     }
 }
 
-pub(super) struct Writer {
-    jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+pub(super) enum Writer {
+    /// Production: the group-commit thread.
+    Thread {
+        jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+        thread: Mutex<Option<JoinHandle<()>>>,
+    },
+    /// Simulation: jobs run on the caller's task (None once shut down).
+    Inline(Arc<Mutex<Option<InlineWriter>>>),
+}
+
+/// The inline writer's state: the writer's own, plus when it last committed durably (on tokio's clock).
+pub(super) struct InlineWriter {
+    state: WriterState,
+    last_durable_at: tokio::time::Instant,
 }
 
 impl Writer {
@@ -104,10 +120,50 @@ impl Writer {
             .stack_size(WRITER_STACK_BYTES)
             .spawn(move || state.run(rx))
             .map_err(|e| storage_error("spawn writer", e))?;
-        Ok(Writer {
+        Ok(Writer::Thread {
             jobs: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// The simulation's writer: jobs commit on the submitting task; a task on the runtime's (simulated) clock
+    /// flushes in-memory commits every journal interval.
+    pub(super) fn start_inline(
+        db: Arc<Database>,
+        positions: watch::Sender<Positions>,
+        term: Arc<AtomicI64>,
+        last: OpTime,
+        oplog: Arc<OplogAccount>,
+        clock: Clock,
+    ) -> Writer {
+        let state = WriterState {
+            db,
+            positions,
+            term,
+            timestamps: TimestampAllocator::new(last.ts),
+            clock,
+            last,
+            dirty: false,
+            oplog,
+        };
+        let inline = Arc::new(Mutex::new(Some(InlineWriter {
+            state,
+            last_durable_at: tokio::time::Instant::now(),
+        })));
+        let weak = Arc::downgrade(&inline);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(JOURNAL_COMMIT_INTERVAL).await;
+                let Some(inline) = weak.upgrade() else { break };
+                let Ok(mut guard) = inline.lock() else { break };
+                let Some(writer) = guard.as_mut() else { break };
+                if writer.state.dirty {
+                    writer.state.flush();
+                    writer.last_durable_at = tokio::time::Instant::now();
+                }
+            }
+        });
+        Writer::Inline(inline)
     }
 
     pub(super) async fn submit<R, F>(&self, durable: bool, job: F) -> Result<R>
@@ -122,9 +178,25 @@ impl Writer {
             durable,
             reply,
         });
-        let sent = match self.jobs.lock() {
-            Ok(guard) => guard.as_ref().map(|tx| tx.send(job).is_ok()).unwrap_or(false),
-            Err(_) => false,
+        let sent = match self {
+            Writer::Thread { jobs, .. } => match jobs.lock() {
+                Ok(guard) => guard.as_ref().map(|tx| tx.send(job).is_ok()).unwrap_or(false),
+                Err(_) => false,
+            },
+            Writer::Inline(inline) => match inline.lock() {
+                Ok(mut guard) => match guard.as_mut() {
+                    Some(writer) => {
+                        let durable = job.durable() || writer.last_durable_at.elapsed() >= JOURNAL_COMMIT_INTERVAL;
+                        writer.state.commit_group(vec![job], durable);
+                        if durable {
+                            writer.last_durable_at = tokio::time::Instant::now();
+                        }
+                        true
+                    }
+                    None => false,
+                },
+                Err(_) => false,
+            },
         };
         if !sent {
             return Err(Error::new(
@@ -139,12 +211,40 @@ impl Writer {
 
     /// Stops accepting jobs, finishes the queued ones, makes everything durable and joins the thread.
     pub(super) fn shutdown(&self) {
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.take();
+        match self {
+            Writer::Thread { jobs, thread } => {
+                if let Ok(mut jobs) = jobs.lock() {
+                    jobs.take();
+                }
+                let handle = thread.lock().ok().and_then(|mut t| t.take());
+                if let Some(handle) = handle {
+                    let _ = handle.join();
+                }
+            }
+            Writer::Inline(inline) => {
+                if let Some(mut writer) = inline.lock().ok().and_then(|mut w| w.take())
+                    && writer.state.dirty
+                {
+                    writer.state.flush();
+                }
+            }
         }
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(handle) = handle {
-            let _ = handle.join();
+    }
+
+    /// Stops at once, as a killed process does: nothing more is committed or flushed (what was committed in
+    /// memory stays where the process left it, in the simulated disk's pages).
+    pub(super) fn abandon(&self) {
+        match self {
+            Writer::Thread { jobs, .. } => {
+                if let Ok(mut jobs) = jobs.lock() {
+                    jobs.take();
+                }
+            }
+            Writer::Inline(inline) => {
+                if let Ok(mut writer) = inline.lock() {
+                    writer.take();
+                }
+            }
         }
     }
 }

@@ -240,14 +240,15 @@ fn report(spec: &TestSpec, run: &RunDir, reproduce: &str, outcome: &runner::RunO
     if let Err(e) = run.write_summary(&text) {
         eprintln!("faultline test: warning: {e}");
     }
-    render_report(run.path());
+    render_report(run.path(), outcome.result.as_ref());
     verdict.exit_code()
 }
 
-/// Draws the plots and `report.html` of the run and refreshes the store's `index.html`. A report that cannot
-/// be drawn is a warning: the verdict and the recorded files stand on their own.
-fn render_report(run_dir: &Path) {
-    match faultline_reports::render_run(run_dir) {
+/// Draws the plots and `report.html` of the run (its viewer from `checked`'s witness) and refreshes the
+/// store's `index.html`. A report that cannot be drawn is a warning: the verdict and the recorded files stand
+/// on their own.
+fn render_report(run_dir: &Path, checked: Option<&faultline_checker::result::CheckResult>) {
+    match faultline_reports::render_checked_run(run_dir, checked) {
         Ok(summary) => {
             println!("report: {}", summary.report.display());
             for warning in summary.warnings {

@@ -6,9 +6,10 @@
 //! clock. Strings (functions, values, states, members) are indices into `strings`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use faultline_checker::history::{History, Key, Operation, Outcome, PairedHistory};
-use faultline_checker::linear::witness::{KeyWitness, witnesses};
+use faultline_checker::linear::witness::{KeyWitness, LinearWitness};
 use faultline_checker::linear::{LinearError, LinearOptions, ModelKind};
 use faultline_checker::result::Validity;
 use faultline_checker::stale::{ReadClass, classify};
@@ -142,17 +143,19 @@ impl Strings {
     }
 }
 
-/// Builds the data: runs the witness search per key, the stale-read classification (register models) and
-/// the fault intervals.
+/// Builds the data: every key's witness from the check's (searching within `budget` only the keys the check
+/// left undecided), the stale-read classification (register models) and the fault intervals.
 pub fn build(
     title: &str,
     history: &History,
     paired: &PairedHistory,
-    options: &LinearOptions,
+    witness: &LinearWitness,
+    budget: Option<Duration>,
 ) -> Result<ViewerData, LinearError> {
+    let options = witness.options();
     let mut strings = Strings::default();
     let ops = columns(history, paired, &mut strings);
-    let found = witnesses(history, paired, options)?;
+    let found = witness.keys(history, paired, budget)?;
     let keys: Vec<KeyView> = found.iter().map(|w| key_view(w, &mut strings)).collect();
     let start_key = first_failing_key(paired, &found).unwrap_or(0);
     let verdict = found.iter().map(|w| w.verdict).fold(Validity::True, Validity::worst);

@@ -10,15 +10,18 @@
 //! - [`data`]: the embedded JSON (column arrays, one string table).
 //! - `body.html`, `viewer.css`, `viewer.js`: the page template, its style and its script.
 //!
-//! [`page`] builds the page for any history; [`write_page`] writes it to a file (used by
-//! `faultline check --html` and by `report.html`).
+//! [`page`] builds the page for any history from the linearizability check's witness (the check's result
+//! carries it; [`LinearWitness::search`] makes one for a history not checked yet), so the viewer does not
+//! search again; [`write_page`] writes it to a file (used by `faultline check --html` and by `report.html`).
 
 pub mod data;
 
 use std::path::Path;
+use std::time::Duration;
 
 use faultline_checker::history::{History, PairedHistory};
-use faultline_checker::linear::{LinearError, LinearOptions};
+use faultline_checker::linear::LinearError;
+use faultline_checker::linear::witness::LinearWitness;
 
 use crate::error::ReportError;
 
@@ -37,14 +40,16 @@ pub enum ViewerError {
     Report(#[from] ReportError),
 }
 
-/// Builds the viewer page for a paired history checked with `options`.
+/// Builds the viewer page for a paired history and its check's witness; keys the check left undecided (it
+/// stops at the first failing key) are searched within `budget`.
 pub fn page(
     title: &str,
     history: &History,
     paired: &PairedHistory,
-    options: &LinearOptions,
+    witness: &LinearWitness,
+    budget: Option<Duration>,
 ) -> Result<String, ViewerError> {
-    let embedded = data::build(title, history, paired, options)?;
+    let embedded = data::build(title, history, paired, witness, budget)?;
     let json = serde_json::to_string(&embedded).unwrap_or_else(|_| "{}".to_string());
     let title = crate::html::text::escape(title);
     Ok(format!(
@@ -56,15 +61,16 @@ pub fn page(
     ))
 }
 
-/// Builds the viewer page for `history` and writes it to `out`.
+/// Builds the viewer page for `history` and writes it to `out` (see [`page`]).
 pub fn write_page(
     out: &Path,
     title: &str,
     history: &History,
     paired: &PairedHistory,
-    options: &LinearOptions,
+    witness: &LinearWitness,
+    budget: Option<Duration>,
 ) -> Result<(), ViewerError> {
-    let html = page(title, history, paired, options)?;
+    let html = page(title, history, paired, witness, budget)?;
     std::fs::write(out, html).map_err(|e| ReportError::io(out, e))?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Unit tests of the viewer page: self-contained, data embedded safely, the failing key and its witness.
 
 use faultline_checker::history::{History, Op, OpType, Process, pair};
+use faultline_checker::linear::witness::LinearWitness;
 use faultline_checker::linear::{LinearOptions, ModelKind};
 use serde_json::{Value, json};
 
@@ -21,6 +22,12 @@ fn history(events: &[(u64, OpType, &str, Value)]) -> History {
         })
         .collect();
     History::from_ops(ops)
+}
+
+/// The witness of checking `h` against `model`.
+fn checked(h: &History, model: ModelKind) -> LinearWitness {
+    let paired = pair(h).expect("paired");
+    LinearWitness::search(h, &paired, &LinearOptions::new(model)).expect("checked")
 }
 
 /// Key `a` has a stale read of 1 after 2 was written, during a partition; key `b` is fine.
@@ -50,7 +57,7 @@ fn stale_history() -> History {
 fn the_failing_key_is_shown_first_with_its_prefix_blocked_op_states_and_fault() {
     let h = stale_history();
     let paired = pair(&h).expect("paired");
-    let d = data::build("t", &h, &paired, &LinearOptions::new(ModelKind::CasRegister)).expect("built");
+    let d = data::build("t", &h, &paired, &checked(&h, ModelKind::CasRegister), None).expect("built");
     assert_eq!(d.verdict, "invalid");
     assert_eq!(d.keys.len(), 2);
     let key = &d.keys[d.start_key];
@@ -76,7 +83,7 @@ fn the_page_is_self_contained_and_embeds_the_data_safely() {
     h.ops[2].value = json!({"key": "a", "value": "</script><script>alert(1)</script>"});
     h.ops[3].value = h.ops[2].value.clone();
     let paired = pair(&h).expect("paired");
-    let html = page("<run>", &h, &paired, &LinearOptions::new(ModelKind::Register)).expect("page");
+    let html = page("<run>", &h, &paired, &checked(&h, ModelKind::Register), None).expect("page");
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("<title>&lt;run&gt; — Faultline viewer</title>"));
     assert_eq!(html.matches("</script>").count(), 2, "only the two script elements end");
@@ -125,10 +132,29 @@ fn of_several_failing_keys_the_one_whose_blocked_operation_began_first_is_shown(
         (2, Ok, "read", a(json!(1))),
     ]);
     let paired = pair(&h).expect("paired");
-    let d = data::build("t", &h, &paired, &LinearOptions::new(ModelKind::Register)).expect("built");
+    let d = data::build("t", &h, &paired, &checked(&h, ModelKind::Register), None).expect("built");
     let verdicts: Vec<&str> = d.keys.iter().map(|k| k.verdict.as_str()).collect();
     assert_eq!(verdicts, ["invalid", "invalid"]);
     assert_eq!(d.keys[d.start_key].key, "\"b\"", "b's stale read began first");
     let reads: Vec<usize> = d.stale.iter().map(|s| s.read).collect();
     assert_eq!(reads, [3, 5], "stale reads in invocation order");
+}
+
+#[test]
+fn the_viewer_draws_the_checks_witness_and_searches_only_the_keys_it_left_undecided() {
+    use faultline_checker::linear::witness::Found;
+    let h = stale_history();
+    let paired = pair(&h).expect("paired");
+    let mut options = LinearOptions::new(ModelKind::CasRegister);
+    options.threads = 1;
+    let result = faultline_checker::linear::check_paired(&h, &paired, &options).expect("checked");
+    let witness = result.linear_witness().expect("the check keeps its witness");
+    // One thread, cheapest key first: `b` (1 op) is decided before `a` fails.
+    let found: Vec<&Found> = witness.found().collect();
+    assert_eq!(found[0], &Found::Order(vec![0]));
+    assert!(matches!(found[1], Found::Blocked { blocked: 3, .. }));
+    let d = data::build("t", &h, &paired, witness, None).expect("built");
+    let orders: Vec<&[usize]> = d.keys.iter().map(|k| k.order.as_slice()).collect();
+    assert_eq!(orders, [&[0][..], &[1, 2][..]]);
+    assert_eq!(d.keys[d.start_key].blocked, Some(3));
 }

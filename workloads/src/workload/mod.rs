@@ -151,7 +151,10 @@ impl Workload {
                     .unwrap_or_else(|e| undecided(checker.name(), &e.to_string()))
             })
             .collect();
-        compose(self.name(), results)
+        let mut result = compose(self.name(), results);
+        // The result is printed and written to `results.json`: the counterexample in full.
+        result.expand(history, &paired);
+        result
     }
 }
 

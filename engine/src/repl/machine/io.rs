@@ -56,9 +56,14 @@ pub enum Event {
     /// the member stays RECOVERING until its applied optime reaches `min_valid` (the sync source's newest
     /// optime when the rollback ended: before it, our data may be inconsistent), then SECONDARY.
     RolledBack { common_point: OpTime, min_valid: OpTime },
+    /// The rollback stopped before it changed any data (the source became unreachable, say): leave ROLLBACK
+    /// for SECONDARY (RECOVERING while an earlier rollback's min-valid is not reached) and try again later.
+    RollbackAbandoned,
     /// The oplog fetcher looked at member `from`'s oplog: `too_stale` when its oldest entry is newer than our
     /// newest (we fell off its oplog), false when it holds our newest entry.
     SyncSourceProbed { from: i32, too_stale: bool },
+    /// The oplog fetcher found that member `from`, our sync source, has nothing newer than our newest entry.
+    SyncSourceBehind { from: i32 },
 }
 
 /// Something the shell must do. Actions are ordered: a `PersistElectionState` must be durable before any action

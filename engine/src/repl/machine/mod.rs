@@ -148,6 +148,8 @@ pub struct ReplMachine {
     single_node_prompt: bool,
     /// Sync sources whose oplog starts after our newest entry, and until when they are not tried again.
     stale_sources: BTreeMap<i32, i64>,
+    /// Sync sources found behind us while another member was ahead, until when they are passed over.
+    behind_sources: BTreeMap<i32, i64>,
     /// We fell off every sync source's oplog: RECOVERING until one can serve us (oplog_window.rs).
     too_stale: bool,
     /// After a rollback: RECOVERING until our applied optime reaches this point (`Event::RolledBack`).
@@ -194,6 +196,7 @@ impl ReplMachine {
             catch_up_pending: false,
             single_node_prompt: false,
             stale_sources: BTreeMap::new(),
+            behind_sources: BTreeMap::new(),
             too_stale: false,
             min_valid: None,
         };
@@ -235,7 +238,18 @@ impl ReplMachine {
                 common_point,
                 min_valid,
             } => self.on_rolled_back(common_point, min_valid),
+            Event::RollbackAbandoned => {
+                if self.state == MemberState::Rollback {
+                    let back = if self.min_valid.is_some() {
+                        MemberState::Recovering
+                    } else {
+                        MemberState::Secondary
+                    };
+                    self.set_state(back);
+                }
+            }
             Event::SyncSourceProbed { from, too_stale } => self.on_sync_source_probed(from, too_stale),
+            Event::SyncSourceBehind { from } => self.on_sync_source_behind(from),
         }
         self.settle();
         std::mem::take(&mut self.outbox)

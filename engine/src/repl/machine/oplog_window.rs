@@ -95,7 +95,10 @@ impl ReplMachine {
 
     /// Whether `id` was found too stale to sync from within the last minute.
     pub(super) fn is_denylisted(&self, id: i32) -> bool {
-        self.stale_sources.get(&id).is_some_and(|until| *until > self.now_ms)
+        let until = |denylist: &std::collections::BTreeMap<i32, i64>| {
+            denylist.get(&id).is_some_and(|until| *until > self.now_ms)
+        };
+        until(&self.stale_sources) || until(&self.behind_sources)
     }
 
     /// Our own heartbeat message (`infoMessage`): why we are not SECONDARY, if we know.

@@ -10,6 +10,9 @@ use crate::repl::state::MemberState;
 /// A member more than this far behind the primary is not a sync source (`maxSyncSourceLagSecs`).
 pub const MAX_SYNC_SOURCE_LAG_SECS: u32 = 30;
 
+/// How long a sync source found behind us is passed over while another member is ahead.
+const SOURCE_BEHIND_DENYLIST_MS: i64 = 1_000;
+
 impl ReplMachine {
     /// `replSetSyncFrom {host}`: prefer `host` as sync source. Returns the previous sync source's host.
     pub fn sync_from(&mut self, now_ms: i64, host: &str) -> Result<(Vec<Action>, Option<String>), ReplError> {
@@ -61,6 +64,33 @@ impl ReplMachine {
         }
         let choice = self.choose_sync_source();
         self.change_sync_source(choice);
+    }
+
+    /// Our sync source has nothing newer than our newest entry. If another member is ahead of us, the source is
+    /// passed over for a moment and another chosen, as mongod denylists a source that is behind; otherwise it
+    /// is kept (nobody has more to give). Without this, two members behind a new primary could sync from
+    /// each other for ever (found by `faultline sim --seed 172 --steps 40`).
+    pub(super) fn on_sync_source_behind(&mut self, from: i32) {
+        if self.sync_source != Some(from) {
+            return;
+        }
+        let someone_ahead = self.members.values().any(|view| {
+            view.id != from && self.is_usable_source(view.id, false) && self.is_newer(&view.applied, &self.applied)
+        });
+        if !someone_ahead {
+            return;
+        }
+        self.behind_sources
+            .insert(from, self.now_ms + SOURCE_BEHIND_DENYLIST_MS);
+        let host = self
+            .config
+            .find_member_by_id(from)
+            .map(|m| m.host.clone())
+            .unwrap_or_default();
+        self.outbox.push(Action::Log(format!(
+            "sync source {host} is not ahead of us while another member is: passing it over for {SOURCE_BEHIND_DENYLIST_MS} ms"
+        )));
+        self.reevaluate_sync_source();
     }
 
     fn needs_sync_source(&self) -> bool {

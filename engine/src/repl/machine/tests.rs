@@ -1004,6 +1004,32 @@ fn status_snapshot_reports_the_member_and_its_peers() {
     assert!(status.topology_version >= 3, "primary change, state change, writable");
 }
 
+/// A sync source that has caught up with us and has nothing more is passed over while another member is ahead:
+/// two members behind a new primary must not tail each other for ever (found by
+/// `faultline sim --seed 172 --steps 40`). Nobody ahead: it is kept.
+#[test]
+fn a_source_behind_us_is_passed_over_for_a_member_ahead() {
+    let mut machine = start(&config(3), 1, 3, op(2, 1));
+    machine.handle(10, heartbeat_reply(&machine, 0, MemberState::Secondary, 3, op(3, 1)));
+    assert_eq!(machine.sync_source(), Some(0));
+    machine.handle(
+        20,
+        Event::LocalApplied {
+            optime: op(3, 1),
+            wall_ms: 0,
+        },
+    );
+    machine.handle(30, Event::SyncSourceBehind { from: 0 });
+    assert_eq!(machine.sync_source(), Some(0), "nobody else is ahead: kept");
+    machine.handle(40, heartbeat_reply(&machine, 2, MemberState::Primary, 3, op(7, 3)));
+    let actions = machine.handle(50, Event::SyncSourceBehind { from: 0 });
+    assert!(
+        has(&actions, &Action::SyncSourceChanged { member_id: Some(2) }),
+        "{actions:?}"
+    );
+    assert_eq!(machine.sync_source(), Some(2));
+}
+
 /// A member that still claims PRIMARY after another member won a newer term is not a sync source: it may be
 /// cut off from the set, and what it has past the common point will roll back.
 #[test]
@@ -1220,6 +1246,30 @@ fn election_metrics_single_node_prompt_election_is_a_freeze_timeout() {
             called: 1,
             successful: 1
         }
+    );
+}
+
+/// A rollback that stopped before changing anything (its source became unreachable) must not leave the member
+/// in ROLLBACK while it goes on applying from another source (found by `faultline sim --seed 138`).
+#[test]
+fn an_abandoned_rollback_returns_the_member_to_secondary() {
+    let config = config(3);
+    let mut machine = start(&config, 1, 1, op(10, 1));
+    machine.handle(10, Event::RollbackStarted);
+    assert_eq!(machine.state(), MemberState::Rollback);
+    let actions = machine.handle(20, Event::RollbackAbandoned);
+    assert!(has(
+        &actions,
+        &Action::TransitionTo {
+            state: MemberState::Secondary
+        }
+    ));
+    assert_eq!(machine.applied(), op(10, 1), "nothing was rolled back");
+    machine.handle(30, Event::RollbackAbandoned);
+    assert_eq!(
+        machine.state(),
+        MemberState::Secondary,
+        "only a member in ROLLBACK moves"
     );
 }
 
