@@ -2,7 +2,8 @@
 # Side by side: a durable majority insert on three members, PostgreSQL's synchronous replication against
 # Faultline's bundled engine, on this machine (issue #14).
 #
-# Usage: bench/pg-side-by-side.sh [SECONDS]        (default 10 s per measurement; environment: ROUNDS=3)
+# Usage: bench/pg-side-by-side.sh [SECONDS]        (default 10 s per measurement)
+# Environment: ROUNDS (default 3); FAULTLINE, a faultline binary to use instead of building the release one.
 #
 # PostgreSQL's side is the shared anchor script `../shared/bench/pg-sync-anchor.sh CLIENTS SECONDS` (a primary
 # with two streaming standbys and `synchronous_standby_names = 'ANY 1 (*)'`, pgbench inserting one row per
@@ -25,9 +26,12 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 
-echo "building Faultline (release)" >&2
-(cd "$repo" && cargo build -q --release -p faultline)
-faultline="$repo/target/release/faultline"
+faultline="${FAULTLINE:-}"
+if [ -z "$faultline" ]; then
+    echo "building Faultline (release)" >&2
+    (cd "$repo" && cargo build -q --release -p faultline)
+    faultline="$repo/target/release/faultline"
+fi
 
 # One PostgreSQL measurement: prints "tps mean_ms".
 pg() {
