@@ -1,13 +1,17 @@
 //! Criterion benchmarks of the engine's hot paths: the wire codec (decoding an insert of 100 documents,
-//! encoding a 101-document reply), filter matching, and oplog application on a secondary (1,000 entries in
-//! one storage transaction, as the fetcher applies a batch).
+//! encoding a 101-document reply), filter matching, the storage commit path (one insert committed in memory
+//! and durably, and 32 concurrent durable inserts sharing one group commit), oplog application on a secondary
+//! (1,000 entries in one storage transaction, as the fetcher applies a batch, and one entry applied durably,
+//! as it applies a single write), and the fetcher's handling of a `getMore` reply (decode, take the batch,
+//! parse the entries).
 
 use std::hint::black_box;
 
 use bson::{Document, doc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use faultline_engine::query::filter::Filter;
-use faultline_engine::storage::{OpTime, OplogEntry, Storage};
+use faultline_engine::storage::{Namespace, OpTime, OplogEntry, Storage};
+use faultline_engine::wire::client::{ClientError, CommandChannel, OplogTail, TailSpec};
 use faultline_engine::wire::{self, Header, Request};
 
 fn insert_message(docs: usize) -> Vec<u8> {
@@ -52,18 +56,33 @@ fn matching(c: &mut Criterion) {
     group.finish();
 }
 
-/// 1,000 insert entries as a primary would have logged them, parsed as a fetcher parses them.
-fn oplog_batch(start: u32) -> Vec<OplogEntry> {
+/// One insert entry as a primary would have logged it: document `id` at `ts`.
+fn insert_entry(id: u64, ts: bson::Timestamp) -> Document {
     let ui = bson::Binary {
         subtype: bson::spec::BinarySubtype::Uuid,
         bytes: vec![7; 16],
     };
+    doc! {"op": "i", "ns": "bench.c", "ui": ui, "o": {"_id": id as i64, "v": "payload"},
+    "ts": ts, "t": 1i64, "v": 2i64, "wall": bson::DateTime::now()}
+}
+
+/// 1,000 insert entry documents as a primary would have logged them.
+fn oplog_documents(start: u32) -> Vec<Document> {
     (0..1000u32)
         .map(|i| {
-            doc! {"op": "i", "ns": "bench.c", "ui": ui.clone(), "o": {"_id": i64::from(start + i), "v": "payload"},
-            "ts": bson::Timestamp {time: 1_700_000_000 + start / 1000, increment: i + 1}, "t": 1i64, "v": 2i64,
-            "wall": bson::DateTime::now()}
+            let ts = bson::Timestamp {
+                time: 1_700_000_000 + start / 1000,
+                increment: i + 1,
+            };
+            insert_entry(u64::from(start + i), ts)
         })
+        .collect()
+}
+
+/// 1,000 insert entries as a primary would have logged them, parsed as a fetcher parses them.
+fn oplog_batch(start: u32) -> Vec<OplogEntry> {
+    oplog_documents(start)
+        .into_iter()
         .map(|entry| OplogEntry::parse(entry).expect("entry with ts"))
         .collect()
 }
@@ -105,5 +124,174 @@ fn apply(c: &mut Criterion) {
     storage.shutdown();
 }
 
-criterion_group!(benches, codec, matching, apply);
+/// One small document, as `faultline bench throughput` inserts it.
+fn small_document(i: u64) -> Document {
+    doc! {"_id": i as i64, "p": "x".repeat(64)}
+}
+
+/// The storage commit path: what one insert costs in the writer, in memory and with the fsync `j: true`
+/// asks for, and how 32 concurrent durable inserts share one group commit.
+fn commit(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = Storage::open(dir.path()).expect("storage");
+    let ns = Namespace::new("bench", "commit");
+    let meta = runtime
+        .block_on(storage.write(true, move |w| w.ensure_collection(&ns)))
+        .expect("storage")
+        .expect("collection");
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let insert = |storage: &Storage, durable: bool| {
+        let (storage, meta) = (storage.clone(), meta.clone());
+        let id = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            storage
+                .write(durable, move |w| w.insert(&meta, small_document(id), None))
+                .await
+        }
+    };
+    let mut group = c.benchmark_group("storage");
+    group.sample_size(30);
+    group.bench_function("commit one insert in memory (j: false)", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(insert(&storage, false))
+                .expect("storage")
+                .expect("inserted")
+        })
+    });
+    group.bench_function("commit one insert durably (j: true, fsync)", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(insert(&storage, true))
+                .expect("storage")
+                .expect("inserted")
+        })
+    });
+    group.bench_function("commit one insert in memory, then an empty durable commit", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                insert(&storage, false).await.expect("storage").expect("inserted");
+                storage.flush().await.expect("flushed")
+            })
+        })
+    });
+    group.throughput(Throughput::Elements(32));
+    group.bench_function("commit 32 concurrent durable inserts (group commit)", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let writes: Vec<_> = (0..32)
+                    .map(|_| {
+                        let write = insert(&storage, true);
+                        tokio::spawn(write)
+                    })
+                    .collect();
+                for write in writes {
+                    write.await.expect("task").expect("storage").expect("inserted");
+                }
+            })
+        })
+    });
+    group.finish();
+    storage.shutdown();
+}
+
+/// One entry applied and appended durably, as a secondary applies a single replicated write (the step between
+/// fetching it and reporting it durable).
+fn apply_one_durably(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = Storage::open(dir.path()).expect("storage");
+    let mut next = 0u64;
+    let mut group = c.benchmark_group("oplog");
+    group.sample_size(30);
+    group.bench_function("apply 1 insert entry durably (fsync)", |b| {
+        b.iter_batched(
+            || {
+                next += 1;
+                let ts = bson::Timestamp {
+                    time: 1_700_000_000,
+                    increment: next as u32,
+                };
+                OplogEntry::parse(insert_entry(next, ts)).expect("entry")
+            },
+            |entry| {
+                runtime
+                    .block_on(storage.write(true, move |w| -> faultline_engine::Result<OpTime> {
+                        w.apply_entry(&entry)?;
+                        w.append_entry(&entry)
+                    }))
+                    .expect("storage")
+                    .expect("applied")
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+    storage.shutdown();
+}
+
+/// A sync source that answers every `getMore` with the same encoded reply, which the tail decodes as the
+/// wire client decodes a reply.
+struct CannedSource {
+    reply: Vec<u8>,
+}
+
+impl CommandChannel for CannedSource {
+    type Error = ClientError;
+
+    fn command<'a>(
+        &'a mut self,
+        _body: &'a Document,
+        _timeout: std::time::Duration,
+    ) -> impl std::future::Future<Output = Result<Document, ClientError>> + Send + 'a {
+        let reply = Document::from_reader(self.reply.as_slice()).map_err(|e| ClientError::Protocol(e.to_string()));
+        std::future::ready(reply)
+    }
+}
+
+/// The fetcher's handling of one batch before it is applied: the `getMore` reply decoded, the batch and its
+/// `$replData` taken out, the entries parsed.
+fn fetch(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("fetcher");
+    for size in [1usize, 1000] {
+        let entries: Vec<Document> = oplog_documents(0).into_iter().take(size).collect();
+        let optime = doc! {"ts": bson::Timestamp {time: 1, increment: 1}, "t": 1i64};
+        let reply = |field: &str| {
+            doc! {"cursor": {field: entries.clone(), "id": 42i64, "ns": "local.oplog.rs"},
+            "$replData": {"term": 1i64, "lastOpCommitted": optime.clone(), "lastOpApplied": optime.clone(),
+                "rbid": 1, "primaryIndex": 0},
+            "ok": 1.0}
+        };
+        let first = CannedSource {
+            reply: reply("firstBatch").to_vec().expect("encodes"),
+        };
+        let (mut tail, _) = runtime
+            .block_on(OplogTail::open(first, TailSpec::new(doc! {})))
+            .expect("open");
+        tail.channel().reply = reply("nextBatch").to_vec().expect("encodes");
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_function(format!("handle a getMore reply of {size} entries"), |b| {
+            b.iter(|| {
+                let batch = runtime.block_on(tail.next_batch()).expect("batch");
+                black_box(batch.rollback_id());
+                OplogEntry::parse_all(batch.entries).expect("entries").len()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec, matching, commit, apply, apply_one_durably, fetch);
 criterion_main!(benches);

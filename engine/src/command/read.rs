@@ -632,6 +632,14 @@ pub async fn get_more(ctx: &Context<'_>) -> Result<Document> {
             _ => break (docs, exhausted),
         }
     };
+    if let Some(last) = docs.last().and_then(|d| d.get_timestamp("ts").ok()) {
+        tracing::trace!(
+            target: "write_path",
+            ts = crate::storage::ts_to_u64(last),
+            n = docs.len(),
+            "getmore.reply"
+        );
+    }
     let reply_id = if exhausted {
         0
     } else {

@@ -106,6 +106,7 @@ async fn run_job<R: Send + 'static>(
     session: Option<RetryableWrite>,
     job: impl FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
 ) -> Result<(R, Option<Document>)> {
+    tracing::trace!(target: "write_path", "cmd.start");
     let journaled = wc.j || (wc.w == WriteMode::Majority && journals_majority(ctx));
     let skip_fsync = journaled && ctx.node.failpoints.hit(failpoint::SKIP_JOURNAL_FSYNC).is_some();
     let durable = wc.j && !skip_fsync;
@@ -130,7 +131,9 @@ async fn run_job<R: Send + 'static>(
         return Ok((output, None));
     }
     let optime = ctx.node.storage.positions().last_written;
+    tracing::trace!(target: "write_path", ts = crate::storage::ts_to_u64(optime.ts), "cmd.committed");
     let wc_error = ctx.node.member.wait_for_write_concern(optime, wc).await;
+    tracing::trace!(target: "write_path", ts = crate::storage::ts_to_u64(optime.ts), "cmd.acked");
     Ok((output, wc_error))
 }
 

@@ -235,6 +235,14 @@ impl Replicator {
             if batch.rollback_id() != rbid {
                 return Err(Error::bad_value("the sync source rolled back; fetching again"));
             }
+            let last_ts = batch
+                .entries
+                .last()
+                .and_then(|d| d.get_timestamp("ts").ok())
+                .map(crate::storage::ts_to_u64);
+            if let Some(ts) = last_ts {
+                tracing::trace!(target: "write_path", ts, n = batch.entries.len(), "fetcher.received");
+            }
             self.learn_metadata(source_id, &batch)?;
             if batch.entries.is_empty() {
                 // An idle source that is not ahead of us: the machine may prefer a member that is (two
@@ -250,6 +258,9 @@ impl Replicator {
                 continue;
             }
             self.applier.apply_batch(OplogEntry::parse_all(batch.entries)?).await?;
+            if let Some(ts) = last_ts {
+                tracing::trace!(target: "write_path", ts, "fetcher.applied");
+            }
         }
         Err(Error::bad_value("the sync source closed the oplog cursor"))
     }

@@ -107,6 +107,11 @@ impl Member {
                     "errmsg": "the primary stepped down while waiting for replication"});
                 }
                 if self.write_concern_satisfied(optime, wc, &role) {
+                    tracing::trace!(
+                        target: "write_path",
+                        ts = crate::storage::ts_to_u64(optime.ts),
+                        "waiter.satisfied"
+                    );
                     return None;
                 }
                 tokio::select! {

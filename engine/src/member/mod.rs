@@ -56,7 +56,7 @@ use crate::failpoint::{ELECT_BY_TIMESTAMP, FailPoints};
 use crate::options::NodeOptions;
 use crate::repl::machine::{ElectionMetrics, LastVote, PersistedElectionState};
 use crate::repl::{Action, Event, MachineStart, MemberState, OpTime, ReplError, ReplMachine, ReplSetConfig};
-use crate::storage::Storage;
+use crate::storage::{Storage, ts_to_u64};
 pub use applier::{AppliedOps, OpCounts};
 use fetcher::Replicator;
 use handle::DriverHandle;
@@ -411,6 +411,12 @@ impl Member {
         let (mut applied, mut durable) = (OpTime::null(), OpTime::null());
         loop {
             let now = *positions.borrow_and_update();
+            tracing::trace!(
+                target: "write_path",
+                ts = ts_to_u64(now.last_written.ts),
+                durable_ts = ts_to_u64(now.last_durable.ts),
+                "positions.seen"
+            );
             let mut actions = Vec::new();
             if now.last_written != applied {
                 applied = now.last_written;
@@ -536,6 +542,14 @@ impl Member {
                 self.spawn_rpc(to, "vote", messages::vote_request_to_bson(&request))
             }
             Action::SendUpdatePosition { to, positions } => {
+                if let Some(mine) = positions.first() {
+                    tracing::trace!(
+                        target: "write_path",
+                        ts = ts_to_u64(mine.applied.ts),
+                        durable_ts = ts_to_u64(mine.durable.ts),
+                        "position.send"
+                    );
+                }
                 let mut body = messages::update_position_to_bson(&positions);
                 body.insert("fromId", self.role().self_id.unwrap_or(-1));
                 self.spawn_rpc(to, "position", body)
@@ -559,7 +573,10 @@ impl Member {
             Action::AcceptWrites { term } => {
                 tracing::info!(term, "transition to PRIMARY complete; accepting writes");
             }
-            Action::CommitPointAdvanced { optime } => self.commit_point.record(optime),
+            Action::CommitPointAdvanced { optime } => {
+                tracing::trace!(target: "write_path", ts = ts_to_u64(optime.ts), "commit_point.advanced");
+                self.commit_point.record(optime)
+            }
             Action::Log(message) => tracing::info!("{message}"),
             // Mirrored by `refresh_role` after every machine call.
             Action::TopologyChanged { .. } => {}

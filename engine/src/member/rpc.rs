@@ -81,6 +81,15 @@ impl Member {
             .ok()
             .or_else(|| positions.first().map(|p| p.member_id))
             .unwrap_or(-1);
+        if let Some(p) = positions.iter().find(|p| p.member_id == from) {
+            tracing::trace!(
+                target: "write_path",
+                ts = crate::storage::ts_to_u64(p.applied.ts),
+                durable_ts = crate::storage::ts_to_u64(p.durable.ts),
+                from,
+                "position.received"
+            );
+        }
         let actions = self.handle(Event::UpdatePosition { from, positions });
         self.execute(actions).await;
         Ok(Document::new())

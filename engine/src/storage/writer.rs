@@ -321,6 +321,7 @@ impl WriterState {
 
     /// Runs the group's jobs in one transaction and commits it; on an error nothing of it is committed.
     fn run_group(&mut self, group: &mut [Box<dyn Job>], durable: bool) -> Result<()> {
+        let began = Instant::now();
         let mut txn = self.db.begin_write().map_err(|e| storage_error("begin write", e))?;
         let durability = if durable {
             Durability::Immediate
@@ -348,10 +349,20 @@ impl WriterState {
         let reset = ctx.position_reset();
         let oplog_delta = ctx.oplog_delta();
         drop(ctx);
+        let ran = began.elapsed();
         let failure = match fatal {
             Some(err) => Some(err),
             None => txn.commit().err().map(|e| storage_error("commit", e)),
         };
+        tracing::trace!(
+            target: "write_path",
+            ts = last_written.map(|o| super::ts_to_u64(o.ts)).unwrap_or(0),
+            durable,
+            jobs = group.len(),
+            run_us = ran.as_micros() as u64,
+            commit_us = (began.elapsed() - ran).as_micros() as u64,
+            "writer.committed"
+        );
         if let Some(err) = failure {
             self.timestamps = timestamps_before;
             return Err(err);
@@ -385,6 +396,7 @@ impl WriterState {
                     .map_err(|e| storage_error("set durability", e))?;
                 txn.commit().map_err(|e| storage_error("commit", e))
             });
+        tracing::trace!(target: "write_path", ts = super::ts_to_u64(self.last.ts), "writer.flushed");
         match result {
             Ok(()) => {
                 self.dirty = false;

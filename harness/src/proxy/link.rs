@@ -163,6 +163,10 @@ async fn write_side<W: AsyncWrite + Unpin>(
         let verdict = loop {
             let verdict = gate(&mut rules, flow).await?;
             let due = (arrived + jittered(verdict, &mut rng)).max(last_due);
+            if hold_until(due, Instant::now()).is_none() {
+                last_due = due;
+                break verdict;
+            }
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {
                     last_due = due;
@@ -185,6 +189,13 @@ async fn write_side<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// When a chunk due at `due` must be held until, or `None` when it may be written now. A chunk already due
+/// is never put on a timer: tokio's timers round a deadline up to the next millisecond tick, so a zero-delay
+/// hop through a timer would cost up to a millisecond (and most of the replicated write path's latency).
+fn hold_until(due: Instant, now: Instant) -> Option<Instant> {
+    (due > now).then_some(due)
+}
+
 /// The delay plus a uniform jitter in `[-jitter, +jitter]`, never below zero.
 fn jittered(verdict: Verdict, rng: &mut Rng) -> Duration {
     if verdict.jitter.is_zero() {
@@ -192,4 +203,20 @@ fn jittered(verdict: Verdict, rng: &mut Rng) -> Duration {
     }
     let offset = verdict.jitter.mul_f64(rng.unit() * 2.0);
     (verdict.delay + offset).saturating_sub(verdict.jitter)
+}
+
+#[cfg(test)]
+mod timing_tests {
+    use super::*;
+
+    /// A chunk that is already due (no delay rule) is written at once, never through a timer (which would
+    /// add up to a millisecond per hop); a delayed one is held until it is due.
+    #[test]
+    fn only_chunks_not_yet_due_are_held() {
+        let now = Instant::now();
+        assert_eq!(hold_until(now, now), None, "due now");
+        assert_eq!(hold_until(now - Duration::from_millis(3), now), None, "overdue");
+        let later = now + Duration::from_millis(5);
+        assert_eq!(hold_until(later, now), Some(later), "a delayed chunk waits");
+    }
 }
