@@ -630,7 +630,6 @@ mod tests {
         assert!(page.contains("id=\"viewer-data\""));
     }
 
-
     #[test]
     fn large_jsonl_files_are_checked_streamed_with_the_loaded_verdict() {
         let dir = tempfile::tempdir().expect("temp dir");
