@@ -503,6 +503,14 @@ mod tests {
         }
     }
 
+    /// [`valid_history`] with one read of a value nobody wrote: not linearizable.
+    fn impossible_history() -> String {
+        valid_history().replace(
+            r#""type":"ok","process":1,"f":"read","value":null"#,
+            r#""type":"ok","process":1,"f":"read","value":5"#,
+        )
+    }
+
     fn flags() -> Flags {
         Flags::parse(&args(&[])).expect("no flags")
     }
@@ -609,11 +617,7 @@ mod tests {
     fn the_counterexample_is_expanded_only_where_shown_and_the_viewer_takes_the_checks_witness() {
         let dir = tempfile::tempdir().expect("temp dir");
         let bad = dir.path().join("bad.jsonl");
-        let impossible = valid_history().replace(
-            r#""type":"ok","process":1,"f":"read","value":null"#,
-            r#""type":"ok","process":1,"f":"read","value":5"#,
-        );
-        std::fs::write(&bad, impossible).expect("written");
+        std::fs::write(&bad, impossible_history()).expect("written");
         // One line per input (several inputs, no --json): the prefix is not built.
         let mut flags = flags();
         flags.full_results = false;
@@ -636,11 +640,7 @@ mod tests {
         let good = dir.path().join("good.jsonl");
         std::fs::write(&good, valid_history()).expect("written");
         let bad = dir.path().join("bad.jsonl");
-        let impossible = valid_history().replace(
-            r#""type":"ok","process":1,"f":"read","value":null"#,
-            r#""type":"ok","process":1,"f":"read","value":5"#,
-        );
-        std::fs::write(&bad, impossible).expect("written");
+        std::fs::write(&bad, impossible_history()).expect("written");
         let orphan = dir.path().join("orphan.jsonl");
         std::fs::write(&orphan, OP.replace("invoke", "ok") + "\n").expect("written");
         let streamed_flags = Flags {
@@ -721,11 +721,7 @@ mod tests {
         let good = dir.path().join("good.jsonl");
         std::fs::write(&good, valid_history()).expect("written");
         let bad = dir.path().join("bad.jsonl");
-        let impossible = valid_history().replace(
-            r#""type":"ok","process":1,"f":"read","value":null"#,
-            r#""type":"ok","process":1,"f":"read","value":5"#,
-        );
-        std::fs::write(&bad, impossible).expect("written");
+        std::fs::write(&bad, impossible_history()).expect("written");
         assert_eq!(run(&args(&[&good, &good])).expect("runs"), 0);
         assert_eq!(run(&args(&[&good, &bad])).expect("runs"), 1);
         let missing = dir.path().join("missing.jsonl");

@@ -384,7 +384,10 @@ impl<'a> Simulation<'a> {
         for (index, node) in &nodes {
             let role = node.member.role();
             let written = node.storage.positions().last_written;
-            let documents = documents(node, &self.client).await.len();
+            let documents = match documents(node, &self.client).await {
+                Ok(documents) => documents.len().to_string(),
+                Err(refusal) => format!("unreadable ({refusal})"),
+            };
             self.trace.add(&format!(
                 "{index} {} term {} written {:?} documents {documents}",
                 role.state.as_str(),
@@ -422,8 +425,17 @@ impl<'a> Simulation<'a> {
             let has_primary = nodes.iter().any(|n| n.member.role().writable);
             if has_primary && optimes.windows(2).all(|w| w[0] == w[1]) {
                 let mut contents = Vec::new();
-                for node in &nodes {
-                    contents.push(documents(node, &self.client).await);
+                for (index, node) in nodes.iter().enumerate() {
+                    match documents(node, &self.client).await {
+                        Ok(documents) => contents.push(documents),
+                        Err(refusal) => {
+                            return Some(format!(
+                                "convergence: {} reached the newest optime {:?} but refuses reads: {refusal}",
+                                host(index),
+                                optimes[0]
+                            ));
+                        }
+                    }
                 }
                 if let Some(difference) = (1..contents.len()).find(|&i| contents[i] != contents[0]) {
                     return Some(format!(
@@ -524,53 +536,51 @@ impl Checker {
     }
 }
 
-/// Every document of the workload's collection on `node`, by `_id`.
-async fn documents(node: &Node, client: &ConnectionInfo) -> BTreeMap<i64, Document> {
-    let reply = call_secondary_ok(
+/// Every document of the workload's collection on `node`, by `_id`; the reply's error when the member refuses
+/// the read (in ROLLBACK or RECOVERING, say), so that a refusal is never mistaken for an empty collection.
+async fn documents(node: &Node, client: &ConnectionInfo) -> Result<BTreeMap<i64, Document>, String> {
+    let reply = call_as(
         node,
         client,
         doc! {"find": "c", "batchSize": 1_000_000, "singleBatch": true, "$db": "sim"},
+        Some(true),
     )
     .await;
-    reply
+    if !is_ok(&reply) {
+        return Err(format!(
+            "{} ({})",
+            reply.get_str("errmsg").unwrap_or("the find failed"),
+            reply.get_i32("code").unwrap_or(0)
+        ));
+    }
+    let batch = reply
         .get_document("cursor")
-        .ok()
-        .and_then(|c| c.get_array("firstBatch").ok())
-        .map(|batch| {
-            batch
-                .iter()
-                .filter_map(|d| d.as_document())
-                .filter_map(|d| d.get_i64("_id").ok().map(|id| (id, d.clone())))
-                .collect()
-        })
-        .unwrap_or_default()
+        .and_then(|c| c.get_array("firstBatch"))
+        .map_err(|e| format!("a find reply without cursor.firstBatch: {e}"))?;
+    Ok(batch
+        .iter()
+        .filter_map(|d| d.as_document())
+        .filter_map(|d| d.get_i64("_id").ok().map(|id| (id, d.clone())))
+        .collect())
 }
 
+/// Runs `body` on `node` as a client would (inside the member's log span).
 async fn call(node: &Node, client: &ConnectionInfo, body: Document) -> Document {
+    call_as(node, client, body, None).await
+}
+
+async fn call_as(node: &Node, client: &ConnectionInfo, body: Document, secondary_ok: Option<bool>) -> Document {
     let span = member_span(&format!("127.0.0.1:{}", node.member.options().port));
     crate::command::run(
         node,
         crate::command::Invocation {
             body,
-            secondary_ok: None,
+            secondary_ok,
             conn: client,
             legacy: false,
         },
     )
     .instrument(span)
-    .await
-}
-
-async fn call_secondary_ok(node: &Node, client: &ConnectionInfo, body: Document) -> Document {
-    crate::command::run(
-        node,
-        crate::command::Invocation {
-            body,
-            secondary_ok: Some(true),
-            conn: client,
-            legacy: false,
-        },
-    )
     .await
 }
 

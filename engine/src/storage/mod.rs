@@ -41,7 +41,7 @@ pub use oplog::{OpTime, scan_after as oplog_scan_after, ts_from_u64, ts_to_u64};
 pub use oplog_entry::{CommandOp, OpKind, OplogEntry, OplogOp, UpdateChange, crud_target, fold_document};
 pub use snapshot::Snapshot;
 pub use write_ctx::{SessionStatement, WriteCtx};
-use writer::Writer;
+use writer::{Writer, WriterMode};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -139,7 +139,7 @@ impl Storage {
         let db = Database::builder()
             .create(&path)
             .map_err(|e| storage_error(&format!("open {}", path.display()), e))?;
-        Storage::open_database(dbpath, db, clock, Writer::start)
+        Storage::open_database(dbpath, db, clock, WriterMode::Thread)
     }
 
     /// The simulation's storage: the database file on `disk` (in memory, surviving a simulated kill), and
@@ -150,24 +150,10 @@ impl Storage {
         let db = Database::builder()
             .create_with_backend(disk.backend())
             .map_err(|e| storage_error("open the simulated disk", e))?;
-        Storage::open_database(dbpath, db, clock, |db, positions, term, last, oplog, clock| {
-            Ok(Writer::start_inline(db, positions, term, last, oplog, clock))
-        })
+        Storage::open_database(dbpath, db, clock, WriterMode::Inline)
     }
 
-    fn open_database(
-        dbpath: &Path,
-        db: Database,
-        clock: Clock,
-        start_writer: impl FnOnce(
-            Arc<Database>,
-            watch::Sender<Positions>,
-            Arc<AtomicI64>,
-            OpTime,
-            Arc<OplogAccount>,
-            Clock,
-        ) -> Result<Writer>,
-    ) -> Result<Storage> {
+    fn open_database(dbpath: &Path, db: Database, clock: Clock, mode: WriterMode) -> Result<Storage> {
         let db = Arc::new(db);
         init_tables(&db)?;
         let last = last_oplog_optime(&db)?;
@@ -178,7 +164,7 @@ impl Storage {
         };
         let (tx, rx) = watch::channel(positions);
         let oplog = Arc::new(OplogAccount::load(&db)?);
-        let writer = start_writer(db.clone(), tx, term.clone(), last, oplog.clone(), clock.clone())?;
+        let writer = Writer::start(mode, db.clone(), tx, term.clone(), last, oplog.clone(), clock.clone())?;
         Ok(Storage {
             inner: Arc::new(Inner {
                 db,

@@ -95,8 +95,18 @@ pub(super) struct InlineWriter {
     last_durable_at: tokio::time::Instant,
 }
 
+/// Where the writer runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WriterMode {
+    /// Its own thread, grouping concurrent jobs (production).
+    Thread,
+    /// The submitting task, one job per group, flushed by a task on tokio's clock (simulation).
+    Inline,
+}
+
 impl Writer {
     pub(super) fn start(
+        mode: WriterMode,
         db: Arc<Database>,
         positions: watch::Sender<Positions>,
         term: Arc<AtomicI64>,
@@ -104,8 +114,24 @@ impl Writer {
         oplog: Arc<OplogAccount>,
         clock: Clock,
     ) -> Result<Writer> {
+        let state = WriterState {
+            db,
+            positions,
+            term,
+            timestamps: TimestampAllocator::new(last.ts),
+            clock,
+            last,
+            dirty: false,
+            oplog,
+        };
+        match mode {
+            WriterMode::Thread => Writer::start_thread(state),
+            WriterMode::Inline => Ok(Writer::start_inline(state)),
+        }
+    }
+
+    fn start_thread(mut state: WriterState) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
-        let mut state = WriterState::new(db, positions, term, last, oplog, clock);
         let thread = std::thread::Builder::new()
             .name("storage-writer".into())
             .stack_size(WRITER_STACK_BYTES)
@@ -119,15 +145,7 @@ impl Writer {
 
     /// The simulation's writer: jobs commit on the submitting task; a task on the runtime's (simulated) clock
     /// flushes in-memory commits every journal interval.
-    pub(super) fn start_inline(
-        db: Arc<Database>,
-        positions: watch::Sender<Positions>,
-        term: Arc<AtomicI64>,
-        last: OpTime,
-        oplog: Arc<OplogAccount>,
-        clock: Clock,
-    ) -> Writer {
-        let state = WriterState::new(db, positions, term, last, oplog, clock);
+    fn start_inline(state: WriterState) -> Writer {
         let inline = Arc::new(Mutex::new(Some(InlineWriter {
             state,
             last_durable_at: tokio::time::Instant::now(),
@@ -213,8 +231,9 @@ impl Writer {
         }
     }
 
-    /// Stops at once, as a killed process does: nothing more is committed or flushed (what was committed in
-    /// memory stays where the process left it, in the simulated disk's pages).
+    /// Stops accepting jobs at once. The inline writer (simulation) then commits and flushes nothing more, as
+    /// a killed process: what it committed in memory stays in the simulated disk's pages. The thread writer
+    /// still finishes and flushes what was queued before it exits.
     pub(super) fn abandon(&self) {
         match self {
             Writer::Thread { jobs, .. } => {
@@ -257,26 +276,6 @@ struct WriterState {
 }
 
 impl WriterState {
-    fn new(
-        db: Arc<Database>,
-        positions: watch::Sender<Positions>,
-        term: Arc<AtomicI64>,
-        last: OpTime,
-        oplog: Arc<OplogAccount>,
-        clock: Clock,
-    ) -> WriterState {
-        WriterState {
-            db,
-            positions,
-            term,
-            timestamps: TimestampAllocator::new(last.ts),
-            clock,
-            last,
-            dirty: false,
-            oplog,
-        }
-    }
-
     fn run(&mut self, rx: mpsc::Receiver<Box<dyn Job>>) {
         let mut last_durable_at = Instant::now();
         loop {
