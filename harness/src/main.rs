@@ -61,6 +61,7 @@ struct NodeCommand {
 }
 
 fn main() {
+    end_quietly_when_stdout_closes();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // Help and version requests are successes.
@@ -104,6 +105,34 @@ fn main() {
     }
 }
 
+/// The exit status of a C tool that a closed pipe killed (128 + SIGPIPE), which shells and `pipefail` know.
+const CLOSED_STDOUT: i32 = 141;
+
+/// `faultline check … | head`: when the reader of stdout goes away, end at once and quietly, as a C tool that
+/// SIGPIPE ends does. Rust ignores SIGPIPE, so a write to a closed pipe fails with EPIPE and `println!` panics
+/// with "failed printing to stdout"; the workspace forbids the `unsafe` a signal reset needs, so the panic hook
+/// turns exactly that panic into the exit. Every other panic keeps the default report.
+fn end_quietly_when_stdout_closes() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if is_closed_stdout(message) {
+            std::process::exit(CLOSED_STDOUT);
+        }
+        report(info);
+    }));
+}
+
+/// Whether a panic message is `println!`'s on a closed pipe (EPIPE is error 32 on Linux).
+fn is_closed_stdout(message: &str) -> bool {
+    message.starts_with("failed printing to stdout") && message.contains("(os error 32)")
+}
+
 /// A clap error as one line: `--rate: -5 is not a valid rate: ...` for a value our parsers refused (their
 /// message names the value and the accepted ones), else clap's own text without the usage block and the
 /// pointer to `--help`, its lines joined.
@@ -136,6 +165,13 @@ fn one_line(err: &clap::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_closed_stdout_is_taken_for_one() {
+        assert!(is_closed_stdout("failed printing to stdout: Broken pipe (os error 32)"));
+        assert!(!is_closed_stdout("failed printing to stdout: No space left on device (os error 28)"));
+        assert!(!is_closed_stdout("index out of bounds (os error 32)"));
+    }
     use clap::CommandFactory as _;
 
     fn refusal(args: &[&str]) -> String {

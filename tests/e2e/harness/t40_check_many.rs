@@ -136,3 +136,25 @@ fn an_unreadable_input_is_named_on_one_line_and_exits_254_after_the_others() -> 
     );
     Ok(())
 }
+
+/// `faultline check … | head -1`: a reader that closes the pipe early ends the process as it ends C tools —
+/// SIGPIPE's exit status (141), nothing on stderr — never a panic.
+#[test]
+fn a_closed_stdout_ends_the_check_quietly() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let run = root.path().join("run");
+    counter_run(&run, 5)?;
+    // The reader is gone before the first line is written.
+    let (reader, writer) = std::io::pipe()?;
+    drop(reader);
+    let output = Command::new(bin())
+        .arg("check")
+        .arg(&run)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()?;
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "a closed stdout made check panic: {stderr}");
+    assert_eq!(output.status.code(), Some(141), "stderr: {stderr}");
+    Ok(())
+}
