@@ -165,14 +165,16 @@ fn one_line(err: &clap::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory as _;
 
     #[test]
     fn only_a_closed_stdout_is_taken_for_one() {
         assert!(is_closed_stdout("failed printing to stdout: Broken pipe (os error 32)"));
-        assert!(!is_closed_stdout("failed printing to stdout: No space left on device (os error 28)"));
+        assert!(!is_closed_stdout(
+            "failed printing to stdout: No space left on device (os error 28)"
+        ));
         assert!(!is_closed_stdout("index out of bounds (os error 32)"));
     }
-    use clap::CommandFactory as _;
 
     fn refusal(args: &[&str]) -> String {
         let err = Cli::command().try_get_matches_from(args).expect_err("refused");

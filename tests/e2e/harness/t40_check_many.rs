@@ -154,7 +154,10 @@ fn a_closed_stdout_ends_the_check_quietly() -> anyhow::Result<()> {
         .stderr(std::process::Stdio::piped())
         .output()?;
     let stderr = text(&output.stderr);
-    assert!(!stderr.contains("panicked"), "a closed stdout made check panic: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "a closed stdout made check panic: {stderr}"
+    );
     assert_eq!(output.status.code(), Some(141), "stderr: {stderr}");
     Ok(())
 }
