@@ -64,14 +64,10 @@ async fn sigkill_of_every_member_loses_no_acknowledged_majority_journaled_write(
             }));
         }
         let counter = acked.clone();
-        faultline_tests::wait_until(
-            Duration::from_secs(60),
-            "enough acknowledged majority inserts",
-            || {
-                let n = counter.lock().map(|a| a.len()).unwrap_or(0);
-                async move { (n >= ACKED_BEFORE_KILL).then_some(()) }
-            },
-        )
+        faultline_tests::wait_until(Duration::from_secs(60), "enough acknowledged majority inserts", || {
+            let n = counter.lock().map(|a| a.len()).unwrap_or(0);
+            async move { (n >= ACKED_BEFORE_KILL).then_some(()) }
+        })
         .await?;
         // All three at once (every signal sent before any process is reaped): no member outlives another
         // long enough to finish a fsync the others lack.
