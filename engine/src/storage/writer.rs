@@ -6,6 +6,11 @@
 //! the journal interval; otherwise it is committed in memory and made durable by a later commit, at most
 //! [`JOURNAL_COMMIT_INTERVAL`](super::JOURNAL_COMMIT_INTERVAL) later.
 //!
+//! A durable group that appends oplog entries is published before its fsync: it is committed in memory,
+//! `last_written` moves (so oplog fetchers on other members read the entries while this thread syncs), and
+//! only then does an empty durable commit fsync it and move `last_durable`. Jobs that asked for durability are
+//! answered after the fsync; the others as soon as the group is visible.
+//!
 //! Under simulation the writer runs **inline** instead ([`Writer::start_inline`]): each job is a group of its
 //! own, committed on the calling task before `submit` returns, and a tokio task (on simulated time) makes
 //! in-memory commits durable every journal interval. No thread runs beside the runtime, so a seed replays
@@ -158,7 +163,7 @@ impl Writer {
                 let Ok(mut guard) = inline.lock() else { break };
                 let Some(writer) = guard.as_mut() else { break };
                 if writer.state.dirty {
-                    writer.state.flush();
+                    let _ = writer.state.flush();
                     writer.last_durable_at = tokio::time::Instant::now();
                 }
             }
@@ -225,7 +230,7 @@ impl Writer {
                 if let Some(mut writer) = inline.lock().ok().and_then(|mut w| w.take())
                     && writer.state.dirty
                 {
-                    writer.state.flush();
+                    let _ = writer.state.flush();
                 }
             }
         }
@@ -283,7 +288,7 @@ impl WriterState {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if self.dirty {
-                        self.flush();
+                        let _ = self.flush();
                         last_durable_at = Instant::now();
                     }
                     continue;
@@ -304,31 +309,44 @@ impl WriterState {
             }
         }
         if self.dirty {
-            self.flush();
+            let _ = self.flush();
         }
     }
 
+    /// Runs and commits one group, then answers its jobs. A durable group that wrote oplog entries is
+    /// committed in two steps: first without fsync, which makes the entries visible and publishes them as
+    /// `last_written` (the oplog's fetchers read them while this thread syncs; jobs that did not ask for
+    /// durability are answered here), then an empty durable commit, which publishes `last_durable` and
+    /// answers the rest. The durable position never runs ahead of the fsync, and an entry a secondary fetched
+    /// before it is a non-durable write the set handles as any other (rollback if this member loses it).
     fn commit_group(&mut self, mut group: Vec<Box<dyn Job>>, durable: bool) {
-        let outcome = self.run_group(&mut group, durable);
-        if let Err(err) = &outcome {
-            tracing::error!(error = %err, "storage group commit failed; the group is rolled back");
-        }
+        let committed = self.run_group(&mut group, durable);
+        let outcome = match committed {
+            Err(err) => {
+                tracing::error!(error = %err, "storage group commit failed; the group is rolled back");
+                Err(err)
+            }
+            Ok(Commit::Done) => Ok(()),
+            Ok(Commit::Visible) => {
+                let (waiting, answered): (Vec<_>, Vec<_>) = group.into_iter().partition(|job| job.durable());
+                for job in answered {
+                    job.answer(Ok(()));
+                }
+                group = waiting;
+                self.flush()
+            }
+        };
         for job in group {
             job.answer(outcome.clone());
         }
     }
 
-    /// Runs the group's jobs in one transaction and commits it; on an error nothing of it is committed.
-    fn run_group(&mut self, group: &mut [Box<dyn Job>], durable: bool) -> Result<()> {
+    /// Runs the group's jobs in one transaction and commits it; on an error nothing of it is committed. A
+    /// durable group that logged entries (or reset the oplog's end) is committed without fsync and answers
+    /// [`Commit::Visible`]: the caller then makes it durable. Any other group is committed as asked.
+    fn run_group(&mut self, group: &mut [Box<dyn Job>], durable: bool) -> Result<Commit> {
         let began = Instant::now();
         let mut txn = self.db.begin_write().map_err(|e| storage_error("begin write", e))?;
-        let durability = if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        };
-        txn.set_durability(durability)
-            .map_err(|e| storage_error("set durability", e))?;
         let term = self.term.load(Ordering::SeqCst);
         let timestamps_before = self.timestamps.clone();
         let oplog = self.oplog.clone();
@@ -348,15 +366,27 @@ impl WriterState {
         let reset = ctx.position_reset();
         let oplog_delta = ctx.oplog_delta();
         drop(ctx);
+        // Publish before the fsync only what fetchers wait for: new oplog entries or a moved end.
+        let publish_first = durable && (last_written.is_some() || reset.is_some());
+        let synced_now = durable && !publish_first;
+        let durability = if synced_now {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
         let ran = began.elapsed();
         let failure = match fatal {
             Some(err) => Some(err),
-            None => txn.commit().err().map(|e| storage_error("commit", e)),
+            None => txn
+                .set_durability(durability)
+                .map_err(|e| storage_error("set durability", e))
+                .and_then(|()| txn.commit().map_err(|e| storage_error("commit", e)))
+                .err(),
         };
         tracing::trace!(
             target: "write_path",
             ts = last_written.map(|o| super::ts_to_u64(o.ts)).unwrap_or(0),
-            durable,
+            durable = synced_now,
             jobs = group.len(),
             run_us = ran.as_micros() as u64,
             commit_us = (began.elapsed() - ran).as_micros() as u64,
@@ -373,19 +403,20 @@ impl WriterState {
         if let Some(optime) = last_written {
             self.last = optime;
         }
-        self.dirty = !durable;
+        self.dirty = !synced_now;
         let last = self.last;
         self.positions.send_modify(|p| {
             p.last_written = last;
-            if durable || reset.is_some() {
-                p.last_durable = if durable { last } else { p.last_durable.min(last) };
+            if synced_now || reset.is_some() {
+                p.last_durable = if synced_now { last } else { p.last_durable.min(last) };
             }
         });
-        Ok(())
+        Ok(if publish_first { Commit::Visible } else { Commit::Done })
     }
 
-    /// An empty durable commit: makes every earlier in-memory commit durable.
-    fn flush(&mut self) {
+    /// An empty durable commit: makes every earlier in-memory commit durable, then publishes `last_durable`.
+    fn flush(&mut self) -> Result<()> {
+        let began = Instant::now();
         let result = self
             .db
             .begin_write()
@@ -395,8 +426,13 @@ impl WriterState {
                     .map_err(|e| storage_error("set durability", e))?;
                 txn.commit().map_err(|e| storage_error("commit", e))
             });
-        tracing::trace!(target: "write_path", ts = super::ts_to_u64(self.last.ts), "writer.flushed");
-        match result {
+        tracing::trace!(
+            target: "write_path",
+            ts = super::ts_to_u64(self.last.ts),
+            sync_us = began.elapsed().as_micros() as u64,
+            "writer.flushed"
+        );
+        match &result {
             Ok(()) => {
                 self.dirty = false;
                 let last = self.last;
@@ -404,7 +440,16 @@ impl WriterState {
             }
             Err(err) => tracing::error!(error = %err, "journal flush failed"),
         }
+        result
     }
+}
+
+/// How far [`WriterState::run_group`] took a group.
+enum Commit {
+    /// Committed as asked (durably when the group was durable).
+    Done,
+    /// Committed without fsync and published as written; the durable commit is still to come.
+    Visible,
 }
 
 #[cfg(test)]
