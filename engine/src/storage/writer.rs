@@ -119,9 +119,11 @@ impl Writer {
         oplog: Arc<OplogAccount>,
         clock: Clock,
     ) -> Result<Writer> {
+        let last_wall_ms = positions.borrow().last_written_wall_ms;
         let state = WriterState {
             db,
             positions,
+            last_wall_ms,
             term,
             timestamps: TimestampAllocator::new(last.ts),
             clock,
@@ -274,6 +276,8 @@ struct WriterState {
     /// The member's wall clock, which new oplog entries are stamped with.
     clock: Clock,
     last: OpTime,
+    /// The `wall` time of the entry at `last` (ms since the epoch; 0 when unknown).
+    last_wall_ms: i64,
     /// Whether a commit was made without fsync since the last durable one.
     dirty: bool,
     /// The oplog's figures: moved after each successful commit by what the group appended and removed.
@@ -363,6 +367,7 @@ impl WriterState {
         }
         let fatal = ctx.take_fatal();
         let last_written = ctx.last_optime();
+        let last_wall_ms = ctx.last_wall_ms();
         let reset = ctx.position_reset();
         let oplog_delta = ctx.oplog_delta();
         drop(ctx);
@@ -399,16 +404,20 @@ impl WriterState {
         self.oplog.apply(oplog_delta);
         if let Some(optime) = reset {
             self.last = optime;
+            self.last_wall_ms = 0;
         }
         if let Some(optime) = last_written {
             self.last = optime;
+            self.last_wall_ms = last_wall_ms;
         }
         self.dirty = !synced_now;
-        let last = self.last;
+        let (last, wall) = (self.last, self.last_wall_ms);
         self.positions.send_modify(|p| {
             p.last_written = last;
-            if synced_now || reset.is_some() {
-                p.last_durable = if synced_now { last } else { p.last_durable.min(last) };
+            p.last_written_wall_ms = wall;
+            if synced_now || (reset.is_some() && last < p.last_durable) {
+                p.last_durable = last;
+                p.last_durable_wall_ms = wall;
             }
         });
         Ok(if publish_first { Commit::Visible } else { Commit::Done })
@@ -435,8 +444,11 @@ impl WriterState {
         match &result {
             Ok(()) => {
                 self.dirty = false;
-                let last = self.last;
-                self.positions.send_modify(|p| p.last_durable = last);
+                let (last, wall) = (self.last, self.last_wall_ms);
+                self.positions.send_modify(|p| {
+                    p.last_durable = last;
+                    p.last_durable_wall_ms = wall;
+                });
             }
             Err(err) => tracing::error!(error = %err, "journal flush failed"),
         }
@@ -457,6 +469,56 @@ mod tests {
     use bson::doc;
 
     use crate::storage::{Namespace, Storage};
+
+    /// A durable write moves both positions, each with the entry's own wall time (what members report as
+    /// `lastAppliedWallTime`), a flush makes the newest entry's the durable one, and a restart reads them back
+    /// from the newest entry.
+    #[tokio::test]
+    async fn positions_carry_the_newest_entrys_wall_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path()).expect("open storage");
+        let before = storage.clock().now_millis();
+        let optime = storage
+            .write(true, |w| w.noop(doc! {"msg": "durable"}))
+            .await
+            .expect("the job ran")
+            .expect("logged");
+        let after = storage.clock().now_millis();
+        let positions = storage.positions();
+        assert_eq!((positions.last_written, positions.last_durable), (optime, optime));
+        assert!(
+            (before..=after).contains(&positions.last_written_wall_ms),
+            "the entry's wall time {} is within the write ({before}..={after})",
+            positions.last_written_wall_ms
+        );
+        assert_eq!(positions.last_durable_wall_ms, positions.last_written_wall_ms);
+        let durable = positions;
+
+        let newer = storage
+            .write(false, |w| w.noop(doc! {"msg": "in memory"}))
+            .await
+            .expect("the job ran")
+            .expect("logged");
+        let positions = storage.positions();
+        assert_eq!(positions.last_written, newer);
+        assert!(positions.last_written_wall_ms >= durable.last_written_wall_ms);
+        storage.flush().await.expect("flush");
+        let flushed = storage.positions();
+        assert_eq!(
+            (flushed.last_durable, flushed.last_durable_wall_ms),
+            (newer, positions.last_written_wall_ms)
+        );
+        storage.shutdown();
+        drop(storage);
+
+        let reopened = Storage::open(dir.path()).expect("reopen storage");
+        assert_eq!(
+            reopened.positions(),
+            flushed,
+            "a restart reads the positions from the newest entry"
+        );
+        reopened.shutdown();
+    }
 
     /// A write job that panics fails its own command; the writer thread survives and serves the next job.
     #[tokio::test]
