@@ -176,6 +176,9 @@ pub struct Member {
     presenter: Presenter,
     /// Every background task of the member (loops, fetcher, RPCs), stopped together by a simulated kill.
     tasks: crate::tasks::Tasks,
+    /// Per member we report positions to: the newest `replSetUpdatePosition` body, sent by a reporter task
+    /// that has at most one in flight (reports made meanwhile collapse into the newest one).
+    position_reports: Mutex<HashMap<i32, watch::Sender<Option<Document>>>>,
 }
 
 impl Member {
@@ -213,6 +216,7 @@ impl Member {
                 storage.clone(),
                 failpoints.clone(),
                 role.subscribe(),
+                &tasks,
             ));
             let syncer = Syncer::new(
                 storage.clone(),
@@ -247,6 +251,7 @@ impl Member {
                 syncer,
                 presenter,
                 tasks,
+                position_reports: Mutex::new(HashMap::new()),
             }
         });
         member.spawn_oplog_truncation();
@@ -445,14 +450,14 @@ impl Member {
                 applied = now.last_written;
                 actions.extend(self.handle(Event::LocalApplied {
                     optime: applied,
-                    wall_ms: self.storage.clock().now_millis(),
+                    wall_ms: entry_wall_or_now(now.last_written_wall_ms, self.storage.clock()),
                 }));
             }
             if now.last_durable != durable {
                 durable = now.last_durable;
                 actions.extend(self.handle(Event::LocalDurable {
                     optime: durable,
-                    wall_ms: self.storage.clock().now_millis(),
+                    wall_ms: entry_wall_or_now(now.last_durable_wall_ms, self.storage.clock()),
                 }));
             }
             self.execute(latest_position_sends(actions)).await;
@@ -573,7 +578,7 @@ impl Member {
                 }
                 let mut body = messages::update_position_to_bson(&positions);
                 body.insert("fromId", self.role().self_id.unwrap_or(-1));
-                self.spawn_rpc(to, "position", body)
+                self.report_position(to, body)
             }
             Action::SendStepUp { to } => {
                 let from = self.role().self_id.unwrap_or(-1);
@@ -634,6 +639,36 @@ impl Member {
     }
 
     /// Sends a command to member `to` in the background and feeds the reply back to the machine.
+    /// Hands `body` (a `replSetUpdatePosition`) to the reporter of member `to`, starting it on first use. The
+    /// reporter sends one report at a time, always the newest: under load a secondary's applied and durable
+    /// positions of several batches reach the primary as one report, not one per change.
+    fn report_position(&self, to: i32, body: Document) {
+        let Ok(mut reporters) = self.position_reports.lock() else {
+            return;
+        };
+        if let Some(reporter) = reporters.get(&to)
+            && !reporter.is_closed()
+        {
+            reporter.send_replace(Some(body));
+            return;
+        }
+        let (reporter, mut newest) = watch::channel(Some(body));
+        newest.mark_changed();
+        reporters.insert(to, reporter);
+        let me = self.me.clone();
+        self.tasks.spawn(async move {
+            while newest.changed().await.is_ok() {
+                let body = newest.borrow_and_update().clone();
+                let Some(member) = me.upgrade() else { return };
+                let role = member.role();
+                let (Some(body), Some(host)) = (body, role.host_of(to)) else {
+                    continue;
+                };
+                let _ = member.peers.command(&host, "position", &body, role.rpc_timeout()).await;
+            }
+        });
+    }
+
     fn spawn_rpc(&self, to: i32, purpose: &'static str, body: Document) {
         let Some(host) = self.role().host_of(to) else { return };
         let timeout = self.role().rpc_timeout();
@@ -728,6 +763,17 @@ fn local_host_names(options: &NodeOptions) -> Vec<String> {
         names.push(hostname);
     }
     names
+}
+
+/// The wall time reported for a position (`lastAppliedWallTime`, `lastDurableWallTime`): the entry's own
+/// `wall`, as mongod reports it, so that a member's reported lag is the primary's entry against its own; the
+/// member's clock when the entry's is unknown (after a rollback, until the next entry).
+fn entry_wall_or_now(entry_wall_ms: i64, clock: &crate::clock::Clock) -> i64 {
+    if entry_wall_ms > 0 {
+        entry_wall_ms
+    } else {
+        clock.now_millis()
+    }
 }
 
 /// Drops every `SendUpdatePosition` that a later one in `actions` to the same member supersedes (each
