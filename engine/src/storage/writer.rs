@@ -420,6 +420,9 @@ impl WriterState {
                 p.last_durable_wall_ms = wall;
             }
         });
+        if synced_now {
+            tracing::trace!(target: "write_path", ts = super::ts_to_u64(last.ts), "writer.flushed");
+        }
         Ok(if publish_first { Commit::Visible } else { Commit::Done })
     }
 
