@@ -8,10 +8,11 @@ SET_DIR is a set's directory (holding nodes/<n>/node.log), e.g. the `set-3` dire
 `RUST_LOG=info,write_path=trace` in the environment (the members inherit it). The first SKIP writes
 (default 200) are left out as warm-up. With one client the writes do not overlap, so every step of one write
 can be found by its oplog timestamp: the primary's command and commit, the getMore reply that carries the
-entry, each secondary's receipt, durable apply and position report, the primary's receipt of that report,
+entry, each secondary's receipt, apply, fsync and position report, the primary's receipt of that report,
 the commit point's advance and the waiter's wake-up. The members run on one machine, so their clocks agree.
 Prints, per step, the median and p90 of the time since the previous step (for the secondary whose report
-advanced the commit point first).
+advanced the commit point first). The primary's own fsync runs beside the chain (its entries are published
+before it), so it is listed apart, as the time from its commit.
 """
 import glob
 import os
@@ -66,6 +67,17 @@ def main():
                 return stamp
         return None
 
+    def commit_and_sync(name, ts, after):
+        """When a member's writer made the entry visible, and when it was on disk. A group committed with
+        fsync (`durable=true`, before the writer published ahead of its fsync) is both at once; otherwise the
+        fsync is the next `writer.flushed` covering the entry."""
+        for stamp, fields in index.get((name, "writer.committed"), []):
+            if stamp >= after and int(fields.get("ts", 0)) >= ts:
+                if fields.get("durable") == "true":
+                    return stamp, stamp
+                return stamp, at(name, "writer.flushed", ts, after=stamp)
+        return None, None
+
     steps = {}
     order = []
 
@@ -82,30 +94,32 @@ def main():
         while start_i + 1 < len(starts) and starts[start_i + 1] <= stamp:
             start_i += 1
         t0 = starts[start_i] if starts and starts[start_i] <= stamp else None
-        t_commit = at(primary, "writer.committed", ts, after=stamp - 1)
+        t_commit, t_synced = commit_and_sync(primary, ts, stamp - 1)
         t_reply = at(primary, "getmore.reply", ts, after=stamp - 1)
         best = None
         for s in secondaries:
             recv = at(s, "fetcher.received", ts, after=stamp - 1)
-            applied = at(s, "writer.committed", ts, after=stamp - 1)
+            applied, synced = commit_and_sync(s, ts, stamp - 1)
             seen = at(s, "positions.seen", ts, key="durable_ts", after=stamp - 1)
             sent = at(s, "position.send", ts, key="durable_ts", after=stamp - 1)
             got = at(primary, "position.received", ts, key="durable_ts", after=stamp - 1)
-            if None in (recv, applied, seen, sent, got):
+            if None in (recv, applied, synced, seen, sent, got):
                 continue
             if best is None or got < best[-1]:
-                best = (recv, applied, seen, sent, got)
+                best = (recv, applied, synced, seen, sent, got)
         t_cp = at(primary, "commit_point.advanced", ts, after=stamp - 1)
         t_wake = at(primary, "waiter.satisfied", ts, after=stamp - 1)
         t_ack = at(primary, "cmd.acked", ts, after=stamp - 1)
-        if None in (t0, t_commit, t_reply, t_cp, t_wake, t_ack) or best is None:
+        if None in (t0, t_commit, t_synced, t_reply, t_cp, t_wake, t_ack) or best is None:
             continue
-        recv, applied, seen, sent, got = best
-        add("primary: command → storage commit (fsync'd when j)", t_commit - t0)
+        recv, applied, synced, seen, sent, got = best
+        add("primary: command → storage commit (visible)", t_commit - t0)
+        add("  (beside the chain) primary: visible → fsync done", t_synced - t_commit)
         add("primary: commit → getMore reply with the entry", t_reply - t_commit)
         add("network: getMore reply → secondary fetcher has it", recv - t_reply)
-        add("secondary: fetched → batch applied and durable (writer commit)", applied - recv)
-        add("secondary: writer commit → position loop sees it", seen - applied)
+        add("secondary: fetched → batch applied (visible)", applied - recv)
+        add("secondary: visible → fsync done", synced - applied)
+        add("secondary: fsync → position loop sees it durable", seen - synced)
         add("secondary: position loop → replSetUpdatePosition sent", sent - seen)
         add("network: update sent → primary handles it", got - sent)
         add("primary: position handled → commit point advanced", t_cp - got)

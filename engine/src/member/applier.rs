@@ -1,5 +1,5 @@
 //! The replicator's applier: applies batches of another member's oplog entries to the data and appends them
-//! to the local oplog, in one durable transaction per batch. Shared by the fetcher (steady-state tailing)
+//! to the local oplog, in one transaction per batch. Shared by the fetcher (steady-state tailing)
 //! and the syncer (initial sync's oplog phase).
 //!
 //! A batch of CRUD entries is applied by document in parallel: entries are grouped by `(namespace, _id)`,
@@ -8,6 +8,11 @@
 //! entry. A member with `secondaryDelaySecs` holds entries back until they are that old. Applied entries are
 //! counted by kind for `serverStatus.opcountersRepl`. Fail point `applyOplogOutOfOrder` holds batches back
 //! and applies them after newer ones (the oplog keeps its order).
+//!
+//! A batch is committed without waiting for its fsync: the applier asks its journal task for one and returns,
+//! so the fetcher's next `getMore` is on its way while the disk syncs (and the writer folds the next batch
+//! into the same sync when it arrives in time). The member's durable optime, which the primary's majority
+//! commit point counts, moves only when the fsync is done.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -21,6 +26,7 @@ use super::RoleSnapshot;
 use crate::error::{Error, Result};
 use crate::failpoint::{self, FailPoints};
 use crate::storage::{Namespace, OplogEntry, OplogOp, Storage, fold_document, keystring};
+use crate::tasks::Tasks;
 use std::sync::Arc;
 
 /// Fail point `applyOplogOutOfOrder`: how many batches the data lags behind the oplog.
@@ -43,6 +49,8 @@ pub(super) struct Applier {
     held_batches: Mutex<VecDeque<Vec<OplogEntry>>>,
     /// What was applied (`serverStatus.opcountersRepl`).
     applied_ops: AppliedOps,
+    /// Bumped after each applied batch: the journal task makes everything applied so far durable.
+    journal: watch::Sender<u64>,
 }
 
 /// Oplog entries applied from another member, by kind (`opcountersRepl`; the applier never queries, so
@@ -101,14 +109,37 @@ impl OpCounts {
 }
 
 impl Applier {
-    pub(super) fn new(storage: Storage, failpoints: Arc<FailPoints>, role: watch::Receiver<RoleSnapshot>) -> Applier {
+    /// The applier, with its journal task in `tasks` (it ends with the applier).
+    pub(super) fn new(
+        storage: Storage,
+        failpoints: Arc<FailPoints>,
+        role: watch::Receiver<RoleSnapshot>,
+        tasks: &Tasks,
+    ) -> Applier {
+        let (journal, mut requests) = watch::channel(0u64);
+        let journal_storage = storage.clone();
+        tasks.spawn(async move {
+            while requests.changed().await.is_ok() {
+                requests.borrow_and_update();
+                if let Err(err) = journal_storage.flush().await {
+                    tracing::warn!(error = %err, "could not make applied oplog entries durable");
+                }
+            }
+        });
         Applier {
             storage,
             failpoints,
             role,
             held_batches: Mutex::new(VecDeque::new()),
             applied_ops: AppliedOps::default(),
+            journal,
         }
+    }
+
+    /// Asks the journal task for a fsync of everything applied so far.
+    fn request_fsync(&self) {
+        self.journal
+            .send_modify(|requests| *requests = requests.wrapping_add(1));
     }
 
     /// What was applied so far, by kind.
@@ -145,13 +176,14 @@ impl Applier {
         {
             let counts = OpCounts::of(&batch);
             self.install_folded(batch, folded).await?;
+            self.request_fsync();
             self.applied_ops.add(counts, self.catching_up());
             return Ok(());
         }
         let counts = OpCounts::of(&batch);
-        // Durable at once: the primary's majority commit point counts durable optimes.
+        // Durable right behind (request_fsync): the primary's majority commit point counts durable optimes.
         self.storage
-            .write(true, move |w| -> Result<()> {
+            .write(false, move |w| -> Result<()> {
                 if let Some(to_apply) = swapped {
                     for entry in &to_apply {
                         w.apply_entry(entry)?;
@@ -168,6 +200,7 @@ impl Applier {
                 Ok(())
             })
             .await??;
+        self.request_fsync();
         self.applied_ops.add(counts, self.catching_up());
         Ok(())
     }
@@ -262,10 +295,11 @@ impl Applier {
         ))
     }
 
-    /// Writes the folded documents and appends the whole batch to the oplog, in one durable transaction.
+    /// Writes the folded documents and appends the whole batch to the oplog, in one transaction (made durable
+    /// by the journal task).
     async fn install_folded(&self, batch: Vec<OplogEntry>, folded: Folded) -> Result<()> {
         self.storage
-            .write(true, move |w| -> Result<()> {
+            .write(false, move |w| -> Result<()> {
                 for (ns, id, positions, doc) in folded {
                     let entries: Vec<&OplogEntry> = positions.iter().map(|p| &batch[*p]).collect();
                     w.install_folded(&ns, &id, doc, &entries)?;

@@ -114,10 +114,17 @@ impl Member {
                     );
                     return None;
                 }
-                tokio::select! {
-                    biased;
-                    changed = roles.changed() => if changed.is_err() { break },
-                    changed = positions.changed() => if changed.is_err() { break },
+                // Only the local fsync is outside the role snapshot (which moves with the commit point and every
+                // member's position): watch storage only while that is still awaited.
+                let local_fsync_pending = wc.j && positions.borrow_and_update().last_durable < optime;
+                if local_fsync_pending {
+                    tokio::select! {
+                        biased;
+                        changed = roles.changed() => if changed.is_err() { break },
+                        changed = positions.changed() => if changed.is_err() { break },
+                    }
+                } else if roles.changed().await.is_err() {
+                    break;
                 }
             }
             Some(doc! {"code": 91, "codeName": "ShutdownInProgress", "errmsg": "shutting down"})
@@ -139,19 +146,10 @@ impl Member {
         match wc.w {
             WriteMode::Majority => role.commit_point >= optime,
             WriteMode::Nodes(n) if n <= 1 => true,
-            WriteMode::Nodes(n) => {
-                let status = match self.machine.lock() {
-                    Ok(slot) => slot.as_ref().map(|m| m.status()),
-                    Err(_) => None,
-                };
-                let Some(status) = status else { return false };
-                let caught_up = status
-                    .members
-                    .iter()
-                    .filter(|m| if wc.j { m.durable >= optime } else { m.applied >= optime })
-                    .count();
-                caught_up >= n as usize
-            }
+            WriteMode::Nodes(n) => match self.machine.lock() {
+                Ok(slot) => slot.as_ref().is_some_and(|m| m.members_at(optime, wc.j) >= n as usize),
+                Err(_) => false,
+            },
             WriteMode::Tag(_) => false,
         }
     }

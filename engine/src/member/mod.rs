@@ -85,7 +85,9 @@ pub struct RoleSnapshot {
     pub commit_point: OpTime,
     pub election: Option<(i64, OpTime)>,
     pub sync_source: Option<i32>,
-    /// Bumped on every refresh: waiters re-check their condition.
+    /// The machine's count of member position changes ([`ReplMachine::position_changes`]).
+    pub position_changes: u64,
+    /// Bumped whenever the snapshot changes: waiters re-check their condition.
     pub version: u64,
 }
 
@@ -101,8 +103,29 @@ impl RoleSnapshot {
             commit_point: OpTime::null(),
             election: None,
             sync_source: None,
+            position_changes: 0,
             version: 0,
         }
+    }
+
+    /// Whether two snapshots say the same (the version aside; configs compare by identity, as the machine
+    /// replaces its config rather than changing it).
+    fn same_as(&self, other: &RoleSnapshot) -> bool {
+        let same_config = match (&self.config, &other.config) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        same_config
+            && self.state == other.state
+            && self.term == other.term
+            && self.self_id == other.self_id
+            && self.primary_id == other.primary_id
+            && self.writable == other.writable
+            && self.commit_point == other.commit_point
+            && self.election == other.election
+            && self.sync_source == other.sync_source
+            && self.position_changes == other.position_changes
     }
 
     pub fn host_of(&self, id: i32) -> Option<String> {
@@ -153,6 +176,9 @@ pub struct Member {
     presenter: Presenter,
     /// Every background task of the member (loops, fetcher, RPCs), stopped together by a simulated kill.
     tasks: crate::tasks::Tasks,
+    /// Per member we report positions to: the newest `replSetUpdatePosition` body, sent by a reporter task
+    /// that has at most one in flight (reports made meanwhile collapse into the newest one).
+    position_reports: Mutex<HashMap<i32, watch::Sender<Option<Document>>>>,
 }
 
 impl Member {
@@ -190,6 +216,7 @@ impl Member {
                 storage.clone(),
                 failpoints.clone(),
                 role.subscribe(),
+                &tasks,
             ));
             let syncer = Syncer::new(
                 storage.clone(),
@@ -224,6 +251,7 @@ impl Member {
                 syncer,
                 presenter,
                 tasks,
+                position_reports: Mutex::new(HashMap::new()),
             }
         });
         member.spawn_oplog_truncation();
@@ -422,17 +450,17 @@ impl Member {
                 applied = now.last_written;
                 actions.extend(self.handle(Event::LocalApplied {
                     optime: applied,
-                    wall_ms: self.storage.clock().now_millis(),
+                    wall_ms: entry_wall_or_now(now.last_written_wall_ms, self.storage.clock()),
                 }));
             }
             if now.last_durable != durable {
                 durable = now.last_durable;
                 actions.extend(self.handle(Event::LocalDurable {
                     optime: durable,
-                    wall_ms: self.storage.clock().now_millis(),
+                    wall_ms: entry_wall_or_now(now.last_durable_wall_ms, self.storage.clock()),
                 }));
             }
-            self.execute(actions).await;
+            self.execute(latest_position_sends(actions)).await;
             if positions.changed().await.is_err() {
                 return;
             }
@@ -478,43 +506,41 @@ impl Member {
         machine.set_elect_by_timestamp(self.failpoints.is_on(ELECT_BY_TIMESTAMP));
     }
 
-    /// Mirrors the machine into the role snapshot and the topology counter (the machine owns both).
+    /// Mirrors the machine into the role snapshot and the topology counter (the machine owns both). Runs after
+    /// every machine event, so it copies nothing but an `Arc` of the config and wakes the snapshot's waiters
+    /// only when something in it changed.
     fn refresh_role(&self) {
         let mirrored = match self.machine.lock() {
             Ok(slot) => slot.as_ref().map(|m| {
                 let snapshot = RoleSnapshot {
-                    config: Some(Arc::new(m.config().clone())),
+                    config: Some(m.shared_config()),
                     state: m.state(),
                     term: m.term(),
                     self_id: m.self_id(),
                     primary_id: m.primary_id(),
                     writable: m.is_writable_primary(),
                     commit_point: m.commit_point(),
-                    election: m.status().election,
+                    election: m.election(),
                     sync_source: m.sync_source(),
+                    position_changes: m.position_changes(),
                     version: 0,
                 };
                 (snapshot, m.topology_version())
             }),
             Err(_) => None,
         };
-        let snapshot = mirrored.map(|(snapshot, counter)| {
-            self.presenter.mirror_topology(counter);
-            snapshot
+        let Some((mut snapshot, counter)) = mirrored else {
+            return;
+        };
+        self.presenter.mirror_topology(counter);
+        self.role.send_if_modified(|role| {
+            if snapshot.same_as(role) {
+                return false;
+            }
+            snapshot.version = role.version + 1;
+            *role = snapshot;
+            true
         });
-        if let Some(mut snapshot) = snapshot {
-            self.role.send_modify(|role| {
-                snapshot.version = role.version + 1;
-                let unchanged_config = match (&role.config, &snapshot.config) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => false,
-                };
-                if unchanged_config {
-                    snapshot.config = role.config.clone();
-                }
-                *role = snapshot;
-            });
-        }
     }
 
     /// Carries out the machine's actions in order; network sends run in the background. (Boxed: actions
@@ -552,7 +578,7 @@ impl Member {
                 }
                 let mut body = messages::update_position_to_bson(&positions);
                 body.insert("fromId", self.role().self_id.unwrap_or(-1));
-                self.spawn_rpc(to, "position", body)
+                self.report_position(to, body)
             }
             Action::SendStepUp { to } => {
                 let from = self.role().self_id.unwrap_or(-1);
@@ -613,6 +639,36 @@ impl Member {
     }
 
     /// Sends a command to member `to` in the background and feeds the reply back to the machine.
+    /// Hands `body` (a `replSetUpdatePosition`) to the reporter of member `to`, starting it on first use. The
+    /// reporter sends one report at a time, always the newest: under load a secondary's applied and durable
+    /// positions of several batches reach the primary as one report, not one per change.
+    fn report_position(&self, to: i32, body: Document) {
+        let Ok(mut reporters) = self.position_reports.lock() else {
+            return;
+        };
+        if let Some(reporter) = reporters.get(&to)
+            && !reporter.is_closed()
+        {
+            reporter.send_replace(Some(body));
+            return;
+        }
+        let (reporter, mut newest) = watch::channel(Some(body));
+        newest.mark_changed();
+        reporters.insert(to, reporter);
+        let me = self.me.clone();
+        self.tasks.spawn(async move {
+            while newest.changed().await.is_ok() {
+                let body = newest.borrow_and_update().clone();
+                let Some(member) = me.upgrade() else { return };
+                let role = member.role();
+                let (Some(body), Some(host)) = (body, role.host_of(to)) else {
+                    continue;
+                };
+                let _ = member.peers.command(&host, "position", &body, role.rpc_timeout()).await;
+            }
+        });
+    }
+
     fn spawn_rpc(&self, to: i32, purpose: &'static str, body: Document) {
         let Some(host) = self.role().host_of(to) else { return };
         let timeout = self.role().rpc_timeout();
@@ -709,6 +765,34 @@ fn local_host_names(options: &NodeOptions) -> Vec<String> {
     names
 }
 
+/// The wall time reported for a position (`lastAppliedWallTime`, `lastDurableWallTime`): the entry's own
+/// `wall`, as mongod reports it, so that a member's reported lag is the primary's entry against its own; the
+/// member's clock when the entry's is unknown (after a rollback, until the next entry).
+fn entry_wall_or_now(entry_wall_ms: i64, clock: &crate::clock::Clock) -> i64 {
+    if entry_wall_ms > 0 {
+        entry_wall_ms
+    } else {
+        clock.now_millis()
+    }
+}
+
+/// Drops every `SendUpdatePosition` that a later one in `actions` to the same member supersedes (each
+/// carries every position the machine knows, so the last is enough): one report when a batch's applied and
+/// durable optimes move together.
+fn latest_position_sends(actions: Vec<Action>) -> Vec<Action> {
+    let mut reported = std::collections::BTreeSet::new();
+    let mut kept: Vec<Action> = actions
+        .into_iter()
+        .rev()
+        .filter(|action| match action {
+            Action::SendUpdatePosition { to, .. } => reported.insert(*to),
+            _ => true,
+        })
+        .collect();
+    kept.reverse();
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,6 +853,36 @@ mod tests {
             .await
             .expect("restart");
         assert_eq!(restarted.role().commit_point, committed, "the restored commit point");
+    }
+
+    /// A batch whose applied and durable optimes move together is reported once, with the newer positions.
+    #[test]
+    fn only_the_latest_position_report_per_member_is_sent() {
+        let send = |to: i32, n: usize| Action::SendUpdatePosition {
+            to,
+            positions: vec![
+                crate::repl::machine::MemberPosition {
+                    member_id: to,
+                    config_version: 1,
+                    applied: OpTime::null(),
+                    applied_wall_ms: 0,
+                    durable: OpTime::null(),
+                    durable_wall_ms: 0,
+                };
+                n
+            ],
+        };
+        let actions = vec![send(1, 1), Action::Log("between".into()), send(2, 1), send(1, 2)];
+        let kept = latest_position_sends(actions);
+        let shape: Vec<String> = kept
+            .iter()
+            .map(|action| match action {
+                Action::SendUpdatePosition { to, positions } => format!("send {to}:{}", positions.len()),
+                Action::Log(message) => message.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(shape, ["between", "send 2:1", "send 1:2"]);
     }
 
     #[test]

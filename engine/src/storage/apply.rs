@@ -37,6 +37,7 @@ impl WriteCtx<'_> {
         self.count_oplog_insert(bytes.len(), replaced);
         self.timestamps.observe(optime.ts);
         self.last_optime = Some(optime);
+        self.last_wall_ms = entry.wall().map(|w| w.timestamp_millis()).unwrap_or(0);
         Ok(optime)
     }
 

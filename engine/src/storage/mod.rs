@@ -73,6 +73,11 @@ pub struct Positions {
     pub last_written: OpTime,
     /// The newest oplog entry that is on disk (fsync'd).
     pub last_durable: OpTime,
+    /// The `wall` time of the entry at `last_written` (ms since the epoch; 0 when unknown, as after a
+    /// rollback truncated the oplog, until the next entry): `lastAppliedWallTime`.
+    pub last_written_wall_ms: i64,
+    /// The `wall` time of the entry at `last_durable`, likewise (`lastDurableWallTime`).
+    pub last_durable_wall_ms: i64,
 }
 
 /// Handle to a member's storage; cheap to clone.
@@ -156,11 +161,13 @@ impl Storage {
     fn open_database(dbpath: &Path, db: Database, clock: Clock, mode: WriterMode) -> Result<Storage> {
         let db = Arc::new(db);
         init_tables(&db)?;
-        let last = last_oplog_optime(&db)?;
+        let (last, last_wall_ms) = last_oplog_entry(&db)?;
         let term = Arc::new(AtomicI64::new(last.term.max(0)));
         let positions = Positions {
             last_written: last,
             last_durable: last,
+            last_written_wall_ms: last_wall_ms,
+            last_durable_wall_ms: last_wall_ms,
         };
         let (tx, rx) = watch::channel(positions);
         let oplog = Arc::new(OplogAccount::load(&db)?);
@@ -292,15 +299,17 @@ fn init_tables(db: &Database) -> Result<()> {
     txn.commit().map_err(|e| storage_error("commit", e))
 }
 
-fn last_oplog_optime(db: &Database) -> Result<OpTime> {
+/// The newest oplog entry's optime and `wall` time (ms since the epoch).
+fn last_oplog_entry(db: &Database) -> Result<(OpTime, i64)> {
     let txn = db.begin_read().map_err(|e| storage_error("begin read", e))?;
     let table = txn.open_table(OPLOG).map_err(|e| storage_error("oplog", e))?;
     let last = table.last().map_err(|e| storage_error("oplog last", e))?;
     match last {
-        None => Ok(OpTime::null()),
+        None => Ok((OpTime::null(), 0)),
         Some((_, value)) => {
             let entry = decode(value.value()).map_err(|e| storage_error("oplog entry", e))?;
-            Ok(OplogEntry::optime_of(&entry).unwrap_or_else(OpTime::null))
+            let wall_ms = entry.get_datetime("wall").map(|w| w.timestamp_millis()).unwrap_or(0);
+            Ok((OplogEntry::optime_of(&entry).unwrap_or_else(OpTime::null), wall_ms))
         }
     }
 }

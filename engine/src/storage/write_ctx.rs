@@ -40,6 +40,8 @@ pub struct WriteCtx<'a> {
     term: i64,
     fatal: Option<Error>,
     pub(super) last_optime: Option<OpTime>,
+    /// The `wall` time (ms since the epoch) of the entry at `last_optime`.
+    pub(super) last_wall_ms: i64,
     /// Applying entries from another member's oplog: data changes are not logged again.
     pub(super) replaying: bool,
     /// Set when the oplog was truncated (rollback): the newest optime is now this, even if older.
@@ -64,6 +66,7 @@ impl<'a> WriteCtx<'a> {
             term,
             fatal: None,
             last_optime: None,
+            last_wall_ms: 0,
             replaying: false,
             position_reset: None,
             account,
@@ -86,6 +89,10 @@ impl<'a> WriteCtx<'a> {
 
     pub(super) fn last_optime(&self) -> Option<OpTime> {
         self.last_optime
+    }
+
+    pub(super) fn last_wall_ms(&self) -> i64 {
+        self.last_wall_ms
     }
 
     pub(super) fn position_reset(&self) -> Option<OpTime> {
@@ -117,7 +124,8 @@ impl<'a> WriteCtx<'a> {
         }
         let ts = self.timestamps.next(self.clock.now_secs());
         let optime = OpTime { ts, term: self.term };
-        let doc = entry.into_document(optime, self.clock.now());
+        let wall = self.clock.now();
+        let doc = entry.into_document(optime, wall);
         // Entries wrap documents already held to MAX_DOCUMENT_DEPTH, so this cannot fail; if it did, the data
         // change is already in the transaction, so the whole group must roll back rather than commit unlogged.
         let bytes = super::encode(&doc, MAX_BSON_DEPTH, || {
@@ -133,6 +141,7 @@ impl<'a> WriteCtx<'a> {
         drop(oplog);
         self.count_oplog_insert(bytes.len(), replaced);
         self.last_optime = Some(optime);
+        self.last_wall_ms = wall.timestamp_millis();
         Ok(optime)
     }
 

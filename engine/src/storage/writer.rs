@@ -6,6 +6,11 @@
 //! the journal interval; otherwise it is committed in memory and made durable by a later commit, at most
 //! [`JOURNAL_COMMIT_INTERVAL`](super::JOURNAL_COMMIT_INTERVAL) later.
 //!
+//! A durable group that appends oplog entries is published before its fsync: it is committed in memory,
+//! `last_written` moves (so oplog fetchers on other members read the entries while this thread syncs), and
+//! only then does an empty durable commit fsync it and move `last_durable`. Jobs that asked for durability are
+//! answered after the fsync; the others as soon as the group is visible.
+//!
 //! Under simulation the writer runs **inline** instead ([`Writer::start_inline`]): each job is a group of its
 //! own, committed on the calling task before `submit` returns, and a tokio task (on simulated time) makes
 //! in-memory commits durable every journal interval. No thread runs beside the runtime, so a seed replays
@@ -114,9 +119,11 @@ impl Writer {
         oplog: Arc<OplogAccount>,
         clock: Clock,
     ) -> Result<Writer> {
+        let last_wall_ms = positions.borrow().last_written_wall_ms;
         let state = WriterState {
             db,
             positions,
+            last_wall_ms,
             term,
             timestamps: TimestampAllocator::new(last.ts),
             clock,
@@ -158,7 +165,7 @@ impl Writer {
                 let Ok(mut guard) = inline.lock() else { break };
                 let Some(writer) = guard.as_mut() else { break };
                 if writer.state.dirty {
-                    writer.state.flush();
+                    let _ = writer.state.flush();
                     writer.last_durable_at = tokio::time::Instant::now();
                 }
             }
@@ -225,7 +232,7 @@ impl Writer {
                 if let Some(mut writer) = inline.lock().ok().and_then(|mut w| w.take())
                     && writer.state.dirty
                 {
-                    writer.state.flush();
+                    let _ = writer.state.flush();
                 }
             }
         }
@@ -269,6 +276,8 @@ struct WriterState {
     /// The member's wall clock, which new oplog entries are stamped with.
     clock: Clock,
     last: OpTime,
+    /// The `wall` time of the entry at `last` (ms since the epoch; 0 when unknown).
+    last_wall_ms: i64,
     /// Whether a commit was made without fsync since the last durable one.
     dirty: bool,
     /// The oplog's figures: moved after each successful commit by what the group appended and removed.
@@ -283,7 +292,7 @@ impl WriterState {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if self.dirty {
-                        self.flush();
+                        let _ = self.flush();
                         last_durable_at = Instant::now();
                     }
                     continue;
@@ -304,31 +313,44 @@ impl WriterState {
             }
         }
         if self.dirty {
-            self.flush();
+            let _ = self.flush();
         }
     }
 
+    /// Runs and commits one group, then answers its jobs. A durable group that wrote oplog entries is
+    /// committed in two steps: first without fsync, which makes the entries visible and publishes them as
+    /// `last_written` (the oplog's fetchers read them while this thread syncs; jobs that did not ask for
+    /// durability are answered here), then an empty durable commit, which publishes `last_durable` and
+    /// answers the rest. The durable position never runs ahead of the fsync, and an entry a secondary fetched
+    /// before it is a non-durable write the set handles as any other (rollback if this member loses it).
     fn commit_group(&mut self, mut group: Vec<Box<dyn Job>>, durable: bool) {
-        let outcome = self.run_group(&mut group, durable);
-        if let Err(err) = &outcome {
-            tracing::error!(error = %err, "storage group commit failed; the group is rolled back");
-        }
+        let committed = self.run_group(&mut group, durable);
+        let outcome = match committed {
+            Err(err) => {
+                tracing::error!(error = %err, "storage group commit failed; the group is rolled back");
+                Err(err)
+            }
+            Ok(Commit::Done) => Ok(()),
+            Ok(Commit::Visible) => {
+                let (waiting, answered): (Vec<_>, Vec<_>) = group.into_iter().partition(|job| job.durable());
+                for job in answered {
+                    job.answer(Ok(()));
+                }
+                group = waiting;
+                self.flush()
+            }
+        };
         for job in group {
             job.answer(outcome.clone());
         }
     }
 
-    /// Runs the group's jobs in one transaction and commits it; on an error nothing of it is committed.
-    fn run_group(&mut self, group: &mut [Box<dyn Job>], durable: bool) -> Result<()> {
+    /// Runs the group's jobs in one transaction and commits it; on an error nothing of it is committed. A
+    /// durable group that logged entries (or reset the oplog's end) is committed without fsync and answers
+    /// [`Commit::Visible`]: the caller then makes it durable. Any other group is committed as asked.
+    fn run_group(&mut self, group: &mut [Box<dyn Job>], durable: bool) -> Result<Commit> {
         let began = Instant::now();
         let mut txn = self.db.begin_write().map_err(|e| storage_error("begin write", e))?;
-        let durability = if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        };
-        txn.set_durability(durability)
-            .map_err(|e| storage_error("set durability", e))?;
         let term = self.term.load(Ordering::SeqCst);
         let timestamps_before = self.timestamps.clone();
         let oplog = self.oplog.clone();
@@ -345,18 +367,31 @@ impl WriterState {
         }
         let fatal = ctx.take_fatal();
         let last_written = ctx.last_optime();
+        let last_wall_ms = ctx.last_wall_ms();
         let reset = ctx.position_reset();
         let oplog_delta = ctx.oplog_delta();
         drop(ctx);
+        // Publish before the fsync only what fetchers wait for: new oplog entries or a moved end.
+        let publish_first = durable && (last_written.is_some() || reset.is_some());
+        let synced_now = durable && !publish_first;
+        let durability = if synced_now {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
         let ran = began.elapsed();
         let failure = match fatal {
             Some(err) => Some(err),
-            None => txn.commit().err().map(|e| storage_error("commit", e)),
+            None => txn
+                .set_durability(durability)
+                .map_err(|e| storage_error("set durability", e))
+                .and_then(|()| txn.commit().map_err(|e| storage_error("commit", e)))
+                .err(),
         };
         tracing::trace!(
             target: "write_path",
             ts = last_written.map(|o| super::ts_to_u64(o.ts)).unwrap_or(0),
-            durable,
+            durable = synced_now,
             jobs = group.len(),
             run_us = ran.as_micros() as u64,
             commit_us = (began.elapsed() - ran).as_micros() as u64,
@@ -369,23 +404,31 @@ impl WriterState {
         self.oplog.apply(oplog_delta);
         if let Some(optime) = reset {
             self.last = optime;
+            self.last_wall_ms = 0;
         }
         if let Some(optime) = last_written {
             self.last = optime;
+            self.last_wall_ms = last_wall_ms;
         }
-        self.dirty = !durable;
-        let last = self.last;
+        self.dirty = !synced_now;
+        let (last, wall) = (self.last, self.last_wall_ms);
         self.positions.send_modify(|p| {
             p.last_written = last;
-            if durable || reset.is_some() {
-                p.last_durable = if durable { last } else { p.last_durable.min(last) };
+            p.last_written_wall_ms = wall;
+            if synced_now || (reset.is_some() && last < p.last_durable) {
+                p.last_durable = last;
+                p.last_durable_wall_ms = wall;
             }
         });
-        Ok(())
+        if synced_now {
+            tracing::trace!(target: "write_path", ts = super::ts_to_u64(last.ts), "writer.flushed");
+        }
+        Ok(if publish_first { Commit::Visible } else { Commit::Done })
     }
 
-    /// An empty durable commit: makes every earlier in-memory commit durable.
-    fn flush(&mut self) {
+    /// An empty durable commit: makes every earlier in-memory commit durable, then publishes `last_durable`.
+    fn flush(&mut self) -> Result<()> {
+        let began = Instant::now();
         let result = self
             .db
             .begin_write()
@@ -395,16 +438,33 @@ impl WriterState {
                     .map_err(|e| storage_error("set durability", e))?;
                 txn.commit().map_err(|e| storage_error("commit", e))
             });
-        tracing::trace!(target: "write_path", ts = super::ts_to_u64(self.last.ts), "writer.flushed");
-        match result {
+        tracing::trace!(
+            target: "write_path",
+            ts = super::ts_to_u64(self.last.ts),
+            sync_us = began.elapsed().as_micros() as u64,
+            "writer.flushed"
+        );
+        match &result {
             Ok(()) => {
                 self.dirty = false;
-                let last = self.last;
-                self.positions.send_modify(|p| p.last_durable = last);
+                let (last, wall) = (self.last, self.last_wall_ms);
+                self.positions.send_modify(|p| {
+                    p.last_durable = last;
+                    p.last_durable_wall_ms = wall;
+                });
             }
             Err(err) => tracing::error!(error = %err, "journal flush failed"),
         }
+        result
     }
+}
+
+/// How far [`WriterState::run_group`] took a group.
+enum Commit {
+    /// Committed as asked (durably when the group was durable).
+    Done,
+    /// Committed without fsync and published as written; the durable commit is still to come.
+    Visible,
 }
 
 #[cfg(test)]
@@ -412,6 +472,56 @@ mod tests {
     use bson::doc;
 
     use crate::storage::{Namespace, Storage};
+
+    /// A durable write moves both positions, each with the entry's own wall time (what members report as
+    /// `lastAppliedWallTime`), a flush makes the newest entry's the durable one, and a restart reads them back
+    /// from the newest entry.
+    #[tokio::test]
+    async fn positions_carry_the_newest_entrys_wall_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path()).expect("open storage");
+        let before = storage.clock().now_millis();
+        let optime = storage
+            .write(true, |w| w.noop(doc! {"msg": "durable"}))
+            .await
+            .expect("the job ran")
+            .expect("logged");
+        let after = storage.clock().now_millis();
+        let positions = storage.positions();
+        assert_eq!((positions.last_written, positions.last_durable), (optime, optime));
+        assert!(
+            (before..=after).contains(&positions.last_written_wall_ms),
+            "the entry's wall time {} is within the write ({before}..={after})",
+            positions.last_written_wall_ms
+        );
+        assert_eq!(positions.last_durable_wall_ms, positions.last_written_wall_ms);
+        let durable = positions;
+
+        let newer = storage
+            .write(false, |w| w.noop(doc! {"msg": "in memory"}))
+            .await
+            .expect("the job ran")
+            .expect("logged");
+        let positions = storage.positions();
+        assert_eq!(positions.last_written, newer);
+        assert!(positions.last_written_wall_ms >= durable.last_written_wall_ms);
+        storage.flush().await.expect("flush");
+        let flushed = storage.positions();
+        assert_eq!(
+            (flushed.last_durable, flushed.last_durable_wall_ms),
+            (newer, positions.last_written_wall_ms)
+        );
+        storage.shutdown();
+        drop(storage);
+
+        let reopened = Storage::open(dir.path()).expect("reopen storage");
+        assert_eq!(
+            reopened.positions(),
+            flushed,
+            "a restart reads the positions from the newest entry"
+        );
+        reopened.shutdown();
+    }
 
     /// A write job that panics fails its own command; the writer thread survives and serves the next job.
     #[tokio::test]

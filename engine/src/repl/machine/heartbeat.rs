@@ -96,7 +96,7 @@ impl ReplMachine {
             version: theirs.0,
             term: theirs.1,
         };
-        let include_config = (their_config < ours).then(|| self.config.clone());
+        let include_config = (their_config < ours).then(|| (*self.config).clone());
         let response = Box::new(self.heartbeat_response(include_config));
         self.outbox.push(Action::ReplyHeartbeat { to: from, response });
         if their_config > ours && self.members.contains_key(&from) {
@@ -116,6 +116,9 @@ impl ReplMachine {
         let Some(view) = self.members.get_mut(&from) else {
             return;
         };
+        if (view.applied, view.durable) != (response.applied, response.durable) {
+            self.position_changes += 1;
+        }
         view.state = response.state;
         view.healthy = true;
         view.term = response.term;

@@ -67,6 +67,7 @@ impl ReplMachine {
             return;
         }
         if noop > self.applied {
+            self.position_changes += 1;
             self.applied = noop;
             self.applied_wall_ms = self.now_ms;
         }
@@ -186,6 +187,7 @@ impl ReplMachine {
                 view.last_contact_ms = Some(now);
             }
             advanced |= moved;
+            self.position_changes += u64::from(moved);
         }
         if advanced && !self.state.is_primary() {
             self.send_position_upstream();

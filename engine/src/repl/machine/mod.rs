@@ -35,6 +35,7 @@ mod sim_tests;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 pub use io::{Action, Event};
 pub use members::MemberView;
@@ -105,7 +106,8 @@ struct PendingStepDown {
 /// One replica-set member's decision logic. See the module docs.
 #[derive(Debug, Clone)]
 pub struct ReplMachine {
-    config: ReplSetConfig,
+    /// Shared with the driver's role snapshot: replaced (never changed in place) when a config is installed.
+    config: Arc<ReplSetConfig>,
     self_host: String,
     self_id: Option<i32>,
     state: MemberState,
@@ -154,6 +156,9 @@ pub struct ReplMachine {
     too_stale: bool,
     /// After a rollback: RECOVERING until our applied optime reaches this point (`Event::RolledBack`).
     min_valid: Option<OpTime>,
+    /// Bumped whenever a member's applied or durable optime (ours included) changes: write-concern waiters
+    /// counting members re-check only then.
+    position_changes: u64,
 }
 
 impl ReplMachine {
@@ -161,7 +166,7 @@ impl ReplMachine {
     /// host missing from the config as REMOVED. A lone voter stands for election on the first tick.
     pub fn new(start: MachineStart, now_ms: i64) -> Self {
         let mut machine = Self {
-            config: start.config,
+            config: Arc::new(start.config),
             self_host: start.self_host,
             self_id: None,
             state: MemberState::Startup,
@@ -199,6 +204,7 @@ impl ReplMachine {
             behind_sources: BTreeMap::new(),
             too_stale: false,
             min_valid: None,
+            position_changes: 0,
         };
         machine.adopt_config_members();
         machine.state = machine.resting_state();
@@ -313,6 +319,43 @@ impl ReplMachine {
         &self.config
     }
 
+    /// The current config, shared (a new `Arc` only when a new config was installed).
+    pub fn shared_config(&self) -> Arc<ReplSetConfig> {
+        self.config.clone()
+    }
+
+    /// The term and optime of this member's election while it is primary (`electionId`, `electionOpTime`).
+    pub fn election(&self) -> Option<(i64, OpTime)> {
+        self.election.filter(|_| self.state.is_primary())
+    }
+
+    /// A counter that moves whenever any member's applied or durable optime changes (see
+    /// [`ReplMachine::members_at`]).
+    pub fn position_changes(&self) -> u64 {
+        self.position_changes
+    }
+
+    /// How many members (this one included) have applied `optime`, or made it durable when `durable`.
+    pub fn members_at(&self, optime: OpTime, durable: bool) -> usize {
+        let reached = |applied: OpTime, durable_at: OpTime| {
+            if durable {
+                durable_at >= optime
+            } else {
+                applied >= optime
+            }
+        };
+        let mine = self.self_id.is_some() && reached(self.applied, self.durable);
+        let others = self
+            .config
+            .members
+            .iter()
+            .filter(|member| Some(member.id) != self.self_id)
+            .filter_map(|member| self.members.get(&member.id))
+            .filter(|view| reached(view.applied, view.durable))
+            .count();
+        others + usize::from(mine)
+    }
+
     /// This member's `_id`, or `None` when it is not in the config.
     pub fn self_id(&self) -> Option<i32> {
         self.self_id
@@ -407,6 +450,7 @@ impl ReplMachine {
 
     fn on_local_applied(&mut self, optime: OpTime, wall_ms: i64) {
         if optime > self.applied {
+            self.position_changes += 1;
             self.applied = optime;
             self.applied_wall_ms = wall_ms;
             self.send_position_upstream();
@@ -416,6 +460,7 @@ impl ReplMachine {
 
     fn on_local_durable(&mut self, optime: OpTime, wall_ms: i64) {
         if optime > self.durable {
+            self.position_changes += 1;
             self.durable = optime;
             self.durable_wall_ms = wall_ms;
             self.send_position_upstream();
@@ -427,6 +472,7 @@ impl ReplMachine {
             return;
         }
         if common_point < self.applied {
+            self.position_changes += 1;
             self.applied = common_point;
             self.durable = self.durable.min(common_point);
         }
@@ -584,7 +630,7 @@ impl ReplMachine {
         }) else {
             return;
         };
-        let mut next = self.config.clone();
+        let mut next = (*self.config).clone();
         next.version += 1;
         next.term = self.term;
         for member in &mut next.members {
@@ -601,7 +647,7 @@ impl ReplMachine {
 
     /// Switches to `config`: rebuild views, move to REMOVED (or back) as membership demands, tell the shell.
     fn install_config(&mut self, config: ReplSetConfig) {
-        let old = std::mem::replace(&mut self.config, config);
+        let old = std::mem::replace(&mut self.config, Arc::new(config));
         let describe = |from: &ReplSetConfig, to: &ReplSetConfig| -> Vec<String> {
             to.members
                 .iter()
@@ -621,7 +667,8 @@ impl ReplMachine {
             removed.join(", ")
         )));
         self.adopt_config_members();
-        self.outbox.push(Action::InstallConfig(Box::new(self.config.clone())));
+        self.outbox
+            .push(Action::InstallConfig(Box::new((*self.config).clone())));
         self.bump_topology();
         if self.self_id.is_none() {
             self.candidacy = None;
