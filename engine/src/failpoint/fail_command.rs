@@ -8,8 +8,9 @@
 //!   `failInternalCommands` is true.
 //! - `failGetMoreAfterCursorCheckout`: a `getMore` fails with `errorCode`.
 //! - `maxTimeAlwaysTimeOut`: a command with `maxTimeMS` fails with MaxTimeMSExpired.
-//! - `onPrimaryTransactionalWrite`: a retryable write fails before commit with `failBeforeCommitExceptionCode`,
-//!   and/or its connection is closed instead of the reply (`closeConnection`, true unless set false).
+//! - `onPrimaryTransactionalWrite`: a retryable write that executes (not a retry the session's history
+//!   answers) fails before commit with `failBeforeCommitExceptionCode`, and/or its connection is closed
+//!   instead of the reply (`closeConnection`, true unless set false).
 //!
 //! The connection layer calls [`around_command`] with the command and a way to run it.
 
@@ -114,6 +115,8 @@ where
     }
     if command.retryable_write
         && command.is_write()
+        && points.is_on(ON_PRIMARY_TRANSACTIONAL_WRITE)
+        && !already_executed(node, &body)
         && let Some(data) = points.hit(ON_PRIMARY_TRANSACTIONAL_WRITE)
     {
         let close = data.get_bool("closeConnection").unwrap_or(true);
@@ -124,6 +127,25 @@ where
         return (!close).then_some(reply);
     }
     Some(run(body).await)
+}
+
+/// Whether a retryable write is a retry of one this member already executed (its session's record is at this
+/// transaction number): mongod evaluates `onPrimaryTransactionalWrite` only where a write really executes, so
+/// a retry answered from the session's history passes it by.
+fn already_executed(node: &Node, body: &Document) -> bool {
+    let (Ok(lsid), Some(txn_number)) = (
+        body.get_document("lsid"),
+        body.get("txnNumber").and_then(crate::bsonx::as_i64),
+    ) else {
+        return false;
+    };
+    let Ok(records) = node.storage.snapshot().and_then(|s| s.sessions()) else {
+        return false;
+    };
+    records
+        .0
+        .iter()
+        .any(|r| r.get_document("lsid").ok() == Some(lsid) && r.get_i64("txnNumber").ok() == Some(txn_number))
 }
 
 /// What `failCommand` does once it fired for this command.

@@ -256,7 +256,9 @@ def collection_options(spec):
             "read_preference": read_preference(spec.get("readPreference"))}
 
 
-URI_OPTION_NAMES = {"appname": "appname", "appName": "appname"}
+# The format lets a runner shorten the wait before a client re-checks a server after an error (pymongo's
+# minHeartbeatFrequencyMS, fixed at 500 ms): recovery after an injected failure is what most tests wait for.
+pymongo.common.MIN_HEARTBEAT_INTERVAL = 0.02
 
 
 class Entities:
@@ -313,7 +315,7 @@ class Entities:
                      ServerRecorder(recorder), TopologyRecorder(recorder)]
         options.setdefault("serverSelectionTimeoutMS", 10000)
         if "heartbeatFrequencyMS" not in spec.get("uriOptions", {}):
-            options.setdefault("heartbeatFrequencyMS", 500)
+            options.setdefault("heartbeatFrequencyMS", 50)
         client = pymongo.MongoClient(self.cluster.uri, event_listeners=listeners, **options)
         self.clients.append(client)
         self.recorders[spec["id"]] = recorder

@@ -122,7 +122,8 @@ def one_line(err):
 class TestState:
     """What one test accumulates: the fail points it set."""
 
-    def __init__(self):
+    def __init__(self, suite):
+        self.suite = suite
         self.fail_points = set()
 
     def run_operation(self, ops, op):
@@ -324,7 +325,7 @@ class FileRunner:
     def run_test(self, data, test):
         self.load_initial_data(data.get("initialData", []))
         entities = Entities(self.cluster)
-        state = TestState()
+        state = TestState(self.suite)
         try:
             entities.create(data.get("createEntities", []))
             ops = Operations(entities, self.cluster, state)
