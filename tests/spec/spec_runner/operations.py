@@ -120,6 +120,28 @@ def take_session(args, entities):
         args["session"] = entities.get(args["session"])
 
 
+def static_skip_reason(op, suite):
+    """Why this runner cannot run an operation, judged before the test starts (so a skip never depends on how
+    far the server let the test get), or None."""
+    name = op["name"]
+    for key in op.get("arguments", {}):
+        if key in UNSUPPORTED_ARGUMENTS:
+            return UNSUPPORTED_ARGUMENTS[key]
+    if name == "clientBulkWrite":
+        return "clientBulkWrite (needs MongoDB 8.0's bulkWrite command)"
+    if name == "mapReduce":
+        return "mapReduce (removed from pymongo 4)"
+    if name == "count" and suite == "retryable-reads":
+        return "count helper (pymongo 4 has none; the runner's stand-in is not a retryable read)"
+    prefixes = ("runner_",) if op["object"] == "testRunner" else (
+        "client_", "database_", "collection_", "session_", "cursor_", "any_")
+    if not any(hasattr(Operations, prefix + name) for prefix in prefixes):
+        return f"operation {name}"
+    if name == "runOnThread":
+        return static_skip_reason(op["arguments"]["operation"], suite)
+    return None
+
+
 class Operations:
     """Runs one operation of a test against the entity map."""
 
@@ -287,9 +309,8 @@ class Operations:
         return coll.estimated_document_count(**call_arguments(coll.estimated_document_count, args))
 
     def collection_count(self, coll, args):
-        # The deprecated count helper (pymongo 4 has none): the `count` command itself, which is not retried.
-        if self.state.suite == "retryable-reads":
-            raise NotSupported("count helper (pymongo 4 has none; the runner's stand-in is not a retryable read)")
+        # The deprecated count helper (pymongo 4 has none): the `count` command itself, which is not retried
+        # (so not used for retryable-reads, see static_skip_reason).
         command = {"count": coll.name}
         session = args.pop("session", None)
         for key, value in args.items():

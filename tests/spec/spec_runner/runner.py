@@ -16,7 +16,7 @@ from pymongo.write_concern import WriteConcern
 
 from .entities import Entities, UnsupportedEntity
 from .matching import Matcher, MatchError, describe, load_test_file, values_equal
-from .operations import NotSupported, Operations
+from .operations import NotSupported, Operations, static_skip_reason
 
 SUITES = ["crud", "retryable-writes", "retryable-reads", "sessions", "causal-consistency", "change-streams",
           "command-monitoring", "server-discovery-and-monitoring"]
@@ -320,6 +320,10 @@ class FileRunner:
             return "runner: GridFS bucket entities"
         if "expectLogMessages" in test:
             return "runner: log message assertions"
+        for op in test["operations"]:
+            reason = static_skip_reason(op, self.suite)
+            if reason is not None:
+                return f"runner: {reason}"
         return None
 
     def run_test(self, data, test):
