@@ -13,5 +13,6 @@ if [ ! -x .venv/bin/python ] || [ ! -d tests/node/node_modules ] || ! command -v
   ./scripts/setup-test-deps.sh
 fi
 .venv/bin/python tests/python/run.py --bin target/debug/faultline
+.venv/bin/python -m unittest discover -s tests/spec -p 'test_*.py'
 .venv/bin/python tests/spec/unified.py --bin target/debug/faultline --expected-failures tests/spec/expected-failures.txt
 FAULTLINE_BIN=target/debug/faultline node --test --test-concurrency=1 tests/node/

@@ -8,7 +8,6 @@ boolean). Special operators: `$$exists`, `$$type`, `$$unsetOrMatches`, `$$matche
 `MatchError` with the path to the difference.
 """
 import datetime
-import json
 import re
 
 from bson import Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp, json_util
@@ -195,5 +194,3 @@ def load_test_file(path):
         return json_util.loads(f.read(), json_options=json_util.CANONICAL_JSON_OPTIONS.with_options(
             tz_aware=False, document_class=dict))
 
-
-__all__ = ["Matcher", "MatchError", "MISSING", "describe", "values_equal", "load_test_file", "json"]

@@ -12,10 +12,9 @@ from pymongo import ReturnDocument
 from pymongo.change_stream import ChangeStream
 from pymongo.command_cursor import CommandCursor
 from pymongo.cursor import Cursor
-from pymongo.errors import PyMongoError
 from pymongo.operations import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 
-from .entities import EVENT_KIND, read_concern, read_preference, write_concern
+from .entities import read_preference
 from .matching import MISSING, Matcher, MatchError, describe
 
 
@@ -515,9 +514,3 @@ class IterableResult:
     def close(self):
         self.cursor.close()
 
-
-def event_kind(name):
-    return EVENT_KIND.get(name)
-
-
-__all__ = ["Operations", "NotSupported", "PyMongoError", "read_concern", "write_concern", "event_kind"]

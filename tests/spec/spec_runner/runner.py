@@ -15,7 +15,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from .entities import Entities, UnsupportedEntity
-from .matching import Matcher, MatchError, describe, load_test_file, values_equal
+from .matching import MatchError, describe, load_test_file, values_equal
 from .operations import NotSupported, Operations, static_skip_reason
 
 SUITES = ["crud", "retryable-writes", "retryable-reads", "sessions", "causal-consistency", "change-streams",
@@ -369,5 +369,3 @@ class FileRunner:
                 raise MatchError(f"outcome {spec['collectionName']}: expected {describe(expected)}, "
                                  f"got {describe(actual)}")
 
-
-__all__ = ["SUITES", "Tally", "FileRunner", "Matcher"]
