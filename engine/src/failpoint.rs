@@ -14,6 +14,7 @@ pub mod fail_command;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{Bson, Document, doc};
 
@@ -56,6 +57,14 @@ pub const MAX_TIME_ALWAYS_TIME_OUT: &str = "maxTimeAlwaysTimeOut";
 /// `data.failBeforeCommitExceptionCode` without being applied, or (`data.closeConnection`, default true) is
 /// applied and its connection closed before the reply.
 pub const ON_PRIMARY_TRANSACTIONAL_WRITE: &str = "onPrimaryTransactionalWrite";
+
+/// The fail points [`fail_command::around_command`] applies around each command.
+pub const COMMAND_FAIL_POINTS: &[&str] = &[
+    FAIL_COMMAND,
+    FAIL_GET_MORE_AFTER_CURSOR_CHECKOUT,
+    MAX_TIME_ALWAYS_TIME_OUT,
+    ON_PRIMARY_TRANSACTIONAL_WRITE,
+];
 
 /// The fail points this engine knows, with what each does when on.
 pub const KNOWN: &[(&str, &str)] = &[
@@ -131,6 +140,9 @@ pub struct FailPoints {
     points: Mutex<HashMap<String, State>>,
     /// The member's wall clock, which `skewClock` sets (a fresh one in `default()`, for tests).
     clock: Clock,
+    /// Some command fail point ([`COMMAND_FAIL_POINTS`]) is configured other than off: until then every command
+    /// passes [`fail_command::around_command`] without taking the registry's lock.
+    commands_armed: AtomicBool,
 }
 
 impl FailPoints {
@@ -139,6 +151,7 @@ impl FailPoints {
         FailPoints {
             points: Mutex::default(),
             clock,
+            commands_armed: AtomicBool::new(false),
         }
     }
 
@@ -184,11 +197,20 @@ impl FailPoints {
                 hits: 0,
             },
         );
+        let armed = points
+            .iter()
+            .any(|(name, state)| COMMAND_FAIL_POINTS.contains(&name.as_str()) && state.mode != Mode::Off);
+        self.commands_armed.store(armed, Ordering::Relaxed);
         tracing::warn!(failpoint = name, mode = ?mode, "fail point configured");
         Ok(match previous {
             Some(s) => doc! {"mode": mode_code(&s.mode), "data": s.data},
             None => doc! {"mode": 0, "data": {}},
         })
+    }
+
+    /// Whether a fail point that acts around commands ([`COMMAND_FAIL_POINTS`]) may be on.
+    pub fn commands_armed(&self) -> bool {
+        self.commands_armed.load(Ordering::Relaxed)
     }
 
     /// Whether the fail point fires now (counts down `times`, `skip`). Logged when it does.

@@ -92,8 +92,11 @@ where
     F: FnOnce(Document) -> Fut,
     Fut: Future<Output = Document>,
 {
-    let command = CommandFacts::of(&body);
     let points = &node.failpoints;
+    if !points.commands_armed() {
+        return Some(run(body).await);
+    }
+    let command = CommandFacts::of(&body);
     if let Some(data) = points.hit_if(FAIL_COMMAND, |data| {
         command.is_failed_by(data, || app_name(node, conn, &body))
     }) {
@@ -412,6 +415,24 @@ mod tests {
             "nor does it use up times"
         );
         assert!(points.hit_if(FAIL_COMMAND, |_| true).is_none());
+    }
+
+    #[test]
+    fn commands_pass_without_the_lock_until_a_command_fail_point_is_on() {
+        let points = FailPoints::default();
+        assert!(!points.commands_armed());
+        points
+            .configure(crate::failpoint::SKIP_ROLLBACK, &doc! {"mode": "alwaysOn"})
+            .expect("configure");
+        assert!(!points.commands_armed(), "other fail points do not arm it");
+        points
+            .configure(MAX_TIME_ALWAYS_TIME_OUT, &doc! {"mode": {"times": 1}})
+            .expect("configure");
+        assert!(points.commands_armed());
+        points
+            .configure(MAX_TIME_ALWAYS_TIME_OUT, &doc! {"mode": "off"})
+            .expect("configure");
+        assert!(!points.commands_armed());
     }
 
     #[test]
