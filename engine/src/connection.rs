@@ -12,6 +12,9 @@
 //!   the connection or a reply is an error;
 //! - OP_QUERY on `<db>.$cmd` (old drivers, e.g. the 3.x Java driver's `isMaster`, `buildinfo` and
 //!   `getlasterror`) runs through the normal command path and is answered with an OP_REPLY.
+//!
+//! Every command runs inside [`fail_command::around_command`], where MongoDB's test fail points
+//! (`failCommand`, ...) may block it, fail it, close the connection or change its reply.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::command::{self, ConnectionInfo, Invocation};
+use crate::failpoint::fail_command;
 use crate::node::Node;
 use crate::wire::{self, Request};
 
@@ -63,7 +67,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>
                     .await;
                     break;
                 }
-                let reply = run_command(&node, &info, msg.body, None, false).await;
+                let run = |body| run_command(&node, &info, body, None, false);
+                let Some(reply) = fail_command::around_command(&node, &info, msg.body, run).await else {
+                    break;
+                };
                 if more_to_come {
                     // An unacknowledged (w:0) write: no reply; a failure on a non-primary closes the connection.
                     if reply.get("code").and_then(Bson::as_i32) == Some(10107) {
@@ -73,7 +80,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>
                 }
                 wire::encode_msg_reply(next_reply_id, header.request_id, &reply)
             }
-            Ok(Request::Query(query)) => legacy_query(&node, &info, *query, next_reply_id, header.request_id).await,
+            Ok(Request::Query(query)) => {
+                match legacy_query(&node, &info, *query, next_reply_id, header.request_id).await {
+                    Some(reply) => reply,
+                    None => break,
+                }
+            }
             Err(err) => match wire::error_response(&header, &body, &err, next_reply_id) {
                 wire::ErrorAction::Reply(bytes) => {
                     tracing::debug!(conn = id, error = %err, "bad message; answered with an error");
@@ -178,15 +190,21 @@ async fn stream_hello<W: tokio::io::AsyncWrite + Unpin>(
 ) {
     let mut response_to = first_request_id;
     loop {
-        let invocation = Invocation {
-            body: body.clone(),
-            secondary_ok: None,
-            conn: info,
-            legacy: false,
+        let run = |body| {
+            let invocation = Invocation {
+                body,
+                secondary_ok: None,
+                conn: info,
+                legacy: false,
+            };
+            command::run(node, invocation)
         };
         let reply = tokio::select! {
             _ = crate::shutdown::stopped(stop) => return,
-            reply = command::run(node, invocation) => reply,
+            reply = fail_command::around_command(node, info, body.clone(), run) => match reply {
+                Some(reply) => reply,
+                None => return,
+            },
         };
         let ok = reply
             .get("ok")
@@ -209,20 +227,26 @@ async fn stream_hello<W: tokio::io::AsyncWrite + Unpin>(
     }
 }
 
-/// OP_QUERY on `<db>.$cmd`: the command runs as any other and the reply is an OP_REPLY. Queries on collections
-/// (OP_QUERY finds, removed in MongoDB 5.1) are refused with 352 UnsupportedOpQueryCommand.
+/// OP_QUERY on `<db>.$cmd`: the command runs as any other and the reply is an OP_REPLY (`None`: close the
+/// connection instead). Queries on collections (OP_QUERY finds, removed in MongoDB 5.1) are refused with 352
+/// UnsupportedOpQueryCommand.
 async fn legacy_query(
     node: &Arc<Node>,
     info: &Arc<ConnectionInfo>,
     query: wire::OpQuery,
     reply_id: i32,
     response_to: i32,
-) -> Vec<u8> {
+) -> Option<Vec<u8>> {
     let name = query.query.keys().next().cloned().unwrap_or_default();
     if !query.is_command() || name.is_empty() {
         let err = doc! {"$err": format!("Unsupported OP_QUERY command: {name}. The client driver may require an upgrade."),
         "code": 352, "codeName": "UnsupportedOpQueryCommand", "ok": 0.0};
-        return wire::encode_op_reply(reply_id, response_to, wire::reply_flags::QUERY_FAILURE, &err);
+        return Some(wire::encode_op_reply(
+            reply_id,
+            response_to,
+            wire::reply_flags::QUERY_FAILURE,
+            &err,
+        ));
     }
     let mut body: Document = query.query.clone();
     body.insert("$db", query.database().to_string());
@@ -230,8 +254,14 @@ async fn legacy_query(
         body.insert("$readPreference", pref.clone());
     }
     let secondary_ok = query.secondary_ok() || query.read_preference.as_ref().is_some_and(allows_secondary);
-    let reply = run_command(node, info, body, Some(secondary_ok), true).await;
-    wire::encode_op_reply(reply_id, response_to, wire::reply_flags::AWAIT_CAPABLE, &reply)
+    let run = |body| run_command(node, info, body, Some(secondary_ok), true);
+    let reply = fail_command::around_command(node, info, body, run).await?;
+    Some(wire::encode_op_reply(
+        reply_id,
+        response_to,
+        wire::reply_flags::AWAIT_CAPABLE,
+        &reply,
+    ))
 }
 
 fn allows_secondary(pref: &Document) -> bool {

@@ -1,12 +1,20 @@
 //! Fail points: named switches that make the engine misbehave on purpose, as MongoDB's own tests do.
 //!
 //! Set at start-up (`--setParameter failpoint.NAME={mode: ...}` or `failpoint.NAME=alwaysOn`) or at run time
-//! with `configureFailPoint`. A fail point is off unless named. Modes: `alwaysOn`, `off`, `{times: n}`, with
-//! optional `data`. Every hit is logged. Start-up parameters are checked ([`FailPoints::check_parameter`])
-//! before the member starts, so an unknown name or a bad mode stops it at once.
+//! with `configureFailPoint`. A fail point is off unless named. Modes: `alwaysOn`, `off`, `{times: n}` (fires n
+//! times, then off), `{skip: n}` (lets n chances pass, then fires every time), with optional `data`. Every hit
+//! is logged. Start-up parameters are checked ([`FailPoints::check_parameter`]) before the member starts, so
+//! an unknown name or a bad mode stops it at once.
+//!
+//! Two kinds: the historic bugs and faults below, read where the engine would misbehave, and MongoDB's test
+//! fail points for drivers' tests (`failCommand` and its companions), applied around each client command by
+//! [`fail_command`].
+
+pub mod fail_command;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{Bson, Document, doc};
 
@@ -37,6 +45,26 @@ pub const INITIAL_SYNC_HANG_AFTER_DATA_CLONING: &str = "initialSyncHangAfterData
 /// on. Oplog timestamps follow it; the safe configuration must tolerate it (see [`crate::clock`]). Only this
 /// member's clock moves, even when several members share a process.
 pub const SKEW_CLOCK: &str = "skewClock";
+
+/// MongoDB's test fail point: commands named in `data.failCommands` fail, close the connection, block, or get
+/// a write concern error ([`fail_command`]).
+pub const FAIL_COMMAND: &str = "failCommand";
+/// MongoDB's test fail point: a `getMore` fails with `data.errorCode` once its cursor is checked out.
+pub const FAIL_GET_MORE_AFTER_CURSOR_CHECKOUT: &str = "failGetMoreAfterCursorCheckout";
+/// MongoDB's test fail point: every command sent with `maxTimeMS` fails with MaxTimeMSExpired.
+pub const MAX_TIME_ALWAYS_TIME_OUT: &str = "maxTimeAlwaysTimeOut";
+/// MongoDB's test fail point: a retryable write (`lsid` + `txnNumber`) fails with
+/// `data.failBeforeCommitExceptionCode` without being applied, or (`data.closeConnection`, default true) is
+/// applied and its connection closed before the reply.
+pub const ON_PRIMARY_TRANSACTIONAL_WRITE: &str = "onPrimaryTransactionalWrite";
+
+/// The fail points [`fail_command::around_command`] applies around each command.
+pub const COMMAND_FAIL_POINTS: &[&str] = &[
+    FAIL_COMMAND,
+    FAIL_GET_MORE_AFTER_CURSOR_CHECKOUT,
+    MAX_TIME_ALWAYS_TIME_OUT,
+    ON_PRIMARY_TRANSACTIONAL_WRITE,
+];
 
 /// The fail points this engine knows, with what each does when on.
 pub const KNOWN: &[(&str, &str)] = &[
@@ -72,6 +100,22 @@ pub const KNOWN: &[(&str, &str)] = &[
         INITIAL_SYNC_HANG_AFTER_DATA_CLONING,
         "initial sync pauses after cloning the data until the fail point is turned off; a test aid, not a bug",
     ),
+    (
+        FAIL_COMMAND,
+        "commands in data.failCommands fail with data.errorCode, close the connection, block or get a write concern error",
+    ),
+    (
+        FAIL_GET_MORE_AFTER_CURSOR_CHECKOUT,
+        "getMore fails with data.errorCode after checking out its cursor",
+    ),
+    (
+        MAX_TIME_ALWAYS_TIME_OUT,
+        "every command with maxTimeMS fails with MaxTimeMSExpired",
+    ),
+    (
+        ON_PRIMARY_TRANSACTIONAL_WRITE,
+        "a retryable write fails before commit (data.failBeforeCommitExceptionCode) or closes its connection after it",
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +123,8 @@ enum Mode {
     Off,
     AlwaysOn,
     Times(u64),
+    /// Lets this many chances pass, then fires every time.
+    Skip(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +140,9 @@ pub struct FailPoints {
     points: Mutex<HashMap<String, State>>,
     /// The member's wall clock, which `skewClock` sets (a fresh one in `default()`, for tests).
     clock: Clock,
+    /// Some command fail point ([`COMMAND_FAIL_POINTS`]) is configured other than off: until then every command
+    /// passes [`fail_command::around_command`] without taking the registry's lock.
+    commands_armed: AtomicBool,
 }
 
 impl FailPoints {
@@ -102,6 +151,7 @@ impl FailPoints {
         FailPoints {
             points: Mutex::default(),
             clock,
+            commands_armed: AtomicBool::new(false),
         }
     }
 
@@ -147,6 +197,10 @@ impl FailPoints {
                 hits: 0,
             },
         );
+        let armed = points
+            .iter()
+            .any(|(name, state)| COMMAND_FAIL_POINTS.contains(&name.as_str()) && state.mode != Mode::Off);
+        self.commands_armed.store(armed, Ordering::Relaxed);
         tracing::warn!(failpoint = name, mode = ?mode, "fail point configured");
         Ok(match previous {
             Some(s) => doc! {"mode": mode_code(&s.mode), "data": s.data},
@@ -154,17 +208,34 @@ impl FailPoints {
         })
     }
 
-    /// Whether the fail point fires now (counts down `times`). Logged when it does.
+    /// Whether a fail point that acts around commands ([`COMMAND_FAIL_POINTS`]) may be on.
+    pub fn commands_armed(&self) -> bool {
+        self.commands_armed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the fail point fires now (counts down `times`, `skip`). Logged when it does.
     pub fn hit(&self, name: &str) -> Option<Document> {
+        self.hit_if(name, |_| true)
+    }
+
+    /// Like [`FailPoints::hit`], for a fail point that applies only where `applies(data)` holds (a command it
+    /// names, a client it names): a chance that does not apply neither fires nor counts down `times`/`skip`.
+    pub fn hit_if(&self, name: &str, applies: impl FnOnce(&Document) -> bool) -> Option<Document> {
         let mut points = self.points.lock().ok()?;
         let state = points.get_mut(name)?;
+        if matches!(state.mode, Mode::Off | Mode::Times(0)) || !applies(&state.data) {
+            return None;
+        }
         let fires = match &mut state.mode {
-            Mode::Off => false,
-            Mode::AlwaysOn => true,
-            Mode::Times(0) => false,
+            Mode::Off | Mode::Times(0) => false,
+            Mode::AlwaysOn | Mode::Skip(0) => true,
             Mode::Times(n) => {
                 *n -= 1;
                 true
+            }
+            Mode::Skip(n) => {
+                *n -= 1;
+                false
             }
         };
         if fires {
@@ -181,9 +252,9 @@ impl FailPoints {
         let Ok(points) = self.points.lock() else {
             return false;
         };
-        points
-            .get(name)
-            .is_some_and(|s| matches!(s.mode, Mode::AlwaysOn) || matches!(s.mode, Mode::Times(n) if n > 0))
+        points.get(name).is_some_and(|s| {
+            matches!(s.mode, Mode::AlwaysOn | Mode::Skip(_)) || matches!(s.mode, Mode::Times(n) if n > 0)
+        })
     }
 
     /// Every known fail point with its mode and hit count (for `listFailPoints`... and getParameter).
@@ -229,13 +300,36 @@ fn parse_spec(name: &str, spec: &Document) -> Result<(Mode, Document, Option<i64
     let mode = match spec.get("mode") {
         Some(Bson::String(s)) if s == "alwaysOn" => Mode::AlwaysOn,
         Some(Bson::String(s)) if s == "off" => Mode::Off,
-        Some(Bson::Document(d)) => match d.get("times").and_then(crate::bsonx::as_i64) {
-            Some(n) if n >= 0 => Mode::Times(n as u64),
-            _ => return Err(Error::bad_value("fail point mode document must be {times: n}")),
+        Some(Bson::Document(d)) => match (d.len(), d.iter().next()) {
+            (1, Some((key, value))) if key == "times" || key == "skip" => match crate::bsonx::as_i64(value) {
+                Some(n) if n >= 0 && key == "times" => Mode::Times(n as u64),
+                Some(n) if n >= 0 => Mode::Skip(n as u64),
+                _ => {
+                    return Err(Error::bad_value(format!(
+                        "fail point mode {key} must be a non-negative number"
+                    )));
+                }
+            },
+            _ => {
+                return Err(Error::bad_value(
+                    "fail point mode document must be {times: n} or {skip: n}",
+                ));
+            }
         },
-        _ => return Err(Error::bad_value("fail point mode must be alwaysOn, off or {times: n}")),
+        _ => {
+            return Err(Error::bad_value(
+                "fail point mode must be alwaysOn, off, {times: n} or {skip: n}",
+            ));
+        }
     };
-    let data = spec.get_document("data").cloned().unwrap_or_default();
+    let data = match spec.get("data") {
+        None => Document::new(),
+        Some(Bson::Document(data)) => data.clone(),
+        Some(_) => return Err(Error::type_mismatch("fail point data must be a document")),
+    };
+    if name == FAIL_COMMAND && mode != Mode::Off {
+        fail_command::check_data(&data)?;
+    }
     let mut clock_offset = None;
     if name == SKEW_CLOCK {
         clock_offset = Some(match (&mode, data.get("offsetMillis").and_then(crate::bsonx::as_i64)) {
@@ -244,7 +338,7 @@ fn parse_spec(name: &str, spec: &Document) -> Result<(Mode, Document, Option<i64
             (Mode::AlwaysOn, None) => {
                 return Err(Error::bad_value("skewClock needs data: {offsetMillis: <milliseconds>}"));
             }
-            (Mode::Times(_), _) => return Err(Error::bad_value("skewClock is alwaysOn or off")),
+            (Mode::Times(_) | Mode::Skip(_), _) => return Err(Error::bad_value("skewClock is alwaysOn or off")),
         });
     }
     Ok((mode, data, clock_offset))
@@ -255,6 +349,7 @@ fn mode_code(mode: &Mode) -> i32 {
         Mode::Off => 0,
         Mode::AlwaysOn => 1,
         Mode::Times(_) => 2,
+        Mode::Skip(_) => 3,
     }
 }
 
