@@ -131,6 +131,7 @@ async fn run_job<R: Send + 'static>(
         return Ok((output, None));
     }
     let optime = ctx.node.storage.positions().last_written;
+    ctx.operation_time.note(optime.ts);
     tracing::trace!(target: "write_path", ts = crate::storage::ts_to_u64(optime.ts), "cmd.committed");
     let wc_error = ctx.node.member.wait_for_write_concern(optime, wc).await;
     tracing::trace!(target: "write_path", ts = crate::storage::ts_to_u64(optime.ts), "cmd.acked");

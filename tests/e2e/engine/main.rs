@@ -12,6 +12,7 @@ mod t70_startup_options;
 mod t75_deep_documents;
 mod t78_command_fuzzer;
 mod t80_introspection;
+mod t85_cluster_time;
 
 use std::path::Path;
 
