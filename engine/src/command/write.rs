@@ -294,7 +294,7 @@ fn parse_update_statement(value: &Bson) -> Result<UpdateStatement> {
     };
     let filter = Filter::parse(args::opt_doc(stmt, "q")?.unwrap_or(&Document::new()))?;
     let update = match stmt.get("u") {
-        Some(Bson::Document(u)) => Update::parse(u)?,
+        Some(Bson::Document(u)) => Update::parse_with_array_filters(u, &array_filters(stmt)?)?,
         Some(Bson::Array(_)) => {
             return Err(Error::new(
                 (2, "BadValue"),
@@ -315,6 +315,33 @@ fn parse_update_statement(value: &Bson) -> Result<UpdateStatement> {
         upsert: args::opt_bool(stmt, "upsert")?.unwrap_or(false),
         multi,
     })
+}
+
+/// A statement's (or findAndModify's) `arrayFilters`: documents.
+fn array_filters(body: &Document) -> Result<Vec<Document>> {
+    args::opt_array(body, "arrayFilters")?
+        .map(|filters| {
+            filters
+                .iter()
+                .map(|f| {
+                    f.as_document()
+                        .cloned()
+                        .ok_or_else(|| Error::type_mismatch("each array filter must be an object"))
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| Ok(Vec::new()))
+}
+
+/// Applies an update to a document the filter matched, telling it which array element the filter matched
+/// through when the update uses the positional `$`.
+fn apply_to_match(update: &Update, filter: &Filter, doc: &mut Document, now: bson::DateTime) -> Result<bool> {
+    let matched = if update.uses_matched_position() {
+        filter.matched_array_index(doc)
+    } else {
+        None
+    };
+    Ok(update.apply_matched(doc, false, now, matched)?)
 }
 
 /// The outcome of one update statement, as stored for retries.
@@ -407,7 +434,7 @@ fn apply_update_statement(
         for before in targets {
             let mut after = before.clone();
             outcome.matched += 1;
-            if stmt.update.apply(&mut after, false, now)? {
+            if apply_to_match(&stmt.update, &stmt.filter, &mut after, now)? {
                 w.replace(meta, &before, after, session)?;
                 outcome.modified += 1;
             }
@@ -556,7 +583,7 @@ fn parse_find_and_modify(body: &Document) -> Result<FindAndModify> {
     let remove = args::opt_bool(body, "remove")?.unwrap_or(false);
     let update = match body.get("update") {
         None | Some(Bson::Null) => None,
-        Some(Bson::Document(u)) => Some(Update::parse(u)?),
+        Some(Bson::Document(u)) => Some(Update::parse_with_array_filters(u, &array_filters(body)?)?),
         Some(Bson::Array(_)) => {
             return Err(Error::bad_value(
                 "pipeline-style updates are not supported by the Faultline engine yet",
@@ -666,7 +693,7 @@ fn apply_find_and_modify(
                 .as_ref()
                 .ok_or_else(|| Error::internal("matched a document in a missing collection"))?;
             let mut after = before.clone();
-            let changed = update.apply(&mut after, false, now)?;
+            let changed = apply_to_match(update, &spec.filter, &mut after, now)?;
             let value = project(if spec.return_new { after.clone() } else { before.clone() })?;
             if changed {
                 w.replace(meta, &before, after, session)?;

@@ -13,6 +13,7 @@ mod t75_deep_documents;
 mod t78_command_fuzzer;
 mod t80_introspection;
 mod t85_cluster_time;
+mod t86_positional_updates;
 
 use std::path::Path;
 

@@ -2,10 +2,13 @@
 //!
 //! Operator updates are parsed into field actions sorted by path (MongoDB 5.0+ applies them in that order, so new
 //! fields appear in lexicographic order), with conflicting paths rejected (code 40). Applying works on a copy of
-//! the document and only commits when every action succeeded and `_id` is unchanged (code 66).
+//! the document and only commits when every action succeeded and `_id` is unchanged (code 66). Positional paths
+//! (`$`, `$[]`, `$[<identifier>]` with `arrayFilters`) are expanded against the document before their action
+//! applies (`positional`).
 mod actions;
 mod arrays;
 mod parse;
+mod positional;
 
 use bson::{Bson, DateTime, Document};
 
@@ -26,16 +29,27 @@ pub enum Update {
 #[derive(Debug, Clone)]
 pub struct OperatorUpdate {
     actions: Vec<Action>,
+    array_filters: Vec<positional::ArrayFilter>,
 }
 
 impl Update {
     /// Parses an update document. A document whose first field starts with `$` is an operator update; anything
     /// else (including `{}`) is a replacement. Pipeline updates (arrays) are the caller's to handle.
     pub fn parse(update: &Document) -> Result<Update, QueryError> {
+        Update::parse_with_array_filters(update, &[])
+    }
+
+    /// [`Update::parse`] with the statement's `arrayFilters`, each of which must define an identifier a
+    /// `$[<identifier>]` path uses (and every identifier used must have one).
+    pub fn parse_with_array_filters(update: &Document, array_filters: &[Document]) -> Result<Update, QueryError> {
+        let filters = positional::parse_array_filters(array_filters)?;
         let is_operators = update.keys().next().is_some_and(|k| k.starts_with('$'));
         if is_operators {
+            let actions = parse::parse_operators(update)?;
+            positional::check_identifiers(actions.iter().map(|a| a.path.as_str()), &filters, update)?;
             return Ok(Update::Operators(OperatorUpdate {
-                actions: parse::parse_operators(update)?,
+                actions,
+                array_filters: filters,
             }));
         }
         if let Some(key) = update.keys().find(|k| k.starts_with('$')) {
@@ -43,7 +57,16 @@ impl Update {
                 "The dollar ($) prefixed field '{key}' in '{key}' is not allowed in the context of an update's replacement document. Consider using an aggregation pipeline with $replaceWith."
             )));
         }
+        positional::unused_filter(&filters, &Default::default(), update)?;
         Ok(Update::Replacement(update.clone()))
+    }
+
+    /// Whether a path uses the positional `$` (so the caller must say which array element the query matched).
+    pub fn uses_matched_position(&self) -> bool {
+        match self {
+            Update::Operators(update) => update.actions.iter().any(|a| a.path.split('.').any(|s| s == "$")),
+            _ => false,
+        }
     }
 
     /// Whether this is a replacement.
@@ -56,12 +79,35 @@ impl Update {
     /// [`MAX_DOCUMENT_DEPTH`](crate::depth::MAX_DOCUMENT_DEPTH) (Overflow, code 15). `is_upsert_insert` enables
     /// `$setOnInsert`; `now` feeds `$currentDate`.
     pub fn apply(&self, doc: &mut Document, is_upsert_insert: bool, now: DateTime) -> Result<bool, QueryError> {
+        self.apply_matched(doc, is_upsert_insert, now, None)
+    }
+
+    /// [`Update::apply`] where the query matched `doc` through the array element at `matched` (what the
+    /// positional `$` stands for; see [`Filter::matched_array_index`](crate::query::filter::Filter)).
+    pub fn apply_matched(
+        &self,
+        doc: &mut Document,
+        is_upsert_insert: bool,
+        now: DateTime,
+        matched: Option<usize>,
+    ) -> Result<bool, QueryError> {
         let updated = match self {
             Update::Replacement(replacement) => replace(doc, replacement)?,
             Update::Operators(update) => {
                 let mut working = doc.clone();
                 for action in &update.actions {
-                    action.apply(&mut working, is_upsert_insert, now)?;
+                    if !positional::is_positional(&action.path) {
+                        action.apply(&mut working, is_upsert_insert, now)?;
+                        continue;
+                    }
+                    for concrete in positional::expand(&working, &action.path, matched, &update.array_filters)? {
+                        let at = Action {
+                            operator: action.operator,
+                            path: concrete,
+                            op: action.op.clone(),
+                        };
+                        at.apply(&mut working, is_upsert_insert, now)?;
+                    }
                 }
                 check_id_unchanged(doc, &working)?;
                 working
