@@ -96,7 +96,7 @@ impl Clause {
 
     fn matched_array_index(&self, doc: &Document) -> Option<usize> {
         match self {
-            Clause::And(clauses) => clauses.iter().filter_map(|c| c.matched_array_index(doc)).last(),
+            Clause::And(clauses) => clauses.iter().rev().find_map(|c| c.matched_array_index(doc)),
             Clause::Or(clauses) => clauses
                 .iter()
                 .find(|c| c.matches(doc))
