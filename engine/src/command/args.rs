@@ -7,6 +7,15 @@ use crate::bsonx::{as_i64, truthy};
 use crate::error::{Error, Result, code};
 use crate::storage::Namespace;
 
+/// The command's (or statement's) user variables from the document under `key` (`let`, or an update
+/// statement's `c`); none when absent.
+pub fn variables(body: &Document, key: &str) -> Result<crate::query::variables::Variables> {
+    match opt_doc(body, key)? {
+        Some(spec) => Ok(crate::query::variables::Variables::parse(spec)?),
+        None => Ok(crate::query::variables::Variables::default()),
+    }
+}
+
 pub fn opt_bool(body: &Document, key: &str) -> Result<Option<bool>> {
     match body.get(key) {
         None | Some(Bson::Null) => Ok(None),

@@ -244,7 +244,8 @@ pub(super) struct FindSpec {
 impl FindSpec {
     pub(super) fn parse(body: &Document, db: &str) -> Result<FindSpec> {
         let ns = args::namespace(body, db)?;
-        let filter_doc = args::opt_doc(body, "filter")?.cloned().unwrap_or_default();
+        let vars = args::variables(body, "let")?;
+        let filter_doc = vars.bind_filter(args::opt_doc(body, "filter")?.unwrap_or(&Document::new()));
         let filter = Arc::new(Filter::parse(&filter_doc)?);
         let sort_doc = args::opt_doc(body, "sort")?.filter(|s| !s.is_empty()).cloned();
         let sort = sort_doc.as_ref().map(SortSpec::parse).transpose()?;
@@ -748,7 +749,7 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         ));
     }
     let ns = args::namespace(body, &ctx.db)?;
-    let stages = pipeline_stages(body)?;
+    let stages = args::variables(body, "let")?.bind_stages(&pipeline_stages(body)?);
     let cursor_opts = args::opt_doc(body, "cursor")?;
     if cursor_opts.is_none() && !body.contains_key("explain") {
         return Err(Error::failed_to_parse(

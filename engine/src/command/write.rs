@@ -18,6 +18,7 @@ use crate::query::filter::Filter;
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use crate::query::update::Update;
+use crate::query::variables::Variables;
 use crate::storage::{CollectionMeta, Namespace, SessionStatement, WriteCtx};
 
 /// The maximum size of a stored document.
@@ -288,20 +289,15 @@ struct UpdateStatement {
     multi: bool,
 }
 
-fn parse_update_statement(value: &Bson) -> Result<UpdateStatement> {
+fn parse_update_statement(value: &Bson, vars: &Variables) -> Result<UpdateStatement> {
     let Bson::Document(stmt) = value else {
         return Err(Error::type_mismatch("each update must be an object"));
     };
-    let filter = Filter::parse(args::opt_doc(stmt, "q")?.unwrap_or(&Document::new()))?;
+    let vars = vars.with(&args::variables(stmt, "c")?);
+    let filter = parse_filter(args::opt_doc(stmt, "q")?, &vars)?;
     let update = match stmt.get("u") {
-        Some(Bson::Document(u)) => Update::parse_with_array_filters(u, &array_filters(stmt)?)?,
-        Some(Bson::Array(_)) => {
-            return Err(Error::new(
-                (2, "BadValue"),
-                "pipeline-style updates are not supported by the Faultline engine yet",
-            ));
-        }
-        _ => return Err(Error::failed_to_parse("BSON field 'u' is missing but a required field")),
+        Some(u) => parse_update(u, &array_filters(stmt)?, &vars, "u")?,
+        None => return Err(Error::failed_to_parse("BSON field 'u' is missing but a required field")),
     };
     let multi = args::opt_bool(stmt, "multi")?.unwrap_or(false);
     if multi && update.is_replacement() {
@@ -315,6 +311,33 @@ fn parse_update_statement(value: &Bson) -> Result<UpdateStatement> {
         upsert: args::opt_bool(stmt, "upsert")?.unwrap_or(false),
         multi,
     })
+}
+
+/// A write's filter with the user variables bound.
+fn parse_filter(filter: Option<&Document>, vars: &Variables) -> Result<Filter> {
+    Ok(Filter::parse(&vars.bind_filter(filter.unwrap_or(&Document::new())))?)
+}
+
+/// An update: operators or a replacement (a document), or a pipeline (an array of stages, with the user
+/// variables bound).
+fn parse_update(value: &Bson, array_filters: &[Document], vars: &Variables, field: &str) -> Result<Update> {
+    match value {
+        Bson::Document(u) => Ok(Update::parse_with_array_filters(u, array_filters)?),
+        Bson::Array(stages) => {
+            let stages: Vec<Document> = stages
+                .iter()
+                .map(|s| {
+                    s.as_document()
+                        .cloned()
+                        .ok_or_else(|| Error::type_mismatch("each stage of an update pipeline must be an object"))
+                })
+                .collect::<Result<_>>()?;
+            Ok(Update::parse_pipeline(&vars.bind_stages(&stages), array_filters)?)
+        }
+        _ => Err(Error::type_mismatch(format!(
+            "BSON field '{field}' is the wrong type, expected an object or an array"
+        ))),
+    }
 }
 
 /// A statement's (or findAndModify's) `arrayFilters`: documents.
@@ -373,7 +396,8 @@ impl UpdateOutcome {
 pub async fn update(ctx: &Context<'_>) -> Result<Document> {
     let common = common(ctx)?;
     let raw = documents(ctx.body, "updates")?;
-    let statements: Vec<Result<UpdateStatement>> = raw.iter().map(parse_update_statement).collect();
+    let vars = args::variables(ctx.body, "let")?;
+    let statements: Vec<Result<UpdateStatement>> = raw.iter().map(|u| parse_update_statement(u, &vars)).collect();
     Counters::bump(&ctx.node.counters.updates, statements.len() as u64);
     let WriteCommon {
         ns,
@@ -496,13 +520,14 @@ fn upsert_document(filter: &Filter, update: &Update, now: bson::DateTime) -> Res
 pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
     let common = common(ctx)?;
     let raw = documents(ctx.body, "deletes")?;
+    let vars = args::variables(ctx.body, "let")?;
     let statements: Vec<Result<(Filter, usize)>> = raw
         .iter()
         .map(|value| {
             let Bson::Document(stmt) = value else {
                 return Err(Error::type_mismatch("each delete must be an object"));
             };
-            let filter = Filter::parse(args::opt_doc(stmt, "q")?.unwrap_or(&Document::new()))?;
+            let filter = parse_filter(args::opt_doc(stmt, "q")?, &vars)?;
             let limit = match args::opt_i64(stmt, "limit")? {
                 Some(0) => usize::MAX,
                 Some(1) => 1,
@@ -575,7 +600,8 @@ struct FindAndModify {
 }
 
 fn parse_find_and_modify(body: &Document) -> Result<FindAndModify> {
-    let filter = Filter::parse(args::opt_doc(body, "query")?.unwrap_or(&Document::new()))?;
+    let vars = args::variables(body, "let")?;
+    let filter = parse_filter(args::opt_doc(body, "query")?, &vars)?;
     let sort = match args::opt_doc(body, "sort")? {
         Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
         _ => None,
@@ -583,11 +609,8 @@ fn parse_find_and_modify(body: &Document) -> Result<FindAndModify> {
     let remove = args::opt_bool(body, "remove")?.unwrap_or(false);
     let update = match body.get("update") {
         None | Some(Bson::Null) => None,
-        Some(Bson::Document(u)) => Some(Update::parse_with_array_filters(u, &array_filters(body)?)?),
-        Some(Bson::Array(_)) => {
-            return Err(Error::bad_value(
-                "pipeline-style updates are not supported by the Faultline engine yet",
-            ));
+        Some(u @ (Bson::Document(_) | Bson::Array(_))) => {
+            Some(parse_update(u, &array_filters(body)?, &vars, "update")?)
         }
         Some(_) => return Err(Error::type_mismatch("findAndModify: 'update' must be an object")),
     };

@@ -14,6 +14,7 @@ mod t78_command_fuzzer;
 mod t80_introspection;
 mod t85_cluster_time;
 mod t86_positional_updates;
+mod t87_pipeline_updates_and_let;
 
 use std::path::Path;
 

@@ -23,6 +23,9 @@ pub enum Update {
     Replacement(Document),
     /// Update operators applied field by field.
     Operators(OperatorUpdate),
+    /// A pipeline-style update: aggregation stages (`$set`, `$unset`, `$project`, `$replaceWith`, ...) whose
+    /// one output document replaces the document (keeping its `_id`).
+    Pipeline(Vec<Document>),
 }
 
 /// The field actions of an operator update, in application order.
@@ -61,6 +64,17 @@ impl Update {
         Ok(Update::Replacement(update.clone()))
     }
 
+    /// Parses a pipeline-style update (the stages an update may run; no `arrayFilters`).
+    pub fn parse_pipeline(stages: &[Document], array_filters: &[Document]) -> Result<Update, QueryError> {
+        if !array_filters.is_empty() {
+            return Err(QueryError::failed_to_parse(
+                "arrayFilters may not be specified for pipeline-syle updates",
+            ));
+        }
+        super::pipeline::check_update_pipeline(stages)?;
+        Ok(Update::Pipeline(stages.to_vec()))
+    }
+
     /// Whether a path uses the positional `$` (so the caller must say which array element the query matched).
     pub fn uses_matched_position(&self) -> bool {
         match self {
@@ -93,6 +107,19 @@ impl Update {
     ) -> Result<bool, QueryError> {
         let updated = match self {
             Update::Replacement(replacement) => replace(doc, replacement)?,
+            Update::Pipeline(stages) => {
+                let mut out = super::pipeline::run(stages, vec![doc.clone()], now)?;
+                match (out.pop(), out.is_empty()) {
+                    (Some(result), true) => replace(doc, &result)?,
+                    _ => {
+                        return Err(QueryError::new(
+                            1,
+                            "InternalError",
+                            "a pipeline-style update must yield exactly one document",
+                        ));
+                    }
+                }
+            }
             Update::Operators(update) => {
                 let mut working = doc.clone();
                 for action in &update.actions {
