@@ -15,6 +15,7 @@ mod t80_introspection;
 mod t85_cluster_time;
 mod t86_positional_updates;
 mod t87_pipeline_updates_and_let;
+mod t88_ddl_write_concern;
 
 use std::path::Path;
 
