@@ -160,6 +160,10 @@ pub async fn create(ctx: &Context<'_>) -> Result<Document> {
     let ns = args::namespace(ctx.body, &ctx.db)?;
     ctx.node.member.check_writable(&ns.db)?;
     let wc = ddl_write_concern(ctx)?;
+    super::options::check_collation(ctx.body)?;
+    if let Some(validator) = args::opt_doc(ctx.body, "validator")? {
+        Filter::parse(validator)?;
+    }
     let mut options = Document::new();
     for (k, v) in ctx.body.iter().skip(1) {
         if !k.starts_with('$')
@@ -329,6 +333,9 @@ pub async fn create_indexes(ctx: &Context<'_>) -> Result<Document> {
         .collect::<Result<_>>()?;
     if specs.is_empty() {
         return Err(Error::bad_value("Must specify at least one index to create"));
+    }
+    for spec in &specs {
+        super::options::check_collation(spec)?;
     }
     let wc = ddl_write_concern(ctx)?;
     let (before, after, created_collection) = ctx

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Below them: `args` (reading arguments), `connection_info` (who sent the command), `cluster_time` (the
-//! `operationTime` and `$clusterTime` every reply of a replica-set member carries). The connection layer
+//! `operationTime` and `$clusterTime` every reply of a replica-set member carries), `options` (hint,
+//! collation, min/max: checked, never silently ignored), `validator` (collection document validation). The connection layer
 //! calls [`run`]; nothing here calls back up into it.
 
 mod admin;
@@ -25,12 +26,14 @@ mod connection_info;
 mod current_op;
 mod explain;
 mod handshake;
+mod options;
 mod read;
 mod read_concern;
 mod replset;
 mod rw_defaults;
 mod scan;
 mod server_status;
+mod validator;
 mod write;
 
 use bson::{Bson, Document};

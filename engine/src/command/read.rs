@@ -14,6 +14,7 @@ use bson::{Bson, Document, doc};
 
 use super::Context;
 use super::args;
+use super::options;
 use super::read_concern::{self, ReadConcern};
 use super::scan::{CollectionScan, OplogScan};
 use crate::bsonx;
@@ -85,6 +86,15 @@ pub(super) fn resolve(snapshot: &Snapshot, ns: &Namespace) -> Result<Target> {
         .collection(ns)?
         .map(Target::Collection)
         .unwrap_or(Target::Missing))
+}
+
+/// Checks a read's `hint` against what it reads (only a collection has indexes to name).
+fn check_hint(body: &Document, target: &Target) -> Result<()> {
+    let meta = match target {
+        Target::Collection(meta) => Some(meta),
+        _ => None,
+    };
+    options::check_hint(body.get("hint"), meta)
 }
 
 /// Every document of a target that matches `filter`, in natural order.
@@ -357,12 +367,15 @@ pub(super) fn plan_access(target: &Target, spec: &FindSpec) -> FindPlan {
 /// stays in a registered cursor for `getMore`).
 pub async fn find(ctx: &Context<'_>) -> Result<Document> {
     let spec = FindSpec::parse(ctx.body, &ctx.db)?;
+    options::check_collation(ctx.body)?;
+    options::check_min_max(ctx.body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &spec.ns)?;
+    check_hint(ctx.body, &target)?;
     let source = plan_find(ctx.node, &snapshot, &target, &spec)?;
     drop(snapshot);
     let reply = first_batch(ctx.node, &spec, source, matches!(target, Target::Missing))?;
@@ -668,6 +681,7 @@ pub fn kill_cursors(ctx: &Context<'_>) -> Result<Document> {
 pub async fn count(ctx: &Context<'_>) -> Result<Document> {
     let body = ctx.body;
     let ns = args::namespace(body, &ctx.db)?;
+    options::check_collation(body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     let query = args::opt_doc(body, "query")?.cloned().unwrap_or_default();
@@ -677,6 +691,7 @@ pub async fn count(ctx: &Context<'_>) -> Result<Document> {
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
+    check_hint(body, &target)?;
     let n = if query.is_empty()
         && let Target::Collection(meta) = &target
     {
@@ -701,12 +716,14 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
     let key = body
         .get_str("key")
         .map_err(|_| Error::type_mismatch("distinct: 'key' must be a string"))?;
+    options::check_collation(body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     let filter = Filter::parse(args::opt_doc(body, "query")?.unwrap_or(&Document::new()))?;
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
+    check_hint(body, &target)?;
     let mut seen = HashSet::new();
     let mut values = Vec::new();
     for_each_matching(ctx.node, &snapshot, &target, &filter, |doc| {
@@ -761,12 +778,14 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         .transpose()?
         .unwrap_or(DEFAULT_BATCH);
     let allow_disk_use = args::opt_bool(body, "allowDiskUse")?;
+    options::check_collation(body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
+    check_hint(body, &target)?;
     let (filter, rest) = match stages.first() {
         Some(first) if first.contains_key("$collStats") => (None, &stages[1..]),
         Some(first) if first.contains_key("$match") => {

@@ -8,6 +8,8 @@ use bson::{Bson, Document, doc, oid::ObjectId};
 
 use super::Context;
 use super::args;
+use super::options;
+use super::validator::Validator;
 use crate::bsonx;
 use crate::depth;
 use crate::error::{Error, Result, code};
@@ -83,6 +85,8 @@ struct WriteCommon {
     ordered: bool,
     wc: WriteConcern,
     session: Option<RetryableWrite>,
+    /// `bypassDocumentValidation`: the collection validator is not applied.
+    bypass_validation: bool,
 }
 
 fn common(ctx: &Context<'_>) -> Result<WriteCommon> {
@@ -95,6 +99,7 @@ fn common(ctx: &Context<'_>) -> Result<WriteCommon> {
         ordered: args::opt_bool(ctx.body, "ordered")?.unwrap_or(true),
         wc: super::rw_defaults::resolve_write_concern(ctx, args::opt_doc(ctx.body, "writeConcern")?)?,
         session: RetryableWrite::parse(ctx.body)?,
+        bypass_validation: args::opt_bool(ctx.body, "bypassDocumentValidation")?.unwrap_or(false),
         ns,
     })
 }
@@ -213,13 +218,18 @@ pub async fn insert(ctx: &Context<'_>) -> Result<Document> {
         ordered,
         wc,
         session,
+        bypass_validation,
     } = common;
     let ((n, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
-        let meta = match w.ensure_collection(&ns) {
-            Ok(meta) => meta,
+        let (meta, validator) = match w
+            .ensure_collection(&ns)
+            .and_then(|meta| Validator::of(&meta, bypass_validation).map(|v| (meta, v)))
+        {
+            Ok(found) => found,
             Err(err) => return (0, vec![err.to_write_error(0)]),
         };
         let (done, errors) = run_statements(prepared, ordered, |i, doc| {
+            Validator::check(validator.as_ref(), &doc, None)?;
             let stmt = session.as_ref().map(|s| s.statement(i));
             insert_one(w, &meta, doc, stmt.as_ref())
         });
@@ -287,12 +297,15 @@ struct UpdateStatement {
     update: Update,
     upsert: bool,
     multi: bool,
+    hint: Option<Bson>,
+    bypass_validation: bool,
 }
 
-fn parse_update_statement(value: &Bson, vars: &Variables) -> Result<UpdateStatement> {
+fn parse_update_statement(value: &Bson, vars: &Variables, bypass_validation: bool) -> Result<UpdateStatement> {
     let Bson::Document(stmt) = value else {
         return Err(Error::type_mismatch("each update must be an object"));
     };
+    options::check_collation(stmt)?;
     let vars = vars.with(&args::variables(stmt, "c")?);
     let filter = parse_filter(args::opt_doc(stmt, "q")?, &vars)?;
     let update = match stmt.get("u") {
@@ -310,6 +323,8 @@ fn parse_update_statement(value: &Bson, vars: &Variables) -> Result<UpdateStatem
         update,
         upsert: args::opt_bool(stmt, "upsert")?.unwrap_or(false),
         multi,
+        hint: stmt.get("hint").cloned(),
+        bypass_validation,
     })
 }
 
@@ -397,13 +412,16 @@ pub async fn update(ctx: &Context<'_>) -> Result<Document> {
     let common = common(ctx)?;
     let raw = documents(ctx.body, "updates")?;
     let vars = args::variables(ctx.body, "let")?;
-    let statements: Vec<Result<UpdateStatement>> = raw.iter().map(|u| parse_update_statement(u, &vars)).collect();
+    let bypass = common.bypass_validation;
+    let statements: Vec<Result<UpdateStatement>> =
+        raw.iter().map(|u| parse_update_statement(u, &vars, bypass)).collect();
     Counters::bump(&ctx.node.counters.updates, statements.len() as u64);
     let WriteCommon {
         ns,
         ordered,
         wc,
         session,
+        ..
     } = common;
     let ((n, modified, upserted, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
         let (outcomes, errors) = run_statements(statements, ordered, |i, stmt| {
@@ -450,6 +468,8 @@ fn apply_update_statement(
     let mut outcome = UpdateOutcome::default();
     let now = w.clock().now();
     let meta = w.collection(ns)?;
+    options::check_hint(stmt.hint.as_ref(), meta.as_ref())?;
+    let validator = validator_of(meta.as_ref(), stmt.bypass_validation)?;
     let targets = match &meta {
         Some(meta) => find_targets(w, meta, &stmt.filter, None, if stmt.multi { usize::MAX } else { 1 })?,
         None => Vec::new(),
@@ -459,6 +479,7 @@ fn apply_update_statement(
             let mut after = before.clone();
             outcome.matched += 1;
             if apply_to_match(&stmt.update, &stmt.filter, &mut after, now)? {
+                Validator::check(validator.as_ref(), &after, Some(&before))?;
                 w.replace(meta, &before, after, session)?;
                 outcome.modified += 1;
             }
@@ -468,11 +489,17 @@ fn apply_update_statement(
         let doc = upsert_document(&stmt.filter, &stmt.update, now)?;
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
         let meta = w.ensure_collection(ns)?;
+        Validator::check(validator.as_ref(), &doc, None)?;
         w.insert(&meta, doc, session)?;
         outcome.matched = 1;
         outcome.upserted = Some(id);
     }
     Ok(outcome)
+}
+
+/// The validator of a collection that may not exist yet (then it has none).
+fn validator_of(meta: Option<&CollectionMeta>, bypass: bool) -> Result<Option<Validator>> {
+    Ok(meta.map(|m| Validator::of(m, bypass)).transpose()?.flatten())
 }
 
 /// Documents matching `filter` (sorted when asked), at most `limit`, read inside the write transaction.
@@ -521,12 +548,13 @@ pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
     let common = common(ctx)?;
     let raw = documents(ctx.body, "deletes")?;
     let vars = args::variables(ctx.body, "let")?;
-    let statements: Vec<Result<(Filter, usize)>> = raw
+    let statements: Vec<Result<(Filter, usize, Option<Bson>)>> = raw
         .iter()
         .map(|value| {
             let Bson::Document(stmt) = value else {
                 return Err(Error::type_mismatch("each delete must be an object"));
             };
+            options::check_collation(stmt)?;
             let filter = parse_filter(args::opt_doc(stmt, "q")?, &vars)?;
             let limit = match args::opt_i64(stmt, "limit")? {
                 Some(0) => usize::MAX,
@@ -542,7 +570,7 @@ pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
                     ));
                 }
             };
-            Ok((filter, limit))
+            Ok((filter, limit, stmt.get("hint").cloned()))
         })
         .collect();
     Counters::bump(&ctx.node.counters.deletes, statements.len() as u64);
@@ -551,11 +579,12 @@ pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
         ordered,
         wc,
         session,
+        ..
     } = common;
     let ((n, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
-        let (deleted, errors) = run_statements(statements, ordered, |i, (filter, limit)| {
+        let (deleted, errors) = run_statements(statements, ordered, |i, (filter, limit, hint)| {
             let session_stmt = session.as_ref().map(|s| s.statement(i));
-            delete_statement(w, &ns, &filter, limit, session_stmt.as_ref())
+            delete_statement(w, &ns, &filter, limit, hint.as_ref(), session_stmt.as_ref())
         });
         let n: i32 = deleted.iter().sum();
         (n, errors)
@@ -569,6 +598,7 @@ fn delete_statement(
     ns: &Namespace,
     filter: &Filter,
     limit: usize,
+    hint: Option<&Bson>,
     session: Option<&SessionStatement>,
 ) -> Result<i32> {
     let stored = |d: &Document| d.get_i32("n").unwrap_or(0);
@@ -578,7 +608,9 @@ fn delete_statement(
         stored,
         |n| doc! {"n": *n},
         |w| {
-            let Some(meta) = w.collection(ns)? else { return Ok(0) };
+            let meta = w.collection(ns)?;
+            options::check_hint(hint, meta.as_ref())?;
+            let Some(meta) = meta else { return Ok(0) };
             let targets = find_targets(w, &meta, filter, None, limit)?;
             for doc in &targets {
                 w.delete(&meta, doc, session)?;
@@ -597,9 +629,12 @@ struct FindAndModify {
     return_new: bool,
     upsert: bool,
     fields: Option<Projection>,
+    hint: Option<Bson>,
+    bypass_validation: bool,
 }
 
 fn parse_find_and_modify(body: &Document) -> Result<FindAndModify> {
+    options::check_collation(body)?;
     let vars = args::variables(body, "let")?;
     let filter = parse_filter(args::opt_doc(body, "query")?, &vars)?;
     let sort = match args::opt_doc(body, "sort")? {
@@ -642,6 +677,8 @@ fn parse_find_and_modify(body: &Document) -> Result<FindAndModify> {
         return_new,
         upsert,
         fields,
+        hint: body.get("hint").cloned(),
+        bypass_validation: args::opt_bool(body, "bypassDocumentValidation")?.unwrap_or(false),
     })
 }
 
@@ -694,6 +731,8 @@ fn apply_find_and_modify(
         }
     };
     let meta = w.collection(ns)?;
+    options::check_hint(spec.hint.as_ref(), meta.as_ref())?;
+    let validator = validator_of(meta.as_ref(), spec.bypass_validation)?;
     let target = match &meta {
         Some(meta) => find_targets(w, meta, &spec.filter, spec.sort.as_ref(), 1)?
             .into_iter()
@@ -719,6 +758,7 @@ fn apply_find_and_modify(
             let changed = apply_to_match(update, &spec.filter, &mut after, now)?;
             let value = project(if spec.return_new { after.clone() } else { before.clone() })?;
             if changed {
+                Validator::check(validator.as_ref(), &after, Some(&before))?;
                 w.replace(meta, &before, after, session)?;
             }
             doc! {"lastErrorObject": {"n": 1, "updatedExisting": true}, "value": value}
@@ -732,6 +772,7 @@ fn apply_find_and_modify(
                 Bson::Null
             };
             let meta = w.ensure_collection(ns)?;
+            Validator::check(validator.as_ref(), &doc, None)?;
             w.insert(&meta, doc, session)?;
             doc! {"lastErrorObject": {"n": 1, "updatedExisting": false, "upserted": id}, "value": value}
         }

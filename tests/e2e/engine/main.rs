@@ -16,6 +16,7 @@ mod t85_cluster_time;
 mod t86_positional_updates;
 mod t87_pipeline_updates_and_let;
 mod t88_ddl_write_concern;
+mod t89_checked_options;
 
 use std::path::Path;
 
