@@ -145,7 +145,7 @@ pub async fn before_read(ctx: &Context<'_>, rc: &ReadConcern) -> Result<()> {
 /// mongod does.
 async fn wait_for_cluster_time(ctx: &Context<'_>, level: Level, ts: bson::Timestamp) -> Result<()> {
     let member = &ctx.node.member;
-    if member.role().state.is_primary() && ctx.node.storage.positions().last_written.ts < ts {
+    if member.role().writable && ctx.node.storage.positions().last_written.ts < ts {
         ctx.node
             .storage
             .write(false, |w| w.noop(doc! {"msg": "afterClusterTime"}))

@@ -150,7 +150,14 @@ mod tests {
 
     #[test]
     fn variables_are_bound_where_expressions_are_read() -> Result<(), QueryError> {
-        let vars = Variables::parse(&doc! {"x": 2, "o": {"k": "v"}, "y": {"$add": ["$$x", 1]}})?;
+        let vars = Variables::parse(
+            &doc! {"x": 2, "o": {"k": "v"}, "y": {"$add": ["$$x", 1]}, "r": {"$rand": {}}, "l": {"$literal": "$bar"}},
+        )?;
+        assert!(matches!(vars.values.get("r"), Some(Bson::Double(r)) if (0.0..1.0).contains(r)));
+        assert_eq!(
+            vars.bind_expression(&Bson::String("$$l".into())),
+            Bson::Document(doc! {"$literal": "$bar"})
+        );
         assert_eq!(
             vars.bind_filter(&doc! {"a": "$$x", "$expr": {"$eq": ["$a", "$$x"]}}),
             doc! {"a": "$$x", "$expr": {"$eq": ["$a", {"$literal": 2}]}}

@@ -141,6 +141,19 @@ async fn let_variables_reach_every_command() -> anyhow::Result<()> {
         "{aggregated}"
     );
 
+    // The crud specification's aggregate-let: a constant, a $literal and a closed expression ($rand).
+    let spec_case = run(
+        port,
+        doc! {"aggregate": "c", "pipeline": [{"$match": {"$expr": {"$eq": ["$_id", "$$id"]}}},
+        {"$project": {"_id": 0, "x": "$$x", "y": "$$y", "rand": "$$rand"}}],
+        "let": {"id": 1, "x": "foo", "y": {"$literal": "$bar"}, "rand": {"$rand": {}}}, "cursor": {}},
+    )
+    .await?;
+    let only = first_batch(&spec_case);
+    let only = only.first().and_then(Bson::as_document).cloned().unwrap_or_default();
+    assert_eq!((only.get_str("x")?, only.get_str("y")?), ("foo", "$bar"), "{spec_case}");
+    assert!(matches!(only.get("rand"), Some(Bson::Double(_))), "{spec_case}");
+
     let updated = run(
         port,
         doc! {"update": "c", "updates": [{"q": {"$expr": {"$eq": ["$_id", "$$id"]}}, "u": [{"$set": {"n": "$$v"}}]}],
