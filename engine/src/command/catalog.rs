@@ -135,14 +135,15 @@ fn cursor_reply(ctx: &Context<'_>, ns: Namespace, docs: Vec<Document>) -> Docume
 }
 
 /// A DDL command's write concern, read before it changes anything so a malformed one fails the command
-/// first. Only a write concern the command gives is waited for (its missing fields from the defaults): a
-/// DDL command without one acknowledges at once, as it always has here, rather than waiting for the
-/// implicit majority default (which would block set-up steps while a member is down).
+/// first: the one the command gives (its missing fields from the defaults), else the cluster-wide default
+/// an administrator set. Without either it acknowledges at once, as it always has here, rather than waiting
+/// for the implicit majority default (which would block set-up steps while a member is down).
 fn ddl_write_concern(ctx: &Context<'_>) -> Result<WriteConcern> {
-    match args::opt_doc(ctx.body, "writeConcern")? {
-        Some(given) => super::rw_defaults::resolve_write_concern(ctx, Some(given)),
-        None => WriteConcern::parse(None),
+    let given = args::opt_doc(ctx.body, "writeConcern")?;
+    if given.is_some() || super::rw_defaults::has_global_write_concern(ctx)? {
+        return super::rw_defaults::resolve_write_concern(ctx, given);
     }
+    WriteConcern::parse(None)
 }
 
 /// Waits for the write concern on what the command just wrote (this member's newest optime, as mongod waits

@@ -51,5 +51,15 @@ async fn ddl_commands_wait_for_their_write_concern() -> anyhow::Result<()> {
     assert!(majority.get("writeConcernError").is_none(), "{majority}");
     let bad = raw_command(port, doc! {"create": "f", "writeConcern": {"w": true}, "$db": "ddl"}).await?;
     assert_eq!(bad.get_f64("ok")?, 0.0, "a malformed write concern is refused: {bad}");
+
+    // A cluster-wide default set by an administrator applies to DDL commands that give none.
+    let set = raw_command(
+        port,
+        doc! {"setDefaultRWConcern": 1, "defaultWriteConcern": {"w": 2}, "$db": "admin"},
+    )
+    .await?;
+    assert_eq!(set.get_f64("ok")?, 1.0, "{set}");
+    let defaulted = raw_command(port, doc! {"create": "g", "$db": "ddl"}).await?;
+    assert_eq!(wc_error_code(&defaulted), Some(100), "{defaulted}");
     Ok(())
 }
