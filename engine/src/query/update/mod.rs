@@ -10,6 +10,8 @@ mod arrays;
 mod parse;
 mod positional;
 
+use std::borrow::Cow;
+
 use bson::{Bson, DateTime, Document};
 
 use super::QueryError;
@@ -122,19 +124,8 @@ impl Update {
             }
             Update::Operators(update) => {
                 let mut working = doc.clone();
-                for action in &update.actions {
-                    if !positional::is_positional(&action.path) {
-                        action.apply(&mut working, is_upsert_insert, now)?;
-                        continue;
-                    }
-                    for concrete in positional::expand(&working, &action.path, matched, &update.array_filters)? {
-                        let at = Action {
-                            operator: action.operator,
-                            path: concrete,
-                            op: action.op.clone(),
-                        };
-                        at.apply(&mut working, is_upsert_insert, now)?;
-                    }
+                for action in update.concrete_actions(doc, matched)?.iter() {
+                    action.apply(&mut working, is_upsert_insert, now)?;
                 }
                 check_id_unchanged(doc, &working)?;
                 working
@@ -148,6 +139,32 @@ impl Update {
         let changed = updated != *doc;
         *doc = updated;
         Ok(changed)
+    }
+}
+
+impl OperatorUpdate {
+    /// The actions with their positional paths expanded against `doc` (as it was before the update), checked
+    /// for conflicts between the concrete paths (code 40). Without positional paths, the parsed actions.
+    fn concrete_actions(&self, doc: &Document, matched: Option<usize>) -> Result<Cow<'_, [Action]>, QueryError> {
+        if !self.actions.iter().any(|a| positional::is_positional(&a.path)) {
+            return Ok(Cow::Borrowed(&self.actions));
+        }
+        let mut concrete = Vec::with_capacity(self.actions.len());
+        for action in &self.actions {
+            if !positional::is_positional(&action.path) {
+                concrete.push(action.clone());
+                continue;
+            }
+            for path in positional::expand(doc, &action.path, matched, &self.array_filters)? {
+                concrete.push(Action {
+                    operator: action.operator,
+                    path,
+                    op: action.op.clone(),
+                });
+            }
+        }
+        parse::check_path_conflicts(concrete.iter().map(|a| a.path.as_str()).collect())?;
+        Ok(Cow::Owned(concrete))
     }
 }
 

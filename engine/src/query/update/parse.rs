@@ -126,6 +126,13 @@ fn check_conflicts(actions: &[Action]) -> Result<(), QueryError> {
             targets.push(to);
         }
     }
+    check_path_conflicts(targets)
+}
+
+/// Fails when one of `targets` equals another or lies under it (code 40): the conflict check of parsing,
+/// and of the concrete paths positional operators expand to in a document (`$[]` and `a.0` both writing
+/// `a.0`).
+pub(super) fn check_path_conflicts(mut targets: Vec<&str>) -> Result<(), QueryError> {
     targets.sort_by(|a, b| compare_paths(a, b));
     for pair in targets.windows(2) {
         if let [shorter, longer] = pair

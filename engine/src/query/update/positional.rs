@@ -249,4 +249,17 @@ mod tests {
         assert_eq!(expand(&doc, "c.$[]", None, &filters).map_err(|e| e.code), Err(2));
         Ok(())
     }
+
+    #[test]
+    fn expanded_paths_that_meet_conflict() {
+        let conflict = |update: Document| {
+            let mut doc = doc! {"_id": 1, "a": [1, 2]};
+            super::super::Update::parse(&update)
+                .and_then(|u| u.apply(&mut doc, false, bson::DateTime::from_millis(0)))
+                .err()
+                .map(|e| e.code)
+        };
+        assert_eq!(conflict(doc! {"$set": {"a.$[]": 0, "a.1": 5}}), Some(40));
+        assert_eq!(conflict(doc! {"$inc": {"a.$[]": 1}}), None);
+    }
 }
