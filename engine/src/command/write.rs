@@ -3,6 +3,12 @@
 //! Each command runs as one job of the storage writer (so it shares a group commit with concurrent writes),
 //! then waits for its write concern. Retryable writes (`lsid` + `txnNumber`) look up each statement in the
 //! session table first and return the stored result instead of applying it twice.
+//!
+//! Updates are operator, replacement or pipeline-style (`query::update`), with `arrayFilters` and the
+//! query's matched array position for the positional operators; `let` (and a statement's `c`) variables are
+//! bound into filters and update pipelines; a statement's `hint` and `collation` are checked (`options`);
+//! every document written goes through the collection's validator (`validator`) unless the command says
+//! `bypassDocumentValidation`.
 
 use bson::{Bson, Document, doc, oid::ObjectId};
 
