@@ -25,6 +25,7 @@ use crate::query::filter::Filter;
 use crate::query::pipeline::{DocStream, SortStream, VecStream, approx_doc_size};
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
+use crate::query::variables::Variables;
 use crate::storage::{CollectionMeta, Namespace, Snapshot, keystring, oplog_scan_after};
 
 const DEFAULT_BATCH: usize = 101;
@@ -252,9 +253,8 @@ pub(super) struct FindSpec {
 }
 
 impl FindSpec {
-    pub(super) fn parse(body: &Document, db: &str) -> Result<FindSpec> {
+    pub(super) fn parse(body: &Document, db: &str, vars: &Variables) -> Result<FindSpec> {
         let ns = args::namespace(body, db)?;
-        let vars = args::variables(body, "let")?;
         let filter_doc = vars.bind_filter(args::opt_doc(body, "filter")?.unwrap_or(&Document::new()));
         let filter = Arc::new(Filter::parse(&filter_doc)?);
         let sort_doc = args::opt_doc(body, "sort")?.filter(|s| !s.is_empty()).cloned();
@@ -366,7 +366,7 @@ pub(super) fn plan_access(target: &Target, spec: &FindSpec) -> FindPlan {
 /// `find`: parse, wait for the read concern, plan against a snapshot, return the first batch (the rest
 /// stays in a registered cursor for `getMore`).
 pub async fn find(ctx: &Context<'_>) -> Result<Document> {
-    let spec = FindSpec::parse(ctx.body, &ctx.db)?;
+    let spec = FindSpec::parse(ctx.body, &ctx.db, &args::command_variables(ctx)?)?;
     options::check_collation(ctx.body)?;
     options::check_min_max(ctx.body)?;
     let rc = ReadConcern::for_command(ctx)?;
@@ -766,7 +766,7 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         ));
     }
     let ns = args::namespace(body, &ctx.db)?;
-    let stages = args::variables(body, "let")?.bind_stages(&pipeline_stages(body)?);
+    let stages = args::command_variables(ctx)?.bind_stages(&pipeline_stages(body)?);
     let cursor_opts = args::opt_doc(body, "cursor")?;
     if cursor_opts.is_none() && !body.contains_key("explain") {
         return Err(Error::failed_to_parse(

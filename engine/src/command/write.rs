@@ -417,7 +417,7 @@ impl UpdateOutcome {
 pub async fn update(ctx: &Context<'_>) -> Result<Document> {
     let common = common(ctx)?;
     let raw = documents(ctx.body, "updates")?;
-    let vars = args::variables(ctx.body, "let")?;
+    let vars = args::command_variables(ctx)?;
     let bypass = common.bypass_validation;
     let statements: Vec<Result<UpdateStatement>> =
         raw.iter().map(|u| parse_update_statement(u, &vars, bypass)).collect();
@@ -553,7 +553,7 @@ fn upsert_document(filter: &Filter, update: &Update, now: bson::DateTime) -> Res
 pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
     let common = common(ctx)?;
     let raw = documents(ctx.body, "deletes")?;
-    let vars = args::variables(ctx.body, "let")?;
+    let vars = args::command_variables(ctx)?;
     let statements: Vec<Result<(Filter, usize, Option<Bson>)>> = raw
         .iter()
         .map(|value| {
@@ -639,10 +639,9 @@ struct FindAndModify {
     bypass_validation: bool,
 }
 
-fn parse_find_and_modify(body: &Document) -> Result<FindAndModify> {
+fn parse_find_and_modify(body: &Document, vars: &Variables) -> Result<FindAndModify> {
     options::check_collation(body)?;
-    let vars = args::variables(body, "let")?;
-    let filter = parse_filter(args::opt_doc(body, "query")?, &vars)?;
+    let filter = parse_filter(args::opt_doc(body, "query")?, vars)?;
     let sort = match args::opt_doc(body, "sort")? {
         Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
         _ => None,
@@ -650,9 +649,7 @@ fn parse_find_and_modify(body: &Document) -> Result<FindAndModify> {
     let remove = args::opt_bool(body, "remove")?.unwrap_or(false);
     let update = match body.get("update") {
         None | Some(Bson::Null) => None,
-        Some(u @ (Bson::Document(_) | Bson::Array(_))) => {
-            Some(parse_update(u, &array_filters(body)?, &vars, "update")?)
-        }
+        Some(u @ (Bson::Document(_) | Bson::Array(_))) => Some(parse_update(u, &array_filters(body)?, vars, "update")?),
         Some(_) => return Err(Error::type_mismatch("findAndModify: 'update' must be an object")),
     };
     match (remove, update.is_some()) {
@@ -690,7 +687,7 @@ fn parse_find_and_modify(body: &Document) -> Result<FindAndModify> {
 
 pub async fn find_and_modify(ctx: &Context<'_>) -> Result<Document> {
     let common = common(ctx)?;
-    let spec = parse_find_and_modify(ctx.body)?;
+    let spec = parse_find_and_modify(ctx.body, &args::command_variables(ctx)?)?;
     Counters::bump(
         if spec.remove {
             &ctx.node.counters.deletes

@@ -1,8 +1,8 @@
-//! User variables (`let` in find, aggregate, update, delete and findAndModify; `c` on an update statement):
-//! evaluated once, then bound where expressions are read — inside `$expr` in filters and in the arguments of
+//! User variables (`let` in find, aggregate, update, delete and findAndModify; `c` on an update statement)
+//! and the system variables `$$NOW` and `$$CLUSTER_TIME`: evaluated once, then bound where expressions are read — inside `$expr` in filters and in the arguments of
 //! pipeline stages — by replacing each `"$$name"` (or `"$$name.path"`) with its value as a `$literal`, so
 //! the rest of the query layer sees only constants.
-use bson::{Bson, Document, doc};
+use bson::{Bson, DateTime, Document, Timestamp, doc};
 
 use super::QueryError;
 use super::expr::Expr;
@@ -18,7 +18,12 @@ impl Variables {
     /// visible to later ones). Names follow mongod's rule: a lowercase letter (or a non-ASCII character)
     /// first, then letters, digits and `_` (code 16870 / 16871).
     pub fn parse(spec: &Document) -> Result<Variables, QueryError> {
-        let mut vars = Variables::default();
+        Variables::default().parse_more(spec)
+    }
+
+    /// These variables and those a `let` document defines (which see these).
+    pub fn parse_more(&self, spec: &Document) -> Result<Variables, QueryError> {
+        let mut vars = self.clone();
         for (name, value) in spec {
             check_name(name)?;
             let bound = vars.bind_expression(value);
@@ -26,6 +31,16 @@ impl Variables {
             vars.values.insert(name.clone(), evaluated.unwrap_or(Bson::Null));
         }
         Ok(vars)
+    }
+
+    /// The system variables a command sees: `NOW` (the member's clock when the command started) and, in a
+    /// replica set, `CLUSTER_TIME`.
+    pub fn system(now: DateTime, cluster_time: Option<Timestamp>) -> Variables {
+        let mut values = doc! {"NOW": now};
+        if let Some(ts) = cluster_time {
+            values.insert("CLUSTER_TIME", ts);
+        }
+        Variables { values }
     }
 
     /// These variables, then `more` (which win on a name both define).

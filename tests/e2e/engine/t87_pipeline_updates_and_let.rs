@@ -1,6 +1,6 @@
 //! Pipeline-style updates (an array of `$set`/`$addFields`/`$unset`/`$project`/`$replaceRoot`/`$replaceWith`
 //! stages) in update and findAndModify, and `let` variables (`$$name`) in find, aggregate, update, delete and
-//! findAndModify.
+//! findAndModify, with the system variables `$$NOW` and `$$CLUSTER_TIME`.
 
 use bson::{Bson, Document, doc};
 use faultline_tests::raw_command;
@@ -178,6 +178,23 @@ async fn let_variables_reach_every_command() -> anyhow::Result<()> {
         all(port).await?,
         vec![doc! {"_id": 1, "b": 1, "n": 5}, doc! {"_id": 3, "b": 3, "m": "w"}]
     );
+
+    // The system variables: $$NOW in a pipeline update, $$CLUSTER_TIME in a projection.
+    run(
+        port,
+        doc! {"update": "c", "updates": [{"q": {"_id": 1}, "u": [{"$set": {"at": "$$NOW"}}]}]},
+    )
+    .await?;
+    let stamped = run(
+        port,
+        doc! {"aggregate": "c", "pipeline": [{"$match": {"_id": 1}}, {"$project": {"at": 1, "ct": "$$CLUSTER_TIME"}}],
+        "cursor": {}},
+    )
+    .await?;
+    let stamped = first_batch(&stamped);
+    let stamped = stamped.first().and_then(Bson::as_document).cloned().unwrap_or_default();
+    assert!(matches!(stamped.get("at"), Some(Bson::DateTime(_))), "{stamped}");
+    assert!(matches!(stamped.get("ct"), Some(Bson::Timestamp(_))), "{stamped}");
 
     let undefined = run(
         port,
