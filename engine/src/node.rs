@@ -226,6 +226,8 @@ pub struct Node {
     pub counters: Counters,
     pub queries: QueryRuntime,
     pub activity: Activity,
+    /// The cluster time clients gossip (`$clusterTime`, `command/cluster_time.rs`).
+    pub cluster_time: crate::command::ClusterClock,
 }
 
 impl Node {
@@ -282,6 +284,7 @@ impl Node {
             counters: Counters::default(),
             queries: QueryRuntime::new()?,
             activity: Activity::default(),
+            cluster_time: crate::command::ClusterClock::default(),
         }))
     }
 

@@ -167,6 +167,22 @@ def oplog_is_readable(client):
     assert status["myState"] == 1 and status["members"][0]["stateStr"] == "PRIMARY"
 
 
+@test
+def positional_pipeline_and_let(client):
+    coll = client.pydb.positional
+    coll.insert_one({"_id": 1, "grades": [80, 85, 90], "items": [{"n": "a", "q": 1}, {"n": "b", "q": 2}]})
+    coll.update_one({"_id": 1, "grades": 85}, {"$set": {"grades.$": 82}})
+    coll.update_one({"_id": 1}, {"$inc": {"items.$[it].q": 10}}, array_filters=[{"it.n": "b"}])
+    coll.update_one({"_id": 1}, [{"$set": {"total": {"$size": "$items"}}}, {"$unset": "grades"}])
+    doc = coll.find_one({"$expr": {"$eq": ["$_id", "$$id"]}}, let={"id": 1})
+    assert doc == {"_id": 1, "items": [{"n": "a", "q": 1}, {"n": "b", "q": 12}], "total": 2}, doc
+    try:
+        coll.update_one({"_id": 1}, {"$set": {"items.$[x].q": 0}})
+        raise AssertionError("an identifier without an array filter was accepted")
+    except OperationFailure as err:
+        assert err.code == 2, err
+
+
 def replica_set_failover(binary):
     """Three members from pymongo's side: majority writes, SIGKILL the primary, pymongo follows the failover,
     nothing acknowledged with w:majority is lost."""
@@ -180,6 +196,14 @@ def replica_set_failover(binary):
         coll = client.failover.c
         for i in range(100):
             coll.insert_one({"_id": i})
+        # A causally consistent session reads its own writes on a secondary (afterClusterTime).
+        secondary = client.failover.causal.with_options(read_preference=pymongo.ReadPreference.SECONDARY)
+        with client.start_session(causal_consistency=True) as session:
+            for i in range(50):
+                client.failover.causal.insert_one({"_id": i}, session=session)
+                assert session.operation_time is not None, "the member sends operationTime"
+                found = secondary.find_one({"_id": i}, session=session)
+                assert found == {"_id": i}, f"write {i} not read back on a secondary: {found}"
         primary = client.primary
         victim = next(m for m in members if ("127.0.0.1", m.port) == primary)
         victim.kill()

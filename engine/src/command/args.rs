@@ -7,6 +7,31 @@ use crate::bsonx::{as_i64, truthy};
 use crate::error::{Error, Result, code};
 use crate::storage::Namespace;
 
+/// The command's (or statement's) user variables from the document under `key` (`let`, or an update
+/// statement's `c`); none when absent.
+pub fn variables(body: &Document, key: &str) -> Result<crate::query::variables::Variables> {
+    match opt_doc(body, key)? {
+        Some(spec) => Ok(crate::query::variables::Variables::parse(spec)?),
+        None => Ok(crate::query::variables::Variables::default()),
+    }
+}
+
+/// Every variable a command's expressions see: the system ones (`$$NOW`, `$$CLUSTER_TIME`) and its `let`.
+pub fn command_variables(ctx: &super::Context<'_>) -> Result<crate::query::variables::Variables> {
+    let node = ctx.node;
+    let cluster_time = node
+        .member
+        .role()
+        .config
+        .is_some()
+        .then(|| super::cluster_time::current(node));
+    let system = crate::query::variables::Variables::system(node.clock().now(), cluster_time);
+    match opt_doc(ctx.body, "let")? {
+        Some(spec) => Ok(system.parse_more(spec)?),
+        None => Ok(system),
+    }
+}
+
 pub fn opt_bool(body: &Document, key: &str) -> Result<Option<bool>> {
     match body.get(key) {
         None | Some(Bson::Null) => Ok(None),

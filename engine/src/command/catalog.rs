@@ -11,6 +11,7 @@ use super::args;
 use crate::bsonx;
 use crate::cursor::{Cursor, CursorSource};
 use crate::error::{Error, Result, code};
+use crate::member::WriteConcern;
 use crate::query::filter::Filter;
 use crate::storage::{CollectionMeta, Namespace};
 
@@ -133,9 +134,37 @@ fn cursor_reply(ctx: &Context<'_>, ns: Namespace, docs: Vec<Document>) -> Docume
     doc! {"cursor": {"id": id, "ns": ns.full(), "firstBatch": first}}
 }
 
+/// A DDL command's write concern, read before it changes anything so a malformed one fails the command
+/// first: the one the command gives (its missing fields from the defaults), else the cluster-wide default
+/// an administrator set. Without either it acknowledges at once, as it always has here, rather than waiting
+/// for the implicit majority default (which would block set-up steps while a member is down).
+fn ddl_write_concern(ctx: &Context<'_>) -> Result<WriteConcern> {
+    let given = args::opt_doc(ctx.body, "writeConcern")?;
+    if given.is_some() || super::rw_defaults::has_global_write_concern(ctx)? {
+        return super::rw_defaults::resolve_write_concern(ctx, given);
+    }
+    WriteConcern::parse(None)
+}
+
+/// Waits for the write concern on what the command just wrote (this member's newest optime, as mongod waits
+/// on the client's last op) and attaches the `writeConcernError`, if any, to the reply.
+async fn wait_ddl_write_concern(ctx: &Context<'_>, wc: &WriteConcern, mut reply: Document) -> Document {
+    let optime = ctx.node.storage.positions().last_written;
+    ctx.operation_time.note(optime.ts);
+    if let Some(err) = ctx.node.member.wait_for_write_concern(optime, wc).await {
+        reply.insert("writeConcernError", err);
+    }
+    reply
+}
+
 pub async fn create(ctx: &Context<'_>) -> Result<Document> {
     let ns = args::namespace(ctx.body, &ctx.db)?;
     ctx.node.member.check_writable(&ns.db)?;
+    let wc = ddl_write_concern(ctx)?;
+    super::options::check_collation(ctx.body)?;
+    if let Some(validator) = args::opt_doc(ctx.body, "validator")? {
+        Filter::parse(validator)?;
+    }
     let mut options = Document::new();
     for (k, v) in ctx.body.iter().skip(1) {
         if !k.starts_with('$')
@@ -155,7 +184,7 @@ pub async fn create(ctx: &Context<'_>) -> Result<Document> {
     }
     ctx.node
         .storage
-        .write(false, move |w| match w.collection(&ns)? {
+        .write(wc.j, move |w| match w.collection(&ns)? {
             // MongoDB 7.0 accepts a repeated create with identical options.
             Some(existing) if existing.options == options => Ok(()),
             Some(_) => Err(Error::new(
@@ -165,12 +194,13 @@ pub async fn create(ctx: &Context<'_>) -> Result<Document> {
             None => w.create_collection(&ns, options).map(|_| ()),
         })
         .await??;
-    Ok(Document::new())
+    Ok(wait_ddl_write_concern(ctx, &wc, Document::new()).await)
 }
 
 pub async fn drop_collection(ctx: &Context<'_>) -> Result<Document> {
     let ns = args::namespace(ctx.body, &ctx.db)?;
     ctx.node.member.check_writable(&ns.db)?;
+    let wc = ddl_write_concern(ctx)?;
     let full = ns.full();
     let n_indexes = ctx
         .node
@@ -178,11 +208,12 @@ pub async fn drop_collection(ctx: &Context<'_>) -> Result<Document> {
         .snapshot()?
         .collection(&ns)?
         .map(|m| m.indexes.len() as i32);
-    ctx.node.storage.write(false, move |w| w.drop_collection(&ns)).await??;
-    Ok(match n_indexes {
+    ctx.node.storage.write(wc.j, move |w| w.drop_collection(&ns)).await??;
+    let reply = match n_indexes {
         Some(n) => doc! {"nIndexesWas": n, "ns": full},
         None => Document::new(),
-    })
+    };
+    Ok(wait_ddl_write_concern(ctx, &wc, reply).await)
 }
 
 /// `renameCollection` (admin): renames within or across databases, MongoDB's checks and errors first. The
@@ -215,7 +246,7 @@ pub async fn rename_collection(ctx: &Context<'_>) -> Result<Document> {
     let to = name_of("to")?;
     let drop_target = ctx.body.get("dropTarget").is_some_and(bsonx::truthy);
     let stay_temp = args::opt_bool(ctx.body, "stayTemp")?.unwrap_or(false);
-    let wc = crate::member::WriteConcern::parse(args::opt_doc(ctx.body, "writeConcern")?)?;
+    let wc = ddl_write_concern(ctx)?;
     if from == to {
         return Err(Error::new(
             code::ILLEGAL_OPERATION,
@@ -272,12 +303,7 @@ pub async fn rename_collection(ctx: &Context<'_>) -> Result<Document> {
         .storage
         .write(wc.j, move |w| w.rename_collection(&from, &to, drop_target, stay_temp))
         .await??;
-    let optime = ctx.node.storage.positions().last_written;
-    let mut reply = Document::new();
-    if let Some(err) = member.wait_for_write_concern(optime, &wc).await {
-        reply.insert("writeConcernError", err);
-    }
-    Ok(reply)
+    Ok(wait_ddl_write_concern(ctx, &wc, Document::new()).await)
 }
 
 pub async fn drop_database(ctx: &Context<'_>) -> Result<Document> {
@@ -288,9 +314,10 @@ pub async fn drop_database(ctx: &Context<'_>) -> Result<Document> {
             format!("Cannot drop '{}' database", ctx.db),
         ));
     }
+    let wc = ddl_write_concern(ctx)?;
     let db = ctx.db.clone();
-    ctx.node.storage.write(false, move |w| w.drop_database(&db)).await??;
-    Ok(doc! {"dropped": &ctx.db})
+    ctx.node.storage.write(wc.j, move |w| w.drop_database(&db)).await??;
+    Ok(wait_ddl_write_concern(ctx, &wc, doc! {"dropped": &ctx.db}).await)
 }
 
 pub async fn create_indexes(ctx: &Context<'_>) -> Result<Document> {
@@ -308,10 +335,14 @@ pub async fn create_indexes(ctx: &Context<'_>) -> Result<Document> {
     if specs.is_empty() {
         return Err(Error::bad_value("Must specify at least one index to create"));
     }
+    for spec in &specs {
+        super::options::check_collation(spec)?;
+    }
+    let wc = ddl_write_concern(ctx)?;
     let (before, after, created_collection) = ctx
         .node
         .storage
-        .write(false, move |w| -> Result<(usize, usize, bool)> {
+        .write(wc.j, move |w| -> Result<(usize, usize, bool)> {
             let existing = w.collection(&ns)?;
             let before = existing.as_ref().map(|m| m.indexes.len()).unwrap_or(0);
             for spec in &specs {
@@ -326,7 +357,7 @@ pub async fn create_indexes(ctx: &Context<'_>) -> Result<Document> {
     if before == after {
         reply.insert("note", "all indexes already exist");
     }
-    Ok(reply)
+    Ok(wait_ddl_write_concern(ctx, &wc, reply).await)
 }
 
 pub fn list_indexes(ctx: &Context<'_>) -> Result<Document> {
@@ -372,16 +403,17 @@ pub async fn drop_indexes(ctx: &Context<'_>) -> Result<Document> {
         }
     };
     let was = meta.indexes.len() as i32;
+    let wc = ddl_write_concern(ctx)?;
     ctx.node
         .storage
-        .write(false, move |w| -> Result<()> {
+        .write(wc.j, move |w| -> Result<()> {
             for name in &names {
                 w.drop_index(&ns, name)?;
             }
             Ok(())
         })
         .await??;
-    Ok(doc! {"nIndexesWas": was})
+    Ok(wait_ddl_write_concern(ctx, &wc, doc! {"nIndexesWas": was}).await)
 }
 
 pub fn db_stats(ctx: &Context<'_>) -> Result<Document> {

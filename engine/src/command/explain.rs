@@ -222,7 +222,7 @@ impl Query {
 
     fn find(body: &Document, db: &str) -> Result<Query> {
         Ok(Query {
-            spec: FindSpec::parse(body, db)?,
+            spec: FindSpec::parse(body, db, &args::variables(body, "let")?)?,
             count: false,
         })
     }

@@ -13,26 +13,32 @@
 //! admin      profile (off only), usersInfo, rolesInfo (no users or roles)
 //! ```
 //!
-//! Below them: `args` (reading arguments), `connection_info` (who sent the command). The connection layer
+//! Below them: `args` (reading arguments), `connection_info` (who sent the command), `cluster_time` (the
+//! `operationTime` and `$clusterTime` every reply of a replica-set member carries), `options` (hint,
+//! collation, min/max: checked, never silently ignored), `validator` (collection document validation). The connection layer
 //! calls [`run`]; nothing here calls back up into it.
 
 mod admin;
 pub mod args;
 mod catalog;
+mod cluster_time;
 mod connection_info;
 mod current_op;
 mod explain;
 mod handshake;
+mod options;
 mod read;
 mod read_concern;
 mod replset;
 mod rw_defaults;
 mod scan;
 mod server_status;
+mod validator;
 mod write;
 
 use bson::{Bson, Document};
 
+pub use cluster_time::ClusterClock;
 pub use connection_info::ConnectionInfo;
 
 use crate::error::{Error, Result, code};
@@ -57,6 +63,8 @@ pub struct Context<'a> {
     pub secondary_ok: bool,
     pub conn: &'a ConnectionInfo,
     pub legacy: bool,
+    /// What the command read at or wrote, for the reply's `operationTime`.
+    pub operation_time: &'a cluster_time::OperationTime,
 }
 
 /// Runs a command and returns its reply document (errors included, as MongoDB shapes them). The command is
@@ -77,7 +85,9 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
     let db = body.get_str("$db").unwrap_or("");
     let _in_flight = node.activity.begin(invocation.conn.id, db, &current_op_command(body));
     let retryable_write = body.contains_key("txnNumber") && !body.contains_key("autocommit");
-    let result = match prepare(node, &invocation) {
+    cluster_time::gossip_in(node, body);
+    let operation_time = cluster_time::OperationTime::default();
+    let result = match prepare(node, &invocation, &operation_time) {
         Ok(ctx) => dispatch(&ctx).await,
         Err(err) => Err(err),
     };
@@ -93,6 +103,7 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
             if retryable_write {
                 label_write_concern_error(&mut reply);
             }
+            cluster_time::append(node, &mut reply, &operation_time);
             reply
         }
         Err(mut err) => {
@@ -109,7 +120,9 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
             if !invocation.conn.speaks_hello() {
                 err.message = legacy_not_primary_message(err.code, &err.message);
             }
-            err.to_reply()
+            let mut reply = err.to_reply();
+            cluster_time::append(node, &mut reply, &operation_time);
+            reply
         }
     }
 }
@@ -132,7 +145,11 @@ fn current_op_command(body: &Document) -> Document {
         .collect()
 }
 
-fn prepare<'a>(node: &'a Node, invocation: &'a Invocation<'a>) -> Result<Context<'a>> {
+fn prepare<'a>(
+    node: &'a Node,
+    invocation: &'a Invocation<'a>,
+    operation_time: &'a cluster_time::OperationTime,
+) -> Result<Context<'a>> {
     let body = &invocation.body;
     let name = body
         .keys()
@@ -157,6 +174,7 @@ fn prepare<'a>(node: &'a Node, invocation: &'a Invocation<'a>) -> Result<Context
         secondary_ok,
         conn: invocation.conn,
         legacy: invocation.legacy,
+        operation_time,
     })
 }
 

@@ -14,6 +14,7 @@ use bson::{Bson, Document, doc};
 
 use super::Context;
 use super::args;
+use super::options;
 use super::read_concern::{self, ReadConcern};
 use super::scan::{CollectionScan, OplogScan};
 use crate::bsonx;
@@ -24,6 +25,7 @@ use crate::query::filter::Filter;
 use crate::query::pipeline::{DocStream, SortStream, VecStream, approx_doc_size};
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
+use crate::query::variables::Variables;
 use crate::storage::{CollectionMeta, Namespace, Snapshot, keystring, oplog_scan_after};
 
 const DEFAULT_BATCH: usize = 101;
@@ -85,6 +87,15 @@ pub(super) fn resolve(snapshot: &Snapshot, ns: &Namespace) -> Result<Target> {
         .collection(ns)?
         .map(Target::Collection)
         .unwrap_or(Target::Missing))
+}
+
+/// Checks a read's `hint` against what it reads (only a collection has indexes to name).
+fn check_hint(body: &Document, target: &Target) -> Result<()> {
+    let meta = match target {
+        Target::Collection(meta) => Some(meta),
+        _ => None,
+    };
+    options::check_hint(body.get("hint"), meta)
 }
 
 /// Every document of a target that matches `filter`, in natural order.
@@ -242,9 +253,9 @@ pub(super) struct FindSpec {
 }
 
 impl FindSpec {
-    pub(super) fn parse(body: &Document, db: &str) -> Result<FindSpec> {
+    pub(super) fn parse(body: &Document, db: &str, vars: &Variables) -> Result<FindSpec> {
         let ns = args::namespace(body, db)?;
-        let filter_doc = args::opt_doc(body, "filter")?.cloned().unwrap_or_default();
+        let filter_doc = vars.bind_filter(args::opt_doc(body, "filter")?.unwrap_or(&Document::new()));
         let filter = Arc::new(Filter::parse(&filter_doc)?);
         let sort_doc = args::opt_doc(body, "sort")?.filter(|s| !s.is_empty()).cloned();
         let sort = sort_doc.as_ref().map(SortSpec::parse).transpose()?;
@@ -355,13 +366,16 @@ pub(super) fn plan_access(target: &Target, spec: &FindSpec) -> FindPlan {
 /// `find`: parse, wait for the read concern, plan against a snapshot, return the first batch (the rest
 /// stays in a registered cursor for `getMore`).
 pub async fn find(ctx: &Context<'_>) -> Result<Document> {
-    let spec = FindSpec::parse(ctx.body, &ctx.db)?;
+    let spec = FindSpec::parse(ctx.body, &ctx.db, &args::command_variables(ctx)?)?;
+    options::check_collation(ctx.body)?;
+    options::check_min_max(ctx.body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &spec.ns)?;
+    check_hint(ctx.body, &target)?;
     let source = plan_find(ctx.node, &snapshot, &target, &spec)?;
     drop(snapshot);
     let reply = first_batch(ctx.node, &spec, source, matches!(target, Target::Missing))?;
@@ -667,6 +681,7 @@ pub fn kill_cursors(ctx: &Context<'_>) -> Result<Document> {
 pub async fn count(ctx: &Context<'_>) -> Result<Document> {
     let body = ctx.body;
     let ns = args::namespace(body, &ctx.db)?;
+    options::check_collation(body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     let query = args::opt_doc(body, "query")?.cloned().unwrap_or_default();
@@ -676,6 +691,7 @@ pub async fn count(ctx: &Context<'_>) -> Result<Document> {
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
+    check_hint(body, &target)?;
     let n = if query.is_empty()
         && let Target::Collection(meta) = &target
     {
@@ -700,12 +716,14 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
     let key = body
         .get_str("key")
         .map_err(|_| Error::type_mismatch("distinct: 'key' must be a string"))?;
+    options::check_collation(body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     let filter = Filter::parse(args::opt_doc(body, "query")?.unwrap_or(&Document::new()))?;
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
+    check_hint(body, &target)?;
     let mut seen = HashSet::new();
     let mut values = Vec::new();
     for_each_matching(ctx.node, &snapshot, &target, &filter, |doc| {
@@ -748,7 +766,7 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         ));
     }
     let ns = args::namespace(body, &ctx.db)?;
-    let stages = pipeline_stages(body)?;
+    let stages = args::command_variables(ctx)?.bind_stages(&pipeline_stages(body)?);
     let cursor_opts = args::opt_doc(body, "cursor")?;
     if cursor_opts.is_none() && !body.contains_key("explain") {
         return Err(Error::failed_to_parse(
@@ -760,12 +778,14 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         .transpose()?
         .unwrap_or(DEFAULT_BATCH);
     let allow_disk_use = args::opt_bool(body, "allowDiskUse")?;
+    options::check_collation(body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
+    check_hint(body, &target)?;
     let (filter, rest) = match stages.first() {
         Some(first) if first.contains_key("$collStats") => (None, &stages[1..]),
         Some(first) if first.contains_key("$match") => {

@@ -6,8 +6,13 @@
 //!                     majority-committed (so what was returned can never roll back)
 //! linearizable        primary only; after reading, write a no-op and wait until it is majority-committed,
 //!                     which proves this member was still primary when it answered
-//! afterClusterTime    wait until this member has applied that timestamp before reading
+//! afterClusterTime    (local and majority only; not null; not past this member's cluster time) wait
+//!                     until this member has applied (local) or majority-committed (majority) that
+//!                     timestamp before reading, within the command's `maxTimeMS`; a primary behind it
+//!                     writes a no-op to get there
 //! ```
+//!
+//! Every read records the optime it read at as the command's `operationTime` (`cluster_time.rs`).
 
 use bson::{Bson, Document, doc};
 
@@ -75,9 +80,21 @@ impl ReadConcern {
         }
         let after_cluster_time = match rc.get("afterClusterTime") {
             None => None,
+            Some(Bson::Timestamp(ts)) if ts.time == 0 && ts.increment == 0 => {
+                return Err(Error::new(
+                    code::INVALID_OPTIONS,
+                    "afterClusterTime cannot be a null timestamp",
+                ));
+            }
             Some(Bson::Timestamp(ts)) => Some(*ts),
             Some(_) => return Err(Error::type_mismatch("afterClusterTime must be a timestamp")),
         };
+        if after_cluster_time.is_some() && !matches!(level, Level::Local | Level::Majority) {
+            return Err(Error::new(
+                code::INVALID_OPTIONS,
+                "afterClusterTime field can be set only if level is local, majority or snapshot",
+            ));
+        }
         Ok(ReadConcern {
             level,
             after_cluster_time,
@@ -101,22 +118,59 @@ pub async fn before_read(ctx: &Context<'_>, rc: &ReadConcern) -> Result<()> {
         member.check_readable(ctx.secondary_ok)?;
     }
     if let Some(ts) = rc.after_cluster_time {
-        if rc.level == Level::Majority {
-            member.wait_committed(|committed| committed.ts >= ts).await?;
-        } else {
-            let mut positions = ctx.node.storage.watch_positions();
-            positions
-                .wait_for(|p| p.last_written.ts >= ts)
+        let current = super::cluster_time::current(ctx.node);
+        if ts > current {
+            return Err(Error::new(
+                code::INVALID_OPTIONS,
+                format!(
+                    "readConcern afterClusterTime value must not be greater than the current clusterTime. Requested clusterTime: {}; current clusterTime: {}",
+                    show(ts),
+                    show(current)
+                ),
+            ));
+        }
+        let wait = wait_for_cluster_time(ctx, rc.level, ts);
+        match args::opt_i64(ctx.body, "maxTimeMS")? {
+            Some(ms) if ms > 0 => tokio::time::timeout(std::time::Duration::from_millis(ms as u64), wait)
                 .await
-                .map_err(|_| Error::new(code::SHUTDOWN_IN_PROGRESS, "shutting down"))?;
+                .map_err(|_| Error::new(code::MAX_TIME_MS_EXPIRED, "operation exceeded time limit"))??,
+            _ => wait.await?,
         }
     }
     Ok(())
 }
 
+/// Waits until this member has applied (or, for majority, majority-committed) `ts`. A primary that has
+/// not reached it (a time gossiped from a member whose oplog ran ahead) writes a no-op to move on, as
+/// mongod does.
+async fn wait_for_cluster_time(ctx: &Context<'_>, level: Level, ts: bson::Timestamp) -> Result<()> {
+    let member = &ctx.node.member;
+    if member.role().writable && ctx.node.storage.positions().last_written.ts < ts {
+        ctx.node
+            .storage
+            .write(false, |w| w.noop(doc! {"msg": "afterClusterTime"}))
+            .await??;
+    }
+    if level == Level::Majority {
+        return member.wait_committed(|committed| committed.ts >= ts).await;
+    }
+    let mut positions = ctx.node.storage.watch_positions();
+    positions
+        .wait_for(|p| p.last_written.ts >= ts)
+        .await
+        .map(|_| ())
+        .map_err(|_| Error::new(code::SHUTDOWN_IN_PROGRESS, "shutting down"))
+}
+
+/// A timestamp as mongod prints it: `Timestamp(time, increment)`.
+fn show(ts: bson::Timestamp) -> String {
+    format!("Timestamp({}, {})", ts.time, ts.increment)
+}
+
 /// Waits after a read: majority reads until what was read is majority-committed, linearizable reads until
 /// a no-op written after the read is majority-committed.
 pub async fn after_read(ctx: &Context<'_>, rc: &ReadConcern, read_at: OpTime) -> Result<()> {
+    ctx.operation_time.note(read_at.ts);
     let member = &ctx.node.member;
     if serves_as_deposed_primary(ctx) {
         // Fail point: no majority wait, no linearizable no-op.

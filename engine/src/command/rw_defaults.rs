@@ -72,6 +72,13 @@ pub fn resolve_write_concern(ctx: &Context<'_>, given: Option<&Document>) -> Res
     Ok(wc)
 }
 
+/// Whether an administrator set a cluster-wide default write concern (`setDefaultRWConcern`).
+pub fn has_global_write_concern(ctx: &Context<'_>) -> Result<bool> {
+    Ok(stored(ctx)?
+        .and_then(|d| d.get_document("defaultWriteConcern").ok().cloned())
+        .is_some_and(|d| !d.is_empty()))
+}
+
 /// The read concern level a read without one runs at: the cluster-wide default, else `local`.
 pub fn default_read_level(ctx: &Context<'_>) -> Result<Option<String>> {
     Ok(stored(ctx)?

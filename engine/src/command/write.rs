@@ -3,11 +3,19 @@
 //! Each command runs as one job of the storage writer (so it shares a group commit with concurrent writes),
 //! then waits for its write concern. Retryable writes (`lsid` + `txnNumber`) look up each statement in the
 //! session table first and return the stored result instead of applying it twice.
+//!
+//! Updates are operator, replacement or pipeline-style (`query::update`), with `arrayFilters` and the
+//! query's matched array position for the positional operators; `let` (and a statement's `c`) variables are
+//! bound into filters and update pipelines; a statement's `hint` and `collation` are checked (`options`);
+//! every document written goes through the collection's validator (`validator`) unless the command says
+//! `bypassDocumentValidation`.
 
 use bson::{Bson, Document, doc, oid::ObjectId};
 
 use super::Context;
 use super::args;
+use super::options;
+use super::validator::Validator;
 use crate::bsonx;
 use crate::depth;
 use crate::error::{Error, Result, code};
@@ -18,6 +26,7 @@ use crate::query::filter::Filter;
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use crate::query::update::Update;
+use crate::query::variables::Variables;
 use crate::storage::{CollectionMeta, Namespace, SessionStatement, WriteCtx};
 
 /// The maximum size of a stored document.
@@ -82,6 +91,8 @@ struct WriteCommon {
     ordered: bool,
     wc: WriteConcern,
     session: Option<RetryableWrite>,
+    /// `bypassDocumentValidation`: the collection validator is not applied.
+    bypass_validation: bool,
 }
 
 fn common(ctx: &Context<'_>) -> Result<WriteCommon> {
@@ -94,6 +105,7 @@ fn common(ctx: &Context<'_>) -> Result<WriteCommon> {
         ordered: args::opt_bool(ctx.body, "ordered")?.unwrap_or(true),
         wc: super::rw_defaults::resolve_write_concern(ctx, args::opt_doc(ctx.body, "writeConcern")?)?,
         session: RetryableWrite::parse(ctx.body)?,
+        bypass_validation: args::opt_bool(ctx.body, "bypassDocumentValidation")?.unwrap_or(false),
         ns,
     })
 }
@@ -131,6 +143,7 @@ async fn run_job<R: Send + 'static>(
         return Ok((output, None));
     }
     let optime = ctx.node.storage.positions().last_written;
+    ctx.operation_time.note(optime.ts);
     tracing::trace!(target: "write_path", ts = crate::storage::ts_to_u64(optime.ts), "cmd.committed");
     let wc_error = ctx.node.member.wait_for_write_concern(optime, wc).await;
     tracing::trace!(target: "write_path", ts = crate::storage::ts_to_u64(optime.ts), "cmd.acked");
@@ -211,13 +224,18 @@ pub async fn insert(ctx: &Context<'_>) -> Result<Document> {
         ordered,
         wc,
         session,
+        bypass_validation,
     } = common;
     let ((n, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
-        let meta = match w.ensure_collection(&ns) {
-            Ok(meta) => meta,
+        let (meta, validator) = match w
+            .ensure_collection(&ns)
+            .and_then(|meta| Validator::of(&meta, bypass_validation).map(|v| (meta, v)))
+        {
+            Ok(found) => found,
             Err(err) => return (0, vec![err.to_write_error(0)]),
         };
         let (done, errors) = run_statements(prepared, ordered, |i, doc| {
+            Validator::check(validator.as_ref(), &doc, None)?;
             let stmt = session.as_ref().map(|s| s.statement(i));
             insert_one(w, &meta, doc, stmt.as_ref())
         });
@@ -285,22 +303,20 @@ struct UpdateStatement {
     update: Update,
     upsert: bool,
     multi: bool,
+    hint: Option<Bson>,
+    bypass_validation: bool,
 }
 
-fn parse_update_statement(value: &Bson) -> Result<UpdateStatement> {
+fn parse_update_statement(value: &Bson, vars: &Variables, bypass_validation: bool) -> Result<UpdateStatement> {
     let Bson::Document(stmt) = value else {
         return Err(Error::type_mismatch("each update must be an object"));
     };
-    let filter = Filter::parse(args::opt_doc(stmt, "q")?.unwrap_or(&Document::new()))?;
+    options::check_collation(stmt)?;
+    let vars = vars.with(&args::variables(stmt, "c")?);
+    let filter = parse_filter(args::opt_doc(stmt, "q")?, &vars)?;
     let update = match stmt.get("u") {
-        Some(Bson::Document(u)) => Update::parse(u)?,
-        Some(Bson::Array(_)) => {
-            return Err(Error::new(
-                (2, "BadValue"),
-                "pipeline-style updates are not supported by the Faultline engine yet",
-            ));
-        }
-        _ => return Err(Error::failed_to_parse("BSON field 'u' is missing but a required field")),
+        Some(u) => parse_update(u, &array_filters(stmt)?, &vars, "u")?,
+        None => return Err(Error::failed_to_parse("BSON field 'u' is missing but a required field")),
     };
     let multi = args::opt_bool(stmt, "multi")?.unwrap_or(false);
     if multi && update.is_replacement() {
@@ -313,7 +329,63 @@ fn parse_update_statement(value: &Bson) -> Result<UpdateStatement> {
         update,
         upsert: args::opt_bool(stmt, "upsert")?.unwrap_or(false),
         multi,
+        hint: stmt.get("hint").cloned(),
+        bypass_validation,
     })
+}
+
+/// A write's filter with the user variables bound.
+fn parse_filter(filter: Option<&Document>, vars: &Variables) -> Result<Filter> {
+    Ok(Filter::parse(&vars.bind_filter(filter.unwrap_or(&Document::new())))?)
+}
+
+/// An update: operators or a replacement (a document), or a pipeline (an array of stages, with the user
+/// variables bound).
+fn parse_update(value: &Bson, array_filters: &[Document], vars: &Variables, field: &str) -> Result<Update> {
+    match value {
+        Bson::Document(u) => Ok(Update::parse_with_array_filters(u, array_filters)?),
+        Bson::Array(stages) => {
+            let stages: Vec<Document> = stages
+                .iter()
+                .map(|s| {
+                    s.as_document()
+                        .cloned()
+                        .ok_or_else(|| Error::type_mismatch("each stage of an update pipeline must be an object"))
+                })
+                .collect::<Result<_>>()?;
+            Ok(Update::parse_pipeline(&vars.bind_stages(&stages), array_filters)?)
+        }
+        _ => Err(Error::type_mismatch(format!(
+            "BSON field '{field}' is the wrong type, expected an object or an array"
+        ))),
+    }
+}
+
+/// A statement's (or findAndModify's) `arrayFilters`: documents.
+fn array_filters(body: &Document) -> Result<Vec<Document>> {
+    args::opt_array(body, "arrayFilters")?
+        .map(|filters| {
+            filters
+                .iter()
+                .map(|f| {
+                    f.as_document()
+                        .cloned()
+                        .ok_or_else(|| Error::type_mismatch("each array filter must be an object"))
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| Ok(Vec::new()))
+}
+
+/// Applies an update to a document the filter matched, telling it which array element the filter matched
+/// through when the update uses the positional `$`.
+fn apply_to_match(update: &Update, filter: &Filter, doc: &mut Document, now: bson::DateTime) -> Result<bool> {
+    let matched = if update.uses_matched_position() {
+        filter.matched_array_index(doc)
+    } else {
+        None
+    };
+    Ok(update.apply_matched(doc, false, now, matched)?)
 }
 
 /// The outcome of one update statement, as stored for retries.
@@ -345,13 +417,17 @@ impl UpdateOutcome {
 pub async fn update(ctx: &Context<'_>) -> Result<Document> {
     let common = common(ctx)?;
     let raw = documents(ctx.body, "updates")?;
-    let statements: Vec<Result<UpdateStatement>> = raw.iter().map(parse_update_statement).collect();
+    let vars = args::command_variables(ctx)?;
+    let bypass = common.bypass_validation;
+    let statements: Vec<Result<UpdateStatement>> =
+        raw.iter().map(|u| parse_update_statement(u, &vars, bypass)).collect();
     Counters::bump(&ctx.node.counters.updates, statements.len() as u64);
     let WriteCommon {
         ns,
         ordered,
         wc,
         session,
+        ..
     } = common;
     let ((n, modified, upserted, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
         let (outcomes, errors) = run_statements(statements, ordered, |i, stmt| {
@@ -398,6 +474,8 @@ fn apply_update_statement(
     let mut outcome = UpdateOutcome::default();
     let now = w.clock().now();
     let meta = w.collection(ns)?;
+    options::check_hint(stmt.hint.as_ref(), meta.as_ref())?;
+    let validator = validator_of(meta.as_ref(), stmt.bypass_validation)?;
     let targets = match &meta {
         Some(meta) => find_targets(w, meta, &stmt.filter, None, if stmt.multi { usize::MAX } else { 1 })?,
         None => Vec::new(),
@@ -406,7 +484,8 @@ fn apply_update_statement(
         for before in targets {
             let mut after = before.clone();
             outcome.matched += 1;
-            if stmt.update.apply(&mut after, false, now)? {
+            if apply_to_match(&stmt.update, &stmt.filter, &mut after, now)? {
+                Validator::check(validator.as_ref(), &after, Some(&before))?;
                 w.replace(meta, &before, after, session)?;
                 outcome.modified += 1;
             }
@@ -416,11 +495,17 @@ fn apply_update_statement(
         let doc = upsert_document(&stmt.filter, &stmt.update, now)?;
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
         let meta = w.ensure_collection(ns)?;
+        Validator::check(validator.as_ref(), &doc, None)?;
         w.insert(&meta, doc, session)?;
         outcome.matched = 1;
         outcome.upserted = Some(id);
     }
     Ok(outcome)
+}
+
+/// The validator of a collection that may not exist yet (then it has none).
+fn validator_of(meta: Option<&CollectionMeta>, bypass: bool) -> Result<Option<Validator>> {
+    Ok(meta.map(|m| Validator::of(m, bypass)).transpose()?.flatten())
 }
 
 /// Documents matching `filter` (sorted when asked), at most `limit`, read inside the write transaction.
@@ -468,13 +553,15 @@ fn upsert_document(filter: &Filter, update: &Update, now: bson::DateTime) -> Res
 pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
     let common = common(ctx)?;
     let raw = documents(ctx.body, "deletes")?;
-    let statements: Vec<Result<(Filter, usize)>> = raw
+    let vars = args::command_variables(ctx)?;
+    let statements: Vec<Result<(Filter, usize, Option<Bson>)>> = raw
         .iter()
         .map(|value| {
             let Bson::Document(stmt) = value else {
                 return Err(Error::type_mismatch("each delete must be an object"));
             };
-            let filter = Filter::parse(args::opt_doc(stmt, "q")?.unwrap_or(&Document::new()))?;
+            options::check_collation(stmt)?;
+            let filter = parse_filter(args::opt_doc(stmt, "q")?, &vars)?;
             let limit = match args::opt_i64(stmt, "limit")? {
                 Some(0) => usize::MAX,
                 Some(1) => 1,
@@ -489,7 +576,7 @@ pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
                     ));
                 }
             };
-            Ok((filter, limit))
+            Ok((filter, limit, stmt.get("hint").cloned()))
         })
         .collect();
     Counters::bump(&ctx.node.counters.deletes, statements.len() as u64);
@@ -498,11 +585,12 @@ pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
         ordered,
         wc,
         session,
+        ..
     } = common;
     let ((n, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
-        let (deleted, errors) = run_statements(statements, ordered, |i, (filter, limit)| {
+        let (deleted, errors) = run_statements(statements, ordered, |i, (filter, limit, hint)| {
             let session_stmt = session.as_ref().map(|s| s.statement(i));
-            delete_statement(w, &ns, &filter, limit, session_stmt.as_ref())
+            delete_statement(w, &ns, &filter, limit, hint.as_ref(), session_stmt.as_ref())
         });
         let n: i32 = deleted.iter().sum();
         (n, errors)
@@ -516,6 +604,7 @@ fn delete_statement(
     ns: &Namespace,
     filter: &Filter,
     limit: usize,
+    hint: Option<&Bson>,
     session: Option<&SessionStatement>,
 ) -> Result<i32> {
     let stored = |d: &Document| d.get_i32("n").unwrap_or(0);
@@ -525,7 +614,9 @@ fn delete_statement(
         stored,
         |n| doc! {"n": *n},
         |w| {
-            let Some(meta) = w.collection(ns)? else { return Ok(0) };
+            let meta = w.collection(ns)?;
+            options::check_hint(hint, meta.as_ref())?;
+            let Some(meta) = meta else { return Ok(0) };
             let targets = find_targets(w, &meta, filter, None, limit)?;
             for doc in &targets {
                 w.delete(&meta, doc, session)?;
@@ -544,10 +635,13 @@ struct FindAndModify {
     return_new: bool,
     upsert: bool,
     fields: Option<Projection>,
+    hint: Option<Bson>,
+    bypass_validation: bool,
 }
 
-fn parse_find_and_modify(body: &Document) -> Result<FindAndModify> {
-    let filter = Filter::parse(args::opt_doc(body, "query")?.unwrap_or(&Document::new()))?;
+fn parse_find_and_modify(body: &Document, vars: &Variables) -> Result<FindAndModify> {
+    options::check_collation(body)?;
+    let filter = parse_filter(args::opt_doc(body, "query")?, vars)?;
     let sort = match args::opt_doc(body, "sort")? {
         Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
         _ => None,
@@ -555,12 +649,7 @@ fn parse_find_and_modify(body: &Document) -> Result<FindAndModify> {
     let remove = args::opt_bool(body, "remove")?.unwrap_or(false);
     let update = match body.get("update") {
         None | Some(Bson::Null) => None,
-        Some(Bson::Document(u)) => Some(Update::parse(u)?),
-        Some(Bson::Array(_)) => {
-            return Err(Error::bad_value(
-                "pipeline-style updates are not supported by the Faultline engine yet",
-            ));
-        }
+        Some(u @ (Bson::Document(_) | Bson::Array(_))) => Some(parse_update(u, &array_filters(body)?, vars, "update")?),
         Some(_) => return Err(Error::type_mismatch("findAndModify: 'update' must be an object")),
     };
     match (remove, update.is_some()) {
@@ -591,12 +680,14 @@ fn parse_find_and_modify(body: &Document) -> Result<FindAndModify> {
         return_new,
         upsert,
         fields,
+        hint: body.get("hint").cloned(),
+        bypass_validation: args::opt_bool(body, "bypassDocumentValidation")?.unwrap_or(false),
     })
 }
 
 pub async fn find_and_modify(ctx: &Context<'_>) -> Result<Document> {
     let common = common(ctx)?;
-    let spec = parse_find_and_modify(ctx.body)?;
+    let spec = parse_find_and_modify(ctx.body, &args::command_variables(ctx)?)?;
     Counters::bump(
         if spec.remove {
             &ctx.node.counters.deletes
@@ -643,6 +734,8 @@ fn apply_find_and_modify(
         }
     };
     let meta = w.collection(ns)?;
+    options::check_hint(spec.hint.as_ref(), meta.as_ref())?;
+    let validator = validator_of(meta.as_ref(), spec.bypass_validation)?;
     let target = match &meta {
         Some(meta) => find_targets(w, meta, &spec.filter, spec.sort.as_ref(), 1)?
             .into_iter()
@@ -665,9 +758,10 @@ fn apply_find_and_modify(
                 .as_ref()
                 .ok_or_else(|| Error::internal("matched a document in a missing collection"))?;
             let mut after = before.clone();
-            let changed = update.apply(&mut after, false, now)?;
+            let changed = apply_to_match(update, &spec.filter, &mut after, now)?;
             let value = project(if spec.return_new { after.clone() } else { before.clone() })?;
             if changed {
+                Validator::check(validator.as_ref(), &after, Some(&before))?;
                 w.replace(meta, &before, after, session)?;
             }
             doc! {"lastErrorObject": {"n": 1, "updatedExisting": true}, "value": value}
@@ -681,6 +775,7 @@ fn apply_find_and_modify(
                 Bson::Null
             };
             let meta = w.ensure_collection(ns)?;
+            Validator::check(validator.as_ref(), &doc, None)?;
             w.insert(&meta, doc, session)?;
             doc! {"lastErrorObject": {"n": 1, "updatedExisting": false, "upserted": id}, "value": value}
         }

@@ -111,6 +111,9 @@ fn location_name(code: i32) -> &'static str {
         16554 => "Location16554",
         16555 => "Location16555",
         16608 => "Location16608",
+        16869 => "Location16869",
+        16870 => "Location16870",
+        16871 => "Location16871",
         16610 => "Location16610",
         28818 => "Location28818",
         31250 => "Location31250",
@@ -128,6 +131,7 @@ fn location_name(code: i32) -> &'static str {
         40353 => "Location40353",
         51091 => "Location51091",
         51108 => "Location51108",
+        3040500 => "Location3040500",
         5729100 => "Location5729100",
         _ => "Location",
     }

@@ -13,6 +13,7 @@
 //! projection  find projections and $project
 //! sort        sort specifications
 //! pipeline    aggregation pipelines ($match, $group, $unwind, ...)
+//! variables   user variables (`let`): evaluated once, bound into filters' $expr and pipeline stages
 //! ```
 mod error;
 mod numeric;
@@ -32,5 +33,6 @@ pub mod pipeline;
 pub mod projection;
 pub mod sort;
 pub mod update;
+pub mod variables;
 
 pub use error::QueryError;

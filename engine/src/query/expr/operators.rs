@@ -1,4 +1,5 @@
-//! The expression operators this engine supports and their evaluation.
+//! The expression operators this engine supports and their evaluation. `$rand` is the one that is not a
+//! function of its arguments: it draws from the thread's random generator.
 use std::cmp::Ordering;
 
 use bson::{Bson, Document};
@@ -40,6 +41,7 @@ pub enum Operator {
     Avg,
     Min,
     Max,
+    Rand,
 }
 
 impl Operator {
@@ -51,6 +53,13 @@ impl Operator {
         let operator = Self::from_name(name)
             .ok_or_else(|| QueryError::invalid_pipeline_operator(format!("Unrecognized expression '{name}'")))?;
         let args = match (operator, arguments) {
+            (Operator::Rand, Bson::Document(spec)) if spec.is_empty() => Vec::new(),
+            (Operator::Rand, _) => {
+                return Err(QueryError::location(
+                    3040500,
+                    "$rand does not currently accept arguments",
+                ));
+            }
             (Operator::Cond, Bson::Document(spec)) => cond_arguments(spec)?,
             (_, Bson::Array(items)) => items.iter().map(Expr::parse_unchecked).collect::<Result<_, _>>()?,
             (_, single) => vec![Expr::parse_unchecked(single)?],
@@ -91,6 +100,7 @@ impl Operator {
             "$avg" => Avg,
             "$min" => Min,
             "$max" => Max,
+            "$rand" => Rand,
             _ => return None,
         })
     }
@@ -154,6 +164,7 @@ impl Operator {
             In => Some(in_array(nth(values, 0), nth(values, 1))?),
             Type => Some(Bson::String(type_name(nth(values, 0).as_ref()).to_string())),
             Sum | Avg | Min | Max => array_accumulate(self, values)?,
+            Rand => Some(Bson::Double(rand::random::<f64>())),
             And | Or | Cond | IfNull => None,
         })
     }

@@ -65,6 +65,14 @@ impl Filter {
         self.root.id_equality()
     }
 
+    /// The index of the array element through which `doc` matched: what the positional `$` update operator
+    /// stands for. For a field clause whose path reaches an array, the first element that satisfies the
+    /// clause; of several such clauses, the last (as mongod records it); `None` when no clause matched
+    /// through an array.
+    pub fn matched_array_index(&self, doc: &Document) -> Option<usize> {
+        self.root.matched_array_index(doc)
+    }
+
     /// The document an upsert starts from: the filter's equality conditions on fields (including dotted paths
     /// and those inside `$and`). Conditions that cannot be laid out together are skipped.
     pub fn upsert_seed(&self) -> Document {
@@ -83,6 +91,18 @@ impl Clause {
             Clause::Field { path, test } => test.matches_reached(&reach(doc, path)),
             // A runtime error in $expr (e.g. $divide by zero) makes the document not match.
             Clause::Expr(expr) => expr.evaluate(doc).map(|v| is_truthy(v.as_ref())).unwrap_or(false),
+        }
+    }
+
+    fn matched_array_index(&self, doc: &Document) -> Option<usize> {
+        match self {
+            Clause::And(clauses) => clauses.iter().rev().find_map(|c| c.matched_array_index(doc)),
+            Clause::Or(clauses) => clauses
+                .iter()
+                .find(|c| c.matches(doc))
+                .and_then(|c| c.matched_array_index(doc)),
+            Clause::Field { path, test } => field_array_index(doc, path, test),
+            Clause::Nor(_) | Clause::Expr(_) => None,
         }
     }
 
@@ -109,6 +129,28 @@ impl Clause {
             _ => {}
         }
     }
+}
+
+/// The first element of the first array on `path` in `doc` through which `test` holds: at the end of the
+/// path, an element that satisfies the test itself; inside it, an embedded document whose rest of the path
+/// satisfies it. A numeric segment right after the array indexes it and records no position.
+fn field_array_index(doc: &Document, path: &[String], test: &Test) -> Option<usize> {
+    let mut current = doc;
+    for (at, segment) in path.iter().enumerate() {
+        let rest = &path[at + 1..];
+        match current.get(segment)? {
+            Bson::Array(items) if rest.is_empty() => return items.iter().position(|item| test.matches_element(item)),
+            Bson::Array(_) if super::traverse::array_index(&rest[0]).is_some() => return None,
+            Bson::Array(items) => {
+                return items
+                    .iter()
+                    .position(|item| matches!(item, Bson::Document(d) if test.matches_reached(&reach(d, rest))));
+            }
+            Bson::Document(inner) if !rest.is_empty() => current = inner,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Whether `dotted` is already set in the seed or is a prefix of a field already set.

@@ -105,6 +105,17 @@ impl Test {
         }
     }
 
+    /// Whether one element of an array the path ends at satisfies the test (which element the positional
+    /// `$` stands for).
+    pub(crate) fn matches_element(&self, element: &Bson) -> bool {
+        match self {
+            Test::ElemMatchValue(_) | Test::ElemMatchDocument(_) => self.element_matches(element),
+            Test::All(tests) => tests.iter().all(|t| t.matches_element(element)),
+            Test::Not(_) | Test::Exists(_) | Test::Size(_) | Test::Never => false,
+            _ => self.matches_single(Some(element)),
+        }
+    }
+
     fn element_matches(&self, element: &Bson) -> bool {
         match self {
             Test::ElemMatchValue(tests) => tests.iter().all(|t| t.matches_reached(&[Some(element)])),

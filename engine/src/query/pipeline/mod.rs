@@ -64,6 +64,35 @@ fn top_k(after: &[Stage]) -> Option<usize> {
     None
 }
 
+/// The stages a pipeline-style update may run.
+const UPDATE_STAGES: [&str; 6] = [
+    "$addFields",
+    "$set",
+    "$project",
+    "$unset",
+    "$replaceRoot",
+    "$replaceWith",
+];
+
+/// Checks a pipeline-style update: every stage parses, and is one an update may run (InvalidOptions, 72,
+/// otherwise).
+pub fn check_update_pipeline(stages: &[Document]) -> Result<(), QueryError> {
+    for stage in stages {
+        Stage::parse(stage)?;
+    }
+    for stage in stages {
+        let name = stage.keys().next().map(String::as_str).unwrap_or("");
+        if !UPDATE_STAGES.contains(&name) {
+            return Err(QueryError::new(
+                72,
+                "InvalidOptions",
+                format!("{name} is not allowed to be used within an update"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Runs an aggregation pipeline over a list of documents, in memory within the default limits.
 pub fn run(stages: &[Document], input: Vec<Document>, now: DateTime) -> Result<Vec<Document>, QueryError> {
     let mut stream = build(stages, Box::new(VecStream::new(input)), now, &Limits::default())?;

@@ -5,6 +5,7 @@ use bson::{Bson, Document};
 
 use super::actions::{Action, BitOp, Op};
 use super::arrays::{PullCondition, PushSort, PushSpec};
+use super::positional;
 use crate::query::expr::type_name;
 use crate::query::filter::Filter;
 use crate::query::numeric::Number;
@@ -79,13 +80,9 @@ fn check_path_depth(field: &str, writes: bool) -> Result<(), QueryError> {
 
 fn validate_update_path(field: &str) -> Result<(), QueryError> {
     path::validate(field)?;
+    positional::validate(field)?;
     for segment in field.split('.') {
-        if segment == "$" || segment.starts_with("$[") {
-            return Err(QueryError::bad_value(format!(
-                "positional update operators are not supported by this server: '{field}'"
-            )));
-        }
-        if segment.starts_with('$') {
+        if segment.starts_with('$') && positional::segment(segment) == positional::Segment::Field(segment) {
             return Err(QueryError::dollar_prefixed(format!(
                 "The dollar ($) prefixed field '{segment}' in '{field}' is not valid for storage."
             )));
@@ -129,6 +126,13 @@ fn check_conflicts(actions: &[Action]) -> Result<(), QueryError> {
             targets.push(to);
         }
     }
+    check_path_conflicts(targets)
+}
+
+/// Fails when one of `targets` equals another or lies under it (code 40): the conflict check of parsing,
+/// and of the concrete paths positional operators expand to in a document (`$[]` and `a.0` both writing
+/// `a.0`).
+pub(super) fn check_path_conflicts(mut targets: Vec<&str>) -> Result<(), QueryError> {
     targets.sort_by(|a, b| compare_paths(a, b));
     for pair in targets.windows(2) {
         if let [shorter, longer] = pair
@@ -210,6 +214,16 @@ fn parse_rename(field: &str, argument: &Bson) -> Result<Op, QueryError> {
     };
     validate_update_path(to)?;
     check_path_depth(to, true)?;
+    if positional::is_positional(field) {
+        return Err(QueryError::bad_value(format!(
+            "The source field for $rename may not be dynamic: {field}"
+        )));
+    }
+    if positional::is_positional(to) {
+        return Err(QueryError::bad_value(format!(
+            "The destination field for $rename may not be dynamic: {to}"
+        )));
+    }
     if to == field {
         return Err(QueryError::bad_value(format!(
             "The source and target field for $rename must differ: {field}: \"{to}\""

@@ -1,0 +1,127 @@
+//! Command options the engine checks rather than accepts and ignores, so a client that asks for something
+//! gets MongoDB's error or an honest "not implemented" instead of a silently different answer.
+//!
+//! ```text
+//! hint        must name an index of the collection (by name or key pattern) or be {$natural: ±1}: else
+//!             BadValue (2), as mongod's planner refuses it; a missing collection takes any hint
+//! collation   {locale: "simple"} (the byte order the engine compares in) is accepted; any other collation
+//!             is NotImplemented (238); no locale is 40414, not an object 14
+//! min / max   need a hint (2, mongod's rule); with one, NotImplemented (238): no index bounds here
+//! ```
+//!
+//! The collection `validator` is enforced by the write path (`write.rs`, `validator`).
+
+use bson::{Bson, Document};
+
+use crate::error::{Error, Result};
+use crate::storage::CollectionMeta;
+
+const NOT_IMPLEMENTED: (i32, &str) = (238, "NotImplemented");
+
+/// Checks a `hint` against the collection it will run on.
+pub fn check_hint(hint: Option<&Bson>, meta: Option<&CollectionMeta>) -> Result<()> {
+    let (Some(hint), Some(meta)) = (hint, meta) else {
+        return Ok(());
+    };
+    let found = match hint {
+        Bson::String(name) => meta.index(name).is_some(),
+        Bson::Document(key) if key.is_empty() => true,
+        Bson::Document(key) if key.keys().next().is_some_and(|k| k == "$natural") => true,
+        Bson::Document(key) => meta
+            .indexes
+            .iter()
+            .any(|i| crate::query::compare::compare_documents(&i.key, key).is_eq()),
+        Bson::Null => true,
+        _ => {
+            return Err(Error::failed_to_parse("hint must be either a string or an object"));
+        }
+    };
+    if found {
+        return Ok(());
+    }
+    Err(Error::bad_value(
+        "error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index",
+    ))
+}
+
+/// Checks the `collation` a command (or statement, or index specification) carries.
+pub fn check_collation(body: &Document) -> Result<()> {
+    let collation = match body.get("collation") {
+        None | Some(Bson::Null) => return Ok(()),
+        Some(Bson::Document(c)) => c,
+        Some(_) => {
+            return Err(Error::type_mismatch(
+                "BSON field 'collation' is the wrong type, expected type 'object'",
+            ));
+        }
+    };
+    match collation.get("locale") {
+        Some(Bson::String(locale)) if locale == "simple" => Ok(()),
+        Some(Bson::String(locale)) => Err(Error::new(
+            NOT_IMPLEMENTED,
+            format!(
+                "collation with locale '{locale}' is not supported by the Faultline engine; only the simple collation ({{locale: \"simple\"}}) is"
+            ),
+        )),
+        Some(_) => Err(Error::type_mismatch(
+            "BSON field 'locale' is the wrong type, expected type 'string'",
+        )),
+        None => Err(Error::new(
+            (40414, "Location40414"),
+            "BSON field 'locale' is missing but a required field",
+        )),
+    }
+}
+
+/// Checks a find's `min`/`max`.
+pub fn check_min_max(body: &Document) -> Result<()> {
+    let bounded = ["min", "max"]
+        .iter()
+        .any(|k| matches!(body.get(k), Some(Bson::Document(d)) if !d.is_empty()));
+    if !bounded {
+        return Ok(());
+    }
+    if !matches!(body.get("hint"), Some(Bson::String(_) | Bson::Document(_))) {
+        return Err(Error::bad_value(
+            "error processing query: planner returned error :: caused by :: When using min()/max() a hint of which index to use must be specified",
+        ));
+    }
+    Err(Error::new(
+        NOT_IMPLEMENTED,
+        "min() and max() index bounds are not supported by the Faultline engine",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::doc;
+
+    use super::*;
+    use crate::error::code;
+    use crate::storage::Namespace;
+
+    fn meta() -> CollectionMeta {
+        CollectionMeta::new(Namespace::new("d", "c"), Document::new())
+    }
+
+    #[test]
+    fn hints_name_existing_indexes() {
+        let meta = meta();
+        let code_of = |hint: Bson| check_hint(Some(&hint), Some(&meta)).err().map(|e| e.code);
+        assert_eq!(code_of(Bson::String("_id_".into())), None);
+        assert_eq!(code_of(Bson::Document(doc! {"_id": 1.0})), None);
+        assert_eq!(code_of(Bson::Document(doc! {"$natural": -1})), None);
+        assert_eq!(code_of(Bson::String("x_1".into())), Some(code::BAD_VALUE.0));
+        assert_eq!(code_of(Bson::Int32(3)), Some(code::FAILED_TO_PARSE.0));
+        assert!(check_hint(Some(&Bson::String("x".into())), None).is_ok());
+    }
+
+    #[test]
+    fn only_the_simple_collation_is_accepted() {
+        let code_of = |body: Document| check_collation(&body).err().map(|e| e.code);
+        assert_eq!(code_of(doc! {"collation": {"locale": "simple"}}), None);
+        assert_eq!(code_of(doc! {"collation": {"locale": "en"}}), Some(238));
+        assert_eq!(code_of(doc! {"collation": {"strength": 1}}), Some(40414));
+        assert_eq!(code_of(doc! {"collation": 1}), Some(14));
+    }
+}
