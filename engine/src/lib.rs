@@ -21,6 +21,7 @@
 //! bsonx        BSON number and truthiness rules every layer reads values with
 //! host         this machine's host name
 //! shutdown     the stop signal of listeners and connections
+//! shard/       sharding's pure core: shard keys, hashed values, chunks, versions, routing tables
 //! sim/         in-process simulation of several real members over a faulty simulated network
 //! ```
 pub mod bsonx;
@@ -38,6 +39,7 @@ pub mod options;
 pub mod query;
 pub mod repl;
 pub mod server;
+pub mod shard;
 pub mod shutdown;
 pub mod sim;
 pub mod spill;
