@@ -226,6 +226,8 @@ pub struct Node {
     pub counters: Counters,
     pub queries: QueryRuntime,
     pub activity: Activity,
+    /// A shard member's sharding state (identity, owned versions); unused on other members.
+    pub sharding: crate::shardsvr::ShardingState,
 }
 
 impl Node {
@@ -282,6 +284,7 @@ impl Node {
             counters: Counters::default(),
             queries: QueryRuntime::new()?,
             activity: Activity::default(),
+            sharding: Default::default(),
         }))
     }
 

@@ -8,6 +8,7 @@ mod gate;
 mod generate_cmd;
 mod input;
 mod logging;
+mod mongos;
 mod nemesis;
 mod node;
 mod parent_watch;
@@ -32,6 +33,8 @@ struct Cli {
 enum Command {
     /// Run one member of the bundled MongoDB-compatible database (mongod's flags and config keys).
     Node(NodeCommand),
+    /// Run a query router of a sharded cluster (mongos' flags and config keys: --configdb, --port, ...).
+    Mongos(mongos::MongosArgs),
     /// Check recorded histories (or stored run directories) for consistency anomalies.
     Check(check::CheckArgs),
     /// Re-render a stored run's plots and report.html (or every run of a store and its index.html).
@@ -79,6 +82,7 @@ fn main() {
             Some(parent) => parent_watch::die_with_parent(parent).and_then(|()| node::run(&command.args)),
             None => node::run(&command.args),
         },
+        Command::Mongos(args) => mongos::run(args),
         Command::Check(args) => check::run(args),
         Command::Report(args) => report_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),

@@ -47,6 +47,7 @@ pub use version::ChunkVersion;
 pub mod code {
     pub const HOST_UNREACHABLE: (i32, &str) = (6, "HostUnreachable");
     pub const SHARD_KEY_NOT_FOUND: (i32, &str) = (61, "ShardKeyNotFound");
+    pub const SHARDING_STATE_NOT_INITIALIZED: (i32, &str) = (62, "ShardingStateNotInitialized");
     pub const SHARD_NOT_FOUND: (i32, &str) = (70, "ShardNotFound");
     pub const OPERATION_FAILED: (i32, &str) = (96, "OperationFailed");
     pub const CONFLICTING_OPERATION_IN_PROGRESS: (i32, &str) = (117, "ConflictingOperationInProgress");

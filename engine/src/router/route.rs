@@ -1,0 +1,721 @@
+//! CRUD through the router.
+//!
+//! - `insert`: each document goes to the shard owning its shard key's chunk (a document without `_id` gets
+//!   one here, as mongos does); ordered inserts are sent as consecutive runs per shard and stop at the first
+//!   error, unordered ones as one batch per shard. Statement ids (`stmtIds`) follow the documents, so a
+//!   retryable write split over shards, or re-sent after StaleConfig, runs each statement at most once.
+//! - `find` and `count`: a filter that targets one shard is passed through (its cursor stays on the shard);
+//!   otherwise every owning shard is asked and the results merged here (sort, skip, limit, projection after
+//!   the sort), and the rest served from a router cursor.
+//! - Any other command of an unsharded collection, or of a database, goes to the database's primary shard.
+//!   Other commands on a sharded collection are refused for now (updates, deletes, aggregation: phase 2).
+//!
+//! Every request to a shard carries `shardVersion` (the routing table's version for that shard, or the
+//! unsharded version) and, for unsharded collections, `databaseVersion`. A StaleConfig answer drops the cached
+//! metadata; the request is routed again from fresh metadata, at most [`MAX_STALE_RETRIES`] times.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bson::oid::ObjectId;
+use bson::{Bson, Document, doc};
+
+use super::Router;
+use super::catalog::{DatabaseEntry, ShardEntry};
+use super::cluster::ensure_database;
+use super::cursors::RouterCursor;
+use super::rs_client::error_of_reply;
+use crate::error::{Error, Result, code};
+use crate::query::projection::Projection;
+use crate::query::sort::SortSpec;
+use crate::shard::{self, ChunkVersion, RoutingTable, target_filter};
+use crate::wire::client::reply_ok;
+
+/// How many times one request is routed again after StaleConfig answers.
+pub const MAX_STALE_RETRIES: usize = 10;
+
+/// Where a collection's documents are.
+enum Placement {
+    /// The cluster has no such database.
+    Missing,
+    Unsharded(DatabaseEntry, Arc<ShardEntry>),
+    Sharded(Arc<RoutingTable>),
+}
+
+pub async fn run(router: &Router, name: &str, db: &str, body: &Document) -> Result<Document> {
+    match name {
+        "insert" => insert(router, db, body).await,
+        "find" => find(router, db, body).await,
+        "count" => count(router, db, body).await,
+        "getMore" => get_more(router, body).await,
+        "killCursors" => kill_cursors(router, body).await,
+        _ => forward(router, name, db, body).await,
+    }
+}
+
+/// Commands on the `config` database run on the config servers' primary.
+pub async fn to_config_servers(router: &Router, body: &Document) -> Result<Document> {
+    router.catalog.config().run(body).await
+}
+
+async fn placement(router: &Router, db: &str, coll: &str, create: bool) -> Result<Placement> {
+    let database = if create {
+        Some(ensure_database(router, db, None).await?)
+    } else {
+        router.catalog.database(db).await?
+    };
+    let Some(database) = database else {
+        return Ok(Placement::Missing);
+    };
+    if let Some(table) = router.catalog.collection(&format!("{db}.{coll}")).await? {
+        return Ok(Placement::Sharded(table));
+    }
+    let shard = router.catalog.shard(&database.primary).await?;
+    Ok(Placement::Unsharded(database, shard))
+}
+
+/// `body` with the version the router believes the shard has.
+fn versioned(body: &Document, version: &ChunkVersion, database: Option<&DatabaseEntry>) -> Document {
+    let mut body = body.clone();
+    body.insert("shardVersion", version.to_document());
+    if let Some(database) = database {
+        body.insert("databaseVersion", database.version.clone());
+    }
+    body
+}
+
+/// Whether a shard said the router's metadata is stale (StaleConfig, StaleDbVersion).
+fn is_stale(reply: &Document) -> bool {
+    let code = reply.get("code").and_then(crate::bsonx::as_i64).unwrap_or(0) as i32;
+    code == shard::code::STALE_CONFIG.0 || code == shard::code::STALE_DB_VERSION.0
+}
+
+/// Drops what the router believed about `db`/`ns` and counts the retry.
+fn note_stale(router: &Router, db: &str, ns: &str, reply: &Document) {
+    router.stale_retries.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(%ns, reply = %reply, "stale routing metadata; refreshing");
+    router.catalog.invalidate_collection(ns);
+    router.catalog.invalidate_database(db);
+}
+
+fn still_stale(ns: &str) -> Error {
+    Error::new(
+        shard::code::STALE_CONFIG,
+        format!("the routing metadata of {ns} was still stale after {MAX_STALE_RETRIES} refreshes"),
+    )
+}
+
+fn collection<'a>(body: &'a Document, name: &str) -> Result<&'a str> {
+    body.get_str(name)
+        .map_err(|_| Error::new(code::INVALID_NAMESPACE, format!("{name} needs a collection name")))
+}
+
+/// The shards whose chunks a target touches, in key order, each once.
+fn shards_for(table: &RoutingTable, filter: &Document) -> Vec<String> {
+    let mut shards: Vec<String> = Vec::new();
+    for chunk in table.chunks_for(&target_filter(&table.pattern, filter)) {
+        if !shards.contains(&chunk.shard) {
+            shards.push(chunk.shard.clone());
+        }
+    }
+    shards
+}
+
+// ---------------------------------------------------------------------------------------------- insert
+
+/// What an insert has done so far.
+#[derive(Default)]
+struct InsertOutcome {
+    n: i64,
+    write_errors: Vec<Document>,
+    write_concern_error: Option<Document>,
+    /// An ordered insert met an error: nothing after it runs.
+    stopped: bool,
+}
+
+impl InsertOutcome {
+    /// Takes in a shard's reply to the documents `indices` (positions in the client's batch).
+    fn merge(&mut self, reply: &Document, indices: &[usize], ordered: bool) {
+        self.n += reply.get("n").and_then(crate::bsonx::as_i64).unwrap_or(0);
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            for error in errors.iter().filter_map(Bson::as_document) {
+                let local = error.get("index").and_then(crate::bsonx::as_i64).unwrap_or(0) as usize;
+                let mut error = error.clone();
+                error.insert("index", indices.get(local).copied().unwrap_or(local) as i32);
+                self.write_errors.push(error);
+            }
+            if ordered && !errors.is_empty() {
+                self.stopped = true;
+            }
+        }
+        if self.write_concern_error.is_none()
+            && let Ok(error) = reply.get_document("writeConcernError")
+        {
+            self.write_concern_error = Some(error.clone());
+        }
+    }
+
+    fn reply(mut self) -> Document {
+        let mut reply = doc! {"n": self.n};
+        if !self.write_errors.is_empty() {
+            self.write_errors
+                .sort_by_key(|e| e.get("index").and_then(crate::bsonx::as_i64).unwrap_or(0));
+            reply.insert("writeErrors", self.write_errors);
+        }
+        if let Some(error) = self.write_concern_error {
+            reply.insert("writeConcernError", error);
+        }
+        reply
+    }
+}
+
+async fn insert(router: &Router, db: &str, body: &Document) -> Result<Document> {
+    let coll = collection(body, "insert")?;
+    let ns = format!("{db}.{coll}");
+    let documents = insert_documents(body)?;
+    let ordered = body.get_bool("ordered").unwrap_or(true);
+    let statements = statement_ids(body, documents.len());
+    let mut outcome = InsertOutcome::default();
+    let mut pending: Vec<usize> = (0..documents.len()).collect();
+    for _ in 0..=MAX_STALE_RETRIES {
+        if pending.is_empty() || outcome.stopped {
+            return Ok(outcome.reply());
+        }
+        match placement(router, db, coll, true).await? {
+            Placement::Missing => return Err(Error::internal(format!("database {db} was not created"))),
+            Placement::Unsharded(database, shard) => {
+                let part = insert_part(body, &documents, &statements, &pending);
+                let reply = shard
+                    .client
+                    .run(&versioned(&part, &ChunkVersion::unsharded(), Some(&database)))
+                    .await?;
+                if is_stale(&reply) {
+                    note_stale(router, db, &ns, &reply);
+                    continue;
+                }
+                if !reply_ok(&reply) {
+                    return Ok(reply);
+                }
+                outcome.merge(&reply, &pending, ordered);
+                pending.clear();
+            }
+            Placement::Sharded(table) => {
+                let batches = insert_batches(&table, &documents, &pending, ordered, &mut outcome);
+                pending = send_insert_batches(
+                    router,
+                    &table,
+                    body,
+                    &documents,
+                    &statements,
+                    batches,
+                    ordered,
+                    &mut outcome,
+                )
+                .await?;
+                if !pending.is_empty() {
+                    note_stale(router, db, &ns, &doc! {"insert": &ns});
+                }
+            }
+        }
+    }
+    if pending.is_empty() || outcome.stopped {
+        Ok(outcome.reply())
+    } else {
+        Err(still_stale(&ns))
+    }
+}
+
+/// The client's documents, each with an `_id` (generated first in the document when missing).
+fn insert_documents(body: &Document) -> Result<Vec<Document>> {
+    let documents = body
+        .get_array("documents")
+        .map_err(|_| Error::failed_to_parse("BSON field 'insert.documents' is missing but a required field"))?;
+    documents
+        .iter()
+        .map(|d| match d {
+            Bson::Document(d) if d.contains_key("_id") => Ok(d.clone()),
+            Bson::Document(d) => {
+                let mut with_id = doc! {"_id": ObjectId::new()};
+                with_id.extend(d.clone());
+                Ok(with_id)
+            }
+            _ => Err(Error::type_mismatch("insert.documents must be an array of documents")),
+        })
+        .collect()
+}
+
+/// Each document's statement id: the client's `stmtIds`, or `stmtId + i`, or `i`.
+fn statement_ids(body: &Document, count: usize) -> Vec<i32> {
+    if let Ok(ids) = body.get_array("stmtIds") {
+        return ids
+            .iter()
+            .map(|v| crate::bsonx::as_i64(v).unwrap_or(0) as i32)
+            .collect();
+    }
+    let first = body.get("stmtId").and_then(crate::bsonx::as_i64).unwrap_or(0) as i32;
+    (0..count as i32).map(|i| first + i).collect()
+}
+
+/// The insert command for the documents `indices`, with their statement ids when it is a retryable write.
+fn insert_part(body: &Document, documents: &[Document], statements: &[i32], indices: &[usize]) -> Document {
+    let mut part = Document::new();
+    for (key, value) in body {
+        if !matches!(key.as_str(), "documents" | "stmtIds" | "stmtId") {
+            part.insert(key.clone(), value.clone());
+        }
+    }
+    part.insert(
+        "documents",
+        indices
+            .iter()
+            .map(|&i| Bson::Document(documents[i].clone()))
+            .collect::<Vec<_>>(),
+    );
+    if body.contains_key("txnNumber") {
+        part.insert(
+            "stmtIds",
+            indices
+                .iter()
+                .map(|&i| Bson::Int32(statements.get(i).copied().unwrap_or(i as i32)))
+                .collect::<Vec<_>>(),
+        );
+    }
+    part
+}
+
+/// Groups the pending documents by owning shard: consecutive runs when ordered, one batch per shard
+/// otherwise. A document whose key cannot be extracted is a write error (and stops an ordered insert there).
+fn insert_batches(
+    table: &RoutingTable,
+    documents: &[Document],
+    pending: &[usize],
+    ordered: bool,
+    outcome: &mut InsertOutcome,
+) -> Vec<(String, Vec<usize>)> {
+    let mut batches: Vec<(String, Vec<usize>)> = Vec::new();
+    for &i in pending {
+        let shard = match table.pattern.extract(&documents[i]) {
+            Ok(key) => table.chunk_for(&key).shard.clone(),
+            Err(err) => {
+                outcome.write_errors.push(err.to_write_error(i));
+                if ordered {
+                    outcome.stopped = true;
+                    break;
+                }
+                continue;
+            }
+        };
+        let existing = if ordered {
+            batches.last_mut().filter(|(s, _)| *s == shard)
+        } else {
+            batches.iter_mut().find(|(s, _)| *s == shard)
+        };
+        match existing {
+            Some((_, indices)) => indices.push(i),
+            None => batches.push((shard, vec![i])),
+        }
+    }
+    batches
+}
+
+/// Sends the batches; returns the documents to route again (their shard answered StaleConfig).
+#[allow(clippy::too_many_arguments)]
+async fn send_insert_batches(
+    router: &Router,
+    table: &RoutingTable,
+    body: &Document,
+    documents: &[Document],
+    statements: &[i32],
+    batches: Vec<(String, Vec<usize>)>,
+    ordered: bool,
+    outcome: &mut InsertOutcome,
+) -> Result<Vec<usize>> {
+    // An ordered insert that met a bad key still sends the documents before it, then stops.
+    let stop_after = outcome.stopped;
+    outcome.stopped = false;
+    let mut again = Vec::new();
+    for (k, (shard_id, indices)) in batches.iter().enumerate() {
+        let shard = router.catalog.shard(shard_id).await?;
+        let part = insert_part(body, documents, statements, indices);
+        let reply = shard
+            .client
+            .run(&versioned(&part, &table.shard_version(shard_id), None))
+            .await?;
+        if is_stale(&reply) {
+            if ordered {
+                again.extend(batches[k..].iter().flat_map(|(_, i)| i.iter().copied()));
+                break;
+            }
+            again.extend(indices.iter().copied());
+            continue;
+        }
+        if !reply_ok(&reply) {
+            let error = error_of_reply(&reply);
+            outcome
+                .write_errors
+                .extend(indices.iter().map(|&i| error.to_write_error(i)));
+            if ordered {
+                outcome.stopped = true;
+                return Ok(Vec::new());
+            }
+            continue;
+        }
+        outcome.merge(&reply, indices, ordered);
+        if outcome.stopped {
+            return Ok(Vec::new());
+        }
+    }
+    outcome.stopped = stop_after && again.is_empty();
+    again.sort_unstable();
+    Ok(again)
+}
+
+// ---------------------------------------------------------------------------------------------- reads
+
+fn empty_cursor(ns: &str) -> Document {
+    doc! {"cursor": {"firstBatch": [], "id": 0_i64, "ns": ns}}
+}
+
+/// A shard's cursor reply with the shard's cursor id swapped for a router cursor id.
+fn adopt_remote(router: &Router, mut reply: Document, shard: &Arc<ShardEntry>, db: &str, coll: &str) -> Document {
+    if !reply_ok(&reply) {
+        return reply;
+    }
+    if let Ok(cursor) = reply.get_document_mut("cursor") {
+        let remote = cursor.get_i64("id").unwrap_or(0);
+        if remote != 0 {
+            let id = router.cursors.open(RouterCursor::Remote {
+                shard: shard.clone(),
+                db: db.to_string(),
+                collection: coll.to_string(),
+                id: remote,
+            });
+            cursor.insert("id", id);
+        }
+    }
+    reply
+}
+
+async fn find(router: &Router, db: &str, body: &Document) -> Result<Document> {
+    let coll = collection(body, "find")?;
+    let ns = format!("{db}.{coll}");
+    for _ in 0..=MAX_STALE_RETRIES {
+        let (shard, request) = match placement(router, db, coll, false).await? {
+            Placement::Missing => return Ok(empty_cursor(&ns)),
+            Placement::Unsharded(database, shard) => {
+                let request = versioned(body, &ChunkVersion::unsharded(), Some(&database));
+                (shard, request)
+            }
+            Placement::Sharded(table) => {
+                let filter = body.get_document("filter").cloned().unwrap_or_default();
+                let shards = shards_for(&table, &filter);
+                if shards.len() != 1 {
+                    match merged_find(router, &table, &shards, db, body).await? {
+                        Some(reply) => return Ok(reply),
+                        None => {
+                            note_stale(router, db, &ns, body);
+                            continue;
+                        }
+                    }
+                }
+                let shard = router.catalog.shard(&shards[0]).await?;
+                let request = versioned(body, &table.shard_version(&shards[0]), None);
+                (shard, request)
+            }
+        };
+        let reply = shard.client.run(&request).await?;
+        if is_stale(&reply) {
+            note_stale(router, db, &ns, &reply);
+            continue;
+        }
+        return Ok(adopt_remote(router, reply, &shard, db, coll));
+    }
+    Err(still_stale(&ns))
+}
+
+/// Every document a shard returns for `request`, following its cursor to the end. `None`: StaleConfig.
+async fn drain(shard: &ShardEntry, db: &str, coll: &str, request: &Document) -> Result<Option<Vec<Document>>> {
+    let mut reply = shard.client.run(request).await?;
+    if is_stale(&reply) {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    loop {
+        if !reply_ok(&reply) {
+            return Err(error_of_reply(&reply));
+        }
+        let cursor = reply
+            .get_document("cursor")
+            .map_err(|_| Error::internal(format!("shard {} answered find without a cursor", shard.id)))?;
+        let batch = cursor
+            .get_array("firstBatch")
+            .or_else(|_| cursor.get_array("nextBatch"))
+            .map_err(|_| Error::internal(format!("shard {} answered find without a batch", shard.id)))?;
+        out.extend(batch.iter().filter_map(|d| d.as_document().cloned()));
+        let id = cursor.get_i64("id").unwrap_or(0);
+        if id == 0 {
+            return Ok(Some(out));
+        }
+        reply = shard
+            .client
+            .run(&doc! {"getMore": id, "collection": coll, "$db": db})
+            .await?;
+    }
+}
+
+/// A find over several shards, merged here. `None`: a shard answered StaleConfig.
+async fn merged_find(
+    router: &Router,
+    table: &RoutingTable,
+    shards: &[String],
+    db: &str,
+    body: &Document,
+) -> Result<Option<Document>> {
+    let coll = collection(body, "find")?;
+    let ns = format!("{db}.{coll}");
+    let sort = body.get_document("sort").ok().filter(|s| !s.is_empty()).cloned();
+    let projection = body.get_document("projection").ok().filter(|p| !p.is_empty()).cloned();
+    let skip = body.get("skip").and_then(crate::bsonx::as_i64).unwrap_or(0).max(0) as usize;
+    let limit_arg = body.get("limit").and_then(crate::bsonx::as_i64).unwrap_or(0);
+    let limit = limit_arg.unsigned_abs() as usize;
+    let single_batch = body.get_bool("singleBatch").unwrap_or(false) || limit_arg < 0;
+    let batch_size = body
+        .get("batchSize")
+        .and_then(crate::bsonx::as_i64)
+        .map(|b| b.max(0) as usize);
+    let mut request = body.clone();
+    for key in ["skip", "limit", "batchSize", "singleBatch"] {
+        request.remove(key);
+    }
+    if limit > 0 {
+        request.insert("limit", (skip + limit) as i64);
+    }
+    if sort.is_some() && projection.is_some() {
+        // Sort on the full documents; project after.
+        request.remove("projection");
+    }
+    let mut docs = Vec::new();
+    for shard_id in shards {
+        let shard = router.catalog.shard(shard_id).await?;
+        match drain(
+            &shard,
+            db,
+            coll,
+            &versioned(&request, &table.shard_version(shard_id), None),
+        )
+        .await?
+        {
+            Some(part) => docs.extend(part),
+            None => return Ok(None),
+        }
+    }
+    if let Some(sort) = &sort {
+        SortSpec::parse(sort)?.sort(&mut docs);
+        if let Some(projection) = &projection {
+            let projection = Projection::parse(projection)?;
+            docs = docs
+                .iter()
+                .map(|d| projection.apply(d))
+                .collect::<std::result::Result<_, _>>()?;
+        }
+    }
+    let mut rest: VecDeque<Document> = docs.into_iter().skip(skip).collect();
+    if limit > 0 {
+        rest.truncate(limit);
+    }
+    let first: Vec<Document> = rest.drain(..batch_size.unwrap_or(101).min(rest.len())).collect();
+    let id = if rest.is_empty() || single_batch {
+        0
+    } else {
+        router.cursors.open(RouterCursor::Merged { ns: ns.clone(), rest })
+    };
+    Ok(Some(doc! {"cursor": {"firstBatch": first, "id": id, "ns": ns}}))
+}
+
+async fn count(router: &Router, db: &str, body: &Document) -> Result<Document> {
+    let coll = collection(body, "count")?;
+    let ns = format!("{db}.{coll}");
+    'attempt: for _ in 0..=MAX_STALE_RETRIES {
+        let table = match placement(router, db, coll, false).await? {
+            Placement::Missing => return Ok(doc! {"n": 0_i64}),
+            Placement::Unsharded(database, shard) => {
+                let reply = shard
+                    .client
+                    .run(&versioned(body, &ChunkVersion::unsharded(), Some(&database)))
+                    .await?;
+                if is_stale(&reply) {
+                    note_stale(router, db, &ns, &reply);
+                    continue;
+                }
+                return Ok(reply);
+            }
+            Placement::Sharded(table) => table,
+        };
+        let query = body.get_document("query").cloned().unwrap_or_default();
+        let skip = body.get("skip").and_then(crate::bsonx::as_i64).unwrap_or(0).max(0);
+        let limit = body.get("limit").and_then(crate::bsonx::as_i64).unwrap_or(0).abs();
+        let mut request = body.clone();
+        request.remove("skip");
+        request.remove("limit");
+        let mut total = 0;
+        for shard_id in shards_for(&table, &query) {
+            let shard = router.catalog.shard(&shard_id).await?;
+            let reply = shard
+                .client
+                .run(&versioned(&request, &table.shard_version(&shard_id), None))
+                .await?;
+            if is_stale(&reply) {
+                note_stale(router, db, &ns, &reply);
+                continue 'attempt;
+            }
+            if !reply_ok(&reply) {
+                return Ok(reply);
+            }
+            total += reply.get("n").and_then(crate::bsonx::as_i64).unwrap_or(0);
+        }
+        let mut n = (total - skip).max(0);
+        if limit > 0 {
+            n = n.min(limit);
+        }
+        return Ok(doc! {"n": n});
+    }
+    Err(still_stale(&ns))
+}
+
+async fn get_more(router: &Router, body: &Document) -> Result<Document> {
+    let id = body
+        .get("getMore")
+        .and_then(crate::bsonx::as_i64)
+        .ok_or_else(|| Error::type_mismatch("getMore takes a cursor id"))?;
+    let not_found = || Error::new(code::CURSOR_NOT_FOUND, format!("cursor id {id} not found"));
+    let cursor = router.cursors.take(id).ok_or_else(not_found)?;
+    match cursor {
+        RouterCursor::Remote {
+            shard,
+            db,
+            collection,
+            id: remote,
+        } => {
+            let mut request = body.clone();
+            request.insert("getMore", remote);
+            request.insert("$db", db.clone());
+            let mut reply = shard.client.run(&request).await?;
+            if !reply_ok(&reply) {
+                return Ok(reply);
+            }
+            if let Ok(cursor) = reply.get_document_mut("cursor") {
+                let next = cursor.get_i64("id").unwrap_or(0);
+                if next != 0 {
+                    router.cursors.put_back(
+                        id,
+                        RouterCursor::Remote {
+                            shard: shard.clone(),
+                            db,
+                            collection,
+                            id: next,
+                        },
+                    );
+                    cursor.insert("id", id);
+                }
+            }
+            Ok(reply)
+        }
+        RouterCursor::Merged { ns, mut rest } => {
+            let size = body
+                .get("batchSize")
+                .and_then(crate::bsonx::as_i64)
+                .filter(|b| *b > 0)
+                .map(|b| b as usize)
+                .unwrap_or(rest.len());
+            let batch: Vec<Document> = rest.drain(..size.min(rest.len())).collect();
+            let next = if rest.is_empty() {
+                0
+            } else {
+                router
+                    .cursors
+                    .put_back(id, RouterCursor::Merged { ns: ns.clone(), rest });
+                id
+            };
+            Ok(doc! {"cursor": {"nextBatch": batch, "id": next, "ns": ns}})
+        }
+    }
+}
+
+async fn kill_cursors(router: &Router, body: &Document) -> Result<Document> {
+    let ids = body
+        .get_array("cursors")
+        .map_err(|_| Error::failed_to_parse("BSON field 'killCursors.cursors' is missing but a required field"))?;
+    let mut killed = Vec::new();
+    let mut not_found = Vec::new();
+    for id in ids.iter().filter_map(crate::bsonx::as_i64) {
+        match router.cursors.take(id) {
+            Some(RouterCursor::Remote {
+                shard,
+                db,
+                collection,
+                id: remote,
+            }) => {
+                let kill = doc! {"killCursors": collection, "cursors": [remote], "$db": db};
+                if let Err(err) = shard.client.run(&kill).await {
+                    tracing::debug!(error = %err, "cannot kill a shard's cursor");
+                }
+                killed.push(id);
+            }
+            Some(RouterCursor::Merged { .. }) => killed.push(id),
+            None => not_found.push(id),
+        }
+    }
+    Ok(doc! {"cursorsKilled": killed, "cursorsNotFound": not_found, "cursorsAlive": [], "cursorsUnknown": []})
+}
+
+// ---------------------------------------------------------------------------------------------- the rest
+
+/// Commands that create a database when it does not exist yet.
+fn creates_database(name: &str) -> bool {
+    matches!(
+        name,
+        "create" | "createIndexes" | "update" | "findAndModify" | "findandmodify" | "delete"
+    )
+}
+
+/// Any other command: to the database's primary shard (versioned when it names an unsharded collection).
+async fn forward(router: &Router, name: &str, db: &str, body: &Document) -> Result<Document> {
+    let coll = body.get_str(name).ok().map(String::from);
+    for _ in 0..=MAX_STALE_RETRIES {
+        let database = if creates_database(name) {
+            Some(ensure_database(router, db, None).await?)
+        } else {
+            router.catalog.database(db).await?
+        };
+        let Some(database) = database else {
+            // No such database in the cluster: any shard answers as for an empty database.
+            let shards = router.catalog.reload_shards().await?;
+            let shard = shards
+                .first()
+                .ok_or_else(|| Error::new(shard::code::SHARD_NOT_FOUND, "the cluster has no shards yet"))?;
+            return shard.client.run(body).await;
+        };
+        let ns = coll.as_ref().map(|c| format!("{db}.{c}"));
+        if let Some(ns) = &ns
+            && router.catalog.collection(ns).await?.is_some()
+        {
+            return Err(Error::new(
+                code::ILLEGAL_OPERATION,
+                format!("{name} on the sharded collection {ns} is not supported by the Faultline router yet"),
+            ));
+        }
+        let shard = router.catalog.shard(&database.primary).await?;
+        let request = match &ns {
+            Some(_) => versioned(body, &ChunkVersion::unsharded(), Some(&database)),
+            None => body.clone(),
+        };
+        let reply = shard.client.run(&request).await?;
+        if is_stale(&reply) {
+            note_stale(router, db, ns.as_deref().unwrap_or(db), &reply);
+            continue;
+        }
+        return Ok(reply);
+    }
+    Err(still_stale(db))
+}
