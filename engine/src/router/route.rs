@@ -7,8 +7,11 @@
 //! - `find` and `count`: a filter that targets one shard is passed through (its cursor stays on the shard);
 //!   otherwise every owning shard is asked and the results merged here (sort, skip, limit, projection after
 //!   the sort), and the rest served from a router cursor.
+//! - `aggregate` on a sharded collection: the leading per-document stages (`$match`, `$project`, ...) run on
+//!   the owning shards, the rest of the pipeline on the router over their results; `distinct` merges each
+//!   shard's values.
 //! - Any other command of an unsharded collection, or of a database, goes to the database's primary shard.
-//!   Other commands on a sharded collection are refused for now (updates, deletes, aggregation: phase 2).
+//!   Other commands on a sharded collection are refused for now (updates, deletes, findAndModify: phase 2).
 //!
 //! Every request to a shard carries `shardVersion` (the routing table's version for that shard, or the
 //! unsharded version) and, for unsharded collections, `databaseVersion`. A StaleConfig answer drops the cached
@@ -50,6 +53,14 @@ pub async fn run(router: &Router, name: &str, db: &str, body: &Document) -> Resu
         "count" => count(router, db, body).await,
         "getMore" => get_more(router, body).await,
         "killCursors" => kill_cursors(router, body).await,
+        "aggregate" | "distinct" => {
+            let coll = body.get_str(name).unwrap_or_default();
+            match router.catalog.collection(&format!("{db}.{coll}")).await? {
+                Some(_) if name == "aggregate" => aggregate(router, db, coll, body).await,
+                Some(_) => distinct(router, db, coll, body).await,
+                None => forward(router, name, db, body).await,
+            }
+        }
         _ => forward(router, name, db, body).await,
     }
 }
@@ -667,6 +678,117 @@ async fn kill_cursors(router: &Router, body: &Document) -> Result<Document> {
         }
     }
     Ok(doc! {"cursorsKilled": killed, "cursorsNotFound": not_found, "cursorsAlive": [], "cursorsUnknown": []})
+}
+
+/// The stages a shard can run on its own documents before the merge: per-document stages only.
+fn per_document(stage: &Document) -> bool {
+    stage.keys().next().is_some_and(|name| {
+        matches!(
+            name.as_str(),
+            "$match" | "$project" | "$addFields" | "$set" | "$unset" | "$unwind" | "$replaceRoot" | "$replaceWith"
+        )
+    })
+}
+
+/// `aggregate` on a sharded collection: the leading per-document stages run on every owning shard (targeted
+/// by a leading `$match`), the rest of the pipeline on the router over what they return.
+async fn aggregate(router: &Router, db: &str, coll: &str, body: &Document) -> Result<Document> {
+    let ns = format!("{db}.{coll}");
+    let stages: Vec<Document> = body
+        .get_array("pipeline")
+        .map_err(|_| Error::type_mismatch("aggregate.pipeline must be an array"))?
+        .iter()
+        .map(|s| {
+            s.as_document()
+                .cloned()
+                .ok_or_else(|| Error::type_mismatch("each stage must be an object"))
+        })
+        .collect::<Result<_>>()?;
+    let split = stages.iter().take_while(|s| per_document(s)).count();
+    let (on_shards, on_router) = stages.split_at(split);
+    let filter = on_shards
+        .first()
+        .and_then(|s| s.get_document("$match").ok())
+        .cloned()
+        .unwrap_or_default();
+    let batch_size = body
+        .get_document("cursor")
+        .ok()
+        .and_then(|c| c.get("batchSize").and_then(crate::bsonx::as_i64))
+        .map(|b| b.max(0) as usize)
+        .unwrap_or(101);
+    'attempt: for _ in 0..=MAX_STALE_RETRIES {
+        let Some(table) = router.catalog.collection(&ns).await? else {
+            return forward(router, "aggregate", db, body).await;
+        };
+        let mut request = body.clone();
+        request.insert(
+            "pipeline",
+            on_shards.iter().cloned().map(Bson::Document).collect::<Vec<_>>(),
+        );
+        request.insert("cursor", doc! {});
+        let mut docs = Vec::new();
+        for shard_id in shards_for(&table, &filter) {
+            let shard = router.catalog.shard(&shard_id).await?;
+            match drain(
+                &shard,
+                db,
+                coll,
+                &versioned(&request, &table.shard_version(&shard_id), None),
+            )
+            .await?
+            {
+                Some(part) => docs.extend(part),
+                None => {
+                    note_stale(router, db, &ns, &request);
+                    continue 'attempt;
+                }
+            }
+        }
+        let mut rest: VecDeque<Document> = crate::query::pipeline::run(on_router, docs, bson::DateTime::now())?.into();
+        let first: Vec<Document> = rest.drain(..batch_size.min(rest.len())).collect();
+        let id = if rest.is_empty() {
+            0
+        } else {
+            router.cursors.open(RouterCursor::Merged { ns: ns.clone(), rest })
+        };
+        return Ok(doc! {"cursor": {"firstBatch": first, "id": id, "ns": ns}});
+    }
+    Err(still_stale(&ns))
+}
+
+/// `distinct` on a sharded collection: each owning shard's values, merged without duplicates.
+async fn distinct(router: &Router, db: &str, coll: &str, body: &Document) -> Result<Document> {
+    let ns = format!("{db}.{coll}");
+    let query = body.get_document("query").cloned().unwrap_or_default();
+    'attempt: for _ in 0..=MAX_STALE_RETRIES {
+        let Some(table) = router.catalog.collection(&ns).await? else {
+            return forward(router, "distinct", db, body).await;
+        };
+        let mut values: Vec<Bson> = Vec::new();
+        for shard_id in shards_for(&table, &query) {
+            let shard = router.catalog.shard(&shard_id).await?;
+            let reply = shard
+                .client
+                .run(&versioned(body, &table.shard_version(&shard_id), None))
+                .await?;
+            if is_stale(&reply) {
+                note_stale(router, db, &ns, &reply);
+                continue 'attempt;
+            }
+            if !reply_ok(&reply) {
+                return Ok(reply);
+            }
+            for value in reply.get_array("values").map(|v| v.to_vec()).unwrap_or_default() {
+                if !values.iter().any(|v| crate::query::compare::bson_equal(v, &value)) {
+                    values.push(value);
+                }
+            }
+        }
+        values.sort_by(crate::query::compare::compare_bson);
+        return Ok(doc! {"values": values});
+    }
+    Err(still_stale(&ns))
 }
 
 // ---------------------------------------------------------------------------------------------- the rest
