@@ -54,15 +54,8 @@ fn number_for_hash(value: &Bson) -> i64 {
         Bson::Decimal128(d) => d.to_string().parse::<f64>().unwrap_or(f64::NAN),
         _ => return 0,
     };
-    if double.is_nan() {
-        0
-    } else if double >= 9.223_372_036_854_775_807e18 {
-        i64::MAX
-    } else if double < -9.223_372_036_854_775_808e18 {
-        i64::MIN
-    } else {
-        double as i64
-    }
+    // Rust's float-to-integer cast is MongoDB's rule: truncation, NaN as 0, saturation out of range.
+    double as i64
 }
 
 fn add_value(hasher: &mut Md5, value: &Bson) {
