@@ -195,7 +195,7 @@ fn label_write_concern_error(reply: &mut Document) {
 }
 
 async fn dispatch(ctx: &Context<'_>) -> Result<Document> {
-    crate::shardsvr::check_shard_version(ctx).await?;
+    let _versioned = crate::shardsvr::check_shard_version(ctx).await?;
     if let Some(reply) = crate::shardsvr::command(ctx).await {
         return reply;
     }

@@ -138,8 +138,27 @@ impl Catalog {
     }
 }
 
-/// Reads a collection's routing table from the config servers (`None`: not sharded).
+/// Reads a collection's routing table from the config servers (`None`: not sharded). A metadata change
+/// written in several steps (chunks replaced one document at a time) may be read half-way, when the chunks do
+/// not tile the key space: that read is retried a few times before it is an error.
 pub async fn collection_routing(config: &ReplicaSetClient, ns: &str) -> Result<Option<RoutingTable>> {
+    let mut attempt = 0;
+    loop {
+        match read_routing(config, ns).await {
+            Err(err) if err.code == crate::error::code::INTERNAL_ERROR.0 && attempt < INCONSISTENT_READ_RETRIES => {
+                attempt += 1;
+                tracing::debug!(%ns, error = %err, "chunks read mid-change; reading again");
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How many times a read of chunks that do not tile the key space is retried.
+const INCONSISTENT_READ_RETRIES: usize = 10;
+
+async fn read_routing(config: &ReplicaSetClient, ns: &str) -> Result<Option<RoutingTable>> {
     let collections = find_all(config, "config", "collections", doc! {"_id": ns}, None).await?;
     let Some(collection) = collections.into_iter().next() else {
         return Ok(None);

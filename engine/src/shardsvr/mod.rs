@@ -10,18 +10,25 @@
 //!      vWanted: W, shardId}; the router refreshes and retries
 //! ```
 //!
+//! Ownership changes (a migration's commit; for now the test-only handover) happen under a *critical section*
+//! on the donor: `_enterCriticalSection: "db.c"` makes new versioned requests for the collection wait and
+//! waits for those already running to finish, so nothing the donor accepted under the old version can land
+//! after the config servers name the new owner; `_flushRoutingTableCacheUpdates` then re-reads the metadata
+//! and ends the critical section, and the waiting requests are checked against the new version.
+//!
 //! Commands: `_addShard {shardIdentity}` (from a router's `addShard`: stores the identity with w: majority,
 //! in `admin.faultline.shardIdentity`, since `admin.system.version` is a read-only view in this engine) and
 //! `_flushRoutingTableCacheUpdates: "db.c"` (re-read a collection's metadata now; migrations' donor and
 //! recipient call it when ownership changes). Only members started with `--shardsvr` check versions; the
 //! minor version is not compared (a split does not move data), as in MongoDB.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
+use tokio::sync::watch;
 
 use crate::command::Context;
 use crate::error::{Error, Result};
@@ -44,7 +51,6 @@ struct ShardIdentity {
 }
 
 /// A shard member's sharding state.
-#[derive(Default)]
 pub struct ShardingState {
     identity: Mutex<Option<ShardIdentity>>,
     /// This shard's version of each collection it was asked about (unsharded: all zeros).
@@ -52,7 +58,51 @@ pub struct ShardingState {
     /// Metadata refreshes from the config servers, and StaleConfig answers given.
     refreshes: AtomicU64,
     stale_answers: AtomicU64,
+    /// Collections in a critical section: versioned requests wait.
+    critical: Mutex<HashSet<String>>,
+    /// Versioned requests running, per collection.
+    in_flight: Mutex<HashMap<String, usize>>,
+    /// Bumped whenever a critical section ends or a versioned request finishes.
+    changes: watch::Sender<u64>,
 }
+
+impl Default for ShardingState {
+    fn default() -> ShardingState {
+        ShardingState {
+            identity: Mutex::default(),
+            versions: Mutex::default(),
+            refreshes: AtomicU64::default(),
+            stale_answers: AtomicU64::default(),
+            critical: Mutex::default(),
+            in_flight: Mutex::default(),
+            changes: watch::channel(0).0,
+        }
+    }
+}
+
+/// A versioned request that passed the check and is running; the collection's critical section waits for
+/// it to end.
+pub struct VersionedRequest<'a> {
+    state: &'a ShardingState,
+    ns: String,
+}
+
+impl Drop for VersionedRequest<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = lock(&self.state.in_flight);
+        if let Some(count) = in_flight.get_mut(&self.ns) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                in_flight.remove(&self.ns);
+            }
+        }
+        drop(in_flight);
+        self.state.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// How long a request waits for a critical section to end before it is refused.
+const CRITICAL_SECTION_WAIT: Duration = Duration::from_secs(30);
 
 impl ShardingState {
     /// `{refreshes, staleConfigAnswers}` for `serverStatus`-like reporting and tests.
@@ -64,27 +114,36 @@ impl ShardingState {
     }
 }
 
-/// Checks a request's `shardVersion` (if any) on a shard member before the command runs.
-pub async fn check_shard_version(ctx: &Context<'_>) -> Result<()> {
+/// Checks a request's `shardVersion` (if any) on a shard member before the command runs; hold the returned
+/// guard while the command runs.
+pub async fn check_shard_version<'a>(ctx: &Context<'a>) -> Result<Option<VersionedRequest<'a>>> {
     let Some(received) = ctx.body.get("shardVersion") else {
-        return Ok(());
+        return Ok(None);
     };
     if ctx.node.options().cluster_role != ClusterRole::ShardServer {
-        return Ok(());
+        return Ok(None);
     }
     let received = ChunkVersion::from_bson(received)
         .ok_or_else(|| Error::type_mismatch("shardVersion must be {e: ObjectId, t: Timestamp, v: Timestamp}"))?;
     let coll = ctx.body.get_str(&ctx.name).unwrap_or_default();
     let ns = format!("{}.{coll}", ctx.db);
     let state = &ctx.node.sharding;
-    let wanted = version_of(ctx, &ns, false).await?;
-    if compatible(&received, &wanted) {
-        return Ok(());
-    }
-    let wanted = version_of(ctx, &ns, true).await?;
-    if compatible(&received, &wanted) {
-        return Ok(());
-    }
+    let wanted = loop {
+        wait_out_critical_section(state, &ns).await?;
+        let mut wanted = version_of(ctx, &ns, false).await?;
+        if !compatible(&received, &wanted) {
+            wanted = version_of(ctx, &ns, true).await?;
+        }
+        if !compatible(&received, &wanted) {
+            break wanted;
+        }
+        // Registered first, then the critical section looked at: a handover that began meanwhile either sees
+        // this request running (and waits for it) or is seen here (and this request waits for it).
+        let running = state.begin(&ns);
+        if !state.in_critical_section(&ns) {
+            return Ok(Some(running));
+        }
+    };
     state.stale_answers.fetch_add(1, Ordering::Relaxed);
     let shard = identity(ctx)?.shard_name;
     Err(Error::new(
@@ -94,6 +153,36 @@ pub async fn check_shard_version(ctx: &Context<'_>) -> Result<()> {
     .with_extra(doc! {
         "ns": &ns, "vReceived": received.to_document(), "vWanted": wanted.to_document(), "shardId": shard,
     }))
+}
+
+impl ShardingState {
+    /// Registers a running versioned request (the caller then checks that no critical section began).
+    fn begin(&self, ns: &str) -> VersionedRequest<'_> {
+        *lock(&self.in_flight).entry(ns.to_string()).or_default() += 1;
+        VersionedRequest {
+            state: self,
+            ns: ns.to_string(),
+        }
+    }
+
+    fn in_critical_section(&self, ns: &str) -> bool {
+        lock(&self.critical).contains(ns)
+    }
+}
+
+/// Waits while `ns` is in a critical section (at most [`CRITICAL_SECTION_WAIT`]).
+async fn wait_out_critical_section(state: &ShardingState, ns: &str) -> Result<()> {
+    let mut changes = state.changes.subscribe();
+    let deadline = tokio::time::Instant::now() + CRITICAL_SECTION_WAIT;
+    while state.in_critical_section(ns) {
+        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            return Err(Error::new(
+                code::STALE_CONFIG,
+                format!("{ns} stayed in a migration critical section for {CRITICAL_SECTION_WAIT:?}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Same incarnation and same major version (or both unsharded).
@@ -159,6 +248,7 @@ pub async fn command(ctx: &Context<'_>) -> Option<Result<Document>> {
     match ctx.name.as_str() {
         "_addShard" => Some(add_shard(ctx).await),
         "_flushRoutingTableCacheUpdates" | "_flushRoutingTableCacheUpdatesWithWriteConcern" => Some(flush(ctx).await),
+        "_enterCriticalSection" if ctx.node.options().enable_test_commands() => Some(enter_critical_section(ctx).await),
         _ => None,
     }
 }
@@ -233,8 +323,38 @@ async fn flush(ctx: &Context<'_>) -> Result<Document> {
         .get_str(&ctx.name)
         .map_err(|_| Error::type_mismatch(format!("{} takes a namespace", ctx.name)))?
         .to_string();
-    let version = version_of(ctx, &ns, true).await?;
-    Ok(doc! {"version": version.to_document()})
+    let refreshed = version_of(ctx, &ns, true).await;
+    // The critical section ends even when the refresh failed: the waiting requests then refresh themselves.
+    if lock(&ctx.node.sharding.critical).remove(&ns) {
+        ctx.node.sharding.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+    Ok(doc! {"version": refreshed?.to_document()})
+}
+
+/// `_enterCriticalSection: "db.c"` (a test command, the first step of a handover on the donor): new
+/// versioned requests for the collection wait, and this returns once the running ones have finished.
+async fn enter_critical_section(ctx: &Context<'_>) -> Result<Document> {
+    require_shard(ctx)?;
+    let ns = ctx
+        .body
+        .get_str(&ctx.name)
+        .map_err(|_| Error::type_mismatch(format!("{} takes a namespace", ctx.name)))?
+        .to_string();
+    let state = &ctx.node.sharding;
+    lock(&state.critical).insert(ns.clone());
+    let mut changes = state.changes.subscribe();
+    let deadline = tokio::time::Instant::now() + CRITICAL_SECTION_WAIT;
+    while lock(&state.in_flight).get(&ns).copied().unwrap_or(0) > 0 {
+        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            lock(&state.critical).remove(&ns);
+            state.changes.send_modify(|n| *n = n.wrapping_add(1));
+            return Err(Error::new(
+                code::CONFLICTING_OPERATION_IN_PROGRESS,
+                format!("requests on {ns} did not finish within {CRITICAL_SECTION_WAIT:?}"),
+            ));
+        }
+    }
+    Ok(Document::new())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -1,7 +1,7 @@
-//! Versioned routing: chunk ownership changes underneath two routers (a test-only handover: the config
-//! servers' chunks rewritten with higher versions, then both shards told to refresh), and both routers, whose
-//! cached tables are now old, are refused by the shard with StaleConfig, refresh, and write every document
-//! to the shard that owns it now.
+//! Versioned routing: chunk ownership changes underneath two routers (a test-only handover: the donor enters
+//! a critical section, the config servers' chunks are rewritten with higher versions, then both shards
+//! refresh), and both routers, whose cached tables are now old, are refused by the shard with StaleConfig,
+//! refresh, and write every document to the shard that owns it now — also while clients keep writing.
 
 use bson::{Bson, Document, doc};
 use futures_util::TryStreamExt as _;
@@ -9,7 +9,7 @@ use futures_util::TryStreamExt as _;
 use super::{Cluster, MongosProcess, documents_on, raw_command};
 
 /// Splits the single chunk of `ns` at `k: split` and gives the upper half to `to`, with versions as a
-/// migration would leave them (major + 1 for both chunks).
+/// migration would leave them (major + 1 for both chunks), under the donor's critical section.
 async fn hand_over_upper_half(cluster: &Cluster, ns: &str, split: i32, to: &str) -> anyhow::Result<()> {
     let config = cluster.config.client().await?.database("config");
     let collection = config
@@ -33,6 +33,9 @@ async fn hand_over_upper_half(cluster: &Cluster, ns: &str, split: i32, to: &str)
         "shard": shard, "lastmod": bson::Timestamp { time: 2, increment: minor }, "onCurrentShardSince": now,
         "history": [{"validAfter": now, "shard": shard}]}
     };
+    let donor = cluster.shard(&from).port;
+    let entered = raw_command(donor, doc! {"_enterCriticalSection": ns, "$db": "admin"}).await?;
+    anyhow::ensure!(entered.get_f64("ok")? == 1.0, "{entered}");
     let port = cluster.config.port;
     let write = |body: Document| async move {
         let reply = raw_command(port, body).await?;
@@ -52,8 +55,10 @@ async fn hand_over_upper_half(cluster: &Cluster, ns: &str, split: i32, to: &str)
         "writeConcern": {"w": "majority"}, "$db": "config"},
     )
     .await?;
-    for (_, node) in &cluster.shards {
-        let reply = raw_command(node.port, doc! {"_flushRoutingTableCacheUpdates": ns, "$db": "admin"}).await?;
+    // The recipient first, then the donor (which ends its critical section).
+    for name in [to, from.as_str()] {
+        let port = cluster.shard(name).port;
+        let reply = raw_command(port, doc! {"_flushRoutingTableCacheUpdates": ns, "$db": "admin"}).await?;
         anyhow::ensure!(reply.get_f64("ok")? == 1.0, "{reply}");
     }
     Ok(())
@@ -130,5 +135,123 @@ async fn routers_with_old_tables_are_refused_refresh_and_write_to_the_new_owner(
         .count_documents(doc! {})
         .await?;
     assert_eq!(total, 300);
+    Ok(())
+}
+
+#[tokio::test]
+async fn writes_through_two_routers_during_a_handover_land_only_on_the_owner() -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let cluster = Cluster::start(2).await?;
+    let second = MongosProcess::start(&cluster.config_seed()).await?;
+    cluster
+        .router
+        .admin(doc! {"enableSharding": "test", "primaryShard": "shA"})
+        .await?;
+    cluster
+        .router
+        .admin(doc! {"shardCollection": "test.live", "key": {"k": 1}})
+        .await?;
+    let clients = [cluster.router.client().await?, second.client().await?];
+    let stop = Arc::new(AtomicBool::new(false));
+    let handed_over = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let writers = 4;
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let coll = clients[writer % 2].database("test").collection::<Document>("live");
+        let (stop, acknowledged, handed_over) = (stop.clone(), acknowledged.clone(), handed_over.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut keys = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                // Keys sweep 0..1000 so both halves are written before and after the handover.
+                let k = ((i * writers + writer) % 1000) as i32;
+                let id = format!("{writer}-{i}");
+                let invoked_after_handover = handed_over.load(Ordering::Relaxed);
+                coll.insert_one(doc! {"_id": &id, "k": k}).await?;
+                keys.push((id, k, invoked_after_handover));
+                acknowledged.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+            anyhow::Ok(keys)
+        }));
+    }
+    let wait_for = |n: usize| {
+        let acknowledged = acknowledged.clone();
+        faultline_tests::wait_until(
+            std::time::Duration::from_secs(60),
+            "writes to be acknowledged",
+            move || {
+                let acknowledged = acknowledged.clone();
+                async move { (acknowledged.load(Ordering::Relaxed) >= n).then_some(()) }
+            },
+        )
+    };
+    wait_for(200).await?;
+    hand_over_upper_half(&cluster, "test.live", 500, "shB").await?;
+    handed_over.store(true, Ordering::Relaxed);
+    let after = acknowledged.load(Ordering::Relaxed);
+    wait_for(after + 400).await?;
+    stop.store(true, Ordering::Relaxed);
+    let mut written = Vec::new();
+    for task in tasks {
+        written.extend(task.await??);
+    }
+
+    let on_a = documents_on(cluster.shard("shA"), "test", "live").await?;
+    let on_b = documents_on(cluster.shard("shB"), "test", "live").await?;
+    let key = |d: &Document| d.get_i32("k").expect("k");
+    let misplaced: Vec<&Document> = on_b.iter().filter(|d| key(d) < 500).collect();
+    assert!(misplaced.is_empty(), "shB never owned k < 500: {misplaced:?}");
+    // shA owned everything before the handover, so it may hold k >= 500 written then; but none written after.
+    let late: std::collections::HashSet<&str> = written
+        .iter()
+        .filter(|(_, k, after)| *after && *k >= 500)
+        .map(|(id, _, _)| id.as_str())
+        .collect();
+    assert!(
+        late.len() > 50,
+        "enough writes to the moved half after the handover: {}",
+        late.len()
+    );
+    let stale_writes: Vec<&Document> = on_a
+        .iter()
+        .filter(|d| late.contains(d.get_str("_id").unwrap_or("")))
+        .collect();
+    assert!(
+        stale_writes.is_empty(),
+        "{} writes to the moved half after the handover landed on the donor, e.g. {:?}",
+        stale_writes.len(),
+        stale_writes.first()
+    );
+    let mut ids: Vec<String> = on_a
+        .iter()
+        .chain(&on_b)
+        .map(|d| d.get_str("_id").expect("_id").to_string())
+        .collect();
+    ids.sort();
+    let total = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "no document twice");
+    let mut expected: Vec<String> = written.iter().map(|(id, _, _)| id.clone()).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "every acknowledged write is there, and nothing else");
+    assert!(!on_b.is_empty(), "the new owner received writes");
+    for router in [&cluster.router, &second] {
+        let status = router.admin(doc! {"serverStatus": 1}).await?;
+        assert!(
+            stale_retries(&status) >= 1,
+            "each router was refused at least once: {status}"
+        );
+    }
+    // Both routers converged: a read through each finds a key of the moved half on shB.
+    for client in &clients {
+        let coll = client.database("test").collection::<Document>("live");
+        let moved = on_b.first().expect("one");
+        let found = coll.find_one(doc! {"_id": moved.get_str("_id")?}).await?;
+        assert!(found.is_some());
+    }
     Ok(())
 }
