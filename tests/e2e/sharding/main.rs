@@ -5,6 +5,7 @@
 mod t10_cluster;
 mod t20_stale_routing;
 mod t30_cluster_command;
+mod t40_writes;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
