@@ -12,6 +12,10 @@
 //! config.mongos       {_id: "host:port", ping, up, waiting, mongoVersion, advisoryHostFQDNs}
 //! ```
 //!
+//! `split` (`sh.splitAt`: `middle`, `sh.splitFind`: `find`, the median key of the chunk holding the match)
+//! cuts one chunk in two on the same shard with the next two minor versions, as MongoDB does: no data moves,
+//! so shards need not refresh (their check compares major versions).
+//!
 //! Every write uses `w: "majority"`. Nothing is left half-done: `addShard` checks the new shard fully (reachable,
 //! its set name, started with `--shardsvr`) before writing anything; `shardCollection` writes the chunks before
 //! the collection entry that makes them visible, and removes them if that fails.
@@ -49,6 +53,7 @@ pub async fn run(router: &Router, name: &str, body: &Document) -> Result<Documen
         }
         "shardCollection" | "shardcollection" => shard_collection(router, name, body).await,
         "getShardMap" => get_shard_map(router).await,
+        "split" => split(router, body).await,
         "flushRouterConfig" | "flushrouterconfig" => {
             router.catalog.flush();
             Ok(doc! {"flushed": true})
@@ -390,6 +395,114 @@ async fn shard_collection(router: &Router, name: &str, body: &Document) -> Resul
     router.catalog.invalidate_collection(ns);
     tracing::info!(%ns, key = %pattern.to_document(), chunks = chunks.len(), "collection sharded");
     Ok(doc! {"collectionsharded": ns, "collectionUUID": Bson::Binary(uuid)})
+}
+
+/// `split: "db.c", middle: {k: v}` or `find: {k: v}`.
+async fn split(router: &Router, body: &Document) -> Result<Document> {
+    let ns = body
+        .get_str("split")
+        .map_err(|_| Error::type_mismatch("split takes a namespace \"db.collection\""))?;
+    router.catalog.invalidate_collection(ns);
+    let table = router
+        .catalog
+        .collection(ns)
+        .await?
+        .ok_or_else(|| Error::new(shard::code::NAMESPACE_NOT_SHARDED, format!("ns {ns} is not sharded")))?;
+    let names = table.pattern.names();
+    let point = match (body.get_document("middle"), body.get_document("find")) {
+        (Ok(middle), Err(_)) => shard::ShardKeyValue::from_document(middle, &names).ok_or_else(|| {
+            Error::bad_value(format!(
+                "split failed: middle {middle} does not match the shard key {}",
+                table.pattern.to_document()
+            ))
+        })?,
+        (Err(_), Ok(find)) => median_of_chunk(router, &table, find).await?,
+        _ => {
+            return Err(Error::bad_value(
+                "need to specify exactly one of 'find', 'bounds', or 'middle'",
+            ));
+        }
+    };
+    let chunk = table.chunk_for(&point).clone();
+    if chunk.min == point || !chunk.contains(&point) {
+        return Err(Error::bad_value(format!(
+            "cannot split chunk [{}, {}) at {}: the split point must lie strictly inside the chunk",
+            chunk.min.to_document(&names),
+            chunk.max.to_document(&names),
+            point.to_document(&names)
+        )));
+    }
+    let top = table.collection_version();
+    let (left, right) = (
+        shard::Lastmod {
+            major: top.major,
+            minor: top.minor + 1,
+        },
+        shard::Lastmod {
+            major: top.major,
+            minor: top.minor + 2,
+        },
+    );
+    let upper = shard::Chunk {
+        id: ObjectId::new(),
+        min: point.clone(),
+        max: chunk.max.clone(),
+        shard: chunk.shard.clone(),
+        lastmod: right,
+    };
+    let config = router.catalog.config();
+    let update = doc! {"update": "chunks", "updates": [{"q": {"_id": chunk.id}, "u": {"$set": {
+        "max": point.to_document(&names), "lastmod": left.to_timestamp(),
+    }}}], "$db": "config"};
+    write_majority(config, update).await?;
+    let insert = doc! {"insert": "chunks", "documents": [upper.to_document(&names, &table.uuid, now_timestamp())],
+    "$db": "config"};
+    write_majority(config, insert).await?;
+    router.catalog.invalidate_collection(ns);
+    tracing::info!(%ns, at = %point.to_document(&names), "chunk split");
+    Ok(Document::new())
+}
+
+/// The median shard key of the chunk holding the document `find` pins (`sh.splitFind`).
+async fn median_of_chunk(
+    router: &Router,
+    table: &shard::RoutingTable,
+    find: &Document,
+) -> Result<shard::ShardKeyValue> {
+    let shard::Target::Key(key) = shard::target_filter(&table.pattern, find) else {
+        return Err(Error::bad_value(format!(
+            "split failed: find {find} must pin the whole shard key {}",
+            table.pattern.to_document()
+        )));
+    };
+    let chunk = table.chunk_for(&key).clone();
+    let owner = router.catalog.shard(&chunk.shard).await?;
+    let (db, coll) = table.namespace.split_once('.').unwrap_or_default();
+    let projection: Document = table
+        .pattern
+        .names()
+        .iter()
+        .map(|n| (n.to_string(), Bson::Int32(1)))
+        .collect();
+    let projection = crate::query::projection::Projection::parse(&projection)?;
+    let mut keys = Vec::new();
+    for doc in find_all(&owner.client, db, coll, Document::new(), None).await? {
+        let key = table.pattern.extract(&projection.apply(&doc)?)?;
+        if chunk.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys.get(keys.len() / 2)
+        .filter(|median| **median != chunk.min)
+        .cloned()
+        .ok_or_else(|| {
+            Error::new(
+                shard::code::OPERATION_FAILED,
+                "cannot split chunk: it holds too few distinct keys",
+            )
+        })
 }
 
 /// `getShardMap`: every shard's and the config servers' connection strings.

@@ -71,7 +71,7 @@ async fn dispatch(
             },
         }),
         "addShard" | "listShards" | "enableSharding" | "enablesharding" | "shardCollection" | "shardcollection"
-        | "getShardMap" | "flushRouterConfig" | "flushrouterconfig" | "balancerStatus" | "balancerStart"
+        | "getShardMap" | "split" | "flushRouterConfig" | "flushrouterconfig" | "balancerStatus" | "balancerStart"
         | "balancerStop" => {
             require_admin(name, db)?;
             cluster::run(router, name, body).await

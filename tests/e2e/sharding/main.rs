@@ -6,6 +6,7 @@ mod t10_cluster;
 mod t20_stale_routing;
 mod t30_cluster_command;
 mod t40_writes;
+mod t50_split;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
