@@ -1036,6 +1036,110 @@ async fn find_and_modify(router: &Router, db: &str, coll: &str, name: &str, body
 
 // ---------------------------------------------------------------------------------------------- the rest
 
+/// Other commands on a sharded collection: index changes and `drop` on every shard, index and statistics
+/// reads on the shard owning the first chunk; anything else is refused for now.
+async fn sharded_collection_command(
+    router: &Router,
+    name: &str,
+    db: &str,
+    table: &RoutingTable,
+    body: &Document,
+) -> Result<Document> {
+    match name {
+        "drop" => drop_sharded(router, table, body).await,
+        "createIndexes" | "dropIndexes" | "deleteIndexes" => {
+            let mut first = None;
+            for shard in router.catalog.reload_shards().await? {
+                let reply = shard.client.run(body).await?;
+                let missing =
+                    reply.get("code").and_then(crate::bsonx::as_i64) == Some(i64::from(code::NAMESPACE_NOT_FOUND.0));
+                if !reply_ok(&reply) && !missing {
+                    return Ok(reply);
+                }
+                if first.is_none() && reply_ok(&reply) {
+                    first = Some(reply);
+                }
+            }
+            Ok(first.unwrap_or_default())
+        }
+        "listIndexes" | "collStats" | "validate" => {
+            let owner = table.chunks().first().map(|c| c.shard.clone()).unwrap_or_default();
+            let shard = router.catalog.shard(&owner).await?;
+            let reply = shard.client.run(body).await?;
+            Ok(match name {
+                "listIndexes" => adopt_remote(router, reply, &shard, db, body.get_str(name).unwrap_or_default()),
+                _ => reply,
+            })
+        }
+        _ => Err(Error::new(
+            code::ILLEGAL_OPERATION,
+            format!(
+                "{name} on the sharded collection {} is not supported by the Faultline router yet",
+                table.namespace
+            ),
+        )),
+    }
+}
+
+/// `drop` of a sharded collection: its metadata first (routers stop routing to it), then its data on every
+/// shard.
+async fn drop_sharded(router: &Router, table: &RoutingTable, body: &Document) -> Result<Document> {
+    let config = router.catalog.config();
+    let ns = &table.namespace;
+    super::rs_client::write_majority(
+        config,
+        doc! {"delete": "collections", "deletes": [{"q": {"_id": ns}, "limit": 1}], "$db": "config"},
+    )
+    .await?;
+    super::rs_client::write_majority(
+        config,
+        doc! {"delete": "chunks", "deletes": [{"q": {"uuid": Bson::Binary(table.uuid.clone())}, "limit": 0}],
+        "$db": "config"},
+    )
+    .await?;
+    router.catalog.invalidate_collection(ns);
+    for shard in router.catalog.reload_shards().await? {
+        let reply = shard.client.run(body).await?;
+        let missing = reply.get("code").and_then(crate::bsonx::as_i64) == Some(i64::from(code::NAMESPACE_NOT_FOUND.0));
+        if !reply_ok(&reply) && !missing {
+            return Ok(reply);
+        }
+    }
+    Ok(doc! {"ns": ns})
+}
+
+/// `dropDatabase` through the router: its sharded collections, then the database on every shard, then its
+/// entry in `config.databases`.
+async fn drop_database(router: &Router, db: &str, body: &Document) -> Result<Document> {
+    if router.catalog.database(db).await?.is_none() {
+        return Ok(Document::new());
+    }
+    let config = router.catalog.config();
+    let prefix = format!("^{}\\.", db.replace('.', "\\."));
+    let sharded =
+        super::rs_client::find_all(config, "config", "collections", doc! {"_id": {"$regex": prefix}}, None).await?;
+    for collection in sharded {
+        let Ok(ns) = collection.get_str("_id") else { continue };
+        if let Some(table) = router.catalog.collection(ns).await? {
+            let coll = ns.split_once('.').map(|(_, c)| c).unwrap_or_default();
+            drop_sharded(router, &table, &doc! {"drop": coll, "$db": db}).await?;
+        }
+    }
+    for shard in router.catalog.reload_shards().await? {
+        let reply = shard.client.run(body).await?;
+        if !reply_ok(&reply) {
+            return Ok(reply);
+        }
+    }
+    super::rs_client::write_majority(
+        config,
+        doc! {"delete": "databases", "deletes": [{"q": {"_id": db}, "limit": 1}], "$db": "config"},
+    )
+    .await?;
+    router.catalog.invalidate_database(db);
+    Ok(doc! {"dropped": db})
+}
+
 /// Commands that create a database when it does not exist yet.
 fn creates_database(name: &str) -> bool {
     matches!(
@@ -1046,6 +1150,9 @@ fn creates_database(name: &str) -> bool {
 
 /// Any other command: to the database's primary shard (versioned when it names an unsharded collection).
 async fn forward(router: &Router, name: &str, db: &str, body: &Document) -> Result<Document> {
+    if name == "dropDatabase" {
+        return drop_database(router, db, body).await;
+    }
     let coll = body.get_str(name).ok().map(String::from);
     for _ in 0..=MAX_STALE_RETRIES {
         let database = if creates_database(name) {
@@ -1063,12 +1170,9 @@ async fn forward(router: &Router, name: &str, db: &str, body: &Document) -> Resu
         };
         let ns = coll.as_ref().map(|c| format!("{db}.{c}"));
         if let Some(ns) = &ns
-            && router.catalog.collection(ns).await?.is_some()
+            && let Some(table) = router.catalog.collection(ns).await?
         {
-            return Err(Error::new(
-                code::ILLEGAL_OPERATION,
-                format!("{name} on the sharded collection {ns} is not supported by the Faultline router yet"),
-            ));
+            return sharded_collection_command(router, name, db, &table, body).await;
         }
         let shard = router.catalog.shard(&database.primary).await?;
         let request = match &ns {

@@ -7,6 +7,7 @@ mod t20_stale_routing;
 mod t30_cluster_command;
 mod t40_writes;
 mod t50_split;
+mod t60_drop;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

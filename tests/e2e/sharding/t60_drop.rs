@@ -1,0 +1,71 @@
+//! Index changes, `drop` and `dropDatabase` of sharded collections through the router: every shard takes
+//! part, the metadata goes first, and a collection re-created under the same name is unsharded.
+
+use bson::{Document, doc};
+use futures_util::TryStreamExt as _;
+use mongodb::IndexModel;
+
+use super::{Cluster, documents_on};
+
+#[tokio::test]
+async fn indexes_drop_and_drop_database_reach_every_shard() -> anyhow::Result<()> {
+    let cluster = Cluster::start(2).await?;
+    let router = &cluster.router;
+    router
+        .admin(doc! {"shardCollection": "test.d", "key": {"k": "hashed"}})
+        .await?;
+    let client = router.client().await?;
+    let coll = client.database("test").collection::<Document>("d");
+    coll.insert_many((0..50).map(|k| doc! {"k": k, "v": k}).collect::<Vec<_>>())
+        .await?;
+
+    coll.create_index(IndexModel::builder().keys(doc! {"v": 1}).build())
+        .await?;
+    let names = coll.list_index_names().await?;
+    assert!(names.contains(&"v_1".to_string()), "{names:?}");
+    for (name, node) in &cluster.shards {
+        let listed = node
+            .client()
+            .await?
+            .database("test")
+            .collection::<Document>("d")
+            .list_index_names()
+            .await?;
+        assert!(listed.contains(&"v_1".to_string()), "shard {name}: {listed:?}");
+    }
+
+    coll.drop().await?;
+    let config = client.database("config");
+    assert!(
+        config
+            .collection::<Document>("collections")
+            .find_one(doc! {"_id": "test.d"})
+            .await?
+            .is_none()
+    );
+    for (_, node) in &cluster.shards {
+        assert!(documents_on(node, "test", "d").await?.is_empty());
+    }
+    // Re-created under the same name, it is an unsharded collection on the primary shard.
+    coll.insert_one(doc! {"k": 1}).await?;
+    assert_eq!(coll.count_documents(doc! {}).await?, 1);
+
+    client.database("test").drop().await?;
+    assert!(
+        config
+            .collection::<Document>("databases")
+            .find_one(doc! {"_id": "test"})
+            .await?
+            .is_none()
+    );
+    let names: Vec<String> = client.list_database_names().await?;
+    assert!(!names.contains(&"test".to_string()), "{names:?}");
+    let chunks: Vec<Document> = config
+        .collection::<Document>("chunks")
+        .find(doc! {})
+        .await?
+        .try_collect()
+        .await?;
+    assert!(chunks.is_empty(), "{chunks:?}");
+    Ok(())
+}
