@@ -8,6 +8,7 @@ mod t30_cluster_command;
 mod t40_writes;
 mod t50_split;
 mod t60_drop;
+mod t70_ten_thousand;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

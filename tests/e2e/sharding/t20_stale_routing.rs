@@ -10,7 +10,7 @@ use super::{Cluster, MongosProcess, documents_on, raw_command};
 
 /// Splits the single chunk of `ns` at `k: split` and gives the upper half to `to`, with versions as a
 /// migration would leave them (major + 1 for both chunks), under the donor's critical section.
-async fn hand_over_upper_half(cluster: &Cluster, ns: &str, split: i32, to: &str) -> anyhow::Result<()> {
+pub(super) async fn hand_over_upper_half(cluster: &Cluster, ns: &str, split: i32, to: &str) -> anyhow::Result<()> {
     let config = cluster.config.client().await?.database("config");
     let collection = config
         .collection::<Document>("collections")
