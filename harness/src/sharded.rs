@@ -158,6 +158,27 @@ impl ShardedCluster {
         })
     }
 
+    /// [`ShardedCluster::start`] with one config server and one router on a run of free ports (benchmarks).
+    pub async fn start_on_free_ports(
+        dir: &std::path::Path,
+        shards: usize,
+        nodes: usize,
+        wait: Duration,
+    ) -> anyhow::Result<ShardedCluster> {
+        let count = 2 + shards * nodes;
+        let base_port = free_port_run(count).context("no run of free ports for the sharded cluster")?;
+        let spec = ShardedSpec {
+            bin: std::env::current_exe().context("cannot find the faultline binary")?,
+            dir: dir.to_path_buf(),
+            shards,
+            nodes,
+            config_servers: 1,
+            routers: 1,
+            base_port,
+        };
+        ShardedCluster::start(&spec, wait).await
+    }
+
     /// The URI applications use: every router.
     pub fn uri(&self) -> String {
         let hosts: Vec<String> = self.routers.iter().map(RouterProcess::host).collect();
@@ -200,6 +221,23 @@ impl ShardedCluster {
         }
         self.config.shutdown(grace).await;
     }
+}
+
+/// The first of `count` consecutive ports that are free now.
+fn free_port_run(count: usize) -> Option<u16> {
+    for _ in 0..100 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let fits = usize::from(first) + count <= 65536
+            && (0..count as u16).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok());
+        if fits {
+            return Some(first);
+        }
+    }
+    None
 }
 
 /// Starts, initiates and waits for the primary of one replica set of the cluster.
