@@ -24,8 +24,48 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Idle connections kept per replica set.
 const POOL_SIZE: usize = 16;
 
-/// Codes that mean "ask the new primary" (the command did not run here).
-const NOT_PRIMARY_CODES: &[i32] = &[10107, 13435, 13436, 11600, 11602, 189, 91];
+/// Codes a member answers before running the command: ask the new primary.
+const NOT_RUN_CODES: &[i32] = &[10107, 13435, 13436];
+/// Codes that may come after the command ran (interrupted by a step-down or shutdown): asked again only
+/// when running it twice is harmless (see [`retry_safe`]).
+const INTERRUPTED_CODES: &[i32] = &[11600, 11602, 189, 91];
+
+/// Whether a command may run twice without harm: reads, and retryable writes (a session's `txnNumber`
+/// makes the member run each statement at most once).
+fn retry_safe(body: &Document) -> bool {
+    body.contains_key("txnNumber")
+        || body.keys().next().is_some_and(|name| {
+            matches!(
+                name.as_str(),
+                "find"
+                    | "count"
+                    | "distinct"
+                    | "listCollections"
+                    | "listIndexes"
+                    | "listDatabases"
+                    | "hello"
+                    | "isMaster"
+                    | "ping"
+                    | "buildInfo"
+                    | "getCmdLineOpts"
+                    | "dbStats"
+                    | "collStats"
+                    | "dbHash"
+                    | "_flushRoutingTableCacheUpdates"
+            )
+        })
+        || (body.get_str("aggregate").is_ok() && !aggregate_writes(body))
+}
+
+/// Whether a pipeline ends in `$out` or `$merge`.
+fn aggregate_writes(body: &Document) -> bool {
+    body.get_array("pipeline").is_ok_and(|stages| {
+        stages
+            .iter()
+            .filter_map(Bson::as_document)
+            .any(|s| s.contains_key("$out") || s.contains_key("$merge"))
+    })
+}
 
 /// A seed list as written in `config.shards.host` or `--configdb`: `set/h1:p1,h2:p2` or `h1:p1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,25 +134,39 @@ impl ReplicaSetClient {
     }
 
     /// Runs `body` on the primary and returns its reply (ok or not), following the primary for up to
-    /// [`RETRY_WINDOW`].
+    /// [`RETRY_WINDOW`]. A command that may have run when its exchange failed or was interrupted is sent
+    /// again only if that is harmless ([`retry_safe`]); otherwise the failure is returned (HostUnreachable,
+    /// or the member's reply) and the client decides, as with mongos.
     pub async fn run(&self, body: &Document) -> Result<Document> {
         let deadline = tokio::time::Instant::now() + RETRY_WINDOW;
         let mut pause = Duration::from_millis(20);
+        let safe = retry_safe(body);
         loop {
             let failure = match self.primary().await {
                 Ok(primary) => match self.exchange(&primary, body).await {
                     Ok(reply) => {
                         let code = reply.get("code").and_then(crate::bsonx::as_i64).unwrap_or(0) as i32;
-                        if crate::wire::client::reply_ok(&reply) || !NOT_PRIMARY_CODES.contains(&code) {
+                        let again = NOT_RUN_CODES.contains(&code) || (safe && INTERRUPTED_CODES.contains(&code));
+                        if crate::wire::client::reply_ok(&reply) || !again {
                             return Ok(reply);
                         }
                         format!("{primary} is not primary any more")
                     }
-                    Err(err) => format!("{primary}: {err}"),
+                    Err(err @ (ClientError::Connect { .. } | ClientError::Poisoned)) => format!("{primary}: {err}"),
+                    Err(err) if safe => format!("{primary}: {err}"),
+                    Err(err) => {
+                        self.forget_primary();
+                        return Err(Error::new(
+                            code::HOST_UNREACHABLE,
+                            format!(
+                                "lost the connection to {primary} while it ran the command, which may or may not have run: {err}"
+                            ),
+                        ));
+                    }
                 },
                 Err(err) => err.message,
             };
-            *lock(&self.primary) = None;
+            self.forget_primary();
             if tokio::time::Instant::now() >= deadline {
                 let set = self.seeds();
                 return Err(Error::new(
@@ -124,6 +178,13 @@ impl ReplicaSetClient {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Forgets the primary and the idle connections to it (a failed one is likely not the only one).
+    fn forget_primary(&self) {
+        if let Some(primary) = lock(&self.primary).take() {
+            lock(&self.idle).retain(|(host, _)| *host != primary);
         }
     }
 

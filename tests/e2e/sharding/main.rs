@@ -9,6 +9,7 @@ mod t40_writes;
 mod t50_split;
 mod t60_drop;
 mod t70_ten_thousand;
+mod t80_failover;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,6 +32,53 @@ pub async fn start_set(name: &str, role: &str) -> anyhow::Result<NodeProcess> {
     let node = NodeProcess::start_with_port(bin(), port, &[role, "--replSet", name, "--port", &port_text]).await?;
     node.initiate().await?;
     Ok(node)
+}
+
+/// An `n`-member replica set named `name`, started with `role`, initiated with fast elections; waits for a
+/// primary.
+pub async fn start_set_of(name: &str, role: &str, n: usize) -> anyhow::Result<Vec<NodeProcess>> {
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        let port = free_port();
+        let port_text = port.to_string();
+        nodes.push(NodeProcess::start_with_port(bin(), port, &[role, "--replSet", name, "--port", &port_text]).await?);
+    }
+    let members: Vec<Document> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| doc! {"_id": i as i32, "host": format!("127.0.0.1:{}", node.port)})
+        .collect();
+    let config = doc! {"_id": name, "version": 1, "members": members,
+    "settings": {"electionTimeoutMillis": 1000, "heartbeatIntervalMillis": 200}};
+    let reply = raw_command(nodes[0].port, doc! {"replSetInitiate": config, "$db": "admin"}).await?;
+    anyhow::ensure!(reply.get_f64("ok")? == 1.0, "replSetInitiate: {reply}");
+    primary_of(&nodes).await?;
+    Ok(nodes)
+}
+
+/// The index of the member that says it is the writable primary, waiting for one.
+pub async fn primary_of(nodes: &[NodeProcess]) -> anyhow::Result<usize> {
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    wait_until(std::time::Duration::from_secs(60), "a writable primary", || {
+        let ports = ports.clone();
+        async move {
+            for (i, port) in ports.into_iter().enumerate() {
+                if let Ok(hello) = raw_command(port, doc! {"hello": 1, "$db": "admin"}).await
+                    && hello.get_bool("isWritablePrimary").unwrap_or(false)
+                {
+                    return Some(i);
+                }
+            }
+            None
+        }
+    })
+    .await
+}
+
+/// `name/host1,host2,...` of a replica set.
+pub fn seeds(name: &str, nodes: &[NodeProcess]) -> String {
+    let hosts: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    format!("{name}/{}", hosts.join(","))
 }
 
 /// `name/127.0.0.1:port`.

@@ -12,10 +12,23 @@ use nix::unistd::Pid;
 
 use super::bin;
 
+/// The first of `count` consecutive free ports below the kernel's ephemeral range, so that the ports other
+/// tests get from the OS (`free_port`) never fall inside the run.
+fn port_run(count: u16) -> u16 {
+    let mut candidate = 20_000 + (std::process::id() % 5_000) as u16 * 2;
+    loop {
+        let free = (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", candidate + i)).is_ok());
+        if free {
+            return candidate;
+        }
+        candidate = if candidate > 32_000 { 20_000 } else { candidate + count };
+    }
+}
+
 #[tokio::test]
 async fn one_command_starts_a_sharded_cluster_that_drivers_use() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let base = faultline_tests::free_port();
+    let base = port_run(5);
     let mut child = Command::new(bin())
         .args([
             "cluster",
