@@ -1048,6 +1048,9 @@ async fn sharded_collection_command(
     match name {
         "drop" => drop_sharded(router, table, body).await,
         "createIndexes" | "dropIndexes" | "deleteIndexes" => {
+            if name == "createIndexes" {
+                check_unique_indexes(table, body)?;
+            }
             let mut first = None;
             for shard in router.catalog.reload_shards().await? {
                 let reply = shard.client.run(body).await?;
@@ -1079,6 +1082,31 @@ async fn sharded_collection_command(
             ),
         )),
     }
+}
+
+/// A unique index on a sharded collection must be prefixed by the shard key's fields (each shard can only
+/// enforce uniqueness within its own chunks), as MongoDB requires (67 CannotCreateIndex otherwise).
+fn check_unique_indexes(table: &RoutingTable, body: &Document) -> Result<()> {
+    let names = table.pattern.names();
+    for spec in body.get_array("indexes").map(|i| i.to_vec()).unwrap_or_default() {
+        let Bson::Document(spec) = spec else { continue };
+        if !spec.get("unique").is_some_and(crate::bsonx::truthy) {
+            continue;
+        }
+        let key = spec.get_document("key").cloned().unwrap_or_default();
+        let fields: Vec<&str> = key.keys().map(String::as_str).collect();
+        let prefixed = fields.len() >= names.len() && fields[..names.len()] == names[..];
+        if !prefixed && fields != ["_id"] {
+            return Err(Error::new(
+                (67, "CannotCreateIndex"),
+                format!(
+                    "cannot create unique index over {key} with shard key pattern {}",
+                    table.pattern.to_document()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `drop` of a sharded collection: its metadata first (routers stop routing to it), then its data on every

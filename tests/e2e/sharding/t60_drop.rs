@@ -34,6 +34,29 @@ async fn indexes_drop_and_drop_database_reach_every_shard() -> anyhow::Result<()
         assert!(listed.contains(&"v_1".to_string()), "shard {name}: {listed:?}");
     }
 
+    // Unique indexes only where each shard can enforce them: prefixed by the shard key.
+    let unique = mongodb::options::IndexOptions::builder().unique(true).build();
+    let refused = coll
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! {"v": 1})
+                .options(unique.clone())
+                .build(),
+        )
+        .await
+        .expect_err("not prefixed by the shard key");
+    assert!(
+        refused.to_string().contains("67") || refused.to_string().contains("CannotCreateIndex"),
+        "{refused}"
+    );
+    coll.create_index(
+        IndexModel::builder()
+            .keys(doc! {"k": 1, "v": 1})
+            .options(unique)
+            .build(),
+    )
+    .await?;
+
     coll.drop().await?;
     let config = client.database("config");
     assert!(
