@@ -194,3 +194,75 @@ async fn bad_cluster_commands_get_mongodbs_errors_and_change_nothing() -> anyhow
     assert_eq!(flushed.get("flushed"), Some(&Bson::Boolean(true)));
     Ok(())
 }
+
+/// What mongosh's `sh.status()` reads, through the router: the cluster id, the shards, the active routers,
+/// the balancer, the databases with their primary shard, the sharded collections with their key, and the
+/// chunk distribution per shard.
+#[tokio::test]
+async fn what_sh_status_reads_is_there_through_the_router() -> anyhow::Result<()> {
+    let cluster = Cluster::start(2).await?;
+    let router = &cluster.router;
+    router
+        .admin(doc! {"shardCollection": "shop.orders", "key": {"customer": "hashed"}})
+        .await?;
+    let client = router.client().await?;
+    let config = client.database("config");
+    let version = config
+        .collection::<Document>("version")
+        .find_one(doc! {})
+        .await?
+        .expect("config.version");
+    assert!(version.get_object_id("clusterId").is_ok(), "{version}");
+    let routers: Vec<Document> = super::wait_until(std::time::Duration::from_secs(20), "config.mongos", || {
+        let config = config.clone();
+        async move {
+            let found: Vec<Document> = config
+                .collection::<Document>("mongos")
+                .find(doc! {})
+                .await
+                .ok()?
+                .try_collect()
+                .await
+                .ok()?;
+            (!found.is_empty()).then_some(found)
+        }
+    })
+    .await?;
+    assert_eq!(routers[0].get_str("_id")?, format!("127.0.0.1:{}", router.port));
+    assert!(routers[0].get_datetime("ping").is_ok() && routers[0].get_str("mongoVersion").is_ok());
+    assert_eq!(router.admin(doc! {"balancerStatus": 1}).await?.get_str("mode")?, "full");
+    let databases: Vec<Document> = config
+        .collection::<Document>("databases")
+        .find(doc! {})
+        .sort(doc! {"_id": 1})
+        .await?
+        .try_collect()
+        .await?;
+    assert_eq!(databases.len(), 1);
+    assert!(databases[0].get_str("primary")?.starts_with("sh"));
+    assert!(databases[0].get_document("version")?.get("uuid").is_some());
+    let collections: Vec<Document> = config
+        .collection::<Document>("collections")
+        .find(doc! {"_id": {"$regex": "^shop\\."}})
+        .await?
+        .try_collect()
+        .await?;
+    assert_eq!(collections.len(), 1);
+    assert_eq!(collections[0].get_document("key")?, &doc! {"customer": "hashed"});
+    let uuid = collections[0].get("uuid").cloned().expect("uuid");
+    let distribution: Vec<Document> = config
+        .collection::<Document>("chunks")
+        .aggregate(vec![
+            doc! {"$match": {"uuid": uuid}},
+            doc! {"$group": {"_id": "$shard", "nChunks": {"$sum": 1}}},
+            doc! {"$sort": {"_id": 1}},
+        ])
+        .await?
+        .try_collect()
+        .await?;
+    assert_eq!(
+        distribution,
+        vec![doc! {"_id": "shA", "nChunks": 2}, doc! {"_id": "shB", "nChunks": 2}]
+    );
+    Ok(())
+}
