@@ -197,10 +197,15 @@ async fn insert(router: &Router, db: &str, body: &Document) -> Result<Document> 
     let coll = collection(body, "insert")?;
     let ns = format!("{db}.{coll}");
     let documents = insert_documents(body)?;
-    let ordered = body.get_bool("ordered").unwrap_or(true);
-    let statements = statement_ids(body, documents.len());
+    let job = InsertJob {
+        body,
+        ordered: body.get_bool("ordered").unwrap_or(true),
+        statements: statement_ids(body, documents.len()),
+        documents,
+    };
+    let ordered = job.ordered;
     let mut outcome = InsertOutcome::default();
-    let mut pending: Vec<usize> = (0..documents.len()).collect();
+    let mut pending: Vec<usize> = (0..job.documents.len()).collect();
     for _ in 0..=MAX_STALE_RETRIES {
         if pending.is_empty() || outcome.stopped {
             return Ok(outcome.reply());
@@ -208,7 +213,7 @@ async fn insert(router: &Router, db: &str, body: &Document) -> Result<Document> 
         match placement(router, db, coll, true).await? {
             Placement::Missing => return Err(Error::internal(format!("database {db} was not created"))),
             Placement::Unsharded(database, shard) => {
-                let part = insert_part(body, &documents, &statements, &pending);
+                let part = job.part(&pending);
                 let reply = shard
                     .client
                     .run(&versioned(&part, &ChunkVersion::unsharded(), Some(&database)))
@@ -224,18 +229,8 @@ async fn insert(router: &Router, db: &str, body: &Document) -> Result<Document> 
                 pending.clear();
             }
             Placement::Sharded(table) => {
-                let batches = insert_batches(&table, &documents, &pending, ordered, &mut outcome);
-                pending = send_insert_batches(
-                    router,
-                    &table,
-                    body,
-                    &documents,
-                    &statements,
-                    batches,
-                    ordered,
-                    &mut outcome,
-                )
-                .await?;
+                let batches = job.batches(&table, &pending, &mut outcome);
+                pending = job.send(router, &table, batches, &mut outcome).await?;
                 if !pending.is_empty() {
                     note_stale(router, db, &ns, &doc! {"insert": &ns});
                 }
@@ -280,118 +275,126 @@ fn statement_ids(body: &Document, count: usize) -> Vec<i32> {
     (0..count as i32).map(|i| first + i).collect()
 }
 
-/// The insert command for the documents `indices`, with their statement ids when it is a retryable write.
-fn insert_part(body: &Document, documents: &[Document], statements: &[i32], indices: &[usize]) -> Document {
-    let mut part = Document::new();
-    for (key, value) in body {
-        if !matches!(key.as_str(), "documents" | "stmtIds" | "stmtId") {
-            part.insert(key.clone(), value.clone());
-        }
-    }
-    part.insert(
-        "documents",
-        indices
-            .iter()
-            .map(|&i| Bson::Document(documents[i].clone()))
-            .collect::<Vec<_>>(),
-    );
-    if body.contains_key("txnNumber") {
-        part.insert(
-            "stmtIds",
-            indices
-                .iter()
-                .map(|&i| Bson::Int32(statements.get(i).copied().unwrap_or(i as i32)))
-                .collect::<Vec<_>>(),
-        );
-    }
-    part
+/// One client insert command being routed: its documents (each with an `_id`) and their statement ids.
+struct InsertJob<'a> {
+    body: &'a Document,
+    documents: Vec<Document>,
+    statements: Vec<i32>,
+    ordered: bool,
 }
 
-/// Groups the pending documents by owning shard: consecutive runs when ordered, one batch per shard
-/// otherwise. A document whose key cannot be extracted is a write error (and stops an ordered insert there).
-fn insert_batches(
-    table: &RoutingTable,
-    documents: &[Document],
-    pending: &[usize],
-    ordered: bool,
-    outcome: &mut InsertOutcome,
-) -> Vec<(String, Vec<usize>)> {
-    let mut batches: Vec<(String, Vec<usize>)> = Vec::new();
-    for &i in pending {
-        let shard = match table.pattern.extract(&documents[i]) {
-            Ok(key) => table.chunk_for(&key).shard.clone(),
-            Err(err) => {
-                outcome.write_errors.push(err.to_write_error(i));
+impl InsertJob<'_> {
+    /// The insert command for the documents `indices`, with their statement ids when it is a retryable write.
+    fn part(&self, indices: &[usize]) -> Document {
+        let (body, documents, statements) = (self.body, &self.documents, &self.statements);
+        let mut part = Document::new();
+        for (key, value) in body {
+            if !matches!(key.as_str(), "documents" | "stmtIds" | "stmtId") {
+                part.insert(key.clone(), value.clone());
+            }
+        }
+        part.insert(
+            "documents",
+            indices
+                .iter()
+                .map(|&i| Bson::Document(documents[i].clone()))
+                .collect::<Vec<_>>(),
+        );
+        if body.contains_key("txnNumber") {
+            part.insert(
+                "stmtIds",
+                indices
+                    .iter()
+                    .map(|&i| Bson::Int32(statements.get(i).copied().unwrap_or(i as i32)))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        part
+    }
+
+    /// Groups the pending documents by owning shard: consecutive runs when ordered, one batch per shard
+    /// otherwise. A document whose key cannot be extracted is a write error (and stops an ordered insert there).
+    fn batches(
+        &self,
+        table: &RoutingTable,
+        pending: &[usize],
+        outcome: &mut InsertOutcome,
+    ) -> Vec<(String, Vec<usize>)> {
+        let (documents, ordered) = (&self.documents, self.ordered);
+        let mut batches: Vec<(String, Vec<usize>)> = Vec::new();
+        for &i in pending {
+            let shard = match table.pattern.extract(&documents[i]) {
+                Ok(key) => table.chunk_for(&key).shard.clone(),
+                Err(err) => {
+                    outcome.write_errors.push(err.to_write_error(i));
+                    if ordered {
+                        outcome.stopped = true;
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let existing = if ordered {
+                batches.last_mut().filter(|(s, _)| *s == shard)
+            } else {
+                batches.iter_mut().find(|(s, _)| *s == shard)
+            };
+            match existing {
+                Some((_, indices)) => indices.push(i),
+                None => batches.push((shard, vec![i])),
+            }
+        }
+        batches
+    }
+
+    /// Sends the batches; returns the documents to route again (their shard answered StaleConfig).
+    async fn send(
+        &self,
+        router: &Router,
+        table: &RoutingTable,
+        batches: Vec<(String, Vec<usize>)>,
+        outcome: &mut InsertOutcome,
+    ) -> Result<Vec<usize>> {
+        let ordered = self.ordered;
+        // An ordered insert that met a bad key still sends the documents before it, then stops.
+        let stop_after = outcome.stopped;
+        outcome.stopped = false;
+        let mut again = Vec::new();
+        for (k, (shard_id, indices)) in batches.iter().enumerate() {
+            let shard = router.catalog.shard(shard_id).await?;
+            let part = self.part(indices);
+            let reply = shard
+                .client
+                .run(&versioned(&part, &table.shard_version(shard_id), None))
+                .await?;
+            if is_stale(&reply) {
+                if ordered {
+                    again.extend(batches[k..].iter().flat_map(|(_, i)| i.iter().copied()));
+                    break;
+                }
+                again.extend(indices.iter().copied());
+                continue;
+            }
+            if !reply_ok(&reply) {
+                let error = error_of_reply(&reply);
+                outcome
+                    .write_errors
+                    .extend(indices.iter().map(|&i| error.to_write_error(i)));
                 if ordered {
                     outcome.stopped = true;
-                    break;
+                    return Ok(Vec::new());
                 }
                 continue;
             }
-        };
-        let existing = if ordered {
-            batches.last_mut().filter(|(s, _)| *s == shard)
-        } else {
-            batches.iter_mut().find(|(s, _)| *s == shard)
-        };
-        match existing {
-            Some((_, indices)) => indices.push(i),
-            None => batches.push((shard, vec![i])),
-        }
-    }
-    batches
-}
-
-/// Sends the batches; returns the documents to route again (their shard answered StaleConfig).
-#[allow(clippy::too_many_arguments)]
-async fn send_insert_batches(
-    router: &Router,
-    table: &RoutingTable,
-    body: &Document,
-    documents: &[Document],
-    statements: &[i32],
-    batches: Vec<(String, Vec<usize>)>,
-    ordered: bool,
-    outcome: &mut InsertOutcome,
-) -> Result<Vec<usize>> {
-    // An ordered insert that met a bad key still sends the documents before it, then stops.
-    let stop_after = outcome.stopped;
-    outcome.stopped = false;
-    let mut again = Vec::new();
-    for (k, (shard_id, indices)) in batches.iter().enumerate() {
-        let shard = router.catalog.shard(shard_id).await?;
-        let part = insert_part(body, documents, statements, indices);
-        let reply = shard
-            .client
-            .run(&versioned(&part, &table.shard_version(shard_id), None))
-            .await?;
-        if is_stale(&reply) {
-            if ordered {
-                again.extend(batches[k..].iter().flat_map(|(_, i)| i.iter().copied()));
-                break;
-            }
-            again.extend(indices.iter().copied());
-            continue;
-        }
-        if !reply_ok(&reply) {
-            let error = error_of_reply(&reply);
-            outcome
-                .write_errors
-                .extend(indices.iter().map(|&i| error.to_write_error(i)));
-            if ordered {
-                outcome.stopped = true;
+            outcome.merge(&reply, indices, ordered);
+            if outcome.stopped {
                 return Ok(Vec::new());
             }
-            continue;
         }
-        outcome.merge(&reply, indices, ordered);
-        if outcome.stopped {
-            return Ok(Vec::new());
-        }
+        outcome.stopped = stop_after && again.is_empty();
+        again.sort_unstable();
+        Ok(again)
     }
-    outcome.stopped = stop_after && again.is_empty();
-    again.sort_unstable();
-    Ok(again)
 }
 
 // ---------------------------------------------------------------------------------------------- reads
