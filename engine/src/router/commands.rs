@@ -11,7 +11,12 @@ use crate::error::{Error, Result, code};
 use crate::wire;
 
 /// Runs one command and returns its reply (errors in MongoDB's shape).
-pub async fn run(router: &Router, connection: i64, body: Document, legacy: bool) -> Document {
+///
+/// The router keeps no cluster time yet: a client's `$clusterTime` is not passed on, and the shards' cluster
+/// times (`$clusterTime`, `operationTime`) are not passed back, since each shard's clock is its own and a
+/// time from one shard would make another wait (causally consistent sessions through the router: phase 2).
+pub async fn run(router: &Router, connection: i64, mut body: Document, legacy: bool) -> Document {
+    body.remove("$clusterTime");
     let name = body.keys().next().cloned().unwrap_or_default();
     let result = match body.get_str("$db") {
         Ok(db) => {
@@ -27,6 +32,8 @@ pub async fn run(router: &Router, connection: i64, body: Document, legacy: bool)
             if !reply.contains_key("ok") {
                 reply.insert("ok", 1.0);
             }
+            reply.remove("$clusterTime");
+            reply.remove("operationTime");
             reply
         }
         Err(err) => {
