@@ -10,6 +10,8 @@
 //! config.settings     {_id: "balancer", mode: "full" | "off", stopped: bool}
 //! config.version      {_id: 1, clusterId: ObjectId}            (written by the first router, see `ping_loop`)
 //! config.mongos       {_id: "host:port", ping, up, waiting, mongoVersion, advisoryHostFQDNs}
+//! config.changelog    {_id, server, shard: "config", clientAddr, time, what, ns, details}   (addShard,
+//!                      shardCollection.start/.end, split, dropCollection, dropDatabase; best effort)
 //! ```
 //!
 //! `split` (`sh.splitAt`: `middle`, `sh.splitFind`: `find`, the median key of the chunk holding the match)
@@ -206,6 +208,7 @@ async fn add_shard(router: &Router, body: &Document) -> Result<Document> {
     }], "$db": "config"};
     write_majority(config, insert).await?;
     router.catalog.reload_shards().await?;
+    changelog(router, "addShard", "", doc! {"name": &shard_name, "host": &host}).await;
     tracing::info!(shard = %shard_name, %host, "shard added");
     Ok(doc! {"shardAdded": shard_name})
 }
@@ -364,6 +367,9 @@ async fn shard_collection(router: &Router, name: &str, body: &Document) -> Resul
         shard_ids.truncate(1);
     }
     let chunks = initial_chunks(&pattern, &shard_ids, requested);
+    changelog(router, "shardCollection.start", ns, doc! {"shardKey": pattern.to_document(),
+        "primary": &database.primary, "numChunks": chunks.len() as i64})
+    .await;
     let uuid = new_uuid();
     let epoch = ObjectId::new();
     let timestamp = now_timestamp();
@@ -393,6 +399,7 @@ async fn shard_collection(router: &Router, name: &str, body: &Document) -> Resul
         return Err(err);
     }
     router.catalog.invalidate_collection(ns);
+    changelog(router, "shardCollection.end", ns, doc! {"version": format!("1|{}", chunks.len().saturating_sub(1))}).await;
     tracing::info!(%ns, key = %pattern.to_document(), chunks = chunks.len(), "collection sharded");
     Ok(doc! {"collectionsharded": ns, "collectionUUID": Bson::Binary(uuid)})
 }
@@ -459,6 +466,13 @@ async fn split(router: &Router, body: &Document) -> Result<Document> {
     "$db": "config"};
     write_majority(config, insert).await?;
     router.catalog.invalidate_collection(ns);
+    changelog(router, "split", ns, doc! {
+        "before": {"min": chunk.min.to_document(&names), "max": chunk.max.to_document(&names)},
+        "left": {"min": chunk.min.to_document(&names), "max": point.to_document(&names), "lastmod": left.to_timestamp()},
+        "right": {"min": point.to_document(&names), "max": chunk.max.to_document(&names), "lastmod": right.to_timestamp()},
+        "owningShard": &chunk.shard,
+    })
+    .await;
     tracing::info!(%ns, at = %point.to_document(&names), "chunk split");
     Ok(Document::new())
 }
@@ -503,6 +517,22 @@ async fn median_of_chunk(
                 "cannot split chunk: it holds too few distinct keys",
             )
         })
+}
+
+/// Records a metadata change in `config.changelog`, as the config server does (best effort: a change that
+/// happened is not undone because its log entry could not be written).
+pub async fn changelog(router: &Router, what: &str, ns: &str, details: Document) {
+    let server = router.options.self_host();
+    let now = bson::DateTime::now();
+    let entry = doc! {
+        "_id": format!("{server}-{}-{}", now.try_to_rfc3339_string().unwrap_or_default(), ObjectId::new()),
+        "server": &server, "shard": "config", "clientAddr": "", "time": now, "what": what, "ns": ns,
+        "details": details,
+    };
+    let insert = doc! {"insert": "changelog", "documents": [entry], "$db": "config"};
+    if let Err(err) = write_majority(router.catalog.config(), insert).await {
+        tracing::warn!(error = %err, what, ns, "cannot write config.changelog");
+    }
 }
 
 /// `getShardMap`: every shard's and the config servers' connection strings.

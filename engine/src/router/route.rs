@@ -1129,6 +1129,7 @@ async fn drop_sharded(router: &Router, table: &RoutingTable, body: &Document) ->
     )
     .await?;
     router.catalog.invalidate_collection(ns);
+    super::cluster::changelog(router, "dropCollection", ns, Document::new()).await;
     for shard in router.catalog.reload_shards().await? {
         let reply = shard.client.run(body).await?;
         let missing = reply.get("code").and_then(crate::bsonx::as_i64) == Some(i64::from(code::NAMESPACE_NOT_FOUND.0));
@@ -1168,6 +1169,7 @@ async fn drop_database(router: &Router, db: &str, body: &Document) -> Result<Doc
     )
     .await?;
     router.catalog.invalidate_database(db);
+    super::cluster::changelog(router, "dropDatabase", db, Document::new()).await;
     Ok(doc! {"dropped": db})
 }
 

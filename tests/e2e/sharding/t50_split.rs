@@ -65,6 +65,18 @@ async fn split_at_a_key_and_at_a_chunks_median() -> anyhow::Result<()> {
     let unsharded = router.admin(doc! {"split": "test.nope", "middle": {"k": 1}}).await?;
     assert_eq!(unsharded.get_i32("code")?, 118, "{unsharded}");
 
+    // Each change is in config.changelog.
+    let logged: Vec<Document> = client
+        .database("config")
+        .collection::<Document>("changelog")
+        .find(doc! {"ns": "test.s"})
+        .sort(doc! {"time": 1})
+        .await?
+        .try_collect()
+        .await?;
+    let what: Vec<&str> = logged.iter().map(|e| e.get_str("what").unwrap_or("?")).collect();
+    assert_eq!(what, vec!["shardCollection.start", "shardCollection.end", "split", "split"]);
+
     // Nothing moved; the router writes and reads on through the new chunks.
     coll.insert_many((100..200).map(|k| doc! {"k": k}).collect::<Vec<_>>())
         .await?;
