@@ -367,8 +367,13 @@ async fn shard_collection(router: &Router, name: &str, body: &Document) -> Resul
         shard_ids.truncate(1);
     }
     let chunks = initial_chunks(&pattern, &shard_ids, requested);
-    changelog(router, "shardCollection.start", ns, doc! {"shardKey": pattern.to_document(),
-        "primary": &database.primary, "numChunks": chunks.len() as i64})
+    changelog(
+        router,
+        "shardCollection.start",
+        ns,
+        doc! {"shardKey": pattern.to_document(),
+        "primary": &database.primary, "numChunks": chunks.len() as i64},
+    )
     .await;
     let uuid = new_uuid();
     let epoch = ObjectId::new();
@@ -399,7 +404,13 @@ async fn shard_collection(router: &Router, name: &str, body: &Document) -> Resul
         return Err(err);
     }
     router.catalog.invalidate_collection(ns);
-    changelog(router, "shardCollection.end", ns, doc! {"version": format!("1|{}", chunks.len().saturating_sub(1))}).await;
+    changelog(
+        router,
+        "shardCollection.end",
+        ns,
+        doc! {"version": format!("1|{}", chunks.len().saturating_sub(1))},
+    )
+    .await;
     tracing::info!(%ns, key = %pattern.to_document(), chunks = chunks.len(), "collection sharded");
     Ok(doc! {"collectionsharded": ns, "collectionUUID": Bson::Binary(uuid)})
 }

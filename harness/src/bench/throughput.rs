@@ -184,7 +184,7 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<i32> {
 
 /// What the clients write to: a replica set, or a sharded cluster through its router.
 enum Target {
-    Set(crate::cluster::Cluster),
+    Set(Box<crate::cluster::Cluster>),
     Sharded(Box<crate::sharded::ShardedCluster>),
 }
 
@@ -192,7 +192,7 @@ impl Target {
     async fn start(dir: &std::path::Path, shards: usize, nodes: usize) -> anyhow::Result<Target> {
         if shards == 0 {
             let (cluster, _) = setup::start_set(&dir.join(format!("set-{nodes}")), &SetOptions::new(nodes)).await?;
-            return Ok(Target::Set(cluster));
+            return Ok(Target::Set(Box::new(cluster)));
         }
         let cluster = crate::sharded::ShardedCluster::start_on_free_ports(
             &dir.join(format!("sharded-{shards}x{nodes}")),

@@ -75,7 +75,10 @@ async fn split_at_a_key_and_at_a_chunks_median() -> anyhow::Result<()> {
         .try_collect()
         .await?;
     let what: Vec<&str> = logged.iter().map(|e| e.get_str("what").unwrap_or("?")).collect();
-    assert_eq!(what, vec!["shardCollection.start", "shardCollection.end", "split", "split"]);
+    assert_eq!(
+        what,
+        vec!["shardCollection.start", "shardCollection.end", "split", "split"]
+    );
 
     // Nothing moved; the router writes and reads on through the new chunks.
     coll.insert_many((100..200).map(|k| doc! {"k": k}).collect::<Vec<_>>())
