@@ -12,7 +12,7 @@
 //!              buildInfo, ping, getCmdLineOpts, ...
 //! cluster      cluster commands: addShard, listShards, enableSharding, shardCollection, getShardMap,
 //!              flushRouterConfig, balancerStatus/Start/Stop; metadata documents in MongoDB's shapes
-//! route        CRUD through the router: insert by shard key, find/count targeted or scatter-gather, other
+//! route/       CRUD through the router: insert by shard key, find/count targeted or scatter-gather, other
 //!              commands of unsharded collections to the database's primary shard; every request to a shard
 //!              carries `shardVersion`, and a StaleConfig answer refreshes the table and retries
 //! cursors      cursors on the router: one shard's cursor passed through, or a merged result served in batches
