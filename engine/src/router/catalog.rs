@@ -20,7 +20,9 @@ pub struct ShardEntry {
     pub id: String,
     /// `config.shards.host`: `set/h1:p1,...`.
     pub host: String,
-    pub client: ReplicaSetClient,
+    /// `config.shards.draining`: being removed (`removeShard`); gets no new databases or chunks.
+    pub draining: bool,
+    pub client: Arc<ReplicaSetClient>,
 }
 
 /// A database's placement.
@@ -81,14 +83,16 @@ impl Catalog {
                 let (Ok(id), Ok(host)) = (shard.get_str("_id"), shard.get_str("host")) else {
                     continue;
                 };
-                let entry = match known.get(id) {
-                    Some(entry) if entry.host == host => entry.clone(),
-                    _ => Arc::new(ShardEntry {
-                        id: id.to_string(),
-                        host: host.to_string(),
-                        client: ReplicaSetClient::new(SeedList::parse(host)?),
-                    }),
+                let client = match known.get(id) {
+                    Some(entry) if entry.host == host => entry.client.clone(),
+                    _ => Arc::new(ReplicaSetClient::new(SeedList::parse(host)?)),
                 };
+                let entry = Arc::new(ShardEntry {
+                    id: id.to_string(),
+                    host: host.to_string(),
+                    draining: shard.get_bool("draining").unwrap_or(false),
+                    client,
+                });
                 fresh.insert(id.to_string(), entry);
             }
         }

@@ -56,6 +56,7 @@ pub async fn run(router: &Router, name: &str, body: &Document) -> Result<Documen
         "shardCollection" | "shardcollection" => shard_collection(router, name, body).await,
         "getShardMap" => get_shard_map(router).await,
         "split" => split(router, body).await,
+        "removeShard" | "removeshard" => remove_shard(router, name, body).await,
         "flushRouterConfig" | "flushrouterconfig" => {
             router.catalog.flush();
             Ok(doc! {"flushed": true})
@@ -234,11 +235,12 @@ pub async fn ensure_database(
         return Ok(entry);
     }
     let config = router.catalog.config();
-    let shards = router.catalog.reload_shards().await?;
+    let mut shards = router.catalog.reload_shards().await?;
+    shards.retain(|s| !s.draining || primary == Some(s.id.as_str()));
     if shards.is_empty() {
         return Err(Error::new(
             shard::code::SHARD_NOT_FOUND,
-            "Database could not be created: the cluster has no shards yet (addShard first)",
+            "Database could not be created: the cluster has no shards that are not being removed (addShard first)",
         ));
     }
     let chosen = match primary {
@@ -359,6 +361,7 @@ async fn shard_collection(router: &Router, name: &str, body: &Document) -> Resul
         .reload_shards()
         .await?
         .iter()
+        .filter(|s| !s.draining)
         .map(|s| s.id.clone())
         .collect();
     shard_ids.retain(|s| *s != database.primary);
@@ -413,6 +416,63 @@ async fn shard_collection(router: &Router, name: &str, body: &Document) -> Resul
     .await;
     tracing::info!(%ns, key = %pattern.to_document(), chunks = chunks.len(), "collection sharded");
     Ok(doc! {"collectionsharded": ns, "collectionUUID": Bson::Binary(uuid)})
+}
+
+/// `removeShard: "id"`: the first call marks the shard draining (it gets no new databases or chunks), later
+/// calls report what it still owns, and once it owns no chunk and is no database's primary it is removed.
+/// Moving its chunks and databases away is the next issue's (migrations, `movePrimary`).
+async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Document> {
+    let id = body
+        .get_str(name)
+        .map_err(|_| Error::type_mismatch("removeShard takes a shard id"))?;
+    let shards = router.catalog.reload_shards().await?;
+    let target = shards
+        .iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| Error::new(shard::code::SHARD_NOT_FOUND, format!("Shard {id} not found")))?;
+    if shards.len() == 1 {
+        return Err(Error::new(
+            code::ILLEGAL_OPERATION,
+            "Operation not allowed because it would remove the last shard",
+        ));
+    }
+    let config = router.catalog.config();
+    let databases: Vec<String> = find_all(config, "config", "databases", doc! {"primary": id}, None)
+        .await?
+        .iter()
+        .filter_map(|d| d.get_str("_id").ok().map(String::from))
+        .collect();
+    if !target.draining {
+        let update = doc! {"update": "shards", "updates": [{"q": {"_id": id}, "u": {"$set": {"draining": true}}}],
+        "$db": "config"};
+        write_majority(config, update).await?;
+        router.catalog.reload_shards().await?;
+        changelog(router, "removeShard.start", "", doc! {"shard": id}).await;
+        return Ok(doc! {
+            "msg": "draining started successfully", "state": "started", "shard": id,
+            "note": "you need to call moveChunk for its chunks and movePrimary for its databases (next issue)",
+            "dbsToMove": databases, "collectionsToMove": [],
+        });
+    }
+    let chunks = find_all(config, "config", "chunks", doc! {"shard": id}, None)
+        .await?
+        .len() as i64;
+    if chunks > 0 || !databases.is_empty() {
+        return Ok(doc! {
+            "msg": "draining ongoing", "state": "ongoing",
+            "remaining": {"chunks": chunks, "dbs": databases.len() as i64, "jumboChunks": 0_i64},
+            "note": "you need to call moveChunk for its chunks and movePrimary for its databases (next issue)",
+            "dbsToMove": databases, "collectionsToMove": [],
+        });
+    }
+    write_majority(
+        config,
+        doc! {"delete": "shards", "deletes": [{"q": {"_id": id}, "limit": 1}], "$db": "config"},
+    )
+    .await?;
+    router.catalog.reload_shards().await?;
+    changelog(router, "removeShard", "", doc! {"shard": id}).await;
+    Ok(doc! {"msg": "removeshard completed successfully", "state": "completed", "shard": id})
 }
 
 /// `split: "db.c", middle: {k: v}` or `find: {k: v}`.

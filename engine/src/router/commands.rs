@@ -78,8 +78,8 @@ async fn dispatch(
             },
         }),
         "addShard" | "listShards" | "enableSharding" | "enablesharding" | "shardCollection" | "shardcollection"
-        | "getShardMap" | "split" | "flushRouterConfig" | "flushrouterconfig" | "balancerStatus" | "balancerStart"
-        | "balancerStop" => {
+        | "getShardMap" | "split" | "removeShard" | "removeshard" | "flushRouterConfig" | "flushrouterconfig"
+        | "balancerStatus" | "balancerStart" | "balancerStop" => {
             require_admin(name, db)?;
             cluster::run(router, name, body).await
         }

@@ -144,6 +144,8 @@ async fn bad_cluster_commands_get_mongodbs_errors_and_change_nothing() -> anyhow
     assert!(not_shard.get_str("errmsg")?.contains("--shardsvr"), "{not_shard}");
     let listed = router.admin(doc! {"listShards": 1}).await?;
     assert_eq!(listed.get_array("shards")?.len(), 1, "nothing half-added: {listed}");
+    let last = router.admin(doc! {"removeShard": "shA"}).await?;
+    assert_eq!(code(&last), 20, "the last shard stays: {last}");
     // Adding the same shard again is a success that changes nothing.
     let again = router.admin(doc! {"addShard": seed("shA", shard)}).await?;
     assert_eq!(again.get_str("shardAdded")?, "shA", "{again}");

@@ -92,3 +92,50 @@ async fn indexes_drop_and_drop_database_reach_every_shard() -> anyhow::Result<()
     assert!(chunks.is_empty(), "{chunks:?}");
     Ok(())
 }
+
+/// `removeShard`: draining starts, what the shard still owns is reported, an empty shard is removed, and
+/// the last shard cannot be.
+#[tokio::test]
+async fn remove_shard_drains_reports_and_removes_an_empty_shard() -> anyhow::Result<()> {
+    let cluster = Cluster::start(2).await?;
+    let router = &cluster.router;
+    router
+        .admin(doc! {"enableSharding": "test", "primaryShard": "shA"})
+        .await?;
+    router
+        .admin(doc! {"shardCollection": "test.r", "key": {"k": 1}})
+        .await?;
+
+    let started = router.admin(doc! {"removeShard": "shA"}).await?;
+    assert_eq!(started.get_str("state")?, "started", "{started}");
+    assert_eq!(started.get_array("dbsToMove")?.len(), 1, "{started}");
+    let ongoing = router.admin(doc! {"removeShard": "shA"}).await?;
+    assert_eq!(ongoing.get_str("state")?, "ongoing", "{ongoing}");
+    assert_eq!(ongoing.get_document("remaining")?.get_i64("chunks")?, 1, "{ongoing}");
+
+    // A draining shard gets no new databases.
+    router.admin(doc! {"enableSharding": "other"}).await?;
+    let client = router.client().await?;
+    let other = client
+        .database("config")
+        .collection::<Document>("databases")
+        .find_one(doc! {"_id": "other"})
+        .await?
+        .expect("created");
+    assert_eq!(other.get_str("primary")?, "shB");
+
+    let unknown = router.admin(doc! {"removeShard": "nope"}).await?;
+    assert_eq!(unknown.get_i32("code")?, 70, "{unknown}");
+    // shB is the primary of `other` now: it drains but cannot finish; a fresh empty shard can.
+    let shard_c = super::start_set("shC", "--shardsvr").await?;
+    router.admin(doc! {"addShard": super::seed("shC", &shard_c)}).await?;
+    assert_eq!(
+        router.admin(doc! {"removeShard": "shC"}).await?.get_str("state")?,
+        "started"
+    );
+    let completed = router.admin(doc! {"removeShard": "shC"}).await?;
+    assert_eq!(completed.get_str("state")?, "completed", "{completed}");
+    let listed = router.admin(doc! {"listShards": 1}).await?;
+    assert_eq!(listed.get_array("shards")?.len(), 2, "{listed}");
+    Ok(())
+}
