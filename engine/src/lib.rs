@@ -21,6 +21,9 @@
 //! bsonx        BSON number and truthiness rules every layer reads values with
 //! host         this machine's host name
 //! shutdown     the stop signal of listeners and connections
+//! router/      `faultline mongos`: the query router of a sharded cluster (metadata cache, cluster commands, routing)
+//! shard/       sharding's pure core: shard keys, hashed values, chunks, versions, routing tables
+//! shardsvr/    a shard member's version check (StaleConfig) and its identity
 //! sim/         in-process simulation of several real members over a faulty simulated network
 //! ```
 pub mod bsonx;
@@ -37,7 +40,10 @@ pub mod node;
 pub mod options;
 pub mod query;
 pub mod repl;
+pub mod router;
 pub mod server;
+pub mod shard;
+pub mod shardsvr;
 pub mod shutdown;
 pub mod sim;
 pub mod spill;

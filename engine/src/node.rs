@@ -228,6 +228,8 @@ pub struct Node {
     pub activity: Activity,
     /// The cluster time clients gossip (`$clusterTime`, `command/cluster_time.rs`).
     pub cluster_time: crate::command::ClusterClock,
+    /// A shard member's sharding state (identity, owned versions); unused on other members.
+    pub sharding: crate::shardsvr::ShardingState,
 }
 
 impl Node {
@@ -285,6 +287,7 @@ impl Node {
             queries: QueryRuntime::new()?,
             activity: Activity::default(),
             cluster_time: crate::command::ClusterClock::default(),
+            sharding: Default::default(),
         }))
     }
 

@@ -41,8 +41,52 @@ pub const YAML_KEYS: &[&str] = &[
     "processManagement.fork",
     "processManagement.pidFilePath",
     "security.authorization",
+    "sharding.clusterRole",
     "setParameter",
 ];
+
+/// A member's part in a sharded cluster (`--shardsvr`, `--configsvr`, `sharding.clusterRole`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClusterRole {
+    /// A plain replica-set member.
+    #[default]
+    None,
+    /// A shard: holds chunks of sharded collections (default port 27018).
+    ShardServer,
+    /// A config server: holds the cluster's metadata (default port 27019; must be a replica set).
+    ConfigServer,
+}
+
+impl ClusterRole {
+    /// Reads `sharding.clusterRole`'s value.
+    pub fn parse(value: &str) -> Result<ClusterRole> {
+        match value {
+            "shardsvr" => Ok(ClusterRole::ShardServer),
+            "configsvr" => Ok(ClusterRole::ConfigServer),
+            other => Err(Error::bad_value(format!(
+                "Bad value for sharding.clusterRole: {other}. Supported values are: configsvr, shardsvr"
+            ))),
+        }
+    }
+
+    /// The role's name as mongod writes it, if any.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            ClusterRole::None => None,
+            ClusterRole::ShardServer => Some("shardsvr"),
+            ClusterRole::ConfigServer => Some("configsvr"),
+        }
+    }
+
+    /// mongod's default port for the role.
+    pub fn default_port(self) -> u16 {
+        match self {
+            ClusterRole::None => 27017,
+            ClusterRole::ShardServer => 27018,
+            ClusterRole::ConfigServer => 27019,
+        }
+    }
+}
 
 /// mongod's default `cursorTimeoutMillis`: idle cursors are closed after ten minutes.
 pub const DEFAULT_CURSOR_TIMEOUT_MILLIS: u64 = 600_000;
@@ -77,6 +121,12 @@ pub struct NodeOptions {
     /// `--oplogSize` / `replication.oplogSizeMB`: the oplog's maximum size in MB when it is created (default:
     /// 5 % of the dbpath's free space, within [990 MB, 50 GB]).
     pub oplog_size_mb: Option<u64>,
+    /// `--shardsvr` / `--configsvr` / `sharding.clusterRole`.
+    pub cluster_role: ClusterRole,
+    /// Whether the port and the replica-set name were given (file or flag) rather than defaulted: a role
+    /// changes the default port, and a config server or shard needs a named replica set.
+    pub port_given: bool,
+    pub repl_set_given: bool,
 }
 
 impl Default for NodeOptions {
@@ -93,6 +143,9 @@ impl Default for NodeOptions {
             fork: false,
             pid_file: None,
             oplog_size_mb: None,
+            cluster_role: ClusterRole::None,
+            port_given: false,
+            repl_set_given: false,
             set_parameters: BTreeMap::new(),
             peer_routes: BTreeMap::new(),
             argv: Vec::new(),
@@ -125,6 +178,7 @@ impl NodeOptions {
                     let port = value.as_u64().filter(|p| *p > 0 && *p <= u64::from(u16::MAX));
                     options.port =
                         port.ok_or_else(|| Error::bad_value("net.port must be a port number (1-65535)"))? as u16;
+                    options.port_given = true;
                 }
                 "net.bindIp" => {
                     options.bind_ip = split_bind_ip(string(&key, value)?);
@@ -159,7 +213,9 @@ impl NodeOptions {
                         )));
                     }
                     options.repl_set = name.to_string();
+                    options.repl_set_given = true;
                 }
+                "sharding.clusterRole" => options.cluster_role = ClusterRole::parse(string(&key, value)?)?,
                 "replication.oplogSizeMB" => {
                     let size = parse_oplog_size(value.as_i64())
                         .map_err(|e| Error::bad_value(format!("replication.oplogSizeMB: {}", e.message)))?;
@@ -249,7 +305,15 @@ impl NodeOptions {
             None => {}
         }
         check_set_parameters(&options.set_parameters)?;
+        options.apply_role_default_port();
         Ok(options)
+    }
+
+    /// A shard or config server listens on its role's default port unless a port was given.
+    pub fn apply_role_default_port(&mut self) {
+        if !self.port_given {
+            self.port = self.cluster_role.default_port();
+        }
     }
 
     /// Checks the options as a whole (after the command line has been applied to the file): the bind
@@ -260,7 +324,17 @@ impl NodeOptions {
         if self.fork && self.logpath.is_none() {
             return Err(Error::bad_value("--fork has to be used with --logpath or --syslog"));
         }
-        Ok(())
+        match self.cluster_role {
+            ClusterRole::ConfigServer if !self.repl_set_given => Err(Error::bad_value(
+                "Cannot start a configsvr as a standalone server. Please use the option --replSet to start the \
+                 node as a replica set.",
+            )),
+            ClusterRole::ShardServer if !self.repl_set_given => Err(Error::bad_value(
+                "Cannot start a shardsvr as a standalone server. Please use the option --replSet to start the \
+                 node as a replica set.",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The socket addresses to listen on: each distinct address once (`localhost,127.0.0.1` is one).
@@ -354,6 +428,9 @@ impl NodeOptions {
         }
         if !system_log.is_empty() {
             parsed.insert("systemLog", system_log);
+        }
+        if let Some(role) = self.cluster_role.name() {
+            parsed.insert("sharding", doc! {"clusterRole": role});
         }
         if !self.set_parameters.is_empty() {
             let params: Document = self
@@ -726,8 +803,9 @@ setParameter:
         );
         assert_eq!(refused("net.foo: 1\n"), "Unrecognized option: net.foo");
         assert_eq!(
-            refused("sharding:\n  clusterRole: shardsvr\n"),
-            "Unrecognized option: sharding.clusterRole"
+            refused("sharding:\n  configDB: cfg/127.0.0.1:27019\n"),
+            "Unrecognized option: sharding.configDB",
+            "configDB is mongos' option"
         );
         assert_eq!(
             refused("storage:\n  engine: wiredTiger\n"),
@@ -929,6 +1007,33 @@ setParameter:
             "lots".to_string(),
         );
         assert!(QueryParameters::from_parameters(&params).is_err());
+    }
+
+    #[test]
+    fn cluster_roles_set_the_default_port_and_need_a_named_replica_set() {
+        let shard = NodeOptions::from_yaml("sharding:\n  clusterRole: shardsvr\nreplication:\n  replSetName: rs1\n")
+            .expect("a shard");
+        assert_eq!(shard.cluster_role, ClusterRole::ShardServer);
+        assert_eq!(shard.port, 27018);
+        shard.validate().expect("a named set");
+        assert_eq!(
+            shard.parsed_document().get_document("sharding").ok(),
+            Some(&doc! {"clusterRole": "shardsvr"})
+        );
+        let config =
+            NodeOptions::from_yaml("sharding:\n  clusterRole: configsvr\nnet:\n  port: 30000\n").expect("parsed alone");
+        assert_eq!(config.port, 30000, "a given port wins over the role's default");
+        assert!(
+            config
+                .validate()
+                .expect_err("no replica set")
+                .message
+                .contains("Cannot start a configsvr")
+        );
+        let standalone_shard = NodeOptions::from_yaml("sharding:\n  clusterRole: shardsvr\n").expect("parsed");
+        assert!(standalone_shard.validate().is_err());
+        assert!(refused("sharding:\n  clusterRole: router\n").contains("sharding.clusterRole"));
+        assert_eq!(NodeOptions::from_yaml("").expect("empty").port, 27017);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `faultline cluster`: a local replica set in one command — start, initiate, wait for a primary, print the
 //! URI and a status line per member, run until Ctrl-C (or SIGTERM or SIGHUP), then shut every member down.
+//! With `--shards N` it is a sharded cluster instead ([`crate::sharded`]): config servers, N shards of
+//! `--nodes` members, `--mongos` routers, the shards added; it prints the routers' URI.
 //! Every flag is checked before anything starts; the members die with the harness however it dies.
 
 use std::path::PathBuf;
@@ -17,6 +19,27 @@ const PORT: Whole = Whole {
     what: "port",
     min: 1,
     max: 65535,
+    why: "",
+};
+/// Shards of a sharded cluster.
+const SHARDS: Whole = Whole {
+    what: "number of shards",
+    min: 1,
+    max: 16,
+    why: "",
+};
+/// Config servers of a sharded cluster (the range; 2 is refused by `validate`).
+const CONFIG_SERVERS: Whole = Whole {
+    what: "number of config servers",
+    min: 1,
+    max: 3,
+    why: " (1 or 3)",
+};
+/// Routers of a sharded cluster.
+const ROUTERS: Whole = Whole {
+    what: "number of routers",
+    min: 1,
+    max: 8,
     why: "",
 };
 /// How long to wait for a primary.
@@ -45,6 +68,16 @@ pub struct ClusterArgs {
     /// Replica-set name.
     #[arg(long = "replSet", default_value = "rs0", allow_hyphen_values = true)]
     pub repl_set: String,
+    /// Start a sharded cluster with this many shards (each a replica set of --nodes members) instead of one
+    /// replica set; clients connect to the routers.
+    #[arg(long, allow_hyphen_values = true, value_parser = SHARDS.parser::<usize>())]
+    pub shards: Option<usize>,
+    /// Config servers of a sharded cluster (1 or 3).
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true, value_parser = CONFIG_SERVERS.parser::<usize>())]
+    pub config_servers: usize,
+    /// Routers (`faultline mongos`) of a sharded cluster.
+    #[arg(long = "mongos", default_value_t = 1, allow_hyphen_values = true, value_parser = ROUTERS.parser::<usize>())]
+    pub routers: usize,
     /// How long to wait for a primary, in seconds.
     #[arg(long, default_value_t = 60, allow_hyphen_values = true, value_parser = WAIT_SECS.parser::<u64>())]
     pub wait_secs: u64,
@@ -63,6 +96,9 @@ pub fn run(args: &ClusterArgs) -> anyhow::Result<i32> {
 }
 
 async fn serve(args: &ClusterArgs) -> anyhow::Result<i32> {
+    if let Some(shards) = args.shards {
+        return serve_sharded(args, shards).await;
+    }
     let bin = std::env::current_exe().context("cannot find the faultline binary")?;
     let dir = std::path::absolute(&args.dir).context("bad --dir")?;
     let mut spec = ClusterSpec::new(bin, dir, args.nodes);
@@ -88,8 +124,61 @@ async fn serve(args: &ClusterArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `faultline cluster --shards N`.
+async fn serve_sharded(args: &ClusterArgs, shards: usize) -> anyhow::Result<i32> {
+    let spec = crate::sharded::ShardedSpec {
+        bin: std::env::current_exe().context("cannot find the faultline binary")?,
+        dir: std::path::absolute(&args.dir).context("bad --dir")?,
+        shards,
+        nodes: args.nodes,
+        config_servers: args.config_servers,
+        routers: args.routers,
+        base_port: args.base_port,
+    };
+    let wait = Duration::from_secs(args.wait_secs);
+    let mut cluster = tokio::select! {
+        cluster = crate::sharded::ShardedCluster::start(&spec, wait) => cluster?,
+        _ = signals::interrupted() => return Ok(130),
+    };
+    println!(
+        "sharded cluster is up: {shards} shard(s) of {} member(s), {} config server(s), {} router(s)",
+        spec.nodes, spec.config_servers, spec.routers
+    );
+    println!("  uri: {}", cluster.uri());
+    for line in cluster.status_lines().await {
+        println!("  {line}");
+    }
+    println!("  data and logs: {}", spec.dir.display());
+    println!("press Ctrl-C to stop");
+    signals::interrupted().await;
+    println!("stopping the routers, shards and config servers...");
+    cluster.shutdown(Duration::from_secs(10)).await;
+    Ok(0)
+}
+
 /// Every check of the flags that clap's parsers cannot make alone.
 fn validate(args: &ClusterArgs) -> Result<(), String> {
+    if let Some(shards) = args.shards {
+        if args.arbiters > 0 {
+            return Err("--arbiters is for a replica set; a sharded cluster's shards have no arbiters here".into());
+        }
+        if args.config_servers == 2 {
+            return Err(
+                "--config-servers 2 is not accepted: use 1 (a tutorial) or 3 (a majority survives one \
+                        failure)"
+                    .into(),
+            );
+        }
+        let ports = args.routers + args.config_servers + shards * args.nodes;
+        let last = usize::from(args.base_port) + ports - 1;
+        if last > 65535 {
+            return Err(format!(
+                "--base-port {} leaves no room for {ports} processes (the last would be port {last})",
+                args.base_port
+            ));
+        }
+        return Ok(());
+    }
     let members = args.nodes + args.arbiters;
     if members as u64 > input::MAX_MEMBERS {
         return Err(format!(
@@ -154,6 +243,39 @@ mod tests {
         );
         assert!(check(&["--base-port", "65535", "--nodes", "1"]).is_ok());
         assert!(check(&["--base-port", "0"]).is_err() && check(&["--base-port", "70000"]).is_err());
+    }
+
+    #[test]
+    fn sharded_flags_are_checked() {
+        assert!(
+            check(&[
+                "--shards",
+                "2",
+                "--nodes",
+                "1",
+                "--mongos",
+                "2",
+                "--config-servers",
+                "3"
+            ])
+            .is_ok()
+        );
+        assert!(check(&["--shards", "0"]).is_err());
+        assert!(
+            check(&["--shards", "2", "--config-servers", "2"])
+                .expect_err("2")
+                .contains("1")
+        );
+        assert!(
+            check(&["--shards", "2", "--arbiters", "1"])
+                .expect_err("arbiters")
+                .contains("--arbiters")
+        );
+        assert!(
+            check(&["--shards", "16", "--base-port", "65500"])
+                .expect_err("ports")
+                .contains("--base-port")
+        );
     }
 
     #[test]

@@ -8,12 +8,14 @@ mod gate;
 mod generate_cmd;
 mod input;
 mod logging;
+mod mongos;
 mod nemesis;
 mod node;
 mod parent_watch;
 mod proxy;
 mod recorder;
 mod report_cmd;
+mod sharded;
 mod sim_cmd;
 mod test_cmd;
 
@@ -32,11 +34,13 @@ struct Cli {
 enum Command {
     /// Run one member of the bundled MongoDB-compatible database (mongod's flags and config keys).
     Node(NodeCommand),
+    /// Run a query router of a sharded cluster (mongos' flags and config keys: --configdb, --port, ...).
+    Mongos(MongosCommand),
     /// Check recorded histories (or stored run directories) for consistency anomalies.
     Check(check::CheckArgs),
     /// Re-render a stored run's plots and report.html (or every run of a store and its index.html).
     Report(report_cmd::ReportArgs),
-    /// Start a local replica set, print its URI, and run until Ctrl-C.
+    /// Start a local replica set (or, with --shards, a sharded cluster), print its URI, run until Ctrl-C.
     Cluster(cluster_cmd::ClusterArgs),
     /// Run a workload against a local cluster under faults, record the history and check it.
     Test(Box<test_cmd::TestArgs>),
@@ -48,6 +52,16 @@ enum Command {
     Generate(generate_cmd::GenerateArgs),
     /// Simulate a replica set of real members in one process under seeded faults, checking safety.
     Sim(sim_cmd::SimArgs),
+}
+
+/// `faultline mongos`: the router's own flags, plus the hidden one the harness adds to the routers it starts.
+#[derive(clap::Args, Debug)]
+struct MongosCommand {
+    #[command(flatten)]
+    args: mongos::MongosArgs,
+    /// Die with process PID, the harness that started this router (see [`parent_watch`]).
+    #[arg(long, value_name = "PID", hide = true)]
+    die_with_parent: Option<u32>,
 }
 
 /// `faultline node`: the member's own flags, plus the hidden one the harness adds to the members it starts.
@@ -79,6 +93,10 @@ fn main() {
         Command::Node(command) => match command.die_with_parent {
             Some(parent) => parent_watch::die_with_parent(parent).and_then(|()| node::run(&command.args)),
             None => node::run(&command.args),
+        },
+        Command::Mongos(command) => match command.die_with_parent {
+            Some(parent) => parent_watch::die_with_parent(parent).and_then(|()| mongos::run(&command.args)),
+            None => mongos::run(&command.args),
         },
         Command::Check(args) => check::run(args),
         Command::Report(args) => report_cmd::run(args),

@@ -32,7 +32,7 @@ pub struct NodeArgs {
     /// net.tls.mode (disabled), storage.dbPath, storage.journal.enabled (true), replication.replSetName,
     /// replication.oplogSizeMB, systemLog.destination (file), systemLog.path, systemLog.logAppend,
     /// systemLog.verbosity, systemLog.quiet, processManagement.fork, processManagement.pidFilePath,
-    /// security.authorization (disabled), setParameter. Any other key is refused.
+    /// security.authorization (disabled), sharding.clusterRole, setParameter. Any other key is refused.
     #[arg(long, short = 'f')]
     pub config: Option<PathBuf>,
     /// Write the log to this file instead of standard error.
@@ -54,6 +54,13 @@ pub struct NodeArgs {
     /// cursorTimeoutMillis, failpoint.NAME (e.g. failpoint.NAME=alwaysOn). Unknown names are refused.
     #[arg(long = "setParameter", value_name = "NAME=VALUE")]
     pub set_parameter: Vec<String>,
+    /// Start as a shard of a sharded cluster (sharding.clusterRole: shardsvr; default port 27018; needs --replSet).
+    #[arg(long)]
+    pub shardsvr: bool,
+    /// Start as a config server of a sharded cluster (sharding.clusterRole: configsvr; default port 27019;
+    /// needs --replSet).
+    #[arg(long)]
+    pub configsvr: bool,
     /// Dial member HOST (as written in the replica-set config) at ADDR instead; repeatable. This is how the
     /// harness puts a fault proxy on every member-to-member link.
     #[arg(long = "peer-route", value_name = "HOST=ADDR")]
@@ -75,6 +82,7 @@ impl NodeArgs {
         if let Some(port) = self.port {
             anyhow::ensure!(port > 0, "--port must be between 1 and 65535");
             options.port = port;
+            options.port_given = true;
         }
         if let Some(path) = &self.dbpath {
             options.dbpath = path.clone();
@@ -85,7 +93,15 @@ impl NodeArgs {
                 "--replSet: invalid replica set name '{name}'"
             );
             options.repl_set = name.clone();
+            options.repl_set_given = true;
         }
+        match (self.shardsvr, self.configsvr) {
+            (true, true) => anyhow::bail!("Cannot specify both --shardsvr and --configsvr"),
+            (true, false) => options.cluster_role = faultline_engine::options::ClusterRole::ShardServer,
+            (false, true) => options.cluster_role = faultline_engine::options::ClusterRole::ConfigServer,
+            (false, false) => {}
+        }
+        options.apply_role_default_port();
         if let Some(bind) = &self.bind_ip {
             options.bind_ip = split_bind_ip(bind);
             anyhow::ensure!(!options.bind_ip.is_empty(), "--bind_ip needs at least one address");
@@ -184,7 +200,8 @@ fn write_pid_file(path: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("Cannot write pid file to {}", path.display()))
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or Ctrl-C (shared with `faultline mongos`).
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
@@ -248,6 +265,17 @@ mod tests {
         );
         assert!(message(&["--setParameter", "failpoint.nope=alwaysOn"]).contains("failpoint.nope"));
         assert!(message(&["--setParameter", "nameonly"]).contains("NAME=VALUE"));
+    }
+
+    #[test]
+    fn role_flags_set_the_role_and_its_default_port() {
+        let shard = resolve(&["--shardsvr", "--replSet", "rs1"]).expect("a shard");
+        assert_eq!(shard.port, 27018);
+        let config = resolve(&["--configsvr", "--replSet", "cfg", "--port", "40000"]).expect("a config server");
+        assert_eq!(config.port, 40000);
+        let message = |args: &[&str]| format!("{:#}", resolve(args).expect_err("refused"));
+        assert!(message(&["--configsvr"]).contains("Cannot start a configsvr as a standalone server"));
+        assert!(message(&["--shardsvr", "--configsvr", "--replSet", "x"]).contains("both"));
     }
 
     #[test]

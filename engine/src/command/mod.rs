@@ -40,6 +40,7 @@ use bson::{Bson, Document};
 
 pub use cluster_time::ClusterClock;
 pub use connection_info::ConnectionInfo;
+pub use handshake::{MAX_WIRE_VERSION, VERSION, build_info};
 
 use crate::error::{Error, Result, code};
 use crate::node::{Counters, Node, OpClass};
@@ -212,6 +213,10 @@ fn label_write_concern_error(reply: &mut Document) {
 }
 
 async fn dispatch(ctx: &Context<'_>) -> Result<Document> {
+    let _versioned = crate::shardsvr::check_shard_version(ctx).await?;
+    if let Some(reply) = crate::shardsvr::command(ctx).await {
+        return reply;
+    }
     match ctx.name.as_str() {
         "hello" | "isMaster" | "ismaster" => handshake::hello(ctx).await,
         "ping" | "endSessions" | "refreshSessions" | "killSessions" | "killAllSessions" | "logout" | "resetError" => {

@@ -6,6 +6,10 @@
 //! after another for a warm-up and then for `--duration`. Only the measured window counts: ops/s is the
 //! inserts acknowledged in it divided by its length, and the latency is issue → acknowledgement
 //! (hdrhistogram, µs resolution).
+//!
+//! `--shards 1,2` runs the same through a sharded cluster of that many shards (each a set of `--nodes`
+//! members, one config server, one router; the collection sharded on a hashed `_id`); 0, the default, is
+//! the plain replica set.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -47,6 +51,10 @@ pub struct ThroughputArgs {
     /// Journaled writes (`j: true`); `--j` alone is true, `--j false,true` runs both.
     #[arg(long, value_delimiter = ',', num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub j: Vec<bool>,
+    /// Shard counts, comma-separated: 0 is the plain replica set; N > 0 inserts through a router into a
+    /// collection sharded on a hashed _id over N shards of --nodes members.
+    #[arg(long, value_delimiter = ',', default_value = "0", allow_hyphen_values = true, value_parser = SHARDS.parser::<usize>())]
+    pub shards: Vec<usize>,
     /// Measured time per combination, e.g. 3s.
     #[arg(long, default_value = "3s", allow_hyphen_values = true)]
     pub duration: String,
@@ -61,6 +69,8 @@ pub struct ThroughputArgs {
 /// One combination's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct Combination {
+    /// 0: a replica set; otherwise the shards of a sharded cluster (each of `nodes` members).
+    pub shards: usize,
     pub nodes: usize,
     pub clients: usize,
     pub write_concern: String,
@@ -86,6 +96,13 @@ pub struct ThroughputSummary {
 
 /// `--nodes`: set sizes.
 const NODES: Whole = setup::nodes(1, " (MongoDB's limit of voting members)");
+/// `--shards`.
+const SHARDS: Whole = Whole {
+    what: "number of shards",
+    min: 0,
+    max: 16,
+    why: "",
+};
 /// `--clients`.
 const CLIENTS: Whole = Whole {
     what: "number of clients",
@@ -120,33 +137,35 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<i32> {
     let dir = setup::run_dir(&args.store, "throughput")?;
     eprintln!("faultline bench throughput: store {}", dir.display());
     let mut results = Vec::new();
-    for &nodes in &args.nodes {
-        let set_dir = dir.join(format!("set-{nodes}"));
-        let (mut cluster, _) = setup::start_set(&set_dir, &SetOptions::new(nodes)).await?;
-        let base_uri = cluster.uri();
-        for w in &args.write_concern {
-            for &j in &args.j {
-                for &clients in &args.clients {
-                    eprint!("  {nodes} node(s), w={w}, j={j}, {clients:>4} clients ... ");
-                    let uri = format!("{base_uri}&w={w}&journal={j}&retryWrites=false&maxPoolSize={clients}");
-                    let (ops, errors, latency) = measure(&uri, clients, duration).await?;
-                    let result = Combination {
-                        nodes,
-                        clients,
-                        write_concern: w.clone(),
-                        j,
-                        ops,
-                        errors,
-                        ops_per_sec: ops as f64 / duration.as_secs_f64(),
-                        latency: latency.summary(),
-                        load_1m: setup::load_average().map(|l| l[0]),
-                    };
-                    eprintln!("{:.0} ops/s, p50 {:.2} ms", result.ops_per_sec, result.latency.p50_ms);
-                    results.push(result);
+    for &shards in &args.shards {
+        for &nodes in &args.nodes {
+            let mut target = Target::start(&dir, shards, nodes).await?;
+            let base_uri = target.uri();
+            for w in &args.write_concern {
+                for &j in &args.j {
+                    for &clients in &args.clients {
+                        eprint!("  {}, w={w}, j={j}, {clients:>4} clients ... ", describe(shards, nodes));
+                        let uri = format!("{base_uri}&w={w}&journal={j}&retryWrites=false&maxPoolSize={clients}");
+                        let (ops, errors, latency) = measure(&uri, clients, duration).await?;
+                        let result = Combination {
+                            shards,
+                            nodes,
+                            clients,
+                            write_concern: w.clone(),
+                            j,
+                            ops,
+                            errors,
+                            ops_per_sec: ops as f64 / duration.as_secs_f64(),
+                            latency: latency.summary(),
+                            load_1m: setup::load_average().map(|l| l[0]),
+                        };
+                        eprintln!("{:.0} ops/s, p50 {:.2} ms", result.ops_per_sec, result.latency.p50_ms);
+                        results.push(result);
+                    }
                 }
             }
+            target.shutdown().await;
         }
-        setup::shutdown(&mut cluster).await;
     }
     let plot = write_figure(&chart(&curves(&results)), &dir.join("plots")).context("cannot draw the plot")?;
     let summary = ThroughputSummary {
@@ -161,6 +180,61 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<i32> {
     setup::write_summary(&dir, &summary, &text)?;
     setup::print_summary(args.json, &summary, &text)?;
     Ok(0)
+}
+
+/// What the clients write to: a replica set, or a sharded cluster through its router.
+enum Target {
+    Set(Box<crate::cluster::Cluster>),
+    Sharded(Box<crate::sharded::ShardedCluster>),
+}
+
+impl Target {
+    async fn start(dir: &std::path::Path, shards: usize, nodes: usize) -> anyhow::Result<Target> {
+        if shards == 0 {
+            let (cluster, _) = setup::start_set(&dir.join(format!("set-{nodes}")), &SetOptions::new(nodes)).await?;
+            return Ok(Target::Set(Box::new(cluster)));
+        }
+        let cluster = crate::sharded::ShardedCluster::start_on_free_ports(
+            &dir.join(format!("sharded-{shards}x{nodes}")),
+            shards,
+            nodes,
+            setup::FIRST_PRIMARY_TIMEOUT,
+        )
+        .await?;
+        let router = cluster.routers.first().context("no router")?.port;
+        crate::cluster::wire::command_ok(
+            router,
+            doc! {"shardCollection": "faultline_bench.throughput", "key": {"_id": "hashed"}},
+            Duration::from_secs(30),
+        )
+        .await
+        .context("cannot shard the benchmark's collection")?;
+        Ok(Target::Sharded(Box::new(cluster)))
+    }
+
+    /// A URI ending in options, so that more can be appended with `&`.
+    fn uri(&self) -> String {
+        match self {
+            Target::Set(cluster) => cluster.uri(),
+            Target::Sharded(cluster) => format!("{}?appname=faultline-bench", cluster.uri()),
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        match self {
+            Target::Set(cluster) => setup::shutdown(cluster).await,
+            Target::Sharded(cluster) => cluster.shutdown(Duration::from_secs(10)).await,
+        }
+    }
+}
+
+/// `1 node(s)` or `2 shard(s) of 1 node(s)`.
+fn describe(shards: usize, nodes: usize) -> String {
+    if shards == 0 {
+        format!("{nodes} node(s)")
+    } else {
+        format!("{shards} shard(s) of {nodes} node(s)")
+    }
 }
 
 /// Runs `clients` closed loops through one driver client for warm-up + `duration`; returns the inserts
@@ -218,7 +292,7 @@ async fn closed_loop(collection: mongodb::Collection<Document>, window: (Instant
 fn curves(results: &[Combination]) -> Vec<Series> {
     let mut out: Vec<Series> = Vec::new();
     for r in results {
-        let name = format!("{} node(s), w={}, j={}", r.nodes, r.write_concern, r.j);
+        let name = format!("{}, w={}, j={}", describe(r.shards, r.nodes), r.write_concern, r.j);
         match out.iter_mut().find(|s| s.name == name) {
             Some(series) => series.points.push((r.clients as f64, r.ops_per_sec)),
             None => {
@@ -259,7 +333,11 @@ pub fn summary_text(s: &ThroughputSummary) -> String {
         .iter()
         .map(|r| {
             vec![
-                r.nodes.to_string(),
+                if r.shards == 0 {
+                    r.nodes.to_string()
+                } else {
+                    format!("{}x{}", r.shards, r.nodes)
+                },
                 r.write_concern.clone(),
                 r.j.to_string(),
                 r.clients.to_string(),
@@ -288,6 +366,7 @@ mod tests {
 
     fn result(nodes: usize, w: &str, clients: usize, ops_per_sec: f64) -> Combination {
         Combination {
+            shards: 0,
             nodes,
             clients,
             write_concern: w.into(),
@@ -320,6 +399,7 @@ mod tests {
             clients: vec![clients],
             write_concern: vec![w.into()],
             j: vec![false],
+            shards: vec![0],
             duration: "1s".into(),
             store: PathBuf::from("store"),
             json: false,

@@ -43,6 +43,8 @@ pub struct LaunchArgs {
     /// The kernel's parent-death signal is tied to the spawning *thread*, so members are only spawned from
     /// threads that live as long as the harness (the main thread or the runtime's workers).
     pub die_with_harness: bool,
+    /// Further `faultline node` flags (`--shardsvr`, `--configsvr`).
+    pub node_flags: Vec<String>,
 }
 
 /// One replica-set member process.
@@ -135,6 +137,7 @@ impl Member {
         for parameter in &self.launch.set_parameters {
             command.args(["--setParameter", parameter]);
         }
+        command.args(&self.launch.node_flags);
         for route in &self.launch.peer_routes {
             command.args(["--peer-route", route]);
         }

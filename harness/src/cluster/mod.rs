@@ -54,6 +54,8 @@ pub struct ClusterSpec {
     pub delayed_member: Option<(usize, u64)>,
     /// Route member-to-member links through fault proxies (multi-member sets only).
     pub proxies: bool,
+    /// Extra `faultline node` flags of every member (a sharded cluster's `--shardsvr` / `--configsvr`).
+    pub node_flags: Vec<String>,
     /// Members die with the harness whatever kills it (`--die-with-parent`, see [`crate::parent_watch`]).
     /// Off only for members meant to outlive it ([`Cluster::detach`]).
     pub die_with_harness: bool,
@@ -74,6 +76,7 @@ impl ClusterSpec {
             election_timeout_ms: 1000,
             delayed_member: None,
             proxies: true,
+            node_flags: Vec::new(),
             die_with_harness: true,
         }
     }
@@ -121,6 +124,7 @@ impl Cluster {
                 set_parameters: spec.set_parameters.clone(),
                 peer_routes: net.as_ref().map(|n| n.routes_for(index)).unwrap_or_default(),
                 die_with_harness: spec.die_with_harness,
+                node_flags: spec.node_flags.clone(),
             };
             let dir = spec.dir.join("nodes").join(format!("n{}", index + 1));
             members.push(Member::new(index, *port, dir, index >= spec.nodes, launch));

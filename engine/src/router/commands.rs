@@ -1,0 +1,138 @@
+//! The router's commands: dispatch on the body's first key. The handshake and introspection commands are
+//! answered here (as mongos answers them: `hello` with `msg: "isdbgrid"` and no set name, so drivers see a
+//! sharded topology); cluster commands are in `cluster`, CRUD and everything else that touches data in
+//! `route`. Commands on the `config` database go to the config servers; replication commands do not exist
+//! on a router (CommandNotFound, as on mongos).
+
+use bson::{Bson, Document, doc};
+
+use super::{Router, cluster, route};
+use crate::error::{Error, Result, code};
+use crate::wire;
+
+/// Runs one command and returns its reply (errors in MongoDB's shape).
+///
+/// The router keeps no cluster time yet: a client's `$clusterTime` is not passed on, and the shards' cluster
+/// times (`$clusterTime`, `operationTime`) are not passed back, since each shard's clock is its own and a
+/// time from one shard would make another wait (causally consistent sessions through the router: phase 2).
+pub async fn run(router: &Router, connection: i64, mut body: Document, legacy: bool) -> Document {
+    body.remove("$clusterTime");
+    let name = body.keys().next().cloned().unwrap_or_default();
+    let result = match body.get_str("$db") {
+        Ok(db) => {
+            let db = db.to_string();
+            dispatch(router, connection, &name, &db, &body, legacy).await
+        }
+        Err(_) => Err(Error::failed_to_parse(
+            "BSON field '$db' is missing but a required field",
+        )),
+    };
+    match result {
+        Ok(mut reply) => {
+            if !reply.contains_key("ok") {
+                reply.insert("ok", 1.0);
+            }
+            reply.remove("$clusterTime");
+            reply.remove("operationTime");
+            reply
+        }
+        Err(err) => {
+            tracing::debug!(command = %name, error = %err, "command failed");
+            err.to_reply()
+        }
+    }
+}
+
+async fn dispatch(
+    router: &Router,
+    connection: i64,
+    name: &str,
+    db: &str,
+    body: &Document,
+    legacy: bool,
+) -> Result<Document> {
+    match name {
+        "hello" | "isMaster" | "ismaster" => Ok(hello(connection, name != "hello" || legacy, body)),
+        "ping" | "endSessions" | "refreshSessions" | "killSessions" | "killAllSessions" | "logout" => {
+            Ok(Document::new())
+        }
+        "isdbgrid" => Ok(doc! {"isdbgrid": 1, "hostname": crate::host::name()}),
+        "buildInfo" | "buildinfo" => Ok(crate::command::build_info()),
+        "getCmdLineOpts" => Ok(doc! {
+            "argv": router.options.argv.iter().map(|a| Bson::String(a.clone())).collect::<Vec<_>>(),
+            "parsed": router.options.parsed_document(),
+        }),
+        "getParameter" => Ok(doc! {"featureCompatibilityVersion": {"version": "7.0"}}),
+        "getLog" => Ok(doc! {"totalLinesWritten": 0, "log": []}),
+        "connectionStatus" => Ok(doc! {"authInfo": {"authenticatedUsers": [], "authenticatedUserRoles": []}}),
+        "whatsmyuri" => Ok(doc! {"you": "127.0.0.1:0"}),
+        "getFreeMonitoringStatus" => Ok(doc! {"state": "disabled"}),
+        "serverStatus" => Ok(doc! {
+            "host": router.options.self_host(),
+            "version": crate::command::VERSION,
+            "process": "mongos",
+            "uptime": router.started.elapsed().as_secs_f64(),
+            "localTime": bson::DateTime::now(),
+            "shardingStatistics": {
+                "countStaleConfigErrors": router.stale_retries.load(std::sync::atomic::Ordering::Relaxed) as i64,
+            },
+        }),
+        "addShard" | "listShards" | "enableSharding" | "enablesharding" | "shardCollection" | "shardcollection"
+        | "getShardMap" | "split" | "removeShard" | "removeshard" | "flushRouterConfig" | "flushrouterconfig"
+        | "balancerStatus" | "balancerStart" | "balancerStop" => {
+            require_admin(name, db)?;
+            cluster::run(router, name, body).await
+        }
+        "listDatabases" => cluster::list_databases(router).await,
+        "replSetInitiate"
+        | "replSetGetStatus"
+        | "replSetGetConfig"
+        | "replSetReconfig"
+        | "replSetStepDown"
+        | "replSetFreeze"
+        | "replSetHeartbeat"
+        | "replSetRequestVotes"
+        | "replSetUpdatePosition"
+        | "configureFailPoint" => Err(Error::new(code::COMMAND_NOT_FOUND, format!("no such cmd: {name}"))),
+        "startTransaction" | "commitTransaction" | "abortTransaction" => Err(Error::new(
+            code::ILLEGAL_OPERATION,
+            "multi-document transactions are not supported by the Faultline router yet",
+        )),
+        _ if db == "config" => route::to_config_servers(router, body).await,
+        _ if db == "admin" => Err(Error::new(code::COMMAND_NOT_FOUND, format!("no such cmd: {name}"))),
+        _ => route::run(router, name, db, body).await,
+    }
+}
+
+/// `hello` as mongos answers it.
+fn hello(connection: i64, legacy: bool, body: &Document) -> Document {
+    let mut reply = Document::new();
+    if body.get("helloOk").is_some_and(crate::bsonx::truthy) {
+        reply.insert("helloOk", true);
+    }
+    reply.insert(if legacy { "ismaster" } else { "isWritablePrimary" }, true);
+    reply.extend(doc! {
+        "msg": "isdbgrid",
+        "maxBsonObjectSize": wire::MAX_BSON_OBJECT_SIZE as i32,
+        "maxMessageSizeBytes": wire::MAX_MESSAGE_SIZE as i32,
+        "maxWriteBatchSize": 100_000,
+        "localTime": bson::DateTime::now(),
+        "logicalSessionTimeoutMinutes": 30,
+        "connectionId": connection,
+        "minWireVersion": 0,
+        "maxWireVersion": crate::command::MAX_WIRE_VERSION,
+        "readOnly": false,
+    });
+    reply
+}
+
+/// Cluster commands run on `admin` only, as on mongos.
+fn require_admin(name: &str, db: &str) -> Result<()> {
+    if db != "admin" {
+        return Err(Error::new(
+            (13, "Unauthorized"),
+            format!("{name} may only be run against the admin database."),
+        ));
+    }
+    Ok(())
+}
