@@ -322,7 +322,9 @@ impl WriterState {
     /// `last_written` (the oplog's fetchers read them while this thread syncs; jobs that did not ask for
     /// durability are answered here), then an empty durable commit, which publishes `last_durable` and
     /// answers the rest. The durable position never runs ahead of the fsync, and an entry a secondary fetched
-    /// before it is a non-durable write the set handles as any other (rollback if this member loses it).
+    /// before it is a non-durable write the set handles as any other (rollback if this member loses it). If
+    /// the fsync fails, the jobs that waited for it get the error while their writes stay visible, as a
+    /// write whose journaling failed; the next interval flush tries again.
     fn commit_group(&mut self, mut group: Vec<Box<dyn Job>>, durable: bool) {
         let committed = self.run_group(&mut group, durable);
         let outcome = match committed {
