@@ -119,7 +119,7 @@ def take_session(args, entities):
         args["session"] = entities.get(args["session"])
 
 
-def static_skip_reason(op, suite):
+def static_skip_reason(op):
     """Why this runner cannot run an operation, judged before the test starts (so a skip never depends on how
     far the server let the test get), or None."""
     name = op["name"]
@@ -130,14 +130,12 @@ def static_skip_reason(op, suite):
         return "clientBulkWrite (needs MongoDB 8.0's bulkWrite command)"
     if name == "mapReduce":
         return "mapReduce (removed from pymongo 4)"
-    if name == "count" and suite == "retryable-reads":
-        return "count helper (pymongo 4 has none; the runner's stand-in is not a retryable read)"
     prefixes = ("runner_",) if op["object"] == "testRunner" else (
         "client_", "database_", "collection_", "session_", "cursor_", "any_")
     if not any(hasattr(Operations, prefix + name) for prefix in prefixes):
         return f"operation {name}"
     if name == "runOnThread":
-        return static_skip_reason(op["arguments"]["operation"], suite)
+        return static_skip_reason(op["arguments"]["operation"])
     return None
 
 
@@ -308,14 +306,18 @@ class Operations:
         return coll.estimated_document_count(**call_arguments(coll.estimated_document_count, args))
 
     def collection_count(self, coll, args):
-        # The deprecated count helper (pymongo 4 has none): the `count` command itself, which is not retried
-        # (so not used for retryable-reads, see static_skip_reason).
-        command = {"count": coll.name}
+        # The deprecated count helper, which pymongo 4 no longer has: the `count` command sent the way pymongo's
+        # own estimated_document_count sends it (a retryable read, through pymongo's internal helpers, pinned
+        # with pymongo in tests/python/requirements.txt).
         session = args.pop("session", None)
+        command = {"count": coll.name}
         for key, value in args.items():
             if key != "rawData":
                 command["query" if key == "filter" else key] = value
-        return coll.database.command(command, session=session)["n"]
+
+        def run(session, _server, conn, read_preference):
+            return coll._count_cmd(session, conn, read_preference, command, collation=None)
+        return coll._retryable_non_cursor_read(run, session, operation="count")
 
     def collection_distinct(self, coll, args):
         return coll.distinct(args.pop("fieldName"), args.pop("filter", None), **call_arguments(coll.distinct, args))

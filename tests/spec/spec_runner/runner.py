@@ -321,7 +321,7 @@ class FileRunner:
         if "expectLogMessages" in test:
             return "runner: log message assertions"
         for op in test["operations"]:
-            reason = static_skip_reason(op, self.suite)
+            reason = static_skip_reason(op)
             if reason is not None:
                 return f"runner: {reason}"
         return None
