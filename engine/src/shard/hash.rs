@@ -2,11 +2,12 @@
 //!
 //! The digest is md5 over: the seed (an i32, little-endian; 0 for shard keys), the value's canonical type (an
 //! i32, little-endian: numbers share one, strings and symbols share one, ...), then the value itself. Numbers
-//! are first made an i64 (doubles truncated towards zero, NaN as 0, out-of-range doubles saturated), so
-//! `1`, `1i64` and `1.0` hash alike; documents and arrays hash each element as type, field name (with its
-//! terminating NUL) and value, then an end marker; every other type hashes its BSON value bytes. The result
-//! is the digest's first 8 bytes read as a little-endian i64. MongoDB checks its own implementation against
-//! `{check: 42}` → -944302157085130861, and so does this module's test.
+//! are first made an i64 (doubles truncated towards zero, NaN as 0, out-of-range doubles saturated, except
+//! that exactly 2^63 becomes -2^63 as in MongoDB's old versions), so `1`, `1i64` and `1.0` hash alike;
+//! documents and arrays hash each element as type, field name (with its terminating NUL) and value, then the
+//! end-of-object element (its canonical type 0, no name); every other type hashes its BSON value bytes. The
+//! result is the digest's first 8 bytes read as a little-endian i64. MongoDB checks its own implementation
+//! against `{check: 42}` → -944302157085130861, and so does this module's test.
 
 use bson::{Bson, Document};
 use md5::{Digest, Md5};
@@ -54,7 +55,11 @@ fn number_for_hash(value: &Bson) -> i64 {
         Bson::Decimal128(d) => d.to_string().parse::<f64>().unwrap_or(f64::NAN),
         _ => return 0,
     };
-    // Rust's float-to-integer cast is MongoDB's rule: truncation, NaN as 0, saturation out of range.
+    // MongoDB keeps one historical quirk: exactly 2^63 hashes as -2^63 (an old overflowing cast).
+    if matches!(value, Bson::Double(_)) && double == 9_223_372_036_854_775_808.0 {
+        return i64::MIN;
+    }
+    // Otherwise Rust's float-to-integer cast is MongoDB's rule: truncation, NaN as 0, saturation.
     double as i64
 }
 
@@ -132,6 +137,11 @@ mod tests {
         assert_eq!(hash64(&Bson::Double(7.0), 0), int);
         assert_eq!(hash64(&Bson::Double(7.9), 0), int, "doubles are truncated");
         assert_eq!(hash64(&Bson::Double(f64::NAN), 0), hash64(&Bson::Int32(0), 0));
+        assert_eq!(hash64(&Bson::Double(1e300), 0), hash64(&Bson::Int64(i64::MAX), 0));
+        assert_eq!(
+            hash64(&Bson::Double(9_223_372_036_854_775_808.0), 0),
+            hash64(&Bson::Int64(i64::MIN), 0)
+        );
         assert_ne!(hash64(&Bson::Int32(8), 0), int);
         assert_ne!(hash64(&Bson::String("7".into()), 0), int);
     }
