@@ -11,8 +11,8 @@ mod t60_heavy_queries;
 mod t60_large_documents;
 mod t70_oplog_cap;
 mod t75_deep_documents;
-mod t80_crash_all_members;
 mod t80_causal_consistency;
+mod t80_crash_all_members;
 
 use std::path::Path;
 use std::time::Duration;
