@@ -1,7 +1,8 @@
 """pymongo through one and two `faultline mongos` routers of a sharded cluster (run by run.py).
 
 Starts a config server replica set and two shard replica sets (one member each) and two routers as real
-processes, adds the shards, shards one collection on a hashed key and one on a range key, writes 10,000
+processes, adds the shards, shards one collection on a hashed key and one on a range key (split in two, the
+upper chunk handed to the other shard by hand, as the Rust e2e test does until migrations exist), writes 10,000
 documents to each through `mongodb://h:p1,h:p2/`, reads them back through each router alone and through both,
 and checks with a direct connection to each shard that every document lies on exactly the shard whose chunk
 in `config.chunks` covers its key. The hashed key's value is computed here (md5, as MongoDB hashes numbers),
@@ -17,6 +18,8 @@ import tempfile
 import pymongo
 from bson.max_key import MaxKey
 from bson.min_key import MinKey
+from bson.timestamp import Timestamp
+from pymongo.write_concern import WriteConcern
 
 from run import free_port, wait_until
 
@@ -75,6 +78,25 @@ def owner(chunks, field, key):
     return owners[0]
 
 
+def hand_over_upper_chunk(config, shards, ns, donor, recipient):
+    """What a migration's commit does, by hand (migrations are the next issue): the donor enters its critical
+    section, the chunk ending at MaxKey changes owner in config.chunks with a new major version, then the
+    recipient and the donor (which ends its critical section) refresh."""
+    meta = config.direct.config
+    uuid = meta.collections.find_one({"_id": ns})["uuid"]
+    top = max(meta.chunks.find({"uuid": uuid}), key=lambda c: c["lastmod"])
+    upper = next(c for c in meta.chunks.find({"uuid": uuid}) if isinstance(next(iter(c["max"].values())), MaxKey))
+    shards[donor].direct.admin.command("_enterCriticalSection", ns)
+    moved = Timestamp(top["lastmod"].time + 1, 0)
+    majority = meta.chunks.with_options(write_concern=WriteConcern(w="majority"))
+    result = majority.update_one({"_id": upper["_id"]}, {"$set": {
+        "shard": recipient, "lastmod": moved,
+        "history": [{"validAfter": upper["onCurrentShardSince"], "shard": recipient}]}})
+    assert result.modified_count == 1, result.raw_result
+    for name in (recipient, donor):
+        shards[name].direct.admin.command("_flushRoutingTableCacheUpdates", ns)
+
+
 def sharded_cluster(binary):
     """10,000 documents each to a hashed and a range-sharded collection through two routers; each document on
     exactly the shard config.chunks names."""
@@ -96,11 +118,12 @@ def sharded_cluster(binary):
         for name, member in shards.items():
             reply = both.admin.command("addShard", f"{name}/{member.host}")
             assert reply["shardAdded"] == name, reply
-        both.admin.command("enableSharding", "py")
+        both.admin.command("enableSharding", "py", primaryShard="shardA")
         collections = {"hashed": ("k", "hashed"), "range": ("k", 1)}
         for coll, (field, kind) in collections.items():
             both.admin.command("shardCollection", f"py.{coll}", key={field: kind})
         both.admin.command("split", "py.range", middle={"k": DOCUMENTS // 2})
+        hand_over_upper_chunk(config, shards, "py.range", "shardA", "shardB")
         assert both.topology_description.topology_type_name == "Sharded", both.topology_description
 
         for coll in collections:
