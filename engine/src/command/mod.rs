@@ -79,7 +79,9 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
     let _in_flight = node.activity.begin(invocation.conn.id, db, &current_op_command(body));
     let retryable_write = body.contains_key("txnNumber") && !body.contains_key("autocommit");
     let result = match prepare(node, &invocation) {
-        Ok(ctx) => dispatch(&ctx).await,
+        Ok(ctx) => dispatch(&ctx)
+            .await
+            .map(|reply| crate::shardsvr::filter_orphans(&ctx, reply)),
         Err(err) => Err(err),
     };
     if counted {
