@@ -4,7 +4,9 @@
 // `net.port`, `storage.dbPath`), rs.initiate() in mongosh on each, a `faultline mongos` started from a YAML
 // config file (`sharding.configDB`), then through the router: sh.addShard(), sh.enableSharding(),
 // sh.shardCollection() with a hashed and a range key, inserts, sh.splitAt(), sh.splitFind(), sh.status(),
-// db.adminCommand({listShards: 1}) and sh.getBalancerState() / balancerStatus.
+// db.adminCommand({listShards: 1}) and sh.getBalancerState() / balancerStatus. sh.status() must show the
+// shards, the database and its primary shard, each collection's key and chunk counts per shard, and the
+// data distribution ($shardedDataDistribution).
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -184,6 +186,13 @@ test('sh.status() shows the shards, the database with its primary shard, and eac
   const counts = [...items.slice(0, items.indexOf('chunks:') > 0 ? items.indexOf('chunks:') : undefined)
     .matchAll(/nChunks: (\d+)/g)].map((m) => Number(m[1]));
   assert.equal(counts.reduce((a, c) => a + c, 0), 3, `shop.items has 3 chunks in all:\n${items}`);
+  // shardedDataDistribution: every document owned, none orphaned.
+  const distribution = out.slice(out.indexOf('shardedDataDistribution'), out.indexOf('\ndatabases'));
+  assert.doesNotMatch(distribution, /undefined/, distribution);
+  const owned = [...distribution.matchAll(/numOwnedDocuments: (?:Long\(')?(\d+)/g)].map((m) => Number(m[1]));
+  assert.equal(owned.reduce((a, c) => a + c, 0), 1000, `500 orders and 500 items owned:\n${distribution}`);
+  assert.match(distribution, /ownedSizeBytes: (?:Long\(')?[1-9]/, distribution);
+  assert.doesNotMatch(distribution, /numOrphanedDocs: (?:Long\(')?[1-9]/, distribution);
 });
 
 test('balancerStatus and sh.getBalancerState() through the router', { timeout: 60_000 }, async (t) => {

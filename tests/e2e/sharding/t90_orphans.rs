@@ -1,6 +1,7 @@
 //! Orphans stay invisible to routed reads: a document planted straight on a shard in a chunk another shard
 //! owns is seen by a direct connection, but not by a find through the router (targeted or scattered, in the
-//! first batch or in a getMore, with a sort and a limit).
+//! first batch or in a getMore, with a sort and a limit), and `$shardedDataDistribution` counts it as an
+//! orphan.
 
 use bson::{Document, doc};
 use futures_util::TryStreamExt as _;
