@@ -75,7 +75,7 @@ async fn shard_distribution(table: &RoutingTable, shard: &ShardEntry) -> Result<
     let owned = if total == 0 {
         0
     } else {
-        owned_documents(table, shard, db, coll).await?
+        owned_documents(table, shard, db, coll, doc! {}, None).await?
     };
     let orphaned = total.saturating_sub(owned);
     Ok(Some(doc! {
@@ -87,17 +87,26 @@ async fn shard_distribution(table: &RoutingTable, shard: &ShardEntry) -> Result<
     }))
 }
 
-/// The documents of `coll` on `shard` in chunks it owns: a versioned find of the key fields, counted.
-async fn owned_documents(table: &RoutingTable, shard: &ShardEntry, db: &str, coll: &str) -> Result<i64> {
+/// The documents of `coll` on `shard` matching `filter` in chunks it owns: a versioned find of the key fields
+/// (with `read_concern`, if any), counted. A shard that finds the router's version stale answers StaleConfig.
+pub(super) async fn owned_documents(
+    table: &RoutingTable,
+    shard: &ShardEntry,
+    db: &str,
+    coll: &str,
+    filter: Document,
+    read_concern: Option<&Bson>,
+) -> Result<i64> {
     let mut projection = doc! {"_id": 0};
     for name in table.pattern.names() {
         projection.insert(name, 1);
     }
-    let mut reply = shard
-        .client
-        .command(&doc! {"find": coll, "projection": projection, "batchSize": 10_000_i32,
-        "shardVersion": table.shard_version(&shard.id).to_document(), "$db": db})
-        .await?;
+    let mut find = doc! {"find": coll, "filter": filter, "projection": projection, "batchSize": 10_000_i32,
+    "shardVersion": table.shard_version(&shard.id).to_document(), "$db": db};
+    if let Some(read_concern) = read_concern {
+        find.insert("readConcern", read_concern.clone());
+    }
+    let mut reply = shard.client.command(&find).await?;
     let mut owned = 0_i64;
     loop {
         let cursor = reply
