@@ -20,6 +20,8 @@ import pymongo
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+import sharding
+
 TESTS = []
 
 
@@ -252,6 +254,14 @@ def main():
     except Exception:  # noqa: BLE001
         failed += 1
         print("pymongo test replica_set_failover ... FAILED")
+        traceback.print_exc()
+    try:
+        sharding.sharded_cluster(args.bin)
+        passed += 1
+        print("pymongo test sharded_cluster ... ok")
+    except Exception:  # noqa: BLE001
+        failed += 1
+        print("pymongo test sharded_cluster ... FAILED")
         traceback.print_exc()
     print(f"pymongo: {passed} passed, {failed} failed")
     return 1 if failed else 0

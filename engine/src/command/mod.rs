@@ -89,7 +89,9 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
     cluster_time::gossip_in(node, body);
     let operation_time = cluster_time::OperationTime::default();
     let result = match prepare(node, &invocation, &operation_time) {
-        Ok(ctx) => dispatch(&ctx).await,
+        Ok(ctx) => dispatch(&ctx)
+            .await
+            .map(|reply| crate::shardsvr::filter_orphans(&ctx, reply)),
         Err(err) => Err(err),
     };
     if counted {

@@ -6,7 +6,7 @@
 
 use bson::{Bson, Document, doc};
 
-use super::{Router, cluster, route};
+use super::{Router, cluster, distribution, route};
 use crate::error::{Error, Result, code};
 use crate::wire;
 
@@ -98,6 +98,7 @@ async fn dispatch(
             code::ILLEGAL_OPERATION,
             "multi-document transactions are not supported by the Faultline router yet",
         )),
+        "aggregate" if db == "admin" => distribution::admin_aggregate(router, body).await,
         _ if db == "config" => route::to_config_servers(router, body).await,
         _ if db == "admin" => Err(Error::new(code::COMMAND_NOT_FOUND, format!("no such cmd: {name}"))),
         _ => route::run(router, name, db, body).await,

@@ -28,6 +28,7 @@ mod cluster;
 mod commands;
 mod conn;
 mod cursors;
+mod distribution;
 pub mod options;
 mod route;
 pub mod rs_client;

@@ -21,6 +21,13 @@
 //! `_flushRoutingTableCacheUpdates: "db.c"` (re-read a collection's metadata now; migrations' donor and
 //! recipient call it when ownership changes). Only members started with `--shardsvr` check versions; the
 //! minor version is not compared (a split does not move data), as in MongoDB.
+//!
+//! A versioned `find` (and the `getMore`s of its cursor) returns only documents of chunks this shard owns
+//! (`orphans.rs`), so a scatter read through a router never sees orphans (documents left behind, or planted).
+
+mod orphans;
+
+pub use orphans::filter_orphans;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +43,7 @@ use crate::member::write_concern::{WriteConcern, WriteMode};
 use crate::options::ClusterRole;
 use crate::router::collection_routing;
 use crate::router::rs_client::{ReplicaSetClient, SeedList};
-use crate::shard::{ChunkVersion, code};
+use crate::shard::{ChunkVersion, RoutingTable, code};
 use crate::storage::Namespace;
 
 /// Where the shard identity document is kept.
@@ -55,6 +62,10 @@ pub struct ShardingState {
     identity: Mutex<Option<ShardIdentity>>,
     /// This shard's version of each collection it was asked about (unsharded: all zeros).
     versions: Mutex<HashMap<String, ChunkVersion>>,
+    /// The routing table of each sharded collection among those, read with its version (what it owns).
+    tables: Mutex<HashMap<String, Arc<RoutingTable>>>,
+    /// Cursors of versioned finds whose batches are filtered, and their collections.
+    filtered_cursors: Mutex<HashMap<i64, orphans::FilteredCursor>>,
     /// Metadata refreshes from the config servers, and StaleConfig answers given.
     refreshes: AtomicU64,
     stale_answers: AtomicU64,
@@ -71,6 +82,8 @@ impl Default for ShardingState {
         ShardingState {
             identity: Mutex::default(),
             versions: Mutex::default(),
+            tables: Mutex::default(),
+            filtered_cursors: Mutex::default(),
             refreshes: AtomicU64::default(),
             stale_answers: AtomicU64::default(),
             critical: Mutex::default(),
@@ -198,9 +211,14 @@ async fn version_of(ctx: &Context<'_>, ns: &str, refresh: bool) -> Result<ChunkV
     }
     let identity = identity(ctx)?;
     state.refreshes.fetch_add(1, Ordering::Relaxed);
-    let version = match collection_routing(&identity.config, ns).await? {
+    let table = collection_routing(&identity.config, ns).await?;
+    let version = match &table {
         Some(table) => table.shard_version(&identity.shard_name),
         None => ChunkVersion::unsharded(),
+    };
+    match table {
+        Some(table) => lock(&state.tables).insert(ns.to_string(), Arc::new(table)),
+        None => lock(&state.tables).remove(ns),
     };
     lock(&state.versions).insert(ns.to_string(), version);
     Ok(version)

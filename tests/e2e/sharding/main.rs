@@ -10,6 +10,7 @@ mod t50_split;
 mod t60_drop;
 mod t70_ten_thousand;
 mod t80_failover;
+mod t90_orphans;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -32,6 +32,7 @@ use super::Router;
 use super::catalog::{DatabaseEntry, ShardEntry};
 use super::cluster::ensure_database;
 use super::cursors::RouterCursor;
+use super::distribution::owned_documents;
 use super::rs_client::error_of_reply;
 use crate::error::{Error, Result, code};
 use crate::query::projection::Projection;
