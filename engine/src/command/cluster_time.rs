@@ -27,6 +27,14 @@ impl ClusterClock {
         self.0.fetch_max(ts_to_u64(ts), Ordering::AcqRel);
     }
 
+    /// The newest cluster time gossiped so far, if any (a router's whole clock: it has no oplog).
+    pub fn gossiped(&self) -> Option<Timestamp> {
+        match self.0.load(Ordering::Acquire) {
+            0 => None,
+            raw => Some(ts_from_u64(raw)),
+        }
+    }
+
     /// The newest cluster time: gossiped, or the member's own `last_applied`, whichever is newer.
     pub fn now(&self, last_applied: Timestamp) -> Timestamp {
         ts_from_u64(self.0.load(Ordering::Acquire).max(ts_to_u64(last_applied)))
@@ -58,10 +66,16 @@ pub fn current(node: &Node) -> Timestamp {
 /// Takes in the `$clusterTime` a command carries (a malformed one is ignored: without keys nothing is
 /// verified).
 pub fn gossip_in(node: &Node, body: &Document) {
-    if let Ok(gossip) = body.get_document("$clusterTime")
-        && let Some(Bson::Timestamp(ts)) = gossip.get("clusterTime")
-    {
-        node.cluster_time.advance(*ts);
+    if let Some(ts) = carried(body) {
+        node.cluster_time.advance(ts);
+    }
+}
+
+/// The cluster time a command or reply carries in `$clusterTime`, if any.
+pub fn carried(body: &Document) -> Option<Timestamp> {
+    match body.get_document("$clusterTime").ok()?.get("clusterTime") {
+        Some(Bson::Timestamp(ts)) => Some(*ts),
+        _ => None,
     }
 }
 
@@ -78,7 +92,7 @@ pub fn append(node: &Node, reply: &mut Document, operation_time: &OperationTime)
 }
 
 /// A cluster time with mongod's signature for a deployment without keys.
-fn signed(ts: Timestamp) -> Document {
+pub fn signed(ts: Timestamp) -> Document {
     let hash = bson::Binary {
         subtype: bson::spec::BinarySubtype::Generic,
         bytes: vec![0; 20],

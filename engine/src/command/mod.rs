@@ -38,7 +38,7 @@ mod write;
 
 use bson::{Bson, Document};
 
-pub use cluster_time::ClusterClock;
+pub use cluster_time::{ClusterClock, carried as carried_cluster_time, signed as signed_cluster_time};
 pub use connection_info::ConnectionInfo;
 pub use handshake::{MAX_WIRE_VERSION, VERSION, build_info};
 

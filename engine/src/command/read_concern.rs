@@ -148,7 +148,7 @@ async fn wait_for_cluster_time(ctx: &Context<'_>, level: Level, ts: bson::Timest
     if member.role().writable && ctx.node.storage.positions().last_written.ts < ts {
         ctx.node
             .storage
-            .write(false, |w| w.noop(doc! {"msg": "afterClusterTime"}))
+            .write(false, move |w| w.noop_after(ts, doc! {"msg": "afterClusterTime"}))
             .await??;
     }
     if level == Level::Majority {

@@ -85,7 +85,10 @@ impl Catalog {
                 };
                 let client = match known.get(id) {
                     Some(entry) if entry.host == host => entry.client.clone(),
-                    _ => Arc::new(ReplicaSetClient::new(SeedList::parse(host)?)),
+                    _ => Arc::new(ReplicaSetClient::new(
+                        SeedList::parse(host)?,
+                        self.config.clock().clone(),
+                    )),
                 };
                 let entry = Arc::new(ShardEntry {
                     id: id.to_string(),

@@ -138,10 +138,14 @@ async fn add_shard(router: &Router, body: &Document) -> Result<Document> {
             format!("cannot reach any member of {text}: {}", reasons.join("; ")),
         ));
     };
-    let client = super::rs_client::ReplicaSetClient::new(SeedList {
-        set_name: Some(set_name.clone()),
-        hosts: seeds.hosts.clone(),
-    });
+    // A candidate's members are not yet the cluster's: nothing is gossiped to them.
+    let client = super::rs_client::ReplicaSetClient::new(
+        SeedList {
+            set_name: Some(set_name.clone()),
+            hosts: seeds.hosts.clone(),
+        },
+        Default::default(),
+    );
     let options = client.command(&doc! {"getCmdLineOpts": 1, "$db": "admin"}).await?;
     let role = options
         .get_document("parsed")

@@ -7,15 +7,21 @@
 use bson::{Bson, Document, doc};
 
 use super::{Router, cluster, distribution, route};
+use crate::command::{carried_cluster_time, signed_cluster_time};
 use crate::error::{Error, Result, code};
 use crate::wire;
 
 /// Runs one command and returns its reply (errors in MongoDB's shape).
 ///
-/// The router keeps no cluster time yet: a client's `$clusterTime` is not passed on, and the shards' cluster
-/// times (`$clusterTime`, `operationTime`) are not passed back, since each shard's clock is its own and a
-/// time from one shard would make another wait (causally consistent sessions through the router: phase 2).
+/// Cluster time, as mongos gossips it: a client's `$clusterTime` advances the router's clock (and is not
+/// forwarded as such: the shard clients send the router's clock with every request); the shards' own
+/// `$clusterTime` and `operationTime` are replaced by the router's clock, which is at least the time of
+/// every operation this command made on a shard, so a causally consistent session's next read through any
+/// router waits for it.
 pub async fn run(router: &Router, connection: i64, mut body: Document, legacy: bool) -> Document {
+    if let Some(ts) = carried_cluster_time(&body) {
+        router.cluster_time.advance(ts);
+    }
     body.remove("$clusterTime");
     let name = body.keys().next().cloned().unwrap_or_default();
     let result = match body.get_str("$db") {
@@ -32,15 +38,24 @@ pub async fn run(router: &Router, connection: i64, mut body: Document, legacy: b
             if !reply.contains_key("ok") {
                 reply.insert("ok", 1.0);
             }
-            reply.remove("$clusterTime");
-            reply.remove("operationTime");
-            reply
+            stamp_cluster_time(router, reply)
         }
         Err(err) => {
             tracing::debug!(command = %name, error = %err, "command failed");
-            err.to_reply()
+            stamp_cluster_time(router, err.to_reply())
         }
     }
+}
+
+/// Puts the router's cluster time in a reply as `$clusterTime` and `operationTime`, in place of a shard's.
+fn stamp_cluster_time(router: &Router, mut reply: Document) -> Document {
+    reply.remove("$clusterTime");
+    reply.remove("operationTime");
+    if let Some(ts) = router.cluster_time.gossiped() {
+        reply.insert("operationTime", ts);
+        reply.insert("$clusterTime", signed_cluster_time(ts));
+    }
+    reply
 }
 
 async fn dispatch(

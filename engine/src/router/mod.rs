@@ -45,6 +45,7 @@ use tokio::sync::watch;
 pub use catalog::{Catalog, collection_routing};
 pub use options::RouterOptions;
 
+use crate::command::ClusterClock;
 use crate::error::{Error, Result};
 use rs_client::{ReplicaSetClient, write_majority};
 
@@ -54,6 +55,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// One router's state.
 pub struct Router {
     pub options: RouterOptions,
+    /// The greatest cluster time seen from clients, shards and config servers: passed on with every request
+    /// to them and returned with every reply (as mongos gossips it).
+    pub cluster_time: Arc<ClusterClock>,
     pub catalog: Catalog,
     pub cursors: cursors::Cursors,
     pub started: Instant,
@@ -77,8 +81,10 @@ pub async fn run(options: RouterOptions, shutdown: impl Future<Output = ()>) -> 
         tracing::info!(%addr, "mongos waiting for connections");
         listeners.push(listener);
     }
+    let cluster_time = Arc::new(ClusterClock::default());
     let router = Arc::new(Router {
-        catalog: Catalog::new(Arc::new(ReplicaSetClient::new(config_db))),
+        catalog: Catalog::new(Arc::new(ReplicaSetClient::new(config_db, cluster_time.clone()))),
+        cluster_time,
         cursors: cursors::Cursors::default(),
         started: Instant::now(),
         connections: AtomicI64::new(0),

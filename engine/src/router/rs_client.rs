@@ -7,11 +7,12 @@
 //! a connection that failed before a reply, and "not primary" answers. Those retries are bounded by
 //! [`RETRY_WINDOW`].
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
 
+use crate::command::{ClusterClock, carried_cluster_time, signed_cluster_time};
 use crate::error::{Error, Result};
 use crate::shard::code;
 use crate::wire::client::{ClientError, Connection};
@@ -114,18 +115,27 @@ impl std::fmt::Display for SeedList {
 
 /// One replica set's primary, found and followed.
 pub struct ReplicaSetClient {
+    /// The cluster time this client gossips: sent with every command, advanced by every reply (a router's
+    /// clients share the router's clock).
+    clock: Arc<ClusterClock>,
     seeds: Mutex<SeedList>,
     primary: Mutex<Option<String>>,
     idle: Mutex<Vec<(String, Connection)>>,
 }
 
 impl ReplicaSetClient {
-    pub fn new(seeds: SeedList) -> ReplicaSetClient {
+    pub fn new(seeds: SeedList, clock: Arc<ClusterClock>) -> ReplicaSetClient {
         ReplicaSetClient {
+            clock,
             seeds: Mutex::new(seeds),
             primary: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The cluster time this client gossips.
+    pub fn clock(&self) -> &Arc<ClusterClock> {
+        &self.clock
     }
 
     /// The seed list as last learned (hosts from the members' `hello` replace the ones given).
@@ -249,7 +259,17 @@ impl ReplicaSetClient {
             Some(connection) => connection,
             None => Connection::connect(host, CONNECT_TIMEOUT).await?,
         };
-        let reply = connection.round_trip(body, EXCHANGE_TIMEOUT).await?;
+        let reply = match self.clock.gossiped() {
+            Some(ts) if !body.contains_key("$clusterTime") => {
+                let mut gossiping = body.clone();
+                gossiping.insert("$clusterTime", signed_cluster_time(ts));
+                connection.round_trip(&gossiping, EXCHANGE_TIMEOUT).await?
+            }
+            _ => connection.round_trip(body, EXCHANGE_TIMEOUT).await?,
+        };
+        if let Some(ts) = carried_cluster_time(&reply) {
+            self.clock.advance(ts);
+        }
         let mut idle = lock(&self.idle);
         if idle.len() < POOL_SIZE {
             idle.push((host.to_string(), connection));

@@ -257,7 +257,7 @@ fn identity_of(stored: &Document) -> Result<ShardIdentity> {
         .map_err(|_| Error::bad_value("shardIdentity.configsvrConnectionString must be a string"))?;
     Ok(ShardIdentity {
         shard_name: shard_name.to_string(),
-        config: Arc::new(ReplicaSetClient::new(SeedList::parse(config)?)),
+        config: Arc::new(ReplicaSetClient::new(SeedList::parse(config)?, Arc::default())),
     })
 }
 

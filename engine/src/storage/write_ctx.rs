@@ -4,7 +4,7 @@
 //! before they write (duplicate keys, existing namespaces), so a method that returns an error has changed
 //! nothing. A storage failure (I/O, corruption) is recorded as fatal and rolls back the whole group.
 
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, Timestamp, doc};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::capped::{OplogAccount, OplogDelta};
@@ -16,6 +16,10 @@ use super::{CATALOG, META, OPLOG, SESSION_STATEMENTS, SESSIONS, docs_table_name,
 use crate::clock::Clock;
 use crate::depth::{MAX_BSON_DEPTH, MAX_DOCUMENT_DEPTH};
 use crate::error::{Error, Result, code};
+
+/// How far ahead of this member's wall clock a cluster time may take its oplog timestamps: mongod's
+/// `maxAcceptableLogicalClockDriftSecs` default, one year.
+pub const MAX_CLOCK_DRIFT_SECS: u64 = 365 * 24 * 60 * 60;
 
 /// The retryable-write identity of one statement: written into its oplog entry and the session table.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +150,16 @@ impl<'a> WriteCtx<'a> {
     }
 
     /// Writes a no-op entry (`op: "n"`) carrying `msg`.
+    /// Logs a no-op whose timestamp is after `ts` (a cluster time another member's clock produced), so a read
+    /// waiting for `ts` can be satisfied; a `ts` more than [`MAX_CLOCK_DRIFT_SECS`] ahead of this member's
+    /// wall clock is not followed (the no-op takes the next timestamp as usual).
+    pub fn noop_after(&mut self, ts: Timestamp, msg: Document) -> Result<OpTime> {
+        if u64::from(ts.time) <= u64::from(self.clock.now_secs()) + MAX_CLOCK_DRIFT_SECS {
+            self.timestamps.observe(ts);
+        }
+        self.noop(msg)
+    }
+
     pub fn noop(&mut self, msg: Document) -> Result<OpTime> {
         self.log(NewEntry {
             op: OpKind::Noop,

@@ -11,6 +11,7 @@ mod t60_drop;
 mod t70_ten_thousand;
 mod t80_failover;
 mod t90_orphans;
+mod t95_cluster_time;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
