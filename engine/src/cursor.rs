@@ -9,12 +9,17 @@
 //! Idle cursors are closed by a timer task ([`CursorRegistry::run_reaper`]) after `cursorTimeoutMillis`
 //! (10 minutes by default), looking every `clientCursorMonitorFrequencySecs`; a cursor opened with
 //! `noCursorTimeout` is left alone. A getMore on a closed cursor answers 43 CursorNotFound.
+//!
+//! A getMore on a tailable awaitData cursor over the oplog that finds nothing waits for the next entry
+//! ([`OplogArrivals`]): only the newest written entry moving wakes it, not the durable position, which moves
+//! once per group commit and would otherwise wake every tailing fetcher for an empty rescan.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use bson::Document;
@@ -22,7 +27,7 @@ use bson::Document;
 use crate::query::filter::Filter;
 use crate::query::pipeline::DocStream;
 use crate::query::projection::Projection;
-use crate::storage::{CollectionMeta, Namespace};
+use crate::storage::{CollectionMeta, Namespace, OpTime, Positions};
 
 /// mongod's `cursorTimeoutMillis` default.
 pub const DEFAULT_CURSOR_TIMEOUT: Duration = Duration::from_secs(600);
@@ -204,9 +209,73 @@ impl CursorRegistry {
     }
 }
 
+/// The wait of a tailable awaitData getMore on the oplog: new entries written after the one last seen.
+pub struct OplogArrivals {
+    positions: watch::Receiver<Positions>,
+    seen: OpTime,
+}
+
+impl OplogArrivals {
+    /// Starts watching from the newest entry written now: call it before scanning, so that an entry written
+    /// during the scan still ends the next wait.
+    pub fn new(mut positions: watch::Receiver<Positions>) -> Self {
+        let seen = positions.borrow_and_update().last_written;
+        Self { positions, seen }
+    }
+
+    /// Waits until the newest written entry differs from the one last seen (new entries, or a rollback that
+    /// truncated the oplog) or `deadline` passes; true if entries moved. The durable position alone never
+    /// ends the wait.
+    pub async fn wait_until(&mut self, deadline: Instant) -> bool {
+        let seen = self.seen;
+        let moved = tokio::time::timeout_at(deadline, self.positions.wait_for(|p| p.last_written != seen)).await;
+        match moved {
+            Ok(Ok(positions)) => {
+                self.seen = positions.last_written;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(secs: u32, durable_secs: u32) -> Positions {
+        Positions {
+            last_written: OpTime::new(secs, 0, 1),
+            last_durable: OpTime::new(durable_secs, 0, 1),
+            last_written_wall_ms: 0,
+            last_durable_wall_ms: 0,
+        }
+    }
+
+    /// Time is paused: a wait that ends at its deadline returns at once, without sleeping.
+    #[tokio::test(start_paused = true)]
+    async fn oplog_waiters_wake_for_new_entries_only() {
+        let (sender, receiver) = watch::channel(at(5, 4));
+        let mut arrivals = OplogArrivals::new(receiver);
+        sender.send_replace(at(5, 5));
+        let deadline = Instant::now() + Duration::from_millis(500);
+        assert!(
+            !arrivals.wait_until(deadline).await,
+            "woken by the durable position alone"
+        );
+        assert_eq!(Instant::now(), deadline);
+        sender.send_replace(at(6, 5));
+        let deadline = Instant::now() + Duration::from_millis(500);
+        assert!(arrivals.wait_until(deadline).await, "a new entry must wake the waiter");
+        assert!(Instant::now() < deadline);
+        sender.send_replace(at(3, 3));
+        assert!(
+            arrivals.wait_until(deadline).await,
+            "a truncated oplog must wake the waiter"
+        );
+        drop(sender);
+        assert!(!arrivals.wait_until(deadline).await, "the writer is gone");
+    }
 
     fn cursor(no_timeout: bool) -> Cursor {
         let mut cursor = Cursor::new(Namespace::new("db", "c"), CursorSource::Buffered(VecDeque::new()));

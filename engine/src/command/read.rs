@@ -18,7 +18,7 @@ use super::options;
 use super::read_concern::{self, ReadConcern};
 use super::scan::{CollectionScan, OplogScan};
 use crate::bsonx;
-use crate::cursor::{Cursor, CursorSource};
+use crate::cursor::{Cursor, CursorSource, OplogArrivals};
 use crate::error::{Error, Result, code};
 use crate::node::{Counters, Node};
 use crate::query::filter::Filter;
@@ -630,8 +630,7 @@ pub async fn get_more(ctx: &Context<'_>) -> Result<Document> {
         }
     );
     let deadline = tokio::time::Instant::now() + Duration::from_millis(max_await);
-    let mut positions = ctx.node.storage.watch_positions();
-    positions.borrow_and_update();
+    let mut arrivals = OplogArrivals::new(ctx.node.storage.watch_positions());
     let (docs, exhausted) = loop {
         let (docs, exhausted) = match next_batch(ctx.node, &mut cursor, batch) {
             Ok(result) => result,
@@ -641,9 +640,8 @@ pub async fn get_more(ctx: &Context<'_>) -> Result<Document> {
             break (docs, exhausted);
         }
         // awaitData: wait for new oplog entries (or the deadline), then look again.
-        match tokio::time::timeout_at(deadline, positions.changed()).await {
-            Ok(Ok(())) => continue,
-            _ => break (docs, exhausted),
+        if !arrivals.wait_until(deadline).await {
+            break (docs, exhausted);
         }
     };
     if let Some(last) = docs.last().and_then(|d| d.get_timestamp("ts").ok()) {

@@ -116,16 +116,17 @@ impl ReplMachine {
         let Some(view) = self.members.get_mut(&from) else {
             return;
         };
-        if (view.applied, view.durable) != (response.applied, response.durable) {
-            self.position_changes += 1;
-        }
+        let moved = view.adopt_heartbeat_position(
+            response.state,
+            response.applied,
+            response.applied_wall_ms,
+            response.durable,
+            response.durable_wall_ms,
+        );
+        self.position_changes += u64::from(moved);
         view.state = response.state;
         view.healthy = true;
         view.term = response.term;
-        view.applied = response.applied;
-        view.applied_wall_ms = response.applied_wall_ms;
-        view.durable = response.durable;
-        view.durable_wall_ms = response.durable_wall_ms;
         view.last_heartbeat_ms = Some(now);
         view.last_contact_ms = Some(now);
         view.ping_ms = Some(rtt_ms.max(0));

@@ -131,6 +131,34 @@ impl MemberView {
         }
         advanced
     }
+
+    /// Records the position in a heartbeat reply sent while the member was in `state`; returns true if
+    /// either optime changed. A reply is a snapshot taken when the member answered, so it may be older than a
+    /// `replSetUpdatePosition` that overtook it: positions only move forward, except for a member whose
+    /// oplog was cut or replaced (ROLLBACK, then RECOVERING until min-valid; STARTUP/STARTUP2 for an initial
+    /// sync), whose own report is the truth even when it is older.
+    pub fn adopt_heartbeat_position(
+        &mut self,
+        state: MemberState,
+        applied: OpTime,
+        applied_wall_ms: i64,
+        durable: OpTime,
+        durable_wall_ms: i64,
+    ) -> bool {
+        let oplog_rewound = matches!(
+            state,
+            MemberState::Rollback | MemberState::Recovering | MemberState::Startup | MemberState::Startup2
+        );
+        if !oplog_rewound {
+            return self.advance_position(applied, applied_wall_ms, durable, durable_wall_ms);
+        }
+        let changed = (self.applied, self.durable) != (applied, durable);
+        self.applied = applied;
+        self.applied_wall_ms = applied_wall_ms;
+        self.durable = durable;
+        self.durable_wall_ms = durable_wall_ms;
+        changed
+    }
 }
 
 #[cfg(test)]

@@ -1334,3 +1334,75 @@ fn initial_sync_is_startup2_then_secondary_and_never_touches_a_primary() {
     joining.handle(10, Event::InitialSyncFinished);
     assert_eq!(joining.state(), MemberState::Secondary);
 }
+
+fn position(member_id: i32, optime: OpTime, wall_ms: i64) -> MemberPosition {
+    MemberPosition {
+        member_id,
+        config_version: 1,
+        applied: optime,
+        applied_wall_ms: wall_ms,
+        durable: optime,
+        durable_wall_ms: wall_ms,
+    }
+}
+
+/// A heartbeat reply is a snapshot taken when the member answered: one that crossed a newer
+/// `replSetUpdatePosition` on the way must not move the member's known position back (rs.status() showed a
+/// second of lag, and the commit point could be computed from the older position).
+#[test]
+fn an_older_heartbeat_position_does_not_undo_a_newer_update_position() {
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    primary.handle(
+        1_300,
+        Event::LocalApplied {
+            optime: op(5, 2),
+            wall_ms: 5_000,
+        },
+    );
+    primary.handle(
+        1_300,
+        Event::LocalDurable {
+            optime: op(5, 2),
+            wall_ms: 5_000,
+        },
+    );
+    let positions = vec![position(1, op(5, 2), 5_000)];
+    primary.handle(1_310, Event::UpdatePosition { from: 1, positions });
+    assert_eq!(primary.commit_point(), op(5, 2));
+    let changes = primary.position_changes();
+    let mut stale = heartbeat_reply(&primary, 1, MemberState::Secondary, 2, op(3, 2));
+    if let Event::HeartbeatResponse { response, .. } = &mut stale {
+        response.applied_wall_ms = 3_000;
+        response.durable_wall_ms = 3_000;
+    }
+    primary.handle(1_320, stale);
+    let member = &primary.status().members[1];
+    assert_eq!(
+        (member.applied, member.durable),
+        (op(5, 2), op(5, 2)),
+        "position moved back"
+    );
+    assert_eq!((member.applied_wall_ms, member.durable_wall_ms), (5_000, 5_000));
+    assert_eq!(primary.position_changes(), changes, "nothing moved");
+    assert_eq!(primary.members_at(op(5, 2), true), 2);
+    assert_eq!(primary.commit_point(), op(5, 2));
+    primary.handle(1_330, heartbeat_reply(&primary, 1, MemberState::Secondary, 2, op(6, 2)));
+    assert_eq!(
+        primary.status().members[1].applied,
+        op(6, 2),
+        "a newer heartbeat position still counts"
+    );
+}
+
+/// A member rolling back or resyncing reports a position older than the one we knew, and it is the truth:
+/// its oplog was cut or replaced, so its report replaces ours.
+#[test]
+fn a_rolled_back_or_resyncing_member_position_moves_back() {
+    for state in [MemberState::Rollback, MemberState::Recovering, MemberState::Startup2] {
+        let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+        primary.handle(1_300, heartbeat_reply(&primary, 1, MemberState::Secondary, 1, op(4, 1)));
+        primary.handle(1_310, heartbeat_reply(&primary, 1, state, 2, op(1, 1)));
+        let member = &primary.status().members[1];
+        assert_eq!((member.applied, member.durable), (op(1, 1), op(1, 1)), "{state:?}");
+    }
+}
