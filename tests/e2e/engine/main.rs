@@ -12,12 +12,14 @@ mod t70_startup_options;
 mod t75_deep_documents;
 mod t78_command_fuzzer;
 mod t80_introspection;
-mod t85_fail_command;
 mod t85_cluster_time;
+mod t85_fail_command;
 mod t86_positional_updates;
 mod t87_pipeline_updates_and_let;
 mod t88_ddl_write_concern;
 mod t89_checked_options;
+mod t90_db_aggregate;
+mod t91_coll_mod;
 
 use std::path::Path;
 
