@@ -445,6 +445,14 @@ mod tests {
                 options: doc! {"capped": true}
             })
         );
+        let coll_mod = entry("c", doc! {"collMod": "things", "validationAction": "warn"}, None);
+        assert_eq!(
+            coll_mod.op,
+            OplogOp::Command(CommandOp::CollMod {
+                ns: Namespace::new("db", "things"),
+                options: doc! {"validationAction": "warn"}
+            })
+        );
         let rename = entry(
             "c",
             doc! {"renameCollection": "db.a", "to": "db.b", "stayTemp": true},
