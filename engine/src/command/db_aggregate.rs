@@ -19,7 +19,7 @@ const UNKNOWN_FIELD: (i32, &str) = (40415, "Location40415");
 const UNRECOGNIZED_STAGE: (i32, &str) = (40324, "Location40324");
 
 /// The `aggregate` command with `aggregate: 1`.
-pub fn aggregate(ctx: &Context<'_>) -> Result<Document> {
+pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
     if !matches!(
         ctx.body.get("aggregate"),
         Some(Bson::Int32(1) | Bson::Int64(1) | Bson::Double(1.0))
@@ -41,9 +41,14 @@ pub fn aggregate(ctx: &Context<'_>) -> Result<Document> {
             "{aggregate: 1} is not valid for an empty pipeline; a collection is required.",
         ));
     };
+    let out = super::out_stage::split(rest, &ctx.db)?;
+    let rest = out.as_ref().map_or(rest, |(before, _)| before.as_slice());
     let source = source_documents(ctx, first)?;
     let output = crate::query::pipeline::run(rest, source, ctx.node.clock().now())?;
     let ns = Namespace::new(&ctx.db, "$cmd.aggregate");
+    if let Some((_, target)) = out {
+        return super::out_stage::write(ctx, &ns, target, output).await;
+    }
     let mut cursor = Cursor::new(ns.clone(), CursorSource::Buffered(output.into()));
     let (docs, exhausted) = next_batch(ctx.node, &mut cursor, batch)?;
     let id = if exhausted {

@@ -30,6 +30,7 @@ mod explain;
 mod handshake;
 mod local_sessions;
 mod options;
+mod out_stage;
 mod read;
 mod read_concern;
 mod replset;

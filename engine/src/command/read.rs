@@ -753,10 +753,12 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         return super::explain::aggregate(ctx, body, super::explain::Verbosity::QueryPlanner);
     }
     if !matches!(body.get("aggregate"), Some(Bson::String(_))) {
-        return super::db_aggregate::aggregate(ctx);
+        return super::db_aggregate::aggregate(ctx).await;
     }
     let ns = args::namespace(body, &ctx.db)?;
     let stages = args::command_variables(ctx)?.bind_stages(&pipeline_stages(body)?);
+    let out = super::out_stage::split(&stages, &ctx.db)?;
+    let stages = out.as_ref().map_or(stages, |(before, _)| before.clone());
     let cursor_opts = args::opt_doc(body, "cursor")?;
     if cursor_opts.is_none() && !body.contains_key("explain") {
         return Err(Error::failed_to_parse(
@@ -806,6 +808,19 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
             projection: None,
         },
     );
+    if let Some((_, target)) = out {
+        let mut output = Vec::new();
+        loop {
+            let (docs, exhausted) =
+                next_batch(ctx.node, &mut cursor, usize::MAX).map_err(|e| executor_error(e, "during aggregation"))?;
+            output.extend(docs);
+            if exhausted {
+                break;
+            }
+        }
+        read_concern::after_read(ctx, &rc, read_at).await?;
+        return super::out_stage::write(ctx, &ns, target, output).await;
+    }
     let (docs, exhausted) =
         next_batch(ctx.node, &mut cursor, batch).map_err(|e| executor_error(e, "during aggregation"))?;
     let id = if exhausted {
