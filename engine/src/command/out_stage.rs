@@ -7,7 +7,8 @@
 //! The output is written to a temporary collection (`tmp.agg_out.<uuid>`, the target's options and indexes
 //! copied), which then replaces the target in one rename with `dropTarget`, all in one storage write: a reader
 //! sees the old contents or the new ones. Documents without `_id` get an ObjectId; a duplicate `_id` or unique
-//! key fails the stage (11000) and leaves the target as it was. The command waits for its `writeConcern`
+//! key fails the stage (11000) and leaves the target as it was, as does a document the target's validator
+//! refuses (121, unless `bypassDocumentValidation`); a `linearizable` read concern is refused (72). The command waits for its `writeConcern`
 //! like the DDL commands, and its cursor is empty.
 
 use bson::oid::ObjectId;
@@ -15,6 +16,7 @@ use bson::{Bson, Document, doc};
 
 use super::Context;
 use super::catalog::{ddl_write_concern, wait_ddl_write_concern};
+use super::validator::Validator;
 use crate::error::{Error, Result, code};
 use crate::storage::Namespace;
 
@@ -65,6 +67,19 @@ pub async fn write(
     output: Vec<Document>,
 ) -> Result<Document> {
     ctx.node.member.check_writable(&target.db)?;
+    let linearizable = ctx
+        .body
+        .get_document("readConcern")
+        .ok()
+        .and_then(|rc| rc.get_str("level").ok())
+        == Some("linearizable");
+    if linearizable {
+        return Err(Error::new(
+            code::INVALID_OPTIONS,
+            "$out cannot be used with a 'linearizable' read concern level",
+        ));
+    }
+    let bypass = super::args::opt_bool(ctx.body, "bypassDocumentValidation")?.unwrap_or(false);
     let wc = ddl_write_concern(ctx)?;
     let temp = Namespace::new(&target.db, &format!("tmp.agg_out.{}", bson::Uuid::new()));
     ctx.node
@@ -81,13 +96,16 @@ pub async fn write(
                 w.create_index(&temp, &index.spec)?;
             }
             let meta = w.collection(&temp)?.unwrap_or(meta);
+            let validator = Validator::of(&meta, bypass)?;
             for mut doc in output {
                 if !doc.contains_key("_id") {
                     let mut with_id = doc! {"_id": ObjectId::new()};
                     with_id.extend(doc);
                     doc = with_id;
                 }
-                if let Err(err) = w.insert(&meta, doc, None) {
+                let written =
+                    Validator::check(validator.as_ref(), &doc, None).and_then(|()| w.insert(&meta, doc, None));
+                if let Err(err) = written {
                     w.drop_collection(&temp)?;
                     return Err(err);
                 }

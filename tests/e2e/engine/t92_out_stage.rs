@@ -1,6 +1,7 @@
 //! `$out` through the Rust driver: the pipeline's output replaces the target collection (its indexes kept),
 //! documents without `_id` get one, `{db, coll}` writes to another database, `{aggregate: 1}` with `$documents`
-//! can `$out` too, and a duplicate key fails the stage with 11000 leaving the target as it was.
+//! can `$out` too, and a duplicate key (11000) or the target's validator (121) fails the stage, leaving the
+//! target as it was; a linearizable read concern is refused (72).
 
 use bson::{Document, doc};
 use futures_util::TryStreamExt;
@@ -61,6 +62,29 @@ async fn out_replaces_the_target_collection() -> anyhow::Result<()> {
     ])
     .await?;
     assert_eq!(db.collection::<Document>("fromdocs").count_documents(doc! {}).await?, 1);
+
+    db.run_command(doc! {"collMod": "fromdocs", "validator": {"a": {"$gt": 5}}})
+        .await?;
+    let err = db
+        .aggregate(vec![
+            doc! {"$documents": [{"_id": 2, "a": 2}]},
+            doc! {"$out": "fromdocs"},
+        ])
+        .await
+        .expect_err("the target's validator refuses a: 2");
+    assert_eq!(error_code(&err), Some(121), "{err}");
+    db.aggregate(vec![
+        doc! {"$documents": [{"_id": 2, "a": 2}]},
+        doc! {"$out": "fromdocs"},
+    ])
+    .bypass_document_validation(true)
+    .await?;
+    let err = db
+        .run_command(doc! {"aggregate": "src", "pipeline": [{"$out": "dst"}], "cursor": {},
+        "readConcern": {"level": "linearizable"}})
+        .await
+        .expect_err("no $out with linearizable reads");
+    assert_eq!(error_code(&err), Some(72), "{err}");
 
     let err = source
         .aggregate(vec![doc! {"$out": "dst"}, doc! {"$match": {}}])
