@@ -228,6 +228,8 @@ pub struct Node {
     pub activity: Activity,
     /// The cluster time clients gossip (`$clusterTime`, `command/cluster_time.rs`).
     pub cluster_time: crate::command::ClusterClock,
+    /// The logical sessions commands ran in (`$listLocalSessions`, `command/local_sessions.rs`).
+    pub local_sessions: crate::command::LocalSessions,
     /// A shard member's sharding state (identity, owned versions); unused on other members.
     pub sharding: crate::shardsvr::ShardingState,
 }
@@ -287,6 +289,7 @@ impl Node {
             queries: QueryRuntime::new()?,
             activity: Activity::default(),
             cluster_time: crate::command::ClusterClock::default(),
+            local_sessions: crate::command::LocalSessions::default(),
             sharding: Default::default(),
         }))
     }

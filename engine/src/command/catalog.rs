@@ -138,7 +138,7 @@ fn cursor_reply(ctx: &Context<'_>, ns: Namespace, docs: Vec<Document>) -> Docume
 /// first: the one the command gives (its missing fields from the defaults), else the cluster-wide default
 /// an administrator set. Without either it acknowledges at once, as it always has here, rather than waiting
 /// for the implicit majority default (which would block set-up steps while a member is down).
-fn ddl_write_concern(ctx: &Context<'_>) -> Result<WriteConcern> {
+pub(super) fn ddl_write_concern(ctx: &Context<'_>) -> Result<WriteConcern> {
     let given = args::opt_doc(ctx.body, "writeConcern")?;
     if given.is_some() || super::rw_defaults::has_global_write_concern(ctx)? {
         return super::rw_defaults::resolve_write_concern(ctx, given);
@@ -148,7 +148,7 @@ fn ddl_write_concern(ctx: &Context<'_>) -> Result<WriteConcern> {
 
 /// Waits for the write concern on what the command just wrote (this member's newest optime, as mongod waits
 /// on the client's last op) and attaches the `writeConcernError`, if any, to the reply.
-async fn wait_ddl_write_concern(ctx: &Context<'_>, wc: &WriteConcern, mut reply: Document) -> Document {
+pub(super) async fn wait_ddl_write_concern(ctx: &Context<'_>, wc: &WriteConcern, mut reply: Document) -> Document {
     let optime = ctx.node.storage.positions().last_written;
     ctx.operation_time.note(optime.ts);
     if let Some(err) = ctx.node.member.wait_for_write_concern(optime, wc).await {

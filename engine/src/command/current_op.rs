@@ -185,6 +185,7 @@ fn namespace(op: &InFlight) -> String {
             | "count"
             | "distinct"
             | "create"
+            | "collMod"
             | "drop"
             | "createIndexes"
             | "dropIndexes"

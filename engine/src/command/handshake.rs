@@ -172,6 +172,7 @@ pub fn list_commands() -> Document {
         "abortTransaction",
         "aggregate",
         "buildInfo",
+        "collMod",
         "collStats",
         "commitTransaction",
         "configureFailPoint",

@@ -22,11 +22,15 @@ mod admin;
 pub mod args;
 mod catalog;
 mod cluster_time;
+mod coll_mod;
 mod connection_info;
 mod current_op;
+mod db_aggregate;
 mod explain;
 mod handshake;
+mod local_sessions;
 mod options;
+mod out_stage;
 mod read;
 mod read_concern;
 mod replset;
@@ -41,6 +45,7 @@ use bson::{Bson, Document};
 pub use cluster_time::{ClusterClock, carried as carried_cluster_time, signed as signed_cluster_time};
 pub use connection_info::ConnectionInfo;
 pub use handshake::{MAX_WIRE_VERSION, VERSION, build_info};
+pub use local_sessions::LocalSessions;
 
 use crate::error::{Error, Result, code};
 use crate::node::{Counters, Node, OpClass};
@@ -87,6 +92,7 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
     let _in_flight = node.activity.begin(invocation.conn.id, db, &current_op_command(body));
     let retryable_write = body.contains_key("txnNumber") && !body.contains_key("autocommit");
     cluster_time::gossip_in(node, body);
+    local_sessions::observe(&node.local_sessions, name, body, node.clock().now());
     let operation_time = cluster_time::OperationTime::default();
     let result = match prepare(node, &invocation, &operation_time) {
         Ok(ctx) => dispatch(&ctx)
@@ -234,7 +240,13 @@ async fn dispatch(ctx: &Context<'_>) -> Result<Document> {
         "getCmdLineOpts" => Ok(handshake::cmd_line_opts(ctx)),
         "serverStatus" => Ok(server_status::server_status(ctx)),
         "listCommands" => Ok(handshake::list_commands()),
-        "startSession" => Ok(handshake::start_session()),
+        "startSession" => {
+            let reply = handshake::start_session();
+            if let Some(id) = reply.get_document("id").ok().and_then(|id| id.get("id")) {
+                ctx.node.local_sessions.touch(id, ctx.node.clock().now());
+            }
+            Ok(reply)
+        }
         "getFreeMonitoringStatus" => Ok(bson::doc! {"state": "disabled"}),
         "currentOp" => current_op::command(ctx),
         "profile" => admin::profile(ctx),
@@ -245,6 +257,7 @@ async fn dispatch(ctx: &Context<'_>) -> Result<Document> {
         "create" => catalog::create(ctx).await,
         "drop" => catalog::drop_collection(ctx).await,
         "renameCollection" => catalog::rename_collection(ctx).await,
+        "collMod" => coll_mod::coll_mod(ctx).await,
         "dropDatabase" => catalog::drop_database(ctx).await,
         "createIndexes" => catalog::create_indexes(ctx).await,
         "listIndexes" => catalog::list_indexes(ctx),

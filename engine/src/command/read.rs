@@ -28,7 +28,7 @@ use crate::query::sort::SortSpec;
 use crate::query::variables::Variables;
 use crate::storage::{CollectionMeta, Namespace, Snapshot, keystring, oplog_scan_after};
 
-const DEFAULT_BATCH: usize = 101;
+pub(super) const DEFAULT_BATCH: usize = 101;
 const GET_MORE_DEFAULT_BATCH: usize = 10_000;
 /// The documents of a reply batch stay within mongod's 16 MiB `BSONObjMaxUserSize`.
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
@@ -159,7 +159,7 @@ pub(super) fn for_each_matching(
     Ok(())
 }
 
-fn batch_size(body: &Document, key_present_default: usize) -> Result<usize> {
+pub(super) fn batch_size(body: &Document, key_present_default: usize) -> Result<usize> {
     match args::opt_i64(body, "batchSize")? {
         None => Ok(key_present_default),
         Some(n) if n < 0 => Err(Error::bad_value("batchSize value must be non-negative")),
@@ -492,7 +492,7 @@ impl Batch {
 }
 
 /// Produces the next batch of a cursor; `true` when nothing more can come.
-fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Vec<Document>, bool)> {
+pub(super) fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(Vec<Document>, bool)> {
     let cap = cursor.remaining.map(|r| r.min(batch_size)).unwrap_or(batch_size);
     let mut batch = Batch::new(cap);
     // A document the previous batch had no room for comes first.
@@ -750,21 +750,13 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         ctx.node.member.check_readable(ctx.secondary_ok)?;
         return super::explain::aggregate(ctx, body, super::explain::Verbosity::QueryPlanner);
     }
-    let current_op = args::opt_array(body, "pipeline")?
-        .and_then(|stages| stages.first())
-        .and_then(Bson::as_document)
-        .and_then(|first| first.get("$currentOp"));
-    if let Some(spec) = current_op {
-        return current_op_aggregate(ctx, spec);
-    }
     if !matches!(body.get("aggregate"), Some(Bson::String(_))) {
-        return Err(Error::new(
-            code::INVALID_NAMESPACE,
-            "database-level aggregation ({aggregate: 1}) is not supported",
-        ));
+        return super::db_aggregate::aggregate(ctx).await;
     }
     let ns = args::namespace(body, &ctx.db)?;
     let stages = args::command_variables(ctx)?.bind_stages(&pipeline_stages(body)?);
+    let out = super::out_stage::split(&stages, &ctx.db)?;
+    let stages = out.as_ref().map_or(stages, |(before, _)| before.clone());
     let cursor_opts = args::opt_doc(body, "cursor")?;
     if cursor_opts.is_none() && !body.contains_key("explain") {
         return Err(Error::failed_to_parse(
@@ -814,6 +806,19 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
             projection: None,
         },
     );
+    if let Some((_, target)) = out {
+        let mut output = Vec::new();
+        loop {
+            let (docs, exhausted) =
+                next_batch(ctx.node, &mut cursor, usize::MAX).map_err(|e| executor_error(e, "during aggregation"))?;
+            output.extend(docs);
+            if exhausted {
+                break;
+            }
+        }
+        read_concern::after_read(ctx, &rc, read_at).await?;
+        return super::out_stage::write(ctx, &ns, target, output).await;
+    }
     let (docs, exhausted) =
         next_batch(ctx.node, &mut cursor, batch).map_err(|e| executor_error(e, "during aggregation"))?;
     let id = if exhausted {
@@ -822,29 +827,6 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         ctx.node.cursors.register(cursor)
     };
     read_concern::after_read(ctx, &rc, read_at).await?;
-    Ok(doc! {"cursor": {"firstBatch": docs, "id": id, "ns": ns.full()}})
-}
-
-/// `{aggregate: 1, pipeline: [{$currentOp: {...}}, ...]}` on admin: the operations, then the rest of the
-/// pipeline, all in the first batch or a buffered cursor.
-fn current_op_aggregate(ctx: &Context<'_>, spec: &Bson) -> Result<Document> {
-    let ops = super::current_op::stage_output(ctx, spec)?;
-    let stages: Vec<Document> = args::opt_array(ctx.body, "pipeline")?
-        .map(|stages| stages.iter().skip(1).filter_map(|s| s.as_document().cloned()).collect())
-        .unwrap_or_default();
-    let output = crate::query::pipeline::run(&stages, ops, ctx.node.clock().now())?;
-    let batch = args::opt_doc(ctx.body, "cursor")?
-        .map(|c| batch_size(c, DEFAULT_BATCH))
-        .transpose()?
-        .unwrap_or(DEFAULT_BATCH);
-    let ns = Namespace::new("admin", "$cmd.aggregate");
-    let mut cursor = Cursor::new(ns.clone(), CursorSource::Buffered(output.into()));
-    let (docs, exhausted) = next_batch(ctx.node, &mut cursor, batch)?;
-    let id = if exhausted {
-        0
-    } else {
-        ctx.node.cursors.register(cursor)
-    };
     Ok(doc! {"cursor": {"firstBatch": docs, "id": id, "ns": ns.full()}})
 }
 

@@ -130,6 +130,7 @@ impl WriteCtx<'_> {
             CommandOp::CreateIndexes { ns, spec } => self.create_index(ns, spec),
             CommandOp::Rename { from, to, stay_temp } => self.apply_rename(from, to, *stay_temp, uuid),
             CommandOp::DropIndexes { ns, index } => Ok(self.drop_index(ns, index)? > 0),
+            CommandOp::CollMod { ns, options } => self.modify_collection_options(ns, options),
         }
     }
 

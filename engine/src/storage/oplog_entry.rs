@@ -154,6 +154,11 @@ pub enum CommandOp {
         to: Namespace,
         stay_temp: bool,
     },
+    /// `collMod`: `options` (validator, validationLevel, validationAction) replace the collection's own.
+    CollMod {
+        ns: Namespace,
+        options: Document,
+    },
     /// `index` is an index name, or `*` for all but `_id`.
     DropIndexes {
         ns: Namespace,
@@ -172,6 +177,7 @@ impl CommandOp {
             "drop" => CommandOp::Drop { ns },
             "dropDatabase" => CommandOp::DropDatabase { db: db.to_string() },
             "createIndexes" => CommandOp::CreateIndexes { ns, spec: rest() },
+            "collMod" => CommandOp::CollMod { ns, options: rest() },
             "renameCollection" => CommandOp::Rename {
                 from: o
                     .get_str("renameCollection")
@@ -439,6 +445,14 @@ mod tests {
                 options: doc! {"capped": true}
             })
         );
+        let coll_mod = entry("c", doc! {"collMod": "things", "validationAction": "warn"}, None);
+        assert_eq!(
+            coll_mod.op,
+            OplogOp::Command(CommandOp::CollMod {
+                ns: Namespace::new("db", "things"),
+                options: doc! {"validationAction": "warn"}
+            })
+        );
         let rename = entry(
             "c",
             doc! {"renameCollection": "db.a", "to": "db.b", "stayTemp": true},
@@ -462,7 +476,7 @@ mod tests {
             ("x", doc! {}, None),
             ("i", doc! {"no_id": 1}, None),
             ("u", doc! {"$v": 2, "diff": {}}, None),
-            ("c", doc! {"collMod": "c"}, None),
+            ("c", doc! {"applyOps": []}, None),
             ("c", doc! {"renameCollection": "db.a"}, None),
         ] {
             let parsed = entry(op, o, o2);

@@ -402,6 +402,22 @@ impl<'a> WriteCtx<'a> {
         Ok(metas.len())
     }
 
+    /// `collMod`: sets each of `options` (validator, validationLevel, validationAction) in the collection's
+    /// options and logs the change. False when the collection does not exist.
+    pub fn modify_collection_options(&mut self, ns: &Namespace, options: &Document) -> Result<bool> {
+        let Some(mut meta) = self.collection(ns)? else {
+            return Ok(false);
+        };
+        for (key, value) in options {
+            meta.options.insert(key.clone(), value.clone());
+        }
+        self.put_collection(&meta)?;
+        let mut o = doc! {"collMod": &ns.coll};
+        o.extend(options.clone());
+        self.log_command(ns, Some(meta.uuid_bson()), o)?;
+        Ok(true)
+    }
+
     /// Creates an index. Returns false when an identical index already exists.
     pub fn create_index(&mut self, ns: &Namespace, spec: &Document) -> Result<bool> {
         let index = index_from_spec(spec)

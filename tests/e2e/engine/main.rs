@@ -18,6 +18,9 @@ mod t86_positional_updates;
 mod t87_pipeline_updates_and_let;
 mod t88_ddl_write_concern;
 mod t89_checked_options;
+mod t90_db_aggregate;
+mod t91_coll_mod;
+mod t92_out_stage;
 
 use std::path::Path;
 

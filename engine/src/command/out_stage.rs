@@ -1,0 +1,118 @@
+//! The `$out` stage, last in an `aggregate` pipeline: the pipeline's whole output replaces a collection.
+//!
+//! ```text
+//! {$out: "<coll>"}  or  {$out: {db: "<db>", coll: "<coll>"}}
+//! ```
+//!
+//! The output is written to a temporary collection (`tmp.agg_out.<uuid>`, the target's options and indexes
+//! copied), which then replaces the target in one rename with `dropTarget`, all in one storage write: a reader
+//! sees the old contents or the new ones. Documents without `_id` get an ObjectId; a duplicate `_id` or unique
+//! key fails the stage (11000) and leaves the target as it was, as does a document the target's validator
+//! refuses (121, unless `bypassDocumentValidation`); a `linearizable` read concern is refused (72). The command waits for its `writeConcern`
+//! like the DDL commands, and its cursor is empty.
+
+use bson::oid::ObjectId;
+use bson::{Bson, Document, doc};
+
+use super::Context;
+use super::catalog::{ddl_write_concern, wait_ddl_write_concern};
+use super::validator::Validator;
+use crate::error::{Error, Result, code};
+use crate::storage::Namespace;
+
+/// The target of a trailing `$out` stage, with the stages before it; `None` when the pipeline has none.
+pub fn split(stages: &[Document], db: &str) -> Result<Option<(Vec<Document>, Namespace)>> {
+    let Some((last, before)) = stages.split_last() else {
+        return Ok(None);
+    };
+    if before.iter().any(|s| s.contains_key("$out")) {
+        return Err(Error::new(
+            (40601, "Location40601"),
+            "$out can only be the final stage in the pipeline",
+        ));
+    }
+    let Some(spec) = last.get("$out") else {
+        return Ok(None);
+    };
+    let target = match spec {
+        Bson::String(coll) => Namespace::new(db, coll),
+        Bson::Document(d) => match (d.get_str("db"), d.get_str("coll")) {
+            (Ok(db), Ok(coll)) => Namespace::new(db, coll),
+            _ => {
+                return Err(Error::failed_to_parse(
+                    "$out: the target must be a collection name or {db: <string>, coll: <string>}",
+                ));
+            }
+        },
+        _ => {
+            return Err(Error::failed_to_parse(
+                "$out: the target must be a collection name or {db: <string>, coll: <string>}",
+            ));
+        }
+    };
+    if target.coll.is_empty() || target.coll.starts_with("system.") || target.db == "local" {
+        return Err(Error::new(
+            code::INVALID_NAMESPACE,
+            format!("Invalid $out target namespace, {target}"),
+        ));
+    }
+    Ok(Some((before.to_vec(), target)))
+}
+
+/// Replaces `target`'s contents with `output`; the command's reply (an empty cursor on the source namespace).
+pub async fn write(
+    ctx: &Context<'_>,
+    source: &Namespace,
+    target: Namespace,
+    output: Vec<Document>,
+) -> Result<Document> {
+    ctx.node.member.check_writable(&target.db)?;
+    let linearizable = ctx
+        .body
+        .get_document("readConcern")
+        .ok()
+        .and_then(|rc| rc.get_str("level").ok())
+        == Some("linearizable");
+    if linearizable {
+        return Err(Error::new(
+            code::INVALID_OPTIONS,
+            "$out cannot be used with a 'linearizable' read concern level",
+        ));
+    }
+    let bypass = super::args::opt_bool(ctx.body, "bypassDocumentValidation")?.unwrap_or(false);
+    let wc = ddl_write_concern(ctx)?;
+    let temp = Namespace::new(&target.db, &format!("tmp.agg_out.{}", bson::Uuid::new()));
+    ctx.node
+        .storage
+        .write(wc.j, move |w| {
+            let existing = w.collection(&target)?;
+            let options = existing.as_ref().map(|m| m.options.clone()).unwrap_or_default();
+            let meta = w.create_collection(&temp, options)?;
+            for index in existing
+                .iter()
+                .flat_map(|m| m.indexes.iter())
+                .filter(|i| i.name != "_id_")
+            {
+                w.create_index(&temp, &index.spec)?;
+            }
+            let meta = w.collection(&temp)?.unwrap_or(meta);
+            let validator = Validator::of(&meta, bypass)?;
+            for mut doc in output {
+                if !doc.contains_key("_id") {
+                    let mut with_id = doc! {"_id": ObjectId::new()};
+                    with_id.extend(doc);
+                    doc = with_id;
+                }
+                let written =
+                    Validator::check(validator.as_ref(), &doc, None).and_then(|()| w.insert(&meta, doc, None));
+                if let Err(err) = written {
+                    w.drop_collection(&temp)?;
+                    return Err(err);
+                }
+            }
+            w.rename_collection(&temp, &target, true, false)
+        })
+        .await??;
+    let reply = doc! {"cursor": {"firstBatch": [], "id": 0i64, "ns": source.full()}};
+    Ok(wait_ddl_write_concern(ctx, &wc, reply).await)
+}
