@@ -7,6 +7,32 @@ use crate::bsonx::{as_i64, truthy};
 use crate::error::{Error, Result, code};
 use crate::storage::Namespace;
 
+/// mongod's parser refusing a field a command or statement does not have.
+pub const UNKNOWN_FIELD: (i32, &str) = (40415, "Location40415");
+
+/// Refuses the first field of `doc` that is not in `known`, as mongod's parser does: 40415, "BSON field
+/// '{path}.{field}' is an unknown field." (`path` names where `doc` sits, e.g. `update.updates`).
+pub fn check_known_fields(doc: &Document, known: &[&str], path: &str) -> Result<()> {
+    match doc.keys().find(|key| !known.contains(&key.as_str())) {
+        Some(key) => Err(Error::new(
+            UNKNOWN_FIELD,
+            format!("BSON field '{path}.{key}' is an unknown field."),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks every statement of a write command (`update.updates`, `delete.deletes`) for fields mongod 7.0 does
+/// not know before any of them runs, so a bad field fails the whole command.
+pub fn check_statement_fields(statements: &[Bson], known: &[&str], path: &str) -> Result<()> {
+    for statement in statements {
+        if let Bson::Document(statement) = statement {
+            check_known_fields(statement, known, path)?;
+        }
+    }
+    Ok(())
+}
+
 /// The command's (or statement's) user variables from the document under `key` (`let`, or an update
 /// statement's `c`); none when absent.
 pub fn variables(body: &Document, key: &str) -> Result<crate::query::variables::Variables> {

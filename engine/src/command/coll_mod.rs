@@ -21,7 +21,7 @@ use crate::query::filter::Filter;
 
 const NOT_IMPLEMENTED: (i32, &str) = (238, "NotImplemented");
 /// mongod's error for a command field its IDL does not know (it has no code name).
-const UNKNOWN_FIELD: (i32, &str) = (40415, "Location40415");
+use super::args::UNKNOWN_FIELD;
 
 /// collMod fields mongod accepts that the engine does not implement.
 const UNIMPLEMENTED: [&str; 12] = [

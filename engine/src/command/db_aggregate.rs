@@ -14,7 +14,7 @@ use crate::error::{Error, Result, code};
 use crate::storage::Namespace;
 
 /// mongod's error for an unknown field of a stage parsed from its IDL (it has no code name).
-const UNKNOWN_FIELD: (i32, &str) = (40415, "Location40415");
+use super::args::UNKNOWN_FIELD;
 /// mongod's error for a pipeline stage it does not know.
 const UNRECOGNIZED_STAGE: (i32, &str) = (40324, "Location40324");
 

@@ -297,6 +297,24 @@ fn insert_one(
     run_once(w, stmt, |_| (), |_| doc! {"n": 1}, |w| w.insert(meta, doc, stmt))
 }
 
+/// The fields of an update statement in MongoDB 7.0 (8.0's `sort` is not one of them).
+const UPDATE_STATEMENT_FIELDS: &[&str] = &[
+    "q",
+    "u",
+    "c",
+    "arrayFilters",
+    "multi",
+    "upsert",
+    "upsertSupplied",
+    "hint",
+    "collation",
+    "sampleId",
+    "allowShardKeyUpdatesWithoutFullShardKeyInQuery",
+];
+
+/// The fields of a delete statement in MongoDB 7.0.
+const DELETE_STATEMENT_FIELDS: &[&str] = &["q", "limit", "hint", "collation", "sampleId"];
+
 /// One parsed update statement.
 struct UpdateStatement {
     filter: Filter,
@@ -417,6 +435,7 @@ impl UpdateOutcome {
 pub async fn update(ctx: &Context<'_>) -> Result<Document> {
     let common = common(ctx)?;
     let raw = documents(ctx.body, "updates")?;
+    args::check_statement_fields(raw, UPDATE_STATEMENT_FIELDS, "update.updates")?;
     let vars = args::command_variables(ctx)?;
     let bypass = common.bypass_validation;
     let statements: Vec<Result<UpdateStatement>> =
@@ -553,6 +572,7 @@ fn upsert_document(filter: &Filter, update: &Update, now: bson::DateTime) -> Res
 pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
     let common = common(ctx)?;
     let raw = documents(ctx.body, "deletes")?;
+    args::check_statement_fields(raw, DELETE_STATEMENT_FIELDS, "delete.deletes")?;
     let vars = args::command_variables(ctx)?;
     let statements: Vec<Result<(Filter, usize, Option<Bson>)>> = raw
         .iter()

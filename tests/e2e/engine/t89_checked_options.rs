@@ -159,3 +159,44 @@ async fn a_collection_validator_is_enforced() -> anyhow::Result<()> {
     assert_eq!(code(&bad), Some(2), "a validator that does not parse is refused: {bad}");
     Ok(())
 }
+
+/// A field an update or delete statement does not have (MongoDB 8.0's `sort` among them: this engine is 7.0)
+/// fails the whole command as mongod's parser fails it, never silently ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_statement_fields_are_refused() -> anyhow::Result<()> {
+    let (node, _client) = primary().await?;
+    let port = node.port;
+    run(
+        port,
+        doc! {"insert": "c", "documents": [{"_id": 1, "x": 1}, {"_id": 2, "x": 2}]},
+    )
+    .await?;
+    let sorted = run(
+        port,
+        doc! {"update": "c", "updates": [{"q": {}, "u": {"$set": {"y": 1}}, "sort": {"x": -1}}]},
+    )
+    .await?;
+    assert_eq!(code(&sorted), Some(40415), "{sorted}");
+    assert_eq!(
+        sorted.get_str("errmsg")?,
+        "BSON field 'update.updates.sort' is an unknown field.",
+        "{sorted}"
+    );
+    let bogus = run(
+        port,
+        doc! {"delete": "c", "deletes": [{"q": {}, "limit": 1, "bogus": 1}]},
+    )
+    .await?;
+    assert_eq!(code(&bogus), Some(40415), "{bogus}");
+    let untouched = run(port, doc! {"find": "c", "filter": {"y": 1}}).await?;
+    let batch = untouched.get_document("cursor")?.get_array("firstBatch")?;
+    assert!(batch.is_empty(), "a refused update changed nothing: {untouched}");
+    let known = run(
+        port,
+        doc! {"update": "c", "updates": [{"q": {"_id": 1}, "u": {"$set": {"y": 1}}, "upsert": false,
+        "multi": false, "hint": {"_id": 1}, "collation": {"locale": "simple"}, "arrayFilters": [], "c": {}}]},
+    )
+    .await?;
+    assert_eq!(known.get_i32("nModified")?, 1, "{known}");
+    Ok(())
+}
