@@ -134,3 +134,31 @@ async fn updates_and_deletes_follow_the_shard_key_or_id() -> anyhow::Result<()> 
     assert_eq!(total, 51);
     Ok(())
 }
+
+/// Write concern goes to the shards and their `writeConcernError`s come back merged: `w: 2` on one-member
+/// shards writes the documents (on both shards) and reports UnsatisfiableWriteConcern (100) once.
+#[tokio::test]
+async fn write_concern_errors_from_the_shards_are_merged() -> anyhow::Result<()> {
+    let cluster = Cluster::start(2).await?;
+    let router = &cluster.router;
+    router.admin(doc! {"enableSharding": "test"}).await?;
+    router
+        .admin(doc! {"shardCollection": "test.wc", "key": {"k": "hashed"}})
+        .await?;
+    let documents: Vec<Document> = (0..20).map(|k| doc! {"_id": k, "k": k}).collect();
+    let reply = super::raw_command(
+        router.port,
+        doc! {"insert": "wc", "documents": documents, "writeConcern": {"w": 2}, "$db": "test"},
+    )
+    .await?;
+    assert_eq!(reply.get_i32("n")?, 20, "every document is written: {reply}");
+    let error = reply
+        .get_document("writeConcernError")
+        .map_err(|_| anyhow::anyhow!("no writeConcernError in {reply}"))?;
+    assert_eq!(error.get_i32("code")?, 100, "{reply}");
+    for (name, node) in &cluster.shards {
+        let on_shard = documents_on(node, "test", "wc").await?;
+        assert!(!on_shard.is_empty(), "{name} holds some of the 20 documents");
+    }
+    Ok(())
+}

@@ -36,7 +36,8 @@ impl InsertOutcome {
     }
 
     fn reply(mut self) -> Document {
-        let mut reply = doc! {"n": self.n};
+        // Write counts are 32-bit in mongod's and mongos' replies.
+        let mut reply = doc! {"n": super::write_count(self.n)};
         if !self.write_errors.is_empty() {
             self.write_errors
                 .sort_by_key(|e| e.get("index").and_then(crate::bsonx::as_i64).unwrap_or(0));

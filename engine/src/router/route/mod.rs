@@ -155,3 +155,8 @@ fn shards_for(table: &RoutingTable, filter: &Document) -> Vec<String> {
     }
     shards
 }
+
+/// A merged write count as mongod and mongos send it: a 32-bit integer (saturating; no batch comes near).
+fn write_count(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}

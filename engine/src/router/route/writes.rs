@@ -185,9 +185,9 @@ pub(super) async fn write_statements(
             }
         }
     }
-    let mut reply = doc! {"n": n};
+    let mut reply = doc! {"n": super::write_count(n)};
     if name == "update" {
-        reply.insert("nModified", modified);
+        reply.insert("nModified", super::write_count(modified));
         if !upserted.is_empty() {
             reply.insert("upserted", upserted);
         }
