@@ -9,11 +9,9 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import traceback
 
 import pymongo
@@ -21,6 +19,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 import sharding
+from procs import free_port, wait_until
 
 TESTS = []
 
@@ -28,28 +27,6 @@ TESTS = []
 def test(fn):
     TESTS.append(fn)
     return fn
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(what, check, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    pause = 0.005
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception:  # noqa: BLE001 - the member may not be listening yet
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.1)
 
 
 class Member:

@@ -21,7 +21,7 @@ from bson.min_key import MinKey
 from bson.timestamp import Timestamp
 from pymongo.write_concern import WriteConcern
 
-from run import free_port, wait_until
+from procs import free_port, wait_until
 
 DOCUMENTS = 10_000
 

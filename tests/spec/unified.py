@@ -17,6 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 
 from spec_runner.cluster import ReplicaSet  # noqa: E402
 from spec_runner.expected import ExpectedFailures  # noqa: E402

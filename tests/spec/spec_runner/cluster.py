@@ -6,37 +6,13 @@ initiated with short election and heartbeat settings and is ready once a primary
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 
 import pymongo
+from procs import free_port, wait_until  # tests/python/procs.py, on the path unified.py sets
 
 REPLICA_SET = "rs0"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(what, check, timeout=30.0):
-    """Polls `check` until it returns a true value; raises TimeoutError naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    pause = 0.005
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception:  # noqa: BLE001 - the member may not be ready yet
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.1)
 
 
 class ReplicaSet:
