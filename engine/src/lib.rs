@@ -29,6 +29,7 @@
 pub mod bsonx;
 pub mod clock;
 pub mod command;
+pub mod config_file;
 pub mod connection;
 pub mod cursor;
 pub mod depth;

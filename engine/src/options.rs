@@ -16,8 +16,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
-use serde_norway::{Mapping, Value};
+use serde_norway::Value;
 
+use crate::config_file::{self, boolean, non_empty, string};
 use crate::error::{Error, Result};
 use crate::failpoint::FailPoints;
 
@@ -157,38 +158,27 @@ impl NodeOptions {
     /// Reads mongod's YAML configuration format. Unknown keys, wrongly typed values and options Faultline
     /// cannot honour are errors naming the key; nested sections and dotted keys (`net.port: 1`) both work.
     pub fn from_yaml(text: &str) -> Result<NodeOptions> {
-        let root: Value = serde_norway::from_str(text)
-            .map_err(|e| Error::bad_value(format!("config file is not valid YAML: {e}")))?;
-        let mut leaves = Vec::new();
-        match &root {
-            Value::Null => {}
-            Value::Mapping(map) => flatten("", map, &mut leaves)?,
-            _ => {
-                return Err(Error::bad_value(
-                    "config file must be a YAML mapping of mongod's options",
-                ));
-            }
-        }
+        let known: Vec<&str> = YAML_KEYS.iter().copied().chain(["net.ssl.mode"]).collect();
+        let leaves = config_file::leaves(text, &known, "mongod")?;
         let mut options = NodeOptions::default();
         let mut destination = None;
         let mut bind_ip_all = false;
-        for (key, value) in leaves {
-            match key.as_str() {
+        for (key, value) in &leaves {
+            let key = key.as_str();
+            match key {
                 "net.port" => {
-                    let port = value.as_u64().filter(|p| *p > 0 && *p <= u64::from(u16::MAX));
-                    options.port =
-                        port.ok_or_else(|| Error::bad_value("net.port must be a port number (1-65535)"))? as u16;
+                    options.port = config_file::port(value)?;
                     options.port_given = true;
                 }
                 "net.bindIp" => {
-                    options.bind_ip = split_bind_ip(string(&key, value)?);
+                    options.bind_ip = split_bind_ip(string(key, value)?);
                     if options.bind_ip.is_empty() {
                         return Err(Error::bad_value("net.bindIp needs at least one address"));
                     }
                 }
-                "net.bindIpAll" => bind_ip_all = boolean(&key, value)?,
+                "net.bindIpAll" => bind_ip_all = boolean(key, value)?,
                 "net.tls.mode" | "net.ssl.mode" => {
-                    let mode = string(&key, value)?;
+                    let mode = string(key, value)?;
                     if mode != "disabled" {
                         return Err(Error::bad_value(format!(
                             "{key}: {mode} is not supported: faultline node has no TLS (only `disabled` is \
@@ -196,9 +186,9 @@ impl NodeOptions {
                         )));
                     }
                 }
-                "storage.dbPath" => options.dbpath = PathBuf::from(non_empty(&key, value)?),
+                "storage.dbPath" => options.dbpath = PathBuf::from(non_empty(key, value)?),
                 "storage.journal.enabled" => {
-                    if !boolean(&key, value)? {
+                    if !boolean(key, value)? {
                         return Err(Error::bad_value(
                             "storage.journal.enabled: false is not supported: the journal is always on \
                              (mongod 6.1 and later refuse it too)",
@@ -206,7 +196,7 @@ impl NodeOptions {
                     }
                 }
                 "replication.replSetName" => {
-                    let name = non_empty(&key, value)?;
+                    let name = non_empty(key, value)?;
                     if name.contains('/') {
                         return Err(Error::bad_value(format!(
                             "replication.replSetName: invalid replica set name '{name}'"
@@ -215,26 +205,20 @@ impl NodeOptions {
                     options.repl_set = name.to_string();
                     options.repl_set_given = true;
                 }
-                "sharding.clusterRole" => options.cluster_role = ClusterRole::parse(string(&key, value)?)?,
+                "sharding.clusterRole" => options.cluster_role = ClusterRole::parse(string(key, value)?)?,
                 "replication.oplogSizeMB" => {
                     let size = parse_oplog_size(value.as_i64())
                         .map_err(|e| Error::bad_value(format!("replication.oplogSizeMB: {}", e.message)))?;
                     options.oplog_size_mb = Some(size);
                 }
-                "systemLog.destination" => destination = Some(string(&key, value)?.to_string()),
-                "systemLog.path" => options.logpath = Some(PathBuf::from(non_empty(&key, value)?)),
-                "systemLog.logAppend" => options.log_append = boolean(&key, value)?,
-                "systemLog.verbosity" => {
-                    let level = value
-                        .as_i64()
-                        .ok_or_else(|| Error::bad_value("systemLog.verbosity must be an integer"))?;
-                    options.verbosity = u32::try_from(level)
-                        .map_err(|_| Error::bad_value("systemLog.verbosity YAML Config cannot be negative"))?;
-                }
-                "systemLog.quiet" => options.quiet = boolean(&key, value)?,
-                "processManagement.fork" => options.fork = boolean(&key, value)?,
+                "systemLog.destination" => destination = Some(string(key, value)?.to_string()),
+                "systemLog.path" => options.logpath = Some(PathBuf::from(non_empty(key, value)?)),
+                "systemLog.logAppend" => options.log_append = boolean(key, value)?,
+                "systemLog.verbosity" => options.verbosity = config_file::verbosity(value)?,
+                "systemLog.quiet" => options.quiet = boolean(key, value)?,
+                "processManagement.fork" => options.fork = boolean(key, value)?,
                 "processManagement.pidFilePath" => {
-                    options.pid_file = Some(PathBuf::from(non_empty(&key, value)?));
+                    options.pid_file = Some(PathBuf::from(non_empty(key, value)?));
                 }
                 "setParameter" => {
                     let Value::Mapping(params) = value else {
@@ -247,7 +231,7 @@ impl NodeOptions {
                         options.set_parameters.insert(name.to_string(), yaml_scalar(value));
                     }
                 }
-                "security.authorization" => match string(&key, value)? {
+                "security.authorization" => match string(key, value)? {
                     "disabled" => {}
                     "enabled" => {
                         return Err(Error::bad_value(
@@ -279,31 +263,7 @@ impl NodeOptions {
         if bind_ip_all {
             options.bind_ip = vec!["0.0.0.0".into()];
         }
-        match destination.as_deref() {
-            Some("file") if options.logpath.is_none() => {
-                return Err(Error::bad_value(
-                    "systemLog.path is required if systemLog.destination is to a file",
-                ));
-            }
-            Some("file") => {}
-            Some("syslog") => {
-                return Err(Error::bad_value(
-                    "systemLog.destination: syslog is not supported by faultline node; use `destination: \
-                     file` with systemLog.path, or leave systemLog out to log to standard error",
-                ));
-            }
-            Some(other) => {
-                return Err(Error::bad_value(format!(
-                    "Bad value for systemLog.destination: {other}.  Supported targets are: (file)"
-                )));
-            }
-            None if options.logpath.is_some() => {
-                return Err(Error::bad_value(
-                    "Can only use systemLog.path if systemLog.destination is to a file",
-                ));
-            }
-            None => {}
-        }
+        config_file::check_log_destination(destination.as_deref(), options.logpath.is_some())?;
         check_set_parameters(&options.set_parameters)?;
         options.apply_role_default_port();
         Ok(options)
@@ -599,59 +559,6 @@ fn parse_bool(value: &str) -> Option<bool> {
         "0" | "false" => Some(false),
         _ => None,
     }
-}
-
-/// Whether some accepted key lies under `key` (`net`, `storage.journal`, `security`, ...).
-fn is_section(key: &str) -> bool {
-    YAML_KEYS
-        .iter()
-        .chain(&["net.ssl.mode"])
-        .any(|k| k.len() > key.len() && k.starts_with(key) && k.as_bytes()[key.len()] == b'.')
-}
-
-/// The file's options as dotted keys with their values, in file order. Sections are walked into; a known
-/// key is a leaf whatever its value (so a wrongly typed value is reported against it).
-fn flatten<'a>(prefix: &str, map: &'a Mapping, out: &mut Vec<(String, &'a Value)>) -> Result<()> {
-    for (name, value) in map {
-        let name = match name {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => return Err(Error::bad_value("config file keys must be strings")),
-        };
-        let key = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}.{name}")
-        };
-        let leaf = YAML_KEYS.contains(&key.as_str());
-        match value {
-            Value::Mapping(inner) if !leaf && (!inner.is_empty() || is_section(&key)) => flatten(&key, inner, out)?,
-            Value::Null if !leaf && is_section(&key) => {}
-            _ => out.push((key, value)),
-        }
-    }
-    Ok(())
-}
-
-fn string<'a>(key: &str, value: &'a Value) -> Result<&'a str> {
-    value
-        .as_str()
-        .ok_or_else(|| Error::bad_value(format!("{key} must be a string")))
-}
-
-fn non_empty<'a>(key: &str, value: &'a Value) -> Result<&'a str> {
-    let text = string(key, value)?;
-    if text.is_empty() {
-        return Err(Error::bad_value(format!("{key} cannot be empty")));
-    }
-    Ok(text)
-}
-
-fn boolean(key: &str, value: &Value) -> Result<bool> {
-    value
-        .as_bool()
-        .ok_or_else(|| Error::bad_value(format!("{key} must be true or false")))
 }
 
 /// A `setParameter` value as the string `--setParameter` would carry; a mapping (a fail point's

@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use bson::{Document, doc};
-use serde_norway::{Mapping, Value};
 
 use super::rs_client::SeedList;
+use crate::config_file::{self, boolean, non_empty};
 use crate::error::{Error, Result};
 use crate::options::{NodeOptions, split_bind_ip};
 
@@ -63,52 +63,23 @@ impl Default for RouterOptions {
 impl RouterOptions {
     /// Reads mongos' YAML configuration keys.
     pub fn from_yaml(text: &str) -> Result<RouterOptions> {
-        let root: Value = serde_norway::from_str(text)
-            .map_err(|e| Error::bad_value(format!("config file is not valid YAML: {e}")))?;
-        let mut leaves = Vec::new();
-        match &root {
-            Value::Null => {}
-            Value::Mapping(map) => flatten("", map, &mut leaves)?,
-            _ => {
-                return Err(Error::bad_value(
-                    "config file must be a YAML mapping of mongos' options",
-                ));
-            }
-        }
+        let leaves = config_file::leaves(text, MONGOS_YAML_KEYS, "mongos")?;
         let mut options = RouterOptions::default();
         let mut destination = None;
         let mut bind_ip_all = false;
-        for (key, value) in leaves {
-            let text = || -> Result<String> {
-                match value {
-                    Value::String(s) if !s.is_empty() => Ok(s.clone()),
-                    _ => Err(Error::bad_value(format!("{key} must be a non-empty string"))),
-                }
-            };
-            let flag = || {
-                value
-                    .as_bool()
-                    .ok_or_else(|| Error::bad_value(format!("{key} must be true or false")))
-            };
-            match key.as_str() {
-                "net.port" => {
-                    let port = value.as_u64().filter(|p| *p > 0 && *p <= u64::from(u16::MAX));
-                    options.port =
-                        port.ok_or_else(|| Error::bad_value("net.port must be a port number (1-65535)"))? as u16;
-                }
+        for (key, value) in &leaves {
+            let key = key.as_str();
+            let text = || non_empty(key, value).map(String::from);
+            match key {
+                "net.port" => options.port = config_file::port(value)?,
                 "net.bindIp" => options.bind_ip = split_bind_ip(&text()?),
-                "net.bindIpAll" => bind_ip_all = flag()?,
+                "net.bindIpAll" => bind_ip_all = boolean(key, value)?,
                 "sharding.configDB" => options.config_db = Some(parse_config_db(&text()?)?),
                 "systemLog.destination" => destination = Some(text()?),
                 "systemLog.path" => options.logpath = Some(PathBuf::from(text()?)),
-                "systemLog.logAppend" => options.log_append = flag()?,
-                "systemLog.verbosity" => {
-                    options.verbosity = value
-                        .as_u64()
-                        .and_then(|v| u32::try_from(v).ok())
-                        .ok_or_else(|| Error::bad_value("systemLog.verbosity must be a non-negative integer"))?;
-                }
-                "systemLog.quiet" => options.quiet = flag()?,
+                "systemLog.logAppend" => options.log_append = boolean(key, value)?,
+                "systemLog.verbosity" => options.verbosity = config_file::verbosity(value)?,
+                "systemLog.quiet" => options.quiet = boolean(key, value)?,
                 "processManagement.pidFilePath" => options.pid_file = Some(PathBuf::from(text()?)),
                 _ => return Err(Error::bad_value(format!("Unrecognized option: {key}"))),
             }
@@ -116,24 +87,7 @@ impl RouterOptions {
         if bind_ip_all {
             options.bind_ip = vec!["0.0.0.0".into()];
         }
-        match (destination.as_deref(), &options.logpath) {
-            (Some("file"), None) => {
-                return Err(Error::bad_value(
-                    "systemLog.path is required if systemLog.destination is to a file",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(Error::bad_value(
-                    "Can only use systemLog.path if systemLog.destination is to a file",
-                ));
-            }
-            (Some(other), _) if other != "file" => {
-                return Err(Error::bad_value(format!(
-                    "Bad value for systemLog.destination: {other}.  Supported targets are: (file)"
-                )));
-            }
-            _ => {}
-        }
+        config_file::check_log_destination(destination.as_deref(), options.logpath.is_some())?;
         Ok(options)
     }
 
@@ -193,27 +147,6 @@ pub fn parse_config_db(text: &str) -> Result<SeedList> {
         )));
     }
     Ok(seeds)
-}
-
-/// The file's options as dotted keys (every mapping is a section: mongos' keys are all scalars).
-fn flatten<'a>(prefix: &str, map: &'a Mapping, out: &mut Vec<(String, &'a Value)>) -> Result<()> {
-    for (name, value) in map {
-        let name = match name {
-            Value::String(s) => s.clone(),
-            _ => return Err(Error::bad_value("config file keys must be strings")),
-        };
-        let key = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}.{name}")
-        };
-        match value {
-            Value::Mapping(inner) if !MONGOS_YAML_KEYS.contains(&key.as_str()) => flatten(&key, inner, out)?,
-            Value::Null if !MONGOS_YAML_KEYS.contains(&key.as_str()) => {}
-            _ => out.push((key, value)),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
