@@ -34,6 +34,20 @@ impl Default for WriteConcern {
 }
 
 impl WriteConcern {
+    /// The same number of members, counted by what they applied rather than what they made durable: what the
+    /// `skipJournalFsync` fail point waits for (`write_majority` is the set's `writeMajorityCount`).
+    pub fn applied_only(&self, write_majority: usize) -> WriteConcern {
+        let w = match &self.w {
+            WriteMode::Majority => WriteMode::Nodes(i32::try_from(write_majority).unwrap_or(i32::MAX)),
+            other => other.clone(),
+        };
+        WriteConcern {
+            w,
+            j: false,
+            wtimeout: self.wtimeout,
+        }
+    }
+
     pub fn parse(doc: Option<&Document>) -> Result<WriteConcern> {
         let mut wc = WriteConcern::default();
         let Some(doc) = doc else { return Ok(wc) };
