@@ -4,76 +4,40 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
-use faultline_engine::options::split_bind_ip;
 use faultline_engine::router::RouterOptions;
 use faultline_engine::router::options::parse_config_db;
+
+use crate::node::{ProcessArgs, ProcessSettings, read_config, start_process};
 
 /// Flags of `faultline mongos` (mongos' names; they override the `--config` file).
 #[derive(clap::Args, Debug)]
 pub struct MongosArgs {
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// The config servers' replica set: cfgRS/host:port[,host:port...].
     #[arg(long = "configdb", value_name = "SET/HOST:PORT,...")]
     pub config_db: Option<String>,
-    /// TCP port to listen on [default: 27017].
-    #[arg(long)]
-    pub port: Option<u16>,
-    /// Comma-separated addresses to listen on [default: 127.0.0.1].
-    #[arg(long = "bind_ip")]
-    pub bind_ip: Option<String>,
-    /// Listen on all IPv4 addresses (0.0.0.0).
-    #[arg(long = "bind_ip_all")]
-    pub bind_ip_all: bool,
     /// mongos-style YAML configuration file. Accepted keys: sharding.configDB, net.port, net.bindIp,
     /// net.bindIpAll, systemLog.destination (file), systemLog.path, systemLog.logAppend, systemLog.verbosity,
     /// systemLog.quiet, processManagement.pidFilePath. Any other key is refused.
     #[arg(long, short = 'f')]
     pub config: Option<PathBuf>,
-    /// Write the log to this file instead of standard error.
-    #[arg(long)]
-    pub logpath: Option<PathBuf>,
-    /// Append to an existing log file.
-    #[arg(long = "logappend")]
-    pub log_append: bool,
-    /// Write the router's process id to this file at start.
-    #[arg(long = "pidfilepath", value_name = "FILE")]
-    pub pid_file_path: Option<PathBuf>,
 }
 
 impl MongosArgs {
     /// The config file (if any) with the flags applied on top, checked as a whole.
     pub fn resolve(&self) -> anyhow::Result<RouterOptions> {
-        let mut options = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read config file {}", path.display()))?;
-                RouterOptions::from_yaml(&text)
-                    .map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.message))?
-            }
-            None => RouterOptions::default(),
-        };
+        let mut options = read_config(self.config.as_deref(), RouterOptions::from_yaml)?.unwrap_or_default();
         if let Some(text) = &self.config_db {
             options.config_db = Some(parse_config_db(text).map_err(|e| anyhow::anyhow!("--configdb: {}", e.message))?);
         }
-        if let Some(port) = self.port {
-            anyhow::ensure!(port > 0, "--port must be between 1 and 65535");
-            options.port = port;
-        }
-        if let Some(bind) = &self.bind_ip {
-            options.bind_ip = split_bind_ip(bind);
-        }
-        if self.bind_ip_all {
-            options.bind_ip = vec!["0.0.0.0".into()];
-        }
-        if let Some(path) = &self.logpath {
-            options.logpath = Some(path.clone());
-        }
-        if self.log_append {
-            options.log_append = true;
-        }
-        if let Some(path) = &self.pid_file_path {
-            options.pid_file = Some(path.clone());
-        }
+        self.process.apply(ProcessSettings {
+            port: &mut options.port,
+            bind_ip: &mut options.bind_ip,
+            logpath: &mut options.logpath,
+            log_append: &mut options.log_append,
+            pid_file: &mut options.pid_file,
+        })?;
         options.validate().map_err(|e| anyhow::anyhow!("{}", e.message))?;
         options.argv = std::env::args().collect();
         Ok(options)
@@ -85,21 +49,13 @@ pub fn run(args: &MongosArgs) -> anyhow::Result<i32> {
     let options = args
         .resolve()
         .map_err(|e| faultline::support::errors::UsageError(format!("{e:#}")))?;
-    let _log_guard = crate::logging::init(&crate::logging::LogSettings {
-        path: options.logpath.as_deref(),
-        append: options.log_append,
-        verbosity: options.verbosity,
-    })?;
-    if let Some(path) = &options.pid_file {
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .with_context(|| format!("Cannot write pid file to {}", path.display()))?;
-    }
+    let (_log_guard, runtime) = start_process(
+        options.logpath.as_deref(),
+        options.log_append,
+        options.verbosity,
+        options.pid_file.as_deref(),
+    )?;
     tracing::info!(port = options.port, configdb = ?options.config_db, "starting faultline mongos");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(faultline_engine::depth::WORKER_STACK_BYTES)
-        .build()
-        .context("cannot start the async runtime")?;
     runtime
         .block_on(faultline_engine::router::run(options, crate::node::shutdown_signal()))
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;

@@ -4,7 +4,7 @@
 //! value is a [`crate::UsageError`] (exit code 254) naming it. With `--fork` the process daemonises as
 //! mongod does (see [`crate::daemon`]); the member writes `--pidfilepath` at start, forked or not.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use faultline_engine::NodeOptions;
@@ -13,21 +13,14 @@ use faultline_engine::options::split_bind_ip;
 /// Flags of `faultline node` (mongod's names; they override the `--config` file).
 #[derive(clap::Args, Debug)]
 pub struct NodeArgs {
-    /// TCP port to listen on [default: 27017].
-    #[arg(long)]
-    pub port: Option<u16>,
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// Directory for the member's data files [default: data/db].
     #[arg(long)]
     pub dbpath: Option<PathBuf>,
     /// Replica-set name [default: rs0]. A member is always a replica-set member.
     #[arg(long = "replSet")]
     pub repl_set: Option<String>,
-    /// Comma-separated addresses to listen on [default: 127.0.0.1].
-    #[arg(long = "bind_ip")]
-    pub bind_ip: Option<String>,
-    /// Listen on all IPv4 addresses (0.0.0.0).
-    #[arg(long = "bind_ip_all")]
-    pub bind_ip_all: bool,
     /// mongod-style YAML configuration file. Accepted keys: net.port, net.bindIp, net.bindIpAll,
     /// net.tls.mode (disabled), storage.dbPath, storage.journal.enabled (true), replication.replSetName,
     /// replication.oplogSizeMB, systemLog.destination (file), systemLog.path, systemLog.logAppend,
@@ -35,18 +28,9 @@ pub struct NodeArgs {
     /// security.authorization (disabled), sharding.clusterRole, setParameter. Any other key is refused.
     #[arg(long, short = 'f')]
     pub config: Option<PathBuf>,
-    /// Write the log to this file instead of standard error.
-    #[arg(long)]
-    pub logpath: Option<PathBuf>,
-    /// Append to an existing log file; without this an existing log file is renamed <path>.<timestamp>.
-    #[arg(long = "logappend")]
-    pub log_append: bool,
     /// Run in the background (needs --logpath): returns once the member accepts connections.
     #[arg(long)]
     pub fork: bool,
-    /// Write the member's process id to this file at start (its directory is created).
-    #[arg(long = "pidfilepath", value_name = "FILE")]
-    pub pid_file_path: Option<PathBuf>,
     /// Maximum size of the oplog in MB when it is created [default: 5% of free disk space, 990 MB to 50 GB].
     #[arg(long = "oplogSize", value_name = "MB", allow_negative_numbers = true)]
     pub oplog_size: Option<i64>,
@@ -70,20 +54,15 @@ pub struct NodeArgs {
 impl NodeArgs {
     /// The config file (if any) with the flags applied on top.
     pub fn resolve(&self) -> anyhow::Result<NodeOptions> {
-        let mut options = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read config file {}", path.display()))?;
-                NodeOptions::from_yaml(&text)
-                    .map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.message))?
-            }
-            None => NodeOptions::default(),
-        };
-        if let Some(port) = self.port {
-            anyhow::ensure!(port > 0, "--port must be between 1 and 65535");
-            options.port = port;
-            options.port_given = true;
-        }
+        let mut options = read_config(self.config.as_deref(), NodeOptions::from_yaml)?.unwrap_or_default();
+        let port_given = self.process.apply(ProcessSettings {
+            port: &mut options.port,
+            bind_ip: &mut options.bind_ip,
+            logpath: &mut options.logpath,
+            log_append: &mut options.log_append,
+            pid_file: &mut options.pid_file,
+        })?;
+        options.port_given |= port_given;
         if let Some(path) = &self.dbpath {
             options.dbpath = path.clone();
         }
@@ -102,26 +81,8 @@ impl NodeArgs {
             (false, false) => {}
         }
         options.apply_role_default_port();
-        if let Some(bind) = &self.bind_ip {
-            options.bind_ip = split_bind_ip(bind);
-            anyhow::ensure!(!options.bind_ip.is_empty(), "--bind_ip needs at least one address");
-        }
-        if self.bind_ip_all {
-            options.bind_ip = vec!["0.0.0.0".into()];
-        }
-        if let Some(path) = &self.logpath {
-            anyhow::ensure!(!path.as_os_str().is_empty(), "logpath cannot be empty if supplied");
-            options.logpath = Some(path.clone());
-        }
-        if self.log_append {
-            options.log_append = true;
-        }
         if self.fork {
             options.fork = true;
-        }
-        if let Some(path) = &self.pid_file_path {
-            anyhow::ensure!(!path.as_os_str().is_empty(), "--pidfilepath cannot be empty");
-            options.pid_file = Some(path.clone());
         }
         if let Some(size) = self.oplog_size {
             options.oplog_size_mb = Some(
@@ -157,20 +118,13 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<i32> {
     if options.fork && !crate::daemon::is_forked_child() {
         return crate::daemon::fork_and_wait(&options);
     }
-    let _log_guard = crate::logging::init(&crate::logging::LogSettings {
-        path: options.logpath.as_deref(),
-        append: options.log_append,
-        verbosity: options.verbosity,
-    })?;
-    if let Some(path) = &options.pid_file {
-        write_pid_file(path)?;
-    }
+    let (_log_guard, runtime) = start_process(
+        options.logpath.as_deref(),
+        options.log_append,
+        options.verbosity,
+        options.pid_file.as_deref(),
+    )?;
     tracing::info!(port = options.port, dbpath = %options.dbpath.display(), replset = %options.repl_set, "starting faultline node");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(faultline_engine::depth::WORKER_STACK_BYTES)
-        .build()
-        .context("cannot start the async runtime")?;
     let logs_to_file = options.logpath.is_some();
     let stopped = runtime
         .block_on(faultline_engine::server::run(options, shutdown_signal()))
@@ -191,13 +145,106 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<i32> {
     }
 }
 
-/// Writes this process's id to `path` (creating its directory), as mongod's `--pidfilepath` does.
-fn write_pid_file(path: &std::path::Path) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create pid file directory {}", dir.display()))?;
+/// The flags `faultline node` and `faultline mongos` share, by mongod's and mongos' names: where to listen,
+/// where to log, the pid file. They override the `--config` file.
+#[derive(clap::Args, Debug)]
+pub struct ProcessArgs {
+    /// TCP port to listen on [default: 27017; for a node, 27018 with --shardsvr and 27019 with --configsvr].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Comma-separated addresses to listen on [default: 127.0.0.1].
+    #[arg(long = "bind_ip")]
+    pub bind_ip: Option<String>,
+    /// Listen on all IPv4 addresses (0.0.0.0).
+    #[arg(long = "bind_ip_all")]
+    pub bind_ip_all: bool,
+    /// Write the log to this file instead of standard error.
+    #[arg(long)]
+    pub logpath: Option<PathBuf>,
+    /// Append to an existing log file; without this an existing log file is renamed <path>.<timestamp>.
+    #[arg(long = "logappend")]
+    pub log_append: bool,
+    /// Write the process id to this file at start (its directory is created).
+    #[arg(long = "pidfilepath", value_name = "FILE")]
+    pub pid_file_path: Option<PathBuf>,
+}
+
+/// The settings [`ProcessArgs`] override, wherever a program's options keep them.
+pub struct ProcessSettings<'a> {
+    pub port: &'a mut u16,
+    pub bind_ip: &'a mut Vec<String>,
+    pub logpath: &'a mut Option<PathBuf>,
+    pub log_append: &'a mut bool,
+    pub pid_file: &'a mut Option<PathBuf>,
+}
+
+impl ProcessArgs {
+    /// Applies the flags given; returns whether `--port` was one of them.
+    pub fn apply(&self, settings: ProcessSettings<'_>) -> anyhow::Result<bool> {
+        if let Some(port) = self.port {
+            anyhow::ensure!(port > 0, "--port must be between 1 and 65535");
+            *settings.port = port;
+        }
+        if let Some(bind) = &self.bind_ip {
+            *settings.bind_ip = split_bind_ip(bind);
+            anyhow::ensure!(!settings.bind_ip.is_empty(), "--bind_ip needs at least one address");
+        }
+        if self.bind_ip_all {
+            *settings.bind_ip = vec!["0.0.0.0".into()];
+        }
+        if let Some(path) = &self.logpath {
+            anyhow::ensure!(!path.as_os_str().is_empty(), "logpath cannot be empty if supplied");
+            *settings.logpath = Some(path.clone());
+        }
+        if self.log_append {
+            *settings.log_append = true;
+        }
+        if let Some(path) = &self.pid_file_path {
+            anyhow::ensure!(!path.as_os_str().is_empty(), "--pidfilepath cannot be empty");
+            *settings.pid_file = Some(path.clone());
+        }
+        Ok(self.port.is_some())
     }
-    std::fs::write(path, format!("{}\n", std::process::id()))
-        .with_context(|| format!("Cannot write pid file to {}", path.display()))
+}
+
+/// Reads and parses the `--config` file, if one was named; errors name the file.
+pub fn read_config<T>(
+    path: Option<&Path>,
+    parse: impl FnOnce(&str) -> faultline_engine::error::Result<T>,
+) -> anyhow::Result<Option<T>> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    let options = parse(&text).map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.message))?;
+    Ok(Some(options))
+}
+
+/// What a member and a router do before they serve: start logging, write the pid file (creating its
+/// directory, as mongod does), and build the async runtime with the engine's worker stack size.
+pub fn start_process(
+    logpath: Option<&Path>,
+    append: bool,
+    verbosity: u32,
+    pid_file: Option<&Path>,
+) -> anyhow::Result<(crate::logging::LogGuard, tokio::runtime::Runtime)> {
+    let guard = crate::logging::init(&crate::logging::LogSettings {
+        path: logpath,
+        append,
+        verbosity,
+    })?;
+    if let Some(path) = pid_file {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create pid file directory {}", dir.display()))?;
+        }
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("Cannot write pid file to {}", path.display()))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(faultline_engine::depth::WORKER_STACK_BYTES)
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok((guard, runtime))
 }
 
 /// Completes on SIGTERM or Ctrl-C (shared with `faultline mongos`).
