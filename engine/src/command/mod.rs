@@ -172,6 +172,7 @@ fn prepare<'a>(
             "multi-document transactions are not supported by the Faultline engine yet",
         ));
     }
+    read_concern::check_snapshot_support(&name, body)?;
     let secondary_ok = invocation
         .secondary_ok
         .unwrap_or_else(|| read_preference_allows_secondary(body));

@@ -4,16 +4,20 @@
 //! ```text
 //! hint        must name an index of the collection (by name or key pattern) or be {$natural: ±1}: else
 //!             BadValue (2), as mongod's planner refuses it; a missing collection takes any hint
-//! collation   {locale: "simple"} (the byte order the engine compares in) is accepted; any other collation
-//!             is NotImplemented (238); no locale is 40414, not an object 14
+//! collation   on reads and writes: simple, or what `query::collation` implements (strength 1-5 and
+//!             numericOrdering for en/de/fr/it/nl/pt); other locales and options are NotImplemented (238);
+//!             on indexes and collection defaults only {locale: "simple"}; no locale is 40414, not an object 14
 //! min / max   need a hint (2, mongod's rule); with one, NotImplemented (238): no index bounds here
 //! ```
 //!
 //! The collection `validator` is enforced by the write path (`write.rs`, `validator`).
 
+use std::sync::Arc;
+
 use bson::{Bson, Document};
 
 use crate::error::{Error, Result};
+use crate::query::collation::Collation;
 use crate::storage::CollectionMeta;
 
 const NOT_IMPLEMENTED: (i32, &str) = (238, "NotImplemented");
@@ -44,7 +48,20 @@ pub fn check_hint(hint: Option<&Bson>, meta: Option<&CollectionMeta>) -> Result<
     ))
 }
 
-/// Checks the `collation` a command (or statement, or index specification) carries.
+/// The `collation` a read or write command (or statement) carries: `None` for none or the simple one; the
+/// locales and options `query::collation` implements; its errors (NotImplemented, 238, for the rest).
+pub fn collation(body: &Document) -> Result<Option<Arc<Collation>>> {
+    match body.get("collation") {
+        None | Some(Bson::Null) => Ok(None),
+        Some(Bson::Document(spec)) => Ok(Collation::parse(spec)?.map(Arc::new)),
+        Some(_) => Err(Error::type_mismatch(
+            "BSON field 'collation' is the wrong type, expected type 'object'",
+        )),
+    }
+}
+
+/// Checks the `collation` an index specification or a collection's options carry: only the simple one (the
+/// engine keeps no collated indexes or collection defaults).
 pub fn check_collation(body: &Document) -> Result<()> {
     let collation = match body.get("collation") {
         None | Some(Bson::Null) => return Ok(()),

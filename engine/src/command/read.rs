@@ -256,9 +256,13 @@ impl FindSpec {
     pub(super) fn parse(body: &Document, db: &str, vars: &Variables) -> Result<FindSpec> {
         let ns = args::namespace(body, db)?;
         let filter_doc = vars.bind_filter(args::opt_doc(body, "filter")?.unwrap_or(&Document::new()));
-        let filter = Arc::new(Filter::parse(&filter_doc)?);
+        let collation = options::collation(body)?;
+        let filter = Arc::new(Filter::parse_collated(&filter_doc, collation.as_ref())?);
         let sort_doc = args::opt_doc(body, "sort")?.filter(|s| !s.is_empty()).cloned();
-        let sort = sort_doc.as_ref().map(SortSpec::parse).transpose()?;
+        let sort = sort_doc
+            .as_ref()
+            .map(|s| SortSpec::parse(s).map(|spec| spec.with_collation(collation.as_ref())))
+            .transpose()?;
         let projection = parse_projection(body)?;
         let projection_doc = args::opt_doc(body, "projection")?.filter(|p| !p.is_empty()).cloned();
         let skip = match args::opt_i64(body, "skip")? {
@@ -367,7 +371,6 @@ pub(super) fn plan_access(target: &Target, spec: &FindSpec) -> FindPlan {
 /// stays in a registered cursor for `getMore`).
 pub async fn find(ctx: &Context<'_>) -> Result<Document> {
     let spec = FindSpec::parse(ctx.body, &ctx.db, &args::command_variables(ctx)?)?;
-    options::check_collation(ctx.body)?;
     options::check_min_max(ctx.body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
@@ -679,11 +682,11 @@ pub fn kill_cursors(ctx: &Context<'_>) -> Result<Document> {
 pub async fn count(ctx: &Context<'_>) -> Result<Document> {
     let body = ctx.body;
     let ns = args::namespace(body, &ctx.db)?;
-    options::check_collation(body)?;
+    let collation = options::collation(body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     let query = args::opt_doc(body, "query")?.cloned().unwrap_or_default();
-    let filter = Filter::parse(&query)?;
+    let filter = Filter::parse_collated(&query, collation.as_ref())?;
     let skip = args::opt_i64(body, "skip")?.unwrap_or(0).max(0) as usize;
     let limit = args::opt_i64(body, "limit")?.unwrap_or(0).unsigned_abs() as usize;
     let snapshot = ctx.node.storage.snapshot()?;
@@ -714,10 +717,13 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
     let key = body
         .get_str("key")
         .map_err(|_| Error::type_mismatch("distinct: 'key' must be a string"))?;
-    options::check_collation(body)?;
+    let collation = options::collation(body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
-    let filter = Filter::parse(args::opt_doc(body, "query")?.unwrap_or(&Document::new()))?;
+    let filter = Filter::parse_collated(
+        args::opt_doc(body, "query")?.unwrap_or(&Document::new()),
+        collation.as_ref(),
+    )?;
     let snapshot = ctx.node.storage.snapshot()?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
@@ -733,15 +739,58 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
             other => vec![other],
         };
         for item in items {
-            if seen.insert(keystring::encode(item)) {
+            // Under a collation, values it deems equal are one value (the first met stands for them).
+            let key = match &collation {
+                Some(collation) => keystring::encode(&collation.key_value(item)),
+                None => keystring::encode(item),
+            };
+            if seen.insert(key) {
                 values.push(item.clone());
             }
         }
     })?;
     drop(snapshot);
-    values.sort_by(crate::query::compare::compare_bson);
+    match &collation {
+        Some(collation) => values.sort_by_cached_key(|v| keystring::encode(&collation.key_value(v))),
+        None => values.sort_by(crate::query::compare::compare_bson),
+    }
     read_concern::after_read(ctx, &rc, read_at).await?;
     Ok(doc! {"values": values})
+}
+
+/// Under a non-simple collation an aggregation's leading `$match` is collated; the stages after it must not
+/// compare strings (the pipeline's stages compare in binary order): others are NotImplemented (238).
+fn check_collated_stages(stages: &[Document]) -> Result<()> {
+    const ORDER_FREE: &[&str] = &["$skip", "$limit", "$count", "$unset"];
+    // A `$group` into one group (a constant `_id`) with `$sum`/`$avg`/`$count` compares nothing either: how
+    // drivers count documents.
+    let single_group_total = |stage: &Document| {
+        stage.get_document("$group").is_ok_and(|group| {
+            group.iter().all(|(name, value)| match (name.as_str(), value) {
+                ("_id", id) => !matches!(id, Bson::String(_) | Bson::Document(_) | Bson::Array(_)),
+                (_, Bson::Document(acc)) => acc.iter().all(|(op, arg)| {
+                    matches!(op.as_str(), "$sum" | "$avg" | "$count")
+                        && !matches!(arg, Bson::String(_) | Bson::Document(_) | Bson::Array(_))
+                }),
+                _ => false,
+            })
+        })
+    };
+    match stages
+        .iter()
+        .filter(|stage| !single_group_total(stage))
+        .filter_map(|stage| stage.keys().next())
+        .find(|name| !ORDER_FREE.contains(&name.as_str()))
+    {
+        None => Ok(()),
+        Some(name) => Err(Error::new(
+            (238, "NotImplemented"),
+            format!(
+                "{name} under a non-simple collation is not supported by the Faultline engine (only a leading $match, then {} and a $group of one total)",
+                ORDER_FREE.join(", ")
+            ),
+        )),
+    }
 }
 
 pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
@@ -768,7 +817,7 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         .transpose()?
         .unwrap_or(DEFAULT_BATCH);
     let allow_disk_use = args::opt_bool(body, "allowDiskUse")?;
-    options::check_collation(body)?;
+    let collation = options::collation(body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
@@ -779,15 +828,19 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
     let (filter, rest) = match stages.first() {
         Some(first) if first.contains_key("$collStats") => (None, &stages[1..]),
         Some(first) if first.contains_key("$match") => {
-            let filter = Filter::parse(
+            let filter = Filter::parse_collated(
                 first
                     .get_document("$match")
                     .map_err(|_| Error::type_mismatch("$match must be an object"))?,
+                collation.as_ref(),
             )?;
             (Some(filter), &stages[1..])
         }
         _ => (Some(Filter::parse(&Document::new())?), &stages[..]),
     };
+    if collation.is_some() {
+        check_collated_stages(rest)?;
+    }
     let input: Box<dyn DocStream> = match filter {
         None => Box::new(VecStream::new(vec![coll_stats_doc(ctx, &snapshot, &target, &ns)?])),
         Some(filter) => sorted_source(ctx.node, &snapshot, &target, &Arc::new(filter), &Document::new(), false)?,

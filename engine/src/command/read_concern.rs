@@ -102,6 +102,25 @@ impl ReadConcern {
     }
 }
 
+/// The commands that take `readConcern: {level: "snapshot"}` outside a transaction (MongoDB 5.0): the reads
+/// `find`, `aggregate` and `distinct`. Every other command refuses it with InvalidOptions (72), as mongod
+/// does — the writes and catalog reads a driver sends in a snapshot session among them.
+pub fn check_snapshot_support(name: &str, body: &Document) -> Result<()> {
+    let snapshot = matches!(
+        body.get("readConcern"),
+        Some(Bson::Document(rc)) if rc.get_str("level").is_ok_and(|l| l == "snapshot")
+    );
+    if !snapshot || matches!(name, "find" | "aggregate" | "distinct") {
+        return Ok(());
+    }
+    Err(Error::new(
+        code::INVALID_OPTIONS,
+        format!(
+            "Command {name} does not support {{ readConcern: {{ level: \"snapshot\" }} }} outside a multi-document transaction"
+        ),
+    ))
+}
+
 /// Checks and waits before a read: readability of this member, linearizable-on-primary, afterClusterTime.
 pub async fn before_read(ctx: &Context<'_>, rc: &ReadConcern) -> Result<()> {
     let member = &ctx.node.member;

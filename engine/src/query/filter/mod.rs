@@ -4,10 +4,15 @@
 //! values the path reaches (see `traverse`). Matching follows MongoDB: `{a: 1}` matches `{a: [1, 2]}`;
 //! `{a: [1, 2]}` matches the whole array; `{a: null}` matches a missing `a`; comparisons are type-bracketed;
 //! negations (`$ne`, `$nin`, `$not`, `$nor`) hold when no reached value matches.
+mod collated;
 mod parse;
 mod test;
 
+use std::sync::Arc;
+
 use bson::{Bson, Document};
+
+use super::collation::Collation;
 
 use super::QueryError;
 use super::expr::{Expr, is_truthy};
@@ -32,6 +37,10 @@ pub(crate) enum Clause {
 #[derive(Debug, Clone)]
 pub struct Filter {
     root: Clause,
+    /// Under a non-simple collation: the collation, and the filter with its operands turned into collation
+    /// keys, matched against documents whose strings are keys too. `root` stays as given, for what needs the
+    /// operands themselves (the `_id` lookup is not used, the upsert seed is built from it).
+    collated: Option<(Arc<Collation>, Clause)>,
 }
 
 impl Filter {
@@ -44,24 +53,44 @@ impl Filter {
         }
         Ok(Filter {
             root: parse::parse_document(filter, 0)?,
+            collated: None,
         })
+    }
+
+    /// Parses a filter to be matched under `collation` (`None`: the simple, binary one). Operators the
+    /// collation cannot be applied to here (`$regex`, `$expr`, `$where`, ...) are NotImplemented (238).
+    pub fn parse_collated(filter: &Document, collation: Option<&Arc<Collation>>) -> Result<Filter, QueryError> {
+        let mut parsed = Filter::parse(filter)?;
+        if let Some(collation) = collation {
+            let keyed = collated::key_filter(collation, filter)?;
+            parsed.collated = Some((collation.clone(), parse::parse_document(&keyed, 0)?));
+        }
+        Ok(parsed)
     }
 
     /// A filter that matches every document (`{}`).
     pub fn match_all() -> Filter {
         Filter {
             root: Clause::And(Vec::new()),
+            collated: None,
         }
     }
 
     /// Whether `doc` satisfies the filter.
     pub fn matches(&self, doc: &Document) -> bool {
-        self.root.matches(doc)
+        match &self.collated {
+            None => self.root.matches(doc),
+            Some((collation, clause)) => clause.matches(&collation.key_document(doc)),
+        }
     }
 
     /// The `_id` value when the filter pins `_id` by equality (`{_id: v}`, `{_id: {$eq: v}}`, or either inside
     /// a top-level `$and`).
     pub fn id_equality(&self) -> Option<&Bson> {
+        if self.collated.is_some() {
+            // Under a collation other `_id`s can match too (`"a"` and `"A"`): no lookup by key.
+            return None;
+        }
         self.root.id_equality()
     }
 
@@ -70,7 +99,10 @@ impl Filter {
     /// clause; of several such clauses, the last (as mongod records it); `None` when no clause matched
     /// through an array.
     pub fn matched_array_index(&self, doc: &Document) -> Option<usize> {
-        self.root.matched_array_index(doc)
+        match &self.collated {
+            None => self.root.matched_array_index(doc),
+            Some((collation, clause)) => clause.matched_array_index(&collation.key_document(doc)),
+        }
     }
 
     /// The document an upsert starts from: the filter's equality conditions on fields (including dotted paths
