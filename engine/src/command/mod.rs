@@ -29,6 +29,7 @@ mod db_aggregate;
 mod explain;
 mod handshake;
 mod local_sessions;
+mod merge_stage;
 mod options;
 mod out_stage;
 mod read;

@@ -1,4 +1,5 @@
 //! The `$out` stage, last in an `aggregate` pipeline: the pipeline's whole output replaces a collection.
+//! Also where a trailing `$out` or `$merge` is recognised ([`split`]) and its write dispatched ([`write`]).
 //!
 //! ```text
 //! {$out: "<coll>"}  or  {$out: {db: "<db>", coll: "<coll>"}}
@@ -16,20 +17,32 @@ use bson::{Bson, Document, doc};
 
 use super::Context;
 use super::catalog::{ddl_write_concern, wait_ddl_write_concern};
+use super::merge_stage::MergeSpec;
 use super::validator::Validator;
 use crate::error::{Error, Result, code};
 use crate::storage::Namespace;
 
-/// The target of a trailing `$out` stage, with the stages before it; `None` when the pipeline has none.
-pub fn split(stages: &[Document], db: &str) -> Result<Option<(Vec<Document>, Namespace)>> {
+/// The stage that writes a pipeline's output: `$out`, or `$merge` (`merge_stage.rs`).
+pub enum WriteStage {
+    Out(Namespace),
+    Merge(MergeSpec),
+}
+
+/// The trailing `$out` or `$merge` stage, with the stages before it; `None` when the pipeline has none.
+pub fn split(stages: &[Document], db: &str) -> Result<Option<(Vec<Document>, WriteStage)>> {
     let Some((last, before)) = stages.split_last() else {
         return Ok(None);
     };
-    if before.iter().any(|s| s.contains_key("$out")) {
-        return Err(Error::new(
-            (40601, "Location40601"),
-            "$out can only be the final stage in the pipeline",
-        ));
+    for name in ["$out", "$merge"] {
+        if before.iter().any(|s| s.contains_key(name)) {
+            return Err(Error::new(
+                (40601, "Location40601"),
+                format!("{name} can only be the final stage in the pipeline"),
+            ));
+        }
+    }
+    if let Some(spec) = last.get("$merge") {
+        return Ok(Some((before.to_vec(), WriteStage::Merge(MergeSpec::parse(spec, db)?))));
     }
     let Some(spec) = last.get("$out") else {
         return Ok(None);
@@ -56,29 +69,47 @@ pub fn split(stages: &[Document], db: &str) -> Result<Option<(Vec<Document>, Nam
             format!("Invalid $out target namespace, {target}"),
         ));
     }
-    Ok(Some((before.to_vec(), target)))
+    Ok(Some((before.to_vec(), WriteStage::Out(target))))
 }
 
-/// Replaces `target`'s contents with `output`; the command's reply (an empty cursor on the source namespace).
+/// Writes a pipeline's output as its last stage says; the command's reply (an empty cursor on the source
+/// namespace). Neither stage runs under a `linearizable` read concern (72).
 pub async fn write(
     ctx: &Context<'_>,
     source: &Namespace,
-    target: Namespace,
+    stage: WriteStage,
     output: Vec<Document>,
 ) -> Result<Document> {
-    ctx.node.member.check_writable(&target.db)?;
     let linearizable = ctx
         .body
         .get_document("readConcern")
         .ok()
         .and_then(|rc| rc.get_str("level").ok())
         == Some("linearizable");
+    let name = match stage {
+        WriteStage::Out(_) => "$out",
+        WriteStage::Merge(_) => "$merge",
+    };
     if linearizable {
         return Err(Error::new(
             code::INVALID_OPTIONS,
-            "$out cannot be used with a 'linearizable' read concern level",
+            format!("{name} cannot be used with a 'linearizable' read concern level"),
         ));
     }
+    match stage {
+        WriteStage::Out(target) => write_out(ctx, source, target, output).await,
+        WriteStage::Merge(spec) => super::merge_stage::write(ctx, source, spec, output).await,
+    }
+}
+
+/// Replaces `target`'s contents with `output`.
+async fn write_out(
+    ctx: &Context<'_>,
+    source: &Namespace,
+    target: Namespace,
+    output: Vec<Document>,
+) -> Result<Document> {
+    ctx.node.member.check_writable(&target.db)?;
     let bypass = super::args::opt_bool(ctx.body, "bypassDocumentValidation")?.unwrap_or(false);
     let wc = ddl_write_concern(ctx)?;
     let temp = Namespace::new(&target.db, &format!("tmp.agg_out.{}", bson::Uuid::new()));

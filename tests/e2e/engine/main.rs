@@ -22,6 +22,7 @@ mod t90_db_aggregate;
 mod t91_coll_mod;
 mod t92_out_stage;
 mod t93_spec_misc;
+mod t94_merge_stage;
 
 use std::path::Path;
 
