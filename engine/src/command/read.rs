@@ -375,15 +375,57 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
-    let snapshot = ctx.node.storage.snapshot()?;
+    let (snapshot, at_cluster_time) = read_concern::read_view(ctx, &rc)?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &spec.ns)?;
     check_hint(ctx.body, &target)?;
-    let source = plan_find(ctx.node, &snapshot, &target, &spec)?;
+    let source = if snapshot.is_retained() {
+        snapshot_source(ctx.node, &snapshot, &target, &spec)?
+    } else {
+        plan_find(ctx.node, &snapshot, &target, &spec)?
+    };
     drop(snapshot);
-    let reply = first_batch(ctx.node, &spec, source, matches!(target, Target::Missing))?;
+    let mut reply = first_batch(ctx.node, &spec, source, matches!(target, Target::Missing))?;
+    with_at_cluster_time(&mut reply, at_cluster_time);
     read_concern::after_read(ctx, &rc, read_at).await?;
     Ok(reply)
+}
+
+/// A snapshot read's find: every match read from the snapshot's view now (later batches must not read a
+/// newer state), then sorted.
+fn snapshot_source(node: &Node, snapshot: &Snapshot, target: &Target, spec: &FindSpec) -> Result<CursorSource> {
+    let mut docs = matching(node, snapshot, target, &spec.filter)?;
+    if spec.sort.as_ref().and_then(SortSpec::natural) == Some(-1) {
+        docs.reverse();
+    }
+    let source: Box<dyn DocStream> = Box::new(VecStream::new(docs));
+    let stream: Box<dyn DocStream> = match &spec.sort {
+        Some(sort) if !sort.is_empty() => Box::new(SortStream::new(
+            source,
+            sort.clone(),
+            spec.limit.map(|l| spec.skip.saturating_add(l)),
+            node.query_limits(spec.allow_disk_use),
+        )),
+        _ => source,
+    };
+    Ok(CursorSource::Stream {
+        stream,
+        projection: spec.projection.clone(),
+    })
+}
+
+/// A snapshot read's reply reports the time it read at: in its cursor (find, aggregate) or at the top
+/// (distinct).
+fn with_at_cluster_time(reply: &mut Document, at: Option<bson::Timestamp>) {
+    let Some(at) = at else { return };
+    match reply.get_mut("cursor") {
+        Some(Bson::Document(cursor)) => {
+            cursor.insert("atClusterTime", at);
+        }
+        _ => {
+            reply.insert("atClusterTime", at);
+        }
+    }
 }
 
 /// Where a find's documents come from: a resumable scan when natural order serves it (the oplog, or a
@@ -724,7 +766,7 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
         args::opt_doc(body, "query")?.unwrap_or(&Document::new()),
         collation.as_ref(),
     )?;
-    let snapshot = ctx.node.storage.snapshot()?;
+    let (snapshot, at_cluster_time) = read_concern::read_view(ctx, &rc)?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
     check_hint(body, &target)?;
@@ -755,7 +797,9 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
         None => values.sort_by(crate::query::compare::compare_bson),
     }
     read_concern::after_read(ctx, &rc, read_at).await?;
-    Ok(doc! {"values": values})
+    let mut reply = doc! {"values": values};
+    with_at_cluster_time(&mut reply, at_cluster_time);
+    Ok(reply)
 }
 
 /// Under a non-simple collation an aggregation's leading `$match` is collated; the stages after it must not
@@ -821,7 +865,13 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
-    let snapshot = ctx.node.storage.snapshot()?;
+    if out.is_some() && rc.at_cluster_time.is_some() {
+        return Err(Error::new(
+            code::INVALID_OPTIONS,
+            "$out and $merge cannot read at a past atClusterTime",
+        ));
+    }
+    let (snapshot, at_cluster_time) = read_concern::read_view(ctx, &rc)?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
     check_hint(body, &target)?;
@@ -843,6 +893,9 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
     }
     let input: Box<dyn DocStream> = match filter {
         None => Box::new(VecStream::new(vec![coll_stats_doc(ctx, &snapshot, &target, &ns)?])),
+        Some(filter) if snapshot.is_retained() => {
+            Box::new(VecStream::new(matching(ctx.node, &snapshot, &target, &filter)?))
+        }
         Some(filter) => sorted_source(ctx.node, &snapshot, &target, &Arc::new(filter), &Document::new(), false)?,
     };
     drop(snapshot);
@@ -880,7 +933,9 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         ctx.node.cursors.register(cursor)
     };
     read_concern::after_read(ctx, &rc, read_at).await?;
-    Ok(doc! {"cursor": {"firstBatch": docs, "id": id, "ns": ns.full()}})
+    let mut reply = doc! {"cursor": {"firstBatch": docs, "id": id, "ns": ns.full()}};
+    with_at_cluster_time(&mut reply, at_cluster_time);
+    Ok(reply)
 }
 
 /// The `$collStats` document (mongosh's `db.coll.stats()`).
