@@ -370,8 +370,7 @@ pub(super) fn plan_access(target: &Target, spec: &FindSpec) -> FindPlan {
 /// `find`: parse, wait for the read concern, plan against a snapshot, return the first batch (the rest
 /// stays in a registered cursor for `getMore`).
 pub async fn find(ctx: &Context<'_>) -> Result<Document> {
-    let spec = FindSpec::parse(ctx.body, &ctx.db, &args::command_variables(ctx)?)?;
-    options::check_min_max(ctx.body)?;
+    let mut spec = FindSpec::parse(ctx.body, &ctx.db, &args::command_variables(ctx)?)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
@@ -379,6 +378,16 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &spec.ns)?;
     check_hint(ctx.body, &target)?;
+    let meta = match &target {
+        Target::Collection(meta) => Some(meta),
+        _ => None,
+    };
+    if let Some(range) = options::min_max(ctx.body, meta)? {
+        spec.filter = Arc::new((*spec.filter).clone().with_key_range(range));
+    }
+    if args::opt_bool(ctx.body, "returnKey")?.unwrap_or(false) {
+        spec.projection = Some(Arc::new(return_key_projection(ctx.body, &target, &spec)?));
+    }
     let source = if snapshot.is_retained() {
         snapshot_source(ctx.node, &snapshot, &target, &spec)?
     } else {
@@ -389,6 +398,27 @@ pub async fn find(ctx: &Context<'_>) -> Result<Document> {
     with_at_cluster_time(&mut reply, at_cluster_time);
     read_concern::after_read(ctx, &rc, read_at).await?;
     Ok(reply)
+}
+
+/// `returnKey`: each result is the key of the index the plan reads, as mongod returns it — `{_id: ...}` when
+/// the `_id` index serves the find (an `_id` lookup or sort, or a hint naming it), an empty document for a
+/// collection scan (the engine has no other indexes to read).
+fn return_key_projection(body: &Document, target: &Target, spec: &FindSpec) -> Result<Projection> {
+    let hinted_id = match body.get("hint") {
+        Some(Bson::String(name)) => name == "_id_",
+        Some(Bson::Document(key)) => key.len() == 1 && key.contains_key("_id"),
+        _ => false,
+    };
+    let by_id = matches!(target, Target::Collection(_))
+        && (hinted_id
+            || spec.filter.id_equality().is_some()
+            || spec.sort.as_ref().and_then(SortSpec::id_only).is_some());
+    let keys = if by_id {
+        doc! {"_id": 1}
+    } else {
+        doc! {"_id": 0, "key": "$$REMOVE"}
+    };
+    Ok(Projection::parse(&keys)?)
 }
 
 /// A snapshot read's find: every match read from the snapshot's view now (later batches must not read a

@@ -209,3 +209,58 @@ async fn snapshot_read_concern_is_refused_outside_reads() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn return_key_and_min_max_bounds() -> anyhow::Result<()> {
+    let (_node, client) = primary().await?;
+    let db = client.database("specmisc");
+    let coll = db.collection::<Document>("keys");
+    coll.insert_many((1..=6).map(|i| doc! {"_id": i, "x": i * 11})).await?;
+    coll.insert_one(doc! {"_id": "s", "x": 0}).await?;
+    let batch = |reply: Document| -> anyhow::Result<Vec<Document>> {
+        Ok(reply
+            .get_document("cursor")?
+            .get_array("firstBatch")?
+            .iter()
+            .filter_map(|d| d.as_document().cloned())
+            .collect())
+    };
+    // The _id index serves the sort: its keys are returned; a collection scan has no keys.
+    let keys = batch(
+        db.run_command(doc! {"find": "keys", "filter": {"_id": {"$lte": 2}}, "sort": {"_id": 1}, "returnKey": true})
+            .await?,
+    )?;
+    assert_eq!(keys, vec![doc! {"_id": 1}, doc! {"_id": 2}]);
+    let scanned = batch(
+        db.run_command(doc! {"find": "keys", "filter": {"x": 11}, "returnKey": true})
+            .await?,
+    )?;
+    assert_eq!(scanned, vec![doc! {}]);
+
+    // min inclusive, max exclusive, in index order: {_id: 2} up to (not including) {_id: 5}.
+    let bounded = batch(
+        db.run_command(
+            doc! {"find": "keys", "hint": {"_id": 1}, "min": {"_id": 2}, "max": {"_id": 5}, "sort": {"_id": 1}},
+        )
+        .await?,
+    )?;
+    let ids: Vec<i32> = bounded.iter().filter_map(|d| d.get_i32("_id").ok()).collect();
+    assert_eq!(ids, [2, 3, 4]);
+    // Index bounds cross types: numbers sort before strings, so the string _id is above min {_id: 5}.
+    let above = batch(
+        db.run_command(doc! {"find": "keys", "hint": "_id_", "min": {"_id": 5}})
+            .await?,
+    )?;
+    assert_eq!(above.len(), 3, "{above:?}");
+    let err = db
+        .run_command(doc! {"find": "keys", "min": {"_id": 2}})
+        .await
+        .expect_err("min without a hint");
+    assert_eq!(error_code(&err), Some(2), "{err}");
+    let err = db
+        .run_command(doc! {"find": "keys", "hint": {"_id": 1}, "min": {"x": 2}})
+        .await
+        .expect_err("min on other fields than the index's");
+    assert_eq!(error_code(&err), Some(51174), "{err}");
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! `{a: [1, 2]}` matches the whole array; `{a: null}` matches a missing `a`; comparisons are type-bracketed;
 //! negations (`$ne`, `$nin`, `$not`, `$nor`) hold when no reached value matches.
 mod collated;
+mod key_range;
 mod parse;
 mod test;
 
@@ -18,6 +19,7 @@ use super::QueryError;
 use super::expr::{Expr, is_truthy};
 use super::path;
 use super::traverse::reach;
+pub use key_range::KeyRange;
 pub(crate) use test::Test;
 
 /// The maximum nesting of logical operators, `$elemMatch` and `$not` (mongod's limit is 100 too).
@@ -41,6 +43,8 @@ pub struct Filter {
     /// keys, matched against documents whose strings are keys too. `root` stays as given, for what needs the
     /// operands themselves (the `_id` lookup is not used, the upsert seed is built from it).
     collated: Option<(Arc<Collation>, Clause)>,
+    /// `min`/`max` bounds on the hinted index's keys, which matching documents must also satisfy.
+    key_range: Option<Arc<KeyRange>>,
 }
 
 impl Filter {
@@ -54,6 +58,7 @@ impl Filter {
         Ok(Filter {
             root: parse::parse_document(filter, 0)?,
             collated: None,
+            key_range: None,
         })
     }
 
@@ -73,11 +78,21 @@ impl Filter {
         Filter {
             root: Clause::And(Vec::new()),
             collated: None,
+            key_range: None,
         }
     }
 
     /// Whether `doc` satisfies the filter.
+    /// The same filter, also requiring an index key within `range` (find's `min`/`max`).
+    pub fn with_key_range(mut self, range: KeyRange) -> Filter {
+        self.key_range = Some(Arc::new(range));
+        self
+    }
+
     pub fn matches(&self, doc: &Document) -> bool {
+        if self.key_range.as_ref().is_some_and(|range| !range.contains(doc)) {
+            return false;
+        }
         match &self.collated {
             None => self.root.matches(doc),
             Some((collation, clause)) => clause.matches(&collation.key_document(doc)),
