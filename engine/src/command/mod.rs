@@ -38,6 +38,7 @@ mod replset;
 mod rw_defaults;
 mod scan;
 mod server_status;
+mod validation_details;
 mod validator;
 mod write;
 

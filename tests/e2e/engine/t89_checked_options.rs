@@ -142,6 +142,14 @@ async fn a_collection_validator_is_enforced() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(code(&refused), Some(121), "{refused}");
+    // errInfo says which document failed and why (MongoDB 5.0's details).
+    let info = refused.get_document("errInfo")?;
+    assert_eq!(info.get_i32("failingDocumentId")?, 1, "{refused}");
+    assert_eq!(
+        info.get_document("details")?,
+        &doc! {"operatorName": "$gte", "specifiedAs": {"n": {"$gte": 0}}, "reason": "comparison failed", "consideredValue": -5},
+        "{refused}"
+    );
     let bypassed = run(
         port,
         doc! {"insert": "v", "documents": [{"_id": 3, "n": -1}], "bypassDocumentValidation": true},
