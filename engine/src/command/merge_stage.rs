@@ -51,6 +51,8 @@ enum WhenNotMatched {
 #[derive(Debug, Clone)]
 pub struct MergeSpec {
     pub target: Namespace,
+    /// The stage's specification with `into` spelled `{db, coll}` (what a secondary sends the primary).
+    pub stage: Document,
     on: Vec<String>,
     let_vars: Option<Document>,
     when_matched: WhenMatched,
@@ -187,8 +189,11 @@ impl MergeSpec {
             }
             Some(_) => return Err(Error::type_mismatch("BSON field '$merge.let' must be an object")),
         };
+        let mut stage = spec.clone();
+        stage.insert("into", doc! {"db": target.db.clone(), "coll": target.coll.clone()});
         Ok(MergeSpec {
             target,
+            stage,
             on,
             let_vars,
             when_matched,

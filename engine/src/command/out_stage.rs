@@ -10,7 +10,8 @@
 //! sees the old contents or the new ones. Documents without `_id` get an ObjectId; a duplicate `_id` or unique
 //! key fails the stage (11000) and leaves the target as it was, as does a document the target's validator
 //! refuses (121, unless `bypassDocumentValidation`); a `linearizable` read concern is refused (72). The command waits for its `writeConcern`
-//! like the DDL commands, and its cursor is empty.
+//! like the DDL commands, and its cursor is empty. On a secondary (the client allowed reading there) the
+//! pipeline reads locally and the primary writes its output ([`write_through_primary`]), as in MongoDB 5.0+.
 
 use bson::oid::ObjectId;
 use bson::{Bson, Document, doc};
@@ -25,7 +26,7 @@ use crate::storage::Namespace;
 /// The stage that writes a pipeline's output: `$out`, or `$merge` (`merge_stage.rs`).
 pub enum WriteStage {
     Out(Namespace),
-    Merge(MergeSpec),
+    Merge(Box<MergeSpec>),
 }
 
 /// The trailing `$out` or `$merge` stage, with the stages before it; `None` when the pipeline has none.
@@ -42,7 +43,7 @@ pub fn split(stages: &[Document], db: &str) -> Result<Option<(Vec<Document>, Wri
         }
     }
     if let Some(spec) = last.get("$merge") {
-        return Ok(Some((before.to_vec(), WriteStage::Merge(MergeSpec::parse(spec, db)?))));
+        return Ok(Some((before.to_vec(), WriteStage::Merge(Box::new(MergeSpec::parse(spec, db)?)))));
     }
     let Some(spec) = last.get("$out") else {
         return Ok(None);
@@ -96,10 +97,42 @@ pub async fn write(
             format!("{name} cannot be used with a 'linearizable' read concern level"),
         ));
     }
+    if !ctx.node.member.role().writable && ctx.secondary_ok {
+        return write_through_primary(ctx, source, stage, output).await;
+    }
     match stage {
         WriteStage::Out(target) => write_out(ctx, source, target, output).await,
-        WriteStage::Merge(spec) => super::merge_stage::write(ctx, source, spec, output).await,
+        WriteStage::Merge(spec) => super::merge_stage::write(ctx, source, *spec, output).await,
     }
+}
+
+/// A secondary read the pipeline's input (the client allowed it); the primary writes the output: the
+/// secondary sends it `{aggregate: 1, pipeline: [{$documents: <output>}, <the stage>]}` with the command's
+/// write concern and `bypassDocumentValidation`. The output travels in one message, so it must fit in 16 MiB
+/// (mongod sends batches).
+async fn write_through_primary(
+    ctx: &Context<'_>,
+    source: &Namespace,
+    stage: WriteStage,
+    output: Vec<Document>,
+) -> Result<Document> {
+    let (db, last) = match stage {
+        WriteStage::Out(target) => (target.db.clone(), doc! {"$out": {"db": target.db, "coll": target.coll}}),
+        WriteStage::Merge(spec) => (spec.target.db.clone(), doc! {"$merge": spec.stage}),
+    };
+    let mut body = doc! {
+        "aggregate": 1,
+        "pipeline": [{"$documents": output}, last],
+        "cursor": {},
+        "$db": db,
+    };
+    for option in ["writeConcern", "bypassDocumentValidation", "comment"] {
+        if let Some(value) = ctx.body.get(option) {
+            body.insert(option, value.clone());
+        }
+    }
+    ctx.node.member.run_on_primary(&body).await?;
+    Ok(doc! {"cursor": {"firstBatch": [], "id": 0i64, "ns": source.full()}})
 }
 
 /// Replaces `target`'s contents with `output`.
