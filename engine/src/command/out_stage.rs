@@ -43,7 +43,10 @@ pub fn split(stages: &[Document], db: &str) -> Result<Option<(Vec<Document>, Wri
         }
     }
     if let Some(spec) = last.get("$merge") {
-        return Ok(Some((before.to_vec(), WriteStage::Merge(Box::new(MergeSpec::parse(spec, db)?)))));
+        return Ok(Some((
+            before.to_vec(),
+            WriteStage::Merge(Box::new(MergeSpec::parse(spec, db)?)),
+        )));
     }
     let Some(spec) = last.get("$out") else {
         return Ok(None);

@@ -76,34 +76,14 @@ impl ReadConcern {
             },
             Some(_) => return Err(Error::type_mismatch("readConcern.level must be a string")),
         };
-        let after_cluster_time = match rc.get("afterClusterTime") {
-            None => None,
-            Some(Bson::Timestamp(ts)) if ts.time == 0 && ts.increment == 0 => {
-                return Err(Error::new(
-                    code::INVALID_OPTIONS,
-                    "afterClusterTime cannot be a null timestamp",
-                ));
-            }
-            Some(Bson::Timestamp(ts)) => Some(*ts),
-            Some(_) => return Err(Error::type_mismatch("afterClusterTime must be a timestamp")),
-        };
+        let after_cluster_time = cluster_time_field(rc, "afterClusterTime")?;
         if after_cluster_time.is_some() && !matches!(level, Level::Local | Level::Majority | Level::Snapshot) {
             return Err(Error::new(
                 code::INVALID_OPTIONS,
                 "afterClusterTime field can be set only if level is local, majority or snapshot",
             ));
         }
-        let at_cluster_time = match rc.get("atClusterTime") {
-            None => None,
-            Some(Bson::Timestamp(ts)) if ts.time == 0 && ts.increment == 0 => {
-                return Err(Error::new(
-                    code::INVALID_OPTIONS,
-                    "readConcern atClusterTime cannot be a null timestamp",
-                ));
-            }
-            Some(Bson::Timestamp(ts)) => Some(*ts),
-            Some(_) => return Err(Error::type_mismatch("atClusterTime must be a timestamp")),
-        };
+        let at_cluster_time = cluster_time_field(rc, "atClusterTime")?;
         if at_cluster_time.is_some() && level != Level::Snapshot {
             return Err(Error::new(
                 code::INVALID_OPTIONS,
@@ -121,6 +101,19 @@ impl ReadConcern {
             after_cluster_time,
             at_cluster_time,
         })
+    }
+}
+
+/// `afterClusterTime` or `atClusterTime`: a timestamp, not the null one (72).
+fn cluster_time_field(rc: &Document, name: &str) -> Result<Option<bson::Timestamp>> {
+    match rc.get(name) {
+        None => Ok(None),
+        Some(Bson::Timestamp(ts)) if ts.time == 0 && ts.increment == 0 => Err(Error::new(
+            code::INVALID_OPTIONS,
+            format!("{name} cannot be a null timestamp"),
+        )),
+        Some(Bson::Timestamp(ts)) => Ok(Some(*ts)),
+        Some(_) => Err(Error::type_mismatch(format!("{name} must be a timestamp"))),
     }
 }
 

@@ -8,6 +8,19 @@ use futures_util::TryStreamExt;
 
 use crate::{error_code, primary};
 
+async fn find_all(
+    coll: &mongodb::Collection<Document>,
+    session: &mut mongodb::ClientSession,
+) -> anyhow::Result<Vec<Document>> {
+    Ok(coll
+        .find(doc! {})
+        .session(&mut *session)
+        .await?
+        .stream(session)
+        .try_collect()
+        .await?)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_snapshot_session_reads_one_point_in_time() -> anyhow::Result<()> {
     let (_node, client) = primary().await?;
@@ -17,23 +30,11 @@ async fn a_snapshot_session_reads_one_point_in_time() -> anyhow::Result<()> {
         .await?;
 
     let mut session = client.start_session().snapshot(true).await?;
-    let first: Vec<Document> = coll
-        .find(doc! {})
-        .session(&mut session)
-        .await?
-        .stream(&mut session)
-        .try_collect()
-        .await?;
+    let first = find_all(&coll, &mut session).await?;
     assert_eq!(first.len(), 2);
     coll.update_one(doc! {"_id": 1}, doc! {"$set": {"x": 2}}).await?;
     coll.insert_one(doc! {"_id": 3, "x": 3}).await?;
-    let again: Vec<Document> = coll
-        .find(doc! {})
-        .session(&mut session)
-        .await?
-        .stream(&mut session)
-        .try_collect()
-        .await?;
+    let again = find_all(&coll, &mut session).await?;
     assert_eq!(
         again,
         vec![doc! {"_id": 1, "x": 1}, doc! {"_id": 2, "x": 1}],
