@@ -832,8 +832,9 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
     Ok(reply)
 }
 
-/// Under a non-simple collation an aggregation's leading `$match` is collated; the stages after it must not
-/// compare strings (the pipeline's stages compare in binary order): others are NotImplemented (238).
+/// Under a non-simple collation an aggregation's leading `$match` and a `$sort` right after it are collated;
+/// the stages after them must not compare strings (the pipeline's stages compare in binary order): others
+/// are NotImplemented (238).
 fn check_collated_stages(stages: &[Document]) -> Result<()> {
     const ORDER_FREE: &[&str] = &["$skip", "$limit", "$count", "$unset"];
     // A `$group` into one group (a constant `_id`) with `$sum`/`$avg`/`$count` compares nothing either: how
@@ -860,7 +861,7 @@ fn check_collated_stages(stages: &[Document]) -> Result<()> {
         Some(name) => Err(Error::new(
             (238, "NotImplemented"),
             format!(
-                "{name} under a non-simple collation is not supported by the Faultline engine (only a leading $match, then {} and a $group of one total)",
+                "{name} under a non-simple collation is not supported by the Faultline engine (only a leading $match and $sort, then {} and a $group of one total)",
                 ORDER_FREE.join(", ")
             ),
         )),
@@ -918,6 +919,13 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         }
         _ => (Some(Filter::parse(&Document::new())?), &stages[..]),
     };
+    // Under a collation, a `$sort` right after the leading `$match` sorts by collation keys here.
+    let (collated_sort, rest) = match (&collation, rest.first().map(|s| s.get("$sort"))) {
+        (Some(collation), Some(Some(Bson::Document(spec)))) => {
+            (Some(SortSpec::parse(spec)?.with_collation(Some(collation))), &rest[1..])
+        }
+        _ => (None, rest),
+    };
     if collation.is_some() {
         check_collated_stages(rest)?;
     }
@@ -927,6 +935,15 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
             Box::new(VecStream::new(matching(ctx.node, &snapshot, &target, &filter)?))
         }
         Some(filter) => sorted_source(ctx.node, &snapshot, &target, &Arc::new(filter), &Document::new(), false)?,
+    };
+    let input: Box<dyn DocStream> = match collated_sort {
+        Some(sort) => Box::new(SortStream::new(
+            input,
+            sort,
+            None,
+            ctx.node.query_limits(allow_disk_use),
+        )),
+        None => input,
     };
     drop(snapshot);
     let stream = crate::query::pipeline::build(

@@ -124,6 +124,13 @@ async fn a_case_insensitive_collation_applies_to_reads_and_writes() -> anyhow::R
         ids(db.run_command(find(doc! {}, doc! {"x": 1, "_id": 1})).await?),
         [1, 2, 4, 3]
     );
+    let sorted = db
+        .run_command(
+            doc! {"aggregate": "collated", "pipeline": [{"$sort": {"x": 1, "_id": 1}}, {"$limit": 10}],
+            "cursor": {}, "collation": strength2.clone()},
+        )
+        .await?;
+    assert_eq!(ids(sorted), [1, 2, 4, 3], "an aggregation's $sort under the collation");
     let count = db
         .run_command(doc! {"count": "collated", "query": {"x": "PONG"}, "collation": strength2.clone()})
         .await?;
