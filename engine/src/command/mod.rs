@@ -29,6 +29,7 @@ mod db_aggregate;
 mod explain;
 mod handshake;
 mod local_sessions;
+mod merge_stage;
 mod options;
 mod out_stage;
 mod read;
@@ -37,6 +38,7 @@ mod replset;
 mod rw_defaults;
 mod scan;
 mod server_status;
+mod validation_details;
 mod validator;
 mod write;
 
@@ -172,6 +174,7 @@ fn prepare<'a>(
             "multi-document transactions are not supported by the Faultline engine yet",
         ));
     }
+    read_concern::check_snapshot_support(&name, body)?;
     let secondary_ok = invocation
         .secondary_ok
         .unwrap_or_else(|| read_preference_allows_secondary(body));

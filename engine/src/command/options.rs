@@ -4,16 +4,22 @@
 //! ```text
 //! hint        must name an index of the collection (by name or key pattern) or be {$natural: ±1}: else
 //!             BadValue (2), as mongod's planner refuses it; a missing collection takes any hint
-//! collation   {locale: "simple"} (the byte order the engine compares in) is accepted; any other collation
-//!             is NotImplemented (238); no locale is 40414, not an object 14
-//! min / max   need a hint (2, mongod's rule); with one, NotImplemented (238): no index bounds here
+//! collation   on reads and writes: simple, or what `query::collation` implements (strength 1-5 and
+//!             numericOrdering for en/de/fr/it/nl/pt); other locales and options are NotImplemented (238);
+//!             on indexes and collection defaults only {locale: "simple"}; no locale is 40414, not an object 14
+//! min / max   need a hint (2, mongod's rule) and the hinted index's fields (51174); they bound the index
+//!             keys of the results (`query::filter::KeyRange`)
 //! ```
 //!
 //! The collection `validator` is enforced by the write path (`write.rs`, `validator`).
 
+use std::sync::Arc;
+
 use bson::{Bson, Document};
 
 use crate::error::{Error, Result};
+use crate::query::collation::Collation;
+use crate::query::filter::KeyRange;
 use crate::storage::CollectionMeta;
 
 const NOT_IMPLEMENTED: (i32, &str) = (238, "NotImplemented");
@@ -44,7 +50,20 @@ pub fn check_hint(hint: Option<&Bson>, meta: Option<&CollectionMeta>) -> Result<
     ))
 }
 
-/// Checks the `collation` a command (or statement, or index specification) carries.
+/// The `collation` a read or write command (or statement) carries: `None` for none or the simple one; the
+/// locales and options `query::collation` implements; its errors (NotImplemented, 238, for the rest).
+pub fn collation(body: &Document) -> Result<Option<Arc<Collation>>> {
+    match body.get("collation") {
+        None | Some(Bson::Null) => Ok(None),
+        Some(Bson::Document(spec)) => Ok(Collation::parse(spec)?.map(Arc::new)),
+        Some(_) => Err(Error::type_mismatch(
+            "BSON field 'collation' is the wrong type, expected type 'object'",
+        )),
+    }
+}
+
+/// Checks the `collation` an index specification or a collection's options carry: only the simple one (the
+/// engine keeps no collated indexes or collection defaults).
 pub fn check_collation(body: &Document) -> Result<()> {
     let collation = match body.get("collation") {
         None | Some(Bson::Null) => return Ok(()),
@@ -73,23 +92,41 @@ pub fn check_collation(body: &Document) -> Result<()> {
     }
 }
 
-/// Checks a find's `min`/`max`.
-pub fn check_min_max(body: &Document) -> Result<()> {
-    let bounded = ["min", "max"]
-        .iter()
-        .any(|k| matches!(body.get(k), Some(Bson::Document(d)) if !d.is_empty()));
-    if !bounded {
-        return Ok(());
+/// A find's `min`/`max`: the bounds on the hinted index's keys, or `None` without them (or on a collection
+/// that does not exist). They need a hint (BadValue, 2, mongod's rule), and must name the hinted index's
+/// fields in order (51174).
+pub fn min_max(body: &Document, meta: Option<&CollectionMeta>) -> Result<Option<KeyRange>> {
+    let bound = |name: &str| match body.get(name) {
+        Some(Bson::Document(d)) if !d.is_empty() => Ok(Some(d)),
+        None | Some(Bson::Null) | Some(Bson::Document(_)) => Ok(None),
+        Some(_) => Err(Error::type_mismatch(format!(
+            "BSON field 'FindCommandRequest.{name}' is the wrong type, expected type 'object'"
+        ))),
+    };
+    let (min, max) = (bound("min")?, bound("max")?);
+    if min.is_none() && max.is_none() {
+        return Ok(None);
     }
-    if !matches!(body.get("hint"), Some(Bson::String(_) | Bson::Document(_))) {
-        return Err(Error::bad_value(
-            "error processing query: planner returned error :: caused by :: When using min()/max() a hint of which index to use must be specified",
+    let pattern = match body.get("hint") {
+        Some(Bson::String(name)) => meta.and_then(|m| m.index(name)).map(|i| i.key.clone()),
+        Some(Bson::Document(key)) if !key.is_empty() && !key.contains_key("$natural") => Some(key.clone()),
+        _ => {
+            return Err(Error::bad_value(
+                "error processing query: planner returned error :: caused by :: When using min()/max() a hint of which index to use must be specified",
+            ));
+        }
+    };
+    let Some(pattern) = pattern else {
+        return Ok(None);
+    };
+    let names_pattern = |bound: Option<&Document>| bound.is_none_or(|b| b.keys().eq(pattern.keys()));
+    if !names_pattern(min) || !names_pattern(max) {
+        return Err(Error::new(
+            (51174, "Location51174"),
+            "error processing query: planner returned error :: caused by :: The index key pattern and the min/max doc must match",
         ));
     }
-    Err(Error::new(
-        NOT_IMPLEMENTED,
-        "min() and max() index bounds are not supported by the Faultline engine",
-    ))
+    Ok(Some(KeyRange::new(&pattern, min, max)))
 }
 
 #[cfg(test)]

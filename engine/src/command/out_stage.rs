@@ -1,4 +1,5 @@
 //! The `$out` stage, last in an `aggregate` pipeline: the pipeline's whole output replaces a collection.
+//! Also where a trailing `$out` or `$merge` is recognised ([`split`]) and its write dispatched ([`write`]).
 //!
 //! ```text
 //! {$out: "<coll>"}  or  {$out: {db: "<db>", coll: "<coll>"}}
@@ -9,27 +10,43 @@
 //! sees the old contents or the new ones. Documents without `_id` get an ObjectId; a duplicate `_id` or unique
 //! key fails the stage (11000) and leaves the target as it was, as does a document the target's validator
 //! refuses (121, unless `bypassDocumentValidation`); a `linearizable` read concern is refused (72). The command waits for its `writeConcern`
-//! like the DDL commands, and its cursor is empty.
+//! like the DDL commands, and its cursor is empty. On a secondary (the client allowed reading there) the
+//! pipeline reads locally and the primary writes its output ([`write_through_primary`]), as in MongoDB 5.0+.
 
 use bson::oid::ObjectId;
 use bson::{Bson, Document, doc};
 
 use super::Context;
 use super::catalog::{ddl_write_concern, wait_ddl_write_concern};
+use super::merge_stage::MergeSpec;
 use super::validator::Validator;
 use crate::error::{Error, Result, code};
 use crate::storage::Namespace;
 
-/// The target of a trailing `$out` stage, with the stages before it; `None` when the pipeline has none.
-pub fn split(stages: &[Document], db: &str) -> Result<Option<(Vec<Document>, Namespace)>> {
+/// The stage that writes a pipeline's output: `$out`, or `$merge` (`merge_stage.rs`).
+pub enum WriteStage {
+    Out(Namespace),
+    Merge(Box<MergeSpec>),
+}
+
+/// The trailing `$out` or `$merge` stage, with the stages before it; `None` when the pipeline has none.
+pub fn split(stages: &[Document], db: &str) -> Result<Option<(Vec<Document>, WriteStage)>> {
     let Some((last, before)) = stages.split_last() else {
         return Ok(None);
     };
-    if before.iter().any(|s| s.contains_key("$out")) {
-        return Err(Error::new(
-            (40601, "Location40601"),
-            "$out can only be the final stage in the pipeline",
-        ));
+    for name in ["$out", "$merge"] {
+        if before.iter().any(|s| s.contains_key(name)) {
+            return Err(Error::new(
+                (40601, "Location40601"),
+                format!("{name} can only be the final stage in the pipeline"),
+            ));
+        }
+    }
+    if let Some(spec) = last.get("$merge") {
+        return Ok(Some((
+            before.to_vec(),
+            WriteStage::Merge(Box::new(MergeSpec::parse(spec, db)?)),
+        )));
     }
     let Some(spec) = last.get("$out") else {
         return Ok(None);
@@ -56,29 +73,79 @@ pub fn split(stages: &[Document], db: &str) -> Result<Option<(Vec<Document>, Nam
             format!("Invalid $out target namespace, {target}"),
         ));
     }
-    Ok(Some((before.to_vec(), target)))
+    Ok(Some((before.to_vec(), WriteStage::Out(target))))
 }
 
-/// Replaces `target`'s contents with `output`; the command's reply (an empty cursor on the source namespace).
+/// Writes a pipeline's output as its last stage says; the command's reply (an empty cursor on the source
+/// namespace). Neither stage runs under a `linearizable` read concern (72).
 pub async fn write(
     ctx: &Context<'_>,
     source: &Namespace,
-    target: Namespace,
+    stage: WriteStage,
     output: Vec<Document>,
 ) -> Result<Document> {
-    ctx.node.member.check_writable(&target.db)?;
     let linearizable = ctx
         .body
         .get_document("readConcern")
         .ok()
         .and_then(|rc| rc.get_str("level").ok())
         == Some("linearizable");
+    let name = match stage {
+        WriteStage::Out(_) => "$out",
+        WriteStage::Merge(_) => "$merge",
+    };
     if linearizable {
         return Err(Error::new(
             code::INVALID_OPTIONS,
-            "$out cannot be used with a 'linearizable' read concern level",
+            format!("{name} cannot be used with a 'linearizable' read concern level"),
         ));
     }
+    if !ctx.node.member.role().writable && ctx.secondary_ok {
+        return write_through_primary(ctx, source, stage, output).await;
+    }
+    match stage {
+        WriteStage::Out(target) => write_out(ctx, source, target, output).await,
+        WriteStage::Merge(spec) => super::merge_stage::write(ctx, source, *spec, output).await,
+    }
+}
+
+/// A secondary read the pipeline's input (the client allowed it); the primary writes the output: the
+/// secondary sends it `{aggregate: 1, pipeline: [{$documents: <output>}, <the stage>]}` with the command's
+/// write concern and `bypassDocumentValidation`. The output travels in one message, so it must fit in 16 MiB
+/// (mongod sends batches).
+async fn write_through_primary(
+    ctx: &Context<'_>,
+    source: &Namespace,
+    stage: WriteStage,
+    output: Vec<Document>,
+) -> Result<Document> {
+    let (db, last) = match stage {
+        WriteStage::Out(target) => (target.db.clone(), doc! {"$out": {"db": target.db, "coll": target.coll}}),
+        WriteStage::Merge(spec) => (spec.target.db.clone(), doc! {"$merge": spec.stage}),
+    };
+    let mut body = doc! {
+        "aggregate": 1,
+        "pipeline": [{"$documents": output}, last],
+        "cursor": {},
+        "$db": db,
+    };
+    for option in ["writeConcern", "bypassDocumentValidation", "comment"] {
+        if let Some(value) = ctx.body.get(option) {
+            body.insert(option, value.clone());
+        }
+    }
+    ctx.node.member.run_on_primary(&body).await?;
+    Ok(doc! {"cursor": {"firstBatch": [], "id": 0i64, "ns": source.full()}})
+}
+
+/// Replaces `target`'s contents with `output`.
+async fn write_out(
+    ctx: &Context<'_>,
+    source: &Namespace,
+    target: Namespace,
+    output: Vec<Document>,
+) -> Result<Document> {
+    ctx.node.member.check_writable(&target.db)?;
     let bypass = super::args::opt_bool(ctx.body, "bypassDocumentValidation")?.unwrap_or(false);
     let wc = ddl_write_concern(ctx)?;
     let temp = Namespace::new(&target.db, &format!("tmp.agg_out.{}", bson::Uuid::new()));

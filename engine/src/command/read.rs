@@ -256,9 +256,13 @@ impl FindSpec {
     pub(super) fn parse(body: &Document, db: &str, vars: &Variables) -> Result<FindSpec> {
         let ns = args::namespace(body, db)?;
         let filter_doc = vars.bind_filter(args::opt_doc(body, "filter")?.unwrap_or(&Document::new()));
-        let filter = Arc::new(Filter::parse(&filter_doc)?);
+        let collation = options::collation(body)?;
+        let filter = Arc::new(Filter::parse_collated(&filter_doc, collation.as_ref())?);
         let sort_doc = args::opt_doc(body, "sort")?.filter(|s| !s.is_empty()).cloned();
-        let sort = sort_doc.as_ref().map(SortSpec::parse).transpose()?;
+        let sort = sort_doc
+            .as_ref()
+            .map(|s| SortSpec::parse(s).map(|spec| spec.with_collation(collation.as_ref())))
+            .transpose()?;
         let projection = parse_projection(body)?;
         let projection_doc = args::opt_doc(body, "projection")?.filter(|p| !p.is_empty()).cloned();
         let skip = match args::opt_i64(body, "skip")? {
@@ -366,21 +370,92 @@ pub(super) fn plan_access(target: &Target, spec: &FindSpec) -> FindPlan {
 /// `find`: parse, wait for the read concern, plan against a snapshot, return the first batch (the rest
 /// stays in a registered cursor for `getMore`).
 pub async fn find(ctx: &Context<'_>) -> Result<Document> {
-    let spec = FindSpec::parse(ctx.body, &ctx.db, &args::command_variables(ctx)?)?;
-    options::check_collation(ctx.body)?;
-    options::check_min_max(ctx.body)?;
+    let mut spec = FindSpec::parse(ctx.body, &ctx.db, &args::command_variables(ctx)?)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
-    let snapshot = ctx.node.storage.snapshot()?;
+    let (snapshot, at_cluster_time) = read_concern::read_view(ctx, &rc)?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &spec.ns)?;
     check_hint(ctx.body, &target)?;
-    let source = plan_find(ctx.node, &snapshot, &target, &spec)?;
+    let meta = match &target {
+        Target::Collection(meta) => Some(meta),
+        _ => None,
+    };
+    if let Some(range) = options::min_max(ctx.body, meta)? {
+        spec.filter = Arc::new((*spec.filter).clone().with_key_range(range));
+    }
+    if args::opt_bool(ctx.body, "returnKey")?.unwrap_or(false) {
+        spec.projection = Some(Arc::new(return_key_projection(ctx.body, &target, &spec)?));
+    }
+    let source = if snapshot.is_retained() {
+        snapshot_source(ctx.node, &snapshot, &target, &spec)?
+    } else {
+        plan_find(ctx.node, &snapshot, &target, &spec)?
+    };
     drop(snapshot);
-    let reply = first_batch(ctx.node, &spec, source, matches!(target, Target::Missing))?;
+    let mut reply = first_batch(ctx.node, &spec, source, matches!(target, Target::Missing))?;
+    with_at_cluster_time(&mut reply, at_cluster_time);
     read_concern::after_read(ctx, &rc, read_at).await?;
     Ok(reply)
+}
+
+/// `returnKey`: each result is the key of the index the plan reads, as mongod returns it — `{_id: ...}` when
+/// the `_id` index serves the find (an `_id` lookup or sort, or a hint naming it), an empty document for a
+/// collection scan (the engine has no other indexes to read).
+fn return_key_projection(body: &Document, target: &Target, spec: &FindSpec) -> Result<Projection> {
+    let hinted_id = match body.get("hint") {
+        Some(Bson::String(name)) => name == "_id_",
+        Some(Bson::Document(key)) => key.len() == 1 && key.contains_key("_id"),
+        _ => false,
+    };
+    let by_id = matches!(target, Target::Collection(_))
+        && (hinted_id
+            || spec.filter.id_equality().is_some()
+            || spec.sort.as_ref().and_then(SortSpec::id_only).is_some());
+    let keys = if by_id {
+        doc! {"_id": 1}
+    } else {
+        doc! {"_id": 0, "key": "$$REMOVE"}
+    };
+    Ok(Projection::parse(&keys)?)
+}
+
+/// A snapshot read's find: every match read from the snapshot's view now (later batches must not read a
+/// newer state), then sorted.
+fn snapshot_source(node: &Node, snapshot: &Snapshot, target: &Target, spec: &FindSpec) -> Result<CursorSource> {
+    let mut docs = matching(node, snapshot, target, &spec.filter)?;
+    if spec.sort.as_ref().and_then(SortSpec::natural) == Some(-1) {
+        docs.reverse();
+    }
+    let source: Box<dyn DocStream> = Box::new(VecStream::new(docs));
+    let stream: Box<dyn DocStream> = match &spec.sort {
+        Some(sort) if !sort.is_empty() => Box::new(SortStream::new(
+            source,
+            sort.clone(),
+            spec.limit.map(|l| spec.skip.saturating_add(l)),
+            node.query_limits(spec.allow_disk_use),
+        )),
+        _ => source,
+    };
+    Ok(CursorSource::Stream {
+        stream,
+        projection: spec.projection.clone(),
+    })
+}
+
+/// A snapshot read's reply reports the time it read at: in its cursor (find, aggregate) or at the top
+/// (distinct).
+fn with_at_cluster_time(reply: &mut Document, at: Option<bson::Timestamp>) {
+    let Some(at) = at else { return };
+    match reply.get_mut("cursor") {
+        Some(Bson::Document(cursor)) => {
+            cursor.insert("atClusterTime", at);
+        }
+        _ => {
+            reply.insert("atClusterTime", at);
+        }
+    }
 }
 
 /// Where a find's documents come from: a resumable scan when natural order serves it (the oplog, or a
@@ -679,11 +754,11 @@ pub fn kill_cursors(ctx: &Context<'_>) -> Result<Document> {
 pub async fn count(ctx: &Context<'_>) -> Result<Document> {
     let body = ctx.body;
     let ns = args::namespace(body, &ctx.db)?;
-    options::check_collation(body)?;
+    let collation = options::collation(body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     let query = args::opt_doc(body, "query")?.cloned().unwrap_or_default();
-    let filter = Filter::parse(&query)?;
+    let filter = Filter::parse_collated(&query, collation.as_ref())?;
     let skip = args::opt_i64(body, "skip")?.unwrap_or(0).max(0) as usize;
     let limit = args::opt_i64(body, "limit")?.unwrap_or(0).unsigned_abs() as usize;
     let snapshot = ctx.node.storage.snapshot()?;
@@ -714,11 +789,14 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
     let key = body
         .get_str("key")
         .map_err(|_| Error::type_mismatch("distinct: 'key' must be a string"))?;
-    options::check_collation(body)?;
+    let collation = options::collation(body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
-    let filter = Filter::parse(args::opt_doc(body, "query")?.unwrap_or(&Document::new()))?;
-    let snapshot = ctx.node.storage.snapshot()?;
+    let filter = Filter::parse_collated(
+        args::opt_doc(body, "query")?.unwrap_or(&Document::new()),
+        collation.as_ref(),
+    )?;
+    let (snapshot, at_cluster_time) = read_concern::read_view(ctx, &rc)?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
     check_hint(body, &target)?;
@@ -733,15 +811,61 @@ pub async fn distinct(ctx: &Context<'_>) -> Result<Document> {
             other => vec![other],
         };
         for item in items {
-            if seen.insert(keystring::encode(item)) {
+            // Under a collation, values it deems equal are one value (the first met stands for them).
+            let key = match &collation {
+                Some(collation) => keystring::encode(&collation.key_value(item)),
+                None => keystring::encode(item),
+            };
+            if seen.insert(key) {
                 values.push(item.clone());
             }
         }
     })?;
     drop(snapshot);
-    values.sort_by(crate::query::compare::compare_bson);
+    match &collation {
+        Some(collation) => values.sort_by_cached_key(|v| keystring::encode(&collation.key_value(v))),
+        None => values.sort_by(crate::query::compare::compare_bson),
+    }
     read_concern::after_read(ctx, &rc, read_at).await?;
-    Ok(doc! {"values": values})
+    let mut reply = doc! {"values": values};
+    with_at_cluster_time(&mut reply, at_cluster_time);
+    Ok(reply)
+}
+
+/// Under a non-simple collation an aggregation's leading `$match` and a `$sort` right after it are collated;
+/// the stages after them must not compare strings (the pipeline's stages compare in binary order): others
+/// are NotImplemented (238).
+fn check_collated_stages(stages: &[Document]) -> Result<()> {
+    const ORDER_FREE: &[&str] = &["$skip", "$limit", "$count", "$unset"];
+    // A `$group` into one group (a constant `_id`) with `$sum`/`$avg`/`$count` compares nothing either: how
+    // drivers count documents.
+    let single_group_total = |stage: &Document| {
+        stage.get_document("$group").is_ok_and(|group| {
+            group.iter().all(|(name, value)| match (name.as_str(), value) {
+                ("_id", id) => !matches!(id, Bson::String(_) | Bson::Document(_) | Bson::Array(_)),
+                (_, Bson::Document(acc)) => acc.iter().all(|(op, arg)| {
+                    matches!(op.as_str(), "$sum" | "$avg" | "$count")
+                        && !matches!(arg, Bson::String(_) | Bson::Document(_) | Bson::Array(_))
+                }),
+                _ => false,
+            })
+        })
+    };
+    match stages
+        .iter()
+        .filter(|stage| !single_group_total(stage))
+        .filter_map(|stage| stage.keys().next())
+        .find(|name| !ORDER_FREE.contains(&name.as_str()))
+    {
+        None => Ok(()),
+        Some(name) => Err(Error::new(
+            (238, "NotImplemented"),
+            format!(
+                "{name} under a non-simple collation is not supported by the Faultline engine (only a leading $match and $sort, then {} and a $group of one total)",
+                ORDER_FREE.join(", ")
+            ),
+        )),
+    }
 }
 
 pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
@@ -768,29 +892,58 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         .transpose()?
         .unwrap_or(DEFAULT_BATCH);
     let allow_disk_use = args::opt_bool(body, "allowDiskUse")?;
-    options::check_collation(body)?;
+    let collation = options::collation(body)?;
     let rc = ReadConcern::for_command(ctx)?;
     read_concern::before_read(ctx, &rc).await?;
     Counters::bump(&ctx.node.counters.queries, 1);
-    let snapshot = ctx.node.storage.snapshot()?;
+    if out.is_some() && rc.at_cluster_time.is_some() {
+        return Err(Error::new(
+            code::INVALID_OPTIONS,
+            "$out and $merge cannot read at a past atClusterTime",
+        ));
+    }
+    let (snapshot, at_cluster_time) = read_concern::read_view(ctx, &rc)?;
     let read_at = snapshot.last_optime()?;
     let target = resolve(&snapshot, &ns)?;
     check_hint(body, &target)?;
     let (filter, rest) = match stages.first() {
         Some(first) if first.contains_key("$collStats") => (None, &stages[1..]),
         Some(first) if first.contains_key("$match") => {
-            let filter = Filter::parse(
+            let filter = Filter::parse_collated(
                 first
                     .get_document("$match")
                     .map_err(|_| Error::type_mismatch("$match must be an object"))?,
+                collation.as_ref(),
             )?;
             (Some(filter), &stages[1..])
         }
         _ => (Some(Filter::parse(&Document::new())?), &stages[..]),
     };
+    // Under a collation, a `$sort` right after the leading `$match` sorts by collation keys here.
+    let (collated_sort, rest) = match (&collation, rest.first().map(|s| s.get("$sort"))) {
+        (Some(collation), Some(Some(Bson::Document(spec)))) => {
+            (Some(SortSpec::parse(spec)?.with_collation(Some(collation))), &rest[1..])
+        }
+        _ => (None, rest),
+    };
+    if collation.is_some() {
+        check_collated_stages(rest)?;
+    }
     let input: Box<dyn DocStream> = match filter {
         None => Box::new(VecStream::new(vec![coll_stats_doc(ctx, &snapshot, &target, &ns)?])),
+        Some(filter) if snapshot.is_retained() => {
+            Box::new(VecStream::new(matching(ctx.node, &snapshot, &target, &filter)?))
+        }
         Some(filter) => sorted_source(ctx.node, &snapshot, &target, &Arc::new(filter), &Document::new(), false)?,
+    };
+    let input: Box<dyn DocStream> = match collated_sort {
+        Some(sort) => Box::new(SortStream::new(
+            input,
+            sort,
+            None,
+            ctx.node.query_limits(allow_disk_use),
+        )),
+        None => input,
     };
     drop(snapshot);
     let stream = crate::query::pipeline::build(
@@ -827,7 +980,9 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         ctx.node.cursors.register(cursor)
     };
     read_concern::after_read(ctx, &rc, read_at).await?;
-    Ok(doc! {"cursor": {"firstBatch": docs, "id": id, "ns": ns.full()}})
+    let mut reply = doc! {"cursor": {"firstBatch": docs, "id": id, "ns": ns.full()}};
+    with_at_cluster_time(&mut reply, at_cluster_time);
+    Ok(reply)
 }
 
 /// The `$collStats` document (mongosh's `db.coll.stats()`).

@@ -21,6 +21,7 @@ use super::args;
 use crate::error::{Error, Result, code};
 use crate::member::{WriteConcern, WriteMode};
 use crate::repl::OpTime;
+use crate::storage::Snapshot;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -35,6 +36,8 @@ pub enum Level {
 pub struct ReadConcern {
     pub level: Level,
     pub after_cluster_time: Option<bson::Timestamp>,
+    /// `atClusterTime` (snapshot level only): the past time a snapshot read reads at.
+    pub at_cluster_time: Option<bson::Timestamp>,
 }
 
 impl ReadConcern {
@@ -58,6 +61,7 @@ impl ReadConcern {
             return Ok(ReadConcern {
                 level: Level::Local,
                 after_cluster_time: None,
+                at_cluster_time: None,
             });
         };
         let level = match rc.get("level") {
@@ -72,33 +76,111 @@ impl ReadConcern {
             },
             Some(_) => return Err(Error::type_mismatch("readConcern.level must be a string")),
         };
-        if level == Level::Snapshot {
-            return Err(Error::new(
-                (72, "InvalidOptions"),
-                "readConcern level snapshot is only valid in multi-document transactions, which this engine does not support yet",
-            ));
-        }
-        let after_cluster_time = match rc.get("afterClusterTime") {
-            None => None,
-            Some(Bson::Timestamp(ts)) if ts.time == 0 && ts.increment == 0 => {
-                return Err(Error::new(
-                    code::INVALID_OPTIONS,
-                    "afterClusterTime cannot be a null timestamp",
-                ));
-            }
-            Some(Bson::Timestamp(ts)) => Some(*ts),
-            Some(_) => return Err(Error::type_mismatch("afterClusterTime must be a timestamp")),
-        };
-        if after_cluster_time.is_some() && !matches!(level, Level::Local | Level::Majority) {
+        let after_cluster_time = cluster_time_field(rc, "afterClusterTime")?;
+        if after_cluster_time.is_some() && !matches!(level, Level::Local | Level::Majority | Level::Snapshot) {
             return Err(Error::new(
                 code::INVALID_OPTIONS,
                 "afterClusterTime field can be set only if level is local, majority or snapshot",
             ));
         }
+        let at_cluster_time = cluster_time_field(rc, "atClusterTime")?;
+        if at_cluster_time.is_some() && level != Level::Snapshot {
+            return Err(Error::new(
+                code::INVALID_OPTIONS,
+                "readConcern atClusterTime value must only be set for read concern level snapshot",
+            ));
+        }
+        if at_cluster_time.is_some() && after_cluster_time.is_some() {
+            return Err(Error::new(
+                code::INVALID_OPTIONS,
+                "Can not specify both afterClusterTime and atClusterTime",
+            ));
+        }
         Ok(ReadConcern {
             level,
             after_cluster_time,
+            at_cluster_time,
         })
+    }
+}
+
+/// `afterClusterTime` or `atClusterTime`: a timestamp, not the null one (72).
+fn cluster_time_field(rc: &Document, name: &str) -> Result<Option<bson::Timestamp>> {
+    match rc.get(name) {
+        None => Ok(None),
+        Some(Bson::Timestamp(ts)) if ts.time == 0 && ts.increment == 0 => Err(Error::new(
+            code::INVALID_OPTIONS,
+            format!("{name} cannot be a null timestamp"),
+        )),
+        Some(Bson::Timestamp(ts)) => Ok(Some(*ts)),
+        Some(_) => Err(Error::type_mismatch(format!("{name} must be a timestamp"))),
+    }
+}
+
+/// The commands that take `readConcern: {level: "snapshot"}` outside a transaction (MongoDB 5.0): the reads
+/// `find`, `aggregate` and `distinct`. Every other command refuses it with InvalidOptions (72), as mongod
+/// does — the writes and catalog reads a driver sends in a snapshot session among them.
+pub fn check_snapshot_support(name: &str, body: &Document) -> Result<()> {
+    let snapshot = matches!(
+        body.get("readConcern"),
+        Some(Bson::Document(rc)) if rc.get_str("level").is_ok_and(|l| l == "snapshot")
+    );
+    if !snapshot || matches!(name, "find" | "aggregate" | "distinct") {
+        return Ok(());
+    }
+    Err(Error::new(
+        code::INVALID_OPTIONS,
+        format!(
+            "Command {name} does not support {{ readConcern: {{ level: \"snapshot\" }} }} outside a multi-document transaction"
+        ),
+    ))
+}
+
+/// The view a read reads: for a snapshot read, the one at its `atClusterTime` (or now, kept for later reads
+/// at its time) with that time, which the reply reports as `atClusterTime`; for any other read, the newest
+/// commit and no time.
+pub fn read_view(ctx: &Context<'_>, rc: &ReadConcern) -> Result<(ReadView, Option<bson::Timestamp>)> {
+    if rc.level != Level::Snapshot {
+        return Ok((ReadView::Current(ctx.node.storage.snapshot()?), None));
+    }
+    if let Some(at) = rc.at_cluster_time {
+        let current = super::cluster_time::current(ctx.node);
+        if at > current {
+            return Err(Error::new(
+                code::INVALID_OPTIONS,
+                format!(
+                    "readConcern atClusterTime value must not be greater than the current clusterTime. Requested clusterTime: {}; current clusterTime: {}",
+                    show(at),
+                    show(current)
+                ),
+            ));
+        }
+    }
+    let (view, at) = ctx.node.storage.snapshot_at(rc.at_cluster_time)?;
+    Ok((ReadView::Retained(view), Some(at)))
+}
+
+/// A read's view of the data: the newest commit, or one retained for snapshot reads.
+pub enum ReadView {
+    Current(Snapshot),
+    Retained(std::sync::Arc<Snapshot>),
+}
+
+impl ReadView {
+    /// Whether this is a snapshot read's view: the whole result must come from it (no later re-reads).
+    pub fn is_retained(&self) -> bool {
+        matches!(self, ReadView::Retained(_))
+    }
+}
+
+impl std::ops::Deref for ReadView {
+    type Target = Snapshot;
+
+    fn deref(&self) -> &Snapshot {
+        match self {
+            ReadView::Current(snapshot) => snapshot,
+            ReadView::Retained(snapshot) => snapshot,
+        }
     }
 }
 
@@ -177,8 +259,9 @@ pub async fn after_read(ctx: &Context<'_>, rc: &ReadConcern, read_at: OpTime) ->
         return Ok(());
     }
     match rc.level {
-        // On any member: what was read must be majority-committed before it is returned.
-        Level::Majority => member.wait_committed(|committed| committed >= read_at).await,
+        // On any member: what was read must be majority-committed before it is returned (a snapshot read
+        // too: MongoDB's snapshot reads return majority-committed data).
+        Level::Majority | Level::Snapshot => member.wait_committed(|committed| committed >= read_at).await,
         Level::Linearizable => {
             member.check_writable(&ctx.db)?;
             let optime = ctx

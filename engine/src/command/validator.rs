@@ -20,6 +20,8 @@ use crate::storage::CollectionMeta;
 
 /// A collection's validator, ready to check documents.
 pub struct Validator {
+    /// The validator as stored (for the failure's `errInfo.details`).
+    spec: Document,
     filter: Filter,
     moderate: bool,
     warn_only: bool,
@@ -36,6 +38,7 @@ impl Validator {
             return Ok(None);
         }
         Ok(Some(Validator {
+            spec: spec.clone(),
             filter: Filter::parse(spec)?,
             moderate: level == "moderate",
             warn_only: meta.options.get_str("validationAction").is_ok_and(|a| a == "warn"),
@@ -57,8 +60,10 @@ impl Validator {
             return Ok(());
         }
         Err(
-            Error::new((121, "DocumentValidationFailure"), "Document failed validation")
-                .with_extra(doc! {"errInfo": {"failingDocumentId": id}}),
+            Error::new((121, "DocumentValidationFailure"), "Document failed validation").with_extra(doc! {"errInfo": {
+                "failingDocumentId": id,
+                "details": super::validation_details::explain(&v.spec, doc),
+            }}),
         )
     }
 }

@@ -10,6 +10,8 @@
 //! every document written goes through the collection's validator (`validator`) unless the command says
 //! `bypassDocumentValidation`.
 
+use std::sync::Arc;
+
 use bson::{Bson, Document, doc, oid::ObjectId};
 
 use super::Context;
@@ -22,6 +24,7 @@ use crate::error::{Error, Result, code};
 use crate::failpoint;
 use crate::member::{WriteConcern, WriteMode};
 use crate::node::Counters;
+use crate::query::collation::Collation;
 use crate::query::filter::Filter;
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
@@ -192,7 +195,15 @@ fn prepare_insert(doc: &Bson) -> Result<Document> {
     match doc.get("_id") {
         Some(Bson::Array(_)) => return Err(Error::bad_value("can't use an array for _id")),
         Some(Bson::RegularExpression(_)) => return Err(Error::bad_value("can't use a regex for _id")),
-        Some(id) => out.insert("_id", id.clone()),
+        Some(id) => {
+            if let Some(name) = dollar_prefixed_name(id) {
+                return Err(Error::new(
+                    (52, "DollarPrefixedFieldName"),
+                    format!("_id fields may not contain '$'-prefixed fields: {name} is not valid for storage."),
+                ));
+            }
+            out.insert("_id", id.clone())
+        }
         None => out.insert("_id", ObjectId::new()),
     };
     for (k, v) in doc {
@@ -217,6 +228,22 @@ fn prepare_insert(doc: &Bson) -> Result<Document> {
         ));
     }
     Ok(out)
+}
+
+/// The first `$`-prefixed field name inside an `_id` value (DBRef's `$ref`, `$id` and `$db` allowed), which
+/// mongod refuses to store.
+fn dollar_prefixed_name(value: &Bson) -> Option<&str> {
+    match value {
+        Bson::Document(doc) => doc.iter().find_map(|(name, child)| {
+            if name.starts_with('$') && !matches!(name.as_str(), "$ref" | "$id" | "$db") {
+                Some(name.as_str())
+            } else {
+                dollar_prefixed_name(child)
+            }
+        }),
+        Bson::Array(items) => items.iter().find_map(dollar_prefixed_name),
+        _ => None,
+    }
 }
 
 pub async fn insert(ctx: &Context<'_>) -> Result<Document> {
@@ -340,11 +367,14 @@ fn parse_update_statement(value: &Bson, vars: &Variables, bypass_validation: boo
     let Bson::Document(stmt) = value else {
         return Err(Error::type_mismatch("each update must be an object"));
     };
-    options::check_collation(stmt)?;
+    let collation = options::collation(stmt)?;
     let vars = vars.with(&args::variables(stmt, "c")?);
-    let filter = parse_filter(args::opt_doc(stmt, "q")?, &vars)?;
+    let filter = parse_filter(args::opt_doc(stmt, "q")?, &vars, collation.as_ref())?;
     let update = match stmt.get("u") {
-        Some(u) => parse_update(u, &array_filters(stmt)?, &vars, "u")?,
+        Some(u) => {
+            check_collated_update(collation.as_ref(), u, stmt)?;
+            parse_update(u, &array_filters(stmt)?, &vars, "u")?
+        }
         None => return Err(Error::failed_to_parse("BSON field 'u' is missing but a required field")),
     };
     let multi = args::opt_bool(stmt, "multi")?.unwrap_or(false);
@@ -363,9 +393,44 @@ fn parse_update_statement(value: &Bson, vars: &Variables, bypass_validation: boo
     })
 }
 
-/// A write's filter with the user variables bound.
-fn parse_filter(filter: Option<&Document>, vars: &Variables) -> Result<Filter> {
-    Ok(Filter::parse(&vars.bind_filter(filter.unwrap_or(&Document::new())))?)
+/// A write's filter with the user variables bound, matched under the statement's collation.
+fn parse_filter(filter: Option<&Document>, vars: &Variables, collation: Option<&Arc<Collation>>) -> Result<Filter> {
+    Ok(Filter::parse_collated(
+        &vars.bind_filter(filter.unwrap_or(&Document::new())),
+        collation,
+    )?)
+}
+
+/// Under a non-simple collation only the filter (and findAndModify's sort) are collated here: an update that
+/// would compare strings itself (`$pull`, `$pullAll`, `$addToSet`, `$min`, `$max`, `$push` with `$sort`,
+/// `arrayFilters`, a pipeline) is NotImplemented (238) rather than done in binary order.
+fn check_collated_update(collation: Option<&Arc<Collation>>, update: &Bson, stmt: &Document) -> Result<()> {
+    if collation.is_none() {
+        return Ok(());
+    }
+    let refused = match update {
+        Bson::Array(_) => Some("a pipeline-style update"),
+        Bson::Document(ops) => ops
+            .iter()
+            .find_map(|(op, arg)| match op.as_str() {
+                "$pull" | "$pullAll" | "$addToSet" | "$min" | "$max" => Some(op.as_str()),
+                "$push" if matches!(arg, Bson::Document(d) if d.values().any(|v| matches!(v, Bson::Document(m) if m.contains_key("$sort")))) => {
+                    Some("$push with $sort")
+                }
+                _ => None,
+            })
+            .or_else(|| {
+                matches!(stmt.get("arrayFilters"), Some(Bson::Array(items)) if !items.is_empty()).then_some("arrayFilters")
+            }),
+        _ => None,
+    };
+    match refused {
+        None => Ok(()),
+        Some(what) => Err(Error::new(
+            (238, "NotImplemented"),
+            format!("{what} under a non-simple collation is not supported by the Faultline engine"),
+        )),
+    }
 }
 
 /// An update: operators or a replacement (a document), or a pipeline (an array of stages, with the user
@@ -591,8 +656,8 @@ pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
             let Bson::Document(stmt) = value else {
                 return Err(Error::type_mismatch("each delete must be an object"));
             };
-            options::check_collation(stmt)?;
-            let filter = parse_filter(args::opt_doc(stmt, "q")?, &vars)?;
+            let collation = options::collation(stmt)?;
+            let filter = parse_filter(args::opt_doc(stmt, "q")?, &vars, collation.as_ref())?;
             let limit = match args::opt_i64(stmt, "limit")? {
                 Some(0) => usize::MAX,
                 Some(1) => 1,
@@ -671,16 +736,19 @@ struct FindAndModify {
 }
 
 fn parse_find_and_modify(body: &Document, vars: &Variables) -> Result<FindAndModify> {
-    options::check_collation(body)?;
-    let filter = parse_filter(args::opt_doc(body, "query")?, vars)?;
+    let collation = options::collation(body)?;
+    let filter = parse_filter(args::opt_doc(body, "query")?, vars, collation.as_ref())?;
     let sort = match args::opt_doc(body, "sort")? {
-        Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
+        Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?.with_collation(collation.as_ref())),
         _ => None,
     };
     let remove = args::opt_bool(body, "remove")?.unwrap_or(false);
     let update = match body.get("update") {
         None | Some(Bson::Null) => None,
-        Some(u @ (Bson::Document(_) | Bson::Array(_))) => Some(parse_update(u, &array_filters(body)?, vars, "update")?),
+        Some(u @ (Bson::Document(_) | Bson::Array(_))) => {
+            check_collated_update(collation.as_ref(), u, body)?;
+            Some(parse_update(u, &array_filters(body)?, vars, "update")?)
+        }
         Some(_) => return Err(Error::type_mismatch("findAndModify: 'update' must be an object")),
     };
     match (remove, update.is_some()) {

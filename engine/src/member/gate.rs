@@ -10,6 +10,21 @@ use crate::repl::{MemberState, OpTime};
 use crate::storage::Storage;
 
 impl Member {
+    /// Runs `body` on the primary and returns its reply (an `ok: 0` reply as an error): how a secondary
+    /// writes the output of an aggregation's `$out` or `$merge`, as MongoDB 5.0+ does. NotWritablePrimary
+    /// (10107) when no primary is known.
+    pub async fn run_on_primary(&self, body: &Document) -> Result<Document> {
+        let Some(host) = self.role().primary_host() else {
+            return Err(
+                Error::new(code::NOT_WRITABLE_PRIMARY, "not primary and no primary is known")
+                    .with_extra(doc! {"topologyVersion": self.topology_version()}),
+            );
+        };
+        self.peers
+            .command(&host, "write-through", body, std::time::Duration::from_secs(60))
+            .await
+    }
+
     /// Fails with NotWritablePrimary (10107) unless this member accepts writes to `db`.
     pub fn check_writable(&self, db: &str) -> Result<()> {
         if db == "local" || self.role().writable {

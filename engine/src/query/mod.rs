@@ -25,6 +25,7 @@ mod deep_tests;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+pub mod collation;
 pub mod compare;
 pub mod expr;
 pub mod filter;

@@ -3,10 +3,12 @@
 //! A missing field sorts as null. When a path reaches an array, an ascending key uses its smallest element and
 //! a descending key its largest (an empty array sorts below null, as `undefined`).
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use bson::{Bson, Document};
 
 use super::QueryError;
+use super::collation::Collation;
 use super::compare::compare_bson;
 use super::numeric::Number;
 use super::traverse::{reach, split_path};
@@ -23,6 +25,8 @@ struct SortKey {
 pub struct SortSpec {
     keys: Vec<SortKey>,
     natural: Option<i32>,
+    /// A non-simple collation: strings sort by their collation keys.
+    collation: Option<Arc<Collation>>,
 }
 
 impl SortSpec {
@@ -61,6 +65,21 @@ impl SortSpec {
         Ok(parsed)
     }
 
+    /// The same spec, sorting strings under `collation` (`None`: binary order).
+    pub fn with_collation(mut self, collation: Option<&Arc<Collation>>) -> SortSpec {
+        self.collation = collation.cloned();
+        self
+    }
+
+    /// The value a document sorts by for one key (under the collation, its key).
+    fn value(&self, doc: &Document, key: &SortKey) -> Bson {
+        let value = sort_value(doc, key);
+        match &self.collation {
+            Some(collation) => collation.key_value(&value),
+            None => value,
+        }
+    }
+
     /// Some(1 | -1) when the spec is exactly `{$natural: ±1}`: natural order is the caller's to produce.
     pub fn natural(&self) -> Option<i32> {
         self.natural
@@ -74,8 +93,8 @@ impl SortSpec {
     /// Compares two documents under the spec; ties are `Equal` (callers sort stably).
     pub fn compare(&self, a: &Document, b: &Document) -> Ordering {
         for key in &self.keys {
-            let left = sort_value(a, key);
-            let right = sort_value(b, key);
+            let left = self.value(a, key);
+            let right = self.value(b, key);
             let ordering = compare_bson(&left, &right);
             let ordering = if key.descending { ordering.reverse() } else { ordering };
             if ordering != Ordering::Equal {
@@ -88,7 +107,7 @@ impl SortSpec {
     /// The values a document sorts by, one per key, for [`SortSpec::compare_keys`] (blocking sorts keep
     /// these beside the document's bytes instead of the decoded document).
     pub fn key_of(&self, doc: &Document) -> Vec<Bson> {
-        self.keys.iter().map(|key| sort_value(doc, key)).collect()
+        self.keys.iter().map(|key| self.value(doc, key)).collect()
     }
 
     /// Compares two [`SortSpec::key_of`] results; the same order as [`SortSpec::compare`].
@@ -105,6 +124,9 @@ impl SortSpec {
 
     /// `Some(ascending)` when the spec is exactly one key on `_id`: the order of the storage's `_id` keys.
     pub fn id_only(&self) -> Option<bool> {
+        if self.collation.is_some() {
+            return None;
+        }
         match self.keys.as_slice() {
             [key] if key.path.len() == 1 && key.path[0] == "_id" => Some(!key.descending),
             _ => None,

@@ -16,6 +16,7 @@
 mod apply;
 mod capped;
 pub mod catalog;
+mod history;
 pub mod keystring;
 mod memory_disk;
 mod oplog;
@@ -96,6 +97,8 @@ struct Inner {
     oplog: Arc<OplogAccount>,
     /// The member's wall clock (shared with the writer).
     clock: Clock,
+    /// Views retained for snapshot reads at a past time.
+    history: history::SnapshotHistory,
 }
 
 fn storage_error(context: &str, err: impl std::fmt::Display) -> Error {
@@ -181,6 +184,7 @@ impl Storage {
                 path: dbpath.to_path_buf(),
                 oplog,
                 clock,
+                history: history::SnapshotHistory::default(),
             }),
         })
     }
@@ -198,6 +202,12 @@ impl Storage {
     pub fn snapshot(&self) -> Result<Snapshot> {
         let txn = self.inner.db.begin_read().map_err(|e| storage_error("begin read", e))?;
         Ok(Snapshot::new(txn, self.inner.oplog.usage()))
+    }
+
+    /// The view a snapshot read reads: at `at`, or now (then kept for later reads at its time); with the
+    /// timestamp it is at. See `history.rs` for what past times are available.
+    pub fn snapshot_at(&self, at: Option<bson::Timestamp>) -> Result<(Arc<Snapshot>, bson::Timestamp)> {
+        self.inner.history.view_at(self.snapshot()?, at)
     }
 
     /// Runs `job` inside the writer's next group transaction and returns its output once the transaction has

@@ -21,6 +21,9 @@ mod t89_checked_options;
 mod t90_db_aggregate;
 mod t91_coll_mod;
 mod t92_out_stage;
+mod t93_spec_misc;
+mod t94_merge_stage;
+mod t95_snapshot_reads;
 
 use std::path::Path;
 

@@ -1,6 +1,7 @@
 //! Options the engine used to accept and ignore are checked: a `hint` must name an existing index (2), a
-//! non-simple `collation` is refused as not implemented (238) instead of comparing bytes silently, `min`/`max`
-//! need a hint (2), and a collection `validator` is enforced on writes (121) unless bypassed.
+//! `collation` the engine cannot honour (a locale with its own rules, or on an index or collection) is refused
+//! as not implemented (238) instead of comparing bytes silently, `min`/`max` need a hint (2) naming an index
+//! with their fields (51174), and a collection `validator` is enforced on writes (121) unless bypassed.
 
 use bson::{Document, doc};
 use faultline_tests::raw_command;
@@ -78,24 +79,24 @@ async fn collation_and_min_max_are_refused_not_ignored() -> anyhow::Result<()> {
     let simple = run(port, doc! {"find": "c", "collation": {"locale": "simple"}}).await?;
     assert_eq!(code(&simple), None, "{simple}");
     let cases = [
-        (doc! {"find": "c", "collation": {"locale": "en", "strength": 2}}, 238),
+        (doc! {"find": "c", "collation": {"locale": "sv", "strength": 2}}, 238),
         (doc! {"find": "c", "collation": {"strength": 2}}, 40414),
         (
-            doc! {"aggregate": "c", "pipeline": [], "cursor": {}, "collation": {"locale": "fr"}},
+            doc! {"aggregate": "c", "pipeline": [], "cursor": {}, "collation": {"locale": "sv"}},
             238,
         ),
-        (doc! {"count": "c", "collation": {"locale": "fr"}}, 238),
-        (doc! {"distinct": "c", "key": "s", "collation": {"locale": "fr"}}, 238),
+        (doc! {"count": "c", "collation": {"locale": "sv"}}, 238),
+        (doc! {"distinct": "c", "key": "s", "collation": {"locale": "sv"}}, 238),
         (
-            doc! {"update": "c", "updates": [{"q": {}, "u": {"$set": {"t": 1}}, "collation": {"locale": "fr"}}]},
-            238,
-        ),
-        (
-            doc! {"delete": "c", "deletes": [{"q": {}, "limit": 0, "collation": {"locale": "fr"}}]},
+            doc! {"update": "c", "updates": [{"q": {}, "u": {"$set": {"t": 1}}, "collation": {"locale": "sv"}}]},
             238,
         ),
         (
-            doc! {"findAndModify": "c", "query": {}, "remove": true, "collation": {"locale": "fr"}},
+            doc! {"delete": "c", "deletes": [{"q": {}, "limit": 0, "collation": {"locale": "sv"}}]},
+            238,
+        ),
+        (
+            doc! {"findAndModify": "c", "query": {}, "remove": true, "collation": {"locale": "sv"}},
             238,
         ),
         (doc! {"create": "d", "collation": {"locale": "fr"}}, 238),
@@ -104,7 +105,7 @@ async fn collation_and_min_max_are_refused_not_ignored() -> anyhow::Result<()> {
             238,
         ),
         (doc! {"find": "c", "min": {"_id": 0}}, 2),
-        (doc! {"find": "c", "max": {"_id": 5}, "hint": "_id_"}, 238),
+        (doc! {"find": "c", "max": {"s": 5}, "hint": "_id_"}, 51174),
     ];
     for (command, expected) in cases {
         let reply = run(port, command.clone()).await?;
@@ -141,6 +142,14 @@ async fn a_collection_validator_is_enforced() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(code(&refused), Some(121), "{refused}");
+    // errInfo says which document failed and why (MongoDB 5.0's details).
+    let info = refused.get_document("errInfo")?;
+    assert_eq!(info.get_i32("failingDocumentId")?, 1, "{refused}");
+    assert_eq!(
+        info.get_document("details")?,
+        &doc! {"operatorName": "$gte", "specifiedAs": {"n": {"$gte": 0}}, "reason": "comparison failed", "consideredValue": -5},
+        "{refused}"
+    );
     let bypassed = run(
         port,
         doc! {"insert": "v", "documents": [{"_id": 3, "n": -1}], "bypassDocumentValidation": true},

@@ -341,11 +341,16 @@ class Entities:
             kwargs["causal_consistency"] = options.pop("causalConsistency")
         if "snapshot" in options:
             kwargs["snapshot"] = options.pop("snapshot")
+        # pymongo has no snapshotTime session option: the time (a saved entity) is set where pymongo keeps
+        # the time its first snapshot read returned, so the session's reads send it as atClusterTime.
+        snapshot_time = options.pop("snapshotTime", None)
         if "defaultTransactionOptions" in options:
             raise UnsupportedEntity("defaultTransactionOptions (transactions are not supported by the engine)")
         if "defaultTimeoutMS" in options:
             raise UnsupportedEntity("defaultTimeoutMS session option (client-side operation timeouts)")
         session = client.start_session(**kwargs)
+        if snapshot_time is not None:
+            session._snapshot_time = self.get(snapshot_time) if isinstance(snapshot_time, str) else snapshot_time
         self.put(spec["id"], session)
         self.lsids[spec["id"]] = session.session_id
 

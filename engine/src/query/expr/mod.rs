@@ -4,11 +4,13 @@
 //!
 //! Evaluation yields `Option<Bson>`, where `None` is a *missing* value (a field path that reaches nothing, or
 //! `$$REMOVE`): object expressions drop fields whose value is missing.
+mod fields;
 mod operators;
 
 use bson::{Bson, Document};
 
 use super::QueryError;
+use fields::{FieldOperation, FieldOperator};
 pub use operators::{Operator, type_name};
 
 /// The deepest nesting of documents and arrays an expression may have.
@@ -25,6 +27,8 @@ pub enum Expr {
     Object(Vec<(String, Expr)>),
     Array(Vec<Expr>),
     Operation(Operator, Vec<Expr>),
+    /// `$getField`, `$setField` or `$unsetField`.
+    Field(Box<FieldOperation>),
 }
 
 impl Expr {
@@ -67,6 +71,7 @@ impl Expr {
                 Ok(Some(Bson::Array(out)))
             }
             Expr::Operation(operator, args) => operator.evaluate(args, root),
+            Expr::Field(operation) => operation.evaluate(root),
         }
     }
 
@@ -149,6 +154,9 @@ fn parse_document(doc: &Document) -> Result<Expr, QueryError> {
             ));
         }
         let value = doc.get(first).unwrap_or(&Bson::Null);
+        if let Some(operator) = FieldOperator::from_name(first) {
+            return FieldOperation::parse(operator, value).map(|op| Expr::Field(Box::new(op)));
+        }
         return Operator::parse(first, value);
     }
     let mut fields = Vec::with_capacity(doc.len());

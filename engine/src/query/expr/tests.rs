@@ -171,3 +171,107 @@ fn objects_drop_missing_fields_and_unknown_operators_fail() {
     assert_eq!(eval_code(Bson::Document(doc! {"$bogus": 1}), doc! {}), 168);
     assert_eq!(eval_code(Bson::Document(doc! {"$add": [1], "$sub": 1}), doc! {}), 15983);
 }
+
+#[test]
+fn set_field_sets_names_field_paths_cannot_reach() {
+    let d = doc! {"_id": 1, "foo": {}};
+    let set = |field: &str, input: &str| {
+        doc! {"$setField": {"field": {"$literal": field}, "value": 1, "input": input}}
+    };
+    assert_eq!(
+        eval(Bson::Document(set("$a", "$$ROOT")), d.clone()),
+        Some(Bson::Document(doc! {"_id": 1, "foo": {}, "$a": 1}))
+    );
+    assert_eq!(
+        eval(Bson::Document(set("a.b", "$foo")), d.clone()),
+        Some(Bson::Document(doc! {"a.b": 1}))
+    );
+    // An existing field keeps its place; $$REMOVE as the value removes it.
+    let e = doc! {"a": 1, "b": 2};
+    let replaced = doc! {"$setField": {"field": "a", "value": 5, "input": "$$ROOT"}};
+    assert_eq!(
+        eval(Bson::Document(replaced), e.clone()),
+        Some(Bson::Document(doc! {"a": 5, "b": 2}))
+    );
+    let removed = doc! {"$setField": {"field": "a", "value": "$$REMOVE", "input": "$$ROOT"}};
+    assert_eq!(
+        eval(Bson::Document(removed), e.clone()),
+        Some(Bson::Document(doc! {"b": 2}))
+    );
+    let unset = doc! {"$unsetField": {"field": "b", "input": "$$ROOT"}};
+    assert_eq!(
+        eval(Bson::Document(unset), e.clone()),
+        Some(Bson::Document(doc! {"a": 1}))
+    );
+    // A null or missing input gives null.
+    let on_missing = doc! {"$setField": {"field": "a", "value": 1, "input": "$nope"}};
+    assert_eq!(eval(Bson::Document(on_missing), e), Some(Bson::Null));
+}
+
+#[test]
+fn get_field_reads_any_name() {
+    let d = doc! {"a.b": 1, "$c": 2, "x": {"y.z": 3}};
+    assert_eq!(
+        eval(Bson::Document(doc! {"$getField": "a.b"}), d.clone()),
+        Some(Bson::Int32(1))
+    );
+    assert_eq!(
+        eval(
+            Bson::Document(doc! {"$getField": {"field": {"$literal": "$c"}}}),
+            d.clone()
+        ),
+        Some(Bson::Int32(2))
+    );
+    assert_eq!(
+        eval(
+            Bson::Document(doc! {"$getField": {"field": "y.z", "input": "$x"}}),
+            d.clone()
+        ),
+        Some(Bson::Int32(3))
+    );
+    assert_eq!(
+        eval(Bson::Document(doc! {"$getField": {"$literal": "$c"}}), d.clone()),
+        Some(Bson::Int32(2))
+    );
+    assert_eq!(eval(Bson::Document(doc! {"$getField": "nope"}), d.clone()), None);
+    let concatenated = doc! {"$getField": {"field": {"$concat": ["a", ".b"]}}};
+    assert_eq!(eval(Bson::Document(concatenated), d), Some(Bson::Int32(1)));
+}
+
+#[test]
+fn field_operators_check_their_arguments_as_mongod_does() {
+    let code = |e: Document| eval_code(Bson::Document(e), doc! {"a": 1});
+    assert_eq!(code(doc! {"$setField": 1}), 4161100);
+    assert_eq!(
+        code(doc! {"$setField": {"field": "a", "value": 1, "input": {}, "x": 1}}),
+        4161101
+    );
+    assert_eq!(code(doc! {"$setField": {"value": 1, "input": {}}}), 4161102);
+    assert_eq!(code(doc! {"$setField": {"field": "a", "input": {}}}), 4161103);
+    assert_eq!(code(doc! {"$setField": {"field": "a", "value": 1}}), 4161109);
+    assert_eq!(
+        code(doc! {"$setField": {"field": "a", "value": 1, "input": true}}),
+        4161105
+    );
+    assert_eq!(
+        code(doc! {"$setField": {"field": {"$toLower": "$a"}, "value": 1, "input": {}}}),
+        4161106
+    );
+    assert_eq!(
+        code(doc! {"$setField": {"field": 33, "value": 1, "input": {}}}),
+        4161107
+    );
+    assert_eq!(
+        code(doc! {"$setField": {"field": "$a", "value": 1, "input": {}}}),
+        4161108
+    );
+    assert_eq!(code(doc! {"$unsetField": {"field": true, "input": {}}}), 4161107);
+    assert_eq!(
+        code(doc! {"$unsetField": {"field": "a", "input": {}, "value": 1}}),
+        4161101
+    );
+    assert_eq!(code(doc! {"$getField": 5}), 3041700);
+    assert_eq!(code(doc! {"$getField": {"field": "$a"}}), 5654600);
+    assert_eq!(code(doc! {"$getField": {"field": "$$ROOT"}}), 5654600);
+    assert_eq!(code(doc! {"$getField": {"field": 5}}), 5654602);
+}

@@ -4,15 +4,22 @@
 //! values the path reaches (see `traverse`). Matching follows MongoDB: `{a: 1}` matches `{a: [1, 2]}`;
 //! `{a: [1, 2]}` matches the whole array; `{a: null}` matches a missing `a`; comparisons are type-bracketed;
 //! negations (`$ne`, `$nin`, `$not`, `$nor`) hold when no reached value matches.
+mod collated;
+mod key_range;
 mod parse;
 mod test;
 
+use std::sync::Arc;
+
 use bson::{Bson, Document};
+
+use super::collation::Collation;
 
 use super::QueryError;
 use super::expr::{Expr, is_truthy};
 use super::path;
 use super::traverse::reach;
+pub use key_range::KeyRange;
 pub(crate) use test::Test;
 
 /// The maximum nesting of logical operators, `$elemMatch` and `$not` (mongod's limit is 100 too).
@@ -32,6 +39,12 @@ pub(crate) enum Clause {
 #[derive(Debug, Clone)]
 pub struct Filter {
     root: Clause,
+    /// Under a non-simple collation: the collation, and the filter with its operands turned into collation
+    /// keys, matched against documents whose strings are keys too. `root` stays as given, for what needs the
+    /// operands themselves (the `_id` lookup is not used, the upsert seed is built from it).
+    collated: Option<(Arc<Collation>, Clause)>,
+    /// `min`/`max` bounds on the hinted index's keys, which matching documents must also satisfy.
+    key_range: Option<Arc<KeyRange>>,
 }
 
 impl Filter {
@@ -44,24 +57,55 @@ impl Filter {
         }
         Ok(Filter {
             root: parse::parse_document(filter, 0)?,
+            collated: None,
+            key_range: None,
         })
+    }
+
+    /// Parses a filter to be matched under `collation` (`None`: the simple, binary one). Operators the
+    /// collation cannot be applied to here (`$regex`, `$expr`, `$where`, ...) are NotImplemented (238).
+    pub fn parse_collated(filter: &Document, collation: Option<&Arc<Collation>>) -> Result<Filter, QueryError> {
+        let mut parsed = Filter::parse(filter)?;
+        if let Some(collation) = collation {
+            let keyed = collated::key_filter(collation, filter)?;
+            parsed.collated = Some((collation.clone(), parse::parse_document(&keyed, 0)?));
+        }
+        Ok(parsed)
     }
 
     /// A filter that matches every document (`{}`).
     pub fn match_all() -> Filter {
         Filter {
             root: Clause::And(Vec::new()),
+            collated: None,
+            key_range: None,
         }
     }
 
     /// Whether `doc` satisfies the filter.
+    /// The same filter, also requiring an index key within `range` (find's `min`/`max`).
+    pub fn with_key_range(mut self, range: KeyRange) -> Filter {
+        self.key_range = Some(Arc::new(range));
+        self
+    }
+
     pub fn matches(&self, doc: &Document) -> bool {
-        self.root.matches(doc)
+        if self.key_range.as_ref().is_some_and(|range| !range.contains(doc)) {
+            return false;
+        }
+        match &self.collated {
+            None => self.root.matches(doc),
+            Some((collation, clause)) => clause.matches(&collation.key_document(doc)),
+        }
     }
 
     /// The `_id` value when the filter pins `_id` by equality (`{_id: v}`, `{_id: {$eq: v}}`, or either inside
     /// a top-level `$and`).
     pub fn id_equality(&self) -> Option<&Bson> {
+        if self.collated.is_some() {
+            // Under a collation other `_id`s can match too (`"a"` and `"A"`): no lookup by key.
+            return None;
+        }
         self.root.id_equality()
     }
 
@@ -70,7 +114,10 @@ impl Filter {
     /// clause; of several such clauses, the last (as mongod records it); `None` when no clause matched
     /// through an array.
     pub fn matched_array_index(&self, doc: &Document) -> Option<usize> {
-        self.root.matched_array_index(doc)
+        match &self.collated {
+            None => self.root.matched_array_index(doc),
+            Some((collation, clause)) => clause.matched_array_index(&collation.key_document(doc)),
+        }
     }
 
     /// The document an upsert starts from: the filter's equality conditions on fields (including dotted paths

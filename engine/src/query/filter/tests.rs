@@ -284,3 +284,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_collation_makes_comparisons_case_insensitive() {
+    use std::sync::Arc;
+
+    use crate::query::collation::Collation;
+
+    let strength2 = Arc::new(
+        Collation::parse(&doc! {"locale": "en_US", "strength": 2})
+            .unwrap()
+            .unwrap(),
+    );
+    let collated = |filter: Document| Filter::parse_collated(&filter, Some(&strength2));
+    let ping = doc! {"_id": 1, "x": "ping", "l": ["Pong"]};
+    assert!(collated(doc! {"x": "PING"}).unwrap().matches(&ping));
+    assert!(collated(doc! {"x": {"$in": ["PING", "z"]}}).unwrap().matches(&ping));
+    assert!(collated(doc! {"l": "pong"}).unwrap().matches(&ping));
+    assert!(
+        collated(doc! {"$or": [{"x": "nope"}, {"x": {"$gte": "PING", "$lt": "pingz"}}]})
+            .unwrap()
+            .matches(&ping)
+    );
+    assert!(!collated(doc! {"x": {"$ne": "PinG"}}).unwrap().matches(&ping));
+    assert!(!collated(doc! {"x": "pïng"}).unwrap().matches(&ping));
+    assert!(!Filter::parse(&doc! {"x": "PING"}).unwrap().matches(&ping));
+    // The _id lookup is off (other _ids may match); the upsert seed keeps the value as given.
+    let by_id = collated(doc! {"_id": "A", "x": "PING"}).unwrap();
+    assert!(by_id.id_equality().is_none());
+    assert_eq!(by_id.upsert_seed(), doc! {"_id": "A", "x": "PING"});
+    let code = |filter: Document| collated(filter).err().map(|e| e.code);
+    assert_eq!(code(doc! {"x": {"$regex": "^p"}}), Some(238));
+    assert_eq!(code(doc! {"$expr": {"$eq": ["$x", "PING"]}}), Some(238));
+}
