@@ -505,7 +505,11 @@ fn apply_update_statement(
             outcome.matched += 1;
             if apply_to_match(&stmt.update, &stmt.filter, &mut after, now)? {
                 Validator::check(validator.as_ref(), &after, Some(&before))?;
-                w.replace(meta, &before, after, session)?;
+                if matches!(stmt.update, Update::Replacement(_)) {
+                    w.replace_whole(meta, &before, after, session)?;
+                } else {
+                    w.replace(meta, &before, after, session)?;
+                }
                 outcome.modified += 1;
             }
         }
@@ -782,7 +786,11 @@ fn apply_find_and_modify(
             let value = project(if spec.return_new { after.clone() } else { before.clone() })?;
             if changed {
                 Validator::check(validator.as_ref(), &after, Some(&before))?;
-                w.replace(meta, &before, after, session)?;
+                if matches!(update, Update::Replacement(_)) {
+                    w.replace_whole(meta, &before, after, session)?;
+                } else {
+                    w.replace(meta, &before, after, session)?;
+                }
             }
             doc! {"lastErrorObject": {"n": 1, "updatedExisting": true}, "value": value}
         }
