@@ -355,7 +355,8 @@ impl ChangeStream {
                 }
             };
             if let Some(full) = full {
-                doc.insert("fullDocument", full.map_or(Bson::Null, Bson::Document));
+                // Where mongod puts it: after `wallTime`, before `ns`.
+                doc = insert_before(doc, "ns", "fullDocument", full.map_or(Bson::Null, Bson::Document));
             }
         }
         match self.spec.before_change {
@@ -380,6 +381,24 @@ impl ChangeStream {
                 FullDocument::WhenAvailable | FullDocument::Required
             )
     }
+}
+
+/// `doc` with `key: value` placed just before the field `before` (at the end when there is none).
+fn insert_before(doc: Document, before: &str, key: &str, value: Bson) -> Document {
+    let mut out = Document::new();
+    let mut value = Some(value);
+    for (k, v) in doc {
+        if k == before
+            && let Some(value) = value.take()
+        {
+            out.insert(key, value);
+        }
+        out.insert(k, v);
+    }
+    if let Some(value) = value {
+        out.insert(key, value);
+    }
+    out
 }
 
 fn missing_image(what: &str, event: &Document) -> Error {
@@ -671,6 +690,16 @@ mod tests {
         assert_eq!(check_stages(&[doc! {"$unsupported": "foo"}]).unwrap_err().code, 40324);
         assert_eq!(check_stages(&[doc! {"$group": {"_id": null}}]).unwrap_err().code, 20);
         assert_eq!(check_stages(&[doc! {"$changeStream": {}}]).unwrap_err().code, 40602);
+    }
+
+    #[test]
+    fn full_documents_go_before_the_namespace() {
+        let event = doc! {"_id": 1, "operationType": "update", "ns": {"db": "d"}, "documentKey": {"_id": 1}};
+        let placed = insert_before(event, "ns", "fullDocument", Bson::Null);
+        assert_eq!(
+            placed.keys().collect::<Vec<_>>(),
+            ["_id", "operationType", "fullDocument", "ns", "documentKey"]
+        );
     }
 
     #[test]
