@@ -609,22 +609,12 @@ impl<'a> WriteCtx<'a> {
         after: Document,
         session: Option<&SessionStatement>,
     ) -> Result<()> {
-        self.rewrite(meta, before, after, session, false)
+        self.replace_as(meta, before, after, session, false)
     }
 
-    /// [`replace`](Self::replace) for a replacement-style update: logs the whole new document, so change
-    /// streams report a `replace` event as MongoDB does.
-    pub fn replace_whole(
-        &mut self,
-        meta: &CollectionMeta,
-        before: &Document,
-        after: Document,
-        session: Option<&SessionStatement>,
-    ) -> Result<()> {
-        self.rewrite(meta, before, after, session, true)
-    }
-
-    fn rewrite(
+    /// [`replace`](Self::replace), logging the whole new document when `whole` (a replacement-style update,
+    /// which change streams report as a `replace` event, as MongoDB does).
+    pub fn replace_as(
         &mut self,
         meta: &CollectionMeta,
         before: &Document,
