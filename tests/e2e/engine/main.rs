@@ -21,6 +21,7 @@ mod t89_checked_options;
 mod t90_db_aggregate;
 mod t91_coll_mod;
 mod t92_out_stage;
+mod t93_change_streams;
 
 use std::path::Path;
 
