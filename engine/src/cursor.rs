@@ -51,6 +51,8 @@ pub enum CursorSource {
         tailable: bool,
         await_data: bool,
     },
+    /// A change stream: its position in the oplog (`changestream/`).
+    ChangeStream(Box<crate::changestream::ChangeStream>),
     /// A pipeline of streams (sorted finds, aggregations); the projection applies to what it yields.
     Stream {
         stream: Box<dyn DocStream>,
@@ -145,6 +147,19 @@ impl CursorRegistry {
 
     /// Takes a cursor out while a getMore runs on it; `put_back` returns it. A timed-out cursor is not
     /// found.
+    /// Whether cursor `id` is open on a change stream (its errors are labelled `ResumableChangeStreamError`).
+    pub fn is_change_stream(&self, id: i64) -> bool {
+        self.cursors.lock().is_ok_and(|cursors| {
+            matches!(
+                cursors.get(&id),
+                Some(Cursor {
+                    source: CursorSource::ChangeStream(_),
+                    ..
+                })
+            )
+        })
+    }
+
     pub fn take(&self, id: i64) -> Option<Cursor> {
         let cursor = self.cursors.lock().ok()?.remove(&id)?;
         (cursor.no_timeout || cursor.last_used.elapsed() < self.timeout()).then_some(cursor)

@@ -27,6 +27,7 @@
 //! sim/         in-process simulation of several real members over a faulty simulated network
 //! ```
 pub mod bsonx;
+pub mod changestream;
 pub mod clock;
 pub mod command;
 pub mod config_file;

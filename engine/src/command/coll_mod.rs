@@ -4,10 +4,11 @@
 //! validator          a query document ({} removes validation); checked like create's
 //! validationLevel    off | strict | moderate
 //! validationAction   error | warn
+//! changeStreamPreAndPostImages   {enabled: <bool>}: record pre-images for change streams (`changestream/`)
 //! ```
 //!
 //! What mongod's collMod also changes but the engine does not implement (index `hidden` and
-//! `expireAfterSeconds`, pre- and post-images, capped sizes, views, time series, ...) is refused with
+//! `expireAfterSeconds`, `recordPreImages`, capped sizes, views, time series, ...) is refused with
 //! NotImplemented (238) rather than ignored; a field mongod does not know is 40415. The collection must exist
 //! (NamespaceNotFound, 26). The reply waits for the command's write concern like the other DDL commands.
 
@@ -24,9 +25,8 @@ const NOT_IMPLEMENTED: (i32, &str) = (238, "NotImplemented");
 use super::args::UNKNOWN_FIELD;
 
 /// collMod fields mongod accepts that the engine does not implement.
-const UNIMPLEMENTED: [&str; 12] = [
+const UNIMPLEMENTED: [&str; 11] = [
     "index",
-    "changeStreamPreAndPostImages",
     "recordPreImages",
     "expireAfterSeconds",
     "clusteredIndex",
@@ -88,6 +88,8 @@ fn validation_changes(body: &Document) -> Result<Document> {
             }
             "validationLevel" => check_choice(key, value, &["off", "strict", "moderate"])?,
             "validationAction" => check_choice(key, value, &["error", "warn"])?,
+            // Change streams' pre- and post-images (`changestream/`): `{enabled: <bool>}`.
+            "changeStreamPreAndPostImages" => check_pre_and_post_images(value)?,
             other if UNIMPLEMENTED.contains(&other) => {
                 return Err(Error::new(
                     NOT_IMPLEMENTED,
@@ -104,6 +106,37 @@ fn validation_changes(body: &Document) -> Result<Document> {
         changes.insert(key.clone(), value.clone());
     }
     Ok(changes)
+}
+
+fn check_pre_and_post_images(value: &Bson) -> Result<()> {
+    let Bson::Document(spec) = value else {
+        return Err(Error::type_mismatch(
+            "BSON field 'collMod.changeStreamPreAndPostImages' is the wrong type, expected type 'object'",
+        ));
+    };
+    for (key, value) in spec {
+        match (key.as_str(), value) {
+            ("enabled", Bson::Boolean(_)) => {}
+            ("enabled", _) => {
+                return Err(Error::type_mismatch(
+                    "BSON field 'changeStreamPreAndPostImages.enabled' is the wrong type, expected type 'bool'",
+                ));
+            }
+            (other, _) => {
+                return Err(Error::new(
+                    UNKNOWN_FIELD,
+                    format!("BSON field 'changeStreamPreAndPostImages.{other}' is an unknown field."),
+                ));
+            }
+        }
+    }
+    if !spec.contains_key("enabled") {
+        return Err(Error::new(
+            (40414, "Location40414"),
+            "BSON field 'changeStreamPreAndPostImages.enabled' is missing but a required field",
+        ));
+    }
+    Ok(())
 }
 
 fn check_choice(key: &str, value: &Bson, allowed: &[&str]) -> Result<()> {

@@ -1,5 +1,6 @@
 //! Database-level aggregation, `{aggregate: 1, pipeline: [...]}`: pipelines whose first stage makes its own
-//! documents instead of reading a collection. `$documents` (its literal array), `$currentOp` (admin only,
+//! documents instead of reading a collection (and `$changeStream`, a database or cluster change stream,
+//! `changestream/`). `$documents` (its literal array), `$currentOp` (admin only,
 //! `current_op.rs`) and `$listLocalSessions` (the member's session cache, `local_sessions.rs`) are the sources;
 //! the rest of the pipeline runs on their output, and the reply is a cursor on `<db>.$cmd.aggregate`. Any
 //! other first stage needs a collection (InvalidNamespace, as mongod answers).
@@ -15,8 +16,6 @@ use crate::storage::Namespace;
 
 /// mongod's error for an unknown field of a stage parsed from its IDL (it has no code name).
 use super::args::UNKNOWN_FIELD;
-/// mongod's error for a pipeline stage it does not know.
-const UNRECOGNIZED_STAGE: (i32, &str) = (40324, "Location40324");
 
 /// The `aggregate` command with `aggregate: 1`.
 pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
@@ -30,6 +29,10 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
         ));
     }
     let stages = args::command_variables(ctx)?.bind_stages(&super::read::pipeline_stages(ctx.body)?);
+    if crate::changestream::is_change_stream(&stages) {
+        let batch = super::read::change_stream_batch(ctx.body)?;
+        return crate::changestream::aggregate(ctx, None, &stages, batch).await;
+    }
     let cursor_opts = args::opt_doc(ctx.body, "cursor")?.ok_or_else(|| {
         Error::failed_to_parse("The 'cursor' option is required, except for aggregate with the explain argument")
     })?;
@@ -73,11 +76,6 @@ fn source_documents(ctx: &Context<'_>, first: &Document) -> Result<Vec<Document>
             list_local_sessions_options(spec)?;
             Ok(ctx.node.local_sessions.list())
         }
-        // Change streams are not implemented on collections either: the same answer as there.
-        "$changeStream" => Err(Error::new(
-            UNRECOGNIZED_STAGE,
-            "Unrecognized pipeline stage name: '$changeStream'",
-        )),
         other => Err(Error::new(
             code::INVALID_NAMESPACE,
             format!("{{aggregate: 1}} is not valid for '{other}'; a collection is required."),

@@ -647,6 +647,8 @@ pub(super) fn next_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) ->
             }
             !batch.full() && !*tailable
         }
+        // Change streams batch on their own (`changestream::get_more`).
+        CursorSource::ChangeStream(_) => return Err(Error::internal("change stream cursor read as a query")),
         CursorSource::Stream { stream, projection } => {
             let mut ended = false;
             while !batch.full() {
@@ -695,6 +697,9 @@ pub async fn get_more(ctx: &Context<'_>) -> Result<Document> {
             (13, "Unauthorized"),
             format!("Requested getMore on namespace '{ns}', but cursor belongs to a different namespace"),
         ));
+    }
+    if matches!(cursor.source, CursorSource::ChangeStream(_)) {
+        return crate::changestream::get_more(ctx, id, cursor, batch, Duration::from_millis(max_await)).await;
     }
     let await_data = matches!(
         cursor.source,
@@ -879,6 +884,10 @@ pub async fn aggregate(ctx: &Context<'_>) -> Result<Document> {
     }
     let ns = args::namespace(body, &ctx.db)?;
     let stages = args::command_variables(ctx)?.bind_stages(&pipeline_stages(body)?);
+    if crate::changestream::is_change_stream(&stages) {
+        let batch = change_stream_batch(body)?;
+        return crate::changestream::aggregate(ctx, Some(&ns.coll), &stages, batch).await;
+    }
     let out = super::out_stage::split(&stages, &ctx.db)?;
     let stages = out.as_ref().map_or(stages, |(before, _)| before.clone());
     let cursor_opts = args::opt_doc(body, "cursor")?;
@@ -1012,6 +1021,14 @@ fn coll_stats_doc(ctx: &Context<'_>, snapshot: &Snapshot, target: &Target, ns: &
         storage.insert("maxSize", snapshot.oplog_max_bytes() as i64);
     }
     Ok(doc! {"ns": ns.full(), "host": "", "localTime": ctx.node.clock().now(), "storageStats": storage})
+}
+
+/// The first batch's size of a change stream's `aggregate` (its `cursor` option is required).
+pub(super) fn change_stream_batch(body: &Document) -> Result<usize> {
+    let cursor = args::opt_doc(body, "cursor")?.ok_or_else(|| {
+        Error::failed_to_parse("The 'cursor' option is required, except for aggregate with the explain argument")
+    })?;
+    batch_size(cursor, DEFAULT_BATCH)
 }
 
 /// The `pipeline` of an `aggregate` command (required; every stage a document).

@@ -581,7 +581,8 @@ fn apply_update_statement(
             outcome.matched += 1;
             if apply_to_match(&stmt.update, &stmt.filter, &mut after, now)? {
                 Validator::check(validator.as_ref(), &after, Some(&before))?;
-                w.replace(meta, &before, after, session)?;
+                let whole = matches!(stmt.update, Update::Replacement(_));
+                w.replace_as(meta, &before, after, session, whole)?;
                 outcome.modified += 1;
             }
         }
@@ -861,7 +862,8 @@ fn apply_find_and_modify(
             let value = project(if spec.return_new { after.clone() } else { before.clone() })?;
             if changed {
                 Validator::check(validator.as_ref(), &after, Some(&before))?;
-                w.replace(meta, &before, after, session)?;
+                let whole = matches!(update, Update::Replacement(_));
+                w.replace_as(meta, &before, after, session, whole)?;
             }
             doc! {"lastErrorObject": {"n": 1, "updatedExisting": true}, "value": value}
         }

@@ -96,22 +96,32 @@ where
     if !points.commands_armed() {
         return Some(run(body).await);
     }
-    let command = CommandFacts::of(&body);
+    let mut command = CommandFacts::of(&body);
+    command.change_stream = opens_or_continues_change_stream(node, &body);
     if let Some(data) = points.hit_if(FAIL_COMMAND, |data| {
         command.is_failed_by(data, || app_name(node, conn, &body))
     }) {
         return fail_command(&data, &command, body, run).await;
     }
+    // Replication's own getMores (members tailing this one's oplog) do not use it up.
     if command.name == "getMore"
+        && !command.internal
         && let Some(data) = points.hit(FAIL_GET_MORE_AFTER_CURSOR_CHECKOUT)
     {
         let code = data.get("errorCode").and_then(crate::bsonx::as_i64).unwrap_or(1);
-        return Some(error_reply(
+        let mut reply = error_reply(
             code,
             "getMore failed via 'failGetMoreAfterCursorCheckout' failpoint",
             None,
             &command,
-        ));
+        );
+        // The error is raised inside the getMore, so mongod labels it as it labels the getMore's own errors
+        // (`failCommand` errors are returned as configured, without the label).
+        if command.change_stream && i32::try_from(code).is_ok_and(|c| crate::changestream::RESUMABLE_CODES.contains(&c))
+        {
+            reply.insert("errorLabels", [crate::changestream::RESUMABLE_LABEL]);
+        }
+        return Some(reply);
     }
     if body.contains_key("maxTimeMS") && points.hit(MAX_TIME_ALWAYS_TIME_OUT).is_some() {
         return Some(error_reply(50, "operation exceeded time limit", None, &command));
@@ -214,6 +224,24 @@ fn error_reply(code: i64, message: &str, labels: Option<&Vec<Bson>>, command: &C
     reply
 }
 
+/// Whether `body` is an `aggregate` whose pipeline starts with `$changeStream`, or a `getMore` on a change
+/// stream cursor.
+fn opens_or_continues_change_stream(node: &Node, body: &Document) -> bool {
+    match body.keys().next().map(String::as_str) {
+        Some("aggregate") => body
+            .get_array("pipeline")
+            .ok()
+            .and_then(|stages| stages.first())
+            .and_then(Bson::as_document)
+            .is_some_and(|first| first.contains_key("$changeStream")),
+        Some("getMore") => body
+            .get("getMore")
+            .and_then(crate::bsonx::as_i64)
+            .is_some_and(|id| node.cursors.is_change_stream(id)),
+        _ => false,
+    }
+}
+
 /// What the fail points look at in a command.
 struct CommandFacts {
     /// The command's name, with the hello family's legacy spelling `ismaster` as `isMaster`.
@@ -224,6 +252,9 @@ struct CommandFacts {
     internal: bool,
     /// A retryable write: `txnNumber` outside a transaction.
     retryable_write: bool,
+    /// An `aggregate` opening a change stream or a `getMore` on one: resumable errors raised inside it are
+    /// labelled `ResumableChangeStreamError`.
+    change_stream: bool,
 }
 
 impl CommandFacts {
@@ -241,6 +272,7 @@ impl CommandFacts {
             namespace,
             internal: db == "local" || name.starts_with("replSet"),
             retryable_write: body.contains_key("txnNumber") && !body.contains_key("autocommit"),
+            change_stream: false,
         }
     }
 

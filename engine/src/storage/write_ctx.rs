@@ -171,6 +171,28 @@ impl<'a> WriteCtx<'a> {
         })
     }
 
+    /// On a collection with `changeStreamPreAndPostImages: {enabled: true}`, logs `before` (the pre-image of
+    /// an update or delete) as a no-op entry and returns the field the update or delete entry carries to
+    /// point at it, `preImageOpTime` (read by change streams, `changestream/`).
+    fn log_pre_image(&mut self, meta: &CollectionMeta, before: &Document) -> Result<Option<Document>> {
+        let enabled = meta
+            .options
+            .get_document("changeStreamPreAndPostImages")
+            .is_ok_and(|o| o.get_bool("enabled").unwrap_or(false));
+        if !enabled || meta.ns.db == "local" || self.replaying {
+            return Ok(None);
+        }
+        let at = self.log(NewEntry {
+            op: OpKind::Noop,
+            ns: meta.ns.full(),
+            ui: Some(meta.uuid_bson()),
+            o: before.clone(),
+            o2: None,
+            session: None,
+        })?;
+        Ok(Some(doc! {"preImageOpTime": {"ts": at.ts, "t": at.term}}))
+    }
+
     fn log_data(&mut self, meta: &CollectionMeta, entry: NewEntry) -> Result<()> {
         if meta.ns.db != "local" {
             self.log(NewEntry {
@@ -587,6 +609,19 @@ impl<'a> WriteCtx<'a> {
         after: Document,
         session: Option<&SessionStatement>,
     ) -> Result<()> {
+        self.replace_as(meta, before, after, session, false)
+    }
+
+    /// [`replace`](Self::replace), logging the whole new document when `whole` (a replacement-style update,
+    /// which change streams report as a `replace` event, as MongoDB does).
+    pub fn replace_as(
+        &mut self,
+        meta: &CollectionMeta,
+        before: &Document,
+        after: Document,
+        session: Option<&SessionStatement>,
+        whole: bool,
+    ) -> Result<()> {
         let bytes = super::encode(&after, MAX_DOCUMENT_DEPTH, || {
             format!("Document exceeds maximum nesting depth of {MAX_DOCUMENT_DEPTH}")
         })?;
@@ -599,8 +634,16 @@ impl<'a> WriteCtx<'a> {
         docs.insert(id_key.as_slice(), bytes.as_slice())
             .map_err(|e| self.fatal("update", e))?;
         drop(docs);
-        let diff = UpdateChange::between(before, &after).into_document();
-        let session = session.map(SessionStatement::oplog_fields);
+        let change = if whole {
+            UpdateChange::Replacement(after)
+        } else {
+            UpdateChange::between(before, &after)
+        };
+        let diff = change.into_document();
+        let session = with_pre_image(
+            session.map(SessionStatement::oplog_fields),
+            self.log_pre_image(meta, before)?,
+        );
         let o2 = Some(doc! {"_id": id});
         self.log_data(
             meta,
@@ -623,7 +666,10 @@ impl<'a> WriteCtx<'a> {
         docs.remove(keystring::encode(&id).as_slice())
             .map_err(|e| self.fatal("delete", e))?;
         drop(docs);
-        let session = session.map(SessionStatement::oplog_fields);
+        let session = with_pre_image(
+            session.map(SessionStatement::oplog_fields),
+            self.log_pre_image(meta, doc)?,
+        );
         self.log_data(
             meta,
             NewEntry {
@@ -767,6 +813,17 @@ impl<'a> WriteCtx<'a> {
 
 /// `len(session key) ++ session key`: the prefix of every statement row of one session (the length keeps
 /// one session's range from covering another's).
+/// An entry's extra fields: its session statement's, and `preImageOpTime` when a pre-image was logged.
+fn with_pre_image(session: Option<Document>, pre_image: Option<Document>) -> Option<Document> {
+    match (session, pre_image) {
+        (Some(mut fields), Some(pre)) => {
+            fields.extend(pre);
+            Some(fields)
+        }
+        (session, pre) => session.or(pre),
+    }
+}
+
 fn session_prefix(lsid: &Document) -> Vec<u8> {
     let session = keystring::encode(&Bson::Document(lsid.clone()));
     let mut out = Vec::with_capacity(session.len() + 8);

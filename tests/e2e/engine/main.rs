@@ -24,6 +24,7 @@ mod t92_out_stage;
 mod t93_spec_misc;
 mod t94_merge_stage;
 mod t95_snapshot_reads;
+mod t93_change_streams;
 
 use std::path::Path;
 
