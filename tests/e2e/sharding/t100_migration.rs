@@ -419,3 +419,103 @@ async fn killing_the_recipient_at_each_step_loses_and_duplicates_nothing() -> an
 async fn killing_the_config_server_at_each_step_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     kill_at_each_step(Victim::Config).await
 }
+
+/// A second router loads the table, a migration of the upper chunk commits through the first; the second,
+/// whose table is now old, inserts 50 documents into the moved range. Returns how many of them the first
+/// router reads afterwards. Fail points: `migrationDonorAcceptsWritesAfterCommit` on the donor,
+/// `routerIgnoresStaleConfig` on the second router.
+async fn stale_router_writes(donor_bug: bool, router_bug: bool) -> anyhow::Result<usize> {
+    let cluster = Cluster::start(2).await?;
+    two_chunks(&cluster, "s", 1000).await?;
+    let second = super::MongosProcess::start(&cluster.config_seed()).await?;
+    let old = second.client().await?;
+    let old_coll = old.database("test").collection::<Document>("s");
+    old_coll.insert_one(doc! {"_id": 5000, "k": 10}).await?;
+    if donor_bug {
+        fail_point(
+            cluster.shard("shA").port,
+            "migrationDonorAcceptsWritesAfterCommit",
+            "alwaysOn".into(),
+        )
+        .await?;
+    }
+    if router_bug {
+        fail_point(second.port, "routerIgnoresStaleConfig", "alwaysOn".into()).await?;
+    }
+    let moved = cluster
+        .router
+        .admin(doc! {"moveChunk": "test.s", "find": {"k": 700}, "to": "shB", "_waitForDelete": true})
+        .await?;
+    assert_eq!(moved.get_f64("ok")?, 1.0, "{moved}");
+    old_coll
+        .insert_many((2000..2050).map(|k| doc! {"_id": k, "k": 900}).collect::<Vec<_>>())
+        .await?;
+    let ids = ids_through_router(&cluster, "s").await?;
+    Ok(ids.iter().filter(|id| (2000..2050).contains(*id)).count())
+}
+
+#[tokio::test]
+async fn a_router_with_an_old_table_writes_to_the_new_owner() -> anyhow::Result<()> {
+    assert_eq!(stale_router_writes(false, false).await?, 50);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_donor_accepting_writes_after_the_commit_loses_them() -> anyhow::Result<()> {
+    assert_eq!(
+        stale_router_writes(true, false).await?,
+        0,
+        "migrationDonorAcceptsWritesAfterCommit"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_router_ignoring_stale_config_writes_to_the_wrong_shard() -> anyhow::Result<()> {
+    assert_eq!(stale_router_writes(false, true).await?, 0, "routerIgnoresStaleConfig");
+    Ok(())
+}
+
+/// Three chunks on shA; the middle one moves to shB and shA's range deletion runs. Returns the number of
+/// documents the router reads afterwards (of 900).
+async fn after_range_deletion(bug: bool) -> anyhow::Result<usize> {
+    let cluster = Cluster::start(2).await?;
+    two_chunks(&cluster, "d", 600).await?;
+    let client = cluster.router.client().await?;
+    client
+        .database("test")
+        .collection::<Document>("d")
+        .insert_many((600..900).map(|k| doc! {"_id": k, "k": k}).collect::<Vec<_>>())
+        .await?;
+    let split = cluster
+        .router
+        .admin(doc! {"split": "test.d", "middle": {"k": 600}})
+        .await?;
+    assert_eq!(split.get_f64("ok")?, 1.0, "{split}");
+    if bug {
+        fail_point(cluster.shard("shA").port, "rangeDeleterDeletesOwned", "alwaysOn".into()).await?;
+    }
+    let moved = cluster
+        .router
+        .admin(doc! {"moveChunk": "test.d", "find": {"k": 400}, "to": "shB", "_waitForDelete": true})
+        .await?;
+    assert_eq!(moved.get_f64("ok")?, 1.0, "{moved}");
+    assert_eq!(owner_of(&cluster, "test.d", 700).await?, "shA");
+    Ok(ids_through_router(&cluster, "d").await?.len())
+}
+
+#[tokio::test]
+async fn range_deletion_keeps_the_documents_the_shard_owns() -> anyhow::Result<()> {
+    assert_eq!(after_range_deletion(false).await?, 900);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_range_deleter_deleting_owned_documents_loses_them() -> anyhow::Result<()> {
+    assert_eq!(
+        after_range_deletion(true).await?,
+        600,
+        "rangeDeleterDeletesOwned deletes k 600..900"
+    );
+    Ok(())
+}
