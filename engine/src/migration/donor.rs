@@ -264,7 +264,7 @@ async fn drive(
     }
     changelog(node, "moveChunk.start", ns, details()).await;
     let mut steps = Document::new();
-    let mut step_started = Instant::now();
+    let mut step_started = started;
     let mut step_done = |steps: &mut Document, n: usize| {
         steps.insert(format!("step {n} of 6"), step_started.elapsed().as_millis() as i64);
         step_started = Instant::now();

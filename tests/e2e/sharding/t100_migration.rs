@@ -112,6 +112,11 @@ async fn ids_through_router(cluster: &Cluster, coll: &str) -> anyhow::Result<Vec
         .await?
         .try_collect()
         .await?;
+    Ok(ids_of(docs))
+}
+
+/// The `_id`s (integers) of `docs`, sorted.
+fn ids_of(docs: Vec<Document>) -> Vec<i64> {
     let mut ids: Vec<i64> = docs
         .iter()
         .map(|d| match d.get("_id") {
@@ -121,7 +126,7 @@ async fn ids_through_router(cluster: &Cluster, coll: &str) -> anyhow::Result<Vec
         })
         .collect();
     ids.sort_unstable();
-    Ok(ids)
+    ids
 }
 
 /// Waits until no migration is left undecided or unfinished: no coordinator document or range deletion on
@@ -517,5 +522,105 @@ async fn a_range_deleter_deleting_owned_documents_loses_them() -> anyhow::Result
         600,
         "rangeDeleterDeletesOwned deletes k 600..900"
     );
+    Ok(())
+}
+
+/// The donor is a three-member set: its primary is killed (not restarted) while held in the critical
+/// section and, in a second migration, right after the commit; the new primary finds the coordinator
+/// document and finishes the migration, and no acknowledged document is lost or doubled.
+#[tokio::test]
+async fn a_new_donor_primary_finishes_the_migration_after_a_failover() -> anyhow::Result<()> {
+    use super::{MongosProcess, primary_of, seed, seeds, start_set, start_set_of};
+    let config = start_set("cfg", "--configsvr").await?;
+    let mut donor = start_set_of("shA", "--shardsvr", 3).await?;
+    let recipient = start_set("shB", "--shardsvr").await?;
+    let router = MongosProcess::start(&seed("cfg", &config)).await?;
+    for shard in [seeds("shA", &donor), seed("shB", &recipient)] {
+        let router = &router;
+        wait_until(Duration::from_secs(30), "addShard", || {
+            let shard = shard.clone();
+            async move {
+                let reply = router.admin(doc! {"addShard": shard}).await.ok()?;
+                (reply.get_f64("ok").ok() == Some(1.0)).then_some(())
+            }
+        })
+        .await?;
+    }
+    router
+        .admin(doc! {"enableSharding": "test", "primaryShard": "shA"})
+        .await?;
+    router
+        .admin(doc! {"shardCollection": "test.f", "key": {"k": 1}})
+        .await?;
+    let client = router.client().await?;
+    let coll = client.database("test").collection::<Document>("f");
+    coll.insert_many((0..300).map(|k| doc! {"_id": k, "k": k}).collect::<Vec<_>>())
+        .await?;
+    for middle in [100, 200] {
+        let split = router.admin(doc! {"split": "test.f", "middle": {"k": middle}}).await?;
+        assert_eq!(split.get_f64("ok")?, 1.0, "{split}");
+    }
+    for (step, find) in [(4, 150), (5, 250)] {
+        let primary = primary_of(&donor).await?;
+        let port = donor[primary].port;
+        let point = format!("moveChunkHangAtStep{step}");
+        let before = times_entered(port, &point).await.unwrap_or(0);
+        fail_point(port, &point, "alwaysOn".into()).await?;
+        let router_port = router.port;
+        let mover = tokio::spawn(async move {
+            raw_command(
+                router_port,
+                doc! {"moveChunk": "test.f", "find": {"k": find}, "to": "shB", "$db": "admin"},
+            )
+            .await
+        });
+        wait_entered(port, &point, before).await?;
+        donor[primary].kill();
+        let outcome = mover.await?;
+        eprintln!("donor primary killed at step {step}: {outcome:?}");
+        // The new primary takes writes and finishes the migration.
+        for k in 0..20 {
+            coll.insert_one(doc! {"_id": 1000 + step * 100 + k, "k": find + k})
+                .await?;
+        }
+        let ports: Vec<u16> = donor.iter().filter(|n| n.pid().is_some()).map(|n| n.port).collect();
+        let mut all = ports.clone();
+        all.push(recipient.port);
+        wait_until(Duration::from_secs(90), "the migration to be finished", || {
+            let all = all.clone();
+            async move {
+                for port in all {
+                    let primary = raw_command(port, doc! {"hello": 1, "$db": "admin"}).await.ok()?;
+                    if !primary.get_bool("isWritablePrimary").unwrap_or(false) {
+                        continue;
+                    }
+                    for coll in ["migrationCoordinators", "rangeDeletions"] {
+                        let reply = raw_command(port, doc! {"count": coll, "$db": "config"}).await.ok()?;
+                        let n = reply
+                            .get("n")
+                            .and_then(|v| v.as_i32().map(i64::from).or_else(|| v.as_i64()));
+                        if n != Some(0) {
+                            return None;
+                        }
+                    }
+                }
+                Some(())
+            }
+        })
+        .await?;
+        let mut ids = ids_of(coll.find(doc! {}).await?.try_collect::<Vec<Document>>().await?);
+        let total = ids.len();
+        ids.dedup();
+        assert_eq!(
+            total,
+            300 + 20 * (if step == 4 { 1 } else { 2 }),
+            "every document once: {total}"
+        );
+        assert_eq!(ids.len(), total);
+        // Bring the killed member back for the next round (a majority must remain).
+        if step == 4 {
+            donor[primary].restart().await?;
+        }
+    }
     Ok(())
 }
