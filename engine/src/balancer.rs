@@ -151,7 +151,11 @@ mod tests {
         );
         assert_eq!(pick_move(&[load("a", 2, false), load("b", 1, false)]), None);
         // 30 chunks: the threshold is 4.
-        assert_eq!(pick_move(&[load("a", 17, false), load("b", 13, false)]), None);
+        assert_eq!(pick_move(&[load("a", 16, false), load("b", 14, false)]), None);
+        assert_eq!(
+            pick_move(&[load("a", 17, false), load("b", 13, false)]),
+            Some(("a".into(), "b".into()))
+        );
         assert_eq!(
             pick_move(&[load("a", 18, false), load("b", 12, false), load("c", 14, false)]),
             Some(("a".into(), "b".into()))

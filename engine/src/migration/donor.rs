@@ -537,6 +537,15 @@ pub(super) async fn transfer_mods(node: &Node, body: &Document) -> Result<Docume
     {
         return Ok(doc! {"reload": [], "deleted": [], "size": 0});
     }
+    // The entry the last pull ended at must still be in the (capped) oplog, or writes may have been missed.
+    if let Some(oldest) = node.storage.oldest_oplog_timestamp()?
+        && ts_to_u64(oldest) > session.mods_after
+    {
+        return Err(Error::new(
+            code::OPERATION_FAILED,
+            format!("the oplog rolled over during the migration of {}", session.ns.full()),
+        ));
+    }
     let full = session.ns.full();
     let mut touched: Vec<Bson> = Vec::new();
     let mut last = session.mods_after;

@@ -95,3 +95,42 @@ async fn the_balancer_evens_out_chunks_once_started() -> anyhow::Result<()> {
     assert_eq!(ids, (0..600).collect::<Vec<_>>());
     Ok(())
 }
+
+/// `removeShard` of a shard that owns chunks: the balancer drains it through migrations, then a later
+/// `removeShard` call removes it; no document is lost.
+#[tokio::test]
+async fn remove_shard_drains_through_the_balancer() -> anyhow::Result<()> {
+    let cluster = Cluster::start(2).await?;
+    let router = &cluster.router;
+    router
+        .admin(doc! {"enableSharding": "test", "primaryShard": "shA"})
+        .await?;
+    six_chunks_on_sha(&cluster, "r").await?;
+    for find in [150, 350, 550] {
+        let moved = router
+            .admin(doc! {"moveChunk": "test.r", "find": {"k": find}, "to": "shB"})
+            .await?;
+        assert_eq!(moved.get_f64("ok")?, 1.0, "{moved}");
+    }
+    assert_eq!(chunk_counts(&cluster, "test.r").await?, [3, 3]);
+    let started = router.admin(doc! {"removeShard": "shB"}).await?;
+    assert_eq!(started.get_str("state")?, "started", "{started}");
+    router.admin(doc! {"balancerStart": 1}).await?;
+    wait_until(Duration::from_secs(120), "removeShard to complete", || async move {
+        let reply = router.admin(doc! {"removeShard": "shB"}).await.ok()?;
+        (reply.get_str("state").ok() == Some("completed")).then_some(())
+    })
+    .await?;
+    assert_eq!(chunk_counts(&cluster, "test.r").await?, [6, 0]);
+    let client = router.client().await?;
+    let count = client
+        .database("test")
+        .collection::<Document>("r")
+        .find(doc! {})
+        .await?
+        .try_collect::<Vec<Document>>()
+        .await?
+        .len();
+    assert_eq!(count, 600);
+    Ok(())
+}
