@@ -364,7 +364,14 @@ async fn kill_at_each_step(victim: Victim) -> anyhow::Result<()> {
             )
             .await
         });
-        wait_entered(donor_port, &point, before).await?;
+        if let Err(err) = wait_entered(donor_port, &point, before).await {
+            let outcome = if mover.is_finished() {
+                format!("{:?}", mover.await)
+            } else {
+                "still running".to_string()
+            };
+            anyhow::bail!("{err}; moveChunk {from} -> {step}: {outcome}");
+        }
         match victim {
             Victim::Donor => node_mut(&mut cluster, &from).restart().await?,
             Victim::Recipient => {
