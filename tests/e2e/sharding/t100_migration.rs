@@ -59,7 +59,7 @@ async fn times_entered(port: u16, name: &str) -> Option<i64> {
 /// Waits until the fail point `name` on `port` has been entered more than `before` times.
 async fn wait_entered(port: u16, name: &str, before: i64) -> anyhow::Result<()> {
     wait_until(
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         &format!("{name} to be reached"),
         || async move { times_entered(port, name).await.filter(|n| *n > before).map(|_| ()) },
     )
