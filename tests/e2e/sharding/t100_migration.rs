@@ -68,19 +68,7 @@ async fn wait_entered(port: u16, name: &str, before: i64) -> anyhow::Result<()> 
 
 /// The shard owning the chunk of `ns` holding `k`, from the config server.
 async fn owner_of(cluster: &Cluster, ns: &str, k: i32) -> anyhow::Result<String> {
-    let config = cluster.config.client().await?.database("config");
-    let uuid = config
-        .collection::<Document>("collections")
-        .find_one(doc! {"_id": ns})
-        .await?
-        .and_then(|c| c.get("uuid").cloned())
-        .expect("sharded");
-    let chunks: Vec<Document> = config
-        .collection::<Document>("chunks")
-        .find(doc! {"uuid": uuid})
-        .await?
-        .try_collect()
-        .await?;
+    let chunks = super::chunks_of(cluster, ns).await?;
     let holds = |c: &Document| {
         let low = c.get_document("min").ok().and_then(|m| m.get("k")).cloned();
         let high = c.get_document("max").ok().and_then(|m| m.get("k")).cloned();
@@ -548,17 +536,7 @@ async fn a_new_donor_primary_finishes_the_migration_after_a_failover() -> anyhow
     let mut donor = start_set_of("shA", "--shardsvr", 3).await?;
     let recipient = start_set("shB", "--shardsvr").await?;
     let router = MongosProcess::start(&seed("cfg", &config)).await?;
-    for shard in [seeds("shA", &donor), seed("shB", &recipient)] {
-        let router = &router;
-        wait_until(Duration::from_secs(30), "addShard", || {
-            let shard = shard.clone();
-            async move {
-                let reply = router.admin(doc! {"addShard": shard}).await.ok()?;
-                (reply.get_f64("ok").ok() == Some(1.0)).then_some(())
-            }
-        })
-        .await?;
-    }
+    super::add_shards(&router, &[seeds("shA", &donor), seed("shB", &recipient)]).await?;
     router
         .admin(doc! {"enableSharding": "test", "primaryShard": "shA"})
         .await?;
