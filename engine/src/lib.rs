@@ -26,6 +26,7 @@
 //! shardsvr/    a shard member's version check (StaleConfig) and its identity
 //! sim/         in-process simulation of several real members over a faulty simulated network
 //! ```
+pub mod balancer;
 pub mod bsonx;
 pub mod changestream;
 pub mod clock;
@@ -38,6 +39,7 @@ pub mod error;
 pub mod failpoint;
 pub mod host;
 pub mod member;
+pub mod migration;
 pub mod node;
 pub mod options;
 pub mod query;

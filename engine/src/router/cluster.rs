@@ -56,6 +56,7 @@ pub async fn run(router: &Router, name: &str, body: &Document) -> Result<Documen
         "shardCollection" | "shardcollection" => shard_collection(router, name, body).await,
         "getShardMap" => get_shard_map(router).await,
         "split" => split(router, body).await,
+        "moveChunk" | "movechunk" | "moveRange" => super::migrate::move_chunk(router, name, body).await,
         "removeShard" | "removeshard" => remove_shard(router, name, body).await,
         "flushRouterConfig" | "flushrouterconfig" => {
             router.catalog.flush();
@@ -454,7 +455,7 @@ async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Do
         changelog(router, "removeShard.start", "", doc! {"shard": id}).await;
         return Ok(doc! {
             "msg": "draining started successfully", "state": "started", "shard": id,
-            "note": "you need to call moveChunk for its chunks and movePrimary for its databases (next issue)",
+            "note": "its chunks move away while the balancer runs (sh.startBalancer()) or with moveChunk; movePrimary is not supported yet",
             "dbsToMove": databases, "collectionsToMove": [],
         });
     }
@@ -465,7 +466,7 @@ async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Do
         return Ok(doc! {
             "msg": "draining ongoing", "state": "ongoing",
             "remaining": {"chunks": chunks, "dbs": databases.len() as i64, "jumboChunks": 0_i64},
-            "note": "you need to call moveChunk for its chunks and movePrimary for its databases (next issue)",
+            "note": "its chunks move away while the balancer runs (sh.startBalancer()) or with moveChunk; movePrimary is not supported yet",
             "dbsToMove": databases, "collectionsToMove": [],
         });
     }
@@ -480,7 +481,7 @@ async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Do
 }
 
 /// `split: "db.c", middle: {k: v}` or `find: {k: v}`.
-async fn split(router: &Router, body: &Document) -> Result<Document> {
+pub(super) async fn split(router: &Router, body: &Document) -> Result<Document> {
     let ns = body
         .get_str("split")
         .map_err(|_| Error::type_mismatch("split takes a namespace \"db.collection\""))?;
