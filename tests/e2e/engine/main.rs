@@ -21,10 +21,10 @@ mod t89_checked_options;
 mod t90_db_aggregate;
 mod t91_coll_mod;
 mod t92_out_stage;
+mod t93_change_streams;
 mod t93_spec_misc;
 mod t94_merge_stage;
 mod t95_snapshot_reads;
-mod t93_change_streams;
 
 use std::path::Path;
 

@@ -49,7 +49,10 @@ async fn coll_mod_refuses_what_it_cannot_do() -> anyhow::Result<()> {
     let cases = [
         (doc! {"collMod": "missing", "validator": {"x": 1}}, 26),
         (doc! {"collMod": "c", "index": {"name": "_id_", "hidden": true}}, 238),
-        (doc! {"collMod": "c", "changeStreamPreAndPostImages": {"enabled": 1}}, 14),
+        (
+            doc! {"collMod": "c", "changeStreamPreAndPostImages": {"enabled": 1}},
+            14,
+        ),
         (doc! {"collMod": "c", "expireAfterSeconds": 10}, 238),
         (doc! {"collMod": "c", "validationLevel": "sometimes"}, 2),
         (doc! {"collMod": "c", "bogus": 1}, 40415),

@@ -13,9 +13,9 @@ mod t70_oplog_cap;
 mod t75_deep_documents;
 mod t80_causal_consistency;
 mod t80_crash_all_members;
+mod t85_change_streams;
 mod t85_fail_point_scope;
 mod t85_write_stages_on_secondary;
-mod t85_change_streams;
 
 use std::path::Path;
 use std::time::Duration;
