@@ -38,6 +38,10 @@ pub struct MongosArgs {
     /// Write the router's process id to this file at start.
     #[arg(long = "pidfilepath", value_name = "FILE")]
     pub pid_file_path: Option<PathBuf>,
+    /// Dial HOST (a shard member or config server, as the cluster names it) at ADDR instead; repeatable. This
+    /// is how `faultline test --shards` puts a fault proxy on every router link (not a mongos flag).
+    #[arg(long = "peer-route", value_name = "HOST=ADDR")]
+    pub peer_route: Vec<String>,
 }
 
 impl MongosArgs {
@@ -85,6 +89,9 @@ pub fn run(args: &MongosArgs) -> anyhow::Result<i32> {
     let options = args
         .resolve()
         .map_err(|e| faultline::support::errors::UsageError(format!("{e:#}")))?;
+    let routes = crate::node::parse_peer_routes(&args.peer_route)
+        .map_err(|e| faultline::support::errors::UsageError(format!("{e:#}")))?;
+    faultline_engine::wire::client::install_dial_routes(routes);
     let _log_guard = crate::logging::init(&crate::logging::LogSettings {
         path: options.logpath.as_deref(),
         append: options.log_append,

@@ -10,6 +10,7 @@
 pub mod fault;
 pub mod partition;
 pub mod schedule;
+pub mod sharded;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -236,11 +237,11 @@ impl Nemesis {
         let mut cluster = cluster_handle.lock().await;
         if let Fault::Partition(kind) = fault {
             let primary = cluster.primary().await;
-            let Some(net) = cluster.net() else {
+            if cluster.net().is_none() {
                 return Effect::skipped("no member-to-member links to partition");
-            };
+            }
             let grudge = partition::grudge(kind, cluster.members.len(), primary, &mut self.rng);
-            net.set_partition(&grudge, Action::Drop);
+            cluster.set_partition(&grudge, Action::Drop);
             let cut: Vec<usize> = grudge.0.keys().copied().collect();
             return Effect::done(cut, grudge.describe());
         }
@@ -319,9 +320,9 @@ impl Nemesis {
         let Some(primary) = cluster.primary().await else {
             return Effect::skipped("no primary to isolate");
         };
-        let Some(net) = cluster.net() else {
+        if cluster.net().is_none() {
             return Effect::skipped("no member-to-member links to partition");
-        };
+        }
         let name = cluster.members[primary].name.clone();
         if let Err(e) = skew_clock(cluster.members[primary].port, DIVERGENCE_SKEW_MS).await {
             return Effect {
@@ -336,7 +337,7 @@ impl Nemesis {
             Some(primary),
             &mut self.rng,
         );
-        net.set_partition(&grudge, Action::Drop);
+        cluster.set_partition(&grudge, Action::Drop);
         self.diverged = Some(primary);
         Effect::done(
             vec![primary],

@@ -31,6 +31,9 @@ pub enum ClientMode {
     ReplicaSet,
     /// A direct connection to one member per worker thread.
     Direct,
+    /// Every router of a sharded cluster (the endpoints are the routers): the driver spreads operations
+    /// over them and leaves one that fails.
+    Mongos,
 }
 
 impl ClientMode {
@@ -39,6 +42,7 @@ impl ClientMode {
         match name {
             "replica-set" | "rs" => Some(ClientMode::ReplicaSet),
             "direct" => Some(ClientMode::Direct),
+            "mongos" => Some(ClientMode::Mongos),
             _ => None,
         }
     }
@@ -174,6 +178,14 @@ pub fn connection_uri(spec: &ClientSpec, endpoints: &Endpoints, thread: usize) -
                 hosts.join(","),
                 endpoints.repl_set
             )
+        }
+        ClientMode::Mongos => {
+            let hosts: Vec<String> = endpoints
+                .members
+                .iter()
+                .map(|(_, p)| format!("127.0.0.1:{p}"))
+                .collect();
+            format!("mongodb://{}/?{common}", hosts.join(","))
         }
         ClientMode::Direct => {
             let (_, port) = &endpoints.members[thread % endpoints.members.len()];
