@@ -58,6 +58,29 @@ pub const MAX_TIME_ALWAYS_TIME_OUT: &str = "maxTimeAlwaysTimeOut";
 /// applied and its connection closed before the reply.
 pub const ON_PRIMARY_TRANSACTIONAL_WRITE: &str = "onPrimaryTransactionalWrite";
 
+/// A test aid, not a bug (mongod's names): a migration's donor pauses after step N (1 persisted, 2 cloned,
+/// 3 caught up, 4 in the critical section before the commit, 5 committed, 6 finished before range
+/// deletion) until the fail point is turned off.
+pub const MOVE_CHUNK_HANG_AT_STEP: [&str; 6] = [
+    "moveChunkHangAtStep1",
+    "moveChunkHangAtStep2",
+    "moveChunkHangAtStep3",
+    "moveChunkHangAtStep4",
+    "moveChunkHangAtStep5",
+    "moveChunkHangAtStep6",
+];
+/// A donor does not refresh after a migration commits: it keeps accepting versioned writes to the moved range
+/// from routers that have not seen the commit (they are lost: orphans, then deleted).
+pub const MIGRATION_DONOR_ACCEPTS_WRITES_AFTER_COMMIT: &str = "migrationDonorAcceptsWritesAfterCommit";
+/// The donor's `_transferMods` sends nothing: a migration commits without the writes made during the clone.
+pub const MIGRATION_COMMIT_BEFORE_CATCH_UP: &str = "migrationCommitBeforeCatchUp";
+/// On a router: an insert a shard refuses with StaleConfig is sent again to the same shard without a
+/// version, instead of being routed again from fresh metadata (it lands on a shard that does not own it).
+pub const ROUTER_IGNORES_STALE_CONFIG: &str = "routerIgnoresStaleConfig";
+/// The range deleter deletes from the range's lower bound to the top of the key space, without checking
+/// what the shard owns.
+pub const RANGE_DELETER_DELETES_OWNED: &str = "rangeDeleterDeletesOwned";
+
 /// The fail points [`fail_command::around_command`] applies around each command.
 pub const COMMAND_FAIL_POINTS: &[&str] = &[
     FAIL_COMMAND,
@@ -68,6 +91,46 @@ pub const COMMAND_FAIL_POINTS: &[&str] = &[
 
 /// The fail points this engine knows, with what each does when on.
 pub const KNOWN: &[(&str, &str)] = &[
+    (
+        MIGRATION_DONOR_ACCEPTS_WRITES_AFTER_COMMIT,
+        "a migration's donor keeps accepting writes to the moved range after the commit (they are lost)",
+    ),
+    (
+        MIGRATION_COMMIT_BEFORE_CATCH_UP,
+        "a migration commits without the writes made to the range during the clone (they are lost)",
+    ),
+    (
+        ROUTER_IGNORES_STALE_CONFIG,
+        "a router re-sends an insert refused with StaleConfig to the same shard unversioned (wrong shard)",
+    ),
+    (
+        RANGE_DELETER_DELETES_OWNED,
+        "orphan cleanup deletes from the range's lower bound to MaxKey without checking ownership",
+    ),
+    (
+        MOVE_CHUNK_HANG_AT_STEP[0],
+        "a migration's donor pauses after persisting it; a test aid",
+    ),
+    (
+        MOVE_CHUNK_HANG_AT_STEP[1],
+        "a migration's donor pauses after the clone; a test aid",
+    ),
+    (
+        MOVE_CHUNK_HANG_AT_STEP[2],
+        "a migration's donor pauses after the catch-up; a test aid",
+    ),
+    (
+        MOVE_CHUNK_HANG_AT_STEP[3],
+        "a migration's donor pauses in the critical section before the commit; a test aid",
+    ),
+    (
+        MOVE_CHUNK_HANG_AT_STEP[4],
+        "a migration's donor pauses after the commit; a test aid",
+    ),
+    (
+        MOVE_CHUNK_HANG_AT_STEP[5],
+        "a migration's donor pauses before range deletion; a test aid",
+    ),
     (
         SKIP_JOURNAL_FSYNC,
         "acknowledge j:true (and journaled w:majority) writes without waiting for the fsync'd commit",

@@ -36,6 +36,7 @@ pub mod error;
 pub mod failpoint;
 pub mod host;
 pub mod member;
+pub mod migration;
 pub mod node;
 pub mod options;
 pub mod query;

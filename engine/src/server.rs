@@ -27,6 +27,9 @@ pub enum Stopped {
 pub async fn run(options: NodeOptions, shutdown: impl Future<Output = ()>) -> Result<Stopped> {
     let listeners = bind(&options).await?;
     let node = Node::open(options).await?;
+    if node.options().cluster_role == crate::options::ClusterRole::ShardServer {
+        crate::migration::spawn_background(&node);
+    }
     for listener in &listeners {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "waiting for connections");

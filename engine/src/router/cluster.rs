@@ -56,6 +56,7 @@ pub async fn run(router: &Router, name: &str, body: &Document) -> Result<Documen
         "shardCollection" | "shardcollection" => shard_collection(router, name, body).await,
         "getShardMap" => get_shard_map(router).await,
         "split" => split(router, body).await,
+        "moveChunk" | "movechunk" | "moveRange" => super::migrate::move_chunk(router, name, body).await,
         "removeShard" | "removeshard" => remove_shard(router, name, body).await,
         "flushRouterConfig" | "flushrouterconfig" => {
             router.catalog.flush();
@@ -480,7 +481,7 @@ async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Do
 }
 
 /// `split: "db.c", middle: {k: v}` or `find: {k: v}`.
-async fn split(router: &Router, body: &Document) -> Result<Document> {
+pub(super) async fn split(router: &Router, body: &Document) -> Result<Document> {
     let ns = body
         .get_str("split")
         .map_err(|_| Error::type_mismatch("split takes a namespace \"db.collection\""))?;

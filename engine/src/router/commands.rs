@@ -93,12 +93,25 @@ async fn dispatch(
             },
         }),
         "addShard" | "listShards" | "enableSharding" | "enablesharding" | "shardCollection" | "shardcollection"
-        | "getShardMap" | "split" | "removeShard" | "removeshard" | "flushRouterConfig" | "flushrouterconfig"
-        | "balancerStatus" | "balancerStart" | "balancerStop" => {
+        | "getShardMap" | "split" | "moveChunk" | "movechunk" | "moveRange" | "removeShard" | "removeshard"
+        | "flushRouterConfig" | "flushrouterconfig" | "balancerStatus" | "balancerStart" | "balancerStop" => {
             require_admin(name, db)?;
             cluster::run(router, name, body).await
         }
         "listDatabases" => cluster::list_databases(router).await,
+        "configureFailPoint" => {
+            require_admin(name, db)?;
+            let point = body
+                .get_str(name)
+                .map_err(|_| Error::type_mismatch("configureFailPoint takes a fail point name"))?;
+            if point != crate::failpoint::ROUTER_IGNORES_STALE_CONFIG {
+                return Err(Error::bad_value(format!(
+                    "{point} is not a fail point of the router (it has {})",
+                    crate::failpoint::ROUTER_IGNORES_STALE_CONFIG
+                )));
+            }
+            router.failpoints.configure(point, body)
+        }
         "replSetInitiate"
         | "replSetGetStatus"
         | "replSetGetConfig"
@@ -107,8 +120,7 @@ async fn dispatch(
         | "replSetFreeze"
         | "replSetHeartbeat"
         | "replSetRequestVotes"
-        | "replSetUpdatePosition"
-        | "configureFailPoint" => Err(Error::new(code::COMMAND_NOT_FOUND, format!("no such cmd: {name}"))),
+        | "replSetUpdatePosition" => Err(Error::new(code::COMMAND_NOT_FOUND, format!("no such cmd: {name}"))),
         "startTransaction" | "commitTransaction" | "abortTransaction" => Err(Error::new(
             code::ILLEGAL_OPERATION,
             "multi-document transactions are not supported by the Faultline router yet",

@@ -102,7 +102,7 @@ pub(super) async fn owned_documents(
         projection.insert(name, 1);
     }
     let mut find = doc! {"find": coll, "filter": filter, "projection": projection, "batchSize": 10_000_i32,
-    "shardVersion": table.shard_version(&shard.id).to_document(), "$db": db};
+    "shardVersion": table.collection_version().to_document(), "$db": db};
     if let Some(read_concern) = read_concern {
         find.insert("readConcern", read_concern.clone());
     }

@@ -11,7 +11,7 @@
 //! commands     dispatch on the command name; the handshake (hello as mongos: msg "isdbgrid", no setName),
 //!              buildInfo, ping, getCmdLineOpts, ...
 //! cluster      cluster commands: addShard, listShards, enableSharding, shardCollection, getShardMap,
-//!              flushRouterConfig, balancerStatus/Start/Stop; metadata documents in MongoDB's shapes
+//!              flushRouterConfig, balancerStatus/Start/Stop (`migrate`: moveChunk, moveRange); metadata documents in MongoDB's shapes
 //! route/       CRUD through the router: insert by shard key, find/count targeted or scatter-gather, other
 //!              commands of unsharded collections to the database's primary shard; every request to a shard
 //!              carries `shardVersion`, and a StaleConfig answer refreshes the table and retries
@@ -29,6 +29,7 @@ mod commands;
 mod conn;
 mod cursors;
 mod distribution;
+mod migrate;
 pub mod options;
 mod route;
 pub mod rs_client;
@@ -64,6 +65,8 @@ pub struct Router {
     pub connections: AtomicI64,
     /// Requests routed again after a shard answered StaleConfig (`serverStatus.shardingStatistics`).
     pub stale_retries: AtomicU64,
+    /// The router's fail point (`routerIgnoresStaleConfig`), set with `configureFailPoint`.
+    pub failpoints: crate::failpoint::FailPoints,
 }
 
 /// Runs a router until `shutdown` completes.
@@ -89,6 +92,7 @@ pub async fn run(options: RouterOptions, shutdown: impl Future<Output = ()>) -> 
         started: Instant::now(),
         connections: AtomicI64::new(0),
         stale_retries: AtomicU64::new(0),
+        failpoints: crate::failpoint::FailPoints::new(crate::clock::Clock::new()),
         options,
     });
     let (stop_tx, stop_rx) = watch::channel(false);

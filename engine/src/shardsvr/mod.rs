@@ -40,6 +40,7 @@ use tokio::sync::watch;
 use crate::command::Context;
 use crate::error::{Error, Result};
 use crate::member::write_concern::{WriteConcern, WriteMode};
+use crate::node::Node;
 use crate::options::ClusterRole;
 use crate::router::collection_routing;
 use crate::router::rs_client::{ReplicaSetClient, SeedList};
@@ -52,9 +53,9 @@ const IDENTITY_COLLECTION: &str = "faultline.shardIdentity";
 
 /// Who this shard is, from its identity document.
 #[derive(Clone)]
-struct ShardIdentity {
-    shard_name: String,
-    config: Arc<ReplicaSetClient>,
+pub(crate) struct ShardIdentity {
+    pub(crate) shard_name: String,
+    pub(crate) config: Arc<ReplicaSetClient>,
 }
 
 /// A shard member's sharding state.
@@ -75,6 +76,8 @@ pub struct ShardingState {
     in_flight: Mutex<HashMap<String, usize>>,
     /// Bumped whenever a critical section ends or a versioned request finishes.
     changes: watch::Sender<u64>,
+    /// The migrations this member takes part in (donor or recipient), `migration/`.
+    pub(crate) migrations: crate::migration::Migrations,
 }
 
 impl Default for ShardingState {
@@ -89,6 +92,7 @@ impl Default for ShardingState {
             critical: Mutex::default(),
             in_flight: Mutex::default(),
             changes: watch::channel(0).0,
+            migrations: Default::default(),
         }
     }
 }
@@ -143,9 +147,9 @@ pub async fn check_shard_version<'a>(ctx: &Context<'a>) -> Result<Option<Version
     let state = &ctx.node.sharding;
     let wanted = loop {
         wait_out_critical_section(state, &ns).await?;
-        let mut wanted = version_of(ctx, &ns, false).await?;
+        let mut wanted = version_of(ctx.node, &ns, false).await?;
         if !compatible(&received, &wanted) {
-            wanted = version_of(ctx, &ns, true).await?;
+            wanted = version_of(ctx.node, &ns, true).await?;
         }
         if !compatible(&received, &wanted) {
             break wanted;
@@ -158,7 +162,7 @@ pub async fn check_shard_version<'a>(ctx: &Context<'a>) -> Result<Option<Version
         }
     };
     state.stale_answers.fetch_add(1, Ordering::Relaxed);
-    let shard = identity(ctx)?.shard_name;
+    let shard = identity(ctx.node)?.shard_name;
     Err(Error::new(
         code::STALE_CONFIG,
         format!("version mismatch detected for {ns}: the router sent {received}, this shard ({shard}) has {wanted}"),
@@ -203,17 +207,19 @@ fn compatible(received: &ChunkVersion, wanted: &ChunkVersion) -> bool {
     received.same_collection(wanted) && received.major == wanted.major
 }
 
-/// This shard's version of `ns`: cached, or read from the config servers (`refresh`: always read).
-async fn version_of(ctx: &Context<'_>, ns: &str, refresh: bool) -> Result<ChunkVersion> {
-    let state = &ctx.node.sharding;
+/// This shard's version of `ns`: cached, or read from the config servers (`refresh`: always read). It is
+/// the *collection* version (see the module header): every migration's commit bumps it, so a router that
+/// has not seen a commit is refused by both shards of the migration.
+pub(crate) async fn version_of(node: &Node, ns: &str, refresh: bool) -> Result<ChunkVersion> {
+    let state = &node.sharding;
     if !refresh && let Some(version) = lock(&state.versions).get(ns) {
         return Ok(*version);
     }
-    let identity = identity(ctx)?;
+    let identity = identity(node)?;
     state.refreshes.fetch_add(1, Ordering::Relaxed);
     let table = collection_routing(&identity.config, ns).await?;
     let version = match &table {
-        Some(table) => table.shard_version(&identity.shard_name),
+        Some(table) => table.collection_version(),
         None => ChunkVersion::unsharded(),
     };
     match table {
@@ -225,12 +231,12 @@ async fn version_of(ctx: &Context<'_>, ns: &str, refresh: bool) -> Result<ChunkV
 }
 
 /// The shard identity, read from storage the first time.
-fn identity(ctx: &Context<'_>) -> Result<ShardIdentity> {
-    let state = &ctx.node.sharding;
+pub(crate) fn identity(node: &Node) -> Result<ShardIdentity> {
+    let state = &node.sharding;
     if let Some(identity) = lock(&state.identity).clone() {
         return Ok(identity);
     }
-    let snapshot = ctx.node.storage.snapshot()?;
+    let snapshot = node.storage.snapshot()?;
     let ns = Namespace::new(IDENTITY_DB, IDENTITY_COLLECTION);
     let stored = match snapshot.collection(&ns)? {
         Some(meta) => snapshot.get_by_id(&meta, &Bson::String("shardIdentity".into()))?,
@@ -266,6 +272,7 @@ pub async fn command(ctx: &Context<'_>) -> Option<Result<Document>> {
     match ctx.name.as_str() {
         "_addShard" => Some(add_shard(ctx).await),
         "_flushRoutingTableCacheUpdates" | "_flushRoutingTableCacheUpdatesWithWriteConcern" => Some(flush(ctx).await),
+        name if crate::migration::is_command(name) => Some(crate::migration::command(ctx).await),
         "_enterCriticalSection" if ctx.node.options().enable_test_commands() => Some(enter_critical_section(ctx).await),
         _ => None,
     }
@@ -290,7 +297,7 @@ async fn add_shard(ctx: &Context<'_>) -> Result<Document> {
         .get_document("shardIdentity")
         .map_err(|_| Error::failed_to_parse("_addShard needs a shardIdentity document"))?;
     let identity = identity_of(given)?;
-    if let Ok(existing) = self::identity(ctx)
+    if let Ok(existing) = self::identity(ctx.node)
         && existing.shard_name != identity.shard_name
     {
         return Err(Error::new(
@@ -341,11 +348,9 @@ async fn flush(ctx: &Context<'_>) -> Result<Document> {
         .get_str(&ctx.name)
         .map_err(|_| Error::type_mismatch(format!("{} takes a namespace", ctx.name)))?
         .to_string();
-    let refreshed = version_of(ctx, &ns, true).await;
+    let refreshed = version_of(ctx.node, &ns, true).await;
     // The critical section ends even when the refresh failed: the waiting requests then refresh themselves.
-    if lock(&ctx.node.sharding.critical).remove(&ns) {
-        ctx.node.sharding.changes.send_modify(|n| *n = n.wrapping_add(1));
-    }
+    ctx.node.sharding.leave_critical_section(&ns);
     Ok(doc! {"version": refreshed?.to_document()})
 }
 
@@ -358,21 +363,35 @@ async fn enter_critical_section(ctx: &Context<'_>) -> Result<Document> {
         .get_str(&ctx.name)
         .map_err(|_| Error::type_mismatch(format!("{} takes a namespace", ctx.name)))?
         .to_string();
-    let state = &ctx.node.sharding;
-    lock(&state.critical).insert(ns.clone());
-    let mut changes = state.changes.subscribe();
-    let deadline = tokio::time::Instant::now() + CRITICAL_SECTION_WAIT;
-    while lock(&state.in_flight).get(&ns).copied().unwrap_or(0) > 0 {
-        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-            lock(&state.critical).remove(&ns);
-            state.changes.send_modify(|n| *n = n.wrapping_add(1));
-            return Err(Error::new(
-                code::CONFLICTING_OPERATION_IN_PROGRESS,
-                format!("requests on {ns} did not finish within {CRITICAL_SECTION_WAIT:?}"),
-            ));
+    ctx.node.sharding.enter_critical_section(&ns).await?;
+    Ok(Document::new())
+}
+
+impl ShardingState {
+    /// Puts `ns` in a critical section: new versioned requests wait; returns once the running ones have
+    /// finished (ConflictingOperationInProgress, and no critical section, if they do not in time).
+    pub(crate) async fn enter_critical_section(&self, ns: &str) -> Result<()> {
+        lock(&self.critical).insert(ns.to_string());
+        let mut changes = self.changes.subscribe();
+        let deadline = tokio::time::Instant::now() + CRITICAL_SECTION_WAIT;
+        while lock(&self.in_flight).get(ns).copied().unwrap_or(0) > 0 {
+            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+                self.leave_critical_section(ns);
+                return Err(Error::new(
+                    code::CONFLICTING_OPERATION_IN_PROGRESS,
+                    format!("requests on {ns} did not finish within {CRITICAL_SECTION_WAIT:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends `ns`'s critical section (if any): the waiting requests are checked again.
+    pub(crate) fn leave_critical_section(&self, ns: &str) {
+        if lock(&self.critical).remove(ns) {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
-    Ok(Document::new())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

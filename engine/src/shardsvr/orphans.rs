@@ -59,7 +59,7 @@ pub fn filter_orphans(ctx: &Context<'_>, mut reply: Document) -> Document {
     let Some(table) = lock(&state.tables).get(&cursor.ns).cloned() else {
         return reply;
     };
-    let Ok(me) = identity(ctx).map(|identity| identity.shard_name) else {
+    let Ok(me) = identity(ctx.node).map(|identity| identity.shard_name) else {
         return reply;
     };
     let Ok(reply_cursor) = reply.get_document_mut("cursor") else {

@@ -2,6 +2,7 @@
 //! (`--shardsvr`) and `faultline mongos` routers as real processes, driven with the Rust driver through the
 //! routers and checked with direct connections to each shard.
 
+mod t100_migration;
 mod t10_cluster;
 mod t20_stale_routing;
 mod t30_cluster_command;

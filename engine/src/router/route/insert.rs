@@ -222,8 +222,19 @@ impl InsertJob<'_> {
             let part = self.part(indices);
             let reply = shard
                 .client
-                .run(&versioned(&part, &table.shard_version(shard_id), None))
+                .run(&versioned(&part, &table.collection_version(), None))
                 .await?;
+            if is_stale(&reply)
+                && router
+                    .failpoints
+                    .hit(crate::failpoint::ROUTER_IGNORES_STALE_CONFIG)
+                    .is_some()
+            {
+                // The bug: the batch goes to the same shard again, unversioned, instead of being routed again.
+                let reply = shard.client.run(&part).await?;
+                outcome.merge(&reply, indices, ordered);
+                continue;
+            }
             if is_stale(&reply) {
                 if ordered {
                     again.extend(batches[k..].iter().flat_map(|(_, i)| i.iter().copied()));

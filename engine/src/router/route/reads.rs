@@ -56,7 +56,7 @@ pub(super) async fn find(router: &Router, db: &str, body: &Document) -> Result<D
                     }
                 }
                 let shard = router.catalog.shard(&shards[0]).await?;
-                let request = versioned(body, &table.shard_version(&shards[0]), None);
+                let request = versioned(body, &table.collection_version(), None);
                 (shard, request)
             }
         };
@@ -143,7 +143,7 @@ pub(super) async fn merged_find(
             &shard,
             db,
             coll,
-            &versioned(&request, &table.shard_version(shard_id), None),
+            &versioned(&request, &table.collection_version(), None),
         )
         .await?
         {
@@ -217,7 +217,7 @@ pub(super) async fn count(router: &Router, db: &str, body: &Document) -> Result<
             }
             let reply = shard
                 .client
-                .run(&versioned(&request, &table.shard_version(&shard_id), None))
+                .run(&versioned(&request, &table.collection_version(), None))
                 .await?;
             if is_stale(&reply) {
                 note_stale(router, db, &ns, &reply);
@@ -377,7 +377,7 @@ pub(super) async fn aggregate(router: &Router, db: &str, coll: &str, body: &Docu
                 &shard,
                 db,
                 coll,
-                &versioned(&request, &table.shard_version(&shard_id), None),
+                &versioned(&request, &table.collection_version(), None),
             )
             .await?
             {
@@ -413,7 +413,7 @@ pub(super) async fn distinct(router: &Router, db: &str, coll: &str, body: &Docum
             let shard = router.catalog.shard(&shard_id).await?;
             let reply = shard
                 .client
-                .run(&versioned(body, &table.shard_version(&shard_id), None))
+                .run(&versioned(body, &table.collection_version(), None))
                 .await?;
             if is_stale(&reply) {
                 note_stale(router, db, &ns, &reply);

@@ -143,7 +143,7 @@ pub(super) async fn write_statements(
                 let shard = router.catalog.shard(shard_id).await?;
                 let reply = shard
                     .client
-                    .run(&versioned(&part, &table.shard_version(shard_id), None))
+                    .run(&versioned(&part, &table.collection_version(), None))
                     .await?;
                 if is_stale(&reply) {
                     note_stale(router, db, &ns, &reply);
@@ -232,7 +232,7 @@ pub(super) async fn find_and_modify(
         let shard = router.catalog.shard(&shard_id).await?;
         let reply = shard
             .client
-            .run(&versioned(body, &table.shard_version(&shard_id), None))
+            .run(&versioned(body, &table.collection_version(), None))
             .await?;
         if is_stale(&reply) {
             note_stale(router, db, &ns, &reply);
