@@ -49,6 +49,21 @@ pub async fn start(
         set_parameters: spec.set_parameters.clone(),
     };
     let cluster = ShardedCluster::start(&sharded, Duration::from_secs(30)).await?;
+    // A router takes no --setParameter: its fail points are switched on with configureFailPoint.
+    for (name, mode) in spec.set_parameters.iter().filter_map(|p| p.split_once('=')) {
+        let Some(point) = name.strip_prefix("failpoint.") else {
+            continue;
+        };
+        if point != faultline_engine::failpoint::ROUTER_IGNORES_STALE_CONFIG {
+            continue;
+        }
+        for router in &cluster.routers {
+            let body = doc! {"configureFailPoint": point, "mode": mode.trim(), "$db": "admin"};
+            wire::command_ok(router.port, body, COMMAND_TIMEOUT)
+                .await
+                .with_context(|| format!("cannot switch on {point} on {}", router.name))?;
+        }
+    }
     let router = cluster.routers.first().context("no router")?.port;
     shard_collection(router, plan, spec, &format!("{database}.{collection}")).await?;
     Ok(ShardedTopology::new(cluster))
