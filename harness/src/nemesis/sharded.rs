@@ -489,6 +489,53 @@ pub async fn chunk_loop(
     }
 }
 
+/// How often the chunk distribution is sampled.
+const CHUNK_SAMPLE_PERIOD: Duration = Duration::from_secs(1);
+
+/// Samples how many chunks of `ns` each shard owns, through the first router that answers, into
+/// `chunks.jsonl` at `path` until `stop` (the report's chunk-distribution plot).
+pub async fn sample_chunks(
+    topology: Arc<ShardedTopology>,
+    ns: String,
+    path: std::path::PathBuf,
+    started: std::time::Instant,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut writer = match faultline_reports::ChunkWriter::create(&path) {
+        Ok(writer) => writer,
+        Err(e) => {
+            tracing::warn!("{e}");
+            return;
+        }
+    };
+    let shards: Vec<String> = (1..=topology.shards.len()).map(|i| format!("shard{i}")).collect();
+    loop {
+        for (_, port) in topology.router_ports().await {
+            let Ok(chunks) = read_chunks(port, &ns).await else {
+                continue;
+            };
+            let time = started.elapsed().as_nanos() as u64;
+            let samples: Vec<faultline_reports::ChunkSample> = shards
+                .iter()
+                .map(|shard| faultline_reports::ChunkSample {
+                    time,
+                    shard: shard.clone(),
+                    chunks: chunks.iter().filter(|c| c.get_str("shard").ok() == Some(shard)).count() as u64,
+                })
+                .collect();
+            if let Err(e) = writer.write(&samples) {
+                tracing::warn!("{e}");
+                return;
+            }
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CHUNK_SAMPLE_PERIOD) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 /// One chunk operation through the first router that answers; `Ok(Some(what was done))`.
 async fn chunk_op(routers: &[(String, u16)], op: ChunkOp, ns: &str, rng: &mut Rng) -> anyhow::Result<Option<String>> {
     let mut last_error = None;

@@ -157,6 +157,16 @@ pub async fn execute(
         let started = recorder.started();
         async move { samplers::sample_lag(lag_sets, &lag_path, started, stop).await }
     });
+    let chunk_sampler = match &deployment {
+        Deployment::Sharded(topology) => Some(tokio::spawn(crate::nemesis::sharded::sample_chunks(
+            topology.clone(),
+            format!("{database}.{}", plan.workload.collection()),
+            run.chunks(),
+            recorder.started(),
+            background.clone(),
+        ))),
+        Deployment::Set(_) => None,
+    };
     let mut nemesis = match &deployment {
         Deployment::Set(cluster) => AnyNemesis::Set(Nemesis::new(cluster.clone(), recorder.clone(), spec.seed)),
         Deployment::Sharded(topology) => AnyNemesis::Sharded(ShardedNemesis::new(
@@ -256,6 +266,9 @@ pub async fn execute(
     }
     let _ = stop_background.send(true);
     let _ = tokio::join!(lag, progress);
+    if let Some(sampler) = chunk_sampler {
+        let _ = sampler.await;
+    }
 
     let (history, write_error) = recorder.snapshot();
     if let Some(error) = write_error {
