@@ -26,6 +26,7 @@
 //! shardsvr/    a shard member's version check (StaleConfig) and its identity
 //! sim/         in-process simulation of several real members over a faulty simulated network
 //! ```
+pub mod balancer;
 pub mod bsonx;
 pub mod clock;
 pub mod command;

@@ -30,6 +30,9 @@ pub async fn run(options: NodeOptions, shutdown: impl Future<Output = ()>) -> Re
     if node.options().cluster_role == crate::options::ClusterRole::ShardServer {
         crate::migration::spawn_background(&node);
     }
+    if node.options().cluster_role == crate::options::ClusterRole::ConfigServer {
+        crate::balancer::spawn(&node);
+    }
     for listener in &listeners {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "waiting for connections");

@@ -4,7 +4,7 @@
 // `net.port`, `storage.dbPath`), rs.initiate() in mongosh on each, a `faultline mongos` started from a YAML
 // config file (`sharding.configDB`), then through the router: sh.addShard(), sh.enableSharding(),
 // sh.shardCollection() with a hashed and a range key, inserts, sh.splitAt(), sh.splitFind(), sh.status(),
-// db.adminCommand({listShards: 1}) and sh.getBalancerState() / balancerStatus. sh.status() must show the
+// db.adminCommand({listShards: 1}), sh.moveChunk() and sh.getBalancerState() / balancerStatus. sh.status() must show the
 // shards, the database and its primary shard, each collection's key and chunk counts per shard, and the
 // data distribution ($shardedDataDistribution).
 
@@ -193,6 +193,23 @@ test('sh.status() shows the shards, the database with its primary shard, and eac
   assert.equal(owned.reduce((a, c) => a + c, 0), 1000, `500 orders and 500 items owned:\n${distribution}`);
   assert.match(distribution, /ownedSizeBytes: (?:Long\(')?[1-9]/, distribution);
   assert.doesNotMatch(distribution, /numOrphanedDocs: (?:Long\(')?[1-9]/, distribution);
+});
+
+test('sh.moveChunk() moves a chunk to the other shard; every document is still found once', { timeout: 120_000 }, async (t) => {
+  if (!needs(t, 'sharded')) return;
+  const ownerOf = 'const c = db.getSiblingDB("config"); '
+    + 'print(c.chunks.findOne({uuid: c.collections.findOne({_id: "shop.items"}).uuid, "min.sku": 250}).shard)';
+  const before = await ok(t, state.mongos, ownerOf);
+  const from = before.stdout.trim().split('\n').pop();
+  const to = from === 'shardA' ? 'shardB' : 'shardA';
+  const moved = await ok(t, state.mongos, `sh.moveChunk("shop.items", {sku: 300}, "${to}")`);
+  assert.match(moved.stdout, /millis: (Long\(')?\d+/, moved.stdout);
+  assert.match(moved.stdout, /ok: 1/, moved.stdout);
+  const after = await ok(t, state.mongos, ownerOf);
+  assert.equal(after.stdout.trim().split('\n').pop(), to);
+  const found = await ok(t, state.mongos,
+    'const ids = db.getSiblingDB("shop").items.find({}, {sku: 1}).toArray().map((d) => d.sku); print(ids.length, new Set(ids).size)');
+  assert.match(found.stdout, /^500 500\s*$/m, found.stdout);
 });
 
 test('balancerStatus and sh.getBalancerState() through the router', { timeout: 60_000 }, async (t) => {

@@ -264,7 +264,7 @@ async fn drive(
     }
     changelog(node, "moveChunk.start", ns, details()).await;
     let mut steps = Document::new();
-    let mut step_started = Instant::now();
+    let mut step_started = started;
     let mut step_done = |steps: &mut Document, n: usize| {
         steps.insert(format!("step {n} of 6"), step_started.elapsed().as_millis() as i64);
         step_started = Instant::now();
@@ -536,6 +536,15 @@ pub(super) async fn transfer_mods(node: &Node, body: &Document) -> Result<Docume
         .is_some()
     {
         return Ok(doc! {"reload": [], "deleted": [], "size": 0});
+    }
+    // The entry the last pull ended at must still be in the (capped) oplog, or writes may have been missed.
+    if let Some(oldest) = node.storage.oldest_oplog_timestamp()?
+        && ts_to_u64(oldest) > session.mods_after
+    {
+        return Err(Error::new(
+            code::OPERATION_FAILED,
+            format!("the oplog rolled over during the migration of {}", session.ns.full()),
+        ));
     }
     let full = session.ns.full();
     let mut touched: Vec<Bson> = Vec::new();

@@ -455,7 +455,7 @@ async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Do
         changelog(router, "removeShard.start", "", doc! {"shard": id}).await;
         return Ok(doc! {
             "msg": "draining started successfully", "state": "started", "shard": id,
-            "note": "you need to call moveChunk for its chunks and movePrimary for its databases (next issue)",
+            "note": "its chunks move away while the balancer runs (sh.startBalancer()) or with moveChunk; movePrimary is not supported yet",
             "dbsToMove": databases, "collectionsToMove": [],
         });
     }
@@ -466,7 +466,7 @@ async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Do
         return Ok(doc! {
             "msg": "draining ongoing", "state": "ongoing",
             "remaining": {"chunks": chunks, "dbs": databases.len() as i64, "jumboChunks": 0_i64},
-            "note": "you need to call moveChunk for its chunks and movePrimary for its databases (next issue)",
+            "note": "its chunks move away while the balancer runs (sh.startBalancer()) or with moveChunk; movePrimary is not supported yet",
             "dbsToMove": databases, "collectionsToMove": [],
         });
     }

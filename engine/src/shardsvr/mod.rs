@@ -10,7 +10,7 @@
 //!      vWanted: W, shardId}; the router refreshes and retries
 //! ```
 //!
-//! Ownership changes (a migration's commit; for now the test-only handover) happen under a *critical section*
+//! Ownership changes (a migration's commit, `migration/`; or the tests' handover) happen under a *critical section*
 //! on the donor: `_enterCriticalSection: "db.c"` makes new versioned requests for the collection wait and
 //! waits for those already running to finish, so nothing the donor accepted under the old version can land
 //! after the config servers name the new owner; `_flushRoutingTableCacheUpdates` then re-reads the metadata

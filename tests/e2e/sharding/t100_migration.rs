@@ -112,6 +112,11 @@ async fn ids_through_router(cluster: &Cluster, coll: &str) -> anyhow::Result<Vec
         .await?
         .try_collect()
         .await?;
+    Ok(ids_of(docs))
+}
+
+/// The `_id`s (integers) of `docs`, sorted.
+fn ids_of(docs: Vec<Document>) -> Vec<i64> {
     let mut ids: Vec<i64> = docs
         .iter()
         .map(|d| match d.get("_id") {
@@ -121,7 +126,7 @@ async fn ids_through_router(cluster: &Cluster, coll: &str) -> anyhow::Result<Vec
         })
         .collect();
     ids.sort_unstable();
-    Ok(ids)
+    ids
 }
 
 /// Waits until no migration is left undecided or unfinished: no coordinator document or range deletion on
@@ -418,4 +423,204 @@ async fn killing_the_recipient_at_each_step_loses_and_duplicates_nothing() -> an
 #[tokio::test]
 async fn killing_the_config_server_at_each_step_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     kill_at_each_step(Victim::Config).await
+}
+
+/// A second router loads the table, a migration of the upper chunk commits through the first; the second,
+/// whose table is now old, inserts 50 documents into the moved range. Returns how many of them the first
+/// router reads afterwards. Fail points: `migrationDonorAcceptsWritesAfterCommit` on the donor,
+/// `routerIgnoresStaleConfig` on the second router.
+async fn stale_router_writes(donor_bug: bool, router_bug: bool) -> anyhow::Result<usize> {
+    let cluster = Cluster::start(2).await?;
+    two_chunks(&cluster, "s", 1000).await?;
+    let second = super::MongosProcess::start(&cluster.config_seed()).await?;
+    let old = second.client().await?;
+    let old_coll = old.database("test").collection::<Document>("s");
+    old_coll.insert_one(doc! {"_id": 5000, "k": 10}).await?;
+    if donor_bug {
+        fail_point(
+            cluster.shard("shA").port,
+            "migrationDonorAcceptsWritesAfterCommit",
+            "alwaysOn".into(),
+        )
+        .await?;
+    }
+    if router_bug {
+        fail_point(second.port, "routerIgnoresStaleConfig", "alwaysOn".into()).await?;
+    }
+    let moved = cluster
+        .router
+        .admin(doc! {"moveChunk": "test.s", "find": {"k": 700}, "to": "shB", "_waitForDelete": true})
+        .await?;
+    assert_eq!(moved.get_f64("ok")?, 1.0, "{moved}");
+    old_coll
+        .insert_many((2000..2050).map(|k| doc! {"_id": k, "k": 900}).collect::<Vec<_>>())
+        .await?;
+    let ids = ids_through_router(&cluster, "s").await?;
+    Ok(ids.iter().filter(|id| (2000..2050).contains(*id)).count())
+}
+
+#[tokio::test]
+async fn a_router_with_an_old_table_writes_to_the_new_owner() -> anyhow::Result<()> {
+    assert_eq!(stale_router_writes(false, false).await?, 50);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_donor_accepting_writes_after_the_commit_loses_them() -> anyhow::Result<()> {
+    assert_eq!(
+        stale_router_writes(true, false).await?,
+        0,
+        "migrationDonorAcceptsWritesAfterCommit"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_router_ignoring_stale_config_writes_to_the_wrong_shard() -> anyhow::Result<()> {
+    assert_eq!(stale_router_writes(false, true).await?, 0, "routerIgnoresStaleConfig");
+    Ok(())
+}
+
+/// Three chunks on shA; the middle one moves to shB and shA's range deletion runs. Returns the number of
+/// documents the router reads afterwards (of 900).
+async fn after_range_deletion(bug: bool) -> anyhow::Result<usize> {
+    let cluster = Cluster::start(2).await?;
+    two_chunks(&cluster, "d", 600).await?;
+    let client = cluster.router.client().await?;
+    client
+        .database("test")
+        .collection::<Document>("d")
+        .insert_many((600..900).map(|k| doc! {"_id": k, "k": k}).collect::<Vec<_>>())
+        .await?;
+    let split = cluster
+        .router
+        .admin(doc! {"split": "test.d", "middle": {"k": 600}})
+        .await?;
+    assert_eq!(split.get_f64("ok")?, 1.0, "{split}");
+    if bug {
+        fail_point(cluster.shard("shA").port, "rangeDeleterDeletesOwned", "alwaysOn".into()).await?;
+    }
+    let moved = cluster
+        .router
+        .admin(doc! {"moveChunk": "test.d", "find": {"k": 400}, "to": "shB", "_waitForDelete": true})
+        .await?;
+    assert_eq!(moved.get_f64("ok")?, 1.0, "{moved}");
+    assert_eq!(owner_of(&cluster, "test.d", 700).await?, "shA");
+    Ok(ids_through_router(&cluster, "d").await?.len())
+}
+
+#[tokio::test]
+async fn range_deletion_keeps_the_documents_the_shard_owns() -> anyhow::Result<()> {
+    assert_eq!(after_range_deletion(false).await?, 900);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_range_deleter_deleting_owned_documents_loses_them() -> anyhow::Result<()> {
+    assert_eq!(
+        after_range_deletion(true).await?,
+        600,
+        "rangeDeleterDeletesOwned deletes k 600..900"
+    );
+    Ok(())
+}
+
+/// The donor is a three-member set: its primary is killed (not restarted) while held in the critical
+/// section and, in a second migration, right after the commit; the new primary finds the coordinator
+/// document and finishes the migration, and no acknowledged document is lost or doubled.
+#[tokio::test]
+async fn a_new_donor_primary_finishes_the_migration_after_a_failover() -> anyhow::Result<()> {
+    use super::{MongosProcess, primary_of, seed, seeds, start_set, start_set_of};
+    let config = start_set("cfg", "--configsvr").await?;
+    let mut donor = start_set_of("shA", "--shardsvr", 3).await?;
+    let recipient = start_set("shB", "--shardsvr").await?;
+    let router = MongosProcess::start(&seed("cfg", &config)).await?;
+    for shard in [seeds("shA", &donor), seed("shB", &recipient)] {
+        let router = &router;
+        wait_until(Duration::from_secs(30), "addShard", || {
+            let shard = shard.clone();
+            async move {
+                let reply = router.admin(doc! {"addShard": shard}).await.ok()?;
+                (reply.get_f64("ok").ok() == Some(1.0)).then_some(())
+            }
+        })
+        .await?;
+    }
+    router
+        .admin(doc! {"enableSharding": "test", "primaryShard": "shA"})
+        .await?;
+    router
+        .admin(doc! {"shardCollection": "test.f", "key": {"k": 1}})
+        .await?;
+    let client = router.client().await?;
+    let coll = client.database("test").collection::<Document>("f");
+    coll.insert_many((0..300).map(|k| doc! {"_id": k, "k": k}).collect::<Vec<_>>())
+        .await?;
+    for middle in [100, 200] {
+        let split = router.admin(doc! {"split": "test.f", "middle": {"k": middle}}).await?;
+        assert_eq!(split.get_f64("ok")?, 1.0, "{split}");
+    }
+    for (step, find) in [(4, 150), (5, 250)] {
+        let primary = primary_of(&donor).await?;
+        let port = donor[primary].port;
+        let point = format!("moveChunkHangAtStep{step}");
+        let before = times_entered(port, &point).await.unwrap_or(0);
+        fail_point(port, &point, "alwaysOn".into()).await?;
+        let router_port = router.port;
+        let mover = tokio::spawn(async move {
+            raw_command(
+                router_port,
+                doc! {"moveChunk": "test.f", "find": {"k": find}, "to": "shB", "$db": "admin"},
+            )
+            .await
+        });
+        wait_entered(port, &point, before).await?;
+        donor[primary].kill();
+        let outcome = mover.await?;
+        eprintln!("donor primary killed at step {step}: {outcome:?}");
+        // The new primary takes writes and finishes the migration.
+        for k in 0..20 {
+            coll.insert_one(doc! {"_id": 1000 + step * 100 + k, "k": find + k})
+                .await?;
+        }
+        let ports: Vec<u16> = donor.iter().filter(|n| n.pid().is_some()).map(|n| n.port).collect();
+        let mut all = ports.clone();
+        all.push(recipient.port);
+        wait_until(Duration::from_secs(90), "the migration to be finished", || {
+            let all = all.clone();
+            async move {
+                for port in all {
+                    let primary = raw_command(port, doc! {"hello": 1, "$db": "admin"}).await.ok()?;
+                    if !primary.get_bool("isWritablePrimary").unwrap_or(false) {
+                        continue;
+                    }
+                    for coll in ["migrationCoordinators", "rangeDeletions"] {
+                        let reply = raw_command(port, doc! {"count": coll, "$db": "config"}).await.ok()?;
+                        let n = reply
+                            .get("n")
+                            .and_then(|v| v.as_i32().map(i64::from).or_else(|| v.as_i64()));
+                        if n != Some(0) {
+                            return None;
+                        }
+                    }
+                }
+                Some(())
+            }
+        })
+        .await?;
+        let mut ids = ids_of(coll.find(doc! {}).await?.try_collect::<Vec<Document>>().await?);
+        let total = ids.len();
+        ids.dedup();
+        assert_eq!(
+            total,
+            300 + 20 * (if step == 4 { 1 } else { 2 }),
+            "every document once: {total}"
+        );
+        assert_eq!(ids.len(), total);
+        // Bring the killed member back for the next round (a majority must remain).
+        if step == 4 {
+            donor[primary].restart().await?;
+        }
+    }
+    Ok(())
 }
