@@ -217,11 +217,17 @@ impl ShardedCluster {
             .collect::<Result<_, _>>()
             .with_context(|| format!("base port {} leaves no room for {total} processes", spec.base_port))?;
         let net = if spec.proxied {
-            Some(Arc::new(
-                ProxyNet::start(&all_ports)
+            // A proxy's ephemeral port may be one chosen for a process: draw the proxies again.
+            let mut attempts = 0;
+            loop {
+                let net = ProxyNet::start(&all_ports)
                     .await
-                    .context("cannot start the fault proxies")?,
-            ))
+                    .context("cannot start the fault proxies")?;
+                attempts += 1;
+                if !net.listens_on_any(&all_ports) || attempts >= 20 {
+                    break Some(Arc::new(net));
+                }
+            }
         } else {
             None
         };

@@ -30,15 +30,18 @@ pub enum ChunkOp {
     MoveChunk,
     /// `split` of a random chunk at its middle.
     Split,
+    /// The balancer switched on (`balancerStart`) and off (`balancerStop`) in turn; it moves chunks while on.
+    Balancer,
 }
 
 impl ChunkOp {
-    pub const NAMES: [&'static str; 2] = ["move-chunk", "split"];
+    pub const NAMES: [&'static str; 3] = ["move-chunk", "split", "balancer"];
 
     pub fn from_name(name: &str) -> Option<ChunkOp> {
         match name {
             "move-chunk" => Some(ChunkOp::MoveChunk),
             "split" => Some(ChunkOp::Split),
+            "balancer" => Some(ChunkOp::Balancer),
             _ => None,
         }
     }
@@ -47,6 +50,7 @@ impl ChunkOp {
         match self {
             ChunkOp::MoveChunk => "move-chunk",
             ChunkOp::Split => "split",
+            ChunkOp::Balancer => "balancer",
         }
     }
 }
@@ -469,12 +473,25 @@ pub async fn chunk_loop(
         return;
     }
     let mut rng = Rng::seed_from_u64(seed ^ 0x6368_756E_6B73);
+    let mut balancing = false;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        let stopped = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        if stopped {
+            if balancing {
+                switch_balancer(&topology, &recorder, false).await;
+                settle(&topology, &ns).await;
+            }
+            return;
         }
         let op = ops[rng.index(ops.len())];
+        if op == ChunkOp::Balancer {
+            balancing = !balancing;
+            switch_balancer(&topology, &recorder, balancing).await;
+            continue;
+        }
         let routers = topology.router_ports().await;
         let value = json!({"fault": op.name(), "ns": ns});
         recorder.record(OpType::Invoke, Process::nemesis(), op.name(), value.clone(), None, None);
@@ -486,6 +503,57 @@ pub async fn chunk_loop(
             Err(e) => (Outcome::Indeterminate, format!("{e:#}")),
         };
         record_completion(&recorder, op.name(), value, outcome, vec![], detail);
+    }
+}
+
+/// `balancerStart` (`on`) or `balancerStop` through the first router that answers, recorded as
+/// `start-balancer` / `stop-balancer` (an interval on the report's timelines).
+async fn switch_balancer(topology: &ShardedTopology, recorder: &Recorder, on: bool) {
+    let (f, command) = if on {
+        ("start-balancer", "balancerStart")
+    } else {
+        ("stop-balancer", "balancerStop")
+    };
+    let value = json!({"fault": "balancer"});
+    recorder.record(OpType::Invoke, Process::nemesis(), f, value.clone(), None, None);
+    let mut result: anyhow::Result<()> = Err(anyhow::anyhow!("no router answered"));
+    for (_, port) in topology.router_ports().await {
+        result = wire::command_ok(port, doc! {command: 1, "$db": "admin"}, CHUNK_COMMAND_TIMEOUT)
+            .await
+            .map(|_| ())
+            .map_err(anyhow::Error::from);
+        if result.is_ok() {
+            break;
+        }
+    }
+    let (outcome, detail) = match result {
+        Ok(()) => (Outcome::Installed, String::new()),
+        Err(e) => (Outcome::Indeterminate, format!("{e:#}")),
+    };
+    record_completion(recorder, f, value, outcome, vec![], detail);
+}
+
+/// How long the end of a run waits for the balancer's last migration to end.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Waits until the collection's chunks stay where they are for two seconds (the balancer's last migration
+/// ended), at most [`SETTLE_LIMIT`].
+async fn settle(topology: &ShardedTopology, ns: &str) {
+    let deadline = tokio::time::Instant::now() + SETTLE_LIMIT;
+    let mut last: Option<Vec<Document>> = None;
+    while tokio::time::Instant::now() < deadline {
+        let mut now = None;
+        for (_, port) in topology.router_ports().await {
+            if let Ok(chunks) = read_chunks(port, ns).await {
+                now = Some(chunks);
+                break;
+            }
+        }
+        if now.is_some() && now == last {
+            return;
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
@@ -563,10 +631,11 @@ async fn chunk_op(routers: &[(String, u16)], op: ChunkOp, ns: &str, rng: &mut Rn
                 Some(middle) => doc! {"split": ns, "middle": middle, "$db": "admin"},
                 None => return Ok(None),
             },
+            ChunkOp::Balancer => return Ok(None),
         };
         let summary = match op {
             ChunkOp::MoveChunk => format!("[{min}, {max}) {owner} → {}", command.get_str("to").unwrap_or("?")),
-            ChunkOp::Split => format!(
+            ChunkOp::Split | ChunkOp::Balancer => format!(
                 "[{min}, {max}) on {owner} at {}",
                 command
                     .get_document("middle")

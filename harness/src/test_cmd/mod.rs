@@ -37,7 +37,7 @@ pub struct TestArgs {
     pub workload: Option<String>,
     /// Faults, comma-separated: kill, pause, stop, wipe, partition, partition-isolate-primary,
     /// partition-halves, partition-ring, partition-bridge, partition-one-way, slow, membership, clock,
-    /// primary-divergence, all, none; with --shards also move-chunk, split [default: partition,kill].
+    /// primary-divergence, all, none; with --shards also move-chunk, split, balancer [default: partition,kill].
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub nemesis: Option<Vec<String>>,
     /// Target of process faults: primary, minority, majority, all, n1, n2, ...; with --shards: shard-primary,

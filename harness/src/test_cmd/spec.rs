@@ -173,11 +173,6 @@ impl TestSpec {
                 }
                 continue;
             }
-            if name == "balancer" {
-                return Err(
-                    "the \"balancer\" nemesis is not available yet: the bundled config servers have no balancer".into(),
-                );
-            }
             let expanded = Fault::expand(name).ok_or_else(|| {
                 format!(
                     "{name:?} is not a valid nemesis: one of {}, {}",

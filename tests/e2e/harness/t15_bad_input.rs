@@ -89,10 +89,7 @@ fn cases(inputs: &Path) -> anyhow::Result<Vec<Case>> {
         ),
         case(&["test", "--shards", "2", "--config-servers", "2"], &["2", "1 or 3"]),
         case(&["test", "--shards", "2", "--mongos", "0"], &["0", "1 to 8"]),
-        case(
-            &["test", "--shards", "2", "--nemesis", "balancer"],
-            &["\"balancer\"", "balancer"],
-        ),
+        case(&["test", "--nemesis", "balancer"], &["\"balancer\"", "shards"]),
         case(
             &["test", "--shards", "2", "--client-mode", "direct"],
             &["\"direct\"", "routers"],
