@@ -14,10 +14,10 @@ use std::time::Duration;
 use bson::{Bson, Document, doc};
 use faultline_checker::history::{OpType, Process};
 use faultline_workloads::rng::Rng;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
 
-use super::{Effect, Fault, Nemesis, Outcome, PlannedStep, Step, Target};
+use super::{Effect, Fault, Nemesis, Outcome, PlannedStep, Step, Target, record_completion};
 use crate::cluster::{Cluster, wire};
 use crate::proxy::{Action, Grudge, ProxyNet};
 use crate::recorder::Recorder;
@@ -222,19 +222,9 @@ impl ShardedNemesis {
     }
 
     /// Runs the plan until its end or until `stop` turns true.
-    pub async fn run_plan(&mut self, plan: &[PlannedStep], mut stop: watch::Receiver<bool>) {
-        let started = tokio::time::Instant::from_std(self.recorder.started());
-        for planned in plan {
-            let due = started + Duration::from_secs_f64(planned.at_secs);
-            tokio::select! {
-                _ = tokio::time::sleep_until(due) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            if *stop.borrow() {
-                return;
-            }
-            self.apply(planned.step).await;
-        }
+    pub async fn run_plan(&mut self, plan: &[PlannedStep], stop: watch::Receiver<bool>) {
+        let started = self.recorder.started();
+        super::run_steps(started, plan, stop, async |step| self.apply(step).await).await;
     }
 
     /// The parts a start hits.
@@ -434,25 +424,6 @@ async fn member_names(nemesis: &Nemesis, members: &[usize]) -> Vec<String> {
 
 async fn all_names(set: &Arc<tokio::sync::Mutex<Cluster>>) -> Vec<String> {
     set.lock().await.members.iter().map(|m| m.name.clone()).collect()
-}
-
-fn record_completion(
-    recorder: &Recorder,
-    f: &str,
-    mut value: Value,
-    outcome: Outcome,
-    names: Vec<String>,
-    detail: String,
-) {
-    if let Value::Object(map) = &mut value {
-        map.insert("members".into(), json!(names));
-        map.insert("outcome".into(), json!(outcome.name()));
-        if !detail.is_empty() {
-            map.insert("detail".into(), json!(detail));
-        }
-    }
-    let error = (outcome == Outcome::Indeterminate).then(|| json!(detail));
-    recorder.record(OpType::Info, Process::nemesis(), f, value, None, error);
 }
 
 /// The deadline of one chunk command (a migration waits for its critical section and commit).
