@@ -234,6 +234,19 @@ mod tests {
     }
 
     #[test]
+    fn mongos_mode_lists_every_router_without_a_replica_set() {
+        let uri = connection_uri(&spec(ClientMode::Mongos), &endpoints(), 4).expect("uri");
+        assert!(
+            uri.starts_with("mongodb://127.0.0.1:27017,127.0.0.1:27018,127.0.0.1:27019/?w="),
+            "{uri}"
+        );
+        assert!(
+            !uri.contains("replicaSet") && !uri.contains("directConnection"),
+            "{uri}"
+        );
+    }
+
+    #[test]
     fn concerns_cannot_inject_uri_options() {
         let mut bad = spec(ClientMode::ReplicaSet);
         bad.write_concern = "1&tls=true".into();
