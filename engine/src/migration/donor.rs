@@ -482,8 +482,13 @@ fn now_timestamp() -> bson::Timestamp {
     }
 }
 
-/// `_migrateClone {migrationId}`: the next batch of the range's documents (`objects`; empty: all sent).
-pub(super) async fn migrate_clone(node: &Node, body: &Document) -> Result<Document> {
+/// Serves one of the recipient's pulls (`_migrateClone`, `_transferMods`): `serve` runs on the session the
+/// body's `migrationId` names, with a fresh snapshot.
+pub(super) fn serve_pull(
+    node: &Node,
+    body: &Document,
+    serve: fn(&Node, &mut DonorSession, &crate::storage::Snapshot) -> Result<Document>,
+) -> Result<Document> {
     let id = migration_id(body)?;
     let snapshot = node.storage.snapshot()?;
     let mut donating = lock(&node.sharding.migrations.donating);
@@ -491,6 +496,15 @@ pub(super) async fn migrate_clone(node: &Node, body: &Document) -> Result<Docume
         .as_mut()
         .filter(|s| s.id == id)
         .ok_or_else(|| no_session(&id))?;
+    serve(node, session, &snapshot)
+}
+
+/// `_migrateClone {migrationId}`: the next batch of the range's documents (`objects`; empty: all sent).
+pub(super) fn migrate_clone(
+    _node: &Node,
+    session: &mut DonorSession,
+    snapshot: &crate::storage::Snapshot,
+) -> Result<Document> {
     let Some(meta) = snapshot.collection(&session.ns)? else {
         return Ok(doc! {"objects": []});
     };
@@ -522,14 +536,11 @@ pub(super) async fn migrate_clone(node: &Node, body: &Document) -> Result<Docume
 
 /// `_transferMods {migrationId}`: the documents written since the last pull — `reload` (in range now:
 /// their current version) and `deleted` (`_id`s no longer in range or gone).
-pub(super) async fn transfer_mods(node: &Node, body: &Document) -> Result<Document> {
-    let id = migration_id(body)?;
-    let snapshot = node.storage.snapshot()?;
-    let mut donating = lock(&node.sharding.migrations.donating);
-    let session = donating
-        .as_mut()
-        .filter(|s| s.id == id)
-        .ok_or_else(|| no_session(&id))?;
+pub(super) fn transfer_mods(
+    node: &Node,
+    session: &mut DonorSession,
+    snapshot: &crate::storage::Snapshot,
+) -> Result<Document> {
     if node
         .failpoints
         .hit(failpoint::MIGRATION_COMMIT_BEFORE_CATCH_UP)

@@ -97,8 +97,8 @@ pub async fn command(ctx: &Context<'_>) -> Result<Document> {
     ctx.require_admin()?;
     match ctx.name.as_str() {
         "_shardsvrMoveRange" => donor::move_range(ctx.node, ctx.body).await,
-        "_migrateClone" => donor::migrate_clone(ctx.node, ctx.body).await,
-        "_transferMods" => donor::transfer_mods(ctx.node, ctx.body).await,
+        "_migrateClone" => donor::serve_pull(ctx.node, ctx.body, donor::migrate_clone),
+        "_transferMods" => donor::serve_pull(ctx.node, ctx.body, donor::transfer_mods),
         "_recvChunkStart" => recipient::start(ctx.node, ctx.body).await,
         "_recvChunkCatchUp" => recipient::catch_up(ctx.node, ctx.body, false).await,
         "_recvChunkCommit" => recipient::catch_up(ctx.node, ctx.body, true).await,

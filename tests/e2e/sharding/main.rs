@@ -222,3 +222,33 @@ pub async fn documents_on(node: &NodeProcess, db: &str, coll: &str) -> anyhow::R
     let cursor = client.database(db).collection::<Document>(coll).find(doc! {}).await?;
     Ok(cursor.try_collect().await?)
 }
+
+/// Adds each shard (`name/host:port,...`) through `router`, retrying until `addShard` succeeds.
+pub async fn add_shards(router: &MongosProcess, shards: &[String]) -> anyhow::Result<()> {
+    for shard in shards {
+        wait_until(std::time::Duration::from_secs(30), "addShard", || async move {
+            let reply = router.admin(doc! {"addShard": shard}).await.ok()?;
+            (reply.get_f64("ok").ok() == Some(1.0)).then_some(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// The `config.chunks` documents of the sharded collection `ns`, read from the config server.
+pub async fn chunks_of(cluster: &Cluster, ns: &str) -> anyhow::Result<Vec<Document>> {
+    use futures_util::TryStreamExt as _;
+    let config = cluster.config.client().await?.database("config");
+    let uuid = config
+        .collection::<Document>("collections")
+        .find_one(doc! {"_id": ns})
+        .await?
+        .and_then(|c| c.get("uuid").cloned())
+        .with_context(|| format!("{ns} is not sharded"))?;
+    Ok(config
+        .collection::<Document>("chunks")
+        .find(doc! {"uuid": uuid})
+        .await?
+        .try_collect()
+        .await?)
+}

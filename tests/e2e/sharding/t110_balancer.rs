@@ -11,19 +11,7 @@ use super::{Cluster, wait_until};
 
 /// Chunks of `ns` per shard `[shA, shB]`.
 async fn chunk_counts(cluster: &Cluster, ns: &str) -> anyhow::Result<[usize; 2]> {
-    let config = cluster.config.client().await?.database("config");
-    let uuid = config
-        .collection::<Document>("collections")
-        .find_one(doc! {"_id": ns})
-        .await?
-        .and_then(|c| c.get("uuid").cloned())
-        .expect("sharded");
-    let chunks: Vec<Document> = config
-        .collection::<Document>("chunks")
-        .find(doc! {"uuid": uuid})
-        .await?
-        .try_collect()
-        .await?;
+    let chunks = super::chunks_of(cluster, ns).await?;
     let on = |shard: &str| chunks.iter().filter(|c| c.get_str("shard").ok() == Some(shard)).count();
     Ok([on("shA"), on("shB")])
 }

@@ -13,17 +13,7 @@ async fn writes_and_metadata_changes_survive_shard_and_config_primary_failovers(
     let mut shard_a = start_set_of("shA", "--shardsvr", 3).await?;
     let shard_b = start_set("shB", "--shardsvr").await?;
     let router = MongosProcess::start(&seeds("cfg", &config)).await?;
-    for seed in [seeds("shA", &shard_a), super::seed("shB", &shard_b)] {
-        let router = &router;
-        wait_until(std::time::Duration::from_secs(30), "addShard", || {
-            let seed = seed.clone();
-            async move {
-                let reply = router.admin(doc! {"addShard": seed}).await.ok()?;
-                (reply.get_f64("ok").ok() == Some(1.0)).then_some(())
-            }
-        })
-        .await?;
-    }
+    super::add_shards(&router, &[seeds("shA", &shard_a), super::seed("shB", &shard_b)]).await?;
     router
         .admin(doc! {"enableSharding": "test", "primaryShard": "shA"})
         .await?;
