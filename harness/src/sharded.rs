@@ -363,19 +363,26 @@ impl ShardedCluster {
     }
 }
 
-/// The first of `count` consecutive ports that are free now.
+/// Where [`free_port_run`] looks: below Linux's default ephemeral range (32768-60999), so that no outgoing
+/// connection's local port takes a port chosen for a process that has not started listening yet.
+const PORT_RUNS: std::ops::Range<u16> = 20_000..32_000;
+
+/// The first of `count` consecutive ports that are free now, below the ephemeral range (from a point drawn
+/// from the clock and the process id, so concurrent harnesses start apart).
 pub fn free_port_run(count: usize) -> Option<u16> {
-    for _ in 0..100 {
-        let first = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let fits = usize::from(first) + count <= 65536
+    let span = usize::from(PORT_RUNS.end - PORT_RUNS.start);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as usize);
+    let mut offset = (nanos ^ (std::process::id() as usize).wrapping_mul(7919)) % span;
+    for _ in 0..200 {
+        let first = PORT_RUNS.start + offset as u16;
+        let fits = usize::from(first) + count <= usize::from(PORT_RUNS.end)
             && (0..count as u16).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok());
         if fits {
             return Some(first);
         }
+        offset = (offset + count + 97) % span;
     }
     None
 }
