@@ -186,6 +186,12 @@ fn fresh_seed() -> u64 {
 /// Runs `faultline test`; returns the exit code.
 pub fn run(args: &TestArgs) -> anyhow::Result<i32> {
     let (spec, plan) = args.resolve().map_err(UsageError)?;
+    if args.leave_running && plan.sharding.is_some() {
+        return Err(UsageError(
+            "--leave-running is not supported with --shards: a sharded test's cluster is stopped after the run".into(),
+        )
+        .into());
+    }
     let run_dir = match &args.run_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -91,6 +91,10 @@ fn cases(inputs: &Path) -> anyhow::Result<Vec<Case>> {
         case(&["test", "--shards", "2", "--mongos", "0"], &["0", "1 to 8"]),
         case(&["test", "--nemesis", "balancer"], &["\"balancer\"", "shards"]),
         case(
+            &["test", "--shards", "2", "--leave-running"],
+            &["--leave-running", "--shards"],
+        ),
+        case(
             &["test", "--shards", "2", "--client-mode", "direct"],
             &["\"direct\"", "routers"],
         ),
