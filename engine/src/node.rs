@@ -238,6 +238,8 @@ impl Node {
     /// Opens storage under the options' dbpath and restores the replica-set role.
     pub async fn open(options: NodeOptions) -> Result<Arc<Node>> {
         let routes = options.peer_routes.clone().into_iter().collect();
+        // The same routes for every other connection the member makes (a shard's to the config servers).
+        crate::wire::client::install_dial_routes(options.peer_routes.clone());
         Node::open_on(options, Arc::new(crate::member::peers::Peers::new(routes))).await
     }
 

@@ -134,6 +134,8 @@ async fn serve_sharded(args: &ClusterArgs, shards: usize) -> anyhow::Result<i32>
         config_servers: args.config_servers,
         routers: args.routers,
         base_port: args.base_port,
+        proxied: false,
+        set_parameters: Vec::new(),
     };
     let wait = Duration::from_secs(args.wait_secs);
     let mut cluster = tokio::select! {

@@ -22,6 +22,10 @@ pub struct MongosArgs {
     /// systemLog.quiet, processManagement.pidFilePath. Any other key is refused.
     #[arg(long, short = 'f')]
     pub config: Option<PathBuf>,
+    /// Dial HOST (a shard member or config server, as the cluster names it) at ADDR instead; repeatable. This
+    /// is how `faultline test --shards` puts a fault proxy on every router link (not a mongos flag).
+    #[arg(long = "peer-route", value_name = "HOST=ADDR")]
+    pub peer_route: Vec<String>,
 }
 
 impl MongosArgs {
@@ -49,6 +53,9 @@ pub fn run(args: &MongosArgs) -> anyhow::Result<i32> {
     let options = args
         .resolve()
         .map_err(|e| faultline::support::errors::UsageError(format!("{e:#}")))?;
+    let routes = crate::node::parse_peer_routes(&args.peer_route)
+        .map_err(|e| faultline::support::errors::UsageError(format!("{e:#}")))?;
+    faultline_engine::wire::client::install_dial_routes(routes);
     let (_log_guard, runtime) = start_process(
         options.logpath.as_deref(),
         options.log_append,

@@ -96,17 +96,24 @@ impl NodeArgs {
                 .ok_or_else(|| anyhow::anyhow!("--setParameter expects NAME=VALUE, got '{pair}'"))?;
             options.set_parameters.insert(name.to_string(), value.to_string());
         }
-        for pair in &self.peer_route {
-            let (host, addr) = pair
-                .split_once('=')
-                .filter(|(h, a)| h.contains(':') && a.contains(':'))
-                .ok_or_else(|| anyhow::anyhow!("--peer-route expects HOST:PORT=ADDR:PORT, got '{pair}'"))?;
-            options.peer_routes.insert(host.to_string(), addr.to_string());
-        }
+        options.peer_routes = parse_peer_routes(&self.peer_route)?;
         options.validate().map_err(|e| anyhow::anyhow!("{}", e.message))?;
         options.argv = std::env::args().collect();
         Ok(options)
     }
+}
+
+/// `--peer-route HOST:PORT=ADDR:PORT` values as a route table (`faultline node` and `faultline mongos`).
+pub fn parse_peer_routes(pairs: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .filter(|(h, a)| h.contains(':') && a.contains(':'))
+                .map(|(h, a)| (h.to_string(), a.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--peer-route expects HOST:PORT=ADDR:PORT, got '{pair}'"))
+        })
+        .collect()
 }
 
 /// Runs a member until SIGTERM or Ctrl-C (or, with `--fork`, starts one in the background and waits until it

@@ -3,11 +3,18 @@
 //! each) and M routers (`faultline mongos`), the shards added through the first router. Each replica set is
 //! a [`Cluster`] of its own (its directory under `<dir>/`); the routers are [`RouterProcess`]es. Everything
 //! dies with the harness, as the members of `faultline cluster` do.
+//!
+//! With [`ShardedSpec::proxied`] (`faultline test --shards`) one [`ProxyNet`] spans every process — routers,
+//! then config servers, then each shard's members, in that order of ids — and every process is told, with
+//! `--peer-route`, to dial every other through its proxy: links within each replica set, shard ↔ config,
+//! router ↔ shards and router ↔ config all cross a proxy the nemesis can cut. Members are then named after
+//! their set (`cfg-n1`, `shard2-n3`).
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -15,7 +22,8 @@ use bson::doc;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::cluster::{Cluster, ClusterSpec, registry, wire};
+use crate::cluster::{Cluster, ClusterSpec, SharedNet, registry, wire};
+use crate::proxy::ProxyNet;
 
 /// How long the routers may take to start, and adding the shards to take.
 const ROUTER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,6 +40,10 @@ pub struct ShardedSpec {
     pub routers: usize,
     /// The first router's port; the other routers, the config servers and the shards follow.
     pub base_port: u16,
+    /// Put a fault proxy on every link between the cluster's processes (see the module's header).
+    pub proxied: bool,
+    /// `--setParameter` values of every shard member and config server.
+    pub set_parameters: Vec<String>,
 }
 
 /// One `faultline mongos` process.
@@ -39,44 +51,115 @@ pub struct RouterProcess {
     pub name: String,
     pub port: u16,
     pub dir: PathBuf,
+    bin: PathBuf,
+    config_db: String,
+    peer_routes: Vec<String>,
     child: Option<Child>,
+    paused: bool,
 }
 
 impl RouterProcess {
-    fn spawn(bin: &PathBuf, name: String, port: u16, dir: PathBuf, config_db: &str) -> anyhow::Result<RouterProcess> {
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fn new(bin: &std::path::Path, name: String, port: u16, dir: PathBuf, config_db: &str) -> RouterProcess {
+        RouterProcess {
+            name,
+            port,
+            dir,
+            bin: bin.to_path_buf(),
+            config_db: config_db.to_string(),
+            peer_routes: Vec::new(),
+            child: None,
+            paused: false,
+        }
+    }
+
+    /// Starts the process (no-op when it runs).
+    pub fn spawn(&mut self) -> anyhow::Result<()> {
+        if self.is_running() {
+            return Ok(());
+        }
+        let dir = &self.dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let stderr = OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("stderr.log"))
             .with_context(|| format!("cannot open {}/stderr.log", dir.display()))?;
-        let child = Command::new(bin)
+        let mut command = Command::new(&self.bin);
+        command
             .arg("mongos")
             .args([
                 "--configdb",
-                config_db,
+                &self.config_db,
                 "--port",
-                &port.to_string(),
+                &self.port.to_string(),
                 "--bind_ip",
                 "127.0.0.1",
             ])
             .arg("--logpath")
             .arg(dir.join("mongos.log"))
             .arg("--logappend")
-            .args(["--die-with-parent", &std::process::id().to_string()])
+            .args(["--die-with-parent", &std::process::id().to_string()]);
+        for route in &self.peer_routes {
+            command.args(["--peer-route", route]);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(stderr))
             .process_group(0)
             .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
+            .with_context(|| format!("cannot start {}", self.bin.display()))?;
         registry::register(child.id());
-        Ok(RouterProcess {
-            name,
-            port,
-            dir,
-            child: Some(child),
-        })
+        self.child = Some(child);
+        self.paused = false;
+        Ok(())
+    }
+
+    /// Whether the process is up (paused or not); reaps it when it exited.
+    pub fn is_running(&mut self) -> bool {
+        let exited = match self.child.as_mut() {
+            None => return false,
+            Some(child) => matches!(child.try_wait(), Ok(Some(_))),
+        };
+        if exited {
+            if let Some(child) = self.child.take() {
+                registry::unregister(child.id());
+            }
+            self.paused = false;
+        }
+        !exited
+    }
+
+    /// SIGKILL and reap; whether a process was running.
+    pub fn kill(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+        let _ = child.wait();
+        registry::unregister(child.id());
+        self.paused = false;
+        true
+    }
+
+    /// SIGSTOP; whether it was running and is now paused.
+    pub fn pause(&mut self) -> bool {
+        if self.paused || !self.is_running() {
+            return false;
+        }
+        let Some(pid) = self.pid() else { return false };
+        self.paused = killpg(Pid::from_raw(pid as i32), Signal::SIGSTOP).is_ok();
+        self.paused
+    }
+
+    /// SIGCONT; whether it was paused.
+    pub fn resume(&mut self) -> bool {
+        if !self.paused {
+            return false;
+        }
+        let Some(pid) = self.pid() else { return false };
+        self.paused = killpg(Pid::from_raw(pid as i32), Signal::SIGCONT).is_err();
+        !self.paused
     }
 
     pub fn host(&self) -> String {
@@ -121,28 +204,82 @@ pub struct ShardedCluster {
     pub config: Cluster,
     pub shards: Vec<Cluster>,
     pub routers: Vec<RouterProcess>,
+    /// The proxies on every link, when [`ShardedSpec::proxied`].
+    pub net: Option<Arc<ProxyNet>>,
 }
 
 impl ShardedCluster {
     /// Starts and initiates every replica set, starts the routers and adds the shards.
     pub async fn start(spec: &ShardedSpec, wait: Duration) -> anyhow::Result<ShardedCluster> {
-        let mut port = spec.base_port;
-        let router_ports: Vec<u16> = (0..spec.routers as u16).map(|i| port + i).collect();
-        port += spec.routers as u16;
-        let config = start_set(spec, "cfg", "config", "--configsvr", spec.config_servers, port, wait).await?;
-        port += spec.config_servers as u16;
+        let total = spec.routers + spec.config_servers + spec.shards * spec.nodes;
+        let all_ports: Vec<u16> = (0..total)
+            .map(|i| u16::try_from(usize::from(spec.base_port) + i))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("base port {} leaves no room for {total} processes", spec.base_port))?;
+        let net = if spec.proxied {
+            // A proxy's ephemeral port may be one chosen for a process: draw the proxies again.
+            let mut attempts = 0;
+            loop {
+                let net = ProxyNet::start(&all_ports)
+                    .await
+                    .context("cannot start the fault proxies")?;
+                attempts += 1;
+                if !net.listens_on_any(&all_ports) || attempts >= 20 {
+                    break Some(Arc::new(net));
+                }
+            }
+        } else {
+            None
+        };
+        let shared = |first_id: usize, count: usize| {
+            net.as_ref().map(|net| SharedNet {
+                net: net.clone(),
+                first_id,
+                ports: all_ports[first_id..first_id + count].to_vec(),
+            })
+        };
+        let mut id = spec.routers;
+        let config = start_set(
+            spec,
+            "cfg",
+            "config",
+            "--configsvr",
+            spec.config_servers,
+            all_ports[id],
+            shared(id, spec.config_servers),
+            wait,
+        )
+        .await?;
+        id += spec.config_servers;
         let mut shards = Vec::with_capacity(spec.shards);
         for i in 1..=spec.shards {
             let name = format!("shard{i}");
-            shards.push(start_set(spec, &name, &name, "--shardsvr", spec.nodes, port, wait).await?);
-            port += spec.nodes as u16;
+            shards.push(
+                start_set(
+                    spec,
+                    &name,
+                    &name,
+                    "--shardsvr",
+                    spec.nodes,
+                    all_ports[id],
+                    shared(id, spec.nodes),
+                    wait,
+                )
+                .await?,
+            );
+            id += spec.nodes;
         }
         let config_db = seed_list(&config);
         let mut routers = Vec::with_capacity(spec.routers);
-        for (i, router_port) in router_ports.iter().enumerate() {
+        for (i, router_port) in all_ports[..spec.routers].iter().enumerate() {
             let name = format!("mongos{}", i + 1);
             let dir = spec.dir.join("mongos").join(&name);
-            routers.push(RouterProcess::spawn(&spec.bin, name, *router_port, dir, &config_db)?);
+            let mut router = RouterProcess::new(&spec.bin, name, *router_port, dir, &config_db);
+            if let Some(net) = &net {
+                router.peer_routes = net.routes_for(i);
+            }
+            router.spawn()?;
+            routers.push(router);
         }
         for router in &routers {
             wait_answering(router).await?;
@@ -155,6 +292,7 @@ impl ShardedCluster {
             config,
             shards,
             routers,
+            net,
         })
     }
 
@@ -175,6 +313,8 @@ impl ShardedCluster {
             config_servers: 1,
             routers: 1,
             base_port,
+            proxied: false,
+            set_parameters: Vec::new(),
         };
         ShardedCluster::start(&spec, wait).await
     }
@@ -223,24 +363,32 @@ impl ShardedCluster {
     }
 }
 
-/// The first of `count` consecutive ports that are free now.
-fn free_port_run(count: usize) -> Option<u16> {
-    for _ in 0..100 {
-        let first = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let fits = usize::from(first) + count <= 65536
+/// Where [`free_port_run`] looks: below Linux's default ephemeral range (32768-60999), so that no outgoing
+/// connection's local port takes a port chosen for a process that has not started listening yet.
+const PORT_RUNS: std::ops::Range<u16> = 20_000..32_000;
+
+/// The first of `count` consecutive ports that are free now, below the ephemeral range (from a point drawn
+/// from the clock and the process id, so concurrent harnesses start apart).
+pub fn free_port_run(count: usize) -> Option<u16> {
+    let span = usize::from(PORT_RUNS.end - PORT_RUNS.start);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as usize);
+    let mut offset = (nanos ^ (std::process::id() as usize).wrapping_mul(7919)) % span;
+    for _ in 0..200 {
+        let first = PORT_RUNS.start + offset as u16;
+        let fits = usize::from(first) + count <= usize::from(PORT_RUNS.end)
             && (0..count as u16).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok());
         if fits {
             return Some(first);
         }
+        offset = (offset + count + 97) % span;
     }
     None
 }
 
 /// Starts, initiates and waits for the primary of one replica set of the cluster.
+#[allow(clippy::too_many_arguments)]
 async fn start_set(
     spec: &ShardedSpec,
     name: &str,
@@ -248,6 +396,7 @@ async fn start_set(
     role: &str,
     nodes: usize,
     base_port: u16,
+    shared_net: Option<SharedNet>,
     wait: Duration,
 ) -> anyhow::Result<Cluster> {
     let mut set = ClusterSpec::new(spec.bin.clone(), spec.dir.join(dir), nodes);
@@ -255,7 +404,15 @@ async fn start_set(
     set.base_port = Some(base_port);
     set.proxies = false;
     set.node_flags = vec![role.to_string()];
-    let cluster = Cluster::start(set).await?;
+    set.set_parameters = spec.set_parameters.clone();
+    let named = shared_net.is_some();
+    set.shared_net = shared_net;
+    let mut cluster = Cluster::start(set).await?;
+    if named {
+        for member in &mut cluster.members {
+            member.name = format!("{name}-{}", member.name);
+        }
+    }
     if !cluster.is_initiated().await {
         cluster.initiate().await?;
     }
@@ -264,7 +421,7 @@ async fn start_set(
 }
 
 /// `name/h1:p1,h2:p2,...`.
-fn seed_list(set: &Cluster) -> String {
+pub fn seed_list(set: &Cluster) -> String {
     let hosts: Vec<String> = set.members.iter().map(|m| m.host()).collect();
     format!("{}/{}", set.spec.repl_set, hosts.join(","))
 }

@@ -1,7 +1,8 @@
 //! Fault intervals from the nemesis ops of a history (the convention is in the crate doc).
 //!
 //! `start-K` … `stop-K` pairs become intervals of kind `K`, and Jepsen's bare `start` … `stop` intervals of
-//! kind `nemesis`; any other nemesis `f` is an instantaneous fault.
+//! kind `nemesis`; a chunk migration (`move-chunk`, `faultline test --shards`) lasts from its invoke to its
+//! completion; any other nemesis `f` is an instantaneous fault.
 
 use std::collections::HashMap;
 
@@ -85,6 +86,9 @@ fn describe(value: &Value) -> String {
 /// The kind of the intervals Jepsen's nemeses open with a bare `start` and close with `stop`.
 const BARE_KIND: &str = "nemesis";
 
+/// Nemesis ops that are faults for as long as they run (invoke to completion).
+const LASTING: &[&str] = &["move-chunk"];
+
 /// The fault intervals of a history, ordered by start time.
 pub fn fault_intervals(history: &History) -> Vec<FaultInterval> {
     let end_of_history = history.ops.iter().map(|o| o.time).max().unwrap_or(0);
@@ -107,7 +111,11 @@ pub fn fault_intervals(history: &History) -> Vec<FaultInterval> {
                 out.push(fault);
             }
         } else if !op.failed {
-            out.push(interval(op.f, &op, op.first_ns, true));
+            let mut fault = interval(op.f, &op, op.first_ns, true);
+            if LASTING.contains(&op.f) {
+                fault.end_ns = op.last_ns;
+            }
+            out.push(fault);
         }
     }
     out.extend(open.into_values().map(|mut fault| {
@@ -178,6 +186,23 @@ mod tests {
             ("pause", 90, false)
         );
         assert_eq!(kinds(&faults), vec!["partition", "kill", "pause"]);
+    }
+
+    #[test]
+    fn a_chunk_migration_lasts_from_its_invoke_to_its_completion() {
+        let h = History::from_ops(vec![
+            nemesis(10, OpType::Invoke, "move-chunk", json!({"fault": "move-chunk"})),
+            nemesis(25, OpType::Info, "move-chunk", json!({"detail": "shard1 → shard2"})),
+            nemesis(30, OpType::Invoke, "kill", json!("n2")),
+            nemesis(31, OpType::Info, "kill", json!("n2")),
+        ]);
+        let faults = fault_intervals(&h);
+        assert_eq!(
+            (faults[0].kind.as_str(), faults[0].start_ns, faults[0].end_ns),
+            ("move-chunk", 10, 25)
+        );
+        assert!(!faults[0].is_instant());
+        assert!(faults[1].is_instant(), "other ops stay instants");
     }
 
     #[test]

@@ -75,4 +75,4 @@ pub use error::ReportError;
 pub use faults::{FaultInterval, fault_intervals};
 pub use inputs::RunInputs;
 pub use render::{RenderSummary, render_checked_run, render_index, render_run};
-pub use run_dir::{LagSample, LagWriter, RunDir, RunMeta};
+pub use run_dir::{ChunkSample, ChunkWriter, LagSample, LagWriter, RunDir, RunMeta};

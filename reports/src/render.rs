@@ -213,6 +213,18 @@ pub fn write_plots(
             plots_dir,
         )?,
     ];
+    // A sharded run's chunk distribution.
+    if !inputs.chunks.is_empty() {
+        let series = crate::series::chunks::chunk_series(&inputs.chunks);
+        plots.push(write_figure(
+            &crate::plot::chunks::ChunkDistribution {
+                series: &series,
+                faults,
+                span,
+            },
+            plots_dir,
+        )?);
+    }
     // Staleness needs reads the stale-read classification understands (register reads with unique written
     // values); without any, both plots would be drawn empty.
     if !reads.is_empty() {

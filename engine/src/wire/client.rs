@@ -9,8 +9,16 @@
 //! A connection whose exchange did not finish (a timeout, an I/O error, a dropped future) may have a reply
 //! still in flight, so it is *poisoned*: every later call fails at once with [`ClientError::Poisoned`] and the
 //! owner dials again. Dropping a pending call is therefore always safe, which is how tails are cancelled.
+//!
+//! A process may install *dial routes* once ([`install_dial_routes`]): every [`Connection::connect`] to a
+//! routed `host:port` dials the route's address instead. `faultline node` and `faultline mongos` install
+//! their `--peer-route` table so, so that the harness's fault proxies sit on every link of a sharded cluster
+//! (a shard's connections to the config servers, a router's to the shards and config servers), not only on
+//! replica-set member links.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
@@ -91,6 +99,24 @@ pub fn reply_ok(reply: &Document) -> bool {
     }
 }
 
+/// The process's dial routes: `host:port` as named → `host:port` to dial.
+static DIAL_ROUTES: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+
+/// Installs the process's dial routes (the first call wins; an empty table installs nothing).
+pub fn install_dial_routes(routes: BTreeMap<String, String>) {
+    if !routes.is_empty() {
+        let _ = DIAL_ROUTES.set(routes);
+    }
+}
+
+/// Where to dial `addr`: its route, or itself.
+pub fn dial_address(addr: &str) -> &str {
+    DIAL_ROUTES
+        .get()
+        .and_then(|routes| routes.get(addr))
+        .map_or(addr, String::as_str)
+}
+
 /// One connection to a server, used for one command at a time.
 pub struct Connection {
     stream: BufReader<TcpStream>,
@@ -101,7 +127,7 @@ pub struct Connection {
 impl Connection {
     /// Dials `addr` (`host:port`) within `timeout`.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Connection, ClientError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(dial_address(addr)))
             .await
             .map_err(|_| ClientError::Timeout(timeout))?
             .map_err(|e| ClientError::Connect {

@@ -5,6 +5,8 @@
 //! - `failover` ([`failover`]): kill, pause or isolate the primary repeatedly; time to a new primary and to
 //!   the first successful majority write.
 //! - `throughput` ([`throughput`]): closed-loop inserts; ops/s and latency against nodes, clients, `w`, `j`.
+//! - `migration` ([`migration`]): moving a chunk of N MB under a write load; duration, MB/s, the writer's
+//!   latency spike.
 //!
 //! Every benchmark writes into `store/bench-<name>/<timestamp>/`: `summary.json`, `summary.txt` (the table)
 //! and `plots/`. Shared pieces: [`setup`] (cluster, store, load average), [`stats`] (hdrhistogram
@@ -12,6 +14,7 @@
 
 pub mod failover;
 pub mod lag;
+pub mod migration;
 pub mod oplog;
 pub mod progress;
 pub mod setup;
@@ -38,6 +41,8 @@ pub enum BenchKind {
     Failover(failover::FailoverArgs),
     /// Insert throughput and latency against nodes, clients, write concern and journaling.
     Throughput(throughput::ThroughputArgs),
+    /// Moving a chunk of N MB between shards under a write load: duration, MB/s, the client's latency spike.
+    Migration(migration::MigrationArgs),
 }
 
 /// Runs a benchmark; returns the exit code (0, or 255 through an error).
@@ -58,6 +63,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
             BenchKind::ReplicationLag(a) => lag::run(a).await,
             BenchKind::Failover(a) => failover::run(a).await,
             BenchKind::Throughput(a) => throughput::run(a).await,
+            BenchKind::Migration(a) => migration::run(a).await,
         }
     });
     registry::kill_all();

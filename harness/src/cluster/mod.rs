@@ -16,6 +16,7 @@ pub mod registry;
 pub mod wire;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -56,6 +57,9 @@ pub struct ClusterSpec {
     pub proxies: bool,
     /// Extra `faultline node` flags of every member (a sharded cluster's `--shardsvr` / `--configsvr`).
     pub node_flags: Vec<String>,
+    /// Join a proxy network built for a larger deployment (a sharded cluster's) instead of starting one:
+    /// members listen on its ports from `first_id` on and are routed through it to every process of it.
+    pub shared_net: Option<SharedNet>,
     /// Members die with the harness whatever kills it (`--die-with-parent`, see [`crate::parent_watch`]).
     /// Off only for members meant to outlive it ([`Cluster::detach`]).
     pub die_with_harness: bool,
@@ -78,6 +82,7 @@ impl ClusterSpec {
             proxies: true,
             node_flags: Vec::new(),
             die_with_harness: true,
+            shared_net: None,
         }
     }
 
@@ -88,7 +93,27 @@ impl ClusterSpec {
 
     /// Whether member links go through fault proxies (which live in the harness's process).
     pub fn uses_proxies(&self) -> bool {
-        self.proxies && self.member_count() > 1
+        self.shared_net.is_some() || (self.proxies && self.member_count() > 1)
+    }
+}
+
+/// A proxy network shared by several replica sets and routers, and where one set's members are in it.
+#[derive(Clone)]
+pub struct SharedNet {
+    pub net: Arc<ProxyNet>,
+    /// The proxy network's id of the set's first member (the others follow).
+    pub first_id: usize,
+    /// The set's member ports, in member order.
+    pub ports: Vec<u16>,
+}
+
+impl std::fmt::Debug for SharedNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SharedNet {{ first_id: {}, ports: {:?} }}",
+            self.first_id, self.ports
+        )
     }
 }
 
@@ -96,7 +121,9 @@ impl ClusterSpec {
 pub struct Cluster {
     pub spec: ClusterSpec,
     pub members: Vec<Member>,
-    net: Option<ProxyNet>,
+    net: Option<Arc<ProxyNet>>,
+    /// The proxy network's id of member 0 (non-zero in a shared network).
+    net_offset: usize,
 }
 
 impl Cluster {
@@ -106,15 +133,27 @@ impl Cluster {
         let count = spec.member_count();
         anyhow::ensure!(count >= 1, "a cluster needs at least one member");
         anyhow::ensure!(spec.nodes >= 1, "a cluster needs at least one data-bearing member");
-        let ports = member_ports(spec.base_port, count)?;
-        let net = if spec.uses_proxies() {
-            Some(
-                ProxyNet::start(&ports)
-                    .await
-                    .context("cannot start the fault proxies")?,
-            )
-        } else {
-            None
+        let (ports, net, net_offset) = match &spec.shared_net {
+            Some(shared) => {
+                anyhow::ensure!(
+                    shared.ports.len() == count,
+                    "the shared network has the wrong number of ports"
+                );
+                (shared.ports.clone(), Some(shared.net.clone()), shared.first_id)
+            }
+            None => {
+                let ports = member_ports(spec.base_port, count)?;
+                let net = if spec.uses_proxies() {
+                    Some(Arc::new(
+                        ProxyNet::start(&ports)
+                            .await
+                            .context("cannot start the fault proxies")?,
+                    ))
+                } else {
+                    None
+                };
+                (ports, net, 0)
+            }
         };
         let mut members = Vec::with_capacity(count);
         for (index, port) in ports.iter().enumerate() {
@@ -122,14 +161,22 @@ impl Cluster {
                 bin: spec.bin.clone(),
                 repl_set: spec.repl_set.clone(),
                 set_parameters: spec.set_parameters.clone(),
-                peer_routes: net.as_ref().map(|n| n.routes_for(index)).unwrap_or_default(),
+                peer_routes: net
+                    .as_ref()
+                    .map(|n| n.routes_for(net_offset + index))
+                    .unwrap_or_default(),
                 die_with_harness: spec.die_with_harness,
                 node_flags: spec.node_flags.clone(),
             };
             let dir = spec.dir.join("nodes").join(format!("n{}", index + 1));
             members.push(Member::new(index, *port, dir, index >= spec.nodes, launch));
         }
-        let mut cluster = Cluster { spec, members, net };
+        let mut cluster = Cluster {
+            spec,
+            members,
+            net,
+            net_offset,
+        };
         for member in &mut cluster.members {
             member.spawn()?;
         }
@@ -141,7 +188,18 @@ impl Cluster {
 
     /// The fault proxies, if the set has more than one member.
     pub fn net(&self) -> Option<&ProxyNet> {
-        self.net.as_ref()
+        self.net.as_deref()
+    }
+
+    /// Installs a partition among this set's members (`grudge` in member indices) on its proxies.
+    pub fn set_partition(&self, grudge: &crate::proxy::Grudge, action: crate::proxy::Action) -> bool {
+        match &self.net {
+            Some(net) => {
+                net.set_partition(&grudge.shifted(self.net_offset), action);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The replica-set URI applications use.

@@ -10,6 +10,7 @@
 pub mod fault;
 pub mod partition;
 pub mod schedule;
+pub mod sharded;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -109,19 +110,9 @@ impl Nemesis {
     }
 
     /// Runs the plan until its end or until `stop` turns true.
-    pub async fn run_plan(&mut self, plan: &[PlannedStep], mut stop: watch::Receiver<bool>) {
-        let started = tokio::time::Instant::from_std(self.recorder.started());
-        for planned in plan {
-            let due = started + Duration::from_secs_f64(planned.at_secs);
-            tokio::select! {
-                _ = tokio::time::sleep_until(due) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            if *stop.borrow() {
-                return;
-            }
-            self.apply(planned.step).await;
-        }
+    pub async fn run_plan(&mut self, plan: &[PlannedStep], stop: watch::Receiver<bool>) {
+        let started = self.recorder.started();
+        run_steps(started, plan, stop, async |step| self.apply(step).await).await;
     }
 
     /// Applies one step and records it.
@@ -180,7 +171,7 @@ impl Nemesis {
         result
     }
 
-    async fn record_completion(&self, f: &str, mut value: Value, effect: &Effect) {
+    async fn record_completion(&self, f: &str, value: Value, effect: &Effect) {
         let names: Vec<String> = {
             let cluster = self.cluster.lock().await;
             effect
@@ -189,16 +180,7 @@ impl Nemesis {
                 .filter_map(|i| cluster.members.get(*i).map(|m| m.name.clone()))
                 .collect()
         };
-        if let Value::Object(map) = &mut value {
-            map.insert("members".into(), json!(names));
-            map.insert("outcome".into(), json!(effect.outcome.name()));
-            if !effect.detail.is_empty() {
-                map.insert("detail".into(), json!(effect.detail));
-            }
-        }
-        let error = (effect.outcome == Outcome::Indeterminate).then(|| json!(effect.detail));
-        self.recorder
-            .record(OpType::Info, Process::nemesis(), f, value, None, error);
+        record_completion(&self.recorder, f, value, effect.outcome, names, effect.detail.clone());
     }
 
     fn update_active(&self, step: Step, effect: &Effect) {
@@ -236,11 +218,11 @@ impl Nemesis {
         let mut cluster = cluster_handle.lock().await;
         if let Fault::Partition(kind) = fault {
             let primary = cluster.primary().await;
-            let Some(net) = cluster.net() else {
+            if cluster.net().is_none() {
                 return Effect::skipped("no member-to-member links to partition");
-            };
+            }
             let grudge = partition::grudge(kind, cluster.members.len(), primary, &mut self.rng);
-            net.set_partition(&grudge, Action::Drop);
+            cluster.set_partition(&grudge, Action::Drop);
             let cut: Vec<usize> = grudge.0.keys().copied().collect();
             return Effect::done(cut, grudge.describe());
         }
@@ -319,9 +301,9 @@ impl Nemesis {
         let Some(primary) = cluster.primary().await else {
             return Effect::skipped("no primary to isolate");
         };
-        let Some(net) = cluster.net() else {
+        if cluster.net().is_none() {
             return Effect::skipped("no member-to-member links to partition");
-        };
+        }
         let name = cluster.members[primary].name.clone();
         if let Err(e) = skew_clock(cluster.members[primary].port, DIVERGENCE_SKEW_MS).await {
             return Effect {
@@ -336,7 +318,7 @@ impl Nemesis {
             Some(primary),
             &mut self.rng,
         );
-        net.set_partition(&grudge, Action::Drop);
+        cluster.set_partition(&grudge, Action::Drop);
         self.diverged = Some(primary);
         Effect::done(
             vec![primary],
@@ -508,6 +490,48 @@ impl Nemesis {
             }
         }
     }
+}
+
+/// Applies each step of `plan` at its time (seconds after `started`) until the plan ends or `stop` turns true.
+async fn run_steps(
+    started: std::time::Instant,
+    plan: &[PlannedStep],
+    mut stop: watch::Receiver<bool>,
+    mut apply: impl AsyncFnMut(Step),
+) {
+    let started = tokio::time::Instant::from_std(started);
+    for planned in plan {
+        let due = started + Duration::from_secs_f64(planned.at_secs);
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        apply(planned.step).await;
+    }
+}
+
+/// Records a nemesis operation's completion: the members it hit (by name), its outcome and detail; an
+/// indeterminate outcome carries the detail as its error.
+fn record_completion(
+    recorder: &Recorder,
+    f: &str,
+    mut value: Value,
+    outcome: Outcome,
+    names: Vec<String>,
+    detail: String,
+) {
+    if let Value::Object(map) = &mut value {
+        map.insert("members".into(), json!(names));
+        map.insert("outcome".into(), json!(outcome.name()));
+        if !detail.is_empty() {
+            map.insert("detail".into(), json!(detail));
+        }
+    }
+    let error = (outcome == Outcome::Indeterminate).then(|| json!(detail));
+    recorder.record(OpType::Info, Process::nemesis(), f, value, None, error);
 }
 
 /// Runs the wall clock of the member at `port` `offset_ms` ahead (negative: behind) of the system clock.

@@ -82,6 +82,11 @@ impl ProxyNet {
         &self.links
     }
 
+    /// Whether a proxy listens on one of `ports` (a port chosen for a process that has not started yet).
+    pub fn listens_on_any(&self, ports: &[u16]) -> bool {
+        self.links.iter().any(|l| ports.contains(&l.proxy_port))
+    }
+
     /// `--peer-route` values for member `from`: `127.0.0.1:<peer port>=127.0.0.1:<proxy port>`.
     pub fn routes_for(&self, from: MemberId) -> Vec<String> {
         self.links

@@ -146,6 +146,17 @@ impl Grudge {
         }
     }
 
+    /// The same grudge with every member id moved up by `offset` (a replica set's members inside a larger
+    /// proxy network).
+    pub fn shifted(&self, offset: MemberId) -> Grudge {
+        Grudge(
+            self.0
+                .iter()
+                .map(|(victim, from)| (victim + offset, from.iter().map(|f| f + offset).collect()))
+                .collect(),
+        )
+    }
+
     /// Whether `victim` hears `from`.
     #[cfg(test)]
     pub fn hears(&self, victim: MemberId, from: MemberId) -> bool {

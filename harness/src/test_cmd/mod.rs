@@ -11,6 +11,7 @@
 
 pub mod runner;
 pub mod samplers;
+pub mod sharded;
 pub mod spec;
 pub mod worker;
 
@@ -36,10 +37,11 @@ pub struct TestArgs {
     pub workload: Option<String>,
     /// Faults, comma-separated: kill, pause, stop, wipe, partition, partition-isolate-primary,
     /// partition-halves, partition-ring, partition-bridge, partition-one-way, slow, membership, clock,
-    /// primary-divergence, all, none [default: partition,kill].
+    /// primary-divergence, all, none; with --shards also move-chunk, split, balancer [default: partition,kill].
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub nemesis: Option<Vec<String>>,
-    /// Target of process faults: primary, minority, majority, all, n1, n2, ... [default: per fault].
+    /// Target of process faults: primary, minority, majority, all, n1, n2, ...; with --shards: shard-primary,
+    /// config-primary, mongos, all [default: per fault; with --shards a random part each time].
     #[arg(long, allow_hyphen_values = true)]
     pub nemesis_target: Option<String>,
     /// Time between nemesis steps, e.g. 5s [default: 5s].
@@ -79,6 +81,22 @@ pub struct TestArgs {
     /// `secondaryDelaySecs` for the last data member, at most 31622400 (366 days) [default: 0].
     #[arg(long, allow_hyphen_values = true, value_parser = spec::SECONDARY_DELAY.parser::<u64>())]
     pub secondary_delay_secs: Option<u64>,
+    /// Test a sharded cluster of this many shards (replica sets of --nodes members) through mongos routers,
+    /// 0 to 8 [default: 0, one replica set].
+    #[arg(long, allow_hyphen_values = true, value_parser = spec::SHARDS.parser::<usize>())]
+    pub shards: Option<usize>,
+    /// Routers of a sharded test; clients use them all, 1 to 8 [default: 2].
+    #[arg(long, allow_hyphen_values = true, value_parser = spec::MONGOS.parser::<usize>())]
+    pub mongos: Option<usize>,
+    /// Config servers of a sharded test: 1 or 3 [default: 1].
+    #[arg(long, allow_hyphen_values = true)]
+    pub config_servers: Option<usize>,
+    /// Shard key of the workload's collection on _id: hashed or range [default: hashed].
+    #[arg(long, allow_hyphen_values = true)]
+    pub shard_key: Option<String>,
+    /// Chunks the collection is split into before a sharded test, 1 to 1024 [default: 4].
+    #[arg(long, allow_hyphen_values = true, value_parser = spec::CHUNKS.parser::<usize>())]
+    pub chunks: Option<usize>,
     /// Test name (store directory) [default: the workload].
     #[arg(long, allow_hyphen_values = true)]
     pub name: Option<String>,
@@ -131,6 +149,11 @@ impl TestArgs {
         set!(secondary_delay_secs);
         set!(name);
         set!(store);
+        set!(shards);
+        set!(mongos);
+        set!(config_servers);
+        set!(shard_key);
+        set!(chunks);
         if let Some(v) = seconds("--nemesis-interval", &self.nemesis_interval)? {
             spec.nemesis_interval = v;
         }
@@ -163,6 +186,12 @@ fn fresh_seed() -> u64 {
 /// Runs `faultline test`; returns the exit code.
 pub fn run(args: &TestArgs) -> anyhow::Result<i32> {
     let (spec, plan) = args.resolve().map_err(UsageError)?;
+    if args.leave_running && plan.sharding.is_some() {
+        return Err(UsageError(
+            "--leave-running is not supported with --shards: a sharded test's cluster is stopped after the run".into(),
+        )
+        .into());
+    }
     let run_dir = match &args.run_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

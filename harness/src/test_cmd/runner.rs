@@ -27,8 +27,74 @@ use super::samplers;
 use super::spec::{Plan, TestSpec};
 use super::worker::{ClientEnv, Counters, run_phase};
 use crate::cluster::{Cluster, ClusterSpec};
-use crate::nemesis::{Nemesis, schedule};
+use crate::nemesis::sharded::{ShardedNemesis, ShardedTopology, chunk_loop};
+use crate::nemesis::{Nemesis, PlannedStep, schedule};
 use crate::recorder::Recorder;
+
+/// What the run tests: one replica set, or a sharded cluster.
+enum Deployment {
+    Set(Arc<tokio::sync::Mutex<Cluster>>),
+    Sharded(Arc<ShardedTopology>),
+}
+
+impl Deployment {
+    /// Where clients connect (the members, or the routers) and what to sample lag of (each replica set).
+    async fn endpoints(&self) -> (Endpoints, Vec<Vec<(String, u16)>>) {
+        let members = |cluster: &Cluster| -> Vec<(String, u16)> {
+            cluster.members.iter().map(|m| (m.name.clone(), m.port)).collect()
+        };
+        match self {
+            Deployment::Set(cluster) => {
+                let cluster = cluster.lock().await;
+                let endpoints = Endpoints {
+                    repl_set: cluster.spec.repl_set.clone(),
+                    members: members(&cluster),
+                };
+                (endpoints.clone(), vec![endpoints.members])
+            }
+            Deployment::Sharded(topology) => {
+                let mut sets = Vec::new();
+                for set in topology.sets() {
+                    sets.push(members(&*set.lock().await));
+                }
+                let endpoints = Endpoints {
+                    repl_set: String::new(),
+                    members: topology.router_ports().await,
+                };
+                (endpoints, sets)
+            }
+        }
+    }
+}
+
+/// The nemesis of either deployment.
+enum AnyNemesis {
+    Set(Nemesis),
+    Sharded(ShardedNemesis),
+}
+
+impl AnyNemesis {
+    fn active(&self) -> Arc<std::sync::Mutex<Vec<String>>> {
+        match self {
+            AnyNemesis::Set(n) => n.active.clone(),
+            AnyNemesis::Sharded(n) => n.active.clone(),
+        }
+    }
+
+    async fn run_plan(&mut self, plan: &[PlannedStep], stop: watch::Receiver<bool>) {
+        match self {
+            AnyNemesis::Set(n) => n.run_plan(plan, stop).await,
+            AnyNemesis::Sharded(n) => n.run_plan(plan, stop).await,
+        }
+    }
+
+    async fn heal_everything(&mut self) -> anyhow::Result<()> {
+        match self {
+            AnyNemesis::Set(n) => n.heal_everything().await,
+            AnyNemesis::Sharded(n) => n.heal_everything().await,
+        }
+    }
+}
 
 /// The longest the final phase may take.
 const FINAL_PHASE_LIMIT: Duration = Duration::from_secs(30);
@@ -51,17 +117,28 @@ pub async fn execute(
     keep_cluster: bool,
     interrupt: watch::Receiver<bool>,
 ) -> anyhow::Result<RunOutcome> {
-    let cluster = tokio::select! {
-        cluster = start_cluster(spec, run.path(), keep_cluster) => cluster?,
+    let database = client_spec(spec, plan).database;
+    let deployment = tokio::select! {
+        deployment = start_deployment(spec, plan, run.path(), keep_cluster, &database) => deployment?,
         _ = wait_true(interrupt.clone()) => anyhow::bail!("interrupted while starting the cluster"),
     };
-    let endpoints = Endpoints {
-        repl_set: cluster.spec.repl_set.clone(),
-        members: cluster.members.iter().map(|m| (m.name.clone(), m.port)).collect(),
-    };
-    println!("cluster up: {}", cluster.uri());
+    let (endpoints, lag_sets) = deployment.endpoints().await;
+    match &deployment {
+        Deployment::Set(cluster) => println!("cluster up: {}", cluster.lock().await.uri()),
+        Deployment::Sharded(_) => {
+            let hosts: Vec<String> = endpoints
+                .members
+                .iter()
+                .map(|(_, p)| format!("127.0.0.1:{p}"))
+                .collect();
+            println!(
+                "sharded cluster up: {} shard(s), routers mongodb://{}/",
+                spec.shards,
+                hosts.join(",")
+            );
+        }
+    }
     let recorder = Arc::new(Recorder::create(&run.history())?);
-    let cluster = Arc::new(tokio::sync::Mutex::new(cluster));
     let counters = Arc::new(Counters::default());
     let env = Arc::new(ClientEnv {
         workload: plan.workload,
@@ -75,16 +152,33 @@ pub async fn execute(
     // Background tasks stop when `stop_background` turns true; workers also stop on an interrupt.
     let (stop_background, background) = watch::channel(false);
     let lag_path = run.lag();
-    let lag_members = endpoints.members.clone();
     let lag = tokio::spawn({
         let stop = background.clone();
         let started = recorder.started();
-        async move { samplers::sample_lag(lag_members, &lag_path, started, stop).await }
+        async move { samplers::sample_lag(lag_sets, &lag_path, started, stop).await }
     });
-    let mut nemesis = Nemesis::new(cluster.clone(), recorder.clone(), spec.seed);
+    let chunk_sampler = match &deployment {
+        Deployment::Sharded(topology) => Some(tokio::spawn(crate::nemesis::sharded::sample_chunks(
+            topology.clone(),
+            format!("{database}.{}", plan.workload.collection()),
+            run.chunks(),
+            recorder.started(),
+            background.clone(),
+        ))),
+        Deployment::Set(_) => None,
+    };
+    let mut nemesis = match &deployment {
+        Deployment::Set(cluster) => AnyNemesis::Set(Nemesis::new(cluster.clone(), recorder.clone(), spec.seed)),
+        Deployment::Sharded(topology) => AnyNemesis::Sharded(ShardedNemesis::new(
+            topology.clone(),
+            recorder.clone(),
+            spec.seed,
+            plan.sharding.as_ref().and_then(|s| s.target),
+        )),
+    };
     let progress = tokio::spawn(samplers::progress(
         counters.clone(),
-        nemesis.active.clone(),
+        nemesis.active(),
         recorder.started(),
         background.clone(),
     ));
@@ -114,8 +208,24 @@ pub async fn execute(
         &mut processes,
     );
     let (stop_nemesis, nemesis_stop) = watch::channel(false);
+    let chunks = match (&deployment, &plan.sharding) {
+        (Deployment::Sharded(topology), Some(sharding)) => Some(tokio::spawn(chunk_loop(
+            topology.clone(),
+            recorder.clone(),
+            sharding.chunk_ops.clone(),
+            format!("{database}.{}", plan.workload.collection()),
+            spec.seed,
+            Duration::from_secs_f64(spec.nemesis_interval / 2.0),
+            nemesis_stop.clone(),
+        ))),
+        _ => None,
+    };
     let nemesis_run = async {
         nemesis.run_plan(&steps, nemesis_stop).await;
+        // The final phase starts once the last migration has ended (committed or aborted).
+        if let Some(chunks) = chunks {
+            let _ = chunks.await;
+        }
         nemesis
     };
     let ((), mut nemesis) = tokio::join!(
@@ -133,17 +243,32 @@ pub async fn execute(
             spec,
             plan,
             &mut nemesis,
-            &cluster,
+            &deployment,
             env.clone(),
             &mut rng,
             &mut processes,
             interrupt.clone(),
         )
         .await?;
-        convergence = Some(check_convergence(&cluster, &client_spec(spec, plan).database).await);
+        convergence = Some(match &deployment {
+            Deployment::Set(cluster) => vec![check_convergence(cluster, &database).await],
+            Deployment::Sharded(topology) => {
+                let mut results = Vec::new();
+                for shard in &topology.shards {
+                    let mut result = check_convergence(shard, &database).await;
+                    result.checker = format!("convergence {}", shard.lock().await.spec.repl_set);
+                    results.push(result);
+                }
+                results.push(super::sharded::check_placement(topology, &database, plan.workload.collection()).await);
+                results
+            }
+        });
     }
     let _ = stop_background.send(true);
     let _ = tokio::join!(lag, progress);
+    if let Some(sampler) = chunk_sampler {
+        let _ = sampler.await;
+    }
 
     let (history, write_error) = recorder.snapshot();
     if let Some(error) = write_error {
@@ -160,15 +285,24 @@ pub async fn execute(
         let result = tokio::task::spawn_blocking(move || workload.check(&checked, Some(budget)))
             .await
             .context("the checker crashed")?;
-        let result = match convergence {
-            Some(convergence) => with_child(result, convergence),
-            None => result,
-        };
+        let result = convergence.into_iter().flatten().fold(result, with_child);
         run.write_results(&result)?;
         Some(result)
     };
     // The nemesis holds the last other handle on the cluster; without it the cluster can be left running.
     drop(nemesis);
+    let cluster = match deployment {
+        Deployment::Set(cluster) => cluster,
+        Deployment::Sharded(topology) => {
+            topology.shutdown(Duration::from_secs(3)).await;
+            return Ok(RunOutcome {
+                result,
+                history_events: history.len(),
+                counters: counters.read(),
+                cluster: None,
+            });
+        }
+    };
     let cluster = Arc::try_unwrap(cluster).ok().map(tokio::sync::Mutex::into_inner);
     let cluster = match cluster {
         Some(mut cluster) if !keep_cluster || interrupted => {
@@ -243,8 +377,8 @@ fn with_child(result: CheckResult, child: CheckResult) -> CheckResult {
 async fn final_phase(
     spec: &TestSpec,
     plan: &Plan,
-    nemesis: &mut Nemesis,
-    cluster: &Arc<tokio::sync::Mutex<Cluster>>,
+    nemesis: &mut AnyNemesis,
+    deployment: &Deployment,
     env: Arc<ClientEnv>,
     rng: &mut Rng,
     processes: &mut [u64],
@@ -252,8 +386,14 @@ async fn final_phase(
 ) -> anyhow::Result<()> {
     nemesis.heal_everything().await.context("cannot heal the cluster")?;
     let recovery = Duration::from_secs_f64(spec.recovery_timeout);
+    let healthy = async {
+        match deployment {
+            Deployment::Set(cluster) => cluster.lock().await.wait_healthy(recovery).await.map(|_| ()),
+            Deployment::Sharded(topology) => super::sharded::wait_healthy(topology, recovery).await,
+        }
+    };
     tokio::select! {
-        healthy = async { cluster.lock().await.wait_healthy(recovery).await } => {
+        healthy = healthy => {
             healthy.context("the cluster did not recover after healing")?;
         }
         _ = wait_true(interrupt.clone()) => return Ok(()),
@@ -269,6 +409,23 @@ async fn final_phase(
         .await;
     }
     Ok(())
+}
+
+async fn start_deployment(
+    spec: &TestSpec,
+    plan: &Plan,
+    run_dir: &Path,
+    keep_cluster: bool,
+    database: &str,
+) -> anyhow::Result<Deployment> {
+    Ok(match &plan.sharding {
+        Some(sharding) => Deployment::Sharded(Arc::new(
+            super::sharded::start(spec, sharding, run_dir, database, plan.workload.collection()).await?,
+        )),
+        None => Deployment::Set(Arc::new(tokio::sync::Mutex::new(
+            start_cluster(spec, run_dir, keep_cluster).await?,
+        ))),
+    })
 }
 
 async fn start_cluster(spec: &TestSpec, run_dir: &Path, keep_cluster: bool) -> anyhow::Result<Cluster> {

@@ -18,9 +18,10 @@ const LAG_PERIOD: Duration = Duration::from_millis(500);
 /// How long one member may take to answer `replSetGetStatus`.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
 
-/// Samples lag until `stop`, into `lag.jsonl` at `path`: every member is asked for its status at once, and
-/// one [`LagSample`] per member is written from the answers ([`lag_samples`]).
-pub async fn sample_lag(members: Vec<(String, u16)>, path: &Path, started: Instant, mut stop: watch::Receiver<bool>) {
+/// Samples lag until `stop`, into `lag.jsonl` at `path`: every member of every replica set (one for a replica
+/// set, each shard's and the config servers' for a sharded cluster) is asked for its status at once, and one
+/// [`LagSample`] per member is written from its set's answers ([`lag_samples`]).
+pub async fn sample_lag(sets: Vec<Vec<(String, u16)>>, path: &Path, started: Instant, mut stop: watch::Receiver<bool>) {
     let mut writer = match LagWriter::create(path) {
         Ok(writer) => writer,
         Err(e) => {
@@ -29,12 +30,18 @@ pub async fn sample_lag(members: Vec<(String, u16)>, path: &Path, started: Insta
         }
     };
     loop {
-        let asks = members
+        let asks = sets
             .iter()
+            .flatten()
             .map(|(_, port)| wire::command_ok(*port, doc! {"replSetGetStatus": 1}, STATUS_TIMEOUT));
-        let replies: Vec<Option<Document>> = join_all(asks).await.into_iter().map(Result::ok).collect();
+        let mut replies = join_all(asks).await.into_iter().map(Result::ok);
         let time = started.elapsed().as_nanos() as u64;
-        if let Err(e) = writer.write(&lag_samples(time, &members, &replies)) {
+        let mut samples = Vec::new();
+        for members in &sets {
+            let set_replies: Vec<Option<Document>> = replies.by_ref().take(members.len()).collect();
+            samples.extend(lag_samples(time, members, &set_replies));
+        }
+        if let Err(e) = writer.write(&samples) {
             tracing::warn!("{e}");
             return;
         }

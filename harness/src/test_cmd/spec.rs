@@ -8,6 +8,7 @@ use faultline_workloads::client::ClientMode;
 use serde::{Deserialize, Serialize};
 
 use crate::input::{self, ARBITERS, NODES, Rate, Whole};
+use crate::nemesis::sharded::{ChunkOp, ShardTarget};
 use crate::nemesis::{Fault, Target};
 
 /// A resolved test spec (every field has a value).
@@ -54,6 +55,16 @@ pub struct TestSpec {
     pub seed: u64,
     /// Store root (`<store>/<name>/<timestamp>/`).
     pub store: PathBuf,
+    /// Shards (replica sets of `nodes` members each); 0 tests one replica set.
+    pub shards: usize,
+    /// Routers the clients go through (with `shards`).
+    pub mongos: usize,
+    /// Config servers (1 or 3, with `shards`).
+    pub config_servers: usize,
+    /// The workload collection's shard key on `_id`: `hashed` or `range`.
+    pub shard_key: String,
+    /// Chunks the collection is split into before the run (with `shards`).
+    pub chunks: usize,
 }
 
 impl Default for TestSpec {
@@ -82,6 +93,11 @@ impl Default for TestSpec {
             set_parameters: Vec::new(),
             seed: 0,
             store: PathBuf::from("store"),
+            shards: 0,
+            mongos: 2,
+            config_servers: 1,
+            shard_key: "hashed".into(),
+            chunks: 4,
         }
     }
 }
@@ -93,6 +109,18 @@ pub struct Plan {
     pub faults: Vec<Fault>,
     pub target: Option<Target>,
     pub client_mode: ClientMode,
+    /// A sharded cluster's settings (`shards > 0`).
+    pub sharding: Option<ShardPlan>,
+}
+
+/// What a sharded run adds to the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardPlan {
+    /// Chunk operations of the nemesis (`move-chunk`, `split`).
+    pub chunk_ops: Vec<ChunkOp>,
+    /// Which part of the cluster process faults hit; `None`: a random part each time.
+    pub target: Option<ShardTarget>,
+    pub hashed: bool,
 }
 
 impl TestSpec {
@@ -132,9 +160,26 @@ impl TestSpec {
         }
         self.check_numbers()?;
         let mut faults = Vec::new();
+        let mut chunk_ops = Vec::new();
         for name in &self.nemesis {
-            let expanded = Fault::expand(name)
-                .ok_or_else(|| format!("{name:?} is not a valid nemesis: one of {}", Fault::NAMES.join(", ")))?;
+            if let Some(op) = ChunkOp::from_name(name) {
+                if self.shards == 0 {
+                    return Err(format!(
+                        "the {name:?} nemesis needs a sharded cluster (shards = 1 or more)"
+                    ));
+                }
+                if !chunk_ops.contains(&op) {
+                    chunk_ops.push(op);
+                }
+                continue;
+            }
+            let expanded = Fault::expand(name).ok_or_else(|| {
+                format!(
+                    "{name:?} is not a valid nemesis: one of {}, {}",
+                    Fault::NAMES.join(", "),
+                    ChunkOp::NAMES.join(", ")
+                )
+            })?;
             for fault in expanded {
                 if !faults.contains(&fault) {
                     faults.push(fault);
@@ -142,8 +187,10 @@ impl TestSpec {
             }
         }
         let members = self.nodes + self.arbiters;
+        let sharding = self.shard_plan(chunk_ops)?;
         let target = match self.nemesis_target.as_str() {
             "" => None,
+            _ if sharding.is_some() => None,
             name => Some(
                 Target::from_name(name)
                     .filter(|t| !matches!(t, Target::Named(i) if *i >= members))
@@ -161,6 +208,22 @@ impl TestSpec {
                 self.client_mode
             )
         })?;
+        let client_mode = match (&sharding, client_mode) {
+            (Some(_), ClientMode::ReplicaSet) => ClientMode::Mongos,
+            (None, ClientMode::ReplicaSet | ClientMode::Direct) => client_mode,
+            (Some(_), _) => {
+                return Err(format!(
+                    "client_mode {:?} does not apply to a sharded cluster: clients go through the routers",
+                    self.client_mode
+                ));
+            }
+            (None, _) => {
+                return Err(format!(
+                    "{:?} is not a valid client_mode: one of replica-set, direct",
+                    self.client_mode
+                ));
+            }
+        };
         input::check_write_concern(&self.write_concern, 1, self.nodes as u64)?;
         input::check_read_concern(&self.read_concern)?;
         input::check_read_preference(&self.read_preference)?;
@@ -178,8 +241,50 @@ impl TestSpec {
                 faults,
                 target,
                 client_mode,
+                sharding,
             },
         ))
+    }
+
+    /// The sharded part of the plan (`None` for a replica set), with its fields checked.
+    fn shard_plan(&self, chunk_ops: Vec<ChunkOp>) -> Result<Option<ShardPlan>, String> {
+        SHARDS.check(self.shards as u64)?;
+        if self.shards == 0 {
+            return Ok(None);
+        }
+        MONGOS.check(self.mongos as u64)?;
+        if !matches!(self.config_servers, 1 | 3) {
+            return Err(format!(
+                "{} is not a valid number of config_servers: 1 or 3",
+                self.config_servers
+            ));
+        }
+        CHUNKS.check(self.chunks as u64)?;
+        let hashed = match self.shard_key.as_str() {
+            "hashed" => true,
+            "range" => false,
+            other => return Err(format!("{other:?} is not a valid shard_key: hashed or range")),
+        };
+        if self.arbiters > 0 {
+            return Err("arbiters are not supported in a sharded test (shards = N): use arbiters = 0".into());
+        }
+        if self.secondary_delay_secs > 0 {
+            return Err("secondary_delay_secs is not supported in a sharded test (shards = N)".into());
+        }
+        let target = match self.nemesis_target.as_str() {
+            "" => None,
+            name => Some(ShardTarget::from_name(name).ok_or_else(|| {
+                format!(
+                    "{name:?} is not a valid nemesis target of a sharded cluster: one of {}",
+                    ShardTarget::NAMES.join(", ")
+                )
+            })?),
+        };
+        Ok(Some(ShardPlan {
+            chunk_ops,
+            target,
+            hashed,
+        }))
     }
 
     fn check_numbers(&self) -> Result<(), String> {
@@ -216,6 +321,27 @@ impl TestSpec {
     }
 }
 
+/// Shards of a sharded test (0: a replica set).
+pub const SHARDS: Whole = Whole {
+    what: "number of shards",
+    min: 0,
+    max: 8,
+    why: " (0 tests one replica set; every shard's members run on this machine)",
+};
+/// Routers of a sharded test.
+pub const MONGOS: Whole = Whole {
+    what: "number of mongos routers",
+    min: 1,
+    max: 8,
+    why: "",
+};
+/// Chunks made before a sharded test.
+pub const CHUNKS: Whole = Whole {
+    what: "number of chunks",
+    min: 1,
+    max: 1024,
+    why: "",
+};
 /// Client workers.
 pub const CONCURRENCY: Whole = Whole {
     what: "concurrency",

@@ -13,7 +13,7 @@ use faultline_checker::formats::jsonl;
 use faultline_checker::history::History;
 use faultline_checker::result::CheckResult;
 
-pub use crate::run_dir::{LagSample, RunMeta, lag, names, spec};
+pub use crate::run_dir::{ChunkSample, LagSample, RunMeta, chunks, lag, names, spec};
 
 use crate::error::ReportError;
 use crate::run_dir::RunDir;
@@ -27,6 +27,8 @@ pub struct RunInputs {
     pub history: History,
     /// Replication lag samples in file order.
     pub lag: Vec<LagSample>,
+    /// Chunks per shard over time (sharded runs; empty otherwise).
+    pub chunks: Vec<ChunkSample>,
     /// The checkers' verdict, when `results.json` exists and parses.
     pub results: Option<CheckResult>,
     /// `test.toml` verbatim.
@@ -58,6 +60,19 @@ impl RunInputs {
                 inputs.warn(format!(
                     "{}: {n} malformed line(s) skipped, first at line {line}: {why}",
                     names::LAG
+                ));
+            }
+        }
+        if dir.join(names::CHUNKS).exists()
+            && let Some(text) = inputs.read_text(names::CHUNKS)
+        {
+            let (samples, bad) = chunks::parse(&text);
+            inputs.chunks = samples;
+            if let Some((line, why)) = bad.first() {
+                let n = bad.len();
+                inputs.warn(format!(
+                    "{}: {n} malformed line(s) skipped, first at line {line}: {why}",
+                    names::CHUNKS
                 ));
             }
         }

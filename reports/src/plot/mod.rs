@@ -6,9 +6,10 @@
 //!
 //! - [`frame`]: the shared chart frame, fault shading, legends and the "no data" plot.
 //! - [`style`]: colours and marker shapes.
-//! - [`latency`], [`throughput`], [`lag`], [`members`], [`staleness`]: one module per figure family.
+//! - [`latency`], [`throughput`], [`lag`], [`members`], [`staleness`], [`chunks`]: one module per figure family.
 
 pub mod bench;
+pub mod chunks;
 pub mod frame;
 pub mod lag;
 pub mod latency;

@@ -27,26 +27,31 @@ pub struct LagSample {
 }
 
 /// The one writer of `lag.jsonl`: one [`LagSample`] per line, flushed after each batch.
-pub struct LagWriter {
+pub type LagWriter = JsonlWriter<LagSample>;
+
+/// A writer of one record of type `T` per line, flushed after each batch (`lag.jsonl`, `chunks.jsonl`).
+pub struct JsonlWriter<T> {
     path: PathBuf,
     out: BufWriter<File>,
+    records: std::marker::PhantomData<T>,
 }
 
-impl LagWriter {
+impl<T: Serialize> JsonlWriter<T> {
     /// Creates (or truncates) the file at `path`.
-    pub fn create(path: &Path) -> Result<LagWriter, RunDirError> {
+    pub fn create(path: &Path) -> Result<JsonlWriter<T>, RunDirError> {
         let file = File::create(path).map_err(|source| RunDirError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(LagWriter {
+        Ok(JsonlWriter {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
+            records: std::marker::PhantomData,
         })
     }
 
     /// Appends `samples` and flushes them.
-    pub fn write(&mut self, samples: &[LagSample]) -> Result<(), RunDirError> {
+    pub fn write(&mut self, samples: &[T]) -> Result<(), RunDirError> {
         let io = |source| RunDirError::Io {
             path: self.path.clone(),
             source,

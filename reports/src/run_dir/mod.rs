@@ -10,6 +10,7 @@
 //! | [`names::HISTORY`] `history.jsonl` | the checker's JSONL history, streamed | `test`, `bench lag` |
 //! | [`names::HISTORY_EDN`] `history.edn` | the same history in Jepsen's EDN | `test` |
 //! | [`names::LAG`] `lag.jsonl` | one [`LagSample`] per line, through [`LagWriter`] | `test`, `bench lag` |
+//! | [`names::CHUNKS`] `chunks.jsonl` | one [`ChunkSample`] per shard per sample, through [`ChunkWriter`] | `test --shards` |
 //! | [`names::RESULTS`] `results.json` | one [`CheckResult`] ([`RunDir::write_results`]) | `test` |
 //! | [`names::SUMMARY`] `summary.txt` | the printed summary | `test`, `bench` |
 //! | [`names::NODES`]`/<n>/node.log` | member logs | the cluster |
@@ -18,6 +19,7 @@
 //! This module lives in the reports crate because that is the lowest crate that both the writer (the
 //! harness) and the readers depend on and that may do I/O (the checker below it is pure).
 
+pub mod chunks;
 pub mod lag;
 pub mod spec;
 
@@ -26,7 +28,8 @@ use std::path::{Path, PathBuf};
 use faultline_checker::result::CheckResult;
 use thiserror::Error;
 
-pub use lag::{LagSample, LagWriter};
+pub use chunks::{ChunkSample, ChunkWriter};
+pub use lag::{JsonlWriter, LagSample, LagWriter};
 pub use spec::RunMeta;
 
 /// File names inside a run directory.
@@ -37,6 +40,8 @@ pub mod names {
     pub const HISTORY_EDN: &str = "history.edn";
     /// The lag samples.
     pub const LAG: &str = "lag.jsonl";
+    /// Chunks per shard over time (sharded runs only).
+    pub const CHUNKS: &str = "chunks.jsonl";
     /// The checker results.
     pub const RESULTS: &str = "results.json";
     /// The resolved spec.
@@ -111,6 +116,11 @@ impl RunDir {
     /// `lag.jsonl`.
     pub fn lag(&self) -> PathBuf {
         self.file(names::LAG)
+    }
+
+    /// `chunks.jsonl`.
+    pub fn chunks(&self) -> PathBuf {
+        self.file(names::CHUNKS)
     }
 
     /// `results.json`.

@@ -1,9 +1,11 @@
 //! Data derived from a run's inputs, ready to plot: pure functions, no drawing and no I/O.
 //!
+//! - [`chunks`]: chunks per shard over time (sharded runs).
 //! - [`latency`]: per-operation latency, latency quantiles and throughput over time.
 //! - [`members`]: replication lag per member and member states (who was primary) over time.
 //! - [`staleness`]: how stale each read was, its distribution, and P(fresh | time since the write).
 
+pub mod chunks;
 pub mod latency;
 pub mod members;
 pub mod staleness;

@@ -1,5 +1,6 @@
-//! End-to-end test of `faultline bench replication-lag`: the real binary against a real three-member set,
-//! a few seconds of load, `--json`; the table, the summary's fields, the plots and the numbers' plausibility.
+//! End-to-end tests of `faultline bench replication-lag` (the real binary against a real three-member set,
+//! a few seconds of load, `--json`; the table, the summary's fields, the plots and the numbers' plausibility)
+//! and of `faultline bench migration` (one small chunk moved between two shards).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -153,5 +154,40 @@ fn repeated_primary_kills_always_reach_a_majority_write() -> anyhow::Result<()> 
         writes[writes.len() / 2],
         writes[writes.len() - 1]
     );
+    Ok(())
+}
+
+/// `faultline bench migration` (issue 16): one 1 MB chunk moved under a write load; the table, and a summary
+/// whose migration took time, moved data and saw the writer both before and during it.
+#[test]
+fn migration_moves_a_chunk_and_reports_the_writer_latency_around_it() -> anyhow::Result<()> {
+    let store = tempfile::tempdir()?;
+    let output = Command::new(bin())
+        .args([
+            "bench",
+            "migration",
+            "--size-mb",
+            "1",
+            "--baseline",
+            "1s",
+            "--json",
+            "--store",
+        ])
+        .arg(store.path())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("moveChunk ms") && stderr.contains("p50 during"),
+        "{stderr}"
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout)?;
+    let result = &summary["results"][0];
+    assert_eq!(result["size_mb"], 1);
+    assert!(result["documents"].as_u64().unwrap_or(0) > 0, "{result}");
+    assert!(result["migration_ms"].as_f64().unwrap_or(0.0) > 0.0, "{result}");
+    assert_plausible(&result["baseline"], "latency before the migration", true);
+    let steps = result["steps_ms"].as_array().map_or(0, Vec::len);
+    assert!(steps >= 5, "the donor's steps come from config.changelog: {result}");
     Ok(())
 }

@@ -186,5 +186,19 @@ fn bad_suites_and_the_bundled_names() -> anyhow::Result<()> {
             assert!(text.contains(failpoint), "{suite} does not cover {failpoint}:\n{text}");
         }
     }
+    // Issue 16: the CI gate catches every sharding fail point and tests sharded clusters through mongos.
+    let listed = Command::new(bin()).args(["gate", "ci", "--list"]).output()?;
+    let text = String::from_utf8_lossy(&listed.stdout);
+    for needed in [
+        "migrationDonorAcceptsWritesAfterCommit",
+        "migrationCommitBeforeCatchUp",
+        "routerIgnoresStaleConfig",
+        "rangeDeleterDeletesOwned",
+        "sharded-safe-register",
+        "sharded-safe-set",
+        "sharded-w1-loses-acknowledged-writes",
+    ] {
+        assert!(text.contains(needed), "ci does not cover {needed}:\n{text}");
+    }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //!
 //! One-member runs, and the three-member scenarios of issue 5 (kills, pauses, partitions through the
 //! harness's fault proxies); bad input to every command; members that die with the harness; `faultline check`
-//! over stored run directories and many inputs.
+//! over stored run directories and many inputs; `faultline test --shards` (issue 16).
 
 mod t10_single_node;
 mod t15_bad_input;
@@ -11,6 +11,7 @@ mod t25_orphans;
 mod t30_reproducible_plan;
 mod t40_check_many;
 mod t50_three_nodes;
+mod t60_sharded;
 
 use std::path::Path;
 

@@ -76,6 +76,28 @@ fn cases(inputs: &Path) -> anyhow::Result<Vec<Case>> {
             &["test", "--nodes", "2", "--arbiters", "1", "--nemesis-target", "n4"],
             &["\"n4\"", "n1 to n3"],
         ),
+        // faultline test --shards: a sharded cluster's flags.
+        case(&["test", "--shards", "9"], &["9", "0 to 8"]),
+        case(&["test", "--nemesis", "move-chunk"], &["\"move-chunk\"", "shards"]),
+        case(
+            &["test", "--shards", "2", "--shard-key", "banana"],
+            &["\"banana\"", "hashed or range"],
+        ),
+        case(
+            &["test", "--shards", "2", "--nemesis-target", "n1"],
+            &["\"n1\"", "shard-primary"],
+        ),
+        case(&["test", "--shards", "2", "--config-servers", "2"], &["2", "1 or 3"]),
+        case(&["test", "--shards", "2", "--mongos", "0"], &["0", "1 to 8"]),
+        case(&["test", "--nemesis", "balancer"], &["\"balancer\"", "shards"]),
+        case(
+            &["test", "--shards", "2", "--leave-running"],
+            &["--leave-running", "--shards"],
+        ),
+        case(
+            &["test", "--shards", "2", "--client-mode", "direct"],
+            &["\"direct\"", "routers"],
+        ),
         case(&["test", "--nemesis-interval", "0"], &["\"0\"", "ms, s or m"]),
         case(&["test", "--time-limit", "-5s"], &["\"-5s\"", "ms, s or m"]),
         case(&["test", "--time-limit", "99999999999"], &["99999999999", "30 days"]),

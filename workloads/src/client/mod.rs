@@ -31,6 +31,9 @@ pub enum ClientMode {
     ReplicaSet,
     /// A direct connection to one member per worker thread.
     Direct,
+    /// Every router of a sharded cluster (the endpoints are the routers): the driver spreads operations
+    /// over them and leaves one that fails.
+    Mongos,
 }
 
 impl ClientMode {
@@ -39,6 +42,7 @@ impl ClientMode {
         match name {
             "replica-set" | "rs" => Some(ClientMode::ReplicaSet),
             "direct" => Some(ClientMode::Direct),
+            "mongos" => Some(ClientMode::Mongos),
             _ => None,
         }
     }
@@ -175,6 +179,14 @@ pub fn connection_uri(spec: &ClientSpec, endpoints: &Endpoints, thread: usize) -
                 endpoints.repl_set
             )
         }
+        ClientMode::Mongos => {
+            let hosts: Vec<String> = endpoints
+                .members
+                .iter()
+                .map(|(_, p)| format!("127.0.0.1:{p}"))
+                .collect();
+            format!("mongodb://{}/?{common}", hosts.join(","))
+        }
         ClientMode::Direct => {
             let (_, port) = &endpoints.members[thread % endpoints.members.len()];
             format!("mongodb://127.0.0.1:{port}/?directConnection=true&{common}")
@@ -217,6 +229,19 @@ mod tests {
         let uri = connection_uri(&spec(ClientMode::Direct), &endpoints(), 4).expect("uri");
         assert!(
             uri.starts_with("mongodb://127.0.0.1:27018/?directConnection=true"),
+            "{uri}"
+        );
+    }
+
+    #[test]
+    fn mongos_mode_lists_every_router_without_a_replica_set() {
+        let uri = connection_uri(&spec(ClientMode::Mongos), &endpoints(), 4).expect("uri");
+        assert!(
+            uri.starts_with("mongodb://127.0.0.1:27017,127.0.0.1:27018,127.0.0.1:27019/?w="),
+            "{uri}"
+        );
+        assert!(
+            !uri.contains("replicaSet") && !uri.contains("directConnection"),
             "{uri}"
         );
     }

@@ -77,6 +77,15 @@ impl Workload {
         }
     }
 
+    /// The collection (of the run's database) the workload's operations use.
+    pub fn collection(self) -> &'static str {
+        match self {
+            Workload::Register | Workload::SecondaryReads => register::COLLECTION,
+            Workload::Set => set::COLLECTION,
+            Workload::Counter => counter::COLLECTION,
+        }
+    }
+
     /// The read preference a run uses unless the spec says otherwise.
     pub fn default_read_preference(self) -> &'static str {
         match self {
