@@ -6,6 +6,7 @@
 //! {"open":"start"}                                        the stream was opened (first line)
 //! {"element":17,"clusterTime":[1764700000,3],"time":…}    an insert event: the document's `_id`, its clusterTime
 //! {"reopen":"<why>","time":…}                             the stream was reopened from its last resume token
+//! {"other":"Delete","time":…}                             an event of another kind (not checked)
 //! ```
 //!
 //! The events are compared with the history's `add` operations and its final read (the last `ok` read):
@@ -44,6 +45,9 @@ pub fn parse(text: &str) -> Result<Vec<StreamRecord>, String> {
         }
         let bad = |why: &str| format!("change-stream.jsonl line {}: {why}", n + 1);
         let value: Value = serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
+        if value.get("other").is_some() {
+            continue;
+        }
         let record = if value.get("open").is_some() {
             StreamRecord::Open
         } else if let Some(reason) = value.get("reopen") {

@@ -7,8 +7,10 @@
 //! 1 invalid, 2 unknown (also: interrupted), 254 bad arguments, 255 harness failure.
 //!
 //! - [`spec`]: the spec and its validation; run directories come from [`faultline::support::store`].
+//! - [`change_stream`]: the `--change-stream` watcher and its check.
 //! - [`runner`]: the lifecycle. [`worker`]: client workers. [`samplers`]: lag and progress.
 
+pub mod change_stream;
 pub mod runner;
 pub mod samplers;
 pub mod spec;
@@ -79,6 +81,10 @@ pub struct TestArgs {
     /// `secondaryDelaySecs` for the last data member, at most 31622400 (366 days) [default: 0].
     #[arg(long, allow_hyphen_values = true, value_parser = spec::SECONDARY_DELAY.parser::<u64>())]
     pub secondary_delay_secs: Option<u64>,
+    /// Watch a change stream on the set workload's collection during the run and check its events against the
+    /// history (change-stream.jsonl; anomalies change-stream-repeat, -missing, -phantom, -order).
+    #[arg(long)]
+    pub change_stream: bool,
     /// Test name (store directory) [default: the workload].
     #[arg(long, allow_hyphen_values = true)]
     pub name: Option<String>,
@@ -131,6 +137,9 @@ impl TestArgs {
         set!(secondary_delay_secs);
         set!(name);
         set!(store);
+        if self.change_stream {
+            spec.change_stream = true;
+        }
         if let Some(v) = seconds("--nemesis-interval", &self.nemesis_interval)? {
             spec.nemesis_interval = v;
         }

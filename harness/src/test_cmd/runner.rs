@@ -23,9 +23,9 @@ use faultline_workloads::generator::{stagger, time_limit};
 use faultline_workloads::rng::Rng;
 use tokio::sync::watch;
 
-use super::samplers;
 use super::spec::{Plan, TestSpec};
 use super::worker::{ClientEnv, Counters, run_phase};
+use super::{change_stream, samplers};
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::nemesis::{Nemesis, schedule};
 use crate::recorder::Recorder;
@@ -81,6 +81,15 @@ pub async fn execute(
         let started = recorder.started();
         async move { samplers::sample_lag(lag_members, &lag_path, started, stop).await }
     });
+    // The change stream is open before the first write, so it must see every one.
+    let watcher = match spec.change_stream {
+        true => {
+            let collection = faultline_workloads::workload::set::COLLECTION;
+            let watcher = change_stream::Watcher::open(&env.client, &endpoints, collection, run.path()).await?;
+            Some(tokio::spawn(watcher.run(background.clone())))
+        }
+        false => None,
+    };
     let mut nemesis = Nemesis::new(cluster.clone(), recorder.clone(), spec.seed);
     let progress = tokio::spawn(samplers::progress(
         counters.clone(),
@@ -144,6 +153,13 @@ pub async fn execute(
     }
     let _ = stop_background.send(true);
     let _ = tokio::join!(lag, progress);
+    let watched = match watcher {
+        Some(task) => Some(
+            task.await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("the watcher crashed: {e}"))),
+        ),
+        None => None,
+    };
 
     let (history, write_error) = recorder.snapshot();
     if let Some(error) = write_error {
@@ -162,6 +178,13 @@ pub async fn execute(
             .context("the checker crashed")?;
         let result = match convergence {
             Some(convergence) => with_child(result, convergence),
+            None => result,
+        };
+        let result = match watched {
+            Some(watched) => {
+                let majority = spec.write_concern == "majority";
+                with_child(result, change_stream::check(run.path(), &history, majority, watched))
+            }
             None => result,
         };
         run.write_results(&result)?;
