@@ -23,9 +23,6 @@ use mongodb::{Client, Collection};
 use serde_json::json;
 use tokio::sync::watch;
 
-/// The file the watcher writes in the run directory.
-pub const FILE: &str = "change-stream.jsonl";
-
 /// How long one `getMore` of the stream waits for new events.
 const AWAIT: Duration = Duration::from_millis(500);
 /// How long, once stopped, the watcher may take to read what is left.
@@ -52,7 +49,7 @@ pub struct Watcher {
 
 /// The path of the watcher's file in `run_dir`.
 pub fn path(run_dir: &Path) -> PathBuf {
-    run_dir.join(FILE)
+    run_dir.join(faultline_reports::run_dir::names::CHANGE_STREAM)
 }
 
 impl Watcher {

@@ -10,6 +10,7 @@
 //! | [`names::HISTORY`] `history.jsonl` | the checker's JSONL history, streamed | `test`, `bench lag` |
 //! | [`names::HISTORY_EDN`] `history.edn` | the same history in Jepsen's EDN | `test` |
 //! | [`names::LAG`] `lag.jsonl` | one [`LagSample`] per line, through [`LagWriter`] | `test`, `bench lag` |
+//! | [`names::CHANGE_STREAM`] `change-stream.jsonl` | `faultline_checker::change_stream`'s records | `test --change-stream` |
 //! | [`names::RESULTS`] `results.json` | one [`CheckResult`] ([`RunDir::write_results`]) | `test` |
 //! | [`names::SUMMARY`] `summary.txt` | the printed summary | `test`, `bench` |
 //! | [`names::NODES`]`/<n>/node.log` | member logs | the cluster |
@@ -37,6 +38,8 @@ pub mod names {
     pub const HISTORY_EDN: &str = "history.edn";
     /// The lag samples.
     pub const LAG: &str = "lag.jsonl";
+    /// The change stream's events (`faultline test --change-stream`).
+    pub const CHANGE_STREAM: &str = "change-stream.jsonl";
     /// The checker results.
     pub const RESULTS: &str = "results.json";
     /// The resolved spec.
