@@ -260,15 +260,30 @@ mod tests {
     }
 
     #[test]
-    fn without_majority_acks_only_the_final_read_is_expected() {
-        let h = history();
-        let r = check(
-            &h,
-            &pair(&h).expect("valid"),
-            &[event(1, 1), event(2, 2), event(4, 3)],
-            false,
-        );
+    fn an_acknowledged_add_missing_from_the_final_read_is_expected_only_with_majority_acks() {
+        use OpType::{Invoke, Ok};
+        let events = [
+            (1, Invoke, "add", json!(1)),
+            (1, Ok, "add", json!(1)),
+            (1, Invoke, "add", json!(2)),
+            (1, Ok, "add", json!(2)),
+            (1, Invoke, "read", Value::Null),
+            (1, Ok, "read", json!([1])),
+        ];
+        let ops = events
+            .iter()
+            .enumerate()
+            .map(|(i, (p, t, f, v))| Op::new(i as u64, i as u64 * 1_000, *t, Process::Client(*p), f, v.clone()))
+            .collect();
+        let h = History::from_ops(ops);
+        let paired = pair(&h).expect("valid");
+        // With w: 1 an acknowledged add may be rolled back: 2 need not appear.
+        let r = check(&h, &paired, &[event(1, 1)], false);
         assert_eq!(r.valid, Validity::True, "{r:?}");
+        // With w: majority it had to be committed, so the stream had to show it.
+        let r = check(&h, &paired, &[event(1, 1)], true);
+        assert_eq!(r.anomalies, vec!["change-stream-missing"], "{r:?}");
+        assert_eq!(r.examples[0].ops, vec![2]);
     }
 
     #[test]
