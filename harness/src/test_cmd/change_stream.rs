@@ -27,6 +27,8 @@ use tokio::sync::watch;
 const AWAIT: Duration = Duration::from_millis(500);
 /// How long, once stopped, the watcher may take to read what is left.
 const DRAIN_LIMIT: Duration = Duration::from_secs(15);
+/// How long opening the stream at the start may take.
+const OPEN_LIMIT: Duration = Duration::from_secs(30);
 /// Pause between attempts to reopen the stream while no primary is reachable.
 const REOPEN_BACKOFF: Duration = Duration::from_millis(250);
 
@@ -72,11 +74,17 @@ impl Watcher {
             .await
             .context("change stream: cannot create the client")?;
         let collection = client.database(&spec.database).collection::<Document>(collection);
-        let stream = collection
-            .watch()
-            .max_await_time(AWAIT)
-            .await
-            .context("change stream: cannot open the stream")?;
+        // The primary the cluster just elected may still be settling: retry until it answers.
+        let deadline = Instant::now() + OPEN_LIMIT;
+        let stream = loop {
+            match collection.watch().max_await_time(AWAIT).await {
+                Ok(stream) => break stream,
+                Err(error) if Instant::now() >= deadline => {
+                    return Err(error).context("change stream: cannot open the stream");
+                }
+                Err(_) => tokio::time::sleep(REOPEN_BACKOFF).await,
+            }
+        };
         let path = path(run_dir);
         let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
         let mut watcher = Watcher {
