@@ -201,6 +201,11 @@ mod tests {
             (1, Invoke, "read", Value::Null),
             (1, Ok, "read", json!([1, 2, 4])),
         ];
+        history_of(&events)
+    }
+
+    /// A history of `(process, type, f, value)` events, 1 µs apart.
+    fn history_of(events: &[(u64, OpType, &str, Value)]) -> History {
         let ops = events
             .iter()
             .enumerate()
@@ -270,12 +275,7 @@ mod tests {
             (1, Invoke, "read", Value::Null),
             (1, Ok, "read", json!([1])),
         ];
-        let ops = events
-            .iter()
-            .enumerate()
-            .map(|(i, (p, t, f, v))| Op::new(i as u64, i as u64 * 1_000, *t, Process::Client(*p), f, v.clone()))
-            .collect();
-        let h = History::from_ops(ops);
+        let h = history_of(&events);
         let paired = pair(&h).expect("valid");
         // With w: 1 an acknowledged add may be rolled back: 2 need not appear.
         let r = check(&h, &paired, &[event(1, 1)], false);
