@@ -3,13 +3,14 @@
 //! The watcher (`faultline test --change-stream`) records one JSON object per line in `change-stream.jsonl`:
 //!
 //! ```text
-//! {"open":"start"}                                        the stream was opened (first line)
+//! {"open":"start","time":…}                               the stream was opened (first line)
 //! {"element":17,"clusterTime":[1764700000,3],"time":…}    an insert event: the document's `_id`, its clusterTime
 //! {"reopen":"<why>","time":…}                             the stream was reopened from its last resume token
 //! {"other":"Delete","time":…}                             an event of another kind (not checked)
 //! ```
 //!
-//! The events are compared with the history's `add` operations and its final read (the last `ok` read):
+//! `time` is nanoseconds on the history's clock. The events are compared with the history's `add` operations
+//! and its final read (the last `ok` read):
 //!
 //! - `change-stream-repeat`: an element appears twice.
 //! - `change-stream-phantom`: an element appears whose add definitely failed, that was never added, or that

@@ -56,12 +56,13 @@ pub fn path(run_dir: &Path) -> PathBuf {
 
 impl Watcher {
     /// Connects and opens the stream on `collection`; the run's writes start after this returns, so the stream
-    /// sees every one of them.
+    /// sees every one of them. Times in the file are nanoseconds since `started` (the history's clock).
     pub async fn open(
         clients: &ClientSpec,
         endpoints: &Endpoints,
         collection: &str,
         run_dir: &Path,
+        started: Instant,
     ) -> anyhow::Result<Watcher> {
         let spec = ClientSpec {
             mode: ClientMode::ReplicaSet,
@@ -92,10 +93,10 @@ impl Watcher {
             collection,
             stream,
             out: std::io::BufWriter::new(file),
-            started: Instant::now(),
+            started,
             watched: Watched::default(),
         };
-        watcher.write(&json!({"open": "start"}))?;
+        watcher.write(&json!({"open": "start", "time": watcher.nanos()}))?;
         Ok(watcher)
     }
 

@@ -85,7 +85,9 @@ pub async fn execute(
     let watcher = match spec.change_stream {
         true => {
             let collection = faultline_workloads::workload::set::COLLECTION;
-            let watcher = change_stream::Watcher::open(&env.client, &endpoints, collection, run.path()).await?;
+            let started = recorder.started();
+            let watcher =
+                change_stream::Watcher::open(&env.client, &endpoints, collection, run.path(), started).await?;
             Some(tokio::spawn(watcher.run(background.clone())))
         }
         false => None,
