@@ -12,11 +12,13 @@
 //! - [`set`]: lost writes and visibility latency for set workloads.
 //! - [`session`]: per-process session guarantees.
 //! - [`counter`]: reads of a counter within the bounds of the increments.
+//! - [`change_stream`]: a change stream watched during a set run, against the history (repeats, phantoms, missing).
 //! - [`convergence`]: whether the members' data agree after healing (hashes in, verdict out).
 //! - [`registry`]: the one list of history checkers, by name; [`summary`]: the human lines of a verdict.
 //! - [`generate`]: deterministic history generator for tests and benchmarks.
 //! - [`stream`]: linearizability of JSONL histories too large to load, checked streamed per key.
 
+pub mod change_stream;
 pub mod convergence;
 pub mod counter;
 pub mod formats;

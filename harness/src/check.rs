@@ -2,7 +2,8 @@
 //!
 //! Takes one or more inputs, each a history (JSONL, EDN, Jepsen text log or Porcupine kv log; detected from
 //! the file unless `--format` is given) or a stored run directory (its `history.jsonl`, re-checked with the
-//! checkers of the workload its `test.toml` names, unless `--checker` says otherwise). Every flag is checked
+//! checkers of the workload its `test.toml` names, unless `--checker` says otherwise, and its
+//! `change-stream.jsonl` if it has one). Every flag is checked
 //! before any input is read. One input gets a human summary naming the first bad operation; several get one
 //! line each and a total, so a corpus is checked in one process. `--json` prints one JSON record per input
 //! per line instead. A JSONL history of [`STREAM_ABOVE_BYTES`] or more checked for linearizability alone is
@@ -16,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use faultline::support::durations::parse_seconds;
 use faultline::support::errors::BAD_ARGUMENTS;
+use faultline_checker::change_stream;
 use faultline_checker::formats::{Format, edn_value::EdnReader};
-use faultline_checker::history::{self, Conventions, History};
+use faultline_checker::history::{self, Conventions, History, PairedHistory};
 use faultline_checker::linear::witness::LinearWitness;
 use faultline_checker::linear::{LinearOptions, ModelKind};
 use faultline_checker::registry::Checker;
@@ -246,6 +248,12 @@ fn check_input(flags: &Flags, path: &Path) -> Result<Checked, String> {
             .map_err(|e| format!("{}: {e}", history_path.display()))?;
         results.push(result);
     }
+    if path.is_dir()
+        && flags.checkers.is_none()
+        && let Some(stream) = stored_change_stream(path, &history, &paired)?
+    {
+        results.push(stream);
+    }
     let mut result = combine(workload, results);
     if flags.full_results {
         result.expand(&history, &paired);
@@ -331,6 +339,26 @@ fn open_run(flags: &Flags, dir: &Path) -> Result<(PathBuf, Option<Workload>), St
         ));
     }
     Ok((run.history(), workload))
+}
+
+/// A stored run's change stream (`faultline test --change-stream`), checked against its history; `None` when
+/// the run watched none.
+fn stored_change_stream(dir: &Path, history: &History, paired: &PairedHistory) -> Result<Option<CheckResult>, String> {
+    let run = RunDir::new(dir);
+    let path = run.file(faultline_reports::run_dir::names::CHANGE_STREAM);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let records = change_stream::parse(&text).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // The adds were acknowledged with the spec's write concern (`majority` unless it says otherwise).
+    let majority = std::fs::read_to_string(run.spec())
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|spec| spec.get("write_concern")?.as_str().map(|w| w == "majority"))
+        .unwrap_or(true);
+    Ok(Some(change_stream::check(history, paired, &records, majority)))
 }
 
 fn read_history(path: &Path, format: Format) -> Result<History, String> {
@@ -611,6 +639,39 @@ mod tests {
         let empty = tempfile::tempdir().expect("temp dir");
         let refused = check_input(&flags(), empty.path()).err().expect("not a run");
         assert!(refused.contains("not a run directory"), "{refused}");
+    }
+
+    #[test]
+    fn a_run_directorys_change_stream_is_checked_against_its_history() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let run = RunDir::new(dir.path());
+        let adds = r#"{"time":1,"type":"invoke","process":0,"f":"add","value":2}
+{"time":2,"type":"ok","process":0,"f":"add","value":2}
+{"time":3,"type":"invoke","process":0,"f":"read","value":null}
+{"time":4,"type":"ok","process":0,"f":"read","value":[2]}
+"#;
+        std::fs::write(run.history(), adds).expect("written");
+        run.write_spec("name = \"s\"\nworkload = \"set\"\nchange_stream = true\n")
+            .expect("written");
+        let stream = run.file(faultline_reports::run_dir::names::CHANGE_STREAM);
+        let event = "{\"element\":2,\"clusterTime\":[9,1]}\n";
+        std::fs::write(&stream, format!("{{\"open\":\"start\"}}\n{event}")).expect("written");
+        let checked = check_input(&flags(), dir.path()).expect("checked");
+        assert_eq!(checked.result.valid, Validity::True, "{:?}", checked.result);
+        assert_eq!(checked.result.children[1].checker, "change-stream");
+        std::fs::write(&stream, format!("{event}{event}")).expect("written");
+        let checked = check_input(&flags(), dir.path()).expect("checked");
+        assert_eq!(checked.result.valid, Validity::False);
+        assert!(
+            checked.result.children[1]
+                .anomalies
+                .contains(&"change-stream-repeat".to_string()),
+            "{:?}",
+            checked.result
+        );
+        std::fs::write(&stream, "{\"element\":2}\n").expect("written");
+        let refused = check_input(&flags(), dir.path()).err().expect("no clusterTime");
+        assert!(refused.contains("line 1"), "{refused}");
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! 1 invalid, 2 unknown (also: interrupted), 254 bad arguments, 255 harness failure.
 //!
 //! - [`spec`]: the spec and its validation; run directories come from [`faultline::support::store`].
+//! - [`change_stream`]: the `--change-stream` watcher and its check.
 //! - [`runner`]: the lifecycle. [`worker`]: client workers. [`samplers`]: lag and progress.
 
+pub mod change_stream;
 pub mod runner;
 pub mod samplers;
 pub mod sharded;
@@ -97,6 +99,10 @@ pub struct TestArgs {
     /// Chunks the collection is split into before a sharded test, 1 to 1024 [default: 4].
     #[arg(long, allow_hyphen_values = true, value_parser = spec::CHUNKS.parser::<usize>())]
     pub chunks: Option<usize>,
+    /// Watch a change stream on the set workload's collection during the run and check its events against the
+    /// history (change-stream.jsonl; anomalies change-stream-repeat, -missing, -phantom, -order).
+    #[arg(long)]
+    pub change_stream: bool,
     /// Test name (store directory) [default: the workload].
     #[arg(long, allow_hyphen_values = true)]
     pub name: Option<String>,
@@ -154,6 +160,9 @@ impl TestArgs {
         set!(config_servers);
         set!(shard_key);
         set!(chunks);
+        if self.change_stream {
+            spec.change_stream = true;
+        }
         if let Some(v) = seconds("--nemesis-interval", &self.nemesis_interval)? {
             spec.nemesis_interval = v;
         }

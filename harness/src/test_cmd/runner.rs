@@ -23,9 +23,9 @@ use faultline_workloads::generator::{stagger, time_limit};
 use faultline_workloads::rng::Rng;
 use tokio::sync::watch;
 
-use super::samplers;
 use super::spec::{Plan, TestSpec};
 use super::worker::{ClientEnv, Counters, run_phase};
+use super::{change_stream, samplers};
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::nemesis::sharded::{ShardedNemesis, ShardedTopology, chunk_loop};
 use crate::nemesis::{Nemesis, PlannedStep, schedule};
@@ -176,6 +176,17 @@ pub async fn execute(
             plan.sharding.as_ref().and_then(|s| s.target),
         )),
     };
+    // The change stream is open before the first write, so it must see every one.
+    let watcher = match spec.change_stream {
+        true => {
+            let collection = faultline_workloads::workload::set::COLLECTION;
+            let started = recorder.started();
+            let watcher =
+                change_stream::Watcher::open(&env.client, &endpoints, collection, run.path(), started).await?;
+            Some(tokio::spawn(watcher.run(background.clone())))
+        }
+        false => None,
+    };
     let progress = tokio::spawn(samplers::progress(
         counters.clone(),
         nemesis.active(),
@@ -269,6 +280,13 @@ pub async fn execute(
     if let Some(sampler) = chunk_sampler {
         let _ = sampler.await;
     }
+    let watched = match watcher {
+        Some(task) => Some(
+            task.await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("the watcher crashed: {e}"))),
+        ),
+        None => None,
+    };
 
     let (history, write_error) = recorder.snapshot();
     if let Some(error) = write_error {
@@ -286,6 +304,13 @@ pub async fn execute(
             .await
             .context("the checker crashed")?;
         let result = convergence.into_iter().flatten().fold(result, with_child);
+        let result = match watched {
+            Some(watched) => {
+                let majority = spec.write_concern == "majority";
+                with_child(result, change_stream::check(run.path(), &history, majority, watched))
+            }
+            None => result,
+        };
         run.write_results(&result)?;
         Some(result)
     };

@@ -52,6 +52,8 @@ pub struct TestSpec {
     pub recovery_timeout: f64,
     /// `--setParameter` values for every member.
     pub set_parameters: Vec<String>,
+    /// Watch a change stream on the `set` workload's collection and check it against the history.
+    pub change_stream: bool,
     pub seed: u64,
     /// Store root (`<store>/<name>/<timestamp>/`).
     pub store: PathBuf,
@@ -91,6 +93,7 @@ impl Default for TestSpec {
             check_timeout: 60.0,
             recovery_timeout: 60.0,
             set_parameters: Vec::new(),
+            change_stream: false,
             seed: 0,
             store: PathBuf::from("store"),
             shards: 0,
@@ -233,6 +236,12 @@ impl TestSpec {
             .find(|p| p.split_once('=').is_none_or(|(name, _)| name.trim().is_empty()))
         {
             return Err(format!("{bad:?} is not a valid set_parameters entry: use NAME=VALUE"));
+        }
+        if self.change_stream && workload != Workload::Set {
+            return Err(format!(
+                "change_stream needs the set workload, not {:?} (its events are checked against the set's adds)",
+                self.workload
+            ));
         }
         Ok((
             self,
@@ -416,6 +425,10 @@ mod tests {
         assert!(bad(|s| s.concurrency = 0));
         assert!(bad(|s| s.nemesis_target = "n0".into()));
         assert!(bad(|s| s.name = "../x".into()));
+        assert!(
+            bad(|s| s.change_stream = true),
+            "change streams are checked for the set workload only"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | [`names::HISTORY_EDN`] `history.edn` | the same history in Jepsen's EDN | `test` |
 //! | [`names::LAG`] `lag.jsonl` | one [`LagSample`] per line, through [`LagWriter`] | `test`, `bench lag` |
 //! | [`names::CHUNKS`] `chunks.jsonl` | one [`ChunkSample`] per shard per sample, through [`ChunkWriter`] | `test --shards` |
+//! | [`names::CHANGE_STREAM`] `change-stream.jsonl` | `faultline_checker::change_stream`'s records | `test --change-stream` |
 //! | [`names::RESULTS`] `results.json` | one [`CheckResult`] ([`RunDir::write_results`]) | `test` |
 //! | [`names::SUMMARY`] `summary.txt` | the printed summary | `test`, `bench` |
 //! | [`names::NODES`]`/<n>/node.log` | member logs | the cluster |
@@ -42,6 +43,8 @@ pub mod names {
     pub const LAG: &str = "lag.jsonl";
     /// Chunks per shard over time (sharded runs only).
     pub const CHUNKS: &str = "chunks.jsonl";
+    /// The change stream's events (`faultline test --change-stream`).
+    pub const CHANGE_STREAM: &str = "change-stream.jsonl";
     /// The checker results.
     pub const RESULTS: &str = "results.json";
     /// The resolved spec.

@@ -11,6 +11,7 @@ mod t25_orphans;
 mod t30_reproducible_plan;
 mod t40_check_many;
 mod t50_three_nodes;
+mod t55_change_stream;
 mod t60_sharded;
 
 use std::path::Path;

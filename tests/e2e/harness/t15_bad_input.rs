@@ -69,6 +69,10 @@ fn cases(inputs: &Path) -> anyhow::Result<Vec<Case>> {
         ),
         case(&["test", "--client-mode", "x"], &["\"x\"", "replica-set"]),
         case(&["test", "--workload", "bank"], &["\"bank\"", "register"]),
+        case(
+            &["test", "--change-stream"],
+            &["change_stream", "set workload", "\"register\""],
+        ),
         case(&["test", "--nemesis", "kill,flood"], &["\"flood\"", "partition"]),
         case(&["test", "--nemesis-target", "n9"], &["\"n9\"", "n1 to n3"]),
         case(&["test", "--nemesis-target", "n0"], &["\"n0\"", "primary"]),
@@ -134,6 +138,12 @@ fn cases(inputs: &Path) -> anyhow::Result<Vec<Case>> {
         // faultline test: the same values in a spec file.
         spec_case(inputs, "w", "write_concern = \"banana\"\n", &["\"banana\"", "majority"])?,
         spec_case(inputs, "rc", "read_concern = \"x\"\n", &["\"x\"", "snapshot"])?,
+        spec_case(
+            inputs,
+            "cs",
+            "workload = \"counter\"\nchange_stream = true\n",
+            &["change_stream", "\"counter\""],
+        )?,
         spec_case(inputs, "nem", "nemesis = [\"flood\"]\n", &["\"flood\"", "partition"])?,
         spec_case(inputs, "target", "nemesis_target = \"n9\"\n", &["\"n9\"", "n1 to n3"])?,
         spec_case(inputs, "neg", "# spec\nnodes = -5\n", &["-5", "whole number", "line 2"])?,
