@@ -98,8 +98,10 @@ pub fn data_size(ctx: &Context<'_>) -> Result<Document> {
     )
 }
 
-/// `splitVector: "db.c", keyPattern, min, max, maxChunkSizeBytes` (or `maxChunkSize` in MB): `{splitKeys}`.
+/// `splitVector: "db.c", keyPattern, min, max, maxChunkSizeBytes` (or `maxChunkSize` in MB):
+/// `{timeMillis, splitKeys}`.
 pub fn split_vector(ctx: &Context<'_>) -> Result<Document> {
+    let started = std::time::Instant::now();
     let (ns, pattern, range) = parse(ctx)?;
     let max_bytes = match (ctx.body.get("maxChunkSizeBytes"), ctx.body.get("maxChunkSize")) {
         (Some(bytes), _) => bytes
@@ -123,7 +125,7 @@ pub fn split_vector(ctx: &Context<'_>) -> Result<Document> {
         .iter()
         .map(|k| Bson::Document(k.to_document(&names)))
         .collect();
-    Ok(doc! {"splitKeys": split_keys})
+    Ok(doc! {"timeMillis": started.elapsed().as_millis() as i64, "splitKeys": split_keys})
 }
 
 #[cfg(test)]

@@ -54,6 +54,25 @@ async fn the_balancer_splits_chunks_over_the_chunk_size_and_spreads_them() -> an
         .await?;
     assert_eq!(super::chunks_of(&cluster, "test.big").await?.len(), 1);
 
+    // The shard commands the balancer asks, with MongoDB's reply shapes.
+    let sha = cluster.shards[0].1.client().await?.database("admin");
+    let range = doc! {"keyPattern": {"k": 1}, "min": {"k": 0}, "max": {"k": 2000}};
+    let mut data_size = doc! {"dataSize": "test.big"};
+    data_size.extend(range.clone());
+    let size = sha.run_command(data_size).await?;
+    assert_eq!(size.get_i64("numObjects")?, 2000, "{size}");
+    assert!(size.get_i64("size")? > 2_000_000, "{size}");
+    let mut split_vector = doc! {"splitVector": "test.big", "maxChunkSizeBytes": 1_i64 << 20};
+    split_vector.extend(range);
+    let points = sha.run_command(split_vector).await?;
+    let keys: Vec<i32> = points
+        .get_array("splitKeys")?
+        .iter()
+        .map(|k| k.as_document().and_then(|d| d.get_i32("k").ok()).expect("{k: int}"))
+        .collect();
+    assert_eq!(keys.len(), 3, "2 MB split into pieces of half of 1 MB: {points}");
+    assert!(keys[0] > 400 && keys[0] < 600, "{points}");
+
     let started = router.admin(doc! {"balancerStart": 1}).await?;
     assert_eq!(started.get_f64("ok")?, 1.0, "{started}");
     let cluster_ref = &cluster;
