@@ -124,11 +124,15 @@ async fn round(config: &ReplicaSetClient) -> Result<()> {
         let Some(mut table) = collection_routing(config, ns).await? else {
             continue;
         };
-        if split_by_size(config, &shards, &table, max_bytes).await? {
-            let Some(refreshed) = collection_routing(config, ns).await? else {
-                continue;
-            };
-            table = refreshed;
+        match split_by_size(config, &shards, &table, max_bytes).await {
+            Ok(true) => {
+                let Some(refreshed) = collection_routing(config, ns).await? else {
+                    continue;
+                };
+                table = refreshed;
+            }
+            Ok(false) => {}
+            Err(err) => tracing::info!(%ns, error = %err, "balancer: splitting by size failed"),
         }
         let loads: Vec<ShardLoad> = shards
             .iter()
@@ -196,27 +200,42 @@ async fn split_by_size(
     .iter()
     .filter_map(|c| ShardKeyValue::from_document(c.get_document("min").ok()?, &names))
     .collect();
+    // One scan per shard first: a shard holding less than the chunk size of the collection in all has no
+    // chunk to split (orphans only make this an overestimate).
+    let mut owners: Vec<&str> = table.chunks().iter().map(|c| c.shard.as_str()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let mut heavy = Vec::new();
+    for id in owners {
+        let Some(owner) = shard_client(shards, id)? else {
+            continue;
+        };
+        let whole = (&table.chunks()[0].min, &table.chunks()[table.chunks().len() - 1].max);
+        if data_size(&owner, table, whole.0, whole.1)
+            .await?
+            .is_some_and(|bytes| bytes > max_bytes)
+        {
+            heavy.push(id);
+        }
+    }
     let mut split = false;
-    for chunk in table.chunks().iter().filter(|c| !jumbo.contains(&c.min)) {
+    let candidates = table
+        .chunks()
+        .iter()
+        .filter(|c| heavy.contains(&c.shard.as_str()) && !jumbo.contains(&c.min));
+    for chunk in candidates {
         let Some(owner) = shard_client(shards, &chunk.shard)? else {
             continue;
         };
-        let range = doc! {"keyPattern": table.pattern.to_document(), "min": chunk.min.to_document(&names),
-        "max": chunk.max.to_document(&names), "$db": "admin"};
-        let mut data_size = doc! {"dataSize": ns};
-        data_size.extend(range.clone());
-        let size = owner.run(&data_size).await?;
-        if !crate::wire::client::reply_ok(&size) {
-            tracing::info!(%ns, error = %error_of_reply(&size), "balancer: dataSize failed");
+        let Some(bytes) = data_size(&owner, table, &chunk.min, &chunk.max)
+            .await?
+            .filter(|b| *b > max_bytes)
+        else {
             continue;
-        }
-        let bytes = size.get("size").and_then(Bson::as_i64).unwrap_or(0);
-        if (bytes as u64) <= max_bytes {
-            continue;
-        }
-        let mut split_vector = doc! {"splitVector": ns};
-        split_vector.extend(range);
-        split_vector.insert("maxChunkSizeBytes", max_bytes as i64);
+        };
+        let split_vector = doc! {"splitVector": ns, "keyPattern": table.pattern.to_document(),
+        "min": chunk.min.to_document(&names), "max": chunk.max.to_document(&names),
+        "maxChunkSizeBytes": max_bytes as i64, "$db": "admin"};
         let reply = owner.run(&split_vector).await?;
         if !crate::wire::client::reply_ok(&reply) {
             tracing::info!(%ns, error = %error_of_reply(&reply), "balancer: splitVector failed");
@@ -248,6 +267,28 @@ async fn split_by_size(
         break;
     }
     Ok(split)
+}
+
+/// The bytes shard `owner` holds of `table`'s collection in [min, max) (`dataSize`); none when it fails.
+async fn data_size(
+    owner: &ReplicaSetClient,
+    table: &RoutingTable,
+    min: &ShardKeyValue,
+    max: &ShardKeyValue,
+) -> Result<Option<u64>> {
+    let names = table.pattern.names();
+    let ns = table.namespace.as_str();
+    let reply = owner
+        .run(
+            &doc! {"dataSize": ns, "keyPattern": table.pattern.to_document(), "min": min.to_document(&names),
+            "max": max.to_document(&names), "$db": "admin"},
+        )
+        .await?;
+    if !crate::wire::client::reply_ok(&reply) {
+        tracing::info!(%ns, error = %error_of_reply(&reply), "balancer: dataSize failed");
+        return Ok(None);
+    }
+    Ok(reply.get("size").and_then(Bson::as_i64).map(|b| b.max(0) as u64))
 }
 
 #[cfg(test)]
