@@ -4,20 +4,49 @@
 //! the shard with the fewest chunks, or from the shard with the most chunks to the one with the fewest when
 //! they differ by MongoDB's (pre-6.0) migration threshold: 2 below 20 chunks, 4 below 80, 8 from 80 on.
 //!
-//! [`pick_move`] is the pure policy; [`spawn`] the loop around it.
+//! Before moving, each round splits by size: it reads the chunk size (`config.settings`
+//! `{_id: "chunksize", value: MB}`, 1–1024, default 128), asks each chunk's owning shard for the chunk's
+//! `dataSize` and, when it holds more, for `splitVector` points, and commits the split on the config servers
+//! as mongos's `split` does ([`crate::router::commit_split`]). A chunk over the size that yields no split
+//! point (one key) is marked `jumbo: true` in `config.chunks` and not asked about again.
+//!
+//! [`pick_move`] and [`chunk_size_bytes`] are the pure policy; [`spawn`] the loop around it.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use bson::doc;
+use bson::{Bson, Document, doc};
 
 use crate::error::Result;
 use crate::node::Node;
-use crate::router::collection_routing;
-use crate::router::rs_client::{ReplicaSetClient, SeedList, error_of_reply, find_all};
+use crate::router::rs_client::{ReplicaSetClient, SeedList, error_of_reply, find_all, write_majority};
+use crate::router::{collection_routing, commit_split};
+use crate::shard::{RoutingTable, ShardKeyValue};
 
 /// How often a balancer round runs while the balancer is on.
 const ROUND_INTERVAL: Duration = Duration::from_secs(1);
+
+/// MongoDB's default chunk size, in MB.
+const DEFAULT_CHUNK_SIZE_MB: i64 = 128;
+
+/// Who the balancer's `config.changelog` entries name as their server.
+const CHANGELOG_SERVER: &str = "balancer";
+
+/// The maximum chunk size in bytes a `config.settings` `{_id: "chunksize", value: MB}` document sets: its
+/// `value` when it is a number from 1 to 1024 (MongoDB's bounds), else the default 128 MB.
+pub fn chunk_size_bytes(setting: Option<&Document>) -> u64 {
+    let mb = setting
+        .and_then(|s| s.get("value"))
+        .and_then(|v| match v {
+            Bson::Int32(i) => Some(i64::from(*i)),
+            Bson::Int64(i) => Some(*i),
+            Bson::Double(f) if f.fract() == 0.0 => Some(*f as i64),
+            _ => None,
+        })
+        .filter(|mb| (1..=1024).contains(mb))
+        .unwrap_or(DEFAULT_CHUNK_SIZE_MB);
+    (mb as u64) << 20
+}
 
 /// One shard as the balancer sees a collection: its id, how many of the collection's chunks it owns,
 /// whether it is draining.
@@ -77,6 +106,8 @@ async fn round(config: &ReplicaSetClient) -> Result<()> {
     if !on {
         return Ok(());
     }
+    let chunk_size = find_all(config, "config", "settings", doc! {"_id": "chunksize"}, None).await?;
+    let max_bytes = chunk_size_bytes(chunk_size.first());
     let shards = find_all(config, "config", "shards", doc! {}, None).await?;
     let collections = find_all(
         config,
@@ -90,9 +121,19 @@ async fn round(config: &ReplicaSetClient) -> Result<()> {
         let Ok(ns) = collection.get_str("_id") else {
             continue;
         };
-        let Some(table) = collection_routing(config, ns).await? else {
+        let Some(mut table) = collection_routing(config, ns).await? else {
             continue;
         };
+        match split_by_size(config, &shards, &table, max_bytes).await {
+            Ok(true) => {
+                let Some(refreshed) = collection_routing(config, ns).await? else {
+                    continue;
+                };
+                table = refreshed;
+            }
+            Ok(false) => {}
+            Err(err) => tracing::info!(%ns, error = %err, "balancer: splitting by size failed"),
+        }
         let loads: Vec<ShardLoad> = shards
             .iter()
             .filter_map(|s| {
@@ -110,15 +151,10 @@ async fn round(config: &ReplicaSetClient) -> Result<()> {
         let Some(chunk) = table.chunks().iter().find(|c| c.shard == from) else {
             continue;
         };
-        let Some(host) = shards
-            .iter()
-            .find(|s| s.get_str("_id").ok() == Some(from.as_str()))
-            .and_then(|s| s.get_str("host").ok())
-        else {
+        let Some(donor) = shard_client(&shards, &from)? else {
             continue;
         };
         let names = table.pattern.names();
-        let donor = ReplicaSetClient::new(SeedList::parse(host)?, Arc::default());
         tracing::info!(%ns, %from, %to, "balancer moves a chunk");
         let reply = donor
             .run(&doc! {"_shardsvrMoveRange": ns, "min": chunk.min.to_document(&names),
@@ -129,6 +165,130 @@ async fn round(config: &ReplicaSetClient) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A client of shard `id`'s replica set (its primary answers), from the `config.shards` documents.
+fn shard_client(shards: &[Document], id: &str) -> Result<Option<ReplicaSetClient>> {
+    let Some(host) = shards
+        .iter()
+        .find(|s| s.get_str("_id").ok() == Some(id))
+        .and_then(|s| s.get_str("host").ok())
+    else {
+        return Ok(None);
+    };
+    Ok(Some(ReplicaSetClient::new(SeedList::parse(host)?, Arc::default())))
+}
+
+/// Splits every chunk of `table` holding more than `max_bytes` at its owning shard's `splitVector` points;
+/// marks the ones that cannot be split `jumbo`. Whether any chunk was split.
+async fn split_by_size(
+    config: &ReplicaSetClient,
+    shards: &[Document],
+    table: &RoutingTable,
+    max_bytes: u64,
+) -> Result<bool> {
+    let ns = table.namespace.as_str();
+    let names = table.pattern.names();
+    let jumbo: Vec<ShardKeyValue> = find_all(
+        config,
+        "config",
+        "chunks",
+        doc! {"uuid": &table.uuid, "jumbo": true},
+        None,
+    )
+    .await?
+    .iter()
+    .filter_map(|c| ShardKeyValue::from_document(c.get_document("min").ok()?, &names))
+    .collect();
+    // One scan per shard first: a shard holding less than the chunk size of the collection in all has no
+    // chunk to split (orphans only make this an overestimate).
+    let mut owners: Vec<&str> = table.chunks().iter().map(|c| c.shard.as_str()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let mut heavy = Vec::new();
+    for id in owners {
+        let Some(owner) = shard_client(shards, id)? else {
+            continue;
+        };
+        let whole = (&table.chunks()[0].min, &table.chunks()[table.chunks().len() - 1].max);
+        if data_size(&owner, table, whole.0, whole.1)
+            .await?
+            .is_some_and(|bytes| bytes > max_bytes)
+        {
+            heavy.push(id);
+        }
+    }
+    let mut split = false;
+    let candidates = table
+        .chunks()
+        .iter()
+        .filter(|c| heavy.contains(&c.shard.as_str()) && !jumbo.contains(&c.min));
+    for chunk in candidates {
+        let Some(owner) = shard_client(shards, &chunk.shard)? else {
+            continue;
+        };
+        let Some(bytes) = data_size(&owner, table, &chunk.min, &chunk.max)
+            .await?
+            .filter(|b| *b > max_bytes)
+        else {
+            continue;
+        };
+        let split_vector = doc! {"splitVector": ns, "keyPattern": table.pattern.to_document(),
+        "min": chunk.min.to_document(&names), "max": chunk.max.to_document(&names),
+        "maxChunkSizeBytes": max_bytes as i64, "$db": "admin"};
+        let reply = owner.run(&split_vector).await?;
+        if !crate::wire::client::reply_ok(&reply) {
+            tracing::info!(%ns, error = %error_of_reply(&reply), "balancer: splitVector failed");
+            continue;
+        }
+        let points: Vec<ShardKeyValue> = reply
+            .get_array("splitKeys")
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| ShardKeyValue::from_document(k.as_document()?, &names))
+                    .filter(|k| chunk.min < *k && chunk.contains(k))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if points.is_empty() {
+            tracing::info!(%ns, min = %chunk.min.to_document(&names), bytes, "balancer marks a chunk jumbo");
+            write_majority(
+                config,
+                doc! {"update": "chunks", "updates": [{"q": {"_id": chunk.id}, "u": {"$set": {"jumbo": true}}}],
+                "$db": "config"},
+            )
+            .await?;
+            continue;
+        }
+        tracing::info!(%ns, min = %chunk.min.to_document(&names), bytes, pieces = points.len() + 1, "balancer splits a chunk");
+        commit_split(config, CHANGELOG_SERVER, table, chunk, &points).await?;
+        split = true;
+        // The table's versions are stale now: the next chunk is split in the next round.
+        break;
+    }
+    Ok(split)
+}
+
+/// The bytes shard `owner` holds of `table`'s collection in [min, max) (`dataSize`); none when it fails.
+async fn data_size(
+    owner: &ReplicaSetClient,
+    table: &RoutingTable,
+    min: &ShardKeyValue,
+    max: &ShardKeyValue,
+) -> Result<Option<u64>> {
+    let names = table.pattern.names();
+    let ns = table.namespace.as_str();
+    let reply = owner
+        .run(
+            &doc! {"dataSize": ns, "keyPattern": table.pattern.to_document(), "min": min.to_document(&names),
+            "max": max.to_document(&names), "$db": "admin"},
+        )
+        .await?;
+    if !crate::wire::client::reply_ok(&reply) {
+        tracing::info!(%ns, error = %error_of_reply(&reply), "balancer: dataSize failed");
+        return Ok(None);
+    }
+    Ok(reply.get("size").and_then(Bson::as_i64).map(|b| b.max(0) as u64))
 }
 
 #[cfg(test)]
@@ -166,6 +326,32 @@ mod tests {
             Some(("a".into(), "b".into()))
         );
         assert_eq!(pick_move(&[load("a", 53, false), load("b", 47, false)]), None);
+    }
+
+    #[test]
+    fn the_chunk_size_is_read_in_mb_within_mongodbs_bounds() {
+        assert_eq!(chunk_size_bytes(None), 128 << 20);
+        assert_eq!(chunk_size_bytes(Some(&doc! {"_id": "chunksize", "value": 1})), 1 << 20);
+        assert_eq!(
+            chunk_size_bytes(Some(&doc! {"_id": "chunksize", "value": 64_i64})),
+            64 << 20
+        );
+        assert_eq!(
+            chunk_size_bytes(Some(&doc! {"_id": "chunksize", "value": 2.0})),
+            2 << 20
+        );
+        assert_eq!(
+            chunk_size_bytes(Some(&doc! {"_id": "chunksize", "value": 0})),
+            128 << 20
+        );
+        assert_eq!(
+            chunk_size_bytes(Some(&doc! {"_id": "chunksize", "value": 2048})),
+            128 << 20
+        );
+        assert_eq!(
+            chunk_size_bytes(Some(&doc! {"_id": "chunksize", "value": "1"})),
+            128 << 20
+        );
     }
 
     #[test]

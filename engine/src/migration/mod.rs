@@ -34,7 +34,7 @@
 
 mod cleanup;
 mod donor;
-mod range;
+pub(crate) mod range;
 mod recipient;
 
 pub use cleanup::spawn_background;

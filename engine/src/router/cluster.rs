@@ -27,7 +27,7 @@ use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Document, Timestamp, doc};
 
 use super::Router;
-use super::rs_client::{SeedList, error_of_reply, find_all, hello, write_majority};
+use super::rs_client::{ReplicaSetClient, SeedList, error_of_reply, find_all, hello, write_majority};
 use crate::error::{Error, Result, code};
 use crate::shard::{self, ShardKeyPattern, initial_chunks};
 
@@ -515,40 +515,15 @@ pub(super) async fn split(router: &Router, body: &Document) -> Result<Document> 
             point.to_document(&names)
         )));
     }
-    let top = table.collection_version();
-    let (left, right) = (
-        shard::Lastmod {
-            major: top.major,
-            minor: top.minor + 1,
-        },
-        shard::Lastmod {
-            major: top.major,
-            minor: top.minor + 2,
-        },
-    );
-    let upper = shard::Chunk {
-        id: ObjectId::new(),
-        min: point.clone(),
-        max: chunk.max.clone(),
-        shard: chunk.shard.clone(),
-        lastmod: right,
-    };
-    let config = router.catalog.config();
-    let update = doc! {"update": "chunks", "updates": [{"q": {"_id": chunk.id}, "u": {"$set": {
-        "max": point.to_document(&names), "lastmod": left.to_timestamp(),
-    }}}], "$db": "config"};
-    write_majority(config, update).await?;
-    let insert = doc! {"insert": "chunks", "documents": [upper.to_document(&names, &table.uuid, now_timestamp())],
-    "$db": "config"};
-    write_majority(config, insert).await?;
+    commit_split(
+        router.catalog.config(),
+        &router.options.self_host(),
+        &table,
+        &chunk,
+        std::slice::from_ref(&point),
+    )
+    .await?;
     router.catalog.invalidate_collection(ns);
-    changelog(router, "split", ns, doc! {
-        "before": {"min": chunk.min.to_document(&names), "max": chunk.max.to_document(&names)},
-        "left": {"min": chunk.min.to_document(&names), "max": point.to_document(&names), "lastmod": left.to_timestamp()},
-        "right": {"min": point.to_document(&names), "max": chunk.max.to_document(&names), "lastmod": right.to_timestamp()},
-        "owningShard": &chunk.shard,
-    })
-    .await;
     tracing::info!(%ns, at = %point.to_document(&names), "chunk split");
     Ok(Document::new())
 }
@@ -595,18 +570,93 @@ async fn median_of_chunk(
         })
 }
 
+/// Splits `chunk` of `table` at `points` (sorted, each strictly inside the chunk) on the config servers:
+/// the chunk keeps its id and shrinks to [min, first point), a new chunk is inserted for each further piece,
+/// each with the collection version's next minor version (w: majority), and the change is logged as `split`
+/// (one point) or one `multi-split` entry per piece, as MongoDB's config server does. `server` names who
+/// made the change in `config.changelog`. Used by `split` (mongos) and the balancer's splits by size.
+pub async fn commit_split(
+    config: &ReplicaSetClient,
+    server: &str,
+    table: &shard::RoutingTable,
+    chunk: &shard::Chunk,
+    points: &[shard::ShardKeyValue],
+) -> Result<()> {
+    let names = table.pattern.names();
+    let top = table.collection_version();
+    let lastmod = |piece: usize| shard::Lastmod {
+        major: top.major,
+        minor: top.minor + 1 + piece as u32,
+    };
+    let bounds: Vec<&shard::ShardKeyValue> = std::iter::once(&chunk.min)
+        .chain(points)
+        .chain(std::iter::once(&chunk.max))
+        .collect();
+    let pieces: Vec<(Document, Document, Timestamp)> = bounds
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            (
+                w[0].to_document(&names),
+                w[1].to_document(&names),
+                lastmod(i).to_timestamp(),
+            )
+        })
+        .collect();
+    let update = doc! {"update": "chunks", "updates": [{"q": {"_id": chunk.id}, "u": {"$set": {
+        "max": &pieces[0].1, "lastmod": pieces[0].2,
+    }}}], "$db": "config"};
+    write_majority(config, update).await?;
+    let uppers: Vec<Document> = bounds
+        .windows(2)
+        .enumerate()
+        .skip(1)
+        .map(|(i, w)| {
+            shard::Chunk {
+                id: ObjectId::new(),
+                min: w[0].clone(),
+                max: w[1].clone(),
+                shard: chunk.shard.clone(),
+                lastmod: lastmod(i),
+            }
+            .to_document(&names, &table.uuid, now_timestamp())
+        })
+        .collect();
+    write_majority(config, doc! {"insert": "chunks", "documents": uppers, "$db": "config"}).await?;
+    let ns = table.namespace.as_str();
+    let before = doc! {"min": chunk.min.to_document(&names), "max": chunk.max.to_document(&names)};
+    let piece_doc =
+        |(min, max, lastmod): &(Document, Document, Timestamp)| doc! {"min": min, "max": max, "lastmod": lastmod};
+    if let [left, right] = pieces.as_slice() {
+        let details =
+            doc! {"before": before, "left": piece_doc(left), "right": piece_doc(right), "owningShard": &chunk.shard};
+        changelog_on(config, server, "split", ns, details).await;
+    } else {
+        for (i, piece) in pieces.iter().enumerate() {
+            let details = doc! {"before": &before, "number": (i + 1) as i32, "of": pieces.len() as i32,
+            "chunk": piece_doc(piece), "owningShard": &chunk.shard};
+            changelog_on(config, server, "multi-split", ns, details).await;
+        }
+    }
+    Ok(())
+}
+
 /// Records a metadata change in `config.changelog`, as the config server does (best effort: a change that
 /// happened is not undone because its log entry could not be written).
 pub async fn changelog(router: &Router, what: &str, ns: &str, details: Document) {
-    let server = router.options.self_host();
+    changelog_on(router.catalog.config(), &router.options.self_host(), what, ns, details).await;
+}
+
+/// [`changelog`] written by `server` through the config servers' client `config`.
+pub async fn changelog_on(config: &ReplicaSetClient, server: &str, what: &str, ns: &str, details: Document) {
     let now = bson::DateTime::now();
     let entry = doc! {
         "_id": format!("{server}-{}-{}", now.try_to_rfc3339_string().unwrap_or_default(), ObjectId::new()),
-        "server": &server, "shard": "config", "clientAddr": "", "time": now, "what": what, "ns": ns,
+        "server": server, "shard": "config", "clientAddr": "", "time": now, "what": what, "ns": ns,
         "details": details,
     };
     let insert = doc! {"insert": "changelog", "documents": [entry], "$db": "config"};
-    if let Err(err) = write_majority(router.catalog.config(), insert).await {
+    if let Err(err) = write_majority(config, insert).await {
         tracing::warn!(error = %err, what, ns, "cannot write config.changelog");
     }
 }

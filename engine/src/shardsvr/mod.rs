@@ -26,6 +26,7 @@
 //! (`orphans.rs`), so a scatter read through a router never sees orphans (documents left behind, or planted).
 
 mod orphans;
+mod split_vector;
 
 pub use orphans::filter_orphans;
 
@@ -273,6 +274,8 @@ pub async fn command(ctx: &Context<'_>) -> Option<Result<Document>> {
         "_addShard" => Some(add_shard(ctx).await),
         "_flushRoutingTableCacheUpdates" | "_flushRoutingTableCacheUpdatesWithWriteConcern" => Some(flush(ctx).await),
         name if crate::migration::is_command(name) => Some(crate::migration::command(ctx).await),
+        "dataSize" | "datasize" => Some(split_vector::data_size(ctx)),
+        "splitVector" => Some(split_vector::split_vector(ctx)),
         "_enterCriticalSection" if ctx.node.options().enable_test_commands() => Some(enter_critical_section(ctx).await),
         _ => None,
     }
