@@ -477,7 +477,8 @@ pub async fn chunk_loop(
     }
 }
 
-/// `balancerStart` (`on`) or `balancerStop` through the first router that answers, recorded as
+/// `balancerStart` (`on`, after setting the chunk size to 1 MB) or `balancerStop` through the first router that
+/// answers, recorded as
 /// `start-balancer` / `stop-balancer` (an interval on the report's timelines).
 async fn switch_balancer(topology: &ShardedTopology, recorder: &Recorder, on: bool) {
     let (f, command) = if on {
@@ -489,6 +490,16 @@ async fn switch_balancer(topology: &ShardedTopology, recorder: &Recorder, on: bo
     recorder.record(OpType::Invoke, Process::nemesis(), f, value.clone(), None, None);
     let mut result: anyhow::Result<()> = Err(anyhow::anyhow!("no router answered"));
     for (_, port) in topology.router_ports().await {
+        if on {
+            // The smallest chunk size MongoDB accepts (1 MB), so the balancer splits whatever grows and has
+            // the most chunks to move (`config.settings`, written through the router as `sh` helpers do).
+            let chunk_size = doc! {"update": "settings", "updates": [{"q": {"_id": "chunksize"},
+            "u": {"$set": {"value": 1}}, "upsert": true}], "writeConcern": {"w": "majority"}, "$db": "config"};
+            if let Err(e) = wire::command_ok(port, chunk_size, CHUNK_COMMAND_TIMEOUT).await {
+                result = Err(anyhow::Error::from(e));
+                continue;
+            }
+        }
         result = wire::command_ok(port, doc! {command: 1, "$db": "admin"}, CHUNK_COMMAND_TIMEOUT)
             .await
             .map(|_| ())
