@@ -58,6 +58,7 @@ pub async fn run(router: &Router, name: &str, body: &Document) -> Result<Documen
         "split" => split(router, body).await,
         "moveChunk" | "movechunk" | "moveRange" => super::migrate::move_chunk(router, name, body).await,
         "removeShard" | "removeshard" => remove_shard(router, name, body).await,
+        "movePrimary" | "moveprimary" => super::move_primary::move_primary(router, name, body).await,
         "flushRouterConfig" | "flushrouterconfig" => {
             router.catalog.flush();
             Ok(doc! {"flushed": true})
@@ -455,7 +456,7 @@ async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Do
         changelog(router, "removeShard.start", "", doc! {"shard": id}).await;
         return Ok(doc! {
             "msg": "draining started successfully", "state": "started", "shard": id,
-            "note": "its chunks move away while the balancer runs (sh.startBalancer()) or with moveChunk; movePrimary is not supported yet",
+            "note": "its chunks move away while the balancer runs (sh.startBalancer()) or with moveChunk; its databases move with movePrimary",
             "dbsToMove": databases, "collectionsToMove": [],
         });
     }
@@ -466,7 +467,7 @@ async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Do
         return Ok(doc! {
             "msg": "draining ongoing", "state": "ongoing",
             "remaining": {"chunks": chunks, "dbs": databases.len() as i64, "jumboChunks": 0_i64},
-            "note": "its chunks move away while the balancer runs (sh.startBalancer()) or with moveChunk; movePrimary is not supported yet",
+            "note": "its chunks move away while the balancer runs (sh.startBalancer()) or with moveChunk; its databases move with movePrimary",
             "dbsToMove": databases, "collectionsToMove": [],
         });
     }
