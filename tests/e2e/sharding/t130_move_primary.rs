@@ -161,3 +161,77 @@ async fn move_primary_moves_unsharded_collections_and_routers_follow() -> anyhow
     assert_exactly_once(&all_documents(router, "plain").await?, N + 1, "plain after moving back");
     Ok(())
 }
+
+/// Inserts into an unsharded collection through a second router throughout a `movePrimary`: every insert
+/// acknowledged is found exactly once afterwards, on the new primary only.
+#[tokio::test]
+async fn writes_during_move_primary_wait_and_are_kept() -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let cluster = Cluster::start(2).await?;
+    let router = &cluster.router;
+    let second = MongosProcess::start(&cluster.config_seed()).await?;
+    let enabled = router
+        .admin(doc! {"enableSharding": "test", "primaryShard": "shA"})
+        .await?;
+    assert_eq!(enabled.get_f64("ok")?, 1.0, "{enabled}");
+    let coll = second.client().await?.database("test").collection::<Document>("log");
+    coll.insert_many(
+        (0..2000)
+            .map(|k| doc! {"_id": k, "pad": "x".repeat(200)})
+            .collect::<Vec<_>>(),
+    )
+    .await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let coll = coll.clone();
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut k = 2000;
+            while !stop.load(Ordering::Relaxed) {
+                if coll.insert_one(doc! {"_id": k}).await.is_ok() {
+                    acknowledged.push(k);
+                }
+                k += 1;
+            }
+            acknowledged
+        })
+    };
+    // Some writes before the move starts.
+    super::wait_until(std::time::Duration::from_secs(30), "the writer to insert", || {
+        let coll = coll.clone();
+        async move { (coll.count_documents(doc! {}).await.ok()? > 2010).then_some(()) }
+    })
+    .await?;
+    let moved = router.admin(doc! {"movePrimary": "test", "to": "shB"}).await?;
+    assert_eq!(moved.get_f64("ok")?, 1.0, "{moved}\n{}", router.log());
+    let written = coll.count_documents(doc! {}).await?;
+    super::wait_until(
+        std::time::Duration::from_secs(30),
+        "the writer to insert after the move",
+        || {
+            let coll = coll.clone();
+            async move { (coll.count_documents(doc! {}).await.ok()? > written + 10).then_some(()) }
+        },
+    )
+    .await?;
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = writer.await?;
+    let found = documents_on(cluster.shard("shB"), "test", "log").await?;
+    let mut ids: Vec<i32> = found.iter().map(|d| d.get_i32("_id").expect("int _id")).collect();
+    ids.sort_unstable();
+    let unique = ids.len();
+    ids.dedup();
+    assert_eq!(unique, ids.len(), "duplicated documents on shB");
+    for k in (0..2000).chain(acknowledged.iter().copied()) {
+        assert!(ids.binary_search(&k).is_ok(), "acknowledged insert {k} lost");
+    }
+    assert!(
+        documents_on(cluster.shard("shA"), "test", "log").await?.is_empty(),
+        "documents left on shA"
+    );
+    assert_eq!(all_documents(router, "log").await?.len(), unique, "through the router");
+    Ok(())
+}
