@@ -665,7 +665,7 @@ fn new_uuid() -> Binary {
 }
 
 /// The cluster time of a metadata change (seconds since the epoch, increment 1).
-fn now_timestamp() -> Timestamp {
+pub(crate) fn now_timestamp() -> Timestamp {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -46,6 +46,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use catalog::{Catalog, collection_routing};
+pub(crate) use cluster::now_timestamp;
 pub use options::RouterOptions;
 
 use crate::command::ClusterClock;

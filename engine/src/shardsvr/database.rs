@@ -218,7 +218,7 @@ async fn write_commit(node: &Node, db: &str, to: &str) -> Result<()> {
     let last_mod = version.get("lastMod").and_then(crate::bsonx::as_i64).unwrap_or(1);
     let mut next = version.clone();
     next.insert("lastMod", Bson::Int32(i32::try_from(last_mod + 1).unwrap_or(i32::MAX)));
-    next.insert("timestamp", now_timestamp());
+    next.insert("timestamp", crate::router::now_timestamp());
     let update = doc! {"update": "databases", "updates": [{
         "q": {"_id": db, "primary": &me, "version.lastMod": last_mod},
         "u": {"$set": {"primary": to, "version": next}},
@@ -231,17 +231,6 @@ async fn write_commit(node: &Node, db: &str, to: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-fn now_timestamp() -> bson::Timestamp {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    bson::Timestamp {
-        time: u32::try_from(secs).unwrap_or(u32::MAX),
-        increment: 1,
-    }
 }
 
 fn abort(ctx: &Context<'_>) -> Result<Document> {

@@ -32,15 +32,22 @@ fn code_of(reply: &Document) -> i32 {
     reply.get_i32("code").unwrap_or(0)
 }
 
-#[tokio::test]
-async fn move_primary_moves_unsharded_collections_and_routers_follow() -> anyhow::Result<()> {
+/// Two shards, two routers, and database `test` with primary shard shA.
+async fn two_routers_and_test_on_sh_a() -> anyhow::Result<(Cluster, MongosProcess)> {
     let cluster = Cluster::start(2).await?;
-    let router = &cluster.router;
     let second = MongosProcess::start(&cluster.config_seed()).await?;
-    let enabled = router
+    let enabled = cluster
+        .router
         .admin(doc! {"enableSharding": "test", "primaryShard": "shA"})
         .await?;
-    assert_eq!(enabled.get_f64("ok")?, 1.0, "{enabled}");
+    anyhow::ensure!(enabled.get_f64("ok")? == 1.0, "{enabled}");
+    Ok((cluster, second))
+}
+
+#[tokio::test]
+async fn move_primary_moves_unsharded_collections_and_routers_follow() -> anyhow::Result<()> {
+    let (cluster, second) = two_routers_and_test_on_sh_a().await?;
+    let router = &cluster.router;
     let sharded = router
         .admin(doc! {"shardCollection": "test.big", "key": {"k": 1}})
         .await?;
@@ -169,13 +176,8 @@ async fn writes_during_move_primary_wait_and_are_kept() -> anyhow::Result<()> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    let cluster = Cluster::start(2).await?;
+    let (cluster, second) = two_routers_and_test_on_sh_a().await?;
     let router = &cluster.router;
-    let second = MongosProcess::start(&cluster.config_seed()).await?;
-    let enabled = router
-        .admin(doc! {"enableSharding": "test", "primaryShard": "shA"})
-        .await?;
-    assert_eq!(enabled.get_f64("ok")?, 1.0, "{enabled}");
     let coll = second.client().await?.database("test").collection::<Document>("log");
     coll.insert_many(
         (0..2000)
