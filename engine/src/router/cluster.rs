@@ -426,7 +426,7 @@ async fn shard_collection(router: &Router, name: &str, body: &Document) -> Resul
 
 /// `removeShard: "id"`: the first call marks the shard draining (it gets no new databases or chunks), later
 /// calls report what it still owns, and once it owns no chunk and is no database's primary it is removed.
-/// Moving its chunks and databases away is the next issue's (migrations, `movePrimary`).
+/// Its chunks move away through migrations (the balancer, `moveChunk`), its databases with `movePrimary`.
 async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Document> {
     let id = body
         .get_str(name)

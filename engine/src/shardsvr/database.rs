@@ -250,3 +250,24 @@ async fn flush(ctx: &Context<'_>) -> Result<Document> {
         None => Document::new(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_versions_match_on_uuid_and_last_mod_whatever_the_integer_width() {
+        let uuid = bson::Binary {
+            subtype: bson::spec::BinarySubtype::Uuid,
+            bytes: vec![1; 16],
+        };
+        let other = bson::Binary {
+            subtype: bson::spec::BinarySubtype::Uuid,
+            bytes: vec![2; 16],
+        };
+        let v1 = doc! {"uuid": uuid.clone(), "lastMod": 1_i32};
+        assert!(same_version(&v1, &doc! {"uuid": uuid.clone(), "lastMod": 1_i64}));
+        assert!(!same_version(&v1, &doc! {"uuid": uuid, "lastMod": 2_i32}));
+        assert!(!same_version(&v1, &doc! {"uuid": other, "lastMod": 1_i32}));
+    }
+}
