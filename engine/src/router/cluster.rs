@@ -58,6 +58,7 @@ pub async fn run(router: &Router, name: &str, body: &Document) -> Result<Documen
         "split" => split(router, body).await,
         "moveChunk" | "movechunk" | "moveRange" => super::migrate::move_chunk(router, name, body).await,
         "removeShard" | "removeshard" => remove_shard(router, name, body).await,
+        "movePrimary" | "moveprimary" => super::move_primary::move_primary(router, name, body).await,
         "flushRouterConfig" | "flushrouterconfig" => {
             router.catalog.flush();
             Ok(doc! {"flushed": true})
@@ -425,7 +426,7 @@ async fn shard_collection(router: &Router, name: &str, body: &Document) -> Resul
 
 /// `removeShard: "id"`: the first call marks the shard draining (it gets no new databases or chunks), later
 /// calls report what it still owns, and once it owns no chunk and is no database's primary it is removed.
-/// Moving its chunks and databases away is the next issue's (migrations, `movePrimary`).
+/// Its chunks move away through migrations (the balancer, `moveChunk`), its databases with `movePrimary`.
 async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Document> {
     let id = body
         .get_str(name)
@@ -455,7 +456,7 @@ async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Do
         changelog(router, "removeShard.start", "", doc! {"shard": id}).await;
         return Ok(doc! {
             "msg": "draining started successfully", "state": "started", "shard": id,
-            "note": "its chunks move away while the balancer runs (sh.startBalancer()) or with moveChunk; movePrimary is not supported yet",
+            "note": "its chunks move away while the balancer runs (sh.startBalancer()) or with moveChunk; its databases move with movePrimary",
             "dbsToMove": databases, "collectionsToMove": [],
         });
     }
@@ -466,7 +467,7 @@ async fn remove_shard(router: &Router, name: &str, body: &Document) -> Result<Do
         return Ok(doc! {
             "msg": "draining ongoing", "state": "ongoing",
             "remaining": {"chunks": chunks, "dbs": databases.len() as i64, "jumboChunks": 0_i64},
-            "note": "its chunks move away while the balancer runs (sh.startBalancer()) or with moveChunk; movePrimary is not supported yet",
+            "note": "its chunks move away while the balancer runs (sh.startBalancer()) or with moveChunk; its databases move with movePrimary",
             "dbsToMove": databases, "collectionsToMove": [],
         });
     }
@@ -714,7 +715,7 @@ fn new_uuid() -> Binary {
 }
 
 /// The cluster time of a metadata change (seconds since the epoch, increment 1).
-fn now_timestamp() -> Timestamp {
+pub(crate) fn now_timestamp() -> Timestamp {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -94,7 +94,8 @@ async fn dispatch(
         }),
         "addShard" | "listShards" | "enableSharding" | "enablesharding" | "shardCollection" | "shardcollection"
         | "getShardMap" | "split" | "moveChunk" | "movechunk" | "moveRange" | "removeShard" | "removeshard"
-        | "flushRouterConfig" | "flushrouterconfig" | "balancerStatus" | "balancerStart" | "balancerStop" => {
+        | "flushRouterConfig" | "flushrouterconfig" | "balancerStatus" | "balancerStart" | "balancerStop"
+        | "movePrimary" | "moveprimary" => {
             require_admin(name, db)?;
             cluster::run(router, name, body).await
         }

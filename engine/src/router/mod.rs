@@ -11,7 +11,8 @@
 //! commands     dispatch on the command name; the handshake (hello as mongos: msg "isdbgrid", no setName),
 //!              buildInfo, ping, getCmdLineOpts, ...
 //! cluster      cluster commands: addShard, listShards, enableSharding, shardCollection, getShardMap,
-//!              flushRouterConfig, balancerStatus/Start/Stop (`migrate`: moveChunk, moveRange); metadata documents in MongoDB's shapes
+//!              flushRouterConfig, balancerStatus/Start/Stop (`migrate`: moveChunk, moveRange; `move_primary`:
+//!              movePrimary); metadata documents in MongoDB's shapes
 //! route/       CRUD through the router: insert by shard key, find/count targeted or scatter-gather, other
 //!              commands of unsharded collections to the database's primary shard; every request to a shard
 //!              carries `shardVersion`, and a StaleConfig answer refreshes the table and retries
@@ -30,6 +31,7 @@ mod conn;
 mod cursors;
 mod distribution;
 mod migrate;
+mod move_primary;
 pub mod options;
 mod route;
 pub mod rs_client;
@@ -45,6 +47,7 @@ use tokio::sync::watch;
 
 pub use catalog::{Catalog, collection_routing};
 pub use cluster::{changelog_on, commit_split};
+pub(crate) use cluster::now_timestamp;
 pub use options::RouterOptions;
 
 use crate::command::ClusterClock;

@@ -25,6 +25,7 @@
 //! A versioned `find` (and the `getMore`s of its cursor) returns only documents of chunks this shard owns
 //! (`orphans.rs`), so a scatter read through a router never sees orphans (documents left behind, or planted).
 
+mod database;
 mod orphans;
 mod split_vector;
 
@@ -79,6 +80,8 @@ pub struct ShardingState {
     changes: watch::Sender<u64>,
     /// The migrations this member takes part in (donor or recipient), `migration/`.
     pub(crate) migrations: crate::migration::Migrations,
+    /// The databases' primary shards and versions, and `movePrimary` critical sections (`database.rs`).
+    databases: database::DatabasePlacement,
 }
 
 impl Default for ShardingState {
@@ -94,6 +97,7 @@ impl Default for ShardingState {
             in_flight: Mutex::default(),
             changes: watch::channel(0).0,
             migrations: Default::default(),
+            databases: Default::default(),
         }
     }
 }
@@ -102,16 +106,20 @@ impl Default for ShardingState {
 /// it to end.
 pub struct VersionedRequest<'a> {
     state: &'a ShardingState,
-    ns: String,
+    /// The collection (`db.c`) and, for an unsharded one, its database (`db`): each one's critical section
+    /// waits for this request.
+    keys: Vec<String>,
 }
 
 impl Drop for VersionedRequest<'_> {
     fn drop(&mut self) {
         let mut in_flight = lock(&self.state.in_flight);
-        if let Some(count) = in_flight.get_mut(&self.ns) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                in_flight.remove(&self.ns);
+        for key in &self.keys {
+            if let Some(count) = in_flight.get_mut(key) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    in_flight.remove(key);
+                }
             }
         }
         drop(in_flight);
@@ -146,6 +154,13 @@ pub async fn check_shard_version<'a>(ctx: &Context<'a>) -> Result<Option<Version
     let coll = ctx.body.get_str(&ctx.name).unwrap_or_default();
     let ns = format!("{}.{coll}", ctx.db);
     let state = &ctx.node.sharding;
+    // An unsharded collection's request also names the database's version: checked first (movePrimary).
+    let database = match ctx.body.get_document("databaseVersion") {
+        Ok(version) if received.is_unsharded() => {
+            Some(database::check_database_version(ctx.node, &ctx.db, version).await?)
+        }
+        _ => None,
+    };
     let wanted = loop {
         wait_out_critical_section(state, &ns).await?;
         let mut wanted = version_of(ctx.node, &ns, false).await?;
@@ -157,8 +172,11 @@ pub async fn check_shard_version<'a>(ctx: &Context<'a>) -> Result<Option<Version
         }
         // Registered first, then the critical section looked at: a handover that began meanwhile either sees
         // this request running (and waits for it) or is seen here (and this request waits for it).
-        let running = state.begin(&ns);
+        let mut running = state.begin(&ns);
         if !state.in_critical_section(&ns) {
+            if let Some(mut database) = database {
+                running.keys.append(&mut database.keys);
+            }
             return Ok(Some(running));
         }
     };
@@ -179,7 +197,7 @@ impl ShardingState {
         *lock(&self.in_flight).entry(ns.to_string()).or_default() += 1;
         VersionedRequest {
             state: self,
-            ns: ns.to_string(),
+            keys: vec![ns.to_string()],
         }
     }
 
@@ -276,6 +294,9 @@ pub async fn command(ctx: &Context<'_>) -> Option<Result<Document>> {
         name if crate::migration::is_command(name) => Some(crate::migration::command(ctx).await),
         "dataSize" | "datasize" => Some(split_vector::data_size(ctx)),
         "splitVector" => Some(split_vector::split_vector(ctx)),
+        name if name.starts_with("_shardsvrMovePrimary") || name.starts_with("_flushDatabaseCacheUpdates") => {
+            database::command(ctx).await
+        }
         "_enterCriticalSection" if ctx.node.options().enable_test_commands() => Some(enter_critical_section(ctx).await),
         _ => None,
     }

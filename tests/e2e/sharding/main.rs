@@ -6,6 +6,7 @@ mod t100_migration;
 mod t10_cluster;
 mod t110_balancer;
 mod t120_autosplit;
+mod t130_move_primary;
 mod t20_stale_routing;
 mod t30_cluster_command;
 mod t40_writes;
