@@ -46,8 +46,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use catalog::{Catalog, collection_routing};
-pub use cluster::{changelog_on, commit_split};
 pub(crate) use cluster::now_timestamp;
+pub use cluster::{changelog_on, commit_split};
 pub use options::RouterOptions;
 
 use crate::command::ClusterClock;
