@@ -324,7 +324,7 @@ async fn drive(
         major: table.collection_version().major + 1,
         minor: 0,
     };
-    let now = now_timestamp();
+    let now = crate::router::now_timestamp();
     let commit = write_majority(
         config,
         doc! {"update": "chunks", "updates": [{"q": {"_id": coordinator.chunk_id, "shard": &coordinator.from,
@@ -468,18 +468,6 @@ pub(super) async fn finish(node: &Node, coordinator: &Coordinator, decision: Dec
     delete_local(node, COORDINATORS, &coordinator.id).await?;
     tracing::info!(%ns, migration = %coordinator.id, decision = decision.name(), to = %coordinator.to, "migration finished");
     Ok(())
-}
-
-/// The cluster time of a metadata change (seconds since the epoch).
-fn now_timestamp() -> bson::Timestamp {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    bson::Timestamp {
-        time: u32::try_from(secs).unwrap_or(u32::MAX),
-        increment: 1,
-    }
 }
 
 /// Serves one of the recipient's pulls (`_migrateClone`, `_transferMods`): `serve` runs on the session the
