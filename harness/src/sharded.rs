@@ -11,18 +11,16 @@
 //! their set (`cfg-n1`, `shard2-n3`).
 
 use std::fs::OpenOptions;
-use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bson::doc;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 
-use crate::cluster::{Cluster, ClusterSpec, SharedNet, registry, wire};
+use crate::cluster::process::ProcessGroup;
+use crate::cluster::{Cluster, ClusterSpec, RunState, SharedNet, wire};
 use crate::proxy::ProxyNet;
 
 /// How long the routers may take to start, and adding the shards to take.
@@ -54,8 +52,7 @@ pub struct RouterProcess {
     bin: PathBuf,
     config_db: String,
     peer_routes: Vec<String>,
-    child: Option<Child>,
-    paused: bool,
+    process: ProcessGroup,
 }
 
 impl RouterProcess {
@@ -67,8 +64,7 @@ impl RouterProcess {
             bin: bin.to_path_buf(),
             config_db: config_db.to_string(),
             peer_routes: Vec::new(),
-            child: None,
-            paused: false,
+            process: ProcessGroup::default(),
         }
     }
 
@@ -102,64 +98,28 @@ impl RouterProcess {
         for route in &self.peer_routes {
             command.args(["--peer-route", route]);
         }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(stderr))
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.bin.display()))?;
-        registry::register(child.id());
-        self.child = Some(child);
-        self.paused = false;
-        Ok(())
+        command.stderr(Stdio::from(stderr));
+        self.process.spawn(&mut command, &self.bin)
     }
 
     /// Whether the process is up (paused or not); reaps it when it exited.
     pub fn is_running(&mut self) -> bool {
-        let exited = match self.child.as_mut() {
-            None => return false,
-            Some(child) => matches!(child.try_wait(), Ok(Some(_))),
-        };
-        if exited {
-            if let Some(child) = self.child.take() {
-                registry::unregister(child.id());
-            }
-            self.paused = false;
-        }
-        !exited
+        self.process.run_state() != RunState::Down
     }
 
     /// SIGKILL and reap; whether a process was running.
     pub fn kill(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else {
-            return false;
-        };
-        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-        let _ = child.wait();
-        registry::unregister(child.id());
-        self.paused = false;
-        true
+        self.process.kill()
     }
 
     /// SIGSTOP; whether it was running and is now paused.
     pub fn pause(&mut self) -> bool {
-        if self.paused || !self.is_running() {
-            return false;
-        }
-        let Some(pid) = self.pid() else { return false };
-        self.paused = killpg(Pid::from_raw(pid as i32), Signal::SIGSTOP).is_ok();
-        self.paused
+        self.process.pause()
     }
 
     /// SIGCONT; whether it was paused.
     pub fn resume(&mut self) -> bool {
-        if !self.paused {
-            return false;
-        }
-        let Some(pid) = self.pid() else { return false };
-        self.paused = killpg(Pid::from_raw(pid as i32), Signal::SIGCONT).is_err();
-        !self.paused
+        self.process.resume()
     }
 
     pub fn host(&self) -> String {
@@ -167,35 +127,12 @@ impl RouterProcess {
     }
 
     fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.pid()
     }
 
     /// SIGTERM, then SIGKILL after `grace`.
     async fn stop(&mut self, grace: Duration) {
-        let Some(mut child) = self.child.take() else { return };
-        let group = Pid::from_raw(child.id() as i32);
-        let _ = killpg(group, Signal::SIGTERM);
-        let deadline = tokio::time::Instant::now() + grace;
-        while tokio::time::Instant::now() < deadline {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                registry::unregister(child.id());
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = child.wait();
-        registry::unregister(child.id());
-    }
-}
-
-impl Drop for RouterProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-            let _ = child.wait();
-            registry::unregister(child.id());
-        }
+        self.process.stop(grace).await;
     }
 }
 

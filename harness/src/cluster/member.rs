@@ -5,29 +5,17 @@
 //! it has been reaped.
 
 use std::fs::OpenOptions;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 
-use super::registry;
+use super::process::ProcessGroup;
+pub use super::process::RunState;
 
 /// How long a graceful stop may take before the member is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// Whether a member's process is up, and whether it is frozen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunState {
-    Running,
-    /// SIGSTOPped.
-    Paused,
-    /// No process (killed, stopped or never started).
-    Down,
-}
 
 /// How to start a member's process.
 #[derive(Debug, Clone)]
@@ -58,8 +46,7 @@ pub struct Member {
     pub dir: PathBuf,
     pub arbiter: bool,
     launch: LaunchArgs,
-    child: Option<Child>,
-    paused: bool,
+    process: ProcessGroup,
 }
 
 impl Member {
@@ -72,8 +59,7 @@ impl Member {
             dir,
             arbiter,
             launch,
-            child: None,
-            paused: false,
+            process: ProcessGroup::default(),
         }
     }
 
@@ -92,24 +78,12 @@ impl Member {
 
     /// The OS process id, if running.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.pid()
     }
 
     /// Running, paused or down (reaps the child if it exited by itself).
     pub fn run_state(&mut self) -> RunState {
-        let exited = match self.child.as_mut() {
-            None => return RunState::Down,
-            Some(child) => matches!(child.try_wait(), Ok(Some(_))),
-        };
-        if exited {
-            self.forget_child();
-            return RunState::Down;
-        }
-        if self.paused {
-            RunState::Paused
-        } else {
-            RunState::Running
-        }
+        self.process.run_state()
     }
 
     /// Starts the process (no-op if it is already running).
@@ -144,72 +118,29 @@ impl Member {
         if self.launch.die_with_harness {
             command.args(["--die-with-parent", &std::process::id().to_string()]);
         }
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(stderr))
-            .process_group(0);
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.launch.bin.display()))?;
-        registry::register(child.id());
-        self.child = Some(child);
-        self.paused = false;
-        Ok(())
+        command.stderr(Stdio::from(stderr));
+        self.process.spawn(&mut command, &self.launch.bin)
     }
 
     /// SIGKILL and reap. Returns whether a process was running.
     pub fn kill(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else {
-            return false;
-        };
-        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-        let _ = child.wait();
-        registry::unregister(child.id());
-        self.paused = false;
-        true
+        self.process.kill()
     }
 
     /// SIGTERM (and SIGCONT, in case it is paused), then wait up to `grace` before SIGKILL. Returns whether a
     /// process was running.
     pub async fn stop(&mut self, grace: Duration) -> bool {
-        let Some(pid) = self.pid() else {
-            return false;
-        };
-        let group = Pid::from_raw(pid as i32);
-        let _ = killpg(group, Signal::SIGTERM);
-        let _ = killpg(group, Signal::SIGCONT);
-        let deadline = tokio::time::Instant::now() + grace;
-        while tokio::time::Instant::now() < deadline {
-            if self.run_state() == RunState::Down {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        self.kill()
+        self.process.stop(grace).await
     }
 
     /// SIGSTOP the member's process group. Returns whether it was running and is now paused.
     pub fn pause(&mut self) -> bool {
-        match (self.run_state(), self.pid()) {
-            (RunState::Running, Some(pid)) => {
-                self.paused = killpg(Pid::from_raw(pid as i32), Signal::SIGSTOP).is_ok();
-                self.paused
-            }
-            _ => false,
-        }
+        self.process.pause()
     }
 
     /// SIGCONT. Returns whether it was paused.
     pub fn resume(&mut self) -> bool {
-        match (self.run_state(), self.pid()) {
-            (RunState::Paused, Some(pid)) => {
-                let resumed = killpg(Pid::from_raw(pid as i32), Signal::SIGCONT).is_ok();
-                self.paused = !resumed;
-                resumed
-            }
-            _ => false,
-        }
+        self.process.resume()
     }
 
     /// Deletes the data directory (the member must be down).
@@ -220,17 +151,7 @@ impl Member {
 
     /// Lets the process outlive the harness: forgets it without killing it; returns its pid.
     pub fn detach(&mut self) -> Option<u32> {
-        let child = self.child.take()?;
-        registry::unregister(child.id());
-        Some(child.id())
-    }
-
-    fn forget_child(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
-            registry::unregister(child.id());
-        }
-        self.paused = false;
+        self.process.detach()
     }
 
     /// The end of the member's log (for error messages).
@@ -239,12 +160,6 @@ impl Member {
         let err = std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default();
         let all: Vec<&str> = text.lines().chain(err.lines()).collect();
         all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

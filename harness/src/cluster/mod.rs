@@ -12,6 +12,7 @@
 //! - [`wire`]: a tiny admin client with deadlines, for health checks.
 
 pub mod member;
+pub mod process;
 pub mod registry;
 pub mod wire;
 
