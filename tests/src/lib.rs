@@ -67,6 +67,8 @@ pub struct NodeProcess {
     pub port: u16,
     pub dir: tempfile::TempDir,
     extra_args: Vec<String>,
+    /// Environment variables the next starts get (test aids such as a crash in a checkpoint).
+    env: Vec<(String, String)>,
 }
 
 impl NodeProcess {
@@ -84,6 +86,7 @@ impl NodeProcess {
             port,
             dir,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
         };
         node.spawn().await?;
         Ok(node)
@@ -108,6 +111,7 @@ impl NodeProcess {
             .arg("--logappend")
             .args(&self.extra_args)
             .args(self.port_flag())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -141,6 +145,26 @@ impl NodeProcess {
 
     pub fn pid(&self) -> Option<Pid> {
         self.child.as_ref().map(|c| Pid::from_raw(c.id() as i32))
+    }
+
+    /// Sets an environment variable for the member's next starts (`None` removes it).
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            self.env.push((key.to_string(), value.to_string()));
+        }
+    }
+
+    /// Waits for the process to exit by itself (as a test aid makes it abort), up to `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let child = self.child.as_mut().context("node is not running")?;
+        let status = wait_until(timeout, "the member to exit", || {
+            let exited = child.try_wait().ok().flatten();
+            async move { exited }
+        })
+        .await?;
+        self.child = None;
+        Ok(status)
     }
 
     /// SIGKILL: the process gets no chance to flush anything.

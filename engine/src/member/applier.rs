@@ -136,8 +136,12 @@ impl Applier {
         }
     }
 
-    /// Asks the journal task for a fsync of everything applied so far.
+    /// Asks for an fsync of everything applied so far: of the journal's sync thread directly, or when that is
+    /// not enough, of the journal task (a flush through the writer).
     fn request_fsync(&self) {
+        if self.storage.request_sync() {
+            return;
+        }
         self.journal
             .send_modify(|requests| *requests = requests.wrapping_add(1));
     }

@@ -35,6 +35,7 @@ impl WriteCtx<'_> {
             .map(|old| old.value().len());
         drop(oplog);
         self.count_oplog_insert(bytes.len(), replaced);
+        self.journal_entry(&bytes);
         self.timestamps.observe(optime.ts);
         self.last_optime = Some(optime);
         self.last_wall_ms = entry.wall().map(|w| w.timestamp_millis()).unwrap_or(0);
@@ -44,7 +45,7 @@ impl WriteCtx<'_> {
     /// Applies one entry's effect on the data (not the oplog) and returns whether it changed anything.
     /// Errors that an idempotent replay can produce are tolerated and reported as `Ok(false)`.
     pub fn apply_entry(&mut self, entry: &OplogEntry) -> Result<bool> {
-        match self.unlogged(|w| w.apply_entry_inner(entry)) {
+        match self.applying(|w| w.apply_entry_inner(entry)) {
             Ok(changed) => Ok(changed),
             Err(err) if self.fatal_pending() => Err(err),
             Err(err) => {
@@ -243,8 +244,15 @@ impl WriteCtx<'_> {
         })
     }
 
-    /// Runs `change` without writing oplog entries: replication applying entries, rollback, initial sync.
+    /// Runs `change` without writing oplog entries: rollback, initial sync. What it changes is not in the
+    /// oplog, so the journal does not cover the transaction.
     pub fn unlogged<T>(&mut self, change: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.uncovered();
+        self.applying(change)
+    }
+
+    /// Runs `change`, the effect of oplog entries this transaction appends, without logging it again.
+    fn applying<T>(&mut self, change: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let was_replaying = self.replaying;
         self.replaying = true;
         let result = change(self);
@@ -271,7 +279,7 @@ impl WriteCtx<'_> {
         doc: Option<Document>,
         entries: &[&OplogEntry],
     ) -> Result<()> {
-        self.unlogged(|w| {
+        self.applying(|w| {
             let uuid = entries.iter().find_map(|e| e.ui);
             // As in `apply_entry`: a document this member refuses to store (nested too deep) is skipped with
             // a warning rather than failing the batch forever.

@@ -17,6 +17,7 @@ mod apply;
 mod capped;
 pub mod catalog;
 mod history;
+mod journal;
 pub mod keystring;
 mod memory_disk;
 mod oplog;
@@ -147,7 +148,8 @@ impl Storage {
         let db = Database::builder()
             .create(&path)
             .map_err(|e| storage_error(&format!("open {}", path.display()), e))?;
-        Storage::open_database(dbpath, db, clock, WriterMode::Thread)
+        let (journal, records) = journal::Journal::open(dbpath)?;
+        Storage::open_database(dbpath, db, clock, Some((journal, records)))
     }
 
     /// The simulation's storage: the database file on `disk` (in memory, surviving a simulated kill), and
@@ -158,12 +160,24 @@ impl Storage {
         let db = Database::builder()
             .create_with_backend(disk.backend())
             .map_err(|e| storage_error("open the simulated disk", e))?;
-        Storage::open_database(dbpath, db, clock, WriterMode::Inline)
+        Storage::open_database(dbpath, db, clock, None)
     }
 
-    fn open_database(dbpath: &Path, db: Database, clock: Clock, mode: WriterMode) -> Result<Storage> {
+    /// Opens the storage over `db`: with a journal (and the records read from it), first replays the records
+    /// the last checkpoint does not cover and runs the writer on its own thread; without one (simulation),
+    /// inline.
+    fn open_database(
+        dbpath: &Path,
+        db: Database,
+        clock: Clock,
+        journal: Option<(journal::Journal, Vec<journal::Record>)>,
+    ) -> Result<Storage> {
         let db = Arc::new(db);
         init_tables(&db)?;
+        let mode = match journal {
+            Some((journal, records)) => WriterMode::Thread(recover(&db, journal, records, &clock)?),
+            None => WriterMode::Inline,
+        };
         let (last, last_wall_ms) = last_oplog_entry(&db)?;
         let term = Arc::new(AtomicI64::new(last.term.max(0)));
         let positions = Positions {
@@ -225,6 +239,13 @@ impl Storage {
     /// instead of waiting for the next journal interval.
     pub async fn flush(&self) -> Result<()> {
         self.write(true, |_| ()).await
+    }
+
+    /// Starts making everything committed so far durable without waiting for it (the durable position moves
+    /// when it is): one journal fsync, shared with any other. Returns false when the journal alone would not
+    /// cover what was committed (or there is none): then the caller uses [`Storage::flush`].
+    pub fn request_sync(&self) -> bool {
+        self.inner.writer.request_sync()
     }
 
     /// The term written into new oplog entries.
@@ -307,6 +328,69 @@ fn init_tables(db: &Database) -> Result<()> {
             .map_err(|e| storage_error("session statements", e))?;
     }
     txn.commit().map_err(|e| storage_error("commit", e))
+}
+
+/// Replays the journal's records newer than the last checkpoint through the oplog's apply path (appending
+/// each entry and applying its effect, idempotently, as a secondary does), then checkpoints, so the journal
+/// starts again empty. A record that cannot be decoded ends the replay with an error: the member does not
+/// start on a data file missing acknowledged writes.
+fn recover(
+    db: &Database,
+    mut journal: journal::Journal,
+    records: Vec<journal::Record>,
+    clock: &Clock,
+) -> Result<journal::Journal> {
+    let checkpoint = {
+        let txn = db.begin_read().map_err(|e| storage_error("begin read", e))?;
+        let table = txn.open_table(META).map_err(|e| storage_error("meta", e))?;
+        let stored = table
+            .get(journal::CHECKPOINT_KEY)
+            .map_err(|e| storage_error("meta get", e))?;
+        match stored {
+            Some(v) => decode(v.value())
+                .map_err(|e| storage_error("journal checkpoint", e))?
+                .get_i64("lsn")
+                .unwrap_or(0) as u64,
+            None => 0,
+        }
+    };
+    journal.continue_after(checkpoint);
+    let pending: Vec<&journal::Record> = records.iter().filter(|r| r.lsn > checkpoint).collect();
+    let replayed: usize = pending.iter().map(|r| r.entries().count()).sum();
+    let (last, _) = last_oplog_entry(db)?;
+    let account = OplogAccount::load(db)?;
+    let mut timestamps = oplog::TimestampAllocator::new(last.ts);
+    let mut txn = db.begin_write().map_err(|e| storage_error("begin write", e))?;
+    {
+        let mut w = WriteCtx::new(&txn, &mut timestamps, clock, last.term.max(0), &account);
+        for record in &pending {
+            for bytes in record.entries() {
+                let doc = decode(bytes).map_err(|e| storage_error("journal entry", e))?;
+                let entry = OplogEntry::parse(doc)?;
+                w.append_entry(&entry)?;
+                w.apply_entry(&entry)?;
+            }
+        }
+        if let Some(err) = w.take_fatal() {
+            return Err(err);
+        }
+        let mut meta = txn.open_table(META).map_err(|e| storage_error("meta", e))?;
+        let stored = bson::doc! {"lsn": journal.last_lsn() as i64}.to_vec()?;
+        meta.insert(journal::CHECKPOINT_KEY, stored.as_slice())
+            .map_err(|e| storage_error("meta insert", e))?;
+    }
+    txn.set_durability(redb::Durability::Immediate)
+        .map_err(|e| storage_error("set durability", e))?;
+    txn.commit().map_err(|e| storage_error("commit", e))?;
+    if replayed > 0 {
+        tracing::info!(
+            records = pending.len(),
+            entries = replayed,
+            "replayed the journal's records after the last checkpoint"
+        );
+    }
+    journal.restart();
+    Ok(journal)
 }
 
 /// The newest oplog entry's optime and `wall` time (ms since the epoch).

@@ -53,6 +53,13 @@ pub struct WriteCtx<'a> {
     /// The oplog's committed figures, and how this transaction moves them (capped.rs).
     pub(super) account: &'a OplogAccount,
     pub(super) oplog_delta: OplogDelta,
+    /// The group's oplog entries as they are stored (BSON back to back), kept for the journal
+    /// (`journal.rs`) when the writer has one.
+    pub(super) journaled: Option<Vec<u8>>,
+    /// Whether replaying [`journaled`](Self::journaled) through the oplog's apply path reproduces every
+    /// change of the transaction; cleared by a change the oplog does not carry (metadata, the `local`
+    /// database, initial sync's copies, rollback), which only a durable checkpoint makes durable.
+    pub(super) covered: bool,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -75,6 +82,20 @@ impl<'a> WriteCtx<'a> {
             position_reset: None,
             account,
             oplog_delta: OplogDelta::default(),
+            journaled: None,
+            covered: true,
+        }
+    }
+
+    /// Marks the transaction as holding a change its oplog entries do not reproduce.
+    pub(super) fn uncovered(&mut self) {
+        self.covered = false;
+    }
+
+    /// Keeps a stored oplog entry for the journal.
+    pub(super) fn journal_entry(&mut self, bytes: &[u8]) {
+        if let Some(journaled) = &mut self.journaled {
+            journaled.extend_from_slice(bytes);
         }
     }
 
@@ -144,6 +165,7 @@ impl<'a> WriteCtx<'a> {
             .map(|old| old.value().len());
         drop(oplog);
         self.count_oplog_insert(bytes.len(), replaced);
+        self.journal_entry(&bytes);
         self.last_optime = Some(optime);
         self.last_wall_ms = wall.timestamp_millis();
         Ok(optime)
@@ -194,7 +216,9 @@ impl<'a> WriteCtx<'a> {
     }
 
     fn log_data(&mut self, meta: &CollectionMeta, entry: NewEntry) -> Result<()> {
-        if meta.ns.db != "local" {
+        if meta.ns.db == "local" {
+            self.uncovered();
+        } else {
             self.log(NewEntry {
                 ui: Some(meta.uuid_bson()),
                 ..entry
@@ -204,7 +228,9 @@ impl<'a> WriteCtx<'a> {
     }
 
     fn log_command(&mut self, ns: &Namespace, ui: Option<Bson>, o: Document) -> Result<()> {
-        if ns.db != "local" {
+        if ns.db == "local" {
+            self.uncovered();
+        } else {
             self.log(NewEntry {
                 op: OpKind::Command,
                 ns: format!("{}.$cmd", ns.db),
@@ -223,6 +249,7 @@ impl<'a> WriteCtx<'a> {
         let bytes = super::encode(value, MAX_BSON_DEPTH, || {
             format!("metadata exceeds {MAX_BSON_DEPTH} levels of nesting")
         })?;
+        self.uncovered();
         let txn = self.txn;
         let mut table = txn.open_table(META).map_err(|e| self.fatal("meta", e))?;
         table

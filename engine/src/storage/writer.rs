@@ -11,6 +11,15 @@
 //! only then does an empty durable commit fsync it and move `last_durable`. Jobs that asked for durability are
 //! answered after the fsync; the others as soon as the group is visible.
 //!
+//! In production the writer keeps a **journal** (`journal.rs`): a group's oplog entries are appended to it after
+//! the group's in-memory commit, and a sync thread fsyncs the journal in groups while the writer goes on to
+//! the next group; jobs that asked for durability are answered by the sync thread once their record is on
+//! disk, and the durable position moves then. The data file is made durable by a **checkpoint** (a durable
+//! `redb` commit that records the newest journal record it covers) every [`CHECKPOINT_INTERVAL`], when the
+//! journal passes [`CHECKPOINT_BYTES`], and at once for a durable group whose changes the oplog does not
+//! carry (metadata, the `local` database, initial sync, rollback). A group with such changes and no
+//! durability asked is checkpointed within the journal interval, as before.
+//!
 //! Under simulation the writer runs **inline** instead ([`Writer::start_inline`]): each job is a group of its
 //! own, committed on the calling task before `submit` returns, and a tokio task (on simulated time) makes
 //! in-memory commits durable every journal interval. No thread runs beside the runtime, so a seed replays
@@ -27,14 +36,56 @@ use redb::{Database, Durability};
 use tokio::sync::{oneshot, watch};
 
 use super::capped::OplogAccount;
+use super::journal::{self, Journal};
 use super::oplog::{OpTime, TimestampAllocator};
 use super::write_ctx::WriteCtx;
-use super::{JOURNAL_COMMIT_INTERVAL, Positions, storage_error};
+use super::{JOURNAL_COMMIT_INTERVAL, META, Positions, storage_error};
 use crate::clock::Clock;
 use crate::error::{Error, Result, code};
 
 /// At most this many jobs share one transaction.
 const MAX_GROUP: usize = 512;
+
+/// How often the data file is checkpointed while the journal holds records. A crash replays at most this
+/// much of the oplog on restart.
+pub(super) const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A journal this long is checkpointed at once, whatever the interval.
+const CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A test aid for the crash tests: `before-commit:N` or `after-commit:N` aborts the process in the Nth
+/// checkpoint of its writer, before its durable commit or after it (before the journal starts again).
+const CRASH_IN_CHECKPOINT_ENV: &str = "FAULTLINE_TEST_CRASH_IN_CHECKPOINT";
+
+/// Where [`CRASH_IN_CHECKPOINT_ENV`] aborts, and in which checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CrashInCheckpoint {
+    after_commit: bool,
+    nth: u64,
+}
+
+impl CrashInCheckpoint {
+    fn from_env() -> Option<CrashInCheckpoint> {
+        let value = std::env::var(CRASH_IN_CHECKPOINT_ENV).ok()?;
+        let (at, nth) = value.split_once(':')?;
+        let after_commit = match at {
+            "before-commit" => false,
+            "after-commit" => true,
+            _ => return None,
+        };
+        Some(CrashInCheckpoint {
+            after_commit,
+            nth: nth.parse().ok()?,
+        })
+    }
+
+    fn hit(self, checkpoints: u64, after_commit: bool) {
+        if checkpoints == self.nth && after_commit == self.after_commit {
+            tracing::warn!(?self, "{CRASH_IN_CHECKPOINT_ENV}: aborting in a checkpoint");
+            std::process::abort();
+        }
+    }
+}
 
 /// The writer thread's stack. What a job does is bounded by construction: every document it reads or writes
 /// is at most [`MAX_BSON_DEPTH`](crate::depth::MAX_BSON_DEPTH) levels deep (the wire decoder and
@@ -89,6 +140,8 @@ pub(super) enum Writer {
     Thread {
         jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
         thread: Mutex<Option<JoinHandle<()>>>,
+        /// A direct line to the journal's sync thread (see [`Writer::request_sync`]).
+        sync: Option<SyncLine>,
     },
     /// Simulation: jobs run on the caller's task (None once shut down).
     Inline(Arc<Mutex<Option<InlineWriter>>>),
@@ -101,10 +154,9 @@ pub(super) struct InlineWriter {
 }
 
 /// Where the writer runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum WriterMode {
-    /// Its own thread, grouping concurrent jobs (production).
-    Thread,
+    /// Its own thread, grouping concurrent jobs, with the journal (production).
+    Thread(Journal),
     /// The submitting task, one job per group, flushed by a task on tokio's clock (simulation).
     Inline,
 }
@@ -120,9 +172,16 @@ impl Writer {
         clock: Clock,
     ) -> Result<Writer> {
         let last_wall_ms = positions.borrow().last_written_wall_ms;
+        let positions = Arc::new(positions);
+        let (journal, thread) = match mode {
+            WriterMode::Thread(journal) => (Some(JournalPipe::start(journal, positions.clone())?), true),
+            WriterMode::Inline => (None, false),
+        };
+        let sync = journal.as_ref().and_then(JournalPipe::line);
         let state = WriterState {
             db,
             positions,
+            journal,
             last_wall_ms,
             term,
             timestamps: TimestampAllocator::new(last.ts),
@@ -131,13 +190,14 @@ impl Writer {
             dirty: false,
             oplog,
         };
-        match mode {
-            WriterMode::Thread => Writer::start_thread(state),
-            WriterMode::Inline => Ok(Writer::start_inline(state)),
+        if thread {
+            Writer::start_thread(state, sync)
+        } else {
+            Ok(Writer::start_inline(state))
         }
     }
 
-    fn start_thread(mut state: WriterState) -> Result<Writer> {
+    fn start_thread(mut state: WriterState, sync: Option<SyncLine>) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let thread = std::thread::Builder::new()
             .name("storage-writer".into())
@@ -147,6 +207,7 @@ impl Writer {
         Ok(Writer::Thread {
             jobs: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
+            sync,
         })
     }
 
@@ -216,10 +277,26 @@ impl Writer {
             .map_err(|_| Error::new(code::SHUTDOWN_IN_PROGRESS, "the storage writer stopped"))?
     }
 
+    /// Asks the journal's sync thread for an fsync now, without waiting for it: everything committed so far
+    /// is durable once the durable position passes it. Returns false when that would not be enough (no
+    /// journal, or changes the journal does not cover are waiting for a checkpoint): then the caller flushes.
+    pub(super) fn request_sync(&self) -> bool {
+        let Writer::Thread { sync: Some(line), .. } = self else {
+            return false;
+        };
+        if line.uncovered.load(Ordering::SeqCst) {
+            return false;
+        }
+        line.requests
+            .lock()
+            .map(|tx| tx.send(SyncRequest::Now).is_ok())
+            .unwrap_or(false)
+    }
+
     /// Stops accepting jobs, finishes the queued ones, makes everything durable and joins the thread.
     pub(super) fn shutdown(&self) {
         match self {
-            Writer::Thread { jobs, thread } => {
+            Writer::Thread { jobs, thread, .. } => {
                 if let Ok(mut jobs) = jobs.lock() {
                     jobs.take();
                 }
@@ -270,7 +347,10 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 struct WriterState {
     db: Arc<Database>,
-    positions: watch::Sender<Positions>,
+    positions: Arc<watch::Sender<Positions>>,
+    /// The journal and its sync thread (production); `None` under simulation, where every durable group is a
+    /// durable `redb` commit.
+    journal: Option<JournalPipe>,
     term: Arc<AtomicI64>,
     timestamps: TimestampAllocator,
     /// The member's wall clock, which new oplog entries are stamped with.
@@ -291,7 +371,9 @@ impl WriterState {
             let first = match rx.recv_timeout(JOURNAL_COMMIT_INTERVAL) {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if self.dirty {
+                    if self.journal.is_some() {
+                        self.checkpoint_if_due();
+                    } else if self.dirty {
                         let _ = self.flush();
                         last_durable_at = Instant::now();
                     }
@@ -306,15 +388,222 @@ impl WriterState {
                     Err(_) => break,
                 }
             }
+            if self.journal.is_some() {
+                let durable = group.iter().any(|j| j.durable());
+                self.commit_group_journaled(group, durable);
+                self.checkpoint_if_due();
+                continue;
+            }
             let durable = group.iter().any(|j| j.durable()) || last_durable_at.elapsed() >= JOURNAL_COMMIT_INTERVAL;
             self.commit_group(group, durable);
             if durable {
                 last_durable_at = Instant::now();
             }
         }
-        if self.dirty {
+        if self.journal.is_some() {
+            let _ = self.checkpoint();
+            if let Some(pipe) = self.journal.take() {
+                pipe.stop();
+            }
+        } else if self.dirty {
             let _ = self.flush();
         }
+    }
+
+    /// Runs and commits one group in memory, appends its oplog entries to the journal and hands the group to
+    /// the sync thread, which answers the jobs that asked for durability once the record is on disk (the
+    /// others are answered here). A group that changed what the oplog does not carry is made durable by a
+    /// checkpoint instead when it asked for durability, or when it truncated the oplog (rollback).
+    fn commit_group_journaled(&mut self, mut group: Vec<Box<dyn Job>>, durable: bool) {
+        let ran = self.run_group_in_memory(&mut group);
+        let (payload, covered, reset) = match ran {
+            Ok(ran) => ran,
+            Err(err) => {
+                tracing::error!(error = %err, "storage group commit failed; the group is rolled back");
+                for job in group {
+                    job.answer(Err(err.clone()));
+                }
+                return;
+            }
+        };
+        let Some(pipe) = self.journal.as_mut() else { return };
+        if !covered || reset {
+            pipe.mark_uncovered();
+        }
+        let mut checkpoint = reset || (durable && pipe.uncovered_dirty);
+        let mut journaled = false;
+        if !payload.is_empty() && !checkpoint {
+            match pipe.journal.append(&payload) {
+                Ok(_) => journaled = true,
+                Err(err) => {
+                    tracing::error!(error = %err, "journal write failed; checkpointing instead");
+                    pipe.mark_uncovered();
+                    checkpoint = true;
+                }
+            }
+        }
+        let (waiting, answered): (Vec<_>, Vec<_>) = group.into_iter().partition(|job| job.durable());
+        if checkpoint {
+            for job in answered {
+                job.answer(Ok(()));
+            }
+            let outcome = self.checkpoint();
+            for job in waiting {
+                job.answer(outcome.clone());
+            }
+            return;
+        }
+        // The sync thread hears of the record before anyone is answered, so an fsync asked for by a job of
+        // this group (`Writer::request_sync`) publishes it.
+        if journaled || !waiting.is_empty() {
+            let durable_at = journaled.then_some((self.last, self.last_wall_ms));
+            pipe.send(SyncRequest::Written {
+                durable: durable_at,
+                jobs: waiting,
+            });
+        }
+        for job in answered {
+            job.answer(Ok(()));
+        }
+    }
+
+    /// Runs the group's jobs in one transaction and commits it without fsync, then publishes the new oplog
+    /// end. Returns the group's oplog entries as stored, whether they reproduce all of its changes, and
+    /// whether it truncated the oplog. On an error nothing of the group is committed.
+    fn run_group_in_memory(&mut self, group: &mut [Box<dyn Job>]) -> Result<(Vec<u8>, bool, bool)> {
+        let began = Instant::now();
+        let mut txn = self.db.begin_write().map_err(|e| storage_error("begin write", e))?;
+        let term = self.term.load(Ordering::SeqCst);
+        let timestamps_before = self.timestamps.clone();
+        let oplog = self.oplog.clone();
+        let mut ctx = WriteCtx::new(&txn, &mut self.timestamps, &self.clock, term, &oplog);
+        ctx.journaled = Some(Vec::new());
+        for job in group.iter_mut() {
+            if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx))) {
+                let message = panic_message(panic.as_ref());
+                tracing::error!(panic = %message, "a storage write job panicked; its group is rolled back");
+                ctx.fatal("a write job panicked", message);
+            }
+        }
+        let fatal = ctx.take_fatal();
+        let last_written = ctx.last_optime();
+        let last_wall_ms = ctx.last_wall_ms();
+        let reset = ctx.position_reset();
+        let oplog_delta = ctx.oplog_delta();
+        let covered = ctx.covered;
+        let payload = ctx.journaled.take().unwrap_or_default();
+        drop(ctx);
+        let ran = began.elapsed();
+        let failure = match fatal {
+            Some(err) => Some(err),
+            None => txn
+                .set_durability(Durability::None)
+                .map_err(|e| storage_error("set durability", e))
+                .and_then(|()| txn.commit().map_err(|e| storage_error("commit", e)))
+                .err(),
+        };
+        tracing::trace!(
+            target: "write_path",
+            ts = last_written.map(|o| super::ts_to_u64(o.ts)).unwrap_or(0),
+            durable = false,
+            jobs = group.len(),
+            run_us = ran.as_micros() as u64,
+            commit_us = (began.elapsed() - ran).as_micros() as u64,
+            "writer.committed"
+        );
+        if let Some(err) = failure {
+            self.timestamps = timestamps_before;
+            return Err(err);
+        }
+        self.oplog.apply(oplog_delta);
+        if let Some(optime) = reset {
+            self.last = optime;
+            self.last_wall_ms = 0;
+        }
+        if let Some(optime) = last_written {
+            self.last = optime;
+            self.last_wall_ms = last_wall_ms;
+        }
+        self.dirty = true;
+        let (last, wall) = (self.last, self.last_wall_ms);
+        self.positions.send_modify(|p| {
+            p.last_written = last;
+            p.last_written_wall_ms = wall;
+            if reset.is_some() && last < p.last_durable {
+                p.last_durable = last;
+                p.last_durable_wall_ms = wall;
+            }
+        });
+        Ok((payload, covered, reset.is_some()))
+    }
+
+    /// Checkpoints when the interval has passed or the journal is long, or within the journal interval of a
+    /// change the journal does not cover.
+    fn checkpoint_if_due(&mut self) {
+        let Some(pipe) = &self.journal else { return };
+        let due = pipe.uncovered_dirty && pipe.uncovered_since.elapsed() >= JOURNAL_COMMIT_INTERVAL
+            || pipe.journal.len() >= CHECKPOINT_BYTES
+            || (self.dirty && pipe.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL);
+        if due {
+            let _ = self.checkpoint();
+        }
+    }
+
+    /// A durable `redb` commit of everything committed so far, recording the newest journal record it
+    /// covers; the journal then starts again. Waits first for the sync thread to finish what it was given, so
+    /// no durable position it publishes later is older than a rollback this checkpoint makes durable.
+    fn checkpoint(&mut self) -> Result<()> {
+        let Some(pipe) = self.journal.as_mut() else {
+            return self.flush();
+        };
+        pipe.drain();
+        pipe.checkpoints += 1;
+        if let Some(crash) = pipe.crash {
+            crash.hit(pipe.checkpoints, false);
+        }
+        let lsn = pipe.journal.last_lsn();
+        let began = Instant::now();
+        let result = self
+            .db
+            .begin_write()
+            .map_err(|e| storage_error("begin write", e))
+            .and_then(|mut txn| {
+                {
+                    let mut meta = txn.open_table(META).map_err(|e| storage_error("meta", e))?;
+                    let stored = bson::doc! {"lsn": lsn as i64}.to_vec()?;
+                    meta.insert(journal::CHECKPOINT_KEY, stored.as_slice())
+                        .map_err(|e| storage_error("meta insert", e))?;
+                }
+                txn.set_durability(Durability::Immediate)
+                    .map_err(|e| storage_error("set durability", e))?;
+                txn.commit().map_err(|e| storage_error("commit", e))
+            });
+        tracing::debug!(
+            target: "write_path",
+            lsn,
+            journal_bytes = pipe.journal.len(),
+            sync_us = began.elapsed().as_micros() as u64,
+            "writer.checkpoint"
+        );
+        match &result {
+            Ok(()) => {
+                if let Some(crash) = pipe.crash {
+                    crash.hit(pipe.checkpoints, true);
+                }
+                pipe.journal.restart();
+                pipe.uncovered_dirty = false;
+                pipe.uncovered.store(false, Ordering::SeqCst);
+                pipe.last_checkpoint = Instant::now();
+                self.dirty = false;
+                let (last, wall) = (self.last, self.last_wall_ms);
+                self.positions.send_modify(|p| {
+                    p.last_durable = last;
+                    p.last_durable_wall_ms = wall;
+                });
+            }
+            Err(err) => tracing::error!(error = %err, "checkpoint failed"),
+        }
+        result
     }
 
     /// Runs and commits one group, then answers its jobs. A durable group that wrote oplog entries is
@@ -458,6 +747,198 @@ impl WriterState {
             Err(err) => tracing::error!(error = %err, "journal flush failed"),
         }
         result
+    }
+}
+
+/// What the writer hands the sync thread.
+enum SyncRequest {
+    /// A record was written (when `durable` is set, the group's newest entry's optime and wall time) and
+    /// `jobs` wait for it: fsync, then publish the durable position and answer them.
+    Written {
+        durable: Option<(OpTime, i64)>,
+        jobs: Vec<Box<dyn Job>>,
+    },
+    /// Answered once everything sent before is done.
+    Drain(mpsc::Sender<()>),
+    /// An fsync now, nobody waiting (a secondary's applied batch).
+    Now,
+    /// The last request: the thread ends after it (the [`SyncLine`]s' senders keep the queue open).
+    Stop,
+}
+
+/// What [`Writer::request_sync`] needs: the sync thread's queue, and whether changes the journal does not
+/// cover are waiting for a checkpoint.
+pub(super) struct SyncLine {
+    requests: Mutex<mpsc::Sender<SyncRequest>>,
+    uncovered: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The journal, the thread that fsyncs it, and what the writer knows of the data file's durability.
+struct JournalPipe {
+    journal: Journal,
+    requests: Option<mpsc::Sender<SyncRequest>>,
+    thread: Option<JoinHandle<()>>,
+    /// Changes committed in memory that the journal does not cover, since the last checkpoint.
+    uncovered_dirty: bool,
+    /// `uncovered_dirty`, for [`Writer::request_sync`].
+    uncovered: Arc<std::sync::atomic::AtomicBool>,
+    /// When `uncovered_dirty` was last set from clear.
+    uncovered_since: Instant,
+    last_checkpoint: Instant,
+    /// Checkpoints made by this writer.
+    checkpoints: u64,
+    crash: Option<CrashInCheckpoint>,
+}
+
+impl JournalPipe {
+    fn start(journal: Journal, positions: Arc<watch::Sender<Positions>>) -> Result<JournalPipe> {
+        let file = journal.sync_handle()?;
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("journal-sync".into())
+            .spawn(move || sync_loop(&file, &rx, &positions))
+            .map_err(|e| storage_error("spawn journal sync", e))?;
+        Ok(JournalPipe {
+            journal,
+            requests: Some(tx),
+            thread: Some(thread),
+            uncovered_dirty: false,
+            uncovered: Arc::default(),
+            uncovered_since: Instant::now(),
+            last_checkpoint: Instant::now(),
+            checkpoints: 0,
+            crash: CrashInCheckpoint::from_env(),
+        })
+    }
+
+    fn mark_uncovered(&mut self) {
+        if !self.uncovered_dirty {
+            self.uncovered_dirty = true;
+            self.uncovered.store(true, Ordering::SeqCst);
+            self.uncovered_since = Instant::now();
+        }
+    }
+
+    /// A line to the sync thread for [`Writer::request_sync`].
+    fn line(&self) -> Option<SyncLine> {
+        Some(SyncLine {
+            requests: Mutex::new(self.requests.clone()?),
+            uncovered: self.uncovered.clone(),
+        })
+    }
+
+    fn send(&mut self, request: SyncRequest) {
+        let Some(requests) = &self.requests else {
+            if let SyncRequest::Written { jobs, .. } = request {
+                for job in jobs {
+                    job.answer(Err(storage_error("journal", "the sync thread stopped")));
+                }
+            }
+            return;
+        };
+        if let Err(mpsc::SendError(SyncRequest::Written { jobs, .. })) = requests.send(request) {
+            for job in jobs {
+                job.answer(Err(storage_error("journal", "the sync thread stopped")));
+            }
+        }
+    }
+
+    /// Waits until the sync thread has done everything sent before.
+    fn drain(&mut self) {
+        let (tx, rx) = mpsc::channel();
+        if let Some(requests) = &self.requests
+            && requests.send(SyncRequest::Drain(tx)).is_ok()
+        {
+            let _ = rx.recv();
+        }
+    }
+
+    fn stop(mut self) {
+        if let Some(requests) = self.requests.take() {
+            let _ = requests.send(SyncRequest::Stop);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The sync thread: takes every request waiting, fsyncs the journal once for all of them, then publishes
+/// the newest durable position and answers their jobs. Requests that nobody waits for (`j: false` groups)
+/// wait up to the journal interval for one that does, so a `w: 1` load does not fsync per group.
+fn sync_loop(file: &std::fs::File, requests: &mpsc::Receiver<SyncRequest>, positions: &watch::Sender<Positions>) {
+    let urgent = |r: &SyncRequest| match r {
+        SyncRequest::Written { jobs, .. } => !jobs.is_empty(),
+        SyncRequest::Drain(_) | SyncRequest::Now | SyncRequest::Stop => true,
+    };
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        batch.extend(requests.try_iter());
+        if !batch.iter().any(urgent) {
+            let deadline = Instant::now() + JOURNAL_COMMIT_INTERVAL;
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                match requests.recv_timeout(left) {
+                    Ok(request) => {
+                        let now_urgent = urgent(&request);
+                        batch.push(request);
+                        if now_urgent {
+                            batch.extend(requests.try_iter());
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let began = Instant::now();
+        let synced = file.sync_data().map_err(|e| storage_error("journal fsync", e));
+        let mut stop = false;
+        let mut newest: Option<(OpTime, i64)> = None;
+        let mut drained = Vec::new();
+        let mut answers = Vec::new();
+        for request in batch {
+            match request {
+                SyncRequest::Written { durable, jobs } => {
+                    if durable.is_some_and(|(at, _)| newest.is_none_or(|(n, _)| at > n)) {
+                        newest = durable;
+                    }
+                    answers.extend(jobs);
+                }
+                SyncRequest::Drain(done) => drained.push(done),
+                SyncRequest::Now => {}
+                SyncRequest::Stop => stop = true,
+            }
+        }
+        match &synced {
+            Ok(()) => {
+                if let Some((at, wall)) = newest {
+                    positions.send_if_modified(|p| {
+                        let newer = at > p.last_durable && at <= p.last_written;
+                        if newer {
+                            p.last_durable = at;
+                            p.last_durable_wall_ms = wall;
+                        }
+                        newer
+                    });
+                }
+                tracing::trace!(
+                    target: "write_path",
+                    ts = newest.map(|(at, _)| super::ts_to_u64(at.ts)).unwrap_or(0),
+                    sync_us = began.elapsed().as_micros() as u64,
+                    "writer.flushed"
+                );
+            }
+            Err(err) => tracing::error!(error = %err, "journal fsync failed"),
+        }
+        for job in answers {
+            job.answer(synced.clone());
+        }
+        for done in drained {
+            let _ = done.send(());
+        }
+        if stop {
+            break;
+        }
     }
 }
 

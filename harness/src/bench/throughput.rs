@@ -61,6 +61,10 @@ pub struct ThroughputArgs {
     /// Store root.
     #[arg(long, default_value = setup::DEFAULT_STORE)]
     pub store: PathBuf,
+    /// Route the members' links through the harness's fault proxies, as `faultline test` does (off: members
+    /// talk to each other directly, as a deployment's do).
+    #[arg(long)]
+    pub proxies: bool,
     /// Print the summary as JSON on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -139,7 +143,7 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<i32> {
     let mut results = Vec::new();
     for &shards in &args.shards {
         for &nodes in &args.nodes {
-            let mut target = Target::start(&dir, shards, nodes).await?;
+            let mut target = Target::start(&dir, shards, nodes, args.proxies).await?;
             let base_uri = target.uri();
             for w in &args.write_concern {
                 for &j in &args.j {
@@ -189,9 +193,11 @@ enum Target {
 }
 
 impl Target {
-    async fn start(dir: &std::path::Path, shards: usize, nodes: usize) -> anyhow::Result<Target> {
+    async fn start(dir: &std::path::Path, shards: usize, nodes: usize, proxies: bool) -> anyhow::Result<Target> {
         if shards == 0 {
-            let (cluster, _) = setup::start_set(&dir.join(format!("set-{nodes}")), &SetOptions::new(nodes)).await?;
+            let mut options = SetOptions::new(nodes);
+            options.proxies = proxies;
+            let (cluster, _) = setup::start_set(&dir.join(format!("set-{nodes}")), &options).await?;
             return Ok(Target::Set(Box::new(cluster)));
         }
         let cluster = crate::sharded::ShardedCluster::start_on_free_ports(
@@ -402,6 +408,7 @@ mod tests {
             shards: vec![0],
             duration: "1s".into(),
             store: PathBuf::from("store"),
+            proxies: false,
             json: false,
         };
         assert!(validate(&args("majority", 8)).is_ok());

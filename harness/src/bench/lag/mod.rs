@@ -87,6 +87,10 @@ pub struct LagArgs {
     /// Store root.
     #[arg(long, default_value = setup::DEFAULT_STORE)]
     pub store: PathBuf,
+    /// Route the members' links through the harness's fault proxies even without a nemesis (a nemesis
+    /// always does; without one, members talk to each other directly).
+    #[arg(long)]
+    pub proxies: bool,
     /// Print the summary as JSON on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -181,6 +185,7 @@ pub async fn run(args: &LagArgs) -> anyhow::Result<i32> {
     eprintln!("  store: {}", dir.display());
     let mut options = SetOptions::new(args.nodes);
     options.election_timeout_ms = args.election_timeout_ms;
+    options.proxies = args.proxies || !args.nemesis.is_empty();
     let (cluster, primary) = setup::start_set(&dir, &options).await?;
     let measured = measure(args, &plan, &dir, cluster, primary).await?;
     let summary = finish(args, &plan, &dir, measured)?;
