@@ -331,8 +331,8 @@ fn init_tables(db: &Database) -> Result<()> {
 }
 
 /// Replays the journal's records newer than the last checkpoint through the oplog's apply path (appending
-/// each entry and applying its effect, idempotently, as a secondary does), then checkpoints, so the journal
-/// starts again empty. A record that cannot be decoded ends the replay with an error: the member does not
+/// each entry and applying its effect, idempotently, as a secondary does), then checkpoints (only when there
+/// was something to replay), so the journal starts again empty. A record that cannot be decoded ends the replay with an error: the member does not
 /// start on a data file missing acknowledged writes.
 fn recover(
     db: &Database,
@@ -357,6 +357,11 @@ fn recover(
     journal.continue_after(checkpoint);
     let pending: Vec<&journal::Record> = records.iter().filter(|r| r.lsn > checkpoint).collect();
     let replayed: usize = pending.iter().map(|r| r.entries().count()).sum();
+    if pending.is_empty() {
+        // Every record is in the data file already (a clean shutdown leaves none after the checkpoint).
+        journal.restart();
+        return Ok(journal);
+    }
     let (last, _) = last_oplog_entry(db)?;
     let account = OplogAccount::load(db)?;
     let mut timestamps = oplog::TimestampAllocator::new(last.ts);
@@ -382,13 +387,11 @@ fn recover(
     txn.set_durability(redb::Durability::Immediate)
         .map_err(|e| storage_error("set durability", e))?;
     txn.commit().map_err(|e| storage_error("commit", e))?;
-    if replayed > 0 {
-        tracing::info!(
-            records = pending.len(),
-            entries = replayed,
-            "replayed the journal's records after the last checkpoint"
-        );
-    }
+    tracing::info!(
+        records = pending.len(),
+        entries = replayed,
+        "replayed the journal's records after the last checkpoint"
+    );
     journal.restart();
     Ok(journal)
 }

@@ -415,8 +415,13 @@ impl WriterState {
     /// others are answered here). A group that changed what the oplog does not carry is made durable by a
     /// checkpoint instead when it asked for durability, or when it truncated the oplog (rollback).
     fn commit_group_journaled(&mut self, mut group: Vec<Box<dyn Job>>, durable: bool) {
-        let ran = self.run_group_in_memory(&mut group);
-        let (payload, covered, reset) = match ran {
+        let ran = self.run_group(&mut group, false, true);
+        let Ran {
+            payload,
+            covered,
+            reset,
+            ..
+        } = match ran {
             Ok(ran) => ran,
             Err(err) => {
                 tracing::error!(error = %err, "storage group commit failed; the group is rolled back");
@@ -465,76 +470,6 @@ impl WriterState {
         for job in answered {
             job.answer(Ok(()));
         }
-    }
-
-    /// Runs the group's jobs in one transaction and commits it without fsync, then publishes the new oplog
-    /// end. Returns the group's oplog entries as stored, whether they reproduce all of its changes, and
-    /// whether it truncated the oplog. On an error nothing of the group is committed.
-    fn run_group_in_memory(&mut self, group: &mut [Box<dyn Job>]) -> Result<(Vec<u8>, bool, bool)> {
-        let began = Instant::now();
-        let mut txn = self.db.begin_write().map_err(|e| storage_error("begin write", e))?;
-        let term = self.term.load(Ordering::SeqCst);
-        let timestamps_before = self.timestamps.clone();
-        let oplog = self.oplog.clone();
-        let mut ctx = WriteCtx::new(&txn, &mut self.timestamps, &self.clock, term, &oplog);
-        ctx.journaled = Some(Vec::new());
-        for job in group.iter_mut() {
-            if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx))) {
-                let message = panic_message(panic.as_ref());
-                tracing::error!(panic = %message, "a storage write job panicked; its group is rolled back");
-                ctx.fatal("a write job panicked", message);
-            }
-        }
-        let fatal = ctx.take_fatal();
-        let last_written = ctx.last_optime();
-        let last_wall_ms = ctx.last_wall_ms();
-        let reset = ctx.position_reset();
-        let oplog_delta = ctx.oplog_delta();
-        let covered = ctx.covered;
-        let payload = ctx.journaled.take().unwrap_or_default();
-        drop(ctx);
-        let ran = began.elapsed();
-        let failure = match fatal {
-            Some(err) => Some(err),
-            None => txn
-                .set_durability(Durability::None)
-                .map_err(|e| storage_error("set durability", e))
-                .and_then(|()| txn.commit().map_err(|e| storage_error("commit", e)))
-                .err(),
-        };
-        tracing::trace!(
-            target: "write_path",
-            ts = last_written.map(|o| super::ts_to_u64(o.ts)).unwrap_or(0),
-            durable = false,
-            jobs = group.len(),
-            run_us = ran.as_micros() as u64,
-            commit_us = (began.elapsed() - ran).as_micros() as u64,
-            "writer.committed"
-        );
-        if let Some(err) = failure {
-            self.timestamps = timestamps_before;
-            return Err(err);
-        }
-        self.oplog.apply(oplog_delta);
-        if let Some(optime) = reset {
-            self.last = optime;
-            self.last_wall_ms = 0;
-        }
-        if let Some(optime) = last_written {
-            self.last = optime;
-            self.last_wall_ms = last_wall_ms;
-        }
-        self.dirty = true;
-        let (last, wall) = (self.last, self.last_wall_ms);
-        self.positions.send_modify(|p| {
-            p.last_written = last;
-            p.last_written_wall_ms = wall;
-            if reset.is_some() && last < p.last_durable {
-                p.last_durable = last;
-                p.last_durable_wall_ms = wall;
-            }
-        });
-        Ok((payload, covered, reset.is_some()))
     }
 
     /// Checkpoints when the interval has passed or the journal is long, or within the journal interval of a
@@ -615,7 +550,7 @@ impl WriterState {
     /// the fsync fails, the jobs that waited for it get the error while their writes stay visible, as a
     /// write whose journaling failed; the next interval flush tries again.
     fn commit_group(&mut self, mut group: Vec<Box<dyn Job>>, durable: bool) {
-        let committed = self.run_group(&mut group, durable);
+        let committed = self.run_group(&mut group, durable, false).map(|ran| ran.commit);
         let outcome = match committed {
             Err(err) => {
                 tracing::error!(error = %err, "storage group commit failed; the group is rolled back");
@@ -638,14 +573,19 @@ impl WriterState {
 
     /// Runs the group's jobs in one transaction and commits it; on an error nothing of it is committed. A
     /// durable group that logged entries (or reset the oplog's end) is committed without fsync and answers
-    /// [`Commit::Visible`]: the caller then makes it durable. Any other group is committed as asked.
-    fn run_group(&mut self, group: &mut [Box<dyn Job>], durable: bool) -> Result<Commit> {
+    /// [`Commit::Visible`]: the caller then makes it durable. Any other group is committed as asked. With
+    /// `journal`, the group's oplog entries are kept for the journal (the journaled writer passes `durable`
+    /// false: its groups are all committed in memory).
+    fn run_group(&mut self, group: &mut [Box<dyn Job>], durable: bool, journal: bool) -> Result<Ran> {
         let began = Instant::now();
         let mut txn = self.db.begin_write().map_err(|e| storage_error("begin write", e))?;
         let term = self.term.load(Ordering::SeqCst);
         let timestamps_before = self.timestamps.clone();
         let oplog = self.oplog.clone();
         let mut ctx = WriteCtx::new(&txn, &mut self.timestamps, &self.clock, term, &oplog);
+        if journal {
+            ctx.journaled = Some(Vec::new());
+        }
         for job in group.iter_mut() {
             // A job that panics must not take the writer (and every later write) down with it. What it wrote
             // may be half done, so the panic is recorded as fatal: the group rolls back and every job in it
@@ -661,6 +601,8 @@ impl WriterState {
         let last_wall_ms = ctx.last_wall_ms();
         let reset = ctx.position_reset();
         let oplog_delta = ctx.oplog_delta();
+        let covered = ctx.covered;
+        let payload = ctx.journaled.take().unwrap_or_default();
         drop(ctx);
         // Publish before the fsync only what fetchers wait for: new oplog entries or a moved end.
         let publish_first = durable && (last_written.is_some() || reset.is_some());
@@ -714,7 +656,12 @@ impl WriterState {
         if synced_now {
             tracing::trace!(target: "write_path", ts = super::ts_to_u64(last.ts), "writer.flushed");
         }
-        Ok(if publish_first { Commit::Visible } else { Commit::Done })
+        Ok(Ran {
+            commit: if publish_first { Commit::Visible } else { Commit::Done },
+            payload,
+            covered,
+            reset: reset.is_some(),
+        })
     }
 
     /// An empty durable commit: makes every earlier in-memory commit durable, then publishes `last_durable`.
@@ -940,6 +887,17 @@ fn sync_loop(file: &std::fs::File, requests: &mpsc::Receiver<SyncRequest>, posit
             break;
         }
     }
+}
+
+/// What [`WriterState::run_group`] did with a group.
+struct Ran {
+    commit: Commit,
+    /// The group's oplog entries as stored, back to back (when kept for the journal).
+    payload: Vec<u8>,
+    /// Whether the entries reproduce every change of the group (`WriteCtx::covered`).
+    covered: bool,
+    /// Whether the group truncated the oplog (rollback).
+    reset: bool,
 }
 
 /// How far [`WriterState::run_group`] took a group.

@@ -33,24 +33,7 @@ async fn sigkill_loses_no_acknowledged_journaled_write() -> anyhow::Result<()> {
         let coll = client
             .database("crash")
             .collection_with_options::<Document>("c", options);
-        let acked = Arc::new(Mutex::new(BTreeSet::new()));
-        let attempted = Arc::new(Mutex::new(BTreeSet::new()));
-        let mut writers = Vec::new();
-        for w in 0..WRITERS {
-            let (coll, acked, attempted) = (coll.clone(), acked.clone(), attempted.clone());
-            writers.push(tokio::spawn(async move {
-                for i in 0.. {
-                    let id = (i64::from(round) << 40) | (i64::from(w) << 24) | i;
-                    attempted.lock().expect("lock").insert(id);
-                    match coll.insert_one(doc! {"_id": id, "w": w}).await {
-                        Ok(_) => {
-                            acked.lock().expect("lock").insert(id);
-                        }
-                        Err(_) => return,
-                    }
-                }
-            }));
-        }
+        let (acked, attempted, writers) = start_writers(&coll, round);
         let counter = acked.clone();
         faultline_tests::wait_until(
             std::time::Duration::from_secs(60),
@@ -70,17 +53,7 @@ async fn sigkill_loses_no_acknowledged_journaled_write() -> anyhow::Result<()> {
         node.restart().await?;
         node.wait_primary().await?;
 
-        let client = node.client().await?;
-        let present: BTreeSet<i64> = client
-            .database("crash")
-            .collection::<Document>("c")
-            .find(doc! {})
-            .await?
-            .try_collect::<Vec<Document>>()
-            .await?
-            .iter()
-            .map(|d| d.get_i64("_id").expect("_id is a long"))
-            .collect();
+        let present = present_ids(&node, "crash").await?;
         let lost: Vec<&i64> = acked_total.difference(&present).collect();
         assert!(
             lost.is_empty(),
@@ -156,24 +129,7 @@ async fn a_crash_in_a_checkpoint_loses_no_acknowledged_write() -> anyhow::Result
         let coll = client
             .database("checkpoint")
             .collection_with_options::<Document>("c", options);
-        let acked = Arc::new(Mutex::new(BTreeSet::new()));
-        let attempted = Arc::new(Mutex::new(BTreeSet::new()));
-        let mut writers = Vec::new();
-        for w in 0..WRITERS {
-            let (coll, acked, attempted) = (coll.clone(), acked.clone(), attempted.clone());
-            writers.push(tokio::spawn(async move {
-                for i in 0.. {
-                    let id = (i64::from(w) << 24) | i;
-                    attempted.lock().expect("lock").insert(id);
-                    match coll.insert_one(doc! {"_id": id, "w": w}).await {
-                        Ok(_) => {
-                            acked.lock().expect("lock").insert(id);
-                        }
-                        Err(_) => return,
-                    }
-                }
-            }));
-        }
+        let (acked, attempted, writers) = start_writers(&coll, 0);
         let status = node.wait_exit(std::time::Duration::from_secs(60)).await?;
         assert!(
             !status.success(),
@@ -197,18 +153,7 @@ async fn a_crash_in_a_checkpoint_loses_no_acknowledged_write() -> anyhow::Result
         node.set_env(CRASH_IN_CHECKPOINT, None);
         node.restart().await?;
         node.wait_primary().await?;
-        let present: BTreeSet<i64> = node
-            .client()
-            .await?
-            .database("checkpoint")
-            .collection::<Document>("c")
-            .find(doc! {})
-            .await?
-            .try_collect::<Vec<Document>>()
-            .await?
-            .iter()
-            .map(|d| d.get_i64("_id").expect("_id is a long"))
-            .collect();
+        let present = present_ids(&node, "checkpoint").await?;
         let lost: Vec<&i64> = acked.difference(&present).collect();
         assert!(
             lost.is_empty(),
@@ -221,4 +166,46 @@ async fn a_crash_in_a_checkpoint_loses_no_acknowledged_write() -> anyhow::Result
         assert!(invented.is_empty(), "{at}: documents never attempted: {invented:?}");
     }
     Ok(())
+}
+
+/// The ids writers record: attempted before each insert, acknowledged after it.
+type Ids = Arc<Mutex<BTreeSet<i64>>>;
+
+/// Starts [`WRITERS`] tasks inserting `{_id, w}` into `coll` until an insert fails (the member died); ids
+/// carry the round and the writer, so rounds never collide.
+fn start_writers(coll: &mongodb::Collection<Document>, round: i32) -> (Ids, Ids, Vec<tokio::task::JoinHandle<()>>) {
+    let acked: Ids = Arc::default();
+    let attempted: Ids = Arc::default();
+    let writers = (0..WRITERS)
+        .map(|w| {
+            let (coll, acked, attempted) = (coll.clone(), acked.clone(), attempted.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let id = (i64::from(round) << 40) | (i64::from(w) << 24) | i;
+                    attempted.lock().expect("lock").insert(id);
+                    if coll.insert_one(doc! {"_id": id, "w": w}).await.is_err() {
+                        return;
+                    }
+                    acked.lock().expect("lock").insert(id);
+                }
+            })
+        })
+        .collect();
+    (acked, attempted, writers)
+}
+
+/// The `_id`s in `db.c` on the member.
+async fn present_ids(node: &faultline_tests::NodeProcess, db: &str) -> anyhow::Result<BTreeSet<i64>> {
+    Ok(node
+        .client()
+        .await?
+        .database(db)
+        .collection::<Document>("c")
+        .find(doc! {})
+        .await?
+        .try_collect::<Vec<Document>>()
+        .await?
+        .iter()
+        .map(|d| d.get_i64("_id").expect("_id is a long"))
+        .collect())
 }
