@@ -30,7 +30,7 @@ use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use crate::query::update::Update;
 use crate::query::variables::Variables;
-use crate::storage::{CollectionMeta, Namespace, SessionStatement, WriteCtx};
+use crate::storage::{CollectionMeta, Namespace, RetryImage, SessionStatement, WriteCtx};
 
 /// The maximum size of a stored document.
 const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
@@ -84,6 +84,7 @@ impl RetryableWrite {
             lsid: self.lsid.clone(),
             txn_number: self.txn_number,
             stmt_id,
+            retry_image: None,
         }
     }
 }
@@ -310,14 +311,14 @@ fn run_statements<S, T>(
 fn run_once<T>(
     w: &mut WriteCtx<'_>,
     session: Option<&SessionStatement>,
-    stored: impl FnOnce(&Document) -> T,
+    stored: impl FnOnce(&Document) -> Result<T>,
     to_store: impl FnOnce(&T) -> Document,
     run: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
 ) -> Result<T> {
     if let Some(s) = session
         && let Some(previous) = w.executed_statement(s)?
     {
-        return Ok(stored(&previous));
+        return stored(&previous);
     }
     let outcome = run(w)?;
     if let Some(s) = session {
@@ -332,7 +333,7 @@ fn insert_one(
     doc: Document,
     stmt: Option<&SessionStatement>,
 ) -> Result<()> {
-    run_once(w, stmt, |_| (), |_| doc! {"n": 1}, |w| w.insert(meta, doc, stmt))
+    run_once(w, stmt, |_| Ok(()), |_| doc! {"n": 1}, |w| w.insert(meta, doc, stmt))
 }
 
 /// The fields of an update statement in MongoDB 7.0 (8.0's `sort` is not one of them).
@@ -554,7 +555,7 @@ fn update_one_statement(
     run_once(
         w,
         session,
-        UpdateOutcome::from_document,
+        |stored| Ok(UpdateOutcome::from_document(stored)),
         UpdateOutcome::to_document,
         |w| apply_update_statement(w, ns, stmt, session),
     )
@@ -704,7 +705,7 @@ fn delete_statement(
     hint: Option<&Bson>,
     session: Option<&SessionStatement>,
 ) -> Result<i32> {
-    let stored = |d: &Document| d.get_i32("n").unwrap_or(0);
+    let stored = |d: &Document| Ok(d.get_i32("n").unwrap_or(0));
     run_once(
         w,
         session,
@@ -734,6 +735,36 @@ struct FindAndModify {
     fields: Option<Projection>,
     hint: Option<Bson>,
     bypass_validation: bool,
+}
+
+impl FindAndModify {
+    /// A returned document, with the command's projection applied.
+    fn project(&self, doc: Document) -> Result<Document> {
+        match &self.fields {
+            Some(p) => Ok(p.apply(&doc)?),
+            None => Ok(doc),
+        }
+    }
+
+    /// The reply a retry gets: the first reply, when this member ran the statement; else one rebuilt from
+    /// what it stored when it applied the statement's oplog entry (`storage::apply`): whether it upserted,
+    /// and the document image the entry named, projected as this command asks.
+    fn retried_reply(&self, stored: &Document) -> Result<Document> {
+        if stored.contains_key("lastErrorObject") {
+            return Ok(stored.clone());
+        }
+        let value = match stored.get_document("image") {
+            Ok(image) => Bson::Document(self.project(image.clone())?),
+            Err(_) => Bson::Null,
+        };
+        let n = stored.get_i32("n").unwrap_or(0);
+        let last_error = match stored.get("upserted") {
+            _ if self.remove => doc! {"n": n},
+            Some(id) => doc! {"n": n, "updatedExisting": false, "upserted": id.clone()},
+            None => doc! {"n": n, "updatedExisting": true},
+        };
+        Ok(doc! {"lastErrorObject": last_error, "value": value})
+    }
 }
 
 fn parse_find_and_modify(body: &Document, vars: &Variables) -> Result<FindAndModify> {
@@ -815,9 +846,13 @@ fn find_and_modify_job(
     spec: &FindAndModify,
     session: Option<&SessionStatement>,
 ) -> Result<Document> {
-    run_once(w, session, Document::clone, Document::clone, |w| {
-        apply_find_and_modify(w, ns, spec, session)
-    })
+    run_once(
+        w,
+        session,
+        |stored| spec.retried_reply(stored),
+        Document::clone,
+        |w| apply_find_and_modify(w, ns, spec, session),
+    )
 }
 
 fn apply_find_and_modify(
@@ -827,12 +862,7 @@ fn apply_find_and_modify(
     session: Option<&SessionStatement>,
 ) -> Result<Document> {
     let now = w.clock().now();
-    let project = |doc: Document| -> Result<Document> {
-        match &spec.fields {
-            Some(p) => Ok(p.apply(&doc)?),
-            None => Ok(doc),
-        }
-    };
+    let project = |doc: Document| spec.project(doc);
     let meta = w.collection(ns)?;
     options::check_hint(spec.hint.as_ref(), meta.as_ref())?;
     let validator = validator_of(meta.as_ref(), spec.bypass_validation)?;
@@ -850,7 +880,8 @@ fn apply_find_and_modify(
                 .as_ref()
                 .ok_or_else(|| Error::internal("matched a document in a missing collection"))?;
             let value = project(before.clone())?;
-            w.delete(meta, &before, session)?;
+            let stmt = session.map(|s| s.with_retry_image(Some(RetryImage::Pre)));
+            w.delete(meta, &before, stmt.as_ref())?;
             doc! {"lastErrorObject": {"n": 1}, "value": value}
         }
         (Some(before), Some(update)) => {
@@ -863,7 +894,13 @@ fn apply_find_and_modify(
             if changed {
                 Validator::check(validator.as_ref(), &after, Some(&before))?;
                 let whole = matches!(update, Update::Replacement(_));
-                w.replace_as(meta, &before, after, session, whole)?;
+                let image = if spec.return_new {
+                    RetryImage::Post
+                } else {
+                    RetryImage::Pre
+                };
+                let stmt = session.map(|s| s.with_retry_image(Some(image)));
+                w.replace_as(meta, &before, after, stmt.as_ref(), whole)?;
             }
             doc! {"lastErrorObject": {"n": 1, "updatedExisting": true}, "value": value}
         }
@@ -877,7 +914,8 @@ fn apply_find_and_modify(
             };
             let meta = w.ensure_collection(ns)?;
             Validator::check(validator.as_ref(), &doc, None)?;
-            w.insert(&meta, doc, session)?;
+            let stmt = session.map(|s| s.with_retry_image(spec.return_new.then_some(RetryImage::Post)));
+            w.insert(&meta, doc, stmt.as_ref())?;
             doc! {"lastErrorObject": {"n": 1, "updatedExisting": false, "upserted": id}, "value": value}
         }
         (None, Some(_)) => doc! {"lastErrorObject": {"n": 0, "updatedExisting": false}, "value": Bson::Null},

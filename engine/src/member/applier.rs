@@ -231,12 +231,16 @@ impl Applier {
     }
 
     /// Groups a CRUD-only batch by document and folds each document's entries (in oplog order) onto its
-    /// current version, on several threads. `None` when the batch holds commands (create, drop, indexes):
-    /// those are applied one by one.
+    /// current version, on several threads. `None` when the batch holds commands (create, drop, indexes) or
+    /// an entry whose retry image must be kept (findAndModify): those batches are applied one by one.
     fn fold_in_parallel(&self, batch: &[OplogEntry]) -> Result<Option<Folded>> {
         let mut groups: Vec<(Namespace, Bson, Vec<usize>)> = Vec::new();
         let mut index: HashMap<(String, Vec<u8>), usize> = HashMap::new();
         for (i, entry) in batch.iter().enumerate() {
+            if entry.session.as_ref().is_some_and(|s| s.retry_image.is_some()) {
+                // Its document's intermediate version must be kept for a retry: applied one by one.
+                return Ok(None);
+            }
             let Some((ns, id)) = entry.op.target() else {
                 if entry.op == OplogOp::Noop {
                     continue;

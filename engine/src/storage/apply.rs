@@ -13,7 +13,7 @@ use redb::ReadableTable;
 use super::catalog::{CollectionMeta, Namespace};
 use super::oplog::{OpTime, ts_to_u64};
 use super::oplog_entry::{CommandOp, OplogEntry, OplogOp};
-use super::write_ctx::{SessionStatement, WriteCtx};
+use super::write_ctx::{RetryImage, WriteCtx};
 use super::{OPLOG, docs_table_name};
 use crate::error::{Error, Result};
 
@@ -70,9 +70,14 @@ impl WriteCtx<'_> {
             OplogOp::Insert { ns, id, .. } | OplogOp::Update { ns, id, .. } | OplogOp::Delete { ns, id } => {
                 let (meta, before) = self.current_version(ns, id)?;
                 let after = entry.op.step(before.clone());
+                let image = match entry.session.as_ref().and_then(|s| s.retry_image) {
+                    Some(RetryImage::Pre) => before.clone(),
+                    Some(RetryImage::Post) => after.clone(),
+                    None => None,
+                };
                 let changed = self.put_document(ns, meta, before, after, entry.ui)?;
                 if changed {
-                    self.record_applied(entry.session.clone(), 1)?;
+                    self.record_applied(entry, image)?;
                 }
                 Ok(changed)
             }
@@ -162,12 +167,28 @@ impl WriteCtx<'_> {
         Ok(true)
     }
 
-    /// Keeps the session table in step on secondaries, so a retry after failover is not applied twice.
-    fn record_applied(&mut self, session: Option<SessionStatement>, n: i32) -> Result<()> {
-        if let Some(stmt) = session {
-            self.record_statement(&stmt, bson::doc! {"n": n, "nModified": n})?;
+    /// Keeps the session table in step with the entries this member applies (a secondary's, and a primary's
+    /// replaying its journal), so that a retry after a failover or a crash gets the first reply back and does
+    /// not run twice. What the entry did is stored: `n`, `nModified` for an update, `upserted` (the `_id`) for
+    /// an insert, which an upsert retried reports, and `image`, the document version its `needsRetryImage`
+    /// names (`command::write` rebuilds a findAndModify reply from it).
+    fn record_applied(&mut self, entry: &OplogEntry, image: Option<Document>) -> Result<()> {
+        let Some(stmt) = &entry.session else { return Ok(()) };
+        let mut result = bson::doc! {"n": 1};
+        match &entry.op {
+            OplogOp::Insert { id, .. } => {
+                result.insert("nModified", 0);
+                result.insert("upserted", id.clone());
+            }
+            OplogOp::Update { .. } => {
+                result.insert("nModified", 1);
+            }
+            _ => {}
         }
-        Ok(())
+        if let Some(image) = image {
+            result.insert("image", image);
+        }
+        self.record_statement(stmt, result)
     }
 
     /// Removes every oplog entry after `common_point` and makes it the newest position (rollback).
@@ -289,8 +310,9 @@ impl WriteCtx<'_> {
                 }
                 other => other?,
             }
+            // Entries that need a retry image are not folded (`member::applier`).
             for entry in entries {
-                w.record_applied(entry.session.clone(), 1)?;
+                w.record_applied(entry, None)?;
             }
             Ok(())
         })

@@ -42,7 +42,7 @@ pub use memory_disk::MemoryDisk;
 pub use oplog::{OpTime, scan_after as oplog_scan_after, ts_from_u64, ts_to_u64};
 pub use oplog_entry::{CommandOp, OpKind, OplogEntry, OplogOp, UpdateChange, crud_target, fold_document};
 pub use snapshot::Snapshot;
-pub use write_ctx::{SessionStatement, WriteCtx};
+pub use write_ctx::{RetryImage, SessionStatement, WriteCtx};
 use writer::{Writer, WriterMode};
 
 use crate::clock::Clock;

@@ -14,7 +14,7 @@ use std::fmt;
 use bson::{Bson, Document, doc};
 
 use super::catalog::Namespace;
-use super::write_ctx::SessionStatement;
+use super::write_ctx::{RetryImage, SessionStatement};
 use crate::error::{Error, Result};
 use crate::repl::OpTime;
 
@@ -388,6 +388,7 @@ fn session_of(entry: &Document) -> Option<SessionStatement> {
         lsid,
         txn_number,
         stmt_id,
+        retry_image: entry.get_str("needsRetryImage").ok().and_then(RetryImage::parse),
     })
 }
 

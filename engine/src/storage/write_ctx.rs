@@ -27,11 +27,53 @@ pub struct SessionStatement {
     pub lsid: Document,
     pub txn_number: i64,
     pub stmt_id: i32,
+    /// The image of its document a findAndModify statement returns, which every member that applies its
+    /// entry stores for a retry.
+    pub retry_image: Option<RetryImage>,
+}
+
+/// Which version of the document a retried findAndModify must get back: logged as the entry's
+/// `needsRetryImage` (MongoDB 5.0's field and values). MongoDB logs it on updates and deletes only; an
+/// upsert that returns the new document logs `postImage` on its insert too, as that member has no other
+/// way to find the inserted version later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryImage {
+    Pre,
+    Post,
+}
+
+impl RetryImage {
+    pub fn name(self) -> &'static str {
+        match self {
+            RetryImage::Pre => "preImage",
+            RetryImage::Post => "postImage",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<RetryImage> {
+        match name {
+            "preImage" => Some(RetryImage::Pre),
+            "postImage" => Some(RetryImage::Post),
+            _ => None,
+        }
+    }
 }
 
 impl SessionStatement {
+    /// This statement, with the document image its entry asks appliers to keep.
+    pub fn with_retry_image(&self, image: Option<RetryImage>) -> SessionStatement {
+        SessionStatement {
+            retry_image: image,
+            ..self.clone()
+        }
+    }
+
     fn oplog_fields(&self) -> Document {
-        doc! {"lsid": self.lsid.clone(), "txnNumber": self.txn_number, "stmtId": self.stmt_id}
+        let mut fields = doc! {"lsid": self.lsid.clone(), "txnNumber": self.txn_number, "stmtId": self.stmt_id};
+        if let Some(image) = self.retry_image {
+            fields.insert("needsRetryImage", image.name());
+        }
+        fields
     }
 }
 
@@ -920,6 +962,7 @@ mod tests {
             lsid: lsid.clone(),
             txn_number,
             stmt_id,
+            retry_image: None,
         }
     }
 

@@ -171,3 +171,73 @@ async fn a_restarted_secondary_resumes_without_initial_sync() -> anyhow::Result<
     );
     Ok(())
 }
+
+/// A retryable write retried on the member that became primary after a failover gets the first reply back,
+/// not a second execution and not a reply of another shape: findAndModify (remove, old and new images, an
+/// upsert returning the new document, with a projection) and an upserting update.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_failover_gets_the_first_reply() -> anyhow::Result<()> {
+    let mut nodes = start_members(3, |_| vec![]).await?;
+    let members: Vec<Document> = nodes.iter().enumerate().map(|(i, n)| member(i as i32, n)).collect();
+    let old = initiate(&nodes, config(members)).await?;
+    let port = nodes[old].port;
+    let majority = doc! {"w": "majority"};
+    let setup = doc! {"insert": "r", "documents": [{"_id": 1, "n": 1}, {"_id": 2, "n": 2}, {"_id": 3, "n": 3}],
+    "writeConcern": majority.clone(), "$db": "app"};
+    faultline_tests::raw_command(port, setup).await?;
+    let commands = [
+        doc! {"findAndModify": "r", "query": {"_id": 1}, "update": {"$inc": {"n": 10}}, "new": true,
+        "fields": {"n": 1, "_id": 0}},
+        doc! {"findAndModify": "r", "query": {"_id": 2}, "update": {"$set": {"n": 20}}},
+        doc! {"findAndModify": "r", "query": {"_id": 3}, "remove": true},
+        doc! {"findAndModify": "r", "query": {"_id": 4}, "update": {"$set": {"n": 4}}, "upsert": true, "new": true},
+        doc! {"update": "r", "updates": [{"q": {"_id": 5}, "u": {"$set": {"n": 5}}, "upsert": true}]},
+    ];
+    // Each command on a session of its own: only a session's newest transaction number can be retried.
+    let mut sent = Vec::new();
+    for mut command in commands {
+        command.insert("lsid", doc! {"id": bson::Uuid::new()});
+        command.insert("txnNumber", 1i64);
+        command.insert("writeConcern", majority.clone());
+        command.insert("$db", "app");
+        let first = faultline_tests::raw_command(port, command.clone()).await?;
+        anyhow::ensure!(first.get_f64("ok")? == 1.0, "{command}: {first}");
+        sent.push((command, without_times(first)));
+    }
+    nodes[old].kill();
+    let new = wait_for_primary(&nodes, &[old]).await?;
+    for (command, first) in &sent {
+        let again = faultline_tests::raw_command(nodes[new].port, command.clone()).await?;
+        assert_eq!(
+            &without_times(again),
+            first,
+            "the retry of {command} on the new primary"
+        );
+    }
+    let data: Vec<Document> = nodes[new]
+        .client()
+        .await?
+        .database("app")
+        .collection::<Document>("r")
+        .find(doc! {})
+        .sort(doc! {"_id": 1})
+        .await?
+        .try_collect()
+        .await?;
+    let expected = vec![
+        doc! {"_id": 1, "n": 11},
+        doc! {"_id": 2, "n": 20},
+        doc! {"_id": 4, "n": 4},
+        doc! {"_id": 5, "n": 5},
+    ];
+    assert_eq!(data, expected, "nothing ran twice");
+    Ok(())
+}
+
+/// A reply without the fields that name when and where it was produced.
+fn without_times(mut reply: Document) -> Document {
+    for key in ["$clusterTime", "operationTime", "electionId", "opTime"] {
+        reply.remove(key);
+    }
+    reply
+}
