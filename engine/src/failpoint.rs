@@ -22,7 +22,8 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 
 /// Acknowledge journaled writes (`j:true`, or `w:"majority"` with `writeConcernMajorityJournalDefault`)
-/// without waiting for the fsync'd commit.
+/// without waiting for the fsync'd commit, their oplog entries kept out of the journal until the next
+/// checkpoint (`WriteCtx::withhold_from_journal`), so that a SIGKILL can lose them.
 pub const SKIP_JOURNAL_FSYNC: &str = "skipJournalFsync";
 /// Voters compare only the timestamps of last-applied optimes, ignoring terms (protocol version 0's flaw).
 pub const ELECT_BY_TIMESTAMP: &str = "electByTimestamp";

@@ -130,6 +130,9 @@ async fn run_job<R: Send + 'static>(
         .node
         .storage
         .write(durable, move |w| {
+            if skip_fsync {
+                w.withhold_from_journal();
+            }
             // A retry of an older transaction number fails the whole command (TransactionTooOld).
             if let Some(session) = &session {
                 w.executed_statement(&session.statement(0))?;

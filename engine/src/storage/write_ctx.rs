@@ -134,6 +134,17 @@ impl<'a> WriteCtx<'a> {
         self.covered = false;
     }
 
+    /// Keeps the transaction's oplog entries out of the journal, so that only the next periodic checkpoint
+    /// (within a second) makes them durable and a crash before it loses them: what the `skipJournalFsync` fail
+    /// point does to the writes it acknowledges early. The journal is written at every group, and a killed
+    /// process loses nothing the kernel already has, so skipping the fsync alone would lose data only on a
+    /// power failure, which a test on one machine cannot cause. The change is deliberately not marked
+    /// uncovered (which would checkpoint it within the journal interval): the planted bug's window stays open
+    /// as long as the checkpoint interval, and records journaled after it still replay (apply is idempotent).
+    pub fn withhold_from_journal(&mut self) {
+        self.journaled = None;
+    }
+
     /// Keeps a stored oplog entry for the journal.
     pub(super) fn journal_entry(&mut self, bytes: &[u8]) {
         if let Some(journaled) = &mut self.journaled {
