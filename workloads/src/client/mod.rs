@@ -3,7 +3,7 @@
 //! A [`ClientSpec`] says how to connect — the replica-set URI (what applications do) or directly to one member
 //! (what Jepsen does; worker thread `t` talks to member `t mod n`) — and with which write concern, read
 //! concern and read preference. A [`Session`] runs one operation at a time under a deadline and reports which
-//! member served it (from the driver's command events). [`classify`] turns driver errors into `fail`
+//! member served it (from the driver's connection check-out events). [`classify`] turns driver errors into `fail`
 //! (definitely did not happen) or `info` (indeterminate).
 
 pub mod classify;
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bson::Document;
-use mongodb::event::command::CommandEvent;
+use mongodb::event::cmap::CmapEvent;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection};
 use serde::{Deserialize, Serialize};
@@ -101,12 +101,16 @@ impl Session {
             .collect();
         let served_by = Arc::new(Mutex::new(None));
         let sink = served_by.clone();
-        options.command_event_handler = Some(mongodb::event::EventHandler::callback(move |event: CommandEvent| {
-            let address = match &event {
-                CommandEvent::Succeeded(e) => e.connection.address.to_string(),
-                CommandEvent::Failed(e) => e.connection.address.to_string(),
-                _ => return,
+        // The member is taken from the pool's check-out event, not from command events: the driver builds a
+        // command event by parsing the whole command and reply into `Document`s, which cost the harness more
+        // CPU than the rest of the operation (#14); a check-out carries the address alone. Operations run one
+        // at a time per client and monitors have connections of their own, so the last check-out is the
+        // member the operation's last command went to.
+        options.cmap_event_handler = Some(mongodb::event::EventHandler::callback(move |event: CmapEvent| {
+            let CmapEvent::ConnectionCheckedOut(out) = event else {
+                return;
             };
+            let address = out.address.to_string();
             let name = names.get(&address).cloned().unwrap_or(address);
             if let Ok(mut slot) = sink.lock() {
                 *slot = Some(name);
