@@ -136,10 +136,10 @@ impl Applier {
         }
     }
 
-    /// Asks for an fsync of everything applied so far: of the journal's sync thread directly, or when that is
-    /// not enough, of the journal task (a flush through the writer).
-    fn request_fsync(&self) {
-        if self.storage.request_sync() {
+    /// Makes sure everything applied so far becomes durable: the batch's journal record was fsynced at once
+    /// (`WriteCtx::sync_soon`) when the journal covers it; otherwise the journal task flushes (a checkpoint).
+    fn ensure_fsync(&self) {
+        if self.storage.journal_covers() {
             return;
         }
         self.journal
@@ -180,14 +180,15 @@ impl Applier {
         {
             let counts = OpCounts::of(&batch);
             self.install_folded(batch, folded).await?;
-            self.request_fsync();
+            self.ensure_fsync();
             self.applied_ops.add(counts, self.catching_up());
             return Ok(());
         }
         let counts = OpCounts::of(&batch);
-        // Durable right behind (request_fsync): the primary's majority commit point counts durable optimes.
+        // Durable right behind (sync_soon): the primary's majority commit point counts durable optimes.
         self.storage
             .write(false, move |w| -> Result<()> {
+                w.sync_soon();
                 if let Some(to_apply) = swapped {
                     for entry in &to_apply {
                         w.apply_entry(entry)?;
@@ -204,7 +205,7 @@ impl Applier {
                 Ok(())
             })
             .await??;
-        self.request_fsync();
+        self.ensure_fsync();
         self.applied_ops.add(counts, self.catching_up());
         Ok(())
     }
@@ -303,11 +304,12 @@ impl Applier {
         ))
     }
 
-    /// Writes the folded documents and appends the whole batch to the oplog, in one transaction (made durable
-    /// by the journal task).
+    /// Writes the folded documents and appends the whole batch to the oplog, in one transaction (its journal
+    /// record fsynced at once).
     async fn install_folded(&self, batch: Vec<OplogEntry>, folded: Folded) -> Result<()> {
         self.storage
             .write(false, move |w| -> Result<()> {
+                w.sync_soon();
                 for (ns, id, positions, doc) in folded {
                     let entries: Vec<&OplogEntry> = positions.iter().map(|p| &batch[*p]).collect();
                     w.install_folded(&ns, &id, doc, &entries)?;

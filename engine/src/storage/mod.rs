@@ -241,11 +241,12 @@ impl Storage {
         self.write(true, |_| ()).await
     }
 
-    /// Starts making everything committed so far durable without waiting for it (the durable position moves
-    /// when it is): one journal fsync, shared with any other. Returns false when the journal alone would not
-    /// cover what was committed (or there is none): then the caller uses [`Storage::flush`].
-    pub fn request_sync(&self) -> bool {
-        self.inner.writer.request_sync()
+    /// Whether the journal covers everything committed so far, so that a write that asked for
+    /// [`WriteCtx::sync_soon`] becomes durable on its own (the durable position moves when it is). False
+    /// without a journal or while changes it does not cover wait for a checkpoint: then the caller uses
+    /// [`Storage::flush`].
+    pub fn journal_covers(&self) -> bool {
+        self.inner.writer.journal_covers()
     }
 
     /// The term written into new oplog entries.

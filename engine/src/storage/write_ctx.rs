@@ -102,6 +102,9 @@ pub struct WriteCtx<'a> {
     /// change of the transaction; cleared by a change the oplog does not carry (metadata, the `local`
     /// database, initial sync's copies, rollback), which only a durable checkpoint makes durable.
     pub(super) covered: bool,
+    /// Whether the group's journal record is to be fsynced at once rather than within the journal interval
+    /// ([`sync_soon`](Self::sync_soon)).
+    pub(super) sync_soon: bool,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -126,12 +129,20 @@ impl<'a> WriteCtx<'a> {
             oplog_delta: OplogDelta::default(),
             journaled: None,
             covered: true,
+            sync_soon: false,
         }
     }
 
     /// Marks the transaction as holding a change its oplog entries do not reproduce.
     pub(super) fn uncovered(&mut self) {
         self.covered = false;
+    }
+
+    /// Asks for the group's journal record to be fsynced as soon as it is written, without making the job wait
+    /// for it: a secondary's applied batch, whose durable position the primary's commit point waits for. The
+    /// request goes with the record itself, so the fsync starts without a round trip through the caller.
+    pub fn sync_soon(&mut self) {
+        self.sync_soon = true;
     }
 
     /// Keeps the transaction's oplog entries out of the journal, so that only the next periodic checkpoint

@@ -140,7 +140,7 @@ pub(super) enum Writer {
     Thread {
         jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
         thread: Mutex<Option<JoinHandle<()>>>,
-        /// A direct line to the journal's sync thread (see [`Writer::request_sync`]).
+        /// Whether the journal covers what was committed (see [`Writer::journal_covers`]).
         sync: Option<SyncLine>,
     },
     /// Simulation: jobs run on the caller's task (None once shut down).
@@ -277,20 +277,14 @@ impl Writer {
             .map_err(|_| Error::new(code::SHUTDOWN_IN_PROGRESS, "the storage writer stopped"))?
     }
 
-    /// Asks the journal's sync thread for an fsync now, without waiting for it: everything committed so far
-    /// is durable once the durable position passes it. Returns false when that would not be enough (no
-    /// journal, or changes the journal does not cover are waiting for a checkpoint): then the caller flushes.
-    pub(super) fn request_sync(&self) -> bool {
+    /// Whether the journal covers everything committed so far: then a job that asked for
+    /// [`WriteCtx::sync_soon`] is durable once the durable position passes it. False without a journal, or
+    /// while changes the journal does not cover wait for a checkpoint: then the caller flushes.
+    pub(super) fn journal_covers(&self) -> bool {
         let Writer::Thread { sync: Some(line), .. } = self else {
             return false;
         };
-        if line.uncovered.load(Ordering::SeqCst) {
-            return false;
-        }
-        line.requests
-            .lock()
-            .map(|tx| tx.send(SyncRequest::Now).is_ok())
-            .unwrap_or(false)
+        !line.uncovered.load(Ordering::SeqCst)
     }
 
     /// Stops accepting jobs, finishes the queued ones, makes everything durable and joins the thread.
@@ -420,6 +414,7 @@ impl WriterState {
             payload,
             covered,
             reset,
+            sync_soon,
             ..
         } = match ran {
             Ok(ran) => ran,
@@ -458,13 +453,13 @@ impl WriterState {
             }
             return;
         }
-        // The sync thread hears of the record before anyone is answered, so an fsync asked for by a job of
-        // this group (`Writer::request_sync`) publishes it.
+        // The sync thread hears of the record before anyone is answered.
         if journaled || !waiting.is_empty() {
             let durable_at = journaled.then_some((self.last, self.last_wall_ms));
             pipe.send(SyncRequest::Written {
                 durable: durable_at,
                 jobs: waiting,
+                urgent: sync_soon && journaled,
             });
         }
         for job in answered {
@@ -602,6 +597,7 @@ impl WriterState {
         let reset = ctx.position_reset();
         let oplog_delta = ctx.oplog_delta();
         let covered = ctx.covered;
+        let sync_soon = ctx.sync_soon;
         let payload = ctx.journaled.take().unwrap_or_default();
         drop(ctx);
         // Publish before the fsync only what fetchers wait for: new oplog entries or a moved end.
@@ -661,6 +657,7 @@ impl WriterState {
             payload,
             covered,
             reset: reset.is_some(),
+            sync_soon,
         })
     }
 
@@ -700,23 +697,22 @@ impl WriterState {
 /// What the writer hands the sync thread.
 enum SyncRequest {
     /// A record was written (when `durable` is set, the group's newest entry's optime and wall time) and
-    /// `jobs` wait for it: fsync, then publish the durable position and answer them.
+    /// `jobs` wait for it: fsync, then publish the durable position and answer them. The fsync starts at once
+    /// when a job waits or `urgent` (a secondary's applied batch), else within the journal interval.
     Written {
         durable: Option<(OpTime, i64)>,
         jobs: Vec<Box<dyn Job>>,
+        urgent: bool,
     },
     /// Answered once everything sent before is done.
     Drain(mpsc::Sender<()>),
-    /// An fsync now, nobody waiting (a secondary's applied batch).
-    Now,
     /// The last request: the thread ends after it (the [`SyncLine`]s' senders keep the queue open).
     Stop,
 }
 
-/// What [`Writer::request_sync`] needs: the sync thread's queue, and whether changes the journal does not
-/// cover are waiting for a checkpoint.
+/// What [`Writer::journal_covers`] needs: whether changes the journal does not cover are waiting for a
+/// checkpoint.
 pub(super) struct SyncLine {
-    requests: Mutex<mpsc::Sender<SyncRequest>>,
     uncovered: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -727,7 +723,7 @@ struct JournalPipe {
     thread: Option<JoinHandle<()>>,
     /// Changes committed in memory that the journal does not cover, since the last checkpoint.
     uncovered_dirty: bool,
-    /// `uncovered_dirty`, for [`Writer::request_sync`].
+    /// `uncovered_dirty`, for [`Writer::journal_covers`].
     uncovered: Arc<std::sync::atomic::AtomicBool>,
     /// When `uncovered_dirty` was last set from clear.
     uncovered_since: Instant,
@@ -766,10 +762,10 @@ impl JournalPipe {
         }
     }
 
-    /// A line to the sync thread for [`Writer::request_sync`].
+    /// What [`Writer::journal_covers`] reads.
     fn line(&self) -> Option<SyncLine> {
+        self.requests.as_ref()?;
         Some(SyncLine {
-            requests: Mutex::new(self.requests.clone()?),
             uncovered: self.uncovered.clone(),
         })
     }
@@ -815,8 +811,8 @@ impl JournalPipe {
 /// wait up to the journal interval for one that does, so a `w: 1` load does not fsync per group.
 fn sync_loop(file: &std::fs::File, requests: &mpsc::Receiver<SyncRequest>, positions: &watch::Sender<Positions>) {
     let urgent = |r: &SyncRequest| match r {
-        SyncRequest::Written { jobs, .. } => !jobs.is_empty(),
-        SyncRequest::Drain(_) | SyncRequest::Now | SyncRequest::Stop => true,
+        SyncRequest::Written { jobs, urgent, .. } => *urgent || !jobs.is_empty(),
+        SyncRequest::Drain(_) | SyncRequest::Stop => true,
     };
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
@@ -845,14 +841,13 @@ fn sync_loop(file: &std::fs::File, requests: &mpsc::Receiver<SyncRequest>, posit
         let mut answers = Vec::new();
         for request in batch {
             match request {
-                SyncRequest::Written { durable, jobs } => {
+                SyncRequest::Written { durable, jobs, .. } => {
                     if durable.is_some_and(|(at, _)| newest.is_none_or(|(n, _)| at > n)) {
                         newest = durable;
                     }
                     answers.extend(jobs);
                 }
                 SyncRequest::Drain(done) => drained.push(done),
-                SyncRequest::Now => {}
                 SyncRequest::Stop => stop = true,
             }
         }
@@ -898,6 +893,8 @@ struct Ran {
     covered: bool,
     /// Whether the group truncated the oplog (rollback).
     reset: bool,
+    /// Whether a job asked for the group's journal record to be fsynced at once (`WriteCtx::sync_soon`).
+    sync_soon: bool,
 }
 
 /// How far [`WriterState::run_group`] took a group.
