@@ -83,7 +83,45 @@ pub async fn start_set(dir: &Path, options: &SetOptions) -> anyhow::Result<(Clus
     let mut cluster = Cluster::start(spec).await?;
     cluster.initiate().await?;
     let primary = cluster.wait_healthy(FIRST_PRIMARY_TIMEOUT).await?;
+    wait_replicating(&cluster, primary).await?;
     Ok((cluster, primary))
+}
+
+/// Waits until every secondary has a sync source, so that a benchmark measures replication rather than a
+/// new set's start: a secondary picks its source once heartbeats have shown it the primary, which can be
+/// a heartbeat interval after it reports SECONDARY (the writes of that first interval then reach it late).
+async fn wait_replicating(cluster: &Cluster, primary: usize) -> anyhow::Result<()> {
+    let secondaries: Vec<(String, u16)> = cluster
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| *i != primary && !m.arbiter)
+        .map(|(_, m)| (m.name.clone(), m.port))
+        .collect();
+    let deadline = tokio::time::Instant::now() + FIRST_PRIMARY_TIMEOUT;
+    for (name, port) in secondaries {
+        loop {
+            let status =
+                crate::cluster::wire::command_ok(port, bson::doc! {"replSetGetStatus": 1}, Duration::from_millis(500))
+                    .await;
+            let syncing = status.as_ref().is_ok_and(|s| {
+                s.get_array("members").is_ok_and(|members| {
+                    members.iter().filter_map(|m| m.as_document()).any(|m| {
+                        m.get_bool("self").unwrap_or(false) && !m.get_str("syncSourceHost").unwrap_or("").is_empty()
+                    })
+                })
+            });
+            if syncing {
+                break;
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "secondary {name} chose no sync source within {FIRST_PRIMARY_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    Ok(())
 }
 
 /// Creates `<store>/bench-<name>/<timestamp>/` (and points `<store>/latest` at it).

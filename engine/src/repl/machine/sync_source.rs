@@ -1,6 +1,7 @@
 //! Choosing where to fetch the oplog from: a requested `replSetSyncFrom` target first; the primary when
 //! chaining is off; otherwise the lowest-ping healthy data-bearing member that is ahead of us and no more than
-//! `maxSyncSourceLagSecs` behind the primary. A source is kept while it stays usable.
+//! `maxSyncSourceLagSecs` behind the primary, or the primary when nobody is ahead. A source is kept while it
+//! stays usable.
 
 use super::io::Action;
 use super::{LeaderPhase, ReplMachine};
@@ -105,11 +106,19 @@ impl ReplMachine {
         if !self.config.settings.chaining_allowed {
             return self.primary_id.filter(|id| self.is_usable_source(*id, false));
         }
-        self.members
+        let ahead = self
+            .members
             .values()
             .filter(|view| self.is_usable_source(view.id, false) && self.is_newer(&view.applied, &self.applied))
             .min_by_key(|view| (view.ping_ms.unwrap_or(i64::MAX), view.id))
-            .map(|view| view.id)
+            .map(|view| view.id);
+        // Nobody ahead (an idle set): tail the primary, where the next entry is written, instead of waiting
+        // for a heartbeat to show it ahead (mongod's periodic no-op writes keep its primary ahead to the same
+        // effect). Never a secondary at our position: two could pick each other and wait for ever.
+        ahead.or_else(|| {
+            self.primary_id
+                .filter(|id| Some(*id) != self.self_id && self.is_usable_source(*id, false))
+        })
     }
 
     /// Healthy, data-bearing, PRIMARY or SECONDARY, not too far behind the primary, and (when `keeping`)
