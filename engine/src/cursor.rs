@@ -264,6 +264,7 @@ mod tests {
             last_durable: OpTime::new(durable_secs, 0, 1),
             last_written_wall_ms: 0,
             last_durable_wall_ms: 0,
+            synced_ahead: None,
         }
     }
 

@@ -9,10 +9,10 @@
 //! counted by kind for `serverStatus.opcountersRepl`. Fail point `applyOplogOutOfOrder` holds batches back
 //! and applies them after newer ones (the oplog keeps its order).
 //!
-//! A batch is committed without waiting for its fsync: the applier asks its journal task for one and returns,
-//! so the fetcher's next `getMore` is on its way while the disk syncs (and the writer folds the next batch
-//! into the same sync when it arrives in time). The member's durable optime, which the primary's majority
-//! commit point counts, moves only when the fsync is done.
+//! A batch is written to the journal before it is applied (`Storage::apply_prejournaled`, as mongod writes a
+//! batch to its oplog before applying it), so its fsync runs while it is applied, and the applier returns
+//! without waiting for either: the fetcher's next `getMore` is on its way while the disk syncs. The member's
+//! durable optime, which the primary's majority commit point counts, moves once both are done.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use super::RoleSnapshot;
 use crate::error::{Error, Result};
 use crate::failpoint::{self, FailPoints};
-use crate::storage::{Namespace, OplogEntry, OplogOp, Storage, fold_document, keystring};
+use crate::storage::{EncodedBatch, Namespace, OplogEntry, OplogOp, Storage, fold_document, keystring};
 use crate::tasks::Tasks;
 use std::sync::Arc;
 
@@ -174,37 +174,54 @@ impl Applier {
         // Fail point: the data sees the entries in another order than the oplog.
         let swapped =
             (self.failpoints.hit(failpoint::APPLY_OPLOG_OUT_OF_ORDER).is_some()).then(|| self.swap_with_held(&batch));
-        if swapped.is_none()
-            && batch.len() >= PARALLEL_APPLY_MIN
-            && let Some(folded) = self.fold_in_parallel(&batch)?
-        {
-            let counts = OpCounts::of(&batch);
-            self.install_folded(batch, folded).await?;
-            self.ensure_fsync();
-            self.applied_ops.add(counts, self.catching_up());
-            return Ok(());
-        }
         let counts = OpCounts::of(&batch);
-        // Durable right behind (sync_soon): the primary's majority commit point counts durable optimes.
-        self.storage
-            .write(false, move |w| -> Result<()> {
-                w.sync_soon();
-                if let Some(to_apply) = swapped {
+        if let Some(to_apply) = swapped {
+            self.storage
+                .write(false, move |w| -> Result<()> {
+                    w.sync_soon();
                     for entry in &to_apply {
                         w.apply_entry(entry)?;
                     }
                     for entry in &batch {
                         w.append_entry(entry)?;
                     }
-                    return Ok(());
-                }
-                for entry in &batch {
-                    w.apply_entry(entry)?;
-                    w.append_entry(entry)?;
-                }
-                Ok(())
-            })
-            .await??;
+                    Ok(())
+                })
+                .await??;
+        } else {
+            // Journaled (and fsynced) while it is applied: the primary's majority commit point counts durable
+            // optimes.
+            let encoded = EncodedBatch::new(&batch)?;
+            let folded = if batch.len() >= PARALLEL_APPLY_MIN {
+                self.fold_in_parallel(&batch)?
+            } else {
+                None
+            };
+            let appended = encoded.clone();
+            self.storage
+                .apply_prejournaled(encoded, move |w| -> Result<()> {
+                    w.sync_soon();
+                    match folded {
+                        Some(folded) => {
+                            for (ns, id, positions, doc) in folded {
+                                let entries: Vec<&OplogEntry> = positions.iter().map(|p| &batch[*p]).collect();
+                                w.install_folded(&ns, &id, doc, &entries)?;
+                            }
+                            for (i, entry) in batch.iter().enumerate() {
+                                w.append_encoded(entry, appended.entry(i))?;
+                            }
+                        }
+                        None => {
+                            for (i, entry) in batch.iter().enumerate() {
+                                w.apply_entry(entry)?;
+                                w.append_encoded(entry, appended.entry(i))?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+                .await??;
+        }
         self.ensure_fsync();
         self.applied_ops.add(counts, self.catching_up());
         Ok(())
@@ -302,23 +319,5 @@ impl Applier {
                 .map(|((ns, id, positions), doc)| (ns, id, positions, doc))
                 .collect(),
         ))
-    }
-
-    /// Writes the folded documents and appends the whole batch to the oplog, in one transaction (its journal
-    /// record fsynced at once).
-    async fn install_folded(&self, batch: Vec<OplogEntry>, folded: Folded) -> Result<()> {
-        self.storage
-            .write(false, move |w| -> Result<()> {
-                w.sync_soon();
-                for (ns, id, positions, doc) in folded {
-                    let entries: Vec<&OplogEntry> = positions.iter().map(|p| &batch[*p]).collect();
-                    w.install_folded(&ns, &id, doc, &entries)?;
-                }
-                for entry in &batch {
-                    w.append_entry(entry)?;
-                }
-                Ok(())
-            })
-            .await?
     }
 }

@@ -7,6 +7,8 @@
 //! entries are appended to the local oplog verbatim (same `ts` and `t`), in the same transaction as their
 //! effects.
 
+use std::sync::Arc;
+
 use bson::{Bson, Document};
 use redb::ReadableTable;
 
@@ -17,25 +19,83 @@ use super::write_ctx::{RetryImage, WriteCtx};
 use super::{OPLOG, docs_table_name};
 use crate::error::{Error, Result};
 
+/// An entry as the oplog stores it. Entries arrive through the wire decoder, which refuses anything nested past
+/// `MAX_BSON_DEPTH`, so this fails only on input that did not come that way.
+fn encode_entry(entry: &OplogEntry) -> Result<Vec<u8>> {
+    super::encode(entry.document(), crate::depth::MAX_BSON_DEPTH, || {
+        format!("oplog entry exceeds {} levels of nesting", crate::depth::MAX_BSON_DEPTH)
+    })
+}
+
+/// A batch of another member's oplog entries encoded as the oplog stores them, back to back: the journal
+/// record a secondary writes before it applies the batch ([`Storage::apply_prejournaled`]), and the bytes
+/// its apply job appends to the oplog. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct EncodedBatch {
+    bytes: Arc<[u8]>,
+    /// Where each entry ends in `bytes`.
+    ends: Arc<[usize]>,
+    /// The newest entry's optime and wall time (ms since the epoch; 0 when it has none).
+    newest: (OpTime, i64),
+}
+
+impl EncodedBatch {
+    /// Encodes `batch` (in oplog order; not empty).
+    pub fn new(batch: &[OplogEntry]) -> Result<EncodedBatch> {
+        let last = batch
+            .last()
+            .ok_or_else(|| Error::internal("an empty batch to encode"))?;
+        let mut bytes = Vec::new();
+        let mut ends = Vec::with_capacity(batch.len());
+        for entry in batch {
+            bytes.extend_from_slice(&encode_entry(entry)?);
+            ends.push(bytes.len());
+        }
+        Ok(EncodedBatch {
+            bytes: bytes.into(),
+            ends: ends.into(),
+            newest: (last.optime, last.wall().map(|w| w.timestamp_millis()).unwrap_or(0)),
+        })
+    }
+
+    /// The `i`th entry's bytes.
+    pub fn entry(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    /// The whole batch, as one journal record's payload.
+    pub(super) fn bytes(&self) -> &Arc<[u8]> {
+        &self.bytes
+    }
+
+    /// The newest entry's optime and wall time.
+    pub(super) fn newest(&self) -> (OpTime, i64) {
+        self.newest
+    }
+}
+
 impl WriteCtx<'_> {
     /// Appends another member's oplog entry as it is.
     pub fn append_entry(&mut self, entry: &OplogEntry) -> Result<OpTime> {
-        let optime = entry.optime;
         // Entries arrive through the wire decoder, which refuses anything nested past MAX_BSON_DEPTH, so this
         // cannot fail; if it did, the entry's effect may already be applied, so the group must roll back.
-        let bytes = super::encode(entry.document(), crate::depth::MAX_BSON_DEPTH, || {
-            format!("oplog entry exceeds {} levels of nesting", crate::depth::MAX_BSON_DEPTH)
-        })
-        .map_err(|e| self.fatal("encode oplog entry", e.message))?;
+        let bytes = encode_entry(entry).map_err(|e| self.fatal("encode oplog entry", e.message))?;
+        self.append_encoded(entry, &bytes)
+    }
+
+    /// Appends another member's oplog entry, already encoded as stored (`bytes`, from [`EncodedBatch`]).
+    pub fn append_encoded(&mut self, entry: &OplogEntry, bytes: &[u8]) -> Result<OpTime> {
+        let optime = entry.optime;
         let txn = self.txn;
         let mut oplog = txn.open_table(OPLOG).map_err(|e| self.fatal("oplog", e))?;
         let replaced = oplog
-            .insert(ts_to_u64(optime.ts), bytes.as_slice())
+            .insert(ts_to_u64(optime.ts), bytes)
             .map_err(|e| self.fatal("oplog insert", e))?
             .map(|old| old.value().len());
         drop(oplog);
         self.count_oplog_insert(bytes.len(), replaced);
-        self.journal_entry(&bytes);
+        self.journal_entry(bytes);
         self.timestamps.observe(optime.ts);
         self.last_optime = Some(optime);
         self.last_wall_ms = entry.wall().map(|w| w.timestamp_millis()).unwrap_or(0);

@@ -35,6 +35,7 @@ use bson::Document;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 
+pub use apply::EncodedBatch;
 use capped::OplogAccount;
 pub use capped::{DEFAULT_MAX_BYTES, DEFAULT_MIN_BYTES, OplogUsage, Truncated, default_max_bytes};
 pub use catalog::{CollectionMeta, IndexSpec, Namespace};
@@ -80,6 +81,10 @@ pub struct Positions {
     pub last_written_wall_ms: i64,
     /// The `wall` time of the entry at `last_durable`, likewise (`lastDurableWallTime`).
     pub last_durable_wall_ms: i64,
+    /// The newest entry (and its wall time) whose journal record is on disk while its group is not yet
+    /// committed: a secondary's batch journaled before it is applied (`Storage::apply_prejournaled`). The
+    /// durable position moves to it when `last_written` reaches it (storage's own bookkeeping).
+    pub(crate) synced_ahead: Option<(OpTime, i64)>,
 }
 
 /// Handle to a member's storage; cheap to clone.
@@ -185,6 +190,7 @@ impl Storage {
             last_durable: last,
             last_written_wall_ms: last_wall_ms,
             last_durable_wall_ms: last_wall_ms,
+            synced_ahead: None,
         };
         let (tx, rx) = watch::channel(positions);
         let oplog = Arc::new(OplogAccount::load(&db)?);
@@ -232,7 +238,20 @@ impl Storage {
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
     {
-        self.inner.writer.submit(durable, job).await
+        self.inner.writer.submit(durable, None, job).await
+    }
+
+    /// Runs `job` (a secondary applying `batch`, which it appends with [`WriteCtx::append_encoded`]) with the
+    /// batch written to the journal before the job runs: the record's fsync starts at once and runs beside the
+    /// apply, and the durable position moves to the batch's newest entry once both are done. A crash between
+    /// the two replays the record on restart (apply is idempotent), as for any journaled group. Without a
+    /// journal (simulation) this is [`Storage::write`] with `durable` false.
+    pub async fn apply_prejournaled<R, F>(&self, batch: EncodedBatch, job: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
+    {
+        self.inner.writer.submit(false, Some(batch), job).await
     }
 
     /// Makes everything committed so far durable now (one fsync shared with any concurrent durable write),

@@ -105,6 +105,9 @@ pub struct WriteCtx<'a> {
     /// Whether the group's journal record is to be fsynced at once rather than within the journal interval
     /// ([`sync_soon`](Self::sync_soon)).
     pub(super) sync_soon: bool,
+    /// Set while a job whose entries the journal already holds runs (`Storage::apply_prejournaled`): its
+    /// appended entries are not journaled again.
+    pub(super) prejournaled: bool,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -130,6 +133,7 @@ impl<'a> WriteCtx<'a> {
             journaled: None,
             covered: true,
             sync_soon: false,
+            prejournaled: false,
         }
     }
 
@@ -158,6 +162,9 @@ impl<'a> WriteCtx<'a> {
 
     /// Keeps a stored oplog entry for the journal.
     pub(super) fn journal_entry(&mut self, bytes: &[u8]) {
+        if self.prejournaled {
+            return;
+        }
         if let Some(journaled) = &mut self.journaled {
             journaled.extend_from_slice(bytes);
         }

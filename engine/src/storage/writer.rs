@@ -35,6 +35,7 @@ use std::time::Instant;
 use redb::{Database, Durability};
 use tokio::sync::{oneshot, watch};
 
+use super::apply::EncodedBatch;
 use super::capped::OplogAccount;
 use super::journal::{self, Journal};
 use super::oplog::{OpTime, TimestampAllocator};
@@ -56,6 +57,10 @@ const CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
 /// A test aid for the crash tests: `before-commit:N` or `after-commit:N` aborts the process in the Nth
 /// checkpoint of its writer, before its durable commit or after it (before the journal starts again).
 const CRASH_IN_CHECKPOINT_ENV: &str = "FAULTLINE_TEST_CRASH_IN_CHECKPOINT";
+
+/// A test aid for the crash tests: `N` aborts the process right after the Nth batch journaled before its apply
+/// (`WriterState::prejournal`) is written, before the batch is applied.
+const CRASH_AFTER_PREJOURNAL_ENV: &str = "FAULTLINE_TEST_CRASH_AFTER_PREJOURNAL";
 
 /// Where [`CRASH_IN_CHECKPOINT_ENV`] aborts, and in which checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +109,10 @@ pub(super) trait Job: Send {
     fn run(&mut self, ctx: &mut WriteCtx<'_>);
     /// Sends the job's output once its group committed, or the group's error.
     fn answer(self: Box<Self>, group: Result<()>);
+    /// The entries to journal before the job runs (`Storage::apply_prejournaled`), taken once.
+    fn take_prejournal(&mut self) -> Option<EncodedBatch>;
+    /// The journal holds the job's entries: its appends are not journaled again.
+    fn set_prejournaled(&mut self);
 }
 
 struct TypedJob<R, F> {
@@ -111,6 +120,8 @@ struct TypedJob<R, F> {
     output: Option<R>,
     durable: bool,
     reply: oneshot::Sender<Result<R>>,
+    prejournal: Option<EncodedBatch>,
+    prejournaled: bool,
 }
 
 impl<R, F> Job for TypedJob<R, F>
@@ -124,8 +135,18 @@ where
 
     fn run(&mut self, ctx: &mut WriteCtx<'_>) {
         if let Some(job) = self.job.take() {
+            ctx.prejournaled = self.prejournaled;
             self.output = Some(job(ctx));
+            ctx.prejournaled = false;
         }
+    }
+
+    fn take_prejournal(&mut self) -> Option<EncodedBatch> {
+        self.prejournal.take()
+    }
+
+    fn set_prejournaled(&mut self) {
+        self.prejournaled = true;
     }
 
     fn answer(self: Box<Self>, group: Result<()>) {
@@ -234,7 +255,9 @@ impl Writer {
         Writer::Inline(inline)
     }
 
-    pub(super) async fn submit<R, F>(&self, durable: bool, job: F) -> Result<R>
+    /// Queues `job` and waits for its answer. With `prejournal`, the writer journals those entries before the
+    /// job runs (only the journaled writer does; the inline one runs the job as any other).
+    pub(super) async fn submit<R, F>(&self, durable: bool, prejournal: Option<EncodedBatch>, job: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
@@ -245,6 +268,8 @@ impl Writer {
             output: None,
             durable,
             reply,
+            prejournal,
+            prejournaled: false,
         });
         let sent = match self {
             Writer::Thread { jobs, .. } => match jobs.lock() {
@@ -409,6 +434,7 @@ impl WriterState {
     /// others are answered here). A group that changed what the oplog does not carry is made durable by a
     /// checkpoint instead when it asked for durability, or when it truncated the oplog (rollback).
     fn commit_group_journaled(&mut self, mut group: Vec<Box<dyn Job>>, durable: bool) {
+        self.prejournal(&mut group);
         let ran = self.run_group(&mut group, false, true);
         let Ran {
             payload,
@@ -460,10 +486,48 @@ impl WriterState {
                 durable: durable_at,
                 jobs: waiting,
                 urgent: sync_soon && journaled,
+                prejournaled: false,
             });
         }
         for job in answered {
             job.answer(Ok(()));
+        }
+    }
+
+    /// Journals the entries of the group's jobs that brought them (a secondary's batches) before the group
+    /// runs, and hands each record to the sync thread at once, so its fsync runs while the batch is applied.
+    /// A batch whose record cannot be written is journaled with its group instead.
+    ///
+    /// The sync thread publishes such a record's position as durable only up to `last_written` and keeps the
+    /// rest as `synced_ahead`, which the group's commit then publishes: the durable position moves when both
+    /// the fsync and the apply are done, whichever finishes last. Only a member that is not writable applies
+    /// batches, so no job in the group logs entries of its own older than the batch's.
+    fn prejournal(&mut self, group: &mut [Box<dyn Job>]) {
+        let Some(pipe) = self.journal.as_mut() else { return };
+        for job in group.iter_mut() {
+            let Some(batch) = job.take_prejournal() else { continue };
+            match pipe.journal.append(batch.bytes()) {
+                Ok(_) => {
+                    pipe.prejournaled += 1;
+                    if pipe.crash_after_prejournal == Some(pipe.prejournaled) {
+                        tracing::warn!(
+                            ts = super::ts_to_u64(batch.newest().0.ts),
+                            "{CRASH_AFTER_PREJOURNAL_ENV}: aborting between a batch's journal record and its apply"
+                        );
+                        std::process::abort();
+                    }
+                    job.set_prejournaled();
+                    pipe.send(SyncRequest::Written {
+                        durable: Some(batch.newest()),
+                        jobs: Vec::new(),
+                        urgent: true,
+                        prejournaled: true,
+                    });
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "journal write failed; the batch is journaled with its group")
+                }
+            }
         }
     }
 
@@ -529,6 +593,8 @@ impl WriterState {
                 self.positions.send_modify(|p| {
                     p.last_durable = last;
                     p.last_durable_wall_ms = wall;
+                    // A record journaled ahead of a group that then failed is not replayed past this point.
+                    p.synced_ahead = None;
                 });
             }
             Err(err) => tracing::error!(error = %err, "checkpoint failed"),
@@ -641,12 +707,30 @@ impl WriterState {
         }
         self.dirty = !synced_now;
         let (last, wall) = (self.last, self.last_wall_ms);
+        let reset = reset.is_some();
         self.positions.send_modify(|p| {
             p.last_written = last;
             p.last_written_wall_ms = wall;
-            if synced_now || (reset.is_some() && last < p.last_durable) {
+            if synced_now || (reset && last < p.last_durable) {
                 p.last_durable = last;
                 p.last_durable_wall_ms = wall;
+            }
+            if reset {
+                p.synced_ahead = None;
+            }
+            if let Some((ahead, ahead_wall)) = p.synced_ahead {
+                let (upto, upto_wall) = if ahead <= last {
+                    (ahead, ahead_wall)
+                } else {
+                    (last, wall)
+                };
+                if upto > p.last_durable {
+                    p.last_durable = upto;
+                    p.last_durable_wall_ms = upto_wall;
+                }
+                if ahead <= last {
+                    p.synced_ahead = None;
+                }
             }
         });
         if synced_now {
@@ -656,7 +740,7 @@ impl WriterState {
             commit: if publish_first { Commit::Visible } else { Commit::Done },
             payload,
             covered,
-            reset: reset.is_some(),
+            reset,
             sync_soon,
         })
     }
@@ -703,6 +787,8 @@ enum SyncRequest {
         durable: Option<(OpTime, i64)>,
         jobs: Vec<Box<dyn Job>>,
         urgent: bool,
+        /// Written before its group committed ([`WriterState::prejournal`]).
+        prejournaled: bool,
     },
     /// Answered once everything sent before is done.
     Drain(mpsc::Sender<()>),
@@ -731,6 +817,9 @@ struct JournalPipe {
     /// Checkpoints made by this writer.
     checkpoints: u64,
     crash: Option<CrashInCheckpoint>,
+    /// Batches journaled before their apply by this writer.
+    prejournaled: u64,
+    crash_after_prejournal: Option<u64>,
 }
 
 impl JournalPipe {
@@ -751,6 +840,10 @@ impl JournalPipe {
             last_checkpoint: Instant::now(),
             checkpoints: 0,
             crash: CrashInCheckpoint::from_env(),
+            prejournaled: 0,
+            crash_after_prejournal: std::env::var(CRASH_AFTER_PREJOURNAL_ENV)
+                .ok()
+                .and_then(|n| n.parse().ok()),
         })
     }
 
@@ -837,13 +930,21 @@ fn sync_loop(file: &std::fs::File, requests: &mpsc::Receiver<SyncRequest>, posit
         let synced = file.sync_data().map_err(|e| storage_error("journal fsync", e));
         let mut stop = false;
         let mut newest: Option<(OpTime, i64)> = None;
+        // Whether `newest` is a record journaled before its group committed.
+        let mut ahead = false;
         let mut drained = Vec::new();
         let mut answers = Vec::new();
         for request in batch {
             match request {
-                SyncRequest::Written { durable, jobs, .. } => {
+                SyncRequest::Written {
+                    durable,
+                    jobs,
+                    prejournaled,
+                    ..
+                } => {
                     if durable.is_some_and(|(at, _)| newest.is_none_or(|(n, _)| at > n)) {
                         newest = durable;
+                        ahead = prejournaled;
                     }
                     answers.extend(jobs);
                 }
@@ -855,12 +956,20 @@ fn sync_loop(file: &std::fs::File, requests: &mpsc::Receiver<SyncRequest>, posit
             Ok(()) => {
                 if let Some((at, wall)) = newest {
                     positions.send_if_modified(|p| {
-                        let newer = at > p.last_durable && at <= p.last_written;
-                        if newer {
-                            p.last_durable = at;
-                            p.last_durable_wall_ms = wall;
+                        if at <= p.last_written {
+                            let newer = at > p.last_durable;
+                            if newer {
+                                p.last_durable = at;
+                                p.last_durable_wall_ms = wall;
+                            }
+                            return newer;
                         }
-                        newer
+                        // A record journaled before its group committed (`WriterState::prejournal`): the
+                        // group's commit publishes it.
+                        if ahead && p.synced_ahead.is_none_or(|(synced, _)| at > synced) {
+                            p.synced_ahead = Some((at, wall));
+                        }
+                        false
                     });
                 }
                 tracing::trace!(
@@ -958,6 +1067,114 @@ mod tests {
             flushed,
             "a restart reads the positions from the newest entry"
         );
+        reopened.shutdown();
+    }
+
+    /// Another member's inserts of `_id`s `ids` into `db.c`, at `secs` and term 1.
+    fn inserts(secs: u32, ids: std::ops::Range<i32>) -> Vec<crate::storage::OplogEntry> {
+        ids.map(|i| {
+            crate::storage::OplogEntry::parse(doc! {
+                "ts": bson::Timestamp { time: secs, increment: i as u32 + 1 },
+                "t": 1i64,
+                "op": "i",
+                "ns": "db.c",
+                "o": {"_id": i},
+                "wall": bson::DateTime::from_millis(secs as i64 * 1000 + i as i64),
+            })
+            .expect("an insert entry")
+        })
+        .collect()
+    }
+
+    /// Applies `batch` the way a secondary does: journaled before the job runs.
+    async fn apply_prejournaled(storage: &Storage, batch: Vec<crate::storage::OplogEntry>, panic: bool) -> bool {
+        let encoded = crate::storage::EncodedBatch::new(&batch).expect("encode");
+        let appended = encoded.clone();
+        let outcome = storage
+            .apply_prejournaled(encoded, move |w| -> crate::Result<()> {
+                for (i, entry) in batch.iter().enumerate() {
+                    w.apply_entry(entry)?;
+                    w.append_encoded(entry, appended.entry(i))?;
+                }
+                assert!(!panic, "a batch whose apply fails (expected by this test)");
+                Ok(())
+            })
+            .await;
+        matches!(outcome, Ok(Ok(())))
+    }
+
+    /// Waits until `check` holds for the positions, failing with `what` after ten seconds.
+    async fn wait_positions(storage: &Storage, what: &str, check: impl Fn(&crate::storage::Positions) -> bool) {
+        let mut positions = storage.watch_positions();
+        tokio::time::timeout(std::time::Duration::from_secs(10), positions.wait_for(|p| check(p)))
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting until {what}: {:?}", storage.positions()))
+            .expect("positions");
+    }
+
+    /// A secondary's batch is journaled before it is applied: it becomes durable once both are done, never
+    /// while its apply has failed, and it survives a restart.
+    #[tokio::test]
+    async fn a_batch_journaled_before_its_apply_is_durable_only_once_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path()).expect("open storage");
+        let first = inserts(100, 0..3);
+        let first_newest = first[2].optime;
+        assert!(
+            apply_prejournaled(&storage, first, false).await,
+            "the first batch applies"
+        );
+        wait_positions(&storage, "the first batch is durable", |p| {
+            p.last_durable == first_newest
+        })
+        .await;
+
+        let second = inserts(101, 3..6);
+        let second_newest = second[2].optime;
+        assert!(
+            !apply_prejournaled(&storage, second.clone(), true).await,
+            "the failing apply reports its error"
+        );
+        wait_positions(&storage, "the failed batch's record is on disk", |p| {
+            p.synced_ahead.is_some_and(|(at, _)| at == second_newest)
+        })
+        .await;
+        let positions = storage.positions();
+        assert_eq!(
+            (positions.last_written, positions.last_durable),
+            (first_newest, first_newest),
+            "a batch that was journaled but not applied is neither written nor durable"
+        );
+
+        assert!(
+            apply_prejournaled(&storage, second, false).await,
+            "the batch applies again"
+        );
+        wait_positions(&storage, "the second batch is durable", |p| {
+            p.last_durable == second_newest
+        })
+        .await;
+        assert_eq!(storage.positions().last_durable_wall_ms, 101_005);
+        storage.shutdown();
+        drop(storage);
+
+        let reopened = Storage::open(dir.path()).expect("reopen storage");
+        assert_eq!(reopened.positions().last_durable, second_newest);
+        let snapshot = reopened.snapshot().expect("snapshot");
+        let meta = snapshot
+            .collection(&Namespace::new("db", "c"))
+            .expect("catalog")
+            .expect("db.c exists");
+        for id in 0..6 {
+            assert!(
+                snapshot
+                    .get_by_id(&meta, &bson::Bson::Int32(id))
+                    .expect("read")
+                    .is_some(),
+                "document {id} survived the restart"
+            );
+        }
+        drop(snapshot);
         reopened.shutdown();
     }
 

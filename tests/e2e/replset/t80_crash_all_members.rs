@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use bson::{Document, doc};
 use futures_util::TryStreamExt;
 use mongodb::options::{Acknowledgment, CollectionOptions, ReadConcern, WriteConcern};
@@ -116,5 +117,78 @@ async fn sigkill_of_every_member_loses_no_acknowledged_majority_journaled_write(
         let refs: Vec<&faultline_tests::NodeProcess> = nodes.iter().collect();
         wait_same_data(&refs, "crash").await?;
     }
+    Ok(())
+}
+
+/// The test aid that aborts a member between journaling a fetched batch and applying it (storage/writer.rs).
+const CRASH_AFTER_PREJOURNAL: &str = "FAULTLINE_TEST_CRASH_AFTER_PREJOURNAL";
+
+/// A secondary writes each fetched batch to its journal before it applies it. Killed between the two, it has
+/// the batch after its restart, replayed from its own journal: restarted alone (the rest of the set stopped,
+/// so nothing can be fetched again), its oplog holds the batch's newest entry and its data that entry's
+/// document.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secondary_killed_between_journal_and_apply_replays_the_batch() -> anyhow::Result<()> {
+    let mut nodes = start_members(3, |_| vec![]).await?;
+    let members: Vec<Document> = nodes.iter().enumerate().map(|(i, n)| member(i as i32, n)).collect();
+    let primary = initiate(&nodes, config(members)).await?;
+    let crashing = (primary + 1) % nodes.len();
+    nodes[crashing].set_env(CRASH_AFTER_PREJOURNAL, Some("20"));
+    nodes[crashing].restart().await?;
+
+    let refs: Vec<&faultline_tests::NodeProcess> = nodes.iter().collect();
+    let client = mongodb::Client::with_uri_str(set_uri(&refs)).await?;
+    let coll = client.database("prejournal").collection::<Document>("c");
+    let writer = tokio::spawn(async move {
+        for i in 0i64.. {
+            if coll.insert_one(doc! {"_id": i}).await.is_err() {
+                return;
+            }
+        }
+    });
+    let status = nodes[crashing].wait_exit(Duration::from_secs(60)).await?;
+    writer.abort();
+    let log = nodes[crashing].log();
+    let crashed_at: u64 = log
+        .lines()
+        .find(|l| l.contains("aborting between a batch's journal record and its apply"))
+        .and_then(|l| l.split("ts=").nth(1))
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|ts| ts.parse().ok())
+        .with_context(|| format!("the member exited ({status}) without the test aid's line:\n{log}"))?;
+    drop(client);
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if i != crashing {
+            node.kill();
+        }
+    }
+
+    nodes[crashing].set_env(CRASH_AFTER_PREJOURNAL, None);
+    nodes[crashing].restart().await?;
+    let direct = nodes[crashing].client().await?;
+    let ts = bson::Timestamp {
+        time: (crashed_at >> 32) as u32,
+        increment: crashed_at as u32,
+    };
+    let oplog = direct.database("local").collection::<Document>("oplog.rs");
+    oplog
+        .find_one(doc! {"ts": ts})
+        .await?
+        .with_context(|| format!("the batch's newest entry {ts:?} is not in the restarted member's oplog"))?;
+    let logged = oplog.count_documents(doc! {"ns": "prejournal.c", "op": "i"}).await?;
+    let present = direct
+        .database("prejournal")
+        .collection::<Document>("c")
+        .count_documents(doc! {})
+        .await?;
+    assert!(logged > 0, "no inserts reached the member");
+    assert_eq!(
+        present, logged,
+        "the data holds {present} documents while the oplog logs {logged} inserts"
+    );
+    assert!(
+        nodes[crashing].log().contains("replayed the journal's records"),
+        "the restarted member did not replay its journal"
+    );
     Ok(())
 }
