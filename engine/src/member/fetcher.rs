@@ -228,10 +228,24 @@ impl Replicator {
         });
     }
 
-    /// Applies the source's batches as they come, until the source rolls back or closes the cursor.
+    /// Applies the source's batches as they come, until the source rolls back or closes the cursor. The next
+    /// `getMore` is on its way while a batch is applied (as mongod's fetcher fills a buffer its applier
+    /// drains), so a busy source's entries keep flowing while the disk and the writer work.
     async fn follow(&self, source_id: i32, tail: &mut PeerTail, rbid: Option<i32>) -> Result<FetchEnd> {
+        let mut applying: Option<(Vec<OplogEntry>, Option<u64>)> = None;
         while tail.is_open() {
-            let batch = tail.next_batch().await?;
+            let apply = async {
+                if let Some((entries, last_ts)) = applying.take() {
+                    self.applier.apply_batch(entries).await?;
+                    if let Some(ts) = last_ts {
+                        tracing::trace!(target: "write_path", ts, "fetcher.applied");
+                    }
+                }
+                Ok::<(), Error>(())
+            };
+            let (fetched, applied) = tokio::join!(tail.next_batch(), apply);
+            applied?;
+            let batch = fetched?;
             if batch.rollback_id() != rbid {
                 return Err(Error::bad_value("the sync source rolled back; fetching again"));
             }
@@ -257,10 +271,10 @@ impl Replicator {
                 }
                 continue;
             }
-            self.applier.apply_batch(OplogEntry::parse_all(batch.entries)?).await?;
-            if let Some(ts) = last_ts {
-                tracing::trace!(target: "write_path", ts, "fetcher.applied");
-            }
+            applying = Some((OplogEntry::parse_all(batch.entries)?, last_ts));
+        }
+        if let Some((entries, _)) = applying {
+            self.applier.apply_batch(entries).await?;
         }
         Err(Error::bad_value("the sync source closed the oplog cursor"))
     }
