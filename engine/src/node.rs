@@ -138,13 +138,13 @@ impl Activity {
     }
 
     /// Registers a command that starts now; the guard removes it when dropped.
-    pub fn begin(&self, conn: i64, db: &str, command: &Document) -> OpGuard<'_> {
+    pub fn begin(&self, conn: i64, db: &str, command: Document) -> OpGuard<'_> {
         let opid = self.next_opid.fetch_add(1, Ordering::Relaxed) + 1;
         let op = InFlight {
             opid,
             conn,
             started: Instant::now(),
-            command: command.clone(),
+            command,
             db: db.to_string(),
         };
         if let Ok(mut ops) = self.ops.lock() {

@@ -91,7 +91,7 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
         node.activity.set_metadata(invocation.conn.id, client);
     }
     let db = body.get_str("$db").unwrap_or("");
-    let _in_flight = node.activity.begin(invocation.conn.id, db, &current_op_command(body));
+    let _in_flight = node.activity.begin(invocation.conn.id, db, current_op_command(body));
     let retryable_write = body.contains_key("txnNumber") && !body.contains_key("autocommit");
     cluster_time::gossip_in(node, body);
     local_sessions::observe(&node.local_sessions, name, body, node.clock().now());

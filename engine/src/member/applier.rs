@@ -274,9 +274,14 @@ impl Applier {
         }
         let snapshot = self.storage.snapshot()?;
         let mut pre = Vec::with_capacity(groups.len());
+        let mut collections: HashMap<Namespace, Option<crate::storage::CollectionMeta>> = HashMap::new();
         for (ns, id, _) in &groups {
-            let current = match snapshot.collection(ns)? {
-                Some(meta) => snapshot.get_by_id(&meta, id)?,
+            let meta = match collections.get(ns) {
+                Some(meta) => meta,
+                None => collections.entry(ns.clone()).or_insert(snapshot.collection(ns)?),
+            };
+            let current = match meta {
+                Some(meta) => snapshot.get_by_id(meta, id)?,
                 None => None,
             };
             pre.push(current);
