@@ -10,7 +10,7 @@ use std::hint::black_box;
 use bson::{Document, doc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use faultline_engine::query::filter::Filter;
-use faultline_engine::storage::{Namespace, OpTime, OplogEntry, Storage};
+use faultline_engine::storage::{EncodedBatch, Namespace, OpTime, OplogEntry, Storage};
 use faultline_engine::wire::client::{ClientError, CommandChannel, OplogTail, TailSpec};
 use faultline_engine::wire::{self, Header, Request};
 
@@ -238,6 +238,54 @@ fn apply_one_durably(c: &mut Criterion) {
     storage.shutdown();
 }
 
+/// The same step as a secondary takes it: the entry journaled before it is applied, so its fsync runs beside the
+/// apply, until the durable position reaches it.
+fn apply_one_journaled_first(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = Storage::open(dir.path()).expect("storage");
+    let mut next = 0u64;
+    let mut group = c.benchmark_group("oplog");
+    group.sample_size(30);
+    group.bench_function("apply 1 insert entry journaled first, until durable", |b| {
+        b.iter_batched(
+            || {
+                next += 1;
+                let ts = bson::Timestamp {
+                    time: 1_700_000_001,
+                    increment: next as u32,
+                };
+                OplogEntry::parse(insert_entry(next, ts)).expect("entry")
+            },
+            |entry| {
+                let optime = entry.optime;
+                let batch = vec![entry];
+                let encoded = EncodedBatch::new(&batch).expect("encode");
+                let appended = encoded.clone();
+                runtime.block_on(async {
+                    let mut positions = storage.watch_positions();
+                    storage
+                        .apply_prejournaled(encoded, move |w| -> faultline_engine::Result<()> {
+                            w.apply_entry(&batch[0])?;
+                            w.append_encoded(&batch[0], appended.entry(0))?;
+                            Ok(())
+                        })
+                        .await
+                        .expect("storage")
+                        .expect("applied");
+                    positions.wait_for(|p| p.last_durable >= optime).await.expect("durable");
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+    storage.shutdown();
+}
+
 /// A sync source that answers every `getMore` with the same encoded reply, which the tail decodes as the
 /// wire client decodes a reply.
 struct CannedSource {
@@ -293,5 +341,14 @@ fn fetch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, matching, commit, apply, apply_one_durably, fetch);
+criterion_group!(
+    benches,
+    codec,
+    matching,
+    commit,
+    apply,
+    apply_one_durably,
+    apply_one_journaled_first,
+    fetch
+);
 criterion_main!(benches);
