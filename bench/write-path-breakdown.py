@@ -8,7 +8,8 @@ SET_DIR is a set's directory (holding nodes/<n>/node.log), e.g. the `set-3` dire
 `RUST_LOG=info,write_path=trace` in the environment (the members inherit it). The first SKIP writes
 (default 200) are left out as warm-up. With one client the writes do not overlap, so every step of one write
 can be found by its oplog timestamp: the primary's command and commit, the getMore reply that carries the
-entry, each secondary's receipt, apply, fsync and position report, the primary's receipt of that report,
+entry, each secondary's receipt, journal fsync and apply (which run side by side: the batch is journaled
+first), position report, the primary's receipt of that report,
 the commit point's advance and the waiter's wake-up. The members run on one machine, so their clocks agree.
 Prints, per step, the median and p90 of the time since the previous step (for the secondary whose report
 advanced the commit point first). The primary's own fsync runs beside the chain (its entries are published
@@ -99,7 +100,10 @@ def main():
         best = None
         for s in secondaries:
             recv = at(s, "fetcher.received", ts, after=stamp - 1)
-            applied, synced = commit_and_sync(s, ts, stamp - 1)
+            # A secondary journals a fetched batch before it applies it: the fsync starts first and runs beside
+            # the apply, so it is the first flush covering the entry after the fetch.
+            applied, _ = commit_and_sync(s, ts, stamp - 1)
+            synced = at(s, "writer.flushed", ts, after=recv) if recv is not None else None
             seen = at(s, "positions.seen", ts, key="durable_ts", after=stamp - 1)
             sent = at(s, "position.send", ts, key="durable_ts", after=stamp - 1)
             got = at(primary, "position.received", ts, key="durable_ts", after=stamp - 1)
@@ -117,9 +121,9 @@ def main():
         add("  (beside the chain) primary: visible → fsync done", t_synced - t_commit)
         add("primary: commit → getMore reply with the entry", t_reply - t_commit)
         add("network: getMore reply → secondary fetcher has it", recv - t_reply)
-        add("secondary: fetched → batch applied (visible)", applied - recv)
-        add("secondary: visible → fsync done", synced - applied)
-        add("secondary: fsync → position loop sees it durable", seen - synced)
+        add("  (beside the fsync) secondary: fetched → batch applied (visible)", applied - recv)
+        add("secondary: fetched → journaled and fsync done", synced - recv)
+        add("secondary: fsync and apply both done → position loop sees it", seen - max(applied, synced))
         add("secondary: position loop → replSetUpdatePosition sent", sent - seen)
         add("network: update sent → primary handles it", got - sent)
         add("primary: position handled → commit point advanced", t_cp - got)
