@@ -200,8 +200,19 @@ fn commit(c: &mut Criterion) {
     storage.shutdown();
 }
 
+/// One insert entry with the next increment.
+fn next_insert_entry(next: &mut u64) -> OplogEntry {
+    *next += 1;
+    let ts = bson::Timestamp {
+        time: 1_700_000_000,
+        increment: *next as u32,
+    };
+    OplogEntry::parse(insert_entry(*next, ts)).expect("entry")
+}
+
 /// One entry applied and appended durably, as a secondary applies a single replicated write (the step between
-/// fetching it and reporting it durable).
+/// fetching it and reporting it durable): in one durable job, and as a secondary takes it, journaled before it
+/// is applied (the fsync beside the apply) until the durable position reaches it.
 fn apply_one_durably(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -214,14 +225,7 @@ fn apply_one_durably(c: &mut Criterion) {
     group.sample_size(30);
     group.bench_function("apply 1 insert entry durably (fsync)", |b| {
         b.iter_batched(
-            || {
-                next += 1;
-                let ts = bson::Timestamp {
-                    time: 1_700_000_000,
-                    increment: next as u32,
-                };
-                OplogEntry::parse(insert_entry(next, ts)).expect("entry")
-            },
+            || next_insert_entry(&mut next),
             |entry| {
                 runtime
                     .block_on(storage.write(true, move |w| -> faultline_engine::Result<OpTime> {
@@ -234,32 +238,9 @@ fn apply_one_durably(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    group.finish();
-    storage.shutdown();
-}
-
-/// The same step as a secondary takes it: the entry journaled before it is applied, so its fsync runs beside the
-/// apply, until the durable position reaches it.
-fn apply_one_journaled_first(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let storage = Storage::open(dir.path()).expect("storage");
-    let mut next = 0u64;
-    let mut group = c.benchmark_group("oplog");
-    group.sample_size(30);
     group.bench_function("apply 1 insert entry journaled first, until durable", |b| {
         b.iter_batched(
-            || {
-                next += 1;
-                let ts = bson::Timestamp {
-                    time: 1_700_000_001,
-                    increment: next as u32,
-                };
-                OplogEntry::parse(insert_entry(next, ts)).expect("entry")
-            },
+            || next_insert_entry(&mut next),
             |entry| {
                 let optime = entry.optime;
                 let batch = vec![entry];
@@ -341,14 +322,5 @@ fn fetch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    codec,
-    matching,
-    commit,
-    apply,
-    apply_one_durably,
-    apply_one_journaled_first,
-    fetch
-);
+criterion_group!(benches, codec, matching, commit, apply, apply_one_durably, fetch);
 criterion_main!(benches);
