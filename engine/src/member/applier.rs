@@ -200,6 +200,8 @@ impl Applier {
             let appended = encoded.clone();
             self.storage
                 .apply_prejournaled(encoded, move |w| -> Result<()> {
+                    // Only for a batch whose journal record could not be written first: it is then journaled
+                    // with its group, and that record is fsynced at once.
                     w.sync_soon();
                     match folded {
                         Some(folded) => {
