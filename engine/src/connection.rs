@@ -24,7 +24,7 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::command::{self, ConnectionInfo, Invocation};
+use crate::command::{self, ConnectionInfo, Invocation, Reply};
 use crate::failpoint::fail_command;
 use crate::node::Node;
 use crate::wire::{self, Request};
@@ -78,7 +78,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, id: i64, node: Arc<Node>
                     }
                     continue;
                 }
-                wire::encode_msg_reply(next_reply_id, header.request_id, &reply)
+                wire::encode_msg_reply_bson(next_reply_id, header.request_id, reply.to_bson())
             }
             Ok(Request::Query(query)) => {
                 match legacy_query(&node, &info, *query, next_reply_id, header.request_id).await {
@@ -114,7 +114,7 @@ async fn run_command(
     body: Document,
     secondary_ok: Option<bool>,
     legacy: bool,
-) -> Document {
+) -> Reply {
     if is_client_query(&body)
         && let Some(queries) = node.queries.handle()
     {
@@ -132,7 +132,7 @@ async fn run_command(
             Ok(reply) => reply,
             Err(err) => {
                 tracing::error!(error = %err, "query task failed");
-                crate::error::Error::internal(format!("query failed: {err}")).to_reply()
+                Reply::from(crate::error::Error::internal(format!("query failed: {err}")).to_reply())
             }
         };
     }
@@ -260,7 +260,7 @@ async fn legacy_query(
         reply_id,
         response_to,
         wire::reply_flags::AWAIT_CAPABLE,
-        &reply,
+        &reply.into_document(),
     ))
 }
 

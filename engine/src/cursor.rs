@@ -50,6 +50,9 @@ pub enum CursorSource {
         after: Option<u64>,
         tailable: bool,
         await_data: bool,
+        /// The filter asks only what the position `after` already ensures (a `ts` lower bound, or nothing),
+        /// and there is no projection: `getMore` sends the entries as stored (a member's oplog fetcher).
+        as_stored: bool,
     },
     /// A change stream: its position in the oplog (`changestream/`).
     ChangeStream(Box<crate::changestream::ChangeStream>),

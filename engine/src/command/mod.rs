@@ -35,6 +35,7 @@ mod out_stage;
 mod read;
 mod read_concern;
 mod replset;
+mod reply;
 mod rw_defaults;
 mod scan;
 mod server_status;
@@ -48,6 +49,7 @@ pub use cluster_time::{ClusterClock, carried as carried_cluster_time, signed as 
 pub use connection_info::ConnectionInfo;
 pub use handshake::{MAX_WIRE_VERSION, VERSION, build_info};
 pub use local_sessions::LocalSessions;
+pub use reply::{Reply, StoredBatch};
 
 use crate::error::{Error, Result, code};
 use crate::node::{Counters, Node, OpClass};
@@ -73,11 +75,13 @@ pub struct Context<'a> {
     pub legacy: bool,
     /// What the command read at or wrote, for the reply's `operationTime`.
     pub operation_time: &'a cluster_time::OperationTime,
+    /// An oplog batch served as stored (`getMore` on the oplog): [`run`] splices it into the reply's cursor.
+    pub stored_batch: std::sync::Mutex<Option<StoredBatch>>,
 }
 
-/// Runs a command and returns its reply document (errors included, as MongoDB shapes them). The command is
-/// listed by `currentOp` while it runs, and its latency is counted in `serverStatus.opLatencies`.
-pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
+/// Runs a command and returns its reply (errors included, as MongoDB shapes them). The command is listed by
+/// `currentOp` while it runs, and its latency is counted in `serverStatus.opLatencies`.
+pub async fn run(node: &Node, invocation: Invocation<'_>) -> Reply {
     Counters::bump(&node.counters.commands, 1);
     let started = std::time::Instant::now();
     let body = &invocation.body;
@@ -97,9 +101,13 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
     local_sessions::observe(&node.local_sessions, name, body, node.clock().now());
     let operation_time = cluster_time::OperationTime::default();
     let result = match prepare(node, &invocation, &operation_time) {
-        Ok(ctx) => dispatch(&ctx)
-            .await
-            .map(|reply| crate::shardsvr::filter_orphans(&ctx, reply)),
+        Ok(ctx) => dispatch(&ctx).await.map(|reply| {
+            let reply = crate::shardsvr::filter_orphans(&ctx, reply);
+            match ctx.stored_batch.lock().ok().and_then(|mut batch| batch.take()) {
+                Some(batch) => Reply::with_stored_batch(reply, batch),
+                None => Reply::from(reply),
+            }
+        }),
         Err(err) => Err(err),
     };
     if counted {
@@ -133,7 +141,7 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Document {
             }
             let mut reply = err.to_reply();
             cluster_time::append(node, &mut reply, &operation_time);
-            reply
+            Reply::from(reply)
         }
     }
 }
@@ -187,6 +195,7 @@ fn prepare<'a>(
         conn: invocation.conn,
         legacy: invocation.legacy,
         operation_time,
+        stored_batch: std::sync::Mutex::new(None),
     })
 }
 

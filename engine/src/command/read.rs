@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use bson::{Bson, Document, doc};
 
-use super::Context;
 use super::args;
 use super::options;
 use super::read_concern::{self, ReadConcern};
 use super::scan::{CollectionScan, OplogScan};
+use super::{Context, StoredBatch};
 use crate::bsonx;
 use crate::cursor::{Cursor, CursorSource, OplogArrivals};
 use crate::error::{Error, Result, code};
@@ -179,6 +179,20 @@ fn project(projection: &Option<Arc<Projection>>, doc: Document) -> Result<Docume
         Some(p) => Ok(p.apply(&doc)?),
         None => Ok(doc),
     }
+}
+
+/// Whether an oplog filter asks nothing but what scanning after [`oplog_start`] ensures: it is empty, or it
+/// is exactly `{ts: {$gte: T}}` or `{ts: {$gt: T}}`.
+fn filter_is_oplog_position(filter_doc: &Document) -> bool {
+    if filter_doc.is_empty() {
+        return true;
+    }
+    let Ok(cond) = filter_doc.get_document("ts") else {
+        return false;
+    };
+    filter_doc.len() == 1
+        && cond.len() == 1
+        && (cond.get_timestamp("$gte").is_ok() || cond.get_timestamp("$gt").is_ok())
 }
 
 /// The oplog key a scan can start after, for a filter on `ts` (`{ts: {$gte: T}}` or `$gt`).
@@ -471,6 +485,7 @@ fn plan_find(node: &Node, snapshot: &Snapshot, target: &Target, spec: &FindSpec)
     let (filter, projection) = (spec.filter.clone(), spec.projection.clone());
     Ok(match (plan.access, target) {
         (FindAccess::ResumableScan, Target::Oplog) => CursorSource::Oplog {
+            as_stored: projection.is_none() && filter_is_oplog_position(&spec.filter_doc),
             filter,
             projection,
             after: oplog_start(&spec.filter_doc),
@@ -712,10 +727,7 @@ pub async fn get_more(ctx: &Context<'_>) -> Result<Document> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(max_await);
     let mut arrivals = OplogArrivals::new(ctx.node.storage.watch_positions());
     let (docs, exhausted) = loop {
-        let (docs, exhausted) = match next_batch(ctx.node, &mut cursor, batch) {
-            Ok(result) => result,
-            Err(err) => return Err(err),
-        };
+        let (docs, exhausted) = next_get_more_batch(ctx.node, &mut cursor, batch)?;
         if !docs.is_empty() || exhausted || !await_data {
             break (docs, exhausted);
         }
@@ -724,13 +736,8 @@ pub async fn get_more(ctx: &Context<'_>) -> Result<Document> {
             break (docs, exhausted);
         }
     };
-    if let Some(last) = docs.last().and_then(|d| d.get_timestamp("ts").ok()) {
-        tracing::trace!(
-            target: "write_path",
-            ts = crate::storage::ts_to_u64(last),
-            n = docs.len(),
-            "getmore.reply"
-        );
+    if let Some(last) = docs.last_oplog_key() {
+        tracing::trace!(target: "write_path", ts = last, n = docs.len(), "getmore.reply");
     }
     let reply_id = if exhausted {
         0
@@ -738,7 +745,104 @@ pub async fn get_more(ctx: &Context<'_>) -> Result<Document> {
         ctx.node.cursors.put_back(id, cursor);
         id
     };
-    Ok(doc! {"cursor": {"nextBatch": docs, "id": reply_id, "ns": ns.full()}})
+    match docs {
+        GetMoreBatch::Documents(docs) => Ok(doc! {"cursor": {"nextBatch": docs, "id": reply_id, "ns": ns.full()}}),
+        GetMoreBatch::Stored(entries) => {
+            let cursor = doc! {"id": reply_id, "ns": ns.full()};
+            match ctx.stored_batch.lock() {
+                Ok(mut slot) => {
+                    *slot = Some(entries);
+                    Ok(doc! {"cursor": cursor})
+                }
+                Err(_) => {
+                    let mut cursor = cursor;
+                    cursor.insert("nextBatch", entries.documents()?);
+                    Ok(doc! {"cursor": cursor})
+                }
+            }
+        }
+    }
+}
+
+/// One `getMore` batch: documents, or oplog entries as stored (spliced into the reply by
+/// [`super::Reply::to_bson`]).
+enum GetMoreBatch {
+    Documents(Vec<Document>),
+    Stored(StoredBatch),
+}
+
+impl GetMoreBatch {
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            GetMoreBatch::Documents(docs) => docs.len(),
+            GetMoreBatch::Stored(entries) => entries.len(),
+        }
+    }
+
+    /// The oplog key of the batch's last document, when it is an oplog entry.
+    fn last_oplog_key(&self) -> Option<u64> {
+        match self {
+            GetMoreBatch::Documents(docs) => docs
+                .last()
+                .and_then(|d| d.get_timestamp("ts").ok())
+                .map(crate::storage::ts_to_u64),
+            GetMoreBatch::Stored(entries) => entries.last_key(),
+        }
+    }
+}
+
+fn next_get_more_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<(GetMoreBatch, bool)> {
+    if let Some((entries, exhausted)) = next_stored_batch(node, cursor, batch_size)? {
+        return Ok((GetMoreBatch::Stored(entries), exhausted));
+    }
+    let (docs, exhausted) = next_batch(node, cursor, batch_size)?;
+    Ok((GetMoreBatch::Documents(docs), exhausted))
+}
+
+/// The next batch of an oplog cursor that sends its entries as stored (see `CursorSource::Oplog::as_stored`),
+/// with whether the cursor is exhausted; `None` for every other cursor, and for one that has a limit, a skip
+/// or a held-over document to honour. The same batch limits apply as to [`next_batch`].
+fn next_stored_batch(node: &Node, cursor: &mut Cursor, batch_size: usize) -> Result<Option<(StoredBatch, bool)>> {
+    if cursor.remaining.is_some() || cursor.skip > 0 || cursor.stash.is_some() {
+        return Ok(None);
+    }
+    let CursorSource::Oplog {
+        as_stored: true,
+        after,
+        tailable,
+        ..
+    } = &mut cursor.source
+    else {
+        return Ok(None);
+    };
+    let snapshot = node.storage.snapshot()?;
+    let mut entries = StoredBatch::default();
+    let (mut full, mut failure) = (false, None);
+    snapshot.scan_oplog_stored(*after, false, |key, bytes| {
+        if !entries.is_empty() && entries.size() + bytes.len() + PER_DOCUMENT_OVERHEAD > MAX_BATCH_BYTES {
+            full = true;
+            return ControlFlow::Break(());
+        }
+        if let Err(err) = entries.push(key, bytes) {
+            failure = Some(err);
+            return ControlFlow::Break(());
+        }
+        *after = Some(key);
+        full = entries.len() >= batch_size;
+        if full {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    Ok(Some((entries, !full && !*tailable)))
 }
 
 pub fn kill_cursors(ctx: &Context<'_>) -> Result<Document> {

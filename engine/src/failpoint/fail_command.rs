@@ -22,7 +22,7 @@ use bson::{Bson, Document, doc};
 use super::{
     FAIL_COMMAND, FAIL_GET_MORE_AFTER_CURSOR_CHECKOUT, MAX_TIME_ALWAYS_TIME_OUT, ON_PRIMARY_TRANSACTIONAL_WRITE,
 };
-use crate::command::ConnectionInfo;
+use crate::command::{ConnectionInfo, Reply};
 use crate::error::{Error, RETRYABLE_CODES, Result};
 use crate::node::Node;
 
@@ -87,10 +87,10 @@ pub fn check_data(data: &Document) -> Result<()> {
 
 /// Runs one client command under the test fail points; `run` executes the command itself. Returns the reply
 /// to send, or `None` when the connection must be closed without one.
-pub async fn around_command<F, Fut>(node: &Node, conn: &ConnectionInfo, body: Document, run: F) -> Option<Document>
+pub async fn around_command<F, Fut>(node: &Node, conn: &ConnectionInfo, body: Document, run: F) -> Option<Reply>
 where
     F: FnOnce(Document) -> Fut,
-    Fut: Future<Output = Document>,
+    Fut: Future<Output = Reply>,
 {
     let points = &node.failpoints;
     if !points.commands_armed() {
@@ -162,10 +162,10 @@ fn already_executed(node: &Node, body: &Document) -> bool {
 }
 
 /// What `failCommand` does once it fired for this command.
-async fn fail_command<F, Fut>(data: &Document, command: &CommandFacts, body: Document, run: F) -> Option<Document>
+async fn fail_command<F, Fut>(data: &Document, command: &CommandFacts, body: Document, run: F) -> Option<Reply>
 where
     F: FnOnce(Document) -> Fut,
-    Fut: Future<Output = Document>,
+    Fut: Future<Output = Reply>,
 {
     if data.get_bool("blockConnection").unwrap_or(false) {
         let millis = data.get("blockTimeMS").and_then(crate::bsonx::as_i64).unwrap_or(0);
@@ -208,7 +208,7 @@ fn is_retryable(code: i64) -> bool {
 
 /// A command error reply with `code` and its name. Labels: `labels` when the fail point names them, else
 /// RetryableWriteError for a retryable write failing with a retryable code (what mongod would add).
-fn error_reply(code: i64, message: &str, labels: Option<&Vec<Bson>>, command: &CommandFacts) -> Document {
+fn error_reply(code: i64, message: &str, labels: Option<&Vec<Bson>>, command: &CommandFacts) -> Reply {
     let code = i32::try_from(code).unwrap_or(1);
     let mut reply = doc! {"ok": 0.0, "errmsg": message, "code": code, "codeName": code_name(code)};
     let labels = match labels {
@@ -221,7 +221,7 @@ fn error_reply(code: i64, message: &str, labels: Option<&Vec<Bson>>, command: &C
     if !labels.is_empty() {
         reply.insert("errorLabels", labels);
     }
-    reply
+    Reply::from(reply)
 }
 
 /// Whether `body` is an `aggregate` whose pipeline starts with `$changeStream`, or a `getMore` on a change

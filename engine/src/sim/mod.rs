@@ -582,6 +582,7 @@ async fn call_as(node: &Node, client: &ConnectionInfo, body: Document, secondary
     )
     .instrument(span)
     .await
+    .into_document()
 }
 
 fn is_ok(reply: &Document) -> bool {

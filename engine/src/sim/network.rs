@@ -165,7 +165,8 @@ impl Fabric {
         );
         let reply = tokio::time::timeout(timeout, run.instrument(super::member_span(to)))
             .await
-            .map_err(|_| unreachable("command timed out"))?;
+            .map_err(|_| unreachable("command timed out"))?
+            .into_document();
         if self.is_cut(from, to) {
             return Err(unreachable(format!("{from} -> {to}: the reply was lost (link cut)")));
         }

@@ -130,6 +130,24 @@ impl Snapshot {
         reverse: bool,
         mut visit: impl FnMut(u64, Document) -> ControlFlow<()>,
     ) -> Result<()> {
+        let mut failure = None;
+        self.scan_oplog_stored(after, reverse, |key, bytes| match decode(bytes) {
+            Ok(entry) => visit(key, entry),
+            Err(err) => {
+                failure = Some(err);
+                ControlFlow::Break(())
+            }
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// [`Snapshot::scan_oplog`] of the entries as stored, undecoded.
+    pub fn scan_oplog_stored(
+        &self,
+        after: Option<u64>,
+        reverse: bool,
+        mut visit: impl FnMut(u64, &[u8]) -> ControlFlow<()>,
+    ) -> Result<()> {
         let table = self.txn.open_table(OPLOG).map_err(|e| storage_error("oplog", e))?;
         let range = match (after, reverse) {
             (Some(key), false) => table.range(key.saturating_add(1)..),
@@ -140,7 +158,7 @@ impl Snapshot {
         let mut step =
             |item: std::result::Result<(redb::AccessGuard<u64>, redb::AccessGuard<&[u8]>), redb::StorageError>| {
                 let (key, value) = item.map_err(|e| storage_error("oplog scan", e))?;
-                Ok::<_, crate::error::Error>(visit(key.value(), decode(value.value())?))
+                Ok::<_, crate::error::Error>(visit(key.value(), value.value()))
             };
         if reverse {
             for item in range.rev() {

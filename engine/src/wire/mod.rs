@@ -57,7 +57,7 @@ mod test_support;
 pub use error::{ErrorAction, WireError, error_response};
 pub use frame::read_frame;
 pub use header::Header;
-pub use op_msg::{OpMsg, encode_msg_reply, try_encode_msg};
+pub use op_msg::{OpMsg, encode_msg_reply, encode_msg_reply_bson, try_encode_msg};
 pub use op_query::{OpQuery, encode_op_query};
 pub use op_reply::{OpReply, decode_op_reply, encode_op_reply, try_encode_op_reply};
 pub use request::{Request, decode_request};

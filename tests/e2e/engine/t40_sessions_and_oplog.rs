@@ -240,3 +240,86 @@ async fn skew_clock_moves_oplog_timestamps_and_never_backwards() -> anyhow::Resu
     );
     Ok(())
 }
+
+/// Every batch of a tailing cursor whose filter is only a `ts` bound (a member's oplog fetcher; the entries
+/// go out as stored, never decoded) holds what a cursor with a further filter (decoded and matched) holds,
+/// in the same reply shape, within the same `batchSize`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oplog_tail_served_as_stored_matches_one_served_decoded() -> anyhow::Result<()> {
+    let (node, client) = primary().await?;
+    let (start, _) = newest_entry(&client).await?;
+    let coll = client.database("tail").collection::<Document>("stored");
+    for i in 0..7i32 {
+        coll.insert_one(doc! {"_id": i, "text": "x".repeat(100 * i as usize), "nested": {"a": [i, {"b": i}]}})
+            .await?;
+    }
+    coll.update_one(doc! {"_id": 3}, doc! {"$set": {"text": "updated"}})
+        .await?;
+    coll.delete_one(doc! {"_id": 4}).await?;
+    let (newest, _) = newest_entry(&client).await?;
+
+    let mut request = 0;
+    let mut tail = |filter: Document| {
+        let port = node.port;
+        request += 100;
+        let first_request = request;
+        async move {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+            send_op_msg(
+                &mut stream,
+                first_request,
+                &doc! {"find": "oplog.rs", "filter": filter, "tailable": true, "awaitData": true,
+                "batchSize": 0, "$db": "local"},
+            )
+            .await?;
+            let first = read_reply(&mut stream).await?;
+            let id = first.get_document("cursor")?.get_i64("id")?;
+            let (mut entries, mut replies) = (Vec::new(), Vec::new());
+            for request in first_request + 1..first_request + 50 {
+                send_op_msg(
+                    &mut stream,
+                    request,
+                    &doc! {"getMore": id, "collection": "oplog.rs", "batchSize": 2, "maxTimeMS": 10i64,
+                    "$db": "local"},
+                )
+                .await?;
+                let mut reply = read_reply(&mut stream).await?;
+                let cursor = reply.get_document_mut("cursor")?;
+                let batch = cursor.remove("nextBatch");
+                let Some(Bson::Array(batch)) = batch else {
+                    anyhow::bail!("a getMore reply without nextBatch: {reply}");
+                };
+                assert!(batch.len() <= 2, "batchSize 2 is honoured: {} entries", batch.len());
+                entries.extend(batch.into_iter().filter_map(|b| b.as_document().cloned()));
+                reply.remove("$clusterTime");
+                reply.remove("operationTime");
+                replies.push(reply);
+                if entries.last().and_then(|e| e.get_timestamp("ts").ok()) == Some(newest) {
+                    break;
+                }
+            }
+            anyhow::Ok((entries, replies))
+        }
+    };
+    let (stored, stored_replies) = tail(doc! {"ts": {"$gte": start}}).await?;
+    let (decoded, decoded_replies) = tail(doc! {"ts": {"$gte": start}, "op": {"$exists": true}}).await?;
+    assert!(stored.len() >= 9, "the inserts, the update and the delete: {stored:?}");
+    assert_eq!(stored, decoded, "the same entries, byte for byte once decoded");
+    assert_eq!(
+        stored_replies
+            .iter()
+            .map(|r| r.keys().collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        decoded_replies
+            .iter()
+            .map(|r| r.keys().collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        "the same reply fields"
+    );
+    for reply in stored_replies.iter().chain(&decoded_replies) {
+        let cursor = reply.get_document("cursor")?;
+        assert_eq!(cursor.get_str("ns")?, "local.oplog.rs");
+        assert_eq!(reply.get_f64("ok")?, 1.0);
+    }
+    Ok(())
+}

@@ -85,13 +85,20 @@ async fn a_tiny_oplog_stays_near_its_cap_on_every_member() -> anyhow::Result<()>
     let first_entry = oplog_end(nodes[primary].port, 1).await?;
     // About 3 MB of oplog for a 1 MB cap.
     insert_padded(nodes[primary].port, 0..1_500).await?;
+    let newest = oplog_end(nodes[primary].port, -1).await?;
 
     for node in &nodes {
         let port = node.port;
+        // A member still in initial sync may hold only the entry it started from: wait until it has the
+        // inserts, then until its truncation caught up with them.
         let stats = wait_until(
             ELECTION,
-            &format!("the oplog of member {port} to shrink back under its 1 MB cap"),
+            &format!("member {port} to hold the newest insert and its oplog to shrink back under its 1 MB cap"),
             || async move {
+                let theirs = oplog_end(port, -1).await.ok()?;
+                if later(newest, theirs) {
+                    return None;
+                }
                 let stats = oplog_stats(port).await.ok()?;
                 (number(&stats, "size") <= MIB && number(&stats, "count") > 0).then_some(stats)
             },

@@ -132,6 +132,11 @@ fn read_sequence(reader: &mut ByteReader<'_>) -> Result<(String, Vec<Bson>), Wir
 /// Fails if the body cannot be serialised or exceeds [`MAX_COMMAND_DOCUMENT_SIZE`].
 pub fn try_encode_msg(request_id: i32, response_to: i32, flags: u32, body: &Document) -> Result<Vec<u8>, WireError> {
     let document = body.to_vec().map_err(|err| WireError::ReplyEncoding(err.to_string()))?;
+    frame_msg(request_id, response_to, flags, &document)
+}
+
+/// Frames an encoded body document as an OP_MSG with one kind-0 section (see [`try_encode_msg`]).
+fn frame_msg(request_id: i32, response_to: i32, flags: u32, document: &[u8]) -> Result<Vec<u8>, WireError> {
     if document.len() > MAX_COMMAND_DOCUMENT_SIZE {
         return Err(WireError::DocumentTooLarge {
             size: document.len(),
@@ -151,7 +156,7 @@ pub fn try_encode_msg(request_id: i32, response_to: i32, flags: u32, body: &Docu
     out.extend_from_slice(&header.to_bytes());
     out.extend_from_slice(&flags.to_le_bytes());
     out.push(SECTION_BODY);
-    out.extend_from_slice(&document);
+    out.extend_from_slice(document);
     if with_checksum {
         out.extend_from_slice(&crc32c::crc32c(&out).to_le_bytes());
     }
@@ -164,13 +169,20 @@ pub fn try_encode_msg(request_id: i32, response_to: i32, flags: u32, body: &Docu
 /// `{ok: 0, errmsg, code, codeName}` describing why (10334 BSONObjectTooLarge, or 1 InternalError), and the
 /// failure is logged. The command layer should keep batches under [`super::MAX_BSON_OBJECT_SIZE`].
 pub fn encode_msg_reply(request_id: i32, response_to: i32, body: &Document) -> Vec<u8> {
-    try_encode_msg(request_id, response_to, 0, body).unwrap_or_else(|err| {
-        tracing::error!(%err, request_id, response_to, "reply could not be encoded; sending an error instead");
-        let (code, code_name) = err.reply_code().unwrap_or((1, "InternalError"));
-        let fallback = doc! { "ok": 0.0, "errmsg": err.to_string(), "code": code, "codeName": code_name };
-        // A small document of strings and numbers always encodes; an empty Vec would mean "send nothing".
-        try_encode_msg(request_id, response_to, 0, &fallback).unwrap_or_default()
-    })
+    encode_msg_reply_bson(request_id, response_to, body.to_vec().map_err(|err| err.to_string()))
+}
+
+/// [`encode_msg_reply`] of a body already encoded (or the reason it could not be).
+pub fn encode_msg_reply_bson(request_id: i32, response_to: i32, body: Result<Vec<u8>, String>) -> Vec<u8> {
+    body.map_err(WireError::ReplyEncoding)
+        .and_then(|document| frame_msg(request_id, response_to, 0, &document))
+        .unwrap_or_else(|err| {
+            tracing::error!(%err, request_id, response_to, "reply could not be encoded; sending an error instead");
+            let (code, code_name) = err.reply_code().unwrap_or((1, "InternalError"));
+            let fallback = doc! { "ok": 0.0, "errmsg": err.to_string(), "code": code, "codeName": code_name };
+            // A small document of strings and numbers always encodes; an empty Vec would mean "send nothing".
+            try_encode_msg(request_id, response_to, 0, &fallback).unwrap_or_default()
+        })
 }
 
 #[cfg(test)]
