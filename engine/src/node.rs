@@ -95,7 +95,8 @@ pub struct InFlight {
     pub opid: u64,
     pub conn: i64,
     pub started: Instant,
-    pub command: Document,
+    /// The command as it arrived (`currentOp` leaves out a write's statements when it shows it).
+    pub command: Arc<Document>,
     pub db: String,
 }
 
@@ -138,7 +139,7 @@ impl Activity {
     }
 
     /// Registers a command that starts now; the guard removes it when dropped.
-    pub fn begin(&self, conn: i64, db: &str, command: Document) -> OpGuard<'_> {
+    pub fn begin(&self, conn: i64, db: &str, command: Arc<Document>) -> OpGuard<'_> {
         let opid = self.next_opid.fetch_add(1, Ordering::Relaxed) + 1;
         let op = InFlight {
             opid,

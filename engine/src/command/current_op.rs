@@ -133,6 +133,16 @@ fn connection_fields(host: &str, conn: i64, client: Option<&ClientInfo>) -> Docu
     entry
 }
 
+/// The command as `currentOp` shows it: without an insert's documents or an update's or delete's statements
+/// (mongod does not show them either).
+fn shown_command(command: &Document) -> Document {
+    command
+        .iter()
+        .filter(|(k, v)| !(matches!(k.as_str(), "documents" | "updates" | "deletes") && matches!(v, Bson::Array(_))))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// `time` is `currentOpTime`: the member's wall clock as the listing was taken.
 fn active_entry(host: &str, op: &InFlight, client: Option<&ClientInfo>, now: Instant, time: &str) -> Document {
     let running = now.saturating_duration_since(op.started);
@@ -148,7 +158,7 @@ fn active_entry(host: &str, op: &InFlight, client: Option<&ClientInfo>, now: Ins
     entry.insert("microsecs_running", running.as_micros() as i64);
     entry.insert("op", op_kind(name));
     entry.insert("ns", namespace(op));
-    entry.insert("command", op.command.clone());
+    entry.insert("command", shown_command(&op.command));
     entry.insert("numYields", 0);
     entry.insert("locks", Document::new());
     entry.insert("waitingForLock", false);
@@ -217,5 +227,24 @@ fn type_name(value: &Bson) -> &'static str {
         Bson::Int32(_) => "int",
         Bson::Int64(_) => "long",
         _ => "a non-boolean value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_is_shown_without_its_statements() {
+        let insert = doc! {"insert": "c", "documents": [{"_id": 1}], "ordered": true, "lsid": {"id": 1}, "$db": "d"};
+        assert_eq!(
+            shown_command(&insert),
+            doc! {"insert": "c", "ordered": true, "lsid": {"id": 1}, "$db": "d"}
+        );
+        let update = doc! {"update": "c", "updates": [{"q": {}, "u": {}}], "$db": "d"};
+        assert_eq!(shown_command(&update), doc! {"update": "c", "$db": "d"});
+        // Only the statement arrays: a find's filter named `documents` stays.
+        let find = doc! {"find": "c", "filter": {"documents": 1}, "$db": "d"};
+        assert_eq!(shown_command(&find), find);
     }
 }

@@ -84,7 +84,14 @@ pub struct Context<'a> {
 pub async fn run(node: &Node, invocation: Invocation<'_>) -> Reply {
     Counters::bump(&node.counters.commands, 1);
     let started = std::time::Instant::now();
-    let body = &invocation.body;
+    let Invocation {
+        body,
+        secondary_ok,
+        conn,
+        legacy,
+    } = invocation;
+    // Shared with the activity registry (`currentOp`), which would otherwise need a copy of every command.
+    let body = std::sync::Arc::new(body);
     let name = body.keys().next().map(String::as_str).unwrap_or("");
     let class = op_class(name);
     // Long polls (awaitable hello) would swamp the latency of real work: they are left out.
@@ -92,15 +99,20 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Reply {
     if matches!(name, "hello" | "isMaster" | "ismaster")
         && let Ok(client) = body.get_document("client")
     {
-        node.activity.set_metadata(invocation.conn.id, client);
+        node.activity.set_metadata(conn.id, client);
     }
     let db = body.get_str("$db").unwrap_or("");
-    let _in_flight = node.activity.begin(invocation.conn.id, db, current_op_command(body));
+    let _in_flight = node.activity.begin(conn.id, db, body.clone());
     let retryable_write = body.contains_key("txnNumber") && !body.contains_key("autocommit");
-    cluster_time::gossip_in(node, body);
-    local_sessions::observe(&node.local_sessions, name, body, node.clock().now());
+    cluster_time::gossip_in(node, &body);
+    local_sessions::observe(&node.local_sessions, name, &body, node.clock().now());
     let operation_time = cluster_time::OperationTime::default();
-    let result = match prepare(node, &invocation, &operation_time) {
+    let arrival = Arrival {
+        secondary_ok,
+        conn,
+        legacy,
+    };
+    let result = match prepare(node, &body, arrival, &operation_time) {
         Ok(ctx) => dispatch(&ctx).await.map(|reply| {
             let reply = crate::shardsvr::filter_orphans(&ctx, reply);
             match ctx.stored_batch.lock().ok().and_then(|mut batch| batch.take()) {
@@ -136,7 +148,7 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Reply {
             };
             Counters::bump(asserts, 1);
             tracing::debug!(command = name, error = %err, "command failed");
-            if !invocation.conn.speaks_hello() {
+            if !conn.speaks_hello() {
                 err.message = legacy_not_primary_message(err.code, &err.message);
             }
             let mut reply = err.to_reply();
@@ -155,21 +167,19 @@ fn op_class(name: &str) -> OpClass {
     }
 }
 
-/// The command as `currentOp` shows it: the body without its OP_MSG document sequences (mongod does not show
-/// an insert's documents either), so registering an operation stays cheap.
-fn current_op_command(body: &Document) -> Document {
-    body.iter()
-        .filter(|(k, v)| !(matches!(k.as_str(), "documents" | "updates" | "deletes") && matches!(v, Bson::Array(_))))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+/// How a command arrived, besides its body.
+struct Arrival<'a> {
+    secondary_ok: Option<bool>,
+    conn: &'a ConnectionInfo,
+    legacy: bool,
 }
 
 fn prepare<'a>(
     node: &'a Node,
-    invocation: &'a Invocation<'a>,
+    body: &'a Document,
+    arrival: Arrival<'a>,
     operation_time: &'a cluster_time::OperationTime,
 ) -> Result<Context<'a>> {
-    let body = &invocation.body;
     let name = body
         .keys()
         .next()
@@ -183,7 +193,7 @@ fn prepare<'a>(
         ));
     }
     read_concern::check_snapshot_support(&name, body)?;
-    let secondary_ok = invocation
+    let secondary_ok = arrival
         .secondary_ok
         .unwrap_or_else(|| read_preference_allows_secondary(body));
     Ok(Context {
@@ -192,8 +202,8 @@ fn prepare<'a>(
         db,
         name,
         secondary_ok,
-        conn: invocation.conn,
-        legacy: invocation.legacy,
+        conn: arrival.conn,
+        legacy: arrival.legacy,
         operation_time,
         stored_batch: std::sync::Mutex::new(None),
     })
