@@ -135,7 +135,7 @@ impl WriteCtx<'_> {
                     Some(RetryImage::Post) => after.clone(),
                     None => None,
                 };
-                let changed = self.put_document(ns, meta, before, after, entry.ui)?;
+                let changed = self.put_document(ns, id, meta, before, after, entry.ui)?;
                 if changed {
                     self.record_applied(entry, image)?;
                 }
@@ -157,12 +157,14 @@ impl WriteCtx<'_> {
         Ok((meta, current))
     }
 
-    /// Moves a document from `before` to `after` (`None`: missing) without logging, and returns whether
-    /// anything changed. `meta` is its collection's when that exists; else one is created (with `uuid`)
-    /// when `after` is a document.
+    /// Moves the document with `_id` `id` from `before` to `after` (`None`: missing) without logging, and
+    /// returns whether anything changed. `meta` is its collection's when that exists; else one is created (with
+    /// `uuid`) when `after` is a document. `before` is what [`Self::current_version`] just read in this
+    /// transaction, so a missing document is not looked up again to insert it.
     fn put_document(
         &mut self,
         ns: &Namespace,
+        id: &Bson,
         meta: Option<CollectionMeta>,
         before: Option<Document>,
         after: Option<Document>,
@@ -175,6 +177,7 @@ impl WriteCtx<'_> {
         };
         match (before, after) {
             (Some(before), Some(after)) => self.replace(&meta, &before, after, None)?,
+            (None, Some(after)) if after.get("_id") == Some(id) => self.insert_missing(&meta, after)?,
             (None, Some(after)) => self.insert(&meta, after, None)?,
             (Some(before), None) => self.delete(&meta, &before, None)?,
             (None, None) => return Ok(false),
@@ -292,7 +295,7 @@ impl WriteCtx<'_> {
         uuid: Option<bson::Uuid>,
     ) -> Result<bool> {
         let (meta, before) = self.current_version(ns, id)?;
-        self.put_document(ns, meta, before, doc, uuid)
+        self.put_document(ns, id, meta, before, doc, uuid)
     }
 
     /// Removes every document of every collection but `local` (initial sync starts from nothing).

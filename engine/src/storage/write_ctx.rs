@@ -683,13 +683,29 @@ impl<'a> WriteCtx<'a> {
 
     /// Inserts a document that already has an `_id`. DuplicateKey (11000) if `_id` or a unique index clashes.
     pub fn insert(&mut self, meta: &CollectionMeta, doc: Document, session: Option<&SessionStatement>) -> Result<()> {
+        self.insert_document(meta, doc, session, true)
+    }
+
+    /// [`WriteCtx::insert`] of a document whose `_id` the caller has just found missing in this transaction:
+    /// it is not looked up again (replication's apply reads each document's current version first).
+    pub(super) fn insert_missing(&mut self, meta: &CollectionMeta, doc: Document) -> Result<()> {
+        self.insert_document(meta, doc, None, false)
+    }
+
+    fn insert_document(
+        &mut self,
+        meta: &CollectionMeta,
+        doc: Document,
+        session: Option<&SessionStatement>,
+        check_id: bool,
+    ) -> Result<()> {
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
         let bytes = super::encode(&doc, MAX_DOCUMENT_DEPTH, || {
             format!("cannot insert document because it exceeds {MAX_DOCUMENT_DEPTH} levels of nesting")
         })?;
         let id_key = keystring::encode(&id);
         let mut docs = self.table(&docs_table_name(meta))?;
-        if docs.get(id_key.as_slice()).map_err(|e| self.fatal("get", e))?.is_some() {
+        if check_id && docs.get(id_key.as_slice()).map_err(|e| self.fatal("get", e))?.is_some() {
             return Err(duplicate_key_error(meta, &IndexSpec::id_index(), &doc));
         }
         let index_keys = self.check_unique(meta, &doc, &id_key)?;
