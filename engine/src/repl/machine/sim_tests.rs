@@ -586,3 +586,15 @@ fn same_seed_same_run() {
     };
     assert_eq!(run(17), run(17));
 }
+
+/// A seed `chaos_then_heal` drew in CI on 2026-12-03: five data members under chaos, and node 2 rolls back an
+/// entry the simulation counts as committed ({ts: Timestamp(25, 3), t: 6}). Deterministic; not yet explained
+/// (a fault in the machine's commit rule or in the simulation's model of it). Ignored until it is: run it
+/// with `cargo test -p faultline-engine --lib -- --ignored five_members_under_chaos_seed`.
+#[test]
+#[ignore = "open: a committed entry rolled back under this seed, not yet explained"]
+fn five_members_under_chaos_seed_7094205582101266282_rolls_back_no_committed_entry() {
+    let seed = 7_094_205_582_101_266_282_u64;
+    let mut sim = Sim::new(config_for_seed(seed), seed);
+    sim.run(30_000, &chaos());
+}
