@@ -303,6 +303,12 @@ impl Sim {
         if !self.connected(index, source) {
             return;
         }
+        // As the shell's fetcher does (`learn_metadata`): a source in an older term may be a deposed primary
+        // whose new entries will roll back, so nothing is fetched from it.
+        let our_term = machine.term();
+        if self.nodes[source].machine.as_ref().is_some_and(|m| m.term() < our_term) {
+            return;
+        }
         let ours = self.nodes[index].log.clone();
         let theirs = self.nodes[source].log.clone();
         let common = ours.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
@@ -587,13 +593,13 @@ fn same_seed_same_run() {
     assert_eq!(run(17), run(17));
 }
 
-/// A seed `chaos_then_heal` drew in CI on 2026-12-03: five data members under chaos, and node 2 rolls back an
-/// entry the simulation counts as committed ({ts: Timestamp(25, 3), t: 6}). Deterministic; not yet explained
-/// (a fault in the machine's commit rule or in the simulation's model of it). Ignored until it is: run it
-/// with `cargo test -p faultline-engine --lib -- --ignored five_members_under_chaos_seed`.
+/// A seed `chaos_then_heal` drew in CI on 2026-12-03, on which node 2 rolled back a committed entry (five
+/// members under chaos). The shell's fetcher refuses a sync source in an older term (`member::fetcher`
+/// `learn_metadata`); the simulation's `replicate` did not, so members already in a newer term could fetch a
+/// deposed primary's new entries and let it count them as majority-held. With the same refusal in
+/// `replicate` the seed passes; without it, it fails.
 #[test]
-#[ignore = "open: a committed entry rolled back under this seed, not yet explained"]
-fn five_members_under_chaos_seed_7094205582101266282_rolls_back_no_committed_entry() {
+fn a_member_in_a_newer_term_never_fetches_from_a_deposed_primary_seed_7094205582101266282() {
     let seed = 7_094_205_582_101_266_282_u64;
     let mut sim = Sim::new(config_for_seed(seed), seed);
     sim.run(30_000, &chaos());
