@@ -115,7 +115,12 @@ pub async fn run(node: &Node, invocation: Invocation<'_>) -> Reply {
     let result = match prepare(node, &body, arrival, &operation_time) {
         Ok(ctx) => dispatch(&ctx).await.map(|reply| {
             let reply = crate::shardsvr::filter_orphans(&ctx, reply);
-            match ctx.stored_batch.lock().ok().and_then(|mut batch| batch.take()) {
+            match ctx
+                .stored_batch
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+            {
                 Some(batch) => Reply::with_stored_batch(reply, batch),
                 None => Reply::from(reply),
             }

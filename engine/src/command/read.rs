@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
@@ -187,12 +187,9 @@ fn filter_is_oplog_position(filter_doc: &Document) -> bool {
     if filter_doc.is_empty() {
         return true;
     }
-    let Ok(cond) = filter_doc.get_document("ts") else {
-        return false;
-    };
     filter_doc.len() == 1
-        && cond.len() == 1
-        && (cond.get_timestamp("$gte").is_ok() || cond.get_timestamp("$gt").is_ok())
+        && filter_doc.get_document("ts").is_ok_and(|cond| cond.len() == 1)
+        && oplog_start(filter_doc).is_some()
 }
 
 /// The oplog key a scan can start after, for a filter on `ts` (`{ts: {$gte: T}}` or `$gt`).
@@ -748,18 +745,8 @@ pub async fn get_more(ctx: &Context<'_>) -> Result<Document> {
     match docs {
         GetMoreBatch::Documents(docs) => Ok(doc! {"cursor": {"nextBatch": docs, "id": reply_id, "ns": ns.full()}}),
         GetMoreBatch::Stored(entries) => {
-            let cursor = doc! {"id": reply_id, "ns": ns.full()};
-            match ctx.stored_batch.lock() {
-                Ok(mut slot) => {
-                    *slot = Some(entries);
-                    Ok(doc! {"cursor": cursor})
-                }
-                Err(_) => {
-                    let mut cursor = cursor;
-                    cursor.insert("nextBatch", entries.documents()?);
-                    Ok(doc! {"cursor": cursor})
-                }
-            }
+            *ctx.stored_batch.lock().unwrap_or_else(PoisonError::into_inner) = Some(entries);
+            Ok(doc! {"cursor": {"id": reply_id, "ns": ns.full()}})
         }
     }
 }
