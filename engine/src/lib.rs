@@ -54,6 +54,7 @@ pub mod spill;
 pub mod storage;
 pub mod tasks;
 pub mod wire;
+pub mod workers;
 
 pub use error::{Error, Result};
 pub use options::NodeOptions;

@@ -1,4 +1,5 @@
 //! The `faultline` binary: the command-line front of the harness, the checker and the bundled engine.
+mod allocator;
 mod bench;
 mod check;
 mod cluster;
@@ -74,12 +75,8 @@ struct NodeCommand {
     die_with_parent: Option<u32>,
 }
 
-/// mimalloc, not the system allocator: members and clients allocate per document and per operation, and under
-/// load glibc's malloc and free took about a fifth of all CPU samples (perf, issue #14).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
+    allocator::tune();
     end_quietly_when_stdout_closes();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::failpoint::{self, FailPoints};
 use crate::storage::{EncodedBatch, Namespace, OplogEntry, OplogOp, Storage, fold_document, keystring};
 use crate::tasks::Tasks;
+use crate::workers;
 use std::sync::Arc;
 
 /// Fail point `applyOplogOutOfOrder`: how many batches the data lags behind the oplog.
@@ -192,6 +193,7 @@ impl Applier {
             // Journaled (and fsynced) while it is applied: the primary's majority commit point counts durable
             // optimes.
             let encoded = EncodedBatch::new(&batch)?;
+            let batch = Arc::new(batch);
             let folded = if batch.len() >= PARALLEL_APPLY_MIN {
                 self.fold_in_parallel(&batch)?
             } else {
@@ -253,7 +255,7 @@ impl Applier {
     /// Groups a CRUD-only batch by document and folds each document's entries (in oplog order) onto its
     /// current version, on several threads. `None` when the batch holds commands (create, drop, indexes) or
     /// an entry whose retry image must be kept (findAndModify): those batches are applied one by one.
-    fn fold_in_parallel(&self, batch: &[OplogEntry]) -> Result<Option<Folded>> {
+    fn fold_in_parallel(&self, batch: &Arc<Vec<OplogEntry>>) -> Result<Option<Folded>> {
         let mut groups: Vec<(Namespace, Bson, Vec<usize>)> = Vec::new();
         let mut index: HashMap<(String, Vec<u8>), usize> = HashMap::new();
         for (i, entry) in batch.iter().enumerate() {
@@ -289,41 +291,39 @@ impl Applier {
             pre.push(current);
         }
         drop(snapshot);
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        let chunk = groups.len().div_ceil(threads).max(1);
-        let mut finals: Vec<Option<Document>> = Vec::with_capacity(groups.len());
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = groups
-                .chunks(chunk)
-                .zip(pre.chunks_mut(chunk))
-                .map(|(group, pre)| {
-                    scope.spawn(move || {
-                        group
-                            .iter()
-                            .zip(pre.iter_mut())
-                            .map(|((_, _, positions), pre)| {
-                                let entries: Vec<&OplogEntry> = positions.iter().map(|p| &batch[*p]).collect();
-                                fold_document(pre.take(), &entries)
-                            })
-                            .collect::<Vec<_>>()
-                    })
+        // Each part: the positions of one document's entries in the batch, and its current version.
+        let mut work: Vec<(Vec<usize>, Option<Document>)> = Vec::with_capacity(groups.len());
+        let mut targets = Vec::with_capacity(groups.len());
+        for ((ns, id, positions), pre) in groups.into_iter().zip(pre) {
+            targets.push((ns, id));
+            work.push((positions, pre));
+        }
+        let chunk = work.len().div_ceil(workers::parallelism()).max(1);
+        let mut parts = Vec::new();
+        let mut work = work.into_iter().peekable();
+        while work.peek().is_some() {
+            parts.push(work.by_ref().take(chunk).collect::<Vec<_>>());
+        }
+        let shared = batch.clone();
+        let folded = workers::map_parts(parts, move |part| {
+            part.into_iter()
+                .map(|(positions, pre)| {
+                    let entries: Vec<&OplogEntry> = positions.iter().map(|p| &shared[*p]).collect();
+                    let doc = fold_document(pre, &entries);
+                    (positions, doc)
                 })
-                .collect();
-            for worker in workers {
-                finals.extend(worker.join().unwrap_or_default());
-            }
-        });
-        if finals.len() != groups.len() {
+                .collect::<Vec<_>>()
+        })
+        .ok_or_else(|| Error::internal("parallel oplog apply failed"))?;
+        let folded: Vec<_> = folded.into_iter().flatten().collect();
+        if folded.len() != targets.len() {
             return Err(Error::internal("parallel oplog apply lost documents"));
         }
         Ok(Some(
-            groups
+            targets
                 .into_iter()
-                .zip(finals)
-                .map(|((ns, id, positions), doc)| (ns, id, positions, doc))
+                .zip(folded)
+                .map(|((ns, id), (positions, doc))| (ns, id, positions, doc))
                 .collect(),
         ))
     }
