@@ -7,6 +7,7 @@
 
 use std::hint::black_box;
 
+use bson::raw::RawDocumentBuf;
 use bson::{Document, doc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use faultline_engine::query::filter::Filter;
@@ -267,8 +268,8 @@ fn apply_one_durably(c: &mut Criterion) {
     storage.shutdown();
 }
 
-/// A sync source that answers every `getMore` with the same encoded reply, which the tail decodes as the
-/// wire client decodes a reply.
+/// A sync source that answers every `getMore` with the same encoded reply, which the tail checks as the wire
+/// client checks a reply.
 struct CannedSource {
     reply: Vec<u8>,
 }
@@ -276,12 +277,21 @@ struct CannedSource {
 impl CommandChannel for CannedSource {
     type Error = ClientError;
 
-    fn command<'a>(
+    fn raw_command<'a>(
         &'a mut self,
         _body: &'a Document,
         _timeout: std::time::Duration,
-    ) -> impl std::future::Future<Output = Result<Document, ClientError>> + Send + 'a {
-        let reply = Document::from_reader(self.reply.as_slice()).map_err(|e| ClientError::Protocol(e.to_string()));
+    ) -> impl std::future::Future<Output = Result<RawDocumentBuf, ClientError>> + Send + 'a {
+        let reply = RawDocumentBuf::from_bytes(self.reply.clone())
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+            .and_then(|reply| {
+                let within =
+                    faultline_engine::depth::raw_nesting_within(&reply, faultline_engine::depth::MAX_BSON_DEPTH);
+                match within {
+                    Ok(true) => Ok(reply),
+                    _ => Err(ClientError::Protocol("malformed or too deep".into())),
+                }
+            });
         std::future::ready(reply)
     }
 }
@@ -315,7 +325,7 @@ fn fetch(c: &mut Criterion) {
             b.iter(|| {
                 let batch = runtime.block_on(tail.next_batch()).expect("batch");
                 black_box(batch.rollback_id());
-                OplogEntry::parse_all(batch.entries).expect("entries").len()
+                OplogEntry::from_raw_all(batch.entries).expect("entries").len()
             })
         });
     }

@@ -3,6 +3,7 @@
 //! a watched database dropped). Pure: what needs storage (`updateLookup`, pre- and post-images) is left as
 //! a [`Lookup`] for the cursor to resolve.
 
+use bson::raw::RawDocument;
 use bson::{Bson, Document, doc};
 
 use super::token::{ResumeToken, TokenKind};
@@ -101,7 +102,7 @@ pub fn events_of(entry: &OplogEntry, scope: &Scope, expanded: bool) -> Vec<RawEv
         doc: head("invalidate", TokenKind::Invalidate),
         lookup: Lookup::None,
     };
-    let pre_image = pre_image_optime(entry.document());
+    let pre_image = pre_image_optime(entry.raw());
     let mut out = Vec::new();
     match &entry.op {
         OplogOp::Insert { ns, id, doc } if scope.covers(ns) => {
@@ -243,7 +244,7 @@ fn update_description(diff: &Document, expanded: bool) -> Document {
 
 /// Where the entry's pre-image was logged (`preImageOpTime`, a no-op entry just before it), for collections
 /// with `changeStreamPreAndPostImages` enabled.
-fn pre_image_optime(entry: &Document) -> Option<OpTime> {
+fn pre_image_optime(entry: &RawDocument) -> Option<OpTime> {
     let at = entry.get_document("preImageOpTime").ok()?;
     Some(OpTime {
         ts: at.get_timestamp("ts").ok()?,

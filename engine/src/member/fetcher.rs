@@ -168,7 +168,7 @@ impl Replicator {
             .as_ref()
             .and_then(|data| data.get("lastOpApplied"))
             .and_then(|v| OpTime::from_bson(v).ok());
-        let batch = OplogEntry::parse_all(first.entries)?;
+        let batch = OplogEntry::from_raw_all(first.entries)?;
         let Some(first) = batch.first() else {
             // Nothing at or after our newest timestamp. A source whose newest entry is from a later term has
             // a history without our newest entries (they were written by a primary that was deposed).
@@ -271,7 +271,7 @@ impl Replicator {
                 }
                 continue;
             }
-            applying = Some((OplogEntry::parse_all(batch.entries)?, last_ts));
+            applying = Some((OplogEntry::from_raw_all(batch.entries)?, last_ts));
         }
         if let Some((entries, _)) = applying {
             self.applier.apply_batch(entries).await?;

@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bson::Document;
+use bson::raw::RawDocumentBuf;
 
 use super::peers::{PeerConnection, Peers};
 use crate::error::{Error, Result};
@@ -23,6 +24,15 @@ pub type NetFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>
 pub trait PeerChannel: Send {
     /// Sends a command and waits for its reply (an `ok: 0` reply is returned as an error).
     fn command<'a>(&'a mut self, body: &'a Document, timeout: Duration) -> NetFuture<'a, Document>;
+
+    /// [`PeerChannel::command`], with the reply as raw BSON (the oplog fetcher reads its batches so). A
+    /// channel that holds replies as documents encodes them.
+    fn raw_command<'a>(&'a mut self, body: &'a Document, timeout: Duration) -> NetFuture<'a, RawDocumentBuf> {
+        Box::pin(async move {
+            let reply = self.command(body, timeout).await?;
+            RawDocumentBuf::try_from(&reply).map_err(|e| Error::internal(format!("cannot encode a reply: {e}")))
+        })
+    }
 }
 
 /// How a member reaches the other members, named by `host` as in the replica-set config.
@@ -43,6 +53,10 @@ pub trait PeerNetwork: Send + Sync {
 impl PeerChannel for PeerConnection {
     fn command<'a>(&'a mut self, body: &'a Document, timeout: Duration) -> NetFuture<'a, Document> {
         Box::pin(PeerConnection::command(self, body, timeout))
+    }
+
+    fn raw_command<'a>(&'a mut self, body: &'a Document, timeout: Duration) -> NetFuture<'a, RawDocumentBuf> {
+        Box::pin(PeerConnection::raw_command(self, body, timeout))
     }
 }
 
@@ -69,16 +83,20 @@ impl PeerChannel for Box<dyn PeerChannel> {
     fn command<'a>(&'a mut self, body: &'a Document, timeout: Duration) -> NetFuture<'a, Document> {
         (**self).command(body, timeout)
     }
+
+    fn raw_command<'a>(&'a mut self, body: &'a Document, timeout: Duration) -> NetFuture<'a, RawDocumentBuf> {
+        (**self).raw_command(body, timeout)
+    }
 }
 
 impl<'c> CommandChannel for Box<dyn PeerChannel + 'c> {
     type Error = Error;
 
-    fn command<'a>(
+    fn raw_command<'a>(
         &'a mut self,
         body: &'a Document,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Document>> + Send + 'a {
-        PeerChannel::command(&mut **self, body, timeout)
+    ) -> impl Future<Output = Result<RawDocumentBuf>> + Send + 'a {
+        PeerChannel::raw_command(&mut **self, body, timeout)
     }
 }

@@ -55,6 +55,11 @@ impl PeerConnection {
     pub async fn command(&mut self, body: &Document, timeout: Duration) -> Result<Document> {
         self.conn.command(body, timeout).await.map_err(peer_error)
     }
+
+    /// [`PeerConnection::command`], with the reply as raw BSON.
+    pub async fn raw_command(&mut self, body: &Document, timeout: Duration) -> Result<bson::raw::RawDocumentBuf> {
+        self.conn.command_raw(body, timeout).await.map_err(peer_error)
+    }
 }
 
 /// Where to reach each member, and a pool of idle connections per (member, purpose).

@@ -19,14 +19,6 @@ use super::write_ctx::{RetryImage, WriteCtx};
 use super::{OPLOG, docs_table_name};
 use crate::error::{Error, Result};
 
-/// An entry as the oplog stores it. Entries arrive through the wire decoder, which refuses anything nested past
-/// `MAX_BSON_DEPTH`, so this fails only on input that did not come that way.
-fn encode_entry(entry: &OplogEntry) -> Result<Vec<u8>> {
-    super::encode(entry.document(), crate::depth::MAX_BSON_DEPTH, || {
-        format!("oplog entry exceeds {} levels of nesting", crate::depth::MAX_BSON_DEPTH)
-    })
-}
-
 /// A batch of another member's oplog entries encoded as the oplog stores them, back to back: the journal
 /// record a secondary writes before it applies the batch ([`Storage::apply_prejournaled`]), and the bytes
 /// its apply job appends to the oplog. Cheap to clone.
@@ -40,7 +32,7 @@ pub struct EncodedBatch {
 }
 
 impl EncodedBatch {
-    /// Encodes `batch` (in oplog order; not empty).
+    /// The entries of `batch` (in oplog order; not empty) back to back, as they came.
     pub fn new(batch: &[OplogEntry]) -> Result<EncodedBatch> {
         let last = batch
             .last()
@@ -48,7 +40,7 @@ impl EncodedBatch {
         let mut bytes = Vec::new();
         let mut ends = Vec::with_capacity(batch.len());
         for entry in batch {
-            bytes.extend_from_slice(&encode_entry(entry)?);
+            bytes.extend_from_slice(entry.raw().as_bytes());
             ends.push(bytes.len());
         }
         Ok(EncodedBatch {
@@ -78,10 +70,7 @@ impl EncodedBatch {
 impl WriteCtx<'_> {
     /// Appends another member's oplog entry as it is.
     pub fn append_entry(&mut self, entry: &OplogEntry) -> Result<OpTime> {
-        // Entries arrive through the wire decoder, which refuses anything nested past MAX_BSON_DEPTH, so this
-        // cannot fail; if it did, the entry's effect may already be applied, so the group must roll back.
-        let bytes = encode_entry(entry).map_err(|e| self.fatal("encode oplog entry", e.message))?;
-        self.append_encoded(entry, &bytes)
+        self.append_encoded(entry, entry.raw().as_bytes())
     }
 
     /// Appends another member's oplog entry, already encoded as stored (`bytes`, from [`EncodedBatch`]).

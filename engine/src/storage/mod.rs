@@ -390,8 +390,7 @@ fn recover(
         let mut w = WriteCtx::new(&txn, &mut timestamps, clock, last.term.max(0), &account);
         for record in &pending {
             for bytes in record.entries() {
-                let doc = decode(bytes).map_err(|e| storage_error("journal entry", e))?;
-                let entry = OplogEntry::parse(doc)?;
+                let entry = OplogEntry::from_bytes(bytes)?;
                 w.append_entry(&entry)?;
                 w.apply_entry(&entry)?;
             }

@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use bson::raw::{RawBsonRef, RawDocument, RawDocumentBuf};
 use bson::{Bson, Document, doc};
 
 use super::catalog::Namespace;
@@ -227,8 +228,9 @@ pub enum OplogOp {
 }
 
 impl OplogOp {
-    /// Reads what an entry document does.
-    pub fn parse(entry: &Document) -> OplogOp {
+    /// Reads what an entry does. Only the document an entry carries (`o`) is decoded, and only for the kinds
+    /// that need it; the rest is read where it lies.
+    pub fn parse(entry: &RawDocument) -> OplogOp {
         let Ok(code) = entry.get_str("op") else {
             return OplogOp::Unusable("oplog entry without op".into());
         };
@@ -238,27 +240,34 @@ impl OplogOp {
         let ns_text = entry.get_str("ns").unwrap_or("");
         let o = entry.get_document("o").ok();
         let crud_ns = || Namespace::parse(ns_text).ok_or_else(|| format!("bad namespace in oplog entry: '{ns_text}'"));
-        let id_in = |field: &str, doc: Option<&Document>| {
-            doc.and_then(|d| d.get("_id"))
-                .cloned()
-                .ok_or_else(|| format!("oplog entry without {field}._id"))
+        let id_in = |field: &str, doc: Option<&RawDocument>| {
+            let value = doc
+                .and_then(|d| d.get("_id").ok().flatten())
+                .ok_or_else(|| format!("oplog entry without {field}._id"))?;
+            Bson::try_from(value).map_err(|e| format!("oplog entry with a malformed {field}._id: {e}"))
         };
+        let decoded =
+            |o: &RawDocument| Document::try_from(o).map_err(|e| format!("oplog entry with a malformed o: {e}"));
         let parsed = match kind {
             OpKind::Noop => Ok(OplogOp::Noop),
             OpKind::Command => {
                 let db = ns_text.split('.').next().unwrap_or("");
-                let empty = Document::new();
-                CommandOp::parse(db, o.unwrap_or(&empty)).map(OplogOp::Command)
+                let o = o.map(decoded).transpose().map(Option::unwrap_or_default);
+                o.and_then(|o| CommandOp::parse(db, &o).map(OplogOp::Command))
             }
             OpKind::Insert => crud_ns().and_then(|ns| {
                 let id = id_in("o", o)?;
-                let doc = o.cloned().unwrap_or_default();
+                let doc = o.map(decoded).transpose()?.unwrap_or_default();
                 Ok(OplogOp::Insert { ns, id, doc })
             }),
             OpKind::Update => crud_ns().and_then(|ns| {
                 let id = id_in("o2", entry.get_document("o2").ok())?;
-                let change = o.map(UpdateChange::parse).ok_or("update entry without o")?;
-                Ok(OplogOp::Update { ns, id, change })
+                let o = decoded(o.ok_or("update entry without o")?)?;
+                Ok(OplogOp::Update {
+                    ns,
+                    id,
+                    change: UpdateChange::parse(&o),
+                })
             }),
             OpKind::Delete => crud_ns().and_then(|ns| Ok(OplogOp::Delete { ns, id: id_in("o", o)? })),
         };
@@ -309,10 +318,11 @@ pub fn fold_document(pre: Option<Document>, entries: &[&OplogEntry]) -> Option<D
 
 /// The `(namespace, _id)` a CRUD entry document touches; `None` for commands, no-ops and unusable entries.
 pub fn crud_target(entry: &Document) -> Option<(Namespace, Bson)> {
-    OplogOp::parse(entry).target().map(|(ns, id)| (ns.clone(), id.clone()))
+    let raw = RawDocumentBuf::try_from(entry).ok()?;
+    OplogOp::parse(&raw).target().map(|(ns, id)| (ns.clone(), id.clone()))
 }
 
-/// One oplog entry, parsed: its position, what it does, and the document as it came (appended verbatim).
+/// One oplog entry, parsed: its position, what it does, and its bytes as they came (appended verbatim).
 #[derive(Debug, Clone)]
 pub struct OplogEntry {
     pub optime: OpTime,
@@ -321,21 +331,41 @@ pub struct OplogEntry {
     pub ui: Option<bson::Uuid>,
     /// The retryable-write statement that wrote it (`lsid`, `txnNumber`, `stmtId`).
     pub session: Option<SessionStatement>,
-    document: Document,
+    raw: RawDocumentBuf,
 }
 
 impl OplogEntry {
-    /// Parses an entry document. Only an entry without a position (`ts`) is refused: it cannot be placed in
-    /// the oplog. One that cannot be applied parses as [`OplogOp::Unusable`].
-    pub fn parse(document: Document) -> Result<OplogEntry> {
-        let optime = Self::optime_of(&document).ok_or_else(|| Error::bad_value("oplog entry without ts"))?;
+    /// Parses an entry as it came from another member or from storage: its bytes are kept and appended as they
+    /// are. Only an entry without a position (`ts`) is refused: it cannot be placed in the oplog. One that
+    /// cannot be applied parses as [`OplogOp::Unusable`].
+    pub fn from_raw(raw: RawDocumentBuf) -> Result<OplogEntry> {
+        let optime = optime_of_raw(&raw).ok_or_else(|| Error::bad_value("oplog entry without ts"))?;
         Ok(OplogEntry {
             optime,
-            op: OplogOp::parse(&document),
-            ui: uuid_of(&document),
-            session: session_of(&document),
-            document,
+            op: OplogOp::parse(&raw),
+            ui: uuid_of(&raw),
+            session: session_of(&raw),
+            raw,
         })
+    }
+
+    /// Parses an entry held as stored bytes (one whole BSON document).
+    pub fn from_bytes(bytes: &[u8]) -> Result<OplogEntry> {
+        let raw = RawDocumentBuf::from_bytes(bytes.to_vec())
+            .map_err(|e| Error::bad_value(format!("oplog entry is not a BSON document: {e}")))?;
+        OplogEntry::from_raw(raw)
+    }
+
+    /// Parses an entry document (encoding it once).
+    pub fn parse(document: Document) -> Result<OplogEntry> {
+        let raw = RawDocumentBuf::try_from(&document)
+            .map_err(|e| Error::bad_value(format!("oplog entry cannot be encoded: {e}")))?;
+        OplogEntry::from_raw(raw)
+    }
+
+    /// [`OplogEntry::from_raw`] of a batch (in order).
+    pub fn from_raw_all(entries: Vec<RawDocumentBuf>) -> Result<Vec<OplogEntry>> {
+        entries.into_iter().map(OplogEntry::from_raw).collect()
     }
 
     /// Parses a batch of entry documents (in order).
@@ -354,36 +384,55 @@ impl OplogEntry {
         Some(OpTime { ts, term })
     }
 
-    /// The entry document as it came.
-    pub fn document(&self) -> &Document {
-        &self.document
+    /// The entry's bytes as they came.
+    pub fn raw(&self) -> &RawDocument {
+        &self.raw
+    }
+
+    /// The entry as a document (decoded on each call).
+    pub fn to_document(&self) -> Result<Document> {
+        Document::try_from(self.raw.as_ref()).map_err(|e| Error::bad_value(format!("malformed oplog entry: {e}")))
     }
 
     /// The primary's wall-clock time when it wrote the entry.
     pub fn wall(&self) -> Option<bson::DateTime> {
-        self.document.get_datetime("wall").ok().copied()
+        self.raw.get_datetime("wall").ok()
     }
 }
 
 impl fmt::Display for OplogEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.document.fmt(f)
+        match self.to_document() {
+            Ok(document) => document.fmt(f),
+            Err(_) => write!(f, "{:?}", self.raw),
+        }
     }
 }
 
-fn uuid_of(entry: &Document) -> Option<bson::Uuid> {
-    match entry.get("ui") {
-        Some(Bson::Binary(b)) => b.bytes.clone().try_into().ok().map(bson::Uuid::from_bytes),
-        _ => None,
-    }
+/// [`OplogEntry::optime_of`] of an entry's bytes.
+fn optime_of_raw(entry: &RawDocument) -> Option<OpTime> {
+    let ts = entry.get_timestamp("ts").ok()?;
+    let term = match entry.get("t") {
+        Ok(Some(RawBsonRef::Int64(t))) => t,
+        Ok(Some(RawBsonRef::Int32(t))) => i64::from(t),
+        _ => -1,
+    };
+    Some(OpTime { ts, term })
 }
 
-fn session_of(entry: &Document) -> Option<SessionStatement> {
-    let lsid = entry.get_document("lsid").ok()?.clone();
+fn uuid_of(entry: &RawDocument) -> Option<bson::Uuid> {
+    let binary = entry.get_binary("ui").ok()?;
+    binary.bytes.try_into().ok().map(bson::Uuid::from_bytes)
+}
+
+fn session_of(entry: &RawDocument) -> Option<SessionStatement> {
+    let lsid = Document::try_from(entry.get_document("lsid").ok()?).ok()?;
     let txn_number = entry.get_i64("txnNumber").ok()?;
-    let stmt_id = entry
-        .get("stmtId")
-        .and_then(|v| v.as_i32().or_else(|| v.as_i64().map(|n| n as i32)))?;
+    let stmt_id = match entry.get("stmtId") {
+        Ok(Some(RawBsonRef::Int32(n))) => n,
+        Ok(Some(RawBsonRef::Int64(n))) => n as i32,
+        _ => return None,
+    };
     Some(SessionStatement {
         lsid,
         txn_number,
@@ -430,10 +479,13 @@ mod tests {
         // An update of a missing document is a no-op (idempotent apply), as in sequential apply.
         assert_eq!(fold_document(None, &[&update]), None);
         assert_eq!(
-            crud_target(update.document()).map(|(ns, id)| (ns.full(), id)),
+            crud_target(&update.to_document().expect("decodes")).map(|(ns, id)| (ns.full(), id)),
             Some(("db.c".to_string(), Bson::Int32(1)))
         );
-        assert_eq!(crud_target(entry("n", doc! {"msg": "x"}, None).document()), None);
+        assert_eq!(
+            crud_target(&entry("n", doc! {"msg": "x"}, None).to_document().expect("decodes")),
+            None
+        );
     }
 
     #[test]
@@ -487,6 +539,57 @@ mod tests {
         assert!(
             OplogEntry::parse(doc! {"op": "n", "o": {}}).is_err(),
             "no ts, no place in the oplog"
+        );
+    }
+
+    #[test]
+    fn an_entry_keeps_the_bytes_it_came_as_and_reads_its_fields_from_them() {
+        // Another member's entry, in its own field order, with a 32-bit term, a session and a field this
+        // member does not know: appended verbatim, and parsed as the same entry decoded would be.
+        let uuid = bson::Uuid::from_bytes([7; 16]);
+        let sent = doc! {
+            "wall": bson::DateTime::from_millis(1_700_000_000_123), "t": 3, "ts": Timestamp { time: 9, increment: 2 },
+            "o": {"_id": 5i64, "x": [1, {"y": "z"}]}, "ns": "db.c", "op": "i", "future": {"a": 1},
+            "ui": uuid, "lsid": {"id": uuid}, "txnNumber": 4i64, "stmtId": 0, "needsRetryImage": "postImage",
+        };
+        let bytes = sent.to_vec().expect("encodes");
+        let entry = OplogEntry::from_bytes(&bytes).expect("parses");
+        assert_eq!(entry.raw().as_bytes(), bytes.as_slice());
+        assert_eq!(entry.optime, OpTime::new(9, 2, 3));
+        assert_eq!(entry.wall(), Some(bson::DateTime::from_millis(1_700_000_000_123)));
+        assert_eq!(entry.ui, Some(uuid));
+        assert_eq!(
+            entry.op,
+            OplogOp::Insert {
+                ns: Namespace::new("db", "c"),
+                id: Bson::Int64(5),
+                doc: doc! {"_id": 5i64, "x": [1, {"y": "z"}]},
+            }
+        );
+        let session = entry.session.as_ref().expect("a retryable write's entry");
+        assert_eq!((session.txn_number, session.stmt_id), (4, 0));
+        assert_eq!(session.retry_image, Some(RetryImage::Post));
+        assert_eq!(entry.to_document().ok(), Some(sent.clone()));
+        let batch = crate::storage::EncodedBatch::new(std::slice::from_ref(&entry)).expect("a batch");
+        assert_eq!(batch.entry(0), bytes.as_slice());
+        let decoded = OplogEntry::parse(sent).expect("parses");
+        assert_eq!(
+            (decoded.optime, &decoded.op, decoded.raw()),
+            (entry.optime, &entry.op, entry.raw())
+        );
+        // A malformed `o` makes the entry unusable, not the batch unreadable.
+        let mut broken = doc! {"ts": Timestamp { time: 1, increment: 1 }, "op": "i", "ns": "db.c", "o": {"_id": 1}}
+            .to_vec()
+            .expect("encodes");
+        // From the end: the entry's NUL, `o`'s NUL, `_id`'s int32, its name "_id\0", then its type byte.
+        let id_type = broken.len() - 1 - 1 - 4 - 4 - 1;
+        assert_eq!(broken[id_type], 0x10, "the type byte of o._id");
+        broken[id_type] = 0x7e;
+        let broken = OplogEntry::from_bytes(&broken).expect("still has its ts");
+        assert!(
+            matches!(&broken.op, OplogOp::Unusable(why) if why.contains("o._id")),
+            "{:?}",
+            broken.op
         );
     }
 

@@ -21,6 +21,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use bson::raw::{RawBsonRef, RawDocument, RawDocumentBuf};
 use bson::{Bson, Document, doc};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -99,6 +100,17 @@ pub fn reply_ok(reply: &Document) -> bool {
     }
 }
 
+/// [`reply_ok`] of a raw reply.
+fn raw_reply_ok(reply: &RawDocument) -> bool {
+    match reply.get("ok") {
+        Ok(Some(RawBsonRef::Double(v))) => v == 1.0,
+        Ok(Some(RawBsonRef::Int32(v))) => v == 1,
+        Ok(Some(RawBsonRef::Int64(v))) => v == 1,
+        Ok(Some(RawBsonRef::Boolean(b))) => b,
+        _ => false,
+    }
+}
+
 /// The process's dial routes: `host:port` as named → `host:port` to dial.
 static DIAL_ROUTES: OnceLock<BTreeMap<String, String>> = OnceLock::new();
 
@@ -144,6 +156,12 @@ impl Connection {
 
     /// Sends `body` and returns the reply body whatever its `ok`, within `timeout`.
     pub async fn round_trip(&mut self, body: &Document, timeout: Duration) -> Result<Document, ClientError> {
+        let reply = self.round_trip_raw(body, timeout).await?;
+        Document::try_from(reply.as_ref()).map_err(|e| ClientError::Protocol(format!("reply: {e}")))
+    }
+
+    /// [`Connection::round_trip`], with the reply left as the raw BSON it came as (checked, not converted).
+    pub async fn round_trip_raw(&mut self, body: &Document, timeout: Duration) -> Result<RawDocumentBuf, ClientError> {
         if self.poisoned {
             return Err(ClientError::Poisoned);
         }
@@ -169,12 +187,24 @@ impl Connection {
         }
     }
 
+    /// [`Connection::command`], with the reply left as raw BSON.
+    pub async fn command_raw(&mut self, body: &Document, timeout: Duration) -> Result<RawDocumentBuf, ClientError> {
+        let reply = self.round_trip_raw(body, timeout).await?;
+        if raw_reply_ok(&reply) {
+            return Ok(reply);
+        }
+        match Document::try_from(reply.as_ref()) {
+            Ok(reply) => Err(ClientError::command(reply)),
+            Err(e) => Err(ClientError::Protocol(format!("error reply: {e}"))),
+        }
+    }
+
     /// Whether an unfinished exchange made this connection unusable.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
     }
 
-    async fn exchange(&mut self, request: &[u8], request_id: i32) -> Result<Document, ClientError> {
+    async fn exchange(&mut self, request: &[u8], request_id: i32) -> Result<RawDocumentBuf, ClientError> {
         self.stream.get_mut().write_all(request).await?;
         let (header, payload) = read_frame(&mut self.stream, MAX_MESSAGE_SIZE)
             .await?
@@ -191,7 +221,7 @@ impl Connection {
                 header.response_to
             )));
         }
-        Ok(OpMsg::decode(&header, &payload)?.body)
+        Ok(OpMsg::decode_raw_reply(&header, &payload)?.1)
     }
 }
 
@@ -203,23 +233,24 @@ pub trait CommandChannel: Send {
     /// How the channel reports failures; the tail's own (a reply it cannot read, a closed cursor) convert.
     type Error: From<ClientError>;
 
-    /// Sends `body` and returns its reply within `timeout`; an `ok: 0` reply is an error.
-    fn command<'a>(
+    /// Sends `body` and returns its reply within `timeout`, as the raw BSON it came as (checked as a decoded
+    /// reply is, not converted); an `ok: 0` reply is an error.
+    fn raw_command<'a>(
         &'a mut self,
         body: &'a Document,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Document, Self::Error>> + Send + 'a;
+    ) -> impl Future<Output = Result<RawDocumentBuf, Self::Error>> + Send + 'a;
 }
 
 impl CommandChannel for Connection {
     type Error = ClientError;
 
-    fn command<'a>(
+    fn raw_command<'a>(
         &'a mut self,
         body: &'a Document,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Document, ClientError>> + Send + 'a {
-        Connection::command(self, body, timeout)
+    ) -> impl Future<Output = Result<RawDocumentBuf, ClientError>> + Send + 'a {
+        Connection::command_raw(self, body, timeout)
     }
 }
 
@@ -283,8 +314,9 @@ impl TailSpec {
 /// One batch of oplog entries and the metadata that came with it.
 #[derive(Debug, Clone, Default)]
 pub struct OplogBatch {
-    /// The entries, in oplog order (empty when nothing arrived within the await time).
-    pub entries: Vec<Document>,
+    /// The entries, in oplog order, as the source sent them (empty when nothing arrived within the await
+    /// time).
+    pub entries: Vec<RawDocumentBuf>,
     /// The source's `$replData` (term, commit point, newest entry, rollback id, primary), when asked for.
     pub repl_data: Option<Document>,
     /// The source's `$oplogQueryData`, when it sends one.
@@ -298,28 +330,35 @@ impl OplogBatch {
     }
 
     /// Takes a batch out of a `find` (`firstBatch`) or `getMore` (`nextBatch`) reply; returns the cursor id.
-    fn from_reply(mut reply: Document, field: &str) -> Result<(i64, OplogBatch), ClientError> {
-        let Some(Bson::Document(mut cursor)) = reply.remove("cursor") else {
-            return Err(ClientError::Protocol("reply without a cursor".into()));
-        };
+    /// Only the metadata is converted into documents; the entries stay as they came.
+    fn from_reply(reply: &RawDocument, field: &str) -> Result<(i64, OplogBatch), ClientError> {
+        let protocol = |what: String| ClientError::Protocol(what);
+        let cursor = reply
+            .get_document("cursor")
+            .map_err(|_| protocol("reply without a cursor".into()))?;
         let cursor_id = cursor.get_i64("id").unwrap_or(0);
-        let Some(Bson::Array(entries)) = cursor.remove(field) else {
-            return Err(ClientError::Protocol(format!("reply without {field}")));
-        };
-        let metadata = |reply: &mut Document, key: &str| match reply.remove(key) {
-            Some(Bson::Document(data)) => Some(data),
-            _ => None,
+        let batch = cursor
+            .get_array(field)
+            .map_err(|_| protocol(format!("reply without {field}")))?;
+        let mut entries = Vec::new();
+        for entry in batch {
+            let entry = entry.map_err(|e| protocol(format!("{field}: {e}")))?;
+            if let RawBsonRef::Document(entry) = entry {
+                entries.push(entry.to_owned());
+            }
+        }
+        let metadata = |key: &str| {
+            reply
+                .get_document(key)
+                .ok()
+                .map(Document::try_from)
+                .transpose()
+                .map_err(|e| protocol(format!("{key}: {e}")))
         };
         let batch = OplogBatch {
-            entries: entries
-                .into_iter()
-                .filter_map(|entry| match entry {
-                    Bson::Document(entry) => Some(entry),
-                    _ => None,
-                })
-                .collect(),
-            repl_data: metadata(&mut reply, "$replData"),
-            oplog_query_data: metadata(&mut reply, "$oplogQueryData"),
+            entries,
+            repl_data: metadata("$replData")?,
+            oplog_query_data: metadata("$oplogQueryData")?,
         };
         Ok((cursor_id, batch))
     }
@@ -340,8 +379,8 @@ pub struct OplogTail<C: CommandChannel = Connection> {
 impl<C: CommandChannel> OplogTail<C> {
     /// Opens the cursor over `channel` and returns the tail and its first batch.
     pub async fn open(mut channel: C, spec: TailSpec) -> Result<(OplogTail<C>, OplogBatch), C::Error> {
-        let reply = channel.command(&spec.find(), spec.round_trip).await?;
-        let (cursor_id, batch) = OplogBatch::from_reply(reply, "firstBatch")?;
+        let reply = channel.raw_command(&spec.find(), spec.round_trip).await?;
+        let (cursor_id, batch) = OplogBatch::from_reply(&reply, "firstBatch")?;
         Ok((
             OplogTail {
                 channel,
@@ -360,9 +399,9 @@ impl<C: CommandChannel> OplogTail<C> {
         let timeout = self.spec.round_trip + self.spec.await_time;
         let reply = self
             .channel
-            .command(&self.spec.get_more(self.cursor_id), timeout)
+            .raw_command(&self.spec.get_more(self.cursor_id), timeout)
             .await?;
-        let (cursor_id, batch) = OplogBatch::from_reply(reply, "nextBatch")?;
+        let (cursor_id, batch) = OplogBatch::from_reply(&reply, "nextBatch")?;
         self.cursor_id = cursor_id;
         Ok(batch)
     }

@@ -66,6 +66,12 @@ impl<'a> ByteReader<'a> {
 
     /// Reads one BSON document whose own length prefix says how long it is.
     pub(super) fn read_document(&mut self, what: &str) -> Result<Document, WireError> {
+        let raw = self.read_raw_document(what)?;
+        Document::try_from(raw).map_err(invalid_bson)
+    }
+
+    /// [`ByteReader::read_document`], checked as it would be but not converted.
+    pub(super) fn read_raw_document(&mut self, what: &str) -> Result<&'a RawDocument, WireError> {
         let Some(prefix) = self.bytes.first_chunk::<4>() else {
             return Err(WireError::Malformed(format!("{what} is truncated before its length")));
         };
@@ -87,12 +93,19 @@ impl<'a> ByteReader<'a> {
             )));
         }
         let bytes = self.take(len, what)?;
-        decode_document(bytes)
+        check_document(bytes)
     }
 }
 
 /// Decodes exactly one BSON document occupying all of `bytes`, within the size and depth limits.
+#[cfg(test)]
 pub(super) fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
+    Document::try_from(check_document(bytes)?).map_err(invalid_bson)
+}
+
+/// Checks that `bytes` are exactly one well-formed BSON document within the size and depth limits, without
+/// converting it.
+fn check_document(bytes: &[u8]) -> Result<&RawDocument, WireError> {
     if bytes.len() > MAX_COMMAND_DOCUMENT_SIZE {
         return Err(WireError::DocumentTooLarge {
             size: bytes.len(),
@@ -100,12 +113,12 @@ pub(super) fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
         });
     }
     let raw = RawDocument::from_bytes(bytes).map_err(invalid_bson)?;
-    // Iterative, and before the recursive conversion into a `Document`: malformed elements and nesting past
+    // Iterative, and before any recursive conversion into a `Document`: malformed elements and nesting past
     // the limit are refused without the stack ever depending on the input.
     if !crate::depth::raw_nesting_within(raw, MAX_NESTING_DEPTH).map_err(invalid_bson)? {
         return Err(WireError::NestingTooDeep { max: MAX_NESTING_DEPTH });
     }
-    Document::try_from(raw).map_err(invalid_bson)
+    Ok(raw)
 }
 
 fn invalid_bson(err: impl std::fmt::Display) -> WireError {

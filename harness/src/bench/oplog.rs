@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bson::{Bson, Document, doc};
+use bson::doc;
+use bson::raw::{RawBsonRef, RawDocument, RawDocumentBuf};
 use faultline_engine::storage::OpKind;
 use faultline_engine::wire::client::{Connection, OplogBatch, OplogTail, TailSpec};
 use tokio::sync::watch;
@@ -42,11 +43,11 @@ pub async fn open(port: u16, ns: &str, after: Option<bson::Timestamp>) -> anyhow
 }
 
 /// An insert entry's `_id`, if it is a non-negative integer (what the benchmark writes).
-pub fn entry_id(entry: &Document) -> Option<u64> {
-    let id = entry.get_document("o").ok()?.get("_id")?;
+pub fn entry_id(entry: &RawDocument) -> Option<u64> {
+    let id = entry.get_document("o").ok()?.get("_id").ok()??;
     match id {
-        Bson::Int64(v) => u64::try_from(*v).ok(),
-        Bson::Int32(v) => u64::try_from(*v).ok(),
+        RawBsonRef::Int64(v) => u64::try_from(v).ok(),
+        RawBsonRef::Int32(v) => u64::try_from(v).ok(),
         _ => None,
     }
 }
@@ -71,9 +72,9 @@ impl ArrivalLog {
     }
 
     /// Notes that the entries in `batch` arrived now (the first arrival of an id wins).
-    pub fn note(&self, batch: &[Document]) {
+    pub fn note(&self, batch: &[RawDocumentBuf]) {
         let now = self.started.elapsed().as_nanos() as u64 + 1;
-        for id in batch.iter().filter_map(entry_id) {
+        for id in batch.iter().filter_map(|entry| entry_id(entry)) {
             let Some(slot) = usize::try_from(id).ok().and_then(|i| self.arrivals.get(i)) else {
                 continue;
             };
@@ -132,13 +133,16 @@ mod tests {
     #[test]
     fn arrivals_keep_the_first_sighting_and_ignore_foreign_ids() {
         let log = ArrivalLog::new(Instant::now(), 3);
-        let entries = vec![
+        let entries: Vec<RawDocumentBuf> = [
             doc! {"o": {"_id": 1i64}},
             doc! {"o": {"_id": "text"}},
             doc! {"o": {"_id": 7i64}},
             doc! {"o": {"_id": -1i64}},
             doc! {"op": "n"},
-        ];
+        ]
+        .iter()
+        .map(|entry| RawDocumentBuf::try_from(entry).expect("encodes"))
+        .collect();
         log.note(&entries);
         let first = log.arrival(1).expect("seen");
         log.note(&entries[..1]);

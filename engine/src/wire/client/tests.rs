@@ -137,6 +137,11 @@ fn entry(ts: u32) -> Document {
     doc! {"ts": bson::Timestamp { time: ts, increment: 1 }, "op": "i", "o": {"_id": i64::from(ts)}}
 }
 
+/// [`entry`] as a tail returns it: the bytes the source sent.
+fn raw_entry(ts: u32) -> RawDocumentBuf {
+    RawDocumentBuf::try_from(&entry(ts)).expect("an entry encodes")
+}
+
 #[tokio::test]
 async fn an_oplog_tail_opens_with_find_then_follows_with_get_more() {
     let mut get_mores = 0;
@@ -166,7 +171,7 @@ async fn an_oplog_tail_opens_with_find_then_follows_with_get_more() {
     let (mut tail, first) = OplogTail::open(connect(&addr).await, spec)
         .await
         .expect("open the tail");
-    assert_eq!(first.entries, vec![entry(1)]);
+    assert_eq!(first.entries, vec![raw_entry(1)]);
     assert_eq!(first.rollback_id(), Some(5));
     assert_eq!(first.oplog_query_data, None);
     let find = requests.recv().await.unwrap_or_default();
@@ -179,7 +184,7 @@ async fn an_oplog_tail_opens_with_find_then_follows_with_get_more() {
     assert_eq!(find.get_i32("$replData").ok(), Some(1));
 
     let second = tail.next_batch().await.expect("second batch");
-    assert_eq!(second.entries, vec![entry(2), entry(3)]);
+    assert_eq!(second.entries, vec![raw_entry(2), raw_entry(3)]);
     assert_eq!(second.oplog_query_data, Some(doc! {"lastOpCommitted": 1}));
     let get_more = requests.recv().await.unwrap_or_default();
     assert_eq!(get_more.get_i64("getMore").ok(), Some(42));
@@ -191,7 +196,7 @@ async fn an_oplog_tail_opens_with_find_then_follows_with_get_more() {
     assert!(empty.entries.is_empty());
     assert!(tail.is_open());
     let last = tail.next_batch().await.expect("last batch");
-    assert_eq!(last.entries, vec![entry(4)]);
+    assert_eq!(last.entries, vec![raw_entry(4)]);
     assert!(!tail.is_open());
     assert!(matches!(tail.next_batch().await, Err(ClientError::Closed)));
 }
@@ -250,16 +255,16 @@ impl From<ClientError> for ChannelError {
 impl CommandChannel for ScriptedChannel {
     type Error = ChannelError;
 
-    fn command<'a>(
+    fn raw_command<'a>(
         &'a mut self,
         body: &'a Document,
         _timeout: Duration,
-    ) -> impl std::future::Future<Output = Result<Document, ChannelError>> + Send + 'a {
+    ) -> impl std::future::Future<Output = Result<RawDocumentBuf, ChannelError>> + Send + 'a {
         self.seen.push(body.clone());
         let reply = self.replies.pop_front().unwrap_or_default();
         async move {
             if reply_ok(&reply) {
-                Ok(reply)
+                RawDocumentBuf::try_from(&reply).map_err(|e| ChannelError::Client(e.to_string()))
             } else {
                 Err(ChannelError::Refused(reply))
             }
@@ -281,13 +286,13 @@ async fn an_oplog_tail_runs_over_any_command_channel_and_keeps_its_errors() {
     let mut spec = TailSpec::new(doc! {"ts": {"$gte": bson::Timestamp { time: 1, increment: 1 }}});
     spec.repl_metadata = true;
     let (mut tail, first) = OplogTail::open(channel, spec).await.expect("open the tail");
-    assert_eq!((first.rollback_id(), first.entries), (Some(2), vec![entry(1)]));
+    assert_eq!((first.rollback_id(), first.entries), (Some(2), vec![raw_entry(1)]));
     match tail.next_batch().await {
         Err(ChannelError::Refused(reply)) => assert_eq!(reply.get_i32("code").ok(), Some(43)),
         other => panic!("expected the channel's own error, got {other:?}"),
     }
     let last = tail.next_batch().await.expect("the last batch");
-    assert_eq!(last.entries, vec![entry(2)]);
+    assert_eq!(last.entries, vec![raw_entry(2)]);
     assert!(
         matches!(tail.next_batch().await, Err(ChannelError::Client(message)) if message.contains("closed")),
         "the cursor is closed"

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use bson::raw::RawDocumentBuf;
 use bson::{Bson, Document, doc};
 
 use super::reader::ByteReader;
@@ -47,20 +48,46 @@ impl OpMsg {
     /// Decodes an OP_MSG body (the bytes after the header), request or reply: checks flags and checksum,
     /// reads the sections and merges the sequences. Does not require `$db` (see [`super::decode_request`]).
     pub fn decode(header: &Header, body: &[u8]) -> Result<OpMsg, WireError> {
-        let mut reader = ByteReader::new(body);
-        let flags = reader.read_u32("OP_MSG flags")?;
-        let unknown_required = flags & msg_flags::REQUIRED_MASK & !msg_flags::KNOWN;
-        if unknown_required != 0 {
-            return Err(WireError::IllegalFlags(flags));
-        }
-        let sections = if flags & msg_flags::CHECKSUM_PRESENT != 0 {
-            verify_checksum(header, body)?
-        } else {
-            &body[4..]
-        };
+        let (flags, sections) = flags_and_sections(header, body)?;
         let body = decode_sections(sections)?;
         Ok(OpMsg { flags, body })
     }
+
+    /// Decodes a reply that carries only its kind-0 body (every server reply does), checked as
+    /// [`OpMsg::decode`] checks it but left as raw BSON: a reader that needs a few fields of a large reply (an
+    /// oplog batch) never converts the rest. Returns the flags and the body.
+    pub fn decode_raw_reply(header: &Header, body: &[u8]) -> Result<(u32, RawDocumentBuf), WireError> {
+        let (flags, sections) = flags_and_sections(header, body)?;
+        let mut reader = ByteReader::new(sections);
+        match reader.read_u8("section kind")? {
+            SECTION_BODY => {}
+            SECTION_SEQUENCE => {
+                return Err(WireError::Malformed("a reply with a document sequence".into()));
+            }
+            kind => return Err(WireError::UnknownSectionKind(kind)),
+        }
+        let raw = reader.read_raw_document("OP_MSG body")?.to_owned();
+        if !reader.is_empty() {
+            return Err(WireError::Malformed("a reply with more than its body section".into()));
+        }
+        Ok((flags, raw))
+    }
+}
+
+/// Reads the flags (refusing unknown required ones) and returns them with the sections, after checking the
+/// checksum when there is one.
+fn flags_and_sections<'a>(header: &Header, body: &'a [u8]) -> Result<(u32, &'a [u8]), WireError> {
+    let flags = ByteReader::new(body).read_u32("OP_MSG flags")?;
+    let unknown_required = flags & msg_flags::REQUIRED_MASK & !msg_flags::KNOWN;
+    if unknown_required != 0 {
+        return Err(WireError::IllegalFlags(flags));
+    }
+    let sections = if flags & msg_flags::CHECKSUM_PRESENT != 0 {
+        verify_checksum(header, body)?
+    } else {
+        &body[4..]
+    };
+    Ok((flags, sections))
 }
 
 /// Checks the trailing CRC-32C (over header and body, minus the checksum) and returns the sections.

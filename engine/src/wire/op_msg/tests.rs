@@ -354,3 +354,53 @@ fn an_unsupported_opcode_closes() {
     let err = decode_request(&header, body).err().unwrap_or(WireError::MissingBody);
     assert_eq!(error_response(&header, body, &err, 5), ErrorAction::Close);
 }
+
+fn decode_raw(bytes: &[u8]) -> Result<Document, WireError> {
+    let (header, body) = split(bytes);
+    let (_, raw) = OpMsg::decode_raw_reply(&header, body)?;
+    Ok(Document::try_from(raw.as_ref()).expect("a checked raw reply converts"))
+}
+
+#[test]
+fn a_raw_reply_reads_as_the_decoded_reply_and_is_checked_the_same_way() {
+    let reply = doc! {"cursor": {"nextBatch": docs(3), "id": 7i64}, "ok": 1.0};
+    for checksum in [false, true] {
+        let flags = if checksum { msg_flags::CHECKSUM_PRESENT } else { 0 };
+        let bytes = build_msg(1, flags, &[Section::Body(reply.clone())], checksum);
+        assert_eq!(decode_raw(&bytes).ok(), Some(reply.clone()), "checksum {checksum}");
+    }
+    // Checksum, element and nesting errors are refused as the decoding reader refuses them.
+    let mut bad = build_msg(1, msg_flags::CHECKSUM_PRESENT, &[Section::Body(reply.clone())], true);
+    let at = bad.len() - 1;
+    bad[at] ^= 0x20;
+    assert!(matches!(decode_raw(&bad), Err(WireError::ChecksumMismatch { .. })));
+    let mut bad = build_msg(1, 0, &[Section::Body(reply.clone())], false);
+    bad[HEADER_LEN + 4 + 1 + 4] = 0x7e;
+    assert!(matches!(decode_raw(&bad), Err(WireError::InvalidBson(_))));
+    let mut deep = doc! {"leaf": 1};
+    for _ in 0..super::super::MAX_NESTING_DEPTH + 1 {
+        deep = doc! {"a": deep};
+    }
+    let bytes = build_msg(1, 0, &[Section::Body(deep)], false);
+    assert!(matches!(decode_raw(&bytes), Err(WireError::NestingTooDeep { .. })));
+}
+
+#[test]
+fn a_raw_reply_is_one_body_section_and_nothing_else() {
+    let with_sequence = build_msg(
+        1,
+        0,
+        &[Section::Body(insert_body()), Section::Sequence("documents", docs(2))],
+        false,
+    );
+    assert!(matches!(decode_raw(&with_sequence), Err(WireError::Malformed(_))));
+    let two_bodies = build_msg(
+        1,
+        0,
+        &[Section::Body(insert_body()), Section::Body(insert_body())],
+        false,
+    );
+    assert!(matches!(decode_raw(&two_bodies), Err(WireError::Malformed(_))));
+    let none = build_msg(1, 0, &[], false);
+    assert!(decode_raw(&none).is_err());
+}
