@@ -1,7 +1,11 @@
 //! The oplog (`local.oplog.rs`): its table keys, the entries a primary writes, and the allocator of new
 //! optimes. Reading entries back is [`oplog_entry`](super::oplog_entry)'s job.
 
-use bson::{Bson, Document, Timestamp, doc};
+use bson::raw::{CStr, RawBson, RawDocument, RawDocumentBuf, cstr};
+use bson::{Bson, Document, Timestamp};
+
+use crate::depth::MAX_BSON_DEPTH;
+use crate::error::{Error, Result};
 
 use super::oplog_entry::OpKind;
 
@@ -38,8 +42,58 @@ pub struct NewEntry {
 }
 
 impl NewEntry {
+    /// The entry as the oplog stores it, `{op, ns, ui?, o, o2?, ts, t, v: 2, wall, <session fields>}`, built
+    /// as bytes. `encoded_o` is `o` already encoded by the caller (an insert's document, just written to its
+    /// collection), which is copied in as it is rather than encoded a second time. Documents encoded here are
+    /// held to [`MAX_BSON_DEPTH`] inside the entry.
+    pub fn encode(
+        &self,
+        optime: OpTime,
+        wall: bson::DateTime,
+        encoded_o: Option<&RawDocument>,
+    ) -> Result<RawDocumentBuf> {
+        let nested = |doc: &Document| -> Result<RawDocumentBuf> {
+            let bytes = super::encode(doc, MAX_BSON_DEPTH - 1, || {
+                format!("oplog entry exceeds {MAX_BSON_DEPTH} levels of nesting")
+            })?;
+            RawDocumentBuf::from_bytes(bytes).map_err(|e| Error::internal(format!("oplog entry: {e}")))
+        };
+        let value = |v: &Bson| -> Result<RawBson> {
+            RawBson::try_from(v.clone()).map_err(|e| Error::internal(format!("oplog entry: {e}")))
+        };
+        let mut entry = RawDocumentBuf::new();
+        entry.append(cstr!("op"), self.op.code());
+        entry.append(cstr!("ns"), self.ns.as_str());
+        if let Some(ui) = &self.ui {
+            entry.append(cstr!("ui"), value(ui)?);
+        }
+        match encoded_o {
+            Some(o) => entry.append(cstr!("o"), o),
+            None => entry.append(cstr!("o"), nested(&self.o)?),
+        }
+        if let Some(o2) = &self.o2 {
+            entry.append(cstr!("o2"), nested(o2)?);
+        }
+        entry.append(cstr!("ts"), optime.ts);
+        entry.append(cstr!("t"), optime.term);
+        entry.append(cstr!("v"), 2i64);
+        entry.append(cstr!("wall"), wall);
+        if let Some(session) = &self.session {
+            for (key, v) in session {
+                let key: &CStr = key
+                    .as_str()
+                    .try_into()
+                    .map_err(|e| Error::internal(format!("oplog entry field {key:?}: {e}")))?;
+                entry.append(key, value(v)?);
+            }
+        }
+        Ok(entry)
+    }
+
+    /// The entry as a document: what [`NewEntry::encode`] writes, for tests to compare against.
+    #[cfg(test)]
     pub fn into_document(self, optime: OpTime, wall: bson::DateTime) -> Document {
-        let mut entry = doc! {"op": self.op.code(), "ns": self.ns};
+        let mut entry = bson::doc! {"op": self.op.code(), "ns": self.ns};
         if let Some(ui) = self.ui {
             entry.insert("ui", ui);
         }
@@ -100,7 +154,78 @@ impl TimestampAllocator {
 
 #[cfg(test)]
 mod tests {
+    use bson::doc;
+
     use super::*;
+
+    #[test]
+    fn an_entry_encodes_to_the_bytes_of_its_document_whether_o_comes_encoded_or_not() {
+        let uuid = Bson::from(bson::Uuid::from_bytes([3; 16]));
+        let session =
+            doc! {"lsid": {"id": uuid.clone()}, "txnNumber": 2i64, "stmtId": 1, "needsRetryImage": "preImage"};
+        let entries = [
+            NewEntry {
+                op: OpKind::Insert,
+                ns: "db.c".into(),
+                ui: Some(uuid.clone()),
+                o: doc! {"_id": 1, "a": [1, {"b": null}], "s": "x"},
+                o2: None,
+                session: Some(session),
+            },
+            NewEntry {
+                op: OpKind::Update,
+                ns: "db.c".into(),
+                ui: Some(uuid.clone()),
+                o: doc! {"$v": 2, "diff": {"u": {"a": 2}}},
+                o2: Some(doc! {"_id": 1}),
+                session: None,
+            },
+            NewEntry {
+                op: OpKind::Command,
+                ns: "db.$cmd".into(),
+                ui: None,
+                o: doc! {"create": "c"},
+                o2: None,
+                session: None,
+            },
+            NewEntry {
+                op: OpKind::Noop,
+                ns: String::new(),
+                ui: None,
+                o: doc! {},
+                o2: None,
+                session: None,
+            },
+        ];
+        let optime = OpTime::new(12, 3, 4);
+        let wall = bson::DateTime::from_millis(1_700_000_000_000);
+        for entry in entries {
+            let expected = entry.clone().into_document(optime, wall).to_vec().expect("encodes");
+            let built = entry.encode(optime, wall, None).expect("encodes");
+            assert_eq!(built.as_bytes(), expected.as_slice(), "{:?}", entry.op);
+            let o = RawDocumentBuf::try_from(&entry.o).expect("encodes");
+            let spliced = entry.encode(optime, wall, Some(&o)).expect("encodes");
+            assert_eq!(spliced.as_bytes(), expected.as_slice(), "{:?} with o encoded", entry.op);
+        }
+    }
+
+    #[test]
+    fn an_entry_whose_document_nests_past_the_limit_is_refused() {
+        let mut o = doc! {"leaf": 1};
+        for _ in 0..MAX_BSON_DEPTH {
+            o = doc! {"a": o};
+        }
+        let entry = NewEntry {
+            op: OpKind::Noop,
+            ns: String::new(),
+            ui: None,
+            o,
+            o2: None,
+            session: None,
+        };
+        let refused = entry.encode(OpTime::new(1, 1, 1), bson::DateTime::from_millis(0), None);
+        assert!(refused.is_err());
+    }
 
     #[test]
     fn timestamps_strictly_increase_even_when_the_clock_goes_back() {

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use bson::raw::RawDocument;
 use bson::{Bson, Document, Timestamp, doc};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -221,19 +222,23 @@ impl<'a> WriteCtx<'a> {
 
     /// Appends an oplog entry and returns its optime. Writes to the `local` database are not logged.
     pub fn log(&mut self, entry: NewEntry) -> Result<OpTime> {
+        self.log_with(entry, None)
+    }
+
+    /// [`WriteCtx::log`], with the entry's `o` already encoded (`encoded_o`, an inserted document's bytes).
+    fn log_with(&mut self, entry: NewEntry, encoded_o: Option<&RawDocument>) -> Result<OpTime> {
         if self.replaying {
             return Ok(self.last_optime.unwrap_or_else(OpTime::null));
         }
         let ts = self.timestamps.next(self.clock.now_secs());
         let optime = OpTime { ts, term: self.term };
         let wall = self.clock.now();
-        let doc = entry.into_document(optime, wall);
         // Entries wrap documents already held to MAX_DOCUMENT_DEPTH, so this cannot fail; if it did, the data
         // change is already in the transaction, so the whole group must roll back rather than commit unlogged.
-        let bytes = super::encode(&doc, MAX_BSON_DEPTH, || {
-            format!("oplog entry exceeds {MAX_BSON_DEPTH} levels of nesting")
-        })
-        .map_err(|e| self.fatal("encode oplog entry", e.message))?;
+        let bytes = entry
+            .encode(optime, wall, encoded_o)
+            .map_err(|e| self.fatal("encode oplog entry", e.message))?
+            .into_bytes();
         let txn = self.txn;
         let mut oplog = txn.open_table(OPLOG).map_err(|e| self.fatal("oplog", e))?;
         let replaced = oplog
@@ -293,13 +298,19 @@ impl<'a> WriteCtx<'a> {
     }
 
     fn log_data(&mut self, meta: &CollectionMeta, entry: NewEntry) -> Result<()> {
+        self.log_data_with(meta, entry, None)
+    }
+
+    /// [`WriteCtx::log_data`], with the entry's `o` already encoded.
+    fn log_data_with(&mut self, meta: &CollectionMeta, entry: NewEntry, encoded_o: Option<&RawDocument>) -> Result<()> {
         if meta.ns.db == "local" {
             self.uncovered();
         } else {
-            self.log(NewEntry {
+            let entry = NewEntry {
                 ui: Some(meta.uuid_bson()),
                 ..entry
-            })?;
+            };
+            self.log_with(entry, encoded_o)?;
         }
         Ok(())
     }
@@ -714,7 +725,8 @@ impl<'a> WriteCtx<'a> {
         drop(docs);
         self.write_index_keys(meta, &index_keys, &id_key)?;
         let session = session.map(SessionStatement::oplog_fields);
-        self.log_data(
+        let encoded = RawDocument::from_bytes(&bytes).map_err(|e| self.fatal("encoded document", e))?;
+        self.log_data_with(
             meta,
             NewEntry {
                 op: OpKind::Insert,
@@ -724,6 +736,7 @@ impl<'a> WriteCtx<'a> {
                 o2: None,
                 session,
             },
+            Some(encoded),
         )
     }
 
