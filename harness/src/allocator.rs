@@ -3,14 +3,14 @@
 //! Members and clients allocate per document and per operation; under load glibc's `malloc` and `free` took
 //! about a fifth of all CPU samples (perf, issue #14), mimalloc far less.
 //!
-//! mimalloc hands pages that stayed free for a second back to the kernel, and a busy member keeps freeing
-//! and taking pages (redb's page buffers, reply buffers, batches): each page taken again faults and is zeroed
-//! by the kernel, a huge page 2 MiB at a time. Under `w: 1` load a three-member set took about 3,000 page
-//! faults a second, and `clear_page_erms` was 4–7% of a member's CPU samples. Waiting ten seconds, as a
-//! server's allocator would, leaves almost none (72 in four seconds). mimalloc reads the setting from the
-//! environment (`MIMALLOC_PURGE_DELAY`, in milliseconds), and the workspace has no `unsafe` to call its
-//! option API, so a process started without the variable re-executes itself with it at once (same process
-//! id, same arguments); a variable the user set is kept as it is.
+//! mimalloc hands pages that stayed free for a second back to the kernel, and a busy member keeps freeing and
+//! taking pages (redb's page buffers, reply buffers, batches): each page taken again faults and is zeroed by the
+//! kernel, a huge page 2 MiB at a time. Under `w: 1` load a three-member set took 2,400–3,300 page faults a
+//! second, and `clear_page_erms` was 4–7% of a member's CPU samples. Waiting ten seconds, as a server's allocator
+//! would, leaves only the faults memory growth needs (26–59 in four seconds). mimalloc reads the setting from the
+//! environment (`MIMALLOC_PURGE_DELAY`, in milliseconds), and the workspace has no `unsafe` to call its option
+//! API, so a process started without the variable re-executes itself with it at once (same process id, same
+//! arguments); a variable the user set is kept as it is.
 
 use std::os::unix::process::CommandExt;
 
