@@ -249,12 +249,12 @@ impl ChangeStream {
             let snapshot = node.storage.snapshot()?;
             let mut failure = None;
             let mut reached_limit = true;
-            snapshot.scan_oplog(Some(self.after), false, |key, doc| {
+            snapshot.scan_oplog_stored(Some(self.after), false, |key, bytes| {
                 if key > limit {
                     return ControlFlow::Break(());
                 }
                 self.after = key;
-                let step = OplogEntry::parse(doc).and_then(|entry| self.take_entry(node, &snapshot, &entry));
+                let step = OplogEntry::from_bytes(bytes).and_then(|entry| self.take_entry(node, &snapshot, &entry));
                 if let Err(err) = step {
                     failure = Some(err);
                     return ControlFlow::Break(());

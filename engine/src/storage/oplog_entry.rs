@@ -16,6 +16,7 @@ use bson::{Bson, Document, doc};
 
 use super::catalog::Namespace;
 use super::write_ctx::{RetryImage, SessionStatement};
+use crate::depth::MAX_BSON_DEPTH;
 use crate::error::{Error, Result};
 use crate::repl::OpTime;
 
@@ -349,10 +350,15 @@ impl OplogEntry {
         })
     }
 
-    /// Parses an entry held as stored bytes (one whole BSON document).
+    /// Parses an entry held as stored bytes (one whole BSON document). Like every stored document read back,
+    /// it is first checked for malformed elements and for nesting past [`MAX_BSON_DEPTH`], which the decoding
+    /// of its `o` could not survive.
     pub fn from_bytes(bytes: &[u8]) -> Result<OplogEntry> {
-        let raw = RawDocumentBuf::from_bytes(bytes.to_vec())
-            .map_err(|e| Error::bad_value(format!("oplog entry is not a BSON document: {e}")))?;
+        let malformed = |e: &dyn fmt::Display| Error::bad_value(format!("stored oplog entry: {e}"));
+        let raw = RawDocumentBuf::from_bytes(bytes.to_vec()).map_err(|e| malformed(&e))?;
+        if !crate::depth::raw_nesting_within(&raw, MAX_BSON_DEPTH).map_err(|e| malformed(&e))? {
+            return Err(malformed(&format_args!("nested past {MAX_BSON_DEPTH} levels")));
+        }
         OplogEntry::from_raw(raw)
     }
 
@@ -543,6 +549,19 @@ mod tests {
     }
 
     #[test]
+    fn stored_bytes_nested_past_the_limit_are_refused_before_they_are_decoded() {
+        let mut o = doc! {"_id": 1};
+        for _ in 0..crate::depth::MAX_BSON_DEPTH {
+            o = doc! {"_id": 1, "a": o};
+        }
+        let entry = doc! {"ts": Timestamp { time: 1, increment: 1 }, "op": "i", "ns": "db.c", "o": o};
+        let bytes = entry.to_vec().expect("encodes");
+        let refused = OplogEntry::from_bytes(&bytes);
+        assert!(refused.is_err(), "{refused:?}");
+        std::mem::forget(entry);
+    }
+
+    #[test]
     fn an_entry_keeps_the_bytes_it_came_as_and_reads_its_fields_from_them() {
         // Another member's entry, in its own field order, with a 32-bit term, a session and a field this
         // member does not know: appended verbatim, and parsed as the same entry decoded would be.
@@ -577,7 +596,7 @@ mod tests {
             (decoded.optime, &decoded.op, decoded.raw()),
             (entry.optime, &entry.op, entry.raw())
         );
-        // A malformed `o` makes the entry unusable, not the batch unreadable.
+        // From another member, a malformed `o` makes the entry unusable, not the batch unreadable.
         let mut broken = doc! {"ts": Timestamp { time: 1, increment: 1 }, "op": "i", "ns": "db.c", "o": {"_id": 1}}
             .to_vec()
             .expect("encodes");
@@ -585,7 +604,12 @@ mod tests {
         let id_type = broken.len() - 1 - 1 - 4 - 4 - 1;
         assert_eq!(broken[id_type], 0x10, "the type byte of o._id");
         broken[id_type] = 0x7e;
-        let broken = OplogEntry::from_bytes(&broken).expect("still has its ts");
+        assert!(
+            OplogEntry::from_bytes(&broken).is_err(),
+            "stored bytes are checked whole"
+        );
+        let broken = RawDocumentBuf::from_bytes(broken).expect("framed");
+        let broken = OplogEntry::from_raw(broken).expect("still has its ts");
         assert!(
             matches!(&broken.op, OplogOp::Unusable(why) if why.contains("o._id")),
             "{:?}",
