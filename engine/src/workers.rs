@@ -1,11 +1,10 @@
 //! The process's worker threads for CPU work that a caller splits into parts and waits for: a secondary's
 //! parallel oplog apply folds each batch's documents here.
 //!
-//! The threads start once, on first use, and live as long as the process. Starting threads per batch (as
-//! `std::thread::scope` does) cost a clone, a stack and a fresh allocator heap per thread per batch, and every
-//! exiting thread handed its heap's pages back to the allocator, which returned them to the kernel and took
-//! them again, zeroed, on the next batch. All members of one process (the in-process simulation) share the
-//! pool; a part never waits on another part, so sharing cannot deadlock.
+//! The threads start once, on first use, and live as long as the process, where starting threads per batch
+//! (as `std::thread::scope` does) cost a thread start, a stack and a fresh allocator heap per thread per batch.
+//! All members of one process (the in-process simulation) share the pool; a part never waits on another part,
+//! so sharing cannot deadlock.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -24,20 +23,22 @@ struct Pool {
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| {
-        let threads = std::thread::available_parallelism()
+        let wanted = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, MAX_THREADS);
         let (jobs, queue) = channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         // The caller runs one part itself, so one thread fewer than there are parts at most.
-        for i in 1..threads {
+        let mut threads = 1;
+        for i in 1..wanted {
             let queue = queue.clone();
-            let spawned = std::thread::Builder::new()
+            match std::thread::Builder::new()
                 .name(format!("worker-{i}"))
-                .spawn(move || work(&queue));
-            if let Err(err) = spawned {
-                tracing::warn!(error = %err, "could not start a worker thread; parts run on fewer threads");
+                .spawn(move || work(&queue))
+            {
+                Ok(_) => threads += 1,
+                Err(err) => tracing::warn!(error = %err, "could not start a worker thread; parts run on fewer threads"),
             }
         }
         Pool { jobs, threads }

@@ -58,7 +58,7 @@ impl PeerConnection {
 
     /// [`PeerConnection::command`], with the reply as raw BSON.
     pub async fn raw_command(&mut self, body: &Document, timeout: Duration) -> Result<bson::raw::RawDocumentBuf> {
-        self.conn.command_raw(body, timeout).await.map_err(peer_error)
+        self.conn.raw_command(body, timeout).await.map_err(peer_error)
     }
 }
 

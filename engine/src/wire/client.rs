@@ -156,12 +156,12 @@ impl Connection {
 
     /// Sends `body` and returns the reply body whatever its `ok`, within `timeout`.
     pub async fn round_trip(&mut self, body: &Document, timeout: Duration) -> Result<Document, ClientError> {
-        let reply = self.round_trip_raw(body, timeout).await?;
+        let reply = self.raw_round_trip(body, timeout).await?;
         Document::try_from(reply.as_ref()).map_err(|e| ClientError::Protocol(format!("reply: {e}")))
     }
 
     /// [`Connection::round_trip`], with the reply left as the raw BSON it came as (checked, not converted).
-    pub async fn round_trip_raw(&mut self, body: &Document, timeout: Duration) -> Result<RawDocumentBuf, ClientError> {
+    pub async fn raw_round_trip(&mut self, body: &Document, timeout: Duration) -> Result<RawDocumentBuf, ClientError> {
         if self.poisoned {
             return Err(ClientError::Poisoned);
         }
@@ -188,8 +188,8 @@ impl Connection {
     }
 
     /// [`Connection::command`], with the reply left as raw BSON.
-    pub async fn command_raw(&mut self, body: &Document, timeout: Duration) -> Result<RawDocumentBuf, ClientError> {
-        let reply = self.round_trip_raw(body, timeout).await?;
+    pub async fn raw_command(&mut self, body: &Document, timeout: Duration) -> Result<RawDocumentBuf, ClientError> {
+        let reply = self.raw_round_trip(body, timeout).await?;
         if raw_reply_ok(&reply) {
             return Ok(reply);
         }
@@ -250,7 +250,7 @@ impl CommandChannel for Connection {
         body: &'a Document,
         timeout: Duration,
     ) -> impl Future<Output = Result<RawDocumentBuf, ClientError>> + Send + 'a {
-        Connection::command_raw(self, body, timeout)
+        Connection::raw_command(self, body, timeout)
     }
 }
 
