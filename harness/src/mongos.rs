@@ -61,6 +61,7 @@ pub fn run(args: &MongosArgs) -> anyhow::Result<i32> {
         options.log_append,
         options.verbosity,
         options.pid_file.as_deref(),
+        args.process.worker_threads,
     )?;
     tracing::info!(port = options.port, configdb = ?options.config_db, "starting faultline mongos");
     runtime

@@ -130,6 +130,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<i32> {
         options.log_append,
         options.verbosity,
         options.pid_file.as_deref(),
+        args.process.worker_threads,
     )?;
     tracing::info!(port = options.port, dbpath = %options.dbpath.display(), replset = %options.repl_set, "starting faultline node");
     let logs_to_file = options.logpath.is_some();
@@ -174,6 +175,12 @@ pub struct ProcessArgs {
     /// Write the process id to this file at start (its directory is created).
     #[arg(long = "pidfilepath", value_name = "FILE")]
     pub pid_file_path: Option<PathBuf>,
+    /// Threads that serve connections and run replication (not a mongod flag) [default: one per CPU core].
+    /// Members that share a host do better with a share of its cores each: every idle thread woken for a
+    /// message costs a context switch. `faultline cluster`, `test` and `bench` give their members
+    /// cores / members (at least 1).
+    #[arg(long = "worker-threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
 }
 
 /// The settings [`ProcessArgs`] override, wherever a program's options keep them.
@@ -226,12 +233,14 @@ pub fn read_config<T>(
 }
 
 /// What a member and a router do before they serve: start logging, write the pid file (creating its
-/// directory, as mongod does), and build the async runtime with the engine's worker stack size.
+/// directory, as mongod does), and build the async runtime with the engine's worker stack size and
+/// `worker_threads` threads (one per core when `None`).
 pub fn start_process(
     logpath: Option<&Path>,
     append: bool,
     verbosity: u32,
     pid_file: Option<&Path>,
+    worker_threads: Option<u16>,
 ) -> anyhow::Result<(crate::logging::LogGuard, tokio::runtime::Runtime)> {
     let guard = crate::logging::init(&crate::logging::LogSettings {
         path: logpath,
@@ -246,7 +255,11 @@ pub fn start_process(
         std::fs::write(path, format!("{}\n", std::process::id()))
             .with_context(|| format!("Cannot write pid file to {}", path.display()))?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = worker_threads {
+        builder.worker_threads(usize::from(threads));
+    }
+    let runtime = builder
         .enable_all()
         .thread_stack_size(faultline_engine::depth::WORKER_STACK_BYTES)
         .build()

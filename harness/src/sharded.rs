@@ -44,6 +44,14 @@ pub struct ShardedSpec {
     pub set_parameters: Vec<String>,
 }
 
+impl ShardedSpec {
+    /// Each process's `--worker-threads`: the host's cores shared among the shards' members, the config
+    /// servers and the routers.
+    fn worker_threads(&self) -> u16 {
+        crate::cluster::worker_share(self.shards * self.nodes + self.config_servers + self.routers)
+    }
+}
+
 /// One `faultline mongos` process.
 pub struct RouterProcess {
     pub name: String,
@@ -52,16 +60,19 @@ pub struct RouterProcess {
     bin: PathBuf,
     config_db: String,
     peer_routes: Vec<String>,
+    /// `--worker-threads`.
+    worker_threads: u16,
     process: ProcessGroup,
 }
 
 impl RouterProcess {
-    fn new(bin: &std::path::Path, name: String, port: u16, dir: PathBuf, config_db: &str) -> RouterProcess {
+    fn new(spec: &ShardedSpec, name: String, port: u16, dir: PathBuf, config_db: &str) -> RouterProcess {
         RouterProcess {
+            worker_threads: spec.worker_threads(),
             name,
             port,
             dir,
-            bin: bin.to_path_buf(),
+            bin: spec.bin.clone(),
             config_db: config_db.to_string(),
             peer_routes: Vec::new(),
             process: ProcessGroup::default(),
@@ -98,6 +109,7 @@ impl RouterProcess {
         for route in &self.peer_routes {
             command.args(["--peer-route", route]);
         }
+        command.args(["--worker-threads", &self.worker_threads.to_string()]);
         command.stderr(Stdio::from(stderr));
         self.process.spawn(&mut command, &self.bin)
     }
@@ -211,7 +223,7 @@ impl ShardedCluster {
         for (i, router_port) in all_ports[..spec.routers].iter().enumerate() {
             let name = format!("mongos{}", i + 1);
             let dir = spec.dir.join("mongos").join(&name);
-            let mut router = RouterProcess::new(&spec.bin, name, *router_port, dir, &config_db);
+            let mut router = RouterProcess::new(spec, name, *router_port, dir, &config_db);
             if let Some(net) = &net {
                 router.peer_routes = net.routes_for(i);
             }
@@ -342,6 +354,7 @@ async fn start_set(
     set.proxies = false;
     set.node_flags = vec![role.to_string()];
     set.set_parameters = spec.set_parameters.clone();
+    set.worker_threads = Some(spec.worker_threads());
     let named = shared_net.is_some();
     set.shared_net = shared_net;
     let mut cluster = Cluster::start(set).await?;

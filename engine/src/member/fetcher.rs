@@ -243,7 +243,8 @@ impl Replicator {
                 }
                 Ok::<(), Error>(())
             };
-            let (fetched, applied) = tokio::join!(tail.next_batch(), apply);
+            // The batch goes to the writer first (its journal fsync starts at once), then the next `getMore`.
+            let (applied, fetched) = tokio::join!(apply, tail.next_batch());
             applied?;
             let batch = fetched?;
             if batch.rollback_id() != rbid {

@@ -664,7 +664,7 @@ impl Member {
                 let (Some(body), Some(host)) = (body, role.host_of(to)) else {
                     continue;
                 };
-                let _ = member.peers.command(&host, "position", &body, role.rpc_timeout()).await;
+                let _ = member.peers.send(&host, "position", &body, role.rpc_timeout()).await;
             }
         });
     }

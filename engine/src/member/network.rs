@@ -46,6 +46,18 @@ pub trait PeerNetwork: Send + Sync {
         timeout: Duration,
     ) -> NetFuture<'a, Document>;
 
+    /// Sends one command to `host` that gets no reply (`moreToCome`); done once it is on its way. A network
+    /// that has no one-way messages runs the command and drops its reply.
+    fn send<'a>(
+        &'a self,
+        host: &'a str,
+        purpose: &'static str,
+        body: &'a Document,
+        timeout: Duration,
+    ) -> NetFuture<'a, ()> {
+        Box::pin(async move { self.command(host, purpose, body, timeout).await.map(drop) })
+    }
+
     /// Opens a dedicated channel to `host`.
     fn open<'a>(&'a self, host: &'a str, timeout: Duration) -> NetFuture<'a, Box<dyn PeerChannel>>;
 }
@@ -69,6 +81,16 @@ impl PeerNetwork for Peers {
         timeout: Duration,
     ) -> NetFuture<'a, Document> {
         Box::pin(Peers::command(self, host, purpose, body, timeout))
+    }
+
+    fn send<'a>(
+        &'a self,
+        host: &'a str,
+        purpose: &'static str,
+        body: &'a Document,
+        timeout: Duration,
+    ) -> NetFuture<'a, ()> {
+        Box::pin(Peers::send(self, host, purpose, body, timeout))
     }
 
     fn open<'a>(&'a self, host: &'a str, timeout: Duration) -> NetFuture<'a, Box<dyn PeerChannel>> {

@@ -56,6 +56,11 @@ impl PeerConnection {
         self.conn.command(body, timeout).await.map_err(peer_error)
     }
 
+    /// Sends a command that gets no reply (`moreToCome`).
+    pub async fn send(&mut self, body: &Document, timeout: Duration) -> Result<()> {
+        self.conn.send(body, timeout).await.map_err(peer_error)
+    }
+
     /// [`PeerConnection::command`], with the reply as raw BSON.
     pub async fn raw_command(&mut self, body: &Document, timeout: Duration) -> Result<bson::raw::RawDocumentBuf> {
         self.conn.raw_command(body, timeout).await.map_err(peer_error)
@@ -108,6 +113,36 @@ impl Peers {
             idle.entry(key).or_default().push(conn);
         }
         result
+    }
+
+    /// Sends one command to `host` that gets no reply (`moreToCome`), on an idle connection for the same
+    /// purpose when there is one (an idle connection the member closed is replaced, once); a connection that
+    /// failed is dropped. Done once the message is written: whether the member ran it is not known.
+    pub async fn send(&self, host: &str, purpose: &'static str, body: &Document, timeout: Duration) -> Result<()> {
+        let key = (host.to_string(), purpose);
+        let pooled = self
+            .idle
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.get_mut(&key).and_then(Vec::pop));
+        let conn = match pooled {
+            Some(mut conn) => match conn.send(body, timeout).await {
+                Ok(()) => conn,
+                // The member closed the idle connection (it restarted, or the link broke): dial again once.
+                Err(_) => self.sent_on_new_connection(host, body, timeout).await?,
+            },
+            None => self.sent_on_new_connection(host, body, timeout).await?,
+        };
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.entry(key).or_default().push(conn);
+        }
+        Ok(())
+    }
+
+    async fn sent_on_new_connection(&self, host: &str, body: &Document, timeout: Duration) -> Result<PeerConnection> {
+        let mut conn = PeerConnection::connect(&self.address(host), timeout).await?;
+        conn.send(body, timeout).await?;
+        Ok(conn)
     }
 
     /// A dedicated connection (the oplog fetcher keeps one for its tailable cursor).

@@ -199,6 +199,33 @@ impl Connection {
         }
     }
 
+    /// Sends `body` as a one-way message (OP_MSG `moreToCome`: the server runs it and sends no reply) within
+    /// `timeout`. Done when the bytes are written; a failure or a timeout poisons the connection. Use a
+    /// connection for one-way messages only: a connection with anything to read counts as closed.
+    pub async fn send(&mut self, body: &Document, timeout: Duration) -> Result<(), ClientError> {
+        if self.poisoned {
+            return Err(ClientError::Poisoned);
+        }
+        // A server sends nothing on a connection used only one way: anything to read is its close (a member
+        // that restarted), which a write would not report until the write after it.
+        match self.stream.get_ref().try_read(&mut [0u8; 1]) {
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            _ => {
+                self.poisoned = true;
+                return Err(ClientError::Closed);
+            }
+        }
+        self.next_request = self.next_request.wrapping_add(1);
+        let bytes = try_encode_msg(self.next_request, 0, super::msg_flags::MORE_TO_COME, body)
+            .map_err(|e| ClientError::Encode(e.to_string()))?;
+        self.poisoned = true;
+        tokio::time::timeout(timeout, self.stream.get_mut().write_all(&bytes))
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))??;
+        self.poisoned = false;
+        Ok(())
+    }
+
     /// Whether an unfinished exchange made this connection unusable.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned

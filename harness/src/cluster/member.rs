@@ -33,6 +33,8 @@ pub struct LaunchArgs {
     pub die_with_harness: bool,
     /// Further `faultline node` flags (`--shardsvr`, `--configsvr`).
     pub node_flags: Vec<String>,
+    /// `--worker-threads`.
+    pub worker_threads: u16,
 }
 
 /// One replica-set member process.
@@ -112,6 +114,7 @@ impl Member {
             command.args(["--setParameter", parameter]);
         }
         command.args(&self.launch.node_flags);
+        command.args(["--worker-threads", &self.launch.worker_threads.to_string()]);
         for route in &self.launch.peer_routes {
             command.args(["--peer-route", route]);
         }

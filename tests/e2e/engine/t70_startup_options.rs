@@ -460,6 +460,45 @@ async fn bind_ip_naming_one_address_twice_starts() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The threads a process's async runtime runs on (named `tokio-rt-worker`).
+fn runtime_threads(pid: i32) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let comm = std::fs::read_to_string(task?.path().join("comm")).unwrap_or_default();
+        n += usize::from(comm.trim() == "tokio-rt-worker");
+    }
+    Ok(n)
+}
+
+/// `--worker-threads N` (a Faultline flag) runs the member's connections and replication on N threads; 0 is
+/// refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_threads_flag_sets_the_runtime_threads() -> anyhow::Result<()> {
+    for threads in [1, 3] {
+        let node = NodeProcess::start(bin(), &["--worker-threads", &threads.to_string()]).await?;
+        let pid = node
+            .pid()
+            .map(|p| p.as_raw())
+            .ok_or_else(|| anyhow::anyhow!("no pid"))?;
+        assert_eq!(runtime_threads(pid)?, threads, "--worker-threads {threads}");
+    }
+    let dir = tempfile::tempdir()?;
+    let exited = run_to_exit(
+        dir.path(),
+        &[
+            "--worker-threads".into(),
+            "0".into(),
+            "--port".into(),
+            free_port().to_string(),
+            "--dbpath".into(),
+            path_arg(&dir.path().join("db")),
+        ],
+    )
+    .await?;
+    assert_refused(&exited, "--worker-threads", "zero worker threads");
+    Ok(())
+}
+
 /// `--oplogSize` is reported as mongod does; `enableTestCommands=0` takes the test commands away.
 #[tokio::test(flavor = "multi_thread")]
 async fn oplog_size_flag_and_test_commands_switch() -> anyhow::Result<()> {

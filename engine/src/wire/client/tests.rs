@@ -87,6 +87,73 @@ async fn a_command_gets_its_reply_and_ok_0_becomes_a_command_error() {
 }
 
 #[tokio::test]
+async fn a_one_way_message_gets_no_reply_and_leaves_the_connection_in_step() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address").to_string();
+    let (seen, mut requests) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut stream = BufReader::new(stream);
+        while let Ok(Some((header, body))) = read_frame(&mut stream, MAX_MESSAGE_SIZE).await {
+            let Ok(msg) = OpMsg::decode(&header, &body) else { return };
+            let more_to_come = msg.more_to_come();
+            let _ = seen.send((more_to_come, msg.body));
+            // A server answers only what the client waits for.
+            if !more_to_come {
+                let bytes = encode_msg_reply(7, header.request_id, &doc! {"ok": 1});
+                if stream.get_mut().write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let mut conn = connect(&addr).await;
+    let update = doc! {"replSetUpdatePosition": 1, "$db": "admin"};
+    conn.send(&update, DEADLINE)
+        .await
+        .expect("a one-way message is written");
+    conn.send(&update, DEADLINE).await.expect("and another");
+    assert!(!conn.is_poisoned());
+    assert_eq!(requests.recv().await, Some((true, update.clone())));
+    assert_eq!(requests.recv().await, Some((true, update)));
+    // The next command's reply is its own: the one-way messages left nothing unread on the connection.
+    let reply = conn.command(&doc! {"ping": 1, "$db": "admin"}, DEADLINE).await;
+    assert_eq!(reply.ok(), Some(doc! {"ok": 1}));
+    assert_eq!(requests.recv().await.map(|(more, _)| more), Some(false));
+}
+
+#[tokio::test]
+async fn a_one_way_message_to_a_server_that_closed_the_connection_is_not_sent() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address").to_string();
+    let (closed_tx, closed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut stream = BufReader::new(stream);
+        let first = read_frame(&mut stream, MAX_MESSAGE_SIZE).await;
+        drop(stream);
+        let _ = closed_tx.send(first.is_ok_and(|frame| frame.is_some()));
+    });
+    let mut conn = connect(&addr).await;
+    let update = doc! {"replSetUpdatePosition": 1, "$db": "admin"};
+    conn.send(&update, DEADLINE)
+        .await
+        .expect("the first message is written");
+    assert_eq!(
+        closed.await.ok(),
+        Some(true),
+        "the server read the first message and closed"
+    );
+    let second = conn.send(&update, DEADLINE).await;
+    assert!(matches!(second, Err(ClientError::Closed)), "{second:?}");
+    assert!(conn.is_poisoned());
+}
+
+#[tokio::test]
 async fn a_reply_that_does_not_come_in_time_poisons_the_connection() {
     let (addr, _requests) = scripted_server(|_| Answer::Silence).await;
     let mut conn = connect(&addr).await;
