@@ -144,6 +144,19 @@ impl<'a> WriteCtx<'a> {
         }
     }
 
+    /// Starts the transaction from the collections the writer's earlier committed groups left it (see
+    /// [`WriteCtx::take_catalog_cache`]).
+    pub(super) fn with_catalog_cache(mut self, cache: HashMap<Namespace, CollectionMeta>) -> Self {
+        self.catalog_cache = cache;
+        self
+    }
+
+    /// The collections this transaction read or wrote, as its catalog holds them: valid after the transaction
+    /// commits (every catalog change goes through this context), to be dropped if it does not.
+    pub(super) fn take_catalog_cache(&mut self) -> HashMap<Namespace, CollectionMeta> {
+        std::mem::take(&mut self.catalog_cache)
+    }
+
     /// Marks the transaction as holding a change its oplog entries do not reproduce.
     pub(super) fn uncovered(&mut self) {
         self.covered = false;

@@ -26,6 +26,7 @@
 //! the same interleaving.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -37,6 +38,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::apply::EncodedBatch;
 use super::capped::OplogAccount;
+use super::catalog::{CollectionMeta, Namespace};
 use super::journal::{self, Journal};
 use super::oplog::{OpTime, TimestampAllocator};
 use super::write_ctx::WriteCtx;
@@ -210,6 +212,7 @@ impl Writer {
             last,
             dirty: false,
             oplog,
+            catalog: HashMap::new(),
         };
         if thread {
             Writer::start_thread(state, sync)
@@ -381,7 +384,14 @@ struct WriterState {
     dirty: bool,
     /// The oplog's figures: moved after each successful commit by what the group appended and removed.
     oplog: Arc<OplogAccount>,
+    /// The catalog entries the committed groups read or wrote, decoded: the next group starts from them, so a
+    /// lone client's write does not decode its collection's entry again (this thread is the only writer of
+    /// the catalog). Dropped when a group fails, and when it grows past [`CATALOG_CACHE_MAX`].
+    catalog: HashMap<Namespace, CollectionMeta>,
 }
+
+/// The most collections [`WriterState`] keeps decoded between groups.
+const CATALOG_CACHE_MAX: usize = 4096;
 
 impl WriterState {
     fn run(&mut self, rx: mpsc::Receiver<Box<dyn Job>>) {
@@ -643,7 +653,8 @@ impl WriterState {
         let term = self.term.load(Ordering::SeqCst);
         let timestamps_before = self.timestamps.clone();
         let oplog = self.oplog.clone();
-        let mut ctx = WriteCtx::new(&txn, &mut self.timestamps, &self.clock, term, &oplog);
+        let catalog = std::mem::take(&mut self.catalog);
+        let mut ctx = WriteCtx::new(&txn, &mut self.timestamps, &self.clock, term, &oplog).with_catalog_cache(catalog);
         if journal {
             ctx.journaled = Some(Vec::new());
         }
@@ -665,6 +676,7 @@ impl WriterState {
         let covered = ctx.covered;
         let sync_soon = ctx.sync_soon;
         let payload = ctx.journaled.take().unwrap_or_default();
+        let catalog = ctx.take_catalog_cache();
         drop(ctx);
         // Publish before the fsync only what fetchers wait for: new oplog entries or a moved end.
         let publish_first = durable && (last_written.is_some() || reset.is_some());
@@ -697,6 +709,9 @@ impl WriterState {
             return Err(err);
         }
         self.oplog.apply(oplog_delta);
+        if catalog.len() <= CATALOG_CACHE_MAX {
+            self.catalog = catalog;
+        }
         if let Some(optime) = reset {
             self.last = optime;
             self.last_wall_ms = 0;
@@ -1019,6 +1034,70 @@ mod tests {
     use bson::doc;
 
     use crate::storage::{Namespace, Storage};
+
+    /// The decoded catalog entries carried from group to group follow the committed catalog: a group that
+    /// fails takes its catalog changes with it, and drops and renames are seen by the next group.
+    #[tokio::test]
+    async fn the_catalog_carried_between_groups_is_the_committed_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path()).expect("open storage");
+        let (a, b, c) = (
+            Namespace::new("db", "a"),
+            Namespace::new("db", "b"),
+            Namespace::new("db", "c"),
+        );
+        let exists = |ns: &Namespace| {
+            let ns = ns.clone();
+            let storage = &storage;
+            async move {
+                storage
+                    .write(false, move |w| w.collection(&ns).map(|m| m.is_some()))
+                    .await
+                    .expect("the job ran")
+                    .expect("read the catalog")
+            }
+        };
+        let created = {
+            let a = a.clone();
+            storage
+                .write(false, move |w| w.create_collection(&a, doc! {}).map(drop))
+                .await
+        };
+        assert!(matches!(created, Ok(Ok(()))), "{created:?}");
+        assert!(exists(&a).await);
+        // A group whose job creates a collection and then panics is rolled back whole.
+        let failed = {
+            let b = b.clone();
+            storage
+                .write(false, move |w| {
+                    w.create_collection(&b, doc! {}).expect("created in the transaction");
+                    assert!(w.collection(&b).expect("read").is_some());
+                    panic!("the job fails after creating {b}");
+                })
+                .await
+        };
+        assert!(failed.is_err(), "the panicking job's group must fail");
+        assert!(
+            !exists(&b).await,
+            "a rolled-back create must not be seen by the next group"
+        );
+        assert!(exists(&a).await);
+        let renamed = {
+            let (a, c) = (a.clone(), c.clone());
+            storage
+                .write(false, move |w| w.rename_collection(&a, &c, false, false))
+                .await
+        };
+        assert!(matches!(renamed, Ok(Ok(()))), "{renamed:?}");
+        assert!(!exists(&a).await, "renamed away");
+        assert!(exists(&c).await);
+        let dropped = {
+            let c = c.clone();
+            storage.write(false, move |w| w.drop_collection(&c)).await
+        };
+        assert!(matches!(dropped, Ok(Ok(true))), "{dropped:?}");
+        assert!(!exists(&c).await, "dropped");
+    }
 
     /// A durable write moves both positions, each with the entry's own wall time (what members report as
     /// `lastAppliedWallTime`), a flush makes the newest entry's the durable one, and a restart reads them back
