@@ -95,12 +95,7 @@ impl Peers {
         timeout: Duration,
     ) -> Result<Document> {
         let key = (host.to_string(), purpose);
-        let pooled = self
-            .idle
-            .lock()
-            .ok()
-            .and_then(|mut idle| idle.get_mut(&key).and_then(Vec::pop));
-        let mut conn = match pooled {
+        let mut conn = match self.take_idle(&key) {
             Some(conn) => conn,
             None => PeerConnection::connect(&self.address(host), timeout).await?,
         };
@@ -120,12 +115,7 @@ impl Peers {
     /// failed is dropped. Done once the message is written: whether the member ran it is not known.
     pub async fn send(&self, host: &str, purpose: &'static str, body: &Document, timeout: Duration) -> Result<()> {
         let key = (host.to_string(), purpose);
-        let pooled = self
-            .idle
-            .lock()
-            .ok()
-            .and_then(|mut idle| idle.get_mut(&key).and_then(Vec::pop));
-        let conn = match pooled {
+        let conn = match self.take_idle(&key) {
             Some(mut conn) => match conn.send(body, timeout).await {
                 Ok(()) => conn,
                 // The member closed the idle connection (it restarted, or the link broke): dial again once.
@@ -137,6 +127,14 @@ impl Peers {
             idle.entry(key).or_default().push(conn);
         }
         Ok(())
+    }
+
+    /// An idle connection for (member, purpose), if there is one.
+    fn take_idle(&self, key: &(String, &'static str)) -> Option<PeerConnection> {
+        self.idle
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.get_mut(key).and_then(Vec::pop))
     }
 
     async fn sent_on_new_connection(&self, host: &str, body: &Document, timeout: Duration) -> Result<PeerConnection> {

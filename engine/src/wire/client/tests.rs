@@ -20,8 +20,8 @@ enum Answer {
     Close,
 }
 
-/// A server on a loopback port that answers each request of one connection with `script`, and forwards the
-/// requests it got to the returned receiver.
+/// A server on a loopback port that answers each request of one connection with `script` (but not a
+/// `moreToCome` one), and forwards the requests it got to the returned receiver.
 async fn scripted_server(
     mut script: impl FnMut(&Document) -> Answer + Send + 'static,
 ) -> (String, mpsc::UnboundedReceiver<Document>) {
@@ -36,7 +36,12 @@ async fn scripted_server(
         while let Ok(Some((header, body))) = read_frame(&mut stream, MAX_MESSAGE_SIZE).await {
             let Ok(msg) = OpMsg::decode(&header, &body) else { return };
             let answer = script(&msg.body);
+            let one_way = msg.more_to_come();
             let _ = seen.send(msg.body);
+            if one_way {
+                // As a server does: a `moreToCome` request gets no reply.
+                continue;
+            }
             match answer {
                 Answer::Reply(reply) => {
                     let bytes = encode_msg_reply(7, header.request_id, &reply);
@@ -88,27 +93,7 @@ async fn a_command_gets_its_reply_and_ok_0_becomes_a_command_error() {
 
 #[tokio::test]
 async fn a_one_way_message_gets_no_reply_and_leaves_the_connection_in_step() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address").to_string();
-    let (seen, mut requests) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let mut stream = BufReader::new(stream);
-        while let Ok(Some((header, body))) = read_frame(&mut stream, MAX_MESSAGE_SIZE).await {
-            let Ok(msg) = OpMsg::decode(&header, &body) else { return };
-            let more_to_come = msg.more_to_come();
-            let _ = seen.send((more_to_come, msg.body));
-            // A server answers only what the client waits for.
-            if !more_to_come {
-                let bytes = encode_msg_reply(7, header.request_id, &doc! {"ok": 1});
-                if stream.get_mut().write_all(&bytes).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    let (addr, mut requests) = scripted_server(|_| Answer::Reply(doc! {"ok": 1})).await;
     let mut conn = connect(&addr).await;
     let update = doc! {"replSetUpdatePosition": 1, "$db": "admin"};
     conn.send(&update, DEADLINE)
@@ -116,12 +101,14 @@ async fn a_one_way_message_gets_no_reply_and_leaves_the_connection_in_step() {
         .expect("a one-way message is written");
     conn.send(&update, DEADLINE).await.expect("and another");
     assert!(!conn.is_poisoned());
-    assert_eq!(requests.recv().await, Some((true, update.clone())));
-    assert_eq!(requests.recv().await, Some((true, update)));
-    // The next command's reply is its own: the one-way messages left nothing unread on the connection.
-    let reply = conn.command(&doc! {"ping": 1, "$db": "admin"}, DEADLINE).await;
+    assert_eq!(requests.recv().await, Some(update.clone()));
+    assert_eq!(requests.recv().await, Some(update));
+    // Had the messages not been marked `moreToCome`, the server's replies to them would be read here first
+    // (answering other requests): the next command's reply is its own.
+    let ping = doc! {"ping": 1, "$db": "admin"};
+    let reply = conn.command(&ping, DEADLINE).await;
     assert_eq!(reply.ok(), Some(doc! {"ok": 1}));
-    assert_eq!(requests.recv().await.map(|(more, _)| more), Some(false));
+    assert_eq!(requests.recv().await, Some(ping));
 }
 
 #[tokio::test]
