@@ -118,7 +118,8 @@ impl Peers {
         let conn = match self.take_idle(&key) {
             Some(mut conn) => match conn.send(body, timeout).await {
                 Ok(()) => conn,
-                // The member closed the idle connection (it restarted, or the link broke): dial again once.
+                // The idle connection failed (the member restarted and closed it, or the link broke or timed
+                // out): dial again once.
                 Err(_) => self.sent_on_new_connection(host, body, timeout).await?,
             },
             None => self.sent_on_new_connection(host, body, timeout).await?,
