@@ -11,7 +11,7 @@ use bson::raw::RawDocumentBuf;
 use bson::{Document, doc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use faultline_engine::query::filter::Filter;
-use faultline_engine::storage::{EncodedBatch, Namespace, OpTime, OplogEntry, Storage};
+use faultline_engine::storage::{EncodedBatch, JobSize, Namespace, OpTime, OplogEntry, Storage};
 use faultline_engine::wire::client::{ClientError, CommandChannel, OplogTail, TailSpec};
 use faultline_engine::wire::{self, Header, Request};
 
@@ -250,7 +250,7 @@ fn apply_one_durably(c: &mut Criterion) {
                 runtime.block_on(async {
                     let mut positions = storage.watch_positions();
                     storage
-                        .apply_prejournaled(encoded, move |w| -> faultline_engine::Result<()> {
+                        .apply_prejournaled(encoded, JobSize::Small, move |w| -> faultline_engine::Result<()> {
                             w.apply_entry(&batch[0])?;
                             w.append_encoded(&batch[0], appended.entry(0))?;
                             Ok(())

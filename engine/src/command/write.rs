@@ -30,7 +30,7 @@ use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use crate::query::update::Update;
 use crate::query::variables::Variables;
-use crate::storage::{CollectionMeta, Namespace, RetryImage, SessionStatement, WriteCtx};
+use crate::storage::{CollectionMeta, JobSize, Namespace, RetryImage, SessionStatement, WriteCtx};
 
 /// The maximum size of a stored document.
 const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
@@ -120,6 +120,7 @@ async fn run_job<R: Send + 'static>(
     ctx: &Context<'_>,
     wc: &WriteConcern,
     session: Option<RetryableWrite>,
+    size: JobSize,
     job: impl FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
 ) -> Result<(R, Option<Document>)> {
     tracing::trace!(target: "write_path", "cmd.start");
@@ -129,7 +130,7 @@ async fn run_job<R: Send + 'static>(
     let output = ctx
         .node
         .storage
-        .write(durable, move |w| {
+        .write_sized(durable, size, move |w| {
             if skip_fsync {
                 w.withhold_from_journal();
             }
@@ -172,6 +173,18 @@ async fn run_job<R: Send + 'static>(
 fn journals_majority(ctx: &Context<'_>) -> bool {
     let role = ctx.node.member.role();
     role.config.is_some_and(|c| c.write_concern_majority_journal_default)
+}
+
+/// The most statements a write command may carry and still be a [`JobSize::Small`] job.
+const SMALL_WRITE_STATEMENTS: usize = 16;
+
+/// How much work a write command's job is: small when it has at most [`SMALL_WRITE_STATEMENTS`] statements
+/// and each is `bounded` (its work is linear in its own bytes: an insert, or a filter that pins `_id`, which
+/// `find_targets` looks up rather than scans). A statement that failed to parse does no work.
+fn job_size<T>(statements: &[Result<T>], bounded: impl Fn(&T) -> bool) -> JobSize {
+    let small = statements.len() <= SMALL_WRITE_STATEMENTS
+        && statements.iter().all(|stmt| stmt.as_ref().map_or(true, &bounded));
+    if small { JobSize::Small } else { JobSize::Any }
 }
 
 fn finish(mut reply: Document, write_errors: Vec<Document>, wc_error: Option<Document>) -> Document {
@@ -268,7 +281,8 @@ pub async fn insert(ctx: &Context<'_>) -> Result<Document> {
         session,
         bypass_validation,
     } = common;
-    let ((n, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
+    let size = job_size(&prepared, |_| true);
+    let ((n, errors), wc_error) = run_job(ctx, &wc, session.clone(), size, move |w| {
         let (meta, validator) = match w
             .ensure_collection(&ns)
             .and_then(|meta| Validator::of(&meta, bypass_validation).map(|v| (meta, v)))
@@ -528,7 +542,10 @@ pub async fn update(ctx: &Context<'_>) -> Result<Document> {
         session,
         ..
     } = common;
-    let ((n, modified, upserted, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
+    let size = job_size(&statements, |stmt| {
+        stmt.hint.is_none() && stmt.filter.id_equality().is_some()
+    });
+    let ((n, modified, upserted, errors), wc_error) = run_job(ctx, &wc, session.clone(), size, move |w| {
         let (outcomes, errors) = run_statements(statements, ordered, |i, stmt| {
             let session_stmt = session.as_ref().map(|s| s.statement(i));
             update_one_statement(w, &ns, &stmt, session_stmt.as_ref()).map(|outcome| (i, outcome))
@@ -688,7 +705,10 @@ pub async fn delete(ctx: &Context<'_>) -> Result<Document> {
         session,
         ..
     } = common;
-    let ((n, errors), wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
+    let size = job_size(&statements, |(filter, _, hint)| {
+        hint.is_none() && filter.id_equality().is_some()
+    });
+    let ((n, errors), wc_error) = run_job(ctx, &wc, session.clone(), size, move |w| {
         let (deleted, errors) = run_statements(statements, ordered, |i, (filter, limit, hint)| {
             let session_stmt = session.as_ref().map(|s| s.statement(i));
             delete_statement(w, &ns, &filter, limit, hint.as_ref(), session_stmt.as_ref())
@@ -831,7 +851,10 @@ pub async fn find_and_modify(ctx: &Context<'_>) -> Result<Document> {
         1,
     );
     let WriteCommon { ns, wc, session, .. } = common;
-    let (result, wc_error) = run_job(ctx, &wc, session.clone(), move |w| {
+    let size = job_size(&[Ok(&spec)], |spec| {
+        spec.hint.is_none() && spec.filter.id_equality().is_some()
+    });
+    let (result, wc_error) = run_job(ctx, &wc, session.clone(), size, move |w| {
         let stmt = session.as_ref().map(|s| s.statement(0));
         find_and_modify_job(w, &ns, &spec, stmt.as_ref())
     })

@@ -12,7 +12,9 @@
 //! A batch is written to the journal before it is applied (`Storage::apply_prejournaled`, as mongod writes a
 //! batch to its oplog before applying it), so its fsync runs while it is applied, and the applier returns
 //! without waiting for either: the fetcher's next `getMore` is on its way while the disk syncs. The member's
-//! durable optime, which the primary's majority commit point counts, moves once both are done.
+//! durable optime, which the primary's majority commit point counts, moves once both are done. A short batch
+//! of document changes (`apply_size`) is applied on the fetcher's own task when the writer is idle, which
+//! spares the writer thread's wake-up; anything longer goes to the writer thread.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -25,7 +27,9 @@ use tokio::sync::watch;
 use super::RoleSnapshot;
 use crate::error::{Error, Result};
 use crate::failpoint::{self, FailPoints};
-use crate::storage::{EncodedBatch, Namespace, OplogEntry, OplogOp, Storage, fold_document, keystring};
+use crate::storage::{
+    EncodedBatch, JobSize, Namespace, OpKind, OplogEntry, OplogOp, Storage, fold_document, keystring,
+};
 use crate::tasks::Tasks;
 use crate::workers;
 use std::sync::Arc;
@@ -35,6 +39,26 @@ const HELD_BATCHES: usize = 2;
 
 /// Batches at least this long are applied by document in parallel.
 const PARALLEL_APPLY_MIN: usize = 32;
+
+/// The most bytes a batch may carry and still be applied on the fetcher's own task (see [`apply_size`]).
+const SMALL_APPLY_BYTES: usize = 1024 * 1024;
+
+/// How much work applying `batch` is: small when it is short, not folded, within [`SMALL_APPLY_BYTES`], and
+/// only changes documents by `_id` (or notes no-ops). A command entry (a drop, an index build, a
+/// transaction's `applyOps`) may take any time, and goes to the writer thread.
+fn apply_size(batch: &[OplogEntry], bytes: usize, folded: bool) -> JobSize {
+    let documents_only = batch.iter().all(|entry| {
+        matches!(
+            entry.op.kind(),
+            Some(OpKind::Insert | OpKind::Update | OpKind::Delete | OpKind::Noop)
+        )
+    });
+    if !folded && batch.len() < PARALLEL_APPLY_MIN && bytes <= SMALL_APPLY_BYTES && documents_only {
+        JobSize::Small
+    } else {
+        JobSize::Any
+    }
+}
 
 /// One document's share of a batch: where it lives, the positions of its entries in the batch (oplog order),
 /// and its final state.
@@ -199,9 +223,10 @@ impl Applier {
             } else {
                 None
             };
+            let size = apply_size(&batch, encoded.byte_len(), folded.is_some());
             let appended = encoded.clone();
             self.storage
-                .apply_prejournaled(encoded, move |w| -> Result<()> {
+                .apply_prejournaled(encoded, size, move |w| -> Result<()> {
                     // Only for a batch whose journal record could not be written first: it is then journaled
                     // with its group, and that record is fsynced at once.
                     w.sync_soon();

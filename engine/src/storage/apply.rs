@@ -56,6 +56,11 @@ impl EncodedBatch {
         &self.bytes[start..self.ends[i]]
     }
 
+    /// The batch's size in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// The whole batch, as one journal record's payload.
     pub(super) fn bytes(&self) -> &Arc<[u8]> {
         &self.bytes

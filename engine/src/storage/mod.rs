@@ -44,6 +44,7 @@ pub use oplog::{OpTime, scan_after as oplog_scan_after, ts_from_u64, ts_to_u64};
 pub use oplog_entry::{CommandOp, OpKind, OplogEntry, OplogOp, UpdateChange, crud_target, fold_document};
 pub use snapshot::Snapshot;
 pub use write_ctx::{RetryImage, SessionStatement, WriteCtx};
+pub use writer::JobSize;
 use writer::{Writer, WriterMode};
 
 use crate::clock::Clock;
@@ -238,7 +239,17 @@ impl Storage {
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
     {
-        self.inner.writer.submit(durable, None, job).await
+        self.inner.writer.submit(durable, None, JobSize::Any, job).await
+    }
+
+    /// [`Storage::write`] for a job of the given size: a [`JobSize::Small`] one runs on the calling task when
+    /// the writer is idle, which saves waking the writer thread (see `writer.rs`).
+    pub async fn write_sized<R, F>(&self, durable: bool, size: JobSize, job: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
+    {
+        self.inner.writer.submit(durable, None, size, job).await
     }
 
     /// Runs `job` (a secondary applying `batch`, which it appends with [`WriteCtx::append_encoded`]) with the
@@ -246,12 +257,12 @@ impl Storage {
     /// apply, and the durable position moves to the batch's newest entry once both are done. A crash between
     /// the two replays the record on restart (apply is idempotent), as for any journaled group. Without a
     /// journal (simulation) this is [`Storage::write`] with `durable` false.
-    pub async fn apply_prejournaled<R, F>(&self, batch: EncodedBatch, job: F) -> Result<R>
+    pub async fn apply_prejournaled<R, F>(&self, batch: EncodedBatch, size: JobSize, job: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
     {
-        self.inner.writer.submit(false, Some(batch), job).await
+        self.inner.writer.submit(false, Some(batch), size, job).await
     }
 
     /// Makes everything committed so far durable now (one fsync shared with any concurrent durable write),
