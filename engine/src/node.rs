@@ -233,6 +233,9 @@ pub struct Node {
     pub local_sessions: crate::command::LocalSessions,
     /// A shard member's sharding state (identity, owned versions); unused on other members.
     pub sharding: crate::shardsvr::ShardingState,
+    /// The write commands running now (`command/write.rs`), which decide whether a write may skip the
+    /// storage writer's thread.
+    pub writes_in_flight: crate::command::WritesInFlight,
 }
 
 impl Node {
@@ -294,6 +297,7 @@ impl Node {
             cluster_time: crate::command::ClusterClock::default(),
             local_sessions: crate::command::LocalSessions::default(),
             sharding: Default::default(),
+            writes_in_flight: Default::default(),
         }))
     }
 

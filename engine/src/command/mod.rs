@@ -50,6 +50,7 @@ pub use connection_info::ConnectionInfo;
 pub use handshake::{MAX_WIRE_VERSION, VERSION, build_info};
 pub use local_sessions::LocalSessions;
 pub use reply::{Reply, StoredBatch};
+pub use write::WritesInFlight;
 
 use crate::error::{Error, Result, code};
 use crate::node::{Counters, Node, OpClass};

@@ -124,6 +124,10 @@ async fn run_job<R: Send + 'static>(
     job: impl FnOnce(&mut WriteCtx<'_>) -> R + Send + 'static,
 ) -> Result<(R, Option<Document>)> {
     tracing::trace!(target: "write_path", "cmd.start");
+    // Another write running here (waiting for its write concern, say) means a load whose writes should share
+    // the writer's group commits: only a lone write may run on this task.
+    let in_flight = ctx.node.writes_in_flight.enter();
+    let size = if in_flight.alone() { size } else { JobSize::Any };
     let journaled = wc.j || (wc.w == WriteMode::Majority && journals_majority(ctx));
     let skip_fsync = journaled && ctx.node.failpoints.hit(failpoint::SKIP_JOURNAL_FSYNC).is_some();
     let durable = wc.j && !skip_fsync;
@@ -173,6 +177,39 @@ async fn run_job<R: Send + 'static>(
 fn journals_majority(ctx: &Context<'_>) -> bool {
     let role = ctx.node.member.role();
     role.config.is_some_and(|c| c.write_concern_majority_journal_default)
+}
+
+/// How many write commands are running on this node (from their job's submission to their reply).
+#[derive(Debug, Default)]
+pub struct WritesInFlight(std::sync::atomic::AtomicUsize);
+
+impl WritesInFlight {
+    fn enter(&self) -> InFlightWrite<'_> {
+        let before = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlightWrite {
+            count: &self.0,
+            alone: before == 0,
+        }
+    }
+}
+
+/// One running write command, counted in [`WritesInFlight`] until it is dropped.
+struct InFlightWrite<'a> {
+    count: &'a std::sync::atomic::AtomicUsize,
+    alone: bool,
+}
+
+impl InFlightWrite<'_> {
+    /// Whether no other write command was running when this one began.
+    fn alone(&self) -> bool {
+        self.alone
+    }
+}
+
+impl Drop for InFlightWrite<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The most statements a write command may carry and still be a [`JobSize::Small`] job.
@@ -948,4 +985,22 @@ fn apply_find_and_modify(
         (None, None) => doc! {"lastErrorObject": {"n": 0}, "value": Bson::Null},
     };
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WritesInFlight;
+
+    /// A write is alone only when no other write command runs; one that ends no longer counts.
+    #[test]
+    fn a_write_is_alone_only_without_others_running() {
+        let writes = WritesInFlight::default();
+        let first = writes.enter();
+        assert!(first.alone());
+        let second = writes.enter();
+        assert!(!second.alone(), "the first is still running");
+        drop(first);
+        drop(second);
+        assert!(writes.enter().alone(), "both ended");
+    }
 }

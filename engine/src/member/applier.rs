@@ -40,12 +40,17 @@ const HELD_BATCHES: usize = 2;
 /// Batches at least this long are applied by document in parallel.
 const PARALLEL_APPLY_MIN: usize = 32;
 
-/// The most bytes a batch may carry and still be applied on the fetcher's own task (see [`apply_size`]).
+/// The most entries a batch may hold and still be applied on the fetcher's own task (see [`apply_size`]): a
+/// member that keeps up with a light load fetches one or two at a time; longer batches mean a load whose
+/// applies should share the writer thread's group commits (and leave the fetcher's task to the network).
+const SMALL_APPLY_ENTRIES: usize = 4;
+
+/// The most bytes a batch may carry and still be applied on the fetcher's own task.
 const SMALL_APPLY_BYTES: usize = 1024 * 1024;
 
-/// How much work applying `batch` is: small when it is short, not folded, within [`SMALL_APPLY_BYTES`], and
-/// only changes documents by `_id` (or notes no-ops). A command entry (a drop, an index build, a
-/// transaction's `applyOps`) may take any time, and goes to the writer thread.
+/// How much work applying `batch` is: small when it has at most [`SMALL_APPLY_ENTRIES`] entries and
+/// [`SMALL_APPLY_BYTES`], and only changes documents by `_id` (or notes no-ops). A command entry (a drop, an
+/// index build, a transaction's `applyOps`) may take any time, and goes to the writer thread.
 fn apply_size(batch: &[OplogEntry], bytes: usize, folded: bool) -> JobSize {
     let documents_only = batch.iter().all(|entry| {
         matches!(
@@ -53,7 +58,7 @@ fn apply_size(batch: &[OplogEntry], bytes: usize, folded: bool) -> JobSize {
             Some(OpKind::Insert | OpKind::Update | OpKind::Delete | OpKind::Noop)
         )
     });
-    if !folded && batch.len() < PARALLEL_APPLY_MIN && bytes <= SMALL_APPLY_BYTES && documents_only {
+    if !folded && batch.len() <= SMALL_APPLY_ENTRIES && bytes <= SMALL_APPLY_BYTES && documents_only {
         JobSize::Small
     } else {
         JobSize::Any
