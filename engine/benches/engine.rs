@@ -41,6 +41,24 @@ fn codec(c: &mut Criterion) {
     group.bench_function("encode reply, 101 documents", |b| {
         b.iter(|| wire::encode_msg_reply(1, 7, black_box(&reply)).len())
     });
+    // A primary's answer to a secondary's getMore: stored oplog entries spliced into the reply as they are.
+    let mut stored = faultline_engine::command::StoredBatch::default();
+    for i in 0..1000u32 {
+        let entry = doc! {
+            "ts": bson::Timestamp { time: 1, increment: i }, "t": 1_i64, "op": "i", "ns": "shop.items",
+            "wall": bson::DateTime::from_millis(0), "o": {"_id": i as i64, "v": "x".repeat(64)},
+        };
+        stored
+            .push(u64::from(i) + 1, &entry.to_vec().expect("encodes"))
+            .expect("a document");
+    }
+    let body = doc! {"cursor": {"id": 9_i64, "ns": "local.oplog.rs"}, "ok": 1.0, "$replData": {"term": 1_i64}};
+    let oplog_reply = faultline_engine::command::Reply::with_stored_batch(body, stored);
+    let reply_bytes = oplog_reply.to_bson().expect("encodes").len();
+    group.throughput(Throughput::Bytes(reply_bytes as u64));
+    group.bench_function("encode a getMore reply of 1,000 stored oplog entries", |b| {
+        b.iter(|| wire::encode_msg_reply_bson(1, 7, black_box(&oplog_reply).to_bson()).len())
+    });
     group.finish();
 }
 

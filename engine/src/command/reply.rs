@@ -56,19 +56,49 @@ impl Reply {
             return self.body.to_vec().map_err(|e| e.to_string());
         };
         let cursor = self.body.get_document("cursor").map_err(|e| e.to_string())?;
-        let mut cursor = cursor.to_vec().map_err(|e| e.to_string())?;
-        push_element(&mut cursor, ARRAY, "nextBatch", &batch.array());
-        let mut out = empty_document();
-        push_element(&mut out, EMBEDDED_DOCUMENT, "cursor", &cursor);
+        let cursor = cursor.to_vec().map_err(|e| e.to_string())?;
         let rest: Document = self
             .body
             .iter()
             .filter(|(key, _)| key.as_str() != "cursor")
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
-        append_elements(&mut out, &rest.to_vec().map_err(|e| e.to_string())?);
-        Ok(out)
+        let rest = rest.to_vec().map_err(|e| e.to_string())?;
+        Ok(splice_batch(&cursor, &batch.elements, &rest))
     }
+}
+
+/// The reply document `{cursor: {<cursor's elements>, nextBatch: [<batch>]}, <rest's elements>}`, written in
+/// one pass: the batch, the largest part, is copied once.
+fn splice_batch(cursor: &[u8], batch: &[u8], rest: &[u8]) -> Vec<u8> {
+    const CURSOR_KEY: &[u8] = b"cursor\0";
+    const NEXT_BATCH_KEY: &[u8] = b"nextBatch\0";
+    let cursor_elements = &cursor[4..cursor.len() - 1];
+    let rest_elements = &rest[4..rest.len() - 1];
+    let array_len = 4 + batch.len() + 1;
+    let cursor_len = 4 + cursor_elements.len() + 1 + NEXT_BATCH_KEY.len() + array_len + 1;
+    let total = 4 + 1 + CURSOR_KEY.len() + cursor_len + rest_elements.len() + 1;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&bson_len(total));
+    out.push(EMBEDDED_DOCUMENT);
+    out.extend_from_slice(CURSOR_KEY);
+    out.extend_from_slice(&bson_len(cursor_len));
+    out.extend_from_slice(cursor_elements);
+    out.push(ARRAY);
+    out.extend_from_slice(NEXT_BATCH_KEY);
+    out.extend_from_slice(&bson_len(array_len));
+    out.extend_from_slice(batch);
+    out.push(0);
+    out.push(0);
+    out.extend_from_slice(rest_elements);
+    out.push(0);
+    debug_assert_eq!(out.len(), total);
+    out
+}
+
+/// A BSON length prefix (a document over 2 GiB is refused by the wire layer's size check before it is sent).
+fn bson_len(len: usize) -> [u8; 4] {
+    i32::try_from(len).unwrap_or(i32::MAX).to_le_bytes()
 }
 
 impl From<Document> for Reply {
@@ -155,21 +185,6 @@ fn empty_document() -> Vec<u8> {
     vec![5, 0, 0, 0, 0]
 }
 
-/// Appends one element (`kind`, `key`, the value's bytes) to the encoded document `doc`.
-fn push_element(doc: &mut Vec<u8>, kind: u8, key: &str, value: &[u8]) {
-    let mut element = Vec::with_capacity(key.len() + 2 + value.len());
-    element.push(kind);
-    element.extend_from_slice(key.as_bytes());
-    element.push(0);
-    element.extend_from_slice(value);
-    append_element_bytes(doc, &element);
-}
-
-/// Appends the elements of the encoded document `other` to the encoded document `doc`.
-fn append_elements(doc: &mut Vec<u8>, other: &[u8]) {
-    append_element_bytes(doc, &other[4..other.len() - 1]);
-}
-
 /// Appends encoded elements to the encoded document `doc` and fixes its length.
 fn append_element_bytes(doc: &mut Vec<u8>, elements: &[u8]) {
     doc.pop();
@@ -210,6 +225,16 @@ mod tests {
         };
         assert_eq!(got, want);
         assert_eq!(reply.into_document(), want);
+    }
+
+    #[test]
+    fn a_long_stored_batch_with_only_a_cursor_encodes_whole() {
+        let entries: Vec<Document> = (1..=120).map(entry).collect();
+        let reply = Reply::with_stored_batch(doc! {"cursor": {"id": 0_i64}}, stored(&entries));
+        let bytes = reply.to_bson().unwrap();
+        assert_eq!(i32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize, bytes.len());
+        let got = Document::from_reader(&mut bytes.as_slice()).unwrap();
+        assert_eq!(got, doc! {"cursor": {"id": 0_i64, "nextBatch": entries}});
     }
 
     #[test]

@@ -64,7 +64,13 @@ pub(super) struct Journal {
     offset: u64,
     /// The lsn of the newest record written (0 before any).
     last_lsn: u64,
+    /// The record being written, kept between appends so a group's record does not take fresh memory each
+    /// time (under load that memory came as new pages the kernel had to zero); see [`RECORD_BUFFER_KEPT`].
+    record: Vec<u8>,
 }
+
+/// The largest record buffer kept between appends; a bigger one (a large batch) is given back.
+const RECORD_BUFFER_KEPT: usize = 4 * 1024 * 1024;
 
 impl Journal {
     /// Opens (or creates) the journal in `dir` and returns it with the valid records it holds, oldest first.
@@ -89,6 +95,7 @@ impl Journal {
                 path,
                 offset: end as u64,
                 last_lsn,
+                record: Vec::new(),
             },
             records,
         ))
@@ -112,16 +119,21 @@ impl Journal {
     /// Appends one record holding `payload` (not yet fsync'd) and returns its lsn.
     pub fn append(&mut self, payload: &[u8]) -> Result<u64> {
         let lsn = self.last_lsn + 1;
-        let mut record = Vec::with_capacity(HEADER_BYTES + payload.len());
+        let record = &mut self.record;
+        record.clear();
+        record.reserve(HEADER_BYTES + payload.len());
         record.extend_from_slice(MAGIC);
         record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         record.extend_from_slice(&lsn.to_le_bytes());
         record.extend_from_slice(&checksum(lsn, payload).to_le_bytes());
         record.extend_from_slice(payload);
-        self.file
-            .write_all_at(&record, self.offset)
-            .map_err(|e| storage_error(&format!("write {}", self.path.display()), e))?;
-        self.offset += record.len() as u64;
+        let written = self.file.write_all_at(record, self.offset);
+        let len = record.len() as u64;
+        if record.capacity() > RECORD_BUFFER_KEPT {
+            *record = Vec::new();
+        }
+        written.map_err(|e| storage_error(&format!("write {}", self.path.display()), e))?;
+        self.offset += len;
         self.last_lsn = lsn;
         Ok(lsn)
     }
