@@ -96,7 +96,8 @@ fn splice_batch(cursor: &[u8], batch: &[u8], rest: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A BSON length prefix (a document over 2 GiB is refused by the wire layer's size check before it is sent).
+/// A BSON length prefix. It saturates rather than wraps; a reply that large never leaves anyway, as the wire
+/// layer refuses any reply over its maximum document size (`frame_msg`).
 fn bson_len(len: usize) -> [u8; 4] {
     i32::try_from(len).unwrap_or(i32::MAX).to_le_bytes()
 }
@@ -190,8 +191,8 @@ fn append_element_bytes(doc: &mut Vec<u8>, elements: &[u8]) {
     doc.pop();
     doc.extend_from_slice(elements);
     doc.push(0);
-    let len = i32::try_from(doc.len()).unwrap_or(i32::MAX);
-    doc[..4].copy_from_slice(&len.to_le_bytes());
+    let len = bson_len(doc.len());
+    doc[..4].copy_from_slice(&len);
 }
 
 #[cfg(test)]
