@@ -137,7 +137,9 @@ pub fn vote_response_from_bson(doc: &Document) -> Result<VoteResponse> {
     })
 }
 
-pub fn update_position_to_bson(positions: &[MemberPosition]) -> Document {
+/// `replSetUpdatePosition` with the sender's `term` in `$replData`, as mongod sends it: the receiver adopts a
+/// newer term (a primary steps down) before it counts the positions.
+pub fn update_position_to_bson(term: i64, positions: &[MemberPosition]) -> Document {
     let optimes: Vec<Bson> = positions
         .iter()
         .map(|p| {
@@ -148,10 +150,11 @@ pub fn update_position_to_bson(positions: &[MemberPosition]) -> Document {
             })
         })
         .collect();
-    doc! {"replSetUpdatePosition": 1, "optimes": optimes, "$db": "admin"}
+    doc! {"replSetUpdatePosition": 1, "optimes": optimes, "$replData": {"term": term}, "$db": "admin"}
 }
 
-pub fn update_position_from_bson(body: &Document) -> Result<Vec<MemberPosition>> {
+/// The sender's term (`$replData.term`, when it sent one) and the positions of `replSetUpdatePosition`.
+pub fn update_position_from_bson(body: &Document) -> Result<(Option<i64>, Vec<MemberPosition>)> {
     let entries = body
         .get_array("optimes")
         .map_err(|_| Error::failed_to_parse("replSetUpdatePosition: 'optimes' array"))?;
@@ -173,7 +176,16 @@ pub fn update_position_from_bson(body: &Document) -> Result<Vec<MemberPosition>>
             durable_wall_ms: wall("durableWallTime"),
         });
     }
-    Ok(out)
+    let term = match body.get("$replData") {
+        None => None,
+        Some(Bson::Document(repl_data)) => Some(int(repl_data, "term")?),
+        Some(_) => {
+            return Err(Error::failed_to_parse(
+                "replSetUpdatePosition: '$replData' must be an object",
+            ));
+        }
+    };
+    Ok((term, out))
 }
 
 #[cfg(test)]
@@ -251,8 +263,11 @@ mod tests {
             durable_wall_ms: 5000,
         }];
         assert_eq!(
-            update_position_from_bson(&update_position_to_bson(&pos)).expect("decodes"),
-            pos
+            update_position_from_bson(&update_position_to_bson(7, &pos)).expect("decodes"),
+            (Some(7), pos.clone())
         );
+        let mut without_term = update_position_to_bson(7, &pos);
+        without_term.remove("$replData");
+        assert_eq!(update_position_from_bson(&without_term).expect("decodes"), (None, pos));
     }
 }

@@ -567,7 +567,7 @@ impl Member {
             Action::SendVoteRequest { to, request } => {
                 self.spawn_rpc(to, "vote", messages::vote_request_to_bson(&request))
             }
-            Action::SendUpdatePosition { to, positions } => {
+            Action::SendUpdatePosition { to, term, positions } => {
                 if let Some(mine) = positions.first() {
                     tracing::trace!(
                         target: "write_path",
@@ -576,7 +576,7 @@ impl Member {
                         "position.send"
                     );
                 }
-                let mut body = messages::update_position_to_bson(&positions);
+                let mut body = messages::update_position_to_bson(term, &positions);
                 body.insert("fromId", self.role().self_id.unwrap_or(-1));
                 self.report_position(to, body)
             }
@@ -860,6 +860,7 @@ mod tests {
     fn only_the_latest_position_report_per_member_is_sent() {
         let send = |to: i32, n: usize| Action::SendUpdatePosition {
             to,
+            term: 1,
             positions: vec![
                 crate::repl::machine::MemberPosition {
                     member_id: to,
@@ -877,7 +878,7 @@ mod tests {
         let shape: Vec<String> = kept
             .iter()
             .map(|action| match action {
-                Action::SendUpdatePosition { to, positions } => format!("send {to}:{}", positions.len()),
+                Action::SendUpdatePosition { to, positions, .. } => format!("send {to}:{}", positions.len()),
                 Action::Log(message) => message.clone(),
                 other => format!("{other:?}"),
             })

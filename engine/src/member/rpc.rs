@@ -75,7 +75,7 @@ impl Member {
 
     /// `replSetUpdatePosition` from a member syncing from us.
     pub async fn on_update_position(&self, body: &Document) -> Result<Document> {
-        let positions = messages::update_position_from_bson(body)?;
+        let (term, positions) = messages::update_position_from_bson(body)?;
         let from = body
             .get_i32("fromId")
             .ok()
@@ -90,7 +90,7 @@ impl Member {
                 "position.received"
             );
         }
-        let actions = self.handle(Event::UpdatePosition { from, positions });
+        let actions = self.handle(Event::UpdatePosition { from, term, positions });
         self.execute(actions).await;
         Ok(Document::new())
     }

@@ -29,7 +29,12 @@ pub enum Event {
     /// A vote reply arrived from member `from`.
     VoteResponse { from: i32, response: VoteResponse },
     /// A `replSetUpdatePosition` arrived (from a member syncing from us).
-    UpdatePosition { from: i32, positions: Vec<MemberPosition> },
+    /// `term` is the reporter's term (`$replData.term`; `None` from a sender that did not say).
+    UpdatePosition {
+        from: i32,
+        term: Option<i64>,
+        positions: Vec<MemberPosition>,
+    },
     /// Our oplog applier advanced `lastApplied`.
     LocalApplied { optime: OpTime, wall_ms: i64 },
     /// Our journal made `optime` durable.
@@ -81,7 +86,13 @@ pub enum Action {
     /// Answer member `to`'s vote request.
     ReplyVote { to: i32, response: VoteResponse },
     /// Send `replSetUpdatePosition` to our sync source `to`.
-    SendUpdatePosition { to: i32, positions: Vec<MemberPosition> },
+    /// `term` is ours, sent as `$replData.term`: a primary that learns of a newer term from it steps down
+    /// instead of counting the positions toward its commit point.
+    SendUpdatePosition {
+        to: i32,
+        term: i64,
+        positions: Vec<MemberPosition>,
+    },
     /// Send `replSetStepUp` to member `to` (hand-over after a step-down).
     SendStepUp { to: i32 },
     /// The member's state changed. On leaving PRIMARY the shell interrupts operations (11602) and stops

@@ -170,7 +170,13 @@ impl ReplMachine {
         }
     }
 
-    pub(super) fn on_update_position(&mut self, from: i32, positions: &[MemberPosition]) {
+    /// A reporter's newer `term` is adopted first (a primary steps down), as mongod processes the report's
+    /// `$replData` before its positions: positions from a member that voted in a newer term must not complete
+    /// a majority for this one.
+    pub(super) fn on_update_position(&mut self, from: i32, term: Option<i64>, positions: &[MemberPosition]) {
+        if let Some(term) = term {
+            self.observe_term(term);
+        }
         let now = self.now_ms;
         let mut advanced = false;
         for position in positions {
@@ -230,7 +236,11 @@ impl ReplMachine {
         }
         if let Some(to) = self.sync_source {
             let positions = self.known_positions();
-            self.outbox.push(Action::SendUpdatePosition { to, positions });
+            self.outbox.push(Action::SendUpdatePosition {
+                to,
+                term: self.term,
+                positions,
+            });
             self.next_keepalive_ms = self.now_ms + self.election_timeout_ms() / 2;
         }
     }

@@ -15,8 +15,12 @@ pub struct MemberView {
     pub healthy: bool,
     /// Its term, as last reported.
     pub term: i64,
-    /// Its last applied optime, as last reported.
+    /// Its newest applied optime reported by any means (heartbeat or `replSetUpdatePosition`); moves only
+    /// forward (see [`MemberView::adopt_heartbeat_position`]).
     pub applied: OpTime,
+    /// The applied optime of its last heartbeat reply, exactly as it said (mongod's
+    /// `getHeartbeatAppliedOpTime`): older than `applied` when it lost an unsynced tail in a crash.
+    pub heartbeat_applied: OpTime,
     /// Its last durable optime, as last reported.
     pub durable: OpTime,
     /// Wall time of `applied`, ms since the epoch.
@@ -58,6 +62,7 @@ impl MemberView {
             healthy: false,
             term: -1,
             applied: OpTime::null(),
+            heartbeat_applied: OpTime::null(),
             durable: OpTime::null(),
             applied_wall_ms: 0,
             durable_wall_ms: 0,
@@ -92,13 +97,13 @@ impl MemberView {
 
     /// What a primary in catch-up knows of it since `since_ms` (when it won): `None` while no heartbeat has
     /// answered or failed since then and it is not known to be down; `Some(None)` when it is down or its last
-    /// heartbeat failed; `Some(Some(applied))` when it answered.
+    /// heartbeat failed; `Some(Some(applied))` when it answered, with the optime that reply gave.
     pub fn heard_since(&self, since_ms: i64) -> Option<Option<crate::repl::optime::OpTime>> {
         let answered = self.last_heartbeat_ms.filter(|t| *t >= since_ms);
         let failed = self.last_heartbeat_failed_ms.filter(|t| *t >= since_ms);
         match (answered, failed) {
             (Some(ok), Some(bad)) if bad > ok => Some(None),
-            (Some(_), _) => Some(Some(self.applied)),
+            (Some(_), _) => Some(Some(self.heartbeat_applied)),
             (None, Some(_)) => Some(None),
             (None, None) if !self.healthy => Some(None),
             (None, None) => None,
@@ -145,6 +150,7 @@ impl MemberView {
         durable: OpTime,
         durable_wall_ms: i64,
     ) -> bool {
+        self.heartbeat_applied = applied;
         let oplog_rewound = matches!(
             state,
             MemberState::Rollback | MemberState::Recovering | MemberState::Startup | MemberState::Startup2

@@ -226,7 +226,7 @@ impl ReplMachine {
             Event::HeartbeatFailed { to, message } => self.on_heartbeat_failed(to, message),
             Event::VoteRequest { from, request } => self.on_vote_request(from, &request),
             Event::VoteResponse { from, response } => self.on_vote_response(from, &response),
-            Event::UpdatePosition { from, positions } => self.on_update_position(from, &positions),
+            Event::UpdatePosition { from, term, positions } => self.on_update_position(from, term, &positions),
             Event::LocalApplied { optime, wall_ms } => self.on_local_applied(optime, wall_ms),
             Event::LocalDurable { optime, wall_ms } => self.on_local_durable(optime, wall_ms),
             Event::SyncSourceMetadata {

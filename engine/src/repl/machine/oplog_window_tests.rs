@@ -6,6 +6,7 @@ use crate::repl::machine::oplog_window::{TOO_STALE_DENYLIST_MS, TOO_STALE_MESSAG
 fn position(member_id: i32, applied: OpTime) -> Event {
     Event::UpdatePosition {
         from: member_id,
+        term: None,
         positions: vec![MemberPosition {
             member_id,
             config_version: 1,

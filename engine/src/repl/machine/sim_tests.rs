@@ -30,7 +30,7 @@ enum Payload {
     HeartbeatResponse(Box<HeartbeatResponse>),
     VoteRequest(VoteRequest),
     VoteResponse(VoteResponse),
-    UpdatePosition(Vec<MemberPosition>),
+    UpdatePosition(i64, Vec<MemberPosition>),
     StepUp,
 }
 
@@ -206,8 +206,8 @@ impl Sim {
                 Action::ReplyVote { to, response } => {
                     self.send(index, to as usize, Payload::VoteResponse(response), faults)
                 }
-                Action::SendUpdatePosition { to, positions } => {
-                    self.send(index, to as usize, Payload::UpdatePosition(positions), faults)
+                Action::SendUpdatePosition { to, term, positions } => {
+                    self.send(index, to as usize, Payload::UpdatePosition(term, positions), faults)
                 }
                 Action::SendStepUp { to } => self.send(index, to as usize, Payload::StepUp, faults),
                 Action::TransitionTo {
@@ -284,7 +284,11 @@ impl Sim {
                 },
                 Payload::VoteRequest(request) => Event::VoteRequest { from, request },
                 Payload::VoteResponse(response) => Event::VoteResponse { from, response },
-                Payload::UpdatePosition(positions) => Event::UpdatePosition { from, positions },
+                Payload::UpdatePosition(term, positions) => Event::UpdatePosition {
+                    from,
+                    term: Some(term),
+                    positions,
+                },
                 Payload::StepUp => Event::StepUpRequested { from },
             };
             self.feed(message.to, event, faults);

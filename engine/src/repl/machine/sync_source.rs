@@ -1,15 +1,22 @@
-//! Choosing where to fetch the oplog from: a requested `replSetSyncFrom` target first; the primary when
-//! chaining is off; otherwise the lowest-ping healthy data-bearing member that is ahead of us and no more than
-//! `maxSyncSourceLagSecs` behind the primary, or the primary when nobody is ahead. A source is kept while it
-//! stays usable.
+//! Choosing where to fetch the oplog from, as mongod 8 does: a requested `replSetSyncFrom` target first; the
+//! primary when chaining is off; otherwise, among the healthy data-bearing members ahead of us and no more than
+//! `maxSyncSourceLagSecs` behind the primary, the lowest-ping one, except that the primary wins when its ping
+//! is within `changeSyncSourceThresholdMillis` of that one's; the primary when nobody is ahead. A source is kept
+//! while it stays usable, unless it is a secondary with no sync source of its own and nothing newer than ours
+//! (it will not get new entries in time: typically one chosen before the set had a primary).
 
 use super::io::Action;
+use super::members::MemberView;
 use super::{LeaderPhase, ReplMachine};
 use crate::repl::error::ReplError;
 use crate::repl::state::MemberState;
 
 /// A member more than this far behind the primary is not a sync source (`maxSyncSourceLagSecs`).
 pub const MAX_SYNC_SOURCE_LAG_SECS: u32 = 30;
+
+/// Members whose pings differ by at most this are in one data centre, where the primary is the preferred
+/// sync source (`changeSyncSourceThresholdMillis`, mongod's default).
+pub const CHANGE_SYNC_SOURCE_THRESHOLD_MS: i64 = 5;
 
 /// How long a sync source found behind us is passed over while another member is ahead.
 const SOURCE_BEHIND_DENYLIST_MS: i64 = 1_000;
@@ -106,16 +113,26 @@ impl ReplMachine {
         if !self.config.settings.chaining_allowed {
             return self.primary_id.filter(|id| self.is_usable_source(*id, false));
         }
-        let ahead = self
+        let ahead: Vec<_> = self
             .members
             .values()
             .filter(|view| self.is_usable_source(view.id, false) && self.is_newer(&view.applied, &self.applied))
-            .min_by_key(|view| (view.ping_ms.unwrap_or(i64::MAX), view.id))
-            .map(|view| view.id);
+            .collect();
+        let ping = |view: &MemberView| view.ping_ms.unwrap_or(i64::MAX);
+        let closest = ahead.iter().min_by_key(|view| (ping(view), view.id));
+        let primary = ahead.iter().find(|view| Some(view.id) == self.primary_id);
+        let choice = match (closest, primary) {
+            (Some(closest), Some(primary))
+                if ping(primary).saturating_sub(ping(closest)) <= CHANGE_SYNC_SOURCE_THRESHOLD_MS =>
+            {
+                Some(primary.id)
+            }
+            (closest, _) => closest.map(|view| view.id),
+        };
         // Nobody ahead (an idle set): tail the primary, where the next entry is written, instead of waiting
         // for a heartbeat to show it ahead (mongod's periodic no-op writes keep its primary ahead to the same
         // effect). Never a secondary at our position: two could pick each other and wait for ever.
-        ahead.or_else(|| {
+        choice.or_else(|| {
             self.primary_id
                 .filter(|id| Some(*id) != self.self_id && self.is_usable_source(*id, false))
         })
@@ -132,10 +149,18 @@ impl ReplMachine {
             .find_member_by_id(id)
             .is_some_and(|member| member.is_data_bearing());
         let serving = matches!(view.state, MemberState::Primary | MemberState::Secondary);
-        // A source we already fetch from is kept even when its last heartbeat shows it behind us: that view
-        // is up to a heartbeat old, while our own position moves with every batch we fetch from it.
-        let _ = keeping;
         if !view.healthy || !data_bearing || !serving || self.is_denylisted(id) {
+            return false;
+        }
+        // A source we already fetch from is kept even when its last heartbeat shows it behind us (that view is
+        // up to a heartbeat old, while our own position moves with every batch we fetch from it), unless it is
+        // a secondary that fetches from nobody and has nothing newer than ours: it will not get new entries in
+        // time, so mongod leaves it (`shouldChangeSyncSource`).
+        if keeping
+            && view.state == MemberState::Secondary
+            && view.sync_source_id.is_none()
+            && !self.is_newer(&view.applied, &self.applied)
+        {
             return false;
         }
         // A member still claiming PRIMARY while we know of another (newer) primary has been deposed: it may

@@ -431,6 +431,45 @@ fn catch_up_ignores_reports_from_before_the_win_and_dead_members() {
     );
 }
 
+/// A member that was ahead and then lost its unsynced tail in a crash answers, after its restart, with an
+/// older optime than it once reported. The catch-up target is what each member's heartbeat says now (mongod's
+/// `getHeartbeatAppliedOpTime`), not the newest it ever said: waiting for the lost entries kept a new primary
+/// from accepting writes for ever (`faultline sim --seed 1821 --steps 40`, whose default
+/// `catchUpTimeoutMillis` is -1).
+#[test]
+fn catch_up_targets_what_members_report_now_not_what_they_lost() {
+    let mut machine = start(&config(3), 0, 1, op(5, 1));
+    machine.handle(10, heartbeat_reply(&machine, 2, MemberState::Secondary, 1, op(8, 1)));
+    machine.handle(AFTER_TIMEOUT, Event::Tick);
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(1, true),
+        },
+    );
+    machine.handle(
+        AFTER_TIMEOUT,
+        Event::VoteResponse {
+            from: 1,
+            response: grant(2, false),
+        },
+    );
+    assert_eq!(machine.state(), MemberState::Primary);
+    machine.handle(
+        AFTER_TIMEOUT + 2,
+        heartbeat_reply(&machine, 1, MemberState::Secondary, 2, op(5, 1)),
+    );
+    let actions = machine.handle(
+        AFTER_TIMEOUT + 3,
+        heartbeat_reply(&machine, 2, MemberState::Secondary, 2, op(5, 1)),
+    );
+    assert!(
+        has(&actions, &Action::CompleteStepUp { term: 2 }),
+        "member 2 now has what we have: {actions:?}"
+    );
+}
+
 #[test]
 fn catch_up_ends_at_its_timeout() {
     let mut config = config(3);
@@ -681,10 +720,64 @@ fn commit_point_needs_a_write_majority_in_the_current_term() {
         durable: op(2, 2),
         durable_wall_ms: 0,
     }];
-    let actions = primary.handle(1_310, Event::UpdatePosition { from: 1, positions });
+    let actions = primary.handle(
+        1_310,
+        Event::UpdatePosition {
+            from: 1,
+            term: Some(2),
+            positions,
+        },
+    );
     assert!(has(&actions, &Action::CommitPointAdvanced { optime: op(2, 2) }));
     primary.handle(1_320, heartbeat_reply(&primary, 2, MemberState::Secondary, 2, op(3, 2)));
     assert_eq!(primary.commit_point(), op(3, 2));
+}
+
+/// A member that voted in a newer term reports a position with that term: the old primary must step down
+/// rather than count it. Counted, it made a write majority-committed that the newer primary (elected without
+/// it) did not have, and a member holding that commit point later stopped fatally rather than roll it back
+/// (`faultline sim --seed 138 --steps 80`, once sync sources preferred the primary). mongod reads the
+/// reporter's term from `$replData` before the positions.
+#[test]
+fn a_position_report_from_a_newer_term_deposes_instead_of_committing() {
+    let mut primary = elect(&config(3), op(1, 1), op(2, 2));
+    primary.handle(
+        1_300,
+        Event::LocalApplied {
+            optime: op(3, 2),
+            wall_ms: 0,
+        },
+    );
+    primary.handle(
+        1_300,
+        Event::LocalDurable {
+            optime: op(3, 2),
+            wall_ms: 0,
+        },
+    );
+    let positions = vec![MemberPosition {
+        member_id: 1,
+        config_version: 1,
+        applied: op(3, 2),
+        applied_wall_ms: 0,
+        durable: op(3, 2),
+        durable_wall_ms: 0,
+    }];
+    let actions = primary.handle(
+        1_310,
+        Event::UpdatePosition {
+            from: 1,
+            term: Some(3),
+            positions,
+        },
+    );
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::CommitPointAdvanced { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(primary.commit_point(), OpTime::null());
+    assert!(!primary.state().is_primary(), "stepped down");
+    assert_eq!(primary.term(), 3);
 }
 
 #[test]
@@ -907,7 +1000,7 @@ fn secondaries_report_positions_to_their_sync_source() {
         },
     );
     let sent = actions.iter().find_map(|a| match a {
-        Action::SendUpdatePosition { to, positions } => Some((*to, positions.clone())),
+        Action::SendUpdatePosition { to, positions, .. } => Some((*to, positions.clone())),
         _ => None,
     });
     let (to, positions) = sent.expect("an update");
@@ -1010,7 +1103,10 @@ fn status_snapshot_reports_the_member_and_its_peers() {
 #[test]
 fn a_source_behind_us_is_passed_over_for_a_member_ahead() {
     let mut machine = start(&config(3), 1, 3, op(2, 1));
-    machine.handle(10, heartbeat_reply(&machine, 0, MemberState::Secondary, 3, op(3, 1)));
+    machine.handle(
+        10,
+        heartbeat_reply_with(&machine, 0, MemberState::Secondary, (3, op(3, 1)), 5, Some(2)),
+    );
     assert_eq!(machine.sync_source(), Some(0));
     machine.handle(
         20,
@@ -1049,6 +1145,118 @@ fn an_idle_secondary_tails_the_primary() {
         "{actions:?}"
     );
     assert_eq!(machine.sync_source(), Some(0));
+}
+
+/// A heartbeat reply from `from` with the given round trip and the sender's own sync source.
+fn heartbeat_reply_with(
+    machine: &ReplMachine,
+    from: i32,
+    state: MemberState,
+    (term, applied): (i64, OpTime),
+    rtt_ms: i64,
+    sync_source_id: Option<i32>,
+) -> Event {
+    let Event::HeartbeatResponse { mut response, .. } = heartbeat_reply(machine, from, state, term, applied) else {
+        unreachable!()
+    };
+    response.sync_source_id = sync_source_id;
+    Event::HeartbeatResponse { from, response, rtt_ms }
+}
+
+/// mongod 8's choice among members ahead of us: the closest, except that the primary wins when its ping is
+/// within `changeSyncSourceThresholdMillis` (5 ms) of the closest one's (the same data centre). On one
+/// machine every ping is within it, so a secondary tails the primary instead of adding a hop through
+/// another secondary.
+#[test]
+fn the_primary_is_preferred_over_a_secondary_as_close() {
+    // Member 2 is the source; members 0 (primary) and 1 are ahead too; then member 2 goes into RECOVERING.
+    let choose_after_losing_two = |primary_rtt: i64| {
+        let mut machine = start(&config(4), 3, 1, op(1, 1));
+        machine.handle(
+            10,
+            heartbeat_reply_with(&machine, 2, MemberState::Secondary, (1, op(4, 1)), 0, Some(0)),
+        );
+        assert_eq!(machine.sync_source(), Some(2), "the only member ahead");
+        machine.handle(
+            10,
+            heartbeat_reply_with(&machine, 1, MemberState::Secondary, (1, op(4, 1)), 0, Some(0)),
+        );
+        machine.handle(
+            10,
+            heartbeat_reply_with(&machine, 0, MemberState::Primary, (1, op(5, 1)), primary_rtt, None),
+        );
+        machine.handle(
+            20,
+            heartbeat_reply_with(&machine, 2, MemberState::Recovering, (1, op(4, 1)), 0, Some(0)),
+        );
+        machine.sync_source()
+    };
+    assert_eq!(
+        choose_after_losing_two(4),
+        Some(0),
+        "the primary, 4 ms further than the closest"
+    );
+    assert_eq!(
+        choose_after_losing_two(30),
+        Some(1),
+        "a primary 30 ms further away loses to the closer secondary"
+    );
+}
+
+/// A secondary chosen as sync source before the set had a primary (both at the initiate entry) has no sync
+/// source of its own and nothing newer: mongod leaves such a source, and once a primary is known the member
+/// tails it. Kept, it would chain every later write through the other secondary.
+#[test]
+fn a_secondary_source_without_a_source_and_not_ahead_is_left() {
+    let mut machine = start(&config(3), 2, 1, op(1, 1));
+    machine.handle(
+        10,
+        heartbeat_reply_with(&machine, 0, MemberState::Secondary, (1, op(2, 1)), 0, None),
+    );
+    assert_eq!(machine.sync_source(), Some(0), "the only member ahead");
+    machine.handle(
+        20,
+        Event::LocalApplied {
+            optime: op(2, 1),
+            wall_ms: 0,
+        },
+    );
+    machine.handle(
+        30,
+        heartbeat_reply_with(&machine, 1, MemberState::Primary, (1, op(2, 1)), 0, None),
+    );
+    assert_eq!(
+        machine.sync_source(),
+        Some(1),
+        "the new primary, not the idle secondary"
+    );
+    machine.handle(
+        40,
+        heartbeat_reply_with(&machine, 0, MemberState::Secondary, (1, op(2, 1)), 0, Some(1)),
+    );
+    assert_eq!(machine.sync_source(), Some(1), "kept");
+
+    let mut chained = start(&config(3), 2, 1, op(1, 1));
+    chained.handle(
+        10,
+        heartbeat_reply_with(&chained, 0, MemberState::Secondary, (1, op(2, 1)), 0, Some(1)),
+    );
+    chained.handle(
+        20,
+        Event::LocalApplied {
+            optime: op(2, 1),
+            wall_ms: 0,
+        },
+    );
+    chained.handle(
+        30,
+        heartbeat_reply_with(&chained, 1, MemberState::Primary, (1, op(2, 1)), 0, None),
+    );
+    assert_eq!(
+        chained.sync_source(),
+        Some(0),
+        "a secondary that has a source of its own is kept"
+    );
 }
 
 /// A member that still claims PRIMARY after another member won a newer term is not a sync source: it may be
@@ -1388,7 +1596,14 @@ fn an_older_heartbeat_position_does_not_undo_a_newer_update_position() {
         },
     );
     let positions = vec![position(1, op(5, 2), 5_000)];
-    primary.handle(1_310, Event::UpdatePosition { from: 1, positions });
+    primary.handle(
+        1_310,
+        Event::UpdatePosition {
+            from: 1,
+            term: Some(2),
+            positions,
+        },
+    );
     assert_eq!(primary.commit_point(), op(5, 2));
     let changes = primary.position_changes();
     let mut stale = heartbeat_reply(&primary, 1, MemberState::Secondary, 2, op(3, 2));

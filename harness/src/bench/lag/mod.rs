@@ -433,8 +433,13 @@ pub fn summary_text(s: &LagSummary) -> String {
         .members
         .iter()
         .map(|m| {
+            let source = if m.sync_sources.is_empty() {
+                String::new()
+            } else {
+                format!(", from {}", m.sync_sources.join(" then "))
+            };
             let mut row = vec![
-                format!("{} ({})", m.member, m.initial_state.to_lowercase()),
+                format!("{} ({}{source})", m.member, m.initial_state.to_lowercase()),
                 m.writes_seen.to_string(),
             ];
             row.extend(m.visible_after_issue.cells());

@@ -29,6 +29,8 @@ pub struct StatusSample {
     pub optime_date_lag_ms: Option<f64>,
     /// Primary `lastAppliedWallTime` − member `lastAppliedWallTime`, ms.
     pub wall_time_lag_ms: Option<f64>,
+    /// The member it fetches the oplog from (`syncSourceHost`), when it has one.
+    pub sync_source: Option<String>,
 }
 
 /// Samples until `stop`; `members` are `(name, port)`.
@@ -102,6 +104,11 @@ pub fn parse_status(status: &Document, members: &[(String, u16)], time: u64) -> 
             primary: primary_name.clone(),
             optime_date_lag_ms: lag(m, "optimeDate"),
             wall_time_lag_ms: lag(m, "lastAppliedWallTime"),
+            sync_source: m
+                .get_str("syncSourceHost")
+                .ok()
+                .filter(|host| !host.is_empty())
+                .map(|host| member_name(host, members)),
         })
         .collect()
 }
@@ -117,7 +124,7 @@ mod tests {
             {"name": "127.0.0.1:4001", "state": 1, "stateStr": "PRIMARY",
              "optimeDate": date(10_000), "lastAppliedWallTime": date(10_250)},
             {"name": "127.0.0.1:4002", "state": 2, "stateStr": "SECONDARY",
-             "optimeDate": date(9_000), "lastAppliedWallTime": date(10_240)},
+             "optimeDate": date(9_000), "lastAppliedWallTime": date(10_240), "syncSourceHost": "127.0.0.1:4001"},
             {"name": "127.0.0.1:4003", "state": 2, "stateStr": "SECONDARY",
              "optimeDate": date(0), "lastAppliedWallTime": date(0)},
         ]};
@@ -133,6 +140,8 @@ mod tests {
         assert_eq!(samples[1].optime_date_lag_ms, Some(1000.0));
         assert_eq!(samples[1].wall_time_lag_ms, Some(10.0));
         assert_eq!(samples[1].primary.as_deref(), Some("n1"));
+        assert_eq!(samples[1].sync_source.as_deref(), Some("n1"));
+        assert_eq!(samples[0].sync_source, None, "the primary fetches from nobody");
         assert_eq!(
             samples[2].wall_time_lag_ms, None,
             "an unknown (epoch) position is no lag"

@@ -40,6 +40,9 @@ pub struct MemberLag {
     pub status_optime_date_lag: Percentiles,
     /// `rs.status()`: primary lastAppliedWallTime − member lastAppliedWallTime (ms), while SECONDARY.
     pub status_wall_time_lag: Percentiles,
+    /// `rs.status()`: the members it fetched the oplog from while SECONDARY, in the order first seen (a
+    /// secondary syncing from another secondary adds that hop to its lag).
+    pub sync_sources: Vec<String>,
 }
 
 /// The earliest arrival of each write over all members.
@@ -80,6 +83,16 @@ pub fn member_lags(writes: &WriteLog, watched: &[Watched], status: &[StatusSampl
                 }
             }
             let (optime_date, wall_time) = status_lags(status, &w.name);
+            let mut sync_sources: Vec<String> = Vec::new();
+            for source in status
+                .iter()
+                .filter(|s| s.member == w.name && s.state == "SECONDARY")
+                .filter_map(|s| s.sync_source.as_ref())
+            {
+                if !sync_sources.contains(source) {
+                    sync_sources.push(source.clone());
+                }
+            }
             MemberLag {
                 member: w.name.clone(),
                 initial_state: w.initial_state.clone(),
@@ -90,6 +103,7 @@ pub fn member_lags(writes: &WriteLog, watched: &[Watched], status: &[StatusSampl
                 behind_first_member: behind_first.summary(),
                 status_optime_date_lag: optime_date,
                 status_wall_time_lag: wall_time,
+                sync_sources,
             }
         })
         .collect()
@@ -227,6 +241,31 @@ mod tests {
         );
     }
 
+    /// The sources a secondary fetched from while SECONDARY, each once, in the order first seen.
+    #[test]
+    fn member_lags_list_each_sync_source_once_in_order() {
+        let (writes, watched) = fixture();
+        let sample = |time, state: &str, source: Option<&str>| StatusSample {
+            time,
+            member: "n2".into(),
+            state: state.into(),
+            primary: Some("n1".into()),
+            optime_date_lag_ms: None,
+            wall_time_lag_ms: None,
+            sync_source: source.map(String::from),
+        };
+        let status = vec![
+            sample(0, "STARTUP2", Some("n3")),
+            sample(1, "SECONDARY", Some("n3")),
+            sample(2, "SECONDARY", None),
+            sample(3, "SECONDARY", Some("n1")),
+            sample(4, "SECONDARY", Some("n3")),
+        ];
+        let lags = member_lags(&writes, &watched, &status);
+        assert_eq!(lags[1].sync_sources, ["n3", "n1"]);
+        assert!(lags[0].sync_sources.is_empty());
+    }
+
     #[test]
     fn lag_rows_take_states_from_status_and_history_pairs_writes() {
         let (writes, watched) = fixture();
@@ -237,6 +276,7 @@ mod tests {
             primary: Some("n1".into()),
             optime_date_lag_ms: Some(0.0),
             wall_time_lag_ms: None,
+            sync_source: None,
         }];
         let rows = lag_rows(&writes, &watched, &status);
         assert_eq!(rows.len(), 2);
