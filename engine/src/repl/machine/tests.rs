@@ -125,10 +125,26 @@ fn position_of(actions: &[Action], predicate: impl Fn(&Action) -> bool) -> Optio
     actions.iter().position(predicate)
 }
 
-/// Drives member 0 of `config` through a dry run and a real election won with member 1's votes; returns it as
-/// a writable primary (the new-primary no-op at `noop`).
-fn elect(config: &ReplSetConfig, applied: OpTime, noop: OpTime) -> ReplMachine {
-    let mut machine = start(config, 0, 1, applied);
+/// Records `optime` as applied and durable here.
+fn applied_and_durable(machine: &mut ReplMachine, now: i64, optime: OpTime) {
+    machine.handle(now, Event::LocalApplied { optime, wall_ms: 0 });
+    machine.handle(now, Event::LocalDurable { optime, wall_ms: 0 });
+}
+
+/// One member's position, applied and durable at `optime`.
+fn member_position(member_id: i32, optime: OpTime) -> MemberPosition {
+    MemberPosition {
+        member_id,
+        config_version: 1,
+        applied: optime,
+        applied_wall_ms: 0,
+        durable: optime,
+        durable_wall_ms: 0,
+    }
+}
+
+/// Member 0 in term 1 stands after its election timeout and wins term 2 with member 1's votes.
+fn win_term_2(machine: &mut ReplMachine) {
     machine.handle(AFTER_TIMEOUT, Event::Tick);
     machine.handle(
         AFTER_TIMEOUT,
@@ -144,6 +160,13 @@ fn elect(config: &ReplSetConfig, applied: OpTime, noop: OpTime) -> ReplMachine {
             response: grant(2, false),
         },
     );
+}
+
+/// Drives member 0 of `config` through a dry run and a real election won with member 1's votes; returns it as
+/// a writable primary (the new-primary no-op at `noop`).
+fn elect(config: &ReplSetConfig, applied: OpTime, noop: OpTime) -> ReplMachine {
+    let mut machine = start(config, 0, 1, applied);
+    win_term_2(&mut machine);
     assert!(machine.state().is_primary());
     machine.handle(AFTER_TIMEOUT, Event::StepUpCompleted { term: 2, noop });
     machine.handle(
@@ -394,21 +417,7 @@ fn winning_enters_catch_up_until_the_newest_optime_seen() {
 fn catch_up_ignores_reports_from_before_the_win_and_dead_members() {
     let mut machine = start(&config(3), 0, 1, op(5, 1));
     machine.handle(10, heartbeat_reply(&machine, 2, MemberState::Primary, 1, op(8, 1)));
-    machine.handle(AFTER_TIMEOUT, Event::Tick);
-    machine.handle(
-        AFTER_TIMEOUT,
-        Event::VoteResponse {
-            from: 1,
-            response: grant(1, true),
-        },
-    );
-    machine.handle(
-        AFTER_TIMEOUT,
-        Event::VoteResponse {
-            from: 1,
-            response: grant(2, false),
-        },
-    );
+    win_term_2(&mut machine);
     assert_eq!(machine.state(), MemberState::Primary);
     let actions = machine.handle(
         AFTER_TIMEOUT + 2,
@@ -440,21 +449,7 @@ fn catch_up_ignores_reports_from_before_the_win_and_dead_members() {
 fn catch_up_targets_what_members_report_now_not_what_they_lost() {
     let mut machine = start(&config(3), 0, 1, op(5, 1));
     machine.handle(10, heartbeat_reply(&machine, 2, MemberState::Secondary, 1, op(8, 1)));
-    machine.handle(AFTER_TIMEOUT, Event::Tick);
-    machine.handle(
-        AFTER_TIMEOUT,
-        Event::VoteResponse {
-            from: 1,
-            response: grant(1, true),
-        },
-    );
-    machine.handle(
-        AFTER_TIMEOUT,
-        Event::VoteResponse {
-            from: 1,
-            response: grant(2, false),
-        },
-    );
+    win_term_2(&mut machine);
     assert_eq!(machine.state(), MemberState::Primary);
     machine.handle(
         AFTER_TIMEOUT + 2,
@@ -476,21 +471,7 @@ fn catch_up_ends_at_its_timeout() {
     config.settings.catch_up_timeout_millis = 300;
     let mut machine = start(&config, 0, 1, op(5, 1));
     machine.handle(10, heartbeat_reply(&machine, 2, MemberState::Secondary, 1, op(8, 1)));
-    machine.handle(AFTER_TIMEOUT, Event::Tick);
-    machine.handle(
-        AFTER_TIMEOUT,
-        Event::VoteResponse {
-            from: 1,
-            response: grant(1, true),
-        },
-    );
-    machine.handle(
-        AFTER_TIMEOUT,
-        Event::VoteResponse {
-            from: 1,
-            response: grant(2, false),
-        },
-    );
+    win_term_2(&mut machine);
     assert!(!has(
         &machine.handle(AFTER_TIMEOUT + 299, Event::Tick),
         &Action::CompleteStepUp { term: 2 }
@@ -697,29 +678,9 @@ fn heartbeats_go_out_on_schedule() {
 fn commit_point_needs_a_write_majority_in_the_current_term() {
     let mut primary = elect(&config(3), op(1, 1), op(2, 2));
     assert_eq!(primary.commit_point(), OpTime::null());
-    primary.handle(
-        1_300,
-        Event::LocalApplied {
-            optime: op(3, 2),
-            wall_ms: 0,
-        },
-    );
-    primary.handle(
-        1_300,
-        Event::LocalDurable {
-            optime: op(3, 2),
-            wall_ms: 0,
-        },
-    );
+    applied_and_durable(&mut primary, 1_300, op(3, 2));
     assert_eq!(primary.commit_point(), OpTime::null(), "only the primary has it");
-    let positions = vec![MemberPosition {
-        member_id: 1,
-        config_version: 1,
-        applied: op(2, 2),
-        applied_wall_ms: 0,
-        durable: op(2, 2),
-        durable_wall_ms: 0,
-    }];
+    let positions = vec![member_position(1, op(2, 2))];
     let actions = primary.handle(
         1_310,
         Event::UpdatePosition {
@@ -741,28 +702,8 @@ fn commit_point_needs_a_write_majority_in_the_current_term() {
 #[test]
 fn a_position_report_from_a_newer_term_deposes_instead_of_committing() {
     let mut primary = elect(&config(3), op(1, 1), op(2, 2));
-    primary.handle(
-        1_300,
-        Event::LocalApplied {
-            optime: op(3, 2),
-            wall_ms: 0,
-        },
-    );
-    primary.handle(
-        1_300,
-        Event::LocalDurable {
-            optime: op(3, 2),
-            wall_ms: 0,
-        },
-    );
-    let positions = vec![MemberPosition {
-        member_id: 1,
-        config_version: 1,
-        applied: op(3, 2),
-        applied_wall_ms: 0,
-        durable: op(3, 2),
-        durable_wall_ms: 0,
-    }];
+    applied_and_durable(&mut primary, 1_300, op(3, 2));
+    let positions = vec![member_position(1, op(3, 2))];
     let actions = primary.handle(
         1_310,
         Event::UpdatePosition {
@@ -1378,21 +1319,7 @@ fn election_metrics_count_higher_term_step_downs_and_catch_ups() {
     // Behind a member: a catch-up that succeeds once we reach its optime.
     let mut machine = start(&config(3), 0, 1, op(5, 1));
     machine.handle(10, heartbeat_reply(&machine, 2, MemberState::Secondary, 1, op(8, 1)));
-    machine.handle(AFTER_TIMEOUT, Event::Tick);
-    machine.handle(
-        AFTER_TIMEOUT,
-        Event::VoteResponse {
-            from: 1,
-            response: grant(1, true),
-        },
-    );
-    machine.handle(
-        AFTER_TIMEOUT,
-        Event::VoteResponse {
-            from: 1,
-            response: grant(2, false),
-        },
-    );
+    win_term_2(&mut machine);
     machine.handle(
         AFTER_TIMEOUT + 1,
         heartbeat_reply(&machine, 1, MemberState::Secondary, 2, op(5, 1)),
@@ -1416,21 +1343,7 @@ fn election_metrics_count_higher_term_step_downs_and_catch_ups() {
     config.settings.catch_up_timeout_millis = 300;
     let mut machine = start(&config, 0, 1, op(5, 1));
     machine.handle(10, heartbeat_reply(&machine, 2, MemberState::Secondary, 1, op(8, 1)));
-    machine.handle(AFTER_TIMEOUT, Event::Tick);
-    machine.handle(
-        AFTER_TIMEOUT,
-        Event::VoteResponse {
-            from: 1,
-            response: grant(1, true),
-        },
-    );
-    machine.handle(
-        AFTER_TIMEOUT,
-        Event::VoteResponse {
-            from: 1,
-            response: grant(2, false),
-        },
-    );
+    win_term_2(&mut machine);
     machine.handle(
         AFTER_TIMEOUT + 1,
         heartbeat_reply(&machine, 1, MemberState::Secondary, 2, op(5, 1)),
