@@ -61,7 +61,7 @@ fn replication_lag_prints_a_table_and_stores_summary_and_plots() -> anyhow::Resu
         "p99.9 ms",
         "max ms",
         "(primary)",
-        "(secondary)",
+        "(secondary, from n",
     ] {
         assert!(stderr.contains(text), "table lacks {text:?}:\n{stderr}");
     }
@@ -80,6 +80,12 @@ fn replication_lag_prints_a_table_and_stores_summary_and_plots() -> anyhow::Resu
             m["writes_seen"].as_u64(),
             Some(issued),
             "every write reaches every secondary: {m}"
+        );
+        // Where it fetched from, as rs.status() said: another member of the set.
+        let sources = m["sync_sources"].as_array().cloned().unwrap_or_default();
+        assert!(
+            !sources.is_empty() && sources.iter().all(|s| s.as_str().is_some_and(|s| s.starts_with('n'))),
+            "{m}"
         );
         assert_plausible(&m["visible_after_issue"], "visible_after_issue", true);
         assert_plausible(&m["behind_first_member"], "behind_first_member", false);
