@@ -1,6 +1,6 @@
 //! `faultline sim`: the in-process replica-set simulation (`faultline_engine::sim`) over many seeds.
 //!
-//! Each seed starts three real members in this process on a simulated network and simulated time, drives
+//! Each seed starts three (`--members`) real members in this process on a simulated network and simulated time, drives
 //! faults (partitions, loss, delay, kills and restarts) and writes from the seed, and checks election
 //! safety, w:majority durability and convergence. A seed replays exactly: each line shows the run's trace
 //! digest, which a rerun of the seed reproduces. A failing seed prints one line with the violation and the
@@ -23,6 +23,9 @@ pub struct SimArgs {
     /// Fault-and-write steps per seed (100 ms of simulated time each), before the network heals.
     #[arg(long, default_value_t = 60)]
     pub steps: u32,
+    /// Members in the set (all voting), 2 to 7.
+    #[arg(long, default_value_t = 3)]
+    pub members: usize,
     /// Only network faults: never kill and restart members.
     #[arg(long)]
     pub no_kills: bool,
@@ -44,6 +47,13 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
     if args.seeds == 0 || args.steps == 0 {
         return Err(UsageError("--seeds and --steps must be at least 1".into()).into());
     }
+    if !(2..=7).contains(&args.members) {
+        return Err(UsageError(format!(
+            "--members must be 2 to 7 (a set has at most 7 voters), not {}",
+            args.members
+        ))
+        .into());
+    }
     if let Some(planted) = &args.planted
         && !faultline_engine::failpoint::KNOWN
             .iter()
@@ -63,6 +73,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
         let mut options = SimOptions::new(seed);
         options.steps = args.steps;
+        options.members = args.members;
         options.planted = args.planted.clone();
         options.kills = !args.no_kills;
         if let Some(dir) = &args.dir {
@@ -102,6 +113,7 @@ mod tests {
             seeds,
             seed: 1,
             steps: 10,
+            members: 3,
             planted: planted.map(String::from),
             dir: None,
             no_kills: false,
@@ -112,7 +124,11 @@ mod tests {
 
     #[test]
     fn bad_input_is_a_usage_error_before_anything_runs() {
-        for bad in [args(0, None), args(1, Some("noSuchFailPoint"))] {
+        let one_member = SimArgs {
+            members: 1,
+            ..args(1, None)
+        };
+        for bad in [args(0, None), args(1, Some("noSuchFailPoint")), one_member] {
             let err = run(&bad).expect_err("refused");
             assert!(err.is::<UsageError>(), "{err:#}");
         }

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! find local.oplog.rs {ts >= lastApplied.ts} tailable awaitData   first entry must equal our last one:
-//!   ├─ equal      → apply the rest, then getMore (long-poll) forever
+//!   ├─ equal      → below our min-valid (after a rollback), the source must hold the min-valid entry:
+//!   │               not yet → try later / another source; a history without it → roll back again;
+//!   │               then apply the rest, and getMore (long-poll) forever
 //!   ├─ different  → the source's oldest entry is newer than our last one: we fell off its (capped) oplog,
 //!   │               we are too stale to sync from it (the machine tries another source, else RECOVERING)
 //!   ├─ different  → otherwise our history diverged: roll back (sync.rs)
@@ -201,12 +203,37 @@ impl Replicator {
             // Fail point: keep our diverged entries and carry on with the source's newer ones.
             // Ours stay, so only the source's entries past our newest timestamp (the oplog's key) can follow.
             let newer = batch.into_iter().filter(|e| e.optime.ts > last.ts).collect();
-            self.applier.apply_batch(newer).await?;
+            self.apply(newer).await?;
             return self.follow(source_id, &mut tail, rbid).await;
         }
+        if let Some(min_valid) = self.syncer.min_valid().filter(|min_valid| *min_valid > last) {
+            match min_valid_on_source(&mut **tail.channel(), min_valid, theirs, timeout).await? {
+                MinValidOnSource::Held => {}
+                MinValidOnSource::NotYet => {
+                    tracing::debug!(min_valid = ?min_valid, theirs = ?theirs, source = host, "the sync source has not reached our min-valid yet");
+                    self.driver.notify(Event::SyncSourceBehind { from: source_id });
+                    return Ok(FetchEnd::SourceBehind);
+                }
+                MinValidOnSource::OtherHistory => {
+                    tracing::warn!(min_valid = ?min_valid, theirs = ?theirs, source = host, "the sync source's history does not hold our min-valid entry: what our rollback refetched is from a branch that died; rolling back again");
+                    if self.failpoints.hit(failpoint::SKIP_ROLLBACK).is_none() {
+                        return Ok(FetchEnd::Diverged);
+                    }
+                }
+            }
+        }
         self.report_probe(source_id, false);
-        self.applier.apply_batch(batch.into_iter().skip(1).collect()).await?;
+        self.apply(batch.into_iter().skip(1).collect()).await?;
         self.follow(source_id, &mut tail, rbid).await
+    }
+
+    /// Applies `entries`, then clears the min-valid record if they reached it.
+    async fn apply(&self, entries: Vec<OplogEntry>) -> Result<()> {
+        self.applier.apply_batch(entries).await?;
+        if self.syncer.min_valid().is_some() {
+            self.syncer.note_written(self.storage.positions().last_written).await?;
+        }
+        Ok(())
     }
 
     /// The fetcher's cursor: every entry from our newest one's timestamp on, with the source's `$replData`.
@@ -236,7 +263,7 @@ impl Replicator {
         while tail.is_open() {
             let apply = async {
                 if let Some((entries, last_ts)) = applying.take() {
-                    self.applier.apply_batch(entries).await?;
+                    self.apply(entries).await?;
                     if let Some(ts) = last_ts {
                         tracing::trace!(target: "write_path", ts, "fetcher.applied");
                     }
@@ -275,7 +302,7 @@ impl Replicator {
             applying = Some((OplogEntry::from_raw_all(batch.entries)?, last_ts));
         }
         if let Some((entries, _)) = applying {
-            self.applier.apply_batch(entries).await?;
+            self.apply(entries).await?;
         }
         Err(Error::bad_value("the sync source closed the oplog cursor"))
     }
@@ -308,6 +335,47 @@ impl Replicator {
     }
 }
 
+/// Whether a sync source's oplog holds our min-valid entry (its optime exactly, not a later one).
+enum MinValidOnSource {
+    Held,
+    /// Not yet: the source is behind it.
+    NotYet,
+    /// Never: the source's newest entry sorts after min-valid but its history lacks it.
+    OtherHistory,
+}
+
+async fn min_valid_on_source(
+    conn: &mut dyn PeerChannel,
+    min_valid: OpTime,
+    theirs: Option<OpTime>,
+    timeout: Duration,
+) -> Result<MinValidOnSource> {
+    let at = one_oplog_entry(conn, doc! {"filter": {"ts": min_valid.ts}}, timeout)
+        .await?
+        .map(|entry| entry.optime);
+    Ok(if at == Some(min_valid) {
+        MinValidOnSource::Held
+    } else if at.is_some() || theirs.is_some_and(|theirs| theirs > min_valid) {
+        MinValidOnSource::OtherHistory
+    } else {
+        MinValidOnSource::NotYet
+    })
+}
+
+/// The first entry of the source's oplog that `query` (a `find`'s `filter` and `sort`) selects.
+async fn one_oplog_entry(conn: &mut dyn PeerChannel, query: Document, timeout: Duration) -> Result<Option<OplogEntry>> {
+    let mut find = doc! {"find": "oplog.rs"};
+    find.extend(query);
+    find.extend(
+        doc! {"limit": 1, "singleBatch": true, "$readPreference": {"mode": "secondaryPreferred"}, "$db": "local"},
+    );
+    let reply = conn.command(&find, timeout).await?;
+    let cursor = reply
+        .get_document("cursor")
+        .map_err(|_| Error::bad_value("find reply without cursor"))?;
+    Ok(entries(cursor, "firstBatch")?.into_iter().next())
+}
+
 /// The entries of a reply's batch, parsed (once, here: every later step reads the typed entries).
 fn entries(cursor: &Document, key: &str) -> Result<Vec<OplogEntry>> {
     let documents = cursor
@@ -319,15 +387,6 @@ fn entries(cursor: &Document, key: &str) -> Result<Vec<OplogEntry>> {
 
 /// The timestamp of the source's oldest oplog entry (`None` when its oplog is empty).
 pub(super) async fn oldest_entry_ts(conn: &mut dyn PeerChannel, timeout: Duration) -> Result<Option<bson::Timestamp>> {
-    let reply = conn
-        .command(
-            &doc! {"find": "oplog.rs", "sort": {"$natural": 1}, "limit": 1, "singleBatch": true,
-            "$readPreference": {"mode": "secondaryPreferred"}, "$db": "local"},
-            timeout,
-        )
-        .await?;
-    let cursor = reply
-        .get_document("cursor")
-        .map_err(|_| Error::bad_value("find reply without cursor"))?;
-    Ok(entries(cursor, "firstBatch")?.first().map(|entry| entry.optime.ts))
+    let oldest = one_oplog_entry(conn, doc! {"sort": {"$natural": 1}}, timeout).await?;
+    Ok(oldest.map(|entry| entry.optime.ts))
 }

@@ -32,6 +32,7 @@ mod gate;
 mod handle;
 mod hello;
 pub mod messages;
+mod min_valid;
 pub mod network;
 mod oplog_cap;
 pub mod peers;
@@ -389,6 +390,7 @@ impl Member {
             applied: positions.last_written,
             durable: positions.last_durable,
             commit_point: commit_point::stored_commit_point(&self.storage),
+            data: self.syncer.start_data(),
             // The member's wall clock, not the process id's random part: a simulated member draws the same
             // election timeouts on every replay.
             seed: u64::from(self.options.port) ^ (self.storage.clock().now_millis() as u64),

@@ -11,7 +11,10 @@
 //! ROLLBACK → walk our oplog back to the newest entry the source also has (the common point) → save our
 //! version of every document touched after it to `<dbpath>/rollback/<collection uuid>/removed.<millis>.bson` →
 //! replace each with the source's current version (or delete it) → truncate our oplog after the common point
-//! → bump the rollback id → RECOVERING until our oplog reaches the source's newest entry → SECONDARY.
+//! → bump the rollback id and store the min-valid record → RECOVERING until our oplog holds the source's newest
+//! entry of that moment (min-valid, min_valid.rs) → SECONDARY. The source's rollback id is read before and after:
+//! a source that rolled back meanwhile makes the attempt fail and start over. A rollback while an earlier one's
+//! min-valid is unreached refetches that one's documents and collections too.
 //! Entries after the common point were never majority-committed (the commit rule guarantees it); a rollback
 //! that would undo majority-committed entries is a safety violation, so the member stops with a fatal error
 //! instead, as mongod does. So does a rollback whose common point is no longer in either capped oplog (mongod's
@@ -28,12 +31,13 @@ use bson::{Bson, Document, doc};
 
 use super::applier::Applier;
 use super::handle::DriverHandle;
+use super::min_valid::{MinValid, MinValidRecord};
 use super::network::{PeerChannel, PeerNetwork};
 use super::{META_CONFIG, META_INITIAL_SYNC, META_RBID, META_ROLLBACK, find_self};
 use crate::error::{Error, Result};
 use crate::failpoint::FailPoints;
 use crate::options::NodeOptions;
-use crate::repl::{Event, OpTime, ReplSetConfig};
+use crate::repl::{Event, OpTime, ReplSetConfig, StartData};
 use crate::storage::{Namespace, OplogEntry, Storage};
 
 const CLONE_BATCH: i32 = 1000;
@@ -58,6 +62,8 @@ pub(super) struct Syncer {
     rolling_back: AtomicBool,
     /// The rollback id (`replSetGetRBID`), kept in memory: every oplog batch served carries it.
     rbid: AtomicI32,
+    /// What the last rollback refetched, until our oplog reaches its min-valid (min_valid.rs).
+    min_valid: MinValidRecord,
 }
 
 impl Syncer {
@@ -70,6 +76,7 @@ impl Syncer {
         applier: Arc<Applier>,
     ) -> Arc<Syncer> {
         let rbid = stored_rollback_id(&storage);
+        let min_valid = MinValidRecord::load(storage.clone());
         Arc::new_cyclic(|me| Syncer {
             me: me.clone(),
             storage,
@@ -82,7 +89,30 @@ impl Syncer {
             syncing: AtomicBool::new(false),
             rolling_back: AtomicBool::new(false),
             rbid: AtomicI32::new(rbid),
+            min_valid,
         })
+    }
+
+    /// Whether the data this member starts on is consistent (the machine starts it ROLLBACK or RECOVERING
+    /// otherwise).
+    pub(super) fn start_data(&self) -> StartData {
+        if self.unfinished_rollback().is_some() {
+            return StartData::RollbackUnfinished;
+        }
+        match self.min_valid.optime() {
+            Some(optime) => StartData::BehindMinValid(optime),
+            None => StartData::Consistent,
+        }
+    }
+
+    /// The optime our oplog must reach, on the same history, before the last rollback's data is consistent.
+    pub(super) fn min_valid(&self) -> Option<OpTime> {
+        self.min_valid.optime()
+    }
+
+    /// Clears the min-valid record once `last_written` has reached it.
+    pub(super) async fn note_written(&self, last_written: OpTime) -> Result<()> {
+        self.min_valid.clear_if_reached(Some(last_written)).await
     }
 
     /// Whether an initial sync is running (the fetcher and the oplog truncation stand aside).
@@ -304,6 +334,8 @@ impl Syncer {
         self.storage
             .write(true, |w| w.put_meta(META_INITIAL_SYNC, &doc! {"inProgress": false}))
             .await??;
+        // The data is the source's whole: whatever an earlier rollback left to make consistent is moot.
+        self.min_valid.clear_if_reached(None).await?;
         tracing::info!(source = %host, documents = cloned, oplog_entries = applied, "initial sync done");
         self.driver.feed(Event::InitialSyncFinished).await;
         Ok(())
@@ -394,6 +426,9 @@ impl Syncer {
         self.driver.feed(Event::RollbackStarted).await;
         let timeout = self.driver.role().rpc_timeout() + Duration::from_secs(5);
         let mut conn = self.peers.open(host, timeout).await?;
+        // Everything read from the source below must come from one history: a source that rolls back
+        // meanwhile changes its rollback id, and this attempt fails (to be resumed) rather than finish on a mix.
+        let source_rbid = rollback_id_of(&mut *conn, timeout).await?;
         let common = match self.find_common_point(&mut conn, timeout).await? {
             Ok(common) => common,
             Err(unrecoverable) => {
@@ -423,13 +458,17 @@ impl Syncer {
         tracing::warn!(common_point = ?common, entries = diverged.len(), source = host, "rolling back");
         // Collections whose catalog changed after the common point (created, dropped, indexed, renamed) are
         // refetched whole from the source; documents of other collections one by one.
-        let refetch = self.collections_to_refetch(&mut conn, &diverged, timeout).await?;
+        let mut refetch = self.collections_to_refetch(&mut conn, &diverged, timeout).await?;
         let mut affected: BTreeMap<(String, Vec<u8>), (Namespace, Bson)> = BTreeMap::new();
-        for entry in &diverged {
-            if let Some((ns, id)) = crate::storage::crud_target(entry) {
-                affected.insert((ns.full(), crate::storage::keystring::encode(&id)), (ns, id));
-            }
+        let targets = diverged.iter().filter_map(crate::storage::crud_target);
+        // An earlier rollback's refetched data that never reached its min-valid is refetched again: it may
+        // come from a history this source does not share.
+        let earlier = self.min_valid.current().unwrap_or_default();
+        refetch.extend(earlier.collections);
+        for (ns, id) in targets.chain(earlier.documents) {
+            affected.insert((ns.full(), crate::storage::keystring::encode(&id)), (ns, id));
         }
+        let refetched_documents: Vec<(Namespace, Bson)> = affected.values().cloned().collect();
         let snapshot = self.storage.snapshot()?;
         let mut saved: BTreeMap<bson::Uuid, (String, Vec<Document>)> = BTreeMap::new();
         let mut restore = Vec::new();
@@ -461,7 +500,21 @@ impl Syncer {
         }
         let min_valid = newest_entry(&mut conn, timeout)
             .await?
-            .and_then(|e| OplogEntry::optime_of(&e));
+            .and_then(|e| OplogEntry::optime_of(&e))
+            .unwrap_or(common);
+        let source_rbid_now = rollback_id_of(&mut *conn, timeout).await?;
+        if source_rbid_now != source_rbid {
+            return Err(Error::bad_value(format!(
+                "the sync source {host} rolled back while we rolled back against it (its rollback id went from \
+                 {source_rbid} to {source_rbid_now}); our rollback starts over"
+            )));
+        }
+        let record = MinValid {
+            optime: min_valid,
+            documents: refetched_documents,
+            collections: refetch,
+        };
+        let stored = record.clone();
         let rbid = self.rollback_id() + 1;
         self.storage
             .write(true, move |w| -> Result<()> {
@@ -469,16 +522,19 @@ impl Syncer {
                     w.restore_document(&ns, &id, doc)?;
                 }
                 w.truncate_oplog_after(common)?;
+                stored.store(w)?;
                 w.put_meta(META_ROLLBACK, &doc! {"inProgress": false})?;
                 w.put_meta(META_RBID, &doc! {"rbid": rbid})
             })
             .await??;
         self.set_rollback_id(rbid);
+        self.min_valid.adopt(record);
+        self.note_written(common).await?;
         // The machine keeps us RECOVERING until our oplog reaches the source's newest entry.
         self.driver
             .feed(Event::RolledBack {
                 common_point: common,
-                min_valid: min_valid.unwrap_or(common),
+                min_valid,
             })
             .await;
         Ok(())
@@ -645,6 +701,16 @@ impl Syncer {
         }
         Ok(())
     }
+}
+
+/// The sync source's rollback id (`replSetGetRBID`).
+async fn rollback_id_of(conn: &mut dyn PeerChannel, timeout: Duration) -> Result<i32> {
+    let reply = conn
+        .command(&doc! {"replSetGetRBID": 1, "$db": "admin"}, timeout)
+        .await?;
+    reply
+        .get_i32("rbid")
+        .map_err(|_| Error::bad_value(format!("replSetGetRBID replied without rbid: {reply}")))
 }
 
 /// The rollback id stored by the last rollback (1 before any).

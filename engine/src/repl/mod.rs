@@ -27,6 +27,6 @@ pub mod state;
 
 pub use config::{ConfigVersionAndTerm, MemberConfig, ReplSetConfig, ReplSetSettings};
 pub use error::ReplError;
-pub use machine::{Action, Event, MachineStart, ReplMachine, ReplStatus};
+pub use machine::{Action, Event, MachineStart, ReplMachine, ReplStatus, StartData};
 pub use optime::OpTime;
 pub use state::MemberState;

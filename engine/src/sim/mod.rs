@@ -80,6 +80,9 @@ impl SimOptions {
     /// The command line that runs this seed again.
     pub fn reproduce_line(&self) -> String {
         let mut line = format!("faultline sim --seeds 1 --seed {} --steps {}", self.seed, self.steps);
+        if self.members != 3 {
+            line.push_str(&format!(" --members {}", self.members));
+        }
         if !self.kills {
             line.push_str(" --no-kills");
         }
@@ -589,5 +592,7 @@ fn is_ok(reply: &Document) -> bool {
     reply.get_f64("ok").ok() == Some(1.0) || reply.get_i32("ok").ok() == Some(1)
 }
 
+#[cfg(test)]
+mod scripted_tests;
 #[cfg(test)]
 mod tests;

@@ -107,6 +107,20 @@ impl Fabric {
         }
     }
 
+    /// Cuts the link between `a` and `b` (both ways), as a scripted scenario does.
+    pub fn cut(&self, a: &str, b: &str) {
+        if let Ok(mut faults) = self.faults.lock() {
+            faults.cut.insert(link(a, b));
+        }
+    }
+
+    /// Mends the link between `a` and `b`.
+    pub fn mend(&self, a: &str, b: &str) {
+        if let Ok(mut faults) = self.faults.lock() {
+            faults.cut.remove(&link(a, b));
+        }
+    }
+
     /// Removes every fault.
     pub fn heal(&self) {
         if let Ok(mut faults) = self.faults.lock() {

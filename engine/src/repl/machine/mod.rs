@@ -69,6 +69,21 @@ pub struct MachineStart {
     pub commit_point: OpTime,
     /// Seed for election jitter.
     pub seed: u64,
+    /// Whether the data it starts on is consistent, or a rollback left it otherwise.
+    pub data: StartData,
+}
+
+/// The data a member starts on, as its last rollback left it. A member whose data is not consistent starts
+/// ROLLBACK or RECOVERING (never SECONDARY: it may neither serve reads nor be elected) until it is.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum StartData {
+    /// No rollback is pending.
+    #[default]
+    Consistent,
+    /// A rollback began changing data and did not finish: it is resumed before anything is applied.
+    RollbackUnfinished,
+    /// A rollback finished and the member had not yet applied up to its min-valid optime.
+    BehindMinValid(OpTime),
 }
 
 /// An election this member is running.
@@ -208,6 +223,17 @@ impl ReplMachine {
         };
         machine.adopt_config_members();
         machine.state = machine.resting_state();
+        if machine.state == MemberState::Secondary {
+            match start.data {
+                StartData::Consistent => {}
+                StartData::RollbackUnfinished => machine.state = MemberState::Rollback,
+                StartData::BehindMinValid(min_valid) if machine.applied < min_valid => {
+                    machine.state = MemberState::Recovering;
+                    machine.min_valid = Some(min_valid);
+                }
+                StartData::BehindMinValid(_) => {}
+            }
+        }
         machine.reset_election_timer();
         if machine.is_lone_voter() {
             machine.election_deadline_ms = now_ms;

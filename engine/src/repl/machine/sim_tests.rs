@@ -138,6 +138,7 @@ impl Sim {
             durable: last,
             commit_point: node.persisted_commit,
             seed: self.rng.next_u64(),
+            data: Default::default(),
         };
         self.nodes[index].machine = Some(ReplMachine::new(start, self.now));
     }

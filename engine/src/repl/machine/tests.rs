@@ -28,6 +28,11 @@ fn config(n: i32) -> ReplSetConfig {
 }
 
 fn start(config: &ReplSetConfig, id: i32, term: i64, applied: OpTime) -> ReplMachine {
+    start_on(config, id, term, applied, StartData::Consistent)
+}
+
+/// A member starting on data a rollback left as `data`.
+fn start_on(config: &ReplSetConfig, id: i32, term: i64, applied: OpTime, data: StartData) -> ReplMachine {
     let start = MachineStart {
         config: config.clone(),
         self_host: host(id),
@@ -36,6 +41,7 @@ fn start(config: &ReplSetConfig, id: i32, term: i64, applied: OpTime) -> ReplMac
         durable: applied,
         commit_point: OpTime::null(),
         seed: 7,
+        data,
     };
     ReplMachine::new(start, 0)
 }
@@ -1554,4 +1560,43 @@ fn a_rolled_back_or_resyncing_member_position_moves_back() {
         let member = &primary.status().members[1];
         assert_eq!((member.applied, member.durable), (op(1, 1), op(1, 1)), "{state:?}");
     }
+}
+
+/// A restart on data a rollback left unfinished, or below its min-valid, is never SECONDARY: ROLLBACK until
+/// the rollback is resumed, RECOVERING until the oplog reaches min-valid.
+#[test]
+fn a_member_starting_on_inconsistent_data_is_not_secondary_until_it_is_consistent() {
+    let config = config(3);
+    let starting = |data: StartData, applied: OpTime| start_on(&config, 1, 2, applied, data);
+    let unfinished = starting(StartData::RollbackUnfinished, op(5, 1));
+    assert_eq!(unfinished.state(), MemberState::Rollback);
+
+    let mut behind = starting(StartData::BehindMinValid(op(9, 2)), op(5, 1));
+    assert_eq!(
+        (behind.state(), behind.min_valid()),
+        (MemberState::Recovering, Some(op(9, 2)))
+    );
+    behind.handle(
+        10,
+        Event::LocalApplied {
+            optime: op(8, 2),
+            wall_ms: 0,
+        },
+    );
+    assert_eq!(behind.state(), MemberState::Recovering, "below min-valid still");
+    behind.handle(
+        20,
+        Event::LocalApplied {
+            optime: op(9, 2),
+            wall_ms: 0,
+        },
+    );
+    assert_eq!((behind.state(), behind.min_valid()), (MemberState::Secondary, None));
+
+    let reached = starting(StartData::BehindMinValid(op(5, 1)), op(5, 1));
+    assert_eq!(
+        reached.state(),
+        MemberState::Secondary,
+        "a record already reached is moot"
+    );
 }

@@ -106,6 +106,7 @@ mod fail_point_tests {
             durable: applied,
             commit_point: OpTime::null(),
             seed: 1,
+            data: Default::default(),
         };
         ReplMachine::new(start, 0)
     }
