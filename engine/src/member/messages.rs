@@ -27,7 +27,8 @@ fn opt_int(doc: &Document, key: &str) -> Option<i64> {
 pub fn heartbeat_request_to_bson(req: &HeartbeatRequest) -> Document {
     doc! {
         "replSetHeartbeat": &req.set_name, "configVersion": req.config_version, "configTerm": req.config_term,
-        "from": &req.sender_host, "fromId": req.sender_id, "term": req.term, "$db": "admin",
+        "from": &req.sender_host, "fromId": req.sender_id, "term": req.term, "primaryId": req.primary_id.unwrap_or(-1),
+        "$db": "admin",
     }
 }
 
@@ -42,6 +43,7 @@ pub fn heartbeat_request_from_bson(body: &Document) -> Result<HeartbeatRequest> 
         sender_id: int(body, "fromId")? as i32,
         sender_host: body.get_str("from").unwrap_or("").to_string(),
         term: int(body, "term")?,
+        primary_id: opt_int(body, "primaryId").filter(|id| *id >= 0).map(|id| id as i32),
     })
 }
 
@@ -202,6 +204,7 @@ mod tests {
             sender_id: 1,
             sender_host: "h:1".into(),
             term: 4,
+            primary_id: Some(2),
         };
         assert_eq!(
             heartbeat_request_from_bson(&heartbeat_request_to_bson(&req)).expect("decodes"),

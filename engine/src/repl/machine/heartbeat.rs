@@ -16,6 +16,7 @@ impl ReplMachine {
             sender_id: self.self_id.unwrap_or(-1),
             sender_host: self.self_host.clone(),
             term: self.term,
+            primary_id: self.primary_id,
         }
     }
 
@@ -62,6 +63,19 @@ impl ReplMachine {
         }
     }
 
+    /// Heartbeats every member now and starts each one's interval afresh (mongod's restart of its
+    /// heartbeats).
+    fn restart_heartbeats(&mut self) {
+        let interval = self.config.settings.heartbeat_interval_millis;
+        let members: Vec<i32> = self.members.keys().copied().collect();
+        for id in members {
+            self.send_heartbeat_now(id);
+            if let Some(view) = self.members.get_mut(&id) {
+                view.next_heartbeat_ms = self.now_ms + interval;
+            }
+        }
+    }
+
     pub(super) fn send_heartbeat_now(&mut self, to: i32) {
         let request = self.heartbeat_request();
         self.outbox.push(Action::SendHeartbeat { to, request });
@@ -101,6 +115,21 @@ impl ReplMachine {
         self.outbox.push(Action::ReplyHeartbeat { to: from, response });
         if their_config > ours && self.members.contains_key(&from) {
             self.send_heartbeat_now(from);
+        }
+        // The sender knows of a primary of our term that we do not: ask everyone now rather than at the next
+        // interval (as mongod does), so that a new primary is learnt within a round trip of its first
+        // heartbeat and no secondary picks a sync source meanwhile without knowing it. Once per (term,
+        // primary): members whose views of the primary differ would otherwise restart each other's
+        // heartbeats in an endless ping-pong.
+        if let Some(primary) = request.primary_id
+            && request.term == self.term
+            && self.primary_id != Some(primary)
+            && !self.state.is_primary()
+            && self.members.contains_key(&primary)
+            && self.heartbeats_restarted_for != Some((self.term, primary))
+        {
+            self.heartbeats_restarted_for = Some((self.term, primary));
+            self.restart_heartbeats();
         }
     }
 

@@ -21,6 +21,8 @@ pub struct HeartbeatRequest {
     pub sender_host: String,
     /// `term`.
     pub term: i64,
+    /// `primaryId`: the member the sender takes for primary (-1 on the wire when none).
+    pub primary_id: Option<i32>,
 }
 
 /// `replSetHeartbeat` reply.

@@ -174,6 +174,9 @@ pub struct ReplMachine {
     /// Bumped whenever a member's applied or durable optime (ours included) changes: write-concern waiters
     /// counting members re-check only then.
     position_changes: u64,
+    /// The (term, primary) a heartbeat request last made us restart our heartbeats for: once each, so two
+    /// members with different stale views of the primary cannot set each other off for ever.
+    heartbeats_restarted_for: Option<(i64, i32)>,
 }
 
 impl ReplMachine {
@@ -220,6 +223,7 @@ impl ReplMachine {
             too_stale: false,
             min_valid: None,
             position_changes: 0,
+            heartbeats_restarted_for: None,
         };
         machine.adopt_config_members();
         machine.state = machine.resting_state();

@@ -231,6 +231,7 @@ fn the_stale_message_reaches_the_others_through_heartbeats() {
         sender_id: 0,
         sender_host: host(0),
         term: 1,
+        primary_id: None,
     };
     let actions = machine.handle(40, Event::HeartbeatRequest { from: 0, request });
     let reply = actions

@@ -1600,3 +1600,75 @@ fn a_member_starting_on_inconsistent_data_is_not_secondary_until_it_is_consisten
         "a record already reached is moot"
     );
 }
+
+/// A heartbeat request from a member that takes another for primary, which we do not know of, makes us
+/// heartbeat everyone at once (so we learn the primary within a round trip); once we know it, requests
+/// change nothing and heartbeats keep their interval.
+#[test]
+fn a_heartbeat_naming_a_primary_we_do_not_know_restarts_our_heartbeats() {
+    let config = config(3);
+    let mut secondary = start(&config, 1, 2, op(1, 1));
+    secondary.handle(0, Event::Tick);
+    let from_primary_of = |machine: &ReplMachine| HeartbeatRequest {
+        sender_id: 0,
+        sender_host: host(0),
+        term: 2,
+        primary_id: Some(0),
+        ..machine.heartbeat_request()
+    };
+    let from_primary = from_primary_of(&secondary);
+    let heartbeats_to = |actions: &[Action]| -> Vec<i32> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::SendHeartbeat { to, .. } => Some(*to),
+                _ => None,
+            })
+            .collect()
+    };
+    let actions = secondary.handle(
+        100,
+        Event::HeartbeatRequest {
+            from: 0,
+            request: from_primary.clone(),
+        },
+    );
+    assert_eq!(heartbeats_to(&actions), vec![0, 2], "everyone, at once");
+    let actions = secondary.handle(150, Event::Tick);
+    assert!(heartbeats_to(&actions).is_empty(), "the interval starts afresh");
+
+    secondary.handle(101, heartbeat_reply(&secondary, 0, MemberState::Primary, 2, op(2, 2)));
+    assert_eq!(secondary.primary_id(), Some(0));
+    let actions = secondary.handle(
+        200,
+        Event::HeartbeatRequest {
+            from: 0,
+            request: from_primary,
+        },
+    );
+    assert!(heartbeats_to(&actions).is_empty(), "a known primary changes nothing");
+
+    // Member 2 still names member 0 after member 0 fell silent and we forgot it: one restart per (term,
+    // primary), however often it says so.
+    let mut forgetful = start(&config, 1, 2, op(1, 1));
+    let stale = HeartbeatRequest {
+        sender_id: 2,
+        sender_host: host(2),
+        ..from_primary_of(&forgetful)
+    };
+    let first = forgetful.handle(
+        100,
+        Event::HeartbeatRequest {
+            from: 2,
+            request: stale.clone(),
+        },
+    );
+    let again = forgetful.handle(
+        110,
+        Event::HeartbeatRequest {
+            from: 2,
+            request: stale,
+        },
+    );
+    assert_eq!((heartbeats_to(&first).len(), heartbeats_to(&again).len()), (2, 0));
+}
