@@ -2,7 +2,7 @@
 //!
 //! Each seed starts three (`--members`) real members in this process on a simulated network and simulated time, drives
 //! faults (partitions, loss, delay, kills and restarts) and writes from the seed, and checks election
-//! safety, w:majority durability and convergence. A seed replays exactly: each line shows the run's trace
+//! safety, message storms, w:majority durability and convergence. A seed replays exactly: each line shows the run's trace
 //! digest, which a rerun of the seed reproduces. A failing seed prints one line with the violation and the
 //! command that runs it again; the exit code is 1 if any seed failed.
 

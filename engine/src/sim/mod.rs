@@ -11,7 +11,7 @@
 //!   SimNetwork: member i's PeerNetwork; a command to member j runs crate::command::run on j's Node
 //!               unless the link is cut, j is dead or the message is lost (then it times out), after a
 //!               seeded delay
-//!   every step: election safety (one primary per term), no fatal member; after healing and restarting
+//!   every step: election safety (one primary per term), no fatal member, no message storm; after healing and restarting
 //!               everyone: convergence (same newest optime and same documents everywhere) and every
 //!               w:majority-acknowledged write present on every member
 //! ```
@@ -399,6 +399,11 @@ impl<'a> Simulation<'a> {
             ));
         }
         self.checker.observe(&nodes);
+        if let Some(storm) = self.fabric.storm()
+            && self.checker.violation.is_none()
+        {
+            self.checker.violation = Some(storm);
+        }
     }
 
     fn outcome(&self, violation: Option<String>) -> SimOutcome {

@@ -29,6 +29,18 @@ struct Faults {
     max_delay_ms: i64,
 }
 
+/// More messages than this between members within [`STORM_WINDOW`] of simulated time is a storm: a loop of
+/// messages that sets itself off (no simulated time passes while it runs, so without this the run never ends
+/// and eats memory), and far more than a healthy set of 7 sends.
+const STORM_MESSAGES: u64 = 20_000;
+const STORM_WINDOW: Duration = Duration::from_millis(100);
+
+/// Messages sent within the current window of simulated time.
+struct MessageCount {
+    window_start: tokio::time::Instant,
+    sent: u64,
+}
+
 /// The members and the faults between them.
 pub struct Fabric {
     nodes: Mutex<HashMap<String, Weak<Node>>>,
@@ -36,6 +48,9 @@ pub struct Fabric {
     known: Mutex<BTreeSet<String>>,
     faults: Mutex<Faults>,
     rng: Mutex<SplitMix64>,
+    count: Mutex<MessageCount>,
+    /// The first storm seen, described; from then on every message is dropped, so the run can end.
+    storm: Mutex<Option<String>>,
 }
 
 impl Fabric {
@@ -45,6 +60,11 @@ impl Fabric {
             known: Mutex::new(BTreeSet::new()),
             faults: Mutex::new(Faults::default()),
             rng: Mutex::new(SplitMix64::new(seed)),
+            count: Mutex::new(MessageCount {
+                window_start: tokio::time::Instant::now(),
+                sent: 0,
+            }),
+            storm: Mutex::new(None),
         })
     }
 
@@ -128,6 +148,36 @@ impl Fabric {
         }
     }
 
+    /// A message storm seen so far (a safety check of the simulation: see [`STORM_MESSAGES`]).
+    pub fn storm(&self) -> Option<String> {
+        self.storm.lock().ok()?.clone()
+    }
+
+    /// Counts one message from `from` to `to`; false once a storm was seen.
+    fn count_message(&self, from: &str, to: &str) -> bool {
+        let Ok(mut storm) = self.storm.lock() else { return false };
+        if storm.is_some() {
+            return false;
+        }
+        let Ok(mut count) = self.count.lock() else { return false };
+        let now = tokio::time::Instant::now();
+        if now.duration_since(count.window_start) >= STORM_WINDOW {
+            *count = MessageCount {
+                window_start: now,
+                sent: 0,
+            };
+        }
+        count.sent += 1;
+        if count.sent > STORM_MESSAGES {
+            *storm = Some(format!(
+                "message storm: over {STORM_MESSAGES} messages between members within {STORM_WINDOW:?} of simulated \
+                 time (the last from {from} to {to})"
+            ));
+            return false;
+        }
+        true
+    }
+
     /// Whether a message from `from` to `to` gets through, and after how long.
     fn route(&self, from: &str, to: &str) -> Option<Duration> {
         let faults = self.faults.lock().ok()?.clone();
@@ -158,7 +208,7 @@ impl Fabric {
         body: &Document,
         timeout: Duration,
     ) -> Result<Document> {
-        let Some(delay) = self.route(from, to) else {
+        let Some(delay) = self.route(from, to).filter(|_| self.count_message(from, to)) else {
             tokio::time::sleep(timeout).await;
             return Err(unreachable(format!(
                 "{from} -> {to}: no reply (link cut or message lost)"
