@@ -118,14 +118,17 @@ impl MinValidRecord {
     }
 
     /// Clears the record once our oplog has reached min-valid (`last_written`), in a durable write after
-    /// the entries that reached it. Initial sync clears it whatever `last_written` is (`None`).
-    pub async fn clear_if_reached(&self, last_written: Option<OpTime>) -> Result<()> {
-        let reached = match (self.optime(), last_written) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(min_valid), Some(last)) => last >= min_valid,
-        };
-        if !reached {
+    /// the entries that reached it.
+    pub async fn clear_if_reached(&self, last_written: OpTime) -> Result<()> {
+        if self.optime().is_some_and(|min_valid| last_written >= min_valid) {
+            self.clear().await?;
+        }
+        Ok(())
+    }
+
+    /// Clears the record whatever our oplog holds (initial sync replaced all the data).
+    pub async fn clear(&self) -> Result<()> {
+        if self.optime().is_none() {
             return Ok(());
         }
         self.storage

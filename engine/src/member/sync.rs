@@ -112,7 +112,7 @@ impl Syncer {
 
     /// Clears the min-valid record once `last_written` has reached it.
     pub(super) async fn note_written(&self, last_written: OpTime) -> Result<()> {
-        self.min_valid.clear_if_reached(Some(last_written)).await
+        self.min_valid.clear_if_reached(last_written).await
     }
 
     /// Whether an initial sync is running (the fetcher and the oplog truncation stand aside).
@@ -335,7 +335,7 @@ impl Syncer {
             .write(true, |w| w.put_meta(META_INITIAL_SYNC, &doc! {"inProgress": false}))
             .await??;
         // The data is the source's whole: whatever an earlier rollback left to make consistent is moot.
-        self.min_valid.clear_if_reached(None).await?;
+        self.min_valid.clear().await?;
         tracing::info!(source = %host, documents = cloned, oplog_entries = applied, "initial sync done");
         self.driver.feed(Event::InitialSyncFinished).await;
         Ok(())

@@ -11,8 +11,8 @@
 //!   SimNetwork: member i's PeerNetwork; a command to member j runs crate::command::run on j's Node
 //!               unless the link is cut, j is dead or the message is lost (then it times out), after a
 //!               seeded delay
-//!   every step: election safety (one primary per term), no fatal member, no message storm; after healing and restarting
-//!               everyone: convergence (same newest optime and same documents everywhere) and every
+//!   every step: election safety (one primary per term), no fatal member, no message storm; after healing
+//!               and restarting everyone: convergence (same newest optime and same documents everywhere) and every
 //!               w:majority-acknowledged write present on every member
 //! ```
 //!
