@@ -14,7 +14,9 @@
 //! In production the writer keeps a **journal** (`journal.rs`): a group's oplog entries are appended to it after
 //! the group's in-memory commit, and a sync thread fsyncs the journal in groups while the writer goes on to
 //! the next group; jobs that asked for durability are answered by the sync thread once their record is on
-//! disk, and the durable position moves then. The data file is made durable by a **checkpoint** (a durable
+//! disk, and the durable position moves then. A record nobody waits for wakes the sync thread only when it is
+//! the first since the thread's last fsync ([`LazyRecords`]): a `w: 1` load costs no thread wake-up per
+//! group. The data file is made durable by a **checkpoint** (a durable
 //! `redb` commit that records the newest journal record it covers) every [`CHECKPOINT_INTERVAL`], when the
 //! journal passes [`CHECKPOINT_BYTES`], and at once for a durable group whose changes the oplog does not
 //! carry (metadata, the `local` database, initial sync, rollback). A group with such changes and no
@@ -950,6 +952,8 @@ pub(super) struct SyncLine {
 struct JournalPipe {
     journal: Journal,
     requests: Option<mpsc::Sender<SyncRequest>>,
+    /// Records nobody waits for, written while the sync thread already knows one is pending.
+    lazy: Arc<Mutex<LazyRecords>>,
     thread: Option<JoinHandle<()>>,
     /// Changes committed in memory that the journal does not cover, since the last checkpoint.
     uncovered_dirty: bool,
@@ -970,13 +974,16 @@ impl JournalPipe {
     fn start(journal: Journal, positions: Arc<watch::Sender<Positions>>) -> Result<JournalPipe> {
         let file = journal.sync_handle()?;
         let (tx, rx) = mpsc::channel();
+        let lazy = Arc::new(Mutex::new(LazyRecords::default()));
+        let thread_lazy = lazy.clone();
         let thread = std::thread::Builder::new()
             .name("journal-sync".into())
-            .spawn(move || sync_loop(&file, &rx, &positions))
+            .spawn(move || sync_loop(&file, &rx, &thread_lazy, &positions))
             .map_err(|e| storage_error("spawn journal sync", e))?;
         Ok(JournalPipe {
             journal,
             requests: Some(tx),
+            lazy,
             thread: Some(thread),
             uncovered_dirty: false,
             uncovered: Arc::default(),
@@ -1008,6 +1015,25 @@ impl JournalPipe {
     }
 
     fn send(&mut self, request: SyncRequest) {
+        let request = match request {
+            SyncRequest::Written {
+                durable: Some(at),
+                jobs,
+                urgent: false,
+                prejournaled: false,
+            } if jobs.is_empty() => {
+                if self.lazy.lock().unwrap_or_else(PoisonError::into_inner).note(at) {
+                    return;
+                }
+                SyncRequest::Written {
+                    durable: Some(at),
+                    jobs,
+                    urgent: false,
+                    prejournaled: false,
+                }
+            }
+            other => other,
+        };
         let Some(requests) = &self.requests else {
             if let SyncRequest::Written { jobs, .. } = request {
                 for job in jobs {
@@ -1043,10 +1069,49 @@ impl JournalPipe {
     }
 }
 
+/// Journal records that nobody waits for (`j: false` groups), kept beside the sync thread's channel so that a
+/// `w: 1` load wakes the thread once per journal interval rather than once per group: the first such record
+/// after an fsync goes through the channel (the thread then waits up to the interval for an urgent one), the
+/// next ones only move `newest` here, and the thread takes them all just before its fsync.
+#[derive(Default)]
+struct LazyRecords {
+    /// The newest record's optime and wall time.
+    newest: Option<(OpTime, i64)>,
+    /// Whether the thread has heard of a pending record and will take this slot before its next fsync.
+    armed: bool,
+}
+
+impl LazyRecords {
+    /// Keeps `at` for the thread's next fsync when the thread will take it anyway (true); otherwise arms the
+    /// slot and returns false: the caller must send the record through the channel.
+    fn note(&mut self, at: (OpTime, i64)) -> bool {
+        if !self.armed {
+            self.armed = true;
+            return false;
+        }
+        if self.newest.is_none_or(|(newest, _)| at.0 > newest) {
+            self.newest = Some(at);
+        }
+        true
+    }
+
+    /// The records kept so far; the next one is sent through the channel again.
+    fn take(&mut self) -> Option<(OpTime, i64)> {
+        self.armed = false;
+        self.newest.take()
+    }
+}
+
 /// The sync thread: takes every request waiting, fsyncs the journal once for all of them, then publishes
 /// the newest durable position and answers their jobs. Requests that nobody waits for (`j: false` groups)
-/// wait up to the journal interval for one that does, so a `w: 1` load does not fsync per group.
-fn sync_loop(file: &std::fs::File, requests: &mpsc::Receiver<SyncRequest>, positions: &watch::Sender<Positions>) {
+/// wait up to the journal interval for one that does, so a `w: 1` load does not fsync per group; the records
+/// of such groups written meanwhile wait in `lazy`, taken just before the fsync.
+fn sync_loop(
+    file: &std::fs::File,
+    requests: &mpsc::Receiver<SyncRequest>,
+    lazy: &Mutex<LazyRecords>,
+    positions: &watch::Sender<Positions>,
+) {
     let urgent = |r: &SyncRequest| match r {
         SyncRequest::Written { jobs, urgent, .. } => *urgent || !jobs.is_empty(),
         SyncRequest::Drain(_) | SyncRequest::Stop => true,
@@ -1070,10 +1135,11 @@ fn sync_loop(file: &std::fs::File, requests: &mpsc::Receiver<SyncRequest>, posit
                 }
             }
         }
+        // Written to the journal before they were noted, so this fsync covers them.
+        let mut newest: Option<(OpTime, i64)> = lazy.lock().unwrap_or_else(PoisonError::into_inner).take();
         let began = Instant::now();
         let synced = file.sync_data().map_err(|e| storage_error("journal fsync", e));
         let mut stop = false;
-        let mut newest: Option<(OpTime, i64)> = None;
         // Whether `newest` is a record journaled before its group committed.
         let mut ahead = false;
         let mut drained = Vec::new();
@@ -1345,6 +1411,48 @@ mod tests {
             "a restart reads the positions from the newest entry"
         );
         reopened.shutdown();
+    }
+
+    /// `j: false` writes in a row, after the first of which the sync thread hears of no more, are all made
+    /// durable by its next fsync, within the journal interval and without a later write or flush; and the
+    /// next round of such writes wakes it again.
+    #[tokio::test]
+    async fn unwaited_records_are_durable_within_the_journal_interval() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path()).expect("open storage");
+        for round in 0..3 {
+            let mut last = None;
+            for i in 0..20 {
+                let optime = storage
+                    .write(false, move |w| w.noop(doc! {"round": round, "i": i}))
+                    .await
+                    .expect("the job ran")
+                    .expect("logged");
+                last = Some(optime);
+            }
+            let last = last.expect("written");
+            wait_positions(&storage, &format!("round {round}'s last write is durable"), |p| {
+                p.last_durable >= last
+            })
+            .await;
+        }
+        storage.shutdown();
+    }
+
+    #[test]
+    fn lazy_records_arm_once_and_keep_the_newest() {
+        use super::{LazyRecords, OpTime};
+        let at = |secs: u32| (OpTime::new(secs, 1, 1), i64::from(secs));
+        let mut lazy = LazyRecords::default();
+        assert!(!lazy.note(at(1)), "the first record goes through the channel");
+        assert!(lazy.note(at(3)), "later ones wait in the slot");
+        assert!(lazy.note(at(2)));
+        assert_eq!(lazy.take(), Some(at(3)));
+        assert!(
+            !lazy.note(at(4)),
+            "after a take the next record goes through the channel again"
+        );
+        assert_eq!(lazy.take(), None);
     }
 
     /// Another member's inserts of `_id`s `ids` into `db.c`, at `secs` and term 1.
