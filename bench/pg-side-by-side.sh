@@ -14,7 +14,9 @@
 # The disk is shared and fsync latency swings with other load, so the two systems take turns (A B A B): each
 # round measures 1 client on PostgreSQL, then on Faultline, then 32 clients on PostgreSQL, then on Faultline.
 # After ROUNDS rounds it prints, per client count, the median of each figure and the ratios, as the issue's
-# table; every single measurement is listed above it, so the spread shows.
+# table; every single measurement is listed above it, so the spread shows. Faultline is measured twice a
+# round: through the official driver (the issue's figure), and over raw connections (`--client wire`), which
+# is how pgbench reaches PostgreSQL (libpq, no driver layer), so the two databases' own times compare too.
 set -euo pipefail
 
 seconds=${1:-10}
@@ -47,10 +49,10 @@ pg() {
     echo "$tps $mean"
 }
 
-# One Faultline measurement: prints "ops_per_sec mean_ms p50_ms".
+# One Faultline measurement with client $3 (driver or wire): prints "ops_per_sec mean_ms p50_ms errors".
 fl() {
-    local store="$work/fl-$1-$2"
-    "$faultline" bench throughput --nodes 3 --write-concern majority --j true --clients "$1" \
+    local store="$work/fl-$1-$2-$3"
+    "$faultline" bench throughput --nodes 3 --write-concern majority --j true --clients "$1" --client "$3" \
         --duration "${seconds}s" --store "$store" --json 2>"$store.log" >"$store.json" \
         || { echo "faultline bench failed:" >&2; cat "$store.log" >&2; exit 1; }
     python3 - "$store.json" <<'PY'
@@ -67,10 +69,13 @@ for round in $(seq "$rounds"); do
         read -r tps mean < <(pg "$clients" "$round")
         printf 'round %s  %2s clients  PostgreSQL  %8.0f tx/s   mean %6.2f ms\n' "$round" "$clients" "$tps" "$mean" >&2
         printf 'pg\t%s\t%s\t%s\t-\t0\n' "$clients" "$tps" "$mean" >> "$work/all.tsv"
-        read -r ops fmean p50 errors < <(fl "$clients" "$round")
-        printf 'round %s  %2s clients  Faultline   %8.0f ops/s  mean %6.2f ms  p50 %6.2f ms  errors %s\n' \
-            "$round" "$clients" "$ops" "$fmean" "$p50" "$errors" >&2
-        printf 'fl\t%s\t%s\t%s\t%s\t%s\n' "$clients" "$ops" "$fmean" "$p50" "$errors" >> "$work/all.tsv"
+        for client in driver wire; do
+            read -r ops fmean p50 errors < <(fl "$clients" "$round" "$client")
+            printf 'round %s  %2s clients  Faultline (%s)  %8.0f ops/s  mean %6.2f ms  p50 %6.2f ms  errors %s\n' \
+                "$round" "$clients" "$client" "$ops" "$fmean" "$p50" "$errors" >&2
+            system=$([ "$client" = driver ] && echo fl || echo fw)
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$clients" "$ops" "$fmean" "$p50" "$errors" >> "$work/all.tsv"
+        done
     done
 done
 
@@ -87,19 +92,23 @@ def spread(system, clients, column):
 print(f"\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
       f"{platform.platform()}; load average {open('/proc/loadavg').read().split()[:3]}")
 print(f"medians of {rounds} alternating rounds, {seconds} s each\n")
-print("| 3 members, durable majority insert | PostgreSQL sync replication | Faultline (`bench throughput --nodes 3 --write-concern majority --j true`) |")
-print("|---|---|---|")
-for clients in ("1", "32"):
-    tps, mean = med("pg", clients, 2), med("pg", clients, 3)
-    ops, fmean, p50 = med("fl", clients, 2), med("fl", clients, 3), med("fl", clients, 4)
-    errors = sum(int(r[5]) for r in rows if r[0] == "fl" and r[1] == clients)
+print("| 3 members, durable majority insert | PostgreSQL sync replication (pgbench, libpq) | Faultline (`bench throughput --nodes 3 --write-concern majority --j true`, official driver) | Faultline, raw wire client (`--client wire`) |")
+print("|---|---|---|---|")
+def cell(system, clients, mean, tps):
+    ops, fmean, p50 = med(system, clients, 2), med(system, clients, 3), med(system, clients, 4)
+    errors = sum(int(r[5]) for r in rows if r[0] == system and r[1] == clients)
     if clients == "1":
         verdict = f"mean {fmean / mean:.2f}× PostgreSQL's" if mean > 0 else "-"
     else:
         verdict = f"{ops / tps:.2f}× PostgreSQL's ops/s" if tps > 0 else "-"
+    return (f"{ops:,.0f} ops/s, mean {fmean:.2f} ms, p50 {p50:.2f} ms ({verdict}"
+            f"{', ' + str(errors) + ' errors' if errors else ''})")
+for clients in ("1", "32"):
+    tps, mean = med("pg", clients, 2), med("pg", clients, 3)
     label = "client" if clients == "1" else "clients"
-    print(f"| {clients} {label} | {tps:,.0f} tx/s, mean {mean:.2f} ms | {ops:,.0f} ops/s, mean {fmean:.2f} ms, "
-          f"p50 {p50:.2f} ms ({verdict}{', ' + str(errors) + ' errors' if errors else ''}) |")
+    print(f"| {clients} {label} | {tps:,.0f} tx/s, mean {mean:.2f} ms | {cell('fl', clients, mean, tps)} | "
+          f"{cell('fw', clients, mean, tps)} |")
 print("\nspread (min–max per round): " + "; ".join(
-    f"{c} clients: PostgreSQL {spread('pg', c, 2)} tx/s, Faultline {spread('fl', c, 2)} ops/s" for c in ("1", "32")))
+    f"{c} clients: PostgreSQL {spread('pg', c, 2)} tx/s, Faultline {spread('fl', c, 2)} ops/s, "
+    f"raw wire {spread('fw', c, 2)} ops/s" for c in ("1", "32")))
 PY

@@ -120,6 +120,15 @@ pub fn check_write_concern(w: &str, min: u64, data_members: u64) -> Result<(), S
     }
 }
 
+/// A write concern's `w` as a command carries it: the string `majority`, or the number of members (a `w`
+/// that [`check_write_concern`] accepted).
+pub fn write_concern_w(w: &str) -> bson::Bson {
+    match w.parse::<i32>() {
+        Ok(n) => bson::Bson::Int32(n),
+        Err(_) => bson::Bson::String(w.to_string()),
+    }
+}
+
 /// Checks a read concern level (one of [`READ_CONCERNS`]).
 pub fn check_read_concern(level: &str) -> Result<(), String> {
     one_of("read concern", level, &READ_CONCERNS)
@@ -208,6 +217,12 @@ mod tests {
         max: 7,
         why: "",
     };
+
+    #[test]
+    fn a_write_concerns_w_is_a_number_or_majority() {
+        assert_eq!(write_concern_w("2"), bson::Bson::Int32(2));
+        assert_eq!(write_concern_w("majority"), bson::Bson::String("majority".into()));
+    }
 
     #[test]
     fn whole_numbers_name_the_value_and_the_range() {

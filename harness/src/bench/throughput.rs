@@ -5,17 +5,24 @@
 //! with `w`, `journal` and `maxPoolSize` = clients) runs `clients` tasks, each inserting one small document
 //! after another for a warm-up and then for `--duration`. Only the measured window counts: ops/s is the
 //! inserts acknowledged in it divided by its length, and the latency is issue → acknowledgement
-//! (hdrhistogram, µs resolution). The driver's runtime has a thread per client, up to the host's cores.
+//! (hdrhistogram, µs resolution). The clients' runtime has a thread per client, up to the host's cores.
+//!
+//! `--client wire` takes the driver out, to tell the database's time from the driver's: each client is one
+//! raw connection to the primary (or the router) sending the `insert` command the driver would send (the
+//! document with a client-made `_id`, `writeConcern`, an `lsid` of its own) and reading the reply, with
+//! nothing in between, as pgbench drives PostgreSQL through libpq.
 //!
 //! `--shards 1,2` runs the same through a sharded cluster of that many shards (each a set of `--nodes`
 //! members, one config server, one router; the collection sharded on a hashed `_id`); 0, the default, is
 //! the plain replica set.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bson::{Document, doc};
+use faultline_engine::wire::client::Connection;
 use faultline_reports::plot::bench::{LineChart, XScale};
 use faultline_reports::plot::write_figure;
 use faultline_reports::series::Series;
@@ -30,6 +37,9 @@ use faultline::support::errors::UsageError;
 const WARM_UP: Duration = Duration::from_millis(500);
 /// The longest one insert may take before it counts as an error.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The benchmark's database and collection.
+const DATABASE: &str = "faultline_bench";
+const COLLECTION: &str = "throughput";
 
 /// Flags of `faultline bench throughput`.
 #[derive(clap::Args, Debug, Clone)]
@@ -68,6 +78,20 @@ pub struct ThroughputArgs {
     /// Print the summary as JSON on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Who sends the inserts: `driver`, the official Rust driver through the set's URI (what applications
+    /// see), or `wire`, one raw connection per client to the primary or router (the database's own time).
+    #[arg(long, value_enum, default_value_t = ClientKind::Driver)]
+    pub client: ClientKind,
+}
+
+/// Who sends a benchmark's inserts.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// The official Rust driver.
+    Driver,
+    /// A raw OP_MSG connection per client.
+    Wire,
 }
 
 /// One combination's result.
@@ -91,6 +115,7 @@ pub struct Combination {
 #[derive(Debug, Serialize)]
 pub struct ThroughputSummary {
     pub benchmark: &'static str,
+    pub client: ClientKind,
     pub duration_s: f64,
     pub results: Vec<Combination>,
     pub load_average: Option<[f64; 3]>,
@@ -149,8 +174,19 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<i32> {
                 for &j in &args.j {
                     for &clients in &args.clients {
                         eprint!("  {}, w={w}, j={j}, {clients:>4} clients ... ", describe(shards, nodes));
-                        let uri = format!("{base_uri}&w={w}&journal={j}&retryWrites=false&maxPoolSize={clients}");
-                        let (ops, errors, latency) = measure(&uri, clients, duration).await?;
+                        let (ops, errors, latency) = match args.client {
+                            ClientKind::Driver => {
+                                let uri =
+                                    format!("{base_uri}&w={w}&journal={j}&retryWrites=false&maxPoolSize={clients}");
+                                on_client_runtime(clients, move || measure_driver(uri, clients, duration)).await?
+                            }
+                            ClientKind::Wire => {
+                                let addr = format!("127.0.0.1:{}", target.write_port().await?);
+                                let concern = doc! {"w": crate::input::write_concern_w(w), "j": j};
+                                on_client_runtime(clients, move || measure_wire(addr, concern, clients, duration))
+                                    .await?
+                            }
+                        };
                         let result = Combination {
                             shards,
                             nodes,
@@ -174,6 +210,7 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<i32> {
     let plot = write_figure(&chart(&curves(&results)), &dir.join("plots")).context("cannot draw the plot")?;
     let summary = ThroughputSummary {
         benchmark: "throughput",
+        client: args.client,
         duration_s: duration.as_secs_f64(),
         results,
         load_average: setup::load_average(),
@@ -218,6 +255,17 @@ impl Target {
         Ok(Target::Sharded(Box::new(cluster)))
     }
 
+    /// The port that takes writes: the set's primary, or the router.
+    async fn write_port(&self) -> anyhow::Result<u16> {
+        match self {
+            Target::Set(cluster) => {
+                let primary = cluster.primary().await.context("no member answers as the primary")?;
+                Ok(cluster.members[primary].port)
+            }
+            Target::Sharded(cluster) => Ok(cluster.routers.first().context("no router")?.port),
+        }
+    }
+
     /// A URI ending in options, so that more can be appended with `&`.
     fn uri(&self) -> String {
         match self {
@@ -243,44 +291,71 @@ fn describe(shards: usize, nodes: usize) -> String {
     }
 }
 
-/// Runs `clients` closed loops through one driver client for warm-up + `duration`; returns the inserts
-/// acknowledged in the measured window, the errors in it, and their latencies.
-///
-/// The driver runs on a runtime of its own with one thread per client, up to the host's cores, as pgbench
-/// runs with `-j` threads: a lone client then costs no wake-ups of idle driver threads, which on a small host
+/// Runs `work` (a measurement) on a runtime of its own with one thread per client, up to the host's cores, as
+/// pgbench runs with `-j` threads: a lone client then costs no wake-ups of idle threads, which on a small host
 /// are a tenth of a write's time.
-async fn measure(uri: &str, clients: usize, duration: Duration) -> anyhow::Result<(u64, u64, Latencies)> {
+async fn on_client_runtime<F, Fut>(clients: usize, work: F) -> anyhow::Result<(u64, u64, Latencies)>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<(u64, u64, Latencies)>>,
+{
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let uri = uri.to_string();
     tokio::task::spawn_blocking(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(clients.clamp(1, cores))
             .enable_all()
             .build()
-            .context("cannot start the driver's runtime")?;
-        runtime.block_on(measure_on_this_runtime(&uri, clients, duration))
+            .context("cannot start the clients' runtime")?;
+        runtime.block_on(work())
     })
     .await
-    .context("the driver's runtime stopped")?
+    .context("the clients' runtime stopped")?
 }
 
-async fn measure_on_this_runtime(
-    uri: &str,
+/// Runs `clients` closed loops through one driver client for warm-up + `duration`; returns the inserts
+/// acknowledged in the measured window, the errors in it, and their latencies.
+async fn measure_driver(uri: String, clients: usize, duration: Duration) -> anyhow::Result<(u64, u64, Latencies)> {
+    let client = mongodb::Client::with_uri_str(&uri)
+        .await
+        .context("cannot create the driver client")?;
+    let collection = client.database(DATABASE).collection::<Document>(COLLECTION);
+    let _ = collection.insert_one(doc! {"warm": true}).await;
+    let measured = run_closed_loops(
+        (0..clients).map(|_| DriverInserter(collection.clone())).collect(),
+        duration,
+    )
+    .await;
+    client.shutdown().await;
+    Ok(measured)
+}
+
+/// Runs `clients` closed loops, each on a raw connection of its own to `addr`, for warm-up + `duration`.
+async fn measure_wire(
+    addr: String,
+    concern: Document,
     clients: usize,
     duration: Duration,
 ) -> anyhow::Result<(u64, u64, Latencies)> {
-    let client = mongodb::Client::with_uri_str(uri)
-        .await
-        .context("cannot create the driver client")?;
-    let collection = client.database("faultline_bench").collection::<Document>("throughput");
-    let _ = collection.insert_one(doc! {"warm": true}).await;
+    let mut inserters = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let conn = Connection::connect(&addr, OP_TIMEOUT).await?;
+        inserters.push(WireInserter {
+            conn,
+            concern: concern.clone(),
+            lsid: doc! {"id": bson::Uuid::new()},
+        });
+    }
+    Ok(run_closed_loops(inserters, duration).await)
+}
+
+/// Runs one closed loop per inserter from now for warm-up + `duration`; adds up their results.
+async fn run_closed_loops<I: Inserter>(inserters: Vec<I>, duration: Duration) -> (u64, u64, Latencies) {
     let origin = Instant::now();
     let window = (origin + WARM_UP, origin + WARM_UP + duration);
-    let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let collection = collection.clone();
-        tasks.push(tokio::spawn(closed_loop(collection, window)));
-    }
+    let tasks: Vec<_> = inserters
+        .into_iter()
+        .map(|inserter| tokio::spawn(closed_loop(inserter, window)))
+        .collect();
     let (mut ops, mut errors, mut latency) = (0, 0, Latencies::new());
     for task in tasks {
         if let Ok((o, e, l)) = task.await {
@@ -289,11 +364,54 @@ async fn measure_on_this_runtime(
             latency.merge(&l);
         }
     }
-    client.shutdown().await;
-    Ok((ops, errors, latency))
+    (ops, errors, latency)
 }
 
-async fn closed_loop(collection: mongodb::Collection<Document>, window: (Instant, Instant)) -> (u64, u64, Latencies) {
+/// One client of the benchmark: inserts one small document and says whether it was acknowledged.
+trait Inserter: Send + 'static {
+    fn insert(&mut self, payload: &str) -> impl Future<Output = bool> + Send;
+}
+
+/// Through the official driver.
+struct DriverInserter(mongodb::Collection<Document>);
+
+impl Inserter for DriverInserter {
+    async fn insert(&mut self, payload: &str) -> bool {
+        let insert = self.0.insert_one(doc! {"p": payload});
+        matches!(tokio::time::timeout(OP_TIMEOUT, insert).await, Ok(Ok(_)))
+    }
+}
+
+/// Over a raw connection: the command a driver sends for `insert_one`, the `_id` made here as a driver does.
+struct WireInserter {
+    conn: Connection,
+    concern: Document,
+    lsid: Document,
+}
+
+impl Inserter for WireInserter {
+    async fn insert(&mut self, payload: &str) -> bool {
+        let command = doc! {
+            "insert": COLLECTION,
+            "documents": [{"_id": bson::oid::ObjectId::new(), "p": payload}],
+            "ordered": true,
+            "writeConcern": self.concern.clone(),
+            "lsid": self.lsid.clone(),
+            "$db": DATABASE,
+        };
+        if self.conn.is_poisoned() {
+            return false;
+        }
+        match self.conn.raw_command(&command, OP_TIMEOUT).await {
+            Ok(reply) => ["writeErrors", "writeConcernError"]
+                .iter()
+                .all(|key| matches!(reply.get(key), Ok(None))),
+            Err(_) => false,
+        }
+    }
+}
+
+async fn closed_loop<I: Inserter>(mut inserter: I, window: (Instant, Instant)) -> (u64, u64, Latencies) {
     let (mut ops, mut errors, mut latency) = (0, 0, Latencies::new());
     let payload = "x".repeat(64);
     loop {
@@ -301,8 +419,7 @@ async fn closed_loop(collection: mongodb::Collection<Document>, window: (Instant
         if issued >= window.1 {
             break;
         }
-        let insert = collection.insert_one(doc! {"p": &payload});
-        let ok = matches!(tokio::time::timeout(OP_TIMEOUT, insert).await, Ok(Ok(_)));
+        let ok = inserter.insert(&payload).await;
         let done = Instant::now();
         if issued < window.0 || done > window.1 {
             continue;
@@ -381,7 +498,11 @@ pub fn summary_text(s: &ThroughputSummary) -> String {
         })
         .collect();
     format!(
-        "throughput: closed-loop inserts, {:.1}s per combination; {}\n{}store: {}\n",
+        "throughput: closed-loop inserts {}, {:.1}s per combination; {}\n{}store: {}\n",
+        match s.client {
+            ClientKind::Driver => "through the official driver",
+            ClientKind::Wire => "over raw wire connections (--client wire: no driver)",
+        },
         s.duration_s,
         setup::describe_load(s.load_average),
         table(&header, &rows),
@@ -433,6 +554,7 @@ mod tests {
             store: PathBuf::from("store"),
             proxies: false,
             json: false,
+            client: ClientKind::Driver,
         };
         assert!(validate(&args("majority", 8)).is_ok());
         assert!(validate(&args("most", 8)).is_err_and(|e| e.is::<UsageError>()));

@@ -1,6 +1,7 @@
 //! End-to-end tests of `faultline bench replication-lag` (the real binary against a real three-member set,
-//! a few seconds of load, `--json`; the table, the summary's fields, the plots and the numbers' plausibility)
-//! and of `faultline bench migration` (one small chunk moved between two shards).
+//! a few seconds of load, `--json`; the table, the summary's fields, the plots and the numbers' plausibility),
+//! of `faultline bench throughput` through the driver and over raw connections, and of `faultline bench
+//! migration` (one small chunk moved between two shards).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -195,5 +196,64 @@ fn migration_moves_a_chunk_and_reports_the_writer_latency_around_it() -> anyhow:
     assert_plausible(&result["baseline"], "latency before the migration", true);
     let steps = result["steps_ms"].as_array().map_or(0, Vec::len);
     assert!(steps >= 5, "the donor's steps come from config.changelog: {result}");
+    Ok(())
+}
+
+/// `bench throughput` with each client: every combination's inserts are acknowledged (none fail: a raw
+/// insert counts only when its reply is `ok` with neither write errors nor a write-concern error), and the
+/// summary says which client sent them.
+#[test]
+fn throughput_through_the_driver_and_over_raw_connections() -> anyhow::Result<()> {
+    for client in ["driver", "wire"] {
+        let store = tempfile::tempdir()?;
+        let output = Command::new(bin())
+            .args([
+                "bench",
+                "throughput",
+                "--nodes",
+                "3",
+                "--clients",
+                "1,4",
+                "--write-concern",
+                "1,majority",
+                "--j",
+                "--duration",
+                "1s",
+                "--client",
+                client,
+                "--json",
+                "--store",
+            ])
+            .arg(store.path())
+            .output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{client}: stdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        let summary: Value = serde_json::from_str(&stdout)?;
+        assert_eq!(summary["client"], client, "{summary}");
+        let results = summary["results"].as_array().expect("results");
+        assert_eq!(results.len(), 4, "two write concerns × two client counts: {summary}");
+        for r in results {
+            assert!(
+                r["ops"].as_u64().unwrap_or(0) > 0,
+                "{client}: nothing acknowledged: {r}"
+            );
+            assert_eq!(r["errors"].as_u64(), Some(0), "{client}: failed inserts: {r}");
+            assert!(r["latency"]["p50_ms"].as_f64().unwrap_or(0.0) > 0.0, "{client}: {r}");
+        }
+        let header = if client == "wire" {
+            "raw wire"
+        } else {
+            "official driver"
+        };
+        assert!(
+            stderr.contains(header),
+            "{client}: the table's header names the client:\n{stderr}"
+        );
+    }
     Ok(())
 }

@@ -264,6 +264,10 @@ fn cases(inputs: &Path) -> anyhow::Result<Vec<Case>> {
         ),
         case(&["bench", "throughput", "--write-concern", "3"], &["\"3\"", "0 to 1"]),
         case(
+            &["bench", "throughput", "--client", "banana"],
+            &["banana", "driver", "wire"],
+        ),
+        case(
             &["bench", "throughput", "--duration", "-1s"],
             &["\"-1s\"", "ms, s or m"],
         ),
