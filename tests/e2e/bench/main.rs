@@ -12,6 +12,25 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_faultline"))
 }
 
+/// Runs `faultline bench ARGS --json --store STORE`; fails with its output unless it exits 0, else returns the
+/// summary (stdout) and the table (stderr).
+fn bench_json(args: &[&str], store: &Path) -> anyhow::Result<(Value, String)> {
+    let output = Command::new(bin())
+        .arg("bench")
+        .args(args)
+        .args(["--json", "--store"])
+        .arg(store)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "faultline bench {args:?}: stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    Ok((serde_json::from_slice(&output.stdout)?, stderr))
+}
+
 /// `count`, then p50 ≤ p90 ≤ p99 ≤ p99.9 ≤ max, all finite and non-negative (and > 0 when `positive`).
 fn assert_plausible(p: &Value, what: &str, positive: bool) {
     let number = |k: &str| p[k].as_f64().unwrap_or(f64::NAN);
@@ -37,22 +56,7 @@ fn assert_plausible(p: &Value, what: &str, positive: bool) {
 #[test]
 fn replication_lag_prints_a_table_and_stores_summary_and_plots() -> anyhow::Result<()> {
     let store = tempfile::tempdir()?;
-    let output = Command::new(bin())
-        .args([
-            "bench",
-            "replication-lag",
-            "--duration",
-            "3s",
-            "--rate",
-            "400",
-            "--json",
-            "--store",
-        ])
-        .arg(store.path())
-        .output()?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let (summary, stderr) = bench_json(&["replication-lag", "--duration", "3s", "--rate", "400"], store.path())?;
 
     // The table (on stderr with --json): one row per member under the percentile header.
     for text in [
@@ -67,7 +71,6 @@ fn replication_lag_prints_a_table_and_stores_summary_and_plots() -> anyhow::Resu
         assert!(stderr.contains(text), "table lacks {text:?}:\n{stderr}");
     }
 
-    let summary: Value = serde_json::from_str(&stdout)?;
     assert_eq!(summary["benchmark"], "replication-lag");
     let issued = summary["writes_issued"].as_u64().unwrap_or(0);
     assert!(issued >= 1000, "3 s at 400/s issued only {issued}: {summary}");
@@ -135,22 +138,11 @@ fn repeated_primary_kills_always_reach_a_majority_write() -> anyhow::Result<()> 
         .and_then(|v| v.parse().ok())
         .unwrap_or(12);
     let store = tempfile::tempdir()?;
-    let output = Command::new(bin())
-        .args([
-            "bench",
-            "failover",
-            "--trials",
-            &kills.to_string(),
-            "--trial-timeout",
-            "30s",
-            "--json",
-            "--store",
-        ])
-        .arg(store.path())
-        .output()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "bench failover failed: {stderr}");
-    let summary: Value = serde_json::from_slice(&output.stdout)?;
+    let trials = kills.to_string();
+    let (summary, _) = bench_json(
+        &["failover", "--trials", &trials, "--trial-timeout", "30s"],
+        store.path(),
+    )?;
     let trials = summary["trials"].as_array().cloned().unwrap_or_default();
     assert_eq!(trials.len(), kills, "every kill is a completed trial: {summary}");
     let mut writes: Vec<f64> = trials.iter().filter_map(|t| t["to_first_write_ms"].as_f64()).collect();
@@ -169,26 +161,11 @@ fn repeated_primary_kills_always_reach_a_majority_write() -> anyhow::Result<()> 
 #[test]
 fn migration_moves_a_chunk_and_reports_the_writer_latency_around_it() -> anyhow::Result<()> {
     let store = tempfile::tempdir()?;
-    let output = Command::new(bin())
-        .args([
-            "bench",
-            "migration",
-            "--size-mb",
-            "1",
-            "--baseline",
-            "1s",
-            "--json",
-            "--store",
-        ])
-        .arg(store.path())
-        .output()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let (summary, stderr) = bench_json(&["migration", "--size-mb", "1", "--baseline", "1s"], store.path())?;
     assert!(
         stderr.contains("moveChunk ms") && stderr.contains("p50 during"),
         "{stderr}"
     );
-    let summary: Value = serde_json::from_slice(&output.stdout)?;
     let result = &summary["results"][0];
     assert_eq!(result["size_mb"], 1);
     assert!(result["documents"].as_u64().unwrap_or(0) > 0, "{result}");
@@ -206,9 +183,8 @@ fn migration_moves_a_chunk_and_reports_the_writer_latency_around_it() -> anyhow:
 fn throughput_through_the_driver_and_over_raw_connections() -> anyhow::Result<()> {
     for client in ["driver", "wire"] {
         let store = tempfile::tempdir()?;
-        let output = Command::new(bin())
-            .args([
-                "bench",
+        let (summary, stderr) = bench_json(
+            &[
                 "throughput",
                 "--nodes",
                 "3",
@@ -221,19 +197,9 @@ fn throughput_through_the_driver_and_over_raw_connections() -> anyhow::Result<()
                 "1s",
                 "--client",
                 client,
-                "--json",
-                "--store",
-            ])
-            .arg(store.path())
-            .output()?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{client}: stdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-        let summary: Value = serde_json::from_str(&stdout)?;
+            ],
+            store.path(),
+        )?;
         assert_eq!(summary["client"], client, "{summary}");
         let results = summary["results"].as_array().expect("results");
         assert_eq!(results.len(), 4, "two write concerns × two client counts: {summary}");
