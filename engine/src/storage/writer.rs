@@ -1015,25 +1015,11 @@ impl JournalPipe {
     }
 
     fn send(&mut self, request: SyncRequest) {
-        let request = match request {
-            SyncRequest::Written {
-                durable: Some(at),
-                jobs,
-                urgent: false,
-                prejournaled: false,
-            } if jobs.is_empty() => {
-                if self.lazy.lock().unwrap_or_else(PoisonError::into_inner).note(at) {
-                    return;
-                }
-                SyncRequest::Written {
-                    durable: Some(at),
-                    jobs,
-                    urgent: false,
-                    prejournaled: false,
-                }
-            }
-            other => other,
-        };
+        if let Some(at) = request.unwaited()
+            && self.lazy.lock().unwrap_or_else(PoisonError::into_inner).note(at)
+        {
+            return;
+        }
         let Some(requests) = &self.requests else {
             if let SyncRequest::Written { jobs, .. } = request {
                 for job in jobs {
@@ -1199,6 +1185,22 @@ fn sync_loop(
         }
         if stop {
             break;
+        }
+    }
+}
+
+impl SyncRequest {
+    /// The position of a record nobody waits for (no job, not urgent, not journaled ahead of its group): it
+    /// may wait in [`LazyRecords`] instead of waking the sync thread.
+    fn unwaited(&self) -> Option<(OpTime, i64)> {
+        match self {
+            SyncRequest::Written {
+                durable: Some(at),
+                jobs,
+                urgent: false,
+                prejournaled: false,
+            } if jobs.is_empty() => Some(*at),
+            _ => None,
         }
     }
 }

@@ -399,9 +399,7 @@ impl Inserter for WireInserter {
             "lsid": self.lsid.clone(),
             "$db": DATABASE,
         };
-        if self.conn.is_poisoned() {
-            return false;
-        }
+        // A poisoned connection (an earlier insert timed out) fails at once: every later insert is an error.
         match self.conn.raw_command(&command, OP_TIMEOUT).await {
             Ok(reply) => ["writeErrors", "writeConcernError"]
                 .iter()
