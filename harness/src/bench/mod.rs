@@ -12,6 +12,7 @@
 //! and `plots/`. Shared pieces: [`setup`] (cluster, store, load average), [`stats`] (hdrhistogram
 //! percentiles and tables), [`oplog`] (a tailable oplog cursor on one member), [`progress`].
 
+pub mod client;
 pub mod failover;
 pub mod lag;
 pub mod migration;

@@ -7,10 +7,9 @@
 //! inserts acknowledged in it divided by its length, and the latency is issue → acknowledgement
 //! (hdrhistogram, µs resolution). The clients' runtime has a thread per client, up to the host's cores.
 //!
-//! `--client wire` takes the driver out, to tell the database's time from the driver's: each client is one
-//! raw connection to the primary (or the router) sending the `insert` command the driver would send (the
-//! document with a client-made `_id`, `writeConcern`, an `lsid` of its own) and reading the reply, with
-//! nothing in between, as pgbench drives PostgreSQL through libpq.
+//! `--client wire` takes the driver out (`bench::client`): each client is one raw connection to the primary
+//! (or the router) sending the `insert` command the driver would send, the document's `_id` made here as a
+//! driver makes it.
 //!
 //! `--shards 1,2` runs the same through a sharded cluster of that many shards (each a set of `--nodes`
 //! members, one config server, one router; the collection sharded on a hashed `_id`); 0, the default, is
@@ -22,12 +21,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bson::{Document, doc};
-use faultline_engine::wire::client::Connection;
 use faultline_reports::plot::bench::{LineChart, XScale};
 use faultline_reports::plot::write_figure;
 use faultline_reports::series::Series;
 use serde::Serialize;
 
+use super::client::{ClientKind, WireWriter};
 use super::setup::{self, SetOptions};
 use super::stats::{Latencies, Percentiles, table};
 use crate::input::Whole;
@@ -82,16 +81,6 @@ pub struct ThroughputArgs {
     /// see), or `wire`, one raw connection per client to the primary or router (the database's own time).
     #[arg(long, value_enum, default_value_t = ClientKind::Driver)]
     pub client: ClientKind,
-}
-
-/// Who sends a benchmark's inserts.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientKind {
-    /// The official Rust driver.
-    Driver,
-    /// A raw OP_MSG connection per client.
-    Wire,
 }
 
 /// One combination's result.
@@ -338,12 +327,7 @@ async fn measure_wire(
 ) -> anyhow::Result<(u64, u64, Latencies)> {
     let mut inserters = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let conn = Connection::connect(&addr, OP_TIMEOUT).await?;
-        inserters.push(WireInserter {
-            conn,
-            concern: concern.clone(),
-            lsid: doc! {"id": bson::Uuid::new()},
-        });
+        inserters.push(WireInserter(WireWriter::connect(&addr, concern.clone()).await?));
     }
     Ok(run_closed_loops(inserters, duration).await)
 }
@@ -382,30 +366,13 @@ impl Inserter for DriverInserter {
     }
 }
 
-/// Over a raw connection: the command a driver sends for `insert_one`, the `_id` made here as a driver does.
-struct WireInserter {
-    conn: Connection,
-    concern: Document,
-    lsid: Document,
-}
+/// Over a raw connection.
+struct WireInserter(WireWriter);
 
 impl Inserter for WireInserter {
     async fn insert(&mut self, payload: &str) -> bool {
-        let command = doc! {
-            "insert": COLLECTION,
-            "documents": [{"_id": bson::oid::ObjectId::new(), "p": payload}],
-            "ordered": true,
-            "writeConcern": self.concern.clone(),
-            "lsid": self.lsid.clone(),
-            "$db": DATABASE,
-        };
-        // A poisoned connection (an earlier insert timed out) fails at once: every later insert is an error.
-        match self.conn.raw_command(&command, OP_TIMEOUT).await {
-            Ok(reply) => ["writeErrors", "writeConcernError"]
-                .iter()
-                .all(|key| matches!(reply.get(key), Ok(None))),
-            Err(_) => false,
-        }
+        let document = doc! {"_id": bson::oid::ObjectId::new(), "p": payload};
+        self.0.insert(DATABASE, COLLECTION, document, OP_TIMEOUT).await
     }
 }
 

@@ -1,5 +1,6 @@
 //! End-to-end tests of `faultline bench replication-lag` (the real binary against a real three-member set,
-//! a few seconds of load, `--json`; the table, the summary's fields, the plots and the numbers' plausibility),
+//! a few seconds of load through the driver and over raw connections, `--json`; the table, the summary's
+//! fields, the plots and the numbers' plausibility),
 //! of `faultline bench throughput` through the driver and over raw connections, and of `faultline bench
 //! migration` (one small chunk moved between two shards).
 
@@ -55,8 +56,32 @@ fn assert_plausible(p: &Value, what: &str, positive: bool) {
 
 #[test]
 fn replication_lag_prints_a_table_and_stores_summary_and_plots() -> anyhow::Result<()> {
+    for client in ["driver", "wire"] {
+        replication_lag_run(client)?;
+    }
+    Ok(())
+}
+
+/// One `bench replication-lag` run with the inserts sent by `client`, and what its outputs must show.
+fn replication_lag_run(client: &str) -> anyhow::Result<()> {
     let store = tempfile::tempdir()?;
-    let (summary, stderr) = bench_json(&["replication-lag", "--duration", "3s", "--rate", "400"], store.path())?;
+    let (summary, stderr) = bench_json(
+        &[
+            "replication-lag",
+            "--duration",
+            "3s",
+            "--rate",
+            "400",
+            "--client",
+            client,
+        ],
+        store.path(),
+    )?;
+    assert!(
+        stderr.contains(&format!("client={client}")),
+        "the header names the client:\n{stderr}"
+    );
+    assert_eq!(summary["client"], client, "{summary}");
 
     // The table (on stderr with --json): one row per member under the percentile header.
     for text in [

@@ -212,6 +212,14 @@ fn cases(inputs: &Path) -> anyhow::Result<Vec<Case>> {
         ),
         case(&["bench", "replication-lag", "--nodes", "1"], &["1 is not", "2 to 7"]),
         case(
+            &["bench", "replication-lag", "--client", "banana"],
+            &["banana", "driver", "wire"],
+        ),
+        case(
+            &["bench", "replication-lag", "--client", "wire", "--nemesis", "kill"],
+            &["--client wire", "--nemesis"],
+        ),
+        case(
             &["bench", "replication-lag", "--write-concern", "banana"],
             &["\"banana\"", "majority"],
         ),

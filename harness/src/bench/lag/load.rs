@@ -1,6 +1,7 @@
 //! The paced write load: write `i` (an insert of `{_id: i}`) is due at `i / rate` seconds after the start and
 //! is issued then whether or not earlier writes have completed (open loop), up to [`MAX_IN_FLIGHT`] at once.
-//! Times are ns since the run's start (the recorder's clock), stored + 1 so that 0 means "not yet".
+//! Times are ns since the run's start (the recorder's clock), stored + 1 so that 0 means "not yet". The
+//! inserts go through the official driver or over raw connections to the primary ([`Sink`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,8 @@ use std::time::{Duration, Instant};
 use bson::{Document, doc};
 use mongodb::Collection;
 use tokio::sync::{Semaphore, watch};
+
+use crate::bench::client::WirePool;
 
 /// Writes allowed in flight at once; past it the load waits (and falls behind its schedule).
 pub const MAX_IN_FLIGHT: usize = 4096;
@@ -94,14 +97,35 @@ impl WriteLog {
     }
 }
 
-/// Issues `log.capacity()` writes at `rate` per second into `collection` until done or `stop`; then waits
-/// (up to the write timeout) for the writes in flight. Returns how many were issued.
-pub async fn run(
-    collection: Collection<Document>,
-    rate: f64,
-    log: Arc<WriteLog>,
-    mut stop: watch::Receiver<bool>,
-) -> usize {
+/// Where the load's inserts go.
+#[derive(Clone)]
+pub enum Sink {
+    /// Through the official driver, on the set's URI (it follows the primary).
+    Driver(Collection<Document>),
+    /// Over raw connections to the member that was primary when the load started.
+    Wire(Arc<WirePool>),
+}
+
+impl Sink {
+    /// Inserts `document` into the benchmark's collection; whether it was acknowledged within the write
+    /// timeout.
+    pub async fn insert(&self, document: Document) -> bool {
+        match self {
+            Sink::Driver(collection) => matches!(
+                tokio::time::timeout(WRITE_TIMEOUT, collection.insert_one(document)).await,
+                Ok(Ok(_))
+            ),
+            Sink::Wire(pool) => {
+                pool.insert(super::DATABASE, super::COLLECTION, document, WRITE_TIMEOUT)
+                    .await
+            }
+        }
+    }
+}
+
+/// Issues `log.capacity()` writes at `rate` per second into `sink` until done or `stop`; then waits (up to
+/// the write timeout) for the writes in flight. Returns how many were issued.
+pub async fn run(sink: Sink, rate: f64, log: Arc<WriteLog>, mut stop: watch::Receiver<bool>) -> usize {
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let origin = tokio::time::Instant::now();
     let mut issued = 0;
@@ -114,11 +138,10 @@ pub async fn run(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
-        let (collection, log) = (collection.clone(), log.clone());
+        let (sink, log) = (sink.clone(), log.clone());
         log.mark_issued(id);
         tokio::spawn(async move {
-            let insert = collection.insert_one(doc! {"_id": id as i64});
-            let ok = matches!(tokio::time::timeout(WRITE_TIMEOUT, insert).await, Ok(Ok(_)));
+            let ok = sink.insert(doc! {"_id": id as i64}).await;
             log.mark_completed(id, ok);
             drop(permit);
         });

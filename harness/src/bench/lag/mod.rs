@@ -3,7 +3,8 @@
 //! # What is measured
 //!
 //! A fresh set gets a paced, open-loop insert load ([`load`]) from the official driver through the
-//! replica-set URI. Every data member's oplog is tailed ([`crate::bench::oplog`]) over a loopback connection
+//! replica-set URI, or with `--client wire` over raw connections to the primary (`bench::client`: the
+//! driver's own time taken out). Every data member's oplog is tailed ([`crate::bench::oplog`]) over a loopback connection
 //! with a tailable awaitData cursor, and the harness notes the moment (its monotonic clock, the same clock the
 //! writes are timed with, so there is no clock skew) each write's entry arrives. Per member:
 //!
@@ -37,6 +38,7 @@ use faultline_reports::series::Series;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::client::{ClientKind, WirePool};
 use super::oplog::{self, ArrivalLog};
 use super::setup::{self, SetOptions};
 use super::stats::{Latencies, PERCENTILE_HEADERS, Percentiles, table};
@@ -45,7 +47,7 @@ use crate::input::{Rate, Whole};
 use crate::nemesis::{Nemesis, schedule};
 use crate::recorder::Recorder;
 use faultline::support::errors::UsageError;
-use load::WriteLog;
+use load::{Sink, WriteLog};
 use status::StatusSample;
 use summary::{MemberLag, Watched};
 
@@ -54,6 +56,9 @@ const DATABASE: &str = "faultline_bench";
 const COLLECTION: &str = "lag";
 /// How long to wait after the load for members to catch up.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections of the load: the driver's `maxPoolSize`, or the raw connections `--client wire` opens before
+/// the load. At most this many writes are in flight at once.
+const POOL_SIZE: usize = 64;
 /// The most writes one run may schedule (memory: about 8 bytes × members per write).
 const MAX_WRITES: f64 = 50_000_000.0;
 
@@ -94,6 +99,10 @@ pub struct LagArgs {
     /// Print the summary as JSON on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Who sends the inserts: the official driver, or raw wire connections to the primary (no driver
+    /// between the clock and the socket; not with --nemesis, which moves the primary).
+    #[arg(long, value_enum, default_value_t = ClientKind::Driver)]
+    pub client: ClientKind,
 }
 
 /// `summary.json`.
@@ -101,6 +110,7 @@ pub struct LagArgs {
 pub struct LagSummary {
     pub benchmark: &'static str,
     pub nodes: usize,
+    pub client: ClientKind,
     pub rate: f64,
     pub duration_s: f64,
     pub write_concern: String,
@@ -158,6 +168,14 @@ fn plan(args: &LagArgs) -> anyhow::Result<Plan> {
         .into());
     }
     let faults = setup::faults(&args.nemesis)?;
+    if args.client == ClientKind::Wire && !faults.is_empty() {
+        return Err(UsageError(
+            "--client wire writes to the member that was primary at the start; a nemesis moves the primary: \
+             use --client driver with --nemesis"
+                .into(),
+        )
+        .into());
+    }
     Ok(Plan {
         duration,
         total: total as usize,
@@ -171,11 +189,12 @@ pub async fn run(args: &LagArgs) -> anyhow::Result<i32> {
     let plan = plan(args)?;
     let dir = setup::run_dir(&args.store, "replication-lag")?;
     eprintln!(
-        "faultline bench replication-lag: {} nodes, {} writes/s for {:.1}s, w={}, nemesis={}",
+        "faultline bench replication-lag: {} nodes, {} writes/s for {:.1}s, w={}, client={}, nemesis={}",
         args.nodes,
         args.rate,
         plan.duration.as_secs_f64(),
         args.write_concern,
+        client_name(args.client),
         if args.nemesis.is_empty() {
             "none".to_string()
         } else {
@@ -217,16 +236,23 @@ async fn measure(
         .map(|m| (m.name.clone(), m.port))
         .collect();
     let uri = format!(
-        "{}&w={}&retryWrites=false&maxPoolSize=64",
+        "{}&w={}&retryWrites=false&maxPoolSize={POOL_SIZE}",
         cluster.uri(),
         args.write_concern
     );
     let client = mongodb::Client::with_uri_str(&uri)
         .await
         .context("cannot create the driver client")?;
-    let collection = client.database(DATABASE).collection::<Document>(COLLECTION);
+    let sink = match args.client {
+        ClientKind::Driver => Sink::Driver(client.database(DATABASE).collection::<Document>(COLLECTION)),
+        ClientKind::Wire => {
+            let addr = format!("127.0.0.1:{}", cluster.members[primary].port);
+            let concern = bson::doc! {"w": crate::input::write_concern_w(&args.write_concern)};
+            Sink::Wire(Arc::new(WirePool::open(addr, concern, POOL_SIZE).await?))
+        }
+    };
     // Create the collection before the clock starts, so the first writes do not pay for it.
-    let _ = collection.insert_one(bson::doc! {"_id": "warm-up"}).await;
+    let _ = sink.insert(bson::doc! {"_id": "warm-up"}).await;
 
     let recorder = Arc::new(Recorder::create(&dir.join("nemesis.jsonl"))?);
     let started = recorder.started();
@@ -269,7 +295,7 @@ async fn measure(
     let nemesis_stop = load_stop.clone();
     let ((), ()) = tokio::join!(
         async {
-            load::run(collection, args.rate, writes.clone(), load_stop).await;
+            load::run(sink, args.rate, writes.clone(), load_stop).await;
             let _ = stop_load.send(true);
         },
         nemesis.run_plan(&steps, nemesis_stop),
@@ -377,6 +403,7 @@ fn finish(args: &LagArgs, plan: &Plan, dir: &Path, measured: Measured) -> anyhow
     Ok(LagSummary {
         benchmark: "replication-lag",
         nodes: args.nodes,
+        client: args.client,
         rate: args.rate,
         duration_s: plan.duration.as_secs_f64(),
         write_concern: args.write_concern.clone(),
@@ -423,6 +450,14 @@ fn source_series(writes: &WriteLog, watched: &[Watched], status: &[StatusSample]
         out.push(series);
     }
     out
+}
+
+/// The client as the header line names it.
+fn client_name(client: ClientKind) -> &'static str {
+    match client {
+        ClientKind::Driver => "driver",
+        ClientKind::Wire => "wire",
+    }
 }
 
 /// The tables printed and saved as `summary.txt`.
@@ -480,7 +515,7 @@ pub fn summary_text(s: &LagSummary) -> String {
         })
         .collect();
     format!(
-        "replication lag: {} nodes, {:.0} writes/s (achieved {:.0}) for {:.1}s, w={}, nemesis={}\n\
+        "replication lag: {} nodes, {:.0} writes/s (achieved {:.0}) for {:.1}s, w={}, client={}, nemesis={}\n\
          writes: {} issued, {} acked, {} failed; ack latency p50 {:.2} ms, p99 {:.2} ms; {}\n\n\
          write issued → visible in the member's oplog (ms):\n{}\n\
          replication only and rs.status() (ms):\n{}\nstore: {}\n",
@@ -489,6 +524,7 @@ pub fn summary_text(s: &LagSummary) -> String {
         s.achieved_rate,
         s.duration_s,
         s.write_concern,
+        client_name(s.client),
         if s.nemesis.is_empty() {
             "none".to_string()
         } else {
