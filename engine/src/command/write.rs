@@ -129,6 +129,9 @@ async fn run_job<R: Send + 'static>(
     let in_flight = ctx.node.writes_in_flight.enter();
     let size = if in_flight.alone() { size } else { JobSize::Any };
     let journaled = wc.j || (wc.w == WriteMode::Majority && journals_majority(ctx));
+    // Counted before it commits: the sync sources' batches carrying its entry tell their fetchers.
+    let _durable_waiter =
+        (journaled && !matches!(wc.w, WriteMode::Nodes(n) if n <= 1)).then(|| ctx.node.member.await_durable_members());
     let skip_fsync = journaled && ctx.node.failpoints.hit(failpoint::SKIP_JOURNAL_FSYNC).is_some();
     let durable = wc.j && !skip_fsync;
     let output = ctx

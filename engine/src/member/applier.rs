@@ -12,9 +12,12 @@
 //! A batch is written to the journal before it is applied (`Storage::apply_prejournaled`, as mongod writes a
 //! batch to its oplog before applying it), so its fsync runs while it is applied, and the applier returns
 //! without waiting for either: the fetcher's next `getMore` is on its way while the disk syncs. The member's
-//! durable optime, which the primary's majority commit point counts, moves once both are done. A short batch
-//! of document changes (`apply_size`) is applied on the fetcher's own task when the writer is idle, which
-//! spares the writer thread's wake-up; anything longer goes to the writer thread.
+//! durable optime, which the primary's majority commit point counts, moves once both are done. When the sync
+//! source has writes waiting for members' durable positions (`$replData.durableAwaited`), the batch is marked
+//! `awaited` and the applying thread lets the journal's sync thread start that fsync before it applies (on a
+//! small host the sync thread, woken onto the applying thread's core, otherwise waited until the apply was
+//! done). A short batch of document changes (`apply_size`) is applied on the fetcher's own task when the writer
+//! is idle, which spares the writer thread's wake-up; anything longer goes to the writer thread.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -181,8 +184,9 @@ impl Applier {
         &self.applied_ops
     }
 
-    /// Applies entries in order in one transaction (after holding them back for `secondaryDelaySecs`).
-    pub(super) async fn apply_batch(&self, batch: Vec<OplogEntry>) -> Result<()> {
+    /// Applies entries in order in one transaction (after holding them back for `secondaryDelaySecs`);
+    /// `awaited` when a write on the sync source waits for this member's durable position.
+    pub(super) async fn apply_batch(&self, batch: Vec<OplogEntry>, awaited: bool) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -221,7 +225,7 @@ impl Applier {
         } else {
             // Journaled (and fsynced) while it is applied: the primary's majority commit point counts durable
             // optimes.
-            let encoded = EncodedBatch::new(&batch)?;
+            let encoded = EncodedBatch::new(&batch)?.awaited(awaited);
             let batch = Arc::new(batch);
             let folded = if batch.len() >= PARALLEL_APPLY_MIN {
                 self.fold_in_parallel(&batch)?

@@ -14,7 +14,9 @@
 //! ```
 //! The cursor is the wire client's [`OplogTail`] over a channel of the member's network (TCP, or the
 //! simulation's in-process delivery). Every reply carries `$replData` (the source's term, commit point, newest
-//! entry, rollback id and primary), which the machine uses to learn the commit point. A source that rolls back
+//! entry, rollback id and primary), which the machine uses to learn the commit point; a Faultline source adds
+//! `durableAwaited` while a write there waits for members' durable positions, which hurries the batch's
+//! fsync (applier.rs). A source that rolls back
 //! while we tail it changes its rollback id: our cursor sits past its new history, so the fetch starts over
 //! (and finds out whether we diverged). Batches go to the [`Applier`] (applier.rs).
 //!
@@ -203,7 +205,7 @@ impl Replicator {
             // Fail point: keep our diverged entries and carry on with the source's newer ones.
             // Ours stay, so only the source's entries past our newest timestamp (the oplog's key) can follow.
             let newer = batch.into_iter().filter(|e| e.optime.ts > last.ts).collect();
-            self.apply(newer).await?;
+            self.apply(newer, false).await?;
             return self.follow(source_id, &mut tail, rbid).await;
         }
         if let Some(min_valid) = self.syncer.min_valid().filter(|min_valid| *min_valid > last) {
@@ -223,13 +225,14 @@ impl Replicator {
             }
         }
         self.report_probe(source_id, false);
-        self.apply(batch.into_iter().skip(1).collect()).await?;
+        self.apply(batch.into_iter().skip(1).collect(), false).await?;
         self.follow(source_id, &mut tail, rbid).await
     }
 
-    /// Applies `entries`, then clears the min-valid record if they reached it.
-    async fn apply(&self, entries: Vec<OplogEntry>) -> Result<()> {
-        self.applier.apply_batch(entries).await?;
+    /// Applies `entries` (`awaited`: the source has writes waiting for members' durable positions), then
+    /// clears the min-valid record if they reached it.
+    async fn apply(&self, entries: Vec<OplogEntry>, awaited: bool) -> Result<()> {
+        self.applier.apply_batch(entries, awaited).await?;
         if self.syncer.min_valid().is_some() {
             self.syncer.note_written(self.storage.positions().last_written).await?;
         }
@@ -259,11 +262,11 @@ impl Replicator {
     /// `getMore` is on its way while a batch is applied (as mongod's fetcher fills a buffer its applier
     /// drains), so a busy source's entries keep flowing while the disk and the writer work.
     async fn follow(&self, source_id: i32, tail: &mut PeerTail, rbid: Option<i32>) -> Result<FetchEnd> {
-        let mut applying: Option<(Vec<OplogEntry>, Option<u64>)> = None;
+        let mut applying: Option<(Vec<OplogEntry>, Option<u64>, bool)> = None;
         while tail.is_open() {
             let apply = async {
-                if let Some((entries, last_ts)) = applying.take() {
-                    self.apply(entries).await?;
+                if let Some((entries, last_ts, awaited)) = applying.take() {
+                    self.apply(entries, awaited).await?;
                     if let Some(ts) = last_ts {
                         tracing::trace!(target: "write_path", ts, "fetcher.applied");
                     }
@@ -299,10 +302,11 @@ impl Replicator {
                 }
                 continue;
             }
-            applying = Some((OplogEntry::from_raw_all(batch.entries)?, last_ts));
+            let awaited = durable_awaited(&batch);
+            applying = Some((OplogEntry::from_raw_all(batch.entries)?, last_ts, awaited));
         }
-        if let Some((entries, _)) = applying {
-            self.apply(entries).await?;
+        if let Some((entries, _, awaited)) = applying {
+            self.apply(entries, awaited).await?;
         }
         Err(Error::bad_value("the sync source closed the oplog cursor"))
     }
@@ -333,6 +337,15 @@ impl Replicator {
         });
         Ok(())
     }
+}
+
+/// Whether the source has writes waiting for members' durable positions (`$replData.durableAwaited`, which
+/// `Member::repl_data` sends).
+fn durable_awaited(batch: &OplogBatch) -> bool {
+    batch
+        .repl_data
+        .as_ref()
+        .is_some_and(|data| data.get_bool("durableAwaited").unwrap_or(false))
 }
 
 /// Whether a sync source's oplog holds our min-valid entry (its optime exactly, not a later one).

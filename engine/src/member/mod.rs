@@ -43,7 +43,7 @@ pub mod write_concern;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -180,6 +180,18 @@ pub struct Member {
     /// Per member we report positions to: the newest `replSetUpdatePosition` body, sent by a reporter task
     /// that has at most one in flight (reports made meanwhile collapse into the newest one).
     position_reports: Mutex<HashMap<i32, watch::Sender<Option<Document>>>>,
+    /// Writes running here whose write concern counts other members' durable positions (`$replData`'s
+    /// `durableAwaited`).
+    durable_waiters: AtomicUsize,
+}
+
+/// A write counted by [`Member::await_durable_members`].
+pub struct DurableWaiter<'a>(&'a AtomicUsize);
+
+impl Drop for DurableWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Member {
@@ -253,6 +265,7 @@ impl Member {
                 presenter,
                 tasks,
                 position_reports: Mutex::new(HashMap::new()),
+                durable_waiters: AtomicUsize::new(0),
             }
         });
         member.spawn_oplog_truncation();
@@ -355,7 +368,22 @@ impl Member {
     /// The `$replData` a sync source sends with oplog batches: its term, commit point, newest entry, rollback
     /// id and primary.
     pub fn repl_data(&self) -> Document {
-        self.presenter.repl_data(self.syncer.rollback_id())
+        let mut data = self.presenter.repl_data(self.syncer.rollback_id());
+        if self.durable_waiters.load(Ordering::SeqCst) > 0 {
+            // Faultline's own field, absent otherwise (mongod sends no such thing): a write here waits for
+            // members' durable positions, so the fetcher's member lets the batch's fsync start before it
+            // applies the batch (`storage::EncodedBatch::awaited`).
+            data.insert("durableAwaited", true);
+        }
+        data
+    }
+
+    /// Counts a write whose write concern waits for other members' durable positions, until the guard is
+    /// dropped; sync sources tell their fetchers while any is counted ([`Member::repl_data`]). Counted before
+    /// the write commits, so every batch that carries its entry says so.
+    pub fn await_durable_members(&self) -> DurableWaiter<'_> {
+        self.durable_waiters.fetch_add(1, Ordering::SeqCst);
+        DurableWaiter(&self.durable_waiters)
     }
 
     /// The replication machine's election metrics (all zero before the set is initiated).
@@ -799,18 +827,23 @@ fn latest_position_sends(actions: Vec<Action>) -> Vec<Action> {
 mod tests {
     use super::*;
 
+    /// A test member's options (with a small oplog) and its storage, in `dir`.
+    fn test_node(dir: &std::path::Path, port: u16) -> (NodeOptions, Storage) {
+        let options = NodeOptions {
+            port,
+            dbpath: dir.to_path_buf(),
+            oplog_size_mb: Some(1),
+            ..NodeOptions::default()
+        };
+        (options, Storage::open(dir).expect("open storage"))
+    }
+
     /// Item 9 of issue #13: `MachineStart.commit_point` is restored from storage, so a restarted member
     /// knows what was majority-committed before it hears from anyone.
     #[tokio::test]
     async fn the_commit_point_survives_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let options = NodeOptions {
-            port: 27999,
-            dbpath: dir.path().to_path_buf(),
-            oplog_size_mb: Some(1),
-            ..NodeOptions::default()
-        };
-        let storage = Storage::open(dir.path()).expect("open storage");
+        let (options, storage) = test_node(dir.path(), 27999);
         let committed = {
             let failpoints = Arc::new(FailPoints::default());
             let member = Member::start(storage.clone(), options.clone(), HashMap::new(), failpoints)
@@ -855,6 +888,26 @@ mod tests {
             .await
             .expect("restart");
         assert_eq!(restarted.role().commit_point, committed, "the restored commit point");
+    }
+
+    /// `$replData` says `durableAwaited` exactly while a write waits for members' durable positions, and is
+    /// mongod's otherwise.
+    #[tokio::test]
+    async fn repl_data_says_while_writes_wait_for_durable_members() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (options, storage) = test_node(dir.path(), 27998);
+        let member = Member::start(storage, options, HashMap::new(), Arc::new(FailPoints::default()))
+            .await
+            .expect("start");
+        let awaited = |m: &Member| m.repl_data().get_bool("durableAwaited").ok();
+        assert_eq!(awaited(&member), None, "no waiter: the field is absent");
+        let first = member.await_durable_members();
+        let second = member.await_durable_members();
+        assert_eq!(awaited(&member), Some(true));
+        drop(first);
+        assert_eq!(awaited(&member), Some(true), "one write still waits");
+        drop(second);
+        assert_eq!(awaited(&member), None, "the last waiter is gone");
     }
 
     /// A batch whose applied and durable optimes move together is reported once, with the newer positions.

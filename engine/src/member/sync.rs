@@ -327,7 +327,7 @@ impl Syncer {
                         ),
                     ));
                 }
-                self.applier.apply_batch(OplogEntry::parse_all(batch)?).await
+                self.applier.apply_batch(OplogEntry::parse_all(batch)?, false).await
             }
         })
         .await?;

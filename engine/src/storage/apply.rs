@@ -29,6 +29,9 @@ pub struct EncodedBatch {
     ends: Arc<[usize]>,
     /// The newest entry's optime and wall time (ms since the epoch; 0 when it has none).
     newest: (OpTime, i64),
+    /// Whether a write waits for this batch's fsync (its sync source has writes waiting for members'
+    /// durable positions): the applying thread then lets the fsync start before it applies.
+    awaited: bool,
 }
 
 impl EncodedBatch {
@@ -47,7 +50,14 @@ impl EncodedBatch {
             bytes: bytes.into(),
             ends: ends.into(),
             newest: (last.optime, last.wall().map(|w| w.timestamp_millis()).unwrap_or(0)),
+            awaited: false,
         })
+    }
+
+    /// Marks whether a write waits for this batch's fsync (see `awaited`).
+    pub fn awaited(mut self, awaited: bool) -> EncodedBatch {
+        self.awaited = awaited;
+        self
     }
 
     /// The `i`th entry's bytes.
@@ -69,6 +79,11 @@ impl EncodedBatch {
     /// The newest entry's optime and wall time.
     pub(super) fn newest(&self) -> (OpTime, i64) {
         self.newest
+    }
+
+    /// Whether a write waits for this batch's fsync.
+    pub(super) fn is_awaited(&self) -> bool {
+        self.awaited
     }
 }
 
