@@ -15,10 +15,10 @@
 //! The cursor is the wire client's [`OplogTail`] over a channel of the member's network (TCP, or the
 //! simulation's in-process delivery). Every reply carries `$replData` (the source's term, commit point, newest
 //! entry, rollback id and primary), which the machine uses to learn the commit point; a Faultline source adds
-//! `durableAwaited` while a write there waits for members' durable positions, which hurries the batch's
-//! fsync (applier.rs). A source that rolls back
-//! while we tail it changes its rollback id: our cursor sits past its new history, so the fetch starts over
-//! (and finds out whether we diverged). Batches go to the [`Applier`] (applier.rs).
+//! `durableAwaited` while a write there waits for members' durable positions, which hurries the batch's fsync
+//! (applier.rs). A source that rolls back while we tail it changes its rollback id: our cursor sits past its
+//! new history, so the fetch starts over (and finds out whether we diverged). Batches go to the [`Applier`]
+//! (applier.rs).
 //!
 //! The [`Replicator`] owns the fetcher task (one at a time, for the sync source the machine chose) and the
 //! applier; it reaches the driver only through its [`DriverHandle`] and hands divergence and an empty oplog
