@@ -23,6 +23,16 @@ pub enum ClientKind {
     Wire,
 }
 
+impl ClientKind {
+    /// The flag's value: `driver` or `wire`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientKind::Driver => "driver",
+            ClientKind::Wire => "wire",
+        }
+    }
+}
+
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -4,8 +4,8 @@
 //!
 //! A fresh set gets a paced, open-loop insert load ([`load`]) from the official driver through the
 //! replica-set URI, or with `--client wire` over raw connections to the primary (`bench::client`: the
-//! driver's own time taken out). Every data member's oplog is tailed ([`crate::bench::oplog`]) over a loopback connection
-//! with a tailable awaitData cursor, and the harness notes the moment (its monotonic clock, the same clock the
+//! driver's own time taken out). Every data member's oplog is tailed ([`crate::bench::oplog`]) over a
+//! loopback connection with a tailable awaitData cursor, and the harness notes the moment (its monotonic clock, the same clock the
 //! writes are timed with, so there is no clock skew) each write's entry arrives. Per member:
 //!
 //! - `visible_after_issue`: entry arrived − write issued by the client. The headline figure: how long until a
@@ -194,7 +194,7 @@ pub async fn run(args: &LagArgs) -> anyhow::Result<i32> {
         args.rate,
         plan.duration.as_secs_f64(),
         args.write_concern,
-        client_name(args.client),
+        args.client.name(),
         if args.nemesis.is_empty() {
             "none".to_string()
         } else {
@@ -235,20 +235,27 @@ async fn measure(
         .filter(|m| !m.arbiter)
         .map(|m| (m.name.clone(), m.port))
         .collect();
-    let uri = format!(
-        "{}&w={}&retryWrites=false&maxPoolSize={POOL_SIZE}",
-        cluster.uri(),
-        args.write_concern
-    );
-    let client = mongodb::Client::with_uri_str(&uri)
-        .await
-        .context("cannot create the driver client")?;
-    let sink = match args.client {
-        ClientKind::Driver => Sink::Driver(client.database(DATABASE).collection::<Document>(COLLECTION)),
+    // The driver client exists only when it sends the load (its monitoring would be load of its own).
+    let (client, sink) = match args.client {
+        ClientKind::Driver => {
+            let uri = format!(
+                "{}&w={}&retryWrites=false&maxPoolSize={POOL_SIZE}",
+                cluster.uri(),
+                args.write_concern
+            );
+            let client = mongodb::Client::with_uri_str(&uri)
+                .await
+                .context("cannot create the driver client")?;
+            let collection = client.database(DATABASE).collection::<Document>(COLLECTION);
+            (Some(client), Sink::Driver(collection))
+        }
         ClientKind::Wire => {
             let addr = format!("127.0.0.1:{}", cluster.members[primary].port);
             let concern = bson::doc! {"w": crate::input::write_concern_w(&args.write_concern)};
-            Sink::Wire(Arc::new(WirePool::open(addr, concern, POOL_SIZE).await?))
+            (
+                None,
+                Sink::Wire(Arc::new(WirePool::open(addr, concern, POOL_SIZE).await?)),
+            )
         }
     };
     // Create the collection before the clock starts, so the first writes do not pay for it.
@@ -311,7 +318,9 @@ async fn measure(
     }
     let status = sampler.await.unwrap_or_default();
     let _ = progress.await;
-    client.shutdown().await;
+    if let Some(client) = client {
+        client.shutdown().await;
+    }
     setup::shutdown(&mut *cluster.lock().await).await;
     let (nemesis, write_error) = recorder.snapshot();
     if let Some(e) = write_error {
@@ -452,14 +461,6 @@ fn source_series(writes: &WriteLog, watched: &[Watched], status: &[StatusSample]
     out
 }
 
-/// The client as the header line names it.
-fn client_name(client: ClientKind) -> &'static str {
-    match client {
-        ClientKind::Driver => "driver",
-        ClientKind::Wire => "wire",
-    }
-}
-
 /// The tables printed and saved as `summary.txt`.
 pub fn summary_text(s: &LagSummary) -> String {
     let mut header = vec!["member".to_string(), "seen".to_string()];
@@ -524,7 +525,7 @@ pub fn summary_text(s: &LagSummary) -> String {
         s.achieved_rate,
         s.duration_s,
         s.write_concern,
-        client_name(s.client),
+        s.client.name(),
         if s.nemesis.is_empty() {
             "none".to_string()
         } else {
