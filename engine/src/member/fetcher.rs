@@ -15,8 +15,9 @@
 //! The cursor is the wire client's [`OplogTail`] over a channel of the member's network (TCP, or the
 //! simulation's in-process delivery). Every reply carries `$replData` (the source's term, commit point, newest
 //! entry, rollback id and primary), which the machine uses to learn the commit point; a Faultline source adds
-//! `durableAwaited` while a write there waits for members' durable positions, which hurries the batch's fsync
-//! (applier.rs). A source that rolls back while we tail it changes its rollback id: our cursor sits past its
+//! `durableAwaited` while a write there (or on its own sync source) waits for members' durable positions: the
+//! batch is then fsynced at once, its fsync started before its apply, while other batches are fsynced within
+//! the journal interval (applier.rs, `storage::EncodedBatch::awaited`). A source that rolls back while we tail it changes its rollback id: our cursor sits past its
 //! new history, so the fetch starts over (and finds out whether we diverged). Batches go to the [`Applier`]
 //! (applier.rs).
 //!
@@ -24,9 +25,9 @@
 //! applier; it reaches the driver only through its [`DriverHandle`] and hands divergence and an empty oplog
 //! to the [`Syncer`].
 
-use std::time::Duration;
-
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use bson::{Document, doc};
 use tokio::task::JoinHandle;
@@ -75,6 +76,9 @@ pub(super) struct Replicator {
     syncer: Arc<Syncer>,
     /// The running fetcher: the sync source's member id and the task tailing it.
     fetcher: Mutex<Option<(i32, JoinHandle<()>)>>,
+    /// Whether the sync source's latest reply said that writes wait for members' durable positions
+    /// (`$replData.durableAwaited`); this member says so in turn to members that sync from it.
+    pub(super) source_awaits_durable: AtomicBool,
 }
 
 impl Replicator {
@@ -95,12 +99,18 @@ impl Replicator {
             applier,
             syncer,
             fetcher: Mutex::new(None),
+            source_awaits_durable: AtomicBool::new(false),
         })
     }
 
     /// What the applier applied (`serverStatus.opcountersRepl`).
     pub(super) fn applied_ops(&self) -> &AppliedOps {
         self.applier.applied_ops()
+    }
+
+    /// Whether the sync source's latest reply said that writes wait for members' durable positions.
+    pub(super) fn source_awaits_durable(&self) -> bool {
+        self.source_awaits_durable.load(Ordering::SeqCst)
     }
 
     /// Follows the machine's choice of sync source: stops the fetcher of the previous one, starts one for
@@ -314,6 +324,8 @@ impl Replicator {
     /// Feeds the source's `$replData` to the machine; refuses a source whose term is older than ours (a
     /// deposed primary or a member cut off from the set: its new entries may roll back).
     fn learn_metadata(&self, source_id: i32, batch: &OplogBatch) -> Result<()> {
+        self.source_awaits_durable
+            .store(durable_awaited(batch), Ordering::SeqCst);
         let Some(data) = &batch.repl_data else {
             return Ok(());
         };

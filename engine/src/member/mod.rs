@@ -369,10 +369,11 @@ impl Member {
     /// id and primary.
     pub fn repl_data(&self) -> Document {
         let mut data = self.presenter.repl_data(self.syncer.rollback_id());
-        if self.durable_waiters.load(Ordering::SeqCst) > 0 {
-            // Faultline's own field, absent otherwise (mongod sends no such thing): a write here waits for
-            // members' durable positions, so the fetcher's member lets the batch's fsync start before it
-            // applies the batch (`storage::EncodedBatch::awaited`).
+        if self.durable_waiters.load(Ordering::SeqCst) > 0 || self.replicator.source_awaits_durable() {
+            // Faultline's own field, absent otherwise (mongod sends no such thing): a write here (or on the
+            // sync source, for members that sync from this one) waits for members' durable positions, so the
+            // fetching member fsyncs the batch at once, starting it before it applies the batch
+            // (`storage::EncodedBatch::awaited`); other batches are fsynced within the journal interval.
             data.insert("durableAwaited", true);
         }
         data
@@ -890,8 +891,8 @@ mod tests {
         assert_eq!(restarted.role().commit_point, committed, "the restored commit point");
     }
 
-    /// `$replData` says `durableAwaited` exactly while a write waits for members' durable positions, and is
-    /// mongod's otherwise.
+    /// `$replData` says `durableAwaited` exactly while a write here or on the sync source waits for members'
+    /// durable positions, and is mongod's otherwise.
     #[tokio::test]
     async fn repl_data_says_while_writes_wait_for_durable_members() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -908,6 +909,12 @@ mod tests {
         assert_eq!(awaited(&member), Some(true), "one write still waits");
         drop(second);
         assert_eq!(awaited(&member), None, "the last waiter is gone");
+        member.replicator.source_awaits_durable.store(true, Ordering::SeqCst);
+        assert_eq!(
+            awaited(&member),
+            Some(true),
+            "a write on the sync source waits: members that sync from this one hear of it"
+        );
     }
 
     /// A batch whose applied and durable optimes move together is reported once, with the newer positions.

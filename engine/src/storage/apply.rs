@@ -30,7 +30,8 @@ pub struct EncodedBatch {
     /// The newest entry's optime and wall time (ms since the epoch; 0 when it has none).
     newest: (OpTime, i64),
     /// Whether a write waits for this batch's fsync (its sync source has writes waiting for members'
-    /// durable positions): the applying thread then lets the fsync start before it applies.
+    /// durable positions): the batch is then fsynced at once, and the applying thread lets the fsync start
+    /// before it applies; any other batch is fsynced within the journal interval.
     awaited: bool,
 }
 

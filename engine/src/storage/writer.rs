@@ -15,8 +15,10 @@
 //! the group's in-memory commit, and a sync thread fsyncs the journal in groups while the writer goes on to
 //! the next group; jobs that asked for durability are answered by the sync thread once their record is on
 //! disk, and the durable position moves then. A record nobody waits for wakes the sync thread only when it is
-//! the first since the thread's last fsync ([`LazyRecords`]): a `w: 1` load costs no thread wake-up per
-//! group. The data file is made durable by a **checkpoint** (a durable
+//! the first since the thread's last fsync ([`LazyRecords`]): a `w: 1` load costs no thread wake-up and no
+//! fsync per group, on the primary and on its secondaries (whose batches are awaited only while a write on
+//! the primary waits for members' durable positions, [`EncodedBatch::is_awaited`]). The data file is made
+//! durable by a **checkpoint** (a durable
 //! `redb` commit that records the newest journal record it covers) every [`CHECKPOINT_INTERVAL`], when the
 //! journal passes [`CHECKPOINT_BYTES`], and at once for a durable group whose changes the oplog does not
 //! carry (metadata, the `local` database, initial sync, rollback). A group with such changes and no
@@ -640,8 +642,9 @@ impl WriterState {
     }
 
     /// Journals the entries of the group's jobs that brought them (a secondary's batches) before the group
-    /// runs, and hands each record to the sync thread at once, so its fsync runs while the batch is applied.
-    /// A batch whose record cannot be written is journaled with its group instead.
+    /// runs. A record that a write waits for ([`EncodedBatch::is_awaited`]) goes to the sync thread at once,
+    /// so its fsync runs while the batch is applied; any other waits in [`LazyRecords`] like a `j: false`
+    /// group's. A batch whose record cannot be written is journaled with its group instead.
     ///
     /// The sync thread publishes such a record's position as durable only up to `last_written` and keeps the
     /// rest as `synced_ahead`, which the group's commit then publishes: the durable position moves when both
@@ -662,12 +665,7 @@ impl WriterState {
                         std::process::abort();
                     }
                     job.set_prejournaled();
-                    let handed = pipe.send(SyncRequest::Written {
-                        durable: Some(batch.newest()),
-                        jobs: Vec::new(),
-                        urgent: true,
-                        prejournaled: true,
-                    });
+                    let handed = pipe.send(SyncRequest::prejournaled(&batch));
                     if handed && batch.is_awaited() {
                         let_the_fsync_start();
                     }
@@ -1024,8 +1022,8 @@ impl JournalPipe {
     /// Hands `request` to the sync thread (or, for a record nobody waits for, to [`LazyRecords`]); whether the
     /// thread got it.
     fn send(&mut self, request: SyncRequest) -> bool {
-        if let Some(at) = request.unwaited()
-            && self.lazy.lock().unwrap_or_else(PoisonError::into_inner).note(at)
+        if let Some(record) = request.unwaited()
+            && self.lazy.lock().unwrap_or_else(PoisonError::into_inner).note(record)
         {
             return false;
         }
@@ -1066,34 +1064,44 @@ impl JournalPipe {
     }
 }
 
-/// Journal records that nobody waits for (`j: false` groups), kept beside the sync thread's channel so that a
-/// `w: 1` load wakes the thread once per journal interval rather than once per group: the first such record
-/// after an fsync goes through the channel (the thread then waits up to the interval for an urgent one), the
-/// next ones only move `newest` here, and the thread takes them all just before its fsync.
+/// Journal records that nobody waits for (`j: false` groups, and a secondary's batches while no write waits
+/// for members' durable positions), kept beside the sync thread's channel so that such a load wakes the thread
+/// once per journal interval rather than once per record: the first such record after an fsync goes through
+/// the channel (the thread then waits up to the interval for an urgent one), the next ones only move `newest`
+/// here, and the thread takes them all just before its fsync.
 #[derive(Default)]
 struct LazyRecords {
-    /// The newest record's optime and wall time.
-    newest: Option<(OpTime, i64)>,
+    /// The newest record.
+    newest: Option<UnwaitedRecord>,
     /// Whether the thread has heard of a pending record and will take this slot before its next fsync.
     armed: bool,
 }
 
+/// A journal record nobody waits for: its newest entry's optime and wall time, and whether it was written
+/// before its group committed (a secondary's batch, [`WriterState::prejournal`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct UnwaitedRecord {
+    at: OpTime,
+    wall_ms: i64,
+    ahead: bool,
+}
+
 impl LazyRecords {
-    /// Keeps `at` for the thread's next fsync when the thread will take it anyway (true); otherwise arms the
-    /// slot and returns false: the caller must send the record through the channel.
-    fn note(&mut self, at: (OpTime, i64)) -> bool {
+    /// Keeps `record` for the thread's next fsync when the thread will take it anyway (true); otherwise arms
+    /// the slot and returns false: the caller must send the record through the channel.
+    fn note(&mut self, record: UnwaitedRecord) -> bool {
         if !self.armed {
             self.armed = true;
             return false;
         }
-        if self.newest.is_none_or(|(newest, _)| at.0 > newest) {
-            self.newest = Some(at);
+        if self.newest.is_none_or(|newest| record.at > newest.at) {
+            self.newest = Some(record);
         }
         true
     }
 
     /// The records kept so far; the next one is sent through the channel again.
-    fn take(&mut self) -> Option<(OpTime, i64)> {
+    fn take(&mut self) -> Option<UnwaitedRecord> {
         self.armed = false;
         self.newest.take()
     }
@@ -1129,12 +1137,13 @@ fn sync_loop(
             }
         }
         // Written to the journal before they were noted, so this fsync covers them.
-        let mut newest: Option<(OpTime, i64)> = lazy.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let kept = lazy.lock().unwrap_or_else(PoisonError::into_inner).take();
         let began = Instant::now();
         let synced = file.sync_data().map_err(|e| storage_error("journal fsync", e));
         let mut stop = false;
+        let mut newest: Option<(OpTime, i64)> = kept.map(|record| (record.at, record.wall_ms));
         // Whether `newest` is a record journaled before its group committed.
-        let mut ahead = false;
+        let mut ahead = kept.is_some_and(|record| record.ahead);
         let mut drained = Vec::new();
         let mut answers = Vec::new();
         for request in batch {
@@ -1197,6 +1206,16 @@ fn sync_loop(
 }
 
 impl SyncRequest {
+    /// A secondary's batch, journaled before its group runs: urgent when a write waits for it.
+    fn prejournaled(batch: &EncodedBatch) -> SyncRequest {
+        SyncRequest::Written {
+            durable: Some(batch.newest()),
+            jobs: Vec::new(),
+            urgent: batch.is_awaited(),
+            prejournaled: true,
+        }
+    }
+
     /// Whether the sync thread fsyncs as soon as it has this request (someone waits for it), rather than
     /// within the journal interval.
     fn is_urgent(&self) -> bool {
@@ -1206,16 +1225,20 @@ impl SyncRequest {
         }
     }
 
-    /// The position of a record nobody waits for (no job, not urgent, not journaled ahead of its group): it
-    /// may wait in [`LazyRecords`] instead of waking the sync thread.
-    fn unwaited(&self) -> Option<(OpTime, i64)> {
+    /// A record nobody waits for (no job, not urgent): it may wait in [`LazyRecords`] instead of waking the
+    /// sync thread.
+    fn unwaited(&self) -> Option<UnwaitedRecord> {
         match self {
             SyncRequest::Written {
-                durable: Some(at),
+                durable: Some((at, wall_ms)),
                 jobs,
                 urgent: false,
-                prejournaled: false,
-            } if jobs.is_empty() => Some(*at),
+                prejournaled,
+            } if jobs.is_empty() => Some(UnwaitedRecord {
+                at: *at,
+                wall_ms: *wall_ms,
+                ahead: *prejournaled,
+            }),
             _ => None,
         }
     }
@@ -1466,8 +1489,12 @@ mod tests {
 
     #[test]
     fn lazy_records_arm_once_and_keep_the_newest() {
-        use super::{LazyRecords, OpTime};
-        let at = |secs: u32| (OpTime::new(secs, 1, 1), i64::from(secs));
+        use super::{LazyRecords, OpTime, UnwaitedRecord};
+        let at = |secs: u32| UnwaitedRecord {
+            at: OpTime::new(secs, 1, 1),
+            wall_ms: i64::from(secs),
+            ahead: secs % 2 == 0,
+        };
         let mut lazy = LazyRecords::default();
         assert!(!lazy.note(at(1)), "the first record goes through the channel");
         assert!(lazy.note(at(3)), "later ones wait in the slot");
@@ -1478,6 +1505,28 @@ mod tests {
             "after a take the next record goes through the channel again"
         );
         assert_eq!(lazy.take(), None);
+    }
+
+    /// A secondary's batch that a write waits for goes to the sync thread at once; any other may wait for
+    /// the thread's next fsync, and is published then as journaled ahead of its group.
+    #[test]
+    fn only_an_awaited_batch_is_fsynced_at_once() {
+        use super::{SyncRequest, UnwaitedRecord};
+        let batch = crate::storage::EncodedBatch::new(&inserts(7, 0..2)).expect("encode");
+        let (at, wall_ms) = batch.newest();
+        let unawaited = SyncRequest::prejournaled(&batch.clone().awaited(false));
+        assert!(!unawaited.is_urgent());
+        assert_eq!(
+            unawaited.unwaited(),
+            Some(UnwaitedRecord {
+                at,
+                wall_ms,
+                ahead: true
+            })
+        );
+        let awaited = SyncRequest::prejournaled(&batch.awaited(true));
+        assert!(awaited.is_urgent(), "a write waits for this batch's fsync");
+        assert_eq!(awaited.unwaited(), None);
     }
 
     /// Another member's inserts of `_id`s `ids` into `db.c`, at `secs` and term 1.
@@ -1496,9 +1545,17 @@ mod tests {
         .collect()
     }
 
-    /// Applies `batch` the way a secondary does: journaled before the job runs.
-    async fn apply_prejournaled(storage: &Storage, batch: Vec<crate::storage::OplogEntry>, panic: bool) -> bool {
-        let encoded = crate::storage::EncodedBatch::new(&batch).expect("encode");
+    /// Applies `batch` the way a secondary does: journaled before the job runs; `awaited` when a write waits
+    /// for its fsync.
+    async fn apply_prejournaled(
+        storage: &Storage,
+        batch: Vec<crate::storage::OplogEntry>,
+        panic: bool,
+        awaited: bool,
+    ) -> bool {
+        let encoded = crate::storage::EncodedBatch::new(&batch)
+            .expect("encode")
+            .awaited(awaited);
         let appended = encoded.clone();
         let outcome = storage
             .apply_prejournaled(encoded, crate::storage::JobSize::Any, move |w| -> crate::Result<()> {
@@ -1513,25 +1570,38 @@ mod tests {
         matches!(outcome, Ok(Ok(())))
     }
 
-    /// Waits until `check` holds for the positions, failing with `what` after ten seconds.
+    /// Waits until `check` holds for the positions, failing with `what` after ten seconds. It looks again at
+    /// every change and every few milliseconds: `synced_ahead` alone moves without notifying the watchers.
     async fn wait_positions(storage: &Storage, what: &str, check: impl Fn(&crate::storage::Positions) -> bool) {
         let mut positions = storage.watch_positions();
-        tokio::time::timeout(std::time::Duration::from_secs(10), positions.wait_for(|p| check(p)))
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting until {what}: {:?}", storage.positions()))
-            .expect("positions");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !check(&storage.positions()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting until {what}: {:?}",
+                storage.positions()
+            );
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(5), positions.changed()).await;
+        }
     }
 
     /// A secondary's batch is journaled before it is applied: it becomes durable once both are done, never
-    /// while its apply has failed, and it survives a restart.
+    /// while its apply has failed, and it survives a restart; whether its fsync is awaited (at once) or not
+    /// (within the journal interval).
     #[tokio::test]
     async fn a_batch_journaled_before_its_apply_is_durable_only_once_applied() {
+        for awaited in [true, false] {
+            batch_journaled_before_its_apply(awaited).await;
+        }
+    }
+
+    async fn batch_journaled_before_its_apply(awaited: bool) {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = Storage::open(dir.path()).expect("open storage");
         let first = inserts(100, 0..3);
         let first_newest = first[2].optime;
         assert!(
-            apply_prejournaled(&storage, first, false).await,
+            apply_prejournaled(&storage, first, false, awaited).await,
             "the first batch applies"
         );
         wait_positions(&storage, "the first batch is durable", |p| {
@@ -1542,7 +1612,7 @@ mod tests {
         let second = inserts(101, 3..6);
         let second_newest = second[2].optime;
         assert!(
-            !apply_prejournaled(&storage, second.clone(), true).await,
+            !apply_prejournaled(&storage, second.clone(), true, awaited).await,
             "the failing apply reports its error"
         );
         wait_positions(&storage, "the failed batch's record is on disk", |p| {
@@ -1557,7 +1627,7 @@ mod tests {
         );
 
         assert!(
-            apply_prejournaled(&storage, second, false).await,
+            apply_prejournaled(&storage, second, false, awaited).await,
             "the batch applies again"
         );
         wait_positions(&storage, "the second batch is durable", |p| {
