@@ -2,7 +2,10 @@
 //! one persistent connection, noting the moment each benchmark write's entry arrives.
 //!
 //! The member holds each `getMore` until a new entry is in its oplog (or `maxTimeMS` passes) and replies at
-//! once, so the arrival time is when the entry became readable on that member plus one loopback reply. After
+//! once, so the arrival time is when the entry became readable on that member plus one loopback reply. The
+//! tail asks for every entry as stored, the way a secondary's fetcher does (the member sends their bytes
+//! without decoding, filtering or projecting them), and picks the benchmark's inserts itself: the observer
+//! costs the member as little as it can. After
 //! a connection error (the member was killed, paused or restarted) the tail reopens after the last entry it
 //! saw.
 
@@ -23,17 +26,15 @@ const ROUND_TRIP: Duration = Duration::from_millis(2500);
 /// Entries per batch.
 const BATCH: i32 = 10_000;
 
-/// Opens a tail on the member at `port` for entries of namespace `ns` after `after` (all when None), with
-/// only each entry's `ts` and `o._id`; returns it and its first batch.
-pub async fn open(port: u16, ns: &str, after: Option<bson::Timestamp>) -> anyhow::Result<(OplogTail, OplogBatch)> {
+/// Opens a tail on the member at `port` for every entry after `after` (all when None), as stored; returns it
+/// and its first batch.
+pub async fn open(port: u16, after: Option<bson::Timestamp>) -> anyhow::Result<(OplogTail, OplogBatch)> {
     let conn = Connection::connect(&format!("127.0.0.1:{port}"), ROUND_TRIP + AWAIT).await?;
-    // Only inserts: the benchmark's writes (an entry's `o._id` is the written document's only for those).
-    let mut filter = doc! {"ns": ns, "op": OpKind::Insert.code()};
-    if let Some(ts) = after {
-        filter.insert("ts", doc! {"$gt": ts});
-    }
+    let filter = match after {
+        Some(ts) => doc! {"ts": {"$gt": ts}},
+        None => doc! {},
+    };
     let spec = TailSpec {
-        projection: Some(doc! {"ts": 1, "o._id": 1}),
         batch_size: BATCH,
         await_time: AWAIT,
         round_trip: ROUND_TRIP,
@@ -42,8 +43,13 @@ pub async fn open(port: u16, ns: &str, after: Option<bson::Timestamp>) -> anyhow
     Ok(OplogTail::open(conn, spec).await?)
 }
 
-/// An insert entry's `_id`, if it is a non-negative integer (what the benchmark writes).
-pub fn entry_id(entry: &RawDocument) -> Option<u64> {
+/// The written document's `_id`, if `entry` is an insert into `ns` (the benchmark's writes: an entry's `o._id`
+/// is the written document's only for those) and the `_id` is a non-negative integer (what the benchmark
+/// writes).
+pub fn insert_id(entry: &RawDocument, ns: &str) -> Option<u64> {
+    if entry.get_str("ns").ok()? != ns || entry.get_str("op").ok()? != OpKind::Insert.code() {
+        return None;
+    }
     let id = entry.get_document("o").ok()?.get("_id").ok()??;
     match id {
         RawBsonRef::Int64(v) => u64::try_from(v).ok(),
@@ -71,10 +77,10 @@ impl ArrivalLog {
         }
     }
 
-    /// Notes that the entries in `batch` arrived now (the first arrival of an id wins).
-    pub fn note(&self, batch: &[RawDocumentBuf]) {
+    /// Notes that the inserts into `ns` in `batch` arrived now (the first arrival of an id wins).
+    pub fn note(&self, batch: &[RawDocumentBuf], ns: &str) {
         let now = self.started.elapsed().as_nanos() as u64 + 1;
-        for id in batch.iter().filter_map(|entry| entry_id(entry)) {
+        for id in batch.iter().filter_map(|entry| insert_id(entry, ns)) {
             let Some(slot) = usize::try_from(id).ok().and_then(|i| self.arrivals.get(i)) else {
                 continue;
             };
@@ -116,9 +122,9 @@ pub async fn tail(port: u16, ns: String, log: ArrivalLog, mut stop: watch::Recei
 }
 
 async fn tail_once(port: u16, ns: &str, log: &ArrivalLog, last_ts: &mut Option<bson::Timestamp>) -> anyhow::Result<()> {
-    let (mut tail, mut batch) = open(port, ns, *last_ts).await?;
+    let (mut tail, mut batch) = open(port, *last_ts).await?;
     loop {
-        log.note(&batch.entries);
+        log.note(&batch.entries, ns);
         if let Some(ts) = batch.entries.last().and_then(|e| e.get_timestamp("ts").ok()) {
             *last_ts = Some(ts);
         }
@@ -133,21 +139,29 @@ mod tests {
     #[test]
     fn arrivals_keep_the_first_sighting_and_ignore_foreign_ids() {
         let log = ArrivalLog::new(Instant::now(), 3);
+        let insert = |id: bson::Bson| doc! {"ns": "db.c", "op": "i", "o": {"_id": id}};
         let entries: Vec<RawDocumentBuf> = [
-            doc! {"o": {"_id": 1i64}},
-            doc! {"o": {"_id": "text"}},
-            doc! {"o": {"_id": 7i64}},
-            doc! {"o": {"_id": -1i64}},
-            doc! {"op": "n"},
+            insert(bson::Bson::Int64(1)),
+            insert(bson::Bson::String("text".into())),
+            insert(bson::Bson::Int64(7)),
+            insert(bson::Bson::Int64(-1)),
+            doc! {"ns": "db.other", "op": "i", "o": {"_id": 2i64}},
+            doc! {"ns": "db.c", "op": "d", "o": {"_id": 2i64}},
+            doc! {"ns": "", "op": "n", "o": {"msg": "periodic noop"}},
         ]
         .iter()
         .map(|entry| RawDocumentBuf::try_from(entry).expect("encodes"))
         .collect();
-        log.note(&entries);
+        log.note(&entries, "db.c");
         let first = log.arrival(1).expect("seen");
-        log.note(&entries[..1]);
+        log.note(&entries[..1], "db.c");
         assert_eq!(log.arrival(1), Some(first));
         assert_eq!(log.arrival(0), None);
+        assert_eq!(
+            log.arrival(2),
+            None,
+            "another namespace's insert, and a delete, are not the benchmark's writes"
+        );
         assert_eq!(log.arrival(7), None);
         assert_eq!(log.seen.load(Ordering::Relaxed), 1);
     }
