@@ -136,7 +136,8 @@ const MEASURED: &str = "visible_after_issue: time from the client issuing the in
 tailable awaitData cursor on that member's local.oplog.rs (one harness clock); behind_first_member: arrival on \
 the member minus the earliest arrival on any member; visible_after_ack: arrival minus the client's \
 acknowledgement (negative = before the ack); status_*: replSetGetStatus on the primary every 100 ms, primary \
-minus member, for optimeDate (whole seconds) and lastAppliedWallTime (ms), while the member is SECONDARY";
+minus member, for optimeDate (whole seconds) and lastAppliedWallTime (ms), while the member is SECONDARY, \
+from when the first benchmark write had reached every member";
 
 /// `--nodes`: a set with secondaries.
 const NODES: Whole = setup::nodes(2, " (a set with secondaries; MongoDB's limit of voting members)");

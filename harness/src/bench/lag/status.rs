@@ -17,7 +17,7 @@ pub const PERIOD: Duration = Duration::from_millis(100);
 /// One member's entry in one status sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusSample {
-    /// ns since the start of the run.
+    /// When the status was asked for, ns since the start of the run.
     pub time: u64,
     /// The member's short name (`n1`, ...).
     pub member: String,
@@ -41,8 +41,9 @@ pub async fn sample(
 ) -> Vec<StatusSample> {
     let mut samples = Vec::new();
     loop {
+        // The time the status was asked for: the primary's view is at least that recent.
+        let time = started.elapsed().as_nanos() as u64;
         if let Some(status) = primary_status(&members).await {
-            let time = started.elapsed().as_nanos() as u64;
             samples.extend(parse_status(&status, &members, time));
         }
         tokio::select! {

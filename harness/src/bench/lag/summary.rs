@@ -82,7 +82,7 @@ pub fn member_lags(writes: &WriteLog, watched: &[Watched], status: &[StatusSampl
                     after_ack.push((arrival as f64 - acked as f64) / 1e6);
                 }
             }
-            let (optime_date, wall_time) = status_lags(status, &w.name);
+            let (optime_date, wall_time) = status_lags(status, &w.name, load_reached_all(writes, watched));
             let mut sync_sources: Vec<String> = Vec::new();
             for source in status
                 .iter()
@@ -109,9 +109,29 @@ pub fn member_lags(writes: &WriteLog, watched: &[Watched], status: &[StatusSampl
         .collect()
 }
 
-fn status_lags(status: &[StatusSample], member: &str) -> (Percentiles, Percentiles) {
+/// When the first benchmark write had reached every member that saw it (ns since the start; its issue when
+/// none did).
+fn load_reached_all(writes: &WriteLog, watched: &[Watched]) -> Option<u64> {
+    watched
+        .iter()
+        .filter_map(|w| w.arrivals.arrival(0))
+        .max()
+        .or_else(|| writes.issued(0))
+}
+
+/// `member`'s lags as `rs.status()` gave them while it was SECONDARY, from the moment the first benchmark
+/// write had reached every member (`load_began`, ns since the start) on. Samples asked for before that are
+/// left out: the members' newest entry is then the set-up's, and a lag taken from entries' wall times is the
+/// gap between the set-up's last entry and the first write (as long as the set-up's tail took), not how far
+/// behind the member was.
+fn status_lags(status: &[StatusSample], member: &str, load_began: Option<u64>) -> (Percentiles, Percentiles) {
     let (mut optime_date, mut wall_time) = (Latencies::new(), Latencies::new());
-    for s in status.iter().filter(|s| s.member == member && s.state == "SECONDARY") {
+    let during_load = |s: &&StatusSample| load_began.is_some_and(|began| s.time >= began);
+    for s in status
+        .iter()
+        .filter(|s| s.member == member && s.state == "SECONDARY")
+        .filter(during_load)
+    {
         // A lag of 0 is recorded as the lowest bucket (1 µs).
         if let Some(ms) = s.optime_date_lag_ms {
             optime_date.record_ms(ms);
@@ -239,6 +259,35 @@ mod tests {
             (n1.visible_after_ack.p50_ms + 1.0).abs() < 1e-9,
             "seen before the ack: {n1:?}"
         );
+    }
+
+    /// rs.status() lags count from the moment the first benchmark write reached every member (n2's sighting,
+    /// at 6 ms): a sample asked for before then measures the gap between the set-up's last entry and the
+    /// first write, not the load's lag.
+    #[test]
+    fn status_lags_count_from_the_first_write() {
+        let (writes, watched) = fixture();
+        let sample = |time, wall_ms| StatusSample {
+            time,
+            member: "n2".into(),
+            state: "SECONDARY".into(),
+            primary: Some("n1".into()),
+            optime_date_lag_ms: Some(0.0),
+            wall_time_lag_ms: Some(wall_ms),
+            sync_source: None,
+        };
+        let status = vec![
+            sample(500_000, 31.0),
+            sample(5_000_000, 27.0),
+            sample(6_000_000, 2.0),
+            sample(7_000_000, 1.0),
+        ];
+        let n2 = &member_lags(&writes, &watched, &status)[1];
+        assert!(
+            (n2.status_wall_time_lag.max_ms - 2.0).abs() < 0.01,
+            "the set-up's sample is left out: {n2:?}"
+        );
+        assert_eq!(n2.status_wall_time_lag.count, 2);
     }
 
     /// The sources a secondary fetched from while SECONDARY, each once, in the order first seen.
