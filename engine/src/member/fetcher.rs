@@ -17,9 +17,9 @@
 //! entry, rollback id and primary), which the machine uses to learn the commit point; a Faultline source adds
 //! `durableAwaited` while a write there (or on its own sync source) waits for members' durable positions: the
 //! batch is then fsynced at once, its fsync started before its apply, while other batches are fsynced within
-//! the journal interval (applier.rs, `storage::EncodedBatch::awaited`). A source that rolls back while we tail it changes its rollback id: our cursor sits past its
-//! new history, so the fetch starts over (and finds out whether we diverged). Batches go to the [`Applier`]
-//! (applier.rs).
+//! the journal interval (applier.rs, `storage::EncodedBatch::awaited`). A source that rolls back while we tail
+//! it changes its rollback id: our cursor sits past its new history, so the fetch starts over (and finds out
+//! whether we diverged). Batches go to the [`Applier`] (applier.rs).
 //!
 //! The [`Replicator`] owns the fetcher task (one at a time, for the sync source the machine chose) and the
 //! applier; it reaches the driver only through its [`DriverHandle`] and hands divergence and an empty oplog

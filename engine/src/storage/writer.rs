@@ -18,8 +18,8 @@
 //! the first since the thread's last fsync ([`LazyRecords`]): a `w: 1` load costs no thread wake-up and no
 //! fsync per group, on the primary and on its secondaries (whose batches are awaited only while a write on
 //! the primary waits for members' durable positions, [`EncodedBatch::is_awaited`]). The data file is made
-//! durable by a **checkpoint** (a durable
-//! `redb` commit that records the newest journal record it covers) every [`CHECKPOINT_INTERVAL`], when the
+//! durable by a **checkpoint** (a durable `redb` commit that records the newest journal record it covers)
+//! every [`CHECKPOINT_INTERVAL`], when the
 //! journal passes [`CHECKPOINT_BYTES`], and at once for a durable group whose changes the oplog does not
 //! carry (metadata, the `local` database, initial sync, rollback). A group with such changes and no
 //! durability asked is checkpointed within the journal interval, as before.
@@ -1497,7 +1497,7 @@ mod tests {
         let at = |secs: u32| UnwaitedRecord {
             at: OpTime::new(secs, 1, 1),
             wall_ms: i64::from(secs),
-            ahead: secs % 2 == 0,
+            ahead: secs.is_multiple_of(2),
         };
         let mut lazy = LazyRecords::default();
         assert!(!lazy.note(at(1)), "the first record goes through the channel");

@@ -5,8 +5,9 @@
 //! A fresh set gets a paced, open-loop insert load ([`load`]) from the official driver through the
 //! replica-set URI, or with `--client wire` over raw connections to the primary (`bench::client`: the
 //! driver's own time taken out). Every data member's oplog is tailed ([`crate::bench::oplog`]) over a
-//! loopback connection with a tailable awaitData cursor, and the harness notes the moment (its monotonic clock, the same clock the
-//! writes are timed with, so there is no clock skew) each write's entry arrives. Per member:
+//! loopback connection with a tailable awaitData cursor, and the harness notes the moment (its monotonic
+//! clock, the same clock the writes are timed with, so there is no clock skew) each write's entry arrives.
+//! Per member:
 //!
 //! - `visible_after_issue`: entry arrived − write issued by the client. The headline figure: how long until a
 //!   reader of that member could see the write. On the primary it is the write's own commit latency.

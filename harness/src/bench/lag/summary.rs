@@ -55,6 +55,7 @@ fn first_arrivals(writes: &WriteLog, watched: &[Watched]) -> Vec<Option<u64>> {
 /// Per-member results.
 pub fn member_lags(writes: &WriteLog, watched: &[Watched], status: &[StatusSample]) -> Vec<MemberLag> {
     let first = first_arrivals(writes, watched);
+    let load_began = load_reached_all(writes, watched);
     watched
         .iter()
         .map(|w| {
@@ -82,7 +83,7 @@ pub fn member_lags(writes: &WriteLog, watched: &[Watched], status: &[StatusSampl
                     after_ack.push((arrival as f64 - acked as f64) / 1e6);
                 }
             }
-            let (optime_date, wall_time) = status_lags(status, &w.name, load_reached_all(writes, watched));
+            let (optime_date, wall_time) = status_lags(status, &w.name, load_began);
             let mut sync_sources: Vec<String> = Vec::new();
             for source in status
                 .iter()
