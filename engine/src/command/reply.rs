@@ -176,7 +176,7 @@ impl StoredBatch {
     pub fn documents(&self) -> Result<Vec<Bson>> {
         let array = self.array();
         let raw = RawDocument::from_bytes(&array).map_err(|e| Error::internal(format!("stored batch: {e}")))?;
-        let decoded = Document::try_from(raw).map_err(|e| Error::internal(format!("stored batch: {e}")))?;
+        let decoded = crate::bsonx::to_document(raw).map_err(|e| Error::internal(format!("stored batch: {e}")))?;
         Ok(decoded.into_iter().map(|(_, entry)| entry).collect())
     }
 }

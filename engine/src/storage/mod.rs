@@ -130,7 +130,7 @@ pub(crate) fn encode(doc: &Document, limit: usize, message: impl FnOnce() -> Str
 pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Document, String> {
     let raw = bson::RawDocument::from_bytes(bytes).map_err(|e| e.to_string())?;
     match crate::depth::raw_nesting_within(raw, crate::depth::MAX_BSON_DEPTH) {
-        Ok(true) => Document::try_from(raw).map_err(|e| e.to_string()),
+        Ok(true) => crate::bsonx::to_document(raw).map_err(|e| e.to_string()),
         Ok(false) => Err(format!(
             "stored document exceeds {} levels of nesting",
             crate::depth::MAX_BSON_DEPTH

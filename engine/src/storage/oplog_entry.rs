@@ -248,7 +248,7 @@ impl OplogOp {
             Bson::try_from(value).map_err(|e| format!("oplog entry with a malformed {field}._id: {e}"))
         };
         let decoded =
-            |o: &RawDocument| Document::try_from(o).map_err(|e| format!("oplog entry with a malformed o: {e}"));
+            |o: &RawDocument| crate::bsonx::to_document(o).map_err(|e| format!("oplog entry with a malformed o: {e}"));
         let parsed = match kind {
             OpKind::Noop => Ok(OplogOp::Noop),
             OpKind::Command => {
@@ -397,7 +397,8 @@ impl OplogEntry {
 
     /// The entry as a document (decoded on each call).
     pub fn to_document(&self) -> Result<Document> {
-        Document::try_from(self.raw.as_ref()).map_err(|e| Error::bad_value(format!("malformed oplog entry: {e}")))
+        crate::bsonx::to_document(self.raw.as_ref())
+            .map_err(|e| Error::bad_value(format!("malformed oplog entry: {e}")))
     }
 
     /// The primary's wall-clock time when it wrote the entry.
@@ -416,7 +417,8 @@ impl fmt::Display for OplogEntry {
 }
 
 /// [`OplogEntry::optime_of`] of an entry's bytes.
-fn optime_of_raw(entry: &RawDocument) -> Option<OpTime> {
+/// An entry's `ts` and `t`, read from its bytes without decoding the rest.
+pub(super) fn optime_of_raw(entry: &RawDocument) -> Option<OpTime> {
     let ts = entry.get_timestamp("ts").ok()?;
     let term = match entry.get("t") {
         Ok(Some(RawBsonRef::Int64(t))) => t,
@@ -432,7 +434,7 @@ fn uuid_of(entry: &RawDocument) -> Option<bson::Uuid> {
 }
 
 fn session_of(entry: &RawDocument) -> Option<SessionStatement> {
-    let lsid = Document::try_from(entry.get_document("lsid").ok()?).ok()?;
+    let lsid = crate::bsonx::to_document(entry.get_document("lsid").ok()?).ok()?;
     let txn_number = entry.get_i64("txnNumber").ok()?;
     let stmt_id = match entry.get("stmtId") {
         Ok(Some(RawBsonRef::Int32(n))) => n,

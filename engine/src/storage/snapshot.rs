@@ -182,7 +182,11 @@ impl Snapshot {
         let last = table.last().map_err(|e| storage_error("oplog last", e))?;
         Ok(match last {
             None => crate::repl::OpTime::null(),
-            Some((_, v)) => super::OplogEntry::optime_of(&decode(v.value())?).unwrap_or_else(crate::repl::OpTime::null),
+            // Only `ts` and `t` are needed: the entry is not decoded (this runs for every read).
+            Some((_, v)) => {
+                let raw = bson::RawDocument::from_bytes(v.value()).map_err(|e| storage_error("oplog last", e))?;
+                super::oplog_entry::optime_of_raw(raw).unwrap_or_else(crate::repl::OpTime::null)
+            }
         })
     }
 

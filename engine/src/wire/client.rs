@@ -157,7 +157,7 @@ impl Connection {
     /// Sends `body` and returns the reply body whatever its `ok`, within `timeout`.
     pub async fn round_trip(&mut self, body: &Document, timeout: Duration) -> Result<Document, ClientError> {
         let reply = self.raw_round_trip(body, timeout).await?;
-        Document::try_from(reply.as_ref()).map_err(|e| ClientError::Protocol(format!("reply: {e}")))
+        crate::bsonx::to_document(&reply).map_err(|e| ClientError::Protocol(format!("reply: {e}")))
     }
 
     /// [`Connection::round_trip`], with the reply left as the raw BSON it came as (checked, not converted).
@@ -193,7 +193,7 @@ impl Connection {
         if raw_reply_ok(&reply) {
             return Ok(reply);
         }
-        match Document::try_from(reply.as_ref()) {
+        match crate::bsonx::to_document(&reply) {
             Ok(reply) => Err(ClientError::command(reply)),
             Err(e) => Err(ClientError::Protocol(format!("error reply: {e}"))),
         }
@@ -378,7 +378,7 @@ impl OplogBatch {
             reply
                 .get_document(key)
                 .ok()
-                .map(Document::try_from)
+                .map(crate::bsonx::to_document)
                 .transpose()
                 .map_err(|e| protocol(format!("{key}: {e}")))
         };

@@ -67,7 +67,7 @@ impl<'a> ByteReader<'a> {
     /// Reads one BSON document whose own length prefix says how long it is.
     pub(super) fn read_document(&mut self, what: &str) -> Result<Document, WireError> {
         let raw = self.read_raw_document(what)?;
-        Document::try_from(raw).map_err(invalid_bson)
+        crate::bsonx::to_document(raw).map_err(invalid_bson)
     }
 
     /// [`ByteReader::read_document`], checked as it would be but not converted.
@@ -100,7 +100,7 @@ impl<'a> ByteReader<'a> {
 /// Decodes exactly one BSON document occupying all of `bytes`, within the size and depth limits.
 #[cfg(test)]
 pub(super) fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
-    Document::try_from(check_document(bytes)?).map_err(invalid_bson)
+    crate::bsonx::to_document(check_document(bytes)?).map_err(invalid_bson)
 }
 
 /// Checks that `bytes` are exactly one well-formed BSON document within the size and depth limits, without
