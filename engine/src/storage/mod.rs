@@ -106,6 +106,8 @@ struct Inner {
     clock: Clock,
     /// Views retained for snapshot reads at a past time.
     history: history::SnapshotHistory,
+    /// Catalog entries readers have decoded.
+    catalog: Arc<catalog::DecodedCatalog>,
 }
 
 fn storage_error(context: &str, err: impl std::fmt::Display) -> Error {
@@ -206,6 +208,7 @@ impl Storage {
                 oplog,
                 clock,
                 history: history::SnapshotHistory::default(),
+                catalog: Arc::default(),
             }),
         })
     }
@@ -222,7 +225,7 @@ impl Storage {
     /// A consistent read-only view of the current committed state.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let txn = self.inner.db.begin_read().map_err(|e| storage_error("begin read", e))?;
-        Ok(Snapshot::new(txn, self.inner.oplog.usage()))
+        Ok(Snapshot::new(txn, self.inner.oplog.usage(), self.inner.catalog.clone()))
     }
 
     /// The view a snapshot read reads: at `at`, or now (then kept for later reads at its time); with the

@@ -1,11 +1,12 @@
 //! Consistent reads: a [`Snapshot`] is one redb read transaction, so a whole command sees one state.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use bson::{Bson, Document};
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::catalog::{CollectionMeta, Namespace};
+use super::catalog::{CollectionMeta, DecodedCatalog, Namespace};
 use super::keystring;
 use super::{CATALOG, META, OPLOG, SESSIONS, docs_table_name, storage_error};
 use crate::error::Result;
@@ -15,6 +16,8 @@ pub struct Snapshot {
     txn: ReadTransaction,
     /// The oplog's figures when the snapshot was taken (kept in memory by the writer).
     oplog: super::OplogUsage,
+    /// The member's decoded catalog entries.
+    catalog: Arc<DecodedCatalog>,
 }
 
 fn decode(bytes: &[u8]) -> Result<Document> {
@@ -22,19 +25,20 @@ fn decode(bytes: &[u8]) -> Result<Document> {
 }
 
 impl Snapshot {
-    pub(super) fn new(txn: ReadTransaction, oplog: super::OplogUsage) -> Snapshot {
-        Snapshot { txn, oplog }
+    pub(super) fn new(txn: ReadTransaction, oplog: super::OplogUsage, catalog: Arc<DecodedCatalog>) -> Snapshot {
+        Snapshot { txn, oplog, catalog }
     }
 
     pub fn collection(&self, ns: &Namespace) -> Result<Option<CollectionMeta>> {
         let table = self.txn.open_table(CATALOG).map_err(|e| storage_error("catalog", e))?;
-        let value = table
-            .get(ns.full().as_str())
-            .map_err(|e| storage_error("catalog get", e))?;
-        Ok(match value {
-            None => None,
-            Some(v) => CollectionMeta::from_document(&decode(v.value())?),
-        })
+        let full = ns.full();
+        let value = table.get(full.as_str()).map_err(|e| storage_error("catalog get", e))?;
+        match value {
+            None => Ok(None),
+            Some(v) => self
+                .catalog
+                .get(&full, v.value(), |bytes| Ok(CollectionMeta::from_document(&decode(bytes)?))),
+        }
     }
 
     /// Every collection, or those of one database, in namespace order.
