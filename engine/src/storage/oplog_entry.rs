@@ -416,8 +416,7 @@ impl fmt::Display for OplogEntry {
     }
 }
 
-/// [`OplogEntry::optime_of`] of an entry's bytes.
-/// An entry's `ts` and `t`, read from its bytes without decoding the rest.
+/// [`OplogEntry::optime_of`] of an entry's bytes: its `ts` and `t`, read without decoding the rest.
 pub(super) fn optime_of_raw(entry: &RawDocument) -> Option<OpTime> {
     let ts = entry.get_timestamp("ts").ok()?;
     let term = match entry.get("t") {

@@ -35,9 +35,9 @@ impl Snapshot {
         let value = table.get(full.as_str()).map_err(|e| storage_error("catalog get", e))?;
         match value {
             None => Ok(None),
-            Some(v) => self
-                .catalog
-                .get(&full, v.value(), |bytes| Ok(CollectionMeta::from_document(&decode(bytes)?))),
+            Some(v) => self.catalog.get(&full, v.value(), |bytes| {
+                Ok(CollectionMeta::from_document(&decode(bytes)?))
+            }),
         }
     }
 
