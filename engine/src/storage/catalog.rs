@@ -176,10 +176,10 @@ mod tests {
         let cache = DecodedCatalog::default();
         let mut meta = CollectionMeta::new(Namespace::new("db", "c"), Document::new());
         let first = meta.to_document().to_vec().expect("encodes");
-        let mut decoded = 0;
-        let mut read = |bytes: &[u8]| {
+        let decoded = std::cell::Cell::new(0);
+        let read = |bytes: &[u8]| {
             cache.get("db.c", bytes, |b| {
-                decoded += 1;
+                decoded.set(decoded.get() + 1);
                 Ok::<_, String>(CollectionMeta::from_document(&Document::from_reader(b).expect("bson")))
             })
         };
@@ -197,8 +197,7 @@ mod tests {
         let changed = meta.to_document().to_vec().expect("encodes");
         let after = read(&changed).expect("decodes").expect("an entry");
         assert_eq!(after.indexes.len(), 2, "new bytes are decoded again");
-        drop(read);
-        assert_eq!(decoded, 2);
+        assert_eq!(decoded.get(), 2);
     }
 
     #[test]
@@ -225,8 +224,11 @@ mod tests {
 /// only compares the stored bytes, so it is exact whatever snapshot the bytes came from.
 #[derive(Default)]
 pub(super) struct DecodedCatalog {
-    entries: Mutex<HashMap<String, (Box<[u8]>, CollectionMeta)>>,
+    entries: Mutex<HashMap<String, DecodedEntry>>,
 }
+
+/// A catalog entry's stored bytes and what they decode to.
+type DecodedEntry = (Box<[u8]>, CollectionMeta);
 
 /// More namespaces than this and the cache starts again (a member with thousands of collections).
 const DECODED_CATALOG_ENTRIES: usize = 1024;
