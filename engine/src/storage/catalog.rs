@@ -167,6 +167,48 @@ pub fn index_from_spec(spec: &Document) -> Option<IndexSpec> {
     })
 }
 
+/// The catalog entries readers have decoded, each with the bytes it was decoded from. Every read resolves its
+/// collection, and decoding the entry was a twentieth of a member's CPU under a driver's reads (#14); a hit
+/// only compares the stored bytes, so it is exact whatever snapshot the bytes came from.
+#[derive(Default)]
+pub(super) struct DecodedCatalog {
+    entries: Mutex<HashMap<String, DecodedEntry>>,
+}
+
+/// A catalog entry's stored bytes and what they decode to.
+type DecodedEntry = (Box<[u8]>, CollectionMeta);
+
+/// More namespaces than this and the cache starts again (a member with thousands of collections).
+const DECODED_CATALOG_ENTRIES: usize = 1024;
+
+impl DecodedCatalog {
+    /// The entry for `ns` stored as `bytes`: the cached one when its bytes are these, else `decode(bytes)`.
+    pub(super) fn get<E>(
+        &self,
+        ns: &str,
+        bytes: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<Option<CollectionMeta>, E>,
+    ) -> Result<Option<CollectionMeta>, E> {
+        {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((stored, meta)) = entries.get(ns)
+                && **stored == *bytes
+            {
+                return Ok(Some(meta.clone()));
+            }
+        }
+        let meta = decode(bytes)?;
+        if let Some(meta) = &meta {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if entries.len() >= DECODED_CATALOG_ENTRIES && !entries.contains_key(ns) {
+                entries.clear();
+            }
+            entries.insert(ns.to_string(), (bytes.into(), meta.clone()));
+        }
+        Ok(meta)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,47 +258,5 @@ mod tests {
         let back = CollectionMeta::from_document(&meta.to_document()).expect("decodes");
         assert_eq!(back, meta);
         assert_eq!(back.unique_indexes().count(), 1);
-    }
-}
-
-/// The catalog entries readers have decoded, each with the bytes it was decoded from. Every read resolves its
-/// collection, and decoding the entry was a twentieth of a member's CPU under a driver's reads (#14); a hit
-/// only compares the stored bytes, so it is exact whatever snapshot the bytes came from.
-#[derive(Default)]
-pub(super) struct DecodedCatalog {
-    entries: Mutex<HashMap<String, DecodedEntry>>,
-}
-
-/// A catalog entry's stored bytes and what they decode to.
-type DecodedEntry = (Box<[u8]>, CollectionMeta);
-
-/// More namespaces than this and the cache starts again (a member with thousands of collections).
-const DECODED_CATALOG_ENTRIES: usize = 1024;
-
-impl DecodedCatalog {
-    /// The entry for `ns` stored as `bytes`: the cached one when its bytes are these, else `decode(bytes)`.
-    pub(super) fn get<E>(
-        &self,
-        ns: &str,
-        bytes: &[u8],
-        decode: impl FnOnce(&[u8]) -> Result<Option<CollectionMeta>, E>,
-    ) -> Result<Option<CollectionMeta>, E> {
-        {
-            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((stored, meta)) = entries.get(ns)
-                && **stored == *bytes
-            {
-                return Ok(Some(meta.clone()));
-            }
-        }
-        let meta = decode(bytes)?;
-        if let Some(meta) = &meta {
-            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if entries.len() >= DECODED_CATALOG_ENTRIES && !entries.contains_key(ns) {
-                entries.clear();
-            }
-            entries.insert(ns.to_string(), (bytes.into(), meta.clone()));
-        }
-        Ok(meta)
     }
 }

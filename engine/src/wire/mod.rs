@@ -50,7 +50,7 @@ mod reader;
 mod request;
 
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;
 #[cfg(test)]
 mod test_support;
 

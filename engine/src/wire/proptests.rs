@@ -11,7 +11,8 @@ use super::{
     HEADER_LEN, Header, OpMsg, OpQuery, Request, decode_request, error_response, msg_flags, read_frame, try_encode_msg,
 };
 
-fn leaf() -> impl Strategy<Value = Bson> {
+/// Common BSON values (also the base of `bsonx`'s conversion tests).
+pub(crate) fn leaf() -> impl Strategy<Value = Bson> {
     prop_oneof![
         any::<i32>().prop_map(Bson::Int32),
         any::<i64>().prop_map(Bson::Int64),
